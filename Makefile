@@ -1,0 +1,41 @@
+# The README's two commands: `make demo` and `make test`. Each installs what is missing, then
+# configures, builds and runs. Other targets: build, bench, fixtures, asan, clean.
+BUILD ?= build
+BUILD_TYPE ?= Release
+CMAKE_FLAGS ?=
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps configure build test demo bench fixtures asan clean
+
+all: build
+
+deps:
+	@tools/install-deps.sh
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS)
+
+configure: deps $(BUILD)/build.ninja
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure --timeout 900
+
+demo: build
+	$(BUILD)/focus demo
+
+bench: build
+	@tools/install-deps.sh python3-torch
+	bench/run_all.sh $(BUILD)
+
+fixtures:
+	@tools/install-deps.sh python3-torch python3-numpy
+	python3 tools/make_fixtures.py tests/fixtures
+
+asan:
+	$(MAKE) test BUILD=build-asan BUILD_TYPE=RelWithDebInfo CMAKE_FLAGS="-DFOCUS_ASAN=ON -DFOCUS_UBSAN=ON"
+
+clean:
+	rm -rf $(BUILD) build-asan

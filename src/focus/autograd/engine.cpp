@@ -1,0 +1,142 @@
+// Reverse-mode engine: dependency count over the reachable graph, then a ready-queue walk
+// (Kahn's order), gradient accumulation into pending buffers and leaves, and graph freeing.
+#include <deque>
+#include <unordered_map>
+
+#include "focus/autograd/node.hpp"
+#include "focus/tensor/strided.hpp"
+
+namespace focus {
+
+namespace {
+thread_local bool g_grad_enabled = true;
+
+// dst += src (same shape; dst owned by the engine, contiguous).
+void accumulate_into(Tensor& dst, const Tensor& src) {
+  FOCUS_CHECK(dst.shape() == src.shape(), ShapeError,
+              "autograd: gradient shape {} does not match {}", to_string(src.shape()),
+              to_string(dst.shape()));
+  dispatch_float(dst.dtype(), "autograd accumulate", [&]<class T>() {
+    Tensor s = src.dtype() == dst.dtype() ? src.contiguous() : src.to(dst.dtype());
+    T* d = dst.data<T>();
+    const T* p = s.data<T>();
+    const int64_t n = dst.numel();
+#pragma omp parallel for simd if (n > 65536)
+    for (int64_t i = 0; i < n; ++i) d[i] += p[i];
+  });
+}
+
+// A private, contiguous copy so later accumulation never writes into a tensor the caller holds.
+Tensor own(const Tensor& g) { return g.clone(); }
+}  // namespace
+
+bool grad_enabled() { return g_grad_enabled; }
+void set_grad_enabled(bool on) { g_grad_enabled = on; }
+
+bool needs_graph(std::initializer_list<const Tensor*> inputs) {
+  if (!g_grad_enabled) return false;
+  for (const Tensor* t : inputs)
+    if (t && t->defined() && t->requires_grad()) return true;
+  return false;
+}
+bool needs_graph(const std::vector<Tensor>& inputs) {
+  if (!g_grad_enabled) return false;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+static Edge edge_of(const Tensor& t) {
+  if (!t.defined() || !t.requires_grad()) return {};
+  if (t.grad_fn()) return Edge{t.grad_fn(), nullptr};
+  return Edge{nullptr, t.impl()->autograd};
+}
+
+void attach(Tensor& out, std::shared_ptr<Node> node, std::initializer_list<const Tensor*> inputs) {
+  node->next.clear();
+  for (const Tensor* t : inputs) node->next.push_back(t ? edge_of(*t) : Edge{});
+  out.set_grad_fn(std::move(node));
+}
+
+void attach(Tensor& out, std::shared_ptr<Node> node, const std::vector<Tensor>& inputs) {
+  node->next.clear();
+  for (const Tensor& t : inputs) node->next.push_back(edge_of(t));
+  out.set_grad_fn(std::move(node));
+}
+
+void run_backward(const Tensor& root, const Tensor& grad) {
+  NoGradGuard no_grad;
+  if (!root.grad_fn()) {  // a leaf: the gradient is the seed itself
+    auto meta = root.impl()->autograd;
+    if (meta->grad.defined()) accumulate_into(meta->grad, grad);
+    else meta->grad = own(grad);
+    return;
+  }
+  Node* start = root.grad_fn().get();
+  FOCUS_CHECK(!start->released, StateError,
+              "backward: the graph behind this tensor was already freed by an earlier backward");
+
+  // Count, for every reachable node, how many edges point at it.
+  std::unordered_map<Node*, int> deps;
+  std::vector<Node*> stack{start};
+  deps[start] = 0;
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    for (const Edge& e : n->next) {
+      if (!e.fn) continue;
+      auto [it, fresh] = deps.try_emplace(e.fn.get(), 0);
+      ++it->second;
+      if (fresh) stack.push_back(e.fn.get());
+    }
+  }
+
+  struct Pending {
+    Tensor grad;
+    bool owned = false;  // true once the engine made its own copy (safe to add into)
+  };
+  std::unordered_map<Node*, Pending> pending;
+  pending[start] = {grad, false};
+  std::deque<Node*> ready{start};
+  // Keep nodes alive while we run, even if a tensor holding them dies meanwhile.
+  std::vector<std::shared_ptr<Node>> keep{root.grad_fn()};
+  while (!ready.empty()) {
+    Node* n = ready.front();
+    ready.pop_front();
+    FOCUS_CHECK(!n->released, StateError,
+                "backward: node {} was already freed by an earlier backward", n->name());
+    auto it = pending.find(n);
+    std::vector<Tensor> grads(n->next.size());
+    if (it != pending.end()) {  // nodes no gradient reached still run, to free and to count down
+      Tensor dout = std::move(it->second.grad);
+      pending.erase(it);
+      grads = n->backward(dout);
+      FOCUS_CHECK(grads.size() == n->next.size(), StateError,
+                  "autograd: {} returned {} gradients for {} inputs", n->name(), grads.size(),
+                  n->next.size());
+    }
+    for (size_t i = 0; i < grads.size(); ++i) {
+      const Edge& e = n->next[i];
+      if (e.fn) {
+        Node* m = e.fn.get();
+        if (grads[i].defined()) {
+          auto [pit, fresh] = pending.try_emplace(m, Pending{grads[i], false});
+          if (!fresh) {
+            if (!pit->second.owned) pit->second = {own(pit->second.grad), true};
+            accumulate_into(pit->second.grad, grads[i]);
+          }
+        }
+        keep.push_back(e.fn);
+        if (--deps[m] == 0) ready.push_back(m);
+      } else if (e.leaf && grads[i].defined()) {
+        if (e.leaf->grad.defined()) accumulate_into(e.leaf->grad, grads[i]);
+        else e.leaf->grad = own(grads[i]);
+      }
+    }
+    n->release();
+    n->released = true;
+    n->next.clear();
+  }
+}
+
+}  // namespace focus

@@ -1,0 +1,65 @@
+// The autograd graph. Every differentiable op that sees an input requiring grad (while grad mode
+// is on) makes one Node: it saves what its backward needs, links to its inputs' Nodes (or leaf
+// gradient slots) through `next`, and becomes the output's grad_fn. Tensor::backward() walks the
+// graph in reverse topological order, accumulates gradients into leaves, and frees each Node's
+// saved tensors as soon as it has run.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "focus/tensor/tensor.hpp"
+
+namespace focus {
+
+struct AutogradMeta {
+  bool requires_grad = false;
+  Tensor grad;                   // leaves only
+  std::shared_ptr<Node> grad_fn; // non-leaves only
+};
+
+// Where a gradient flows: into another Node, or into a leaf's grad slot. Both null: nowhere.
+struct Edge {
+  std::shared_ptr<Node> fn;
+  std::shared_ptr<AutogradMeta> leaf;
+  bool valid() const { return fn || leaf; }
+};
+
+struct Node {
+  virtual ~Node() = default;
+  virtual const char* name() const = 0;
+  // Given d(loss)/d(output), returns d(loss)/d(input_i) for every edge (an undefined Tensor where
+  // next[i] is invalid or the input gets no gradient). Each returned grad has its input's shape.
+  virtual std::vector<Tensor> backward(const Tensor& dout) = 0;
+  // Drops saved tensors; called once the node has run.
+  virtual void release() {}
+  bool needs_grad(size_t i) const { return i < next.size() && next[i].valid(); }
+
+  std::vector<Edge> next;
+  bool released = false;
+};
+
+// Grad mode: thread-local. Ops record graph only when it is on and an input requires grad.
+bool grad_enabled();
+void set_grad_enabled(bool on);
+struct NoGradGuard {
+  NoGradGuard() : prev_(grad_enabled()) { set_grad_enabled(false); }
+  ~NoGradGuard() { set_grad_enabled(prev_); }
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+
+// True when grad mode is on and any defined input requires grad.
+bool needs_graph(std::initializer_list<const Tensor*> inputs);
+bool needs_graph(const std::vector<Tensor>& inputs);
+
+// Links `node` to `inputs` (in order: node->next[i] is inputs[i]) and makes it out's grad_fn.
+void attach(Tensor& out, std::shared_ptr<Node> node, std::initializer_list<const Tensor*> inputs);
+void attach(Tensor& out, std::shared_ptr<Node> node, const std::vector<Tensor>& inputs);
+
+// Runs reverse-mode from `root` with seed gradient `grad` (same shape as root).
+void run_backward(const Tensor& root, const Tensor& grad);
+
+}  // namespace focus

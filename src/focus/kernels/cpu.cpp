@@ -1,0 +1,74 @@
+// CPU feature detection and the thread policy (see cpu.hpp).
+#include "focus/kernels/cpu.hpp"
+
+#include <omp.h>
+#include <sched.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "focus/kernels/gemm.hpp"
+#include "focus/tensor/error.hpp"
+
+namespace focus {
+
+Isa detect_isa() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
+    return Isa::Avx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::Avx2;
+  return Isa::Scalar;
+}
+
+Isa active_isa() {
+  static const Isa isa = [] {
+    Isa hw = detect_isa();
+    const char* f = std::getenv("FOCUS_FORCE_ISA");
+    if (!f) return hw;
+    Isa want = std::strcmp(f, "scalar") == 0 ? Isa::Scalar
+               : std::strcmp(f, "avx2") == 0 ? Isa::Avx2
+                                              : Isa::Avx512;
+    return static_cast<int>(want) < static_cast<int>(hw) ? want : hw;
+  }();
+  return isa;
+}
+
+std::string isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Avx512: return "avx512";
+    case Isa::Avx2: return "avx2";
+    default: return "scalar";
+  }
+}
+
+int hardware_threads() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return CPU_COUNT(&set);
+  return omp_get_num_procs();
+}
+
+namespace {
+int initial_threads() {
+  if (const char* e = std::getenv("FOCUS_NUM_THREADS")) {
+    const int n = std::atoi(e);
+    if (n >= 1) return n;
+  }
+  return hardware_threads();
+}
+int g_threads = 0;
+}  // namespace
+
+int num_threads() {
+  if (g_threads == 0) set_num_threads(initial_threads());
+  return g_threads;
+}
+
+void set_num_threads(int n) {
+  FOCUS_CHECK(n >= 1, ValueError, "set_num_threads: need at least 1 thread, got {}", n);
+  g_threads = n;
+  omp_set_num_threads(n);
+  blas_set_num_threads(n);
+}
+
+}  // namespace focus

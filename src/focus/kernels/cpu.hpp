@@ -1,0 +1,19 @@
+// Run-time CPU facts: ISA level (for kernel dispatch and for choosing the BLAS core before the
+// BLAS loads) and the thread policy. One policy for all parallel work: OpenMP, with the count from
+// set_num_threads() (the CLI's --threads), else FOCUS_NUM_THREADS, else the number of cores. The
+// BLAS runs inside that budget (never its own pool on top of OpenMP's).
+#pragma once
+#include <string>
+
+namespace focus {
+
+enum class Isa { Scalar, Avx2, Avx512 };
+Isa detect_isa();          // what the CPU supports
+Isa active_isa();          // detect_isa(), lowered by FOCUS_FORCE_ISA=scalar|avx2|avx512
+std::string isa_name(Isa isa);
+
+int num_threads();                 // current policy
+void set_num_threads(int n);       // n >= 1; applies to OpenMP and the BLAS
+int hardware_threads();            // cores the process may use
+
+}  // namespace focus

@@ -1,0 +1,44 @@
+// GEMM for F32 and F64, row-major: C = alpha * op(A) @ op(B) + beta * C, op = optional transpose.
+// Kernels:
+//   - blas:    OpenBLAS, loaded with dlopen on first use after choosing its core for this CPU
+//              (OPENBLAS_CORETYPE=SkylakeX / Haswell unless the user set it): Debian's 0.3.21
+//              mis-detects AVX-512 Xeons and would otherwise run its slow generic kernels.
+//   - small:   a direct register-blocked kernel for tiny products where a BLAS call costs more
+//              than the arithmetic (batch-1 inference, attention tiles).
+//   - reference: the naive triple loop, the oracle for tests.
+// gemm() picks small or blas by size; FOCUS_GEMM=reference|small|blas (or set_gemm_kernel) forces
+// one. If OpenBLAS cannot be loaded, gemm() says so once on stderr and uses `small`.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace focus {
+
+enum class GemmKernel { Auto, Blas, Small, Reference };
+void set_gemm_kernel(GemmKernel k);  // Auto restores size-based choice
+GemmKernel gemm_kernel();
+std::string gemm_backend_info();     // e.g. "OpenBLAS 0.3.21 (core SkylakeX, 2 threads)"
+void blas_set_num_threads(int n);
+bool blas_available();
+
+// (M, K) or (K, M) if transa; (K, N) or (N, K) if transb; C (M, N). Leading dims in elements.
+void gemm(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+void gemm(bool transa, bool transb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
+          int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc);
+
+// The kernels themselves, same signature, for tests and benchmarks.
+template <class T>
+void gemm_reference(bool transa, bool transb, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                    int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+template <class T>
+void gemm_small(bool transa, bool transb, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+template <class T>
+void gemm_blas(bool transa, bool transb, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+               int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+
+// Measured peak: GFLOP/s of a pure FMA loop on `threads` threads (0 = policy) for ~`seconds`.
+double measure_fma_peak_gflops(int threads = 0, double seconds = 0.3);
+
+}  // namespace focus

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages focus needs (build, tests, demo data), only those missing.
+# Usage: tools/install-deps.sh [extra-package ...]   (e.g. python3-torch for fixtures/benchmarks)
+# Not root: prints the apt-get command to run and exits 1.
+set -euo pipefail
+pkgs=(build-essential cmake ninja-build pkg-config libopenblas0-openmp libcli11-dev
+      nlohmann-json3-dev libfmt-dev libpng-dev zlib1g-dev libgtest-dev libgmock-dev
+      libbenchmark-dev dataset-fashion-mnist "$@")
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "focus: missing Debian packages: ${missing[*]}" >&2
+  echo "focus: run as root:  apt-get update && apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "focus: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
