@@ -1,0 +1,96 @@
+// Module registry, naming and state dicts (see module.hpp).
+#include "focus/nn/module.hpp"
+
+#include <set>
+
+namespace focus {
+
+Tensor Module::register_parameter(const std::string& name, Tensor t) {
+  FOCUS_CHECK(t.defined(), ValueError, "register_parameter: '{}' is undefined", name);
+  t.requires_grad_(true);
+  params_.emplace_back(name, t);
+  return t;
+}
+
+Tensor Module::register_buffer(const std::string& name, Tensor t) {
+  FOCUS_CHECK(t.defined(), ValueError, "register_buffer: '{}' is undefined", name);
+  buffers_.emplace_back(name, t);
+  return t;
+}
+
+void Module::collect(const std::string& prefix, NamedTensors& out, bool buffers) const {
+  for (const auto& [n, t] : buffers ? buffers_ : params_) out.emplace_back(prefix + n, t);
+  for (const auto& [n, m] : children_) m->collect(prefix + n + ".", out, buffers);
+}
+
+NamedTensors Module::named_parameters() const {
+  NamedTensors out;
+  collect("", out, false);
+  return out;
+}
+
+std::vector<Tensor> Module::parameters() const {
+  std::vector<Tensor> out;
+  for (auto& [n, t] : named_parameters()) out.push_back(t);
+  return out;
+}
+
+NamedTensors Module::named_buffers() const {
+  NamedTensors out;
+  collect("", out, true);
+  return out;
+}
+
+StateDict Module::state_dict() const {
+  StateDict sd;
+  for (auto& [n, t] : named_parameters()) sd.emplace(n, t);
+  for (auto& [n, t] : named_buffers()) sd.emplace(n, t);
+  return sd;
+}
+
+void Module::load_state_dict(const StateDict& sd, bool strict) {
+  std::set<std::string> used;
+  auto load = [&](const NamedTensors& mine) {
+    for (auto& [name, t] : mine) {
+      auto it = sd.find(name);
+      if (it == sd.end()) {
+        FOCUS_CHECK(!strict, FormatError, "load_state_dict: missing tensor '{}' (shape {})", name,
+                    to_string(t.shape()));
+        continue;
+      }
+      FOCUS_CHECK(it->second.shape() == t.shape(), ShapeError,
+                  "load_state_dict: tensor '{}' has shape {} in the file, the model expects {}",
+                  name, to_string(it->second.shape()), to_string(t.shape()));
+      Tensor dst = t;
+      dst.copy_(it->second);
+      used.insert(name);
+    }
+  };
+  load(named_parameters());
+  load(named_buffers());
+  if (strict)
+    for (auto& [name, t] : sd)
+      FOCUS_CHECK(used.count(name), FormatError,
+                  "load_state_dict: unexpected tensor '{}' (shape {}) not in the model", name,
+                  to_string(t.shape()));
+}
+
+int64_t Module::num_parameters() const {
+  int64_t n = 0;
+  for (auto& [name, t] : named_parameters()) n += t.numel();
+  return n;
+}
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& [n, m] : children_) m->train(on);
+}
+
+void Module::zero_grad() {
+  for (auto& [n, t] : named_parameters()) {
+    Tensor p = t;
+    p.zero_grad();
+  }
+}
+
+}  // namespace focus

@@ -1,0 +1,59 @@
+// Module: the base of every layer and model. It owns named parameters (leaves requiring grad),
+// named buffers (state without gradients, e.g. batch-norm running statistics) and child modules,
+// and gives hierarchical names ("blocks.0.attn.q_proj.weight"), train/eval mode and state dicts.
+// Forward signatures differ per module, so forward() is not virtual here.
+// Tensors are handles: a registered tensor is shared with the member it came from, and
+// load_state_dict() copies values into it in place, so members stay valid.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "focus/tensor/tensor.hpp"
+
+namespace focus {
+
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+using StateDict = std::map<std::string, Tensor>;
+
+class Module {
+ public:
+  virtual ~Module() = default;
+  Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  NamedTensors named_parameters() const;  // registration order, children after own
+  std::vector<Tensor> parameters() const;
+  NamedTensors named_buffers() const;
+  StateDict state_dict() const;  // parameters and buffers
+  // Copies every entry into the module's tensors. Throws FormatError naming a missing or
+  // unexpected tensor (strict) and ShapeError naming a tensor whose shape differs.
+  void load_state_dict(const StateDict& sd, bool strict = true);
+  int64_t num_parameters() const;
+
+  void train(bool on = true);
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+  void zero_grad();
+
+ protected:
+  // Registers a leaf parameter (marked requires_grad) and returns it for the member to keep.
+  Tensor register_parameter(const std::string& name, Tensor t);
+  Tensor register_buffer(const std::string& name, Tensor t);
+  template <class M>
+  std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
+    children_.emplace_back(name, m);
+    return m;
+  }
+
+ private:
+  void collect(const std::string& prefix, NamedTensors& out, bool buffers) const;
+  NamedTensors params_, buffers_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  bool training_ = true;
+};
+
+}  // namespace focus
