@@ -30,7 +30,7 @@ std::vector<float> render4(const AugmentParams& p) {
 
 ImageDataset random_dataset(int64_t n, int64_t h, int64_t w) {
   std::vector<uint8_t> px(static_cast<size_t>(n * 2 * h * w));
-  for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint8_t>((i * 2654435761u) >> 24);
+  for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint8_t>(static_cast<uint32_t>(i * 2654435761u) >> 24);
   std::vector<int64_t> labels(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) labels[i] = i % 3;
   return ImageDataset(std::move(px), std::move(labels), 2, h, w, {"a", "b", "c"});
