@@ -184,7 +184,7 @@ Batch make_batch(const ImageDataset& ds, std::span<const int64_t> indices,
   int64_t* y = batch.y.data<int64_t>();
   const float erase_value = augment ? augment->erase_value : 0.f;
   // Indices were checked above: nothing in the loop throws.
-#pragma omp parallel for schedule(static) if (B * D > 16384)
+#pragma omp parallel for schedule(static) if (B * D > 65536)
   for (int64_t b = 0; b < B; ++b) {
     const int64_t idx = indices[b];
     const AugmentParams p =
