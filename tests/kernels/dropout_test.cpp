@@ -1,6 +1,7 @@
 // Dropout kernels: the vectorised kernels (avx512 where the CPU has it, lanes everywhere) against
-// the scalar reference, bit for bit, for F32 and F64, odd lengths, counters that cross 2^32,
-// and p on the 2^-24 grid where the integer threshold must match the float comparison exactly.
+// the scalar reference, bit for bit, for F32 and F64, odd lengths (the longest one threaded),
+// counters that cross 2^32, and p on the 2^-24 grid where the integer threshold must match the
+// float comparison exactly.
 #include <gtest/gtest.h>
 
 #include <vector>
@@ -16,7 +17,7 @@ namespace {
 template <class T>
 void check_kernel(const char* name, void (*kernel)(T*, const T*, int64_t, uint64_t, uint64_t, double)) {
   Rng rng(21);
-  for (const int64_t n : {1, 3, 63, 64, 65, 1000, 200003})
+  for (const int64_t n : {1, 3, 63, 64, 65, 1000, 70001})
     for (const uint64_t offset : {uint64_t(0), uint64_t(5), uint64_t(0xFFFFFFF7u), uint64_t(1) << 40})
       for (const double p : {0.1, 0.5, 0.25 + 1.0 / 16777216.0, 3.0 / 16777216.0, 0.999}) {
         std::vector<T> x(static_cast<size_t>(n)), y(x.size()), r(x.size());

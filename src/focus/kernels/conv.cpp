@@ -261,43 +261,54 @@ void conv2d_backward_reference(T* dx, T* dw, T* db, const T* dy, const T* x, con
 }
 
 // ---- pooling -----------------------------------------------------------------------------------
+// Each output row oh is built from the input rows h of its window: for every window column kw,
+// the outputs whose column ow*stride - padding + kw is inside the input take xrow[ow*stride +
+// kw - padding] in one vectorisable sweep over ow (valid_range gives the sweep's bounds).
 
 namespace {
-// Window of output (oh, ow) clipped to the input: rows [h0, h1), columns [w0, w1).
-struct Window {
-  int64_t h0, h1, w0, w1;
-};
-inline Window window(const PoolGeom& g, int64_t oh, int64_t ow) {
-  const int64_t hs = oh * g.stride - g.padding, ws = ow * g.stride - g.padding;
-  return {std::max<int64_t>(hs, 0), std::min(hs + g.K, g.H), std::max<int64_t>(ws, 0),
-          std::min(ws + g.K, g.W)};
-}
 inline bool pool_parallel(const PoolGeom& g) {
   return g.planes > 1 && g.planes * g.OH() * g.OW() * g.K * g.K > (int64_t(1) << 16);
 }
+// Input rows [h0, h1) of output row oh's window.
+inline void window_rows(const PoolGeom& g, int64_t oh, int64_t& h0, int64_t& h1) {
+  const int64_t hs = oh * g.stride - g.padding;
+  h0 = std::max<int64_t>(hs, 0);
+  h1 = std::min(hs + g.K, g.H);
+}
 }  // namespace
 
-// A NaN in a window wins (propagates), as in torch.
+// Windows are scanned row by row, so a strict `>` keeps the first maximum in row-major order;
+// a NaN in a window wins (propagates), as in torch.
 template <class T>
 void max_pool2d_forward(T* y, int32_t* argmax, const T* x, const PoolGeom& g) {
-  const int64_t OH = g.OH(), OW = g.OW(), HW = g.H * g.W;
+  const int64_t OH = g.OH(), OW = g.OW(), HW = g.H * g.W, s = g.stride, p = g.padding;
 #pragma omp parallel for schedule(static) if (pool_parallel(g))
   for (int64_t pl = 0; pl < g.planes; ++pl) {
     const T* xp = x + pl * HW;
-    T* yp = y + pl * OH * OW;
-    int32_t* ap = argmax + pl * OH * OW;
-    for (int64_t oh = 0; oh < OH; ++oh)
-      for (int64_t ow = 0; ow < OW; ++ow) {
-        const Window win = window(g, oh, ow);
-        int64_t best = win.h0 * g.W + win.w0;
-        for (int64_t h = win.h0; h < win.h1; ++h)
-          for (int64_t w = win.w0; w < win.w1; ++w) {
-            const T v = xp[h * g.W + w];
-            if (v > xp[best] || std::isnan(v)) best = h * g.W + w;
-          }
-        yp[oh * OW + ow] = xp[best];
-        ap[oh * OW + ow] = static_cast<int32_t>(best);
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      T* yr = y + (pl * OH + oh) * OW;
+      int32_t* ar = argmax + (pl * OH + oh) * OW;
+      int64_t h0, h1;
+      window_rows(g, oh, h0, h1);
+      for (int64_t ow = 0; ow < OW; ++ow) {  // the window's first inside element, until beaten
+        yr[ow] = -std::numeric_limits<T>::infinity();
+        ar[ow] = static_cast<int32_t>(h0 * g.W + std::max<int64_t>(ow * s - p, 0));
       }
+      for (int64_t h = h0; h < h1; ++h)
+        for (int64_t kw = 0; kw < g.K; ++kw) {
+          int64_t lo, hi;
+          valid_range(kw, g.W, OW, s, p, lo, hi);
+          const int64_t base = h * g.W + kw - p;  // xp[base + ow*s] is x[h, ow*s - p + kw]
+#pragma omp simd
+          for (int64_t ow = lo; ow < hi; ++ow) {
+            const T v = xp[base + ow * s];
+            if (v > yr[ow] || v != v) {
+              yr[ow] = v;
+              ar[ow] = static_cast<int32_t>(base + ow * s);
+            }
+          }
+        }
+    }
   }
 }
 
@@ -316,39 +327,51 @@ void max_pool2d_backward(T* dx, const T* dy, const int32_t* argmax, const PoolGe
 
 template <class T>
 void avg_pool2d_forward(T* y, const T* x, const PoolGeom& g) {
-  const int64_t OH = g.OH(), OW = g.OW(), HW = g.H * g.W;
+  const int64_t OH = g.OH(), OW = g.OW(), HW = g.H * g.W, s = g.stride, p = g.padding;
   const T inv = T(1) / static_cast<T>(g.K * g.K);
 #pragma omp parallel for schedule(static) if (pool_parallel(g))
   for (int64_t pl = 0; pl < g.planes; ++pl) {
     const T* xp = x + pl * HW;
-    T* yp = y + pl * OH * OW;
-    for (int64_t oh = 0; oh < OH; ++oh)
-      for (int64_t ow = 0; ow < OW; ++ow) {
-        const Window win = window(g, oh, ow);
-        T s = 0;
-        for (int64_t h = win.h0; h < win.h1; ++h)
-          for (int64_t w = win.w0; w < win.w1; ++w) s += xp[h * g.W + w];
-        yp[oh * OW + ow] = s * inv;
-      }
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      T* yr = y + (pl * OH + oh) * OW;
+      int64_t h0, h1;
+      window_rows(g, oh, h0, h1);
+      std::fill(yr, yr + OW, T(0));
+      for (int64_t h = h0; h < h1; ++h)
+        for (int64_t kw = 0; kw < g.K; ++kw) {
+          int64_t lo, hi;
+          valid_range(kw, g.W, OW, s, p, lo, hi);
+          const int64_t base = h * g.W + kw - p;
+#pragma omp simd
+          for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += xp[base + ow * s];
+        }
+#pragma omp simd
+      for (int64_t ow = 0; ow < OW; ++ow) yr[ow] *= inv;
+    }
   }
 }
 
 template <class T>
 void avg_pool2d_backward(T* dx, const T* dy, const PoolGeom& g) {
-  const int64_t OH = g.OH(), OW = g.OW(), HW = g.H * g.W;
+  const int64_t OH = g.OH(), OW = g.OW(), HW = g.H * g.W, s = g.stride, p = g.padding;
   const T inv = T(1) / static_cast<T>(g.K * g.K);
 #pragma omp parallel for schedule(static) if (pool_parallel(g))
   for (int64_t pl = 0; pl < g.planes; ++pl) {
     T* dxp = dx + pl * HW;
-    const T* dyp = dy + pl * OH * OW;
     std::fill(dxp, dxp + HW, T(0));
-    for (int64_t oh = 0; oh < OH; ++oh)
-      for (int64_t ow = 0; ow < OW; ++ow) {
-        const Window win = window(g, oh, ow);
-        const T d = dyp[oh * OW + ow] * inv;
-        for (int64_t h = win.h0; h < win.h1; ++h)
-          for (int64_t w = win.w0; w < win.w1; ++w) dxp[h * g.W + w] += d;
-      }
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      const T* dyr = dy + (pl * OH + oh) * OW;
+      int64_t h0, h1;
+      window_rows(g, oh, h0, h1);
+      for (int64_t h = h0; h < h1; ++h)
+        for (int64_t kw = 0; kw < g.K; ++kw) {
+          int64_t lo, hi;
+          valid_range(kw, g.W, OW, s, p, lo, hi);
+          const int64_t base = h * g.W + kw - p;
+#pragma omp simd
+          for (int64_t ow = lo; ow < hi; ++ow) dxp[base + ow * s] += dyr[ow] * inv;
+        }
+    }
   }
 }
 
