@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "focus/optim/torch_ops.hpp"
+
 namespace focus {
 
 namespace {
@@ -16,9 +18,12 @@ const AdamOptions& checked(const AdamOptions& o, const char* who) {
   return o;
 }
 
-template <class T>
-void adam_kernel(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v,
-                 int64_t n, const AdamOptions& o, double lr, bool decoupled, int64_t step) {
+// DECOUPLED: AdamW's decay of the parameter; L2: Adam's decay added to the gradient.
+template <class T, bool DECOUPLED, bool L2>
+FOCUS_EXACT_FP void adam_kernel(T* __restrict p, const T* __restrict g, T* __restrict m,
+                                T* __restrict v, int64_t n, const AdamOptions& o, double lr,
+                                int64_t step) {
+  using namespace torch_ops;
   const double t = static_cast<double>(step);
   const double bias_correction1 = 1.0 - std::pow(o.beta1, t);
   const double bias_correction2 = 1.0 - std::pow(o.beta2, t);
@@ -28,18 +33,17 @@ void adam_kernel(T* __restrict p, const T* __restrict g, T* __restrict m, T* __r
   const T b2 = static_cast<T>(o.beta2), one_b2 = static_cast<T>(1.0 - o.beta2);
   const T eps = static_cast<T>(o.eps);
   const T wd = static_cast<T>(o.weight_decay), shrink = static_cast<T>(1.0 - lr * o.weight_decay);
-  const bool l2 = !decoupled && o.weight_decay != 0.0;
-#pragma omp parallel for simd if (n > kOptimParallelMin)
+#pragma omp parallel for simd if (parallel : n > kOptimParallelMin)
   for (int64_t i = 0; i < n; ++i) {
     T pi = p[i], d = g[i];
-    if (decoupled) pi = pi * shrink;
-    if (l2) d = d + wd * pi;
-    const T mi = m[i] * b1 + one_b1 * d;
-    const T vi = v[i] * b2 + one_b2 * d * d;
+    if constexpr (DECOUPLED) pi = pi * shrink;        // AdamW: param.mul_(1 - lr * wd)
+    if constexpr (L2) d = add(d, pi, wd);             // Adam: grad = grad.add(param, alpha=wd)
+    const T mi = add(m[i] * b1, d, one_b1);           // exp_avg.mul_(b1).add_(grad, alpha=1-b1)
+    const T vi = addcmul(v[i] * b2, d, d, one_b2);    // exp_avg_sq.mul_(b2).addcmul_(grad, grad, 1-b2)
     m[i] = mi;
     v[i] = vi;
-    const T denom = std::sqrt(vi) / bc2_sqrt + eps;
-    p[i] = pi + neg_step_size * mi / denom;
+    const T denom = std::sqrt(vi) / bc2_sqrt + eps;   // (exp_avg_sq.sqrt() / bc2_sqrt).add_(eps)
+    p[i] = addcdiv(pi, mi, denom, neg_step_size);     // param.addcdiv_(exp_avg, denom, -step_size)
   }
 }
 
@@ -54,8 +58,10 @@ Adam::Adam(NamedTensors params, const AdamOptions& opt, bool decoupled)
 
 void Adam::update(Tensor& param, const Tensor& grad, std::vector<Tensor>& slots, int64_t step) {
   dispatch_float(param.dtype(), name(), [&]<class T>() {
-    adam_kernel<T>(param.data<T>(), grad.data<T>(), slots[0].data<T>(), slots[1].data<T>(),
-                   param.numel(), opt_, lr(), decoupled_, step);
+    with_flags([&]<bool DECOUPLED, bool L2>() {
+      adam_kernel<T, DECOUPLED, L2>(param.data<T>(), grad.data<T>(), slots[0].data<T>(),
+                                    slots[1].data<T>(), param.numel(), opt_, lr(), step);
+    }, decoupled_, !decoupled_ && opt_.weight_decay != 0.0);
   });
 }
 

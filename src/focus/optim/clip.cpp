@@ -16,7 +16,7 @@ template <class T>
 double sum_squares(const T* x, int64_t n) {
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   std::vector<double> partial(static_cast<size_t>(blocks));
-#pragma omp parallel for if (n > kOptimParallelMin)
+#pragma omp parallel for if (parallel : n > kOptimParallelMin)
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t end = std::min(n, (b + 1) * kBlock);
     double s = 0.0;
@@ -31,7 +31,7 @@ double sum_squares(const T* x, int64_t n) {
 
 template <class T>
 void scale(T* x, int64_t n, T factor) {
-#pragma omp parallel for simd if (n > kOptimParallelMin)
+#pragma omp parallel for simd if (parallel : n > kOptimParallelMin)
   for (int64_t i = 0; i < n; ++i) x[i] = x[i] * factor;
 }
 

@@ -4,6 +4,9 @@
 // step() skips parameters whose grad is undefined (their count does not advance either).
 // State dicts are flat so checkpoints can store them in safetensors: "<param>.<slot>" per slot,
 // "<param>.step" (I64 scalar) per updated parameter, and "step" (I64 scalar, step() calls).
+// The update loops reproduce torch.optim (PyTorch 1.13) bit for bit on FMA-capable builds (see
+// torch_ops.hpp and tests/optim/torch_reference_test.cpp); they vectorise and run on all threads
+// for large parameters, with results independent of the thread count.
 // Limits: parameters must be contiguous F32/F64 leaves; one learning rate for all parameters.
 #pragma once
 #include <string>
@@ -57,7 +60,9 @@ class Optimizer {
   int64_t steps_ = 0;
 };
 
-// Elements above which the fused update loops run on all threads.
+// Elements above which the fused update loops run on all threads. The loops say
+// `if (parallel : n > kOptimParallelMin)`: a bare `if` on `parallel for simd` would also turn
+// SIMD off below the threshold.
 constexpr int64_t kOptimParallelMin = 32768;
 
 }  // namespace focus
