@@ -1,0 +1,215 @@
+// bench_models: training and inference throughput and peak memory of focus's image models
+// (cnn_se, vit; default configs from the model registry). bench/torch_models.py is its PyTorch
+// twin and bench/compare.py runs the two side by side.
+//   training:  images/s at --batch (default 128): zero_grad, forward, cross-entropy, backward,
+//              AdamW step (lr 1e-3, weight decay 1e-2) on one fixed random batch.
+//   inference: images/s at --infer-batch (default 1 and 256), eval mode under NoGradGuard.
+//   memory:    peak resident set (VmHWM) per phase; the counter is reset (/proc/self/clear_refs)
+//              before each phase, so each phase's peak is its own. Inference runs first.
+// Verify first, time second: inference outputs must be finite (N, classes), identical over two
+// calls, and the batch-1 output must match row 0 of the batch; the training losses must be finite
+// and fall over the warm-up steps. Figures are medians of repeated calls.
+// Limits: Linux only (memory from /proc); random inputs (throughput does not depend on the data).
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "focus/autograd/node.hpp"
+#include "focus/kernels/cpu.hpp"
+#include "focus/kernels/gemm.hpp"
+#include "focus/models/image_classifier.hpp"
+#include "focus/ops/loss.hpp"
+#include "focus/optim/adam.hpp"
+#include "focus/tensor/error.hpp"
+#include "focus/tensor/rng.hpp"
+
+using namespace focus;
+
+namespace {
+
+// --- memory (Linux /proc) ---
+
+double status_mib(const std::string& key) {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind(key + ":", 0) == 0) return std::stod(line.substr(key.size() + 1)) / 1024.0;
+  throw StateError(fmt::format("bench_models: {} not in /proc/self/status", key));
+}
+double rss_mib() { return status_mib("VmRSS"); }
+double peak_rss_mib() { return status_mib("VmHWM"); }
+// Resets VmHWM to the current RSS (Linux >= 4.0).
+void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+
+// --- timing ---
+
+double seconds(const std::function<void()>& fn) {
+  const auto t0 = std::chrono::steady_clock::now();
+  fn();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double median_seconds(const std::function<void()>& fn, int warmup, int reps) {
+  for (int i = 0; i < warmup; ++i) fn();
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) t.push_back(seconds(fn));
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// Timed calls at an inference batch: iters at 256 images, up to 50 * iters at batch 1.
+int infer_reps(int64_t batch, int iters) {
+  return std::max<int>(iters, std::min<int>(50 * iters, int(std::lround(iters * 256.0 / batch))));
+}
+
+// --- checks ---
+
+void check(bool ok, const std::string& what) {
+  if (!ok) throw StateError("bench_models: verification failed: " + what);
+}
+
+std::vector<float> values(const Tensor& t) { return t.contiguous().to_vector<float>(); }
+
+// Eval outputs: finite (N, classes), deterministic, row 0 independent of the batch.
+void verify_inference(ImageClassifier& m, const Tensor& x, int64_t classes) {
+  const int64_t n = x.size(0);
+  const Tensor y1 = m.forward(x), y2 = m.forward(x);  // (N, classes)
+  check(y1.dim() == 2 && y1.size(0) == n && y1.size(1) == classes,
+        "inference output shape " + to_string(y1.shape()));
+  const std::vector<float> a = values(y1), b = values(y2);
+  check(std::all_of(a.begin(), a.end(), [](float v) { return std::isfinite(v); }),
+        "inference outputs finite");
+  check(a == b, "eval outputs identical over two calls");
+  const std::vector<float> r0 = values(m.forward(x.slice(0, 0, 1)));  // (1, classes)
+  for (int64_t j = 0; j < classes; ++j)
+    check(std::abs(r0[j] - a[j]) <= 1e-5 + 1e-4 * std::abs(a[j]),
+          fmt::format("batch-1 output {} vs row 0 of the batch {} at class {}", r0[j], a[j], j));
+}
+
+nlohmann::json bench_inference(ImageClassifier& m, int64_t batch, int iters, int64_t classes,
+                               Rng& rng) {
+  reset_peak_rss();
+  const double rss0 = rss_mib();
+  m.eval();
+  NoGradGuard no_grad;
+  const Tensor x = Tensor::randn({batch, 1, 28, 28}, rng);  // (N, 1, 28, 28)
+  verify_inference(m, x, classes);
+  const int reps = infer_reps(batch, iters);
+  const double med = median_seconds([&] { m.forward(x); }, std::max(3, reps / 10), reps);
+  return {{"batch", batch},          {"reps", reps},           {"median_ms", med * 1e3},
+          {"images_per_s", batch / med}, {"rss_before_mib", rss0}, {"peak_rss_mib", peak_rss_mib()}};
+}
+
+nlohmann::json bench_train(ImageClassifier& m, int64_t batch, int iters, int64_t classes, Rng& rng,
+                           int warmup = 5) {
+  reset_peak_rss();
+  const double rss0 = rss_mib();
+  m.train();
+  AdamW opt(m.named_parameters(), AdamWOptions{});
+  const Tensor x = Tensor::randn({batch, 1, 28, 28}, rng);  // (N, 1, 28, 28)
+  std::vector<int64_t> labels(batch);
+  for (auto& l : labels) l = rng.randint(classes);
+  const Tensor y = Tensor::from_vector(labels, {batch});  // (N)
+  std::vector<double> losses;
+  auto step = [&] {
+    opt.zero_grad();
+    const Tensor loss = cross_entropy(m.forward(x), y);
+    loss.backward();
+    opt.step();
+    losses.push_back(loss.item());
+  };
+  for (int i = 0; i < warmup; ++i) step();
+  check(std::all_of(losses.begin(), losses.end(), [](double v) { return std::isfinite(v); }) &&
+            losses.back() < losses.front(),
+        fmt::format("training losses fall on a fixed batch: {}", fmt::join(losses, ", ")));
+  const double med = median_seconds(step, 0, iters);
+  return {{"batch", batch},
+          {"iters", iters},
+          {"median_ms", med * 1e3},
+          {"images_per_s", batch / med},
+          {"loss_first", losses.front()},
+          {"loss_after_warmup", losses[warmup - 1]},
+          {"rss_before_mib", rss0},
+          {"peak_rss_mib", peak_rss_mib()}};
+}
+
+std::vector<int64_t> parse_batches(const std::string& s) {
+  std::vector<int64_t> out;
+  std::stringstream ss(s);
+  std::string part;
+  while (std::getline(ss, part, ',')) {
+    try {
+      out.push_back(std::stoll(part));
+    } catch (const std::logic_error&) {
+      throw ValueError(fmt::format("bench_models: bad batch '{}' in --infer-batch", part));
+    }
+    FOCUS_CHECK(out.back() > 0, ValueError, "bench_models: batch {} must be positive", out.back());
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"focus image-model benchmark: training/inference images/s and peak memory"};
+  std::string model, infer_batch = "1,256";
+  int64_t batch = 128;
+  int iters = 20, threads = 0;
+  bool json = false, skip_train = false;
+  app.add_option("--model", model, "cnn_se | vit")->required()->check(CLI::IsMember(image_model_names()));
+  app.add_option("--batch", batch, "training batch")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--infer-batch", infer_batch, "inference batches, comma-separated")->capture_default_str();
+  app.add_option("--iters", iters, "timed training steps")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--threads", threads, "threads (0 = policy)");
+  app.add_flag("--skip-train", skip_train, "inference only");
+  app.add_flag("--json", json, "print JSON");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (threads > 0) set_num_threads(threads);
+    Rng rng(1);
+    auto m = make_image_model(model, nlohmann::json::object(), rng);
+    const int64_t classes = m->config().value("num_classes", int64_t(10));
+    nlohmann::json out{{"framework", "focus"},
+                       {"model", model},
+                       {"threads", num_threads()},
+                       {"isa", isa_name(active_isa())},
+                       {"blas", gemm_backend_info()},
+                       {"params", m->num_parameters()},
+                       {"config", m->config()}};
+    for (const auto& [name, p] : m->named_parameters())
+      out["param_shapes"][name] = std::vector<int64_t>(p.shape().begin(), p.shape().end());
+    for (int64_t b : parse_batches(infer_batch))
+      out["infer"].push_back(bench_inference(*m, b, iters, classes, rng));
+    if (!skip_train) out["train"] = bench_train(*m, batch, iters, classes, rng);
+    if (json) {
+      std::printf("%s\n", out.dump(2).c_str());
+      return 0;
+    }
+    std::printf("focus %s: %lld parameters, %d threads, %s\n", model.c_str(),
+                (long long)m->num_parameters(), num_threads(), gemm_backend_info().c_str());
+    for (const auto& r : out["infer"])
+      std::printf("inference batch %4lld: %10.1f images/s (%.3f ms/call, peak RSS %.0f MiB)\n",
+                  (long long)r["batch"].get<int64_t>(), r["images_per_s"].get<double>(),
+                  r["median_ms"].get<double>(), r["peak_rss_mib"].get<double>());
+    if (!skip_train) {
+      const auto& t = out["train"];
+      std::printf("training  batch %4lld: %10.1f images/s (%.1f ms/step, loss %.3f -> %.3f, "
+                  "peak RSS %.0f MiB)\n",
+                  (long long)batch, t["images_per_s"].get<double>(), t["median_ms"].get<double>(),
+                  t["loss_first"].get<double>(), t["loss_after_warmup"].get<double>(),
+                  t["peak_rss_mib"].get<double>());
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_models: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

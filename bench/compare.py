@@ -1,0 +1,230 @@
+#!/usr/bin/python3
+"""focus next to PyTorch 1.13: runs focus's benchmarks and their PyTorch twins in turns, several
+rounds, and prints a markdown table of medians and focus/torch ratios next to the targets.
+
+One round runs, for each benchmark, focus then torch (torch then focus on odd rounds, so slow
+drifts in the machine's state hit both sides alike):
+  GEMM:   `focus bench gemm --json` and bench/gemm_torch.py at the same shapes;
+  models: bench_models and bench/torch_models.py for cnn_se and vit (training images/s at batch
+          128, inference images/s at batch 1 and 256, peak resident memory per phase).
+Each program verifies its results before timing and reports medians of repeated calls; the table
+gives the median over rounds (and the spread, min..max). PyTorch runs with its fair settings
+(OPENBLAS_CORETYPE=SkylakeX, OMP_WAIT_POLICY=PASSIVE, 2 threads; see torch_common.py); focus runs
+with its defaults. The 1-minute load average is recorded before every run: other processes on
+the machine distort the figures (--max-load waits for a quiet machine first).
+Run with Debian's python (torch lives there):
+  /usr/bin/python3 bench/compare.py --build build [--rounds 3] [--out table.md] [--json-out raw.json]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TORCH_PY = "/usr/bin/python3"
+GEMM_SHAPES = ["2048", "1024x1024x64", "1024x64x1024", "6272x128x1152",
+               "32x784x288", "64x196x576", "128x49x1152", "6400x128x64"]
+GEMM_NOTES = {
+    "2048": "square",
+    "1024x1024x64": "attention-like: scores Q K^T",
+    "1024x64x1024": "attention-like: P V",
+    "6272x128x1152": "conv 128->128 3x3 at 7x7, batch-128 im2col",
+    "32x784x288": "cnn_se stage 1 conv2, per image (O x HW x C*9)",
+    "64x196x576": "cnn_se stage 2 conv2, per image",
+    "128x49x1152": "cnn_se stage 3 conv2, per image",
+    "6400x128x64": "vit linear1 at batch 128 (6400 tokens x 64 -> 128)",
+}
+MODELS = ["cnn_se", "vit"]
+TORCH_ENV = {"OPENBLAS_CORETYPE": "SkylakeX", "OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def load1():
+    return os.getloadavg()[0]
+
+
+def wait_for_quiet(max_load, max_wait_s, log):
+    t0 = time.time()
+    while load1() >= max_load:
+        if time.time() - t0 > max_wait_s:
+            log(f"load {load1():.2f} still >= {max_load} after {max_wait_s:.0f} s: measuring anyway")
+            return False
+        log(f"load {load1():.2f} >= {max_load}: waiting 120 s")
+        time.sleep(120)
+    return True
+
+
+def run_json(cmd, env_extra, log):
+    env = dict(os.environ, **env_extra)
+    load = load1()
+    t0 = time.time()
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=os.path.dirname(HERE))
+    if p.returncode != 0:
+        sys.stderr.write(p.stderr)
+        raise SystemExit(f"compare: {' '.join(cmd)} failed with status {p.returncode}")
+    prog = os.path.basename(cmd[1] if cmd[0] == TORCH_PY else cmd[0])
+    what = " ".join(c for c in cmd[1:] if c in MODELS or c == "gemm")
+    log(f"  {prog} {what} ({time.time() - t0:.0f} s, load before {load:.2f})")
+    out = json.loads(p.stdout)
+    out["load1_before"] = load
+    return out
+
+
+def one_round(r, args, log, shapes_file):
+    focus_first = r % 2 == 0
+    sizes = ",".join(args.gemm_sizes)
+    jobs = {
+        ("gemm", "focus"): ([os.path.join(args.build, "focus"), "bench", "gemm", "--json",
+                             "--threads", str(args.threads), "--sizes", sizes], args.focus_env),
+        ("gemm", "torch"): ([TORCH_PY, os.path.join(HERE, "gemm_torch.py"), "--json",
+                             "--threads", str(args.threads), "--sizes", sizes], TORCH_ENV),
+    }
+    for m in MODELS:
+        common = ["--model", m, "--batch", str(args.batch), "--iters", str(args.iters),
+                  "--threads", str(args.threads), "--json"]
+        jobs[(m, "focus")] = ([os.path.join(args.build, "bench_models")] + common, args.focus_env)
+        jobs[(m, "torch")] = ([TORCH_PY, os.path.join(HERE, "torch_models.py")] + common, TORCH_ENV)
+    res = {}
+    for bench in ["gemm"] + MODELS:
+        for fw in (["focus", "torch"] if focus_first else ["torch", "focus"]):
+            cmd, env = jobs[(bench, fw)]
+            if fw == "torch" and bench in MODELS:
+                cmd = cmd + ["--expect-shapes", shapes_file[bench]]
+            res[(bench, fw)] = run_json(cmd, env, log)
+            if fw == "focus" and bench in MODELS and bench not in shapes_file:
+                path = os.path.join(args.workdir, f"focus_{bench}_shapes.json")
+                with open(path, "w") as f:
+                    json.dump({"param_shapes": res[(bench, fw)]["param_shapes"]}, f)
+                shapes_file[bench] = path
+    return res
+
+
+def gemm_key(s):
+    p = [int(v) for v in s.split("x")]
+    return (p[0], p[0], p[0]) if len(p) == 1 else tuple(p)
+
+
+def metrics(res, gemm_sizes):
+    """{(section, label): value} for one round and one framework's results."""
+    out = {}
+    for fw in ("focus", "torch"):
+        g = {(x["M"], x["N"], x["K"]): x["gflops"] for x in res[("gemm", fw)]["results"]}
+        for s in gemm_sizes:
+            out[(fw, "gemm", s)] = g[gemm_key(s)]
+        for m in MODELS:
+            r = res[(m, fw)]
+            out[(fw, m, "train")] = r["train"]["images_per_s"]
+            out[(fw, m, "train_mem")] = r["train"]["peak_rss_mib"]
+            for inf in r["infer"]:
+                out[(fw, m, f"infer{inf['batch']}")] = inf["images_per_s"]
+                out[(fw, m, f"infer{inf['batch']}_mem")] = inf["peak_rss_mib"]
+    return out
+
+
+def fmt(v):
+    return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
+
+
+def table(rounds, args, env_info):
+    keys = rounds[0].keys()
+    med = {k: statistics.median(r[k] for r in rounds) for k in keys}
+    lo = {k: min(r[k] for r in rounds) for k in keys}
+    hi = {k: max(r[k] for r in rounds) for k in keys}
+    rows = []
+
+    def row(label, key, unit, target=None, higher_better=True):
+        f, t = med[("focus",) + key], med[("torch",) + key]
+        ratio = f / t
+        verdict = ""
+        if target is not None:
+            kind, want = target
+            ok = (ratio if kind == "ratio" else f) >= want
+            verdict = ("met" if ok else "**missed**") + f" (>= {want:g}{'x' if kind == 'ratio' else ' ' + unit})"
+        spread = f"{fmt(lo[('focus',) + key])}..{fmt(hi[('focus',) + key])} / " \
+                 f"{fmt(lo[('torch',) + key])}..{fmt(hi[('torch',) + key])}"
+        rows.append(f"| {label} | {unit} | {fmt(f)} | {fmt(t)} | {ratio:.2f}"
+                    f"{'' if higher_better else ' (lower is better)'} | {verdict} | {spread} |")
+
+    peak = statistics.median(env_info["fma_peak"])
+    for s in args.gemm_sizes:
+        target = ("abs", 200) if s == "2048" else None
+        M, N, K = gemm_key(s)
+        pct = 100 * med[("focus", "gemm", s)] / peak
+        row(f"GEMM {M}x{N}x{K} ({GEMM_NOTES.get(s, '')}; focus {pct:.0f}% of peak)",
+            ("gemm", s), "GFLOP/s", target)
+    for m in MODELS:
+        row(f"{m} training, batch {args.batch}", (m, "train"), "images/s", ("ratio", 1.5))
+        row(f"{m} inference, batch 1", (m, "infer1"), "images/s", ("ratio", 2))
+        row(f"{m} inference, batch 256", (m, "infer256"), "images/s", ("ratio", 2))
+    for m in MODELS:
+        row(f"{m} peak RSS, training", (m, "train_mem"), "MiB", higher_better=False)
+        row(f"{m} peak RSS, inference batch 256", (m, "infer256_mem"), "MiB", higher_better=False)
+    head = ["| benchmark | unit | focus | torch 1.13 | focus/torch | target | spread focus / torch (min..max) |",
+            "|---|---|---:|---:|---:|---|---|"]
+    loads = env_info["loads"]
+    notes = [
+        f"Medians over {len(rounds)} rounds (focus and torch interleaved); "
+        f"{args.threads} threads each; measured FMA peak (focus bench gemm) {peak:.0f} GFLOP/s.",
+        f"1-minute load average before the runs: median {statistics.median(loads):.2f}, "
+        f"max {max(loads):.2f}.",
+        f"focus: {env_info['focus_blas']}"
+        + (f"; extra environment {args.focus_env}" if args.focus_env else "; default environment"),
+        f"torch {env_info['torch']}: OpenBLAS core {env_info['torch_blas_core']}, "
+        "OMP_WAIT_POLICY=PASSIVE.",
+    ]
+    return "\n".join(head + rows) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", default="build", help="build directory (focus, bench_models)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--iters", type=int, default=10, help="timed training steps per run")
+    ap.add_argument("--batch", type=int, default=128, help="training batch")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--gemm-sizes", default=",".join(GEMM_SHAPES))
+    ap.add_argument("--max-load", type=float, default=0, help="wait for load1 < this before each round (0: don't)")
+    ap.add_argument("--max-wait", type=float, default=2400, help="seconds to wait for --max-load at most")
+    ap.add_argument("--focus-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra environment for the focus runs (repeatable), e.g. OMP_WAIT_POLICY=PASSIVE")
+    ap.add_argument("--out", help="also write the markdown table here")
+    ap.add_argument("--json-out", help="write every run's raw JSON here")
+    ap.add_argument("--workdir", default=None, help="scratch folder (default: the build folder)")
+    args = ap.parse_args()
+    args.gemm_sizes = args.gemm_sizes.split(",")
+    args.focus_env = dict(kv.split("=", 1) for kv in args.focus_env)
+    args.workdir = args.workdir or args.build
+    for exe in ("focus", "bench_models"):
+        if not os.access(os.path.join(args.build, exe), os.X_OK):
+            raise SystemExit(f"compare: {args.build}/{exe} missing (build first: make build)")
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    shapes_file, rounds, raw, loads, peaks = {}, [], [], [], []
+    for r in range(args.rounds):
+        if args.max_load > 0:
+            wait_for_quiet(args.max_load, args.max_wait, log)
+        log(f"round {r + 1}/{args.rounds} (load {load1():.2f})")
+        res = one_round(r, args, log, shapes_file)
+        rounds.append(metrics(res, args.gemm_sizes))
+        raw.append({f"{b}/{fw}": v for (b, fw), v in res.items()})
+        loads += [v["load1_before"] for v in res.values()]
+        peaks.append(res[("gemm", "focus")]["fma_peak_gflops"])
+    env_info = {"loads": loads, "fma_peak": peaks, "focus_blas": raw[0]["gemm/focus"]["backend"],
+                "torch": raw[0]["gemm/torch"]["torch"],
+                "torch_blas_core": raw[0]["gemm/torch"]["blas_core"]}
+    md = table(rounds, args, env_info)
+    print(md)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(md)
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump({"rounds": raw, "env": env_info}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
