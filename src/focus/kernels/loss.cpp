@@ -25,14 +25,13 @@ double cross_entropy_forward(T* stats, const T* x, const int64_t* t, int64_t N, 
       T m = -std::numeric_limits<T>::infinity();
 #pragma omp simd reduction(max : m)
       for (int64_t c = 0; c < C; ++c) m = xr[c] > m ? xr[c] : m;
-      T s = 0;
-      double sx = 0;
+      double s = 0, sx = 0;  // sum of exps, sum of logits
 #pragma omp simd reduction(+ : s, sx)
       for (int64_t c = 0; c < C; ++c) {
         s += M::exp(xr[c] - m);
         sx += xr[c];
       }
-      const T ls = std::log(s);
+      const T ls = static_cast<T>(std::log(s));
       stats[2 * n] = m;
       stats[2 * n + 1] = ls;
       if (t[n] == ignore) continue;

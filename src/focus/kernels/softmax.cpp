@@ -1,8 +1,8 @@
 // Softmax / log-softmax kernels (see softmax.hpp). Rows (I == 1): one pass for the max, one for
 // the exps and their sum, one to scale; parallel over rows. Strided (I > 1): tasks of
 // (o, chunk of inner elements) doing the same passes with the inner chunk as the vector axis.
-// Sums accumulate in T: the terms are positive after max subtraction, so the sum is well
-// conditioned.
+// Sums accumulate in double: in float, adding many small terms to a leading 1 would lose up to
+// N/2 ulps.
 #include "focus/kernels/softmax.hpp"
 
 #include <algorithm>
@@ -23,11 +23,11 @@ void row_forward(T* __restrict y, const T* __restrict x, int64_t N, bool log) {
   T m = -std::numeric_limits<T>::infinity();
 #pragma omp simd reduction(max : m)
   for (int64_t n = 0; n < N; ++n) m = x[n] > m ? x[n] : m;
-  T s = 0;
+  double s = 0;
   if (log) {
 #pragma omp simd reduction(+ : s)
     for (int64_t n = 0; n < N; ++n) s += M::exp(x[n] - m);
-    const T ls = std::log(s);
+    const T ls = static_cast<T>(std::log(s));
 #pragma omp simd
     for (int64_t n = 0; n < N; ++n) y[n] = (x[n] - m) - ls;  // not x - (m + ls): exact for big x
   } else {
@@ -37,7 +37,7 @@ void row_forward(T* __restrict y, const T* __restrict x, int64_t N, bool log) {
       y[n] = e;
       s += e;
     }
-    const T inv = T(1) / s;
+    const T inv = static_cast<T>(1 / s);
 #pragma omp simd
     for (int64_t n = 0; n < N; ++n) y[n] *= inv;
   }
@@ -46,17 +46,17 @@ void row_forward(T* __restrict y, const T* __restrict x, int64_t N, bool log) {
 template <class T, class M>
 void row_backward(T* __restrict dx, const T* __restrict dy, const T* __restrict y, int64_t N,
                   bool log) {
-  T s = 0;
+  double s = 0;
   if (log) {
 #pragma omp simd reduction(+ : s)
     for (int64_t n = 0; n < N; ++n) s += dy[n];
 #pragma omp simd
-    for (int64_t n = 0; n < N; ++n) dx[n] = dy[n] - M::exp(y[n]) * s;
+    for (int64_t n = 0; n < N; ++n) dx[n] = dy[n] - M::exp(y[n]) * static_cast<T>(s);
   } else {
 #pragma omp simd reduction(+ : s)
     for (int64_t n = 0; n < N; ++n) s += dy[n] * y[n];
 #pragma omp simd
-    for (int64_t n = 0; n < N; ++n) dx[n] = y[n] * (dy[n] - s);
+    for (int64_t n = 0; n < N; ++n) dx[n] = y[n] * (dy[n] - static_cast<T>(s));
   }
 }
 
@@ -64,9 +64,10 @@ void row_backward(T* __restrict dx, const T* __restrict dy, const T* __restrict 
 template <class T, class M>
 void strided_forward(T* __restrict yo, const T* __restrict xo, int64_t N, int64_t I, int64_t i0,
                      int64_t w, bool log) {
-  T m[kChunk], s[kChunk];
+  T m[kChunk], r[kChunk];  // per column: max, then log-sum or 1 / sum
+  double s[kChunk];
   std::fill(m, m + w, -std::numeric_limits<T>::infinity());
-  std::fill(s, s + w, T(0));
+  std::fill(s, s + w, 0.0);
   for (int64_t n = 0; n < N; ++n) {
     const T* xn = xo + n * I + i0;
 #pragma omp simd
@@ -82,16 +83,16 @@ void strided_forward(T* __restrict yo, const T* __restrict xo, int64_t N, int64_
       s[i] += e;
     }
   }
-  for (int64_t i = 0; i < w; ++i) s[i] = log ? std::log(s[i]) : T(1) / s[i];
+  for (int64_t i = 0; i < w; ++i) r[i] = static_cast<T>(log ? std::log(s[i]) : 1 / s[i]);
   for (int64_t n = 0; n < N; ++n) {
     const T* xn = xo + n * I + i0;
     T* yn = yo + n * I + i0;
     if (log) {
 #pragma omp simd
-      for (int64_t i = 0; i < w; ++i) yn[i] = (xn[i] - m[i]) - s[i];
+      for (int64_t i = 0; i < w; ++i) yn[i] = (xn[i] - m[i]) - r[i];
     } else {
 #pragma omp simd
-      for (int64_t i = 0; i < w; ++i) yn[i] *= s[i];
+      for (int64_t i = 0; i < w; ++i) yn[i] *= r[i];
     }
   }
 }
@@ -99,14 +100,16 @@ void strided_forward(T* __restrict yo, const T* __restrict xo, int64_t N, int64_
 template <class T, class M>
 void strided_backward(T* __restrict dxo, const T* __restrict dyo, const T* __restrict yo, int64_t N,
                       int64_t I, int64_t i0, int64_t w, bool log) {
+  double acc[kChunk];
   T s[kChunk];
-  std::fill(s, s + w, T(0));
+  std::fill(acc, acc + w, 0.0);
   for (int64_t n = 0; n < N; ++n) {
     const T* g = dyo + n * I + i0;
     const T* yn = yo + n * I + i0;
 #pragma omp simd
-    for (int64_t i = 0; i < w; ++i) s[i] += log ? g[i] : g[i] * yn[i];
+    for (int64_t i = 0; i < w; ++i) acc[i] += log ? g[i] : g[i] * yn[i];
   }
+  for (int64_t i = 0; i < w; ++i) s[i] = static_cast<T>(acc[i]);
   for (int64_t n = 0; n < N; ++n) {
     const T* g = dyo + n * I + i0;
     const T* yn = yo + n * I + i0;
