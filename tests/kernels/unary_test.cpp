@@ -30,7 +30,8 @@ TEST(Vexp, F32WithinTwoUlpOverTheNormalRange) {
 
 TEST(Vexp, F64WithinTwoUlpOverTheNormalRange) {
   double worst = 0;
-  for (double x = -708.0; x < 709.78; x += 1.3e-3) worst = std::max(worst, ulp_error(vexp(x), std::exp(x)));
+  for (double x = -708.0; x < 709.78; x += 1.3e-3)
+    worst = std::max(worst, ulp_error(vexp(x), std::exp(x)));
   for (double x = -1; x < 1; x += 1.1e-5) worst = std::max(worst, ulp_error(vexp(x), std::exp(x)));
   EXPECT_LT(worst, 2.5);
 }

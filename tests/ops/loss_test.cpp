@@ -106,11 +106,16 @@ TEST(CrossEntropy, Gradients) {
   // gradcheck seeds the backward with a random scalar, so the upstream scale is exercised too.
   Rng rng(53);
   for (double eps : {0.0, 0.2}) {
-    EXPECT_TRUE(gradcheck([&](const Inputs& in) { return cross_entropy(in[0], labels({1, 0, 3}), eps); },
-                          {rand_input({3, 4}, rng, -2, 2)}))
+    EXPECT_TRUE(gradcheck(
+        [&](const Inputs& in) {
+          return cross_entropy(in[0], labels({1, 0, 3}), eps);
+        },
+        {rand_input({3, 4}, rng, -2, 2)}))
         << eps;
     EXPECT_TRUE(gradcheck(
-        [&](const Inputs& in) { return cross_entropy(in[0], labels({2, -1, 0, -1, 1}), eps, -1); },
+        [&](const Inputs& in) {
+          return cross_entropy(in[0], labels({2, -1, 0, -1, 1}), eps, -1);
+        },
         {rand_input({5, 3}, rng, -2, 2)}))
         << "ignored rows, eps " << eps;
   }
@@ -118,7 +123,8 @@ TEST(CrossEntropy, Gradients) {
 
 TEST(BceWithLogits, ValuesStabilityAndGradients) {
   Rng rng(54);
-  const Tensor x = Tensor::randn({4, 5}, rng, DType::F64, 3.0), y = Tensor::rand({4, 5}, rng, DType::F64);
+  const Tensor x = Tensor::randn({4, 5}, rng, DType::F64, 3.0),
+               y = Tensor::rand({4, 5}, rng, DType::F64);
   const auto xv = values(x), yv = values(y);
   double want = 0;
   for (size_t i = 0; i < xv.size(); ++i) {

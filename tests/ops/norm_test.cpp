@@ -45,7 +45,8 @@ TEST(LayerNorm, RowsHaveMeanZeroVarianceOne) {
     const Tensor x = Tensor::randn({4, 6, 32}, rng, dt, 5.0);  // (B, L, C), shifted below
     const Tensor y = layer_norm(add(x, 3.0), Tensor(), Tensor());
     std::vector<double> m, v;
-    group_stats(values(y), 24, [](size_t i) { return int64_t(i / 32); }, m, v);
+    group_stats(
+        values(y), 24, [](size_t i) { return int64_t(i / 32); }, m, v);
     const double tol = dt == DType::F64 ? 1e-12 : 1e-5;
     for (int64_t r = 0; r < 24; ++r) {
       EXPECT_NEAR(m[r], 0.0, tol);
@@ -62,7 +63,8 @@ TEST(LayerNorm, AffineMatchesFormula) {
   const auto y = values(layer_norm(x, w, b, 1e-3));
   const auto xv = values(x), wv = values(w), bv = values(b);
   std::vector<double> m, v;
-  group_stats(xv, R, [C](size_t i) { return int64_t(i) / C; }, m, v);
+  group_stats(
+      xv, R, [C](size_t i) { return int64_t(i) / C; }, m, v);
   for (int64_t r = 0; r < R; ++r)
     for (int64_t c = 0; c < C; ++c) {
       const double want = (xv[r * C + c] - m[r]) / std::sqrt(v[r] + 1e-3) * wv[c] + bv[c];
@@ -73,16 +75,20 @@ TEST(LayerNorm, AffineMatchesFormula) {
 TEST(LayerNorm, Gradients) {
   Rng rng(43);
   const auto ln = [](const Inputs& in) { return layer_norm(in[0], in[1], in[2]); };
-  EXPECT_TRUE(gradcheck(ln, {rand_input({2, 3, 5}, rng), rand_input({5}, rng), rand_input({5}, rng)}));
+  EXPECT_TRUE(
+      gradcheck(ln, {rand_input({2, 3, 5}, rng), rand_input({5}, rng), rand_input({5}, rng)}));
   EXPECT_TRUE(gradcheck([](const Inputs& in) { return layer_norm(in[0], Tensor(), Tensor()); },
                         {rand_input({4, 6}, rng)}));
   EXPECT_TRUE(gradcheck([](const Inputs& in) { return layer_norm(in[0], in[1], Tensor(), 1e-2); },
                         {rand_input({3, 4}, rng), rand_input({4}, rng)}));
   // Strided input; weight and bias only (the input is a constant).
-  const auto ln_t = [](const Inputs& in) { return layer_norm(transpose(in[0], 0, 1), in[1], in[2]); };
-  EXPECT_TRUE(gradcheck(ln_t, {rand_input({5, 3}, rng), rand_input({5}, rng), rand_input({5}, rng)}));
-  EXPECT_TRUE(gradcheck(ln, {rand_input({3, 4}, rng, -1, 1, false), rand_input({4}, rng),
-                             rand_input({4}, rng)}));
+  const auto ln_t = [](const Inputs& in) {
+    return layer_norm(transpose(in[0], 0, 1), in[1], in[2]);
+  };
+  EXPECT_TRUE(
+      gradcheck(ln_t, {rand_input({5, 3}, rng), rand_input({5}, rng), rand_input({5}, rng)}));
+  EXPECT_TRUE(gradcheck(
+      ln, {rand_input({3, 4}, rng, -1, 1, false), rand_input({4}, rng), rand_input({4}, rng)}));
   // Large enough for the threaded backward (per-thread weight/bias partial sums).
   EXPECT_TRUE(gradcheck(ln, {rand_input({260, 64}, rng, -1, 1, false), rand_input({64}, rng),
                              rand_input({64}, rng)}));
@@ -149,15 +155,15 @@ TEST(BatchNorm, Gradients) {
     const auto bn = [&](const Inputs& in) {
       return batch_norm(in[0], rm, rv, in[1], in[2], training, 0.1, 1e-5);
     };
-    EXPECT_TRUE(gradcheck(bn, {rand_input({2, 3, 2, 3}, rng), rand_input({3}, rng),
-                               rand_input({3}, rng)}))
+    EXPECT_TRUE(
+        gradcheck(bn, {rand_input({2, 3, 2, 3}, rng), rand_input({3}, rng), rand_input({3}, rng)}))
         << "training " << training;  // (N, C, H, W): dx, dweight, dbias
-    EXPECT_TRUE(gradcheck(bn, {rand_input({4, 3}, rng), rand_input({3}, rng), rand_input({3}, rng)}))
+    EXPECT_TRUE(
+        gradcheck(bn, {rand_input({4, 3}, rng), rand_input({3}, rng), rand_input({3}, rng)}))
         << "training " << training;  // (N, C)
-    EXPECT_TRUE(gradcheck([&](const Inputs& in) {
-                            return batch_norm(in[0], rm, rv, Tensor(), Tensor(), training);
-                          },
-                          {rand_input({3, 3, 4}, rng)}))
+    EXPECT_TRUE(gradcheck(
+        [&](const Inputs& in) { return batch_norm(in[0], rm, rv, Tensor(), Tensor(), training); },
+        {rand_input({3, 3, 4}, rng)}))
         << "training " << training;  // (N, C, L), no affine
   }
 }
@@ -168,15 +174,20 @@ TEST(NormErrors, ShapesAndModes) {
   expect_error<ShapeError>([&] { layer_norm(x, Tensor(), Tensor::ones({4, 1})); }, "(2, 3, 4)");
   expect_error<DTypeError>([&] { layer_norm(x, Tensor::ones({4}, DType::F64), Tensor()); }, "F64");
   Tensor rm = Tensor::zeros({3}), rv = Tensor::ones({3}), none;
-  expect_error<ShapeError>([&] { batch_norm(Tensor::zeros({3}), rm, rv, Tensor(), Tensor(), true); },
-                           "(3,)");
-  expect_error<ShapeError>([&] { batch_norm(x, rm, rv, Tensor::ones({4}), Tensor(), true); }, "(4,)");
+  expect_error<ShapeError>(
+      [&] { batch_norm(Tensor::zeros({3}), rm, rv, Tensor(), Tensor(), true); }, "(3,)");
+  expect_error<ShapeError>([&] { batch_norm(x, rm, rv, Tensor::ones({4}), Tensor(), true); },
+                           "(4,)");
   expect_error<ValueError>([&] { batch_norm(x, none, none, Tensor(), Tensor(), false); },
                            "running_mean");
-  expect_error<ValueError>([&] { batch_norm(Tensor::zeros({1, 3}), rm, rv, Tensor(), Tensor(), true); },
-                           "(1, 3)");
+  expect_error<ValueError>(
+      [&] {
+        batch_norm(Tensor::zeros({1, 3}), rm, rv, Tensor(), Tensor(), true);
+      },
+      "(1, 3)");
   Tensor bad = Tensor::zeros({4});
-  expect_error<ShapeError>([&] { batch_norm(x, bad, rv, Tensor(), Tensor(), true); }, "running_mean");
+  expect_error<ShapeError>([&] { batch_norm(x, bad, rv, Tensor(), Tensor(), true); },
+                           "running_mean");
   // Training without running statistics is allowed (track_running_stats=False).
   EXPECT_EQ(batch_norm(x, none, none, Tensor(), Tensor(), true).shape(), x.shape());
 }

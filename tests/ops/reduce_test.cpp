@@ -60,8 +60,8 @@ TEST(Reduce, SumMeanVarMatchNaiveOverEveryDimSet) {
   Rng rng(21);
   const Tensor x = Tensor::randn({3, 4, 5}, rng, DType::F64);  // (A, B, C)
   const std::vector<std::pair<std::vector<int64_t>, std::array<bool, 3>>> sets = {
-      {{}, {true, true, true}},  {{0}, {true, false, false}}, {{1}, {false, true, false}},
-      {{-1}, {false, false, true}}, {{0, 1}, {true, true, false}}, {{1, 2}, {false, true, true}},
+      {{}, {true, true, true}},      {{0}, {true, false, false}},   {{1}, {false, true, false}},
+      {{-1}, {false, false, true}},  {{0, 1}, {true, true, false}}, {{1, 2}, {false, true, true}},
       {{0, 2}, {true, false, true}},  // non-adjacent: the permuted path
       {{2, -3}, {true, false, true}}};
   for (const auto& [dims, red] : sets) {
@@ -84,8 +84,8 @@ TEST(Reduce, StridedInputAndSizeOneDimsInsideTheBlock) {
   Rng rng(22);
   const Tensor base = Tensor::randn({5, 4, 3}, rng, DType::F64);
   const Tensor xt = base.permute({2, 1, 0});  // (3, 4, 5) strided view
-  expect_near(values(sum(xt, {0, 2})), naive3(xt.contiguous(), {true, false, true}, Kind::Sum, false),
-              1e-12);
+  expect_near(values(sum(xt, {0, 2})),
+              naive3(xt.contiguous(), {true, false, true}, Kind::Sum, false), 1e-12);
   // Dims {0, 2} of (3, 1, 5): the kept dim between them has size 1, still one block.
   const Tensor y = Tensor::randn({3, 1, 5}, rng, DType::F64);
   expect_near(values(mean(y, {0, 2})), naive3(y, {true, false, true}, Kind::Mean, false), 1e-12);

@@ -94,8 +94,8 @@ TEST(Softmax, StableOnLargeLogits) {
   }
   // Strided path too (dim 0).
   const Tensor c = Tensor::from_vector(big, {4, 3});
-  expect_close(softmax(c, 0), naive_softmax(Tensor::from_vector(off, {4, 3}).to(DType::F64), 0, false),
-               1e-6);
+  expect_close(softmax(c, 0),
+               naive_softmax(Tensor::from_vector(off, {4, 3}).to(DType::F64), 0, false), 1e-6);
 }
 
 TEST(Softmax, MaskedEntries) {

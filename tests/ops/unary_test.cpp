@@ -36,17 +36,23 @@ struct Case {
 
 std::vector<Case> cases() {
   return {
-      {"exp", [](const Tensor& a) { return exp(a); }, [](double x) { return std::exp(x); }, -20, 20},
-      {"log", [](const Tensor& a) { return log(a); }, [](double x) { return std::log(x); }, 0.01, 50},
-      {"sqrt", [](const Tensor& a) { return sqrt(a); }, [](double x) { return std::sqrt(x); }, 0, 9},
-      {"tanh", [](const Tensor& a) { return tanh(a); }, [](double x) { return std::tanh(x); }, -5, 5},
+      {"exp", [](const Tensor& a) { return exp(a); }, [](double x) { return std::exp(x); }, -20,
+       20},
+      {"log", [](const Tensor& a) { return log(a); }, [](double x) { return std::log(x); }, 0.01,
+       50},
+      {"sqrt", [](const Tensor& a) { return sqrt(a); }, [](double x) { return std::sqrt(x); }, 0,
+       9},
+      {"tanh", [](const Tensor& a) { return tanh(a); }, [](double x) { return std::tanh(x); }, -5,
+       5},
       {"sigmoid", [](const Tensor& a) { return sigmoid(a); },
        [](double x) { return 1 / (1 + std::exp(-x)); }, -30, 30},
-      {"relu", [](const Tensor& a) { return relu(a); }, [](double x) { return x > 0 ? x : 0; }, -2, 2},
+      {"relu", [](const Tensor& a) { return relu(a); }, [](double x) { return x > 0 ? x : 0; }, -2,
+       2},
       {"gelu", [](const Tensor& a) { return gelu(a); }, gelu_ref, -8, 8},
       {"gelu_tanh", [](const Tensor& a) { return gelu(a, true); }, gelu_tanh_ref, -8, 8},
       {"square", [](const Tensor& a) { return square(a); }, [](double x) { return x * x; }, -3, 3},
-      {"pow3", [](const Tensor& a) { return pow(a, 3.0); }, [](double x) { return x * x * x; }, -2, 2},
+      {"pow3", [](const Tensor& a) { return pow(a, 3.0); }, [](double x) { return x * x * x; }, -2,
+       2},
       {"pow-1.5", [](const Tensor& a) { return pow(a, -1.5); },
        [](double x) { return std::pow(x, -1.5); }, 0.1, 4},
       {"abs", [](const Tensor& a) { return abs(a); }, [](double x) { return std::fabs(x); }, -2, 2},
@@ -86,11 +92,13 @@ TEST(Unary, GeluTailsRelativeAccuracyF32) {
 TEST(Unary, LargeArraysInParallelMatchFastAndLibm) {
   Rng rng(12);
   const Tensor x = Tensor::randn({300, 400}, rng, DType::F32, 3.0);  // (300, 400): parallel path
-  for (auto op : {+[](const Tensor& a) { return gelu(a); },
-                  +[](const Tensor& a) { return sigmoid(a); }, +[](const Tensor& a) { return exp(a); }}) {
+  for (auto op :
+       {+[](const Tensor& a) { return gelu(a); }, +[](const Tensor& a) { return sigmoid(a); },
+        +[](const Tensor& a) { return exp(a); }}) {
     const auto [fast, ref] = fast_and_libm([&] { return op(x); });
     const auto a = values(fast), b = values(ref);
-    for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 3e-7 * std::max(1.0, std::abs(b[i])));
+    for (size_t i = 0; i < a.size(); ++i)
+      ASSERT_NEAR(a[i], b[i], 3e-7 * std::max(1.0, std::abs(b[i])));
   }
 }
 

@@ -42,8 +42,8 @@ double cross_entropy_forward(T* stats, const T* x, const int64_t* t, int64_t N, 
 }
 
 template <class T>
-void cross_entropy_backward(T* dx, const T* x, const T* stats, const int64_t* t, int64_t N, int64_t C,
-                            double eps, int64_t ignore, double scale) {
+void cross_entropy_backward(T* dx, const T* x, const T* stats, const int64_t* t, int64_t N,
+                            int64_t C, double eps, int64_t ignore, double scale) {
   dispatch_math([&]<class M>() {
     const T sc = static_cast<T>(scale), off = static_cast<T>(eps / double(C));
     const T hit = static_cast<T>(scale * (1 - eps));
@@ -115,14 +115,14 @@ void mse_backward(T* dx, T* dy, const T* x, const T* y, int64_t n, double scale)
   }
 }
 
-#define FOCUS_LOSS_INSTANTIATE(T)                                                               \
-  template double cross_entropy_forward<T>(T*, const T*, const int64_t*, int64_t, int64_t,     \
-                                           double, int64_t);                                   \
-  template void cross_entropy_backward<T>(T*, const T*, const T*, const int64_t*, int64_t,     \
-                                          int64_t, double, int64_t, double);                   \
-  template double bce_with_logits_forward<T>(const T*, const T*, int64_t);                     \
-  template void bce_with_logits_backward<T>(T*, T*, const T*, const T*, int64_t, double);      \
-  template double mse_forward<T>(const T*, const T*, int64_t);                                 \
+#define FOCUS_LOSS_INSTANTIATE(T)                                                                  \
+  template double cross_entropy_forward<T>(T*, const T*, const int64_t*, int64_t, int64_t, double, \
+                                           int64_t);                                               \
+  template void cross_entropy_backward<T>(T*, const T*, const T*, const int64_t*, int64_t,         \
+                                          int64_t, double, int64_t, double);                       \
+  template double bce_with_logits_forward<T>(const T*, const T*, int64_t);                         \
+  template void bce_with_logits_backward<T>(T*, T*, const T*, const T*, int64_t, double);          \
+  template double mse_forward<T>(const T*, const T*, int64_t);                                     \
   template void mse_backward<T>(T*, T*, const T*, const T*, int64_t, double);
 FOCUS_LOSS_INSTANTIATE(float)
 FOCUS_LOSS_INSTANTIATE(double)

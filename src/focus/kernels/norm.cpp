@@ -56,8 +56,8 @@ void layer_norm_forward(T* y, T* mean, T* rstd, const T* x, const T* w, const T*
 }
 
 template <class T>
-void layer_norm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* mean,
-                         const T* rstd, const T* w, int64_t R, int64_t C) {
+void layer_norm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* mean, const T* rstd,
+                         const T* w, int64_t R, int64_t C) {
   const std::vector<T> d = affine_defaults(w, static_cast<const T*>(nullptr), C);
   const T* pw = w ? w : d.data();
   const bool wb = dw || db;
@@ -143,9 +143,8 @@ void batch_norm_forward(T* y, const T* x, const T* mean, const T* rstd, const T*
 }
 
 template <class T>
-void batch_norm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* mean,
-                         const T* rstd, const T* w, int64_t N, int64_t C, int64_t S,
-                         bool training) {
+void batch_norm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* mean, const T* rstd,
+                         const T* w, int64_t N, int64_t C, int64_t S, bool training) {
   const double M = double(N * S);
 #pragma omp parallel for schedule(static) if (N * C * S > kParallel)
   for (int64_t c = 0; c < C; ++c) {
@@ -176,15 +175,15 @@ void batch_norm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* 
   }
 }
 
-#define FOCUS_NORM_INSTANTIATE(T)                                                              \
-  template void layer_norm_forward<T>(T*, T*, T*, const T*, const T*, const T*, int64_t,       \
-                                      int64_t, double);                                        \
-  template void layer_norm_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*,     \
-                                       const T*, int64_t, int64_t);                            \
-  template void batch_norm_stats<T>(T*, T*, const T*, int64_t, int64_t, int64_t);              \
-  template void batch_norm_forward<T>(T*, const T*, const T*, const T*, const T*, const T*,    \
-                                      int64_t, int64_t, int64_t);                              \
-  template void batch_norm_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*,     \
+#define FOCUS_NORM_INSTANTIATE(T)                                                                 \
+  template void layer_norm_forward<T>(T*, T*, T*, const T*, const T*, const T*, int64_t, int64_t, \
+                                      double);                                                    \
+  template void layer_norm_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*,        \
+                                       const T*, int64_t, int64_t);                               \
+  template void batch_norm_stats<T>(T*, T*, const T*, int64_t, int64_t, int64_t);                 \
+  template void batch_norm_forward<T>(T*, const T*, const T*, const T*, const T*, const T*,       \
+                                      int64_t, int64_t, int64_t);                                 \
+  template void batch_norm_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*,        \
                                        const T*, int64_t, int64_t, int64_t, bool);
 FOCUS_NORM_INSTANTIATE(float)
 FOCUS_NORM_INSTANTIATE(double)

@@ -23,8 +23,8 @@ template <class T>
 void layer_norm_forward(T* y, T* mean, T* rstd, const T* x, const T* w, const T* b, int64_t R,
                         int64_t C, double eps);
 template <class T>
-void layer_norm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* mean,
-                         const T* rstd, const T* w, int64_t R, int64_t C);
+void layer_norm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* mean, const T* rstd,
+                         const T* w, int64_t R, int64_t C);
 
 template <class T>
 void batch_norm_stats(T* mean, T* var, const T* x, int64_t N, int64_t C, int64_t S);
@@ -32,8 +32,7 @@ template <class T>
 void batch_norm_forward(T* y, const T* x, const T* mean, const T* rstd, const T* w, const T* b,
                         int64_t N, int64_t C, int64_t S);
 template <class T>
-void batch_norm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* mean,
-                         const T* rstd, const T* w, int64_t N, int64_t C, int64_t S,
-                         bool training);
+void batch_norm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* mean, const T* rstd,
+                         const T* w, int64_t N, int64_t C, int64_t S, bool training);
 
 }  // namespace focus

@@ -194,12 +194,12 @@ void max_backward(T* dx, const T* dy, const int64_t* idx, int64_t O, int64_t R, 
   });
 }
 
-#define FOCUS_REDUCE_INSTANTIATE(T)                                                             \
-  template void sum_forward<T>(T*, const T*, int64_t, int64_t, int64_t, double);               \
-  template void sum_backward<T>(T*, const T*, int64_t, int64_t, int64_t, double);              \
-  template void var_forward<T>(T*, const T*, int64_t, int64_t, int64_t, int64_t);              \
-  template void var_backward<T>(T*, const T*, const T*, int64_t, int64_t, int64_t, int64_t);   \
-  template void max_forward<T>(T*, int64_t*, const T*, int64_t, int64_t, int64_t);             \
+#define FOCUS_REDUCE_INSTANTIATE(T)                                                          \
+  template void sum_forward<T>(T*, const T*, int64_t, int64_t, int64_t, double);             \
+  template void sum_backward<T>(T*, const T*, int64_t, int64_t, int64_t, double);            \
+  template void var_forward<T>(T*, const T*, int64_t, int64_t, int64_t, int64_t);            \
+  template void var_backward<T>(T*, const T*, const T*, int64_t, int64_t, int64_t, int64_t); \
+  template void max_forward<T>(T*, int64_t*, const T*, int64_t, int64_t, int64_t);           \
   template void max_backward<T>(T*, const T*, const int64_t*, int64_t, int64_t, int64_t);
 FOCUS_REDUCE_INSTANTIATE(float)
 FOCUS_REDUCE_INSTANTIATE(double)

@@ -167,8 +167,8 @@ void softmax_backward(T* dx, const T* dy, const T* y, int64_t O, int64_t N, int6
 
 template void softmax_forward<float>(float*, const float*, int64_t, int64_t, int64_t, bool);
 template void softmax_forward<double>(double*, const double*, int64_t, int64_t, int64_t, bool);
-template void softmax_backward<float>(float*, const float*, const float*, int64_t, int64_t,
-                                      int64_t, bool);
+template void softmax_backward<float>(float*, const float*, const float*, int64_t, int64_t, int64_t,
+                                      bool);
 template void softmax_backward<double>(double*, const double*, const double*, int64_t, int64_t,
                                        int64_t, bool);
 

@@ -38,21 +38,31 @@ template <class T, class M>
 void forward_impl(UnaryOp op, T* y, const T* x, int64_t n, T p) {
   const T k = T(kSqrt2OverPi), c = T(kGeluCubic);
   switch (op) {
-    case UnaryOp::Exp: return map1(y, x, n, [](T v) { return M::exp(v); });
-    case UnaryOp::Log: return map1(y, x, n, [](T v) { return std::log(v); });
-    case UnaryOp::Sqrt: return map1(y, x, n, [](T v) { return std::sqrt(v); });
-    case UnaryOp::Tanh: return map1(y, x, n, [](T v) { return std::tanh(v); });
-    case UnaryOp::Sigmoid: return map1(y, x, n, [](T v) { return T(1) / (T(1) + M::exp(-v)); });
-    case UnaryOp::Relu: return map1(y, x, n, [](T v) { return v < T(0) ? T(0) : v; });
-    case UnaryOp::Gelu: return map1(y, x, n, [](T v) { return v * M::cdf(v); });
+    case UnaryOp::Exp:
+      return map1(y, x, n, [](T v) { return M::exp(v); });
+    case UnaryOp::Log:
+      return map1(y, x, n, [](T v) { return std::log(v); });
+    case UnaryOp::Sqrt:
+      return map1(y, x, n, [](T v) { return std::sqrt(v); });
+    case UnaryOp::Tanh:
+      return map1(y, x, n, [](T v) { return std::tanh(v); });
+    case UnaryOp::Sigmoid:
+      return map1(y, x, n, [](T v) { return T(1) / (T(1) + M::exp(-v)); });
+    case UnaryOp::Relu:
+      return map1(y, x, n, [](T v) { return v < T(0) ? T(0) : v; });
+    case UnaryOp::Gelu:
+      return map1(y, x, n, [](T v) { return v * M::cdf(v); });
     case UnaryOp::GeluTanh:
       return map1(y, x, n, [k, c](T v) {  // x (1 + tanh u) / 2 = x sigmoid(2u)
         const T u = k * (v + c * v * v * v);
         return v / (T(1) + M::exp(T(-2) * u));
       });
-    case UnaryOp::Square: return map1(y, x, n, [](T v) { return v * v; });
-    case UnaryOp::Pow: return map1(y, x, n, [p](T v) { return std::pow(v, p); });
-    case UnaryOp::Abs: return map1(y, x, n, [](T v) { return std::abs(v); });
+    case UnaryOp::Square:
+      return map1(y, x, n, [](T v) { return v * v; });
+    case UnaryOp::Pow:
+      return map1(y, x, n, [p](T v) { return std::pow(v, p); });
+    case UnaryOp::Abs:
+      return map1(y, x, n, [](T v) { return std::abs(v); });
   }
 }
 
@@ -60,13 +70,18 @@ template <class T, class M>
 void backward_impl(UnaryOp op, T* dx, const T* dy, const T* xy, int64_t n, T p) {
   const T k = T(kSqrt2OverPi), c = T(kGeluCubic), inv_sqrt_2pi = T(kInvSqrt2Pi);
   switch (op) {
-    case UnaryOp::Exp: return map2(dx, dy, xy, n, [](T g, T y) { return g * y; });
-    case UnaryOp::Log: return map2(dx, dy, xy, n, [](T g, T x) { return g / x; });
-    case UnaryOp::Sqrt: return map2(dx, dy, xy, n, [](T g, T y) { return g / (T(2) * y); });
-    case UnaryOp::Tanh: return map2(dx, dy, xy, n, [](T g, T y) { return g * (T(1) - y * y); });
+    case UnaryOp::Exp:
+      return map2(dx, dy, xy, n, [](T g, T y) { return g * y; });
+    case UnaryOp::Log:
+      return map2(dx, dy, xy, n, [](T g, T x) { return g / x; });
+    case UnaryOp::Sqrt:
+      return map2(dx, dy, xy, n, [](T g, T y) { return g / (T(2) * y); });
+    case UnaryOp::Tanh:
+      return map2(dx, dy, xy, n, [](T g, T y) { return g * (T(1) - y * y); });
     case UnaryOp::Sigmoid:
       return map2(dx, dy, xy, n, [](T g, T y) { return g * y * (T(1) - y); });
-    case UnaryOp::Relu: return map2(dx, dy, xy, n, [](T g, T y) { return y > T(0) ? g : T(0); });
+    case UnaryOp::Relu:
+      return map2(dx, dy, xy, n, [](T g, T y) { return y > T(0) ? g : T(0); });
     case UnaryOp::Gelu:
       return map2(dx, dy, xy, n, [inv_sqrt_2pi](T g, T x) {  // Phi(x) + x phi(x)
         return g * (M::cdf(x) + x * inv_sqrt_2pi * M::exp(T(-0.5) * x * x));
@@ -77,7 +92,8 @@ void backward_impl(UnaryOp op, T* dx, const T* dy, const T* xy, int64_t n, T p) 
         const T s = T(1) / (T(1) + M::exp(T(-2) * u));
         return g * (s + x * s * (T(1) - s) * T(2) * k * (T(1) + T(3) * c * x * x));
       });
-    case UnaryOp::Square: return map2(dx, dy, xy, n, [](T g, T x) { return T(2) * x * g; });
+    case UnaryOp::Square:
+      return map2(dx, dy, xy, n, [](T g, T x) { return T(2) * x * g; });
     case UnaryOp::Pow:
       if (p == T(0)) return map2(dx, dy, xy, n, [](T, T) { return T(0); });
       return map2(dx, dy, xy, n, [p](T g, T x) { return g * p * std::pow(x, p - T(1)); });

@@ -111,12 +111,24 @@ inline T normal_cdf(T x) {
 
 // The math the kernels call, chosen once per kernel call by math_kernel().
 struct FastMath {
-  template <class T> static T exp(T x) { return vexp(x); }
-  template <class T> static T cdf(T x) { return normal_cdf(x); }
+  template <class T>
+  static T exp(T x) {
+    return vexp(x);
+  }
+  template <class T>
+  static T cdf(T x) {
+    return normal_cdf(x);
+  }
 };
 struct LibmMath {
-  template <class T> static T exp(T x) { return std::exp(x); }
-  template <class T> static T cdf(T x) { return T(0.5 * std::erfc(-double(x) * 0.7071067811865476)); }
+  template <class T>
+  static T exp(T x) {
+    return std::exp(x);
+  }
+  template <class T>
+  static T cdf(T x) {
+    return T(0.5 * std::erfc(-double(x) * 0.7071067811865476));
+  }
 };
 
 // Runs fn.template operator()<FastMath or LibmMath>().

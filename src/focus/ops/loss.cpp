@@ -26,8 +26,8 @@ struct CrossEntropyNode : Node {
     Tensor dx = Tensor::empty({N, C}, x.dtype());
     const double scale = dout.item() / double(count);
     dispatch_float(x.dtype(), name(), [&]<class T>() {
-      cross_entropy_backward<T>(dx.data<T>(), x.data<T>(), stats.data<T>(), t.data<int64_t>(), N,
-                                C, eps, ignore, scale);
+      cross_entropy_backward<T>(dx.data<T>(), x.data<T>(), stats.data<T>(), t.data<int64_t>(), N, C,
+                                eps, ignore, scale);
     });
     return {dx, Tensor()};
   }
@@ -50,8 +50,7 @@ struct PairLossNode : Node {
         bce_with_logits_backward<T>(ptr_or_null<T>(dx), ptr_or_null<T>(dy), x.data<T>(),
                                     y.data<T>(), n, scale);
       else
-        mse_backward<T>(ptr_or_null<T>(dx), ptr_or_null<T>(dy), x.data<T>(), y.data<T>(), n,
-                        scale);
+        mse_backward<T>(ptr_or_null<T>(dx), ptr_or_null<T>(dy), x.data<T>(), y.data<T>(), n, scale);
     });
     return {dx, dy};
   }

@@ -47,8 +47,7 @@ ReducePlan make_plan(const Tensor& x, const std::vector<int64_t>& dims, bool kee
                 "{}: dim {} out of range for shape {}", op, d, to_string(s));
     if (nd == 0) continue;  // a 0-d tensor reduces to itself
     const int64_t w = d < 0 ? d + nd : d;
-    FOCUS_CHECK(!red[w], ShapeError, "{}: dim {} repeated for shape {}", op, d,
-                to_string(s));
+    FOCUS_CHECK(!red[w], ShapeError, "{}: dim {} repeated for shape {}", op, d, to_string(s));
     red[w] = true;
   }
   int64_t first = nd, last = -1;

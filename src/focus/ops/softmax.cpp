@@ -40,9 +40,8 @@ Tensor softmax_impl(const Tensor& a, int64_t dim, bool log) {
   for (int64_t k = d + 1; k < nd; ++k) I *= a.shape()[k];
   const Tensor x = a.contiguous();
   Tensor y = Tensor::empty(a.shape(), a.dtype());
-  dispatch_float(a.dtype(), op, [&]<class T>() {
-    softmax_forward<T>(y.data<T>(), x.data<T>(), O, N, I, log);
-  });
+  dispatch_float(a.dtype(), op,
+                 [&]<class T>() { softmax_forward<T>(y.data<T>(), x.data<T>(), O, N, I, log); });
   if (needs_graph({&a})) {
     auto node = std::make_shared<SoftmaxNode>();
     node->y = y.detach();

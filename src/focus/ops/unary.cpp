@@ -27,14 +27,12 @@ struct UnaryNode : Node {
   void release() override { saved = Tensor(); }
 };
 
-Tensor unary(UnaryOp op, const Tensor& a, const char* name, const char* node_name,
-             double p = 0) {
+Tensor unary(UnaryOp op, const Tensor& a, const char* name, const char* node_name, double p = 0) {
   FOCUS_CHECK(a.defined(), ValueError, "{}: undefined input", name);
   const Tensor x = a.contiguous();
   Tensor y = Tensor::empty(a.shape(), a.dtype());
-  dispatch_float(a.dtype(), name, [&]<class T>() {
-    unary_forward<T>(op, y.data<T>(), x.data<T>(), y.numel(), p);
-  });
+  dispatch_float(a.dtype(), name,
+                 [&]<class T>() { unary_forward<T>(op, y.data<T>(), x.data<T>(), y.numel(), p); });
   if (needs_graph({&a})) {
     auto node = std::make_shared<UnaryNode>();
     node->op = op;
@@ -52,9 +50,7 @@ Tensor exp(const Tensor& a) { return unary(UnaryOp::Exp, a, "exp", "ExpBackward"
 Tensor log(const Tensor& a) { return unary(UnaryOp::Log, a, "log", "LogBackward"); }
 Tensor sqrt(const Tensor& a) { return unary(UnaryOp::Sqrt, a, "sqrt", "SqrtBackward"); }
 Tensor tanh(const Tensor& a) { return unary(UnaryOp::Tanh, a, "tanh", "TanhBackward"); }
-Tensor sigmoid(const Tensor& a) {
-  return unary(UnaryOp::Sigmoid, a, "sigmoid", "SigmoidBackward");
-}
+Tensor sigmoid(const Tensor& a) { return unary(UnaryOp::Sigmoid, a, "sigmoid", "SigmoidBackward"); }
 Tensor relu(const Tensor& a) { return unary(UnaryOp::Relu, a, "relu", "ReluBackward"); }
 Tensor gelu(const Tensor& a, bool tanh_approx) {
   return tanh_approx ? unary(UnaryOp::GeluTanh, a, "gelu", "GeluTanhBackward")
