@@ -83,6 +83,20 @@ void sum_forward(T* y, const T* x, int64_t O, int64_t R, int64_t I, double scale
 template <class T>
 void sum_backward(T* dx, const T* dy, int64_t O, int64_t R, int64_t I, double scale) {
   const T s = static_cast<T>(scale);
+  if (I == 1) {
+    for_rows(O, R, [&](int64_t o, bool inside) {
+      T* d = dx + o * R;
+      const T v = s * dy[o];
+      if (inside) {
+#pragma omp parallel for simd
+        for (int64_t r = 0; r < R; ++r) d[r] = v;
+      } else {
+#pragma omp simd
+        for (int64_t r = 0; r < R; ++r) d[r] = v;
+      }
+    });
+    return;
+  }
 #pragma omp parallel for schedule(static) if (O * R * I > kParallel)
   for (int64_t orow = 0; orow < O * R; ++orow) {
     const T* g = dy + (orow / R) * I;
