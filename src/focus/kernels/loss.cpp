@@ -67,7 +67,7 @@ template <class T>
 double bce_with_logits_forward(const T* x, const T* y, int64_t n) {
   return dispatch_math([&]<class M>() {
     double total = 0;
-#pragma omp parallel for simd reduction(+ : total) if (n > kParallel)
+#pragma omp parallel for simd reduction(+ : total) if (parallel : n > kParallel)
     for (int64_t i = 0; i < n; ++i) {
       const T v = x[i];
       total += (v > T(0) ? v : T(0)) - v * y[i] + std::log1p(M::exp(-std::abs(v)));
@@ -81,11 +81,11 @@ void bce_with_logits_backward(T* dx, T* dy, const T* x, const T* y, int64_t n, d
   dispatch_math([&]<class M>() {
     const T sc = static_cast<T>(scale);
     if (dx) {
-#pragma omp parallel for simd if (n > kParallel)
+#pragma omp parallel for simd if (parallel : n > kParallel)
       for (int64_t i = 0; i < n; ++i) dx[i] = sc * (T(1) / (T(1) + M::exp(-x[i])) - y[i]);
     }
     if (dy) {
-#pragma omp parallel for simd if (n > kParallel)
+#pragma omp parallel for simd if (parallel : n > kParallel)
       for (int64_t i = 0; i < n; ++i) dy[i] = -sc * x[i];
     }
   });
@@ -94,7 +94,7 @@ void bce_with_logits_backward(T* dx, T* dy, const T* x, const T* y, int64_t n, d
 template <class T>
 double mse_forward(const T* x, const T* y, int64_t n) {
   double total = 0;
-#pragma omp parallel for simd reduction(+ : total) if (n > kParallel)
+#pragma omp parallel for simd reduction(+ : total) if (parallel : n > kParallel)
   for (int64_t i = 0; i < n; ++i) {
     const double d = double(x[i]) - double(y[i]);
     total += d * d;
@@ -106,11 +106,11 @@ template <class T>
 void mse_backward(T* dx, T* dy, const T* x, const T* y, int64_t n, double scale) {
   const T two_sc = static_cast<T>(2 * scale);
   if (dx) {
-#pragma omp parallel for simd if (n > kParallel)
+#pragma omp parallel for simd if (parallel : n > kParallel)
     for (int64_t i = 0; i < n; ++i) dx[i] = two_sc * (x[i] - y[i]);
   }
   if (dy) {
-#pragma omp parallel for simd if (n > kParallel)
+#pragma omp parallel for simd if (parallel : n > kParallel)
     for (int64_t i = 0; i < n; ++i) dy[i] = two_sc * (y[i] - x[i]);
   }
 }

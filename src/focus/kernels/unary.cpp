@@ -25,12 +25,12 @@ constexpr double kGeluCubic = 0.044715;
 // see only the arrays and vectorise.
 template <class T, class F>
 inline void map1(T* __restrict y, const T* __restrict x, int64_t n, F f) {
-#pragma omp parallel for simd if (n > kParallel)
+#pragma omp parallel for simd if (parallel : n > kParallel)
   for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
 }
 template <class T, class G>
 inline void map2(T* __restrict dx, const T* __restrict dy, const T* __restrict xy, int64_t n, G g) {
-#pragma omp parallel for simd if (n > kParallel)
+#pragma omp parallel for simd if (parallel : n > kParallel)
   for (int64_t i = 0; i < n; ++i) dx[i] = g(dy[i], xy[i]);
 }
 
