@@ -111,7 +111,7 @@ TEST(MultiHeadAttention, NamesAndShapes) {
   MultiHeadAttention m({.d_model = 8, .n_heads = 4, .n_kv_heads = 2}, rng);
   const NamedTensors p = m.named_parameters();
   ASSERT_EQ(p.size(), 8u);
-  const char* expected[] = {"q_proj.weight", "q_proj.bias", "k_proj.weight", "k_proj.bias",
+  const char* expected[] = {"q_proj.weight", "q_proj.bias", "k_proj.weight",   "k_proj.bias",
                             "v_proj.weight", "v_proj.bias", "out_proj.weight", "out_proj.bias"};
   for (size_t i = 0; i < 8; ++i) EXPECT_EQ(p[i].first, expected[i]);
   EXPECT_EQ(m.k_proj->weight.shape(), Shape({4, 8}));  // Hkv * Dh = 2 * 2
@@ -224,13 +224,22 @@ TEST(AttentionPooling, PoolsWithALearnedQuery) {
 TEST(TransformerEncoderLayer, IsPreNormResidualAndDifferentiable) {
   Rng rng(7);
   TransformerEncoderLayer layer({.d_model = 4, .n_heads = 2, .d_ff = 6}, rng);
-  const std::vector<std::string> expected = {
-      "norm1.weight",           "norm1.bias",           "self_attn.q_proj.weight",
-      "self_attn.q_proj.bias",  "self_attn.k_proj.weight", "self_attn.k_proj.bias",
-      "self_attn.v_proj.weight", "self_attn.v_proj.bias", "self_attn.out_proj.weight",
-      "self_attn.out_proj.bias", "norm2.weight",         "norm2.bias",
-      "linear1.weight",         "linear1.bias",         "linear2.weight",
-      "linear2.bias"};
+  const std::vector<std::string> expected = {"norm1.weight",
+                                             "norm1.bias",
+                                             "self_attn.q_proj.weight",
+                                             "self_attn.q_proj.bias",
+                                             "self_attn.k_proj.weight",
+                                             "self_attn.k_proj.bias",
+                                             "self_attn.v_proj.weight",
+                                             "self_attn.v_proj.bias",
+                                             "self_attn.out_proj.weight",
+                                             "self_attn.out_proj.bias",
+                                             "norm2.weight",
+                                             "norm2.bias",
+                                             "linear1.weight",
+                                             "linear1.bias",
+                                             "linear2.weight",
+                                             "linear2.bias"};
   const NamedTensors p = layer.named_parameters();
   ASSERT_EQ(p.size(), expected.size());
   for (size_t i = 0; i < p.size(); ++i) EXPECT_EQ(p[i].first, expected[i]);

@@ -21,8 +21,8 @@ using namespace focus;
 using focus::testing::gradcheck;
 using focus::testing::max_abs_diff;
 using focus::testing::max_rel_diff;
-using focus::testing::naive_attention;
 using focus::testing::Naive;
+using focus::testing::naive_attention;
 using focus::testing::rand_input;
 
 using Inputs = std::vector<Tensor>;
@@ -49,7 +49,8 @@ std::vector<Case> cases() {
   c.opt.key_lengths = Tensor::from_vector(std::vector<int64_t>{4, 1, 2}, {3});
   cs.push_back(c);
   c = {"key_padding_mask", 2, 2, 1, 3, 4, 2, {}};
-  c.opt.key_padding_mask = Tensor::from_vector(std::vector<int64_t>{0, 1, 0, 1, 1, 0, 0, 0}, {2, 4});
+  c.opt.key_padding_mask =
+      Tensor::from_vector(std::vector<int64_t>{0, 1, 0, 1, 1, 0, 0, 0}, {2, 4});
   cs.push_back(c);
   c = {"bias", 2, 2, 2, 3, 4, 2, {}};  // bias set below
   cs.push_back(c);
@@ -89,8 +90,8 @@ TEST(Attention, MatchesNaiveForEveryMaskKind) {
     // F32 agrees with the F64 reference to float precision.
     AttentionOptions o32 = c.opt;
     if (o32.bias.defined()) o32.bias = o32.bias.to(DType::F32);
-    const Tensor out32 = scaled_dot_product_attention(q.to(DType::F32), k.to(DType::F32),
-                                                      v.to(DType::F32), o32);
+    const Tensor out32 =
+        scaled_dot_product_attention(q.to(DType::F32), k.to(DType::F32), v.to(DType::F32), o32);
     EXPECT_LT(max_abs_diff(out32.to_vector<double>(), ref.out), 1e-5);
   }
 }
@@ -195,9 +196,10 @@ TEST(Attention, GradientsForEveryMaskKind) {
 TEST(Attention, InputChecks) {
   const Tensor q = Tensor::zeros({2, 4, 3, 8}), k = Tensor::zeros({2, 2, 5, 8}),
                v = Tensor::zeros({2, 2, 5, 8});
-  EXPECT_THROW(scaled_dot_product_attention(q.select(0, 0), k, v), ShapeError);     // 3-D
-  EXPECT_THROW(scaled_dot_product_attention(q, Tensor::zeros({2, 3, 5, 8}), Tensor::zeros({2, 3, 5, 8})),
-               ShapeError);                                                         // 4 % 3
+  EXPECT_THROW(scaled_dot_product_attention(q.select(0, 0), k, v), ShapeError);  // 3-D
+  EXPECT_THROW(
+      scaled_dot_product_attention(q, Tensor::zeros({2, 3, 5, 8}), Tensor::zeros({2, 3, 5, 8})),
+      ShapeError);  // 4 % 3
   EXPECT_THROW(scaled_dot_product_attention(q, Tensor::zeros({2, 2, 5, 7}), v), ShapeError);  // D
   EXPECT_THROW(scaled_dot_product_attention(q, k, Tensor::zeros({2, 2, 4, 8})), ShapeError);  // Lk
   EXPECT_THROW(scaled_dot_product_attention(q, k.to(DType::F64), v), DTypeError);

@@ -45,7 +45,7 @@ TEST(Linear, ValuesInitAndNames) {
   EXPECT_LE(max_abs(lin.weight), 1.0 / std::sqrt(5.0));
   EXPECT_LE(max_abs(lin.bias), 1.0 / std::sqrt(5.0));
   EXPECT_GT(max_abs(lin.weight), 0.5 / std::sqrt(5.0));  // actually spread over the range
-  const Tensor x = Tensor::randn({2, 4, 5}, rng);  // (N, L, IN)
+  const Tensor x = Tensor::randn({2, 4, 5}, rng);        // (N, L, IN)
   const auto y = lin.forward(x).to_vector<double>();
   const auto px = x.to_vector<double>(), pw = lin.weight.to_vector<double>(),
              pb = lin.bias.to_vector<double>();
@@ -87,7 +87,7 @@ TEST(Embedding, LooksUpRowsAndGradients) {
   Rng rng(4);
   Embedding emb(6, 3, rng);
   const Tensor idx = Tensor::from_vector(std::vector<int64_t>{5, 0, 5, 2}, {2, 2});  // (N, L)
-  const Tensor y = emb.forward(idx);                                                  // (N, L, D)
+  const Tensor y = emb.forward(idx);                                                 // (N, L, D)
   ASSERT_EQ(y.shape(), Shape({2, 2, 3}));
   const auto pw = emb.weight.to_vector<double>(), py = y.to_vector<double>();
   const int64_t rows[] = {5, 0, 5, 2};
@@ -154,8 +154,7 @@ TEST(BatchNorm2d, TrainNormalisesAndUpdatesRunningStats) {
   Rng rng(7);
   BatchNorm2d bn(2);
   EXPECT_EQ(names(bn.named_parameters()), (std::vector<std::string>{"weight", "bias"}));
-  EXPECT_EQ(names(bn.named_buffers()),
-            (std::vector<std::string>{"running_mean", "running_var"}));
+  EXPECT_EQ(names(bn.named_buffers()), (std::vector<std::string>{"running_mean", "running_var"}));
   const Tensor x = add(Tensor::randn({4, 2, 3, 3}, rng, DType::F64, 2.0), 1.5);  // (N, C, H, W)
   bn.to(DType::F64);
   const auto y = bn.forward(x).to_vector<double>();
@@ -183,8 +182,8 @@ TEST(BatchNorm2d, TrainNormalisesAndUpdatesRunningStats) {
   bn.eval();
   const auto ye = bn.forward(x).to_vector<double>();
   for (int c = 0; c < 2; ++c)
-    EXPECT_NEAR(ye[(1 * 2 + c) * 9 + 4], (px[(1 * 2 + c) * 9 + 4] - rm[c]) / std::sqrt(rv[c] + 1e-5),
-                1e-12);
+    EXPECT_NEAR(ye[(1 * 2 + c) * 9 + 4],
+                (px[(1 * 2 + c) * 9 + 4] - rm[c]) / std::sqrt(rv[c] + 1e-5), 1e-12);
   EXPECT_THROW(bn.forward(Tensor::zeros({2, 3, 2, 2}, DType::F64)), ShapeError);
 }
 
@@ -207,8 +206,10 @@ TEST(Dropout, TrainMasksEvalIsIdentity) {
   const Tensor y = drop.forward(x);
   int zeros = 0;
   for (double v : y.to_vector<double>()) {
-    if (v == 0.0) ++zeros;
-    else EXPECT_NEAR(v, 1.0 / 0.75, 1e-6);
+    if (v == 0.0)
+      ++zeros;
+    else
+      EXPECT_NEAR(v, 1.0 / 0.75, 1e-6);
   }
   EXPECT_NEAR(zeros / 4000.0, 0.25, 0.03);
   EXPECT_GT(max_rel_diff(drop.forward(x), y), 0.0);  // the next call draws a fresh mask
@@ -259,8 +260,8 @@ TEST(PositionalEncoding, SinusoidalTableAndGradients) {
     EXPECT_NEAR(t[p * 4 + 3], std::cos(p / 100.0), 1e-12);
   }
   Rng rng(11);
-  EXPECT_TRUE(gradcheck([&](const Inputs& x) { return pe.forward(x[0]); },
-                        {rand_input({2, 5, 4}, rng)}));
+  EXPECT_TRUE(
+      gradcheck([&](const Inputs& x) { return pe.forward(x[0]); }, {rand_input({2, 5, 4}, rng)}));
   EXPECT_EQ(pe.forward(Tensor::zeros({1, 2, 4})).dtype(), DType::F32);
   EXPECT_THROW(pe.forward(Tensor::zeros({1, 2, 3})), ShapeError);
 }

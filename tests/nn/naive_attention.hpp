@@ -18,7 +18,7 @@ struct Naive {
 
 // Attention one (b, h, i) row at a time, straight from the definition.
 inline Naive naive_attention(const Tensor& q, const Tensor& k, const Tensor& v,
-                      const AttentionOptions& o) {
+                             const AttentionOptions& o) {
   const int64_t B = q.size(0), H = q.size(1), Lq = q.size(2), D = q.size(3);
   const int64_t Hkv = k.size(1), Lk = k.size(2), Dv = v.size(3), G = H / Hkv;
   const auto pq = q.to_vector<double>(), pk = k.to_vector<double>(), pv = v.to_vector<double>();

@@ -18,7 +18,8 @@ class CnnSe::Stage : public Module {
         bn1(register_module("bn1", std::make_shared<BatchNorm2d>(out, 1e-5, cfg.bn_momentum))),
         conv2(register_module("conv2", std::make_shared<Conv2d>(out, out, 3, rng, 1, 1, false))),
         bn2(register_module("bn2", std::make_shared<BatchNorm2d>(out, 1e-5, cfg.bn_momentum))),
-        se(register_module("se", std::make_shared<SqueezeExcitation>(out, cfg.se_reduction, rng))) {}
+        se(register_module("se", std::make_shared<SqueezeExcitation>(out, cfg.se_reduction, rng))) {
+  }
 
   Tensor forward(const Tensor& x) {
     Tensor h = relu(bn1->forward(conv1->forward(x)));
@@ -54,8 +55,9 @@ CnnSeConfig CnnSeConfig::from_json(const nlohmann::json& j) {
 }
 
 nlohmann::json CnnSeConfig::to_json() const {
-  return {{"in_channels", in_channels}, {"num_classes", num_classes},   {"channels", channels},
-          {"se_reduction", se_reduction}, {"dropout", dropout}, {"bn_momentum", bn_momentum}};
+  return {{"in_channels", in_channels}, {"num_classes", num_classes},
+          {"channels", channels},       {"se_reduction", se_reduction},
+          {"dropout", dropout},         {"bn_momentum", bn_momentum}};
 }
 
 CnnSe::CnnSe(const CnnSeConfig& cfg, Rng& rng) : cfg_(cfg) {
@@ -76,7 +78,7 @@ Tensor CnnSe::forward(const Tensor& x) {
               ShapeError, "cnn_se: input {} must be (N, {}, H, W) with H, W >= {}",
               to_string(x.shape()), cfg_.in_channels, min_size);
   Tensor h = x;
-  for (auto& s : stages_) h = s->forward(h);  // (N, C_s, H / 2^s, W / 2^s)
+  for (auto& s : stages_) h = s->forward(h);                       // (N, C_s, H / 2^s, W / 2^s)
   return head_->forward(dropout_->forward(global_avg_pool2d(h)));  // (N, classes)
 }
 

@@ -15,8 +15,8 @@ namespace focus::models {
 class ConfigReader {
  public:
   ConfigReader(const nlohmann::json& j, std::string model) : j_(j), model_(std::move(model)) {
-    FOCUS_CHECK(j.is_null() || j.is_object(), ValueError, "{}: config must be a JSON object, got {}",
-                model_, j.dump());
+    FOCUS_CHECK(j.is_null() || j.is_object(), ValueError,
+                "{}: config must be a JSON object, got {}", model_, j.dump());
   }
 
   // The value of `key` as T, or `def` when absent.
@@ -38,7 +38,8 @@ class ConfigReader {
     try {
       return v.get<T>();
     } catch (const nlohmann::json::exception&) {
-      throw ValueError(fmt::format("{}: config '{}' has the wrong type: {}", model_, key, v.dump()));
+      throw ValueError(
+          fmt::format("{}: config '{}' has the wrong type: {}", model_, key, v.dump()));
     }
   }
 

@@ -28,14 +28,17 @@ VitConfig VitConfig::from_json(const nlohmann::json& j) {
   c.attn_dropout = r.get("attn_dropout", c.attn_dropout);
   c.pool = r.get("pool", c.pool);
   r.finish();
-  const std::pair<const char*, int64_t> sizes[] = {
-      {"image_size", c.image_size}, {"in_channels", c.in_channels}, {"num_classes", c.num_classes},
-      {"patch", c.patch}, {"dim", c.dim}, {"depth", c.depth}, {"heads", c.heads}};
+  const std::pair<const char*, int64_t> sizes[] = {{"image_size", c.image_size},
+                                                   {"in_channels", c.in_channels},
+                                                   {"num_classes", c.num_classes},
+                                                   {"patch", c.patch},
+                                                   {"dim", c.dim},
+                                                   {"depth", c.depth},
+                                                   {"heads", c.heads}};
   for (const auto& [key, value] : sizes) r.require(value > 0, key, "must be positive");
   r.require(c.image_size % c.patch == 0, "patch",
             fmt::format("{} must divide image_size {}", c.patch, c.image_size));
-  r.require(c.dim % c.heads == 0, "heads",
-            fmt::format("{} must divide dim {}", c.heads, c.dim));
+  r.require(c.dim % c.heads == 0, "heads", fmt::format("{} must divide dim {}", c.heads, c.dim));
   r.require(c.kv_heads >= 0 && (c.kv_heads == 0 || c.heads % c.kv_heads == 0), "kv_heads",
             fmt::format("{} must be 0 or divide heads {}", c.kv_heads, c.heads));
   r.require(c.mlp_ratio > 0.0 && std::lround(c.mlp_ratio * c.dim) > 0, "mlp_ratio",
@@ -48,10 +51,18 @@ VitConfig VitConfig::from_json(const nlohmann::json& j) {
 }
 
 nlohmann::json VitConfig::to_json() const {
-  return {{"image_size", image_size}, {"in_channels", in_channels}, {"num_classes", num_classes},
-          {"patch", patch},           {"dim", dim},                 {"depth", depth},
-          {"heads", heads},           {"kv_heads", kv_heads},       {"mlp_ratio", mlp_ratio},
-          {"dropout", dropout},       {"attn_dropout", attn_dropout}, {"pool", pool}};
+  return {{"image_size", image_size},
+          {"in_channels", in_channels},
+          {"num_classes", num_classes},
+          {"patch", patch},
+          {"dim", dim},
+          {"depth", depth},
+          {"heads", heads},
+          {"kv_heads", kv_heads},
+          {"mlp_ratio", mlp_ratio},
+          {"dropout", dropout},
+          {"attn_dropout", attn_dropout},
+          {"pool", pool}};
 }
 
 Vit::Vit(const VitConfig& cfg, Rng& rng) : cfg_(cfg) {
@@ -75,9 +86,9 @@ Vit::Vit(const VitConfig& cfg, Rng& rng) : cfg_(cfg) {
   norm_ = register_module("norm", std::make_shared<LayerNorm>(D));
   if (cfg.pool == "attn")
     pool_ = register_module(
-        "pool", std::make_shared<AttentionPooling>(
-                    MultiHeadAttentionOptions{D, cfg.heads, cfg.kv_heads, true, cfg.attn_dropout},
-                    rng));
+        "pool",
+        std::make_shared<AttentionPooling>(
+            MultiHeadAttentionOptions{D, cfg.heads, cfg.kv_heads, true, cfg.attn_dropout}, rng));
   head_ = register_module("head", std::make_shared<Linear>(D, cfg.num_classes, rng));
 }
 
@@ -94,13 +105,13 @@ Tensor Vit::forward_with_attention(const Tensor& x, std::vector<Tensor>* maps) {
               ShapeError, "vit: input {} must be (N, {}, {}, {})", to_string(x.shape()),
               cfg_.in_channels, S, S);
   const int64_t N = x.size(0);
-  Tensor h = transpose(flatten(patch_embed_->forward(x), 2), 1, 2);  // (N, P, D)
+  Tensor h = transpose(flatten(patch_embed_->forward(x), 2), 1, 2);             // (N, P, D)
   if (cls_token_.defined()) h = concat({expand(cls_token_, {N, 1, D}), h}, 1);  // (N, T, D)
   h = dropout_->forward(pos_embed_->forward(h));
   for (auto& block : blocks_) {
     Tensor w;
     h = block->forward(h, {}, maps ? &w : nullptr);  // (N, T, D)
-    if (maps) maps->push_back(w);                   // (N, H, T, T)
+    if (maps) maps->push_back(w);                    // (N, H, T, T)
   }
   h = norm_->forward(h);
   Tensor pooled;  // (N, D)

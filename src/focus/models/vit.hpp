@@ -5,7 +5,7 @@
 //   pooling: the class token's output ("cls") or AttentionPooling over the tokens ("attn")
 //   head: Linear D -> classes.
 // Letters: N batch, S image size, D = dim, T tokens (P + 1 with a class token), H heads.
-// Parameter names: patch_embed.*, cls_token (pool "cls" only), pos_embed.weight, blocks.{i}.*,
+// Parameter names: cls_token (pool "cls" only), patch_embed.*, pos_embed.weight, blocks.{i}.*,
 // norm.*, pool.* (pool "attn" only), head.*.
 #pragma once
 #include <memory>

@@ -13,7 +13,8 @@ MultiHeadAttentionOptions checked(MultiHeadAttentionOptions o) {
   init::positive(o.n_heads, "MultiHeadAttention: n_heads");
   if (o.n_kv_heads == 0) o.n_kv_heads = o.n_heads;
   FOCUS_CHECK(o.d_model % o.n_heads == 0, ValueError,
-              "MultiHeadAttention: d_model {} is not divisible by n_heads {}", o.d_model, o.n_heads);
+              "MultiHeadAttention: d_model {} is not divisible by n_heads {}", o.d_model,
+              o.n_heads);
   FOCUS_CHECK(o.n_kv_heads > 0 && o.n_heads % o.n_kv_heads == 0, ValueError,
               "MultiHeadAttention: n_heads {} is not a multiple of n_kv_heads {}", o.n_heads,
               o.n_kv_heads);
@@ -66,7 +67,8 @@ Tensor MultiHeadAttention::forward(const Tensor& query, const Tensor& key_value,
   const int64_t E = opt_.d_model;
   FOCUS_CHECK(query.dim() == 3 && kv.dim() == 3 && query.size(2) == E && kv.size(2) == E &&
                   kv.size(0) == query.size(0),
-              ShapeError, "MultiHeadAttention: query {} (B, Lq, E) and key_value {} (B, Lk, E), E = {}",
+              ShapeError,
+              "MultiHeadAttention: query {} (B, Lq, E) and key_value {} (B, Lk, E), E = {}",
               to_string(query.shape()), to_string(kv.shape()), E);
   const int64_t B = query.size(0), Lq = query.size(1);
   AttentionOptions ao;
@@ -74,24 +76,24 @@ Tensor MultiHeadAttention::forward(const Tensor& query, const Tensor& key_value,
   ao.dropout_p = opt_.dropout;
   ao.training = is_training();
   ao.rng = &rng_;
-  const Tensor q = to_heads(q_proj->forward(query), opt_.n_heads);  // (B, H, Lq, Dh)
-  const Tensor k = to_heads(k_proj->forward(kv), opt_.n_kv_heads);  // (B, Hkv, Lk, Dh)
-  const Tensor v = to_heads(v_proj->forward(kv), opt_.n_kv_heads);  // (B, Hkv, Lk, Dh)
+  const Tensor q = to_heads(q_proj->forward(query), opt_.n_heads);          // (B, H, Lq, Dh)
+  const Tensor k = to_heads(k_proj->forward(kv), opt_.n_kv_heads);          // (B, Hkv, Lk, Dh)
+  const Tensor v = to_heads(v_proj->forward(kv), opt_.n_kv_heads);          // (B, Hkv, Lk, Dh)
   const Tensor o = scaled_dot_product_attention(q, k, v, ao, weights_out);  // (B, H, Lq, Dh)
   return out_proj->forward(reshape(transpose(o, 1, 2), {B, Lq, E}));
 }
 
 AttentionPooling::AttentionPooling(const MultiHeadAttentionOptions& o, Rng& rng)
     : query(register_parameter(
-          "query", init::normal({1, 1, init::positive(o.d_model, "AttentionPooling: d_model")},
-                                0.02, rng))),
+          "query",
+          init::normal({1, 1, init::positive(o.d_model, "AttentionPooling: d_model")}, 0.02, rng))),
       attn(register_module("attn", std::make_shared<MultiHeadAttention>(o, rng))) {}
 
 Tensor AttentionPooling::forward(const Tensor& x, const AttentionMask& mask, Tensor* weights_out) {
   FOCUS_CHECK(x.dim() == 3 && x.size(2) == query.size(2), ShapeError,
               "AttentionPooling: input {} must be (B, L, {})", to_string(x.shape()), query.size(2));
   const int64_t B = x.size(0), E = x.size(2);
-  const Tensor q = expand(query, {B, 1, E});                      // (B, 1, E)
+  const Tensor q = expand(query, {B, 1, E});                  // (B, 1, E)
   return squeeze(attn->forward(q, x, mask, weights_out), 1);  // (B, E)
 }
 

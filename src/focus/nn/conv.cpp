@@ -6,17 +6,17 @@
 
 namespace focus {
 
-Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel, Rng& rng, int64_t stride_,
-               int64_t padding_, bool has_bias)
-    : weight(register_parameter(
-          "weight",
-          init::uniform({init::positive(out, "Conv2d: out_channels"),
-                         init::positive(in, "Conv2d: in_channels"),
-                         init::positive(kernel, "Conv2d: kernel"), kernel},
-                        init::fan_in_bound(in * kernel * kernel), rng))),
-      bias(has_bias ? register_parameter(
-                          "bias", init::uniform({out}, init::fan_in_bound(in * kernel * kernel), rng))
-                    : Tensor()),
+Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel, Rng& rng, int64_t stride_, int64_t padding_,
+               bool has_bias)
+    : weight(register_parameter("weight",
+                                init::uniform({init::positive(out, "Conv2d: out_channels"),
+                                               init::positive(in, "Conv2d: in_channels"),
+                                               init::positive(kernel, "Conv2d: kernel"), kernel},
+                                              init::fan_in_bound(in * kernel * kernel), rng))),
+      bias(has_bias
+               ? register_parameter(
+                     "bias", init::uniform({out}, init::fan_in_bound(in * kernel * kernel), rng))
+               : Tensor()),
       stride(init::positive(stride_, "Conv2d: stride")),
       padding(padding_) {
   FOCUS_CHECK(padding >= 0, ValueError, "Conv2d: padding must be >= 0, got {}", padding);

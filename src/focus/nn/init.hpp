@@ -1,7 +1,7 @@
-// Parameter initialisers (and the size check) shared by the layers, following torch's defaults: Linear/Conv2d weights
-// and biases uniform in +-1/sqrt(fan_in) (kaiming_uniform with a = sqrt(5)), Xavier-uniform for
-// attention projections, small normals for learned embeddings/tokens. All F32; Module::to()
-// converts afterwards.
+// Parameter initialisers (and the size check) shared by the layers, following torch's defaults:
+// Linear/Conv2d weights and biases uniform in +-1/sqrt(fan_in) (kaiming_uniform with a = sqrt(5)),
+// Xavier-uniform for attention projections, small normals for learned embeddings/tokens. All F32;
+// Module::to() converts afterwards.
 #pragma once
 #include <cmath>
 

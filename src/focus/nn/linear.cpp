@@ -8,10 +8,10 @@
 namespace focus {
 
 Linear::Linear(int64_t in, int64_t out, Rng& rng, bool has_bias)
-    : weight(register_parameter(
-          "weight", init::uniform({init::positive(out, "Linear: out_features"),
-                                   init::positive(in, "Linear: in_features")},
-                                  init::fan_in_bound(in), rng))),
+    : weight(
+          register_parameter("weight", init::uniform({init::positive(out, "Linear: out_features"),
+                                                      init::positive(in, "Linear: in_features")},
+                                                     init::fan_in_bound(in), rng))),
       bias(has_bias ? register_parameter("bias", init::uniform({out}, init::fan_in_bound(in), rng))
                     : Tensor()) {}
 

@@ -7,7 +7,8 @@
 namespace focus {
 
 LayerNorm::LayerNorm(int64_t dim, double eps_, bool affine)
-    : weight(affine ? register_parameter("weight", Tensor::ones({init::positive(dim, "LayerNorm: dim")}))
+    : weight(affine ? register_parameter("weight",
+                                         Tensor::ones({init::positive(dim, "LayerNorm: dim")}))
                     : Tensor()),
       bias(affine ? register_parameter("bias", Tensor::zeros({dim})) : Tensor()),
       eps(eps_) {

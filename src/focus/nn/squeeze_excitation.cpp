@@ -15,7 +15,8 @@ SqueezeExcitation::SqueezeExcitation(int64_t channels, int64_t reduction, Rng& r
     : fc1(register_module(
           "fc1", std::make_shared<Linear>(
                      init::positive(channels, "SqueezeExcitation: channels"),
-                     std::max<int64_t>(1, channels / init::positive(reduction, "SqueezeExcitation: reduction")),
+                     std::max<int64_t>(
+                         1, channels / init::positive(reduction, "SqueezeExcitation: reduction")),
                      rng))),
       fc2(register_module("fc2", std::make_shared<Linear>(fc1->out_features(), channels, rng))) {}
 

@@ -91,20 +91,21 @@ void check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const Atten
               "attention: dtypes differ (q {}, k {}, v {})", dtype_name(q.dtype()),
               dtype_name(k.dtype()), dtype_name(v.dtype()));
   if (opt.key_lengths.defined())
-    FOCUS_CHECK(opt.key_lengths.dim() == 1 && opt.key_lengths.size(0) == B &&
-                    (opt.key_lengths.dtype() == DType::I64 || opt.key_lengths.dtype() == DType::I32),
-                ShapeError, "attention: key_lengths {} ({}) must be I64 or I32 (B = {})",
-                to_string(opt.key_lengths.shape()), dtype_name(opt.key_lengths.dtype()), B);
+    FOCUS_CHECK(
+        opt.key_lengths.dim() == 1 && opt.key_lengths.size(0) == B &&
+            (opt.key_lengths.dtype() == DType::I64 || opt.key_lengths.dtype() == DType::I32),
+        ShapeError, "attention: key_lengths {} ({}) must be I64 or I32 (B = {})",
+        to_string(opt.key_lengths.shape()), dtype_name(opt.key_lengths.dtype()), B);
   if (opt.key_padding_mask.defined())
     FOCUS_CHECK(opt.key_padding_mask.shape() == Shape({B, Lk}), ShapeError,
                 "attention: key_padding_mask {} must be (B, Lk) = ({}, {})",
                 to_string(opt.key_padding_mask.shape()), B, Lk);
   if (opt.bias.defined()) {
     const Shape full{B, H, q.size(2), Lk};
-    FOCUS_CHECK(opt.bias.dim() <= 4 &&
-                    broadcast_shapes(opt.bias.shape(), full, "attention bias") == full,
-                ShapeError, "attention: bias {} does not broadcast to (B, H, Lq, Lk) = {}",
-                to_string(opt.bias.shape()), to_string(full));
+    FOCUS_CHECK(
+        opt.bias.dim() <= 4 && broadcast_shapes(opt.bias.shape(), full, "attention bias") == full,
+        ShapeError, "attention: bias {} does not broadcast to (B, H, Lq, Lk) = {}",
+        to_string(opt.bias.shape()), to_string(full));
     FOCUS_CHECK(opt.bias.dtype() == q.dtype(), DTypeError, "attention: bias dtype {} vs q {}",
                 dtype_name(opt.bias.dtype()), dtype_name(q.dtype()));
   }
@@ -141,7 +142,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   if (weights_out) *weights_out = probs;
   if (opt.training && opt.dropout_p > 0.0) probs = dropout(probs, opt.dropout_p, true, *opt.rng);
 
-  if (G == 1) return matmul(probs, v);  // (B, H, Lq, Dv)
+  if (G == 1) return matmul(probs, v);                    // (B, H, Lq, Dv)
   const Tensor pg = reshape(probs, {B, Hkv, G, Lq, Lk});  // a view: probs is packed
   return reshape(matmul(pg, unsqueeze(v, 2)), {B, H, Lq, Dv});
 }

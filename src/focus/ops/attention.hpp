@@ -33,7 +33,7 @@ struct AttentionOptions : AttentionMask {
   std::optional<double> scale;  // default 1 / sqrt(D)
   double dropout_p = 0.0;       // on the probabilities, only when training
   bool training = false;
-  Rng* rng = nullptr;           // required when training with dropout_p > 0
+  Rng* rng = nullptr;  // required when training with dropout_p > 0
 };
 
 // q (B, H, Lq, D), k (B, Hkv, Lk, D), v (B, Hkv, Lk, Dv) -> (B, H, Lq, Dv). If weights_out is
