@@ -32,7 +32,7 @@ bench: build
 
 fixtures:
 	@tools/install-deps.sh python3-torch python3-numpy
-	python3 tools/make_fixtures.py tests/fixtures
+	/usr/bin/python3 tools/make_fixtures.py tests/fixtures
 
 asan:
 	$(MAKE) test BUILD=build-asan BUILD_TYPE=RelWithDebInfo CMAKE_FLAGS="-DFOCUS_ASAN=ON -DFOCUS_UBSAN=ON"
