@@ -97,8 +97,10 @@ def leaf(t, dtype):
 
 
 def run_module_case(module, inputs, forward, dtype, extra_outputs=()):
-    """Runs forward(module, **inputs) -> {name: tensor} (first key is the one the loss uses),
-    backprops sum(output * R) and returns every tensor the fixture holds."""
+    """Runs forward(module, **inputs) -> {name: tensor}, backprops sum(outs["output"] * R) and
+    returns every tensor the fixture holds. Floating inputs become leaves (their gradients are
+    stored); integer ones (masks, targets) pass as they are. `extra_outputs` names state entries
+    to store again after the forward as final.<name> (batch-norm running statistics)."""
     module = module.to(dtype)
     ins = {k: (leaf(v, dtype) if v.is_floating_point() else v) for k, v in inputs.items()}
     state = focus_names(list(module.state_dict().items()))
@@ -281,7 +283,8 @@ def make_cross_entropy(smoothing, dtype):
         return {"output": F.cross_entropy(logits, target, label_smoothing=smoothing,
                                           ignore_index=-100)}
 
-    t = run_module_case(nn.Module(), {"logits": logits, "target": target}, forward, dtype)
+    no_params = nn.Module()  # a functional case: nothing but inputs and the output
+    t = run_module_case(no_params, {"logits": logits, "target": target}, forward, dtype)
     return t, {"label_smoothing": smoothing, "ignore_index": -100, "reduction": "mean"}
 
 
