@@ -1,11 +1,41 @@
-// Placeholder CLI dispatch until the commands land.
+// `focus` command dispatch: every subcommand registers itself; errors from the library become
+// one clear line on stderr and a non-zero exit (2 for usage, 1 for everything else).
 #include "focus/apps/cli.hpp"
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
+#include <map>
+
+#include "focus/apps/commands.hpp"
+#include "focus/tensor/error.hpp"
 
 namespace focus {
-int run_cli(int, char**) {
-  std::fprintf(stderr, "focus: no commands yet\n");
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"focus: attention models on ordinary machines (train, evaluate, predict, benchmark)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("focus ") + FOCUS_VERSION);
+  std::map<std::string, Command> commands;
+  commands["train"] = add_train_command(app);
+  commands["eval"] = add_eval_command(app);
+  commands["predict"] = add_predict_command(app);
+  commands["demo"] = add_demo_command(app);
+  commands["bench"] = add_bench_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  try {
+    for (CLI::App* sub : app.get_subcommands()) return commands.at(sub->get_name())();
+  } catch (const focus::Error& e) {
+    std::fprintf(stderr, "focus: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "focus: internal error: %s\n", e.what());
+    return 1;
+  }
   return 2;
 }
+
 }  // namespace focus

@@ -21,7 +21,7 @@ void accumulate_into(Tensor& dst, const Tensor& src) {
     T* d = dst.data<T>();
     const T* p = s.data<T>();
     const int64_t n = dst.numel();
-#pragma omp parallel for simd if (n > 65536)
+#pragma omp parallel for simd if (parallel : n > 65536)
     for (int64_t i = 0; i < n; ++i) d[i] += p[i];
   });
 }

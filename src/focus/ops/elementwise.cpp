@@ -28,14 +28,14 @@ void binary_kernel(const Tensor& a, const Tensor& b, Tensor& out) {
   if (a.shape() == b.shape() && a.is_contiguous() && b.is_contiguous()) {
     const T* pa = a.data<T>();
     const T* pb = b.data<T>();
-#pragma omp parallel for simd if (n > 32768)
+#pragma omp parallel for simd if (parallel : n > 32768)
     for (int64_t i = 0; i < n; ++i) o[i] = apply(OP, pa[i], pb[i]);
     return;
   }
   if (b.numel() == 1 && a.is_contiguous() && a.shape() == out.shape()) {
     const T* pa = a.data<T>();
     const T y = *b.data<T>();
-#pragma omp parallel for simd if (n > 32768)
+#pragma omp parallel for simd if (parallel : n > 32768)
     for (int64_t i = 0; i < n; ++i) o[i] = apply(OP, pa[i], y);
     return;
   }
@@ -151,7 +151,7 @@ Tensor affine(const Tensor& a, double alpha, double beta, const char* name) {
     T* o = out.data<T>();
     const T al = static_cast<T>(alpha), be = static_cast<T>(beta);
     const int64_t n = out.numel();
-#pragma omp parallel for simd if (n > 32768)
+#pragma omp parallel for simd if (parallel : n > 32768)
     for (int64_t i = 0; i < n; ++i) o[i] = al * p[i] + be;
   });
   if (needs_graph({&a})) {
@@ -198,7 +198,7 @@ void add_inplace(Tensor& dst, const Tensor& src, double alpha) {
     const T* p = s.data<T>();
     const T al = static_cast<T>(alpha);
     const int64_t n = dst.numel();
-#pragma omp parallel for simd if (n > 65536)
+#pragma omp parallel for simd if (parallel : n > 65536)
     for (int64_t i = 0; i < n; ++i) d[i] += al * p[i];
   });
 }
@@ -209,7 +209,7 @@ void scale_inplace(Tensor& dst, double alpha) {
     T* d = dst.data<T>();
     const T al = static_cast<T>(alpha);
     const int64_t n = dst.numel();
-#pragma omp parallel for simd if (n > 65536)
+#pragma omp parallel for simd if (parallel : n > 65536)
     for (int64_t i = 0; i < n; ++i) d[i] *= al;
   });
 }

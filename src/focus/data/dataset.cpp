@@ -1,0 +1,235 @@
+// Datasets, the Fashion-MNIST loader, the stratified split and batch assembly (see dataset.hpp).
+#include "focus/data/dataset.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <filesystem>
+#include <numeric>
+
+#include "focus/data/idx.hpp"
+#include "focus/tensor/rng.hpp"
+
+namespace focus {
+namespace {
+
+constexpr uint32_t kSplitTag = 0x5B1u;
+constexpr uint32_t kShuffleTag = 0x5F1u;
+
+// Fisher-Yates with a sequential counter-based stream: a pure function of (v, seed).
+void shuffle(std::vector<int64_t>& v, uint64_t seed) {
+  Rng rng(seed);
+  for (int64_t i = static_cast<int64_t>(v.size()) - 1; i > 0; --i)
+    std::swap(v[i], v[rng.randint(i + 1)]);
+}
+
+// "<dir>/<stem>.gz" if present, else "<dir>/<stem>" if present, else IOError with the hint.
+std::string find_file(const std::string& dir, const std::string& stem) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (const std::string& name : {stem + ".gz", stem}) {
+    const fs::path p = fs::path(dir) / name;
+    if (fs::is_regular_file(p, ec)) return p.string();
+  }
+  throw IOError(fmt::format(
+      "fashion-mnist: {}/{}[.gz] not found (install the Debian package: "
+      "apt-get install dataset-fashion-mnist, or pass the directory holding the IDX files)",
+      dir, stem));
+}
+
+}  // namespace
+
+// ---- ImageDataset --------------------------------------------------------------------------------
+
+ImageDataset::ImageDataset(std::vector<uint8_t> pixels, std::vector<int64_t> labels,
+                           int64_t channels, int64_t height, int64_t width,
+                           std::vector<std::string> class_names)
+    : pixels_(std::move(pixels)), labels_(std::move(labels)), channels_(channels),
+      height_(height), width_(width), class_names_(std::move(class_names)) {
+  FOCUS_CHECK(channels > 0 && height > 0 && width > 0, ShapeError,
+              "ImageDataset: bad image size (C={}, H={}, W={})", channels, height, width);
+  FOCUS_CHECK(pixels_.size() == labels_.size() * static_cast<size_t>(image_numel()), ShapeError,
+              "ImageDataset: {} pixels for {} labels of shape ({}, {}, {})", pixels_.size(),
+              labels_.size(), channels, height, width);
+  FOCUS_CHECK(!class_names_.empty(), ValueError, "ImageDataset: no class names");
+  for (size_t i = 0; i < labels_.size(); ++i)
+    FOCUS_CHECK(labels_[i] >= 0 && labels_[i] < num_classes(), ValueError,
+                "ImageDataset: label {} at index {} not in [0, {})", labels_[i], i, num_classes());
+}
+
+const uint8_t* ImageDataset::image(int64_t i) const {
+  FOCUS_CHECK(i >= 0 && i < size(), ValueError, "ImageDataset: index {} not in [0, {})", i, size());
+  return pixels_.data() + i * image_numel();
+}
+
+int64_t ImageDataset::label(int64_t i) const {
+  FOCUS_CHECK(i >= 0 && i < size(), ValueError, "ImageDataset: index {} not in [0, {})", i, size());
+  return labels_[i];
+}
+
+Image ImageDataset::image_at(int64_t i) const {
+  const uint8_t* px = image(i);
+  Image img = make_image(channels_, height_, width_);
+  for (int64_t k = 0; k < image_numel(); ++k) img.data[k] = px[k] * (1.f / 255.f);
+  return img;
+}
+
+std::vector<int64_t> ImageDataset::class_counts() const {
+  std::vector<int64_t> counts(static_cast<size_t>(num_classes()), 0);
+  for (int64_t l : labels_) ++counts[l];
+  return counts;
+}
+
+Normalization ImageDataset::pixel_stats() const {
+  FOCUS_CHECK(!pixels_.empty(), ValueError, "ImageDataset: pixel_stats of an empty dataset");
+  const int64_t n = static_cast<int64_t>(pixels_.size());
+  const uint8_t* p = pixels_.data();
+  uint64_t sum = 0, sumsq = 0;  // exact: 255^2 * 2^40 pixels still fit
+#pragma omp parallel for reduction(+ : sum, sumsq) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) {
+    sum += p[i];
+    sumsq += static_cast<uint64_t>(p[i]) * p[i];
+  }
+  const double mean = static_cast<double>(sum) / n / 255.0;
+  const double var = static_cast<double>(sumsq) / n / (255.0 * 255.0) - mean * mean;
+  return {static_cast<float>(mean), static_cast<float>(std::sqrt(std::max(var, 0.0)))};
+}
+
+// ---- Fashion-MNIST -------------------------------------------------------------------------------
+
+const std::vector<std::string>& fashion_mnist_classes() {
+  static const std::vector<std::string> names = {"T-shirt/top", "Trouser", "Pullover", "Dress",
+                                                 "Coat",        "Sandal",  "Shirt",    "Sneaker",
+                                                 "Bag",         "Ankle boot"};
+  return names;
+}
+
+Split parse_split(std::string_view name) {
+  if (name == "train") return Split::Train;
+  if (name == "test") return Split::Test;
+  throw ValueError(fmt::format("unknown split '{}' (train, test)", name));
+}
+
+std::string_view split_name(Split split) { return split == Split::Train ? "train" : "test"; }
+
+ImageDataset load_fashion_mnist(const std::string& dir, Split split) {
+  const std::string prefix = split == Split::Train ? "train" : "t10k";
+  const std::string images_path = find_file(dir, prefix + "-images-idx3-ubyte");
+  const std::string labels_path = find_file(dir, prefix + "-labels-idx1-ubyte");
+  IdxArray images = read_idx_images(images_path);
+  const IdxArray labels = read_idx_labels(labels_path, 10);
+  FOCUS_CHECK(images.dims[1] == 28 && images.dims[2] == 28, FormatError,
+              "fashion-mnist: {}: images are {}x{}, expected 28x28", images_path, images.dims[1],
+              images.dims[2]);
+  FOCUS_CHECK(images.dims[0] == labels.dims[0], FormatError,
+              "fashion-mnist: {} holds {} images but {} holds {} labels", images_path,
+              images.dims[0], labels_path, labels.dims[0]);
+  std::vector<int64_t> y(labels.data.begin(), labels.data.end());
+  return ImageDataset(std::move(images.data), std::move(y), 1, 28, 28, fashion_mnist_classes());
+}
+
+// ---- split ---------------------------------------------------------------------------------------
+
+TrainValSplit split_train_val(const ImageDataset& ds, int64_t val_size, uint64_t seed) {
+  const int64_t n = ds.size(), k = ds.num_classes();
+  FOCUS_CHECK(val_size >= 0 && val_size < n, ValueError,
+              "split_train_val: val_size {} not in [0, {}) for a dataset of {} samples", val_size,
+              n, n);
+  // Quotas: floor of the proportional share, then one more for the largest remainders
+  // (ties to the lower class index).
+  const std::vector<int64_t> counts = ds.class_counts();
+  std::vector<int64_t> quota(k);
+  std::vector<std::pair<int64_t, int64_t>> remainders;  // (-remainder * n, class)
+  int64_t given = 0;
+  for (int64_t c = 0; c < k; ++c) {
+    quota[c] = val_size * counts[c] / n;
+    given += quota[c];
+    remainders.push_back({-(val_size * counts[c] % n), c});
+  }
+  std::sort(remainders.begin(), remainders.end());
+  for (int64_t i = 0; given < val_size; ++i, ++given) ++quota[remainders[i].second];
+
+  std::vector<std::vector<int64_t>> members(k);
+  for (int64_t i = 0; i < n; ++i) members[ds.labels()[i]].push_back(i);
+  TrainValSplit out;
+  for (int64_t c = 0; c < k; ++c) {
+    shuffle(members[c], derive_seed(seed, kSplitTag, 0, static_cast<uint64_t>(c)));
+    out.val.insert(out.val.end(), members[c].begin(), members[c].begin() + quota[c]);
+    out.train.insert(out.train.end(), members[c].begin() + quota[c], members[c].end());
+  }
+  std::sort(out.train.begin(), out.train.end());
+  std::sort(out.val.begin(), out.val.end());
+  return out;
+}
+
+// ---- batches -------------------------------------------------------------------------------------
+
+Batch make_batch(const ImageDataset& ds, std::span<const int64_t> indices,
+                 const Normalization& norm, const AugmentOptions* augment, uint64_t seed,
+                 uint64_t epoch) {
+  FOCUS_CHECK(norm.std > 0.f, ValueError, "make_batch: std {} must be positive", norm.std);
+  if (augment) augment->validate();
+  const int64_t B = static_cast<int64_t>(indices.size()), C = ds.channels(), H = ds.height(),
+                W = ds.width(), D = ds.image_numel();
+  for (int64_t i : indices)
+    FOCUS_CHECK(i >= 0 && i < ds.size(), ValueError, "make_batch: index {} not in [0, {})", i,
+                ds.size());
+  std::array<float, 256> lut;
+  for (int v = 0; v < 256; ++v) lut[v] = (v / 255.f - norm.mean) / norm.std;
+  Batch batch;
+  batch.x = Tensor::empty({B, C, H, W});     // (B, C, H, W)
+  batch.y = Tensor::empty({B}, DType::I64);  // (B)
+  batch.indices.assign(indices.begin(), indices.end());
+  float* x = batch.x.data<float>();
+  int64_t* y = batch.y.data<int64_t>();
+  const float erase_value = augment ? augment->erase_value : 0.f;
+  // Indices were checked above: nothing in the loop throws.
+#pragma omp parallel for schedule(static) if (B * D > 65536)
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t idx = indices[b];
+    const AugmentParams p =
+        augment ? sample_augment(*augment, H, W, seed, epoch, static_cast<uint64_t>(idx))
+                : AugmentParams{};
+    render_augmented(ds.pixels() + idx * D, x + b * D, C, H, W, p, lut.data(), erase_value);
+    y[b] = ds.labels()[idx];
+  }
+  return batch;
+}
+
+DataLoader::DataLoader(const ImageDataset& ds, std::vector<int64_t> indices, LoaderOptions opt)
+    : ds_(&ds), indices_(std::move(indices)), opt_(std::move(opt)) {
+  FOCUS_CHECK(opt_.batch_size > 0, ValueError, "DataLoader: batch_size {} must be positive",
+              opt_.batch_size);
+  FOCUS_CHECK(opt_.norm.std > 0.f, ValueError, "DataLoader: std {} must be positive", opt_.norm.std);
+  if (opt_.augment) opt_.augment->validate();
+  for (int64_t i : indices_)
+    FOCUS_CHECK(i >= 0 && i < ds.size(), ValueError, "DataLoader: index {} not in [0, {})", i,
+                ds.size());
+  set_epoch(0);
+}
+
+void DataLoader::set_epoch(uint64_t epoch) {
+  epoch_ = epoch;
+  order_ = indices_;
+  if (opt_.shuffle) shuffle(order_, derive_seed(opt_.seed, kShuffleTag, epoch, 0));
+}
+
+int64_t DataLoader::num_samples() const {
+  const int64_t n = static_cast<int64_t>(indices_.size());
+  return opt_.drop_last ? n / opt_.batch_size * opt_.batch_size : n;
+}
+
+int64_t DataLoader::num_batches() const {
+  return (num_samples() + opt_.batch_size - 1) / opt_.batch_size;
+}
+
+Batch DataLoader::batch(int64_t b) const {
+  FOCUS_CHECK(b >= 0 && b < num_batches(), ValueError, "DataLoader: batch {} not in [0, {})", b,
+              num_batches());
+  const int64_t start = b * opt_.batch_size;
+  const int64_t len = std::min(opt_.batch_size, num_samples() - start);
+  return make_batch(*ds_, std::span<const int64_t>(order_).subspan(start, len), opt_.norm,
+                    opt_.augment ? &*opt_.augment : nullptr, opt_.seed, epoch_);
+}
+
+}  // namespace focus

@@ -1,0 +1,121 @@
+// In-memory image classification datasets (uint8 pixels + int64 labels + class names), the
+// Fashion-MNIST loader, a deterministic stratified train/validation split, and DataLoader, which
+// assembles normalised (optionally augmented) F32 batches in parallel.
+// Determinism: the split depends only on (labels, val_size, seed); an epoch's order only on
+// (seed, epoch); a sample's augmentation only on (seed, epoch, dataset index). None depends on the
+// thread count. Limits: the whole dataset lives in memory (Fashion-MNIST train is 47 MB).
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "focus/data/augment.hpp"
+#include "focus/data/image.hpp"
+#include "focus/tensor/tensor.hpp"
+
+namespace focus {
+
+class ImageDataset {
+ public:
+  ImageDataset() = default;
+  // pixels: (N, C, H, W) row-major; labels: (N) in [0, class_names.size()). Throws ShapeError on
+  // size mismatches, ValueError on an out-of-range label.
+  ImageDataset(std::vector<uint8_t> pixels, std::vector<int64_t> labels, int64_t channels,
+               int64_t height, int64_t width, std::vector<std::string> class_names);
+
+  int64_t size() const { return static_cast<int64_t>(labels_.size()); }
+  int64_t channels() const { return channels_; }
+  int64_t height() const { return height_; }
+  int64_t width() const { return width_; }
+  int64_t image_numel() const { return channels_ * height_ * width_; }
+  Shape shape() const { return {size(), channels_, height_, width_}; }  // (N, C, H, W)
+  int64_t num_classes() const { return static_cast<int64_t>(class_names_.size()); }
+  const std::vector<std::string>& class_names() const { return class_names_; }
+  const std::vector<int64_t>& labels() const { return labels_; }
+  const uint8_t* pixels() const { return pixels_.data(); }  // (N, C, H, W), unchecked
+
+  // Sample i's (C, H, W) pixels and label; ValueError when i is out of range.
+  const uint8_t* image(int64_t i) const;
+  int64_t label(int64_t i) const;
+  Image image_at(int64_t i) const;        // sample i as a float image in [0, 1]
+  std::vector<int64_t> class_counts() const;  // (num_classes)
+  // Mean and (population) standard deviation of all pixels / 255, exact sums so deterministic.
+  Normalization pixel_stats() const;
+
+ private:
+  std::vector<uint8_t> pixels_;
+  std::vector<int64_t> labels_;
+  int64_t channels_ = 0, height_ = 0, width_ = 0;
+  std::vector<std::string> class_names_;
+};
+
+// ---- Fashion-MNIST -----------------------------------------------------------------------------
+inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+const std::vector<std::string>& fashion_mnist_classes();  // "T-shirt/top", ..., "Ankle boot"
+
+enum class Split { Train, Test };
+Split parse_split(std::string_view name);  // "train" | "test"; ValueError otherwise
+std::string_view split_name(Split split);
+
+// Loads <dir>/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] (gzipped or plain). IOError with
+// an install hint when the files are missing, FormatError when they are corrupt or disagree.
+ImageDataset load_fashion_mnist(const std::string& dir, Split split);
+
+// ---- train / validation split ------------------------------------------------------------------
+struct TrainValSplit {
+  std::vector<int64_t> train, val;  // disjoint, sorted dataset indices covering 0..N-1
+};
+// Stratified: each class gives round(val_size * class_share) samples (largest remainders settle
+// the rounding), drawn by a seeded shuffle of that class. ValueError unless 0 <= val_size < N.
+TrainValSplit split_train_val(const ImageDataset& ds, int64_t val_size = 5000, uint64_t seed = 0);
+
+// ---- batches -----------------------------------------------------------------------------------
+struct Batch {
+  Tensor x;                      // (B, C, H, W) F32, normalised
+  Tensor y;                      // (B) I64 labels
+  std::vector<int64_t> indices;  // (B) dataset indices of the rows
+};
+
+// Assembles the samples `indices` into a batch, augmenting each with the draws of
+// (seed, epoch, dataset index) when `augment` is given. Parallel over samples (OpenMP).
+Batch make_batch(const ImageDataset& ds, std::span<const int64_t> indices,
+                 const Normalization& norm, const AugmentOptions* augment = nullptr,
+                 uint64_t seed = 0, uint64_t epoch = 0);
+
+struct LoaderOptions {
+  int64_t batch_size = 128;
+  bool shuffle = false;    // reshuffle every epoch (deterministic in (seed, epoch))
+  bool drop_last = false;  // drop a final partial batch
+  uint64_t seed = 0;       // drives shuffling and augmentation
+  Normalization norm;
+  std::optional<AugmentOptions> augment;  // none: plain normalisation (evaluation)
+};
+
+// Batches over a fixed list of dataset indices. Usage:
+//   DataLoader dl(ds, split.train, opt);
+//   for (epoch...) { dl.set_epoch(epoch); for (b < dl.num_batches()) { Batch bt = dl.batch(b); } }
+// The dataset must outlive the loader. Batches may be assembled in any order (random access).
+class DataLoader {
+ public:
+  DataLoader(const ImageDataset& ds, std::vector<int64_t> indices, LoaderOptions opt);
+
+  void set_epoch(uint64_t epoch);  // fixes this epoch's order
+  uint64_t epoch() const { return epoch_; }
+  int64_t num_batches() const;
+  int64_t num_samples() const;  // samples visited per epoch (drop_last accounted for)
+  const std::vector<int64_t>& order() const { return order_; }  // this epoch's visiting order
+  Batch batch(int64_t b) const;
+  const LoaderOptions& options() const { return opt_; }
+
+ private:
+  const ImageDataset* ds_;
+  std::vector<int64_t> indices_;
+  LoaderOptions opt_;
+  uint64_t epoch_ = 0;
+  std::vector<int64_t> order_;
+};
+
+}  // namespace focus

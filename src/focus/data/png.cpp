@@ -1,0 +1,194 @@
+// libpng reading and writing (see png.hpp).
+// Error handling: libpng reports errors by longjmp to the setjmp point in decode()/encode(). Those
+// two functions own no C++ objects (only pointers into state held by the caller), so the jump
+// skips no destructor; the caller's RAII handles free the libpng structs and close the file on
+// every path, and the message captured by on_error() becomes a FormatError naming the file.
+#include "focus/data/png.hpp"
+
+#include <png.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <csetjmp>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <vector>
+
+#include "focus/tensor/error.hpp"
+
+namespace focus {
+namespace {
+
+constexpr uint32_t kMaxSide = 16384;
+
+struct ErrorText {
+  char msg[256] = "unknown libpng error";
+};
+
+[[noreturn]] void on_error(png_structp png, png_const_charp msg) {
+  auto* err = static_cast<ErrorText*>(png_get_error_ptr(png));
+  std::snprintf(err->msg, sizeof(err->msg), "%s", msg);
+  png_longjmp(png, 1);
+}
+void on_warning(png_structp, png_const_charp) {}
+
+struct FileCloser {
+  void operator()(FILE* f) const { std::fclose(f); }
+};
+using FilePtr = std::unique_ptr<FILE, FileCloser>;
+
+struct ReadHandle {
+  png_structp png = nullptr;
+  png_infop info = nullptr;
+  ~ReadHandle() { png_destroy_read_struct(&png, info ? &info : nullptr, nullptr); }
+};
+struct WriteHandle {
+  png_structp png = nullptr;
+  png_infop info = nullptr;
+  ~WriteHandle() { png_destroy_write_struct(&png, info ? &info : nullptr); }
+};
+
+struct Decoded {
+  uint32_t width = 0, height = 0;
+  int channels = 0, bit_depth = 0;  // after expansion: 1..4 channels, 8 or 16 bits
+  std::vector<uint8_t> bytes;
+  std::vector<png_bytep> rows;
+};
+
+// Reads the image after the 8 signature bytes. Returns false after a libpng error.
+bool decode(png_structp png, png_infop info, FILE* fp, Decoded* out) {
+  if (setjmp(png_jmpbuf(png))) return false;
+  png_init_io(png, fp);
+  png_set_sig_bytes(png, 8);
+  png_set_user_limits(png, kMaxSide, kMaxSide);
+  png_read_info(png, info);
+  const int color = png_get_color_type(png, info);
+  if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+  if (color == PNG_COLOR_TYPE_GRAY && png_get_bit_depth(png, info) < 8)
+    png_set_expand_gray_1_2_4_to_8(png);
+  if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+  png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  out->width = png_get_image_width(png, info);
+  out->height = png_get_image_height(png, info);
+  out->channels = png_get_channels(png, info);
+  out->bit_depth = png_get_bit_depth(png, info);
+  const size_t stride = png_get_rowbytes(png, info);
+  out->bytes.resize(stride * out->height);
+  out->rows.resize(out->height);
+  for (uint32_t y = 0; y < out->height; ++y) out->rows[y] = out->bytes.data() + y * stride;
+  png_read_image(png, out->rows.data());
+  png_read_end(png, nullptr);
+  return true;
+}
+
+// Writes 8-bit rows of the given colour type. Returns false after a libpng error.
+bool encode(png_structp png, png_infop info, FILE* fp, uint32_t width, uint32_t height,
+            int color_type, png_bytepp rows) {
+  if (setjmp(png_jmpbuf(png))) return false;
+  png_init_io(png, fp);
+  png_set_IHDR(png, info, width, height, 8, color_type, PNG_INTERLACE_NONE,
+               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_write_info(png, info);
+  png_write_image(png, rows);
+  png_write_end(png, nullptr);
+  return true;
+}
+
+}  // namespace
+
+Image read_png(const std::string& path) {
+  FilePtr fp(std::fopen(path.c_str(), "rb"));
+  FOCUS_CHECK(fp, IOError, "read_png: {}: cannot open ({})", path, std::strerror(errno));
+  png_byte sig[8];
+  const size_t got = std::fread(sig, 1, 8, fp.get());
+  FOCUS_CHECK(got == 8 && png_sig_cmp(sig, 0, 8) == 0, FormatError,
+              "read_png: {}: not a PNG file (bad signature)", path);
+  ErrorText err;
+  Decoded dec;
+  ReadHandle h;
+  h.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &err, on_error, on_warning);
+  FOCUS_CHECK(h.png, Error, "read_png: {}: libpng initialisation failed", path);
+  h.info = png_create_info_struct(h.png);
+  FOCUS_CHECK(h.info, Error, "read_png: {}: libpng initialisation failed", path);
+  if (!decode(h.png, h.info, fp.get(), &dec))
+    throw FormatError(fmt::format("read_png: {}: corrupt or truncated PNG ({})", path, err.msg));
+
+  // Interleaved samples -> planar floats; alpha (the last sample of 2 and 4) multiplies colour.
+  const int nc = dec.channels, color_channels = nc >= 3 ? 3 : 1;
+  const bool alpha = nc == 2 || nc == 4;
+  const int64_t H = dec.height, W = dec.width;
+  Image img = make_image(color_channels, H, W);  // (C, H, W)
+  const float scale = dec.bit_depth == 16 ? 1.f / 65535.f : 1.f / 255.f;
+  for (int64_t y = 0; y < H; ++y) {
+    const uint8_t* row = dec.rows[y];
+    for (int64_t x = 0; x < W; ++x) {
+      float s[4];
+      for (int c = 0; c < nc; ++c) {
+        const int64_t k = x * nc + c;
+        s[c] = (dec.bit_depth == 16 ? (row[2 * k] << 8 | row[2 * k + 1]) : row[k]) * scale;
+      }
+      const float a = alpha ? s[nc - 1] : 1.f;
+      for (int c = 0; c < color_channels; ++c) img.data[(c * H + y) * W + x] = s[c] * a;
+    }
+  }
+  return img;
+}
+
+Image read_png_gray(const std::string& path, int64_t height, int64_t width) {
+  return resize(to_gray(read_png(path)), height, width);
+}
+
+void write_png(const std::string& path, const Image& img) {
+  FOCUS_CHECK(img.channels == 1 || img.channels == 3, ShapeError,
+              "write_png: {}: {} channels (need 1 or 3)", path, img.channels);
+  FOCUS_CHECK(img.height > 0 && img.width > 0 && img.height <= kMaxSide && img.width <= kMaxSide &&
+                  img.data.size() == static_cast<size_t>(img.channels * img.height * img.width),
+              ShapeError, "write_png: {}: malformed image (C={}, H={}, W={}, {} values)", path,
+              img.channels, img.height, img.width, img.data.size());
+  const int64_t C = img.channels, H = img.height, W = img.width;
+  std::vector<uint8_t> bytes(static_cast<size_t>(C * H * W));  // (H, W, C) interleaved
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t y = 0; y < H; ++y)
+      for (int64_t x = 0; x < W; ++x) {
+        const float v = img.at(c, y, x);  // NaN -> 0
+        bytes[(y * W + x) * C + c] =
+            v > 0.f ? (v < 1.f ? static_cast<uint8_t>(std::lround(v * 255.f)) : 255) : 0;
+      }
+  std::vector<png_bytep> rows(static_cast<size_t>(H));
+  for (int64_t y = 0; y < H; ++y) rows[y] = bytes.data() + y * W * C;
+
+  const std::string tmp = fmt::format("{}.tmp{}", path, static_cast<long>(getpid()));
+  ErrorText err;
+  const char* failure = nullptr;  // set on the first failing step
+  {
+    FilePtr fp(std::fopen(tmp.c_str(), "wb"));
+    FOCUS_CHECK(fp, IOError, "write_png: {}: cannot open for writing ({})", tmp,
+                std::strerror(errno));
+    WriteHandle h;
+    h.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &err, on_error, on_warning);
+    h.info = h.png ? png_create_info_struct(h.png) : nullptr;
+    if (!h.info)
+      failure = "libpng initialisation failed";
+    else if (!encode(h.png, h.info, fp.get(), static_cast<uint32_t>(W), static_cast<uint32_t>(H),
+                     C == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, rows.data()))
+      failure = err.msg;
+    else if (std::fflush(fp.get()) != 0 || fsync(fileno(fp.get())) != 0)
+      failure = "flush failed";
+    if (std::fclose(fp.release()) != 0 && !failure) failure = "close failed";
+  }
+  std::error_code ec;
+  if (!failure) {
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) failure = "rename failed";
+  }
+  if (failure) {
+    std::filesystem::remove(tmp, ec);
+    throw IOError(fmt::format("write_png: {}: write failed ({})", path, failure));
+  }
+}
+
+}  // namespace focus

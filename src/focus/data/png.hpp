@@ -1,0 +1,23 @@
+// PNG input and output with libpng. Reading accepts every PNG colour type (gray, gray+alpha,
+// RGB, RGBA, palette, with or without tRNS) at bit depths 1..16 and returns a float image in
+// [0, 1]: 1 channel for gray sources, 3 for colour ones; alpha is composited over black (the
+// Fashion-MNIST background). Writing takes a 1- or 3-channel image, stores 8-bit gray or RGB, and
+// is atomic (temporary file in the same directory, then rename).
+// Limits: gamma, colour profiles and text chunks are ignored; images above 16384 pixels on a side
+// are refused. A corrupt or truncated file is a FormatError naming it; an unreadable one IOError.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "focus/data/image.hpp"
+
+namespace focus {
+
+Image read_png(const std::string& path);
+// The model-input view of a PNG: grayscale, resized to (height, width) (area when shrinking,
+// bilinear when growing), values in [0, 1]; shape (1, height, width).
+Image read_png_gray(const std::string& path, int64_t height = 28, int64_t width = 28);
+// Values are clamped to [0, 1] and rounded to 8 bits.
+void write_png(const std::string& path, const Image& img);
+
+}  // namespace focus

@@ -1,0 +1,262 @@
+// safetensors writer and validating reader (see safetensors.hpp).
+#include "focus/io/safetensors.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstring>
+#include <set>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "focus/io/atomic_file.hpp"
+#include "focus/tensor/strided.hpp"
+
+namespace focus {
+
+static_assert(std::endian::native == std::endian::little,
+              "safetensors I/O copies raw bytes and needs a little-endian host");
+
+namespace {
+
+using json = nlohmann::json;
+constexpr const char* kMetadataKey = "__metadata__";
+
+void put_u64_le(char* out, uint64_t v) { std::memcpy(out, &v, 8); }
+uint64_t get_u64_le(const char* in) {
+  uint64_t v;
+  std::memcpy(&v, in, 8);
+  return v;
+}
+
+// ---- reading -----------------------------------------------------------------------------------
+
+// An open file descriptor, closed on scope exit.
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+// Reads exactly n bytes at `offset`; returns false on a short read (the file is shorter).
+bool read_at(int fd, void* dst, size_t n, uint64_t offset, const std::string& path) {
+  char* p = static_cast<char*>(dst);
+  while (n > 0) {
+    const ssize_t r = ::pread(fd, p, n, static_cast<off_t>(offset));
+    if (r < 0 && errno == EINTR) continue;
+    FOCUS_CHECK(r >= 0, IOError, "cannot read '{}': {}", path, std::strerror(errno));
+    if (r == 0) return false;
+    p += r;
+    n -= static_cast<size_t>(r);
+    offset += static_cast<uint64_t>(r);
+  }
+  return true;
+}
+
+// One tensor's header entry, validated on its own.
+struct Entry {
+  std::string name;
+  DType dtype;
+  Shape shape;
+  uint64_t begin, end;
+};
+
+uint64_t get_unsigned(const json& v, const std::string& path, const std::string& name,
+                      const char* field) {
+  FOCUS_CHECK(v.is_number_unsigned(), FormatError,
+              "'{}': tensor '{}': {} must hold non-negative integers, got {}", path, name, field,
+              v.dump());
+  return v.get<uint64_t>();
+}
+
+Entry parse_entry(const std::string& path, const std::string& name, const json& v) {
+  FOCUS_CHECK(v.is_object(), FormatError, "'{}': tensor '{}': header entry is not an object", path,
+              name);
+  for (const char* key : {"dtype", "shape", "data_offsets"})
+    FOCUS_CHECK(v.contains(key), FormatError, "'{}': tensor '{}': missing \"{}\"", path, name, key);
+  for (const auto& [key, val] : v.items())
+    FOCUS_CHECK(key == "dtype" || key == "shape" || key == "data_offsets", FormatError,
+                "'{}': tensor '{}': unexpected field \"{}\"", path, name, key);
+  Entry e;
+  e.name = name;
+  const json& dt = v["dtype"];
+  FOCUS_CHECK(dt.is_string(), FormatError, "'{}': tensor '{}': dtype is not a string", path, name);
+  try {
+    e.dtype = dtype_from_name(dt.get<std::string>());
+  } catch (const FormatError&) {
+    throw FormatError(fmt::format("'{}': tensor '{}': unknown dtype '{}' (supported: F32, F64, "
+                                  "I32, I64, BF16, I8)", path, name, dt.get<std::string>()));
+  }
+  const json& shape = v["shape"];
+  FOCUS_CHECK(shape.is_array(), FormatError, "'{}': tensor '{}': shape is not an array", path, name);
+  uint64_t nbytes = dtype_size(e.dtype);
+  for (const json& d : shape) {
+    const uint64_t n = get_unsigned(d, path, name, "shape");
+    FOCUS_CHECK(n <= static_cast<uint64_t>(INT64_MAX) && !__builtin_mul_overflow(nbytes, n, &nbytes),
+                FormatError, "'{}': tensor '{}': shape {} is too large", path, name, shape.dump());
+    e.shape.push_back(static_cast<int64_t>(n));
+  }
+  const json& off = v["data_offsets"];
+  FOCUS_CHECK(off.is_array() && off.size() == 2, FormatError,
+              "'{}': tensor '{}': data_offsets must be [begin, end], got {}", path, name, off.dump());
+  e.begin = get_unsigned(off[0], path, name, "data_offsets");
+  e.end = get_unsigned(off[1], path, name, "data_offsets");
+  FOCUS_CHECK(e.begin <= e.end && e.end - e.begin == nbytes, FormatError,
+              "'{}': tensor '{}': data_offsets [{}, {}] span {} bytes but {} {} needs {}", path,
+              name, e.begin, e.end, e.end >= e.begin ? e.end - e.begin : 0, dtype_name(e.dtype),
+              to_string(e.shape), nbytes);
+  return e;
+}
+
+std::map<std::string, std::string> parse_metadata(const std::string& path, const json& v) {
+  FOCUS_CHECK(v.is_object(), FormatError, "'{}': {} is not an object", path, kMetadataKey);
+  std::map<std::string, std::string> out;
+  for (const auto& [key, val] : v.items()) {
+    FOCUS_CHECK(val.is_string(), FormatError, "'{}': {} value of '{}' is not a string: {}", path,
+                kMetadataKey, key, val.dump());
+    out.emplace(key, val.get<std::string>());
+  }
+  return out;
+}
+
+// Offsets must tile [0, data_size) exactly: sorted by begin, each starts where the last ended.
+void check_layout(const std::string& path, std::vector<Entry>& entries, uint64_t data_size) {
+  for (const Entry& e : entries)
+    FOCUS_CHECK(e.end <= data_size, FormatError,
+                "'{}': tensor '{}': data_offsets [{}, {}] out of range: the data buffer has {} "
+                "bytes (truncated file?)", path, e.name, e.begin, e.end, data_size);
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
+  uint64_t pos = 0;
+  const Entry* prev = nullptr;
+  for (const Entry& e : entries) {
+    FOCUS_CHECK(e.begin >= pos, FormatError,
+                "'{}': tensor '{}': data_offsets [{}, {}] overlap tensor '{}' (which ends at {})",
+                path, e.name, e.begin, e.end, prev ? prev->name : "", pos);
+    FOCUS_CHECK(e.begin == pos, FormatError,
+                "'{}': tensor '{}': gap of {} unused bytes before its data at {}", path, e.name,
+                e.begin - pos, e.begin);
+    pos = e.end;
+    prev = &e;
+  }
+  FOCUS_CHECK(pos == data_size, FormatError,
+              "'{}': {} trailing bytes after the last tensor's data (buffer {} bytes, tensors "
+              "cover {})", path, data_size - pos, data_size, pos);
+}
+
+}  // namespace
+
+SafetensorsFile load_safetensors(const std::string& path) {
+  Fd f;
+  f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  FOCUS_CHECK(f.fd >= 0, IOError, "cannot open '{}': {}", path, std::strerror(errno));
+  struct stat st;
+  FOCUS_CHECK(::fstat(f.fd, &st) == 0, IOError, "cannot stat '{}': {}", path, std::strerror(errno));
+  FOCUS_CHECK(S_ISREG(st.st_mode), IOError, "'{}' is not a regular file", path);
+  const uint64_t file_size = static_cast<uint64_t>(st.st_size);
+
+  char len_bytes[8];
+  FOCUS_CHECK(file_size >= 8 && read_at(f.fd, len_bytes, 8, 0, path), FormatError,
+              "'{}': truncated file: {} bytes, too short for the 8-byte header length", path,
+              file_size);
+  const uint64_t header_len = get_u64_le(len_bytes);
+  FOCUS_CHECK(header_len <= file_size - 8, FormatError,
+              "'{}': header length {} is larger than the file ({} bytes after the length field)",
+              path, header_len, file_size - 8);
+  std::string header(header_len, '\0');
+  FOCUS_CHECK(read_at(f.fd, header.data(), header_len, 8, path), FormatError,
+              "'{}': truncated file while reading the {}-byte header", path, header_len);
+
+  json doc;
+  std::set<std::string> names;  // nlohmann keeps the last of repeated keys: reject them instead
+  const json::parser_callback_t no_repeats = [&](int depth, json::parse_event_t ev, json& key) {
+    FOCUS_CHECK(!(depth == 1 && ev == json::parse_event_t::key) || names.insert(key).second,
+                FormatError, "'{}': tensor '{}' appears twice in the header", path,
+                key.get<std::string>());
+    return true;
+  };
+  try {
+    doc = json::parse(header, no_repeats);
+  } catch (const json::exception& e) {
+    throw FormatError(fmt::format("'{}': malformed JSON header: {}", path, e.what()));
+  }
+  FOCUS_CHECK(doc.is_object(), FormatError, "'{}': JSON header is not an object", path);
+
+  SafetensorsFile out;
+  std::vector<Entry> entries;
+  for (const auto& [name, val] : doc.items()) {
+    if (name == kMetadataKey) out.metadata = parse_metadata(path, val);
+    else entries.push_back(parse_entry(path, name, val));
+  }
+  const uint64_t data_start = 8 + header_len;
+  check_layout(path, entries, file_size - data_start);
+
+  for (const Entry& e : entries) {
+    Tensor t = Tensor::empty(e.shape, e.dtype);
+    FOCUS_CHECK(read_at(f.fd, t.raw_data(), e.end - e.begin, data_start + e.begin, path),
+                FormatError, "'{}': tensor '{}': file truncated while reading its data", path,
+                e.name);
+    out.tensors.emplace(e.name, std::move(t));
+  }
+  return out;
+}
+
+// ---- writing -----------------------------------------------------------------------------------
+
+namespace {
+
+// A packed copy of a non-contiguous tensor, byte-wise so that every dtype (BF16 too) works.
+Tensor pack(const Tensor& t) {
+  if (t.is_contiguous()) return t;
+  Tensor out = Tensor::empty(t.shape(), t.dtype());
+  const size_t es = dtype_size(t.dtype());
+  const char* src = static_cast<const char*>(t.raw_data());
+  char* dst = static_cast<char*>(out.raw_data());
+  const Shape& packed_strides = out.strides();
+  for_each_strided<2>(t.shape(), {&packed_strides, &t.strides()}, [&](int64_t od, int64_t os) {
+    std::memcpy(dst + od * es, src + os * static_cast<int64_t>(es), es);
+  });
+  return out;
+}
+
+}  // namespace
+
+void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+  json header = json::object();
+  if (!metadata.empty()) header[kMetadataKey] = metadata;
+  std::vector<Tensor> packed;
+  packed.reserve(tensors.size());
+  uint64_t offset = 0;
+  for (const auto& [name, t] : tensors) {
+    FOCUS_CHECK(name != kMetadataKey, ValueError,
+                "save_safetensors '{}': '{}' is reserved and cannot name a tensor", path, name);
+    FOCUS_CHECK(t.defined(), ValueError, "save_safetensors '{}': tensor '{}' is undefined", path,
+                name);
+    packed.push_back(pack(t));
+    const uint64_t n = t.nbytes();
+    header[name] = {{"dtype", std::string(dtype_name(t.dtype()))},
+                    {"shape", t.shape()},
+                    {"data_offsets", {offset, offset + n}}};
+    offset += n;
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');  // the data then starts 8-byte aligned
+
+  char len_bytes[8];
+  put_u64_le(len_bytes, text.size());
+  AtomicFile file(path);
+  file.write(len_bytes, 8);
+  file.write(text);
+  for (const Tensor& t : packed) file.write(t.raw_data(), t.nbytes());
+  file.commit();
+}
+
+}  // namespace focus

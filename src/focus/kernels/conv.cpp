@@ -1,0 +1,399 @@
+// Convolution (im2col + GEMM, and the direct reference) and pooling kernels (see conv.hpp).
+// Letters: N images, C input channels, O output channels, KH x KW kernel, OH x OW output,
+// CKK = C*KH*KW (the im2col rows), OHW = OH*OW (its columns).
+#include "focus/kernels/conv.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <vector>
+
+#include "focus/kernels/cpu.hpp"
+#include "focus/kernels/gemm.hpp"
+
+namespace focus {
+
+namespace {
+
+std::atomic<bool> g_reference{[] {
+  const char* e = std::getenv("FOCUS_CONV");
+  return e && std::strcmp(e, "reference") == 0;
+}()};
+
+// Output columns [lo, hi) whose input column ow*stride - padding + k falls inside [0, W).
+inline void valid_range(int64_t k, int64_t W, int64_t OW, int64_t stride, int64_t padding,
+                        int64_t& lo, int64_t& hi) {
+  const int64_t first = padding - k;  // smallest ow*stride allowed
+  lo = first <= 0 ? 0 : (first + stride - 1) / stride;
+  const int64_t last = W - 1 + padding - k;  // largest ow*stride allowed
+  hi = last < 0 ? 0 : std::min(OW, last / stride + 1);
+  lo = std::min(lo, hi);
+}
+
+template <class T>
+std::unique_ptr<T[]> scratch(int64_t n) {
+  return std::unique_ptr<T[]>(new T[static_cast<size_t>(n)]);
+}
+
+// Products big enough that splitting the images over threads pays.
+constexpr int64_t kParallelWork = int64_t(1) << 20;
+
+}  // namespace
+
+void set_conv_reference(bool on) { g_reference = on; }
+bool conv_reference() { return g_reference.load(); }
+
+// ---- im2col / col2im --------------------------------------------------------------------------
+
+template <class T>
+void im2col(T* col, const T* x, const ConvGeom& g) {
+  const int64_t OH = g.OH(), OW = g.OW(), s = g.stride, p = g.padding;
+  for (int64_t c = 0; c < g.C; ++c)
+    for (int64_t kh = 0; kh < g.KH; ++kh)
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        T* row = col + ((c * g.KH + kh) * g.KW + kw) * OH * OW;
+        const T* xc = x + c * g.H * g.W;
+        int64_t lo, hi;
+        valid_range(kw, g.W, OW, s, p, lo, hi);
+        for (int64_t oh = 0; oh < OH; ++oh) {
+          T* dst = row + oh * OW;
+          const int64_t ih = oh * s - p + kh;
+          if (ih < 0 || ih >= g.H) {
+            std::fill(dst, dst + OW, T(0));
+            continue;
+          }
+          const int64_t base = ih * g.W - p + kw;  // xc[base + ow*s] is x[c, ih, ow*s - p + kw]
+          std::fill(dst, dst + lo, T(0));
+          if (s == 1) {
+            std::memcpy(dst + lo, xc + base + lo, static_cast<size_t>(hi - lo) * sizeof(T));
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = xc[base + ow * s];
+          }
+          std::fill(dst + hi, dst + OW, T(0));
+        }
+      }
+}
+
+template <class T>
+void col2im(T* dx, const T* col, const ConvGeom& g) {
+  const int64_t OH = g.OH(), OW = g.OW(), s = g.stride, p = g.padding;
+  for (int64_t c = 0; c < g.C; ++c)
+    for (int64_t kh = 0; kh < g.KH; ++kh)
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        const T* row = col + ((c * g.KH + kh) * g.KW + kw) * OH * OW;
+        T* xc = dx + c * g.H * g.W;
+        int64_t lo, hi;
+        valid_range(kw, g.W, OW, s, p, lo, hi);
+        for (int64_t oh = 0; oh < OH; ++oh) {
+          const T* src = row + oh * OW;
+          const int64_t ih = oh * s - p + kh;
+          if (ih < 0 || ih >= g.H) continue;
+          const int64_t base = ih * g.W - p + kw;  // xc[base + ow*s] is dx[c, ih, ow*s - p + kw]
+          if (s == 1) {
+#pragma omp simd
+            for (int64_t ow = lo; ow < hi; ++ow) xc[base + ow] += src[ow];
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) xc[base + ow * s] += src[ow];
+          }
+        }
+      }
+}
+
+// ---- conv2d: im2col + GEMM ---------------------------------------------------------------------
+
+template <class T>
+void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeom& g) {
+  if (conv_reference()) return conv2d_forward_reference(y, x, w, b, g);
+  conv2d_forward_im2col(y, x, w, b, g);
+}
+
+template <class T>
+void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const ConvGeom& g) {
+  if (conv_reference()) return conv2d_backward_reference(dx, dw, db, dy, x, w, g);
+  conv2d_backward_im2col(dx, dw, db, dy, x, w, g);
+}
+
+// 1x1, stride 1, no padding: the image itself is its im2col matrix.
+inline bool is_pointwise(const ConvGeom& g) {
+  return g.KH == 1 && g.KW == 1 && g.stride == 1 && g.padding == 0;
+}
+
+// Per image n: y_n (O, OHW) = w (O, CKK) @ col_n (CKK, OHW) [+ b]. Images go to threads when
+// there are enough of them; otherwise images run in turn and the BLAS uses the threads.
+template <class T>
+void conv2d_forward_im2col(T* y, const T* x, const T* w, const T* b, const ConvGeom& g) {
+  const int64_t OHW = g.OH() * g.OW(), CKK = g.C * g.KH * g.KW, CHW = g.C * g.H * g.W;
+  const bool pointwise = is_pointwise(g);
+  const bool par = g.N > 1 && num_threads() > 1 && g.N * g.O * OHW * CKK > kParallelWork;
+#pragma omp parallel if (par)
+  {
+    std::unique_ptr<T[]> col = pointwise ? nullptr : scratch<T>(CKK * OHW);
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < g.N; ++n) {
+      T* yn = y + n * g.O * OHW;
+      const T* cn = x + n * CHW;
+      if (!pointwise) {
+        im2col(col.get(), cn, g);
+        cn = col.get();
+      }
+      if (b)
+        for (int64_t o = 0; o < g.O; ++o) std::fill(yn + o * OHW, yn + (o + 1) * OHW, b[o]);
+      gemm(false, false, g.O, OHW, CKK, T(1), w, CKK, cn, OHW, b ? T(1) : T(0), yn, OHW);
+    }
+  }
+}
+
+// Per image n: dw += dy_n (O, OHW) @ col_n^T (OHW, CKK) into a per-thread sum (added in thread
+// order, so the result depends on the thread count only through rounding);
+// dcol_n (CKK, OHW) = w^T (CKK, O) @ dy_n, folded back by col2im; db = sum of dy over n, OH, OW.
+template <class T>
+void conv2d_backward_im2col(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
+                            const ConvGeom& g) {
+  const int64_t OHW = g.OH() * g.OW(), CKK = g.C * g.KH * g.KW, CHW = g.C * g.H * g.W;
+  const bool pointwise = is_pointwise(g);
+  const bool par = g.N > 1 && num_threads() > 1 && g.N * g.O * OHW * CKK > kParallelWork;
+  const int nt = par ? num_threads() : 1;
+  // Per-thread dw / db partial sums, (nt, O, CKK) and (nt, O).
+  std::vector<T> dw_part(dw ? static_cast<size_t>(nt * g.O * CKK) : 0, T(0));
+  std::vector<T> db_part(db ? static_cast<size_t>(nt * g.O) : 0, T(0));
+#pragma omp parallel num_threads(nt) if (par)
+  {
+    const int t = omp_get_thread_num();
+    std::unique_ptr<T[]> col = pointwise ? nullptr : scratch<T>(CKK * OHW);
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < g.N; ++n) {
+      const T* dyn = dy + n * g.O * OHW;
+      if (dw) {
+        const T* cn = x + n * CHW;
+        if (!pointwise) {
+          im2col(col.get(), cn, g);
+          cn = col.get();
+        }
+        gemm(false, true, g.O, CKK, OHW, T(1), dyn, OHW, cn, OHW, T(1), &dw_part[t * g.O * CKK], CKK);
+      }
+      if (dx) {
+        T* dxn = dx + n * CHW;
+        if (pointwise) {
+          gemm(true, false, CKK, OHW, g.O, T(1), w, CKK, dyn, OHW, T(0), dxn, OHW);
+        } else {
+          gemm(true, false, CKK, OHW, g.O, T(1), w, CKK, dyn, OHW, T(0), col.get(), OHW);
+          std::fill(dxn, dxn + CHW, T(0));
+          col2im(dxn, col.get(), g);
+        }
+      }
+      if (db)
+        for (int64_t o = 0; o < g.O; ++o) {
+          T s = 0;
+#pragma omp simd reduction(+ : s)
+          for (int64_t i = 0; i < OHW; ++i) s += dyn[o * OHW + i];
+          db_part[t * g.O + o] += s;
+        }
+    }
+  }
+  if (dw) {
+    std::copy(dw_part.begin(), dw_part.begin() + g.O * CKK, dw);
+    for (int t = 1; t < nt; ++t)
+      for (int64_t i = 0; i < g.O * CKK; ++i) dw[i] += dw_part[t * g.O * CKK + i];
+  }
+  if (db) {
+    std::copy(db_part.begin(), db_part.begin() + g.O, db);
+    for (int t = 1; t < nt; ++t)
+      for (int64_t o = 0; o < g.O; ++o) db[o] += db_part[t * g.O + o];
+  }
+}
+
+// ---- conv2d: direct reference ------------------------------------------------------------------
+
+// y[n,o,oh,ow] = b[o] + sum_{c,kh,kw} x[n, c, oh*s-p+kh, ow*s-p+kw] * w[o,c,kh,kw], in double.
+template <class T>
+void conv2d_forward_reference(T* y, const T* x, const T* w, const T* b, const ConvGeom& g) {
+  const int64_t OH = g.OH(), OW = g.OW();
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t o = 0; o < g.O; ++o)
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          double acc = b ? static_cast<double>(b[o]) : 0.0;
+          for (int64_t c = 0; c < g.C; ++c)
+            for (int64_t kh = 0; kh < g.KH; ++kh)
+              for (int64_t kw = 0; kw < g.KW; ++kw) {
+                const int64_t ih = oh * g.stride - g.padding + kh, iw = ow * g.stride - g.padding + kw;
+                if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
+                acc += static_cast<double>(x[((n * g.C + c) * g.H + ih) * g.W + iw]) *
+                       static_cast<double>(w[((o * g.C + c) * g.KH + kh) * g.KW + kw]);
+              }
+          y[((n * g.O + o) * OH + oh) * OW + ow] = static_cast<T>(acc);
+        }
+}
+
+// The same loops, each product's gradient sent to both factors, in double.
+template <class T>
+void conv2d_backward_reference(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
+                               const ConvGeom& g) {
+  const int64_t OH = g.OH(), OW = g.OW();
+  std::vector<double> gx(dx ? g.N * g.C * g.H * g.W : 0), gw(dw ? g.O * g.C * g.KH * g.KW : 0),
+      gb(db ? g.O : 0);
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t o = 0; o < g.O; ++o)
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const double d = static_cast<double>(dy[((n * g.O + o) * OH + oh) * OW + ow]);
+          if (db) gb[o] += d;
+          for (int64_t c = 0; c < g.C; ++c)
+            for (int64_t kh = 0; kh < g.KH; ++kh)
+              for (int64_t kw = 0; kw < g.KW; ++kw) {
+                const int64_t ih = oh * g.stride - g.padding + kh, iw = ow * g.stride - g.padding + kw;
+                if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
+                const int64_t xi = ((n * g.C + c) * g.H + ih) * g.W + iw;
+                const int64_t wi = ((o * g.C + c) * g.KH + kh) * g.KW + kw;
+                if (dx) gx[xi] += d * static_cast<double>(w[wi]);
+                if (dw) gw[wi] += d * static_cast<double>(x[xi]);
+              }
+        }
+  for (size_t i = 0; i < gx.size(); ++i) dx[i] = static_cast<T>(gx[i]);
+  for (size_t i = 0; i < gw.size(); ++i) dw[i] = static_cast<T>(gw[i]);
+  for (size_t i = 0; i < gb.size(); ++i) db[i] = static_cast<T>(gb[i]);
+}
+
+// ---- pooling -----------------------------------------------------------------------------------
+// Each output row oh is built from the input rows h of its window: for every window column kw,
+// the outputs whose column ow*stride - padding + kw is inside the input take xrow[ow*stride +
+// kw - padding] in one vectorisable sweep over ow (valid_range gives the sweep's bounds).
+
+namespace {
+inline bool pool_parallel(const PoolGeom& g) {
+  return g.planes > 1 && g.planes * g.OH() * g.OW() * g.K * g.K > (int64_t(1) << 16);
+}
+// Input rows [h0, h1) of output row oh's window.
+inline void window_rows(const PoolGeom& g, int64_t oh, int64_t& h0, int64_t& h1) {
+  const int64_t hs = oh * g.stride - g.padding;
+  h0 = std::max<int64_t>(hs, 0);
+  h1 = std::min(hs + g.K, g.H);
+}
+}  // namespace
+
+// Windows are scanned row by row, so a strict `>` keeps the first maximum in row-major order;
+// a NaN in a window wins (propagates), as in torch.
+template <class T>
+void max_pool2d_forward(T* y, int32_t* argmax, const T* x, const PoolGeom& g) {
+  const int64_t OH = g.OH(), OW = g.OW(), HW = g.H * g.W, s = g.stride, p = g.padding;
+#pragma omp parallel for schedule(static) if (pool_parallel(g))
+  for (int64_t pl = 0; pl < g.planes; ++pl) {
+    const T* xp = x + pl * HW;
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      T* yr = y + (pl * OH + oh) * OW;
+      int32_t* ar = argmax + (pl * OH + oh) * OW;
+      int64_t h0, h1;
+      window_rows(g, oh, h0, h1);
+      for (int64_t ow = 0; ow < OW; ++ow) {  // the window's first inside element, until beaten
+        yr[ow] = -std::numeric_limits<T>::infinity();
+        ar[ow] = static_cast<int32_t>(h0 * g.W + std::max<int64_t>(ow * s - p, 0));
+      }
+      for (int64_t h = h0; h < h1; ++h)
+        for (int64_t kw = 0; kw < g.K; ++kw) {
+          int64_t lo, hi;
+          valid_range(kw, g.W, OW, s, p, lo, hi);
+          const int64_t base = h * g.W + kw - p;  // xp[base + ow*s] is x[h, ow*s - p + kw]
+#pragma omp simd
+          for (int64_t ow = lo; ow < hi; ++ow) {
+            const T v = xp[base + ow * s];
+            if (v > yr[ow] || v != v) {
+              yr[ow] = v;
+              ar[ow] = static_cast<int32_t>(base + ow * s);
+            }
+          }
+        }
+    }
+  }
+}
+
+template <class T>
+void max_pool2d_backward(T* dx, const T* dy, const int32_t* argmax, const PoolGeom& g) {
+  const int64_t OHW = g.OH() * g.OW(), HW = g.H * g.W;
+#pragma omp parallel for schedule(static) if (pool_parallel(g))
+  for (int64_t pl = 0; pl < g.planes; ++pl) {
+    T* dxp = dx + pl * HW;
+    const T* dyp = dy + pl * OHW;
+    const int32_t* ap = argmax + pl * OHW;
+    std::fill(dxp, dxp + HW, T(0));
+    for (int64_t i = 0; i < OHW; ++i) dxp[ap[i]] += dyp[i];
+  }
+}
+
+template <class T>
+void avg_pool2d_forward(T* y, const T* x, const PoolGeom& g) {
+  const int64_t OH = g.OH(), OW = g.OW(), HW = g.H * g.W, s = g.stride, p = g.padding;
+  const T inv = T(1) / static_cast<T>(g.K * g.K);
+#pragma omp parallel for schedule(static) if (pool_parallel(g))
+  for (int64_t pl = 0; pl < g.planes; ++pl) {
+    const T* xp = x + pl * HW;
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      T* yr = y + (pl * OH + oh) * OW;
+      int64_t h0, h1;
+      window_rows(g, oh, h0, h1);
+      std::fill(yr, yr + OW, T(0));
+      for (int64_t h = h0; h < h1; ++h)
+        for (int64_t kw = 0; kw < g.K; ++kw) {
+          int64_t lo, hi;
+          valid_range(kw, g.W, OW, s, p, lo, hi);
+          const int64_t base = h * g.W + kw - p;
+#pragma omp simd
+          for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += xp[base + ow * s];
+        }
+#pragma omp simd
+      for (int64_t ow = 0; ow < OW; ++ow) yr[ow] *= inv;
+    }
+  }
+}
+
+template <class T>
+void avg_pool2d_backward(T* dx, const T* dy, const PoolGeom& g) {
+  const int64_t OH = g.OH(), OW = g.OW(), HW = g.H * g.W, s = g.stride, p = g.padding;
+  const T inv = T(1) / static_cast<T>(g.K * g.K);
+#pragma omp parallel for schedule(static) if (pool_parallel(g))
+  for (int64_t pl = 0; pl < g.planes; ++pl) {
+    T* dxp = dx + pl * HW;
+    std::fill(dxp, dxp + HW, T(0));
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      const T* dyr = dy + (pl * OH + oh) * OW;
+      int64_t h0, h1;
+      window_rows(g, oh, h0, h1);
+      for (int64_t h = h0; h < h1; ++h)
+        for (int64_t kw = 0; kw < g.K; ++kw) {
+          int64_t lo, hi;
+          valid_range(kw, g.W, OW, s, p, lo, hi);
+          const int64_t base = h * g.W + kw - p;
+#pragma omp simd
+          for (int64_t ow = lo; ow < hi; ++ow) dxp[base + ow * s] += dyr[ow] * inv;
+        }
+    }
+  }
+}
+
+// ---- instantiations ----------------------------------------------------------------------------
+
+#define FOCUS_CONV_INSTANTIATE(T)                                                                \
+  template void im2col<T>(T*, const T*, const ConvGeom&);                                        \
+  template void col2im<T>(T*, const T*, const ConvGeom&);                                        \
+  template void conv2d_forward<T>(T*, const T*, const T*, const T*, const ConvGeom&);            \
+  template void conv2d_backward<T>(T*, T*, T*, const T*, const T*, const T*, const ConvGeom&);   \
+  template void conv2d_forward_im2col<T>(T*, const T*, const T*, const T*, const ConvGeom&);     \
+  template void conv2d_backward_im2col<T>(T*, T*, T*, const T*, const T*, const T*,              \
+                                          const ConvGeom&);                                      \
+  template void conv2d_forward_reference<T>(T*, const T*, const T*, const T*, const ConvGeom&);  \
+  template void conv2d_backward_reference<T>(T*, T*, T*, const T*, const T*, const T*,           \
+                                             const ConvGeom&);                                   \
+  template void max_pool2d_forward<T>(T*, int32_t*, const T*, const PoolGeom&);                  \
+  template void max_pool2d_backward<T>(T*, const T*, const int32_t*, const PoolGeom&);           \
+  template void avg_pool2d_forward<T>(T*, const T*, const PoolGeom&);                            \
+  template void avg_pool2d_backward<T>(T*, const T*, const PoolGeom&);
+FOCUS_CONV_INSTANTIATE(float)
+FOCUS_CONV_INSTANTIATE(double)
+#undef FOCUS_CONV_INSTANTIATE
+
+}  // namespace focus

@@ -1,0 +1,60 @@
+// Raw NCHW convolution and pooling kernels on pointers (no autograd, no Tensor), F32 and F64.
+//   conv2d: im2col + GEMM per image, images in parallel (each GEMM single-threaded inside the
+//           OpenMP region); a direct 7-loop reference with the same signature is the test oracle,
+//           and FOCUS_CONV=reference (or set_conv_reference) forces it.
+//   pooling: max (with argmax for the backward) and average (count_include_pad) over square
+//           windows, planes in parallel.
+// Limits: groups = 1, no dilation, square stride/padding; callers validate shapes (ops/conv.cpp).
+// Backward kernels write (not accumulate) their outputs; any of dx/dw/db may be null.
+#pragma once
+#include <cstdint>
+
+namespace focus {
+
+// x (N, C, H, W), w (O, C, KH, KW), y (N, O, OH, OW).
+struct ConvGeom {
+  int64_t N, C, H, W, O, KH, KW, stride, padding;
+  int64_t OH() const { return (H + 2 * padding - KH) / stride + 1; }
+  int64_t OW() const { return (W + 2 * padding - KW) / stride + 1; }
+};
+
+void set_conv_reference(bool on);  // true forces the direct reference kernels
+bool conv_reference();
+
+// One image: col (C*KH*KW, OH*OW) <- x (C, H, W), zeros where the window hits the padding.
+template <class T> void im2col(T* col, const T* x, const ConvGeom& g);
+// One image: dx (C, H, W) += col (C*KH*KW, OH*OW) folded back (the adjoint of im2col).
+template <class T> void col2im(T* dx, const T* col, const ConvGeom& g);
+
+// y = conv(x, w) + b; b may be null. Dispatches to the im2col or the reference kernel.
+template <class T> void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeom& g);
+template <class T>
+void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const ConvGeom& g);
+
+template <class T>
+void conv2d_forward_im2col(T* y, const T* x, const T* w, const T* b, const ConvGeom& g);
+template <class T>
+void conv2d_backward_im2col(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
+                            const ConvGeom& g);
+template <class T>
+void conv2d_forward_reference(T* y, const T* x, const T* w, const T* b, const ConvGeom& g);
+template <class T>
+void conv2d_backward_reference(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
+                               const ConvGeom& g);
+
+// P planes (N*C) of (H, W) -> (OH, OW), square window K, padding P <= K/2 (every window holds
+// at least one input element).
+struct PoolGeom {
+  int64_t planes, H, W, K, stride, padding;
+  int64_t OH() const { return (H + 2 * padding - K) / stride + 1; }
+  int64_t OW() const { return (W + 2 * padding - K) / stride + 1; }
+};
+
+// argmax (planes, OH, OW): the winner's offset h*W + w inside its plane.
+template <class T> void max_pool2d_forward(T* y, int32_t* argmax, const T* x, const PoolGeom& g);
+template <class T> void max_pool2d_backward(T* dx, const T* dy, const int32_t* argmax, const PoolGeom& g);
+// Divisor K*K everywhere (count_include_pad=True).
+template <class T> void avg_pool2d_forward(T* y, const T* x, const PoolGeom& g);
+template <class T> void avg_pool2d_backward(T* dx, const T* dy, const PoolGeom& g);
+
+}  // namespace focus

@@ -1,0 +1,219 @@
+// Dropout kernels (see dropout.hpp). Three with one contract:
+//   avx512:    Philox-4x32-10 on 16 counters per zmm (32x32->64 products by vpmuludq on even and
+//              odd lanes), a 4x4 transpose into element order, and masked scaling;
+//   lanes:     the same 16-counter steps in plain loops the compiler vectorises (any x86-64);
+//   reference: philox4x32 per element, uint_to_unit_float(word) >= p, as Rng::fill_uniform.
+// The fast kernels compare the word's top 24 bits with ceil(p * 2^24), which keeps exactly the
+// elements whose uint_to_unit_float is >= p. Each 64-element step depends only on its counters,
+// so the steps split over threads freely.
+#include "focus/kernels/dropout.hpp"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "focus/kernels/cpu.hpp"
+#include "focus/tensor/rng.hpp"
+
+namespace focus {
+
+namespace {
+
+std::atomic<bool> g_reference{[] {
+  const char* e = std::getenv("FOCUS_DROPOUT");
+  return e && std::strcmp(e, "reference") == 0;
+}()};
+
+constexpr int kLanes = 16;              // Philox blocks per step
+constexpr int64_t kStep = 4 * kLanes;   // elements per step
+constexpr int64_t kParallel = 1 << 16;  // elements above which threads share the steps
+constexpr uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u, W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
+
+struct Params {
+  uint32_t thr;  // keep iff (word >> 8) >= thr
+  double scale;
+};
+Params params(double p) { return {static_cast<uint32_t>(std::ceil(p * 16777216.0)), 1.0 / (1.0 - p)}; }
+
+// ---- lanes: portable ----------------------------------------------------------------------------
+
+// Philox on counters counter + l, l < kLanes; word j of lane l goes to u[4*l + j].
+inline void philox_lanes(uint64_t key, uint64_t counter, uint32_t* u) {
+  uint32_t c0[kLanes], c1[kLanes], c2[kLanes], c3[kLanes];
+  for (int l = 0; l < kLanes; ++l) {
+    const uint64_t c = counter + static_cast<uint64_t>(l);
+    c0[l] = static_cast<uint32_t>(c);
+    c1[l] = static_cast<uint32_t>(c >> 32);
+    c2[l] = c3[l] = 0;
+  }
+  uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
+  for (int r = 0; r < 10; ++r) {
+#pragma omp simd
+    for (int l = 0; l < kLanes; ++l) {
+      const uint64_t p0 = static_cast<uint64_t>(M0) * c0[l];
+      const uint64_t p1 = static_cast<uint64_t>(M1) * c2[l];
+      const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1[l] ^ k0;
+      const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3[l] ^ k1;
+      c1[l] = static_cast<uint32_t>(p1);
+      c3[l] = static_cast<uint32_t>(p0);
+      c0[l] = n0;
+      c2[l] = n2;
+    }
+    k0 += W0;
+    k1 += W1;
+  }
+  for (int l = 0; l < kLanes; ++l) {
+    u[4 * l] = c0[l];
+    u[4 * l + 1] = c1[l];
+    u[4 * l + 2] = c2[l];
+    u[4 * l + 3] = c3[l];
+  }
+}
+
+template <class T>
+void apply_lanes(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, Params pr) {
+  const T scale = static_cast<T>(pr.scale);
+  const int64_t steps = (n + kStep - 1) / kStep;
+#pragma omp parallel for schedule(static) if (n > kParallel)
+  for (int64_t s = 0; s < steps; ++s) {
+    alignas(64) uint32_t u[kStep];
+    philox_lanes(seed, offset + static_cast<uint64_t>(s * kLanes), u);
+    const int64_t e0 = s * kStep, m = std::min(kStep, n - e0);
+#pragma omp simd
+    for (int64_t e = 0; e < m; ++e) out[e0 + e] = (u[e] >> 8) >= pr.thr ? in[e0 + e] * scale : T(0);
+  }
+}
+
+// ---- avx512 ---------------------------------------------------------------------------------------
+
+#define FOCUS_AVX512 __attribute__((target("avx512f")))
+// GCC 12 flags the intrinsics' internal _mm512_undefined_* placeholders as maybe-uninitialized.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+// hi and lo 32 bits of a * m in each 32-bit lane.
+FOCUS_AVX512 inline void mulhilo(__m512i a, __m512i m, __m512i& hi, __m512i& lo) {
+  const __m512i even = _mm512_mul_epu32(a, m);
+  const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
+  lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+  hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
+}
+
+// Philox on counters counter + l (l < 16, one per lane); u[q] holds elements 16q .. 16q+15 of the
+// step, i.e. the four words of blocks 4q .. 4q+3.
+FOCUS_AVX512 inline void philox_avx512(uint64_t key, uint64_t counter, __m512i u[4]) {
+  const __m512i lo = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(counter)));
+  const __m512i hi = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(counter >> 32)));
+  __m512i c0 = _mm512_add_epi32(lo, _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+  __m512i c1 = _mm512_mask_add_epi32(hi, _mm512_cmplt_epu32_mask(c0, lo), hi, _mm512_set1_epi32(1));
+  __m512i c2 = _mm512_setzero_si512(), c3 = _mm512_setzero_si512();
+  const __m512i m0 = _mm512_set1_epi32(static_cast<int>(M0)), m1 = _mm512_set1_epi32(static_cast<int>(M1));
+  uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
+  for (int r = 0; r < 10; ++r) {
+    __m512i h0, l0, h1, l1;
+    mulhilo(c0, m0, h0, l0);
+    mulhilo(c2, m1, h1, l1);
+    c0 = _mm512_xor_si512(_mm512_xor_si512(h1, c1), _mm512_set1_epi32(static_cast<int>(k0)));
+    c2 = _mm512_xor_si512(_mm512_xor_si512(h0, c3), _mm512_set1_epi32(static_cast<int>(k1)));
+    c1 = l1;
+    c3 = l0;
+    k0 += W0;
+    k1 += W1;
+  }
+  // Within each 128-bit chunk k: v[m] = the four words of block 4k + m.
+  const __m512i t0 = _mm512_unpacklo_epi32(c0, c1), t1 = _mm512_unpackhi_epi32(c0, c1);
+  const __m512i t2 = _mm512_unpacklo_epi32(c2, c3), t3 = _mm512_unpackhi_epi32(c2, c3);
+  const __m512i v0 = _mm512_unpacklo_epi64(t0, t2), v1 = _mm512_unpackhi_epi64(t0, t2);
+  const __m512i v2 = _mm512_unpacklo_epi64(t1, t3), v3 = _mm512_unpackhi_epi64(t1, t3);
+  // Transpose the 4x4 grid of chunks: u[q] = chunk q of v0, v1, v2, v3.
+  const __m512i a01 = _mm512_shuffle_i32x4(v0, v1, 0x44), a23 = _mm512_shuffle_i32x4(v2, v3, 0x44);
+  const __m512i b01 = _mm512_shuffle_i32x4(v0, v1, 0xEE), b23 = _mm512_shuffle_i32x4(v2, v3, 0xEE);
+  u[0] = _mm512_shuffle_i32x4(a01, a23, 0x88);
+  u[1] = _mm512_shuffle_i32x4(a01, a23, 0xDD);
+  u[2] = _mm512_shuffle_i32x4(b01, b23, 0x88);
+  u[3] = _mm512_shuffle_i32x4(b01, b23, 0xDD);
+}
+
+// out[e] = keep[e] ? in[e] * scale : 0 for the first m (<= 16) elements.
+FOCUS_AVX512 inline void apply16(float* out, const float* in, int64_t m, __mmask16 keep, double scale) {
+  const __mmask16 lm = m >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << m) - 1);
+  const __m512 x = _mm512_maskz_loadu_ps(lm, in);
+  _mm512_mask_storeu_ps(out, lm, _mm512_maskz_mul_ps(keep, x, _mm512_set1_ps(static_cast<float>(scale))));
+}
+FOCUS_AVX512 inline void apply16(double* out, const double* in, int64_t m, __mmask16 keep, double scale) {
+  const __m512d s = _mm512_set1_pd(scale);
+  for (int h = 0; h < 2 && 8 * h < m; ++h) {
+    const int64_t mh = std::min<int64_t>(8, m - 8 * h);
+    const __mmask8 lm = mh >= 8 ? __mmask8(0xFF) : __mmask8((1u << mh) - 1);
+    const __mmask8 kh = static_cast<__mmask8>(keep >> (8 * h));
+    const __m512d x = _mm512_maskz_loadu_pd(lm, in + 8 * h);
+    _mm512_mask_storeu_pd(out + 8 * h, lm, _mm512_maskz_mul_pd(kh, x, s));
+  }
+}
+
+template <class T>
+FOCUS_AVX512 void apply_avx512(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, Params pr) {
+  const int64_t steps = (n + kStep - 1) / kStep;
+#pragma omp parallel for schedule(static) if (n > kParallel)
+  for (int64_t s = 0; s < steps; ++s) {
+    __m512i u[4];
+    philox_avx512(seed, offset + static_cast<uint64_t>(s * kLanes), u);
+    const __m512i thr = _mm512_set1_epi32(static_cast<int>(pr.thr));
+    for (int q = 0; q < 4; ++q) {
+      const int64_t e = s * kStep + 16 * q;
+      if (e >= n) break;
+      const __mmask16 keep = _mm512_cmpge_epu32_mask(_mm512_srli_epi32(u[q], 8), thr);
+      apply16(out + e, in + e, n - e, keep, pr.scale);
+    }
+  }
+}
+
+#pragma GCC diagnostic pop
+
+}  // namespace
+
+void set_dropout_reference(bool on) { g_reference = on; }
+bool dropout_reference() { return g_reference.load(); }
+
+template <class T>
+void dropout_apply(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, double p) {
+  if (dropout_reference()) return dropout_apply_reference(out, in, n, seed, offset, p);
+  if (active_isa() == Isa::Avx512) return dropout_apply_avx512(out, in, n, seed, offset, p);
+  dropout_apply_lanes(out, in, n, seed, offset, p);
+}
+
+template <class T>
+void dropout_apply_avx512(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, double p) {
+  apply_avx512(out, in, n, seed, offset, params(p));
+}
+
+template <class T>
+void dropout_apply_lanes(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, double p) {
+  apply_lanes(out, in, n, seed, offset, params(p));
+}
+
+template <class T>
+void dropout_apply_reference(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset,
+                             double p) {
+  const T scale = static_cast<T>(1.0 / (1.0 - p));
+  for (int64_t i = 0; i < n; ++i) {
+    const auto r = philox4x32(seed, 0, offset + static_cast<uint64_t>(i / 4));
+    const bool keep = static_cast<double>(uint_to_unit_float(r[i % 4])) >= p;
+    out[i] = keep ? in[i] * scale : T(0);
+  }
+}
+
+#define FOCUS_DROPOUT_INSTANTIATE(T)                                                         \
+  template void dropout_apply<T>(T*, const T*, int64_t, uint64_t, uint64_t, double);          \
+  template void dropout_apply_avx512<T>(T*, const T*, int64_t, uint64_t, uint64_t, double);   \
+  template void dropout_apply_lanes<T>(T*, const T*, int64_t, uint64_t, uint64_t, double);    \
+  template void dropout_apply_reference<T>(T*, const T*, int64_t, uint64_t, uint64_t, double);
+FOCUS_DROPOUT_INSTANTIATE(float)
+FOCUS_DROPOUT_INSTANTIATE(double)
+#undef FOCUS_DROPOUT_INSTANTIATE
+
+}  // namespace focus

@@ -1,0 +1,31 @@
+// Inverted-dropout kernel over a counter-based mask. The uniform of element i of a call with
+// stream (seed, offset) is word i%4 of philox4x32(seed, 0, offset + i/4) mapped to [0, 1) by
+// uint_to_unit_float: the i-th value Rng::fill_uniform would give from the same state. Element i
+// is kept iff that uniform >= p, and kept values are scaled by 1/(1-p). The mask depends only on
+// (seed, offset, i): not on the thread count, and the backward regenerates it. A call reserves
+// dropout_counters(n) counters (Rng::advance). FOCUS_DROPOUT=reference (or
+// set_dropout_reference) forces the scalar reference kernel.
+#pragma once
+#include <cstdint>
+
+namespace focus {
+
+inline uint64_t dropout_counters(int64_t n) { return static_cast<uint64_t>((n + 3) / 4); }
+
+void set_dropout_reference(bool on);
+bool dropout_reference();
+
+// out[i] = keep(i) ? in[i] / (1 - p) : 0, 0 <= p < 1. Forward (in = x) and backward (in = dout)
+// are the same map. out may alias in. Dispatches to avx512 (when active_isa() has it), else
+// lanes, or to the reference when forced.
+template <class T>
+void dropout_apply(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, double p);
+// The kernels themselves (dropout_apply_avx512 needs an AVX-512 CPU).
+template <class T>
+void dropout_apply_avx512(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, double p);
+template <class T>
+void dropout_apply_lanes(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, double p);
+template <class T>
+void dropout_apply_reference(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, double p);
+
+}  // namespace focus

@@ -1,0 +1,104 @@
+// TrainConfig binding to CLI11 and JSON (see config.hpp).
+#include "focus/train/config.hpp"
+
+#include <CLI/CLI.hpp>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "focus/tensor/error.hpp"
+
+namespace focus {
+
+void bind_cli(CLI::App& app, TrainConfig& c, std::string& config_file, bool& dump) {
+  app.add_option("--config", config_file, "JSON config file (flags override it)");
+  app.add_flag("--dump-config", dump, "print the effective configuration as JSON and exit");
+  visit_fields(c, [&](const char* name, auto& field, const char* help) {
+    using F = std::decay_t<decltype(field)>;
+    if constexpr (std::is_same_v<F, bool>) {
+      app.add_option("--" + std::string(name), field, help)->default_val(field ? "true" : "false");
+    } else {
+      app.add_option("--" + std::string(name), field, help)->capture_default_str();
+    }
+  });
+}
+
+void apply_json(TrainConfig& c, const nlohmann::json& j, const std::string& source) {
+  FOCUS_CHECK(j.is_object(), ValueError, "{}: the config must be a JSON object", source);
+  std::set<std::string> known;
+  visit_fields(c, [&](const char* name, auto& field, const char*) {
+    known.insert(name);
+    auto it = j.find(name);
+    if (it == j.end()) return;
+    using F = std::decay_t<decltype(field)>;
+    try {
+      if constexpr (std::is_same_v<F, std::string>) {
+        field = it->is_string() ? it->get<std::string>() : it->dump();  // objects as JSON text
+      } else {
+        field = it->get<F>();
+      }
+    } catch (const nlohmann::json::exception& e) {
+      throw ValueError(fmt::format("{}: field '{}' has the wrong type ({})", source, name,
+                                   it->dump()));
+    }
+  });
+  for (auto& [k, v] : j.items())
+    FOCUS_CHECK(known.count(k), ValueError, "{}: unknown field '{}'", source, k);
+}
+
+void load_config_file(TrainConfig& c, const std::string& path) {
+  std::ifstream in(path);
+  FOCUS_CHECK(in, IOError, "cannot read config file '{}'", path);
+  nlohmann::json j;
+  try {
+    in >> j;
+  } catch (const nlohmann::json::exception& e) {
+    throw ValueError(fmt::format("config file '{}' is not valid JSON: {}", path, e.what()));
+  }
+  apply_json(c, j, path);
+}
+
+nlohmann::json to_json(const TrainConfig& c) {
+  nlohmann::json j;
+  visit_fields(const_cast<TrainConfig&>(c), [&](const char* name, auto& field, const char*) {
+    j[name] = field;
+  });
+  return j;
+}
+
+void validate(const TrainConfig& c) {
+  auto choice = [](const char* name, const std::string& v, std::initializer_list<const char*> ok) {
+    for (const char* o : ok)
+      if (v == o) return;
+    std::string list;
+    for (const char* o : ok) list += std::string(list.empty() ? "" : ", ") + o;
+    throw ValueError(fmt::format("--{} '{}' is not one of: {}", name, v, list));
+  };
+  choice("task", c.task, {"fashion-mnist"});
+  choice("model", c.model, {"cnn-se", "vit"});
+  choice("optimizer", c.optimizer, {"sgd", "adam", "adamw", "rmsprop"});
+  choice("schedule", c.schedule, {"cosine", "step", "constant"});
+  FOCUS_CHECK(c.epochs >= 1, ValueError, "--epochs must be >= 1, got {}", c.epochs);
+  FOCUS_CHECK(c.batch >= 1, ValueError, "--batch must be >= 1, got {}", c.batch);
+  FOCUS_CHECK(c.accum >= 1 && c.batch % c.accum == 0, ValueError,
+              "--accum {} must be >= 1 and divide --batch {}", c.accum, c.batch);
+  FOCUS_CHECK(c.lr > 0, ValueError, "--lr must be > 0, got {}", c.lr);
+  FOCUS_CHECK(c.weight_decay >= 0, ValueError, "--weight-decay must be >= 0, got {}", c.weight_decay);
+  FOCUS_CHECK(c.label_smoothing >= 0 && c.label_smoothing < 1, ValueError,
+              "--label-smoothing must be in [0, 1), got {}", c.label_smoothing);
+  FOCUS_CHECK(c.erase_p >= 0 && c.erase_p <= 1, ValueError, "--erase-p must be in [0, 1], got {}",
+              c.erase_p);
+  FOCUS_CHECK(c.threads >= 0, ValueError, "--threads must be >= 0, got {}", c.threads);
+  FOCUS_CHECK(c.val_size >= 0, ValueError, "--val-size must be >= 0, got {}", c.val_size);
+  FOCUS_CHECK(c.clip >= 0, ValueError, "--clip must be >= 0, got {}", c.clip);
+  nlohmann::json mc;
+  try {
+    mc = nlohmann::json::parse(c.model_config);
+  } catch (const nlohmann::json::exception&) {
+    throw ValueError(fmt::format("--model-config is not valid JSON: {}", c.model_config));
+  }
+  FOCUS_CHECK(mc.is_object(), ValueError, "--model-config must be a JSON object, got {}",
+              c.model_config);
+}
+
+}  // namespace focus

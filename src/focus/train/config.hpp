@@ -1,0 +1,89 @@
+// TrainConfig: the one typed option schema for training. The same field list (visit_fields)
+// binds the CLI flags, reads and validates a JSON config file, and prints the effective
+// configuration (--dump-config). Precedence: defaults < --config FILE < flags.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace CLI { class App; }
+
+namespace focus {
+
+struct TrainConfig {
+  std::string task = "fashion-mnist";
+  std::string model = "vit";           // cnn-se | vit
+  std::string model_config = "{}";     // JSON object of model hyper-parameters
+  int epochs = 10;
+  int batch = 128;
+  int accum = 1;                       // micro-batches per optimizer step (batch = accum * micro)
+  std::string optimizer = "adamw";     // sgd | adam | adamw | rmsprop
+  double lr = 1e-3;
+  double min_lr = 1e-5;
+  double weight_decay = 0.05;
+  double momentum = 0.9;
+  bool nesterov = true;
+  std::string schedule = "cosine";     // cosine | step | constant
+  double warmup_epochs = 1.0;
+  int step_every = 10;                 // step schedule: epochs between decays
+  double step_gamma = 0.1;
+  double clip = 1.0;                   // global grad-norm clip, 0 = off
+  double label_smoothing = 0.0;
+  bool augment = true;                 // random crop (pad 2) + horizontal flip
+  double erase_p = 0.0;                // random erasing probability
+  int val_size = 5000;
+  int patience = 0;                    // early stopping on val accuracy, 0 = off
+  double time_limit_min = 0.0;         // stop after this many minutes of training, 0 = off
+  int threads = 0;                     // 0 = FOCUS_NUM_THREADS or all cores
+  uint64_t seed = 1;
+  std::string data_dir = "/usr/share/datasets/fashion-mnist";
+  std::string out = "runs/latest";
+  std::string resume;                  // checkpoint to resume from
+  int limit_train = 0;                 // use only the first N training images (tests, smoke runs)
+};
+
+// Calls v(name, field&, help) for every field, in a fixed order.
+template <class V>
+void visit_fields(TrainConfig& c, V&& v) {
+  v("task", c.task, "task: fashion-mnist");
+  v("model", c.model, "model: cnn-se | vit");
+  v("model-config", c.model_config, "model hyper-parameters as a JSON object");
+  v("epochs", c.epochs, "training epochs");
+  v("batch", c.batch, "images per optimizer step");
+  v("accum", c.accum, "micro-batches per optimizer step (gradient accumulation)");
+  v("optimizer", c.optimizer, "sgd | adam | adamw | rmsprop");
+  v("lr", c.lr, "peak learning rate");
+  v("min-lr", c.min_lr, "final learning rate of the cosine schedule");
+  v("weight-decay", c.weight_decay, "weight decay (decoupled for adamw)");
+  v("momentum", c.momentum, "momentum (sgd, rmsprop)");
+  v("nesterov", c.nesterov, "Nesterov momentum (sgd)");
+  v("schedule", c.schedule, "learning-rate schedule: cosine | step | constant");
+  v("warmup-epochs", c.warmup_epochs, "linear warm-up length in epochs");
+  v("step-every", c.step_every, "step schedule: epochs between decays");
+  v("step-gamma", c.step_gamma, "step schedule: decay factor");
+  v("clip", c.clip, "clip the global gradient norm to this (0 = off)");
+  v("label-smoothing", c.label_smoothing, "cross-entropy label smoothing");
+  v("augment", c.augment, "random crop and horizontal flip");
+  v("erase-p", c.erase_p, "random erasing probability");
+  v("val-size", c.val_size, "training images held out for validation");
+  v("patience", c.patience, "early stopping: epochs without improvement (0 = off)");
+  v("time-limit-min", c.time_limit_min, "stop training after this many minutes (0 = off)");
+  v("threads", c.threads, "threads (0 = FOCUS_NUM_THREADS or all cores)");
+  v("seed", c.seed, "random seed");
+  v("data-dir", c.data_dir, "Fashion-MNIST directory (Debian's dataset-fashion-mnist)");
+  v("out", c.out, "output directory for checkpoints and metrics");
+  v("resume", c.resume, "checkpoint to resume from");
+  v("limit-train", c.limit_train, "use only the first N training images (0 = all)");
+}
+
+// Adds one --flag per field to `app` (and --config FILE, --dump-config).
+void bind_cli(CLI::App& app, TrainConfig& c, std::string& config_file, bool& dump);
+// Reads a JSON object of fields into c; throws ValueError naming an unknown key or a bad type.
+void apply_json(TrainConfig& c, const nlohmann::json& j, const std::string& source);
+void load_config_file(TrainConfig& c, const std::string& path);
+nlohmann::json to_json(const TrainConfig& c);
+// Checks ranges and choices; throws ValueError naming the field and the value.
+void validate(const TrainConfig& c);
+
+}  // namespace focus

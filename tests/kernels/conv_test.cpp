@@ -1,0 +1,215 @@
+// Convolution and pooling kernels: the im2col + GEMM conv against the direct reference on random
+// shapes (forward and every backward output, F32 and F64, pointwise and strided cases, sizes big
+// enough for the threaded path), im2col/col2im as adjoints, pooling against naive loops.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "focus/kernels/conv.hpp"
+#include "focus/tensor/rng.hpp"
+
+using namespace focus;
+
+namespace {
+
+template <class T>
+std::vector<T> randn(int64_t n, Rng& rng) {
+  std::vector<T> v(static_cast<size_t>(n));
+  for (auto& x : v) x = static_cast<T>(rng.normal());
+  return v;
+}
+
+template <class T>
+double rel_diff(const std::vector<T>& a, const std::vector<T>& b) {
+  double m = 0, scale = 1;
+  for (size_t i = 0; i < a.size(); ++i) {
+    m = std::max(m, std::abs(double(a[i]) - double(b[i])));
+    scale = std::max(scale, std::abs(double(b[i])));
+  }
+  return m / scale;
+}
+
+// Forward and backward of the im2col kernel against the reference for one geometry.
+template <class T>
+void check_conv(const ConvGeom& g, Rng& rng, double tol) {
+  const int64_t xn = g.N * g.C * g.H * g.W, wn = g.O * g.C * g.KH * g.KW, yn = g.N * g.O * g.OH() * g.OW();
+  const auto x = randn<T>(xn, rng), w = randn<T>(wn, rng), b = randn<T>(g.O, rng), dy = randn<T>(yn, rng);
+  std::vector<T> y(yn), yr(yn);
+  conv2d_forward_im2col(y.data(), x.data(), w.data(), b.data(), g);
+  conv2d_forward_reference(yr.data(), x.data(), w.data(), b.data(), g);
+  const auto where = ::testing::Message() << "N=" << g.N << " C=" << g.C << " H=" << g.H << " W=" << g.W
+                                          << " O=" << g.O << " K=" << g.KH << "x" << g.KW
+                                          << " s=" << g.stride << " p=" << g.padding;
+  EXPECT_LT(rel_diff(y, yr), tol) << "forward " << where;
+  conv2d_forward_im2col(y.data(), x.data(), w.data(), static_cast<const T*>(nullptr), g);
+  conv2d_forward_reference(yr.data(), x.data(), w.data(), static_cast<const T*>(nullptr), g);
+  EXPECT_LT(rel_diff(y, yr), tol) << "forward without bias " << where;
+
+  std::vector<T> dx(xn), dw(wn), db(g.O), dxr(xn), dwr(wn), dbr(g.O);
+  conv2d_backward_im2col(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), g);
+  conv2d_backward_reference(dxr.data(), dwr.data(), dbr.data(), dy.data(), x.data(), w.data(), g);
+  EXPECT_LT(rel_diff(dx, dxr), tol) << "dx " << where;
+  EXPECT_LT(rel_diff(dw, dwr), tol) << "dw " << where;
+  EXPECT_LT(rel_diff(db, dbr), tol) << "db " << where;
+  // Each output alone (the others null) gives the same values.
+  std::vector<T> dx1(xn), dw1(wn);
+  conv2d_backward_im2col(dx1.data(), static_cast<T*>(nullptr), static_cast<T*>(nullptr), dy.data(),
+                         x.data(), w.data(), g);
+  conv2d_backward_im2col(static_cast<T*>(nullptr), dw1.data(), static_cast<T*>(nullptr), dy.data(),
+                         x.data(), w.data(), g);
+  EXPECT_EQ(dx1, dx) << where;
+  EXPECT_EQ(dw1, dw) << where;
+}
+
+}  // namespace
+
+TEST(ConvKernel, Im2colMatchesReferenceOnRandomShapes) {
+  Rng rng(11);
+  for (int trial = 0; trial < 40; ++trial) {
+    ConvGeom g;
+    g.N = 1 + rng.randint(3);
+    g.C = 1 + rng.randint(4);
+    g.O = 1 + rng.randint(5);
+    g.KH = 1 + rng.randint(4);
+    g.KW = 1 + rng.randint(4);
+    g.stride = 1 + rng.randint(3);
+    g.padding = rng.randint(3);
+    g.H = std::max<int64_t>(1, g.KH - 2 * g.padding) + rng.randint(8);
+    g.W = std::max<int64_t>(1, g.KW - 2 * g.padding) + rng.randint(8);
+    if (trial % 2) check_conv<float>(g, rng, 1e-5);
+    else check_conv<double>(g, rng, 1e-12);
+  }
+}
+
+TEST(ConvKernel, Im2colMatchesReferenceOnThreadedSizes) {
+  Rng rng(12);
+  // Big enough for the per-image threads; 3x3 pad 1 (the CNN's layer), strided, and pointwise.
+  check_conv<float>({8, 8, 12, 12, 16, 3, 3, 1, 1}, rng, 1e-5);
+  check_conv<float>({6, 5, 13, 11, 12, 3, 3, 2, 1}, rng, 1e-5);
+  check_conv<float>({8, 32, 10, 10, 24, 1, 1, 1, 0}, rng, 1e-5);
+  check_conv<double>({5, 3, 9, 10, 4, 1, 1, 1, 0}, rng, 1e-12);
+}
+
+TEST(ConvKernel, ReferenceSwitchRoutesDispatch) {
+  // The dispatcher with the reference forced equals the reference itself, bit for bit.
+  Rng rng(13);
+  const ConvGeom g{2, 3, 6, 5, 4, 3, 2, 1, 1};
+  const auto x = randn<float>(2 * 3 * 6 * 5, rng), w = randn<float>(4 * 3 * 3 * 2, rng);
+  std::vector<float> y(2 * 4 * g.OH() * g.OW()), yr(y.size());
+  set_conv_reference(true);
+  conv2d_forward(y.data(), x.data(), w.data(), static_cast<const float*>(nullptr), g);
+  set_conv_reference(false);
+  conv2d_forward_reference(yr.data(), x.data(), w.data(), static_cast<const float*>(nullptr), g);
+  EXPECT_EQ(y, yr);
+}
+
+TEST(ConvKernel, Col2imIsTheAdjointOfIm2col) {
+  // <im2col(x), c> == <x, col2im(c)> for random x and c.
+  Rng rng(14);
+  for (const ConvGeom& g : {ConvGeom{1, 3, 7, 6, 1, 3, 3, 1, 1}, ConvGeom{1, 2, 9, 8, 1, 3, 2, 2, 1},
+                            ConvGeom{1, 2, 5, 5, 1, 2, 4, 3, 2}}) {
+    const int64_t xn = g.C * g.H * g.W, cn = g.C * g.KH * g.KW * g.OH() * g.OW();
+    const auto x = randn<double>(xn, rng), c = randn<double>(cn, rng);
+    std::vector<double> col(cn), back(xn, 0.0);
+    im2col(col.data(), x.data(), g);
+    col2im(back.data(), c.data(), g);
+    double lhs = 0, rhs = 0;
+    for (int64_t i = 0; i < cn; ++i) lhs += col[i] * c[i];
+    for (int64_t i = 0; i < xn; ++i) rhs += x[i] * back[i];
+    EXPECT_NEAR(lhs, rhs, 1e-10 * (1 + std::abs(lhs)));
+  }
+}
+
+// ---- pooling against naive loops -----------------------------------------------------------
+
+namespace {
+
+// Naive pooling straight from the definition: the padded input is -inf (max) or 0 (avg).
+template <class T>
+void naive_pool(const std::vector<T>& x, const PoolGeom& g, bool is_max, std::vector<T>& y,
+                std::vector<int32_t>& arg) {
+  const int64_t OH = g.OH(), OW = g.OW();
+  y.assign(g.planes * OH * OW, T(0));
+  arg.assign(y.size(), -1);
+  for (int64_t p = 0; p < g.planes; ++p)
+    for (int64_t oh = 0; oh < OH; ++oh)
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        T best = -std::numeric_limits<T>::infinity(), sum = 0;
+        int32_t best_i = -1;
+        for (int64_t kh = 0; kh < g.K; ++kh)
+          for (int64_t kw = 0; kw < g.K; ++kw) {
+            const int64_t h = oh * g.stride - g.padding + kh, w = ow * g.stride - g.padding + kw;
+            const bool inside = h >= 0 && h < g.H && w >= 0 && w < g.W;
+            const T v = inside ? x[(p * g.H + h) * g.W + w] : (is_max ? best : T(0));
+            sum += v;
+            if (inside && v > best) {
+              best = v;
+              best_i = static_cast<int32_t>(h * g.W + w);
+            }
+          }
+        const int64_t o = (p * OH + oh) * OW + ow;
+        y[o] = is_max ? best : sum / T(g.K * g.K);
+        arg[o] = best_i;
+      }
+}
+
+}  // namespace
+
+TEST(PoolKernel, MatchesNaiveLoops) {
+  Rng rng(15);
+  for (int trial = 0; trial < 30; ++trial) {
+    PoolGeom g;
+    g.planes = 1 + rng.randint(4);
+    g.K = 1 + rng.randint(4);
+    g.stride = 1 + rng.randint(3);
+    g.padding = rng.randint(g.K / 2 + 1);
+    g.H = g.K + rng.randint(7);
+    g.W = g.K + rng.randint(7);
+    if (trial == 0) g = {600, 28, 28, 2, 2, 0};  // the CNN's pool, threaded
+    const int64_t n = g.planes * g.H * g.W, m = g.planes * g.OH() * g.OW();
+    const auto x = randn<double>(n, rng), dy = randn<double>(m, rng);
+    std::vector<double> y(m), yn, dx(n), dxn(n, 0.0);
+    std::vector<int32_t> arg(m), argn;
+
+    naive_pool(x, g, true, yn, argn);
+    max_pool2d_forward(y.data(), arg.data(), x.data(), g);
+    EXPECT_EQ(y, yn) << "max trial " << trial;
+    EXPECT_EQ(arg, argn) << "argmax trial " << trial;
+    max_pool2d_backward(dx.data(), dy.data(), arg.data(), g);
+    for (int64_t p = 0; p < g.planes; ++p)
+      for (int64_t i = 0; i < g.OH() * g.OW(); ++i)
+        dxn[p * g.H * g.W + argn[p * g.OH() * g.OW() + i]] += dy[p * g.OH() * g.OW() + i];
+    EXPECT_LT(rel_diff(dx, dxn), 1e-14) << "max backward trial " << trial;
+
+    naive_pool(x, g, false, yn, argn);
+    avg_pool2d_forward(y.data(), x.data(), g);
+    EXPECT_LT(rel_diff(y, yn), 1e-14) << "avg trial " << trial;
+    // Avg backward: each output's gradient / K^2 spread over its window's inside positions.
+    std::fill(dxn.begin(), dxn.end(), 0.0);
+    for (int64_t p = 0; p < g.planes; ++p)
+      for (int64_t oh = 0; oh < g.OH(); ++oh)
+        for (int64_t ow = 0; ow < g.OW(); ++ow)
+          for (int64_t kh = 0; kh < g.K; ++kh)
+            for (int64_t kw = 0; kw < g.K; ++kw) {
+              const int64_t h = oh * g.stride - g.padding + kh, w = ow * g.stride - g.padding + kw;
+              if (h >= 0 && h < g.H && w >= 0 && w < g.W)
+                dxn[(p * g.H + h) * g.W + w] += dy[(p * g.OH() + oh) * g.OW() + ow] / double(g.K * g.K);
+            }
+    avg_pool2d_backward(dx.data(), dy.data(), g);
+    EXPECT_LT(rel_diff(dx, dxn), 1e-14) << "avg backward trial " << trial;
+  }
+}
+
+TEST(PoolKernel, MaxPropagatesNan) {
+  const PoolGeom g{1, 2, 2, 2, 2, 0};
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<float> x{1.f, nan, 3.f, 2.f};
+  float y;
+  int32_t arg;
+  max_pool2d_forward(&y, &arg, x.data(), g);
+  EXPECT_TRUE(std::isnan(y));
+  EXPECT_EQ(arg, 1);
+}
