@@ -86,6 +86,25 @@ void Module::train(bool on) {
   for (auto& [n, m] : children_) m->train(on);
 }
 
+void Module::to(DType dtype) {
+  FOCUS_CHECK(dtype == DType::F32 || dtype == DType::F64, DTypeError,
+              "Module::to: {} not supported (F32, F64)", dtype_name(dtype));
+  NamedTensors all = named_parameters();
+  for (auto& nb : named_buffers()) all.push_back(nb);
+  for (auto& [name, t] : all) {
+    const DType dt = t.dtype();
+    if (dt == dtype || !(dt == DType::F32 || dt == DType::F64)) continue;
+    const Tensor c = t.to(dtype);  // packed copy
+    Tensor handle = t;
+    handle.zero_grad();
+    TensorImpl* impl = handle.impl();
+    impl->storage = c.impl()->storage;
+    impl->strides = c.strides();
+    impl->offset = 0;
+    impl->dtype = dtype;
+  }
+}
+
 void Module::zero_grad() {
   for (auto& [n, t] : named_parameters()) {
     Tensor p = t;

@@ -38,6 +38,10 @@ class Module {
   void eval() { train(false); }
   bool is_training() const { return training_; }
   void zero_grad();
+  // Converts every F32/F64 parameter and buffer to `dtype` (F32 or F64) in place: the tensors keep
+  // their identity (members and the optimiser's handles stay valid), their gradients are dropped.
+  // Gradient checks use to(DType::F64).
+  void to(DType dtype);
 
  protected:
   // Registers a leaf parameter (marked requires_grad) and returns it for the member to keep.

@@ -1,4 +1,5 @@
-// Losses (mean over the batch). Targets are never differentiated.
+// Losses (mean over the batch). cross_entropy targets are never differentiated; bce_with_logits
+// and mse_loss differentiate both operands, as torch does.
 #pragma once
 #include "focus/tensor/tensor.hpp"
 

@@ -1,0 +1,130 @@
+// vit model (see vit.hpp).
+#include "focus/models/vit.hpp"
+
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+#include "focus/models/config_reader.hpp"
+#include "focus/nn/layers.hpp"
+#include "focus/ops/index.hpp"
+#include "focus/ops/view.hpp"
+
+namespace focus {
+
+VitConfig VitConfig::from_json(const nlohmann::json& j) {
+  models::ConfigReader r(j, "vit");
+  VitConfig c;
+  c.image_size = r.get("image_size", c.image_size);
+  c.in_channels = r.get("in_channels", c.in_channels);
+  c.num_classes = r.get("num_classes", c.num_classes);
+  c.patch = r.get("patch", c.patch);
+  c.dim = r.get("dim", c.dim);
+  c.depth = r.get("depth", c.depth);
+  c.heads = r.get("heads", c.heads);
+  c.kv_heads = r.get("kv_heads", c.kv_heads);
+  c.mlp_ratio = r.get("mlp_ratio", c.mlp_ratio);
+  c.dropout = r.get("dropout", c.dropout);
+  c.attn_dropout = r.get("attn_dropout", c.attn_dropout);
+  c.pool = r.get("pool", c.pool);
+  r.finish();
+  const std::pair<const char*, int64_t> sizes[] = {{"image_size", c.image_size},
+                                                   {"in_channels", c.in_channels},
+                                                   {"num_classes", c.num_classes},
+                                                   {"patch", c.patch},
+                                                   {"dim", c.dim},
+                                                   {"depth", c.depth},
+                                                   {"heads", c.heads}};
+  for (const auto& [key, value] : sizes) r.require(value > 0, key, "must be positive");
+  r.require(c.image_size % c.patch == 0, "patch",
+            fmt::format("{} must divide image_size {}", c.patch, c.image_size));
+  r.require(c.dim % c.heads == 0, "heads", fmt::format("{} must divide dim {}", c.heads, c.dim));
+  r.require(c.kv_heads >= 0 && (c.kv_heads == 0 || c.heads % c.kv_heads == 0), "kv_heads",
+            fmt::format("{} must be 0 or divide heads {}", c.kv_heads, c.heads));
+  r.require(c.mlp_ratio > 0.0 && std::lround(c.mlp_ratio * c.dim) > 0, "mlp_ratio",
+            "must be positive");
+  r.require(c.dropout >= 0.0 && c.dropout < 1.0, "dropout", "must be in [0, 1)");
+  r.require(c.attn_dropout >= 0.0 && c.attn_dropout < 1.0, "attn_dropout", "must be in [0, 1)");
+  r.require(c.pool == "cls" || c.pool == "attn", "pool",
+            fmt::format("must be \"cls\" or \"attn\", got \"{}\"", c.pool));
+  return c;
+}
+
+nlohmann::json VitConfig::to_json() const {
+  return {{"image_size", image_size},
+          {"in_channels", in_channels},
+          {"num_classes", num_classes},
+          {"patch", patch},
+          {"dim", dim},
+          {"depth", depth},
+          {"heads", heads},
+          {"kv_heads", kv_heads},
+          {"mlp_ratio", mlp_ratio},
+          {"dropout", dropout},
+          {"attn_dropout", attn_dropout},
+          {"pool", pool}};
+}
+
+Vit::Vit(const VitConfig& cfg, Rng& rng) : cfg_(cfg) {
+  const int64_t D = cfg.dim;
+  patch_embed_ = register_module(
+      "patch_embed", std::make_shared<Conv2d>(cfg.in_channels, D, cfg.patch, rng, cfg.patch));
+  if (cfg.pool == "cls") cls_token_ = register_parameter("cls_token", Tensor::zeros({1, 1, D}));
+  pos_embed_ = register_module("pos_embed",
+                               std::make_shared<LearnedPositionalEncoding>(num_tokens(), D, rng));
+  dropout_ = register_module("dropout", std::make_shared<Dropout>(cfg.dropout, rng));
+  TransformerEncoderLayerOptions lo;
+  lo.d_model = D;
+  lo.n_heads = cfg.heads;
+  lo.n_kv_heads = cfg.kv_heads;
+  lo.d_ff = std::lround(cfg.mlp_ratio * D);
+  lo.dropout = cfg.dropout;
+  lo.attn_dropout = cfg.attn_dropout;
+  for (int64_t i = 0; i < cfg.depth; ++i)
+    blocks_.push_back(register_module("blocks." + std::to_string(i),
+                                      std::make_shared<TransformerEncoderLayer>(lo, rng)));
+  norm_ = register_module("norm", std::make_shared<LayerNorm>(D));
+  if (cfg.pool == "attn")
+    pool_ = register_module(
+        "pool",
+        std::make_shared<AttentionPooling>(
+            MultiHeadAttentionOptions{D, cfg.heads, cfg.kv_heads, true, cfg.attn_dropout}, rng));
+  head_ = register_module("head", std::make_shared<Linear>(D, cfg.num_classes, rng));
+}
+
+int64_t Vit::num_tokens() const {
+  const int64_t side = cfg_.image_size / cfg_.patch;
+  return side * side + (cfg_.pool == "cls" ? 1 : 0);
+}
+
+Tensor Vit::forward(const Tensor& x) { return forward_with_attention(x, nullptr); }
+
+Tensor Vit::forward_with_attention(const Tensor& x, std::vector<Tensor>* maps) {
+  const int64_t S = cfg_.image_size, D = cfg_.dim;
+  FOCUS_CHECK(x.dim() == 4 && x.size(1) == cfg_.in_channels && x.size(2) == S && x.size(3) == S,
+              ShapeError, "vit: input {} must be (N, {}, {}, {})", to_string(x.shape()),
+              cfg_.in_channels, S, S);
+  const int64_t N = x.size(0);
+  Tensor h = transpose(flatten(patch_embed_->forward(x), 2), 1, 2);             // (N, P, D)
+  if (cls_token_.defined()) h = concat({expand(cls_token_, {N, 1, D}), h}, 1);  // (N, T, D)
+  h = dropout_->forward(pos_embed_->forward(h));
+  for (auto& block : blocks_) {
+    Tensor w;
+    h = block->forward(h, {}, maps ? &w : nullptr);  // (N, T, D)
+    if (maps) maps->push_back(w);                    // (N, H, T, T)
+  }
+  h = norm_->forward(h);
+  Tensor pooled;  // (N, D)
+  if (pool_) {
+    Tensor w;
+    pooled = pool_->forward(h, {}, maps ? &w : nullptr);
+    if (maps) maps->push_back(w);  // (N, H, 1, T)
+  } else {
+    pooled = select(h, 1, 0);
+  }
+  return head_->forward(pooled);  // (N, classes)
+}
+
+nlohmann::json Vit::config() const { return cfg_.to_json(); }
+
+}  // namespace focus

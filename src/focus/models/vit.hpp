@@ -1,0 +1,68 @@
+// vit: a small Vision Transformer for 28x28 grey images.
+//   patches: Conv2d(kernel = stride = patch) -> (N, P, D), P = (S / patch)^2 (49 by default)
+//   tokens: [class token] + patches, + learned positions, dropout
+//   depth x pre-norm TransformerEncoderLayer (GELU MLP of width mlp_ratio * D), final LayerNorm
+//   pooling: the class token's output ("cls") or AttentionPooling over the tokens ("attn")
+//   head: Linear D -> classes.
+// Letters: N batch, S image size, D = dim, T tokens (P + 1 with a class token), H heads.
+// Parameter names: cls_token (pool "cls" only), patch_embed.*, pos_embed.weight, blocks.{i}.*,
+// norm.*, pool.* (pool "attn" only), head.*.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "focus/models/image_classifier.hpp"
+
+namespace focus {
+
+class AttentionPooling;
+class Conv2d;
+class Dropout;
+class LayerNorm;
+class LearnedPositionalEncoding;
+class Linear;
+class TransformerEncoderLayer;
+
+struct VitConfig {
+  int64_t image_size = 28;
+  int64_t in_channels = 1;
+  int64_t num_classes = 10;
+  int64_t patch = 4;  // must divide image_size
+  int64_t dim = 64;
+  int64_t depth = 4;
+  int64_t heads = 4;
+  int64_t kv_heads = 0;  // 0: heads (no grouped-query attention)
+  double mlp_ratio = 2.0;
+  double dropout = 0.1;       // after the positions, in residual branches and the MLP
+  double attn_dropout = 0.0;  // on attention probabilities
+  std::string pool = "cls";   // "cls" or "attn"
+
+  static VitConfig from_json(const nlohmann::json& j);  // ValueError on bad keys/values
+  nlohmann::json to_json() const;
+};
+
+class Vit : public ImageClassifier {
+ public:
+  Vit(const VitConfig& cfg, Rng& rng);
+  Tensor forward(const Tensor& x) override;  // (N, C, S, S) -> (N, classes)
+  // Appends depth maps (N, H, T, T), then with pool "attn" the pooling query's map (N, H, 1, T).
+  // The maps stay attached to the graph (gradient-weighted explanations can use them).
+  Tensor forward_with_attention(const Tensor& x, std::vector<Tensor>* maps) override;
+  nlohmann::json config() const override;
+  std::string name() const override { return "vit"; }
+  int64_t num_tokens() const;  // T
+
+ private:
+  VitConfig cfg_;
+  std::shared_ptr<Conv2d> patch_embed_;
+  Tensor cls_token_;  // (1, 1, D), undefined with pool "attn"
+  std::shared_ptr<LearnedPositionalEncoding> pos_embed_;
+  std::shared_ptr<Dropout> dropout_;
+  std::vector<std::shared_ptr<TransformerEncoderLayer>> blocks_;
+  std::shared_ptr<LayerNorm> norm_;
+  std::shared_ptr<AttentionPooling> pool_;  // pool "attn" only
+  std::shared_ptr<Linear> head_;
+};
+
+}  // namespace focus

@@ -1,0 +1,100 @@
+// MultiHeadAttention and AttentionPooling (see attention.hpp).
+#include "focus/nn/attention.hpp"
+
+#include "focus/nn/init.hpp"
+#include "focus/ops/view.hpp"
+
+namespace focus {
+
+namespace {
+
+MultiHeadAttentionOptions checked(MultiHeadAttentionOptions o) {
+  init::positive(o.d_model, "MultiHeadAttention: d_model");
+  init::positive(o.n_heads, "MultiHeadAttention: n_heads");
+  if (o.n_kv_heads == 0) o.n_kv_heads = o.n_heads;
+  FOCUS_CHECK(o.d_model % o.n_heads == 0, ValueError,
+              "MultiHeadAttention: d_model {} is not divisible by n_heads {}", o.d_model,
+              o.n_heads);
+  FOCUS_CHECK(o.n_kv_heads > 0 && o.n_heads % o.n_kv_heads == 0, ValueError,
+              "MultiHeadAttention: n_heads {} is not a multiple of n_kv_heads {}", o.n_heads,
+              o.n_kv_heads);
+  FOCUS_CHECK(o.dropout >= 0.0 && o.dropout < 1.0, ValueError,
+              "MultiHeadAttention: dropout {} outside [0, 1)", o.dropout);
+  return o;
+}
+
+// A Linear with Xavier-uniform weight and zero bias (torch's in_proj init).
+std::shared_ptr<Linear> projection(int64_t in, int64_t out, bool bias, Rng& rng) {
+  auto l = std::make_shared<Linear>(in, out, rng, bias);
+  Tensor w = l->weight;
+  w.copy_(init::uniform(w.shape(), init::xavier_bound(in, out), rng));
+  if (bias) {
+    Tensor b = l->bias;
+    b.zero_();
+  }
+  return l;
+}
+
+// (B, L, heads * Dh) -> (B, heads, L, Dh), a view.
+Tensor to_heads(const Tensor& x, int64_t heads) {
+  const int64_t B = x.size(0), L = x.size(1), Dh = x.size(2) / heads;
+  return transpose(reshape(x, {B, L, heads, Dh}), 1, 2);
+}
+
+}  // namespace
+
+MultiHeadAttention::MultiHeadAttention(const MultiHeadAttentionOptions& o, Rng& rng)
+    : opt_(checked(o)),
+      q_proj(projection(opt_.d_model, opt_.d_model, opt_.bias, rng)),
+      k_proj(projection(opt_.d_model, opt_.n_kv_heads * (opt_.d_model / opt_.n_heads), opt_.bias,
+                        rng)),
+      v_proj(projection(opt_.d_model, k_proj->out_features(), opt_.bias, rng)),
+      out_proj(std::make_shared<Linear>(opt_.d_model, opt_.d_model, rng, opt_.bias)),
+      rng_(rng.next_u64()) {
+  if (opt_.bias) {
+    Tensor b = out_proj->bias;
+    b.zero_();
+  }
+  register_module("q_proj", q_proj);
+  register_module("k_proj", k_proj);
+  register_module("v_proj", v_proj);
+  register_module("out_proj", out_proj);
+}
+
+Tensor MultiHeadAttention::forward(const Tensor& query, const Tensor& key_value,
+                                   const AttentionMask& mask, Tensor* weights_out) {
+  const Tensor& kv = key_value.defined() ? key_value : query;
+  const int64_t E = opt_.d_model;
+  FOCUS_CHECK(query.dim() == 3 && kv.dim() == 3 && query.size(2) == E && kv.size(2) == E &&
+                  kv.size(0) == query.size(0),
+              ShapeError,
+              "MultiHeadAttention: query {} (B, Lq, E) and key_value {} (B, Lk, E), E = {}",
+              to_string(query.shape()), to_string(kv.shape()), E);
+  const int64_t B = query.size(0), Lq = query.size(1);
+  AttentionOptions ao;
+  static_cast<AttentionMask&>(ao) = mask;
+  ao.dropout_p = opt_.dropout;
+  ao.training = is_training();
+  ao.rng = &rng_;
+  const Tensor q = to_heads(q_proj->forward(query), opt_.n_heads);          // (B, H, Lq, Dh)
+  const Tensor k = to_heads(k_proj->forward(kv), opt_.n_kv_heads);          // (B, Hkv, Lk, Dh)
+  const Tensor v = to_heads(v_proj->forward(kv), opt_.n_kv_heads);          // (B, Hkv, Lk, Dh)
+  const Tensor o = scaled_dot_product_attention(q, k, v, ao, weights_out);  // (B, H, Lq, Dh)
+  return out_proj->forward(reshape(transpose(o, 1, 2), {B, Lq, E}));
+}
+
+AttentionPooling::AttentionPooling(const MultiHeadAttentionOptions& o, Rng& rng)
+    : query(register_parameter(
+          "query",
+          init::normal({1, 1, init::positive(o.d_model, "AttentionPooling: d_model")}, 0.02, rng))),
+      attn(register_module("attn", std::make_shared<MultiHeadAttention>(o, rng))) {}
+
+Tensor AttentionPooling::forward(const Tensor& x, const AttentionMask& mask, Tensor* weights_out) {
+  FOCUS_CHECK(x.dim() == 3 && x.size(2) == query.size(2), ShapeError,
+              "AttentionPooling: input {} must be (B, L, {})", to_string(x.shape()), query.size(2));
+  const int64_t B = x.size(0), E = x.size(2);
+  const Tensor q = expand(query, {B, 1, E});                  // (B, 1, E)
+  return squeeze(attn->forward(q, x, mask, weights_out), 1);  // (B, E)
+}
+
+}  // namespace focus

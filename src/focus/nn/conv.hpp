@@ -1,0 +1,43 @@
+// Convolution and pooling layers on NCHW tensors: Conv2d (square kernel, groups = 1; torch's
+// default init), and thin parameter-free wrappers over the pooling ops.
+#pragma once
+#include "focus/nn/module.hpp"
+
+namespace focus {
+
+class Rng;
+
+class Conv2d : public Module {
+ public:
+  // weight (O, C, K, K) and bias (O) uniform in +-1/sqrt(C*K*K), as torch.nn.Conv2d.
+  Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, Rng& rng, int64_t stride = 1,
+         int64_t padding = 0, bool bias = true);
+  Tensor forward(const Tensor& x) const;  // (N, C, H, W) -> (N, O, H', W')
+
+  const Tensor weight;  // (O, C, K, K)
+  const Tensor bias;    // (O), undefined without bias
+  const int64_t stride, padding;
+};
+
+class MaxPool2d : public Module {
+ public:
+  explicit MaxPool2d(int64_t kernel, int64_t stride = -1, int64_t padding = 0)  // stride -1: kernel
+      : kernel(kernel), stride(stride), padding(padding) {}
+  Tensor forward(const Tensor& x) const;
+  const int64_t kernel, stride, padding;
+};
+
+class AvgPool2d : public Module {
+ public:
+  explicit AvgPool2d(int64_t kernel, int64_t stride = -1, int64_t padding = 0)
+      : kernel(kernel), stride(stride), padding(padding) {}
+  Tensor forward(const Tensor& x) const;
+  const int64_t kernel, stride, padding;
+};
+
+class GlobalAvgPool : public Module {
+ public:
+  Tensor forward(const Tensor& x) const;  // (N, C, H, W) -> (N, C)
+};
+
+}  // namespace focus

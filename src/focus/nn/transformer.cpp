@@ -1,0 +1,34 @@
+// Pre-norm Transformer encoder layer (see transformer.hpp).
+#include "focus/nn/transformer.hpp"
+
+#include "focus/nn/init.hpp"
+#include "focus/ops/elementwise.hpp"
+#include "focus/ops/unary.hpp"
+
+namespace focus {
+
+TransformerEncoderLayer::TransformerEncoderLayer(const TransformerEncoderLayerOptions& o, Rng& rng)
+    : norm1(register_module("norm1", std::make_shared<LayerNorm>(o.d_model, o.norm_eps))),
+      self_attn(register_module(
+          "self_attn",
+          std::make_shared<MultiHeadAttention>(
+              MultiHeadAttentionOptions{o.d_model, o.n_heads, o.n_kv_heads, o.bias, o.attn_dropout},
+              rng))),
+      norm2(register_module("norm2", std::make_shared<LayerNorm>(o.d_model, o.norm_eps))),
+      linear1(register_module(
+          "linear1",
+          std::make_shared<Linear>(o.d_model, init::positive(o.d_ff, "d_ff"), rng, o.bias))),
+      linear2(register_module("linear2", std::make_shared<Linear>(o.d_ff, o.d_model, rng, o.bias))),
+      dropout1_(register_module("dropout1", std::make_shared<Dropout>(o.dropout, rng))),
+      dropout_(register_module("dropout", std::make_shared<Dropout>(o.dropout, rng))),
+      dropout2_(register_module("dropout2", std::make_shared<Dropout>(o.dropout, rng))) {}
+
+Tensor TransformerEncoderLayer::forward(const Tensor& x, const AttentionMask& mask,
+                                        Tensor* weights_out) {
+  Tensor h = add(x, dropout1_->forward(self_attn->forward(norm1->forward(x), Tensor(), mask,
+                                                          weights_out)));  // (B, L, E)
+  const Tensor f = gelu(linear1->forward(norm2->forward(h)));              // (B, L, F)
+  return add(h, dropout2_->forward(linear2->forward(dropout_->forward(f))));
+}
+
+}  // namespace focus
