@@ -16,17 +16,17 @@ int run_cli(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("focus ") + FOCUS_VERSION);
   std::map<std::string, Command> commands;
-  commands["train"] = add_train_command(app);
+  commands["train"] = add_train_command(app, argc, argv);
   commands["eval"] = add_eval_command(app);
   commands["predict"] = add_predict_command(app);
   commands["demo"] = add_demo_command(app);
   commands["bench"] = add_bench_command(app);
   try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
-  }
-  try {
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+      return app.exit(e) == 0 ? 0 : 2;
+    }
     for (CLI::App* sub : app.get_subcommands()) return commands.at(sub->get_name())();
   } catch (const focus::Error& e) {
     std::fprintf(stderr, "focus: error: %s\n", e.what());

@@ -8,7 +8,7 @@ namespace CLI { class App; }
 namespace focus {
 
 using Command = std::function<int()>;
-Command add_train_command(CLI::App& app);
+Command add_train_command(CLI::App& app, int argc, char** argv);  // pre-scans --config/--resume
 Command add_eval_command(CLI::App& app);
 Command add_predict_command(CLI::App& app);
 Command add_demo_command(CLI::App& app);

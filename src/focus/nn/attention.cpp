@@ -55,6 +55,7 @@ MultiHeadAttention::MultiHeadAttention(const MultiHeadAttentionOptions& o, Rng& 
     Tensor b = out_proj->bias;
     b.zero_();
   }
+  register_rng("rng", &rng_);
   register_module("q_proj", q_proj);
   register_module("k_proj", k_proj);
   register_module("v_proj", v_proj);

@@ -7,6 +7,7 @@ namespace focus {
 
 Dropout::Dropout(double p, Rng& rng) : p_(p), rng_(rng.next_u64()) {
   FOCUS_CHECK(p >= 0.0 && p < 1.0, ValueError, "Dropout: p = {} outside [0, 1)", p);
+  register_rng("rng", &rng_);
 }
 
 Tensor Dropout::forward(const Tensor& x) { return dropout(x, p_, is_training(), rng_); }

@@ -75,6 +75,13 @@ void Module::load_state_dict(const StateDict& sd, bool strict) {
                   to_string(t.shape()));
 }
 
+std::vector<std::pair<std::string, Rng*>> Module::named_rngs() const {
+  std::vector<std::pair<std::string, Rng*>> out = rngs_;
+  for (const auto& [n, m] : children_)
+    for (auto& [cn, r] : m->named_rngs()) out.emplace_back(n + "." + cn, r);
+  return out;
+}
+
 int64_t Module::num_parameters() const {
   int64_t n = 0;
   for (auto& [name, t] : named_parameters()) n += t.numel();

@@ -15,6 +15,8 @@
 
 namespace focus {
 
+class Rng;
+
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 using StateDict = std::map<std::string, Tensor>;
 
@@ -33,6 +35,9 @@ class Module {
   // unexpected tensor (strict) and ShapeError naming a tensor whose shape differs.
   void load_state_dict(const StateDict& sd, bool strict = true);
   int64_t num_parameters() const;
+  // Random streams owned by the modules (dropout masks), by hierarchical name: a checkpoint saves
+  // and restores their (seed, offset) so a resumed run draws the same masks.
+  std::vector<std::pair<std::string, Rng*>> named_rngs() const;
 
   void train(bool on = true);
   void eval() { train(false); }
@@ -47,6 +52,8 @@ class Module {
   // Registers a leaf parameter (marked requires_grad) and returns it for the member to keep.
   Tensor register_parameter(const std::string& name, Tensor t);
   Tensor register_buffer(const std::string& name, Tensor t);
+  // Registers a random stream that lives as long as the module (a member).
+  void register_rng(const std::string& name, Rng* rng) { rngs_.emplace_back(name, rng); }
   template <class M>
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
     children_.emplace_back(name, m);
@@ -56,6 +63,7 @@ class Module {
  private:
   void collect(const std::string& prefix, NamedTensors& out, bool buffers) const;
   NamedTensors params_, buffers_;
+  std::vector<std::pair<std::string, Rng*>> rngs_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
 };

@@ -1,0 +1,65 @@
+// Model files (see model_file.hpp).
+#include "focus/train/model_file.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "focus/io/safetensors.hpp"
+#include "focus/tensor/rng.hpp"
+
+namespace focus {
+
+namespace {
+constexpr const char* kFormat = "focus-image-classifier/1";
+
+const std::string& need(const std::map<std::string, std::string>& meta, const std::string& key,
+                        const std::string& path) {
+  auto it = meta.find(key);
+  FOCUS_CHECK(it != meta.end(), FormatError,
+              "'{}' is not a focus model file: metadata '{}' is missing", path, key);
+  return it->second;
+}
+}  // namespace
+
+void save_model(const std::string& path, const ImageClassifier& model, const ModelInfo& info) {
+  std::map<std::string, std::string> meta;
+  meta["format"] = kFormat;
+  meta["focus_version"] = FOCUS_VERSION;
+  meta["task"] = info.task;
+  meta["model"] = model.name();
+  meta["model_config"] = model.config().dump();
+  meta["class_names"] = nlohmann::json(info.class_names).dump();
+  meta["normalization"] = nlohmann::json{{"mean", info.norm.mean}, {"std", info.norm.std}}.dump();
+  save_safetensors(path, model.state_dict(), meta);
+}
+
+LoadedModel load_model(const std::string& path) {
+  SafetensorsFile f = load_safetensors(path);
+  const std::string& format = need(f.metadata, "format", path);
+  FOCUS_CHECK(format == kFormat, FormatError, "'{}': unsupported model format '{}' (expected {})",
+              path, format, kFormat);
+  LoadedModel out;
+  try {
+    const auto cfg = nlohmann::json::parse(need(f.metadata, "model_config", path));
+    Rng rng(0);
+    out.model = make_image_model(need(f.metadata, "model", path), cfg, rng);
+    out.info.class_names =
+        nlohmann::json::parse(need(f.metadata, "class_names", path)).get<std::vector<std::string>>();
+    const auto norm = nlohmann::json::parse(need(f.metadata, "normalization", path));
+    out.info.norm.mean = norm.at("mean").get<float>();
+    out.info.norm.std = norm.at("std").get<float>();
+    out.info.task = need(f.metadata, "task", path);
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(fmt::format("'{}': corrupt model metadata ({})", path, e.what()));
+  } catch (const ValueError& e) {
+    throw FormatError(fmt::format("'{}': the model metadata is invalid: {}", path, e.what()));
+  }
+  try {
+    out.model->load_state_dict(f.tensors);
+  } catch (const Error& e) {
+    throw FormatError(fmt::format("'{}': {}", path, e.what()));
+  }
+  out.model->eval();
+  return out;
+}
+
+}  // namespace focus

@@ -1,0 +1,30 @@
+// Model files: safetensors holding the model's state dict, with everything needed to rebuild and
+// use it in `__metadata__`: format tag, focus version, model name and config, class names, input
+// normalisation. Readable by any safetensors reader. Written atomically (temp name + rename).
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "focus/data/image.hpp"
+#include "focus/models/image_classifier.hpp"
+
+namespace focus {
+
+struct ModelInfo {
+  std::vector<std::string> class_names;
+  Normalization norm;
+  std::string task = "fashion-mnist";
+};
+
+struct LoadedModel {
+  std::unique_ptr<ImageClassifier> model;  // in eval mode
+  ModelInfo info;
+};
+
+void save_model(const std::string& path, const ImageClassifier& model, const ModelInfo& info);
+// IOError for a missing file; FormatError for a file that is not a focus model (names what is
+// missing), a corrupt file, or tensors that do not match the model the metadata describes.
+LoadedModel load_model(const std::string& path);
+
+}  // namespace focus

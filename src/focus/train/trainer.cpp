@@ -1,0 +1,298 @@
+// Trainer (see trainer.hpp).
+#include "focus/train/trainer.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+#include "focus/autograd/node.hpp"
+#include "focus/io/atomic_file.hpp"
+#include "focus/io/safetensors.hpp"
+#include "focus/ops/elementwise.hpp"
+#include "focus/ops/loss.hpp"
+#include "focus/ops/reduce.hpp"
+#include "focus/ops/view.hpp"
+#include "focus/optim/adam.hpp"
+#include "focus/optim/clip.hpp"
+#include "focus/optim/rmsprop.hpp"
+#include "focus/optim/sgd.hpp"
+#include "focus/tensor/rng.hpp"
+#include "focus/train/progress.hpp"
+
+namespace focus {
+
+namespace {
+
+int64_t count_correct(const Tensor& logits, const Tensor& y) {
+  const auto pred = argmax(logits.detach(), 1).to_vector<int64_t>();
+  const auto tgt = y.to_vector<int64_t>();
+  int64_t c = 0;
+  for (size_t i = 0; i < pred.size(); ++i) c += pred[i] == tgt[i];
+  return c;
+}
+
+std::unique_ptr<LrSchedule> make_schedule(const TrainConfig& c, int64_t steps_per_epoch) {
+  const int64_t total = std::max<int64_t>(1, steps_per_epoch * c.epochs);
+  const int64_t warmup = std::min<int64_t>(total - 1, int64_t(c.warmup_epochs * steps_per_epoch));
+  if (c.schedule == "cosine")
+    return std::make_unique<WarmupCosineSchedule>(c.lr, warmup, total, std::min(c.min_lr, c.lr));
+  if (c.schedule == "step")
+    return std::make_unique<StepDecaySchedule>(c.lr, std::max<int64_t>(1, c.step_every * steps_per_epoch),
+                                               c.step_gamma);
+  return std::make_unique<ConstantSchedule>(c.lr);
+}
+
+double elapsed(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& c, NamedTensors params) {
+  if (c.optimizer == "sgd")
+    return std::make_unique<SGD>(std::move(params),
+                                 SGDOptions{c.lr, c.momentum, 0.0, c.weight_decay, c.nesterov && c.momentum > 0});
+  if (c.optimizer == "adam") {
+    AdamOptions o;
+    o.lr = c.lr;
+    o.weight_decay = c.weight_decay;
+    return std::make_unique<Adam>(std::move(params), o);
+  }
+  if (c.optimizer == "rmsprop") {
+    RMSpropOptions o;
+    o.lr = c.lr;
+    o.weight_decay = c.weight_decay;
+    o.momentum = c.momentum;
+    return std::make_unique<RMSprop>(std::move(params), o);
+  }
+  AdamWOptions o;
+  o.lr = c.lr;
+  o.weight_decay = c.weight_decay;
+  return std::make_unique<AdamW>(std::move(params), o);
+}
+
+EvalResult evaluate(ImageClassifier& model, const ImageDataset& ds,
+                    const std::vector<int64_t>& indices, const Normalization& norm, int64_t batch) {
+  NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  EvalResult r;
+  r.cm = ConfusionMatrix(ds.num_classes());
+  double loss_sum = 0;
+  for (size_t s = 0; s < indices.size(); s += size_t(batch)) {
+    const size_t n = std::min(indices.size() - s, size_t(batch));
+    Batch b = make_batch(ds, std::span<const int64_t>(indices.data() + s, n), norm);
+    Tensor logits = model.forward(b.x);  // (B, classes)
+    loss_sum += cross_entropy(logits, b.y).item() * double(n);
+    r.cm.add_batch(logits, b.y);
+  }
+  r.loss = indices.empty() ? 0 : loss_sum / double(indices.size());
+  model.train(was_training);
+  return r;
+}
+
+Trainer::Trainer(TrainConfig cfg, ImageClassifier& model, const ImageDataset& train)
+    : cfg_(std::move(cfg)), model_(model), train_(train) {
+  validate(cfg_);
+  int64_t n = train_.size();
+  if (cfg_.limit_train > 0) n = std::min<int64_t>(n, cfg_.limit_train);
+  FOCUS_CHECK(cfg_.val_size < n, ValueError, "--val-size {} must be smaller than the {} training images",
+              cfg_.val_size, n);
+  if (n == train_.size()) {
+    split_ = split_train_val(train_, cfg_.val_size, cfg_.seed);
+  } else {  // a prefix of the data (smoke runs): first val_size for validation, the rest train
+    for (int64_t i = 0; i < n; ++i) (i < cfg_.val_size ? split_.val : split_.train).push_back(i);
+  }
+  info_.class_names = train_.class_names();
+  info_.norm = Normalization{};
+  info_.task = cfg_.task;
+  steps_per_epoch_ = int64_t(split_.train.size()) / cfg_.batch;
+  FOCUS_CHECK(steps_per_epoch_ >= 1, ValueError, "--batch {} is larger than the {} training images",
+              cfg_.batch, split_.train.size());
+  opt_ = make_optimizer(cfg_, model_.named_parameters());
+  schedule_ = make_schedule(cfg_, steps_per_epoch_);
+  if (!cfg_.resume.empty()) load_checkpoint(cfg_.resume);
+}
+
+Trainer::~Trainer() = default;
+
+StepStats Trainer::train_step(const Tensor& x, const Tensor& y) {
+  const int64_t B = x.size(0), micro = B / cfg_.accum;
+  opt_->zero_grad();
+  StepStats s;
+  for (int64_t a = 0; a < cfg_.accum; ++a) {
+    const int64_t lo = a * micro, hi = a + 1 == cfg_.accum ? B : lo + micro;
+    const Tensor xm = x.slice(0, lo, hi), ym = y.slice(0, lo, hi).contiguous();
+    Tensor logits = model_.forward(xm.contiguous());  // (b, classes)
+    Tensor loss = cross_entropy(logits, ym, cfg_.label_smoothing);
+    const double w = double(hi - lo) / double(B);
+    s.loss += loss.item() * w;
+    s.correct += count_correct(logits, ym);
+    if (w != 1.0) loss = mul(loss, w);
+    loss.backward();
+  }
+  const auto params = model_.parameters();
+  s.grad_norm = cfg_.clip > 0 ? clip_grad_norm(params, cfg_.clip) : grad_norm(params);
+  opt_->set_lr(schedule_->lr_at(opt_->steps()));
+  opt_->step();
+  return s;
+}
+
+std::vector<nlohmann::json> Trainer::fit() {
+  namespace fs = std::filesystem;
+  fs::create_directories(cfg_.out);
+  write_file_atomic(cfg_.out + "/config.json", to_json(cfg_).dump(2) + "\n");
+  LoaderOptions lo;
+  lo.batch_size = cfg_.batch;
+  lo.shuffle = true;
+  lo.drop_last = true;
+  lo.seed = cfg_.seed;
+  lo.norm = info_.norm;
+  if (cfg_.augment || cfg_.erase_p > 0) {
+    AugmentOptions aug;
+    if (!cfg_.augment) {
+      aug.crop_padding = 0;
+      aug.hflip_p = 0;
+    }
+    aug.erase_p = float(cfg_.erase_p);
+    lo.augment = aug;
+  }
+  DataLoader loader(train_, split_.train, lo);
+  Progress progress;
+  const auto t_start = std::chrono::steady_clock::now();
+  double train_seconds = 0;
+  for (const auto& h : history_) train_seconds = h.value("train_seconds_total", 0.0);
+  for (int epoch = start_epoch_; epoch < cfg_.epochs; ++epoch) {
+    model_.train();
+    loader.set_epoch(uint64_t(epoch));
+    const int64_t nb = loader.num_batches();
+    progress.start_epoch(epoch + 1, cfg_.epochs, nb);
+    const auto t_epoch = std::chrono::steady_clock::now();
+    double loss_sum = 0;
+    int64_t correct = 0, seen = 0;
+    bool out_of_time = false;
+    for (int64_t b = 0; b < nb; ++b) {
+      Batch batch = loader.batch(b);
+      const StepStats s = train_step(batch.x, batch.y);
+      FOCUS_CHECK(std::isfinite(s.loss), StateError,
+                  "training diverged at epoch {} batch {} (loss {}); lower --lr", epoch + 1, b + 1, s.loss);
+      const int64_t n = batch.x.size(0);
+      loss_sum += s.loss * double(n);
+      correct += s.correct;
+      seen += n;
+      progress.update(b, loss_sum / double(seen), double(correct) / double(seen), seen);
+      if (cfg_.time_limit_min > 0 && train_seconds + elapsed(t_epoch) > cfg_.time_limit_min * 60) {
+        out_of_time = true;
+        break;
+      }
+    }
+    const double epoch_seconds = elapsed(t_epoch);
+    train_seconds += epoch_seconds;
+    const EvalResult val = evaluate(model_, train_, split_.val, info_.norm);
+    nlohmann::json rec = {{"epoch", epoch + 1},
+                          {"step", opt_->steps()},
+                          {"lr", opt_->lr()},
+                          {"train_loss", loss_sum / double(std::max<int64_t>(seen, 1))},
+                          {"train_acc", double(correct) / double(std::max<int64_t>(seen, 1))},
+                          {"val_loss", val.loss},
+                          {"val_acc", val.accuracy()},
+                          {"epoch_seconds", epoch_seconds},
+                          {"images_per_s", double(seen) / epoch_seconds},
+                          {"train_seconds_total", train_seconds},
+                          {"wall_seconds", elapsed(t_start)}};
+    history_.push_back(rec);
+    progress.end_epoch(fmt::format(
+        "epoch {}/{}: train loss {:.4f} acc {:.2f}% | val loss {:.4f} acc {:.2f}% | {:.0f} img/s, {:.1f}s",
+        epoch + 1, cfg_.epochs, rec["train_loss"].get<double>(), 100 * rec["train_acc"].get<double>(),
+        val.loss, 100 * val.accuracy(), rec["images_per_s"].get<double>(), epoch_seconds));
+    std::string lines;
+    for (const auto& h : history_) lines += h.dump() + "\n";
+    write_file_atomic(cfg_.out + "/metrics.jsonl", lines);
+    save_model(cfg_.out + "/model_last.safetensors", model_, info_);
+    if (val.accuracy() > best_val_acc_) {
+      best_val_acc_ = val.accuracy();
+      epochs_since_best_ = 0;
+      save_model(cfg_.out + "/model_best.safetensors", model_, info_);
+    } else {
+      ++epochs_since_best_;
+    }
+    start_epoch_ = epoch + 1;
+    save_checkpoint(cfg_.out + "/checkpoint_last.safetensors");
+    if (on_epoch) on_epoch(rec);
+    if (out_of_time) {
+      std::fprintf(stderr, "time limit of %.1f min reached after epoch %d\n", cfg_.time_limit_min, epoch + 1);
+      break;
+    }
+    if (cfg_.patience > 0 && epochs_since_best_ >= cfg_.patience) {
+      std::fprintf(stderr, "early stopping: no improvement for %d epochs\n", cfg_.patience);
+      break;
+    }
+  }
+  return history_;
+}
+
+void Trainer::save_checkpoint(const std::string& path) const {
+  std::map<std::string, Tensor> t;
+  for (auto& [k, v] : model_.state_dict()) t["model." + k] = v;
+  for (auto& [k, v] : opt_->state_dict()) t["optim." + k] = v;
+  nlohmann::json rngs = nlohmann::json::object();
+  for (auto& [name, rng] : model_.named_rngs())
+    rngs[name] = nlohmann::json::array({std::to_string(rng->seed()), std::to_string(rng->offset())});
+  std::string hist;
+  for (const auto& h : history_) hist += h.dump() + "\n";
+  std::map<std::string, std::string> meta = {
+      {"format", "focus-checkpoint/1"},
+      {"focus_version", FOCUS_VERSION},
+      {"epoch", std::to_string(start_epoch_)},
+      {"best_val_acc", fmt::format("{:.17g}", best_val_acc_)},
+      {"epochs_since_best", std::to_string(epochs_since_best_)},
+      {"model", model_.name()},
+      {"model_config", model_.config().dump()},
+      {"rngs", rngs.dump()},
+      {"history", hist},
+      {"config", to_json(cfg_).dump()}};
+  save_safetensors(path, t, meta);
+}
+
+void Trainer::load_checkpoint(const std::string& path) {
+  SafetensorsFile f = load_safetensors(path);
+  auto meta = [&](const char* k) -> const std::string& {
+    auto it = f.metadata.find(k);
+    FOCUS_CHECK(it != f.metadata.end(), FormatError, "'{}' is not a focus checkpoint: no '{}'", path, k);
+    return it->second;
+  };
+  FOCUS_CHECK(meta("format") == "focus-checkpoint/1", FormatError, "'{}': unsupported checkpoint format '{}'",
+              path, meta("format"));
+  FOCUS_CHECK(meta("model") == model_.name(), FormatError, "'{}' holds a {} model, not {}", path,
+              meta("model"), model_.name());
+  StateDict msd, osd;
+  for (auto& [k, v] : f.tensors) {
+    if (k.rfind("model.", 0) == 0) msd[k.substr(6)] = v;
+    else if (k.rfind("optim.", 0) == 0) osd[k.substr(6)] = v;
+  }
+  try {
+    model_.load_state_dict(msd);
+    opt_->load_state_dict(osd);
+    const auto rngs = nlohmann::json::parse(meta("rngs"));
+    for (auto& [name, rng] : model_.named_rngs()) {
+      FOCUS_CHECK(rngs.contains(name), FormatError, "'{}': no state for random stream '{}'", path, name);
+      rng->set_state(std::stoull(rngs[name][0].get<std::string>()),
+                     std::stoull(rngs[name][1].get<std::string>()));
+    }
+    start_epoch_ = std::stoi(meta("epoch"));
+    best_val_acc_ = std::stod(meta("best_val_acc"));
+    epochs_since_best_ = std::stoi(meta("epochs_since_best"));
+    history_.clear();
+    std::string line;
+    std::istringstream hs(meta("history"));
+    while (std::getline(hs, line))
+      if (!line.empty()) history_.push_back(nlohmann::json::parse(line));
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(fmt::format("'{}': corrupt checkpoint metadata ({})", path, e.what()));
+  } catch (const std::logic_error& e) {
+    throw FormatError(fmt::format("'{}': corrupt checkpoint metadata ({})", path, e.what()));
+  }
+}
+
+}  // namespace focus

@@ -1,0 +1,87 @@
+// Trainer for image classifiers: shuffled mini-batches (optionally split into accumulation
+// micro-batches), label-smoothed cross-entropy, gradient clipping, an LR schedule, evaluation on a
+// validation split each epoch, early stopping, a time limit, and files in cfg.out:
+//   metrics.jsonl               one JSON line per epoch (rewritten atomically each epoch)
+//   config.json                 the effective configuration
+//   model_last.safetensors      model after the latest epoch
+//   model_best.safetensors      model with the best validation accuracy so far
+//   checkpoint_last.safetensors model + optimizer state + RNG streams + trainer state (resume)
+// Resume continues at the epoch after the checkpoint and is bit-identical to an uninterrupted run
+// with the same seed and thread count: data order and augmentation depend only on (seed, epoch,
+// index), and the checkpoint restores every parameter, buffer, optimizer slot and dropout stream.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "focus/data/dataset.hpp"
+#include "focus/models/image_classifier.hpp"
+#include "focus/optim/optimizer.hpp"
+#include "focus/optim/schedule.hpp"
+#include "focus/train/config.hpp"
+#include "focus/train/metrics.hpp"
+#include "focus/train/model_file.hpp"
+
+namespace focus {
+
+struct EvalResult {
+  double loss = 0;
+  ConfusionMatrix cm{1};
+  double accuracy() const { return cm.total() ? double(cm.correct()) / double(cm.total()) : 0; }
+};
+
+// Mean cross-entropy and confusion matrix of `model` (put in eval mode, no graph) on `indices`.
+EvalResult evaluate(ImageClassifier& model, const ImageDataset& ds,
+                    const std::vector<int64_t>& indices, const Normalization& norm,
+                    int64_t batch = 256);
+
+struct StepStats {
+  double loss = 0;      // mean loss over the batch
+  int64_t correct = 0;  // correct predictions in the batch
+  double grad_norm = 0; // before clipping
+};
+
+class Trainer {
+ public:
+  // Builds the optimizer and schedule from cfg; `train` holds the training images (the
+  // validation split is taken from it, cfg.val_size, seeded).
+  Trainer(TrainConfig cfg, ImageClassifier& model, const ImageDataset& train);
+  ~Trainer();
+
+  // Runs epochs [start_epoch, cfg.epochs); returns the history (one JSON object per epoch).
+  std::vector<nlohmann::json> fit();
+  // One optimizer step on a batch: cfg.accum micro-batches, losses scaled so the gradient equals
+  // the full batch's mean-loss gradient; clip; schedule; step.
+  StepStats train_step(const Tensor& x, const Tensor& y);
+
+  void save_checkpoint(const std::string& path) const;
+  void load_checkpoint(const std::string& path);  // FormatError on a mismatching checkpoint
+
+  Optimizer& optimizer() { return *opt_; }
+  int start_epoch() const { return start_epoch_; }
+  const TrainValSplit& split() const { return split_; }
+  const ModelInfo& info() const { return info_; }
+  // Called after every epoch with its record (used by the CLI for extra output); optional.
+  std::function<void(const nlohmann::json&)> on_epoch;
+
+ private:
+  TrainConfig cfg_;
+  ImageClassifier& model_;
+  const ImageDataset& train_;
+  TrainValSplit split_;
+  ModelInfo info_;
+  std::unique_ptr<Optimizer> opt_;
+  std::unique_ptr<LrSchedule> schedule_;
+  int64_t steps_per_epoch_ = 0;
+  int start_epoch_ = 0;
+  double best_val_acc_ = -1;
+  int epochs_since_best_ = 0;
+  std::vector<nlohmann::json> history_;
+};
+
+std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& cfg, NamedTensors params);
+
+}  // namespace focus
