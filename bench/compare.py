@@ -18,6 +18,7 @@ Run with Debian's python (torch lives there):
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -45,6 +46,18 @@ def load1():
     return os.getloadavg()[0]
 
 
+def cpu_busy_s():
+    """Seconds of CPU time the whole machine has spent busy since boot (/proc/stat)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def wait_for_quiet(max_load, max_wait_s, log):
     t0 = time.time()
     while load1() >= max_load:
@@ -59,16 +72,20 @@ def wait_for_quiet(max_load, max_wait_s, log):
 def run_json(cmd, env_extra, log):
     env = dict(os.environ, **env_extra)
     load = load1()
-    t0 = time.time()
+    t0, busy0, own0 = time.time(), cpu_busy_s(), children_cpu_s()
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=os.path.dirname(HERE))
+    wall = time.time() - t0
+    # Cores kept busy by other processes while this run ran (the machine's busy time minus ours).
+    others = max(0.0, (cpu_busy_s() - busy0 - (children_cpu_s() - own0)) / wall)
     if p.returncode != 0:
         sys.stderr.write(p.stderr)
         raise SystemExit(f"compare: {' '.join(cmd)} failed with status {p.returncode}")
     prog = os.path.basename(cmd[1] if cmd[0] == TORCH_PY else cmd[0])
     what = " ".join(c for c in cmd[1:] if c in MODELS or c == "gemm")
-    log(f"  {prog} {what} ({time.time() - t0:.0f} s, load before {load:.2f})")
+    log(f"  {prog} {what} ({wall:.0f} s, load before {load:.2f}, other processes {others:.2f} cores)")
     out = json.loads(p.stdout)
     out["load1_before"] = load
+    out["others_cores"] = others
     return out
 
 
@@ -77,9 +94,11 @@ def one_round(r, args, log, shapes_file):
     sizes = ",".join(args.gemm_sizes)
     jobs = {
         ("gemm", "focus"): ([os.path.join(args.build, "focus"), "bench", "gemm", "--json",
-                             "--threads", str(args.threads), "--sizes", sizes], args.focus_env),
+                             "--threads", str(args.threads), "--sizes", sizes, "--reps", str(args.gemm_reps)],
+                            args.focus_env),
         ("gemm", "torch"): ([TORCH_PY, os.path.join(HERE, "gemm_torch.py"), "--json",
-                             "--threads", str(args.threads), "--sizes", sizes], TORCH_ENV),
+                             "--threads", str(args.threads), "--sizes", sizes, "--reps", str(args.gemm_reps)],
+                            TORCH_ENV),
     }
     for m in MODELS:
         common = ["--model", m, "--batch", str(args.batch), "--iters", str(args.iters),
@@ -168,7 +187,9 @@ def table(rounds, args, env_info):
         f"Medians over {len(rounds)} rounds (focus and torch interleaved); "
         f"{args.threads} threads each; measured FMA peak (focus bench gemm) {peak:.0f} GFLOP/s.",
         f"1-minute load average before the runs: median {statistics.median(loads):.2f}, "
-        f"max {max(loads):.2f}.",
+        f"max {max(loads):.2f} (it includes the previous run's own threads); CPU used by other "
+        f"processes during the runs: median {statistics.median(env_info['others']):.2f} cores, "
+        f"max {max(env_info['others']):.2f} (of {os.cpu_count()}).",
         f"focus: {env_info['focus_blas']}"
         + (f"; extra environment {args.focus_env}" if args.focus_env else "; default environment"),
         f"torch {env_info['torch']}: OpenBLAS core {env_info['torch_blas_core']}, "
@@ -185,6 +206,8 @@ def main():
     ap.add_argument("--batch", type=int, default=128, help="training batch")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--gemm-sizes", default=",".join(GEMM_SHAPES))
+    ap.add_argument("--gemm-reps", type=int, default=20,
+                    help="timed calls per GEMM shape (the programs' own default gives 2048^3 only 3)")
     ap.add_argument("--max-load", type=float, default=0, help="wait for load1 < this before each round (0: don't)")
     ap.add_argument("--max-wait", type=float, default=2400, help="seconds to wait for --max-load at most")
     ap.add_argument("--focus-env", action="append", default=[], metavar="KEY=VALUE",
@@ -203,7 +226,7 @@ def main():
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
-    shapes_file, rounds, raw, loads, peaks = {}, [], [], [], []
+    shapes_file, rounds, raw, loads, peaks, others = {}, [], [], [], [], []
     for r in range(args.rounds):
         if args.max_load > 0:
             wait_for_quiet(args.max_load, args.max_wait, log)
@@ -212,8 +235,9 @@ def main():
         rounds.append(metrics(res, args.gemm_sizes))
         raw.append({f"{b}/{fw}": v for (b, fw), v in res.items()})
         loads += [v["load1_before"] for v in res.values()]
+        others += [v["others_cores"] for v in res.values()]
         peaks.append(res[("gemm", "focus")]["fma_peak_gflops"])
-    env_info = {"loads": loads, "fma_peak": peaks, "focus_blas": raw[0]["gemm/focus"]["backend"],
+    env_info = {"loads": loads, "others": others, "fma_peak": peaks, "focus_blas": raw[0]["gemm/focus"]["backend"],
                 "torch": raw[0]["gemm/torch"]["torch"],
                 "torch_blas_core": raw[0]["gemm/torch"]["blas_core"]}
     md = table(rounds, args, env_info)
