@@ -1,6 +1,8 @@
 // Broadcasting arithmetic: values against hand results, gradients by finite differences.
 #include <gtest/gtest.h>
 
+#include <array>
+
 #include "focus/ops/elementwise.hpp"
 #include "focus/ops/view.hpp"
 #include "support/gradcheck.hpp"
@@ -58,4 +60,29 @@ TEST(Elementwise, GradientAccumulatesAcrossUses) {
   z.backward(Tensor::ones({2}, DType::F64));
   EXPECT_EQ(a.grad().to_vector<double>(), (std::vector<double>{4, 6}));
   EXPECT_THROW(z.backward(Tensor::ones({2}, DType::F64)), StateError);  // graph freed
+}
+
+TEST(Elementwise, SumToMatchesNaiveForEveryPattern) {
+  Rng rng(9);
+  Tensor g = Tensor::randn({3, 4, 5, 2}, rng, DType::F64);
+  for (const Shape& target : {Shape{3, 4, 1, 1}, Shape{5, 2}, Shape{4, 1, 2}, Shape{1}, Shape{3, 1, 1, 1}}) {
+    const Tensor got = sum_to(g, target);
+    ASSERT_EQ(got.shape(), target);
+    // Naive: accumulate every element of g into its broadcast source position.
+    std::vector<double> want(size_t(numel(target)), 0.0);
+    const auto gv = g.to_vector<double>();
+    const int64_t off = 4 - int64_t(target.size());
+    for (int64_t i = 0; i < g.numel(); ++i) {
+      int64_t rem = i, idx = 0, stride = 1;
+      std::array<int64_t, 4> c{};
+      for (int64_t d = 3; d >= 0; --d) { c[d] = rem % g.shape()[d]; rem /= g.shape()[d]; }
+      for (int64_t d = int64_t(target.size()) - 1; d >= 0; --d) {
+        idx += (target[d] == 1 ? 0 : c[d + off]) * stride;
+        stride *= target[d];
+      }
+      want[size_t(idx)] += gv[size_t(i)];
+    }
+    const auto gotv = got.to_vector<double>();
+    for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(gotv[i], want[i], 1e-12) << to_string(target);
+  }
 }

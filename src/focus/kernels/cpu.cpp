@@ -3,6 +3,7 @@
 
 #include <omp.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -58,6 +59,15 @@ int initial_threads() {
 }
 int g_threads = 0;
 }  // namespace
+
+// Apply the policy before any parallel region runs, so FOCUS_NUM_THREADS binds OpenMP too.
+[[maybe_unused]] const int g_policy_applied = (num_threads(), 0);
+
+void ensure_passive_omp_wait(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY")) return;
+  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  execv("/proc/self/exe", argv);  // on failure, carry on with the active policy
+}
 
 int num_threads() {
   if (g_threads == 0) set_num_threads(initial_threads());

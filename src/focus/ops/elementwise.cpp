@@ -178,9 +178,44 @@ Tensor sum_to(const Tensor& g, const Shape& shape) {
   FOCUS_CHECK(bs == g.shape(), ShapeError, "sum_to: {} does not broadcast to {}", to_string(shape),
               to_string(g.shape()));
   Tensor out = Tensor::zeros(shape, g.dtype());
+  // Target shape left-padded to g's rank; k splits g into kept dims and summed dims when the
+  // summed dims are all trailing (bias of NCHW: (N, C, 1, 1)) or all leading (bias of (R, C)).
+  const int64_t nd = g.dim();
+  Shape tp(size_t(nd - int64_t(shape.size())), 1);
+  tp.insert(tp.end(), shape.begin(), shape.end());
+  auto split_at = [&](bool summed_trailing) -> int64_t {
+    int64_t k = 0;
+    while (k < nd && (summed_trailing ? tp[k] == g.shape()[k] : tp[k] == 1)) ++k;
+    for (int64_t i = k; i < nd; ++i)
+      if (summed_trailing ? tp[i] != 1 : tp[i] != g.shape()[i]) return -1;
+    return k;
+  };
   dispatch_float(g.dtype(), "sum_to", [&]<class T>() {
-    const Tensor eo = out.expand(g.shape());  // stride 0 on the summed dims
     T* po = out.data<T>();
+    const int64_t kt = g.is_contiguous() ? split_at(true) : -1;
+    const int64_t kl = g.is_contiguous() && kt < 0 ? split_at(false) : -1;
+    if (kt >= 0 || kl >= 0) {
+      const Tensor gc = g.contiguous();
+      const T* pg = gc.data<T>();
+      const int64_t k = kt >= 0 ? kt : kl;
+      const int64_t outer = numel(Shape(g.shape().begin(), g.shape().begin() + k));
+      const int64_t inner = numel(Shape(g.shape().begin() + k, g.shape().end()));
+      if (kt >= 0) {  // out (outer) = row sums of g (outer, inner)
+#pragma omp parallel for if (outer * inner > 65536)
+        for (int64_t o = 0; o < outer; ++o) {
+          T acc = 0;
+#pragma omp simd reduction(+ : acc)
+          for (int64_t i = 0; i < inner; ++i) acc += pg[o * inner + i];
+          po[o] = acc;
+        }
+      } else {  // out (inner) = column sums of g (outer, inner)
+        for (int64_t o = 0; o < outer; ++o)
+#pragma omp simd
+          for (int64_t i = 0; i < inner; ++i) po[i] += pg[o * inner + i];
+      }
+      return;
+    }
+    const Tensor eo = out.expand(g.shape());  // stride 0 on the summed dims
     const T* pg = g.data<T>();
     for_each_strided<2>(g.shape(), {&g.strides(), &eo.strides()},
                         [&](int64_t og, int64_t oo) { po[oo] += pg[og]; });
