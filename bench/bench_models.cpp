@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -172,6 +173,7 @@ int main(int argc, char** argv) {
   app.add_flag("--skip-train", skip_train, "inference only");
   app.add_flag("--json", json, "print JSON");
   CLI11_PARSE(app, argc, argv);
+  ensure_passive_omp_wait(argv);  // as the focus CLI: idle OpenMP threads sleep (kernels/cpu.hpp)
   try {
     if (threads > 0) set_num_threads(threads);
     Rng rng(1);
@@ -182,6 +184,7 @@ int main(int argc, char** argv) {
                        {"threads", num_threads()},
                        {"isa", isa_name(active_isa())},
                        {"blas", gemm_backend_info()},
+                       {"omp_wait_policy", std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : ""},
                        {"params", m->num_parameters()},
                        {"config", m->config()}};
     for (const auto& [name, p] : m->named_parameters())

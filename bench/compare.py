@@ -47,10 +47,12 @@ def load1():
 
 
 def cpu_busy_s():
-    """Seconds of CPU time the whole machine has spent busy since boot (/proc/stat)."""
+    """(busy, stolen): CPU seconds the machine's guest has run, and those the hypervisor took,
+    since boot (/proc/stat)."""
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
-    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(v[:7]) - v[3] - v[4]) / hz, v[7] / hz
 
 
 def children_cpu_s():
@@ -72,20 +74,25 @@ def wait_for_quiet(max_load, max_wait_s, log):
 def run_json(cmd, env_extra, log):
     env = dict(os.environ, **env_extra)
     load = load1()
-    t0, busy0, own0 = time.time(), cpu_busy_s(), children_cpu_s()
+    t0, (busy0, stolen0), own0 = time.time(), cpu_busy_s(), children_cpu_s()
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=os.path.dirname(HERE))
     wall = time.time() - t0
-    # Cores kept busy by other processes while this run ran (the machine's busy time minus ours).
-    others = max(0.0, (cpu_busy_s() - busy0 - (children_cpu_s() - own0)) / wall)
+    busy1, stolen1 = cpu_busy_s()
+    # Cores kept busy by other processes while this run ran (the machine's busy time minus ours),
+    # and cores' worth of time the hypervisor gave to other guests (steal).
+    others = max(0.0, (busy1 - busy0 - (children_cpu_s() - own0)) / wall)
+    stolen = (stolen1 - stolen0) / wall
     if p.returncode != 0:
         sys.stderr.write(p.stderr)
         raise SystemExit(f"compare: {' '.join(cmd)} failed with status {p.returncode}")
     prog = os.path.basename(cmd[1] if cmd[0] == TORCH_PY else cmd[0])
     what = " ".join(c for c in cmd[1:] if c in MODELS or c == "gemm")
-    log(f"  {prog} {what} ({wall:.0f} s, load before {load:.2f}, other processes {others:.2f} cores)")
+    log(f"  {prog} {what} ({wall:.0f} s, load before {load:.2f}, other processes {others:.2f} "
+        f"cores, stolen {stolen:.2f} cores)")
     out = json.loads(p.stdout)
     out["load1_before"] = load
     out["others_cores"] = others
+    out["stolen_cores"] = stolen
     return out
 
 
@@ -189,9 +196,12 @@ def table(rounds, args, env_info):
         f"1-minute load average before the runs: median {statistics.median(loads):.2f}, "
         f"max {max(loads):.2f} (it includes the previous run's own threads); CPU used by other "
         f"processes during the runs: median {statistics.median(env_info['others']):.2f} cores, "
-        f"max {max(env_info['others']):.2f} (of {os.cpu_count()}).",
+        f"max {max(env_info['others']):.2f} (of {os.cpu_count()}); CPU taken by the hypervisor "
+        f"(steal): median {statistics.median(env_info['stolen']):.2f} cores, "
+        f"max {max(env_info['stolen']):.2f}.",
         f"focus: {env_info['focus_blas']}"
-        + (f"; extra environment {args.focus_env}" if args.focus_env else "; default environment"),
+        + (f"; extra environment {args.focus_env}" if args.focus_env
+           else "; default environment (the programs set OMP_WAIT_POLICY=PASSIVE, as the CLI)"),
         f"torch {env_info['torch']}: OpenBLAS core {env_info['torch_blas_core']}, "
         "OMP_WAIT_POLICY=PASSIVE.",
     ]
@@ -226,7 +236,7 @@ def main():
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
-    shapes_file, rounds, raw, loads, peaks, others = {}, [], [], [], [], []
+    shapes_file, rounds, raw, loads, peaks, others, stolen = {}, [], [], [], [], [], []
     for r in range(args.rounds):
         if args.max_load > 0:
             wait_for_quiet(args.max_load, args.max_wait, log)
@@ -236,8 +246,9 @@ def main():
         raw.append({f"{b}/{fw}": v for (b, fw), v in res.items()})
         loads += [v["load1_before"] for v in res.values()]
         others += [v["others_cores"] for v in res.values()]
+        stolen += [v["stolen_cores"] for v in res.values()]
         peaks.append(res[("gemm", "focus")]["fma_peak_gflops"])
-    env_info = {"loads": loads, "others": others, "fma_peak": peaks, "focus_blas": raw[0]["gemm/focus"]["backend"],
+    env_info = {"loads": loads, "others": others, "stolen": stolen, "fma_peak": peaks, "focus_blas": raw[0]["gemm/focus"]["backend"],
                 "torch": raw[0]["gemm/torch"]["torch"],
                 "torch_blas_core": raw[0]["gemm/torch"]["blas_core"]}
     md = table(rounds, args, env_info)

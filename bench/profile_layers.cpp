@@ -208,6 +208,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "threads (0 = policy)");
   app.add_flag("--json", json, "print JSON");
   CLI11_PARSE(app, argc, argv);
+  ensure_passive_omp_wait(argv);  // as the focus CLI: idle OpenMP threads sleep (kernels/cpu.hpp)
   try {
     if (threads > 0) set_num_threads(threads);
     Rng rng(3);
