@@ -118,7 +118,14 @@ def one_round(r, args, log, shapes_file):
             cmd, env = jobs[(bench, fw)]
             if fw == "torch" and bench in MODELS:
                 cmd = cmd + ["--expect-shapes", shapes_file[bench]]
-            res[(bench, fw)] = run_json(cmd, env, log)
+            for attempt in range(args.retries + 1):
+                res[(bench, fw)] = run_json(cmd, env, log)
+                if args.max_others <= 0 or res[(bench, fw)]["others_cores"] <= args.max_others:
+                    break
+                if attempt < args.retries:
+                    log(f"  other processes used {res[(bench, fw)]['others_cores']:.2f} cores "
+                        f"(> {args.max_others}): again in 60 s")
+                    time.sleep(60)
             if fw == "focus" and bench in MODELS and bench not in shapes_file:
                 path = os.path.join(args.workdir, f"focus_{bench}_shapes.json")
                 with open(path, "w") as f:
@@ -219,6 +226,9 @@ def main():
     ap.add_argument("--gemm-reps", type=int, default=20,
                     help="timed calls per GEMM shape (the programs' own default gives 2048^3 only 3)")
     ap.add_argument("--max-load", type=float, default=0, help="wait for load1 < this before each round (0: don't)")
+    ap.add_argument("--max-others", type=float, default=0,
+                    help="repeat a run during which other processes used more cores than this (0: don't)")
+    ap.add_argument("--retries", type=int, default=3, help="repeats allowed per run for --max-others")
     ap.add_argument("--max-wait", type=float, default=2400, help="seconds to wait for --max-load at most")
     ap.add_argument("--focus-env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for the focus runs (repeatable), e.g. OMP_WAIT_POLICY=PASSIVE")
