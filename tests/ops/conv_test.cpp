@@ -10,6 +10,7 @@
 #include "focus/ops/conv.hpp"
 #include "focus/ops/elementwise.hpp"
 #include "focus/ops/view.hpp"
+#include "support/expect_error.hpp"
 #include "support/gradcheck.hpp"
 
 using namespace focus;
@@ -18,20 +19,9 @@ using focus::testing::max_rel_diff;
 using focus::testing::rand_input;
 
 using Inputs = std::vector<Tensor>;
+using focus::testing::expect_error;
 
 namespace {
-
-// Runs f, expects exception E whose message contains every one of `needles`.
-template <class E, class F>
-void expect_error(F&& f, std::initializer_list<std::string> needles) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception thrown";
-  } catch (const E& e) {
-    for (const std::string& s : needles)
-      EXPECT_NE(std::string(e.what()).find(s), std::string::npos) << e.what() << " lacks " << s;
-  }
-}
 
 // An F64 leaf whose values are a shuffled 0, 0.01, 0.02, ...: no two differ by less than 0.01,
 // so the finite-difference step (1e-6) never changes which element wins a max-pool window.

@@ -7,6 +7,7 @@
 
 #include "focus/ops/elementwise.hpp"
 #include "focus/ops/index.hpp"
+#include "support/expect_error.hpp"
 #include "support/gradcheck.hpp"
 
 using namespace focus;
@@ -14,19 +15,9 @@ using focus::testing::gradcheck;
 using focus::testing::rand_input;
 
 using Inputs = std::vector<Tensor>;
+using focus::testing::expect_error;
 
 namespace {
-
-template <class E, class F>
-void expect_error(F&& f, std::initializer_list<std::string> needles) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception thrown";
-  } catch (const E& e) {
-    for (const std::string& s : needles)
-      EXPECT_NE(std::string(e.what()).find(s), std::string::npos) << e.what() << " lacks " << s;
-  }
-}
 
 Tensor idx64(const std::vector<int64_t>& v, const Shape& s) { return Tensor::from_vector(v, s); }
 
