@@ -1,4 +1,4 @@
-// `focus bench gemm`: the engine's matmul GFLOP/s at chosen shapes next to the machine's measured
+// `focus bench gemm` (and the `bench` group; `bench attention` is in cmd_bench_attention.cpp): the engine's matmul GFLOP/s at chosen shapes next to the machine's measured
 // FMA peak, so a user sees at once whether the fast kernels are in use. Each shape is verified
 // against the reference kernel on sampled entries before it is timed; the figure is the median of
 // repeated runs.
@@ -118,7 +118,9 @@ Command add_bench_command(CLI::App& app) {
   g->add_option("--reps", o->reps, "timed repetitions (0 = by size)");
   g->add_option("--kernel", o->kernel, "auto | blas | small | reference")
       ->check(CLI::IsMember({"auto", "blas", "small", "reference"}));
-  return [o] {
+  Command attention = add_bench_attention_command(*bench);
+  return [o, g, attention] {
+    if (!g->parsed()) return attention();
     if (o->threads > 0) set_num_threads(o->threads);
     set_gemm_kernel(o->kernel == "blas"      ? GemmKernel::Blas
                     : o->kernel == "small"   ? GemmKernel::Small

@@ -13,5 +13,7 @@ Command add_eval_command(CLI::App& app);
 Command add_predict_command(CLI::App& app);
 Command add_demo_command(CLI::App& app);
 Command add_bench_command(CLI::App& app);
+// `bench attention` under `bench`; its command returns -1 when another bench subcommand ran.
+Command add_bench_attention_command(CLI::App& bench);
 
 }  // namespace focus

@@ -96,10 +96,15 @@ template <class T>
 void attention_forward(const AttnProblem<T>& p, T* o, AttnLayout os, T* lse) {
   check_problem(p);
   const attn::TaskSet<T> ts = task_set<T>();
+  // Runs of query blocks per task: long runs amortise packing each key block, but keep at least
+  // 4 tasks per thread (causal rows differ in cost) and at most 1024 rows.
   const int64_t nqb = (p.Lq + attn::kBQ - 1) / attn::kBQ;
+  const int64_t nblk = std::clamp<int64_t>(p.B * p.H * nqb / (4 * num_threads()), 1,
+                                           std::min<int64_t>(nqb, 1024 / attn::kBQ));
+  const int64_t tasks = p.B * p.H * ((nqb + nblk - 1) / nblk);
   const double flops = 2.0 * p.B * p.H * p.Lq * p.Lk * (p.D + p.Dv);
-  run_tasks<T>(p.B * p.H * nqb, attn::forward_workspace(p.D, p.Dv), flops,
-               [&](int64_t t, T* ws) { ts.forward(p, o, os, lse, t, ws); });
+  run_tasks<T>(tasks, attn::forward_workspace(p.D, p.Dv, nblk), flops,
+               [&](int64_t t, T* ws) { ts.forward(p, o, os, lse, t, nblk, ws); });
 }
 
 template <class T>
@@ -165,7 +170,7 @@ void attention_probs(const AttnProblem<T>& p, const T* lse, int64_t b, int64_t h
               b, h, i0, i0 + rows, ldo, p.B, p.H, p.Lq, p.Lk);
   const attn::TaskSet<T> ts = task_set<T>();
   const int64_t blocks = (rows + attn::kBQ - 1) / attn::kBQ;
-  run_tasks<T>(blocks, attn::forward_workspace(p.D, p.Dv), 2.0 * rows * p.Lk * p.D,
+  run_tasks<T>(blocks, attn::forward_workspace(p.D, p.Dv, 1), 2.0 * rows * p.Lk * p.D,
                [&](int64_t t, T* ws) {
                  const int64_t r0 = t * attn::kBQ, m = std::min(attn::kBQ, rows - r0);
                  ts.probs(p, lse, b, h, i0 + r0, m, out + r0 * ldo, ldo, ws);

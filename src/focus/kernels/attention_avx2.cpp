@@ -2,6 +2,8 @@
 // Called only when active_isa() has AVX2 (attention.cpp).
 // Every header is included before the target pragma, so its inline and template code keeps the
 // baseline target; only the kernels defined in attention_impl.hpp get the wider one.
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>

@@ -7,6 +7,8 @@
 //   padded keys masked), Qs = scale * Q. Head dims are padded with zeros to Dp / Dvp so every
 //   vector load is whole; masked scores are -inf and exp(-inf) = 0 exactly.
 #pragma once
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -46,13 +48,17 @@ struct Kern {
     return v;
   }
   static void store(T* p, V v) { std::memcpy(p, &v, sizeof(V)); }
+  // A splat that becomes a broadcast from memory (a register splat would take the shuffle port
+  // the FMAs need).
   static V bcast(T x) {
-    if constexpr (W == 1) return x;
-    else return V{} + x;
+    if constexpr (W == 16) return (V)_mm512_set1_ps(x);
+    else if constexpr (W == 8) return (V)_mm256_set1_ps(x);
+    else return x;
   }
   static V vmax(V a, V b) { return a > b ? a : b; }
   static T hmax(V v) {
     if constexpr (W == 1) return v;
+    else if constexpr (W == 16) return _mm512_reduce_max_ps((__m512)v);
     else {
       T m = v[0];
       for (int i = 1; i < W; ++i) m = std::max(m, v[i]);
@@ -61,6 +67,7 @@ struct Kern {
   }
   static T hsum(V v) {
     if constexpr (W == 1) return v;
+    else if constexpr (W == 16) return _mm512_reduce_add_ps((__m512)v);
     else {
       T s = 0;
       for (int i = 0; i < W; ++i) s += v[i];
@@ -232,73 +239,95 @@ struct Kern {
   }
 
   // ---- forward --------------------------------------------------------------------------------
-  static void forward(const AttnProblem<T>& p, T* o, AttnLayout os, T* lse, int64_t t, T* ws) {
-    const int64_t nqb = (p.Lq + kBQ - 1) / kBQ;
-    const int64_t b = t / (p.H * nqb), h = (t / nqb) % p.H, i0 = (t % nqb) * kBQ;
-    const int64_t hk = h / (p.H / p.Hkv), m = std::min(kBQ, p.Lq - i0);
-    const int64_t D = p.D, Dv = p.Dv, Dp = padded(D), Dvp = padded(Dv);
-    T* Qs = take(ws, kBQ * Dp);
-    T* Kt = take(ws, Dp * kBK);
+  // Task t: query blocks [qb0, qb0 + nblk) of one (b, h). Key blocks run in the outer loop, so
+  // each is packed once for all the task's query blocks; running max, sum and output of every
+  // row are kept in the workspace.
+  static void forward(const AttnProblem<T>& p, T* o, AttnLayout os, T* lse, int64_t t,
+                      int64_t nblk, T* ws) {
+    const int64_t nqb = (p.Lq + kBQ - 1) / kBQ, tasks_per_head = (nqb + nblk - 1) / nblk;
+    const int64_t b = t / (p.H * tasks_per_head), h = (t / tasks_per_head) % p.H;
+    const int64_t r0 = (t % tasks_per_head) * nblk * kBQ;
+    const int64_t rows = std::min(nblk * kBQ, p.Lq - r0);
+    const int64_t hk = h / (p.H / p.Hkv);
+    const int64_t D = p.D, Dv = p.Dv, Dvp = padded(Dv);
+    T* Qs = take(ws, nblk * kBQ * D);
+    T* Kt = take(ws, padded(D) * kBK);
     T* Vp = take(ws, kBK * Dvp);
     T* S = take(ws, kBQ * kBK);
-    T* Oa = take(ws, kBQ * Dvp);
-    T* mrow = take(ws, kBQ);
-    T* lrow = take(ws, kBQ);
+    T* Oa = take(ws, nblk * kBQ * Dvp);
+    T* mrow = take(ws, nblk * kBQ);
+    T* lrow = take(ws, nblk * kBQ);
 
-    const T* q = p.q + b * p.q_stride.b + h * p.q_stride.h + i0 * p.q_stride.l;
-    pack_rows(Qs, D, q, p.q_stride.l, m, m, D, static_cast<T>(p.scale));
-    std::fill(Oa, Oa + m * Dvp, T(0));
-    std::fill(mrow, mrow + m, kNegInf);
-    std::fill(lrow, lrow + m, T(0));
+    const T* q = p.q + b * p.q_stride.b + h * p.q_stride.h + r0 * p.q_stride.l;
+    pack_rows(Qs, D, q, p.q_stride.l, rows, rows, D, static_cast<T>(p.scale));
+    std::fill(Oa, Oa + rows * Dvp, T(0));
+    std::fill(mrow, mrow + rows, kNegInf);
+    std::fill(lrow, lrow + rows, T(0));
 
     const int64_t len = key_length(p, b);
     int64_t jlo, jhi, unused;
-    visible(p, len, i0, jlo, unused);
-    visible(p, len, i0 + m - 1, unused, jhi);
+    visible(p, len, r0, jlo, unused);
+    visible(p, len, r0 + rows - 1, unused, jhi);
     const T* kh = p.k + b * p.k_stride.b + hk * p.k_stride.h;
     const T* vh = p.v + b * p.v_stride.b + hk * p.v_stride.h;
     for (int64_t j0 = jlo; j0 < jhi; j0 += kBK) {
       const int64_t n = std::min(kBK, jhi - j0), np = padded(n);
       pack_transposed(Kt, np, kh + j0 * p.k_stride.l, p.k_stride.l, n, D);
-      gemm(m, np, D, Qs, D, 1, Kt, np, S, kBK, false);  // S (m, np)
-      mask_block(p, b, h, len, i0, m, j0, n, np, S);
-      for (int64_t r = 0; r < m; ++r) {  // online softmax
-        T* s = S + r * kBK;
-        V mx = bcast(kNegInf);
-        for (int64_t c = 0; c < np; c += W) mx = vmax(mx, load(s + c));
-        const T mnew = std::max(mrow[r], hmax(mx));
-        if (mnew == kNegInf) {  // nothing visible to this row yet
-          std::fill(s, s + np, T(0));
-          continue;
-        }
-        const T alpha = vexp<T>(mrow[r] - mnew);
-        const V mv = bcast(mnew);
-        V sum = V{};
-        for (int64_t c = 0; c < np; c += W) {
-          const V e = vexpv(load(s + c) - mv);
-          store(s + c, e);
-          sum += e;
-        }
-        lrow[r] = lrow[r] * alpha + hsum(sum);
-        mrow[r] = mnew;
-        if (alpha != T(1)) {
-          const V av = bcast(alpha);
-          T* orow = Oa + r * Dvp;
-          for (int64_t c = 0; c < Dvp; c += W) store(orow + c, load(orow + c) * av);
-        }
-        if (p.dropout_p > 0) dropout_row(p, b, h, i0 + r, j0, n, s);
-      }
       pack_rows(Vp, Dvp, vh + j0 * p.v_stride.l, p.v_stride.l, n, np, Dv, T(1));
-      gemm(m, Dvp, np, S, kBK, 1, Vp, Dvp, Oa, Dvp, true);  // O += P V
+      for (int64_t i0 = r0; i0 < r0 + rows; i0 += kBQ) {
+        const int64_t m = std::min(kBQ, r0 + rows - i0), x = i0 - r0;
+        int64_t lo_first, hi_last;
+        visible(p, len, i0, lo_first, unused);
+        visible(p, len, i0 + m - 1, unused, hi_last);
+        if (hi_last <= j0 || lo_first >= j0 + n) continue;  // the block sees none of these keys
+        gemm(m, np, D, Qs + x * D, D, 1, Kt, np, S, kBK, false);  // S (m, np)
+        mask_block(p, b, h, len, i0, m, j0, n, np, S);
+        online_softmax(p, b, h, i0, m, j0, n, np, S, mrow + x, lrow + x, Oa + x * Dvp, Dvp);
+        gemm(m, Dvp, np, S, kBK, 1, Vp, Dvp, Oa + x * Dvp, Dvp, true);  // O += P V
+      }
     }
-    T* orow0 = o + b * os.b + h * os.h + i0 * os.l;
-    T* lrow0 = lse + (b * p.H + h) * p.Lq + i0;
-    for (int64_t r = 0; r < m; ++r) {
+    T* orow0 = o + b * os.b + h * os.h + r0 * os.l;
+    T* lrow0 = lse + (b * p.H + h) * p.Lq + r0;
+    for (int64_t r = 0; r < rows; ++r) {
       const T inv = lrow[r] > 0 ? T(1) / lrow[r] : T(0);
       T* dst = orow0 + r * os.l;
       const T* src = Oa + r * Dvp;
       for (int64_t c = 0; c < Dv; ++c) dst[c] = src[c] * inv;
       lrow0[r] = lrow[r] > 0 ? mrow[r] + std::log(lrow[r]) : kNegInf;
+    }
+  }
+
+  // One key block of the online softmax for rows i0 .. i0 + m: S becomes the block's (dropped
+  // out) probabilities relative to the new running max; the running sums and outputs are
+  // rescaled to that max.
+  static void online_softmax(const AttnProblem<T>& p, int64_t b, int64_t h, int64_t i0,
+                             int64_t m, int64_t j0, int64_t n, int64_t np, T* S, T* mrow,
+                             T* lrow, T* Oa, int64_t Dvp) {
+    for (int64_t r = 0; r < m; ++r) {
+      T* s = S + r * kBK;
+      V mx = bcast(kNegInf);
+      for (int64_t c = 0; c < np; c += W) mx = vmax(mx, load(s + c));
+      const T mnew = std::max(mrow[r], hmax(mx));
+      if (mnew == kNegInf) {  // nothing visible to this row yet
+        std::fill(s, s + np, T(0));
+        continue;
+      }
+      const T alpha = vexp<T>(mrow[r] - mnew);
+      const V mv = bcast(mnew);
+      V sum = V{};
+      for (int64_t c = 0; c < np; c += W) {
+        const V e = vexpv(load(s + c) - mv);
+        store(s + c, e);
+        sum += e;
+      }
+      lrow[r] = lrow[r] * alpha + hsum(sum);
+      mrow[r] = mnew;
+      if (alpha != T(1)) {
+        const V av = bcast(alpha);
+        T* orow = Oa + r * Dvp;
+        for (int64_t c = 0; c < Dvp; c += W) store(orow + c, load(orow + c) * av);
+      }
+      if (p.dropout_p > 0) dropout_row(p, b, h, i0 + r, j0, n, s);
     }
   }
 

@@ -2,7 +2,7 @@
 // each thread carves its buffers from, and the per-ISA task functions that
 // attention_{avx512,avx2,scalar}.cpp compile from attention_impl.hpp. The driver
 // (attention.cpp) owns the threads; a task never starts threads of its own.
-//   Tasks: forward and probs, one block of kBQ queries of one (b, h); backward, one chunk of
+//   Tasks: forward, a run of query blocks of one (b, h); probs, one block of kBQ queries; backward, one chunk of
 //   key blocks of one (b, hkv) for all G query heads that share it.
 #pragma once
 #include <cstdint>
@@ -18,9 +18,10 @@ constexpr int64_t kPad = 16;  // head dims and key blocks are padded to this (th
 inline int64_t padded(int64_t n) { return (n + kPad - 1) / kPad * kPad; }
 
 // Elements of workspace a thread needs (same for every ISA).
-inline int64_t forward_workspace(int64_t D, int64_t Dv) {
-  const int64_t Dp = padded(D), Dvp = padded(Dv);
-  return kBQ * Dp + Dp * kBK + kBK * Dvp + kBQ * kBK + kBQ * Dvp + 2 * kBQ + 8 * kPad;
+// nblk: query blocks per forward task.
+inline int64_t forward_workspace(int64_t D, int64_t Dv, int64_t nblk) {
+  const int64_t Dp = padded(D), Dvp = padded(Dv), rows = nblk * kBQ;
+  return rows * Dp + Dp * kBK + kBK * Dvp + kBQ * kBK + rows * Dvp + 2 * rows + 8 * kPad;
 }
 inline int64_t backward_workspace(int64_t D, int64_t Dv, int64_t G, int64_t Lq) {
   const int64_t Dp = padded(D), Dvp = padded(Dv);
@@ -45,8 +46,9 @@ struct BackwardIO {
 
 template <class T>
 struct TaskSet {
-  // Task t < B * H * ceil(Lq / kBQ): (b, h, query block).
-  void (*forward)(const AttnProblem<T>& p, T* o, AttnLayout os, T* lse, int64_t t, T* ws);
+  // Task t < B * H * ceil(nqb / nblk), nqb = ceil(Lq / kBQ): (b, h, nblk query blocks).
+  void (*forward)(const AttnProblem<T>& p, T* o, AttnLayout os, T* lse, int64_t t, int64_t nblk,
+                  T* ws);
   // Task t < B * Hkv * chunks: (b, hkv, chunk of key blocks); leaves dS K in ws (returned).
   T* (*backward)(const AttnProblem<T>& p, const BackwardIO<T>& io, int64_t t, int64_t chunks,
                  T* ws);
