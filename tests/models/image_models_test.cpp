@@ -123,6 +123,23 @@ TEST(Vit, ShapesParameterCountAndNames) {
   EXPECT_EQ(pooled->forward(Tensor::zeros({2, 1, 28, 28})).shape(), Shape({2, 10}));
 }
 
+TEST(Vit, ConvolutionalStem) {
+  Rng rng(5);
+  auto m = make_image_model("vit", {{"stem", "conv"}}, rng);
+  // stem.0: conv 1 -> 32 (3x3, stride 2) + BN; stem.1: conv 32 -> 64 + BN; patch_embed 1x1
+  // 64 -> 64; the rest as the patch stem's model (patch_embed 16*64 + 64 replaced).
+  const int64_t stem = 32 * 9 + 2 * 32 + 64 * 32 * 9 + 2 * 64 + 64 * 64 + 64;
+  EXPECT_EQ(m->num_parameters(), stem + 64 + 3200 + 4 * 33472 + 128 + 650);
+  const auto names = param_names(*m);
+  for (const char* n : {"stem.0.conv.weight", "stem.0.bn.weight", "stem.1.conv.weight",
+                        "stem.1.bn.bias", "patch_embed.weight"})
+    EXPECT_EQ(std::count(names.begin(), names.end(), n), 1) << n;
+  EXPECT_EQ(dynamic_cast<Vit&>(*m).num_tokens(), 50);
+  EXPECT_EQ(m->forward(Tensor::zeros({2, 1, 28, 28})).shape(), Shape({2, 10}));
+  EXPECT_THROW(make_image_model("vit", {{"stem", "resnet"}}, rng), ValueError);
+  EXPECT_THROW(make_image_model("vit", {{"stem", "conv"}, {"patch", 7}}, rng), ValueError);
+}
+
 TEST(Vit, AttentionMaps) {
   Rng rng(5);
   for (const char* pool : {"cls", "attn"}) {

@@ -8,6 +8,7 @@
 #include "focus/models/config_reader.hpp"
 #include "focus/nn/layers.hpp"
 #include "focus/ops/index.hpp"
+#include "focus/ops/unary.hpp"
 #include "focus/ops/view.hpp"
 
 namespace focus {
@@ -27,6 +28,7 @@ VitConfig VitConfig::from_json(const nlohmann::json& j) {
   c.dropout = r.get("dropout", c.dropout);
   c.attn_dropout = r.get("attn_dropout", c.attn_dropout);
   c.pool = r.get("pool", c.pool);
+  c.stem = r.get("stem", c.stem);
   r.finish();
   const std::pair<const char*, int64_t> sizes[] = {{"image_size", c.image_size},
                                                    {"in_channels", c.in_channels},
@@ -47,6 +49,10 @@ VitConfig VitConfig::from_json(const nlohmann::json& j) {
   r.require(c.attn_dropout >= 0.0 && c.attn_dropout < 1.0, "attn_dropout", "must be in [0, 1)");
   r.require(c.pool == "cls" || c.pool == "attn", "pool",
             fmt::format("must be \"cls\" or \"attn\", got \"{}\"", c.pool));
+  r.require(c.stem == "patch" || c.stem == "conv", "stem",
+            fmt::format("must be \"patch\" or \"conv\", got \"{}\"", c.stem));
+  r.require(c.stem == "patch" || (c.patch >= 2 && (c.patch & (c.patch - 1)) == 0), "patch",
+            fmt::format("{} must be a power of two >= 2 with stem \"conv\"", c.patch));
   return c;
 }
 
@@ -62,13 +68,28 @@ nlohmann::json VitConfig::to_json() const {
           {"mlp_ratio", mlp_ratio},
           {"dropout", dropout},
           {"attn_dropout", attn_dropout},
-          {"pool", pool}};
+          {"pool", pool},
+          {"stem", stem}};
 }
 
 Vit::Vit(const VitConfig& cfg, Rng& rng) : cfg_(cfg) {
   const int64_t D = cfg.dim;
-  patch_embed_ = register_module(
-      "patch_embed", std::make_shared<Conv2d>(cfg.in_channels, D, cfg.patch, rng, cfg.patch));
+  if (cfg.stem == "conv") {
+    int64_t in = cfg.in_channels;
+    int64_t i = 0;
+    for (int64_t p = cfg.patch; p > 1; p /= 2, ++i) {
+      const int64_t out = p == 2 ? D : std::max<int64_t>(1, D / 2);
+      const std::string name = "stem." + std::to_string(i);
+      stem_conv_.push_back(register_module(
+          name + ".conv", std::make_shared<Conv2d>(in, out, 3, rng, 2, 1, false)));
+      stem_bn_.push_back(register_module(name + ".bn", std::make_shared<BatchNorm2d>(out)));
+      in = out;
+    }
+    patch_embed_ = register_module("patch_embed", std::make_shared<Conv2d>(D, D, 1, rng));
+  } else {
+    patch_embed_ = register_module(
+        "patch_embed", std::make_shared<Conv2d>(cfg.in_channels, D, cfg.patch, rng, cfg.patch));
+  }
   if (cfg.pool == "cls") cls_token_ = register_parameter("cls_token", Tensor::zeros({1, 1, D}));
   pos_embed_ = register_module("pos_embed",
                                std::make_shared<LearnedPositionalEncoding>(num_tokens(), D, rng));
@@ -105,7 +126,10 @@ Tensor Vit::forward_with_attention(const Tensor& x, std::vector<Tensor>* maps) {
               ShapeError, "vit: input {} must be (N, {}, {}, {})", to_string(x.shape()),
               cfg_.in_channels, S, S);
   const int64_t N = x.size(0);
-  Tensor h = transpose(flatten(patch_embed_->forward(x), 2), 1, 2);             // (N, P, D)
+  Tensor s = x;
+  for (size_t i = 0; i < stem_conv_.size(); ++i)  // (N, C_i, S / 2^(i+1), S / 2^(i+1))
+    s = relu(stem_bn_[i]->forward(stem_conv_[i]->forward(s)));
+  Tensor h = transpose(flatten(patch_embed_->forward(s), 2), 1, 2);             // (N, P, D)
   if (cls_token_.defined()) h = concat({expand(cls_token_, {N, 1, D}), h}, 1);  // (N, T, D)
   h = dropout_->forward(pos_embed_->forward(h));
   for (auto& block : blocks_) {

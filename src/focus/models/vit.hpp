@@ -1,11 +1,15 @@
 // vit: a small Vision Transformer for 28x28 grey images.
-//   patches: Conv2d(kernel = stride = patch) -> (N, P, D), P = (S / patch)^2 (49 by default)
+//   patches: stem "patch": Conv2d(kernel = stride = patch) -> (N, P, D), P = (S / patch)^2 (49 by
+//     default); stem "conv" (Xiao et al. 2021, "Early convolutions help transformers see
+//     better"): log2(patch) conv3x3 stride 2 + BatchNorm + ReLU layers (D/2 channels, the last D),
+//     then a 1x1 Conv2d D -> D as the patch embedding (patch must be a power of two).
 //   tokens: [class token] + patches, + learned positions, dropout
 //   depth x pre-norm TransformerEncoderLayer (GELU MLP of width mlp_ratio * D), final LayerNorm
 //   pooling: the class token's output ("cls") or AttentionPooling over the tokens ("attn")
 //   head: Linear D -> classes.
 // Letters: N batch, S image size, D = dim, T tokens (P + 1 with a class token), H heads.
-// Parameter names: cls_token (pool "cls" only), patch_embed.*, pos_embed.weight, blocks.{i}.*,
+// Parameter names: cls_token (pool "cls" only), stem.{i}.conv.weight / stem.{i}.bn.* (stem
+// "conv" only), patch_embed.*, pos_embed.weight, blocks.{i}.*,
 // norm.*, pool.* (pool "attn" only), head.*.
 #pragma once
 #include <memory>
@@ -17,6 +21,7 @@
 namespace focus {
 
 class AttentionPooling;
+class BatchNorm2d;
 class Conv2d;
 class Dropout;
 class LayerNorm;
@@ -37,6 +42,7 @@ struct VitConfig {
   double dropout = 0.1;       // after the positions, in residual branches and the MLP
   double attn_dropout = 0.0;  // on attention probabilities
   std::string pool = "cls";   // "cls" or "attn"
+  std::string stem = "patch";  // "patch" or "conv"
 
   static VitConfig from_json(const nlohmann::json& j);  // ValueError on bad keys/values
   nlohmann::json to_json() const;
@@ -47,7 +53,9 @@ class Vit : public ImageClassifier {
   Vit(const VitConfig& cfg, Rng& rng);
   Tensor forward(const Tensor& x) override;  // (N, C, S, S) -> (N, classes)
   // Appends depth maps (N, H, T, T), then with pool "attn" the pooling query's map (N, H, 1, T).
-  // The maps stay attached to the graph (gradient-weighted explanations can use them).
+  // The maps are exact; with the fused attention kernel (the default) they are recomputed from
+  // its log-sum-exp and detached, with the reference kernel (set_attention_kernel) they stay
+  // attached to the graph (for gradient-weighted explanations).
   Tensor forward_with_attention(const Tensor& x, std::vector<Tensor>* maps) override;
   nlohmann::json config() const override;
   std::string name() const override { return "vit"; }
@@ -55,6 +63,8 @@ class Vit : public ImageClassifier {
 
  private:
   VitConfig cfg_;
+  std::vector<std::shared_ptr<Conv2d>> stem_conv_;     // stem "conv" only
+  std::vector<std::shared_ptr<BatchNorm2d>> stem_bn_;  // stem "conv" only
   std::shared_ptr<Conv2d> patch_embed_;
   Tensor cls_token_;  // (1, 1, D), undefined with pool "attn"
   std::shared_ptr<LearnedPositionalEncoding> pos_embed_;
