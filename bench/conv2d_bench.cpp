@@ -35,9 +35,9 @@ struct Variant {
   int64_t group_columns;
   GemmKernel gemm;
 };
-const Variant kVariants[] = {{"own GEMM, 256 cols", 256, GemmKernel::Auto},
-                             {"own GEMM, 1 col", 1, GemmKernel::Auto},
-                             {"grouped, own GEMM", 1024, GemmKernel::Auto}};
+const Variant kVariants[] = {{"per-image, OpenBLAS", 1, GemmKernel::Blas},
+                             {"grouped, OpenBLAS", 512, GemmKernel::Blas},
+                             {"grouped, own GEMM", 512, GemmKernel::Auto}};
 constexpr int kNumVariants = 3;
 
 // Wall ms of each call, per variant.

@@ -108,10 +108,12 @@ TEST(ConvKernel, GroupedIm2colMatchesReference) {
 
 TEST(ConvKernel, ConvGemmMatchesReferenceGemm) {
   // Our blocked F32 GEMM (and its gemm() fallbacks) against the naive triple loop: both
-  // transposes, beta 0 and 1, edges of the 8x48 tile and of the 128-step blocks, padded ld.
+  // transposes, beta 0 and 1, edges of the 8x48 tile and of the 128-step blocks, padded ld, and
+  // a product big enough to split its column panels over the threads.
   Rng rng(16);
   for (const auto& [M, N, K] : std::vector<std::array<int64_t, 3>>{
-           {8, 48, 128}, {13, 50, 129}, {32, 100, 300}, {1, 1, 1}, {70, 17, 257}, {9, 200, 5}})
+           {8, 48, 128}, {13, 50, 129}, {32, 100, 300}, {1, 1, 1}, {70, 17, 257}, {9, 200, 5},
+           {40, 300, 100}})
     for (int ta = 0; ta < 2; ++ta)
       for (int tb = 0; tb < 2; ++tb)
         for (float beta : {0.0f, 1.0f}) {

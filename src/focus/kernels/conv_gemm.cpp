@@ -113,24 +113,22 @@ void micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t 
   }
 }
 
+// One thread: per block of KC steps, pack B and op(A), then sweep the 48-column panels, each
+// against every 8-row panel of op(A) (the B panel stays in L1, the A panels stream from L2).
 void sgemm_blocked(bool ta, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                    const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   const int64_t Mp = (M + MR - 1) / MR * MR, Np = (N + NR - 1) / NR * NR;
   const int64_t kcmax = std::min(KC, K);
   Buffer ap = aligned_floats(Mp * kcmax), bp = aligned_floats(Np * kcmax);
-  const int64_t panels = Np / NR;
-  // Share the column panels among the threads when called outside a parallel region.
-  const bool par = !omp_in_parallel() && num_threads() > 1 && panels > 1 && M * N * K > (1 << 18);
   for (int64_t k0 = 0; k0 < K; k0 += KC) {
     const int64_t kc = std::min(KC, K - k0);
     pack_a(ap.get(), ta, A, lda, M, k0, kc);
     pack_b(bp.get(), B, ldb, N, k0, kc);
     const float bk = k0 == 0 ? beta : 1.0f;
-#pragma omp parallel for schedule(static) num_threads(num_threads()) if (par)
-    for (int64_t p = 0; p < panels; ++p)
+    for (int64_t j0 = 0; j0 < N; j0 += NR)
       for (int64_t i0 = 0; i0 < M; i0 += MR)
-        micro_kernel(kc, ap.get() + i0 * kc, bp.get() + p * NR * kc, C + i0 * ldc + p * NR, ldc,
-                     std::min(MR, M - i0), std::min(NR, N - p * NR), bk);
+        micro_kernel(kc, ap.get() + i0 * kc, bp.get() + j0 * kc, C + i0 * ldc + j0, ldc,
+                     std::min(MR, M - i0), std::min(NR, N - j0), bk);
   }
 }
 #pragma GCC diagnostic pop
@@ -143,8 +141,10 @@ void conv_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, in
                const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
-    if (!tb && active_isa() == Isa::Avx512 && gemm_kernel() == GemmKernel::Auto && M > 0 &&
-        N > 0 && K > 0)
+    // Outside a parallel region with threads to spare, OpenBLAS's threading splits the product.
+    const bool serial = omp_in_parallel() || num_threads() == 1;
+    if (!tb && serial && active_isa() == Isa::Avx512 && gemm_kernel() == GemmKernel::Auto &&
+        M > 0 && N > 0 && K > 0)
       return sgemm_blocked(ta, M, N, K, A, lda, B, ldb, beta, C, ldc);
   }
 #endif
