@@ -1,7 +1,10 @@
 // Raw NCHW convolution and pooling kernels on pointers (no autograd, no Tensor), F32 and F64.
-//   conv2d: im2col + GEMM per image, images in parallel (each GEMM single-threaded inside the
-//           OpenMP region); a direct 7-loop reference with the same signature is the test oracle,
-//           and FOCUS_CONV=reference (or set_conv_reference) forces it.
+//   conv2d: im2col + GEMM over groups of images: a group's im2col matrices sit side by side
+//           (C*KH*KW rows, about 512 columns, at most 1 MiB per thread) so that small planes
+//           still give wide GEMMs (kernels/conv_gemm); groups in parallel, each GEMM
+//           single-threaded inside the OpenMP region; a single image (batch-1 inference) gets
+//           OpenBLAS's threads. A direct 7-loop reference with the same signature is the test
+//           oracle, and FOCUS_CONV=reference (or set_conv_reference) forces it.
 //   pooling: max (with argmax for the backward) and average (count_include_pad) over square
 //           windows, planes in parallel.
 // Limits: groups = 1, no dilation, square stride/padding; callers validate shapes (ops/conv.cpp).
