@@ -1,6 +1,7 @@
 // The vectorisable exp and normal CDF (kernels/unary.hpp) against libm: error in ulps over the
 // whole normal range, the special values, and the documented flush-to-zero cutoffs; the F32
-// GELU loops (AVX-512 where the CPU has it) against double references and the scalar CDF.
+// GELU loops (AVX-512 where the CPU has it) against double references and the scalar CDF; the
+// F32 ReLU loops against the definition.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -128,6 +129,28 @@ TEST(Gelu, F32SpecialValues) {
   EXPECT_EQ(dx[1], 0.f);
   EXPECT_EQ(dx[2], 1.f);
   EXPECT_TRUE(std::isnan(dx[4]));
+}
+
+TEST(Relu, F32LoopsMatchDefinition) {
+  // The F32 ReLU loops (AVX-512 on such CPUs; odd length: a masked last block): exact, with NaN
+  // passed through forward and blocked backward, -0 kept.
+  std::vector<float> x = {-0.0f, 0.0f, std::nanf(""), -1e-30f, 1e-30f};
+  for (int i = 0; i < 40; ++i) x.push_back(static_cast<float>(i % 7) - 3.5f);
+  const int64_t n = static_cast<int64_t>(x.size());
+  ASSERT_NE(n % 16, 0);
+  std::vector<float> y(n), dy(n), dx(n);
+  for (int64_t i = 0; i < n; ++i) dy[i] = 0.5f + static_cast<float>(i);
+  unary_forward<float>(UnaryOp::Relu, y.data(), x.data(), n, 0);
+  unary_backward<float>(UnaryOp::Relu, dx.data(), dy.data(), y.data(), n, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    if (std::isnan(x[i])) {
+      EXPECT_TRUE(std::isnan(y[i]));
+    } else {
+      EXPECT_EQ(y[i], x[i] < 0 ? 0.0f : x[i]) << i;
+      EXPECT_EQ(std::signbit(y[i]), x[i] < 0 ? false : std::signbit(x[i])) << i;
+    }
+    EXPECT_EQ(dx[i], y[i] > 0 ? dy[i] : 0.0f) << i;
+  }
 }
 
 TEST(MathKernel, SwitchSelectsLibm) {

@@ -112,11 +112,30 @@ void gelu_backward_avx512(float* dx, const float* dy, const float* x, int64_t n)
   });
 }
 
-// The AVX-512 loops apply: F32 with the fast math on an AVX-512 CPU.
+// y = x < 0 ? 0 : x (NaN and -0 pass through, as in the scalar loop).
+void relu_forward_avx512(float* y, const float* x, int64_t n) {
+  blocks16(n, [&](int64_t i, __mmask16 m) {
+    const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+    const __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
+    _mm512_mask_storeu_ps(y + i, m, _mm512_mask_blend_ps(neg, v, _mm512_setzero_ps()));
+  });
+}
+
+// dx = y > 0 ? dy : 0, from the output y.
+void relu_backward_avx512(float* dx, const float* dy, const float* y, int64_t n) {
+  blocks16(n, [&](int64_t i, __mmask16 m) {
+    const __mmask16 pos =
+        _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, y + i), _mm512_setzero_ps(), _CMP_GT_OQ);
+    _mm512_mask_storeu_ps(dx + i, m, _mm512_maskz_loadu_ps(pos & m, dy + i));
+  });
+}
+
+// The AVX-512 loops apply: F32 on an AVX-512 CPU (for GELU, with the fast math).
 template <class T, class M>
 inline bool use_avx512() {
   return std::is_same_v<T, float> && std::is_same_v<M, FastMath> && active_isa() == Isa::Avx512;
 }
+inline bool use_avx512() { return active_isa() == Isa::Avx512; }
 #pragma GCC diagnostic pop
 #endif
 
@@ -135,6 +154,10 @@ void forward_impl(UnaryOp op, T* y, const T* x, int64_t n, T p) {
     case UnaryOp::Sigmoid:
       return map1(y, x, n, [](T v) { return T(1) / (T(1) + M::exp(-v)); });
     case UnaryOp::Relu:
+#if defined(__AVX512F__)
+      if constexpr (std::is_same_v<T, float>)
+        if (use_avx512()) return relu_forward_avx512(y, x, n);
+#endif
       return map1(y, x, n, [](T v) { return v < T(0) ? T(0) : v; });
     case UnaryOp::Gelu:
 #if defined(__AVX512F__)
@@ -171,6 +194,10 @@ void backward_impl(UnaryOp op, T* dx, const T* dy, const T* xy, int64_t n, T p) 
     case UnaryOp::Sigmoid:
       return map2(dx, dy, xy, n, [](T g, T y) { return g * y * (T(1) - y); });
     case UnaryOp::Relu:
+#if defined(__AVX512F__)
+      if constexpr (std::is_same_v<T, float>)
+        if (use_avx512()) return relu_backward_avx512(dx, dy, xy, n);
+#endif
       return map2(dx, dy, xy, n, [](T g, T y) { return y > T(0) ? g : T(0); });
     case UnaryOp::Gelu:
 #if defined(__AVX512F__)
