@@ -1,14 +1,17 @@
 // Convolution and pooling kernels: the im2col + GEMM conv against the direct reference on random
 // shapes (forward and every backward output, F32 and F64, pointwise and strided cases, sizes big
-// enough for the threaded path), im2col/col2im as adjoints, pooling against naive loops.
+// enough for the threaded path, small planes grouped several images per GEMM), im2col/col2im as adjoints, pooling against naive loops.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <vector>
 
 #include "focus/kernels/conv.hpp"
+#include "focus/kernels/conv_gemm.hpp"
+#include "focus/kernels/gemm.hpp"
 #include "focus/tensor/rng.hpp"
 
 using namespace focus;
@@ -93,6 +96,38 @@ TEST(ConvKernel, Im2colMatchesReferenceOnThreadedSizes) {
   check_conv<double>({5, 3, 9, 10, 4, 1, 1, 1, 0}, rng, 1e-12);
 }
 
+TEST(ConvKernel, GroupedIm2colMatchesReference) {
+  // Small planes put several images into one GEMM: groups of 5 + 4 on two threads, one group of
+  // 9 on one thread (pointwise: the images are gathered), strided, and a last partial group.
+  Rng rng(15);
+  check_conv<float>({9, 16, 6, 6, 32, 3, 3, 1, 1}, rng, 1e-5);
+  check_conv<float>({9, 32, 6, 6, 32, 1, 1, 1, 0}, rng, 1e-5);
+  check_conv<float>({11, 8, 7, 9, 12, 3, 3, 2, 1}, rng, 1e-5);
+  check_conv<double>({7, 24, 5, 4, 20, 3, 2, 1, 1}, rng, 1e-12);
+}
+
+TEST(ConvKernel, ConvGemmMatchesReferenceGemm) {
+  // Our blocked F32 GEMM (and its gemm() fallbacks) against the naive triple loop: both
+  // transposes, beta 0 and 1, edges of the 8x48 tile and of the 128-step blocks, padded ld, and
+  // a product big enough to split its column panels over the threads.
+  Rng rng(16);
+  for (const auto& [M, N, K] : std::vector<std::array<int64_t, 3>>{
+           {8, 48, 128}, {13, 50, 129}, {32, 100, 300}, {1, 1, 1}, {70, 17, 257}, {9, 200, 5},
+           {40, 300, 100}})
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb)
+        for (float beta : {0.0f, 1.0f}) {
+          const int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1, ldc = N + 2;
+          const auto A = randn<float>((ta ? K : M) * lda, rng), B = randn<float>((tb ? N : K) * ldb, rng);
+          const auto C0 = randn<float>(M * ldc, rng);
+          std::vector<float> C = C0, Cr = C0;
+          conv_gemm<float>(ta, tb, M, N, K, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
+          gemm_reference<float>(ta, tb, M, N, K, 1.0f, A.data(), lda, B.data(), ldb, beta, Cr.data(), ldc);
+          EXPECT_LT(rel_diff(C, Cr), 1e-5) << M << "x" << N << "x" << K << " ta=" << ta << " tb=" << tb
+                                           << " beta=" << beta;
+        }
+}
+
 TEST(ConvKernel, ReferenceSwitchRoutesDispatch) {
   // The dispatcher with the reference forced equals the reference itself, bit for bit.
   Rng rng(13);
@@ -114,8 +149,8 @@ TEST(ConvKernel, Col2imIsTheAdjointOfIm2col) {
     const int64_t xn = g.C * g.H * g.W, cn = g.C * g.KH * g.KW * g.OH() * g.OW();
     const auto x = randn<double>(xn, rng), c = randn<double>(cn, rng);
     std::vector<double> col(cn), back(xn, 0.0);
-    im2col(col.data(), x.data(), g);
-    col2im(back.data(), c.data(), g);
+    im2col(col.data(), g.OH() * g.OW(), x.data(), g);
+    col2im(back.data(), c.data(), g.OH() * g.OW(), g);
     double lhs = 0, rhs = 0;
     for (int64_t i = 0; i < cn; ++i) lhs += col[i] * c[i];
     for (int64_t i = 0; i < xn; ++i) rhs += x[i] * back[i];

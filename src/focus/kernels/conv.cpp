@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "focus/kernels/cpu.hpp"
-#include "focus/kernels/gemm.hpp"
+#include "focus/kernels/conv_gemm.hpp"
 
 namespace focus {
 
@@ -43,21 +43,27 @@ std::unique_ptr<T[]> scratch(int64_t n) {
 
 // Products big enough that splitting the images over threads pays.
 constexpr int64_t kParallelWork = int64_t(1) << 20;
+// Grouped lowering: aim for g_group_columns GEMM columns (images x OH*OW) per group, with at
+// most kGroupBytes of im2col buffer per thread (so that it stays in the 2 MiB L2 cache).
+std::atomic<int64_t> g_group_columns{512};
+constexpr int64_t kGroupBytes = int64_t(1) << 20;
 
 }  // namespace
 
 void set_conv_reference(bool on) { g_reference = on; }
+void set_conv_group_columns(int64_t columns) { g_group_columns = std::max<int64_t>(1, columns); }
+int64_t conv_group_columns() { return g_group_columns.load(); }
 bool conv_reference() { return g_reference.load(); }
 
 // ---- im2col / col2im --------------------------------------------------------------------------
 
 template <class T>
-void im2col(T* col, const T* x, const ConvGeom& g) {
+void im2col(T* col, int64_t ld, const T* x, const ConvGeom& g) {
   const int64_t OH = g.OH(), OW = g.OW(), s = g.stride, p = g.padding;
   for (int64_t c = 0; c < g.C; ++c)
     for (int64_t kh = 0; kh < g.KH; ++kh)
       for (int64_t kw = 0; kw < g.KW; ++kw) {
-        T* row = col + ((c * g.KH + kh) * g.KW + kw) * OH * OW;
+        T* row = col + ((c * g.KH + kh) * g.KW + kw) * ld;
         const T* xc = x + c * g.H * g.W;
         int64_t lo, hi;
         valid_range(kw, g.W, OW, s, p, lo, hi);
@@ -81,12 +87,12 @@ void im2col(T* col, const T* x, const ConvGeom& g) {
 }
 
 template <class T>
-void col2im(T* dx, const T* col, const ConvGeom& g) {
+void col2im(T* dx, const T* col, int64_t ld, const ConvGeom& g) {
   const int64_t OH = g.OH(), OW = g.OW(), s = g.stride, p = g.padding;
   for (int64_t c = 0; c < g.C; ++c)
     for (int64_t kh = 0; kh < g.KH; ++kh)
       for (int64_t kw = 0; kw < g.KW; ++kw) {
-        const T* row = col + ((c * g.KH + kh) * g.KW + kw) * OH * OW;
+        const T* row = col + ((c * g.KH + kh) * g.KW + kw) * ld;
         T* xc = dx + c * g.H * g.W;
         int64_t lo, hi;
         valid_range(kw, g.W, OW, s, p, lo, hi);
@@ -105,7 +111,7 @@ void col2im(T* dx, const T* col, const ConvGeom& g) {
       }
 }
 
-// ---- conv2d: im2col + GEMM ---------------------------------------------------------------------
+// ---- conv2d: grouped im2col + GEMM -------------------------------------------------------------
 
 template <class T>
 void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeom& g) {
@@ -119,79 +125,130 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, c
   conv2d_backward_im2col(dx, dw, db, dy, x, w, g);
 }
 
+namespace {
+
 // 1x1, stride 1, no padding: the image itself is its im2col matrix.
 inline bool is_pointwise(const ConvGeom& g) {
   return g.KH == 1 && g.KW == 1 && g.stride == 1 && g.padding == 0;
 }
 
-// Per image n: y_n (O, OHW) = w (O, CKK) @ col_n (CKK, OHW) [+ b]. Images go to threads when
-// there are enough of them; otherwise images run in turn and the BLAS uses the threads.
+// How the images are cut into groups: `size` images per group (the last may have fewer),
+// `threads` > 1 when the groups run in parallel (each GEMM then single-threaded).
+struct Grouping {
+  int64_t size, count;
+  int threads;
+};
+
+Grouping conv_grouping(const ConvGeom& g, size_t elem_bytes) {
+  const int64_t OHW = g.OH() * g.OW(), CKK = g.C * g.KH * g.KW;
+  const bool par = g.N > 1 && num_threads() > 1 && g.N * g.O * OHW * CKK > kParallelWork;
+  const int nt = par ? num_threads() : 1;
+  // Wide enough for an efficient GEMM, small enough for the column buffer, and at least one
+  // group per thread.
+  int64_t size = std::max<int64_t>(1, conv_group_columns() / OHW);
+  size = std::min(size, std::max<int64_t>(1, kGroupBytes / (CKK * OHW * static_cast<int64_t>(elem_bytes))));
+  size = std::min(size, (g.N + nt - 1) / nt);
+  const int64_t count = (g.N + size - 1) / size;
+  return {size, count, nt};
+}
+
+}  // namespace
+
+// Per group of G images n0..n0+G-1: col (CKK, G*OHW) holds their im2col side by side,
+// Y (O, G*OHW) = w (O, CKK) @ col, and each image's block of columns goes to y_n (O, OHW) [+ b].
+// A group of one image writes y_n directly.
 template <class T>
 void conv2d_forward_im2col(T* y, const T* x, const T* w, const T* b, const ConvGeom& g) {
   const int64_t OHW = g.OH() * g.OW(), CKK = g.C * g.KH * g.KW, CHW = g.C * g.H * g.W;
   const bool pointwise = is_pointwise(g);
-  const bool par = g.N > 1 && num_threads() > 1 && g.N * g.O * OHW * CKK > kParallelWork;
-#pragma omp parallel if (par)
+  const Grouping gr = conv_grouping(g, sizeof(T));
+#pragma omp parallel num_threads(gr.threads) if (gr.threads > 1)
   {
-    std::unique_ptr<T[]> col = pointwise ? nullptr : scratch<T>(CKK * OHW);
+    const bool need_col = !pointwise || gr.size > 1;
+    std::unique_ptr<T[]> col = need_col ? scratch<T>(CKK * gr.size * OHW) : nullptr;
+    std::unique_ptr<T[]> yg = gr.size > 1 ? scratch<T>(g.O * gr.size * OHW) : nullptr;
 #pragma omp for schedule(static)
-    for (int64_t n = 0; n < g.N; ++n) {
-      T* yn = y + n * g.O * OHW;
-      const T* cn = x + n * CHW;
-      if (!pointwise) {
-        im2col(col.get(), cn, g);
+    for (int64_t grp = 0; grp < gr.count; ++grp) {
+      const int64_t n0 = grp * gr.size, G = std::min(gr.size, g.N - n0), L = G * OHW;
+      const T* cn = x + n0 * CHW;
+      if (!(pointwise && G == 1)) {
+        for (int64_t j = 0; j < G; ++j) im2col(col.get() + j * OHW, L, x + (n0 + j) * CHW, g);
         cn = col.get();
       }
-      if (b)
-        for (int64_t o = 0; o < g.O; ++o) std::fill(yn + o * OHW, yn + (o + 1) * OHW, b[o]);
-      gemm(false, false, g.O, OHW, CKK, T(1), w, CKK, cn, OHW, b ? T(1) : T(0), yn, OHW);
+      if (G == 1) {
+        T* yn = y + n0 * g.O * OHW;
+        if (b)
+          for (int64_t o = 0; o < g.O; ++o) std::fill(yn + o * OHW, yn + (o + 1) * OHW, b[o]);
+        conv_gemm(false, false, g.O, OHW, CKK, w, CKK, cn, OHW, b ? T(1) : T(0), yn, OHW);
+        continue;
+      }
+      conv_gemm(false, false, g.O, L, CKK, w, CKK, cn, L, T(0), yg.get(), L);
+      for (int64_t j = 0; j < G; ++j)
+        for (int64_t o = 0; o < g.O; ++o) {
+          const T* src = yg.get() + o * L + j * OHW;
+          T* dst = y + ((n0 + j) * g.O + o) * OHW;
+          const T bo = b ? b[o] : T(0);
+#pragma omp simd
+          for (int64_t i = 0; i < OHW; ++i) dst[i] = src[i] + bo;
+        }
     }
   }
 }
 
-// Per image n: dw += dy_n (O, OHW) @ col_n^T (OHW, CKK) into a per-thread sum (added in thread
-// order, so the result depends on the thread count only through rounding);
-// dcol_n (CKK, OHW) = w^T (CKK, O) @ dy_n, folded back by col2im; db = sum of dy over n, OH, OW.
+// Per group (as the forward): dY (O, G*OHW) gathers the group's dy_n side by side;
+// dw += dY @ col^T (G*OHW, CKK) into a per-thread sum (added in thread order, so the result
+// depends on the thread count only through rounding); dcol (CKK, G*OHW) = w^T (CKK, O) @ dY,
+// folded back image by image by col2im; db = sum of dy over n, OH, OW.
 template <class T>
 void conv2d_backward_im2col(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
                             const ConvGeom& g) {
   const int64_t OHW = g.OH() * g.OW(), CKK = g.C * g.KH * g.KW, CHW = g.C * g.H * g.W;
   const bool pointwise = is_pointwise(g);
-  const bool par = g.N > 1 && num_threads() > 1 && g.N * g.O * OHW * CKK > kParallelWork;
-  const int nt = par ? num_threads() : 1;
+  const Grouping gr = conv_grouping(g, sizeof(T));
+  const int nt = gr.threads;
   // Per-thread dw / db partial sums, (nt, O, CKK) and (nt, O).
   std::vector<T> dw_part(dw ? static_cast<size_t>(nt * g.O * CKK) : 0, T(0));
   std::vector<T> db_part(db ? static_cast<size_t>(nt * g.O) : 0, T(0));
-#pragma omp parallel num_threads(nt) if (par)
+#pragma omp parallel num_threads(nt) if (nt > 1)
   {
     const int t = omp_get_thread_num();
-    std::unique_ptr<T[]> col = pointwise ? nullptr : scratch<T>(CKK * OHW);
+    const bool need_col = !pointwise || gr.size > 1;
+    std::unique_ptr<T[]> col = need_col ? scratch<T>(CKK * gr.size * OHW) : nullptr;
+    std::unique_ptr<T[]> dyg = gr.size > 1 ? scratch<T>(g.O * gr.size * OHW) : nullptr;
 #pragma omp for schedule(static)
-    for (int64_t n = 0; n < g.N; ++n) {
-      const T* dyn = dy + n * g.O * OHW;
+    for (int64_t grp = 0; grp < gr.count; ++grp) {
+      const int64_t n0 = grp * gr.size, G = std::min(gr.size, g.N - n0), L = G * OHW;
+      const T* dY = dy + n0 * g.O * OHW;
+      if (G > 1) {
+        for (int64_t j = 0; j < G; ++j)
+          for (int64_t o = 0; o < g.O; ++o)
+            std::memcpy(dyg.get() + o * L + j * OHW, dy + ((n0 + j) * g.O + o) * OHW,
+                        static_cast<size_t>(OHW) * sizeof(T));
+        dY = dyg.get();
+      }
       if (dw) {
-        const T* cn = x + n * CHW;
-        if (!pointwise) {
-          im2col(col.get(), cn, g);
+        const T* cn = x + n0 * CHW;
+        if (!(pointwise && G == 1)) {
+          for (int64_t j = 0; j < G; ++j) im2col(col.get() + j * OHW, L, x + (n0 + j) * CHW, g);
           cn = col.get();
         }
-        gemm(false, true, g.O, CKK, OHW, T(1), dyn, OHW, cn, OHW, T(1), &dw_part[t * g.O * CKK], CKK);
+        conv_gemm(false, true, g.O, CKK, L, dY, L, cn, L, T(1), &dw_part[t * g.O * CKK], CKK);
       }
       if (dx) {
-        T* dxn = dx + n * CHW;
-        if (pointwise) {
-          gemm(true, false, CKK, OHW, g.O, T(1), w, CKK, dyn, OHW, T(0), dxn, OHW);
+        T* dxn = dx + n0 * CHW;
+        if (pointwise && G == 1) {
+          conv_gemm(true, false, CKK, OHW, g.O, w, CKK, dY, OHW, T(0), dxn, OHW);
         } else {
-          gemm(true, false, CKK, OHW, g.O, T(1), w, CKK, dyn, OHW, T(0), col.get(), OHW);
-          std::fill(dxn, dxn + CHW, T(0));
-          col2im(dxn, col.get(), g);
+          conv_gemm(true, false, CKK, L, g.O, w, CKK, dY, L, T(0), col.get(), L);
+          std::fill(dxn, dxn + G * CHW, T(0));
+          for (int64_t j = 0; j < G; ++j) col2im(dxn + j * CHW, col.get() + j * OHW, L, g);
         }
       }
       if (db)
         for (int64_t o = 0; o < g.O; ++o) {
           T s = 0;
 #pragma omp simd reduction(+ : s)
-          for (int64_t i = 0; i < OHW; ++i) s += dyn[o * OHW + i];
+          for (int64_t i = 0; i < L; ++i) s += dY[o * L + i];
           db_part[t * g.O + o] += s;
         }
     }
@@ -378,8 +435,8 @@ void avg_pool2d_backward(T* dx, const T* dy, const PoolGeom& g) {
 // ---- instantiations ----------------------------------------------------------------------------
 
 #define FOCUS_CONV_INSTANTIATE(T)                                                                \
-  template void im2col<T>(T*, const T*, const ConvGeom&);                                        \
-  template void col2im<T>(T*, const T*, const ConvGeom&);                                        \
+  template void im2col<T>(T*, int64_t, const T*, const ConvGeom&);                               \
+  template void col2im<T>(T*, const T*, int64_t, const ConvGeom&);                               \
   template void conv2d_forward<T>(T*, const T*, const T*, const T*, const ConvGeom&);            \
   template void conv2d_backward<T>(T*, T*, T*, const T*, const T*, const T*, const ConvGeom&);   \
   template void conv2d_forward_im2col<T>(T*, const T*, const T*, const T*, const ConvGeom&);     \

@@ -1,7 +1,10 @@
 // Raw NCHW convolution and pooling kernels on pointers (no autograd, no Tensor), F32 and F64.
-//   conv2d: im2col + GEMM per image, images in parallel (each GEMM single-threaded inside the
-//           OpenMP region); a direct 7-loop reference with the same signature is the test oracle,
-//           and FOCUS_CONV=reference (or set_conv_reference) forces it.
+//   conv2d: im2col + GEMM over groups of images: a group's im2col matrices sit side by side
+//           (C*KH*KW rows, about 512 columns, at most 1 MiB per thread) so that small planes
+//           still give wide GEMMs (kernels/conv_gemm); groups in parallel, each GEMM
+//           single-threaded inside the OpenMP region; a single image (batch-1 inference) gets
+//           OpenBLAS's threads. A direct 7-loop reference with the same signature is the test
+//           oracle, and FOCUS_CONV=reference (or set_conv_reference) forces it.
 //   pooling: max (with argmax for the backward) and average (count_include_pad) over square
 //           windows, planes in parallel.
 // Limits: groups = 1, no dilation, square stride/padding; callers validate shapes (ops/conv.cpp).
@@ -20,11 +23,16 @@ struct ConvGeom {
 
 void set_conv_reference(bool on);  // true forces the direct reference kernels
 bool conv_reference();
+// The grouped lowering's target GEMM width: images are grouped until a group has about this many
+// output positions (default 512; 1 = one image per GEMM). For benchmarks and tests.
+void set_conv_group_columns(int64_t columns);
+int64_t conv_group_columns();
 
-// One image: col (C*KH*KW, OH*OW) <- x (C, H, W), zeros where the window hits the padding.
-template <class T> void im2col(T* col, const T* x, const ConvGeom& g);
+// One image: col (C*KH*KW, OH*OW), rows `ld` elements apart (ld >= OH*OW, so that several images
+// can sit side by side), <- x (C, H, W); zeros where the window hits the padding.
+template <class T> void im2col(T* col, int64_t ld, const T* x, const ConvGeom& g);
 // One image: dx (C, H, W) += col (C*KH*KW, OH*OW) folded back (the adjoint of im2col).
-template <class T> void col2im(T* dx, const T* col, const ConvGeom& g);
+template <class T> void col2im(T* dx, const T* col, int64_t ld, const ConvGeom& g);
 
 // y = conv(x, w) + b; b may be null. Dispatches to the im2col or the reference kernel.
 template <class T> void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeom& g);
