@@ -170,6 +170,8 @@ int main(int argc, char** argv) {
   app.add_option("--infer-batch", infer_batch, "inference batches, comma-separated")->capture_default_str();
   app.add_option("--iters", iters, "timed training steps")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--threads", threads, "threads (0 = policy)");
+  std::string model_config = "{}";
+  app.add_option("--model-config", model_config, "model config JSON (registry defaults: {})");
   app.add_flag("--skip-train", skip_train, "inference only");
   app.add_flag("--json", json, "print JSON");
   CLI11_PARSE(app, argc, argv);
@@ -177,7 +179,7 @@ int main(int argc, char** argv) {
   try {
     if (threads > 0) set_num_threads(threads);
     Rng rng(1);
-    auto m = make_image_model(model, nlohmann::json::object(), rng);
+    auto m = make_image_model(model, nlohmann::json::parse(model_config), rng);
     const int64_t classes = m->config().value("num_classes", int64_t(10));
     nlohmann::json out{{"framework", "focus"},
                        {"model", model},
