@@ -1,6 +1,7 @@
-// scaled_dot_product_attention: values and probabilities against a naive per-element loop for
-// every mask kind, fully masked rows, grouped-query heads against explicitly repeated K/V,
-// dropout reproducibility, finite-difference gradients, and the input checks.
+// scaled_dot_product_attention with each kernel (fused and reference, through the global switch):
+// values and probabilities against a naive per-element loop for every mask kind, fully masked
+// rows, grouped-query heads against explicitly repeated K/V, dropout reproducibility,
+// finite-difference gradients, and the input checks.
 //   Letters: B batch, H query heads, Hkv K/V heads, Lq queries, Lk keys, D head dim.
 #include <gtest/gtest.h>
 
@@ -67,9 +68,19 @@ std::vector<Case> cases() {
   return cs;
 }
 
+class Attention : public ::testing::TestWithParam<AttentionKernel> {
+ protected:
+  void SetUp() override { set_attention_kernel(GetParam()); }
+  void TearDown() override { set_attention_kernel(AttentionKernel::Auto); }
+};
+
+INSTANTIATE_TEST_SUITE_P(Kernels, Attention,
+                         ::testing::Values(AttentionKernel::Fused, AttentionKernel::Reference),
+                         [](const auto& info) { return attention_kernel_name(info.param); });
+
 }  // namespace
 
-TEST(Attention, MatchesNaiveForEveryMaskKind) {
+TEST_P(Attention, MatchesNaiveForEveryMaskKind) {
   Rng rng(11);
   for (Case c : cases()) {
     SCOPED_TRACE(c.name);
@@ -96,7 +107,7 @@ TEST(Attention, MatchesNaiveForEveryMaskKind) {
   }
 }
 
-TEST(Attention, WeightRowsSumToOneAndMaskedRowsAreZero) {
+TEST_P(Attention, WeightRowsSumToOneAndMaskedRowsAreZero) {
   Rng rng(12);
   // Batch 1 has no valid key: all its rows are fully masked. Causal with Lq > Lk: the first
   // query of batch 0 sees no key either (j <= i + Lk - Lq = i - 1).
@@ -128,7 +139,7 @@ TEST(Attention, WeightRowsSumToOneAndMaskedRowsAreZero) {
   for (int64_t i = 0; i < 2 * 4 * 3; ++i) EXPECT_EQ(gq[2 * 4 * 3 + i], 0.0);  // batch 1
 }
 
-TEST(Attention, GroupedQueryEqualsRepeatedHeads) {
+TEST_P(Attention, GroupedQueryEqualsRepeatedHeads) {
   Rng rng(13);
   const int64_t B = 2, H = 6, Hkv = 2, G = 3, L = 4, D = 3;
   const Tensor q = Tensor::randn({B, H, L, D}, rng), k = Tensor::randn({B, Hkv, L, D}, rng),
@@ -150,7 +161,7 @@ TEST(Attention, GroupedQueryEqualsRepeatedHeads) {
   EXPECT_LT(max_rel_diff(scaled_dot_product_attention(qt, k, v, o), b), 1e-6);
 }
 
-TEST(Attention, DropoutUsesTheRngAndKeepsWeightsPreDropout) {
+TEST_P(Attention, DropoutUsesTheRngAndKeepsWeightsPreDropout) {
   Rng rng(14);
   const Tensor q = Tensor::randn({2, 2, 5, 4}, rng), k = Tensor::randn({2, 2, 5, 4}, rng),
                v = Tensor::randn({2, 2, 5, 4}, rng);
@@ -171,7 +182,7 @@ TEST(Attention, DropoutUsesTheRngAndKeepsWeightsPreDropout) {
   EXPECT_LT(max_rel_diff(scaled_dot_product_attention(q, k, v, o), matmul(w, v)), 1e-6);
 }
 
-TEST(Attention, GradientsForEveryMaskKind) {
+TEST_P(Attention, GradientsForEveryMaskKind) {
   Rng rng(15);
   for (Case c : cases()) {
     SCOPED_TRACE(c.name);
@@ -193,7 +204,7 @@ TEST(Attention, GradientsForEveryMaskKind) {
   }
 }
 
-TEST(Attention, InputChecks) {
+TEST_P(Attention, InputChecks) {
   const Tensor q = Tensor::zeros({2, 4, 3, 8}), k = Tensor::zeros({2, 2, 5, 8}),
                v = Tensor::zeros({2, 2, 5, 8});
   EXPECT_THROW(scaled_dot_product_attention(q.select(0, 0), k, v), ShapeError);  // 3-D

@@ -1,18 +1,27 @@
-// Reference attention from primitives (see attention.hpp). Letters as there; G = H / Hkv query
-// heads per K/V head, Bm the mask's batch (B when a key-padding mask is given, else 1).
+// The attention entry point (checks, kernel choice, logging) and the reference kernel from
+// primitives (see attention.hpp); the fused op is in attention_fused.cpp. Letters as there;
+// G = H / Hkv query heads per K/V head, Bm the mask's batch (B when a key-padding mask is given,
+// else 1).
 // The masks become one additive constant (Bm, 1, Lq, Lk) of 0 / -inf; a row with no visible key
 // gets 0 instead of -inf there (so its softmax stays finite) and its probabilities are multiplied
 // by 0 afterwards, which gives the zero row without NaN in the forward or the backward.
 #include "focus/ops/attention.hpp"
+#include "focus/ops/attention_internal.hpp"
 
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
+
+#include <fmt/format.h>
 
 #include "focus/ops/dropout.hpp"
 #include "focus/ops/elementwise.hpp"
 #include "focus/ops/matmul.hpp"
 #include "focus/ops/softmax.hpp"
 #include "focus/ops/view.hpp"
+#include "focus/kernels/attention.hpp"
 
 namespace focus {
 
@@ -27,7 +36,8 @@ struct MaskTensors {
 
 MaskTensors build_mask(const AttentionMask& m, int64_t B, int64_t Lq, int64_t Lk, DType dtype) {
   const bool lengths = m.key_lengths.defined(), padding = m.key_padding_mask.defined();
-  if (!m.causal && !lengths && !padding) return {};
+  const int64_t wl = m.window_left, wr = m.causal ? 0 : m.window_right;
+  if (wl < 0 && wr < 0 && !lengths && !padding) return {};
   std::vector<int64_t> len;
   if (lengths) {
     len = m.key_lengths.to_vector<int64_t>();
@@ -51,7 +61,8 @@ MaskTensors build_mask(const AttentionMask& m, int64_t B, int64_t Lq, int64_t Lk
         T* row = pm + (b * Lq + i) * Lk;
         bool any_visible = false;
         for (int64_t j = 0; j < Lk; ++j) {
-          const bool masked = (m.causal && j > i + (Lk - Lq)) || (lengths && j >= len[b]) ||
+          const bool masked = (wr >= 0 && j > i + (Lk - Lq) + wr) ||
+                              (wl >= 0 && j < i + (Lk - Lq) - wl) || (lengths && j >= len[b]) ||
                               (padding && pad[b * Lk + j] != 0.0);
           row[j] = masked ? ninf : T(0);
           any_visible |= !masked;
@@ -113,13 +124,73 @@ void check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const Atten
               "attention: dropout_p {} outside [0, 1)", opt.dropout_p);
   FOCUS_CHECK(!(opt.training && opt.dropout_p > 0.0) || opt.rng != nullptr, ValueError,
               "attention: dropout_p {} in training needs an Rng", opt.dropout_p);
+  FOCUS_CHECK(opt.window_left >= -1 && opt.window_right >= -1, ValueError,
+              "attention: window_left {} / window_right {} must be >= 0 (or -1: unbounded)",
+              opt.window_left, opt.window_right);
+}
+
+Tensor reference_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                           const AttentionOptions& opt, Tensor* weights_out);
+
+AttentionKernel kernel_from_env() {
+  const char* e = std::getenv("FOCUS_ATTENTION");
+  return e && std::strcmp(e, "reference") == 0 ? AttentionKernel::Reference
+                                               : AttentionKernel::Fused;
+}
+std::atomic<AttentionKernel> g_kernel{kernel_from_env()};
+const bool g_log = [] {
+  const char* e = std::getenv("FOCUS_ATTENTION_LOG");
+  return e && *e && std::strcmp(e, "0") != 0;
+}();
+thread_local AttentionKernel t_last = AttentionKernel::Auto;
+
+void log_call(AttentionKernel k, const Tensor& q, const Tensor& kk, const AttentionOptions& o) {
+  fmt::print(stderr,
+             "focus attention: {} [{}] {} q {} k {} causal {} window ({}, {}) lengths {} "
+             "padding {} bias {} dropout {}\n",
+             attention_kernel_name(k),
+             k == AttentionKernel::Fused
+                 ? attention_isa_name(q.dtype() == DType::F64 ? AttentionIsa::Scalar
+                                                              : attention_isa())
+                 : std::string("primitives"),
+             dtype_name(q.dtype()), to_string(q.shape()), to_string(kk.shape()), o.causal,
+             o.window_left, o.window_right, o.key_lengths.defined(),
+             o.key_padding_mask.defined(), o.bias.defined(), o.training ? o.dropout_p : 0.0);
 }
 
 }  // namespace
 
+void set_attention_kernel(AttentionKernel k) {
+  g_kernel = k == AttentionKernel::Auto ? kernel_from_env() : k;
+}
+AttentionKernel attention_kernel() { return g_kernel.load(); }
+AttentionKernel last_attention_kernel() { return t_last; }
+std::string attention_kernel_name(AttentionKernel k) {
+  switch (k) {
+    case AttentionKernel::Fused: return "fused";
+    case AttentionKernel::Reference: return "reference";
+    default: return "auto";
+  }
+}
+
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                     const AttentionOptions& opt, Tensor* weights_out) {
   check_inputs(q, k, v, opt);
+  const AttentionKernel kernel =
+      opt.kernel == AttentionKernel::Auto ? attention_kernel() : opt.kernel;
+  FOCUS_CHECK(kernel == AttentionKernel::Fused || (!opt.record && !opt.stats), ValueError,
+              "attention: a record or statistics need the fused kernel (asked: {})",
+              attention_kernel_name(kernel));
+  t_last = kernel;
+  if (g_log) log_call(kernel, q, k, opt);
+  if (kernel == AttentionKernel::Reference) return reference_attention(q, k, v, opt, weights_out);
+  return detail::fused_attention(q, k, v, opt, weights_out);
+}
+
+namespace {
+
+Tensor reference_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                           const AttentionOptions& opt, Tensor* weights_out) {
   const int64_t B = q.size(0), H = q.size(1), Lq = q.size(2), D = q.size(3);
   const int64_t Hkv = k.size(1), Lk = k.size(2), Dv = v.size(3), G = H / Hkv;
   const double scale = opt.scale.value_or(1.0 / std::sqrt(static_cast<double>(D)));
@@ -146,5 +217,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   const Tensor pg = reshape(probs, {B, Hkv, G, Lq, Lk});  // a view: probs is packed
   return reshape(matmul(pg, unsqueeze(v, 2)), {B, H, Lq, Dv});
 }
+
+}  // namespace
 
 }  // namespace focus

@@ -1,0 +1,427 @@
+// The block kernels of the fused attention, templated on element type T and vector width W (1 =
+// scalar). Included once by each of attention_avx512.cpp and attention_avx2.cpp (after a
+// `#pragma GCC target`) and attention_scalar.cpp. Everything is in an anonymous namespace, so
+// each inclusion is a private copy compiled for its ISA: no AVX-512 code can be picked by the
+// linker for an AVX2 caller.
+//   Blocks: S = Qs Kt (m x np) for m <= kBQ queries and n <= kBK keys (np = n padded to kPad,
+//   padded keys masked), Qs = scale * Q. Head dims are padded with zeros to Dp / Dvp so every
+//   vector load is whole; masked scores are -inf and exp(-inf) = 0 exactly.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "focus/kernels/attention_tasks.hpp"
+#include "focus/kernels/dropout.hpp"
+#include "focus/kernels/unary.hpp"
+
+namespace focus::attn {
+namespace {
+
+template <class T, int W>
+struct VecOf {
+  using type = T;
+};
+template <>
+struct VecOf<float, 16> {
+  typedef float type __attribute__((vector_size(64)));
+  typedef int32_t itype __attribute__((vector_size(64)));
+};
+template <>
+struct VecOf<float, 8> {
+  typedef float type __attribute__((vector_size(32)));
+  typedef int32_t itype __attribute__((vector_size(32)));
+};
+
+template <class T, int W>
+struct Kern {
+  using V = typename VecOf<T, W>::type;
+  static constexpr T kNegInf = -std::numeric_limits<T>::infinity();
+
+  // ---- vector helpers ----------------------------------------------------------------------
+  static V load(const T* p) {
+    V v;
+    std::memcpy(&v, p, sizeof(V));
+    return v;
+  }
+  static void store(T* p, V v) { std::memcpy(p, &v, sizeof(V)); }
+  static V bcast(T x) {
+    if constexpr (W == 1) return x;
+    else return V{} + x;
+  }
+  static V vmax(V a, V b) { return a > b ? a : b; }
+  static T hmax(V v) {
+    if constexpr (W == 1) return v;
+    else {
+      T m = v[0];
+      for (int i = 1; i < W; ++i) m = std::max(m, v[i]);
+      return m;
+    }
+  }
+  static T hsum(V v) {
+    if constexpr (W == 1) return v;
+    else {
+      T s = 0;
+      for (int i = 0; i < W; ++i) s += v[i];
+      return s;
+    }
+  }
+  // exp with exp(x) = 0 for x < -86.5 (so exp(-inf) = 0); inputs here are <= 0.
+  static V vexpv(V x) {
+    if constexpr (W == 1) return vexp<T>(x);
+    else {
+      using VI = typename VecOf<T, W>::itype;
+      const V lo = bcast(T(-86.5)), hi = bcast(T(88.72283));
+      V xc = x < lo ? lo : x;
+      xc = xc > hi ? hi : xc;
+      const V magic = bcast(T(12582912.0));
+      const V n = (xc * T(1.4426950408889634) + magic) - magic;
+      V r = xc - n * T(0.693145751953125);
+      r = r - n * T(1.4286068203094172e-06);
+      V p = bcast(T(1.0 / 5040));
+      p = p * r + T(1.0 / 720);
+      p = p * r + T(1.0 / 120);
+      p = p * r + T(1.0 / 24);
+      p = p * r + T(1.0 / 6);
+      p = p * r + T(0.5);
+      p = p * r + T(1);
+      p = p * r + T(1);
+      const VI e = (__builtin_convertvector(n, VI) + 126) << 23;
+      const V res = p * (V)e * T(2);
+      return x < lo ? V{} : res;
+    }
+  }
+
+  // ---- block GEMM -----------------------------------------------------------------------------
+  // C (M x N) = or += A (M x Kd) B (Kd x N): A(r, k) = A[r * ars + k * aks], B row-major with row
+  // stride ldb, N a multiple of W, C row-major with row stride ldc.
+  template <int MR, int NV>
+  static void tile(int64_t Kd, const T* A, int64_t ars, int64_t aks, const T* B, int64_t ldb,
+                   T* C, int64_t ldc, bool acc) {
+    V c[MR][NV];
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) c[r][v] = acc ? load(C + r * ldc + v * W) : V{};
+    for (int64_t k = 0; k < Kd; ++k) {
+      V bv[NV];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) bv[v] = load(B + k * ldb + v * W);
+#pragma GCC unroll 16
+      for (int r = 0; r < MR; ++r) {
+        const V a = bcast(A[r * ars + k * aks]);
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) c[r][v] += a * bv[v];
+      }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) store(C + r * ldc + v * W, c[r][v]);
+  }
+
+  static constexpr int kMR = W == 16 ? 8 : 4;
+  static constexpr int kNV = W == 1 ? 4 : 2;
+
+  template <int MR>
+  static void tile_nv(int nv, int64_t Kd, const T* A, int64_t ars, int64_t aks, const T* B,
+                      int64_t ldb, T* C, int64_t ldc, bool acc) {
+    switch (nv) {
+      case 1: return tile<MR, 1>(Kd, A, ars, aks, B, ldb, C, ldc, acc);
+      case 2: return tile<MR, 2>(Kd, A, ars, aks, B, ldb, C, ldc, acc);
+      case 3: return tile<MR, (kNV >= 3 ? 3 : 1)>(Kd, A, ars, aks, B, ldb, C, ldc, acc);
+      default: return tile<MR, kNV>(Kd, A, ars, aks, B, ldb, C, ldc, acc);
+    }
+  }
+
+  static void gemm(int64_t M, int64_t N, int64_t Kd, const T* A, int64_t ars, int64_t aks,
+                   const T* B, int64_t ldb, T* C, int64_t ldc, bool acc) {
+    for (int64_t j = 0; j < N; j += kNV * W) {
+      const int nv = static_cast<int>(std::min<int64_t>(kNV, (N - j) / W));
+      int64_t i = 0;
+      for (; i + kMR <= M; i += kMR)
+        tile_nv<kMR>(nv, Kd, A + i * ars, ars, aks, B + j, ldb, C + i * ldc + j, ldc, acc);
+      for (; i < M; ++i)
+        tile_nv<1>(nv, Kd, A + i * ars, ars, aks, B + j, ldb, C + i * ldc + j, ldc, acc);
+    }
+  }
+
+  // ---- masks ----------------------------------------------------------------------------------
+  // Visible keys [lo, hi) of query i (hi <= lo: none), len = the batch's key length.
+  static void visible(const AttnProblem<T>& p, int64_t len, int64_t i, int64_t& lo, int64_t& hi) {
+    const int64_t shift = p.Lk - p.Lq;
+    lo = p.window_left >= 0 ? std::max<int64_t>(0, i + shift - p.window_left) : 0;
+    hi = p.window_right >= 0 ? std::min(len, i + shift + p.window_right + 1) : len;
+  }
+  static int64_t key_length(const AttnProblem<T>& p, int64_t b) {
+    return p.key_lengths ? std::min(p.Lk, p.key_lengths[b]) : p.Lk;
+  }
+
+  // Adds the bias and sets masked scores (and the padded columns [n, np)) to -inf in the block
+  // S (m x np, row stride kBK) of queries i0.. and keys j0.. .
+  static void mask_block(const AttnProblem<T>& p, int64_t b, int64_t h, int64_t len, int64_t i0,
+                         int64_t m, int64_t j0, int64_t n, int64_t np, T* S) {
+    if (p.bias) {
+      const int64_t* bs = p.bias_stride;
+      for (int64_t r = 0; r < m; ++r) {
+        const T* br = p.bias + b * bs[0] + h * bs[1] + (i0 + r) * bs[2] + j0 * bs[3];
+        T* s = S + r * kBK;
+        for (int64_t c = 0; c < n; ++c) s[c] += br[c * bs[3]];
+      }
+    }
+    const uint8_t* pad = p.key_padding ? p.key_padding + b * p.Lk + j0 : nullptr;
+    for (int64_t r = 0; r < m; ++r) {
+      int64_t lo, hi;
+      visible(p, len, i0 + r, lo, hi);
+      const int64_t cl = std::clamp<int64_t>(lo - j0, 0, n);
+      const int64_t ch = std::clamp<int64_t>(hi - j0, cl, n);
+      T* s = S + r * kBK;
+      for (int64_t c = 0; c < cl; ++c) s[c] = kNegInf;
+      for (int64_t c = ch; c < np; ++c) s[c] = kNegInf;
+      if (pad)
+        for (int64_t c = cl; c < ch; ++c)
+          if (pad[c]) s[c] = kNegInf;
+    }
+  }
+
+  // Applies the dropout mask of row i, keys j0 .. j0 + n, to x in place (kept * 1 / (1 - p)).
+  static void dropout_row(const AttnProblem<T>& p, int64_t b, int64_t h, int64_t i, int64_t j0,
+                          int64_t n, T* x) {
+    const uint64_t idx = static_cast<uint64_t>(((b * p.H + h) * p.Lq + i) * p.Lk + j0);
+    const int64_t head = std::min<int64_t>(n, (4 - static_cast<int64_t>(idx % 4)) % 4);
+    if (head > 0) {  // the first counter's words idx % 4 .. 3
+      T tmp[4] = {0, 0, 0, 0};
+      const int64_t w0 = static_cast<int64_t>(idx % 4);
+      for (int64_t t = 0; t < head; ++t) tmp[w0 + t] = x[t];
+      dropout_apply(tmp, tmp, 4, p.seed, p.offset + idx / 4, p.dropout_p);
+      for (int64_t t = 0; t < head; ++t) x[t] = tmp[w0 + t];
+    }
+    if (n > head)
+      dropout_apply(x + head, x + head, n - head, p.seed, p.offset + (idx + head) / 4,
+                    p.dropout_p);
+  }
+
+  // ---- packing --------------------------------------------------------------------------------
+  // dst (rows, ld) = alpha * src rows (row stride sl), zero beyond cols and beyond rows up to
+  // rows_p.
+  static void pack_rows(T* dst, int64_t ld, const T* src, int64_t sl, int64_t rows,
+                        int64_t rows_p, int64_t cols, T alpha) {
+    for (int64_t r = 0; r < rows; ++r) {
+      T* d = dst + r * ld;
+      const T* s = src + r * sl;
+      for (int64_t c = 0; c < cols; ++c) d[c] = alpha * s[c];
+      for (int64_t c = cols; c < ld; ++c) d[c] = T(0);
+    }
+    for (int64_t r = rows; r < rows_p; ++r) std::memset(dst + r * ld, 0, sizeof(T) * ld);
+  }
+  // dst (cols, np) = transpose of src rows (rows x cols, row stride sl), zero columns [rows, np).
+  static void pack_transposed(T* dst, int64_t np, const T* src, int64_t sl, int64_t rows,
+                              int64_t cols) {
+    for (int64_t c = 0; c < cols; ++c) {
+      T* d = dst + c * np;
+      for (int64_t r = 0; r < rows; ++r) d[r] = src[r * sl + c];
+      for (int64_t r = rows; r < np; ++r) d[r] = T(0);
+    }
+  }
+
+  static T* take(T*& ws, int64_t n) {
+    T* r = ws;
+    ws += (n + kPad - 1) / kPad * kPad;
+    return r;
+  }
+
+  // ---- forward --------------------------------------------------------------------------------
+  static void forward(const AttnProblem<T>& p, T* o, AttnLayout os, T* lse, int64_t t, T* ws) {
+    const int64_t nqb = (p.Lq + kBQ - 1) / kBQ;
+    const int64_t b = t / (p.H * nqb), h = (t / nqb) % p.H, i0 = (t % nqb) * kBQ;
+    const int64_t hk = h / (p.H / p.Hkv), m = std::min(kBQ, p.Lq - i0);
+    const int64_t D = p.D, Dv = p.Dv, Dp = padded(D), Dvp = padded(Dv);
+    T* Qs = take(ws, kBQ * Dp);
+    T* Kt = take(ws, Dp * kBK);
+    T* Vp = take(ws, kBK * Dvp);
+    T* S = take(ws, kBQ * kBK);
+    T* Oa = take(ws, kBQ * Dvp);
+    T* mrow = take(ws, kBQ);
+    T* lrow = take(ws, kBQ);
+
+    const T* q = p.q + b * p.q_stride.b + h * p.q_stride.h + i0 * p.q_stride.l;
+    pack_rows(Qs, D, q, p.q_stride.l, m, m, D, static_cast<T>(p.scale));
+    std::fill(Oa, Oa + m * Dvp, T(0));
+    std::fill(mrow, mrow + m, kNegInf);
+    std::fill(lrow, lrow + m, T(0));
+
+    const int64_t len = key_length(p, b);
+    int64_t jlo, jhi, unused;
+    visible(p, len, i0, jlo, unused);
+    visible(p, len, i0 + m - 1, unused, jhi);
+    const T* kh = p.k + b * p.k_stride.b + hk * p.k_stride.h;
+    const T* vh = p.v + b * p.v_stride.b + hk * p.v_stride.h;
+    for (int64_t j0 = jlo; j0 < jhi; j0 += kBK) {
+      const int64_t n = std::min(kBK, jhi - j0), np = padded(n);
+      pack_transposed(Kt, np, kh + j0 * p.k_stride.l, p.k_stride.l, n, D);
+      gemm(m, np, D, Qs, D, 1, Kt, np, S, kBK, false);  // S (m, np)
+      mask_block(p, b, h, len, i0, m, j0, n, np, S);
+      for (int64_t r = 0; r < m; ++r) {  // online softmax
+        T* s = S + r * kBK;
+        V mx = bcast(kNegInf);
+        for (int64_t c = 0; c < np; c += W) mx = vmax(mx, load(s + c));
+        const T mnew = std::max(mrow[r], hmax(mx));
+        if (mnew == kNegInf) {  // nothing visible to this row yet
+          std::fill(s, s + np, T(0));
+          continue;
+        }
+        const T alpha = vexp<T>(mrow[r] - mnew);
+        const V mv = bcast(mnew);
+        V sum = V{};
+        for (int64_t c = 0; c < np; c += W) {
+          const V e = vexpv(load(s + c) - mv);
+          store(s + c, e);
+          sum += e;
+        }
+        lrow[r] = lrow[r] * alpha + hsum(sum);
+        mrow[r] = mnew;
+        if (alpha != T(1)) {
+          const V av = bcast(alpha);
+          T* orow = Oa + r * Dvp;
+          for (int64_t c = 0; c < Dvp; c += W) store(orow + c, load(orow + c) * av);
+        }
+        if (p.dropout_p > 0) dropout_row(p, b, h, i0 + r, j0, n, s);
+      }
+      pack_rows(Vp, Dvp, vh + j0 * p.v_stride.l, p.v_stride.l, n, np, Dv, T(1));
+      gemm(m, Dvp, np, S, kBK, 1, Vp, Dvp, Oa, Dvp, true);  // O += P V
+    }
+    T* orow0 = o + b * os.b + h * os.h + i0 * os.l;
+    T* lrow0 = lse + (b * p.H + h) * p.Lq + i0;
+    for (int64_t r = 0; r < m; ++r) {
+      const T inv = lrow[r] > 0 ? T(1) / lrow[r] : T(0);
+      T* dst = orow0 + r * os.l;
+      const T* src = Oa + r * Dvp;
+      for (int64_t c = 0; c < Dv; ++c) dst[c] = src[c] * inv;
+      lrow0[r] = lrow[r] > 0 ? mrow[r] + std::log(lrow[r]) : kNegInf;
+    }
+  }
+
+  // P = exp(S - lse) in place for the block rows (lse = -inf: zero row).
+  static void probs_block(const T* lse_rows, int64_t m, int64_t np, T* S) {
+    for (int64_t r = 0; r < m; ++r) {
+      T* s = S + r * kBK;
+      if (lse_rows[r] == kNegInf) {
+        std::fill(s, s + np, T(0));
+        continue;
+      }
+      const V l = bcast(lse_rows[r]);
+      for (int64_t c = 0; c < np; c += W) store(s + c, vexpv(load(s + c) - l));
+    }
+  }
+
+  // ---- backward -------------------------------------------------------------------------------
+  static T* backward(const AttnProblem<T>& p, const BackwardIO<T>& io, int64_t t, int64_t chunks,
+                     T* ws) {
+    const int64_t G = p.H / p.Hkv;
+    const int64_t b = t / (p.Hkv * chunks), hk = (t / chunks) % p.Hkv, chunk = t % chunks;
+    const int64_t D = p.D, Dv = p.Dv, Dp = padded(D), Dvp = padded(Dv);
+    T* Kt = take(ws, Dp * kBK);
+    T* Kr = take(ws, kBK * Dp);
+    T* Vt = take(ws, Dvp * kBK);
+    T* Qs = take(ws, kBQ * Dp);
+    T* dOp = take(ws, kBQ * Dvp);
+    T* S = take(ws, kBQ * kBK);
+    T* Pd = take(ws, kBQ * kBK);
+    T* dP = take(ws, kBQ * kBK);
+    T* dKa = take(ws, kBK * Dp);
+    T* dVa = take(ws, kBK * Dvp);
+    T* dQa = take(ws, G * p.Lq * Dp);
+    std::fill(dQa, dQa + G * p.Lq * Dp, T(0));
+
+    const int64_t len = key_length(p, b), shift = p.Lk - p.Lq;
+    const int64_t nkb = (len + kBK - 1) / kBK;
+    const int64_t kb0 = nkb * chunk / chunks, kb1 = nkb * (chunk + 1) / chunks;
+    const T* kh = p.k + b * p.k_stride.b + hk * p.k_stride.h;
+    const T* vh = p.v + b * p.v_stride.b + hk * p.v_stride.h;
+    const T scale = static_cast<T>(p.scale);
+    for (int64_t kb = kb0; kb < kb1; ++kb) {
+      const int64_t j0 = kb * kBK, n = std::min(kBK, len - j0), np = padded(n);
+      pack_transposed(Kt, np, kh + j0 * p.k_stride.l, p.k_stride.l, n, D);
+      pack_rows(Kr, Dp, kh + j0 * p.k_stride.l, p.k_stride.l, n, np, D, T(1));
+      pack_transposed(Vt, np, vh + j0 * p.v_stride.l, p.v_stride.l, n, Dv);
+      std::fill(dKa, dKa + np * Dp, T(0));
+      std::fill(dVa, dVa + np * Dvp, T(0));
+      // Queries that see a key of this block.
+      int64_t qlo = 0, qhi = p.Lq;
+      if (p.window_right >= 0) qlo = std::max<int64_t>(0, j0 - shift - p.window_right);
+      if (p.window_left >= 0) qhi = std::min<int64_t>(p.Lq, j0 + n - shift + p.window_left);
+      for (int64_t g = 0; g < G; ++g) {
+        const int64_t h = hk * G + g;
+        const int64_t row0 = (b * p.H + h) * p.Lq;
+        for (int64_t i0 = qlo; i0 < qhi; i0 += kBQ) {
+          const int64_t m = std::min(kBQ, qhi - i0);
+          pack_rows(Qs, Dp, p.q + b * p.q_stride.b + h * p.q_stride.h + i0 * p.q_stride.l,
+                    p.q_stride.l, m, m, D, scale);
+          pack_rows(dOp, Dvp,
+                    io.dout + b * io.dout_stride.b + h * io.dout_stride.h + i0 * io.dout_stride.l,
+                    io.dout_stride.l, m, m, Dv, T(1));
+          gemm(m, np, D, Qs, Dp, 1, Kt, np, S, kBK, false);  // S (m, np)
+          mask_block(p, b, h, len, i0, m, j0, n, np, S);
+          probs_block(io.lse + row0 + i0, m, np, S);             // P
+          gemm(m, np, Dv, dOp, Dvp, 1, Vt, np, dP, kBK, false);  // dP = dO V^T
+          const T* Pv = S;
+          if (p.dropout_p > 0) {
+            for (int64_t r = 0; r < m; ++r) {
+              std::memcpy(Pd + r * kBK, S + r * kBK, sizeof(T) * np);
+              dropout_row(p, b, h, i0 + r, j0, n, Pd + r * kBK);
+              dropout_row(p, b, h, i0 + r, j0, n, dP + r * kBK);
+            }
+            Pv = Pd;
+          }
+          gemm(n, Dvp, m, Pv, 1, kBK, dOp, Dvp, dVa, Dvp, true);  // dV += P^T dO
+          for (int64_t r = 0; r < m; ++r) {                       // dS = P (dP - delta)
+            const V dl = bcast(io.delta[row0 + i0 + r]);
+            T* s = S + r * kBK;
+            const T* dp = dP + r * kBK;
+            for (int64_t c = 0; c < np; c += W) store(s + c, load(s + c) * (load(dp + c) - dl));
+          }
+          if (io.dbias)
+            for (int64_t r = 0; r < m; ++r)
+              std::memcpy(io.dbias + (row0 + i0 + r) * p.Lk + j0, S + r * kBK, sizeof(T) * n);
+          gemm(n, Dp, m, S, 1, kBK, Qs, Dp, dKa, Dp, true);  // dK += dS^T Qs
+          gemm(m, Dp, np, S, kBK, 1, Kr, Dp, dQa + (g * p.Lq + i0) * Dp, Dp, true);  // dQ += dS K
+        }
+      }
+      T* dk = io.dk + b * io.dk_stride.b + hk * io.dk_stride.h + j0 * io.dk_stride.l;
+      T* dv = io.dv + b * io.dv_stride.b + hk * io.dv_stride.h + j0 * io.dv_stride.l;
+      for (int64_t c = 0; c < n; ++c) {
+        for (int64_t d = 0; d < D; ++d) dk[c * io.dk_stride.l + d] += dKa[c * Dp + d];
+        for (int64_t d = 0; d < Dv; ++d) dv[c * io.dv_stride.l + d] += dVa[c * Dvp + d];
+      }
+    }
+    return dQa;
+  }
+
+  // ---- maps on demand -------------------------------------------------------------------------
+  static void probs(const AttnProblem<T>& p, const T* lse, int64_t b, int64_t h, int64_t i0,
+                    int64_t m, T* out, int64_t ldo, T* ws) {
+    const int64_t D = p.D, Dp = padded(D);
+    const int64_t hk = h / (p.H / p.Hkv), len = key_length(p, b);
+    T* Qs = take(ws, kBQ * Dp);
+    T* Kt = take(ws, Dp * kBK);
+    T* S = take(ws, kBQ * kBK);
+    pack_rows(Qs, D, p.q + b * p.q_stride.b + h * p.q_stride.h + i0 * p.q_stride.l, p.q_stride.l,
+              m, m, D, static_cast<T>(p.scale));
+    const T* kh = p.k + b * p.k_stride.b + hk * p.k_stride.h;
+    for (int64_t j0 = 0; j0 < p.Lk; j0 += kBK) {
+      const int64_t n = std::min(kBK, p.Lk - j0), np = padded(n);
+      const int64_t nk = std::clamp<int64_t>(len - j0, 0, n);  // keys beyond len are masked
+      pack_transposed(Kt, np, kh + j0 * p.k_stride.l, p.k_stride.l, nk, D);
+      gemm(m, np, D, Qs, D, 1, Kt, np, S, kBK, false);
+      mask_block(p, b, h, len, i0, m, j0, n, np, S);
+      probs_block(lse + (b * p.H + h) * p.Lq + i0, m, np, S);
+      for (int64_t r = 0; r < m; ++r) std::memcpy(out + r * ldo + j0, S + r * kBK, sizeof(T) * n);
+    }
+  }
+
+  static TaskSet<T> task_set() { return {&forward, &backward, &probs}; }
+};
+
+}  // namespace
+}  // namespace focus::attn

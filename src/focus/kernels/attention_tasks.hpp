@@ -1,0 +1,63 @@
+// Internal to the fused attention kernels (kernels/attention.hpp): block sizes, the workspace
+// each thread carves its buffers from, and the per-ISA task functions that
+// attention_{avx512,avx2,scalar}.cpp compile from attention_impl.hpp. The driver
+// (attention.cpp) owns the threads; a task never starts threads of its own.
+//   Tasks: forward and probs, one block of kBQ queries of one (b, h); backward, one chunk of
+//   key blocks of one (b, hkv) for all G query heads that share it.
+#pragma once
+#include <cstdint>
+
+#include "focus/kernels/attention.hpp"
+
+namespace focus::attn {
+
+constexpr int64_t kBQ = 64;   // queries per block
+constexpr int64_t kBK = 64;   // keys per block
+constexpr int64_t kPad = 16;  // head dims and key blocks are padded to this (the widest vector)
+
+inline int64_t padded(int64_t n) { return (n + kPad - 1) / kPad * kPad; }
+
+// Elements of workspace a thread needs (same for every ISA).
+inline int64_t forward_workspace(int64_t D, int64_t Dv) {
+  const int64_t Dp = padded(D), Dvp = padded(Dv);
+  return kBQ * Dp + Dp * kBK + kBK * Dvp + kBQ * kBK + kBQ * Dvp + 2 * kBQ + 8 * kPad;
+}
+inline int64_t backward_workspace(int64_t D, int64_t Dv, int64_t G, int64_t Lq) {
+  const int64_t Dp = padded(D), Dvp = padded(Dv);
+  return Dp * kBK + kBK * Dp + Dvp * kBK + kBQ * Dp + kBQ * Dvp + 3 * kBQ * kBK + kBK * Dp +
+         kBK * Dvp + G * Lq * Dp + 16 * kPad;
+}
+
+// What a backward task reads besides the problem. dq_acc: the task's (G, Lq, Dp) accumulator of
+// dS K (unscaled), which the driver adds into dq.
+template <class T>
+struct BackwardIO {
+  const T* dout;
+  AttnLayout dout_stride;
+  const T* lse;    // (B, H, Lq)
+  const T* delta;  // (B, H, Lq): rowsum(dout * o)
+  T* dk;
+  AttnLayout dk_stride;
+  T* dv;
+  AttnLayout dv_stride;
+  T* dbias;  // (B, H, Lq, Lk) or null
+};
+
+template <class T>
+struct TaskSet {
+  // Task t < B * H * ceil(Lq / kBQ): (b, h, query block).
+  void (*forward)(const AttnProblem<T>& p, T* o, AttnLayout os, T* lse, int64_t t, T* ws);
+  // Task t < B * Hkv * chunks: (b, hkv, chunk of key blocks); leaves dS K in ws (returned).
+  T* (*backward)(const AttnProblem<T>& p, const BackwardIO<T>& io, int64_t t, int64_t chunks,
+                 T* ws);
+  // Rows [i0, i0 + rows) (rows <= kBQ) of head h of batch b.
+  void (*probs)(const AttnProblem<T>& p, const T* lse, int64_t b, int64_t h, int64_t i0,
+                int64_t rows, T* out, int64_t ldo, T* ws);
+};
+
+TaskSet<float> tasks_avx512();
+TaskSet<float> tasks_avx2();
+template <class T>
+TaskSet<T> tasks_scalar();
+
+}  // namespace focus::attn
