@@ -64,16 +64,29 @@ void dots_portable(int64_t M, int64_t j0, int64_t j1, int64_t K, T alpha, const 
 // AVX-512, 16 floats a vector, the K tail masked. Named accumulators rather than arrays: GCC
 // keeps arrays of vectors in memory here (a store per accumulator per step).
 using V = __m512;
-#define FOCUS_AVX512 __attribute__((target("avx512f")))
+#define FOCUS_AVX512 __attribute__((target("avx512f,fma")))
 
 FOCUS_AVX512 inline V load(const float* p, int64_t k, __mmask16 m) {
   return _mm512_maskz_loadu_ps(m, p + k);
 }
+// The four sums of s0 .. s3 as one (4) vector, by a transposing add tree (13 operations where
+// four separate horizontal sums take about 40).
+FOCUS_AVX512 inline __m128 reduce4(V s0, V s1, V s2, V s3) {
+  // Per 128-bit lane: a = (s0 02, s1 02, s0 13, s1 13), b likewise for s2, s3 (02: elements 0+2).
+  const V a = _mm512_add_ps(_mm512_unpacklo_ps(s0, s1), _mm512_unpackhi_ps(s0, s1));
+  const V b = _mm512_add_ps(_mm512_unpacklo_ps(s2, s3), _mm512_unpackhi_ps(s2, s3));
+  const __m512d ad = _mm512_castps_pd(a), bd = _mm512_castps_pd(b);
+  // Per 128-bit lane: (s0, s1, s2, s3) partial sums; then the four lanes added.
+  const V c = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(ad, bd)),
+                            _mm512_castpd_ps(_mm512_unpackhi_pd(ad, bd)));
+  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(c),
+                                 _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(c), 1)));
+  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
 FOCUS_AVX512 inline void store4(float* c, V s0, V s1, V s2, V s3, float alpha, float beta) {
-  store(c, _mm512_reduce_add_ps(s0), alpha, beta);
-  store(c + 1, _mm512_reduce_add_ps(s1), alpha, beta);
-  store(c + 2, _mm512_reduce_add_ps(s2), alpha, beta);
-  store(c + 3, _mm512_reduce_add_ps(s3), alpha, beta);
+  __m128 r = _mm_mul_ps(_mm_set1_ps(alpha), reduce4(s0, s1, s2, s3));
+  if (beta != 0.0f) r = _mm_fmadd_ps(_mm_set1_ps(beta), _mm_loadu_ps(c), r);
+  _mm_storeu_ps(c, r);
 }
 
 // Row i of A against rows j .. j+3 of B.
