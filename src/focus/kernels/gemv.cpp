@@ -56,7 +56,7 @@ void dots_portable(int64_t M, int64_t j0, int64_t j1, int64_t K, T alpha, const 
     }
 }
 
-// GCC 12 flags the intrinsics' internal _mm512_undefined_* placeholders (in the reductions).
+// GCC 12 flags the intrinsics' internal _mm512_undefined_* placeholders (in reduce4's extract).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"

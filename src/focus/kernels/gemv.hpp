@@ -2,7 +2,7 @@
 // contiguous; the matrix-vector form of a Linear on few rows (decoding one token at a time).
 // It reads B once, without the packing a BLAS GEMM does on every call, and threads over the rows
 // of B when the product is large. F32 has an AVX-512 kernel (chosen by active_isa(), so
-// FOCUS_FORCE_ISA lowers it); F64 and other ISAs run the portable loop, the reference beside it.
+// FOCUS_FORCE_ISA lowers it); F64 and other ISAs run the portable loop (also exported for tests).
 // gemm_small (gemm.hpp) routes A @ B^T here.
 #pragma once
 #include <cstdint>
