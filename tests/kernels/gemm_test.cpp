@@ -40,8 +40,8 @@ TEST(Gemm, SmallMatchesReference) {
 }
 
 TEST(Gemm, SkinnyTimesTransposedMatchesReference) {
-  // x (M, K) @ W (N, K)^T with few rows (M <= 16) takes the small kernel's threaded row-dot path at any
-  // size (auto dispatch); odd N and K exercise the tails.
+  // x (M, K) @ W (N, K)^T with few rows (M <= 16) takes the small kernel's threaded row-dot path
+  // at any size (auto dispatch); odd N and K exercise the tails. The portable loop too.
   Rng rng(3);
   const int64_t N = 2003, K = 257;
   for (int64_t M : {1, 3, 4, 5, 16}) {

@@ -131,7 +131,8 @@ TEST(KvCache, MisuseThrowsTypedErrors) {
   expect_error<DTypeError>([] { KvCache(1, 1, 2, 4, DType::I64); }, {"I64"});
   KvCache c(2, 2, 3, 4, DType::F32);
   const Tensor k = Tensor::zeros({2, 2, 1, 3});
-  expect_error<ShapeError>([&] { c.append(Tensor::zeros({3, 2, 1, 3}), k); }, {"(3, 2, 1, 3)", "(2, 2, T, 3)"});
+  expect_error<ShapeError>([&] { c.append(Tensor::zeros({3, 2, 1, 3}), k); },
+                           {"(3, 2, 1, 3)", "(2, 2, T, 3)"});
   expect_error<ShapeError>([&] { c.append(k, Tensor::zeros({2, 2, 2, 3})); }, {"(2, 2, 2, 3)"});
   expect_error<DTypeError>([&] { c.append(k.to(DType::F64), k.to(DType::F64)); }, {"F64", "F32"});
   expect_error<ValueError>([&] { c.append(k, k, ids({0, 2})); }, {"counts[1] = 2", "[0, 1]"});
@@ -161,7 +162,8 @@ namespace {
 // An F64 layer in eval mode.
 std::unique_ptr<MultiHeadAttention> make_mha(int64_t E, int64_t H, int64_t Hkv, uint64_t seed) {
   Rng rng(seed);
-  auto m = std::make_unique<MultiHeadAttention>(MultiHeadAttentionOptions{E, H, Hkv, true, 0.0}, rng);
+  auto m =
+      std::make_unique<MultiHeadAttention>(MultiHeadAttentionOptions{E, H, Hkv, true, 0.0}, rng);
   m->to(DType::F64);
   m->eval();
   return m;

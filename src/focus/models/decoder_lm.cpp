@@ -99,7 +99,8 @@ DecoderLM::DecoderLM(const DecoderLMConfig& cfg, Rng& rng) : cfg_(checked(cfg)) 
 Tensor DecoderLM::logits(const Tensor& h) const { return linear(h, tok_emb_->weight); }
 
 Tensor DecoderLM::embed(const Tensor& tokens, const Tensor& positions) {
-  const Tensor table = pos_learned_ ? pos_learned_->weight : pos_sin_->table(tok_emb_->weight.dtype());
+  const Tensor table =  // (Lmax, E)
+      pos_learned_ ? pos_learned_->weight : pos_sin_->table(tok_emb_->weight.dtype());
   return add(tok_emb_->forward(tokens), embedding(table, positions));  // (B, T, E)
 }
 

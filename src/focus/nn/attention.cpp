@@ -110,10 +110,11 @@ void MultiHeadAttention::check_query(const Tensor& query, int64_t batch, const c
 Tensor MultiHeadAttention::forward_cached(const Tensor& query, KvCache& cache,
                                           const Tensor& counts) {
   check_query(query, cache.batch(), "forward_cached");
-  FOCUS_CHECK(cache.kv_heads() == opt_.n_kv_heads && cache.head_dim() == opt_.d_model / opt_.n_heads,
-              ShapeError, "MultiHeadAttention::forward_cached: cache of {} heads x {} vs layer {} x {}",
-              cache.kv_heads(), cache.head_dim(), opt_.n_kv_heads, opt_.d_model / opt_.n_heads);
-  const Tensor q = to_heads(q_proj->forward(query), opt_.n_heads);             // (B, H, T, Dh)
+  FOCUS_CHECK(
+      cache.kv_heads() == opt_.n_kv_heads && cache.head_dim() == opt_.d_model / opt_.n_heads,
+      ShapeError, "MultiHeadAttention::forward_cached: cache of {} heads x {} vs layer {} x {}",
+      cache.kv_heads(), cache.head_dim(), opt_.n_kv_heads, opt_.d_model / opt_.n_heads);
+  const Tensor q = to_heads(q_proj->forward(query), opt_.n_heads);  // (B, H, T, Dh)
   const KvStep step = cache.append(to_heads(k_proj->forward(query), opt_.n_kv_heads),
                                    to_heads(v_proj->forward(query), opt_.n_kv_heads), counts);
   return attend(q, step.k, step.v, step.mask, nullptr);  // step.k/v (B, Hkv, Lk, Dh) views

@@ -77,7 +77,8 @@ KvStep KvCache::append(const Tensor& k, const Tensor& v, const Tensor& counts) {
   const int64_t B = batch(), Hkv = kv_heads(), Dh = head_dim();
   FOCUS_CHECK(k.dim() == 4 && k.shape() == v.shape() && k.size(0) == B && k.size(1) == Hkv &&
                   k.size(2) >= 1 && k.size(3) == Dh,
-              ShapeError, "KvCache::append: k {} and v {} must be (B, Hkv, T >= 1, Dh) = ({}, {}, T, {})",
+              ShapeError,
+              "KvCache::append: k {} and v {} must be (B, Hkv, T >= 1, Dh) = ({}, {}, T, {})",
               to_string(k.shape()), to_string(v.shape()), B, Hkv, Dh);
   FOCUS_CHECK(k.dtype() == dtype() && v.dtype() == dtype(), DTypeError,
               "KvCache::append: k {} / v {} vs cache {}", dtype_name(k.dtype()),
