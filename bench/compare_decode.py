@@ -5,8 +5,8 @@ ones, so slow drifts in the machine hit both alike) and prints a markdown table 
 rounds: tokens/s with the KV cache and with full recomputation, batch 1 and 16, the cache's
 speedup, and focus/torch ratios next to the issue's target (>= 5x PyTorch's KV cache).
 Each program verifies before timing (cached and uncached greedy generations agree). The 1-minute
-load average and the CPU used by other processes during each run are recorded (the machine is
-shared); --max-load waits for a quieter machine before each round.
+load average, the CPU used by other processes and the CPU the hypervisor took (steal) during
+each run are recorded (the machine is shared); --max-load waits for a quieter machine first.
 Run with Debian's python (torch lives there):
   /usr/bin/python3 bench/compare_decode.py --build build [--rounds 3] [--new 256] [--out t.md]
 """
@@ -48,7 +48,7 @@ def fmt(v):
     return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
 
 
-def table(rounds, args, loads, others):
+def table(rounds, args, loads, others, stolen):
     keys = rounds[0].keys()
     med = {k: statistics.median(r[k] for r in rounds) for k in keys}
     lo = {k: min(r[k] for r in rounds) for k in keys}
@@ -77,7 +77,9 @@ def table(rounds, args, loads, others):
         f"and {args.uncached_reps} uncached per run.",
         f"1-minute load average before the runs: median {statistics.median(loads):.2f}, max "
         f"{max(loads):.2f}; CPU used by other processes during the runs: median "
-        f"{statistics.median(others):.2f} cores, max {max(others):.2f} (of {os.cpu_count()}).",
+        f"{statistics.median(others):.2f} cores, max {max(others):.2f} (of {os.cpu_count()}); CPU "
+        f"taken by the hypervisor (steal): median {statistics.median(stolen):.2f} cores, max "
+        f"{max(stolen):.2f}.",
     ]
     return "\n".join(rows) + "\n\n" + "\n".join(f"- {s}" for s in summary + notes) + "\n"
 
@@ -103,7 +105,7 @@ def main():
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
-    rounds, raw, loads, others = [], [], [], []
+    rounds, raw, loads, others, stolen = [], [], [], [], []
     for r in range(args.rounds):
         if args.max_load > 0:
             wait_for_quiet(args.max_load, args.max_wait, log)
@@ -113,7 +115,8 @@ def main():
         raw.append(res)
         loads += [v["load1_before"] for v in res.values()]
         others += [v["others_cores"] for v in res.values()]
-    md = table(rounds, args, loads, others)
+        stolen += [v["stolen_cores"] for v in res.values()]
+    md = table(rounds, args, loads, others, stolen)
     print(md)
     if args.out:
         with open(args.out, "w") as f:
