@@ -6,6 +6,7 @@
 
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/gemm.hpp"
+#include "focus/kernels/gemv.hpp"
 #include "focus/tensor/rng.hpp"
 
 using namespace focus;
@@ -36,6 +37,27 @@ void check_kernel(const char* name,
 TEST(Gemm, SmallMatchesReference) {
   check_kernel<float>("small", &gemm_small<float>);
   check_kernel<double>("small", &gemm_small<double>);
+}
+
+TEST(Gemm, SkinnyTimesTransposedMatchesReference) {
+  // x (M, K) @ W (N, K)^T with few rows (M <= 16) takes the small kernel's threaded row-dot path
+  // at any size (auto dispatch); odd N and K exercise the tails. The portable loop too.
+  Rng rng(3);
+  const int64_t N = 2003, K = 257;
+  for (int64_t M : {1, 3, 4, 5, 16}) {
+    std::vector<float> A(M * K), B(N * K), C(M * N), R(M * N);
+    for (auto& v : A) v = static_cast<float>(rng.normal());
+    for (auto& v : B) v = static_cast<float>(rng.normal());
+    for (size_t i = 0; i < C.size(); ++i) C[i] = R[i] = static_cast<float>(rng.normal());
+    std::vector<float> P = C;
+    gemm(false, true, M, N, K, 0.5f, A.data(), K, B.data(), K, 2.f, C.data(), N);
+    gemm_row_dots_portable<float>(M, N, K, 0.5f, A.data(), K, B.data(), K, 2.f, P.data(), N);
+    gemm_reference<float>(false, true, M, N, K, 0.5f, A.data(), K, B.data(), K, 2.f, R.data(), N);
+    for (size_t i = 0; i < C.size(); ++i) {
+      ASSERT_NEAR(C[i], R[i], 1e-4 * (1 + std::abs(R[i]))) << "M=" << M << " at " << i;
+      ASSERT_NEAR(P[i], R[i], 1e-4 * (1 + std::abs(R[i]))) << "portable M=" << M << " at " << i;
+    }
+  }
 }
 
 TEST(Gemm, BlasMatchesReference) {

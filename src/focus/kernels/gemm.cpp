@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "focus/kernels/cpu.hpp"
+#include "focus/kernels/gemv.hpp"
 #include "focus/tensor/error.hpp"
 
 namespace focus {
@@ -109,6 +110,9 @@ void check_args(const char* what, int64_t M, int64_t N, int64_t K, bool ta, bool
 
 // Products at or below this many multiply-adds go to the small kernel.
 constexpr int64_t kSmallWork = 48 * 48 * 48;
+// So do matrix-vector-like products x (M, K) @ W (N, K)^T with M at most this (a Linear on a few
+// rows: batch-1 decoding), whatever their size: the BLAS would pack all of W on every call.
+constexpr int64_t kGemvRows = 16;
 
 template <class T>
 void gemm_dispatch(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
@@ -116,7 +120,9 @@ void gemm_dispatch(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, c
   check_args<T>("gemm", M, N, K, ta, tb, lda, ldb, ldc);
   if (M == 0 || N == 0) return;
   GemmKernel k = g_kernel.load();
-  if (k == GemmKernel::Auto) k = M * N * K <= kSmallWork ? GemmKernel::Small : GemmKernel::Blas;
+  if (k == GemmKernel::Auto)
+    k = M * N * K <= kSmallWork || (tb && !ta && M <= kGemvRows) ? GemmKernel::Small
+                                                                  : GemmKernel::Blas;
   if (k == GemmKernel::Blas && !blas_available()) k = GemmKernel::Small;
   switch (k) {
     case GemmKernel::Reference: return gemm_reference(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -173,6 +179,8 @@ void gemm_reference(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, 
 template <class T>
 void gemm_small(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
                 int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  // A (M, K) and B (N, K) both row-major: dot products, no packing (kernels/gemv.hpp).
+  if (tb && !ta) return gemm_row_dots<T>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   // Pack op(B) as a (K, N) row-major panel when it is transposed so the inner loop is a
   // contiguous axpy over N; then C(i,:) = beta*C(i,:) + alpha * sum_k A(i,k) B(k,:).
   std::vector<T> packed;

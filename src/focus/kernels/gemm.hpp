@@ -4,7 +4,9 @@
 //              (OPENBLAS_CORETYPE=SkylakeX / Haswell unless the user set it): Debian's 0.3.21
 //              mis-detects AVX-512 Xeons and would otherwise run its slow generic kernels.
 //   - small:   a direct register-blocked kernel for tiny products where a BLAS call costs more
-//              than the arithmetic (batch-1 inference, attention tiles).
+//              than the arithmetic (batch-1 inference, attention tiles), and for x @ W^T with
+//              at most 16 rows of x at any size (row dot products, threaded when large: decoding
+//              one token through a Linear, where the BLAS would pack all of W every call).
 //   - reference: the naive triple loop, the oracle for tests.
 // gemm() picks small or blas by size; FOCUS_GEMM=reference|small|blas (or set_gemm_kernel) forces
 // one. If OpenBLAS cannot be loaded, gemm() says so once on stderr and uses `small`.

@@ -71,17 +71,74 @@ Tensor MultiHeadAttention::forward(const Tensor& query, const Tensor& key_value,
               ShapeError,
               "MultiHeadAttention: query {} (B, Lq, E) and key_value {} (B, Lk, E), E = {}",
               to_string(query.shape()), to_string(kv.shape()), E);
-  const int64_t B = query.size(0), Lq = query.size(1);
+  const Tensor q = to_heads(q_proj->forward(query), opt_.n_heads);  // (B, H, Lq, Dh)
+  const Tensor k = to_heads(k_proj->forward(kv), opt_.n_kv_heads);  // (B, Hkv, Lk, Dh)
+  const Tensor v = to_heads(v_proj->forward(kv), opt_.n_kv_heads);  // (B, Hkv, Lk, Dh)
+  return attend(q, k, v, mask, weights_out);
+}
+
+Tensor MultiHeadAttention::attend(const Tensor& q, const Tensor& k, const Tensor& v,
+                                  const AttentionMask& mask, Tensor* weights_out) {
+  const int64_t B = q.size(0), Lq = q.size(2);
   AttentionOptions ao;
   static_cast<AttentionMask&>(ao) = mask;
   ao.dropout_p = opt_.dropout;
   ao.training = is_training();
   ao.rng = &rng_;
-  const Tensor q = to_heads(q_proj->forward(query), opt_.n_heads);          // (B, H, Lq, Dh)
-  const Tensor k = to_heads(k_proj->forward(kv), opt_.n_kv_heads);          // (B, Hkv, Lk, Dh)
-  const Tensor v = to_heads(v_proj->forward(kv), opt_.n_kv_heads);          // (B, Hkv, Lk, Dh)
   const Tensor o = scaled_dot_product_attention(q, k, v, ao, weights_out);  // (B, H, Lq, Dh)
-  return out_proj->forward(reshape(transpose(o, 1, 2), {B, Lq, E}));
+  return out_proj->forward(reshape(transpose(o, 1, 2), {B, Lq, opt_.d_model}));
+}
+
+// ---- incremental decoding ----------------------------------------------------------------------
+
+KvCache MultiHeadAttention::make_cache(int64_t batch, int64_t capacity) const {
+  return KvCache(batch, opt_.n_kv_heads, opt_.d_model / opt_.n_heads, capacity,
+                 q_proj->weight.dtype());
+}
+
+void MultiHeadAttention::check_query(const Tensor& query, int64_t batch, const char* where) const {
+  FOCUS_CHECK(query.defined() && query.dim() == 3 && query.size(2) == opt_.d_model &&
+                  query.size(0) == batch && query.size(1) >= 1,
+              ShapeError, "MultiHeadAttention::{}: query {} must be (B, T, E) = ({}, T, {})", where,
+              query.defined() ? to_string(query.shape()) : std::string("undefined"), batch,
+              opt_.d_model);
+  FOCUS_CHECK(!(is_training() && opt_.dropout > 0.0), StateError,
+              "MultiHeadAttention::{}: decoding applies no dropout; call eval() (dropout {})",
+              where, opt_.dropout);
+}
+
+Tensor MultiHeadAttention::forward_cached(const Tensor& query, KvCache& cache,
+                                          const Tensor& counts) {
+  check_query(query, cache.batch(), "forward_cached");
+  FOCUS_CHECK(
+      cache.kv_heads() == opt_.n_kv_heads && cache.head_dim() == opt_.d_model / opt_.n_heads,
+      ShapeError, "MultiHeadAttention::forward_cached: cache of {} heads x {} vs layer {} x {}",
+      cache.kv_heads(), cache.head_dim(), opt_.n_kv_heads, opt_.d_model / opt_.n_heads);
+  const Tensor q = to_heads(q_proj->forward(query), opt_.n_heads);  // (B, H, T, Dh)
+  const KvStep step = cache.append(to_heads(k_proj->forward(query), opt_.n_kv_heads),
+                                   to_heads(v_proj->forward(query), opt_.n_kv_heads), counts);
+  return attend(q, step.k, step.v, step.mask, nullptr);  // step.k/v (B, Hkv, Lk, Dh) views
+}
+
+void MultiHeadAttention::cache_memory(const Tensor& memory, CrossKvCache& cache,
+                                      const AttentionMask& memory_mask) {
+  FOCUS_CHECK(memory.defined() && memory.dim() == 3 && memory.size(2) == opt_.d_model &&
+                  memory.size(1) >= 1,
+              ShapeError, "MultiHeadAttention::cache_memory: memory {} must be (B, S >= 1, {})",
+              memory.defined() ? to_string(memory.shape()) : std::string("undefined"),
+              opt_.d_model);
+  cache.set(to_heads(k_proj->forward(memory), opt_.n_kv_heads),  // (B, Hkv, S, Dh) views
+            to_heads(v_proj->forward(memory), opt_.n_kv_heads), memory_mask);
+}
+
+Tensor MultiHeadAttention::forward_cross_cached(const Tensor& query, const CrossKvCache& cache) {
+  const Tensor& k = cache.keys();  // (B, Hkv, S, Dh)
+  check_query(query, k.size(0), "forward_cross_cached");
+  FOCUS_CHECK(k.size(1) == opt_.n_kv_heads && k.size(3) == opt_.d_model / opt_.n_heads, ShapeError,
+              "MultiHeadAttention::forward_cross_cached: cached keys {} vs layer {} heads x {}",
+              to_string(k.shape()), opt_.n_kv_heads, opt_.d_model / opt_.n_heads);
+  const Tensor q = to_heads(q_proj->forward(query), opt_.n_heads);  // (B, H, T, Dh)
+  return attend(q, k, cache.values(), cache.mask(), nullptr);
 }
 
 AttentionPooling::AttentionPooling(const MultiHeadAttentionOptions& o, Rng& rng)

@@ -1,10 +1,14 @@
 // MultiHeadAttention (self or cross, grouped-query when n_kv_heads < n_heads) and
 // AttentionPooling (a learned query attending over a sequence), on top of
 // scaled_dot_product_attention (ops/attention.hpp). Parameter names in docs/DESIGN.md.
-//   Letters: B batch, Lq queries, Lk keys, E = d_model, H heads, Hkv K/V heads, Dh = E / H.
+// MultiHeadAttention also decodes incrementally (inference only) over a KvCache (self-attention)
+// or a CrossKvCache (encoder K/V projected once), see nn/kv_cache.hpp.
+//   Letters: B batch, Lq queries, Lk keys, E = d_model, H heads, Hkv K/V heads, Dh = E / H,
+//   T new tokens of a decoding step, S source (encoder) length.
 #pragma once
 #include <memory>
 
+#include "focus/nn/kv_cache.hpp"
 #include "focus/nn/linear.hpp"
 #include "focus/nn/module.hpp"
 #include "focus/ops/attention.hpp"
@@ -32,9 +36,28 @@ class MultiHeadAttention : public Module {
                  const AttentionMask& mask = {}, Tensor* weights_out = nullptr);
   const MultiHeadAttentionOptions& options() const { return opt_; }
 
+  // ---- incremental decoding (no dropout: throws StateError in training mode with dropout) ----
+  // An empty self-attention cache sized for this layer, in its parameters' dtype.
+  KvCache make_cache(int64_t batch, int64_t capacity = 64) const;
+  // Self-attention of the next T tokens: query (B, T, E) -> (B, T, E). Their K/V are appended to
+  // `cache` (counts as KvCache::append: valid new tokens per sequence, default all T); query i of
+  // sequence b sees the sequence's cached keys and new keys 0..i. Equals forward() with a causal
+  // mask over the whole sequence, row for row.
+  Tensor forward_cached(const Tensor& query, KvCache& cache, const Tensor& counts = Tensor());
+  // Cross-attention with the encoder's K/V computed once: cache_memory projects memory (B, S, E)
+  // into `cache` (memory_mask: its key_lengths / key_padding_mask, the source padding);
+  // forward_cross_cached attends query (B, T, E) to it -> (B, T, E), as forward(query, memory).
+  void cache_memory(const Tensor& memory, CrossKvCache& cache,
+                    const AttentionMask& memory_mask = {});
+  Tensor forward_cross_cached(const Tensor& query, const CrossKvCache& cache);
+
   const std::shared_ptr<Linear> q_proj, k_proj, v_proj, out_proj;
 
  private:
+  // (B, H, T, Dh) attention output -> out_proj -> (B, T, E).
+  Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionMask& mask,
+                Tensor* weights_out);
+  void check_query(const Tensor& query, int64_t batch, const char* where) const;
   Rng rng_;  // attention dropout masks
 };
 

@@ -31,4 +31,14 @@ Tensor TransformerEncoderLayer::forward(const Tensor& x, const AttentionMask& ma
   return add(h, dropout2_->forward(linear2->forward(dropout_->forward(f))));
 }
 
+Tensor TransformerEncoderLayer::forward_cached(const Tensor& x, KvCache& cache,
+                                               const Tensor& counts) {
+  FOCUS_CHECK(!(is_training() && dropout_->p() > 0.0), StateError,
+              "TransformerEncoderLayer::forward_cached: decoding applies no dropout; call eval() "
+              "(dropout {})", dropout_->p());
+  Tensor h = add(x, self_attn->forward_cached(norm1->forward(x), cache, counts));  // (B, T, E)
+  const Tensor f = gelu(linear1->forward(norm2->forward(h)));                     // (B, T, F)
+  return add(h, linear2->forward(f));
+}
+
 }  // namespace focus

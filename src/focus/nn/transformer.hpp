@@ -2,7 +2,9 @@
 // torch.nn.TransformerEncoderLayer(norm_first=True, activation="gelu", batch_first=True):
 //   x = x + dropout1(self_attn(norm1(x)))
 //   x = x + dropout2(linear2(dropout(gelu(linear1(norm2(x))))))
-//   Letters: B batch, L sequence, E = d_model, F = d_ff.
+// With a causal mask a stack of these is a decoder-only language model; forward_cached decodes it
+// incrementally over a KvCache (inference).
+//   Letters: B batch, L sequence, E = d_model, F = d_ff, T new tokens of a decoding step.
 #pragma once
 #include <memory>
 
@@ -29,6 +31,13 @@ class TransformerEncoderLayer : public Module {
   TransformerEncoderLayer(const TransformerEncoderLayerOptions& opt, Rng& rng);
   // x (B, L, E) -> (B, L, E); weights_out receives the attention probabilities (B, H, L, L).
   Tensor forward(const Tensor& x, const AttentionMask& mask = {}, Tensor* weights_out = nullptr);
+  // Causal self-attention decoding: x (B, T, E) are the next T positions of each sequence, whose
+  // K/V join `cache` (counts as KvCache::append) -> (B, T, E). Equals forward() with a causal
+  // mask over the whole sequence, row for row. Inference: StateError in training with dropout.
+  Tensor forward_cached(const Tensor& x, KvCache& cache, const Tensor& counts = Tensor());
+  KvCache make_cache(int64_t batch, int64_t capacity = 64) const {
+    return self_attn->make_cache(batch, capacity);
+  }
 
   const std::shared_ptr<LayerNorm> norm1;
   const std::shared_ptr<MultiHeadAttention> self_attn;

@@ -1,0 +1,130 @@
+#!/usr/bin/python3
+"""focus next to PyTorch 1.13 on autoregressive decoding: runs build/decode_bench and
+bench/decode_torch.py in turns for several rounds (focus first on even rounds, torch first on odd
+ones, so slow drifts in the machine hit both alike) and prints a markdown table of medians over
+rounds: tokens/s with the KV cache and with full recomputation, batch 1 and 16, the cache's
+speedup, and focus/torch ratios next to the issue's target (>= 5x PyTorch's KV cache).
+Each program verifies before timing (cached and uncached greedy generations agree). The 1-minute
+load average, the CPU used by other processes and the CPU the hypervisor took (steal) during
+each run are recorded (the machine is shared); --max-load waits for a quieter machine first.
+Run with Debian's python (torch lives there):
+  /usr/bin/python3 bench/compare_decode.py --build build [--rounds 3] [--new 256] [--out t.md]
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+from compare import TORCH_ENV, TORCH_PY, load1, run_json, wait_for_quiet
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TARGET = 5.0  # focus cached / torch cached
+
+
+def one_round(r, args, log):
+    common = ["--batch", args.batch, "--prompt", str(args.prompt), "--new", str(args.new),
+              "--reps", str(args.reps), "--uncached-reps", str(args.uncached_reps),
+              "--threads", str(args.threads), "--json"]
+    jobs = {"focus": ([os.path.join(args.build, "decode_bench")] + common, {}),
+            "torch": ([TORCH_PY, os.path.join(HERE, "decode_torch.py")] + common, TORCH_ENV)}
+    order = ["focus", "torch"] if r % 2 == 0 else ["torch", "focus"]
+    return {fw: run_json(*jobs[fw], log) for fw in order}
+
+
+def metrics(res):
+    out = {}
+    for fw, r in res.items():
+        for x in r["results"]:
+            b = x["batch"]
+            out[(fw, b, "cached")] = x["cached"]["tokens_per_s"]
+            if "uncached" in x:
+                out[(fw, b, "uncached")] = x["uncached"]["tokens_per_s"]
+    return out
+
+
+def fmt(v):
+    return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
+
+
+def table(rounds, args, loads, others, stolen):
+    keys = rounds[0].keys()
+    med = {k: statistics.median(r[k] for r in rounds) for k in keys}
+    lo = {k: min(r[k] for r in rounds) for k in keys}
+    hi = {k: max(r[k] for r in rounds) for k in keys}
+    rows = ["| batch | path | focus tokens/s | torch tokens/s | focus/torch | spread focus / torch (min..max) |",
+            "|---:|---|---:|---:|---:|---|"]
+    for b in sorted({k[1] for k in keys}):
+        for path in ("cached", "uncached"):
+            f, t = ("focus", b, path), ("torch", b, path)
+            if f not in med or t not in med:
+                continue
+            rows.append(f"| {b} | {'KV cache' if path == 'cached' else 'full recomputation'} | "
+                        f"{fmt(med[f])} | {fmt(med[t])} | {med[f] / med[t]:.2f} | "
+                        f"{fmt(lo[f])}..{fmt(hi[f])} / {fmt(lo[t])}..{fmt(hi[t])} |")
+    summary = []
+    for b in sorted({k[1] for k in keys}):
+        f, t = med[("focus", b, "cached")], med[("torch", b, "cached")]
+        line = f"batch {b}: focus KV cache / torch KV cache = {f / t:.2f} " \
+               f"({'met' if f / t >= TARGET else 'missed'}, target >= {TARGET:g}x)"
+        if ("focus", b, "uncached") in med:
+            line += f"; focus KV cache / focus recomputation = {f / med[('focus', b, 'uncached')]:.1f}x"
+        summary.append(line)
+    notes = [
+        f"Medians over {len(rounds)} rounds (focus and torch interleaved), {args.threads} threads "
+        f"each; prompt {args.prompt}, {args.new} new tokens, {args.reps} timed cached generations "
+        f"and {args.uncached_reps} uncached per run.",
+        f"1-minute load average before the runs: median {statistics.median(loads):.2f}, max "
+        f"{max(loads):.2f}; CPU used by other processes during the runs: median "
+        f"{statistics.median(others):.2f} cores, max {max(others):.2f} (of {os.cpu_count()}); CPU "
+        f"taken by the hypervisor (steal): median {statistics.median(stolen):.2f} cores, max "
+        f"{max(stolen):.2f}.",
+    ]
+    return "\n".join(rows) + "\n\n" + "\n".join(f"- {s}" for s in summary + notes) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--batch", default="1,16")
+    ap.add_argument("--prompt", type=int, default=16)
+    ap.add_argument("--new", type=int, default=256)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--uncached-reps", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-load", type=float, default=0, help="wait for load1 < this before each round")
+    ap.add_argument("--max-wait", type=float, default=1200)
+    ap.add_argument("--out", help="also write the markdown table here")
+    ap.add_argument("--json-out", help="write every run's raw JSON here")
+    args = ap.parse_args()
+    if not os.access(os.path.join(args.build, "decode_bench"), os.X_OK):
+        raise SystemExit(f"compare_decode: {args.build}/decode_bench missing (build first)")
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    rounds, raw, loads, others, stolen = [], [], [], [], []
+    for r in range(args.rounds):
+        if args.max_load > 0:
+            wait_for_quiet(args.max_load, args.max_wait, log)
+        log(f"round {r + 1}/{args.rounds} (load {load1():.2f})")
+        res = one_round(r, args, log)
+        rounds.append(metrics(res))
+        raw.append(res)
+        loads += [v["load1_before"] for v in res.values()]
+        others += [v["others_cores"] for v in res.values()]
+        stolen += [v["stolen_cores"] for v in res.values()]
+    md = table(rounds, args, loads, others, stolen)
+    print(md)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(md)
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump(raw, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
