@@ -128,17 +128,30 @@ struct Kern {
       for (int v = 0; v < NV; ++v) store(C + r * ldc + v * W, c[r][v]);
   }
 
-  static constexpr int kMR = W == 16 ? 8 : 4;
-  static constexpr int kNV = W == 1 ? 4 : 2;
+  // Register tile: kMR rows x kNV vectors (AVX-512: 6 x 64 floats, 24 accumulators).
+  static constexpr int kMR = W == 16 ? 6 : 4;
+  static constexpr int kNV = W == 16 ? 4 : (W == 1 ? 4 : 2);
 
   template <int MR>
   static void tile_nv(int nv, int64_t Kd, const T* A, int64_t ars, int64_t aks, const T* B,
                       int64_t ldb, T* C, int64_t ldc, bool acc) {
     switch (nv) {
       case 1: return tile<MR, 1>(Kd, A, ars, aks, B, ldb, C, ldc, acc);
-      case 2: return tile<MR, 2>(Kd, A, ars, aks, B, ldb, C, ldc, acc);
+      case 2: return tile<MR, (kNV >= 2 ? 2 : 1)>(Kd, A, ars, aks, B, ldb, C, ldc, acc);
       case 3: return tile<MR, (kNV >= 3 ? 3 : 1)>(Kd, A, ars, aks, B, ldb, C, ldc, acc);
       default: return tile<MR, kNV>(Kd, A, ars, aks, B, ldb, C, ldc, acc);
+    }
+  }
+
+  // Rows below kMR: one tile of `rows` rows.
+  static void tile_rows(int64_t rows, int nv, int64_t Kd, const T* A, int64_t ars, int64_t aks,
+                        const T* B, int64_t ldb, T* C, int64_t ldc, bool acc) {
+    switch (rows) {
+      case 1: return tile_nv<1>(nv, Kd, A, ars, aks, B, ldb, C, ldc, acc);
+      case 2: return tile_nv<2>(nv, Kd, A, ars, aks, B, ldb, C, ldc, acc);
+      case 3: return tile_nv<3>(nv, Kd, A, ars, aks, B, ldb, C, ldc, acc);
+      case 4: return tile_nv<(kMR > 4 ? 4 : 1)>(nv, Kd, A, ars, aks, B, ldb, C, ldc, acc);
+      default: return tile_nv<(kMR > 5 ? 5 : 1)>(nv, Kd, A, ars, aks, B, ldb, C, ldc, acc);
     }
   }
 
@@ -149,8 +162,8 @@ struct Kern {
       int64_t i = 0;
       for (; i + kMR <= M; i += kMR)
         tile_nv<kMR>(nv, Kd, A + i * ars, ars, aks, B + j, ldb, C + i * ldc + j, ldc, acc);
-      for (; i < M; ++i)
-        tile_nv<1>(nv, Kd, A + i * ars, ars, aks, B + j, ldb, C + i * ldc + j, ldc, acc);
+      if (i < M)
+        tile_rows(M - i, nv, Kd, A + i * ars, ars, aks, B + j, ldb, C + i * ldc + j, ldc, acc);
     }
   }
 
