@@ -14,6 +14,8 @@ PyTorch runs with its fair settings (torch_common.py); the 1-minute load average
 by other processes are recorded for every run (helpers of compare.py).
   /usr/bin/python3 bench/compare_attention.py --build build [--len 128,512,1024,2048,4096,8192]
       [--rounds 3] [--out table.md] [--json-out raw.json]
+  /usr/bin/python3 bench/compare_attention.py --from-json raw1.json raw2.json   # tables of saved
+      runs, their rounds pooled per length (e.g. 3 rounds up to 2048 and 1 round beyond)
 """
 import argparse
 import json
@@ -176,6 +178,11 @@ def targets(med, peak, args):
     return lines
 
 
+def rounds_per_len(raw, args):
+    n = {L: sum(any(x["len"] == L for v in r.values() for x in v["results"]) for r in raw) for L in args.len}
+    return ", ".join(f"{L}: {c}" for L, c in n.items())
+
+
 def report(raw, args):
     med = medians(raw, args)
     focus_runs = [v for r in raw for k, v in r.items() if k[2] != "torch"]
@@ -187,8 +194,8 @@ def report(raw, args):
     stolen = [v["stolen_cores"] for v in every]
     parts = [config_table(c, b, med, peak, args) for c, b in CONFIGS]
     notes = [
-        f"B {args.batch}, H {args.heads}, D {args.dim}, float32; medians over {len(raw)} rounds "
-        f"(kernels interleaved, order rotating); {args.threads} threads each; % peak: of the highest "
+        f"B {args.batch}, H {args.heads}, D {args.dim}, float32; medians over rounds "
+        f"(kernels interleaved, order rotating; rounds per L: {rounds_per_len(raw, args)}); {args.threads} threads each; % peak: of the highest "
         f"FMA peak focus measured in these runs, {peak:.0f} GFLOP/s (load lowers it); fused ISA {focus_runs[0]['isa'] if focus_runs else '?'}.",
         "GFLOP/s count visible (query, key) pairs only (4 D per pair forward, 14 D forward + "
         "backward), so a causal run is credited half the pairs; PyTorch computes the hidden half "
@@ -207,6 +214,16 @@ def report(raw, args):
                      f"{t['OMP_WAIT_POLICY']}; textbook attention (no fused kernel in 1.13).")
     return ("\n".join(parts) + "\n" + "\n".join(f"- {n}" for n in notes) + "\n\nTargets:\n\n"
             + "\n".join(f"- {t}" for t in targets(med, peak, args)) + "\n")
+
+
+def from_key(key):
+    causal, backward, kernel = key
+    return f"{'causal' if causal else 'noncausal'}/{'fwdbwd' if backward else 'fwd'}/{kernel}"
+
+
+def to_key(name):
+    causal, backward, kernel = name.split("/")
+    return causal == "causal", backward == "fwdbwd", kernel
 
 
 def main():
@@ -228,8 +245,15 @@ def main():
     ap.add_argument("--retries", type=int, default=2, help="repeats allowed per run for --max-others")
     ap.add_argument("--out", help="also write the markdown here")
     ap.add_argument("--json-out", help="write every run's raw JSON here")
+    ap.add_argument("--from-json", nargs="+", metavar="RAW",
+                    help="run nothing: print the tables of these --json-out files, rounds pooled")
     args = ap.parse_args()
     args.len = [int(x) for x in args.len.split(",")]
+    if args.from_json:
+        raw = [{to_key(k): v for k, v in r.items()} for path in args.from_json
+               for r in json.load(open(path))["rounds"]]
+        print(report(raw, args))
+        return
     if not os.access(os.path.join(args.build, "focus"), os.X_OK):
         raise SystemExit(f"compare_attention: {args.build}/focus missing (build first: make build)")
 
@@ -249,9 +273,8 @@ def main():
             f.write(md)
     if args.json_out:
         with open(args.json_out, "w") as f:
-            json.dump({"args": vars(args), "rounds": [
-                {f"{'causal' if c else 'noncausal'}/{'fwdbwd' if b else 'fwd'}/{k}": v for (c, b, k), v in r.items()}
-                for r in raw]}, f, indent=1)
+            json.dump({"args": vars(args), "rounds": [{from_key(k): v for k, v in r.items()} for r in raw]},
+                      f, indent=1)
 
 
 if __name__ == "__main__":
