@@ -271,15 +271,15 @@ def main():
             compare.wait_for_quiet(args.max_load, args.max_wait, log)
         log(f"round {r + 1}/{args.rounds} (load {compare.load1():.2f})")
         raw.append(one_round(r, args, log))
+        if args.json_out:  # after every round: an interrupted session keeps its finished rounds
+            with open(args.json_out, "w") as f:
+                json.dump({"args": vars(args), "rounds": [{from_key(k): v for k, v in r.items()} for r in raw]},
+                          f, indent=1)
     md = report(raw, args)
     print(md)
     if args.out:
         with open(args.out, "w") as f:
             f.write(md)
-    if args.json_out:
-        with open(args.json_out, "w") as f:
-            json.dump({"args": vars(args), "rounds": [{from_key(k): v for k, v in r.items()} for r in raw]},
-                      f, indent=1)
 
 
 if __name__ == "__main__":
