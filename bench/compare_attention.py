@@ -165,7 +165,7 @@ def targets(med, peak, args):
         # peak_extra counts what a step allocates afresh: the output and the three gradients that
         # backward hands to .grad (4 tensors of B H L D floats) are part of it; the target excludes them.
         io_mib = 4 * args.batch * args.heads * Lmax * args.dim * 4 / 2**20
-        beyond = max(m for _, m in mems) - io_mib
+        beyond = max(0.0, max(m for _, m in mems) - io_mib)
         growth = ", ".join(f"{L}: {fmt(get(False, True, 'fused', L)['peak_extra_mib'])}"
                            for L in args.len if get(False, True, "fused", L))
         lines.append(f"fused forward + backward memory at L = {Lmax}"
