@@ -59,7 +59,8 @@ def run_json(cmd, env_extra, log):
 
 def command(kernel, causal, backward, lens, args):
     common = ["--batch", str(args.batch), "--heads", str(args.heads), "--dim", str(args.dim),
-              "--len", ",".join(map(str, lens)), "--threads", str(args.threads), "--json"]
+              "--len", ",".join(map(str, lens)), "--threads", str(args.threads), "--reps", str(args.reps),
+              "--json"]
     common += ["--causal"] * causal + ["--backward"] * backward
     if kernel == "torch":
         return [compare.TORCH_PY, os.path.join(HERE, "attention_torch.py"), "--max-mem-gb",
@@ -243,6 +244,8 @@ def main():
     ap.add_argument("--dim", type=int, default=64)
     ap.add_argument("--len", default="128,512,1024,2048,4096,8192", help="sequence lengths")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=0,
+                    help="timed runs per length and program (0: the programs' own, 3..50 by size)")
     ap.add_argument("--ref-max-gb", type=float, default=12.0,
                     help="run the reference kernel only where the score matrices need at most this (GiB)")
     ap.add_argument("--torch-max-gb", type=float, default=12.0, help="attention_torch.py --max-mem-gb")
