@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# `make bench`: focus's benchmarks next to their PyTorch 1.13 twins (bench/compare.py), several
-# interleaved rounds; prints the markdown table and keeps it with the raw JSON in BUILD_DIR.
+# `make bench`: focus's benchmarks next to their PyTorch 1.13 twins (bench/compare.py), then the
+# attention kernels next to PyTorch's textbook attention (bench/compare_attention.py), several
+# interleaved rounds each; prints the markdown tables and keeps them with the raw JSON in BUILD_DIR
+# (bench_results.*, bench_attention.*).
 # Usage: bench/run_all.sh BUILD_DIR
 # Environment: ROUNDS=3, ITERS=10, MAX_LOAD=0 (wait for a lower 1-minute load average before each
-# round; 0: don't), MAX_OTHERS=0 (repeat a run during which other processes used more cores).
+# round; 0: don't), MAX_OTHERS=0 (repeat a run during which other processes used more cores),
+# ATTN_LENS=128,512,1024,2048 (attention lengths; the full sweep of docs/BENCHMARKS.md adds 4096
+# and 8192 and takes about an hour: bench/compare_attention.py --len 128,512,1024,2048,4096,8192).
 set -euo pipefail
 build="${1:?usage: bench/run_all.sh BUILD_DIR}"
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -12,6 +16,9 @@ if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
   exit 1
 fi
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-exec /usr/bin/python3 "$here/compare.py" --build "$build" --rounds "${ROUNDS:-3}" \
+/usr/bin/python3 "$here/compare.py" --build "$build" --rounds "${ROUNDS:-3}" \
   --iters "${ITERS:-10}" --max-load "${MAX_LOAD:-0}" --max-others "${MAX_OTHERS:-0}" \
   --out "$build/bench_results.md" --json-out "$build/bench_results.json"
+exec /usr/bin/python3 "$here/compare_attention.py" --build "$build" --rounds "${ROUNDS:-3}" \
+  --len "${ATTN_LENS:-128,512,1024,2048}" --max-load "${MAX_LOAD:-0}" --max-others "${MAX_OTHERS:-0}" \
+  --out "$build/bench_attention.md" --json-out "$build/bench_attention.json"
