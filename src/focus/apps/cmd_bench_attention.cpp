@@ -143,7 +143,7 @@ int run_attention_bench(const AttnBenchOpts& o) {
   out["backward"] = o.backward;
   if (!o.json)
     std::printf("attention %s [%s], %s, B %lld H %lld Hkv %lld D %lld%s%s; FMA peak %.1f GFLOP/s "
-                "(%d threads)\n\n%8s %10s %10s %8s %12s\n",
+                "(%d threads)\n\n%8s %10s %10s %10s %8s %12s\n",
                 o.kernel.c_str(), out["isa"].get<std::string>().c_str(),
                 o.backward ? "forward + backward" : "forward", (long long)o.batch,
                 (long long)o.heads, (long long)out["kv_heads"].get<int64_t>(), (long long)o.dim,

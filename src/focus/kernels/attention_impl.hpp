@@ -56,9 +56,10 @@ struct Kern {
     else return x;
   }
   static V vmax(V a, V b) { return a > b ? a : b; }
+  // Horizontal max / sum: halve the vector until one lane is left.
   static T hmax(V v) {
     if constexpr (W == 1) return v;
-    else if constexpr (W == 16) return _mm512_reduce_max_ps((__m512)v);
+    else if constexpr (W == 16) return Kern<T, 8>::hmax(halves(v, [](auto a, auto b) { return a > b ? a : b; }));
     else {
       T m = v[0];
       for (int i = 1; i < W; ++i) m = std::max(m, v[i]);
@@ -67,12 +68,18 @@ struct Kern {
   }
   static T hsum(V v) {
     if constexpr (W == 1) return v;
-    else if constexpr (W == 16) return _mm512_reduce_add_ps((__m512)v);
+    else if constexpr (W == 16) return Kern<T, 8>::hsum(halves(v, [](auto a, auto b) { return a + b; }));
     else {
       T s = 0;
       for (int i = 0; i < W; ++i) s += v[i];
       return s;
     }
+  }
+  template <class F>
+  static auto halves(V v, F f) {
+    const auto lo = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
+    const auto hi = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+    return f(lo, hi);
   }
   // exp with exp(x) = 0 for x < -86.5 (so exp(-inf) = 0); inputs here are <= 0.
   static V vexpv(V x) {
@@ -283,7 +290,16 @@ struct Kern {
     visible(p, len, r0 + rows - 1, unused, jhi);
     const T* kh = p.k + b * p.k_stride.b + hk * p.k_stride.h;
     const T* vh = p.v + b * p.v_stride.b + hk * p.v_stride.h;
-    for (int64_t j0 = jlo; j0 < jhi; j0 += kBK) {
+    if (rows <= kFewRows) {  // decoding: no packing, dot products straight from K and V rows
+      for (int64_t j0 = jlo; j0 < jhi; j0 += kBK) {
+        const int64_t n = std::min(kBK, jhi - j0), np = padded(n);
+        scores_rows(rows, D, Qs, kh + j0 * p.k_stride.l, p.k_stride.l, n, S);
+        mask_block(p, b, h, len, r0, rows, j0, n, np, S);
+        online_softmax(p, b, h, r0, rows, j0, n, np, S, mrow, lrow, Oa, Dvp);
+        pv_rows(rows, Dv, S, vh + j0 * p.v_stride.l, p.v_stride.l, n, Oa, Dvp);
+      }
+    }
+    for (int64_t j0 = jlo; j0 < jhi && rows > kFewRows; j0 += kBK) {
       const int64_t n = std::min(kBK, jhi - j0), np = padded(n);
       pack_transposed(Kt, np, kh + j0 * p.k_stride.l, p.k_stride.l, n, D);
       pack_rows(Vp, Dvp, vh + j0 * p.v_stride.l, p.v_stride.l, n, np, Dv, T(1));
@@ -307,6 +323,40 @@ struct Kern {
       const T* src = Oa + r * Dvp;
       for (int64_t c = 0; c < Dv; ++c) dst[c] = src[c] * inv;
       lrow0[r] = lrow[r] > 0 ? mrow[r] + std::log(lrow[r]) : kNegInf;
+    }
+  }
+
+  // ---- few query rows (decoding) ---------------------------------------------------------
+  static constexpr int64_t kFewRows = 4;
+
+  static T dot(const T* a, const T* x, int64_t n) {
+    V acc = V{};
+    int64_t d = 0;
+    for (; d + W <= n; d += W) acc += load(a + d) * load(x + d);
+    T s = hsum(acc);
+    for (; d < n; ++d) s += a[d] * x[d];
+    return s;
+  }
+  // S (rows x n, row stride kBK) = Qs (rows x D) K^T for n key rows k (row stride kl).
+  static void scores_rows(int64_t rows, int64_t D, const T* Qs, const T* k, int64_t kl,
+                          int64_t n, T* S) {
+    for (int64_t c = 0; c < n; ++c)
+      for (int64_t r = 0; r < rows; ++r) S[r * kBK + c] = dot(Qs + r * D, k + c * kl, D);
+  }
+  // Oa (rows x Dv, row stride Dvp) += P (rows x n) V for n value rows v (row stride vl).
+  static void pv_rows(int64_t rows, int64_t Dv, const T* P, const T* v, int64_t vl, int64_t n,
+                      T* Oa, int64_t Dvp) {
+    for (int64_t r = 0; r < rows; ++r) {
+      T* o = Oa + r * Dvp;
+      for (int64_t c = 0; c < n; ++c) {
+        const T pc = P[r * kBK + c];
+        if (pc == T(0)) continue;
+        const T* vr = v + c * vl;
+        const V pv = bcast(pc);
+        int64_t d = 0;
+        for (; d + W <= Dv; d += W) store(o + d, load(o + d) + pv * load(vr + d));
+        for (; d < Dv; ++d) o[d] += pc * vr[d];
+      }
     }
   }
 
