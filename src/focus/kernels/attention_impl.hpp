@@ -57,29 +57,29 @@ struct Kern {
   }
   static V vmax(V a, V b) { return a > b ? a : b; }
   // Horizontal max / sum: halve the vector until one lane is left.
-  static T hmax(V v) {
-    if constexpr (W == 1) return v;
-    else if constexpr (W == 16) return Kern<T, 8>::hmax(halves(v, [](auto a, auto b) { return a > b ? a : b; }));
-    else {
-      T m = v[0];
-      for (int i = 1; i < W; ++i) m = std::max(m, v[i]);
-      return m;
+  template <class F>
+  static T reduce(V v, F f) {
+    if constexpr (W == 1) {
+      return v;
+    } else {
+      auto v8 = [&] {
+        if constexpr (W == 16)
+          return f(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7),
+                   __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
+        else
+          return v;
+      }();
+      const auto v4 = f(__builtin_shufflevector(v8, v8, 0, 1, 2, 3),
+                        __builtin_shufflevector(v8, v8, 4, 5, 6, 7));
+      const auto v2 = f(__builtin_shufflevector(v4, v4, 0, 1), __builtin_shufflevector(v4, v4, 2, 3));
+      return f(v2[0], v2[1]);
     }
+  }
+  static T hmax(V v) {
+    return reduce(v, [](auto a, auto b) { return a > b ? a : b; });
   }
   static T hsum(V v) {
-    if constexpr (W == 1) return v;
-    else if constexpr (W == 16) return Kern<T, 8>::hsum(halves(v, [](auto a, auto b) { return a + b; }));
-    else {
-      T s = 0;
-      for (int i = 0; i < W; ++i) s += v[i];
-      return s;
-    }
-  }
-  template <class F>
-  static auto halves(V v, F f) {
-    const auto lo = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
-    const auto hi = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
-    return f(lo, hi);
+    return reduce(v, [](auto a, auto b) { return a + b; });
   }
   // exp with exp(x) = 0 for x < -86.5 (so exp(-inf) = 0); inputs here are <= 0.
   static V vexpv(V x) {
@@ -375,7 +375,7 @@ struct Kern {
         std::fill(s, s + np, T(0));
         continue;
       }
-      const T alpha = vexp<T>(mrow[r] - mnew);
+      const T alpha = mnew == mrow[r] ? T(1) : vexp<T>(mrow[r] - mnew);  // the max rarely moves
       const V mv = bcast(mnew);
       V sum = V{};
       for (int64_t c = 0; c < np; c += W) {

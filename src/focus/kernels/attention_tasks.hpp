@@ -12,7 +12,7 @@
 namespace focus::attn {
 
 constexpr int64_t kBQ = 64;   // queries per block
-constexpr int64_t kBK = 64;   // keys per block
+constexpr int64_t kBK = 128;  // keys per block
 constexpr int64_t kPad = 16;  // head dims and key blocks are padded to this (the widest vector)
 
 inline int64_t padded(int64_t n) { return (n + kPad - 1) / kPad * kPad; }
