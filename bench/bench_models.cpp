@@ -19,7 +19,6 @@
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -142,32 +141,21 @@ nlohmann::json bench_train(ImageClassifier& m, int64_t batch, int iters, int64_t
           {"peak_rss_mib", peak_rss_mib()}};
 }
 
-std::vector<int64_t> parse_batches(const std::string& s) {
-  std::vector<int64_t> out;
-  std::stringstream ss(s);
-  std::string part;
-  while (std::getline(ss, part, ',')) {
-    try {
-      out.push_back(std::stoll(part));
-    } catch (const std::logic_error&) {
-      throw ValueError(fmt::format("bench_models: bad batch '{}' in --infer-batch", part));
-    }
-    FOCUS_CHECK(out.back() > 0, ValueError, "bench_models: batch {} must be positive", out.back());
-  }
-  return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"focus image-model benchmark: training/inference images/s and peak memory"};
-  std::string model, infer_batch = "1,256";
+  std::string model;
+  std::vector<int64_t> infer_batch{1, 256};
   int64_t batch = 128;
   int iters = 20, threads = 0;
   bool json = false, skip_train = false;
   app.add_option("--model", model, "cnn_se | vit")->required()->check(CLI::IsMember(image_model_names()));
   app.add_option("--batch", batch, "training batch")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--infer-batch", infer_batch, "inference batches, comma-separated")->capture_default_str();
+  app.add_option("--infer-batch", infer_batch, "inference batches, comma-separated")
+      ->delimiter(',')
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--iters", iters, "timed training steps")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--threads", threads, "threads (0 = policy)");
   std::string model_config = "{}";
@@ -191,7 +179,7 @@ int main(int argc, char** argv) {
                        {"config", m->config()}};
     for (const auto& [name, p] : m->named_parameters())
       out["param_shapes"][name] = std::vector<int64_t>(p.shape().begin(), p.shape().end());
-    for (int64_t b : parse_batches(infer_batch))
+    for (int64_t b : infer_batch)
       out["infer"].push_back(bench_inference(*m, b, iters, classes, rng));
     if (!skip_train) out["train"] = bench_train(*m, batch, iters, classes, rng);
     if (json) {

@@ -18,7 +18,6 @@
 #include <cstdlib>
 #include <functional>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -52,21 +51,6 @@ double median(std::vector<double> v) {
 
 void check(bool ok, const std::string& what) {
   if (!ok) throw StateError("decode_bench: verification failed: " + what);
-}
-
-std::vector<int64_t> parse_list(const std::string& s) {
-  std::vector<int64_t> out;
-  std::stringstream ss(s);
-  std::string part;
-  while (std::getline(ss, part, ',')) {
-    try {
-      out.push_back(std::stoll(part));
-    } catch (const std::logic_error&) {
-      throw ValueError(fmt::format("decode_bench: bad batch '{}'", part));
-    }
-    FOCUS_CHECK(out.back() > 0, ValueError, "decode_bench: batch {} must be positive", out.back());
-  }
-  return out;
 }
 
 // Leading tokens on which two (B, N) generations agree, the minimum over sequences.
@@ -120,12 +104,15 @@ nlohmann::json bench_batch(DecoderLM& lm, int64_t B, int64_t P, int64_t N, int64
 
 int main(int argc, char** argv) {
   CLI::App app{"focus decoding benchmark: tokens/s with the KV cache and with full recomputation"};
-  std::string batches = "1,16";
+  std::vector<int64_t> batches{1, 16};
   int64_t prompt = 16, n_new = 256, verify = 32;
   int reps = 5, uncached_reps = 1, threads = 0;
   bool json = false;
   DecoderLMConfig cfg;
-  app.add_option("--batch", batches, "batches, comma-separated")->capture_default_str();
+  app.add_option("--batch", batches, "batches, comma-separated")
+      ->delimiter(',')
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--prompt", prompt, "prompt tokens")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--new", n_new, "generated tokens")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--verify", verify, "tokens compared before timing")->capture_default_str();
@@ -154,7 +141,7 @@ int main(int argc, char** argv) {
                        {"config",
                         {{"vocab", cfg.vocab}, {"d_model", cfg.d_model}, {"layers", cfg.n_layers},
                          {"heads", cfg.n_heads}, {"d_ff", cfg.d_ff}, {"max_len", cfg.max_len}}}};
-    for (const int64_t b : parse_list(batches))
+    for (const int64_t b : batches)
       out["results"].push_back(bench_batch(lm, b, prompt, n_new, verify, reps, uncached_reps, rng));
     if (json) {
       std::printf("%s\n", out.dump(2).c_str());

@@ -93,14 +93,7 @@ struct Kern {
       const V n = (xc * T(1.4426950408889634) + magic) - magic;
       V r = xc - n * T(0.693145751953125);
       r = r - n * T(1.4286068203094172e-06);
-      V p = bcast(T(1.0 / 5040));
-      p = p * r + T(1.0 / 720);
-      p = p * r + T(1.0 / 120);
-      p = p * r + T(1.0 / 24);
-      p = p * r + T(1.0 / 6);
-      p = p * r + T(0.5);
-      p = p * r + T(1);
-      p = p * r + T(1);
+      const V p = exp_reduced<T>(r);
       const VI e = (__builtin_convertvector(n, VI) + 126) << 23;
       const V res = p * (V)e * T(2);
       return x < lo ? V{} : res;
@@ -298,21 +291,22 @@ struct Kern {
         online_softmax(p, b, h, r0, rows, j0, n, np, S, mrow, lrow, Oa, Dvp);
         pv_rows(rows, Dv, S, vh + j0 * p.v_stride.l, p.v_stride.l, n, Oa, Dvp);
       }
-    }
-    for (int64_t j0 = jlo; j0 < jhi && rows > kFewRows; j0 += kBK) {
-      const int64_t n = std::min(kBK, jhi - j0), np = padded(n);
-      pack_transposed(Kt, np, kh + j0 * p.k_stride.l, p.k_stride.l, n, D);
-      pack_rows(Vp, Dvp, vh + j0 * p.v_stride.l, p.v_stride.l, n, np, Dv, T(1));
-      for (int64_t i0 = r0; i0 < r0 + rows; i0 += kBQ) {
-        const int64_t m = std::min(kBQ, r0 + rows - i0), x = i0 - r0;
-        int64_t lo_first, hi_last;
-        visible(p, len, i0, lo_first, unused);
-        visible(p, len, i0 + m - 1, unused, hi_last);
-        if (hi_last <= j0 || lo_first >= j0 + n) continue;  // the block sees none of these keys
-        gemm(m, np, D, Qs + x * D, D, 1, Kt, np, S, kBK, false);  // S (m, np)
-        mask_block(p, b, h, len, i0, m, j0, n, np, S);
-        online_softmax(p, b, h, i0, m, j0, n, np, S, mrow + x, lrow + x, Oa + x * Dvp, Dvp);
-        gemm(m, Dvp, np, S, kBK, 1, Vp, Dvp, Oa + x * Dvp, Dvp, true);  // O += P V
+    } else {
+      for (int64_t j0 = jlo; j0 < jhi; j0 += kBK) {
+        const int64_t n = std::min(kBK, jhi - j0), np = padded(n);
+        pack_transposed(Kt, np, kh + j0 * p.k_stride.l, p.k_stride.l, n, D);
+        pack_rows(Vp, Dvp, vh + j0 * p.v_stride.l, p.v_stride.l, n, np, Dv, T(1));
+        for (int64_t i0 = r0; i0 < r0 + rows; i0 += kBQ) {
+          const int64_t m = std::min(kBQ, r0 + rows - i0), x = i0 - r0;
+          int64_t lo_first, hi_last;
+          visible(p, len, i0, lo_first, unused);
+          visible(p, len, i0 + m - 1, unused, hi_last);
+          if (hi_last <= j0 || lo_first >= j0 + n) continue;  // the block sees none of these keys
+          gemm(m, np, D, Qs + x * D, D, 1, Kt, np, S, kBK, false);  // S (m, np)
+          mask_block(p, b, h, len, i0, m, j0, n, np, S);
+          online_softmax(p, b, h, i0, m, j0, n, np, S, mrow + x, lrow + x, Oa + x * Dvp, Dvp);
+          gemm(m, Dvp, np, S, kBK, 1, Vp, Dvp, Oa + x * Dvp, Dvp, true);  // O += P V
+        }
       }
     }
     T* orow0 = o + b * os.b + h * os.h + r0 * os.l;
