@@ -13,6 +13,7 @@
 #include "focus/ops/index.hpp"
 #include "focus/ops/loss.hpp"
 #include "focus/ops/matmul.hpp"
+#include "focus/ops/view.hpp"
 #include "focus/tensor/rng.hpp"
 
 namespace focus {
@@ -129,7 +130,7 @@ void Seq2Seq::check_tokens(const Tensor& t, const char* what, const char* where)
 }
 
 Tensor Seq2Seq::positions_for(int64_t B, int64_t L, int64_t offset) const {
-  std::vector<int64_t> pos(size_t(B * L));
+  std::vector<int64_t> pos(static_cast<size_t>(B * L));
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < L; ++t) pos[size_t(b * L + t)] = offset + t;
   return Tensor::from_vector(pos, {B, L});  // (B, L)
@@ -189,7 +190,7 @@ Tensor Seq2Seq::loss(const Tensor& src, const Tensor& src_len, const Tensor& tgt
               tgt_in.defined() ? to_string(tgt_in.shape()) : std::string("undefined"));
   const Tensor logits = forward(src, src_len, tgt_in);  // (B, T, V)
   const int64_t N = tgt_in.size(0) * tgt_in.size(1);
-  return cross_entropy(logits.reshape({N, cfg_.tgt_vocab}), tgt_out.reshape({N}),
+  return cross_entropy(focus::reshape(logits, {N, cfg_.tgt_vocab}), tgt_out.reshape({N}),
                        label_smoothing, /*ignore_index=*/0);
 }
 

@@ -35,7 +35,7 @@ double length_score(double log_prob, size_t len, double alpha) {
 std::vector<double> log_softmax_rows(const Tensor& logits) {
   const Tensor l = logits.contiguous();
   const int64_t N = l.size(0), V = l.size(2);
-  std::vector<double> out(size_t(N * V));
+  std::vector<double> out(static_cast<size_t>(N * V));
   dispatch_float(l.dtype(), "search log_softmax", [&]<class T>() {
     const T* p = l.data<T>();
     for (int64_t r = 0; r < N; ++r) {
@@ -67,10 +67,10 @@ std::vector<std::vector<Hypothesis>> greedy_search(Seq2Seq& model, const Tensor&
   const Tensor memory = model.encode(src, src_len);  // (B, S, E)
   const int64_t B = memory.size(0);
   Seq2SeqDecodeState st = model.start_decoding(memory, src_len, std::min<int64_t>(max_len, 64));
-  std::vector<Beam> hyp(size_t(B));
-  std::vector<int64_t> rows(size_t(B));  // sentence of each live row
+  std::vector<Beam> hyp(static_cast<size_t>(B));
+  std::vector<int64_t> rows(static_cast<size_t>(B));  // sentence of each live row
   for (int64_t b = 0; b < B; ++b) rows[size_t(b)] = b;
-  std::vector<std::vector<Hypothesis>> out(size_t(B));
+  std::vector<std::vector<Hypothesis>> out(static_cast<size_t>(B));
   std::vector<int64_t> next(size_t(B), Seq2Seq::kBos);
   for (int64_t t = 0; t < max_len && !rows.empty(); ++t) {
     const int64_t N = int64_t(rows.size()), V = model.config().tgt_vocab;
@@ -110,16 +110,16 @@ std::vector<std::vector<Hypothesis>> beam_search(Seq2Seq& model, const Tensor& s
   const int64_t B = memory.size(0), K = opt.beam, V = model.config().tgt_vocab;
   Seq2SeqDecodeState st = model.start_decoding(memory, src_len, std::min<int64_t>(max_len, 64));
   // Rows are (sentence, beam); at first only beam 0 of each sentence is live.
-  std::vector<int64_t> expand(size_t(B * K));
+  std::vector<int64_t> expand(static_cast<size_t>(B * K));
   for (int64_t i = 0; i < B * K; ++i) expand[size_t(i)] = i / K;
   st.reorder(Tensor::from_vector(expand, {B * K}));
-  std::vector<int64_t> sent(size_t(B));  // live sentences, in row-group order
+  std::vector<int64_t> sent(static_cast<size_t>(B));  // live sentences, in row-group order
   for (int64_t b = 0; b < B; ++b) sent[size_t(b)] = b;
-  std::vector<Beam> beams(size_t(B * K));
+  std::vector<Beam> beams(static_cast<size_t>(B * K));
   std::vector<double> beam_lp(size_t(B * K), kNegInf);
   for (int64_t b = 0; b < B; ++b) beam_lp[size_t(b * K)] = 0.0;
   std::vector<int64_t> next(size_t(B * K), Seq2Seq::kBos);
-  std::vector<std::vector<Hypothesis>> fin(size_t(B));
+  std::vector<std::vector<Hypothesis>> fin(static_cast<size_t>(B));
   struct Cand {
     double lp;
     int64_t row, tok;

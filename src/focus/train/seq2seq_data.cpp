@@ -69,7 +69,7 @@ void make_source_batch(const std::vector<std::vector<int64_t>>& src,
   const int64_t B = int64_t(index.size());
   int64_t S = 1;
   for (int64_t i : index) S = std::max<int64_t>(S, int64_t(src[size_t(i)].size()));
-  std::vector<int64_t> s(size_t(B * S), Seq2Seq::kPad), len(size_t(B));
+  std::vector<int64_t> s(static_cast<size_t>(B * S), Seq2Seq::kPad), len(static_cast<size_t>(B));
   for (int64_t b = 0; b < B; ++b) {
     const auto& x = src[size_t(index[size_t(b)])];
     std::copy(x.begin(), x.end(), s.begin() + b * S);
