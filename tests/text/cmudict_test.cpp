@@ -3,6 +3,8 @@
 // real dict.txt is present, its counts and split proportions.
 #include "focus/text/cmudict.hpp"
 
+#include <chrono>
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -11,8 +13,11 @@
 #include <optional>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "data/temp_dir.hpp"
 #include "focus/tensor/error.hpp"
+#include "focus/text/tokenizer.hpp"
 
 namespace focus {
 namespace {
@@ -167,6 +172,32 @@ TEST(CmudictReal, CountsAndSplit) {
   std::set<std::string> spellings;
   for (const auto& e : plain) spellings.insert(e.word);
   EXPECT_EQ(spellings.size(), plain.size());
+}
+
+// BPE on the real spellings: learned on the train side, every word (dev/test included, so unseen
+// ones) decodes back exactly; encoding all of them is timed.
+TEST(CmudictReal, BpeRoundTrip) {
+  const std::string path = real_dict();
+  if (path.empty()) GTEST_SKIP() << "CMUdict not fetched (tools/fetch-data.sh)";
+  const auto dict = load_cmudict(path);
+  std::vector<std::string> train;
+  for (const auto& e : dict)
+    if (split_of(e.word) == SplitPart::Train) train.push_back(e.word);
+  TokenizerOptions opt;
+  opt.bpe_merges = 2000;
+  const auto tok = train_tokenizer("bpe", train, opt);
+  EXPECT_EQ(tok->to_json().at("merges").size(), 2000u);
+  std::vector<std::vector<int64_t>> ids(dict.size());
+  const auto t0 = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < dict.size(); ++i) ids[i] = tok->encode(dict[i].word);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  int64_t tokens = 0;
+  for (size_t i = 0; i < dict.size(); ++i) {
+    tokens += static_cast<int64_t>(ids[i].size());
+    ASSERT_EQ(tok->decode(ids[i]), dict[i].word);
+  }
+  std::printf("[ info ] BPE (2000 merges): %zu words -> %lld tokens, encoded in %.3f s\n",
+              dict.size(), static_cast<long long>(tokens), secs);
 }
 
 }  // namespace
