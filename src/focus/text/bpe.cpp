@@ -3,10 +3,12 @@
 // only whitespace a token can hold, so no user text can forge it. Training counts word
 // frequencies, then repeatedly merges the most frequent adjacent pair (ties: the smaller
 // (left, right) strings), updating pair counts incrementally (a lazy max-heap over counts and,
-// per pair, the words holding it), so 8,000 merges over 100k distinct words take about a second.
+// per pair, the words holding it): 8,000 merges over CMUdict's 124k words take ~3.5 s, encoding
+// them all ~0.2 s (one core).
 // encode merges, per word, the present pair of lowest rank (all its occurrences, left to right)
 // until none is left: the merges in learned order.
 // JSON: {"kind": "bpe", "end_of_word": " ", "symbols": [...], "merges": [[left, right], ...]}.
+#include <array>
 #include <queue>
 #include <unordered_set>
 
@@ -26,15 +28,52 @@ struct Merge {
   int64_t rank, result;
 };
 
+// Merge rules by pair key: open addressing with linear probing in a power-of-two table at most
+// half full (encode's hot lookup; several times faster than std::unordered_map here).
+class MergeTable {
+ public:
+  explicit MergeTable(size_t n) {
+    size_t cap = 16;
+    while (cap < 2 * n) cap *= 2;
+    slots_.assign(cap, {kEmpty, {}});
+  }
+  // Keeps the first rule of a key (a pair's rank is its first merge).
+  void insert(uint64_t key, Merge m) {
+    for (size_t i = slot(key);; i = (i + 1) & (slots_.size() - 1)) {
+      if (slots_[i].first == key) return;
+      if (slots_[i].first == kEmpty) {
+        slots_[i] = {key, m};
+        return;
+      }
+    }
+  }
+  const Merge* find(uint64_t key) const {
+    for (size_t i = slot(key);; i = (i + 1) & (slots_.size() - 1)) {
+      if (slots_[i].first == key) return &slots_[i].second;
+      if (slots_[i].first == kEmpty) return nullptr;
+    }
+  }
+
+ private:
+  static constexpr uint64_t kEmpty = ~uint64_t{0};  // ids are < 2^32, so no pair has this key
+  size_t slot(uint64_t key) const {
+    return static_cast<size_t>((key * 0x9E3779B97F4A7C15ull) >> 32) & (slots_.size() - 1);
+  }
+  std::vector<std::pair<uint64_t, Merge>> slots_;
+};
+
 class BpeTokenizer : public Tokenizer {
  public:
   BpeTokenizer(Vocab v, std::vector<std::pair<int64_t, int64_t>> merges)
-      : Tokenizer(std::move(v)), merges_(std::move(merges)), eow_(vocab_.id(kEndOfWord)) {
-    ranks_.reserve(merges_.size());
+      : Tokenizer(std::move(v)),
+        merges_(std::move(merges)),
+        ranks_(merges_.size()),
+        eow_(vocab_.id(kEndOfWord)) {
+    for (int c = 0; c < 128; ++c) ascii_[c] = symbol_id(vocab_, std::string(1, static_cast<char>(c)));
     for (size_t r = 0; r < merges_.size(); ++r) {
       const auto [a, b] = merges_[r];
-      ranks_.emplace(pair_key(a, b),
-                     Merge{static_cast<int64_t>(r), vocab_.id(vocab_.token(a) + vocab_.token(b))});
+      ranks_.insert(pair_key(a, b),
+                    Merge{static_cast<int64_t>(r), vocab_.id(vocab_.token(a) + vocab_.token(b))});
     }
   }
   std::string kind() const override { return "bpe"; }
@@ -75,6 +114,12 @@ class BpeTokenizer : public Tokenizer {
   void encode_word(const std::string& w, std::vector<int64_t>& syms) const {
     syms.clear();
     for (size_t i = 0; i < w.size();) {
+      const auto c = static_cast<unsigned char>(w[i]);
+      if (c < 128) {
+        syms.push_back(ascii_[c]);
+        ++i;
+        continue;
+      }
       const size_t n = std::max<size_t>(1, utf8_sequence_length(w, i));
       syms.push_back(symbol_id(vocab_, w.substr(i, n)));
       i += n;
@@ -84,10 +129,11 @@ class BpeTokenizer : public Tokenizer {
       const Merge* best = nullptr;
       uint64_t best_key = 0;
       for (size_t i = 0; i + 1 < syms.size(); ++i) {
-        const auto it = ranks_.find(pair_key(syms[i], syms[i + 1]));
-        if (it != ranks_.end() && (!best || it->second.rank < best->rank)) {
-          best = &it->second;
-          best_key = it->first;
+        const uint64_t key = pair_key(syms[i], syms[i + 1]);
+        const Merge* m = ranks_.find(key);
+        if (m && (!best || m->rank < best->rank)) {
+          best = m;
+          best_key = key;
         }
       }
       if (!best) break;
@@ -105,8 +151,9 @@ class BpeTokenizer : public Tokenizer {
   }
 
   std::vector<std::pair<int64_t, int64_t>> merges_;  // (left id, right id) in rank order
-  std::unordered_map<uint64_t, Merge> ranks_;
+  MergeTable ranks_;
   int64_t eow_;
+  std::array<int64_t, 128> ascii_;  // ids of the one-byte symbols
 };
 
 // Training state: distinct words as symbol-id sequences with their frequencies.
