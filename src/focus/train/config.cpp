@@ -106,7 +106,7 @@ void validate(const TrainConfig& c) {
   choice("schedule", c.schedule, {"cosine", "step", "constant", "inverse-sqrt"});
   FOCUS_CHECK(c.epochs >= 1, ValueError, "--epochs must be >= 1, got {}", c.epochs);
   FOCUS_CHECK(c.batch >= 1, ValueError, "--batch must be >= 1, got {}", c.batch);
-  FOCUS_CHECK(c.accum >= 1 && c.batch % c.accum == 0, ValueError,
+  FOCUS_CHECK(c.accum >= 1 && (is_seq2seq_task(c.task) || c.batch % c.accum == 0), ValueError,
               "--accum {} must be >= 1 and divide --batch {}", c.accum, c.batch);
   FOCUS_CHECK(c.lr > 0, ValueError, "--lr must be > 0, got {}", c.lr);
   FOCUS_CHECK(c.weight_decay >= 0, ValueError, "--weight-decay must be >= 0, got {}", c.weight_decay);

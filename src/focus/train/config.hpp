@@ -35,6 +35,7 @@ struct TrainConfig {
   int val_size = 5000;
   int patience = 0;                    // early stopping on val accuracy, 0 = off
   double time_limit_min = 0.0;         // stop after this many minutes of training, 0 = off
+  bool schedule_by_time = false;       // seq2seq: the schedule runs over the time limit, not epochs
   int threads = 0;                     // 0 = FOCUS_NUM_THREADS or all cores
   uint64_t seed = 1;
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
@@ -87,6 +88,9 @@ void visit_fields(TrainConfig& c, V&& v) {
   v("val-size", c.val_size, "training images held out for validation");
   v("patience", c.patience, "early stopping: epochs without improvement (0 = off)");
   v("time-limit-min", c.time_limit_min, "stop training after this many minutes (0 = off)");
+  v("schedule-by-time", c.schedule_by_time,
+    "seq2seq: with --time-limit-min, the LR schedule advances with the time spent (it ends when "
+    "the time runs out) or the steps taken, whichever is further");
   v("threads", c.threads, "threads (0 = FOCUS_NUM_THREADS or all cores)");
   v("seed", c.seed, "random seed");
   v("data-dir", c.data_dir, "Fashion-MNIST directory (Debian's dataset-fashion-mnist)");

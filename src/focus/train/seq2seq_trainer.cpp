@@ -105,7 +105,12 @@ Seq2SeqStepStats Seq2SeqTrainer::train_step(const Seq2SeqBatch& b) {
   }
   const auto params = model_.parameters();
   s.grad_norm = cfg_.clip > 0 ? clip_grad_norm(params, cfg_.clip) : grad_norm(params);
-  opt_->set_lr(schedule_->lr_at(opt_->steps()));
+  int64_t at = opt_->steps();
+  if (cfg_.schedule_by_time && cfg_.time_limit_min > 0) {  // the share of the time spent
+    const double total = double(steps_per_epoch_) * cfg_.epochs;
+    at = std::max(at, int64_t(total * std::min(1.0, train_seconds_ / (cfg_.time_limit_min * 60))));
+  }
+  opt_->set_lr(schedule_->lr_at(at));
   opt_->step();
   ema_update();
   return s;
@@ -172,6 +177,7 @@ std::vector<nlohmann::json> Seq2SeqTrainer::fit() {
     bool out_of_time = false;
     for (size_t i = 0; i < batches.size(); ++i) {
       const Seq2SeqBatch b = make_batch(train_, batches[i]);
+      train_seconds_ = train_seconds + seconds_since(t_epoch);
       const Seq2SeqStepStats s = train_step(b);
       FOCUS_CHECK(std::isfinite(s.loss), StateError,
                   "training diverged at epoch {} batch {} (loss {}); lower --lr", epoch + 1, i + 1,

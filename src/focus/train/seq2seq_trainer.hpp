@@ -74,6 +74,7 @@ class Seq2SeqTrainer {
   std::unique_ptr<LrSchedule> schedule_;
   std::vector<Tensor> ema_;  // one per parameter, when cfg.ema > 0
   int64_t steps_per_epoch_ = 0;
+  double train_seconds_ = 0;  // training time so far (schedule_by_time)
   int start_epoch_ = 0;
   double best_ = 1e300;  // best validation primary metric (lower is better)
   int epochs_since_best_ = 0;
