@@ -15,6 +15,7 @@ for Debian's python). Tensor names inside a file:
   grad.<name>          dloss/d<name> for every input and parameter
   final.<name>         state after the step (batch-norm running stats, optimised parameters)
   losses               (optimizer cases) the loss before each step
+  logits, loss         (seq2seq) the model's outputs; there grad.<name> is dloss/d<name>
 and "__metadata__" holds the case's settings as strings (heads, eps, lr, ...).
 
 Everything is seeded (torch.manual_seed per case) and written with sorted names, so a rerun on
