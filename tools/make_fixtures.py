@@ -15,6 +15,7 @@ for Debian's python). Tensor names inside a file:
   grad.<name>          dloss/d<name> for every input and parameter
   final.<name>         state after the step (batch-norm running stats, optimised parameters)
   losses               (optimizer cases) the loss before each step
+  logits, loss         (seq2seq) the model's outputs; there grad.<name> is dloss/d<name>
 and "__metadata__" holds the case's settings as strings (heads, eps, lr, ...).
 
 Everything is seeded (torch.manual_seed per case) and written with sorted names, so a rerun on
@@ -43,12 +44,15 @@ PACKED_SPLITS = {
     "in_proj_bias": ("q_proj.bias", "k_proj.bias", "v_proj.bias"),
 }
 SKIPPED = ("num_batches_tracked",)  # torch-only batch-norm counter; focus has no such buffer
+RENAMED = {"multihead_attn": "cross_attn"}  # a name component: TransformerDecoderLayer's cross attn
 
 
 def focus_names(named):
-    """[(torch_name, tensor)] -> {focus_name: tensor}, splitting packed in-projections."""
+    """[(torch_name, tensor)] -> {focus_name: tensor}, renaming and splitting packed
+    in-projections."""
     out = {}
     for name, t in named:
+        name = ".".join(RENAMED.get(part, part) for part in name.split("."))
         prefix, _, leaf = name.rpartition(".")
         prefix = prefix + "." if prefix else ""
         if leaf in SKIPPED:
@@ -227,6 +231,134 @@ def make_encoder_layer(dtype):
                "activation": "gelu (erf)", "eps": 1e-5, "dropout": 0.0}
 
 
+def randomize_transformer_layer(m, E):
+    """Non-trivial attention biases and norm affines (torch initialises biases 0, norms 1 / 0),
+    so that a dropped or misplaced one shows; works for encoder and decoder layers."""
+    with torch.no_grad():
+        for name, mod in m.named_modules():
+            if isinstance(mod, nn.MultiheadAttention):
+                mod.in_proj_bias.copy_(0.1 * torch.randn(3 * E, dtype=torch.float64))
+                mod.out_proj.bias.copy_(0.1 * torch.randn(E, dtype=torch.float64))
+            elif isinstance(mod, nn.LayerNorm):
+                mod.weight.copy_(1 + 0.3 * torch.randn(E, dtype=torch.float64))
+                mod.bias.copy_(0.3 * torch.randn(E, dtype=torch.float64))
+
+
+def causal_mask(T):
+    return torch.triu(torch.ones(T, T, dtype=torch.int64), 1)  # (T, T), 1 = masked
+
+
+def padding_mask(lengths, S):
+    return (torch.arange(S)[None, :] >= torch.tensor(lengths)[:, None]).to(torch.int64)  # (B, S)
+
+
+def make_decoder_layer(dtype):
+    """x (B, T, E) attends causally to itself, then to memory (B, S, E) whose batch 1 has 4 real
+    positions of 7 (memory_key_padding_mask)."""
+    B, T, S, E, H, FF = 2, 5, 7, 32, 4, 48
+    m = nn.TransformerDecoderLayer(E, H, dim_feedforward=FF, dropout=0.0, activation="gelu",
+                                   layer_norm_eps=1e-5, batch_first=True, norm_first=True).double()
+    randomize_transformer_layer(m, E)
+    inputs = {"input": torch.randn(B, T, E, dtype=torch.float64),   # (B, T, E)
+              "memory": torch.randn(B, S, E, dtype=torch.float64),  # (B, S, E)
+              "tgt_mask": causal_mask(T),                           # (T, T)
+              "memory_key_padding_mask": padding_mask([7, 4], S)}   # (B, S)
+
+    def forward(mod, input, memory, tgt_mask, memory_key_padding_mask):
+        return {"output": mod(input, memory, tgt_mask=tgt_mask.bool(),
+                              memory_key_padding_mask=memory_key_padding_mask.bool())}
+
+    t = run_module_case(m, inputs, forward, dtype)
+    return t, {"num_heads": H, "d_model": E, "dim_feedforward": FF, "norm_first": True,
+               "activation": "gelu (erf)", "eps": 1e-5, "dropout": 0.0,
+               "masks": "I64, 1 = masked out: tgt_mask (T, T) causal, memory_key_padding_mask "
+                        "(B, S) for source lengths 7, 4",
+               "zero_gradients": {"grad.self_attn.k_proj.bias": KEY_BIAS_ZERO,
+                                  "grad.cross_attn.k_proj.bias": KEY_BIAS_ZERO}}
+
+
+def sinusoidal_table(L, E):
+    """focus's SinusoidalPositionalEncoding (nn/positional.cpp): pe[p, i] = sin(p / 10000^(2k/E))
+    for i = 2k, cos(...) for i = 2k + 1."""
+    pos = torch.arange(L, dtype=torch.float64)[:, None]               # (L, 1)
+    i = torch.arange(E)
+    angle = pos / torch.pow(10000.0, (i - i % 2).to(torch.float64) / E)  # (L, E)
+    return torch.where(i % 2 == 0, torch.sin(angle), torch.cos(angle))
+
+
+class Seq2Seq(nn.Module):
+    """focus's models/seq2seq.hpp in torch: embeddings * sqrt(E) + sinusoidal positions, the
+    encoder and decoder stacks of nn.Transformer (with their final norms), logits through the
+    target embedding (tied)."""
+
+    def __init__(self, src_vocab, tgt_vocab, E, H, n_enc, n_dec, FF):
+        super().__init__()
+        self.E = E
+        self.src_emb = nn.Embedding(src_vocab, E)
+        self.tgt_emb = nn.Embedding(tgt_vocab, E)
+        t = nn.Transformer(E, H, num_encoder_layers=n_enc, num_decoder_layers=n_dec,
+                           dim_feedforward=FF, dropout=0.0, activation="gelu", batch_first=True,
+                           norm_first=True)
+        self.encoder, self.decoder = t.encoder, t.decoder
+
+    def forward(self, src, src_len, tgt_in):
+        B, S = src.shape
+        T = tgt_in.shape[1]
+        pe = sinusoidal_table(max(S, T), self.E).to(self.src_emb.weight.dtype)
+        scale = self.E ** 0.5
+        src_pad = padding_mask(src_len.tolist(), S).bool()                     # (B, S)
+        x = self.src_emb(src) * scale + pe[:S]                                  # (B, S, E)
+        memory = self.encoder(x, src_key_padding_mask=src_pad)                  # (B, S, E)
+        y = self.tgt_emb(tgt_in) * scale + pe[:T]                               # (B, T, E)
+        h = self.decoder(y, memory, tgt_mask=causal_mask(T).bool(),
+                         memory_key_padding_mask=src_pad)                       # (B, T, E)
+        return h @ self.tgt_emb.weight.T                                        # (B, T, V)
+
+
+def make_seq2seq(dtype):
+    """A padded batch of 3: sources of 6, 4 and 2 tokens (right-padded with 0), targets
+    tgt_in = <s>=1 y, tgt_out = y </s>=2, right-padded with 0 (ignored by the loss)."""
+    Vs, Vt, E, H, FF, n_enc, n_dec, smoothing = 11, 13, 32, 4, 48, 2, 2, 0.1
+    m = Seq2Seq(Vs, Vt, E, H, n_enc, n_dec, FF).double()
+    with torch.no_grad():  # N(0, 1/E), as focus initialises the tables
+        m.src_emb.weight.copy_(torch.randn(Vs, E, dtype=torch.float64) / E ** 0.5)
+        m.tgt_emb.weight.copy_(torch.randn(Vt, E, dtype=torch.float64) / E ** 0.5)
+    randomize_transformer_layer(m, E)
+    src_len = torch.tensor([6, 4, 2], dtype=torch.int64)                        # (B)
+    B, S, T = 3, 6, 5
+    src = torch.randint(1, Vs, (B, S), dtype=torch.int64)                       # (B, S)
+    src = src * (1 - padding_mask(src_len.tolist(), S))
+    y_len = [4, 2, 3]  # tokens before </s>
+    tgt_in = torch.zeros(B, T, dtype=torch.int64)                               # (B, T)
+    tgt_out = torch.zeros(B, T, dtype=torch.int64)                              # (B, T)
+    for b, n in enumerate(y_len):
+        y = torch.randint(3, Vt, (n,), dtype=torch.int64)
+        tgt_in[b, 0] = 1
+        tgt_in[b, 1:n + 1] = y
+        tgt_out[b, :n] = y
+        tgt_out[b, n] = 2
+    m = m.to(dtype)
+    tensors = {k: v.detach().clone() for k, v in focus_names(m.state_dict().items()).items()}
+    logits = m(src, src_len, tgt_in)
+    loss = F.cross_entropy(logits.reshape(-1, Vt), tgt_out.reshape(-1), ignore_index=0,
+                           label_smoothing=smoothing)
+    loss.backward()
+    tensors.update({"src": src, "src_len": src_len, "tgt_in": tgt_in, "tgt_out": tgt_out,
+                    "logits": logits.detach(), "loss": loss.detach()})
+    grads = focus_names([(n, p.grad) for n, p in m.named_parameters()])
+    tensors.update({"grad." + k: g for k, g in grads.items()})
+    zero = {f"grad.{stack}.layers.{i}.{attn}.k_proj.bias": KEY_BIAS_ZERO
+            for stack, attns, n in (("encoder", ("self_attn",), n_enc),
+                                    ("decoder", ("self_attn", "cross_attn"), n_dec))
+            for i in range(n) for attn in attns}
+    return tensors, {"src_vocab": Vs, "tgt_vocab": Vt, "d_model": E, "num_heads": H,
+                     "dim_feedforward": FF, "n_enc_layers": n_enc, "n_dec_layers": n_dec,
+                     "label_smoothing": smoothing, "ignore_index": 0, "positions": "sinusoidal",
+                     "norm_first": True, "activation": "gelu (erf)", "eps": 1e-5,
+                     "dropout": 0.0, "zero_gradients": zero,
+                     "model": " ".join(Seq2Seq.__doc__.split())}
+
+
 class SqueezeExcitation(nn.Module):
     """s = sigmoid(fc2(relu(fc1(mean_hw(x))))), y = x * s[..., None, None]."""
 
@@ -346,6 +478,8 @@ CASES = [
     ("cross_entropy_smooth", lambda d: make_cross_entropy(0.1, d), ("f64", "f32")),
     ("adamw", lambda d: make_optimizer("adamw", d), ("f64", "f32")),
     ("sgd_nesterov", lambda d: make_optimizer("sgd", d), ("f64", "f32")),
+    ("decoder_layer", make_decoder_layer, ("f64", "f32")),
+    ("seq2seq", make_seq2seq, ("f64", "f32")),
 ]
 TORCH_DTYPES = {"f64": torch.float64, "f32": torch.float32}
 

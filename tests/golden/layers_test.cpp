@@ -1,6 +1,8 @@
 // Golden tests of focus's layers against PyTorch 1.13 (fixtures from tools/make_fixtures.py):
 // LayerNorm; Conv2d -> BatchNorm2d (training) -> SqueezeExcitation -> ReLU, with the running
-// statistics after the step; and the pre-norm GELU TransformerEncoderLayer. Each case loads
+// statistics after the step; the pre-norm GELU TransformerEncoderLayer; and the pre-norm GELU
+// TransformerDecoderLayer (causal self-attention, cross-attention to a padded memory; torch's
+// multihead_attn is focus's cross_attn, renamed by the fixture script). Each case loads
 // torch's weights, runs forward and backward with the fixture's R, and compares the output and
 // every gradient by name (tolerances in golden.hpp). F64 and F32 twins.
 #include <gtest/gtest.h>
@@ -83,6 +85,35 @@ void check_encoder_layer(const std::string& stem) {
   golden::expect_gradients(fx, layer, {{"input", x}});
 }
 
+void check_decoder_layer(const std::string& stem) {
+  const Fixture fx(stem);
+  ASSERT_EQ(fx.meta("norm_first"), "True");
+  TransformerDecoderLayerOptions opt;
+  opt.d_model = fx.meta_int("d_model");
+  opt.n_heads = fx.meta_int("num_heads");
+  opt.d_ff = fx.meta_int("dim_feedforward");
+  opt.dropout = fx.meta_double("dropout");
+  opt.norm_eps = fx.meta_double("eps");
+  Rng rng(3);
+  TransformerDecoderLayer layer(opt, rng);
+  layer.to(fx.dtype());
+  fx.load_into(layer);
+  const Tensor tgt_mask = fx.at("tgt_mask");  // (T, T) I64, 1 = masked
+  const int64_t T = tgt_mask.size(0);
+  const auto tm = tgt_mask.to_vector<int64_t>();
+  for (int64_t i = 0; i < T; ++i)  // the fixture's self mask is the causal one focus builds
+    for (int64_t j = 0; j < T; ++j) ASSERT_EQ(tm[size_t(i * T + j)], j > i ? 1 : 0);
+  AttentionMask self_mask, memory_mask;
+  self_mask.causal = true;
+  memory_mask.key_padding_mask = fx.at("memory_key_padding_mask");  // (B, S)
+  Tensor x = fx.input("input");                                      // (B, T, E)
+  Tensor memory = fx.input("memory");                                // (B, S, E)
+  Tensor y = layer.forward(x, memory, self_mask, memory_mask);       // (B, T, E)
+  EXPECT_TRUE(golden::matches(fx, "output", y));
+  y.backward(fx.at("grad_output"));
+  golden::expect_gradients(fx, layer, {{"input", x}, {"memory", memory}});
+}
+
 }  // namespace
 
 TEST(GoldenLayerNorm, F64) { check_layer_norm("layer_norm_f64"); }
@@ -91,3 +122,5 @@ TEST(GoldenConvBnSe, F64) { check_conv_bn_se("conv_bn_se_f64"); }
 TEST(GoldenConvBnSe, F32) { check_conv_bn_se("conv_bn_se_f32"); }
 TEST(GoldenEncoderLayer, F64) { check_encoder_layer("encoder_layer_f64"); }
 TEST(GoldenEncoderLayer, F32) { check_encoder_layer("encoder_layer_f32"); }
+TEST(GoldenDecoderLayer, F64) { check_decoder_layer("decoder_layer_f64"); }
+TEST(GoldenDecoderLayer, F32) { check_decoder_layer("decoder_layer_f32"); }
