@@ -1,16 +1,20 @@
 # The README's two commands: `make demo` and `make test`. Each installs what is missing, then
-# configures, builds and runs. Other targets: build, bench, fixtures, asan, clean.
+# configures, builds, fetches the data (tools/fetch-data.sh) and runs. Other targets: build, data,
+# bench, fixtures, asan, clean.
 BUILD ?= build
 BUILD_TYPE ?= Release
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build test demo bench fixtures asan clean
+.PHONY: all deps data configure build test demo bench fixtures asan clean
 
 all: build
 
 deps:
 	@tools/install-deps.sh
+
+data: deps
+	@tools/fetch-data.sh
 
 $(BUILD)/build.ninja:
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS)
@@ -20,10 +24,10 @@ configure: deps $(BUILD)/build.ninja
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
-test: build
+test: build data
 	cd $(BUILD) && ctest --output-on-failure --timeout 900
 
-demo: build
+demo: build data
 	$(BUILD)/focus demo
 
 bench: build

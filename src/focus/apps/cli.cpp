@@ -12,7 +12,7 @@
 namespace focus {
 
 int run_cli(int argc, char** argv) {
-  CLI::App app{"focus: attention models on ordinary machines (train, evaluate, predict, benchmark)"};
+  CLI::App app{"focus: attention models on ordinary machines (train, evaluate, predict, translate, benchmark)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("focus ") + FOCUS_VERSION);
   std::map<std::string, Command> commands;
@@ -21,6 +21,7 @@ int run_cli(int argc, char** argv) {
   commands["predict"] = add_predict_command(app);
   commands["demo"] = add_demo_command(app);
   commands["bench"] = add_bench_command(app);
+  commands["translate"] = add_translate_command(app);
   try {
     try {
       app.parse(argc, argv);

@@ -13,26 +13,42 @@
 #include "focus/kernels/cpu.hpp"
 #include "focus/ops/softmax.hpp"
 #include "focus/train/model_file.hpp"
+#include "focus/train/seq2seq_file.hpp"
 #include "focus/train/trainer.hpp"
 
 namespace focus {
 
 Command add_eval_command(CLI::App& app) {
-  CLI::App* sub = app.add_subcommand("eval", "evaluate a model on the Fashion-MNIST test set");
+  CLI::App* sub = app.add_subcommand(
+      "eval", "evaluate a model: image models on the Fashion-MNIST test set; g2p models on the "
+              "CMUdict test split (WER, PER, worst errors); translation models on --input TSV");
   struct Opts {
-    std::string model, data_dir = kFashionMnistDir, split = "test";
+    std::string model, data_dir = kFashionMnistDir, split = "test", task, input, cmudict;
     bool json = false;
-    int threads = 0;
+    int threads = 0, beam = 5, worst = 20;
+    double length_penalty = 1.0;
   };
   auto o = std::make_shared<Opts>();
   sub->add_option("--model", o->model, "model file (.safetensors)")->required();
   sub->add_option("--data-dir", o->data_dir, "Fashion-MNIST directory")->capture_default_str();
-  sub->add_option("--split", o->split, "test | train")->check(CLI::IsMember({"test", "train"}))
+  sub->add_option("--split", o->split, "test | train (images), test | dev (g2p)")
+      ->check(CLI::IsMember({"test", "train", "dev"}))->capture_default_str();
+  sub->add_option("--task", o->task, "expected task of the model (g2p, translate, fashion-mnist)");
+  sub->add_option("--input", o->input, "seq2seq: evaluate on this source<TAB>target TSV");
+  sub->add_option("--cmudict", o->cmudict, "g2p: CMUdict dict.txt (default: the data cache)");
+  sub->add_option("--beam", o->beam, "seq2seq: beam size (greedy is reported too)")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--length-penalty", o->length_penalty, "seq2seq: score = log p / length^alpha")
       ->capture_default_str();
+  sub->add_option("--worst", o->worst, "g2p: errors to list")->capture_default_str();
   sub->add_flag("--json", o->json, "print the metrics as JSON");
   sub->add_option("--threads", o->threads, "threads (0 = all cores)");
   return [o] {
     if (o->threads > 0) set_num_threads(o->threads);
+    if (model_file_format(o->model).rfind("focus-seq2seq", 0) == 0)
+      return eval_seq2seq(o->model, o->task, o->split, o->input, o->cmudict, o->beam,
+                          o->length_penalty, o->worst, o->json);
+    FOCUS_CHECK(o->split != "dev", ValueError, "--split dev is for g2p models");
     LoadedModel lm = load_model(o->model);
     const ImageDataset ds = load_fashion_mnist(o->data_dir, parse_split(o->split));
     std::vector<int64_t> idx(size_t(ds.size()));

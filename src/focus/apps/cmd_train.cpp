@@ -25,7 +25,9 @@ std::string registry_name(const std::string& cli_name) {
 }
 
 // Trains per `cfg`, evaluates the best model on the test split and prints a summary.
-int train_and_report(const TrainConfig& cfg) {
+int train_and_report(const TrainConfig& cfg_in) {
+  const TrainConfig cfg = with_task_defaults(cfg_in);
+  if (is_seq2seq_task(cfg.task)) return train_seq2seq_and_report(cfg);
   validate(cfg);
   if (cfg.threads > 0) set_num_threads(cfg.threads);
   std::fprintf(stderr, "focus: %d threads, GEMM: %s\n", num_threads(), gemm_backend_info().c_str());
@@ -72,7 +74,7 @@ std::string find_option(int argc, char** argv, const char* name) {
 void prepare_train_defaults(int argc, char** argv, TrainConfig& cfg);
 
 Command add_train_command(CLI::App& app, int argc, char** argv) {
-  CLI::App* sub = app.add_subcommand("train", "train a model (fashion-mnist: cnn-se | vit)");
+  CLI::App* sub = app.add_subcommand("train", "train a model (fashion-mnist: cnn-se | vit; g2p, translate: transformer)");
   struct State {
     TrainConfig cfg;
     std::string config_file;
@@ -85,8 +87,9 @@ Command add_train_command(CLI::App& app, int argc, char** argv) {
   sub->preparse_callback([st, argc, argv](size_t) { prepare_train_defaults(argc, argv, st->cfg); });
   return [st] {
     if (st->dump) {
-      validate(st->cfg);
-      std::printf("%s\n", to_json(st->cfg).dump(2).c_str());
+      const TrainConfig cfg = with_task_defaults(st->cfg);
+      validate(cfg);
+      std::printf("%s\n", to_json(cfg).dump(2).c_str());
       return 0;
     }
     return train_and_report(st->cfg);

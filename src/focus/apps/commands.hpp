@@ -2,6 +2,7 @@
 // the function that runs it once parsing has succeeded (its exit code).
 #pragma once
 #include <functional>
+#include <string>
 
 namespace CLI { class App; }
 
@@ -15,5 +16,13 @@ Command add_demo_command(CLI::App& app);
 Command add_bench_command(CLI::App& app);
 // `bench attention` under `bench`; its command returns -1 when another bench subcommand ran.
 Command add_bench_attention_command(CLI::App& bench);
+Command add_translate_command(CLI::App& app);
+
+struct TrainConfig;
+// The seq2seq halves of `train` and `eval` (cmd_seq2seq.cpp).
+int train_seq2seq_and_report(const TrainConfig& cfg);
+int eval_seq2seq(const std::string& model_path, const std::string& task, const std::string& split,
+                 const std::string& input, const std::string& cmudict, int beam,
+                 double length_penalty, int worst, bool json);
 
 }  // namespace focus

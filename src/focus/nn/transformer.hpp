@@ -1,10 +1,18 @@
-// Pre-norm Transformer encoder layer with a GELU feed-forward, as
-// torch.nn.TransformerEncoderLayer(norm_first=True, activation="gelu", batch_first=True):
+// Pre-norm Transformer layers with a GELU feed-forward, as PyTorch's (norm_first=True,
+// activation="gelu", batch_first=True).
+// TransformerEncoderLayer (torch.nn.TransformerEncoderLayer):
 //   x = x + dropout1(self_attn(norm1(x)))
 //   x = x + dropout2(linear2(dropout(gelu(linear1(norm2(x))))))
 // With a causal mask a stack of these is a decoder-only language model; forward_cached decodes it
 // incrementally over a KvCache (inference).
-//   Letters: B batch, L sequence, E = d_model, F = d_ff, T new tokens of a decoding step.
+// TransformerDecoderLayer (torch.nn.TransformerDecoderLayer; torch names cross_attn
+// `multihead_attn`):
+//   x = x + dropout1(self_attn(norm1(x)))             causal (or any mask) over the target
+//   x = x + dropout2(cross_attn(norm2(x), memory))    memory: the encoder output
+//   x = x + dropout3(linear2(dropout(gelu(linear1(norm3(x))))))
+// forward_cached decodes it over a KvCache (self) and a CrossKvCache (memory K/V projected once).
+//   Letters: B batch, L sequence, S source (memory) length, E = d_model, F = d_ff,
+//   T new tokens of a decoding step.
 #pragma once
 #include <memory>
 
@@ -46,6 +54,50 @@ class TransformerEncoderLayer : public Module {
 
  private:
   std::shared_ptr<Dropout> dropout1_, dropout_, dropout2_;
+};
+
+struct TransformerDecoderLayerOptions {
+  int64_t d_model = 0;
+  int64_t n_heads = 1;
+  int64_t n_kv_heads = 0;  // 0: n_heads
+  int64_t d_ff = 0;
+  double dropout = 0.0;
+  double attn_dropout = 0.0;
+  bool bias = true;
+  double norm_eps = 1e-5;
+};
+
+class TransformerDecoderLayer : public Module {
+ public:
+  TransformerDecoderLayer(const TransformerDecoderLayerOptions& opt, Rng& rng);
+  // x (B, L, E), memory (B, S, E) -> (B, L, E). self_mask: usually causal (targets right-padded:
+  // the causal mask alone keeps real rows off the padding); memory_mask: the source padding
+  // (key_lengths / key_padding_mask). weights_out: cross-attention probabilities (B, H, L, S).
+  Tensor forward(const Tensor& x, const Tensor& memory, const AttentionMask& self_mask,
+                 const AttentionMask& memory_mask, Tensor* cross_weights_out = nullptr,
+                 Tensor* self_weights_out = nullptr);
+  // Projects memory (B, S, E) into `cross` once per source batch (inference).
+  void cache_memory(const Tensor& memory, CrossKvCache& cross,
+                    const AttentionMask& memory_mask = {}) {
+    cross_attn->cache_memory(memory, cross, memory_mask);
+  }
+  // The next T target positions (B, T, E) -> (B, T, E), their self-attention K/V joining `self`
+  // (counts as KvCache::append); equals forward() with a causal self mask, row for row.
+  Tensor forward_cached(const Tensor& x, KvCache& self, const CrossKvCache& cross,
+                        const Tensor& counts = Tensor());
+  KvCache make_cache(int64_t batch, int64_t capacity = 64) const {
+    return self_attn->make_cache(batch, capacity);
+  }
+
+  const std::shared_ptr<LayerNorm> norm1;
+  const std::shared_ptr<MultiHeadAttention> self_attn;
+  const std::shared_ptr<LayerNorm> norm2;
+  const std::shared_ptr<MultiHeadAttention> cross_attn;
+  const std::shared_ptr<LayerNorm> norm3;
+  const std::shared_ptr<Linear> linear1, linear2;  // E -> F, F -> E
+
+ private:
+  std::shared_ptr<Dropout> dropout1_, dropout2_, dropout3_, dropout_;
 };
 
 }  // namespace focus

@@ -66,6 +66,16 @@ nlohmann::json to_json(const TrainConfig& c) {
   return j;
 }
 
+bool is_seq2seq_task(const std::string& task) { return task == "g2p" || task == "translate"; }
+
+TrainConfig with_task_defaults(TrainConfig c) {
+  const bool s2s = is_seq2seq_task(c.task);
+  if (c.model.empty()) c.model = s2s ? "transformer" : "vit";
+  if (s2s && c.src_tokenizer.empty()) c.src_tokenizer = c.task == "g2p" ? "char" : "bpe";
+  if (s2s && c.tgt_tokenizer.empty()) c.tgt_tokenizer = c.task == "g2p" ? "word" : "bpe";
+  return c;
+}
+
 void validate(const TrainConfig& c) {
   auto choice = [](const char* name, const std::string& v, std::initializer_list<const char*> ok) {
     for (const char* o : ok)
@@ -74,10 +84,26 @@ void validate(const TrainConfig& c) {
     for (const char* o : ok) list += std::string(list.empty() ? "" : ", ") + o;
     throw ValueError(fmt::format("--{} '{}' is not one of: {}", name, v, list));
   };
-  choice("task", c.task, {"fashion-mnist"});
-  choice("model", c.model, {"cnn-se", "vit"});
+  choice("task", c.task, {"fashion-mnist", "g2p", "translate"});
+  if (is_seq2seq_task(c.task)) {
+    choice("model", c.model, {"transformer"});
+    choice("src-tokenizer", c.src_tokenizer, {"char", "word", "bpe"});
+    choice("tgt-tokenizer", c.tgt_tokenizer, {"char", "word", "bpe"});
+    FOCUS_CHECK(c.max_tokens >= 16, ValueError, "--max-tokens must be >= 16, got {}", c.max_tokens);
+    FOCUS_CHECK(c.bpe_merges >= 0, ValueError, "--bpe-merges must be >= 0, got {}", c.bpe_merges);
+    FOCUS_CHECK(c.ema >= 0 && c.ema < 1, ValueError, "--ema must be in [0, 1), got {}", c.ema);
+    FOCUS_CHECK(c.beam >= 1, ValueError, "--beam must be >= 1, got {}", c.beam);
+    FOCUS_CHECK(c.length_penalty >= 0, ValueError, "--length-penalty must be >= 0, got {}",
+                c.length_penalty);
+    FOCUS_CHECK(c.eval_limit >= 0, ValueError, "--eval-limit must be >= 0, got {}", c.eval_limit);
+    FOCUS_CHECK(c.task != "translate" || (!c.train_file.empty() && !c.valid_file.empty()),
+                ValueError, "--task translate needs --train FILE and --valid FILE (TSV: "
+                "source<TAB>target per line)");
+  } else {
+    choice("model", c.model, {"cnn-se", "vit"});
+  }
   choice("optimizer", c.optimizer, {"sgd", "adam", "adamw", "rmsprop"});
-  choice("schedule", c.schedule, {"cosine", "step", "constant"});
+  choice("schedule", c.schedule, {"cosine", "step", "constant", "inverse-sqrt"});
   FOCUS_CHECK(c.epochs >= 1, ValueError, "--epochs must be >= 1, got {}", c.epochs);
   FOCUS_CHECK(c.batch >= 1, ValueError, "--batch must be >= 1, got {}", c.batch);
   FOCUS_CHECK(c.accum >= 1 && c.batch % c.accum == 0, ValueError,

@@ -12,8 +12,8 @@ namespace CLI { class App; }
 namespace focus {
 
 struct TrainConfig {
-  std::string task = "fashion-mnist";
-  std::string model = "vit";           // cnn-se | vit
+  std::string task = "fashion-mnist";  // fashion-mnist | g2p | translate
+  std::string model;                   // cnn-se | vit | transformer; "" = the task's default
   std::string model_config = "{}";     // JSON object of model hyper-parameters
   int epochs = 10;
   int batch = 128;
@@ -40,14 +40,32 @@ struct TrainConfig {
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
   std::string out = "runs/latest";
   std::string resume;                  // checkpoint to resume from
-  int limit_train = 0;                 // use only the first N training images (tests, smoke runs)
+  int limit_train = 0;                 // use only the first N training examples (tests, smoke runs)
+  // Sequence-to-sequence tasks (g2p, translate).
+  std::string train_file;              // translate: source<TAB>target training TSV
+  std::string valid_file;              // translate: validation TSV
+  std::string test_file;               // translate: test TSV (optional)
+  std::string cmudict;                 // g2p: CMUdict dict.txt ("" = data cache)
+  bool keep_stress = false;            // g2p: keep the vowels' stress digits
+  int max_tokens = 4096;               // padded tokens per batch (length-bucketed batches)
+  std::string src_tokenizer;           // char | word | bpe; "" = task default (g2p char, else bpe)
+  std::string tgt_tokenizer;           // char | word | bpe; "" = task default (g2p word, else bpe)
+  int bpe_merges = 8000;               // merges learned by a bpe tokenizer
+  double ema = 0.0;                    // decay of the weights' moving average (0 = off)
+  int beam = 5;                        // beam size of the final test evaluation
+  double length_penalty = 1.0;         // beam search: score = log p / length^alpha
+  int eval_limit = 0;                  // validation sentences decoded per epoch (0 = all)
 };
+
+// Fills what "" leaves to the task (model, tokenizers); ValueError for an unknown task.
+TrainConfig with_task_defaults(TrainConfig c);
+bool is_seq2seq_task(const std::string& task);
 
 // Calls v(name, field&, help) for every field, in a fixed order.
 template <class V>
 void visit_fields(TrainConfig& c, V&& v) {
-  v("task", c.task, "task: fashion-mnist");
-  v("model", c.model, "model: cnn-se | vit");
+  v("task", c.task, "task: fashion-mnist | g2p | translate");
+  v("model", c.model, "model: cnn-se | vit (images), transformer (g2p, translate); default by task");
   v("model-config", c.model_config, "model hyper-parameters as a JSON object");
   v("epochs", c.epochs, "training epochs");
   v("batch", c.batch, "images per optimizer step");
@@ -74,7 +92,20 @@ void visit_fields(TrainConfig& c, V&& v) {
   v("data-dir", c.data_dir, "Fashion-MNIST directory (Debian's dataset-fashion-mnist)");
   v("out", c.out, "output directory for checkpoints and metrics");
   v("resume", c.resume, "checkpoint to resume from");
-  v("limit-train", c.limit_train, "use only the first N training images (0 = all)");
+  v("limit-train", c.limit_train, "use only the first N training examples (0 = all)");
+  v("train", c.train_file, "translate: training TSV (source<TAB>target per line)");
+  v("valid", c.valid_file, "translate: validation TSV");
+  v("test", c.test_file, "translate: test TSV (optional)");
+  v("cmudict", c.cmudict, "g2p: CMUdict dict.txt (default: the data cache)");
+  v("keep-stress", c.keep_stress, "g2p: keep stress digits on vowels");
+  v("max-tokens", c.max_tokens, "seq2seq: padded tokens per batch");
+  v("src-tokenizer", c.src_tokenizer, "seq2seq: char | word | bpe (default by task)");
+  v("tgt-tokenizer", c.tgt_tokenizer, "seq2seq: char | word | bpe (default by task)");
+  v("bpe-merges", c.bpe_merges, "seq2seq: merges learned by a bpe tokenizer");
+  v("ema", c.ema, "seq2seq: decay of the weights' moving average used for evaluation (0 = off)");
+  v("beam", c.beam, "seq2seq: beam size of the final test evaluation");
+  v("length-penalty", c.length_penalty, "seq2seq: beam score = log p / length^alpha");
+  v("eval-limit", c.eval_limit, "seq2seq: validation sentences decoded per epoch (0 = all)");
 }
 
 // Adds one --flag per field to `app` (and --config FILE, --dump-config).

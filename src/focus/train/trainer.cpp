@@ -32,6 +32,12 @@ int64_t count_correct(const Tensor& logits, const Tensor& y) {
   return c;
 }
 
+double elapsed(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
 std::unique_ptr<LrSchedule> make_schedule(const TrainConfig& c, int64_t steps_per_epoch) {
   const int64_t total = std::max<int64_t>(1, steps_per_epoch * c.epochs);
   const int64_t warmup = std::min<int64_t>(total - 1, int64_t(c.warmup_epochs * steps_per_epoch));
@@ -40,14 +46,11 @@ std::unique_ptr<LrSchedule> make_schedule(const TrainConfig& c, int64_t steps_pe
   if (c.schedule == "step")
     return std::make_unique<StepDecaySchedule>(c.lr, std::max<int64_t>(1, c.step_every * steps_per_epoch),
                                                c.step_gamma);
+  if (c.schedule == "inverse-sqrt")  // peaks at lr after the warm-up, then decays as 1/sqrt(step)
+    return std::make_unique<InverseSqrtSchedule>(c.lr * std::sqrt(double(std::max<int64_t>(1, warmup))),
+                                                 std::max<int64_t>(1, warmup));
   return std::make_unique<ConstantSchedule>(c.lr);
 }
-
-double elapsed(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-}  // namespace
 
 std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& c, NamedTensors params) {
   if (c.optimizer == "sgd")

@@ -83,5 +83,7 @@ class Trainer {
 };
 
 std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& cfg, NamedTensors params);
+// cfg.schedule over cfg.epochs * steps_per_epoch steps, warm-up cfg.warmup_epochs.
+std::unique_ptr<LrSchedule> make_schedule(const TrainConfig& cfg, int64_t steps_per_epoch);
 
 }  // namespace focus

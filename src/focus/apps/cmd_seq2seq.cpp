@@ -1,0 +1,273 @@
+// Sequence-to-sequence commands: `focus train --task g2p|translate` (called by cmd_train),
+// `focus eval` on a seq2seq model file (WER/PER and the worst errors for g2p, BLEU/chrF for a
+// translation TSV), and `focus translate` (lines from stdin or --input; n-best with scores).
+// Bad input lines (empty, unknown symbols, too long) get one error line each on stderr naming the
+// line; the rest is still translated, and the exit status is 1 if any line failed.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include "focus/apps/commands.hpp"
+#include "focus/io/atomic_file.hpp"
+#include "focus/kernels/cpu.hpp"
+#include "focus/kernels/gemm.hpp"
+#include "focus/models/seq2seq.hpp"
+#include "focus/tensor/rng.hpp"
+#include "focus/text/cmudict.hpp"
+#include "focus/text/metrics.hpp"
+#include "focus/train/seq2seq_file.hpp"
+#include "focus/train/seq2seq_trainer.hpp"
+
+namespace focus {
+
+namespace {
+
+std::vector<std::string> words_of(const std::string& s) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && s[i] == ' ') ++i;
+    size_t j = i;
+    while (j < s.size() && s[j] != ' ') ++j;
+    if (j > i) out.push_back(s.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+// Prints the test metrics of `file` on `groups` with greedy and beam search.
+nlohmann::json evaluate_file(Seq2SeqModelFile& f, const std::vector<RefGroup>& groups, int beam,
+                             double length_penalty, int worst, bool print) {
+  nlohmann::json j;
+  for (int b : beam > 1 ? std::vector<int>{1, beam} : std::vector<int>{1}) {
+    SearchOptions so;
+    so.beam = b;
+    so.length_penalty = length_penalty;
+    const CorpusScore s = score_corpus(*f.model, f.task, *f.src_tok, *f.tgt_tok, groups, so);
+    const std::string key = b == 1 ? "greedy" : "beam" + std::to_string(b);
+    j[key] = {{"sentences", s.sentences}, {"seconds", s.seconds},
+              {"sentences_per_s", double(s.sentences) / std::max(1e-9, s.seconds)}};
+    if (f.task == "g2p") {
+      j[key]["wer"] = s.wer;
+      j[key]["per"] = s.per;
+    } else {
+      j[key]["bleu"] = s.bleu;
+      j[key]["chrf"] = s.chrf;
+    }
+    if (print)
+      std::printf(f.task == "g2p" ? "%-8s WER %6.2f%%  PER %5.2f%%  (%lld words, %.0f words/s)\n"
+                                  : "%-8s BLEU %6.2f  chrF %6.2f  (%lld sentences, %.0f sentences/s)\n",
+                  key.c_str(), f.task == "g2p" ? s.wer : s.bleu, f.task == "g2p" ? s.per : s.chrf,
+                  (long long)s.sentences, double(s.sentences) / std::max(1e-9, s.seconds));
+    if (b != (beam > 1 ? beam : 1) || worst <= 0 || f.task != "g2p") continue;
+    // The worst errors of the last search: largest edit distance to the closest reference.
+    struct Err {
+      int64_t edits;
+      size_t i;
+    };
+    std::vector<Err> errs;
+    for (size_t i = 0; i < groups.size(); ++i) {
+      int64_t best = INT64_MAX;
+      for (const auto& r : groups[i].refs)
+        best = std::min(best, edit_distance(words_of(s.hyps[i]), words_of(r)));
+      if (best > 0) errs.push_back({best, i});
+    }
+    std::stable_sort(errs.begin(), errs.end(), [](const Err& a, const Err& b) { return a.edits > b.edits; });
+    if (errs.size() > size_t(worst)) errs.resize(size_t(worst));
+    nlohmann::json list = nlohmann::json::array();
+    if (print) std::printf("\n%d worst errors (%s): word | hypothesis | references | edits\n", worst, key.c_str());
+    for (const Err& e : errs) {
+      const RefGroup& g = groups[e.i];
+      list.push_back({{"word", g.source}, {"hyp", s.hyps[e.i]}, {"refs", g.refs}, {"edits", e.edits}});
+      if (!print) continue;
+      std::string refs;
+      for (const auto& r : g.refs) refs += (refs.empty() ? "" : " / ") + r;
+      std::printf("  %-18s | %-28s | %s | %lld\n", g.source.c_str(), s.hyps[e.i].c_str(), refs.c_str(),
+                  (long long)e.edits);
+    }
+    j["worst"] = list;
+  }
+  return j;
+}
+
+}  // namespace
+
+int train_seq2seq_and_report(const TrainConfig& cfg_in) {
+  TrainConfig cfg = cfg_in;
+  validate(cfg);
+  if (cfg.threads > 0) set_num_threads(cfg.threads);
+  std::fprintf(stderr, "focus: %d threads, GEMM: %s\n", num_threads(), gemm_backend_info().c_str());
+  const Seq2SeqTaskData data = load_seq2seq_data(cfg);
+  std::vector<std::string> src_text, tgt_text;
+  for (const auto& p : data.train.pairs) {
+    src_text.push_back(p.source);
+    tgt_text.push_back(p.target);
+  }
+  TokenizerOptions to;
+  to.bpe_merges = cfg.bpe_merges;
+  const auto src_tok = train_tokenizer(cfg.src_tokenizer, src_text, to);
+  const auto tgt_tok = train_tokenizer(cfg.tgt_tokenizer, tgt_text, to);
+  // Model: the config's hyper-parameters, vocabularies from the tokenizers, max_len from the data
+  // unless given.
+  nlohmann::json mc = nlohmann::json::parse(cfg.model_config);
+  mc["src_vocab"] = src_tok->vocab().size();
+  mc["tgt_vocab"] = tgt_tok->vocab().size();
+  if (!mc.contains("max_len")) {
+    int64_t longest = 1;
+    for (const auto& p : data.train.pairs)
+      longest = std::max({longest, int64_t(src_tok->encode(p.source).size()),
+                          int64_t(tgt_tok->encode(p.target).size()) + 1});
+    mc["max_len"] = std::min<int64_t>(1024, longest + longest / 4 + 4);
+  }
+  Rng rng(cfg.seed);
+  Seq2Seq model(seq2seq_config_from_json(mc), rng);
+  const int64_t max_len = model.config().max_len;
+  const EncodedPairs train = encode_pairs(data.train.pairs, *src_tok, *tgt_tok, max_len);
+  const EncodedPairs dev = encode_pairs(data.dev.pairs, *src_tok, *tgt_tok, max_len);
+  std::fprintf(stderr,
+               "focus: task %s, transformer %lld parameters (vocab %lld -> %lld, max_len %lld); "
+               "%zu training pairs (%lld skipped), %zu validation %s\n",
+               cfg.task.c_str(), (long long)model.num_parameters(), (long long)src_tok->vocab().size(),
+               (long long)tgt_tok->vocab().size(), (long long)max_len, train.src.size(),
+               (long long)train.skipped, data.dev.groups.size(), cfg.task == "g2p" ? "words" : "sentences");
+  const nlohmann::json meta = {{"keep_stress", cfg.keep_stress}};
+  Seq2SeqTrainer trainer(cfg, model, *src_tok, *tgt_tok, train, dev, data.dev.groups, meta);
+  if (trainer.start_epoch() >= cfg.epochs) {
+    std::fprintf(stderr, "focus: the checkpoint already finished %d of %d epochs; raise --epochs\n",
+                 trainer.start_epoch(), cfg.epochs);
+    return 1;
+  }
+  const auto history = trainer.fit();
+  const std::string best = cfg.out + "/model_best.safetensors";
+  const double minutes = history.empty() ? 0 : history.back().value("train_seconds_total", 0.0) / 60;
+  std::printf("trained %zu epochs, %.1f min of training\n", history.size(), minutes);
+  if (!data.test.groups.empty()) {
+    Seq2SeqModelFile f = load_seq2seq(best);
+    std::printf("test set (%zu %s), best model:\n", data.test.groups.size(),
+                cfg.task == "g2p" ? "words" : "sentences");
+    nlohmann::json j = evaluate_file(f, data.test.groups, cfg.beam, cfg.length_penalty, 0, true);
+    j["train_minutes"] = minutes;
+    write_file_atomic(cfg.out + "/test_metrics.json", j.dump(2) + "\n");
+  }
+  std::printf("model:   %s\nmetrics: %s/metrics.jsonl\nresume:  %s/checkpoint_last.safetensors\n",
+              best.c_str(), cfg.out.c_str(), cfg.out.c_str());
+  return 0;
+}
+
+int eval_seq2seq(const std::string& model_path, const std::string& task, const std::string& split,
+                 const std::string& input, const std::string& cmudict, int beam,
+                 double length_penalty, int worst, bool json) {
+  Seq2SeqModelFile f = load_seq2seq(model_path);
+  FOCUS_CHECK(task.empty() || task == f.task, ValueError, "--task {}: '{}' is a {} model", task,
+              model_path, f.task);
+  std::vector<RefGroup> groups;
+  if (!input.empty()) {
+    groups = group_references(load_tsv(input));
+  } else {
+    FOCUS_CHECK(f.task == "g2p", ValueError,
+                "a {} model needs --input FILE (a source<TAB>target TSV) to evaluate on", f.task);
+    const bool stress = f.extra.value("keep_stress", false);
+    const SplitPart want = split == "dev" ? SplitPart::Dev : SplitPart::Test;
+    for (const DictEntry& e :
+         load_cmudict(cmudict.empty() ? default_cmudict_path() : cmudict, stress))
+      if (split_of(e.word) == want) groups.push_back({normalize_source("g2p", e.word), e.prons});
+  }
+  FOCUS_CHECK(!groups.empty(), ValueError, "nothing to evaluate on");
+  if (!json) std::printf("%s: %s, %zu %s\n", model_path.c_str(), input.empty() ? split.c_str() : input.c_str(),
+                         groups.size(), f.task == "g2p" ? "words" : "sentences");
+  const nlohmann::json j = evaluate_file(f, groups, beam, length_penalty, worst, !json);
+  if (json) std::printf("%s\n", j.dump(2).c_str());
+  return 0;
+}
+
+Command add_translate_command(CLI::App& app) {
+  CLI::App* sub = app.add_subcommand(
+      "translate", "translate lines (g2p: words to phones) with a seq2seq model; reads stdin or --input");
+  struct Opts {
+    std::string model, input;
+    int beam = 5, nbest = 1, max_len = 0, threads = 0;
+    double length_penalty = 1.0;
+  };
+  auto o = std::make_shared<Opts>();
+  sub->add_option("--model", o->model, "model file (.safetensors)")->required();
+  sub->add_option("--input", o->input, "text file, one input per line (default: stdin)");
+  sub->add_option("--beam", o->beam, "beam size (1 = greedy)")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--nbest", o->nbest, "hypotheses per input")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--length-penalty", o->length_penalty, "score = log p / length^alpha")->capture_default_str();
+  sub->add_option("--max-len", o->max_len, "longest output in tokens (0 = the model's)");
+  sub->add_option("--threads", o->threads, "threads (0 = all cores)");
+  return [o] {
+    if (o->threads > 0) set_num_threads(o->threads);
+    FOCUS_CHECK(o->nbest <= o->beam, ValueError, "--nbest {} must not exceed --beam {}", o->nbest, o->beam);
+    Seq2SeqModelFile f = load_seq2seq(o->model);
+    std::ifstream file;
+    if (!o->input.empty()) {
+      file.open(o->input);
+      FOCUS_CHECK(file.good(), IOError, "cannot open --input '{}'", o->input);
+    }
+    std::istream& in = o->input.empty() ? std::cin : file;
+    const bool interactive = o->input.empty() && isatty(0);
+    SearchOptions so;
+    so.beam = o->beam;
+    so.nbest = o->nbest;
+    so.length_penalty = o->length_penalty;
+    so.max_len = o->max_len;
+    const int64_t max_src = f.model->config().max_len;
+    int failed = 0;
+    std::string line;
+    // Valid lines are decoded together in chunks (batched search); errors are reported in order.
+    std::vector<std::string> texts;
+    std::vector<std::vector<int64_t>> srcs;
+    auto flush = [&] {
+      if (srcs.empty()) return;
+      const auto hyps = decode_corpus(*f.model, srcs, so);
+      for (size_t i = 0; i < hyps.size(); ++i) {
+        for (const Hypothesis& h : hyps[i])
+          std::printf(o->nbest > 1 ? "%s\t%s\t%.4f\n" : "%s\t%s\t%.4f\n", texts[i].c_str(),
+                      f.tgt_tok->decode(h.tokens).c_str(), h.score);
+        if (o->nbest > 1) std::printf("\n");
+      }
+      std::fflush(stdout);
+      texts.clear();
+      srcs.clear();
+    };
+    for (int64_t n = 1;; ++n) {
+      if (interactive) std::fprintf(stderr, "> ");
+      if (!std::getline(in, line)) break;
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      const std::string text = normalize_source(f.task, line);
+      std::string why;
+      if (line.find_first_not_of(" \t") == std::string::npos) {
+        why = "empty input";
+      } else {
+        const auto unknown = f.src_tok->unknown_symbols(text);
+        const auto ids = f.src_tok->encode(text);
+        if (!unknown.empty()) {
+          std::string list;
+          for (const auto& u : unknown) list += (list.empty() ? "'" : ", '") + u + "'";
+          why = fmt::format("unknown symbols {} (the model knows {} symbols)", list,
+                            f.src_tok->vocab().size() - 4);
+        } else if (int64_t(ids.size()) > max_src) {
+          why = fmt::format("{} tokens, over the maximum length {}", ids.size(), max_src);
+        } else {
+          texts.push_back(line);
+          srcs.push_back(ids);
+        }
+      }
+      if (!why.empty()) {
+        flush();  // keep the output in input order
+        ++failed;
+        std::fprintf(stderr, "focus: line %lld: %s; skipped\n", (long long)n, why.c_str());
+      }
+      if (interactive || srcs.size() >= 256) flush();
+    }
+    flush();
+    return failed ? 1 : 0;
+  };
+}
+
+}  // namespace focus

@@ -1,0 +1,322 @@
+// Seq2Seq trainer (see seq2seq_trainer.hpp).
+#include "focus/train/seq2seq_trainer.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+#include "focus/autograd/node.hpp"
+#include "focus/io/atomic_file.hpp"
+#include "focus/io/safetensors.hpp"
+#include "focus/models/seq2seq.hpp"
+#include "focus/ops/elementwise.hpp"
+#include "focus/optim/clip.hpp"
+#include "focus/tensor/rng.hpp"
+#include "focus/text/batching.hpp"
+#include "focus/train/seq2seq_file.hpp"
+#include "focus/train/trainer.hpp"
+
+namespace focus {
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::vector<int64_t> lengths(const std::vector<std::vector<int64_t>>& seqs, int64_t extra) {
+  std::vector<int64_t> out;
+  out.reserve(seqs.size());
+  for (const auto& s : seqs) out.push_back(int64_t(s.size()) + extra);
+  return out;
+}
+
+std::vector<std::vector<int64_t>> batches_for(const EncodedPairs& d, const TrainConfig& cfg,
+                                              uint64_t epoch, bool shuffle) {
+  TokenBatchOptions o;
+  o.max_tokens = cfg.max_tokens;
+  o.shuffle = shuffle;
+  o.seed = cfg.seed;
+  return make_token_batches(lengths(d.src, 0), lengths(d.tgt, 1), o, epoch);
+}
+
+// (rows lo..hi) of a batch, trimmed to its own longest source and target.
+Seq2SeqBatch rows_of(const Seq2SeqBatch& b, int64_t lo, int64_t hi) {
+  Seq2SeqBatch m;
+  const std::vector<int64_t> len = b.src_len.slice(0, lo, hi).to_vector<int64_t>();
+  int64_t S = 1, T = 1;
+  for (int64_t l : len) S = std::max(S, l);
+  const Tensor out = b.tgt_out.slice(0, lo, hi).contiguous();
+  const std::vector<int64_t> y = out.to_vector<int64_t>();
+  const int64_t Tb = out.size(1);
+  for (int64_t r = 0; r < hi - lo; ++r)
+    for (int64_t t = 0; t < Tb; ++t)
+      if (y[size_t(r * Tb + t)] != Seq2Seq::kPad) {
+        T = std::max(T, t + 1);
+        ++m.tgt_tokens;
+      }
+  m.src = b.src.slice(0, lo, hi).slice(1, 0, S).contiguous();
+  m.src_len = b.src_len.slice(0, lo, hi).contiguous();
+  m.tgt_in = b.tgt_in.slice(0, lo, hi).slice(1, 0, T).contiguous();
+  m.tgt_out = out.slice(1, 0, T).contiguous();
+  return m;
+}
+
+}  // namespace
+
+Seq2SeqTrainer::Seq2SeqTrainer(TrainConfig cfg, Seq2Seq& model, const Tokenizer& src_tok,
+                               const Tokenizer& tgt_tok, const EncodedPairs& train,
+                               const EncodedPairs& dev_pairs,
+                               const std::vector<RefGroup>& dev_groups, nlohmann::json meta)
+    : cfg_(std::move(cfg)),
+      model_(model),
+      src_tok_(src_tok),
+      tgt_tok_(tgt_tok),
+      train_(train),
+      dev_pairs_(dev_pairs),
+      dev_groups_(dev_groups),
+      meta_(std::move(meta)) {
+  validate(cfg_);
+  FOCUS_CHECK(!train_.src.empty(), ValueError, "Seq2SeqTrainer: no training pairs");
+  steps_per_epoch_ = int64_t(batches_for(train_, cfg_, 0, true).size());
+  opt_ = make_optimizer(cfg_, model_.named_parameters());
+  schedule_ = make_schedule(cfg_, steps_per_epoch_);
+  if (cfg_.ema > 0)
+    for (const Tensor& p : model_.parameters()) ema_.push_back(p.detach().clone());
+  if (!cfg_.resume.empty()) load_checkpoint(cfg_.resume);
+}
+
+Seq2SeqTrainer::~Seq2SeqTrainer() = default;
+
+Seq2SeqStepStats Seq2SeqTrainer::train_step(const Seq2SeqBatch& b) {
+  const int64_t B = b.src.size(0), parts = std::min<int64_t>(cfg_.accum, B);
+  opt_->zero_grad();
+  Seq2SeqStepStats s;
+  s.tokens = b.tgt_tokens;
+  for (int64_t a = 0; a < parts; ++a) {
+    const int64_t lo = a * B / parts, hi = (a + 1) * B / parts;
+    const Seq2SeqBatch m = parts == 1 ? b : rows_of(b, lo, hi);
+    Tensor loss = model_.loss(m.src, m.src_len, m.tgt_in, m.tgt_out, cfg_.label_smoothing);
+    const double w = double(m.tgt_tokens) / double(b.tgt_tokens);  // token-weighted mean
+    s.loss += loss.item() * w;
+    if (w != 1.0) loss = mul(loss, w);
+    loss.backward();
+  }
+  const auto params = model_.parameters();
+  s.grad_norm = cfg_.clip > 0 ? clip_grad_norm(params, cfg_.clip) : grad_norm(params);
+  opt_->set_lr(schedule_->lr_at(opt_->steps()));
+  opt_->step();
+  ema_update();
+  return s;
+}
+
+void Seq2SeqTrainer::ema_update() {
+  if (ema_.empty()) return;
+  // Warm start (as TensorFlow's ExponentialMovingAverage with num_updates): early averages do
+  // not drag the random initialisation along.
+  const double t = double(opt_->steps());
+  const double d = std::min(cfg_.ema, (1.0 + t) / (10.0 + t));
+  const auto params = model_.parameters();
+  NoGradGuard no_grad;
+  for (size_t i = 0; i < params.size(); ++i)
+    dispatch_float(params[i].dtype(), "ema", [&]<class T>() {
+      T* e = ema_[i].data<T>();
+      const T* p = params[i].data<T>();
+      const int64_t n = params[i].numel();
+      for (int64_t j = 0; j < n; ++j) e[j] = T(d * double(e[j]) + (1.0 - d) * double(p[j]));
+    });
+}
+
+void Seq2SeqTrainer::swap_ema() {
+  if (ema_.empty()) return;
+  const auto params = model_.parameters();
+  for (size_t i = 0; i < params.size(); ++i) {
+    const Tensor live = params[i].detach().clone();
+    Tensor p = params[i];
+    p.copy_(ema_[i]);
+    ema_[i] = live;
+  }
+}
+
+double Seq2SeqTrainer::mean_loss(const EncodedPairs& data) {
+  NoGradGuard no_grad;
+  model_.eval();
+  double sum = 0;
+  int64_t tokens = 0;
+  for (const auto& idx : batches_for(data, cfg_, 0, false)) {
+    const Seq2SeqBatch b = make_batch(data, idx);
+    sum += model_.loss(b.src, b.src_len, b.tgt_in, b.tgt_out, 0.0).item() * double(b.tgt_tokens);
+    tokens += b.tgt_tokens;
+  }
+  return tokens ? sum / double(tokens) : 0.0;
+}
+
+void Seq2SeqTrainer::save(const std::string& path) const {
+  save_seq2seq(path, model_, src_tok_, tgt_tok_, cfg_.task, meta_);
+}
+
+std::vector<nlohmann::json> Seq2SeqTrainer::fit() {
+  namespace fs = std::filesystem;
+  fs::create_directories(cfg_.out);
+  write_file_atomic(cfg_.out + "/config.json", to_json(cfg_).dump(2) + "\n");
+  const auto t_start = std::chrono::steady_clock::now();
+  double train_seconds = history_.empty() ? 0 : history_.back().value("train_seconds_total", 0.0);
+  const bool tty = isatty(fileno(stderr));
+  for (int epoch = start_epoch_; epoch < cfg_.epochs; ++epoch) {
+    model_.train();
+    const auto batches = batches_for(train_, cfg_, uint64_t(epoch), true);
+    const auto t_epoch = std::chrono::steady_clock::now();
+    double loss_sum = 0;
+    int64_t tokens = 0, src_tokens = 0;
+    bool out_of_time = false;
+    for (size_t i = 0; i < batches.size(); ++i) {
+      const Seq2SeqBatch b = make_batch(train_, batches[i]);
+      const Seq2SeqStepStats s = train_step(b);
+      FOCUS_CHECK(std::isfinite(s.loss), StateError,
+                  "training diverged at epoch {} batch {} (loss {}); lower --lr", epoch + 1, i + 1,
+                  s.loss);
+      loss_sum += s.loss * double(s.tokens);
+      tokens += s.tokens;
+      src_tokens += b.src_tokens;
+      const double sec = seconds_since(t_epoch);
+      if ((i + 1) % 100 == 0 || i + 1 == batches.size())
+        std::fprintf(stderr, tty ? "\r  epoch %d: %zu/%zu loss %.4f, %.0f tokens/s   " : "  epoch %d: %zu/%zu loss %.4f, %.0f tokens/s\n",
+                     epoch + 1, i + 1, batches.size(), loss_sum / double(tokens),
+                     double(tokens + src_tokens) / sec);
+      if (cfg_.time_limit_min > 0 && train_seconds + sec > cfg_.time_limit_min * 60) {
+        out_of_time = true;
+        break;
+      }
+    }
+    if (tty) std::fprintf(stderr, "\n");
+    const double epoch_seconds = seconds_since(t_epoch);
+    train_seconds += epoch_seconds;
+    swap_ema();  // evaluate and save the averaged weights
+    model_.eval();
+    const double dev_loss = mean_loss(dev_pairs_);
+    SearchOptions greedy;
+    const CorpusScore dev =
+        score_corpus(model_, cfg_.task, src_tok_, tgt_tok_, dev_groups_, greedy, cfg_.eval_limit);
+    nlohmann::json rec = {{"epoch", epoch + 1},
+                          {"step", opt_->steps()},
+                          {"lr", opt_->lr()},
+                          {"train_loss", loss_sum / double(std::max<int64_t>(tokens, 1))},
+                          {"val_loss", dev_loss},
+                          {"epoch_seconds", epoch_seconds},
+                          {"tokens_per_s", double(tokens + src_tokens) / epoch_seconds},
+                          {"train_seconds_total", train_seconds},
+                          {"val_decode_seconds", dev.seconds},
+                          {"wall_seconds", seconds_since(t_start)}};
+    std::string summary;
+    if (cfg_.task == "g2p") {
+      rec["val_wer"] = dev.wer;
+      rec["val_per"] = dev.per;
+      summary = fmt::format("dev WER {:.2f}% PER {:.2f}%", dev.wer, dev.per);
+    } else {
+      rec["val_bleu"] = dev.bleu;
+      rec["val_chrf"] = dev.chrf;
+      summary = fmt::format("dev BLEU {:.2f} chrF {:.2f}", dev.bleu, dev.chrf);
+    }
+    history_.push_back(rec);
+    std::fprintf(stderr, "epoch %d/%d: train loss %.4f | val loss %.4f, %s | %.0f tokens/s, %.1fs (%.1f min total)\n",
+                 epoch + 1, cfg_.epochs, rec["train_loss"].get<double>(), dev_loss, summary.c_str(),
+                 rec["tokens_per_s"].get<double>(), epoch_seconds, train_seconds / 60);
+    std::string lines;
+    for (const auto& h : history_) lines += h.dump() + "\n";
+    write_file_atomic(cfg_.out + "/metrics.jsonl", lines);
+    save(cfg_.out + "/model_last.safetensors");
+    if (dev.primary < best_) {
+      best_ = dev.primary;
+      epochs_since_best_ = 0;
+      save(cfg_.out + "/model_best.safetensors");
+    } else {
+      ++epochs_since_best_;
+    }
+    swap_ema();  // back to the live weights
+    start_epoch_ = epoch + 1;
+    save_checkpoint(cfg_.out + "/checkpoint_last.safetensors");
+    if (on_epoch) on_epoch(rec);
+    if (out_of_time) {
+      std::fprintf(stderr, "time limit of %.1f min reached in epoch %d\n", cfg_.time_limit_min,
+                   epoch + 1);
+      break;
+    }
+    if (cfg_.patience > 0 && epochs_since_best_ >= cfg_.patience) {
+      std::fprintf(stderr, "early stopping: no improvement for %d epochs\n", cfg_.patience);
+      break;
+    }
+  }
+  return history_;
+}
+
+void Seq2SeqTrainer::save_checkpoint(const std::string& path) const {
+  std::map<std::string, Tensor> t;
+  for (auto& [k, v] : model_.state_dict()) t["model." + k] = v;
+  for (auto& [k, v] : opt_->state_dict()) t["optim." + k] = v;
+  for (size_t i = 0; i < ema_.size(); ++i) t["ema." + std::to_string(i)] = ema_[i];
+  nlohmann::json rngs = nlohmann::json::object();
+  for (auto& [name, rng] : model_.named_rngs())
+    rngs[name] = nlohmann::json::array({std::to_string(rng->seed()), std::to_string(rng->offset())});
+  std::string hist;
+  for (const auto& h : history_) hist += h.dump() + "\n";
+  std::map<std::string, std::string> meta = {
+      {"format", "focus-seq2seq-checkpoint/1"},
+      {"focus_version", FOCUS_VERSION},
+      {"epoch", std::to_string(start_epoch_)},
+      {"best", fmt::format("{:.17g}", best_)},
+      {"epochs_since_best", std::to_string(epochs_since_best_)},
+      {"model_config", to_json(model_.config()).dump()},
+      {"rngs", rngs.dump()},
+      {"history", hist},
+      {"config", to_json(cfg_).dump()}};
+  save_safetensors(path, t, meta);
+}
+
+void Seq2SeqTrainer::load_checkpoint(const std::string& path) {
+  SafetensorsFile f = load_safetensors(path);
+  auto meta = [&](const char* k) -> const std::string& {
+    auto it = f.metadata.find(k);
+    FOCUS_CHECK(it != f.metadata.end(), FormatError, "'{}' is not a focus seq2seq checkpoint: no '{}'",
+                path, k);
+    return it->second;
+  };
+  FOCUS_CHECK(meta("format") == "focus-seq2seq-checkpoint/1", FormatError,
+              "'{}': not a seq2seq checkpoint (format '{}')", path, meta("format"));
+  StateDict msd, osd;
+  for (auto& [k, v] : f.tensors) {
+    if (k.rfind("model.", 0) == 0) msd[k.substr(6)] = v;
+    else if (k.rfind("optim.", 0) == 0) osd[k.substr(6)] = v;
+  }
+  try {
+    FOCUS_CHECK(meta("model_config") == to_json(model_.config()).dump(), FormatError,
+                "'{}' holds a different model ({})", path, meta("model_config"));
+    model_.load_state_dict(msd);
+    opt_->load_state_dict(osd);
+    for (size_t i = 0; i < ema_.size(); ++i) {
+      auto it = f.tensors.find("ema." + std::to_string(i));
+      FOCUS_CHECK(it != f.tensors.end(), FormatError, "'{}': no moving average 'ema.{}'", path, i);
+      ema_[i].copy_(it->second);
+    }
+    const auto rngs = nlohmann::json::parse(meta("rngs"));
+    for (auto& [name, rng] : model_.named_rngs()) {
+      FOCUS_CHECK(rngs.contains(name), FormatError, "'{}': no state for random stream '{}'", path, name);
+      rng->set_state(std::stoull(rngs[name][0].get<std::string>()),
+                     std::stoull(rngs[name][1].get<std::string>()));
+    }
+    start_epoch_ = std::stoi(meta("epoch"));
+    best_ = std::stod(meta("best"));
+    epochs_since_best_ = std::stoi(meta("epochs_since_best"));
+    history_.clear();
+    std::string line;
+    std::istringstream hs(meta("history"));
+    while (std::getline(hs, line))
+      if (!line.empty()) history_.push_back(nlohmann::json::parse(line));
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(fmt::format("'{}': corrupt checkpoint metadata ({})", path, e.what()));
+  } catch (const std::logic_error& e) {
+    throw FormatError(fmt::format("'{}': corrupt checkpoint metadata ({})", path, e.what()));
+  }
+}
+
+}  // namespace focus
