@@ -16,8 +16,13 @@
 //            sentences/s, each = total over the timed steps / their total time; ms/step median;
 //            peak RSS (VmHWM, reset before training). --breakdown also times forward (loss),
 //            backward, clip and optimizer step apart (medians).
-// Verify first, time second: the eval-mode loss of batch 0 (no dropout; "loss_eval_first") must
-// be finite and within 1 nat of log(V), and so must the first training step's loss.
+// Verify: the eval-mode loss of batch 0 (no dropout; "loss_eval_first") must be finite and not
+// below log(V) - 1 (random tokens: nothing beats chance). It is not near log(V): with the output
+// projection tied to the sqrt(E)-scaled target embedding, the residual stream carries the input
+// token's own embedding, whose logit starts of order sqrt(E) ("copy the input": ~10 at E = 256),
+// so the first loss is ~9.9 at V = 44 (PyTorch gives the same at the same weights). The losses
+// must be finite and the last 10 average within 1 nat of log(V) (the bias unlearnt in a few steps).
+// The losses are checked after the timed steps (checking costs no time inside them).
 // --dump-batches FILE writes the batches and the initial weights (safetensors; batch.{i}.src,
 // .src_len, .tgt_in, .tgt_out, and the parameters by name) for seq2seq_torch.py, then exits.
 // Limits: Linux only (memory from /proc); random tokens (throughput does not depend on them).
@@ -180,8 +185,8 @@ nlohmann::json bench_train(Seq2Seq& m, const std::vector<Batch>& batches, int wa
     NoGradGuard no_grad;
     const Batch& b = batches[0];
     loss_eval = m.loss(b.src, b.src_len, b.tgt_in, b.tgt_out, ls).item();
-    check(std::isfinite(loss_eval) && std::abs(loss_eval - log_v) < 1.0,
-          fmt::format("eval loss of batch 0 {} within 1 of log(V) = {}", loss_eval, log_v));
+    check(std::isfinite(loss_eval) && loss_eval > log_v - 1.0,
+          fmt::format("eval loss of batch 0 {} finite and > log(V) - 1 = {}", loss_eval, log_v - 1));
     m.train();
   }
   reset_peak_rss();
@@ -209,8 +214,6 @@ nlohmann::json bench_train(Seq2Seq& m, const std::vector<Batch>& batches, int wa
     ph.optim.push_back(total - std::chrono::duration<double>(t3 - t0).count());
   };
   for (int i = 0; i < warmup; ++i) step(batches[i]);
-  check(std::isfinite(losses[0]) && std::abs(losses[0] - log_v) < 1.0,
-        fmt::format("first training loss {} within 1 of log(V) = {}", losses[0], log_v));
   ph = Phases{};
   int64_t src_tok = 0, tgt_tok = 0, sent = 0;
   for (size_t i = warmup; i < batches.size(); ++i) {
@@ -219,8 +222,14 @@ nlohmann::json bench_train(Seq2Seq& m, const std::vector<Batch>& batches, int wa
     tgt_tok += batches[i].tgt_tokens;
     sent += batches[i].sentences();
   }
-  check(std::all_of(losses.begin(), losses.end(), [](double v) { return std::isfinite(v); }),
-        "training losses finite");
+  // Random targets: training can only unlearn the start's bias and reach about chance.
+  const size_t tail = std::min<size_t>(10, losses.size());
+  double late = 0.0;
+  for (size_t i = losses.size() - tail; i < losses.size(); ++i) late += losses[i] / double(tail);
+  check(std::all_of(losses.begin(), losses.end(), [](double v) { return std::isfinite(v); }) &&
+            std::abs(late - log_v) < 1.0,
+        fmt::format("training losses finite, the last {} averaging {} within 1 of log(V) = {}: {}",
+                    tail, late, log_v, fmt::join(losses, ", ")));
   double total = 0.0;
   for (double t : ph.step) total += t;
   nlohmann::json r{{"steps", ph.step.size()},

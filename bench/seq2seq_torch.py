@@ -9,9 +9,10 @@ layers would otherwise use `dropout` there, focus's default is 0). Step: zero_gr
 CrossEntropyLoss(ignore_index=0, label_smoothing), backward, clip_grad_norm_(1.0), AdamW(lr 1e-3,
 weight decay 1e-2). Figures as seq2seq_bench: tokens/s = non-padding tokens over the timed steps
 / their total time, ms/step median, peak RSS; --breakdown times forward, backward, clip and
-optimizer apart. Verify first: the eval-mode loss of batch 0 and the first training loss must be
-finite and within 1 nat of log(V); with the dumped weights the eval loss must equal focus's
-(compare_seq2seq.py checks that).
+optimizer apart. Checks as seq2seq_bench: the eval-mode loss of batch 0 must be finite and not
+below log(V) - 1 (it starts near 9.9 at V = 44, not log(V): see seq2seq_bench.cpp), and with the
+dumped weights equal focus's (compare_seq2seq.py checks that); the training losses must be
+finite and the last 10 average within 1 nat of log(V).
 Run with Debian's python (torch lives there):
   /usr/bin/python3 bench/seq2seq_torch.py --batches FILE [--steps 30] [--warmup 3] [--threads 2]
 Limits: Linux only (peak memory from /proc); the file's batch count bounds warmup + steps.
@@ -20,6 +21,7 @@ import argparse
 import json
 import math
 import re
+import statistics
 import struct
 import sys
 import time
@@ -146,9 +148,9 @@ def main():
     model.eval()
     with torch.no_grad():
         loss_eval = loss_of(batches[0]).item()
-    if not (math.isfinite(loss_eval) and abs(loss_eval - log_v) < 1.0):
-        raise SystemExit(f"seq2seq_torch: eval loss of batch 0 {loss_eval} not within 1 of "
-                         f"log(V) = {log_v}")
+    if not (math.isfinite(loss_eval) and loss_eval > log_v - 1.0):
+        raise SystemExit(f"seq2seq_torch: eval loss of batch 0 {loss_eval} not finite and > "
+                         f"log(V) - 1 = {log_v - 1}")
     model.train()
     tc.reset_peak_rss()
     rss0 = tc.rss_mib()
@@ -173,9 +175,6 @@ def main():
 
     for b in batches[:args.warmup]:
         step(b)
-    if not (math.isfinite(losses[0]) and abs(losses[0] - log_v) < 1.0):
-        raise SystemExit(f"seq2seq_torch: first training loss {losses[0]} not within 1 of "
-                         f"log(V) = {log_v}")
     for v in ph.values():
         v.clear()
     src_tok = tgt_tok = sent = 0
@@ -184,8 +183,10 @@ def main():
         src_tok += int(b[1].sum())
         tgt_tok += int((b[3] != 0).sum())
         sent += b[0].shape[0]
-    if not all(math.isfinite(v) for v in losses):
-        raise SystemExit(f"seq2seq_torch: training losses not finite: {losses}")
+    late = statistics.mean(losses[-10:])  # random targets: about chance once the bias is gone
+    if not (all(math.isfinite(v) for v in losses) and abs(late - log_v) < 1.0):
+        raise SystemExit(f"seq2seq_torch: training losses not finite or the last 10 averaging "
+                         f"{late} not within 1 of log(V) = {log_v}: {losses}")
     total = sum(ph["step"])
     train = {"steps": args.steps, "warmup": args.warmup, "median_ms": tc.median(ph["step"]) * 1e3,
              "total_s": total, "tgt_tokens": tgt_tok, "src_tokens": src_tok, "sentences": sent,
