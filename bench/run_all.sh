@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make bench`: focus's benchmarks next to their PyTorch 1.13 twins (bench/compare.py), then the
+# encoder-decoder Transformer's training (bench/compare_seq2seq.py, the g2p model), then the
 # attention kernels next to PyTorch's textbook attention (bench/compare_attention.py), several
 # interleaved rounds each; prints the markdown tables and keeps them with the raw JSON in BUILD_DIR
-# (bench_results.*, bench_attention.*).
+# (bench_results.*, bench_seq2seq.*, bench_attention.*).
 # Usage: bench/run_all.sh BUILD_DIR
 # Environment: ROUNDS=3, ITERS=10, MAX_LOAD=0 (wait for a lower 1-minute load average before each
 # round; 0: don't), MAX_OTHERS=0 (repeat a run during which other processes used more cores),
@@ -19,6 +20,9 @@ echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load: $(
 /usr/bin/python3 "$here/compare.py" --build "$build" --rounds "${ROUNDS:-3}" \
   --iters "${ITERS:-10}" --max-load "${MAX_LOAD:-0}" --max-others "${MAX_OTHERS:-0}" \
   --out "$build/bench_results.md" --json-out "$build/bench_results.json"
+/usr/bin/python3 "$here/compare_seq2seq.py" --build "$build" --rounds "${ROUNDS:-3}" \
+  --max-load "${MAX_LOAD:-0}" \
+  --out "$build/bench_seq2seq.md" --json-out "$build/bench_seq2seq.json"
 exec /usr/bin/python3 "$here/compare_attention.py" --build "$build" --rounds "${ROUNDS:-3}" \
   --len "${ATTN_LENS:-128,512,1024,2048}" --max-load "${MAX_LOAD:-0}" --max-others "${MAX_OTHERS:-0}" \
   --out "$build/bench_attention.md" --json-out "$build/bench_attention.json"
