@@ -96,6 +96,24 @@ def run_json(cmd, env_extra, log):
     return out
 
 
+def note_machine(res, loads, others, stolen):
+    """Appends each run's load, other processes' cores and stolen cores to the lists."""
+    loads += [v["load1_before"] for v in res.values()]
+    others += [v["others_cores"] for v in res.values()]
+    stolen += [v["stolen_cores"] for v in res.values()]
+
+
+def write_outputs(md, raw, args):
+    """Prints the markdown table and writes it (--out) and the raw runs (--json-out)."""
+    print(md)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(md)
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump(raw, f, indent=1)
+
+
 def one_round(r, args, log, shapes_file):
     focus_first = r % 2 == 0
     sizes = ",".join(args.gemm_sizes)
@@ -254,21 +272,12 @@ def main():
         res = one_round(r, args, log, shapes_file)
         rounds.append(metrics(res, args.gemm_sizes))
         raw.append({f"{b}/{fw}": v for (b, fw), v in res.items()})
-        loads += [v["load1_before"] for v in res.values()]
-        others += [v["others_cores"] for v in res.values()]
-        stolen += [v["stolen_cores"] for v in res.values()]
+        note_machine(res, loads, others, stolen)
         peaks.append(res[("gemm", "focus")]["fma_peak_gflops"])
     env_info = {"loads": loads, "others": others, "stolen": stolen, "fma_peak": peaks, "focus_blas": raw[0]["gemm/focus"]["backend"],
                 "torch": raw[0]["gemm/torch"]["torch"],
                 "torch_blas_core": raw[0]["gemm/torch"]["blas_core"]}
-    md = table(rounds, args, env_info)
-    print(md)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(md)
-    if args.json_out:
-        with open(args.json_out, "w") as f:
-            json.dump({"rounds": raw, "env": env_info}, f, indent=1)
+    write_outputs(table(rounds, args, env_info), {"rounds": raw, "env": env_info}, args)
 
 
 if __name__ == "__main__":

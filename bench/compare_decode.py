@@ -11,13 +11,13 @@ Run with Debian's python (torch lives there):
   /usr/bin/python3 bench/compare_decode.py --build build [--rounds 3] [--new 256] [--out t.md]
 """
 import argparse
-import json
 import os
 import statistics
 import sys
 import time
 
-from compare import TORCH_ENV, TORCH_PY, load1, run_json, wait_for_quiet
+from compare import (TORCH_ENV, TORCH_PY, load1, note_machine, run_json, wait_for_quiet,
+                     write_outputs)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TARGET = 5.0  # focus cached / torch cached
@@ -113,17 +113,8 @@ def main():
         res = one_round(r, args, log)
         rounds.append(metrics(res))
         raw.append(res)
-        loads += [v["load1_before"] for v in res.values()]
-        others += [v["others_cores"] for v in res.values()]
-        stolen += [v["stolen_cores"] for v in res.values()]
-    md = table(rounds, args, loads, others, stolen)
-    print(md)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(md)
-    if args.json_out:
-        with open(args.json_out, "w") as f:
-            json.dump(raw, f, indent=1)
+        note_machine(res, loads, others, stolen)
+    write_outputs(table(rounds, args, loads, others, stolen), raw, args)
 
 
 if __name__ == "__main__":

@@ -12,14 +12,14 @@ Run with Debian's python (torch lives there):
   /usr/bin/python3 bench/compare_seq2seq.py --build build [--rounds 3] [--threads 2] [--out t.md]
 """
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 
-from compare import TORCH_ENV, TORCH_PY, load1, run_json, wait_for_quiet
+from compare import (TORCH_ENV, TORCH_PY, load1, note_machine, run_json, wait_for_quiet,
+                     write_outputs)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROWS = [("target tokens/s", "tgt_tokens_per_s", True), ("source+target tokens/s", "tokens_per_s", True),
@@ -120,17 +120,8 @@ def main():
             res = {fw: run_json(*jobs[fw], log) for fw in order}
             check_runs(res, args.loss_tol)
             runs.append(res)
-            loads += [v["load1_before"] for v in res.values()]
-            others += [v["others_cores"] for v in res.values()]
-            stolen += [v["stolen_cores"] for v in res.values()]
-    md = table(runs, args, loads, others, stolen)
-    print(md)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(md)
-    if args.json_out:
-        with open(args.json_out, "w") as f:
-            json.dump(runs, f, indent=1)
+            note_machine(res, loads, others, stolen)
+    write_outputs(table(runs, args, loads, others, stolen), runs, args)
 
 
 if __name__ == "__main__":

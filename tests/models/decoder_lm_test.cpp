@@ -11,6 +11,7 @@
 #include "focus/autograd/node.hpp"
 #include "focus/models/decoder_lm.hpp"
 #include "focus/tensor/rng.hpp"
+#include "support/gradcheck.hpp"
 #include "support/expect_error.hpp"
 
 using namespace focus;
@@ -31,13 +32,7 @@ DecoderLMConfig small_config(const std::string& positions = "learned") {
   return c;
 }
 
-double max_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  const auto x = a.contiguous().to_vector<double>(), y = b.contiguous().to_vector<double>();
-  double m = 0.0;
-  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
-  return m;
-}
+using focus::testing::max_abs_diff;
 
 Tensor ids(std::vector<int64_t> v, Shape s) { return Tensor::from_vector(v, s); }
 
@@ -75,9 +70,9 @@ void check_cached_equals_full(DType dtype, const std::string& positions, double 
     const int64_t L = plen[b] + N;
     const std::vector<int64_t> own(seq[b].begin(), seq[b].begin() + L);
     const Tensor full = lm.forward(ids(own, {1, L})).select(0, 0);  // (L, V)
-    EXPECT_LT(max_diff(first.select(0, b).slice(0, 0, plen[b]), full.slice(0, 0, plen[b])), tol);
+    EXPECT_LT(max_abs_diff(first.select(0, b).slice(0, 0, plen[b]), full.slice(0, 0, plen[b])), tol);
     for (int64_t t = 0; t < N; ++t)
-      EXPECT_LT(max_diff(steps[t].select(0, b).select(0, 0), full.select(0, plen[b] + t)), tol)
+      EXPECT_LT(max_abs_diff(steps[t].select(0, b).select(0, 0), full.select(0, plen[b] + t)), tol)
           << "sequence " << b << " step " << t;
   }
 }
@@ -102,9 +97,9 @@ TEST(DecoderLM, PrefillAtOnceEqualsOneTokenAtATime) {
   std::vector<KvCache> a = lm.make_cache(B, 16), b = lm.make_cache(B, 16);
   const Tensor all = lm.forward_cached(prompt, a);  // (B, P, V)
   for (int64_t t = 0; t < P; ++t)
-    EXPECT_LT(max_diff(lm.forward_cached(prompt.slice(1, t, t + 1), b), all.slice(1, t, t + 1)),
+    EXPECT_LT(max_abs_diff(lm.forward_cached(prompt.slice(1, t, t + 1), b), all.slice(1, t, t + 1)),
               1e-5);
-  for (size_t i = 0; i < a.size(); ++i) EXPECT_LT(max_diff(a[i].keys(), b[i].keys()), 1e-5);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_LT(max_abs_diff(a[i].keys(), b[i].keys()), 1e-5);
 }
 
 TEST(DecoderLM, ForwardIsCausal) {
@@ -116,8 +111,8 @@ TEST(DecoderLM, ForwardIsCausal) {
   const Tensor a = lm.forward(ids(t, {1, 10}));  // (1, L, V)
   t[7] = (t[7] + 1) % 50;
   const Tensor b = lm.forward(ids(t, {1, 10}));
-  EXPECT_EQ(max_diff(a.slice(1, 0, 7), b.slice(1, 0, 7)), 0.0);
-  EXPECT_GT(max_diff(a.slice(1, 7, 8), b.slice(1, 7, 8)), 1e-4);
+  EXPECT_EQ(max_abs_diff(a.slice(1, 0, 7), b.slice(1, 0, 7)), 0.0);
+  EXPECT_GT(max_abs_diff(a.slice(1, 7, 8), b.slice(1, 7, 8)), 1e-4);
 }
 
 TEST(DecoderLM, GenerateEqualsUncachedGreedyAndSampled) {
@@ -162,12 +157,12 @@ TEST(DecoderLM, ReorderedCacheDecodesThePermutedSequences) {
   const Tensor full0 = lm.forward(ids(t, {2, 6}));  // (2, 6, V)
   // Rows 0 and 1 continue sequences 1 and 0 with their own 6th tokens; row 2 is sequence 1's
   // prefix followed by sequence 0's 6th token.
-  EXPECT_LT(max_diff(y.select(0, 0).select(0, 0), full0.select(0, 1).select(0, 5)), 1e-5);
-  EXPECT_LT(max_diff(y.select(0, 1).select(0, 0), full0.select(0, 0).select(0, 5)), 1e-5);
+  EXPECT_LT(max_abs_diff(y.select(0, 0).select(0, 0), full0.select(0, 1).select(0, 5)), 1e-5);
+  EXPECT_LT(max_abs_diff(y.select(0, 1).select(0, 0), full0.select(0, 0).select(0, 5)), 1e-5);
   std::vector<int64_t> mixed(t.begin() + 6, t.begin() + 11);
   mixed.push_back(t[5]);
   const Tensor full1 = lm.forward(ids(mixed, {1, 6}));
-  EXPECT_LT(max_diff(y.select(0, 2).select(0, 0), full1.select(0, 0).select(0, 5)), 1e-5);
+  EXPECT_LT(max_abs_diff(y.select(0, 2).select(0, 0), full1.select(0, 0).select(0, 5)), 1e-5);
 }
 
 TEST(DecoderLM, ParameterNamesTieTheHeadToTheEmbedding) {

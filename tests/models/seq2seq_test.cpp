@@ -21,6 +21,7 @@
 #include "focus/models/seq2seq.hpp"
 #include "focus/ops/reduce.hpp"
 #include "focus/tensor/rng.hpp"
+#include "support/gradcheck.hpp"
 #include "nn/module_gradcheck.hpp"
 #include "support/expect_error.hpp"
 
@@ -63,14 +64,7 @@ Seq2SeqConfig small_config() {  // two layers each, grouped-query heads
 
 Tensor ids(std::vector<int64_t> v, Shape s) { return Tensor::from_vector(v, s); }
 
-// Largest |a - b| over matching elements.
-double max_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  const auto x = a.contiguous().to_vector<double>(), y = b.contiguous().to_vector<double>();
-  double m = 0.0;
-  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
-  return m;
-}
+using focus::testing::max_abs_diff;
 
 // A batch for tiny_config(): sources of 5, 3 and 1 tokens (ids 1..6, right-padded with 0);
 // targets tgt_in = <s>=1 y and tgt_out = y </s>=2 with 3, 1 and 2 tokens y, right-padded.
@@ -136,7 +130,7 @@ TEST(Seq2Seq, CachedDecodingEqualsTeacherForcedLogits) {
       int64_t at = 0;
       for (const int64_t n : chunks) {
         const Tensor y = model.decode_step(tgt.slice(1, at, at + n).contiguous(), st);  // (B, n, V)
-        EXPECT_LT(max_diff(y, full.slice(1, at, at + n)), tol) << "at " << at << " chunk " << n;
+        EXPECT_LT(max_abs_diff(y, full.slice(1, at, at + n)), tol) << "at " << at << " chunk " << n;
         at += n;
       }
     }
@@ -154,7 +148,7 @@ TEST(Seq2Seq, CachedDecodingEqualsTeacherForcedLogits) {
       seq[4] = next[size_t(i)];
       const Tensor ref = model.decode(ids(seq, {1, T}), memory.slice(0, b, b + 1),
                                       src_len.slice(0, b, b + 1));  // (1, T, V)
-      EXPECT_LT(max_diff(y.select(0, i), ref.select(0, 0).slice(0, 4, 5)), tol) << "row " << i;
+      EXPECT_LT(max_abs_diff(y.select(0, i), ref.select(0, 0).slice(0, 4, 5)), tol) << "row " << i;
     }
   }
 }
@@ -171,9 +165,9 @@ TEST(Seq2Seq, SourcePaddingLeavesLogitsAndTargetPaddingLeavesLossUnchanged) {
   std::vector<int64_t> longer;
   for (int64_t b = 0; b < 3; ++b)
     for (int64_t j = 0; j < 8; ++j) longer.push_back(j < len[b] ? s[size_t(b * 5 + j)] : 1 + (j + b) % 6);
-  EXPECT_LT(max_diff(model.forward(ids(longer, {3, 8}), d.src_len, d.tgt_in), logits), 1e-12);
+  EXPECT_LT(max_abs_diff(model.forward(ids(longer, {3, 8}), d.src_len, d.tgt_in), logits), 1e-12);
   // A source length changed: the logits change (the test can fail).
-  EXPECT_GT(max_diff(model.forward(ids(longer, {3, 8}), ids({5, 4, 1}, {3}), d.tgt_in)
+  EXPECT_GT(max_abs_diff(model.forward(ids(longer, {3, 8}), ids({5, 4, 1}, {3}), d.tgt_in)
                          .select(0, 1),
                      logits.select(0, 1)),
             1e-6);

@@ -15,6 +15,7 @@
 #include "focus/ops/elementwise.hpp"
 #include "focus/ops/unary.hpp"
 #include "focus/tensor/rng.hpp"
+#include "support/gradcheck.hpp"
 #include "nn/module_gradcheck.hpp"
 #include "support/expect_error.hpp"
 
@@ -32,14 +33,7 @@ Tensor ids(std::vector<int64_t> v) {
   return Tensor::from_vector(v, {n});
 }
 
-// Largest |a - b| over matching elements.
-double max_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  const auto x = a.contiguous().to_vector<double>(), y = b.contiguous().to_vector<double>();
-  double m = 0.0;
-  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
-  return m;
-}
+using focus::testing::max_abs_diff;
 
 // Non-trivial norm affines and attention biases (the layer starts with 1 / 0), so that a norm
 // or a bias used in the wrong place shows.
@@ -95,7 +89,7 @@ TEST(TransformerDecoderLayer, NamesAndPreNormComposition) {
   EXPECT_EQ(cross_w.shape(), Shape({2, 2, 4, 5}));
   EXPECT_EQ(self_w.shape(), Shape({2, 2, 4, 4}));
   // Sequence 1's memory has 3 real positions: no attention to positions 3, 4.
-  EXPECT_EQ(max_diff(cross_w.select(0, 1).slice(2, 3, 5), Tensor::zeros({2, 4, 2}, DType::F64)),
+  EXPECT_EQ(max_abs_diff(cross_w.select(0, 1).slice(2, 3, 5), Tensor::zeros({2, 4, 2}, DType::F64)),
             0.0);
 }
 
@@ -145,7 +139,7 @@ TEST(TransformerDecoderLayer, CachedDecodingEqualsCausalForward) {
     int64_t at = 0;
     for (const int64_t n : chunks) {
       const Tensor y = layer.forward_cached(x.slice(1, at, at + n), self, cross);  // (B, n, E)
-      EXPECT_LT(max_diff(y, full.slice(1, at, at + n)), 1e-12) << "at " << at << " chunk " << n;
+      EXPECT_LT(max_abs_diff(y, full.slice(1, at, at + n)), 1e-12) << "at " << at << " chunk " << n;
       at += n;
     }
     EXPECT_EQ(self.max_length(), T);
@@ -155,7 +149,7 @@ TEST(TransformerDecoderLayer, CachedDecodingEqualsCausalForward) {
   KvCache self = layer.make_cache(B, 8);
   CrossKvCache unpadded;
   layer.cache_memory(memory, unpadded);
-  EXPECT_GT(max_diff(layer.forward_cached(x.slice(1, 0, 1), self, unpadded).select(0, 1),
+  EXPECT_GT(max_abs_diff(layer.forward_cached(x.slice(1, 0, 1), self, unpadded).select(0, 1),
                      full.slice(1, 0, 1).select(0, 1)),
             1e-6);
 }

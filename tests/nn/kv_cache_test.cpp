@@ -14,6 +14,7 @@
 #include "focus/nn/kv_cache.hpp"
 #include "focus/nn/transformer.hpp"
 #include "focus/tensor/rng.hpp"
+#include "support/gradcheck.hpp"
 #include "support/expect_error.hpp"
 
 using namespace focus;
@@ -21,14 +22,7 @@ using focus::testing::expect_error;
 
 namespace {
 
-// Largest |a - b| over matching elements.
-double max_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  const auto x = a.contiguous().to_vector<double>(), y = b.contiguous().to_vector<double>();
-  double m = 0.0;
-  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
-  return m;
-}
+using focus::testing::max_abs_diff;
 
 // (B, Hkv, T, Dh) with element [b, h, t, d] = 1000 b + 100 h + 10 (t + first) + d: each value
 // names its place, so a misplaced row shows.
@@ -58,8 +52,8 @@ TEST(KvCache, AppendStoresRowsAndGrowsByDoubling) {
   c.append(tagged(2, 2, 2, 3, 3), tagged(2, 2, 2, 3, 3));  // 5 tokens: grows 4 -> 8, keeps rows
   EXPECT_EQ(c.capacity(), 8);
   EXPECT_EQ(c.lengths().to_vector<int64_t>(), std::vector<int64_t>({5, 5}));
-  EXPECT_EQ(max_diff(c.keys(), tagged(2, 2, 5, 3, 0)), 0.0);
-  EXPECT_EQ(max_diff(c.values(), tagged(2, 2, 5, 3, 0)), 0.0);
+  EXPECT_EQ(max_abs_diff(c.keys(), tagged(2, 2, 5, 3, 0)), 0.0);
+  EXPECT_EQ(max_abs_diff(c.values(), tagged(2, 2, 5, 3, 0)), 0.0);
   const KvStep s3 = c.append(tagged(2, 2, 1, 3, 5), tagged(2, 2, 1, 3, 5));
   EXPECT_FALSE(s3.mask.causal || s3.mask.key_lengths.defined() || s3.mask.bias.defined());
   c.reset();
@@ -74,8 +68,8 @@ TEST(KvCache, NonContiguousInputIsCopiedByElement) {
   const Tensor cols = tagged(2, 2, 3, 4, 0).transpose(2, 3).contiguous().transpose(2, 3);
   KvCache c(2, 2, 4, 8, DType::F64);
   c.append(src, cols);
-  EXPECT_EQ(max_diff(c.keys(), tagged(2, 2, 3, 4, 0)), 0.0);
-  EXPECT_EQ(max_diff(c.values(), tagged(2, 2, 3, 4, 0)), 0.0);
+  EXPECT_EQ(max_abs_diff(c.keys(), tagged(2, 2, 3, 4, 0)), 0.0);
+  EXPECT_EQ(max_abs_diff(c.values(), tagged(2, 2, 3, 4, 0)), 0.0);
 }
 
 TEST(KvCache, CountsGiveRaggedLengthsAndMasks) {
@@ -115,12 +109,12 @@ TEST(KvCache, ReorderPicksSequencesWithRepeats) {
   const Tensor all = tagged(2, 2, 3, 3, 0);
   for (int64_t i = 0; i < 3; ++i) {
     const int64_t from = i == 1 ? 0 : 1;
-    EXPECT_EQ(max_diff(c.keys().select(0, i), all.select(0, from)), 0.0) << i;
-    EXPECT_EQ(max_diff(c.values().select(0, i), all.select(0, from)), 0.0) << i;
+    EXPECT_EQ(max_abs_diff(c.keys().select(0, i), all.select(0, from)), 0.0) << i;
+    EXPECT_EQ(max_abs_diff(c.values().select(0, i), all.select(0, from)), 0.0) << i;
   }
   c.reorder(ids({2, 1, 0}));  // same batch: the spare buffer is reused
   EXPECT_EQ(c.lengths().to_vector<int64_t>(), std::vector<int64_t>({1, 3, 1}));
-  EXPECT_EQ(max_diff(c.keys().select(0, 1), all.select(0, 0)), 0.0);
+  EXPECT_EQ(max_abs_diff(c.keys().select(0, 1), all.select(0, 0)), 0.0);
   // Appending after a reorder continues each sequence at its own length.
   c.append(tagged(3, 2, 1, 3, 9), tagged(3, 2, 1, 3, 9));
   EXPECT_EQ(c.lengths().to_vector<int64_t>(), std::vector<int64_t>({2, 4, 2}));
@@ -187,7 +181,7 @@ TEST(IncrementalAttention, TokenByTokenAndChunksEqualCausalForward) {
       int64_t at = 0;
       for (const int64_t T : chunks) {
         const Tensor y = m->forward_cached(x.slice(1, at, at + T), c);  // (B, T, E)
-        EXPECT_LT(max_diff(y, full.slice(1, at, at + T)), 1e-12) << "Hkv " << Hkv << " at " << at;
+        EXPECT_LT(max_abs_diff(y, full.slice(1, at, at + T)), 1e-12) << "Hkv " << Hkv << " at " << at;
         at += T;
       }
       EXPECT_EQ(c.max_length(), L);
@@ -218,11 +212,11 @@ TEST(IncrementalAttention, RaggedSequencesEqualTheirOwnForward) {
     seq.slice(1, 0, plen[b]).copy_(prompt.slice(0, b, b + 1).slice(1, 0, plen[b]));
     seq.slice(1, plen[b], plen[b] + 5).copy_(more.slice(0, b, b + 1));
     const Tensor full = m->forward(seq, Tensor(), causal).select(0, 0);  // (L, E)
-    EXPECT_LT(max_diff(y0.select(0, b).slice(0, 0, plen[b]), full.slice(0, 0, plen[b])), 1e-12);
+    EXPECT_LT(max_abs_diff(y0.select(0, b).slice(0, 0, plen[b]), full.slice(0, 0, plen[b])), 1e-12);
     for (int64_t t = 0; t < 3; ++t)
-      EXPECT_LT(max_diff(ys[t].select(0, b), full.slice(0, plen[b] + t, plen[b] + t + 1)), 1e-12)
+      EXPECT_LT(max_abs_diff(ys[t].select(0, b), full.slice(0, plen[b] + t, plen[b] + t + 1)), 1e-12)
           << b << " " << t;
-    EXPECT_LT(max_diff(ys[3].select(0, b), full.slice(0, plen[b] + 3, plen[b] + 5)), 1e-12);
+    EXPECT_LT(max_abs_diff(ys[3].select(0, b), full.slice(0, plen[b] + 3, plen[b] + 5)), 1e-12);
     EXPECT_EQ(c.length(b), plen[b] + 5);
   }
 }
@@ -245,7 +239,7 @@ TEST(IncrementalAttention, ReorderedCacheContinuesThePermutedSequences) {
     seq.slice(1, 0, 3).copy_(x.slice(0, from[i], from[i] + 1).slice(1, 0, 3));
     seq.slice(1, 3, 4).copy_(next.slice(0, i, i + 1));
     const Tensor full = m->forward(seq, Tensor(), causal);
-    EXPECT_LT(max_diff(y.select(0, i), full.select(0, 0).slice(0, 3, 4)), 1e-12) << i;
+    EXPECT_LT(max_abs_diff(y.select(0, i), full.select(0, 0).slice(0, 3, 4)), 1e-12) << i;
   }
 }
 
@@ -262,9 +256,9 @@ TEST(IncrementalAttention, CrossAttentionOverCachedMemoryEqualsForward) {
   m->cache_memory(memory, c, src);
   EXPECT_EQ(c.keys().shape(), Shape({B, 2, S, 4}));
   const Tensor full = m->forward(q, memory, src);
-  EXPECT_LT(max_diff(m->forward_cross_cached(q, c), full), 1e-12);
+  EXPECT_LT(max_abs_diff(m->forward_cross_cached(q, c), full), 1e-12);
   for (int64_t t = 0; t < 3; ++t)  // step by step: the same K/V serve every step
-    EXPECT_LT(max_diff(m->forward_cross_cached(q.slice(1, t, t + 1), c), full.slice(1, t, t + 1)),
+    EXPECT_LT(max_abs_diff(m->forward_cross_cached(q.slice(1, t, t + 1), c), full.slice(1, t, t + 1)),
               1e-12);
   // Reordered (beams 1, 0, 0): rows of the forward over reordered memory and lengths.
   c.reorder(ids({1, 0, 0}));
@@ -275,7 +269,7 @@ TEST(IncrementalAttention, CrossAttentionOverCachedMemoryEqualsForward) {
   for (int64_t i = 0; i < 3; ++i) mem3.select(0, i).copy_(memory.select(0, from[i]));
   AttentionMask src3;
   src3.key_lengths = ids({6, 4, 4});
-  EXPECT_LT(max_diff(m->forward_cross_cached(q3, c), m->forward(q3, mem3, src3)), 1e-12);
+  EXPECT_LT(max_abs_diff(m->forward_cross_cached(q3, c), m->forward(q3, mem3, src3)), 1e-12);
   expect_error<ShapeError>([&] { m->forward_cross_cached(q, c); }, {"(2, 3, 16)", "(3, T, 16)"});
 }
 
@@ -291,9 +285,9 @@ TEST(IncrementalAttention, EncoderLayerCachedEqualsCausalForward) {
   AttentionMask causal;
   causal.causal = true;
   const Tensor full = layer.forward(x, causal);
-  EXPECT_LT(max_diff(layer.forward_cached(x.slice(1, 0, 2), c), full.slice(1, 0, 2)), 1e-12);
+  EXPECT_LT(max_abs_diff(layer.forward_cached(x.slice(1, 0, 2), c), full.slice(1, 0, 2)), 1e-12);
   for (int64_t t = 2; t < 5; ++t)
-    EXPECT_LT(max_diff(layer.forward_cached(x.slice(1, t, t + 1), c), full.slice(1, t, t + 1)),
+    EXPECT_LT(max_abs_diff(layer.forward_cached(x.slice(1, t, t + 1), c), full.slice(1, t, t + 1)),
               1e-12);
 }
 

@@ -1,6 +1,8 @@
 // Finite-difference gradient check (see gradcheck.hpp).
 #include "support/gradcheck.hpp"
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 
 #include "focus/autograd/node.hpp"
@@ -76,6 +78,14 @@ double max_rel_diff(const Tensor& a, const Tensor& b) {
     scale = std::max(scale, std::abs(y[i]));
   }
   return m / scale;
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  EXPECT_EQ(a.shape(), b.shape());
+  const auto x = a.contiguous().to_vector<double>(), y = b.contiguous().to_vector<double>();
+  double m = 0.0;
+  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
+  return m;
 }
 
 }  // namespace focus::testing

@@ -31,5 +31,7 @@ Tensor rand_input(const Shape& shape, Rng& rng, double lo = -1.0, double hi = 1.
 
 // max |a - b| / max(1, max |b|) for two tensors of the same shape.
 double max_rel_diff(const Tensor& a, const Tensor& b);
+// max |a - b| over matching elements (any dtype, any strides); a gtest failure if the shapes differ.
+double max_abs_diff(const Tensor& a, const Tensor& b);
 
 }  // namespace focus::testing

@@ -19,25 +19,14 @@
 #include "focus/tensor/rng.hpp"
 #include "focus/text/cmudict.hpp"
 #include "focus/text/metrics.hpp"
+#include "focus/text/strings.hpp"
+#include "focus/text/vocab.hpp"
 #include "focus/train/seq2seq_file.hpp"
 #include "focus/train/seq2seq_trainer.hpp"
 
 namespace focus {
 
 namespace {
-
-std::vector<std::string> words_of(const std::string& s) {
-  std::vector<std::string> out;
-  size_t i = 0;
-  while (i < s.size()) {
-    while (i < s.size() && s[i] == ' ') ++i;
-    size_t j = i;
-    while (j < s.size() && s[j] != ' ') ++j;
-    if (j > i) out.push_back(s.substr(i, j - i));
-    i = j;
-  }
-  return out;
-}
 
 // Prints the test metrics of `file` on `groups` with greedy and beam search.
 nlohmann::json evaluate_file(Seq2SeqModelFile& f, const std::vector<RefGroup>& groups, int beam,
@@ -71,10 +60,11 @@ nlohmann::json evaluate_file(Seq2SeqModelFile& f, const std::vector<RefGroup>& g
     };
     std::vector<Err> errs;
     for (size_t i = 0; i < groups.size(); ++i) {
-      int64_t best = INT64_MAX;
-      for (const auto& r : groups[i].refs)
-        best = std::min(best, edit_distance(words_of(s.hyps[i]), words_of(r)));
-      if (best > 0) errs.push_back({best, i});
+      std::vector<std::vector<std::string>> refs;
+      for (const auto& r : groups[i].refs) refs.push_back(split_whitespace(r));
+      int64_t edits = 0;
+      closest_reference(split_whitespace(s.hyps[i]), refs, &edits);
+      if (edits > 0) errs.push_back({edits, i});
     }
     std::stable_sort(errs.begin(), errs.end(), [](const Err& a, const Err& b) { return a.edits > b.edits; });
     if (errs.size() > size_t(worst)) errs.resize(size_t(worst));
@@ -116,17 +106,19 @@ int train_seq2seq_and_report(const TrainConfig& cfg_in) {
   nlohmann::json mc = nlohmann::json::parse(cfg.model_config);
   mc["src_vocab"] = src_tok->vocab().size();
   mc["tgt_vocab"] = tgt_tok->vocab().size();
-  if (!mc.contains("max_len")) {
+  constexpr int64_t kLongest = 1024;  // positions when the data sets max_len
+  const bool given = mc.contains("max_len");
+  EncodedPairs train = encode_pairs(data.train.pairs, *src_tok, *tgt_tok,
+                                    given ? seq2seq_config_from_json(mc).max_len : kLongest);
+  if (!given) {
     int64_t longest = 1;
-    for (const auto& p : data.train.pairs)
-      longest = std::max({longest, int64_t(src_tok->encode(p.source).size()),
-                          int64_t(tgt_tok->encode(p.target).size()) + 1});
-    mc["max_len"] = std::min<int64_t>(1024, longest + longest / 4 + 4);
+    for (size_t i = 0; i < train.src.size(); ++i)
+      longest = std::max({longest, int64_t(train.src[i].size()), int64_t(train.tgt[i].size()) + 1});
+    mc["max_len"] = std::min<int64_t>(kLongest, longest + longest / 4 + 4);
   }
   Rng rng(cfg.seed);
   Seq2Seq model(seq2seq_config_from_json(mc), rng);
   const int64_t max_len = model.config().max_len;
-  const EncodedPairs train = encode_pairs(data.train.pairs, *src_tok, *tgt_tok, max_len);
   const EncodedPairs dev = encode_pairs(data.dev.pairs, *src_tok, *tgt_tok, max_len);
   std::fprintf(stderr,
                "focus: task %s, transformer %lld parameters (vocab %lld -> %lld, max_len %lld); "
@@ -136,11 +128,7 @@ int train_seq2seq_and_report(const TrainConfig& cfg_in) {
                (long long)train.skipped, data.dev.groups.size(), cfg.task == "g2p" ? "words" : "sentences");
   const nlohmann::json meta = {{"keep_stress", cfg.keep_stress}};
   Seq2SeqTrainer trainer(cfg, model, *src_tok, *tgt_tok, train, dev, data.dev.groups, meta);
-  if (trainer.start_epoch() >= cfg.epochs) {
-    std::fprintf(stderr, "focus: the checkpoint already finished %d of %d epochs; raise --epochs\n",
-                 trainer.start_epoch(), cfg.epochs);
-    return 1;
-  }
+  if (already_trained(trainer.start_epoch(), cfg.epochs)) return 1;
   const auto history = trainer.fit();
   const std::string best = cfg.out + "/model_best.safetensors";
   const double minutes = history.empty() ? 0 : history.back().value("train_seconds_total", 0.0) / 60;
@@ -227,7 +215,7 @@ Command add_translate_command(CLI::App& app) {
       const auto hyps = decode_corpus(*f.model, srcs, so);
       for (size_t i = 0; i < hyps.size(); ++i) {
         for (const Hypothesis& h : hyps[i])
-          std::printf(o->nbest > 1 ? "%s\t%s\t%.4f\n" : "%s\t%s\t%.4f\n", texts[i].c_str(),
+          std::printf("%s\t%s\t%.4f\n", texts[i].c_str(),
                       f.tgt_tok->decode(h.tokens).c_str(), h.score);
         if (o->nbest > 1) std::printf("\n");
       }
@@ -250,7 +238,7 @@ Command add_translate_command(CLI::App& app) {
           std::string list;
           for (const auto& u : unknown) list += (list.empty() ? "'" : ", '") + u + "'";
           why = fmt::format("unknown symbols {} (the model knows {} symbols)", list,
-                            f.src_tok->vocab().size() - 4);
+                            f.src_tok->vocab().size() - Vocab::kNumSpecial);
         } else if (int64_t(ids.size()) > max_src) {
           why = fmt::format("{} tokens, over the maximum length {}", ids.size(), max_src);
         } else {

@@ -39,11 +39,7 @@ int train_and_report(const TrainConfig& cfg_in) {
                (long long)(cfg.limit_train > 0 ? std::min<int64_t>(cfg.limit_train, train.size()) : train.size()),
                (long long)cfg.val_size);
   Trainer trainer(cfg, *model, train);
-  if (trainer.start_epoch() >= cfg.epochs) {
-    std::fprintf(stderr, "focus: the checkpoint already finished %d of %d epochs; raise --epochs\n",
-                 trainer.start_epoch(), cfg.epochs);
-    return 1;
-  }
+  if (already_trained(trainer.start_epoch(), cfg.epochs)) return 1;
   const auto history = trainer.fit();
   const std::string best = cfg.out + "/model_best.safetensors";
   LoadedModel lm = load_model(best);
@@ -72,6 +68,13 @@ std::string find_option(int argc, char** argv, const char* name) {
 }  // namespace
 
 void prepare_train_defaults(int argc, char** argv, TrainConfig& cfg);
+
+bool already_trained(int start_epoch, int epochs) {
+  if (start_epoch < epochs) return false;
+  std::fprintf(stderr, "focus: the checkpoint already finished %d of %d epochs; raise --epochs\n",
+               start_epoch, epochs);
+  return true;
+}
 
 Command add_train_command(CLI::App& app, int argc, char** argv) {
   CLI::App* sub = app.add_subcommand("train", "train a model (fashion-mnist: cnn-se | vit; g2p, translate: transformer)");

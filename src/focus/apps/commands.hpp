@@ -19,6 +19,8 @@ Command add_bench_attention_command(CLI::App& bench);
 Command add_translate_command(CLI::App& app);
 
 struct TrainConfig;
+// True (after saying so on stderr) when a resumed run has no epochs left (cmd_train.cpp).
+bool already_trained(int start_epoch, int epochs);
 // The seq2seq halves of `train` and `eval` (cmd_seq2seq.cpp).
 int train_seq2seq_and_report(const TrainConfig& cfg);
 int eval_seq2seq(const std::string& model_path, const std::string& task, const std::string& split,

@@ -98,27 +98,20 @@ Seq2Seq::Seq2Seq(const Seq2SeqConfig& cfg, Rng& rng) : cfg_(checked(cfg)) {
     sin_pos_ = std::make_shared<SinusoidalPositionalEncoding>(cfg_.max_len, E);
   }
   dropout_ = register_module("dropout", std::make_shared<Dropout>(cfg_.dropout, rng));
-  TransformerEncoderLayerOptions eo;
-  eo.d_model = E;
-  eo.n_heads = cfg_.n_heads;
-  eo.n_kv_heads = cfg_.n_kv_heads;
-  eo.d_ff = cfg_.d_ff;
-  eo.dropout = cfg_.dropout;
-  eo.attn_dropout = cfg_.attn_dropout;
+  TransformerLayerOptions lo;  // encoder and decoder layers alike
+  lo.d_model = E;
+  lo.n_heads = cfg_.n_heads;
+  lo.n_kv_heads = cfg_.n_kv_heads;
+  lo.d_ff = cfg_.d_ff;
+  lo.dropout = cfg_.dropout;
+  lo.attn_dropout = cfg_.attn_dropout;
   for (int64_t i = 0; i < cfg_.n_enc_layers; ++i)
     enc_.push_back(register_module("encoder.layers." + std::to_string(i),
-                                   std::make_shared<TransformerEncoderLayer>(eo, rng)));
+                                   std::make_shared<TransformerEncoderLayer>(lo, rng)));
   enc_norm_ = register_module("encoder.norm", std::make_shared<LayerNorm>(E));
-  TransformerDecoderLayerOptions d;
-  d.d_model = E;
-  d.n_heads = cfg_.n_heads;
-  d.n_kv_heads = cfg_.n_kv_heads;
-  d.d_ff = cfg_.d_ff;
-  d.dropout = cfg_.dropout;
-  d.attn_dropout = cfg_.attn_dropout;
   for (int64_t i = 0; i < cfg_.n_dec_layers; ++i)
     dec_.push_back(register_module("decoder.layers." + std::to_string(i),
-                                   std::make_shared<TransformerDecoderLayer>(d, rng)));
+                                   std::make_shared<TransformerDecoderLayer>(lo, rng)));
   dec_norm_ = register_module("decoder.norm", std::make_shared<LayerNorm>(E));
 }
 

@@ -23,6 +23,7 @@
 
 #include "focus/nn/kv_cache.hpp"
 #include "focus/nn/module.hpp"
+#include "focus/text/vocab.hpp"
 
 namespace focus {
 
@@ -65,8 +66,8 @@ struct Seq2SeqDecodeState {
 
 class Seq2Seq : public Module {
  public:
-  // Reserved target ids (text/vocab.hpp's Vocab uses the same): padding, start, end.
-  static constexpr int64_t kPad = 0, kBos = 1, kEos = 2;
+  // Reserved target ids: padding, start, end (the vocabulary's).
+  static constexpr int64_t kPad = Vocab::kPad, kBos = Vocab::kBos, kEos = Vocab::kEos;
 
   Seq2Seq(const Seq2SeqConfig& cfg, Rng& rng);  // ValueError on a bad config
   const Seq2SeqConfig& config() const { return cfg_; }

@@ -7,13 +7,17 @@
 
 namespace focus {
 
+namespace {
+MultiHeadAttentionOptions attention_options(const TransformerLayerOptions& o) {
+  return {o.d_model, o.n_heads, o.n_kv_heads, o.bias, o.attn_dropout};
+}
+}  // namespace
+
 TransformerEncoderLayer::TransformerEncoderLayer(const TransformerEncoderLayerOptions& o, Rng& rng)
     : norm1(register_module("norm1", std::make_shared<LayerNorm>(o.d_model, o.norm_eps))),
       self_attn(register_module(
           "self_attn",
-          std::make_shared<MultiHeadAttention>(
-              MultiHeadAttentionOptions{o.d_model, o.n_heads, o.n_kv_heads, o.bias, o.attn_dropout},
-              rng))),
+          std::make_shared<MultiHeadAttention>(attention_options(o), rng))),
       norm2(register_module("norm2", std::make_shared<LayerNorm>(o.d_model, o.norm_eps))),
       linear1(register_module(
           "linear1",
@@ -40,12 +44,6 @@ Tensor TransformerEncoderLayer::forward_cached(const Tensor& x, KvCache& cache,
   const Tensor f = gelu(linear1->forward(norm2->forward(h)));                     // (B, T, F)
   return add(h, linear2->forward(f));
 }
-
-namespace {
-MultiHeadAttentionOptions attention_options(const TransformerDecoderLayerOptions& o) {
-  return {o.d_model, o.n_heads, o.n_kv_heads, o.bias, o.attn_dropout};
-}
-}  // namespace
 
 TransformerDecoderLayer::TransformerDecoderLayer(const TransformerDecoderLayerOptions& o, Rng& rng)
     : norm1(register_module("norm1", std::make_shared<LayerNorm>(o.d_model, o.norm_eps))),

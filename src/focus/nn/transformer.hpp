@@ -23,7 +23,8 @@
 
 namespace focus {
 
-struct TransformerEncoderLayerOptions {
+// Sizes of an encoder or decoder layer (both attentions of a decoder layer share them).
+struct TransformerLayerOptions {
   int64_t d_model = 0;
   int64_t n_heads = 1;
   int64_t n_kv_heads = 0;  // 0: n_heads
@@ -33,6 +34,8 @@ struct TransformerEncoderLayerOptions {
   bool bias = true;
   double norm_eps = 1e-5;
 };
+using TransformerEncoderLayerOptions = TransformerLayerOptions;
+using TransformerDecoderLayerOptions = TransformerLayerOptions;
 
 class TransformerEncoderLayer : public Module {
  public:
@@ -54,17 +57,6 @@ class TransformerEncoderLayer : public Module {
 
  private:
   std::shared_ptr<Dropout> dropout1_, dropout_, dropout2_;
-};
-
-struct TransformerDecoderLayerOptions {
-  int64_t d_model = 0;
-  int64_t n_heads = 1;
-  int64_t n_kv_heads = 0;  // 0: n_heads
-  int64_t d_ff = 0;
-  double dropout = 0.0;
-  double attn_dropout = 0.0;
-  bool bias = true;
-  double norm_eps = 1e-5;
 };
 
 class TransformerDecoderLayer : public Module {

@@ -14,9 +14,6 @@
 
 namespace focus {
 
-static_assert(Vocab::kPad == Seq2Seq::kPad && Vocab::kBos == Seq2Seq::kBos &&
-              Vocab::kEos == Seq2Seq::kEos);
-
 std::string normalize_source(const std::string& task, const std::string& text) {
   if (task != "g2p") return text;
   std::string s = text;

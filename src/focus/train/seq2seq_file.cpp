@@ -3,6 +3,7 @@
 
 #include "focus/io/safetensors.hpp"
 #include "focus/tensor/rng.hpp"
+#include "focus/train/checkpoint.hpp"
 
 namespace focus {
 
@@ -11,10 +12,7 @@ constexpr const char* kFormat = "focus-seq2seq/1";
 
 const std::string& need(const std::map<std::string, std::string>& meta, const std::string& key,
                         const std::string& path) {
-  auto it = meta.find(key);
-  FOCUS_CHECK(it != meta.end(), FormatError,
-              "'{}' is not a focus seq2seq model file: metadata '{}' is missing", path, key);
-  return it->second;
+  return metadata_field(meta, key, path, "focus seq2seq model file");
 }
 }  // namespace
 
@@ -63,11 +61,7 @@ Seq2SeqModelFile load_seq2seq(const std::string& path) {
   } catch (const ValueError& e) {
     throw FormatError(fmt::format("'{}': the model metadata is invalid: {}", path, e.what()));
   }
-  try {
-    out.model->load_state_dict(f.tensors);
-  } catch (const Error& e) {
-    throw FormatError(fmt::format("'{}': {}", path, e.what()));
-  }
+  load_state_checked(*out.model, f.tensors, path);
   out.model->eval();
   return out;
 }

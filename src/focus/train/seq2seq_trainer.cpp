@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <sstream>
 
 #include "focus/autograd/node.hpp"
 #include "focus/io/atomic_file.hpp"
@@ -14,6 +13,7 @@
 #include "focus/optim/clip.hpp"
 #include "focus/tensor/rng.hpp"
 #include "focus/text/batching.hpp"
+#include "focus/train/checkpoint.hpp"
 #include "focus/train/seq2seq_file.hpp"
 #include "focus/train/trainer.hpp"
 
@@ -228,9 +228,7 @@ std::vector<nlohmann::json> Seq2SeqTrainer::fit() {
     std::fprintf(stderr, "epoch %d/%d: train loss %.4f | val loss %.4f, %s | %.0f tokens/s, %.1fs (%.1f min total)\n",
                  epoch + 1, cfg_.epochs, rec["train_loss"].get<double>(), dev_loss, summary.c_str(),
                  rec["tokens_per_s"].get<double>(), epoch_seconds, train_seconds / 60);
-    std::string lines;
-    for (const auto& h : history_) lines += h.dump() + "\n";
-    write_file_atomic(cfg_.out + "/metrics.jsonl", lines);
+    write_file_atomic(cfg_.out + "/metrics.jsonl", to_json_lines(history_));
     save(cfg_.out + "/model_last.safetensors");
     if (dev.primary < best_) {
       best_ = dev.primary;
@@ -257,15 +255,8 @@ std::vector<nlohmann::json> Seq2SeqTrainer::fit() {
 }
 
 void Seq2SeqTrainer::save_checkpoint(const std::string& path) const {
-  std::map<std::string, Tensor> t;
-  for (auto& [k, v] : model_.state_dict()) t["model." + k] = v;
-  for (auto& [k, v] : opt_->state_dict()) t["optim." + k] = v;
+  StateDict t = checkpoint_tensors(model_, *opt_);
   for (size_t i = 0; i < ema_.size(); ++i) t["ema." + std::to_string(i)] = ema_[i];
-  nlohmann::json rngs = nlohmann::json::object();
-  for (auto& [name, rng] : model_.named_rngs())
-    rngs[name] = nlohmann::json::array({std::to_string(rng->seed()), std::to_string(rng->offset())});
-  std::string hist;
-  for (const auto& h : history_) hist += h.dump() + "\n";
   std::map<std::string, std::string> meta = {
       {"format", "focus-seq2seq-checkpoint/1"},
       {"focus_version", FOCUS_VERSION},
@@ -273,8 +264,8 @@ void Seq2SeqTrainer::save_checkpoint(const std::string& path) const {
       {"best", fmt::format("{:.17g}", best_)},
       {"epochs_since_best", std::to_string(epochs_since_best_)},
       {"model_config", to_json(model_.config()).dump()},
-      {"rngs", rngs.dump()},
-      {"history", hist},
+      {"rngs", rng_states(model_).dump()},
+      {"history", to_json_lines(history_)},
       {"config", to_json(cfg_).dump()}};
   save_safetensors(path, t, meta);
 }
@@ -282,18 +273,12 @@ void Seq2SeqTrainer::save_checkpoint(const std::string& path) const {
 void Seq2SeqTrainer::load_checkpoint(const std::string& path) {
   SafetensorsFile f = load_safetensors(path);
   auto meta = [&](const char* k) -> const std::string& {
-    auto it = f.metadata.find(k);
-    FOCUS_CHECK(it != f.metadata.end(), FormatError, "'{}' is not a focus seq2seq checkpoint: no '{}'",
-                path, k);
-    return it->second;
+    return metadata_field(f.metadata, k, path, "focus seq2seq checkpoint");
   };
   FOCUS_CHECK(meta("format") == "focus-seq2seq-checkpoint/1", FormatError,
               "'{}': not a seq2seq checkpoint (format '{}')", path, meta("format"));
   StateDict msd, osd;
-  for (auto& [k, v] : f.tensors) {
-    if (k.rfind("model.", 0) == 0) msd[k.substr(6)] = v;
-    else if (k.rfind("optim.", 0) == 0) osd[k.substr(6)] = v;
-  }
+  split_checkpoint_tensors(f.tensors, msd, osd);
   try {
     FOCUS_CHECK(meta("model_config") == to_json(model_.config()).dump(), FormatError,
                 "'{}' holds a different model ({})", path, meta("model_config"));
@@ -304,20 +289,11 @@ void Seq2SeqTrainer::load_checkpoint(const std::string& path) {
       FOCUS_CHECK(it != f.tensors.end(), FormatError, "'{}': no moving average 'ema.{}'", path, i);
       ema_[i].copy_(it->second);
     }
-    const auto rngs = nlohmann::json::parse(meta("rngs"));
-    for (auto& [name, rng] : model_.named_rngs()) {
-      FOCUS_CHECK(rngs.contains(name), FormatError, "'{}': no state for random stream '{}'", path, name);
-      rng->set_state(std::stoull(rngs[name][0].get<std::string>()),
-                     std::stoull(rngs[name][1].get<std::string>()));
-    }
+    restore_rng_states(model_, nlohmann::json::parse(meta("rngs")), path);
     start_epoch_ = std::stoi(meta("epoch"));
     best_ = std::stod(meta("best"));
     epochs_since_best_ = std::stoi(meta("epochs_since_best"));
-    history_.clear();
-    std::string line;
-    std::istringstream hs(meta("history"));
-    while (std::getline(hs, line))
-      if (!line.empty()) history_.push_back(nlohmann::json::parse(line));
+    history_ = from_json_lines(meta("history"));
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(fmt::format("'{}': corrupt checkpoint metadata ({})", path, e.what()));
   } catch (const std::logic_error& e) {

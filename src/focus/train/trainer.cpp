@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <sstream>
 
 #include "focus/autograd/node.hpp"
 #include "focus/io/atomic_file.hpp"
@@ -18,6 +17,7 @@
 #include "focus/optim/rmsprop.hpp"
 #include "focus/optim/sgd.hpp"
 #include "focus/tensor/rng.hpp"
+#include "focus/train/checkpoint.hpp"
 #include "focus/train/progress.hpp"
 
 namespace focus {
@@ -209,9 +209,7 @@ std::vector<nlohmann::json> Trainer::fit() {
         "epoch {}/{}: train loss {:.4f} acc {:.2f}% | val loss {:.4f} acc {:.2f}% | {:.0f} img/s, {:.1f}s",
         epoch + 1, cfg_.epochs, rec["train_loss"].get<double>(), 100 * rec["train_acc"].get<double>(),
         val.loss, 100 * val.accuracy(), rec["images_per_s"].get<double>(), epoch_seconds));
-    std::string lines;
-    for (const auto& h : history_) lines += h.dump() + "\n";
-    write_file_atomic(cfg_.out + "/metrics.jsonl", lines);
+    write_file_atomic(cfg_.out + "/metrics.jsonl", to_json_lines(history_));
     save_model(cfg_.out + "/model_last.safetensors", model_, info_);
     if (val.accuracy() > best_val_acc_) {
       best_val_acc_ = val.accuracy();
@@ -236,14 +234,6 @@ std::vector<nlohmann::json> Trainer::fit() {
 }
 
 void Trainer::save_checkpoint(const std::string& path) const {
-  std::map<std::string, Tensor> t;
-  for (auto& [k, v] : model_.state_dict()) t["model." + k] = v;
-  for (auto& [k, v] : opt_->state_dict()) t["optim." + k] = v;
-  nlohmann::json rngs = nlohmann::json::object();
-  for (auto& [name, rng] : model_.named_rngs())
-    rngs[name] = nlohmann::json::array({std::to_string(rng->seed()), std::to_string(rng->offset())});
-  std::string hist;
-  for (const auto& h : history_) hist += h.dump() + "\n";
   std::map<std::string, std::string> meta = {
       {"format", "focus-checkpoint/1"},
       {"focus_version", FOCUS_VERSION},
@@ -252,45 +242,31 @@ void Trainer::save_checkpoint(const std::string& path) const {
       {"epochs_since_best", std::to_string(epochs_since_best_)},
       {"model", model_.name()},
       {"model_config", model_.config().dump()},
-      {"rngs", rngs.dump()},
-      {"history", hist},
+      {"rngs", rng_states(model_).dump()},
+      {"history", to_json_lines(history_)},
       {"config", to_json(cfg_).dump()}};
-  save_safetensors(path, t, meta);
+  save_safetensors(path, checkpoint_tensors(model_, *opt_), meta);
 }
 
 void Trainer::load_checkpoint(const std::string& path) {
   SafetensorsFile f = load_safetensors(path);
   auto meta = [&](const char* k) -> const std::string& {
-    auto it = f.metadata.find(k);
-    FOCUS_CHECK(it != f.metadata.end(), FormatError, "'{}' is not a focus checkpoint: no '{}'", path, k);
-    return it->second;
+    return metadata_field(f.metadata, k, path, "focus checkpoint");
   };
   FOCUS_CHECK(meta("format") == "focus-checkpoint/1", FormatError, "'{}': unsupported checkpoint format '{}'",
               path, meta("format"));
   FOCUS_CHECK(meta("model") == model_.name(), FormatError, "'{}' holds a {} model, not {}", path,
               meta("model"), model_.name());
   StateDict msd, osd;
-  for (auto& [k, v] : f.tensors) {
-    if (k.rfind("model.", 0) == 0) msd[k.substr(6)] = v;
-    else if (k.rfind("optim.", 0) == 0) osd[k.substr(6)] = v;
-  }
+  split_checkpoint_tensors(f.tensors, msd, osd);
   try {
     model_.load_state_dict(msd);
     opt_->load_state_dict(osd);
-    const auto rngs = nlohmann::json::parse(meta("rngs"));
-    for (auto& [name, rng] : model_.named_rngs()) {
-      FOCUS_CHECK(rngs.contains(name), FormatError, "'{}': no state for random stream '{}'", path, name);
-      rng->set_state(std::stoull(rngs[name][0].get<std::string>()),
-                     std::stoull(rngs[name][1].get<std::string>()));
-    }
+    restore_rng_states(model_, nlohmann::json::parse(meta("rngs")), path);
     start_epoch_ = std::stoi(meta("epoch"));
     best_val_acc_ = std::stod(meta("best_val_acc"));
     epochs_since_best_ = std::stoi(meta("epochs_since_best"));
-    history_.clear();
-    std::string line;
-    std::istringstream hs(meta("history"));
-    while (std::getline(hs, line))
-      if (!line.empty()) history_.push_back(nlohmann::json::parse(line));
+    history_ = from_json_lines(meta("history"));
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(fmt::format("'{}': corrupt checkpoint metadata ({})", path, e.what()));
   } catch (const std::logic_error& e) {

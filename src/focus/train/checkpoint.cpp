@@ -1,0 +1,73 @@
+// Shared checkpoint and model-file pieces (see checkpoint.hpp).
+#include "focus/train/checkpoint.hpp"
+
+#include <sstream>
+
+#include "focus/optim/optimizer.hpp"
+#include "focus/tensor/rng.hpp"
+
+namespace focus {
+
+const std::string& metadata_field(const std::map<std::string, std::string>& meta,
+                                  const std::string& key, const std::string& path,
+                                  const char* what) {
+  auto it = meta.find(key);
+  FOCUS_CHECK(it != meta.end(), FormatError, "'{}' is not a {}: metadata '{}' is missing", path,
+              what, key);
+  return it->second;
+}
+
+StateDict checkpoint_tensors(const Module& model, const Optimizer& opt) {
+  StateDict t;
+  for (auto& [k, v] : model.state_dict()) t["model." + k] = v;
+  for (auto& [k, v] : opt.state_dict()) t["optim." + k] = v;
+  return t;
+}
+
+void split_checkpoint_tensors(const StateDict& tensors, StateDict& model, StateDict& optim) {
+  for (auto& [k, v] : tensors) {
+    if (k.rfind("model.", 0) == 0) model[k.substr(6)] = v;
+    else if (k.rfind("optim.", 0) == 0) optim[k.substr(6)] = v;
+  }
+}
+
+nlohmann::json rng_states(const Module& model) {
+  nlohmann::json rngs = nlohmann::json::object();
+  for (auto& [name, rng] : model.named_rngs())
+    rngs[name] = nlohmann::json::array({std::to_string(rng->seed()), std::to_string(rng->offset())});
+  return rngs;
+}
+
+void restore_rng_states(Module& model, const nlohmann::json& states, const std::string& path) {
+  for (auto& [name, rng] : model.named_rngs()) {
+    FOCUS_CHECK(states.contains(name), FormatError, "'{}': no state for random stream '{}'", path,
+                name);
+    rng->set_state(std::stoull(states[name][0].get<std::string>()),
+                   std::stoull(states[name][1].get<std::string>()));
+  }
+}
+
+std::string to_json_lines(const std::vector<nlohmann::json>& records) {
+  std::string lines;
+  for (const auto& r : records) lines += r.dump() + "\n";
+  return lines;
+}
+
+std::vector<nlohmann::json> from_json_lines(const std::string& text) {
+  std::vector<nlohmann::json> out;
+  std::string line;
+  std::istringstream in(text);
+  while (std::getline(in, line))
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+void load_state_checked(Module& model, const StateDict& sd, const std::string& path) {
+  try {
+    model.load_state_dict(sd);
+  } catch (const Error& e) {
+    throw FormatError(fmt::format("'{}': {}", path, e.what()));
+  }
+}
+
+}  // namespace focus

@@ -1,0 +1,39 @@
+// What the trainers' checkpoints and the model files share: the metadata lookup with its error,
+// the "model." / "optim." tensor prefixes, the random streams as JSON, history records as JSON
+// lines (metrics.jsonl and the checkpoint's "history"), and loading a state dict with errors that
+// name the file. Every malformed piece is a FormatError naming `path`.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "focus/nn/module.hpp"
+
+namespace focus {
+
+class Optimizer;
+
+// meta[key], or FormatError "'<path>' is not a <what>: metadata '<key>' is missing".
+const std::string& metadata_field(const std::map<std::string, std::string>& meta,
+                                  const std::string& key, const std::string& path,
+                                  const char* what);
+
+// model.* and optim.* tensors of a checkpoint, and back.
+StateDict checkpoint_tensors(const Module& model, const Optimizer& opt);
+void split_checkpoint_tensors(const StateDict& tensors, StateDict& model, StateDict& optim);
+
+// {name: [seed, offset]} of every random stream of `model`, and back (FormatError on a missing
+// stream; throws nlohmann / std exceptions on malformed values: the caller wraps them).
+nlohmann::json rng_states(const Module& model);
+void restore_rng_states(Module& model, const nlohmann::json& states, const std::string& path);
+
+// One JSON object per line, and back (empty lines skipped).
+std::string to_json_lines(const std::vector<nlohmann::json>& records);
+std::vector<nlohmann::json> from_json_lines(const std::string& text);
+
+// model.load_state_dict(sd) with any error rethrown as FormatError naming `path`.
+void load_state_checked(Module& model, const StateDict& sd, const std::string& path);
+
+}  // namespace focus
