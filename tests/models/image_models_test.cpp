@@ -4,6 +4,8 @@
 //   Letters: N batch, H heads, T tokens.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "focus/models/cnn_se.hpp"
@@ -92,9 +94,21 @@ TEST(CnnSe, ShapesParameterCountAndNames) {
   EXPECT_EQ(y.shape(), Shape({2, 10}));
   EXPECT_THROW(m->forward(Tensor::zeros({2, 3, 28, 28})), ShapeError);
   EXPECT_THROW(m->forward(Tensor::zeros({2, 1, 4, 4})), ShapeError);  // 3 poolings need >= 8
-  std::vector<Tensor> maps;
-  m->forward_with_attention(Tensor::zeros({1, 1, 28, 28}), &maps);
-  EXPECT_TRUE(maps.empty());
+  m->eval();
+  ForwardTrace trace;
+  const Tensor x = Tensor::randn({2, 1, 28, 28}, rng);
+  EXPECT_EQ(max_rel_diff(m->forward_traced(x, trace), m->forward(x)), 0.0);
+  EXPECT_TRUE(trace.attention.empty());
+  ASSERT_EQ(trace.channel_gates.size(), 3u);  // (N, C_s) per stage, each in (0, 1)
+  const int64_t channels[] = {32, 64, 128};
+  for (size_t s = 0; s < 3; ++s) {
+    EXPECT_EQ(trace.channel_gates[s].shape(), Shape({2, channels[s]}));
+    const Tensor g = trace.channel_gates[s].contiguous();
+    const auto [lo, hi] = std::minmax_element(g.data<float>(), g.data<float>() + g.numel());
+    EXPECT_GT(*lo, 0.f);
+    EXPECT_LT(*hi, 1.f);
+  }
+  EXPECT_EQ(trace.features.shape(), Shape({2, 128, 7, 7}));  // last stage, before its pool
 }
 
 TEST(Vit, ShapesParameterCountAndNames) {
@@ -148,8 +162,9 @@ TEST(Vit, AttentionMaps) {
         make_image_model("vit", {{"dim", 16}, {"depth", 2}, {"heads", 2}, {"pool", pool}}, rng);
     m->eval();
     const Tensor x = Tensor::randn({2, 1, 28, 28}, rng);
-    std::vector<Tensor> maps;
-    const Tensor y = m->forward_with_attention(x, &maps);
+    ForwardTrace trace;
+    const Tensor y = m->forward_traced(x, trace);
+    const std::vector<Tensor>& maps = trace.attention;
     EXPECT_EQ(max_rel_diff(y, m->forward(x)), 0.0);
     const bool attn = std::string(pool) == "attn";
     const int64_t T = attn ? 49 : 50;

@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "focus/autograd/node.hpp"
+#include "focus/autograd/retain.hpp"
 #include "focus/tensor/strided.hpp"
 
 namespace focus {
@@ -28,7 +29,37 @@ void accumulate_into(Tensor& dst, const Tensor& src) {
 
 // A private, contiguous copy so later accumulation never writes into a tensor the caller holds.
 Tensor own(const Tensor& g) { return g.clone(); }
+
+// retain_grad registrations: node -> the tensor's meta (both weak).
+struct Retained {
+  std::weak_ptr<Node> node;
+  std::weak_ptr<AutogradMeta> meta;
+};
+thread_local std::vector<Retained> g_retained;
+
+void store_retained(Node* n, const Tensor& dout) {
+  for (auto it = g_retained.begin(); it != g_retained.end();) {
+    const auto node = it->node.lock();
+    const auto meta = it->meta.lock();
+    if (!node || !meta) {
+      it = g_retained.erase(it);
+      continue;
+    }
+    if (node.get() == n) {
+      if (meta->grad.defined()) accumulate_into(meta->grad, dout);
+      else meta->grad = own(dout);
+    }
+    ++it;
+  }
+}
 }  // namespace
+
+void retain_grad(const Tensor& t) {
+  FOCUS_CHECK(t.defined() && t.requires_grad(), StateError,
+              "retain_grad: the tensor does not require grad (nothing will flow into it)");
+  if (t.is_leaf()) return;
+  g_retained.push_back({t.grad_fn(), t.impl()->autograd});
+}
 
 bool grad_enabled() { return g_grad_enabled; }
 void set_grad_enabled(bool on) { g_grad_enabled = on; }
@@ -110,6 +141,7 @@ void run_backward(const Tensor& root, const Tensor& grad) {
     if (it != pending.end()) {  // nodes no gradient reached still run, to free and to count down
       Tensor dout = std::move(it->second.grad);
       pending.erase(it);
+      if (!g_retained.empty()) store_retained(n, dout);
       grads = n->backward(dout);
       FOCUS_CHECK(grads.size() == n->next.size(), StateError,
                   "autograd: {} returned {} gradients for {} inputs", n->name(), grads.size(),

@@ -21,10 +21,17 @@ class CnnSe::Stage : public Module {
         se(register_module("se", std::make_shared<SqueezeExcitation>(out, cfg.se_reduction, rng))) {
   }
 
-  Tensor forward(const Tensor& x) {
+  // trace (optional): the gates join channel_gates, the pre-pool output becomes features.
+  Tensor forward(const Tensor& x, ForwardTrace* trace) {
     Tensor h = relu(bn1->forward(conv1->forward(x)));
     h = relu(bn2->forward(conv2->forward(h)));
-    return max_pool2d(se->forward(h), 2);
+    Tensor gates;
+    h = se->forward(h, trace ? &gates : nullptr);  // (N, O, H, W)
+    if (trace) {
+      trace->channel_gates.push_back(gates);
+      trace->features = h;
+    }
+    return max_pool2d(h, 2);
   }
 
   const std::shared_ptr<Conv2d> conv1;
@@ -71,14 +78,17 @@ CnnSe::CnnSe(const CnnSeConfig& cfg, Rng& rng) : cfg_(cfg) {
   head_ = register_module("head", std::make_shared<Linear>(in, cfg.num_classes, rng));
 }
 
-Tensor CnnSe::forward(const Tensor& x) {
+Tensor CnnSe::forward(const Tensor& x) { return run(x, nullptr); }
+Tensor CnnSe::forward_traced(const Tensor& x, ForwardTrace& trace) { return run(x, &trace); }
+
+Tensor CnnSe::run(const Tensor& x, ForwardTrace* trace) {
   const int64_t min_size = int64_t(1) << cfg_.channels.size();
   FOCUS_CHECK(x.dim() == 4 && x.size(1) == cfg_.in_channels && x.size(2) >= min_size &&
                   x.size(3) >= min_size,
               ShapeError, "cnn_se: input {} must be (N, {}, H, W) with H, W >= {}",
               to_string(x.shape()), cfg_.in_channels, min_size);
   Tensor h = x;
-  for (auto& s : stages_) h = s->forward(h);                       // (N, C_s, H / 2^s, W / 2^s)
+  for (auto& s : stages_) h = s->forward(h, trace);                     // (N, C_s, H / 2^s, W / 2^s)
   return head_->forward(dropout_->forward(global_avg_pool2d(h)));  // (N, classes)
 }
 

@@ -31,11 +31,15 @@ class CnnSe : public ImageClassifier {
   CnnSe(const CnnSeConfig& cfg, Rng& rng);
   // x (N, C, H, W), H and W >= 2^stages -> (N, classes)
   Tensor forward(const Tensor& x) override;
+  // Records each stage's SE gates (N, C_s) and, as features, the last stage's output before its
+  // max-pool (N, C_last, H / 2^(stages-1), W / 2^(stages-1)): 7x7 for 28x28 inputs.
+  Tensor forward_traced(const Tensor& x, ForwardTrace& trace) override;
   nlohmann::json config() const override;
   std::string name() const override { return "cnn_se"; }
 
  private:
   class Stage;
+  Tensor run(const Tensor& x, ForwardTrace* trace);
   CnnSeConfig cfg_;
   std::vector<std::shared_ptr<Stage>> stages_;
   std::shared_ptr<Dropout> dropout_;

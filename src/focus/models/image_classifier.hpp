@@ -14,13 +14,25 @@ namespace focus {
 
 class Rng;
 
+// What a traced forward records for explanations (appended in forward order).
+struct ForwardTrace {
+  // One probability map per attention layer, (N, H, Lq, Lk): exact, detached when the fused
+  // kernel ran, attached to the graph with the reference kernel (gradient-weighted methods).
+  std::vector<Tensor> attention;
+  // One (N, C) gate vector per squeeze-and-excitation block.
+  std::vector<Tensor> channel_gates;
+  // The last spatial feature map (N, C, h, w) before the classifier pools it, attached to the
+  // graph (Grad-CAM).
+  Tensor features;
+};
+
 class ImageClassifier : public Module {
  public:
   virtual Tensor forward(const Tensor& x) = 0;  // (N, C, S, S) -> (N, classes)
-  // Like forward; models with attention append one map per attention layer to *maps (see each
-  // model for the shapes), others leave it unchanged.
-  virtual Tensor forward_with_attention(const Tensor& x, std::vector<Tensor>* maps) {
-    (void)maps;
+  // Like forward, and records what explanations need into `trace` (see ForwardTrace; each
+  // model documents what it records). Models that record nothing leave it unchanged.
+  virtual Tensor forward_traced(const Tensor& x, ForwardTrace& trace) {
+    (void)trace;
     return forward(x);
   }
   // The full config (defaults filled in): make_image_model(name(), config()) rebuilds the model.

@@ -138,7 +138,8 @@ Tensor Seq2Seq::embed(const Embedding& table, const Tensor& tokens, const Tensor
   return dropout_->forward(add(x, embedding(pe, positions)));  // (B, L, E)
 }
 
-Tensor Seq2Seq::encode(const Tensor& src, const Tensor& src_len) {
+Tensor Seq2Seq::encode(const Tensor& src, const Tensor& src_len,
+                       std::vector<Tensor>* self_weights_out) {
   check_tokens(src, "src", "encode");
   const int64_t B = src.size(0), S = src.size(1);
   FOCUS_CHECK(src_len.defined() && src_len.dim() == 1 && src_len.size(0) == B &&
@@ -151,12 +152,15 @@ Tensor Seq2Seq::encode(const Tensor& src, const Tensor& src_len) {
   AttentionMask mask;
   mask.key_lengths = src_len;
   Tensor h = embed(*src_emb_, src, positions_for(B, S, 0), false);  // (B, S, E)
-  for (const auto& layer : enc_) h = layer->forward(h, mask);
+  if (self_weights_out) self_weights_out->assign(enc_.size(), Tensor());
+  for (size_t i = 0; i < enc_.size(); ++i)
+    h = enc_[i]->forward(h, mask, self_weights_out ? &(*self_weights_out)[i] : nullptr);
   return enc_norm_->forward(h);  // (B, S, E)
 }
 
 Tensor Seq2Seq::decode(const Tensor& tgt_in, const Tensor& memory, const Tensor& src_len,
-                       std::vector<Tensor>* cross_weights_out) {
+                       std::vector<Tensor>* cross_weights_out,
+                       std::vector<Tensor>* self_weights_out) {
   check_tokens(tgt_in, "tgt_in", "decode");
   const int64_t B = tgt_in.size(0), T = tgt_in.size(1);
   FOCUS_CHECK(memory.defined() && memory.dim() == 3 && memory.size(0) == B &&
@@ -168,10 +172,12 @@ Tensor Seq2Seq::decode(const Tensor& tgt_in, const Tensor& memory, const Tensor&
   causal.causal = true;
   source.key_lengths = src_len;
   if (cross_weights_out) cross_weights_out->assign(dec_.size(), Tensor());
+  if (self_weights_out) self_weights_out->assign(dec_.size(), Tensor());
   Tensor h = embed(*tgt_emb_, tgt_in, positions_for(B, T, 0), true);  // (B, T, E)
   for (size_t i = 0; i < dec_.size(); ++i)
     h = dec_[i]->forward(h, memory, causal, source,
-                         cross_weights_out ? &(*cross_weights_out)[i] : nullptr);
+                         cross_weights_out ? &(*cross_weights_out)[i] : nullptr,
+                         self_weights_out ? &(*self_weights_out)[i] : nullptr);
   return linear(dec_norm_->forward(h), tgt_emb_->weight);  // (B, T, V)
 }
 

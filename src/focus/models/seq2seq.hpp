@@ -73,11 +73,15 @@ class Seq2Seq : public Module {
   const Seq2SeqConfig& config() const { return cfg_; }
 
   // src (B, S), src_len (B) in [1, S] -> memory (B, S, E); rows past src_len are not meaningful.
-  Tensor encode(const Tensor& src, const Tensor& src_len);
+  // self_weights_out, if given, receives one (B, H, S, S) self-attention map per encoder layer.
+  Tensor encode(const Tensor& src, const Tensor& src_len,
+                std::vector<Tensor>* self_weights_out = nullptr);
   // tgt_in (B, T) -> logits (B, T, V), teacher forcing. cross_weights_out, if given, receives
-  // one (B, H, T, S) cross-attention map per decoder layer.
+  // one (B, H, T, S) cross-attention map per decoder layer; self_weights_out one (B, H, T, T)
+  // causal self-attention map per decoder layer.
   Tensor decode(const Tensor& tgt_in, const Tensor& memory, const Tensor& src_len,
-                std::vector<Tensor>* cross_weights_out = nullptr);
+                std::vector<Tensor>* cross_weights_out = nullptr,
+                std::vector<Tensor>* self_weights_out = nullptr);
   Tensor forward(const Tensor& src, const Tensor& src_len, const Tensor& tgt_in) {
     return decode(tgt_in, encode(src, src_len), src_len);
   }

@@ -118,9 +118,12 @@ int64_t Vit::num_tokens() const {
   return side * side + (cfg_.pool == "cls" ? 1 : 0);
 }
 
-Tensor Vit::forward(const Tensor& x) { return forward_with_attention(x, nullptr); }
+Tensor Vit::forward(const Tensor& x) { return run(x, nullptr); }
+Tensor Vit::forward_traced(const Tensor& x, ForwardTrace& trace) {
+  return run(x, &trace.attention);
+}
 
-Tensor Vit::forward_with_attention(const Tensor& x, std::vector<Tensor>* maps) {
+Tensor Vit::run(const Tensor& x, std::vector<Tensor>* maps) {
   const int64_t S = cfg_.image_size, D = cfg_.dim;
   FOCUS_CHECK(x.dim() == 4 && x.size(1) == cfg_.in_channels && x.size(2) == S && x.size(3) == S,
               ShapeError, "vit: input {} must be (N, {}, {}, {})", to_string(x.shape()),

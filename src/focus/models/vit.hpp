@@ -52,16 +52,17 @@ class Vit : public ImageClassifier {
  public:
   Vit(const VitConfig& cfg, Rng& rng);
   Tensor forward(const Tensor& x) override;  // (N, C, S, S) -> (N, classes)
-  // Appends depth maps (N, H, T, T), then with pool "attn" the pooling query's map (N, H, 1, T).
-  // The maps are exact; with the fused attention kernel (the default) they are recomputed from
-  // its log-sum-exp and detached, with the reference kernel (set_attention_kernel) they stay
-  // attached to the graph (for gradient-weighted explanations).
-  Tensor forward_with_attention(const Tensor& x, std::vector<Tensor>* maps) override;
+  // Records depth maps (N, H, T, T) in trace.attention, then with pool "attn" the pooling
+  // query's map (N, H, 1, T). The maps are exact; with the fused attention kernel (the default)
+  // they are recomputed from its log-sum-exp and detached, with the reference kernel
+  // (set_attention_kernel) they stay attached to the graph (for gradient-weighted explanations).
+  Tensor forward_traced(const Tensor& x, ForwardTrace& trace) override;
   nlohmann::json config() const override;
   std::string name() const override { return "vit"; }
   int64_t num_tokens() const;  // T
 
  private:
+  Tensor run(const Tensor& x, std::vector<Tensor>* maps);  // maps: nullptr = none kept
   VitConfig cfg_;
   std::vector<std::shared_ptr<Conv2d>> stem_conv_;     // stem "conv" only
   std::vector<std::shared_ptr<BatchNorm2d>> stem_bn_;  // stem "conv" only

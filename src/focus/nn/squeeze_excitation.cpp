@@ -20,11 +20,12 @@ SqueezeExcitation::SqueezeExcitation(int64_t channels, int64_t reduction, Rng& r
                      rng))),
       fc2(register_module("fc2", std::make_shared<Linear>(fc1->out_features(), channels, rng))) {}
 
-Tensor SqueezeExcitation::forward(const Tensor& x) const {
+Tensor SqueezeExcitation::forward(const Tensor& x, Tensor* gates_out) const {
   FOCUS_CHECK(x.dim() == 4 && x.size(1) == fc1->in_features(), ShapeError,
               "SqueezeExcitation: input {} must be (N, {}, H, W)", to_string(x.shape()),
               fc1->in_features());
   const Tensor s = sigmoid(fc2->forward(relu(fc1->forward(global_avg_pool2d(x)))));  // (N, C)
+  if (gates_out) *gates_out = s;
   return mul(x, reshape(s, {x.size(0), x.size(1), 1, 1}));
 }
 

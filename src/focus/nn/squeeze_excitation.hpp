@@ -11,7 +11,8 @@ namespace focus {
 class SqueezeExcitation : public Module {
  public:
   SqueezeExcitation(int64_t channels, int64_t reduction, Rng& rng);
-  Tensor forward(const Tensor& x) const;  // (N, C, H, W) -> same
+  // (N, C, H, W) -> same; gates_out, if given, receives the gates s (N, C).
+  Tensor forward(const Tensor& x, Tensor* gates_out = nullptr) const;
 
   const std::shared_ptr<Linear> fc1, fc2;  // C -> R, R -> C
 };
