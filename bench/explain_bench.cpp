@@ -41,6 +41,8 @@ double median_ms(const std::function<void()>& fn, int reps) {
   return t[t.size() / 2];
 }
 
+FILE* g_say = stdout;  // human-readable lines (stderr with --json, which owns stdout)
+
 void check(bool ok, const std::string& what) {
   if (!ok) throw StateError("explain_bench: verification failed: " + what);
 }
@@ -88,7 +90,7 @@ nlohmann::json bench_image(const std::string& label, LoadedModel& lm, const Imag
     const float baseline = -lm.info.norm.mean / lm.info.norm.std;
     const double fms = median_ms(
         [&] { faithfulness(model, xs[0], e.relevance, e.target, baseline, rng, 1); }, std::max(3, reps / 4));
-    std::printf("%-10s %-13s explain %7.2f ms   faithfulness curves (2 orders) %8.2f ms\n",
+    std::fprintf(g_say, "%-10s %-13s explain %7.2f ms   faithfulness curves (2 orders) %8.2f ms\n",
                 label.c_str(), image_method_name(m).c_str(), ms, fms);
     out["methods"][image_method_name(m)] = {{"explain_ms", ms}, {"faithfulness_ms", fms}};
   }
@@ -113,7 +115,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     if (threads > 0) set_num_threads(threads);
-    std::printf("focus explain latency, %d threads, batch 1, median of %d calls\n", num_threads(), reps);
+    if (json) g_say = stderr;
+    std::fprintf(g_say, "focus explain latency, %d threads, batch 1, median of %d calls\n", num_threads(), reps);
     const ImageDataset test = load_fashion_mnist(data_dir, Split::Test);
     nlohmann::json out = {{"threads", num_threads()}, {"reps", reps}};
     Rng rng(1);
@@ -148,7 +151,7 @@ int main(int argc, char** argv) {
         size_t k = 0;
         const double ms = median_ms(
             [&] { explain_translation(*f.model, *f.src_tok, *f.tgt_tok, words[k++ % words.size()], so); }, reps);
-        std::printf("%-10s %-13s explain %7.2f ms (hypothesis with beam %d + all maps)\n", "g2p",
+        std::fprintf(g_say, "%-10s %-13s explain %7.2f ms (hypothesis with beam %d + all maps)\n", "g2p",
                     "alignment", ms, beam);
         out["g2p"]["beam" + std::to_string(beam) + "_ms"] = ms;
       }

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -30,7 +31,7 @@ namespace {
 
 struct ExplainOpts {
   std::string model, input, data_dir = kFashionMnistDir, method, out;
-  int64_t index = -1, layer = -1, head = -1, target = -1;
+  int64_t index = -1, layer = -1, head = -1, target = -1, evaluate = 0;
   int beam = 1, threads = 0;
   bool json = false, all = false, faithfulness = false;
 };
@@ -139,6 +140,52 @@ int explain_image_model(const ExplainOpts& o) {
   return 0;
 }
 
+// Mean deletion / insertion areas over the first n test images, for every method the model has.
+int evaluate_faithfulness(const ExplainOpts& o) {
+  LoadedModel lm = load_model(o.model);
+  ImageClassifier& model = *lm.model;
+  const ImageDataset ds = load_fashion_mnist(o.data_dir, Split::Test);
+  const int64_t n = std::min<int64_t>(o.evaluate, ds.size());
+  const float baseline = (0.f - lm.info.norm.mean) / lm.info.norm.std;  // black
+  const std::vector<ImageMethod> methods =
+      image_methods_for(model, image_to_tensor(ds.image_at(0), lm.info.norm));
+  struct Sum {
+    double del = 0, ins = 0, del_random = 0, ins_random = 0;
+  };
+  std::vector<Sum> sums(methods.size());
+  Rng rng(1);
+  for (int64_t i = 0; i < n; ++i) {
+    const Tensor x = image_to_tensor(ds.image_at(i), lm.info.norm);
+    for (size_t k = 0; k < methods.size(); ++k) {
+      ImageExplainOptions opt;
+      opt.method = methods[k];
+      const ImageExplanation e = explain_image(model, x, opt);
+      const Faithfulness f = faithfulness(model, x, e.relevance, e.target, baseline, rng);
+      sums[k].del += f.deletion.area / n;
+      sums[k].ins += f.insertion.area / n;
+      sums[k].del_random += f.deletion_random.area / n;
+      sums[k].ins_random += f.insertion_random.area / n;
+    }
+  }
+  nlohmann::json j = {{"model", o.model}, {"images", n}};
+  if (!o.json)
+    std::printf("%s: faithfulness over the first %lld test images (cells set to black; areas "
+                "under the predicted class's probability)\n\n| method | deletion area (lower is "
+                "better) | random order | insertion area (higher is better) | random order |\n"
+                "|---|---:|---:|---:|---:|\n",
+                o.model.c_str(), (long long)n);
+  for (size_t k = 0; k < methods.size(); ++k) {
+    const std::string m = image_method_name(methods[k]);
+    j["methods"][m] = {{"deletion_area", sums[k].del}, {"deletion_area_random", sums[k].del_random},
+                       {"insertion_area", sums[k].ins}, {"insertion_area_random", sums[k].ins_random}};
+    if (!o.json)
+      std::printf("| %s | %.4f | %.4f | %.4f | %.4f |\n", m.c_str(), sums[k].del,
+                  sums[k].del_random, sums[k].ins, sums[k].ins_random);
+  }
+  if (o.json) std::printf("%s\n", j.dump(2).c_str());
+  return 0;
+}
+
 int explain_seq2seq_model(const ExplainOpts& o) {
   FOCUS_CHECK(!o.input.empty(), ValueError, "--input: give the source text (e.g. a word)");
   FOCUS_CHECK(o.method.empty() || o.method == "attention", ValueError,
@@ -212,12 +259,17 @@ Command add_explain_command(CLI::App& app) {
   sub->add_flag("--all", o->all, "with --out: every layer and head");
   sub->add_flag("--faithfulness", o->faithfulness,
                 "image models: deletion / insertion curves vs random order");
+  sub->add_option("--evaluate", o->evaluate,
+                  "image models: mean deletion / insertion areas of every method over the first "
+                  "N test images (instead of one explanation)")
+      ->check(CLI::PositiveNumber);
   sub->add_flag("--json", o->json, "print the explanation (raw maps included) as JSON");
   sub->add_option("--threads", o->threads, "threads (0 = all cores)");
   return [o] {
     if (o->threads > 0) set_num_threads(o->threads);
     if (model_file_format(o->model).rfind("focus-seq2seq", 0) == 0)
       return explain_seq2seq_model(*o);
+    if (o->evaluate > 0) return evaluate_faithfulness(*o);
     FOCUS_CHECK((o->index >= 0) != !o->input.empty(), ValueError,
                 "image models: give exactly one of --input PNG and --index N");
     return explain_image_model(*o);
