@@ -133,9 +133,10 @@ TEST_F(ExplainCli, Seq2SeqAlignment) {
                        "\"n_dec_layers\":2,\"n_heads\":2,\"d_ff\":32}' --out " + path("s2s"));
   ASSERT_EQ(t.code, 0) << t.out;
   const std::string model = path("s2s/model_best.safetensors");
-  const Result r = run("explain --threads 1 --model " + model + " --input abc --all --out " + path("out"));
+  const Result r = run("explain --threads 1 --model " + model + " --input abc --all --faithfulness --out " + path("out"));
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_TRUE(contains(r.out, "abc -> ") && contains(r.out, "cross-attention")) << r.out;
+  EXPECT_TRUE(contains(r.out, "faithfulness (source tokens")) << r.out;
   for (const char* f : {"abc_cross_l0.svg", "abc_cross_l1.svg", "abc_cross_l1_h1.svg",
                         "abc_decoder_self.svg", "abc_encoder_self.svg"}) {
     std::ifstream s(path(std::string("out/") + f));
@@ -149,6 +150,7 @@ TEST_F(ExplainCli, Seq2SeqAlignment) {
   EXPECT_EQ(j["cross_attention"][0].size(), 2u);               // [head]
   EXPECT_EQ(j["cross_attention"][0][0][0].size(), 3u);         // [query][key]: S = 3
   EXPECT_EQ(j["cross_attention"][0][0].size(), j["target_tokens"].size());
+  EXPECT_EQ(j["faithfulness"]["deletion"].size(), 4u);  // 0..3 tokens removed
 
   const Result bad = run("explain --model " + model + " --input 'ab#'");
   EXPECT_EQ(bad.code, 1);

@@ -1,8 +1,11 @@
 // Translation alignments: shapes and tokens, rows that are probability distributions, a causal
 // decoder self-attention, maps from the fused kernel equal to the reference kernel's, the
-// hypothesis equal to greedy search's, and clear errors for bad sources.
+// hypothesis equal to greedy search's, token faithfulness curves that start and end at the
+// hypothesis' own probability, and clear errors for bad sources.
 //   Letters: H heads, S source tokens, T target tokens (hypothesis + </s>).
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 #include "focus/explain/seq2seq_explain.hpp"
 #include "focus/models/seq2seq.hpp"
@@ -83,6 +86,15 @@ TEST(ExplainTranslation, MapsAreExactDistributions) {
     EXPECT_LT(max_abs_diff(e.decoder_self[l], r.decoder_self[l]), 1e-5);
     EXPECT_LT(max_abs_diff(e.encoder_self[l], r.encoder_self[l]), 1e-5);
   }
+
+  Rng rng(3);
+  const TokenFaithfulness tf = alignment_faithfulness(*f.model, e, rng);
+  const double p_full = std::exp(e.log_prob / static_cast<double>(e.output_ids.size() + 1));
+  ASSERT_EQ(tf.deletion.prob.size(), size_t(S + 1));
+  EXPECT_NEAR(tf.deletion.prob.front(), p_full, 1e-5);  // nothing removed: the hypothesis' own
+  EXPECT_NEAR(tf.insertion.prob.back(), p_full, 1e-5);  // everything revealed
+  EXPECT_NEAR(tf.deletion.prob.back(), tf.insertion.prob.front(), 1e-12);  // all <unk> both
+  EXPECT_NEAR(tf.deletion_random.prob.front(), p_full, 1e-5);
 
   const Tensor mean = pick_map(e.cross, -1, -1);  // (T, S), the head mean of the last layer
   EXPECT_EQ(mean.shape(), Shape({T, S}));

@@ -196,14 +196,33 @@ int explain_seq2seq_model(const ExplainOpts& o) {
   const std::string src = normalize_source(f.task, o.input);
   const AlignmentExplanation e = explain_translation(*f.model, *f.src_tok, *f.tgt_tok, src, search);
   const Tensor cross = pick_map(e.cross, o.layer, o.head);  // (T, S)
+  nlohmann::json j = alignment_to_json(e);
+  if (o.faithfulness) {
+    Rng rng(1);
+    const TokenFaithfulness tf = alignment_faithfulness(*f.model, e, rng);
+    j["faithfulness"] = {{"deletion_area", tf.deletion.area},
+                         {"insertion_area", tf.insertion.area},
+                         {"deletion_area_random", tf.deletion_random.area},
+                         {"insertion_area_random", tf.insertion_random.area},
+                         {"deletion", tf.deletion.prob},
+                         {"insertion", tf.insertion.prob}};
+  }
   if (o.json) {
-    std::printf("%s\n", alignment_to_json(e).dump().c_str());
+    std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("%s -> %s (log p = %.4f)\ncross-attention, decoder layer %s, %s:\n", src.c_str(),
                 e.output.c_str(), e.log_prob,
                 o.layer < 0 ? "last" : std::to_string(o.layer).c_str(),
                 o.head < 0 ? "head mean" : ("head " + std::to_string(o.head)).c_str());
     print_heatmap(cross, e.target_tokens, e.source_tokens);
+    if (o.faithfulness)
+      std::printf("faithfulness (source tokens -> <unk> by attention received): deletion area "
+                  "%.4f (random order %.4f; lower is better), insertion area %.4f (random %.4f; "
+                  "higher is better)\n",
+                  j["faithfulness"]["deletion_area"].get<double>(),
+                  j["faithfulness"]["deletion_area_random"].get<double>(),
+                  j["faithfulness"]["insertion_area"].get<double>(),
+                  j["faithfulness"]["insertion_area_random"].get<double>());
   }
   if (!o.out.empty()) {
     std::filesystem::create_directories(o.out);
@@ -226,7 +245,7 @@ int explain_seq2seq_model(const ExplainOpts& o) {
         e.target_tokens, "decoder self-attention");
     svg("encoder_self.svg", pick_map(e.encoder_self, o.layer, o.head), e.source_tokens,
         e.source_tokens, "encoder self-attention");
-    write_file_atomic(out_path(o, "alignment.json"), alignment_to_json(e).dump());
+    write_file_atomic(out_path(o, "alignment.json"), j.dump());
     written.push_back(out_path(o, "alignment.json"));
     if (!o.json)
       for (const auto& w : written) std::printf("wrote %s\n", w.c_str());
@@ -258,7 +277,7 @@ Command add_explain_command(CLI::App& app) {
   sub->add_option("--out", o->out, "write PNG / SVG heatmaps and JSON into this directory");
   sub->add_flag("--all", o->all, "with --out: every layer and head");
   sub->add_flag("--faithfulness", o->faithfulness,
-                "image models: deletion / insertion curves vs random order");
+                "deletion / insertion curves (image cells / source tokens) vs random order");
   sub->add_option("--evaluate", o->evaluate,
                   "image models: mean deletion / insertion areas of every method over the first "
                   "N test images (instead of one explanation)")

@@ -11,16 +11,19 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "focus/explain/image_explain.hpp"
 #include "focus/models/seq2seq_search.hpp"
 #include "focus/tensor/tensor.hpp"
 
 namespace focus {
 
+class Rng;
 class Tokenizer;
 
 struct AlignmentExplanation {
   std::vector<std::string> source_tokens;  // S
   std::vector<std::string> target_tokens;  // T: the hypothesis' tokens, then "</s>"
+  std::vector<int64_t> source_ids, output_ids;  // output_ids without <s> / </s>
   std::string output;                      // the hypothesis, decoded
   double log_prob = 0, score = 0;
   std::vector<Tensor> cross;         // per decoder layer (H, T, S)
@@ -33,6 +36,16 @@ struct AlignmentExplanation {
 AlignmentExplanation explain_translation(Seq2Seq& model, const Tokenizer& src_tok,
                                          const Tokenizer& tgt_tok, const std::string& source,
                                          const SearchOptions& search = {});
+
+// Token faithfulness: source tokens replaced by <unk> (deletion) or revealed from all-<unk>
+// (insertion) in order of the cross-attention they receive (last decoder layer, head mean, summed
+// over the target rows) vs random order, tracking the hypothesis' per-token probability
+// exp(log p(hypothesis </s> | source) / T).
+struct TokenFaithfulness {
+  FaithfulnessCurve deletion, insertion, deletion_random, insertion_random;
+};
+TokenFaithfulness alignment_faithfulness(Seq2Seq& model, const AlignmentExplanation& e, Rng& rng,
+                                         int64_t repeats = 3);
 
 // One map of a per-layer list (H, Lq, Lk): layer (-1 = last) and head (-1 = mean) -> (Lq, Lk).
 // ValueError when the layer or head is out of range.
