@@ -23,6 +23,8 @@ echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load: $(
 /usr/bin/python3 "$here/compare_seq2seq.py" --build "$build" --rounds "${ROUNDS:-3}" \
   --max-load "${MAX_LOAD:-0}" \
   --out "$build/bench_seq2seq.md" --json-out "$build/bench_seq2seq.json"
+/usr/bin/python3 "$here/compare_explain.py" --build "$build" --rounds "${ROUNDS:-3}" \
+  --out "$build/bench_explain.md" --json-out "$build/bench_explain.json"
 exec /usr/bin/python3 "$here/compare_attention.py" --build "$build" --rounds "${ROUNDS:-3}" \
   --len "${ATTN_LENS:-128,512,1024,2048}" --max-load "${MAX_LOAD:-0}" --max-others "${MAX_OTHERS:-0}" \
   --out "$build/bench_attention.md" --json-out "$build/bench_attention.json"
