@@ -391,15 +391,16 @@ std::pair<std::vector<double>, std::vector<double>> curves(ImageClassifier& mode
           std::vector<double>(p.begin() + P + 1, p.end())};
 }
 
-FaithfulnessCurve make_curve(std::vector<double> prob) {
+}  // namespace
+
+FaithfulnessCurve make_faithfulness_curve(std::vector<double> prob) {
+  FOCUS_CHECK(prob.size() >= 2, ValueError, "faithfulness: a curve needs at least 2 points");
   FaithfulnessCurve c;
   const size_t n = prob.size() - 1;
   for (size_t k = 0; k < n; ++k) c.area += 0.5 * (prob[k] + prob[k + 1]) / static_cast<double>(n);
   c.prob = std::move(prob);
   return c;
 }
-
-}  // namespace
 
 Faithfulness faithfulness(ImageClassifier& model, const Tensor& x, const Tensor& relevance,
                           int64_t target, float baseline, Rng& rng, int64_t repeats) {
@@ -417,8 +418,8 @@ Faithfulness faithfulness(ImageClassifier& model, const Tensor& x, const Tensor&
   std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return r[a] > r[b]; });
   Faithfulness f;
   auto [del, ins] = curves(model, x, order, gh, gw, target, baseline);
-  f.deletion = make_curve(del);
-  f.insertion = make_curve(ins);
+  f.deletion = make_faithfulness_curve(del);
+  f.insertion = make_faithfulness_curve(ins);
   std::vector<double> rdel(P + 1, 0.0), rins(P + 1, 0.0);
   for (int64_t rep = 0; rep < repeats; ++rep) {
     for (int64_t i = P - 1; i > 0; --i) std::swap(order[i], order[rng.randint(i + 1)]);
@@ -428,8 +429,8 @@ Faithfulness faithfulness(ImageClassifier& model, const Tensor& x, const Tensor&
       rins[k] += n[k] / static_cast<double>(repeats);
     }
   }
-  f.deletion_random = make_curve(rdel);
-  f.insertion_random = make_curve(rins);
+  f.deletion_random = make_faithfulness_curve(rdel);
+  f.insertion_random = make_faithfulness_curve(rins);
   return f;
 }
 

@@ -67,6 +67,8 @@ struct FaithfulnessCurve {
   std::vector<double> prob;  // target probability after k = 0..P cells removed / revealed
   double area = 0;           // trapezoid area under prob over the fraction k / P in [0, 1]
 };
+// The curve and its area from the probabilities after k = 0..P steps.
+FaithfulnessCurve make_faithfulness_curve(std::vector<double> prob);
 struct Faithfulness {
   FaithfulnessCurve deletion, insertion;                // in relevance order (most first)
   FaithfulnessCurve deletion_random, insertion_random;  // random orders (mean of `repeats`)
