@@ -185,6 +185,7 @@ TEST_F(ReportTest, TranslateRun) {
   EXPECT_NE(h.find("Greedy decoding of the first 10 test sentences"), std::string::npos);
   EXPECT_NE(h.find("best validation BLEU"), std::string::npos);
   EXPECT_NE(h.find("9.00 (epoch 2)"), std::string::npos);
+  EXPECT_NE(h.find("mean over the 3 samples"), std::string::npos);  // token faithfulness
   expect_self_contained(h);
 }
 

@@ -51,6 +51,15 @@ std::string percent(double fraction, int digits) {
   return fmt::format("{:.{}f}%", 100 * fraction, digits);
 }
 
+std::string thousands(int64_t n) {
+  std::string d = std::to_string(n < 0 ? -n : n), s;
+  for (size_t i = 0; i < d.size(); ++i) {
+    if (i > 0 && (d.size() - i) % 3 == 0) s += ',';
+    s += d[i];
+  }
+  return (n < 0 ? "-" : "") + s;
+}
+
 std::string figure(const std::string& svg, const std::string& caption) {
   return "<figure>" + svg + (caption.empty() ? "" : "<figcaption>" + caption + "</figcaption>") +
          "</figure>";
@@ -185,7 +194,8 @@ void curves_section(const RunFiles& run, Page& page) {
     return;
   }
   std::string html = "<div class=\"charts\">";
-  ChartOptions o;
+  ChartOptions o;  // three to a row
+  o.width = 350;
   o.x_label = "epoch";
   o.title = "Loss";
   o.y_label = "cross-entropy";
@@ -261,7 +271,7 @@ table.config td:first-child{white-space:nowrap;font-family:monospace}
 code{font-family:monospace;font-size:12px;word-break:break-all}
 .charts,.examples{display:flex;flex-wrap:wrap;gap:12px}
 figure{margin:4px 0}figcaption{font-size:12px;color:#555;max-width:460px}
-.example{width:auto;border:1px solid #e4e4e4;border-radius:4px;padding:6px;background:#fafafa}
+.example{width:min-content;border:1px solid #e4e4e4;border-radius:4px;padding:6px;background:#fafafa}
 .example img{image-rendering:pixelated;display:block}
 .ok{color:#176b2c}.bad{color:#b01e1e}.dim{color:#888}
 .missing{background:#fff6dd;border:1px solid #e8d48a;border-radius:6px;padding:6px 14px}

@@ -11,7 +11,7 @@
 //                over a few images)
 //   seq2seq runs the test metrics training recorded, greedy decoding of the first `limit` test
 //                sources with the worst errors, and cross-attention alignments (last decoder
-//                layer, head mean) of a few samples
+//                layer, head mean) of a few samples with their token faithfulness
 //   config       the effective configuration (config.json; the model's full config)
 // Required: the run directory and its config.json (IOError naming what is missing, FormatError
 // naming a corrupt file and line). metrics.jsonl, the model file and the test data are optional:

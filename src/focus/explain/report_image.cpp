@@ -85,7 +85,7 @@ std::string test_section(const TestEval& t, const std::vector<std::string>& name
                   std::to_string(r.total), std::to_string(r.total)});
   ChartOptions o;
   o.title = "Per-class scores";
-  o.width = 640;
+  o.width = 560;
   o.height = 320;
   html += figure(svg_bar_chart(names, bars, o)) + "</div><h3>Per-class precision, recall, F1</h3>";
   html += html_table({"class", "precision", "recall", "F1", "support", "predicted"}, rows, "per-class");
@@ -185,7 +185,7 @@ std::string faithfulness_section(ImageClassifier& model, const ImageDataset& ds,
       ImageExplainOptions eo;
       eo.method = methods[m];
       const ImageExplanation e = explain_image(model, x, eo);
-      const Faithfulness f = faithfulness(model, x, e.relevance, e.predicted, baseline, rng, 2);
+      const Faithfulness f = faithfulness(model, x, e.relevance, e.predicted, baseline, rng, 1);
       FaithSum& s = sums[m];
       s.del += f.deletion.area;
       s.ins += f.insertion.area;
@@ -218,17 +218,19 @@ std::string faithfulness_section(ImageClassifier& model, const ImageDataset& ds,
   ins_lines.push_back(mean_curve("random order", sums[0].rins_curve, sums[0].images, true));
   ChartOptions o;
   o.title = "Faithfulness areas";
-  o.y_label = "area under the probability curve";
-  o.width = 560;
+  o.y_label = "area";
+  o.width = 440;
   std::string html = fmt::format(
       "<p>Deletion / insertion (Petsiuk et al. 2018) on the first {} test images: cells of the "
       "relevance grid are removed (set to black) or revealed, most relevant first, and the "
-      "predicted class's probability is tracked. A faithful explanation has a <b>lower deletion "
-      "area</b> and a <b>higher insertion area</b> than a random order (mean of 2 orders).</p>"
+      "predicted class's probability is tracked; the area under that curve summarises it. A "
+      "faithful explanation has a <b>lower deletion area</b> and a <b>higher insertion area</b> "
+      "than a random order (one per image and method).</p>"
       "<div class=\"charts\">",
       n);
   html += figure(svg_bar_chart(groups, bars, o));
   o = ChartOptions{};
+  o.width = 340;
   o.x_label = "fraction of cells removed";
   o.y_label = "probability";
   o.title = "Deletion curves (mean)";
@@ -247,7 +249,7 @@ void add_image_sections(const RunFiles& run, const ReportOptions& opt, Page& pag
   LoadedModel lm = load_model(run.model_path);
   ImageClassifier& model = *lm.model;
   page.facts.push_back({"model", esc(model.name())});
-  page.facts.push_back({"parameters", fmt::format("{}", model.num_parameters())});
+  page.facts.push_back({"parameters", thousands(model.num_parameters())});
   page.model_config = model.config();
   const std::string dir = opt.data_dir.empty() ? run.cfg.data_dir : opt.data_dir;
   ImageDataset test;

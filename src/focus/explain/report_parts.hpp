@@ -43,6 +43,7 @@ std::string html_table(const std::vector<std::string>& head,
                        const std::vector<std::vector<std::string>>& rows,
                        const std::string& css_class = "");
 std::string percent(double fraction, int digits = 2);  // 0.1234 -> "12.34%"
+std::string thousands(int64_t n);                     // 139018 -> "139,018"
 std::string figure(const std::string& svg, const std::string& caption = "");
 // An SVG made for standalone files, without its xmlns attribute (HTML supplies the namespace and
 // the page then holds no URL-like text at all).

@@ -1,7 +1,8 @@
 // The seq2seq part of the report (see report.hpp): the test metrics training recorded
 // (test_metrics.json), greedy decoding of the first `limit` test sources (the dev split when the
 // run has no test split) with the worst errors, and alignments: the last decoder layer's
-// cross-attention (head mean) while teacher-forcing the greedy output, for a few samples.
+// cross-attention (head mean) while teacher-forcing the greedy output, for a few samples, with
+// their token faithfulness (explain/seq2seq_explain.hpp).
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -9,13 +10,12 @@
 
 #include <fmt/format.h>
 
-#include "focus/autograd/node.hpp"
 #include "focus/explain/render.hpp"
 #include "focus/explain/report_parts.hpp"
-#include "focus/explain/svg_chart.hpp"
+#include "focus/explain/seq2seq_explain.hpp"
 #include "focus/models/seq2seq.hpp"
-#include "focus/models/seq2seq_search.hpp"
 #include "focus/tensor/error.hpp"
+#include "focus/tensor/rng.hpp"
 #include "focus/text/metrics.hpp"
 #include "focus/text/strings.hpp"
 #include "focus/train/seq2seq_data.hpp"
@@ -63,51 +63,45 @@ std::string join_refs(const std::vector<std::string>& refs) {
   return s;
 }
 
-std::string token_label(const Vocab& v, int64_t id) {
-  const std::string& t = v.token(id);
+std::string token_label(const std::string& t) {
   return t == " " ? "\xe2\x90\xa3" : t;  // U+2423 OPEN BOX for a space
 }
 
-// One alignment: greedy output for `source`, then the cross-attention of the last decoder layer
-// (head mean) with that output teacher-forced. Rows: output tokens and </s>; columns: source.
-std::string alignment(Seq2SeqModelFile& f, const RefGroup& g) {
-  const std::string& source = g.source;
-  std::vector<int64_t> ids = f.src_tok->encode(normalize_source(f.task, source));
-  const int64_t max_len = f.model->config().max_len;
-  if (static_cast<int64_t>(ids.size()) > max_len) ids.resize(static_cast<size_t>(max_len));
-  if (ids.empty()) return "";
-  NoGradGuard no_grad;
-  Tensor src, len;  // (1, S), (1)
-  make_source_batch({ids}, {0}, src, len);
-  const auto hyps = greedy_search(*f.model, src, len);
-  const std::vector<int64_t> out = hyps.empty() || hyps[0].empty() ? std::vector<int64_t>{}
-                                                                   : hyps[0][0].tokens;
-  // Teacher forcing <s> y (at most max_len positions: an unfinished output is cut); position t
-  // predicts out[t], or </s> after the last token.
-  std::vector<int64_t> tin{Seq2Seq::kBos};
-  tin.insert(tin.end(), out.begin(), out.begin() + std::min<int64_t>(static_cast<int64_t>(out.size()), max_len - 1));
-  const int64_t T = static_cast<int64_t>(tin.size()), S = static_cast<int64_t>(ids.size());
-  std::vector<Tensor> cross;
-  f.model->decode(Tensor::from_vector(tin, {1, T}), f.model->encode(src, len), len, &cross);
-  const Tensor& last = cross.back();  // (1, H, T, S)
-  const int64_t H = last.size(1);
-  const std::vector<float> a = last.to_vector<float>();
-  std::vector<float> mean(static_cast<size_t>(T * S), 0.f);  // (T, S)
-  for (int64_t h = 0; h < H; ++h)
-    for (int64_t i = 0; i < T * S; ++i) mean[i] += a[h * T * S + i] / static_cast<float>(H);
+// Token faithfulness of the alignments, summed over the samples drawn.
+struct FaithSum {
+  double del = 0, rdel = 0, ins = 0, rins = 0;
+  int64_t n = 0;
+};
+
+// One alignment (explain_translation: greedy output, then one teacher-forced pass): the last
+// decoder layer's cross-attention, head mean. Rows: output tokens and </s>; columns: source.
+// Empty when the source cannot be explained (symbols the model does not know, too long).
+std::string alignment(Seq2SeqModelFile& f, const RefGroup& g, Rng& rng, FaithSum& faith) {
+  AlignmentExplanation e;
+  try {
+    e = explain_translation(*f.model, *f.src_tok, *f.tgt_tok, normalize_source(f.task, g.source));
+  } catch (const ValueError&) {
+    return "";
+  }
+  const TokenFaithfulness tf = alignment_faithfulness(*f.model, e, rng, 1);
+  faith.del += tf.deletion.area;
+  faith.rdel += tf.deletion_random.area;
+  faith.ins += tf.insertion.area;
+  faith.rins += tf.insertion_random.area;
+  ++faith.n;
+  const Tensor m = pick_map(e.cross, -1, -1);  // (T, S)
   std::vector<std::string> rows, cols;
-  for (int64_t t = 0; t < T; ++t)
-    rows.push_back(t < static_cast<int64_t>(out.size()) ? token_label(f.tgt_tok->vocab(), out[t]) : "</s>");
-  for (int64_t id : ids) cols.push_back(token_label(f.src_tok->vocab(), id));
-  const std::string hyp = f.tgt_tok->decode(out);
-  const bool correct = std::find(g.refs.begin(), g.refs.end(), hyp) != g.refs.end();
+  for (const std::string& t : e.target_tokens) rows.push_back(token_label(t));
+  for (const std::string& t : e.source_tokens) cols.push_back(token_label(t));
+  const bool correct = std::find(g.refs.begin(), g.refs.end(), e.output) != g.refs.end();
+  const std::string& source = g.source;
   size_t cut = std::min<size_t>(source.size(), 40);  // at a UTF-8 character boundary
   while (cut < source.size() && (static_cast<unsigned char>(source[cut]) & 0xC0) == 0x80) --cut;
   const std::string title = cut < source.size() ? source.substr(0, cut) + "..." : source;
-  const int64_t cell = std::max(T, S) > 30 ? 14 : 22;
-  return figure(inline_svg(svg_heatmap(Tensor::from_vector(mean, {T, S}), rows, cols, title, cell)),
+  const int64_t cell = std::max(m.size(0), m.size(1)) > 30 ? 14 : 22;
+  return figure(inline_svg(svg_heatmap(m, rows, cols, title, cell)),
                 fmt::format("output <b class=\"{}\">{}</b>; reference{} {}", correct ? "ok" : "bad",
-                            esc(hyp), g.refs.size() > 1 ? "s" : "", esc(join_refs(g.refs))));
+                            esc(e.output), g.refs.size() > 1 ? "s" : "", esc(join_refs(g.refs))));
 }
 
 }  // namespace
@@ -117,7 +111,7 @@ void add_seq2seq_sections(const RunFiles& run, const ReportOptions& opt, Page& p
   const Seq2SeqConfig& mc = f.model->config();
   page.facts.push_back({"model", fmt::format("transformer: d_model {}, {} + {} layers, {} heads",
                                              mc.d_model, mc.n_enc_layers, mc.n_dec_layers, mc.n_heads)});
-  page.facts.push_back({"parameters", fmt::format("{}", f.model->num_parameters())});
+  page.facts.push_back({"parameters", thousands(f.model->num_parameters())});
   page.facts.push_back({"vocabularies", fmt::format("source {} ({}), target {} ({})", f.src_tok->vocab().size(),
                                                     esc(f.src_tok->kind()), f.tgt_tok->vocab().size(),
                                                     esc(f.tgt_tok->kind()))});
@@ -178,11 +172,28 @@ void add_seq2seq_sections(const RunFiles& run, const ReportOptions& opt, Page& p
   std::string figs = "<p>Cross-attention of the last decoder layer (mean over heads) while the "
                      "greedy output is teacher-forced: row = output token, column = source token.</p>"
                      "<div class=\"charts scroll\">";
+  Rng rng(opt.seed);
+  FaithSum faith;
   for (int64_t k = 0; k < a; ++k) {
     const size_t i = static_cast<size_t>(k * n / a);  // spread over the decoded samples
-    figs += alignment(f, groups[i]);
+    figs += alignment(f, groups[i], rng, faith);
   }
-  page.sections.push_back({"alignments", "Sample alignments", figs + "</div>"});
+  figs += "</div>";
+  if (faith.n > 0) {
+    const double k = static_cast<double>(faith.n);
+    figs += fmt::format(
+        "<h3>Token faithfulness of these alignments</h3><p>Source tokens replaced by &lt;unk&gt; "
+        "(deletion) or revealed (insertion) in order of the cross-attention they receive, vs a "
+        "random order; the output's per-token probability is tracked (mean over the {} samples). "
+        "Faithful: lower deletion and higher insertion area than random.</p>",
+        faith.n);
+    figs += html_table({"method", "deletion area &darr;", "random", "insertion area &uarr;", "random"},
+                       {{"cross-attention (last layer, head mean)", fmt::format("{:.4f}", faith.del / k),
+                         fmt::format("{:.4f}", faith.rdel / k), fmt::format("{:.4f}", faith.ins / k),
+                         fmt::format("{:.4f}", faith.rins / k)}},
+                       "faithfulness");
+  }
+  page.sections.push_back({"alignments", "Sample alignments", figs});
 }
 
 }  // namespace focus::report_detail

@@ -311,7 +311,7 @@ std::string svg_bar_chart(const std::vector<std::string>& groups,
       if (values)
         s += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"9\" "
                          "fill=\"#333\">{}</text>",
-                         px(x + bw / 2), px(y0 - 3), format_number(v));
+                         px(x + bw / 2), px(y0 - 3), fmt::format("{:.3g}", v));
     }
   }
   if (!o.x_label.empty())
@@ -331,7 +331,9 @@ std::string svg_confusion_matrix(const std::vector<int64_t>& counts,
   for (const std::string& n : names) widest = std::max(widest, text_w(n));
   const double diag = widest * std::sin(45 * kPi / 180);
   const double left = widest + 12, top = 34 + diag + 6, grid = cell * static_cast<double>(K);
-  const int64_t width = static_cast<int64_t>(std::ceil(left + grid + std::max(diag, 20.0) + 46));
+  // Right of the grid: the colour bar and its labels, and the last column label's overhang.
+  const double bx = left + grid + 12;
+  const int64_t width = static_cast<int64_t>(std::ceil(std::max(bx + 44, left + grid - cell / 2 + diag + 6)));
   const int64_t height = static_cast<int64_t>(std::ceil(top + grid + 24));
   std::string s;
   ChartOptions o;
@@ -371,7 +373,6 @@ std::string svg_confusion_matrix(const std::vector<int64_t>& counts,
     }
   }
   // Colour bar: the row share from 0 (bottom) to 1 (top).
-  const double bx = left + grid + std::max(diag, 20.0) - 8;
   constexpr int kSteps = 20;
   for (int k = 0; k < kSteps; ++k)
     s += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"{}\" fill=\"{}\"/>", px(bx),
