@@ -106,18 +106,28 @@ void make_translate_run(const std::string& dir) {
   save_seq2seq(dir + "/model_best.safetensors", model, *src_tok, *tgt_tok, "translate");
 }
 
-// The runs are built once for the whole suite (training takes a few seconds).
+// The runs are built on first use and kept for the suite (ctest runs each test in a process of
+// its own, which then builds only the runs it needs).
 class ReportTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     root_ = (fs::temp_directory_path() / ("focus_report_" + std::to_string(::getpid()))).string();
     fs::remove_all(root_);
-    train_image_run(root_ + "/vit", "vit", "vit",
-                    R"({"dim":16,"depth":2,"heads":2,"patch":7,"mlp_ratio":2,"dropout":0})");
-    train_image_run(root_ + "/cnn", "cnn-se", "cnn_se", R"({"channels":[4,8,8]})");
-    make_translate_run(root_ + "/translate");
+    fs::create_directories(root_);
   }
   static void TearDownTestSuite() { fs::remove_all(root_); }
+  // The run directory `name` (vit, cnn, translate), built if needed.
+  static std::string run(const std::string& name) {
+    const std::string dir = root_ + "/" + name;
+    if (fs::exists(dir + "/config.json")) return dir;
+    if (name == "vit")
+      train_image_run(dir, "vit", "vit", R"({"dim":16,"depth":2,"heads":2,"patch":7,"mlp_ratio":2,"dropout":0})");
+    else if (name == "cnn")
+      train_image_run(dir, "cnn-se", "cnn_se", R"({"channels":[4,8,8]})");
+    else
+      make_translate_run(dir);
+    return dir;
+  }
   static std::string root_;
 };
 std::string ReportTest::root_;
@@ -134,7 +144,7 @@ void expect_titles(const std::string& html, std::initializer_list<const char*> t
 }  // namespace
 
 TEST_F(ReportTest, VitRun) {
-  const Report r = build_report(root_ + "/vit", quick_options());
+  const Report r = build_report(run("vit"), quick_options());
   const std::string& h = r.html;
   EXPECT_TRUE(r.missing.empty()) << r.missing.front();
   expect_sections(h, {"summary", "curves", "test", "examples", "faithfulness", "config"});
@@ -151,7 +161,7 @@ TEST_F(ReportTest, VitRun) {
   EXPECT_NE(h.find("2 of 2"), std::string::npos);  // epochs
   expect_self_contained(h);
   // The stated accuracy agrees with an independent evaluation of the same model and images.
-  LoadedModel lm = load_model(root_ + "/vit/model_best.safetensors");
+  LoadedModel lm = load_model(run("vit") + "/model_best.safetensors");
   const ImageDataset test = load_fashion_mnist(kFashionMnistDir, Split::Test);
   std::vector<int64_t> idx(300);
   std::iota(idx.begin(), idx.end(), int64_t(0));
@@ -166,7 +176,7 @@ TEST_F(ReportTest, VitRun) {
 }
 
 TEST_F(ReportTest, CnnRunUsesGradCam) {
-  const Report r = build_report(root_ + "/cnn", quick_options());
+  const Report r = build_report(run("cnn"), quick_options());
   expect_sections(r.html, {"curves", "test", "examples", "faithfulness", "config"});
   EXPECT_NE(r.html.find("grad-cam relevance"), std::string::npos);
   EXPECT_NE(r.html.find("<td>cnn_se</td>"), std::string::npos);
@@ -175,7 +185,7 @@ TEST_F(ReportTest, CnnRunUsesGradCam) {
 }
 
 TEST_F(ReportTest, TranslateRun) {
-  const Report r = build_report(root_ + "/translate", quick_options());
+  const Report r = build_report(run("translate"), quick_options());
   const std::string& h = r.html;
   EXPECT_TRUE(r.missing.empty()) << r.missing.front();
   expect_sections(h, {"curves", "test", "alignments", "config"});
@@ -192,7 +202,7 @@ TEST_F(ReportTest, TranslateRun) {
 TEST_F(ReportTest, MissingPiecesAreListed) {
   const std::string dir = root_ + "/bare";
   fs::create_directories(dir);
-  fs::copy_file(root_ + "/vit/config.json", dir + "/config.json", fs::copy_options::overwrite_existing);
+  fs::copy_file(run("vit") + "/config.json", dir + "/config.json", fs::copy_options::overwrite_existing);
   Report r = build_report(dir, quick_options());
   ASSERT_EQ(r.missing.size(), 2u);
   EXPECT_NE(r.missing[0].find("metrics.jsonl"), std::string::npos);
@@ -201,7 +211,7 @@ TEST_F(ReportTest, MissingPiecesAreListed) {
   EXPECT_EQ(r.html.find("<section id=\"test\">"), std::string::npos);
   expect_sections(r.html, {"summary", "config"});
   // With the model but without the data set: the evaluation is missing, said with the reason.
-  fs::copy_file(root_ + "/vit/model_best.safetensors", dir + "/model_last.safetensors",
+  fs::copy_file(run("vit") + "/model_best.safetensors", dir + "/model_last.safetensors",
                 fs::copy_options::overwrite_existing);
   ReportOptions o = quick_options();
   o.data_dir = dir + "/no-such-data";
@@ -220,28 +230,28 @@ TEST_F(ReportTest, ErrorsNameTheFile) {
   expect_error<FormatError>([&] { build_report(dir); }, {"config.json", "not valid JSON"});
   std::ofstream(dir + "/config.json") << "{\"epochz\": 3}";
   expect_error<FormatError>([&] { build_report(dir); }, {"config.json", "epochz"});
-  fs::copy_file(root_ + "/vit/config.json", dir + "/config.json", fs::copy_options::overwrite_existing);
+  fs::copy_file(run("vit") + "/config.json", dir + "/config.json", fs::copy_options::overwrite_existing);
   std::ofstream(dir + "/metrics.jsonl") << "{\"epoch\": 1}\n{\"epoch\": 2,\n";
   expect_error<FormatError>([&] { build_report(dir); }, {"metrics.jsonl", "line 2"});
   fs::remove(dir + "/metrics.jsonl");
   std::ofstream(dir + "/model_best.safetensors") << "not a model";
   expect_error<FormatError>([&] { build_report(dir); }, {"model_best.safetensors"});
-  fs::copy_file(root_ + "/translate/model_best.safetensors", dir + "/model_best.safetensors",
+  fs::copy_file(run("translate") + "/model_best.safetensors", dir + "/model_best.safetensors",
                 fs::copy_options::overwrite_existing);  // a seq2seq model in an image run
   expect_error<FormatError>([&] { build_report(dir); }, {"seq2seq", "fashion-mnist"});
   ReportOptions o;
   o.limit = -1;
-  expect_error<ValueError>([&] { build_report(root_ + "/vit", o); }, {"limit -1"});
+  expect_error<ValueError>([&] { build_report(run("vit"), o); }, {"limit -1"});
 }
 
 TEST_F(ReportTest, WritesAtomicallyAndThroughTheCli) {
   ReportOptions o = quick_options();
   o.faithfulness_images = 0;
-  const Report r = write_report(root_ + "/cnn", "", o);
-  EXPECT_EQ(read_text(root_ + "/cnn/report.html"), r.html);
+  const Report r = write_report(run("cnn"), "", o);
+  EXPECT_EQ(read_text(run("cnn") + "/report.html"), r.html);
   EXPECT_EQ(r.html.find("<section id=\"faithfulness\">"), std::string::npos);  // skipped by option
   const std::string out = root_ + "/cli.html";
-  Cmd c = run_command(std::string(FOCUS_BINARY) + " report " + root_ + "/vit -o " + out +
+  Cmd c = run_command(std::string(FOCUS_BINARY) + " report " + run("vit") + " -o " + out +
                       " --limit 100 --examples 1 --faithfulness-images 1 --threads 1");
   EXPECT_EQ(c.code, 0) << c.out;
   EXPECT_NE(c.out.find("8 charts"), std::string::npos) << c.out;
@@ -249,7 +259,7 @@ TEST_F(ReportTest, WritesAtomicallyAndThroughTheCli) {
   c = run_command(std::string(FOCUS_BINARY) + " report " + root_ + "/missing-run");
   EXPECT_EQ(c.code, 1);
   EXPECT_NE(c.out.find(root_ + "/missing-run"), std::string::npos) << c.out;
-  c = run_command(std::string(FOCUS_BINARY) + " report " + root_ + "/vit --limit -3");
+  c = run_command(std::string(FOCUS_BINARY) + " report " + run("vit") + " --limit -3");
   EXPECT_EQ(c.code, 2) << c.out;
 }
 
@@ -262,18 +272,18 @@ TEST_F(ReportTest, LoadsInHeadlessChromium) {
     FAIL() << "headless Chromium is needed for this test: run tools/install-deps.sh (installs "
               "Debian's chromium), or set FOCUS_SKIP_BROWSER_TESTS=1 to skip it";
   }
-  for (const char* run : {"vit", "translate"}) {
-    const std::string html = build_report(root_ + "/" + run, quick_options()).html;
-    const std::string page = root_ + "/" + run + "_page.html";
+  for (const std::string name : {"vit", "translate"}) {
+    const std::string html = build_report(run(name), quick_options()).html;
+    const std::string page = root_ + "/" + name + "_page.html";
     std::ofstream(page) << html;
-    const BrowserCheck b = load_in_chromium(browser, page, root_ + "/" + run + "_browser");
+    const BrowserCheck b = load_in_chromium(browser, page, root_ + "/" + name + "_browser");
     EXPECT_TRUE(b.ran) << b.log;
-    EXPECT_TRUE(b.console.empty()) << run << ": " << b.console;
-    EXPECT_TRUE(b.requests.empty()) << run << ": " << b.requests;
-    EXPECT_EQ(count(b.dom, "<svg"), count(html, "<svg")) << run;
-    EXPECT_NE(b.dom.find("Training report: " + std::string(run)), std::string::npos);
-    EXPECT_GT(b.screenshot_colors, 16) << run;
-    EXPECT_GT(b.screenshot_variance, 1e-4) << run;
+    EXPECT_TRUE(b.console.empty()) << name << ": " << b.console;
+    EXPECT_TRUE(b.requests.empty()) << name << ": " << b.requests;
+    EXPECT_EQ(count(b.dom, "<svg"), count(html, "<svg")) << name;
+    EXPECT_NE(b.dom.find("Training report: " + name), std::string::npos);
+    EXPECT_GT(b.screenshot_colors, 16) << name;
+    EXPECT_GT(b.screenshot_variance, 1e-4) << name;
   }
 }
 
