@@ -2,6 +2,7 @@
 """Golden fixtures: PyTorch 1.13 reference values for focus's golden tests (tests/golden).
 
 Run:   make fixtures            (= /usr/bin/python3 tools/make_fixtures.py tests/fixtures)
+       one case:  /usr/bin/python3 tools/make_fixtures.py tests/fixtures gradcam
 Needs: Debian's python3-torch (1.13) and python3-numpy, for /usr/bin/python3 only. The
        fixtures are committed, so building and testing focus (and CI) never needs torch; rerun
        this only to add or change a case, and commit the regenerated files.
@@ -403,6 +404,88 @@ def make_conv_bn_se(dtype):
                "se_reduction": r, "order": "conv -> bn -> se -> relu"}
 
 
+class CnnSeStage(nn.Module):
+    """focus's CnnSe stage: conv3x3 (no bias) -> BN -> relu, twice, then SE; the max-pool is
+    applied by CnnSe, so that the pre-pool output (Grad-CAM's feature map) is visible."""
+
+    def __init__(self, C, O, r):
+        super().__init__()
+        self.conv1 = nn.Conv2d(C, O, 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(O, eps=1e-5, momentum=0.1)
+        self.conv2 = nn.Conv2d(O, O, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(O, eps=1e-5, momentum=0.1)
+        self.se = SqueezeExcitation(O, r)
+
+    def forward(self, x):
+        h = torch.relu(self.bn1(self.conv1(x)))
+        h = torch.relu(self.bn2(self.conv2(h)))
+        pooled = h.mean(dim=(2, 3))
+        gates = torch.sigmoid(self.se.fc2(torch.relu(self.se.fc1(pooled))))  # (N, O)
+        return h * gates[..., None, None], gates
+
+
+class CnnSe(nn.Module):
+    """focus's models/cnn_se.hpp in torch: stages (conv3x3-BN-ReLU x2, SE, maxpool 2), global
+    average pool, dropout, linear head. Returns the logits, the SE gates per stage and the last
+    stage's SE output before its max-pool (the Grad-CAM feature map)."""
+
+    def __init__(self, in_channels, channels, r, classes, dropout):
+        super().__init__()
+        chans = [in_channels] + list(channels)
+        self.stages = nn.ModuleList(CnnSeStage(c, o, r) for c, o in zip(chans, chans[1:]))
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(chans[-1], classes)
+
+    def forward(self, x):
+        h, gates = x, []
+        for stage in self.stages:
+            features, g = stage(h)  # (N, C_s, H_s, W_s), (N, C_s)
+            gates.append(g)
+            h = F.max_pool2d(features, 2)
+        return self.head(self.dropout(h.mean(dim=(2, 3)))), gates, features
+
+
+def make_gradcam(dtype):
+    """Grad-CAM of a tiny CnnSe in eval mode (batch norm on non-trivial running statistics) on
+    one 16x16 image, for two targets: k = 0 the predicted class, k = 1 the runner-up. For each,
+    dfeatures.k = d logit[target] / d features (1, C, h, w), cam.k = relu(sum_c mean_hw(dF_c) F_c)
+    (h, w) and relevance.k = cam.k / max cam.k."""
+    in_ch, channels, r, classes, p_drop, S = 1, (4, 8), 2, 3, 0.2, 16
+    m = CnnSe(in_ch, channels, r, classes, p_drop).double().eval()
+    with torch.no_grad():  # non-default affine and running stats, so their use is visible
+        for name, mod in m.named_modules():
+            if isinstance(mod, nn.BatchNorm2d):
+                O = mod.num_features
+                mod.weight.copy_(1 + 0.3 * torch.randn(O, dtype=torch.float64))
+                mod.bias.copy_(0.3 * torch.randn(O, dtype=torch.float64))
+                mod.running_mean.copy_(0.2 * torch.randn(O, dtype=torch.float64))
+                mod.running_var.copy_(0.5 + torch.rand(O, dtype=torch.float64))
+    x = torch.randn(1, in_ch, S, S, dtype=torch.float64)  # (1, C_in, S, S)
+    m = m.to(dtype)
+    x = x.to(dtype)
+    tensors = {k: v.detach().clone() for k, v in focus_names(m.state_dict().items()).items()}
+    logits, gates, features = m(x)  # (1, classes), [(1, C_s)], (1, C, h, w)
+    order = logits[0].argsort(descending=True)
+    targets = order[:2].to(torch.int64)  # predicted, runner-up
+    tensors.update({"input": x, "logits": logits.detach(), "targets": targets,
+                    "probs": torch.softmax(logits.detach(), dim=1),
+                    "features": features.detach()})
+    tensors.update({f"gates.{s}": g.detach() for s, g in enumerate(gates)})
+    for k, t in enumerate(targets.tolist()):
+        (dF,) = torch.autograd.grad(logits[0, t], features, retain_graph=True)  # (1, C, h, w)
+        alpha = dF.mean(dim=(2, 3))                                              # (1, C)
+        cam = torch.relu((alpha[..., None, None] * features).sum(dim=1))[0]     # (h, w)
+        # the relu must clip some cells and keep others, or the test would not see it
+        assert 0 < int((cam > 0).sum()) < cam.numel(), f"target {t}: cam {cam}"
+        tensors.update({f"dfeatures.{k}": dF, f"cam.{k}": cam.detach(),
+                        f"relevance.{k}": (cam / cam.max()).detach()})
+    return tensors, {"in_channels": in_ch, "channels": ",".join(map(str, channels)),
+                     "se_reduction": r, "num_classes": classes, "dropout": p_drop,
+                     "bn_eps": 1e-5, "bn_momentum": 0.1, "mode": "eval",
+                     "targets": "I64 (2): the predicted class, then the runner-up",
+                     "model": " ".join(CnnSe.__doc__.split())}
+
+
 def make_cross_entropy(smoothing, dtype):
     """Loss over logits (N, C); with smoothing, row 2's target is ignore_index (-100)."""
     N, C = 6, 5
@@ -480,15 +563,22 @@ CASES = [
     ("sgd_nesterov", lambda d: make_optimizer("sgd", d), ("f64", "f32")),
     ("decoder_layer", make_decoder_layer, ("f64", "f32")),
     ("seq2seq", make_seq2seq, ("f64", "f32")),
+    ("gradcam", make_gradcam, ("f64", "f32")),
 ]
 TORCH_DTYPES = {"f64": torch.float64, "f32": torch.float32}
 
 
-def main(out_dir):
+def main(out_dir, only=()):
+    """Writes every case, or only the named ones (seeds stay those of the full run)."""
+    unknown = set(only) - {stem for stem, _, _ in CASES}
+    if unknown:
+        sys.exit(f"unknown case(s) {sorted(unknown)}; cases: {[c[0] for c in CASES]}")
     os.makedirs(out_dir, exist_ok=True)
     torch.set_num_threads(1)  # fixed reduction order
     total = 0
     for seed, (stem, build, dtypes) in enumerate(CASES, start=1):
+        if only and stem not in only:
+            continue
         results = {}
         for d in dtypes:
             torch.manual_seed(1000 + seed)
@@ -510,6 +600,6 @@ def main(out_dir):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: /usr/bin/python3 tools/make_fixtures.py OUT_DIR")
-    main(sys.argv[1])
+    if len(sys.argv) < 2:
+        sys.exit("usage: /usr/bin/python3 tools/make_fixtures.py OUT_DIR [CASE...]")
+    main(sys.argv[1], sys.argv[2:])

@@ -136,9 +136,9 @@ Tensor forward_backward(ImageClassifier& model, const Tensor& x, int64_t target,
   const std::vector<double> p = logits.to_vector<double>();
   *predicted = std::max_element(p.begin(), p.end()) - p.begin();
   target = checked_target(target, *predicted, logits.size(1));
-  Tensor seed = Tensor::zeros(logits.shape(), logits.dtype());
-  seed.data<float>()[target] = 1.f;
-  logits.backward(seed);
+  Tensor seed = Tensor::zeros(logits.shape(), DType::F64);  // one-hot, in the model's dtype
+  seed.data<double>()[target] = 1.0;
+  logits.backward(seed.to(logits.dtype()));
   model.zero_grad();
   return logits;
 }
