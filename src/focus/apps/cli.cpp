@@ -23,6 +23,7 @@ int run_cli(int argc, char** argv) {
   commands["bench"] = add_bench_command(app);
   commands["translate"] = add_translate_command(app);
   commands["explain"] = add_explain_command(app);
+  commands["report"] = add_report_command(app);
   try {
     try {
       app.parse(argc, argv);
