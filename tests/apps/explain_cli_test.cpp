@@ -13,26 +13,16 @@
 #include <string>
 
 #include "focus/data/png.hpp"
+#include "support/run_command.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int code;
-  std::string out;  // stdout and stderr together
-};
+using Result = focus::testing::CommandResult;
 
 Result run(const std::string& args) {
-  const std::string cmd = std::string(FOCUS_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  Result r{-1, ""};
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  while (size_t n = fread(buf.data(), 1, buf.size(), p)) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return focus::testing::run_command(std::string(FOCUS_BINARY) + " " + args);
 }
 
 bool contains(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }

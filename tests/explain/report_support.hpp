@@ -27,6 +27,7 @@
 #include <nlohmann/json.hpp>
 
 #include "focus/data/png.hpp"
+#include "support/run_command.hpp"
 
 namespace focus::report_test {
 
@@ -60,21 +61,8 @@ inline void expect_self_contained(const std::string& html) {
   EXPECT_GT(refs, 0);  // the check saw the favicon and the nav links at least
 }
 
-struct Cmd {
-  int code = -1;
-  std::string out;  // stdout and stderr together
-};
-
-inline Cmd run_command(const std::string& cmd) {
-  Cmd r;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  while (size_t n = fread(buf.data(), 1, buf.size(), p)) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using Cmd = focus::testing::CommandResult;
+using focus::testing::run_command;
 
 inline std::string chromium_path() {
   if (const char* env = std::getenv("FOCUS_CHROMIUM"); env && *env) return env;

@@ -80,13 +80,8 @@ int explain_image_model(const ExplainOpts& o) {
   if (o.faithfulness) {
     Rng rng(1);
     const float baseline = (0.f - lm.info.norm.mean) / lm.info.norm.std;  // black
-    const Faithfulness f = faithfulness(model, x, e.relevance, e.target, baseline, rng);
-    j["faithfulness"] = {{"deletion_area", f.deletion.area},
-                         {"insertion_area", f.insertion.area},
-                         {"deletion_area_random", f.deletion_random.area},
-                         {"insertion_area_random", f.insertion_random.area},
-                         {"deletion", f.deletion.prob},
-                         {"insertion", f.insertion.prob}};
+    j["faithfulness"] =
+        faithfulness_to_json(faithfulness(model, x, e.relevance, e.target, baseline, rng));
   }
   if (o.json) {
     std::printf("%s\n", j.dump().c_str());
@@ -149,24 +144,12 @@ int evaluate_faithfulness(const ExplainOpts& o) {
   const float baseline = (0.f - lm.info.norm.mean) / lm.info.norm.std;  // black
   const std::vector<ImageMethod> methods =
       image_methods_for(model, image_to_tensor(ds.image_at(0), lm.info.norm));
-  struct Sum {
-    double del = 0, ins = 0, del_random = 0, ins_random = 0;
-  };
-  std::vector<Sum> sums(methods.size());
+  std::vector<Tensor> images;
+  for (int64_t i = 0; i < n; ++i) images.push_back(image_to_tensor(ds.image_at(i), lm.info.norm));
   Rng rng(1);
-  for (int64_t i = 0; i < n; ++i) {
-    const Tensor x = image_to_tensor(ds.image_at(i), lm.info.norm);
-    for (size_t k = 0; k < methods.size(); ++k) {
-      ImageExplainOptions opt;
-      opt.method = methods[k];
-      const ImageExplanation e = explain_image(model, x, opt);
-      const Faithfulness f = faithfulness(model, x, e.relevance, e.target, baseline, rng);
-      sums[k].del += f.deletion.area / n;
-      sums[k].ins += f.insertion.area / n;
-      sums[k].del_random += f.deletion_random.area / n;
-      sums[k].ins_random += f.insertion_random.area / n;
-    }
-  }
+  std::vector<Faithfulness> means;
+  for (ImageMethod m : methods)
+    means.push_back(mean_faithfulness(model, images, m, baseline, rng, 3));
   nlohmann::json j = {{"model", o.model}, {"images", n}};
   if (!o.json)
     std::printf("%s: faithfulness over the first %lld test images (cells set to black; areas "
@@ -176,11 +159,11 @@ int evaluate_faithfulness(const ExplainOpts& o) {
                 o.model.c_str(), (long long)n);
   for (size_t k = 0; k < methods.size(); ++k) {
     const std::string m = image_method_name(methods[k]);
-    j["methods"][m] = {{"deletion_area", sums[k].del}, {"deletion_area_random", sums[k].del_random},
-                       {"insertion_area", sums[k].ins}, {"insertion_area_random", sums[k].ins_random}};
+    const Faithfulness& f = means[k];
+    j["methods"][m] = faithfulness_to_json(f);
     if (!o.json)
-      std::printf("| %s | %.4f | %.4f | %.4f | %.4f |\n", m.c_str(), sums[k].del,
-                  sums[k].del_random, sums[k].ins, sums[k].ins_random);
+      std::printf("| %s | %.4f | %.4f | %.4f | %.4f |\n", m.c_str(), f.deletion.area,
+                  f.deletion_random.area, f.insertion.area, f.insertion_random.area);
   }
   if (o.json) std::printf("%s\n", j.dump(2).c_str());
   return 0;
@@ -199,13 +182,7 @@ int explain_seq2seq_model(const ExplainOpts& o) {
   nlohmann::json j = alignment_to_json(e);
   if (o.faithfulness) {
     Rng rng(1);
-    const TokenFaithfulness tf = alignment_faithfulness(*f.model, e, rng);
-    j["faithfulness"] = {{"deletion_area", tf.deletion.area},
-                         {"insertion_area", tf.insertion.area},
-                         {"deletion_area_random", tf.deletion_random.area},
-                         {"insertion_area_random", tf.insertion_random.area},
-                         {"deletion", tf.deletion.prob},
-                         {"insertion", tf.insertion.prob}};
+    j["faithfulness"] = faithfulness_to_json(alignment_faithfulness(*f.model, e, rng));
   }
   if (o.json) {
     std::printf("%s\n", j.dump().c_str());

@@ -434,6 +434,57 @@ Faithfulness faithfulness(ImageClassifier& model, const Tensor& x, const Tensor&
   return f;
 }
 
+Faithfulness mean_faithfulness(ImageClassifier& model, const std::vector<Tensor>& images,
+                               ImageMethod method, float baseline, Rng& rng, int64_t repeats) {
+  FOCUS_CHECK(!images.empty(), ValueError, "mean_faithfulness: no images");
+  const double n = static_cast<double>(images.size());
+  std::vector<double> curves[4];
+  for (const Tensor& x : images) {
+    ImageExplainOptions opt;
+    opt.method = method;
+    const ImageExplanation e = explain_image(model, x, opt);
+    const Faithfulness f = faithfulness(model, x, e.relevance, e.target, baseline, rng, repeats);
+    const FaithfulnessCurve* parts[4] = {&f.deletion, &f.insertion, &f.deletion_random,
+                                         &f.insertion_random};
+    for (int k = 0; k < 4; ++k) {
+      if (curves[k].empty()) curves[k].assign(parts[k]->prob.size(), 0.0);
+      FOCUS_CHECK(curves[k].size() == parts[k]->prob.size(), ShapeError,
+                  "mean_faithfulness: the images have different relevance grids");
+      for (size_t i = 0; i < curves[k].size(); ++i) curves[k][i] += parts[k]->prob[i] / n;
+    }
+  }
+  return {make_faithfulness_curve(curves[0]), make_faithfulness_curve(curves[1]),
+          make_faithfulness_curve(curves[2]), make_faithfulness_curve(curves[3])};
+}
+
+nlohmann::json faithfulness_to_json(const Faithfulness& f) {
+  return {{"deletion_area", f.deletion.area},
+          {"insertion_area", f.insertion.area},
+          {"deletion_area_random", f.deletion_random.area},
+          {"insertion_area_random", f.insertion_random.area},
+          {"deletion", f.deletion.prob},
+          {"insertion", f.insertion.prob}};
+}
+
+nlohmann::json attention_maps_json(const std::vector<Tensor>& maps) {
+  nlohmann::json out = nlohmann::json::array();  // [layer][head][query][key]
+  for (const Tensor& m : maps) {
+    const int64_t H = m.size(0), Lq = m.size(1), Lk = m.size(2);
+    const std::vector<float> v = m.to_vector<float>();
+    nlohmann::json layer = nlohmann::json::array();
+    for (int64_t h = 0; h < H; ++h) {
+      nlohmann::json head = nlohmann::json::array();
+      for (int64_t i = 0; i < Lq; ++i) {
+        const float* row = v.data() + (h * Lq + i) * Lk;
+        head.push_back(std::vector<float>(row, row + Lk));
+      }
+      layer.push_back(std::move(head));
+    }
+    out.push_back(std::move(layer));
+  }
+  return out;
+}
+
 nlohmann::json explanation_to_json(const ImageExplanation& e) {
   nlohmann::json j;
   j["method"] = image_method_name(e.method);
@@ -446,22 +497,7 @@ nlohmann::json explanation_to_json(const ImageExplanation& e) {
   for (int64_t y = 0; y < gh; ++y)
     grid.push_back(std::vector<float>(rel.begin() + y * gw, rel.begin() + (y + 1) * gw));
   j["relevance"] = grid;
-  nlohmann::json maps = nlohmann::json::array();  // [layer][head][query][key]
-  for (const Tensor& m : e.maps) {
-    const int64_t H = m.size(0), Lq = m.size(1), Lk = m.size(2);
-    const std::vector<float> v = m.to_vector<float>();
-    nlohmann::json layer = nlohmann::json::array();
-    for (int64_t h = 0; h < H; ++h) {
-      nlohmann::json head = nlohmann::json::array();
-      for (int64_t i = 0; i < Lq; ++i) {
-        const auto* row = v.data() + (h * Lq + i) * Lk;
-        head.push_back(std::vector<float>(row, row + Lk));
-      }
-      layer.push_back(std::move(head));
-    }
-    maps.push_back(std::move(layer));
-  }
-  j["attention"] = std::move(maps);
+  j["attention"] = attention_maps_json(e.maps);
   nlohmann::json gates = nlohmann::json::array();
   for (const Tensor& g : e.gates) gates.push_back(g.to_vector<float>());
   j["channel_gates"] = std::move(gates);

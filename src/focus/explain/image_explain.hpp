@@ -78,6 +78,15 @@ struct Faithfulness {
 Faithfulness faithfulness(ImageClassifier& model, const Tensor& x, const Tensor& relevance,
                           int64_t target, float baseline, Rng& rng, int64_t repeats = 3);
 
+// The mean over `images` (each (1, C, S, S)) of the faithfulness of `method`'s explanation of the
+// predicted class: curves averaged point by point, areas averaged (equal to the mean curves').
+Faithfulness mean_faithfulness(ImageClassifier& model, const std::vector<Tensor>& images,
+                               ImageMethod method, float baseline, Rng& rng, int64_t repeats = 1);
+// Areas (and the relevance-order curves) as JSON: deletion_area, insertion_area, *_random, ...
+nlohmann::json faithfulness_to_json(const Faithfulness& f);
+// Per-layer maps (H, Lq, Lk) as nested arrays [layer][head][query][key].
+nlohmann::json attention_maps_json(const std::vector<Tensor>& maps);
+
 // The explanation as JSON: method, target, probabilities, relevance grid, and the raw maps as
 // nested arrays [layer][head][query][key] (and the gates [block][channel]).
 nlohmann::json explanation_to_json(const ImageExplanation& e);

@@ -148,26 +148,14 @@ std::string examples_section(ImageClassifier& model, const ImageDataset& ds, con
       image_method_name(m), most, least);
 }
 
-struct FaithSum {
-  double del = 0, ins = 0, rdel = 0, rins = 0;
-  std::vector<double> del_curve, ins_curve, rdel_curve, rins_curve;
-  int64_t images = 0;
-};
-
-void add_curve(std::vector<double>& sum, const std::vector<double>& c) {
-  if (sum.empty()) sum.assign(c.size(), 0.0);
-  for (size_t k = 0; k < c.size() && k < sum.size(); ++k) sum[k] += c[k];
-}
-
-Series mean_curve(const std::string& name, const std::vector<double>& sum, int64_t images,
-                  bool dashed) {
+Series curve_series(const std::string& name, const std::vector<double>& prob, bool dashed) {
   Series s;
   s.name = name;
   s.dashed = dashed;
-  const double P = static_cast<double>(sum.size()) - 1;
-  for (size_t k = 0; k < sum.size(); ++k) {
+  const double P = static_cast<double>(prob.size()) - 1;
+  for (size_t k = 0; k < prob.size(); ++k) {
     s.x.push_back(static_cast<double>(k) / P);
-    s.y.push_back(sum[k] / static_cast<double>(images));
+    s.y.push_back(prob[k]);
   }
   return s;
 }
@@ -178,44 +166,28 @@ std::string faithfulness_section(ImageClassifier& model, const ImageDataset& ds,
   const int64_t n = std::min(opt.faithfulness_images, t.n);
   const float baseline = (0.f - norm.mean) / norm.std;  // black, the Fashion-MNIST background
   Rng rng(opt.seed);
-  std::vector<FaithSum> sums(methods.size());
-  for (int64_t i = 0; i < n; ++i) {
-    const Tensor x = one_image(ds, i, norm);
-    for (size_t m = 0; m < methods.size(); ++m) {
-      ImageExplainOptions eo;
-      eo.method = methods[m];
-      const ImageExplanation e = explain_image(model, x, eo);
-      const Faithfulness f = faithfulness(model, x, e.relevance, e.predicted, baseline, rng, 1);
-      FaithSum& s = sums[m];
-      s.del += f.deletion.area;
-      s.ins += f.insertion.area;
-      s.rdel += f.deletion_random.area;
-      s.rins += f.insertion_random.area;
-      add_curve(s.del_curve, f.deletion.prob);
-      add_curve(s.ins_curve, f.insertion.prob);
-      add_curve(s.rdel_curve, f.deletion_random.prob);
-      add_curve(s.rins_curve, f.insertion_random.prob);
-      ++s.images;
-    }
-  }
+  std::vector<Tensor> images;
+  for (int64_t i = 0; i < n; ++i) images.push_back(one_image(ds, i, norm));
+  std::vector<Faithfulness> means;
+  for (ImageMethod m : methods) means.push_back(mean_faithfulness(model, images, m, baseline, rng));
   std::vector<std::string> groups;
   std::vector<BarSeries> bars{{"deletion", {}}, {"deletion, random order", {}},
                               {"insertion", {}}, {"insertion, random order", {}}};
   std::vector<std::vector<std::string>> rows;
   std::vector<Series> del_lines, ins_lines;
   for (size_t m = 0; m < methods.size(); ++m) {
-    const FaithSum& s = sums[m];
-    const double k = static_cast<double>(s.images);
+    const Faithfulness& f = means[m];
     groups.push_back(image_method_name(methods[m]));
-    const double vals[4] = {s.del / k, s.rdel / k, s.ins / k, s.rins / k};
+    const double vals[4] = {f.deletion.area, f.deletion_random.area, f.insertion.area,
+                            f.insertion_random.area};
     for (int j = 0; j < 4; ++j) bars[j].values.push_back(vals[j]);
     rows.push_back({esc(groups.back()), fmt::format("{:.4f}", vals[0]), fmt::format("{:.4f}", vals[1]),
                     fmt::format("{:.4f}", vals[2]), fmt::format("{:.4f}", vals[3])});
-    del_lines.push_back(mean_curve(groups.back(), s.del_curve, s.images, false));
-    ins_lines.push_back(mean_curve(groups.back(), s.ins_curve, s.images, false));
+    del_lines.push_back(curve_series(groups.back(), f.deletion.prob, false));
+    ins_lines.push_back(curve_series(groups.back(), f.insertion.prob, false));
   }
-  del_lines.push_back(mean_curve("random order", sums[0].rdel_curve, sums[0].images, true));
-  ins_lines.push_back(mean_curve("random order", sums[0].rins_curve, sums[0].images, true));
+  del_lines.push_back(curve_series("random order", means[0].deletion_random.prob, true));
+  ins_lines.push_back(curve_series("random order", means[0].insertion_random.prob, true));
   ChartOptions o;
   o.title = "Faithfulness areas";
   o.y_label = "area";

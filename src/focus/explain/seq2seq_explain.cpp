@@ -23,25 +23,6 @@ std::vector<Tensor> first_sample(const std::vector<Tensor>& maps) {  // (1, H, a
   return out;
 }
 
-nlohmann::json maps_json(const std::vector<Tensor>& maps) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const Tensor& m : maps) {
-    const int64_t H = m.size(0), Lq = m.size(1), Lk = m.size(2);
-    const std::vector<float> v = m.to_vector<float>();
-    nlohmann::json layer = nlohmann::json::array();
-    for (int64_t h = 0; h < H; ++h) {
-      nlohmann::json head = nlohmann::json::array();
-      for (int64_t i = 0; i < Lq; ++i) {
-        const float* row = v.data() + (h * Lq + i) * Lk;
-        head.push_back(std::vector<float>(row, row + Lk));
-      }
-      layer.push_back(std::move(head));
-    }
-    out.push_back(std::move(layer));
-  }
-  return out;
-}
-
 }  // namespace
 
 AlignmentExplanation explain_translation(Seq2Seq& model, const Tokenizer& src_tok,
@@ -175,9 +156,9 @@ Tensor pick_map(const std::vector<Tensor>& maps, int64_t layer, int64_t head) {
 nlohmann::json alignment_to_json(const AlignmentExplanation& e) {
   return {{"source_tokens", e.source_tokens}, {"target_tokens", e.target_tokens},
           {"output", e.output},               {"log_prob", e.log_prob},
-          {"score", e.score},                 {"cross_attention", maps_json(e.cross)},
-          {"decoder_self_attention", maps_json(e.decoder_self)},
-          {"encoder_self_attention", maps_json(e.encoder_self)}};
+          {"score", e.score},                 {"cross_attention", attention_maps_json(e.cross)},
+          {"decoder_self_attention", attention_maps_json(e.decoder_self)},
+          {"encoder_self_attention", attention_maps_json(e.encoder_self)}};
 }
 
 }  // namespace focus

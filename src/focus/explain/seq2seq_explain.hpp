@@ -41,9 +41,7 @@ AlignmentExplanation explain_translation(Seq2Seq& model, const Tokenizer& src_to
 // (insertion) in order of the cross-attention they receive (last decoder layer, head mean, summed
 // over the target rows) vs random order, tracking the hypothesis' per-token probability
 // exp(log p(hypothesis </s> | source) / T).
-struct TokenFaithfulness {
-  FaithfulnessCurve deletion, insertion, deletion_random, insertion_random;
-};
+using TokenFaithfulness = Faithfulness;
 TokenFaithfulness alignment_faithfulness(Seq2Seq& model, const AlignmentExplanation& e, Rng& rng,
                                          int64_t repeats = 3);
 
