@@ -100,6 +100,7 @@ nlohmann::json bench_image(const std::string& label, LoadedModel& lm, const Imag
 }  // namespace
 
 int main(int argc, char** argv) {
+  ensure_passive_omp_wait(argv);  // as the focus CLI: idle OpenMP threads sleep (kernels/cpu.hpp)
   CLI::App app{"focus explanation latency: one image or word at a time"};
   std::string vit, cnn, g2p, data_dir = kFashionMnistDir;
   int reps = 30, images = 10, threads = 0;
