@@ -102,6 +102,10 @@ TEST_F(ExplainCli, CnnSeGradCamAndGates) {
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_TRUE(contains(r.out, "with grad-cam") && contains(r.out, "SE block 1 gates")) << r.out;
   EXPECT_EQ(focus::read_png(path("out/test0_grad-cam.png")).height, 28 * 8);
+  std::ifstream gs(path("out/test0_se_gates.svg"));
+  const std::string gates_svg((std::istreambuf_iterator<char>(gs)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(contains(gates_svg, "<svg xmlns=") && contains(gates_svg, "block 1 (16 channels)"))
+      << gates_svg.substr(0, 300);
   std::ifstream js(path("out/test0_grad-cam.json"));
   const auto j = nlohmann::json::parse(js);
   EXPECT_EQ(j["channel_gates"].size(), 2u);

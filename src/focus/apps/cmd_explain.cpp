@@ -17,6 +17,7 @@
 #include "focus/explain/image_explain.hpp"
 #include "focus/explain/render.hpp"
 #include "focus/explain/seq2seq_explain.hpp"
+#include "focus/explain/svg_chart.hpp"
 #include "focus/io/atomic_file.hpp"
 #include "focus/kernels/cpu.hpp"
 #include "focus/models/image_classifier.hpp"
@@ -128,6 +129,29 @@ int explain_image_model(const ExplainOpts& o) {
           write_png(out_path(o, name), heatmap_overlay(img, ea.relevance));
           written.push_back(out_path(o, name));
         }
+    }
+    if (!e.gates.empty()) {  // the SE gates of every block, each sorted from most excited
+      std::vector<Series> lines;
+      for (size_t b = 0; b < e.gates.size(); ++b) {
+        std::vector<float> g = e.gates[b].to_vector<float>();
+        std::sort(g.begin(), g.end(), std::greater<float>());
+        Series s;
+        s.name = fmt::format("block {} ({} channels)", b, g.size());
+        for (size_t c = 0; c < g.size(); ++c) {
+          s.x.push_back(static_cast<double>(c) / static_cast<double>(g.size() - 1));
+          s.y.push_back(g[c]);
+        }
+        lines.push_back(std::move(s));
+      }
+      ChartOptions co;
+      co.title = "Squeeze-and-excitation gates, sorted";
+      co.x_label = "channel rank (fraction of the block's channels)";
+      co.y_label = "gate";
+      co.y_from_zero = true;
+      std::string svg = svg_line_chart(lines, co);
+      svg.insert(svg.find("<svg") + 4, " xmlns=\"http://www.w3.org/2000/svg\"");  // a file
+      write_file_atomic(out_path(o, "se_gates.svg"), svg);
+      written.push_back(out_path(o, "se_gates.svg"));
     }
     if (!o.json)
       for (const auto& w : written) std::printf("wrote %s\n", w.c_str());
