@@ -54,29 +54,16 @@ nlohmann::json evaluate_file(Seq2SeqModelFile& f, const std::vector<RefGroup>& g
                   (long long)s.sentences, double(s.sentences) / std::max(1e-9, s.seconds));
     if (b != (beam > 1 ? beam : 1) || worst <= 0 || f.task != "g2p") continue;
     // The worst errors of the last search: largest edit distance to the closest reference.
-    struct Err {
-      int64_t edits;
-      size_t i;
-    };
-    std::vector<Err> errs;
-    for (size_t i = 0; i < groups.size(); ++i) {
-      std::vector<std::vector<std::string>> refs;
-      for (const auto& r : groups[i].refs) refs.push_back(split_whitespace(r));
-      int64_t edits = 0;
-      closest_reference(split_whitespace(s.hyps[i]), refs, &edits);
-      if (edits > 0) errs.push_back({edits, i});
-    }
-    std::stable_sort(errs.begin(), errs.end(), [](const Err& a, const Err& b) { return a.edits > b.edits; });
-    if (errs.size() > size_t(worst)) errs.resize(size_t(worst));
+    const auto errs = worst_errors(s.hyps, groups, size_t(worst));
     nlohmann::json list = nlohmann::json::array();
     if (print) std::printf("\n%d worst errors (%s): word | hypothesis | references | edits\n", worst, key.c_str());
-    for (const Err& e : errs) {
-      const RefGroup& g = groups[e.i];
-      list.push_back({{"word", g.source}, {"hyp", s.hyps[e.i]}, {"refs", g.refs}, {"edits", e.edits}});
+    for (const HypothesisError& e : errs) {
+      const RefGroup& g = groups[e.index];
+      list.push_back({{"word", g.source}, {"hyp", s.hyps[e.index]}, {"refs", g.refs}, {"edits", e.edits}});
       if (!print) continue;
       std::string refs;
       for (const auto& r : g.refs) refs += (refs.empty() ? "" : " / ") + r;
-      std::printf("  %-18s | %-28s | %s | %lld\n", g.source.c_str(), s.hyps[e.i].c_str(), refs.c_str(),
+      std::printf("  %-18s | %-28s | %s | %lld\n", g.source.c_str(), s.hyps[e.index].c_str(), refs.c_str(),
                   (long long)e.edits);
     }
     j["worst"] = list;

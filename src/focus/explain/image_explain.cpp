@@ -369,24 +369,23 @@ std::vector<double> probs_for_masks(ImageClassifier& model, const Tensor& x,
   return out;
 }
 
-// Deletion and insertion curves for one cell order.
-std::pair<std::vector<double>, std::vector<double>> curves(ImageClassifier& model, const Tensor& x,
-                                                           const std::vector<int64_t>& order,
-                                                           int64_t gh, int64_t gw,
-                                                           int64_t target, float baseline) {
-  const int64_t P = gh * gw;
-  std::vector<std::vector<uint8_t>> masks;
-  for (int64_t k = 0; k <= P; ++k) {  // deletion: the first k cells removed
+// Deletion then insertion probabilities for one order: masks with the first k units removed,
+// then with only the first k revealed, k = 0..P.
+std::pair<std::vector<double>, std::vector<double>> curves(const std::vector<int64_t>& order,
+                                                           const KeepProbs& probs) {
+  const int64_t P = static_cast<int64_t>(order.size());
+  std::vector<std::vector<uint8_t>> keep;
+  for (int64_t k = 0; k <= P; ++k) {
     std::vector<uint8_t> m(P, 1);
     for (int64_t i = 0; i < k; ++i) m[order[i]] = 0;
-    masks.push_back(m);
+    keep.push_back(m);
   }
-  for (int64_t k = 0; k <= P; ++k) {  // insertion: the first k cells revealed
+  for (int64_t k = 0; k <= P; ++k) {
     std::vector<uint8_t> m(P, 0);
     for (int64_t i = 0; i < k; ++i) m[order[i]] = 1;
-    masks.push_back(m);
+    keep.push_back(m);
   }
-  const std::vector<double> p = probs_for_masks(model, x, masks, gh, gw, target, baseline);
+  const std::vector<double> p = probs(keep);
   return {std::vector<double>(p.begin(), p.begin() + P + 1),
           std::vector<double>(p.begin() + P + 1, p.end())};
 }
@@ -408,22 +407,37 @@ Faithfulness faithfulness(ImageClassifier& model, const Tensor& x, const Tensor&
               "faithfulness: input {} must be (1, C, S, S) and relevance {} (gh, gw)",
               to_string(x.shape()), to_string(relevance.shape()));
   FOCUS_CHECK(repeats >= 1, ValueError, "faithfulness: repeats {} must be >= 1", repeats);
-  const int64_t gh = relevance.size(0), gw = relevance.size(1), P = gh * gw;
+  const int64_t gh = relevance.size(0), gw = relevance.size(1);
   FOCUS_CHECK(gh <= x.size(2) && gw <= x.size(3), ShapeError,
               "faithfulness: grid {} is finer than the image {}", to_string(relevance.shape()),
               to_string(x.shape()));
   const std::vector<float> r = relevance.to_vector<float>();
+  return faithfulness_by_scores(
+      std::vector<double>(r.begin(), r.end()),
+      [&](const std::vector<std::vector<uint8_t>>& keep) {
+        return probs_for_masks(model, x, keep, gh, gw, target, baseline);
+      },
+      rng, repeats);
+}
+
+Faithfulness faithfulness_by_scores(const std::vector<double>& scores, const KeepProbs& probs,
+                                    Rng& rng, int64_t repeats) {
+  FOCUS_CHECK(!scores.empty() && repeats >= 1, ValueError,
+              "faithfulness: {} units and {} random orders (need >= 1 of each)", scores.size(),
+              repeats);
+  const int64_t P = static_cast<int64_t>(scores.size());
   std::vector<int64_t> order(P);
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return r[a] > r[b]; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return scores[a] > scores[b]; });
   Faithfulness f;
-  auto [del, ins] = curves(model, x, order, gh, gw, target, baseline);
+  auto [del, ins] = curves(order, probs);
   f.deletion = make_faithfulness_curve(del);
   f.insertion = make_faithfulness_curve(ins);
   std::vector<double> rdel(P + 1, 0.0), rins(P + 1, 0.0);
   for (int64_t rep = 0; rep < repeats; ++rep) {
     for (int64_t i = P - 1; i > 0; --i) std::swap(order[i], order[rng.randint(i + 1)]);
-    auto [d, n] = curves(model, x, order, gh, gw, target, baseline);
+    auto [d, n] = curves(order, probs);
     for (int64_t k = 0; k <= P; ++k) {
       rdel[k] += d[k] / static_cast<double>(repeats);
       rins[k] += n[k] / static_cast<double>(repeats);

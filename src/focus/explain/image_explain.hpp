@@ -16,6 +16,7 @@
 // first, or a final (H, 1, T) pooling-query map); P must be a square number of patches.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -73,6 +74,13 @@ struct Faithfulness {
   FaithfulnessCurve deletion, insertion;                // in relevance order (most first)
   FaithfulnessCurve deletion_random, insertion_random;  // random orders (mean of `repeats`)
 };
+// Deletion / insertion over P units (image cells, source tokens) in order of `scores` (highest
+// first, ties in index order) and in `repeats` random orders (averaged). probs(keep) returns the
+// tracked probability for each keep mask (P entries, 1 = present); the shared core of
+// faithfulness() and alignment_faithfulness().
+using KeepProbs = std::function<std::vector<double>(const std::vector<std::vector<uint8_t>>& keep)>;
+Faithfulness faithfulness_by_scores(const std::vector<double>& scores, const KeepProbs& probs,
+                                    Rng& rng, int64_t repeats);
 // Removing means setting the cell's pixels to `baseline` (a normalised value: the black
 // background for Fashion-MNIST). Lower deletion area and higher insertion area = more faithful.
 Faithfulness faithfulness(ImageClassifier& model, const Tensor& x, const Tensor& relevance,

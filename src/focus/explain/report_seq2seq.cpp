@@ -148,16 +148,7 @@ void add_seq2seq_sections(const RunFiles& run, const ReportOptions& opt, Page& p
   html += fmt::format("<h3>Greedy decoding of the first {} {} {}</h3><p>{} ({:.1f} s).</p>", n, split,
                       g2p ? "words" : "sentences", score, s.seconds);
   // The worst errors: most edits (whitespace tokens) to the closest reference.
-  std::vector<std::pair<int64_t, size_t>> errs;  // (edits, index)
-  for (size_t i = 0; i < s.hyps.size(); ++i) {
-    std::vector<std::vector<std::string>> refs;
-    for (const auto& r : groups[i].refs) refs.push_back(split_whitespace(r));
-    int64_t edits = 0;
-    closest_reference(split_whitespace(s.hyps[i]), refs, &edits);
-    if (edits > 0) errs.push_back({edits, i});
-  }
-  std::stable_sort(errs.begin(), errs.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-  if (errs.size() > static_cast<size_t>(opt.worst)) errs.resize(static_cast<size_t>(opt.worst));
+  const auto errs = worst_errors(s.hyps, groups, static_cast<size_t>(std::max<int64_t>(0, opt.worst)));
   std::vector<std::vector<std::string>> rows;
   for (const auto& [edits, i] : errs)
     rows.push_back({esc(groups[i].source), "<span class=\"bad\">" + esc(s.hyps[i]) + "</span>",

@@ -88,26 +88,6 @@ std::vector<double> hypothesis_probs(Seq2Seq& model, const AlignmentExplanation&
   return p;
 }
 
-// Deletion then insertion probabilities for one order of the source tokens.
-std::pair<std::vector<double>, std::vector<double>> token_curves(
-    Seq2Seq& model, const AlignmentExplanation& e, const std::vector<int64_t>& order) {
-  const int64_t S = static_cast<int64_t>(order.size());
-  std::vector<std::vector<uint8_t>> keep;
-  for (int64_t k = 0; k <= S; ++k) {
-    std::vector<uint8_t> m(S, 1);
-    for (int64_t i = 0; i < k; ++i) m[order[i]] = 0;
-    keep.push_back(m);
-  }
-  for (int64_t k = 0; k <= S; ++k) {
-    std::vector<uint8_t> m(S, 0);
-    for (int64_t i = 0; i < k; ++i) m[order[i]] = 1;
-    keep.push_back(m);
-  }
-  const std::vector<double> p = hypothesis_probs(model, e, keep);
-  return {std::vector<double>(p.begin(), p.begin() + S + 1),
-          std::vector<double>(p.begin() + S + 1, p.end())};
-}
-
 }  // namespace
 
 TokenFaithfulness alignment_faithfulness(Seq2Seq& model, const AlignmentExplanation& e, Rng& rng,
@@ -120,26 +100,10 @@ TokenFaithfulness alignment_faithfulness(Seq2Seq& model, const AlignmentExplanat
   const std::vector<float> m = pick_map(e.cross, -1, -1).to_vector<float>();  // (T, S)
   std::vector<double> received(S, 0.0);
   for (size_t i = 0; i < m.size(); ++i) received[i % S] += m[i];
-  std::vector<int64_t> order(S);
-  for (int64_t j = 0; j < S; ++j) order[j] = j;
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int64_t a, int64_t b) { return received[a] > received[b]; });
-  TokenFaithfulness f;
-  auto [del, ins] = token_curves(model, e, order);
-  f.deletion = make_faithfulness_curve(del);
-  f.insertion = make_faithfulness_curve(ins);
-  std::vector<double> rdel(S + 1, 0.0), rins(S + 1, 0.0);
-  for (int64_t r = 0; r < repeats; ++r) {
-    for (int64_t i = S - 1; i > 0; --i) std::swap(order[i], order[rng.randint(i + 1)]);
-    auto [d, n] = token_curves(model, e, order);
-    for (int64_t k = 0; k <= S; ++k) {
-      rdel[k] += d[k] / static_cast<double>(repeats);
-      rins[k] += n[k] / static_cast<double>(repeats);
-    }
-  }
-  f.deletion_random = make_faithfulness_curve(rdel);
-  f.insertion_random = make_faithfulness_curve(rins);
-  return f;
+  return faithfulness_by_scores(
+      received,
+      [&](const std::vector<std::vector<uint8_t>>& keep) { return hypothesis_probs(model, e, keep); },
+      rng, repeats);
 }
 
 Tensor pick_map(const std::vector<Tensor>& maps, int64_t layer, int64_t head) {

@@ -70,4 +70,24 @@ void load_state_checked(Module& model, const StateDict& sd, const std::string& p
   }
 }
 
+void read_checkpoint_metadata(const std::string& path, const std::function<void()>& read) {
+  try {
+    read();
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(fmt::format("'{}': corrupt checkpoint metadata ({})", path, e.what()));
+  } catch (const std::logic_error& e) {
+    throw FormatError(fmt::format("'{}': corrupt checkpoint metadata ({})", path, e.what()));
+  }
+}
+
+void read_model_metadata(const std::string& path, const std::function<void()>& read) {
+  try {
+    read();
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(fmt::format("'{}': corrupt model metadata ({})", path, e.what()));
+  } catch (const ValueError& e) {
+    throw FormatError(fmt::format("'{}': the model metadata is invalid: {}", path, e.what()));
+  }
+}
+
 }  // namespace focus

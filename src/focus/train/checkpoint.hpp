@@ -3,6 +3,7 @@
 // lines (metrics.jsonl and the checkpoint's "history"), and loading a state dict with errors that
 // name the file. Every malformed piece is a FormatError naming `path`.
 #pragma once
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -35,5 +36,12 @@ std::vector<nlohmann::json> from_json_lines(const std::string& text);
 
 // model.load_state_dict(sd) with any error rethrown as FormatError naming `path`.
 void load_state_checked(Module& model, const StateDict& sd, const std::string& path);
+
+// Run `read` and turn malformed metadata into a FormatError naming `path`.
+// Checkpoints: JSON errors and std::logic_error (number parsing) -> "corrupt checkpoint metadata".
+void read_checkpoint_metadata(const std::string& path, const std::function<void()>& read);
+// Model files: JSON errors -> "corrupt model metadata"; ValueError (a bad config) -> "the model
+// metadata is invalid".
+void read_model_metadata(const std::string& path, const std::function<void()>& read);
 
 }  // namespace focus

@@ -36,7 +36,7 @@ LoadedModel load_model(const std::string& path) {
   FOCUS_CHECK(format == kFormat, FormatError, "'{}': unsupported model format '{}' (expected {})",
               path, format, kFormat);
   LoadedModel out;
-  try {
+  read_model_metadata(path, [&] {
     const auto cfg = nlohmann::json::parse(need(f.metadata, "model_config", path));
     Rng rng(0);
     out.model = make_image_model(need(f.metadata, "model", path), cfg, rng);
@@ -46,11 +46,7 @@ LoadedModel load_model(const std::string& path) {
     out.info.norm.mean = norm.at("mean").get<float>();
     out.info.norm.std = norm.at("std").get<float>();
     out.info.task = need(f.metadata, "task", path);
-  } catch (const nlohmann::json::exception& e) {
-    throw FormatError(fmt::format("'{}': corrupt model metadata ({})", path, e.what()));
-  } catch (const ValueError& e) {
-    throw FormatError(fmt::format("'{}': the model metadata is invalid: {}", path, e.what()));
-  }
+  });
   load_state_checked(*out.model, f.tensors, path);
   out.model->eval();
   return out;

@@ -9,6 +9,7 @@
 #include "focus/models/seq2seq.hpp"
 #include "focus/text/cmudict.hpp"
 #include "focus/text/metrics.hpp"
+#include "focus/text/strings.hpp"
 #include "focus/text/vocab.hpp"
 #include "focus/train/config.hpp"
 
@@ -153,6 +154,24 @@ CorpusScore score_corpus(Seq2Seq& model, const std::string& task, const Tokenize
     r.primary = 100 - r.bleu;
   }
   return r;
+}
+
+std::vector<HypothesisError> worst_errors(const std::vector<std::string>& hyps,
+                                          const std::vector<RefGroup>& groups, size_t n) {
+  FOCUS_CHECK(hyps.size() <= groups.size(), ShapeError,
+              "worst_errors: {} hypotheses for {} reference groups", hyps.size(), groups.size());
+  std::vector<HypothesisError> errs;
+  for (size_t i = 0; i < hyps.size(); ++i) {
+    std::vector<std::vector<std::string>> refs;
+    for (const auto& r : groups[i].refs) refs.push_back(split_whitespace(r));
+    int64_t edits = 0;
+    closest_reference(split_whitespace(hyps[i]), refs, &edits);
+    if (edits > 0) errs.push_back({edits, i});
+  }
+  std::stable_sort(errs.begin(), errs.end(),
+                   [](const HypothesisError& a, const HypothesisError& b) { return a.edits > b.edits; });
+  if (errs.size() > n) errs.resize(n);
+  return errs;
 }
 
 }  // namespace focus

@@ -70,6 +70,15 @@ struct CorpusScore {
   double seconds = 0;  // decoding time
   std::vector<std::string> hyps;  // top hypothesis per group, decoded text
 };
+struct HypothesisError {
+  int64_t edits = 0;  // whitespace-token edits to the closest reference
+  size_t index = 0;   // into the hypotheses / groups
+};
+// The at most `n` hypotheses farthest from their closest reference (edits > 0), most edits first
+// (ties in input order). hyps[i] answers groups[i].
+std::vector<HypothesisError> worst_errors(const std::vector<std::string>& hyps,
+                                          const std::vector<RefGroup>& groups, size_t n);
+
 // Decodes the groups' sources and scores them; limit > 0 takes the first `limit` groups.
 CorpusScore score_corpus(Seq2Seq& model, const std::string& task, const Tokenizer& src_tok,
                          const Tokenizer& tgt_tok, const std::vector<RefGroup>& groups,

@@ -42,7 +42,7 @@ Seq2SeqModelFile load_seq2seq(const std::string& path) {
   FOCUS_CHECK(format == kFormat, FormatError,
               "'{}' is a '{}' model, not a sequence-to-sequence model ({})", path, format, kFormat);
   Seq2SeqModelFile out;
-  try {
+  read_model_metadata(path, [&] {
     out.task = need(f.metadata, "task", path);
     const Seq2SeqConfig cfg =
         seq2seq_config_from_json(nlohmann::json::parse(need(f.metadata, "model_config", path)));
@@ -56,11 +56,7 @@ Seq2SeqModelFile load_seq2seq(const std::string& path) {
                 cfg.tgt_vocab);
     Rng rng(0);
     out.model = std::make_unique<Seq2Seq>(cfg, rng);
-  } catch (const nlohmann::json::exception& e) {
-    throw FormatError(fmt::format("'{}': corrupt model metadata ({})", path, e.what()));
-  } catch (const ValueError& e) {
-    throw FormatError(fmt::format("'{}': the model metadata is invalid: {}", path, e.what()));
-  }
+  });
   load_state_checked(*out.model, f.tensors, path);
   out.model->eval();
   return out;

@@ -279,7 +279,7 @@ void Seq2SeqTrainer::load_checkpoint(const std::string& path) {
               "'{}': not a seq2seq checkpoint (format '{}')", path, meta("format"));
   StateDict msd, osd;
   split_checkpoint_tensors(f.tensors, msd, osd);
-  try {
+  read_checkpoint_metadata(path, [&] {
     FOCUS_CHECK(meta("model_config") == to_json(model_.config()).dump(), FormatError,
                 "'{}' holds a different model ({})", path, meta("model_config"));
     model_.load_state_dict(msd);
@@ -294,11 +294,7 @@ void Seq2SeqTrainer::load_checkpoint(const std::string& path) {
     best_ = std::stod(meta("best"));
     epochs_since_best_ = std::stoi(meta("epochs_since_best"));
     history_ = from_json_lines(meta("history"));
-  } catch (const nlohmann::json::exception& e) {
-    throw FormatError(fmt::format("'{}': corrupt checkpoint metadata ({})", path, e.what()));
-  } catch (const std::logic_error& e) {
-    throw FormatError(fmt::format("'{}': corrupt checkpoint metadata ({})", path, e.what()));
-  }
+  });
 }
 
 }  // namespace focus

@@ -259,7 +259,7 @@ void Trainer::load_checkpoint(const std::string& path) {
               meta("model"), model_.name());
   StateDict msd, osd;
   split_checkpoint_tensors(f.tensors, msd, osd);
-  try {
+  read_checkpoint_metadata(path, [&] {
     model_.load_state_dict(msd);
     opt_->load_state_dict(osd);
     restore_rng_states(model_, nlohmann::json::parse(meta("rngs")), path);
@@ -267,11 +267,7 @@ void Trainer::load_checkpoint(const std::string& path) {
     best_val_acc_ = std::stod(meta("best_val_acc"));
     epochs_since_best_ = std::stoi(meta("epochs_since_best"));
     history_ = from_json_lines(meta("history"));
-  } catch (const nlohmann::json::exception& e) {
-    throw FormatError(fmt::format("'{}': corrupt checkpoint metadata ({})", path, e.what()));
-  } catch (const std::logic_error& e) {
-    throw FormatError(fmt::format("'{}': corrupt checkpoint metadata ({})", path, e.what()));
-  }
+  });
 }
 
 }  // namespace focus
