@@ -105,4 +105,16 @@ TEST(Cli, BenchGemmJson) {
   ASSERT_EQ(j["results"].size(), 2u);
   EXPECT_GT(j["results"][0]["gflops"].get<double>(), 0.0);
   EXPECT_GT(j["fma_peak_gflops"].get<double>(), 0.0);
+  EXPECT_EQ(j["trans"], "nn");
+  // Transposed operands (x @ W^T, the Linear forward; A^T @ B, its weight gradient) are verified
+  // against a dot product before they are timed, as the plain product.
+  for (const char* t : {"nt", "tn", "tt"}) {
+    const Result rt = run(std::string("bench gemm --sizes 96x32x48 --reps 2 --json --trans ") + t +
+                          " 2>/dev/null");
+    ASSERT_EQ(rt.code, 0) << t << ": " << rt.out;
+    EXPECT_EQ(nlohmann::json::parse(rt.out)["trans"], t);
+  }
+  const Result bad = run("bench gemm --trans xn");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_TRUE(contains(bad.out, "trans")) << bad.out;
 }

@@ -122,16 +122,21 @@ TEST(Seq2SeqTrainer, AccumulationEqualsOneBatch) {
 }
 
 TEST(Seq2SeqTrainer, ResumeEqualsUninterrupted) {
+  // Also with --data-parallel (2 threads; dropout masks from the per-micro-batch streams).
   const Data s = make_data(96, 8);
+  for (const bool dp : {false, true}) {
+  SCOPED_TRACE(dp ? "data-parallel" : "plain");
   focus::testing::TempDir a, b;
   TrainConfig c = config(a.str());
   c.ema = 0.9;
+  c.data_parallel = dp;
   Rng r1(5);
   Seq2Seq full(tiny(s, 0.2), r1);
   Seq2SeqTrainer(c, full, *s.src, *s.tgt, s.train, s.dev, s.groups).fit();
 
   TrainConfig first = config(b.str());
   first.ema = 0.9;
+  first.data_parallel = dp;
   Rng r2(5);
   Seq2Seq part(tiny(s, 0.2), r2);
   {
@@ -152,6 +157,7 @@ TEST(Seq2SeqTrainer, ResumeEqualsUninterrupted) {
   const auto m1 = load_seq2seq(a.file("model_last.safetensors"));
   const auto m2 = load_seq2seq(b.file("model_last.safetensors"));
   EXPECT_EQ(flat_params(*m1.model), flat_params(*m2.model));  // the EMA weights too
+  }
 }
 
 TEST(Seq2SeqTrainer, ReverseTaskLearnsToExactMatch) {

@@ -49,7 +49,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-int run_gemm_bench(const std::vector<std::string>& sizes, bool json, int reps) {
+int run_gemm_bench(const std::vector<std::string>& sizes, bool json, int reps, bool ta, bool tb) {
   for (const std::string& s : sizes) parse_shape(s);  // reject bad input before measuring
   const double peak = measure_fma_peak_gflops();
   nlohmann::json out;
@@ -57,6 +57,7 @@ int run_gemm_bench(const std::vector<std::string>& sizes, bool json, int reps) {
   out["threads"] = num_threads();
   out["isa"] = isa_name(detect_isa());
   out["fma_peak_gflops"] = peak;
+  out["trans"] = std::string(ta ? "t" : "n") + (tb ? "t" : "n");
   if (!json)
     std::printf("backend: %s\nmeasured FMA peak: %.1f GFLOP/s (%d threads, %s)\n\n%-18s %10s %10s %8s\n",
                 gemm_backend_info().c_str(), peak, num_threads(), isa_name(detect_isa()).c_str(),
@@ -65,14 +66,16 @@ int run_gemm_bench(const std::vector<std::string>& sizes, bool json, int reps) {
   for (const std::string& s : sizes) {
     const GemmShape g = parse_shape(s);
     std::vector<float> A(g.M * g.K), B(g.K * g.N), C(g.M * g.N);
+    const int64_t lda = ta ? g.M : g.K, ldb = tb ? g.K : g.N;  // A (M, K) or (K, M); B (K, N) or (N, K)
     rng.fill_normal(A.data(), int64_t(A.size()), 0.f, 1.f);
     rng.fill_normal(B.data(), int64_t(B.size()), 0.f, 1.f);
-    gemm(false, false, g.M, g.N, g.K, 1.f, A.data(), g.K, B.data(), g.N, 0.f, C.data(), g.N);
+    gemm(ta, tb, g.M, g.N, g.K, 1.f, A.data(), lda, B.data(), ldb, 0.f, C.data(), g.N);
     // Verify sampled entries against a double-precision dot product.
     for (int t = 0; t < 64; ++t) {
       const int64_t i = rng.randint(g.M), j = rng.randint(g.N);
       double ref = 0;
-      for (int64_t k = 0; k < g.K; ++k) ref += double(A[i * g.K + k]) * B[k * g.N + j];
+      for (int64_t k = 0; k < g.K; ++k)
+        ref += double(ta ? A[k * lda + i] : A[i * lda + k]) * (tb ? B[j * ldb + k] : B[k * ldb + j]);
       FOCUS_CHECK(std::abs(ref - C[i * g.N + j]) <= 1e-3 * std::sqrt(double(g.K)) + 1e-4 * std::abs(ref),
                   StateError, "bench gemm: result check failed at ({}, {}) for {}: {} vs {}", i, j,
                   s, C[i * g.N + j], ref);
@@ -82,7 +85,7 @@ int run_gemm_bench(const std::vector<std::string>& sizes, bool json, int reps) {
     std::vector<double> times;
     for (int r = 0; r < n; ++r) {
       const auto t0 = std::chrono::steady_clock::now();
-      gemm(false, false, g.M, g.N, g.K, 1.f, A.data(), g.K, B.data(), g.N, 0.f, C.data(), g.N);
+      gemm(ta, tb, g.M, g.N, g.K, 1.f, A.data(), lda, B.data(), ldb, 0.f, C.data(), g.N);
       times.push_back(seconds_since(t0));
     }
     std::sort(times.begin(), times.end());
@@ -109,7 +112,7 @@ Command add_bench_command(CLI::App& app) {
                                    "6272x128x1152"};
     bool json = false;
     int threads = 0, reps = 0;
-    std::string kernel = "auto";
+    std::string kernel = "auto", trans = "nn";
   };
   auto o = std::make_shared<Opts>();
   g->add_option("--sizes", o->sizes, "shapes: N (square) or MxNxK")->delimiter(',')->capture_default_str();
@@ -118,6 +121,9 @@ Command add_bench_command(CLI::App& app) {
   g->add_option("--reps", o->reps, "timed repetitions (0 = by size)");
   g->add_option("--kernel", o->kernel, "auto | blas | small | reference")
       ->check(CLI::IsMember({"auto", "blas", "small", "reference"}));
+  g->add_option("--trans", o->trans, "nn | nt | tn | tt: op(A) op(B) (t = stored transposed)")
+      ->check(CLI::IsMember({"nn", "nt", "tn", "tt"}))
+      ->capture_default_str();
   Command attention = add_bench_attention_command(*bench);
   return [o, g, attention] {
     if (!g->parsed()) return attention();
@@ -126,7 +132,7 @@ Command add_bench_command(CLI::App& app) {
                     : o->kernel == "small"   ? GemmKernel::Small
                     : o->kernel == "reference" ? GemmKernel::Reference
                                              : GemmKernel::Auto);
-    return run_gemm_bench(o->sizes, o->json, o->reps);
+    return run_gemm_bench(o->sizes, o->json, o->reps, o->trans[0] == 't', o->trans[1] == 't');
   };
 }
 

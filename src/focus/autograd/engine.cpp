@@ -3,6 +3,7 @@
 #include <deque>
 #include <unordered_map>
 
+#include "focus/autograd/grad_sink.hpp"
 #include "focus/autograd/node.hpp"
 #include "focus/autograd/retain.hpp"
 #include "focus/tensor/strided.hpp"
@@ -36,6 +37,14 @@ struct Retained {
   std::weak_ptr<AutogradMeta> meta;
 };
 thread_local std::vector<Retained> g_retained;
+thread_local LeafGradSink* g_sink = nullptr;
+
+// A leaf's gradient: into this thread's sink when one is installed, else into the leaf.
+void add_to_leaf(const std::shared_ptr<AutogradMeta>& leaf, const Tensor& g) {
+  if (g_sink) return g_sink->add(leaf, g);
+  if (leaf->grad.defined()) accumulate_into(leaf->grad, g);
+  else leaf->grad = own(g);
+}
 
 void store_retained(Node* n, const Tensor& dout) {
   for (auto it = g_retained.begin(); it != g_retained.end();) {
@@ -53,6 +62,24 @@ void store_retained(Node* n, const Tensor& dout) {
   }
 }
 }  // namespace
+
+void LeafGradSink::add(const std::shared_ptr<AutogradMeta>& leaf, const Tensor& g) {
+  const auto [it, fresh] = index_.try_emplace(leaf.get(), grads_.size());
+  if (fresh) grads_.emplace_back(leaf, own(g));
+  else accumulate_into(grads_[it->second].second, g);
+}
+
+void LeafGradSink::flush() {
+  for (auto& [leaf, g] : grads_) {
+    if (leaf->grad.defined()) accumulate_into(leaf->grad, g);
+    else leaf->grad = std::move(g);
+  }
+  grads_.clear();
+  index_.clear();
+}
+
+LeafGradSinkScope::LeafGradSinkScope(LeafGradSink& sink) : prev_(g_sink) { g_sink = &sink; }
+LeafGradSinkScope::~LeafGradSinkScope() { g_sink = prev_; }
 
 void retain_grad(const Tensor& t) {
   FOCUS_CHECK(t.defined() && t.requires_grad(), StateError,
@@ -98,9 +125,7 @@ void attach(Tensor& out, std::shared_ptr<Node> node, const std::vector<Tensor>& 
 void run_backward(const Tensor& root, const Tensor& grad) {
   NoGradGuard no_grad;
   if (!root.grad_fn()) {  // a leaf: the gradient is the seed itself
-    auto meta = root.impl()->autograd;
-    if (meta->grad.defined()) accumulate_into(meta->grad, grad);
-    else meta->grad = own(grad);
+    add_to_leaf(root.impl()->autograd, grad);
     return;
   }
   Node* start = root.grad_fn().get();
@@ -161,8 +186,7 @@ void run_backward(const Tensor& root, const Tensor& grad) {
         keep.push_back(e.fn);
         if (--deps[m] == 0) ready.push_back(m);
       } else if (e.leaf && grads[i].defined()) {
-        if (e.leaf->grad.defined()) accumulate_into(e.leaf->grad, grads[i]);
-        else e.leaf->grad = own(grads[i]);
+        add_to_leaf(e.leaf, grads[i]);
       }
     }
     n->release();

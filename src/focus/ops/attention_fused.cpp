@@ -137,8 +137,9 @@ Tensor fused_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_i
   const bool drop = opt.training && opt.dropout_p > 0.0;
   uint64_t seed = 0, offset = 0;
   if (drop) {  // the counters the reference's dropout over (B, H, Lq, Lk) would take
-    seed = opt.rng->seed();
-    offset = opt.rng->advance(dropout_counters(B * H * Lq * Lk));
+    const CounterDraw c = reserve_counters(*opt.rng, dropout_counters(B * H * Lq * Lk));
+    seed = c.seed;
+    offset = c.offset;
   }
   dispatch_float(q.dtype(), "attention", [&]<class T>() {
     AttnProblem<T> p = make_problem<T>(q, k, v, mask, scale);

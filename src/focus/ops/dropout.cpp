@@ -37,7 +37,7 @@ Tensor dropout(const Tensor& x, double p, bool training, Rng& rng) {
   FOCUS_CHECK(x.dtype() == DType::F32 || x.dtype() == DType::F64, DTypeError,
               "dropout: dtype {} not supported (F32, F64)", dtype_name(x.dtype()));
   if (!training || p == 0.0) return x;
-  const uint64_t seed = rng.seed(), offset = rng.advance(dropout_counters(x.numel()));
+  const auto [seed, offset] = reserve_counters(rng, dropout_counters(x.numel()));
   Tensor y = masked(x, seed, offset, p, "dropout");
   if (needs_graph({&x})) {
     auto n = std::make_shared<DropoutNode>();

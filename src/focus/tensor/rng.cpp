@@ -75,4 +75,33 @@ void Rng::fill_normal(double* o, int64_t n, double mean, double std) {
   fill_normal_impl(seed_, advance((n + 1) / 2), o, n, mean, std);
 }
 
+namespace {
+struct CounterStream {
+  bool active = false;
+  uint64_t salt = 0, offset = 0;
+};
+thread_local CounterStream t_stream;
+
+uint64_t mix64(uint64_t x) {  // splitmix64's finaliser
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+}  // namespace
+
+CounterDraw reserve_counters(Rng& rng, uint64_t n) {
+  if (!t_stream.active) return {rng.seed(), rng.advance(n)};
+  const uint64_t offset = t_stream.offset;
+  t_stream.offset += n;
+  return {mix64(rng.seed() ^ mix64(t_stream.salt)), offset};
+}
+
+CounterStreamScope::CounterStreamScope(uint64_t salt)
+    : prev_active_(t_stream.active), prev_salt_(t_stream.salt), prev_offset_(t_stream.offset) {
+  t_stream = {true, salt, 0};
+}
+
+CounterStreamScope::~CounterStreamScope() { t_stream = {prev_active_, prev_salt_, prev_offset_}; }
+
 }  // namespace focus

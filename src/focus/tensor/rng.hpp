@@ -37,4 +37,27 @@ class Rng {
   uint64_t offset_ = 0;
 };
 
+// Counters for random masks drawn during a forward (dropout). Normally reserve_counters() is
+// {rng.seed(), rng.advance(n)}. While a CounterStreamScope is alive on this thread it draws from
+// the scope instead: the seed is mixed from rng.seed() and the scope's salt, the offset comes from
+// the scope's own counter, and the shared Rng is left untouched. Threads that run forwards of
+// the same modules at once (data-parallel micro-batches) then never race on a module's Rng, and
+// each thread's masks depend only on its salt, not on timing.
+struct CounterDraw {
+  uint64_t seed, offset;
+};
+CounterDraw reserve_counters(Rng& rng, uint64_t n);
+
+class CounterStreamScope {
+ public:
+  explicit CounterStreamScope(uint64_t salt);
+  ~CounterStreamScope();
+  CounterStreamScope(const CounterStreamScope&) = delete;
+  CounterStreamScope& operator=(const CounterStreamScope&) = delete;
+
+ private:
+  bool prev_active_;
+  uint64_t prev_salt_, prev_offset_;
+};
+
 }  // namespace focus

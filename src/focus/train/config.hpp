@@ -18,6 +18,7 @@ struct TrainConfig {
   int epochs = 10;
   int batch = 128;
   int accum = 1;                       // micro-batches per optimizer step (batch = accum * micro)
+  bool data_parallel = false;          // seq2seq: one micro-batch per thread at once (data_parallel.hpp)
   std::string optimizer = "adamw";     // sgd | adam | adamw | rmsprop
   double lr = 1e-3;
   double min_lr = 1e-5;
@@ -71,6 +72,9 @@ void visit_fields(TrainConfig& c, V&& v) {
   v("epochs", c.epochs, "training epochs");
   v("batch", c.batch, "images per optimizer step");
   v("accum", c.accum, "micro-batches per optimizer step (gradient accumulation)");
+  v("data-parallel", c.data_parallel,
+    "seq2seq: split each micro-batch across the threads and run the parts at once, one "
+    "single-threaded forward/backward per thread (faster for small models on few cores)");
   v("optimizer", c.optimizer, "sgd | adam | adamw | rmsprop");
   v("lr", c.lr, "peak learning rate");
   v("min-lr", c.min_lr, "final learning rate of the cosine schedule");

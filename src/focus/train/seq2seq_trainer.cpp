@@ -7,6 +7,7 @@
 
 #include "focus/autograd/node.hpp"
 #include "focus/io/atomic_file.hpp"
+#include "focus/kernels/cpu.hpp"
 #include "focus/io/safetensors.hpp"
 #include "focus/models/seq2seq.hpp"
 #include "focus/ops/elementwise.hpp"
@@ -14,6 +15,7 @@
 #include "focus/tensor/rng.hpp"
 #include "focus/text/batching.hpp"
 #include "focus/train/checkpoint.hpp"
+#include "focus/train/data_parallel.hpp"
 #include "focus/train/seq2seq_file.hpp"
 #include "focus/train/trainer.hpp"
 
@@ -90,18 +92,32 @@ Seq2SeqTrainer::Seq2SeqTrainer(TrainConfig cfg, Seq2Seq& model, const Tokenizer&
 Seq2SeqTrainer::~Seq2SeqTrainer() = default;
 
 Seq2SeqStepStats Seq2SeqTrainer::train_step(const Seq2SeqBatch& b) {
-  const int64_t B = b.src.size(0), parts = std::min<int64_t>(cfg_.accum, B);
+  // Micro-batches: --accum of them in turn; with --data-parallel each is split once more across
+  // the threads, and the parts run at once (train/data_parallel.hpp).
+  const int workers = cfg_.data_parallel ? num_threads() : 1;
+  const int64_t B = b.src.size(0), parts = std::min<int64_t>(int64_t(cfg_.accum) * workers, B);
   opt_->zero_grad();
   Seq2SeqStepStats s;
   s.tokens = b.tgt_tokens;
-  for (int64_t a = 0; a < parts; ++a) {
+  auto micro_step = [&](int64_t a) {
     const int64_t lo = a * B / parts, hi = (a + 1) * B / parts;
     const Seq2SeqBatch m = parts == 1 ? b : rows_of(b, lo, hi);
     Tensor loss = model_.loss(m.src, m.src_len, m.tgt_in, m.tgt_out, cfg_.label_smoothing);
     const double w = double(m.tgt_tokens) / double(b.tgt_tokens);  // token-weighted mean
-    s.loss += loss.item() * w;
     if (w != 1.0) loss = mul(loss, w);
     loss.backward();
+    return loss.item();
+  };
+  if (cfg_.data_parallel) {
+    const uint64_t salt = cfg_.seed * 0x100000001B3ull + uint64_t(opt_->steps());
+    for (int64_t a0 = 0; a0 < parts; a0 += workers) {
+      const int64_t n = std::min<int64_t>(workers, parts - a0);
+      for (const double l : run_micro_batches(n, workers, salt * 1024 + uint64_t(a0),
+                                              [&](int64_t i) { return micro_step(a0 + i); }))
+        s.loss += l;
+    }
+  } else {
+    for (int64_t a = 0; a < parts; ++a) s.loss += micro_step(a);
   }
   const auto params = model_.parameters();
   s.grad_norm = cfg_.clip > 0 ? clip_grad_norm(params, cfg_.clip) : grad_norm(params);
