@@ -108,6 +108,8 @@ void validate(const TrainConfig& c) {
   FOCUS_CHECK(c.batch >= 1, ValueError, "--batch must be >= 1, got {}", c.batch);
   FOCUS_CHECK(c.accum >= 1 && (is_seq2seq_task(c.task) || c.batch % c.accum == 0), ValueError,
               "--accum {} must be >= 1 and divide --batch {}", c.accum, c.batch);
+  FOCUS_CHECK(c.time_clock == "wall" || c.time_clock == "unstolen", ValueError,
+              "--time-clock '{}' (use wall or unstolen)", c.time_clock);
   FOCUS_CHECK(!c.data_parallel || is_seq2seq_task(c.task), ValueError,
               "--data-parallel is for seq2seq tasks (g2p, translate), not '{}'", c.task);
   FOCUS_CHECK(c.lr > 0, ValueError, "--lr must be > 0, got {}", c.lr);

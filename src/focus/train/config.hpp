@@ -36,6 +36,7 @@ struct TrainConfig {
   int val_size = 5000;
   int patience = 0;                    // early stopping on val accuracy, 0 = off
   double time_limit_min = 0.0;         // stop after this many minutes of training, 0 = off
+  std::string time_clock = "wall";     // the budget's clock: wall | unstolen (budget_clock.hpp)
   bool schedule_by_time = false;       // seq2seq: the schedule runs over the time limit, not epochs
   int threads = 0;                     // 0 = FOCUS_NUM_THREADS or all cores
   uint64_t seed = 1;
@@ -92,6 +93,9 @@ void visit_fields(TrainConfig& c, V&& v) {
   v("val-size", c.val_size, "training images held out for validation");
   v("patience", c.patience, "early stopping: epochs without improvement (0 = off)");
   v("time-limit-min", c.time_limit_min, "stop training after this many minutes (0 = off)");
+  v("time-clock", c.time_clock,
+    "clock of --time-limit-min: wall | unstolen (wall minus the CPU time the hypervisor gave "
+    "other guests, /proc/stat steal)");
   v("schedule-by-time", c.schedule_by_time,
     "seq2seq: with --time-limit-min, the LR schedule advances with the time spent (it ends when "
     "the time runs out) or the steps taken, whichever is further");

@@ -14,6 +14,7 @@
 #include "focus/optim/clip.hpp"
 #include "focus/tensor/rng.hpp"
 #include "focus/text/batching.hpp"
+#include "focus/train/budget_clock.hpp"
 #include "focus/train/checkpoint.hpp"
 #include "focus/train/data_parallel.hpp"
 #include "focus/train/seq2seq_file.hpp"
@@ -187,13 +188,13 @@ std::vector<nlohmann::json> Seq2SeqTrainer::fit() {
   for (int epoch = start_epoch_; epoch < cfg_.epochs; ++epoch) {
     model_.train();
     const auto batches = batches_for(train_, cfg_, uint64_t(epoch), true);
-    const auto t_epoch = std::chrono::steady_clock::now();
+    const BudgetClock clock(parse_clock_kind(cfg_.time_clock));
     double loss_sum = 0;
     int64_t tokens = 0, src_tokens = 0;
     bool out_of_time = false;
     for (size_t i = 0; i < batches.size(); ++i) {
       const Seq2SeqBatch b = make_batch(train_, batches[i]);
-      train_seconds_ = train_seconds + seconds_since(t_epoch);
+      train_seconds_ = train_seconds + clock.seconds();
       const Seq2SeqStepStats s = train_step(b);
       FOCUS_CHECK(std::isfinite(s.loss), StateError,
                   "training diverged at epoch {} batch {} (loss {}); lower --lr", epoch + 1, i + 1,
@@ -201,19 +202,19 @@ std::vector<nlohmann::json> Seq2SeqTrainer::fit() {
       loss_sum += s.loss * double(s.tokens);
       tokens += s.tokens;
       src_tokens += b.src_tokens;
-      const double sec = seconds_since(t_epoch);
+      const double sec = clock.wall_seconds();
       if ((i + 1) % 100 == 0 || i + 1 == batches.size())
         std::fprintf(stderr, tty ? "\r  epoch %d: %zu/%zu loss %.4f, %.0f tokens/s   " : "  epoch %d: %zu/%zu loss %.4f, %.0f tokens/s\n",
                      epoch + 1, i + 1, batches.size(), loss_sum / double(tokens),
                      double(tokens + src_tokens) / sec);
-      if (cfg_.time_limit_min > 0 && train_seconds + sec > cfg_.time_limit_min * 60) {
+      if (cfg_.time_limit_min > 0 && train_seconds + clock.seconds() > cfg_.time_limit_min * 60) {
         out_of_time = true;
         break;
       }
     }
     if (tty) std::fprintf(stderr, "\n");
-    const double epoch_seconds = seconds_since(t_epoch);
-    train_seconds += epoch_seconds;
+    const double epoch_seconds = clock.wall_seconds(), stolen = clock.stolen_seconds();
+    train_seconds += clock.seconds();
     swap_ema();  // evaluate and save the averaged weights
     model_.eval();
     const double dev_loss = mean_loss(dev_pairs_);
@@ -228,6 +229,7 @@ std::vector<nlohmann::json> Seq2SeqTrainer::fit() {
                           {"epoch_seconds", epoch_seconds},
                           {"tokens_per_s", double(tokens + src_tokens) / epoch_seconds},
                           {"train_seconds_total", train_seconds},
+                          {"stolen_seconds", stolen},
                           {"val_decode_seconds", dev.seconds},
                           {"wall_seconds", seconds_since(t_start)}};
     std::string summary;

@@ -17,6 +17,7 @@
 #include "focus/optim/rmsprop.hpp"
 #include "focus/optim/sgd.hpp"
 #include "focus/tensor/rng.hpp"
+#include "focus/train/budget_clock.hpp"
 #include "focus/train/checkpoint.hpp"
 #include "focus/train/progress.hpp"
 
@@ -171,7 +172,7 @@ std::vector<nlohmann::json> Trainer::fit() {
     loader.set_epoch(uint64_t(epoch));
     const int64_t nb = loader.num_batches();
     progress.start_epoch(epoch + 1, cfg_.epochs, nb);
-    const auto t_epoch = std::chrono::steady_clock::now();
+    const BudgetClock clock(parse_clock_kind(cfg_.time_clock));
     double loss_sum = 0;
     int64_t correct = 0, seen = 0;
     bool out_of_time = false;
@@ -185,13 +186,13 @@ std::vector<nlohmann::json> Trainer::fit() {
       correct += s.correct;
       seen += n;
       progress.update(b, loss_sum / double(seen), double(correct) / double(seen), seen);
-      if (cfg_.time_limit_min > 0 && train_seconds + elapsed(t_epoch) > cfg_.time_limit_min * 60) {
+      if (cfg_.time_limit_min > 0 && train_seconds + clock.seconds() > cfg_.time_limit_min * 60) {
         out_of_time = true;
         break;
       }
     }
-    const double epoch_seconds = elapsed(t_epoch);
-    train_seconds += epoch_seconds;
+    const double epoch_seconds = clock.wall_seconds(), stolen = clock.stolen_seconds();
+    train_seconds += clock.seconds();
     const EvalResult val = evaluate(model_, train_, split_.val, info_.norm);
     nlohmann::json rec = {{"epoch", epoch + 1},
                           {"step", opt_->steps()},
@@ -203,6 +204,7 @@ std::vector<nlohmann::json> Trainer::fit() {
                           {"epoch_seconds", epoch_seconds},
                           {"images_per_s", double(seen) / epoch_seconds},
                           {"train_seconds_total", train_seconds},
+                          {"stolen_seconds", stolen},
                           {"wall_seconds", elapsed(t_start)}};
     history_.push_back(rec);
     progress.end_epoch(fmt::format(

@@ -1,0 +1,35 @@
+// The clock a training time budget (--time-limit-min) is counted on.
+//   wall:     steady-clock seconds.
+//   unstolen: wall seconds minus the time the hypervisor gave this machine's CPUs to other guests
+//             (the `steal` column of /proc/stat, averaged over the CPUs). On a shared cloud host a
+//             90-minute budget then means 90 minutes of the CPUs the machine was sold, whatever the
+//             neighbours did (this project's machines have lost half their CPU to steal for tens of
+//             minutes). Steal is machine-wide; this machine's own other processes still count.
+// Where /proc/stat is unreadable or has no steal column, unstolen equals wall.
+#pragma once
+#include <chrono>
+#include <string>
+
+namespace focus {
+
+enum class ClockKind { Wall, Unstolen };
+ClockKind parse_clock_kind(const std::string& s);  // "wall" | "unstolen"; ValueError otherwise
+
+class BudgetClock {
+ public:
+  explicit BudgetClock(ClockKind kind);
+  double seconds() const;         // on this clock, since construction
+  double wall_seconds() const;    // since construction
+  double stolen_seconds() const;  // steal per CPU since construction (0 when unknown)
+
+ private:
+  ClockKind kind_;
+  std::chrono::steady_clock::time_point t0_;
+  double steal0_;
+};
+
+// Machine-wide steal time so far, in seconds per CPU, from `stat` (/proc/stat's format; 0 when
+// unreadable or without a steal column).
+double steal_seconds_per_cpu(const std::string& stat = "/proc/stat");
+
+}  // namespace focus
