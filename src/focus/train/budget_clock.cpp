@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -38,16 +39,12 @@ double BudgetClock::wall_seconds() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
 }
 
-double BudgetClock::stolen_seconds() const {
-  const double s = steal_seconds_per_cpu() - steal0_;
-  return s > 0 ? s : 0.0;
-}
-
-double BudgetClock::seconds() const {
-  const double wall = wall_seconds();
-  if (kind_ == ClockKind::Wall) return wall;
-  const double s = wall - stolen_seconds();
-  return s > 0 ? s : 0.0;
+BudgetReading BudgetClock::read() const {
+  BudgetReading r;
+  r.wall = wall_seconds();
+  r.stolen = std::clamp(steal_seconds_per_cpu() - steal0_, 0.0, r.wall);
+  r.budget = kind_ == ClockKind::Wall ? r.wall : r.wall - r.stolen;
+  return r;
 }
 
 }  // namespace focus

@@ -15,12 +15,21 @@ namespace focus {
 enum class ClockKind { Wall, Unstolen };
 ClockKind parse_clock_kind(const std::string& s);  // "wall" | "unstolen"; ValueError otherwise
 
+// One consistent look at the clock: wall and steal read once, so budget <= wall always holds
+// (two separate calls read two different instants). Steal is clamped to [0, wall]: /proc/stat
+// counts in ticks, so a raw difference can exceed the wall time by up to one tick.
+struct BudgetReading {
+  double wall = 0;    // steady-clock seconds since construction
+  double stolen = 0;  // steal per CPU since construction (0 when unknown), <= wall
+  double budget = 0;  // seconds on the clock's kind: wall, or wall - stolen
+};
+
 class BudgetClock {
  public:
   explicit BudgetClock(ClockKind kind);
-  double seconds() const;         // on this clock, since construction
-  double wall_seconds() const;    // since construction
-  double stolen_seconds() const;  // steal per CPU since construction (0 when unknown)
+  BudgetReading read() const;
+  double seconds() const { return read().budget; }  // on this clock, since construction
+  double wall_seconds() const;                       // since construction
 
  private:
   ClockKind kind_;

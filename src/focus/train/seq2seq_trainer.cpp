@@ -213,8 +213,9 @@ std::vector<nlohmann::json> Seq2SeqTrainer::fit() {
       }
     }
     if (tty) std::fprintf(stderr, "\n");
-    const double epoch_seconds = clock.wall_seconds(), stolen = clock.stolen_seconds();
-    train_seconds += clock.seconds();
+    const BudgetReading spent = clock.read();
+    const double epoch_seconds = spent.wall, stolen = spent.stolen;
+    train_seconds += spent.budget;
     swap_ema();  // evaluate and save the averaged weights
     model_.eval();
     const double dev_loss = mean_loss(dev_pairs_);

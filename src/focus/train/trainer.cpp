@@ -191,8 +191,9 @@ std::vector<nlohmann::json> Trainer::fit() {
         break;
       }
     }
-    const double epoch_seconds = clock.wall_seconds(), stolen = clock.stolen_seconds();
-    train_seconds += clock.seconds();
+    const BudgetReading spent = clock.read();
+    const double epoch_seconds = spent.wall, stolen = spent.stolen;
+    train_seconds += spent.budget;
     const EvalResult val = evaluate(model_, train_, split_.val, info_.norm);
     nlohmann::json rec = {{"epoch", epoch + 1},
                           {"step", opt_->steps()},
