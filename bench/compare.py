@@ -9,7 +9,7 @@ drifts in the machine's state hit both sides alike):
           128, inference images/s at batch 1 and 256, peak resident memory per phase).
 Each program verifies its results before timing and reports medians of repeated calls; the table
 gives the median over rounds (and the spread, min..max). PyTorch runs with its fair settings
-(OPENBLAS_CORETYPE=SkylakeX, OMP_WAIT_POLICY=PASSIVE, 2 threads; see torch_common.py); focus runs
+(OpenBLAS on focus's core for the CPU, OMP_WAIT_POLICY=PASSIVE, 2 threads; see torch_common.py); focus runs
 with its defaults. The 1-minute load average is recorded before every run: other processes on
 the machine distort the figures (--max-load waits for a quiet machine first).
 Run with Debian's python (torch lives there):
@@ -39,7 +39,8 @@ GEMM_NOTES = {
     "6400x128x64": "vit linear1 at batch 128 (6400 tokens x 64 -> 128)",
 }
 MODELS = ["cnn_se", "vit"]
-TORCH_ENV = {"OPENBLAS_CORETYPE": "SkylakeX", "OMP_WAIT_POLICY": "PASSIVE"}
+# The OpenBLAS core is set by torch_common.py (the one focus picks for this CPU).
+TORCH_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def load1():

@@ -9,7 +9,7 @@ every step (logits of the last position only, as focus's generate_uncached).
 Protocol as decode_bench.cpp: verify first (cached and uncached greedy generations agree on the
 first --verify tokens; cached generation deterministic), then time whole generate() calls
 (prefill included) under torch.inference_mode(); tokens/s = batch * new / median seconds.
-Fair settings from torch_common.py (OpenBLAS SkylakeX core, OMP_WAIT_POLICY=PASSIVE, --threads).
+Fair settings from torch_common.py (OpenBLAS on focus's core for the CPU, OMP_WAIT_POLICY=PASSIVE, --threads).
 Usage: /usr/bin/python3 bench/decode_torch.py [--batch 1,16] [--new 256] [--reps 5]
        [--uncached-reps 1] [--json]
 """

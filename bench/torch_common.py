@@ -1,7 +1,9 @@
 """Shared setup for the PyTorch twins of focus's benchmarks (gemm_torch.py, torch_models.py).
 
-PyTorch gets its fair settings here, before torch is imported: OpenBLAS on its SkylakeX core (the
-machine exports Haswell, and Debian's torch does its matmuls in OpenBLAS), OpenMP threads that
+PyTorch gets its fair settings here, before torch is imported: OpenBLAS on the core focus picks for
+the same CPU (SkylakeX on AVX-512, Haswell on AVX2; the AVX-512 machines export Haswell, and
+Debian's torch does its matmuls in OpenBLAS; forcing SkylakeX on an AVX2-only CPU such as AMD
+EPYC Zen 3 kills the process with an illegal instruction), OpenMP threads that
 sleep when idle (busy-waiting threads steal the other process's core when focus and torch take
 turns), and as many intra-op threads as focus uses. Import this module before torch.
 Limits: Linux only (peak memory comes from /proc/self/status).
@@ -11,7 +13,36 @@ import os
 import statistics
 import time
 
-os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
+
+
+def fair_blas_core():
+    """The OpenBLAS core focus chooses on this CPU (kernels/gemm.cpp): SkylakeX with AVX-512,
+    Haswell with AVX2 + FMA, else OpenBLAS's own choice (None). FOCUS_BLAS_CORETYPE forces one,
+    as it does for focus."""
+    forced = os.environ.get("FOCUS_BLAS_CORETYPE")
+    if forced:
+        return forced
+    flags = set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        return None
+    if {"avx512f", "avx512vl", "avx512bw", "avx512dq"} <= flags:
+        return "SkylakeX"
+    if {"avx2", "fma"} <= flags:
+        return "Haswell"
+    return None
+
+
+_core = fair_blas_core()
+if _core:
+    os.environ["OPENBLAS_CORETYPE"] = _core
+else:
+    os.environ.pop("OPENBLAS_CORETYPE", None)
 os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 import torch  # noqa: E402  (after the environment is set)
@@ -24,7 +55,7 @@ def setup_threads(threads):
 
 
 def blas_core():
-    """The OpenBLAS core torch's BLAS runs on ("SkylakeX"), or "unknown"."""
+    """The OpenBLAS core torch's BLAS runs on ("SkylakeX", "Haswell"), or "unknown"."""
     try:
         lib = ctypes.CDLL("libopenblas.so.0")
         lib.openblas_get_corename.restype = ctypes.c_char_p
@@ -38,7 +69,7 @@ def environment(threads):
         "torch": torch.__version__,
         "threads": threads,
         "blas_core": blas_core(),
-        "OPENBLAS_CORETYPE": os.environ["OPENBLAS_CORETYPE"],
+        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", ""),
         "OMP_WAIT_POLICY": os.environ["OMP_WAIT_POLICY"],
     }
 
