@@ -1,14 +1,17 @@
 // The vectorisable exp and normal CDF (kernels/unary.hpp) against libm: error in ulps over the
 // whole normal range, the special values, and the documented flush-to-zero cutoffs; the F32
-// GELU loops (AVX-512 where the CPU has it) against double references and the scalar CDF; the
-// F32 ReLU loops against the definition.
+// GELU loops against double references and the scalar CDF, and the F32 ReLU loops against the
+// definition: through the dispatch, and on every vector ISA the CPU has (AVX2, AVX-512).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
+#include <string>
 #include <vector>
 
+#include "focus/kernels/cpu.hpp"
 #include "focus/kernels/unary.hpp"
+#include "focus/kernels/unary_loops.hpp"
 
 using namespace focus;
 
@@ -83,10 +86,38 @@ TEST(NormalCdf, GaussIsExpOfMinusHalfSquare) {
   EXPECT_LT(worst, 3e-7);
 }
 
+// The loops under test: the dispatching entry points, or one ISA's table.
+struct Loops {
+  std::string name;
+  void (*gelu_forward)(float*, const float*, int64_t);
+  void (*gelu_backward)(float*, const float*, const float*, int64_t);
+  void (*relu_forward)(float*, const float*, int64_t);
+  void (*relu_backward)(float*, const float*, const float*, int64_t);
+};
+
+std::vector<Loops> all_loops() {
+  std::vector<Loops> out = {
+      {"dispatch",
+       [](float* y, const float* x, int64_t n) { unary_forward<float>(UnaryOp::Gelu, y, x, n, 0); },
+       [](float* dx, const float* dy, const float* x, int64_t n) {
+         unary_backward<float>(UnaryOp::Gelu, dx, dy, x, n, 0);
+       },
+       [](float* y, const float* x, int64_t n) { unary_forward<float>(UnaryOp::Relu, y, x, n, 0); },
+       [](float* dx, const float* dy, const float* y, int64_t n) {
+         unary_backward<float>(UnaryOp::Relu, dx, dy, y, n, 0);
+       }}};
+  for (const Isa isa : {Isa::Avx2, Isa::Avx512}) {
+    if (static_cast<int>(isa) > static_cast<int>(detect_isa())) continue;
+    const simd::UnaryLoops* l = simd::unary_loops(isa);
+    out.push_back({isa_name(isa), l->gelu_forward, l->gelu_backward, l->relu_forward, l->relu_backward});
+  }
+  return out;
+}
+
 TEST(Gelu, F32LoopsMatchDoubleReferenceAndScalarCdf) {
-  // The F32 GELU loops (AVX-512 on such CPUs; odd length: a masked last block) against the erf
-  // GELU in double, relative 1e-6 (both tails), and against the scalar normal_cdf<float> they
-  // vectorise, to a few ulps.
+  // The F32 GELU loops (odd length: a partial last vector) against the erf GELU in double,
+  // relative 1e-6 (both tails), and against the scalar normal_cdf<float> they vectorise, to a few
+  // ulps.
   std::vector<float> x, dy;
   for (double v = -13; v < 9; v += 7.3e-4) {
     x.push_back(static_cast<float>(v));
@@ -94,62 +125,87 @@ TEST(Gelu, F32LoopsMatchDoubleReferenceAndScalarCdf) {
   }
   const int64_t n = static_cast<int64_t>(x.size());
   ASSERT_NE(n % 16, 0);
-  std::vector<float> y(n), dx(n);
-  unary_forward<float>(UnaryOp::Gelu, y.data(), x.data(), n, 0);
-  unary_backward<float>(UnaryOp::Gelu, dx.data(), dy.data(), x.data(), n, 0);
-  double worst_y = 0, worst_dx = 0, worst_scalar = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const double v = x[i], cdf = 0.5 * std::erfc(-v / std::sqrt(2.0));
-    const double pdf = std::exp(-0.5 * v * v) / std::sqrt(2 * M_PI);
-    const double want_y = v * cdf, want_dx = dy[i] * (cdf + v * pdf);
-    if (want_y != 0) worst_y = std::max(worst_y, std::abs(y[i] - want_y) / std::abs(want_y));
-    // Relative to the size of the terms: cdf + x pdf cancels at x = -0.75 (GELU's minimum).
-    const double dx_scale = std::abs(dy[i]) * (cdf + std::abs(v) * pdf);
-    if (dx_scale != 0) worst_dx = std::max(worst_dx, std::abs(dx[i] - want_dx) / dx_scale);
-    const float scalar = x[i] * normal_cdf(x[i]);
-    if (scalar != 0) worst_scalar = std::max(worst_scalar, double(std::abs(y[i] - scalar) / std::abs(scalar)));
+  for (const Loops& loops : all_loops()) {
+    SCOPED_TRACE(loops.name);
+    std::vector<float> y(n), dx(n);
+    loops.gelu_forward(y.data(), x.data(), n);
+    loops.gelu_backward(dx.data(), dy.data(), x.data(), n);
+    double worst_y = 0, worst_dx = 0, worst_scalar = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double v = x[i], cdf = 0.5 * std::erfc(-v / std::sqrt(2.0));
+      const double pdf = std::exp(-0.5 * v * v) / std::sqrt(2 * M_PI);
+      const double want_y = v * cdf, want_dx = dy[i] * (cdf + v * pdf);
+      if (want_y != 0) worst_y = std::max(worst_y, std::abs(y[i] - want_y) / std::abs(want_y));
+      // Relative to the size of the terms: cdf + x pdf cancels at x = -0.75 (GELU's minimum).
+      const double dx_scale = std::abs(dy[i]) * (cdf + std::abs(v) * pdf);
+      if (dx_scale != 0) worst_dx = std::max(worst_dx, std::abs(dx[i] - want_dx) / dx_scale);
+      const float scalar = x[i] * normal_cdf(x[i]);
+      if (scalar != 0)
+        worst_scalar = std::max(worst_scalar, double(std::abs(y[i] - scalar) / std::abs(scalar)));
+    }
+    EXPECT_LT(worst_y, 1e-6);
+    EXPECT_LT(worst_dx, 1e-6);
+    EXPECT_LT(worst_scalar, 4e-7);
   }
-  EXPECT_LT(worst_y, 1e-6);
-  EXPECT_LT(worst_dx, 1e-6);
-  EXPECT_LT(worst_scalar, 4e-7);
 }
 
 TEST(Gelu, F32SpecialValues) {
   const float inf = std::numeric_limits<float>::infinity();
   const std::vector<float> x = {0.f, -1000.f, 1000.f, inf, std::nanf("")};
-  std::vector<float> y(x.size()), dx(x.size()), dy(x.size(), 1.f);
-  unary_forward<float>(UnaryOp::Gelu, y.data(), x.data(), 5, 0);
-  unary_backward<float>(UnaryOp::Gelu, dx.data(), dy.data(), x.data(), 5, 0);
-  EXPECT_EQ(y[0], 0.f);
-  EXPECT_EQ(y[1], 0.f);
-  EXPECT_EQ(y[2], 1000.f);
-  EXPECT_EQ(y[3], inf);
-  EXPECT_TRUE(std::isnan(y[4]));
-  EXPECT_EQ(dx[0], 0.5f);
-  EXPECT_EQ(dx[1], 0.f);
-  EXPECT_EQ(dx[2], 1.f);
-  EXPECT_TRUE(std::isnan(dx[4]));
+  for (const Loops& loops : all_loops()) {
+    SCOPED_TRACE(loops.name);
+    std::vector<float> y(x.size()), dx(x.size()), dy(x.size(), 1.f);
+    loops.gelu_forward(y.data(), x.data(), 5);
+    loops.gelu_backward(dx.data(), dy.data(), x.data(), 5);
+    EXPECT_EQ(y[0], 0.f);
+    EXPECT_EQ(y[1], 0.f);
+    EXPECT_EQ(y[2], 1000.f);
+    EXPECT_EQ(y[3], inf);
+    EXPECT_TRUE(std::isnan(y[4]));
+    EXPECT_EQ(dx[0], 0.5f);
+    EXPECT_EQ(dx[1], 0.f);
+    EXPECT_EQ(dx[2], 1.f);
+    EXPECT_TRUE(std::isnan(dx[4]));
+  }
 }
 
 TEST(Relu, F32LoopsMatchDefinition) {
-  // The F32 ReLU loops (AVX-512 on such CPUs; odd length: a masked last block): exact, with NaN
-  // passed through forward and blocked backward, -0 kept.
+  // The F32 ReLU loops (odd length: a partial last vector): exact, with NaN passed through
+  // forward and blocked backward, -0 kept.
   std::vector<float> x = {-0.0f, 0.0f, std::nanf(""), -1e-30f, 1e-30f};
   for (int i = 0; i < 40; ++i) x.push_back(static_cast<float>(i % 7) - 3.5f);
   const int64_t n = static_cast<int64_t>(x.size());
   ASSERT_NE(n % 16, 0);
-  std::vector<float> y(n), dy(n), dx(n);
-  for (int64_t i = 0; i < n; ++i) dy[i] = 0.5f + static_cast<float>(i);
-  unary_forward<float>(UnaryOp::Relu, y.data(), x.data(), n, 0);
-  unary_backward<float>(UnaryOp::Relu, dx.data(), dy.data(), y.data(), n, 0);
-  for (int64_t i = 0; i < n; ++i) {
-    if (std::isnan(x[i])) {
-      EXPECT_TRUE(std::isnan(y[i]));
-    } else {
-      EXPECT_EQ(y[i], x[i] < 0 ? 0.0f : x[i]) << i;
-      EXPECT_EQ(std::signbit(y[i]), x[i] < 0 ? false : std::signbit(x[i])) << i;
+  for (const Loops& loops : all_loops()) {
+    SCOPED_TRACE(loops.name);
+    std::vector<float> y(n), dy(n), dx(n);
+    for (int64_t i = 0; i < n; ++i) dy[i] = 0.5f + static_cast<float>(i);
+    loops.relu_forward(y.data(), x.data(), n);
+    loops.relu_backward(dx.data(), dy.data(), y.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      if (std::isnan(x[i])) {
+        EXPECT_TRUE(std::isnan(y[i]));
+      } else {
+        EXPECT_EQ(y[i], x[i] < 0 ? 0.0f : x[i]) << i;
+        EXPECT_EQ(std::signbit(y[i]), x[i] < 0 ? false : std::signbit(x[i])) << i;
+      }
+      EXPECT_EQ(dx[i], y[i] > 0 ? dy[i] : 0.0f) << i;
     }
-    EXPECT_EQ(dx[i], y[i] > 0 ? dy[i] : 0.0f) << i;
+  }
+}
+
+TEST(Gelu, LargeArraysSplitOverThreadsMatchOneCall) {
+  // unary.cpp splits big arrays into chunks over the threads; the result equals the ISA loop
+  // over the whole array (or the scalar loop on a CPU without vectors) bit for bit.
+  const int64_t n = (1 << 17) + 37;
+  std::vector<float> x(n), y(n), want(n);
+  for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>(std::sin(0.001 * double(i)) * 6.0);
+  unary_forward<float>(UnaryOp::Gelu, y.data(), x.data(), n, 0);
+  if (const simd::UnaryLoops* l = simd::unary_loops(active_isa())) {
+    l->gelu_forward(want.data(), x.data(), n);
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(y[i], want[i]) << i;
+  } else {
+    for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(y[i], x[i] * normal_cdf(x[i]), 1e-6 * (1 + std::abs(x[i])));
   }
 }
 

@@ -16,89 +16,23 @@
 
 #include "focus/kernels/attention_tasks.hpp"
 #include "focus/kernels/dropout.hpp"
+#include "focus/kernels/simd.hpp"
 #include "focus/kernels/unary.hpp"
 
 namespace focus::attn {
 namespace {
 
 template <class T, int W>
-struct VecOf {
-  using type = T;
-};
-template <>
-struct VecOf<float, 16> {
-  typedef float type __attribute__((vector_size(64)));
-  typedef int32_t itype __attribute__((vector_size(64)));
-};
-template <>
-struct VecOf<float, 8> {
-  typedef float type __attribute__((vector_size(32)));
-  typedef int32_t itype __attribute__((vector_size(32)));
-};
-
-template <class T, int W>
-struct Kern {
-  using V = typename VecOf<T, W>::type;
+struct Kern : simd::Simd<T, W> {
+  using Simd = simd::Simd<T, W>;
+  using V = typename Simd::V;
+  using Simd::bcast;
+  using Simd::hmax;
+  using Simd::hsum;
+  using Simd::load;
+  using Simd::store;
+  using Simd::vmax;
   static constexpr T kNegInf = -std::numeric_limits<T>::infinity();
-
-  // ---- vector helpers ----------------------------------------------------------------------
-  static V load(const T* p) {
-    V v;
-    std::memcpy(&v, p, sizeof(V));
-    return v;
-  }
-  static void store(T* p, V v) { std::memcpy(p, &v, sizeof(V)); }
-  // A splat that becomes a broadcast from memory (a register splat would take the shuffle port
-  // the FMAs need).
-  static V bcast(T x) {
-    if constexpr (W == 16) return (V)_mm512_set1_ps(x);
-    else if constexpr (W == 8) return (V)_mm256_set1_ps(x);
-    else return x;
-  }
-  static V vmax(V a, V b) { return a > b ? a : b; }
-  // Horizontal max / sum: halve the vector until one lane is left.
-  template <class F>
-  static T reduce(V v, F f) {
-    if constexpr (W == 1) {
-      return v;
-    } else {
-      auto v8 = [&] {
-        if constexpr (W == 16)
-          return f(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7),
-                   __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
-        else
-          return v;
-      }();
-      const auto v4 = f(__builtin_shufflevector(v8, v8, 0, 1, 2, 3),
-                        __builtin_shufflevector(v8, v8, 4, 5, 6, 7));
-      const auto v2 = f(__builtin_shufflevector(v4, v4, 0, 1), __builtin_shufflevector(v4, v4, 2, 3));
-      return f(v2[0], v2[1]);
-    }
-  }
-  static T hmax(V v) {
-    return reduce(v, [](auto a, auto b) { return a > b ? a : b; });
-  }
-  static T hsum(V v) {
-    return reduce(v, [](auto a, auto b) { return a + b; });
-  }
-  // exp with exp(x) = 0 for x < -86.5 (so exp(-inf) = 0); inputs here are <= 0.
-  static V vexpv(V x) {
-    if constexpr (W == 1) return vexp<T>(x);
-    else {
-      using VI = typename VecOf<T, W>::itype;
-      const V lo = bcast(T(-86.5)), hi = bcast(T(88.72283));
-      V xc = x < lo ? lo : x;
-      xc = xc > hi ? hi : xc;
-      const V magic = bcast(T(12582912.0));
-      const V n = (xc * T(1.4426950408889634) + magic) - magic;
-      V r = xc - n * T(0.693145751953125);
-      r = r - n * T(1.4286068203094172e-06);
-      const V p = exp_reduced<T>(r);
-      const VI e = (__builtin_convertvector(n, VI) + 126) << 23;
-      const V res = p * (V)e * T(2);
-      return x < lo ? V{} : res;
-    }
-  }
 
   // ---- block GEMM -----------------------------------------------------------------------------
   // C (M x N) = or += A (M x Kd) B (Kd x N): A(r, k) = A[r * ars + k * aks], B row-major with row
@@ -373,7 +307,7 @@ struct Kern {
       const V mv = bcast(mnew);
       V sum = V{};
       for (int64_t c = 0; c < np; c += W) {
-        const V e = vexpv(load(s + c) - mv);
+        const V e = Simd::vexp(load(s + c) - mv);
         store(s + c, e);
         sum += e;
       }
@@ -397,7 +331,7 @@ struct Kern {
         continue;
       }
       const V l = bcast(lse_rows[r]);
-      for (int64_t c = 0; c < np; c += W) store(s + c, vexpv(load(s + c) - l));
+      for (int64_t c = 0; c < np; c += W) store(s + c, Simd::vexp(load(s + c) - l));
     }
   }
 

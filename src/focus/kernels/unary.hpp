@@ -7,8 +7,8 @@
 //     largest finite result gives +inf; NaN propagates.
 //   normal_cdf(x) = P(N(0,1) <= x) (GELU): F32 in float arithmetic as exp(-x^2/2) times a fit of
 //     ours to erfc(z) e^{z^2} (z = |x|/sqrt2) in t = 1/(1 + z/2), one formula for every x
-//     (relative error < 5e-7 over [-13, 8], both tails); F64 calls std::erfc. kernels/unary.cpp
-//     has the same F32 algorithm on 16 lanes of AVX-512 for the GELU loops.
+//     (relative error < 5e-7 over [-13, 8], both tails); F64 calls std::erfc. kernels/unary_simd.hpp
+//     has the same F32 algorithm on AVX2 / AVX-512 vectors for the GELU loops.
 // MathKernel::Libm (FOCUS_MATH=libm, or set_math_kernel) makes every kernel use std::exp and
 // std::erfc instead: the reference the tests compare the fast path with.
 #pragma once
