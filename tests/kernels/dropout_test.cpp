@@ -1,4 +1,4 @@
-// Dropout kernels: the vectorised kernels (avx512 where the CPU has it, lanes everywhere) against
+// Dropout kernels: the vectorised kernels (avx512 / avx2 where the CPU has them, lanes everywhere) against
 // the scalar reference, bit for bit, for F32 and F64, odd lengths (the longest one threaded),
 // counters that cross 2^32, and p on the 2^-24 grid where the integer threshold must match the
 // float comparison exactly.
@@ -40,6 +40,12 @@ TEST(DropoutKernel, Avx512MatchesReference) {
   if (detect_isa() != Isa::Avx512) GTEST_SKIP() << "no AVX-512 on this CPU";
   check_kernel<float>("avx512", &dropout_apply_avx512<float>);
   check_kernel<double>("avx512", &dropout_apply_avx512<double>);
+}
+
+TEST(DropoutKernel, Avx2MatchesReference) {
+  if (static_cast<int>(detect_isa()) < static_cast<int>(Isa::Avx2)) GTEST_SKIP() << "no AVX2 on this CPU";
+  check_kernel<float>("avx2", &dropout_apply_avx2<float>);
+  check_kernel<double>("avx2", &dropout_apply_avx2<double>);
 }
 
 TEST(DropoutKernel, MaskIsRngFillUniform) {

@@ -1,6 +1,7 @@
-// Dropout kernels (see dropout.hpp). Three with one contract:
+// Dropout kernels (see dropout.hpp). Four with one contract:
 //   avx512:    Philox-4x32-10 on 16 counters per zmm (32x32->64 products by vpmuludq on even and
 //              odd lanes), a 4x4 transpose into element order, and masked scaling;
+//   avx2:      the same on 8 counters per ymm (two halves a step), the mask as an AND;
 //   lanes:     the same 16-counter steps in plain loops the compiler vectorises (any x86-64);
 //   reference: philox4x32 per element, uint_to_unit_float(word) >= p, as Rng::fill_uniform.
 // The fast kernels compare the word's top 24 bits with ceil(p * 2^24), which keeps exactly the
@@ -174,6 +175,96 @@ FOCUS_AVX512 void apply_avx512(T* out, const T* in, int64_t n, uint64_t seed, ui
 
 #pragma GCC diagnostic pop
 
+// ---- avx2 -----------------------------------------------------------------------------------------
+
+#define FOCUS_AVX2 __attribute__((target("avx2,fma")))
+
+// hi and lo 32 bits of a * m in each 32-bit lane.
+FOCUS_AVX2 inline void mulhilo(__m256i a, __m256i m, __m256i& hi, __m256i& lo) {
+  const __m256i even = _mm256_mul_epu32(a, m);
+  const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
+  lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+  hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+}
+
+// Philox on counters counter + l (l < 8, one per lane); u[q] holds elements 8q .. 8q+7 of the
+// 32, i.e. the four words of blocks 2q and 2q+1.
+FOCUS_AVX2 inline void philox_avx2(uint64_t key, uint64_t counter, __m256i u[4]) {
+  const __m256i lo = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(counter)));
+  const __m256i hi = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(counter >> 32)));
+  __m256i c0 = _mm256_add_epi32(lo, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  // Carry into the high word where the low word wrapped (unsigned c0 < lo, by flipping signs).
+  const __m256i sign = _mm256_set1_epi32(static_cast<int>(0x80000000u));
+  const __m256i wrapped = _mm256_cmpgt_epi32(_mm256_xor_si256(lo, sign), _mm256_xor_si256(c0, sign));
+  __m256i c1 = _mm256_sub_epi32(hi, wrapped);
+  __m256i c2 = _mm256_setzero_si256(), c3 = _mm256_setzero_si256();
+  const __m256i m0 = _mm256_set1_epi32(static_cast<int>(M0)), m1 = _mm256_set1_epi32(static_cast<int>(M1));
+  uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
+  for (int r = 0; r < 10; ++r) {
+    __m256i h0, l0, h1, l1;
+    mulhilo(c0, m0, h0, l0);
+    mulhilo(c2, m1, h1, l1);
+    c0 = _mm256_xor_si256(_mm256_xor_si256(h1, c1), _mm256_set1_epi32(static_cast<int>(k0)));
+    c2 = _mm256_xor_si256(_mm256_xor_si256(h0, c3), _mm256_set1_epi32(static_cast<int>(k1)));
+    c1 = l1;
+    c3 = l0;
+    k0 += W0;
+    k1 += W1;
+  }
+  // Within each 128-bit half k: v[m] = the four words of block 4k + m.
+  const __m256i t0 = _mm256_unpacklo_epi32(c0, c1), t1 = _mm256_unpackhi_epi32(c0, c1);
+  const __m256i t2 = _mm256_unpacklo_epi32(c2, c3), t3 = _mm256_unpackhi_epi32(c2, c3);
+  const __m256i v0 = _mm256_unpacklo_epi64(t0, t2), v1 = _mm256_unpackhi_epi64(t0, t2);
+  const __m256i v2 = _mm256_unpacklo_epi64(t1, t3), v3 = _mm256_unpackhi_epi64(t1, t3);
+  u[0] = _mm256_permute2x128_si256(v0, v1, 0x20);  // blocks 0, 1
+  u[1] = _mm256_permute2x128_si256(v2, v3, 0x20);  // blocks 2, 3
+  u[2] = _mm256_permute2x128_si256(v0, v1, 0x31);  // blocks 4, 5
+  u[3] = _mm256_permute2x128_si256(v2, v3, 0x31);  // blocks 6, 7
+}
+
+// out[e] = keep[e] ? in[e] * scale : 0 for 8 elements (keep: all-ones lanes).
+FOCUS_AVX2 inline void apply8(float* out, const float* in, __m256i keep, double scale) {
+  const __m256 x = _mm256_mul_ps(_mm256_loadu_ps(in), _mm256_set1_ps(static_cast<float>(scale)));
+  _mm256_storeu_ps(out, _mm256_and_ps(x, _mm256_castsi256_ps(keep)));
+}
+FOCUS_AVX2 inline void apply8(double* out, const double* in, __m256i keep, double scale) {
+  const __m256d s = _mm256_set1_pd(scale);
+  const __m256i k0 = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(keep));
+  const __m256i k1 = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(keep, 1));
+  _mm256_storeu_pd(out, _mm256_and_pd(_mm256_mul_pd(_mm256_loadu_pd(in), s), _mm256_castsi256_pd(k0)));
+  _mm256_storeu_pd(out + 4, _mm256_and_pd(_mm256_mul_pd(_mm256_loadu_pd(in + 4), s), _mm256_castsi256_pd(k1)));
+}
+
+// The same steps of kLanes counters as the other kernels, as two halves of 8.
+template <class T>
+FOCUS_AVX2 void apply_avx2(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, Params pr) {
+  const int64_t steps = (n + kStep - 1) / kStep;
+  const T scale = static_cast<T>(pr.scale);
+#pragma omp parallel for schedule(static) if (n > kParallel)
+  for (int64_t s = 0; s < steps; ++s) {
+    // thr - 1 >= -1: (word >> 8) >= thr as a signed compare (both sides below 2^24 + 1).
+    const __m256i thr1 = _mm256_set1_epi32(static_cast<int>(pr.thr) - 1);
+    for (int half = 0; half < 2; ++half) {
+      const int64_t e0 = s * kStep + 32 * half;
+      if (e0 >= n) break;
+      __m256i u[4];
+      philox_avx2(seed, offset + static_cast<uint64_t>(s * kLanes + 8 * half), u);
+      for (int q = 0; q < 4; ++q) {
+        const int64_t e = e0 + 8 * q;
+        if (e >= n) break;
+        const __m256i keep = _mm256_cmpgt_epi32(_mm256_srli_epi32(u[q], 8), thr1);
+        if (n - e >= 8) {
+          apply8(out + e, in + e, keep, pr.scale);
+        } else {
+          alignas(32) int32_t k[8];
+          _mm256_store_si256(reinterpret_cast<__m256i*>(k), keep);
+          for (int64_t t = 0; t < n - e; ++t) out[e + t] = k[t] ? in[e + t] * scale : T(0);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void set_dropout_reference(bool on) { g_reference = on; }
@@ -183,12 +274,18 @@ template <class T>
 void dropout_apply(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, double p) {
   if (dropout_reference()) return dropout_apply_reference(out, in, n, seed, offset, p);
   if (active_isa() == Isa::Avx512) return dropout_apply_avx512(out, in, n, seed, offset, p);
+  if (active_isa() == Isa::Avx2) return dropout_apply_avx2(out, in, n, seed, offset, p);
   dropout_apply_lanes(out, in, n, seed, offset, p);
 }
 
 template <class T>
 void dropout_apply_avx512(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, double p) {
   apply_avx512(out, in, n, seed, offset, params(p));
+}
+
+template <class T>
+void dropout_apply_avx2(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, double p) {
+  apply_avx2(out, in, n, seed, offset, params(p));
 }
 
 template <class T>
@@ -210,6 +307,7 @@ void dropout_apply_reference(T* out, const T* in, int64_t n, uint64_t seed, uint
 #define FOCUS_DROPOUT_INSTANTIATE(T)                                                         \
   template void dropout_apply<T>(T*, const T*, int64_t, uint64_t, uint64_t, double);          \
   template void dropout_apply_avx512<T>(T*, const T*, int64_t, uint64_t, uint64_t, double);   \
+  template void dropout_apply_avx2<T>(T*, const T*, int64_t, uint64_t, uint64_t, double);     \
   template void dropout_apply_lanes<T>(T*, const T*, int64_t, uint64_t, uint64_t, double);    \
   template void dropout_apply_reference<T>(T*, const T*, int64_t, uint64_t, uint64_t, double);
 FOCUS_DROPOUT_INSTANTIATE(float)

@@ -16,13 +16,15 @@ void set_dropout_reference(bool on);
 bool dropout_reference();
 
 // out[i] = keep(i) ? in[i] / (1 - p) : 0, 0 <= p < 1. Forward (in = x) and backward (in = dout)
-// are the same map. out may alias in. Dispatches to avx512 (when active_isa() has it), else
-// lanes, or to the reference when forced.
+// are the same map. out may alias in. Dispatches to avx512 or avx2 (the best active_isa() has),
+// else lanes, or to the reference when forced.
 template <class T>
 void dropout_apply(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, double p);
-// The kernels themselves (dropout_apply_avx512 needs an AVX-512 CPU).
+// The kernels themselves (dropout_apply_avx512 needs an AVX-512 CPU, dropout_apply_avx2 AVX2).
 template <class T>
 void dropout_apply_avx512(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, double p);
+template <class T>
+void dropout_apply_avx2(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, double p);
 template <class T>
 void dropout_apply_lanes(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, double p);
 template <class T>
