@@ -1,6 +1,6 @@
-// Row dot products (see gemv.hpp). Both kernels take four rows of B at a time (the portable one
-// against one row of A, the AVX-512 one against up to four): independent accumulators, and each
-// loaded vector used several times. Rows of B are read once per call whatever M is.
+// Row dot products (see gemv.hpp). Every kernel takes four rows of B at a time (the portable one
+// against one row of A, the AVX2 one against up to two, the AVX-512 one against up to four):
+// independent accumulators, and each loaded vector used several times. Rows of B are read once per call whatever M is.
 #include "focus/kernels/gemv.hpp"
 
 #include <immintrin.h>
@@ -167,6 +167,104 @@ FOCUS_AVX512 void dots_avx512(int64_t M, int64_t j0, int64_t j1, int64_t K, floa
 #undef FOCUS_AVX512
 #pragma GCC diagnostic pop
 
+// AVX2, 8 floats a vector, the K tail by masked loads. Two rows of A by four of B (8
+// accumulators, 6 loads per 8 FMAs: 16 ymm registers hold no more), and one row of A by four of
+// B unrolled twice over k (8 accumulators: two FMA pipes of latency 4 need 8 sums in flight).
+#define FOCUS_AVX2 __attribute__((target("avx2,fma")))
+
+FOCUS_AVX2 inline __m256i tail_mask(int64_t left) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<int64_t>(left, 8))),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+// The four sums of s0 .. s3 as one (4) vector.
+FOCUS_AVX2 inline __m128 reduce4_avx2(__m256 s0, __m256 s1, __m256 s2, __m256 s3) {
+  const __m256 c = _mm256_hadd_ps(_mm256_hadd_ps(s0, s1), _mm256_hadd_ps(s2, s3));
+  return _mm_add_ps(_mm256_castps256_ps128(c), _mm256_extractf128_ps(c, 1));
+}
+FOCUS_AVX2 inline void store4_avx2(float* c, __m256 s0, __m256 s1, __m256 s2, __m256 s3, float alpha,
+                                   float beta) {
+  __m128 r = _mm_mul_ps(_mm_set1_ps(alpha), reduce4_avx2(s0, s1, s2, s3));
+  if (beta != 0.0f) r = _mm_fmadd_ps(_mm_set1_ps(beta), _mm_loadu_ps(c), r);
+  _mm_storeu_ps(c, r);
+}
+
+// Row i of A against rows j .. j+3 of B.
+FOCUS_AVX2 void block_1x4_avx2(int64_t i, int64_t j, int64_t K, float alpha, const float* A,
+                               int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                               int64_t ldc) {
+  const float* a = A + i * lda;
+  const float *b0 = B + j * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) {
+    const __m256 x = _mm256_loadu_ps(a + k), y = _mm256_loadu_ps(a + k + 8);
+    s0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b0 + k), s0);
+    s1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b1 + k), s1);
+    s2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b2 + k), s2);
+    s3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b3 + k), s3);
+    t0 = _mm256_fmadd_ps(y, _mm256_loadu_ps(b0 + k + 8), t0);
+    t1 = _mm256_fmadd_ps(y, _mm256_loadu_ps(b1 + k + 8), t1);
+    t2 = _mm256_fmadd_ps(y, _mm256_loadu_ps(b2 + k + 8), t2);
+    t3 = _mm256_fmadd_ps(y, _mm256_loadu_ps(b3 + k + 8), t3);
+  }
+  for (; k < K; k += 8) {
+    const __m256i m = tail_mask(K - k);
+    const __m256 x = _mm256_maskload_ps(a + k, m);
+    s0 = _mm256_fmadd_ps(x, _mm256_maskload_ps(b0 + k, m), s0);
+    s1 = _mm256_fmadd_ps(x, _mm256_maskload_ps(b1 + k, m), s1);
+    s2 = _mm256_fmadd_ps(x, _mm256_maskload_ps(b2 + k, m), s2);
+    s3 = _mm256_fmadd_ps(x, _mm256_maskload_ps(b3 + k, m), s3);
+  }
+  store4_avx2(C + i * ldc + j, _mm256_add_ps(s0, t0), _mm256_add_ps(s1, t1), _mm256_add_ps(s2, t2),
+              _mm256_add_ps(s3, t3), alpha, beta);
+}
+
+// Rows i, i+1 of A against rows j .. j+3 of B.
+FOCUS_AVX2 void block_2x4_avx2(int64_t i, int64_t j, int64_t K, float alpha, const float* A,
+                               int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                               int64_t ldc) {
+  const float *a0 = A + i * lda, *a1 = a0 + lda;
+  const float *b0 = B + j * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
+  __m256 s00 = _mm256_setzero_ps(), s01 = s00, s02 = s00, s03 = s00, s10 = s00, s11 = s00,
+         s12 = s00, s13 = s00;
+  for (int64_t k = 0; k < K; k += 8) {
+    const __m256i m = tail_mask(K - k);
+    const bool full = k + 8 <= K;
+    const __m256 y0 = full ? _mm256_loadu_ps(b0 + k) : _mm256_maskload_ps(b0 + k, m);
+    const __m256 y1 = full ? _mm256_loadu_ps(b1 + k) : _mm256_maskload_ps(b1 + k, m);
+    const __m256 y2 = full ? _mm256_loadu_ps(b2 + k) : _mm256_maskload_ps(b2 + k, m);
+    const __m256 y3 = full ? _mm256_loadu_ps(b3 + k) : _mm256_maskload_ps(b3 + k, m);
+    __m256 x = full ? _mm256_loadu_ps(a0 + k) : _mm256_maskload_ps(a0 + k, m);
+    s00 = _mm256_fmadd_ps(x, y0, s00);
+    s01 = _mm256_fmadd_ps(x, y1, s01);
+    s02 = _mm256_fmadd_ps(x, y2, s02);
+    s03 = _mm256_fmadd_ps(x, y3, s03);
+    x = full ? _mm256_loadu_ps(a1 + k) : _mm256_maskload_ps(a1 + k, m);
+    s10 = _mm256_fmadd_ps(x, y0, s10);
+    s11 = _mm256_fmadd_ps(x, y1, s11);
+    s12 = _mm256_fmadd_ps(x, y2, s12);
+    s13 = _mm256_fmadd_ps(x, y3, s13);
+  }
+  float* c = C + i * ldc + j;
+  store4_avx2(c, s00, s01, s02, s03, alpha, beta);
+  store4_avx2(c + ldc, s10, s11, s12, s13, alpha, beta);
+}
+
+// Rows [j0, j1) of B: AVX2, blocks of 4 rows of B by 2 (then 1) rows of A.
+FOCUS_AVX2 void dots_avx2(int64_t M, int64_t j0, int64_t j1, int64_t K, float alpha,
+                          const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+                          float* C, int64_t ldc) {
+  int64_t j = j0;
+  for (; j + 4 <= j1; j += 4) {
+    int64_t i = 0;
+    for (; i + 2 <= M; i += 2) block_2x4_avx2(i, j, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    for (; i < M; ++i) block_1x4_avx2(i, j, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  }
+  if (j < j1) dots_portable<float>(M, j, j1, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+#undef FOCUS_AVX2
+
 // Splits the rows of B over the threads (in multiples of 4) when the product is large.
 template <class T, class Kernel>
 void run(int64_t M, int64_t N, int64_t K, Kernel kernel) {
@@ -194,6 +292,10 @@ template <>
 void gemm_row_dots<float>(int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                           int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                           int64_t ldc) {
+  if (active_isa() == Isa::Avx2)
+    return run<float>(M, N, K, [&](int64_t j0, int64_t j1) {
+      dots_avx2(M, j0, j1, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    });
   if (active_isa() != Isa::Avx512)
     return gemm_row_dots_portable<float>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   run<float>(M, N, K, [&](int64_t j0, int64_t j1) {
