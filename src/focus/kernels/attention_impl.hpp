@@ -265,25 +265,80 @@ struct Kern : simd::Simd<T, W> {
     for (; d < n; ++d) s += a[d] * x[d];
     return s;
   }
-  // S (rows x n, row stride kBK) = Qs (rows x D) K^T for n key rows k (row stride kl).
+  // S (rows x n, row stride kBK) = Qs (rows x D) K^T for n key rows k (row stride kl): four keys
+  // at a time, so four independent sums hide the FMA latency.
   static void scores_rows(int64_t rows, int64_t D, const T* Qs, const T* k, int64_t kl,
                           int64_t n, T* S) {
-    for (int64_t c = 0; c < n; ++c)
-      for (int64_t r = 0; r < rows; ++r) S[r * kBK + c] = dot(Qs + r * D, k + c * kl, D);
+    const int64_t Dw = D / W * W;
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* q = Qs + r * D;
+      T* s = S + r * kBK;
+      int64_t c = 0;
+      for (; c + 4 <= n; c += 4) {
+        const T *k0 = k + c * kl, *k1 = k0 + kl, *k2 = k1 + kl, *k3 = k2 + kl;
+        V a0 = V{}, a1 = V{}, a2 = V{}, a3 = V{};
+        for (int64_t d = 0; d < Dw; d += W) {
+          const V x = load(q + d);
+          a0 += x * load(k0 + d);
+          a1 += x * load(k1 + d);
+          a2 += x * load(k2 + d);
+          a3 += x * load(k3 + d);
+        }
+        T s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
+        for (int64_t d = Dw; d < D; ++d) {
+          s0 += q[d] * k0[d];
+          s1 += q[d] * k1[d];
+          s2 += q[d] * k2[d];
+          s3 += q[d] * k3[d];
+        }
+        s[c] = s0;
+        s[c + 1] = s1;
+        s[c + 2] = s2;
+        s[c + 3] = s3;
+      }
+      for (; c < n; ++c) s[c] = dot(q, k + c * kl, D);
+    }
   }
-  // Oa (rows x Dv, row stride Dvp) += P (rows x n) V for n value rows v (row stride vl).
+  // NV vectors of one output row o kept in registers while n value rows v (row stride vl) are
+  // added with the weights p.
+  template <int NV>
+  static void pv_chunk(const T* p, const T* v, int64_t vl, int64_t n, T* o) {
+    V acc[NV];
+#pragma GCC unroll 8
+    for (int t = 0; t < NV; ++t) acc[t] = load(o + t * W);
+    for (int64_t c = 0; c < n; ++c) {
+      const V pc = bcast(p[c]);
+      const T* vr = v + c * vl;
+#pragma GCC unroll 8
+      for (int t = 0; t < NV; ++t) acc[t] += pc * load(vr + t * W);
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < NV; ++t) store(o + t * W, acc[t]);
+  }
+  // Oa (rows x Dv, row stride Dvp) += P (rows x n) V for n value rows v (row stride vl): up to 8
+  // vectors of the output row in registers across all n keys (no load and store of Oa per key).
   static void pv_rows(int64_t rows, int64_t Dv, const T* P, const T* v, int64_t vl, int64_t n,
                       T* Oa, int64_t Dvp) {
+    const int64_t Dw = Dv / W * W;
     for (int64_t r = 0; r < rows; ++r) {
       T* o = Oa + r * Dvp;
-      for (int64_t c = 0; c < n; ++c) {
-        const T pc = P[r * kBK + c];
-        if (pc == T(0)) continue;
-        const T* vr = v + c * vl;
-        const V pv = bcast(pc);
-        int64_t d = 0;
-        for (; d + W <= Dv; d += W) store(o + d, load(o + d) + pv * load(vr + d));
-        for (; d < Dv; ++d) o[d] += pc * vr[d];
+      const T* p = P + r * kBK;
+      for (int64_t d0 = 0; d0 < Dw; d0 += 8 * W) {
+        switch (std::min<int64_t>(8, (Dw - d0) / W)) {
+          case 1: pv_chunk<1>(p, v + d0, vl, n, o + d0); break;
+          case 2: pv_chunk<2>(p, v + d0, vl, n, o + d0); break;
+          case 3: pv_chunk<3>(p, v + d0, vl, n, o + d0); break;
+          case 4: pv_chunk<4>(p, v + d0, vl, n, o + d0); break;
+          case 5: pv_chunk<5>(p, v + d0, vl, n, o + d0); break;
+          case 6: pv_chunk<6>(p, v + d0, vl, n, o + d0); break;
+          case 7: pv_chunk<7>(p, v + d0, vl, n, o + d0); break;
+          default: pv_chunk<8>(p, v + d0, vl, n, o + d0); break;
+        }
+      }
+      for (int64_t d = Dw; d < Dv; ++d) {  // the rows of v are not padded: scalar tail
+        T acc = o[d];
+        for (int64_t c = 0; c < n; ++c) acc += p[c] * v[c * vl + d];
+        o[d] = acc;
       }
     }
   }
