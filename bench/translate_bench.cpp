@@ -9,6 +9,8 @@
 //            output tokens/s likewise (tokens without </s>).
 // Verify first, time second: both paths must give the same greedy outputs for every word (a
 // mismatch is an error; float sums differ in order, but g2p outputs are short and never tie here).
+// --dump-sources FILE writes the source ids and focus's outputs for the PyTorch twin
+// (bench/translate_torch.py; bench/compare_translate.py runs the two in turns).
 // Limits: greedy only (beam search always uses the caches); F32; the finished words leave the
 // batch on both paths.
 #include <CLI/CLI.hpp>
@@ -21,6 +23,7 @@
 #include <vector>
 
 #include "focus/autograd/node.hpp"
+#include "focus/io/atomic_file.hpp"
 #include "focus/kernels/cpu.hpp"
 #include "focus/models/seq2seq.hpp"
 #include "focus/models/seq2seq_search.hpp"
@@ -110,7 +113,7 @@ Outputs decode_all(Seq2Seq& model, const Outputs& src, int64_t batch, const Deco
 
 int run(int argc, char** argv) {
   CLI::App app{"focus translation decoding benchmark: words/s with and without the KV caches"};
-  std::string model_path, cmudict;
+  std::string model_path, cmudict, dump;
   std::vector<int64_t> batches = {1, 64};
   int64_t words = 1000;
   int reps = 3, threads = 0;
@@ -122,6 +125,8 @@ int run(int argc, char** argv) {
   app.add_option("--reps", reps, "timed passes per path")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--threads", threads, "threads (0 = policy)");
   app.add_flag("--json", json, "print JSON");
+  app.add_option("--dump-sources", dump,
+                 "write the source ids and focus's greedy outputs (JSON) for translate_torch.py");
   CLI11_PARSE(app, argc, argv);
   if (threads > 0) set_num_threads(threads);
 
@@ -150,6 +155,8 @@ int run(int argc, char** argv) {
       FOCUS_CHECK(cached[i] == uncached[i], StateError,
                   "translate_bench: batch {} word {} ('{}'): cached and uncached greedy outputs differ",
                   batch, i, data.test.groups[i].source);
+    if (!dump.empty() && results.empty())
+      write_file_atomic(dump, nlohmann::json{{"sources", src}, {"outputs", cached}}.dump());
     int64_t out_tokens = 0;
     for (const auto& o : cached) out_tokens += int64_t(o.size());
     nlohmann::json r = {{"batch", batch}, {"words", src.size()}, {"output_tokens", out_tokens}};
