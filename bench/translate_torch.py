@@ -46,6 +46,18 @@ def encode(model, src, src_len):
     return memory, pad
 
 
+def append_tokens(out, rows, nxt, more):
+    """Appends each live row's next token (not </s>) to its word's output; returns the indices
+    (into rows) of the rows that go on: not finished, and more steps allowed."""
+    keep = []
+    for i, (r, v) in enumerate(zip(rows, nxt)):
+        if v != EOS:
+            out[r].append(v)
+            if more:
+                keep.append(i)
+    return keep
+
+
 def greedy_uncached(model, src, src_len, max_len):
     memory, pad = encode(model, src, src_len)
     B = src.shape[0]
@@ -59,12 +71,7 @@ def greedy_uncached(model, src, src_len, max_len):
         h = model.transformer.decoder(model.embed(model.tgt_emb, prefix), memory, tgt_mask=causal,
                                       memory_key_padding_mask=pad)
         nxt = F.linear(h[:, -1], model.tgt_emb.weight).argmax(-1).tolist()  # (A)
-        keep = []
-        for i, (r, v) in enumerate(zip(rows, nxt)):
-            if v != EOS:
-                out[r].append(v)
-                if t + 1 < max_len:
-                    keep.append(i)
+        keep = append_tokens(out, rows, nxt, t + 1 < max_len)
         if len(keep) != len(rows) and keep:
             idx = torch.tensor(keep)
             memory, pad = memory[idx], pad[idx]
@@ -118,12 +125,7 @@ def greedy_cached(model, src, src_len, max_len):
             x = x + L.linear2(F.gelu(L.linear1(L.norm3(x))))
         h = model.transformer.decoder.norm(x)
         nxt = F.linear(h[:, -1], model.tgt_emb.weight).argmax(-1).tolist()
-        keep = []
-        for j, (r, v) in enumerate(zip(rows, nxt)):
-            if v != EOS:
-                out[r].append(v)
-                if t + 1 < max_len:
-                    keep.append(j)
+        keep = append_tokens(out, rows, nxt, t + 1 < max_len)
         if len(keep) != len(rows) and keep:
             idx = torch.tensor(keep)
             selfkv = [(k[idx], v[idx]) for k, v in selfkv]
