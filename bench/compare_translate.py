@@ -45,8 +45,8 @@ def main():
         sources = os.path.join(tmp, "sources.json")
         common = ["--model", args.model, "--batch", args.batch, "--reps", str(args.reps),
                   "--threads", str(args.threads), "--json"]
-        run_json([bench, "--words", str(args.words), "--dump-sources", sources] + common[:2] +
-                 ["--batch", "1", "--reps", "1", "--json"], {}, log)
+        run_json([bench, "--model", args.model, "--words", str(args.words), "--batch", "1",
+                  "--reps", "1", "--dump-sources", sources, "--json"], {}, log)
         jobs = {"focus": ([bench, "--words", str(args.words)] + common, {}),
                 "torch": ([TORCH_PY, os.path.join(HERE, "translate_torch.py"), "--sources", sources]
                           + common, TORCH_ENV)}

@@ -89,27 +89,23 @@ TEST(NormalCdf, GaussIsExpOfMinusHalfSquare) {
 // The loops under test: the dispatching entry points, or one ISA's table.
 struct Loops {
   std::string name;
-  void (*gelu_forward)(float*, const float*, int64_t);
-  void (*gelu_backward)(float*, const float*, const float*, int64_t);
-  void (*relu_forward)(float*, const float*, int64_t);
-  void (*relu_backward)(float*, const float*, const float*, int64_t);
+  simd::UnaryLoops f;
 };
 
 std::vector<Loops> all_loops() {
   std::vector<Loops> out = {
       {"dispatch",
-       [](float* y, const float* x, int64_t n) { unary_forward<float>(UnaryOp::Gelu, y, x, n, 0); },
+       {[](float* y, const float* x, int64_t n) { unary_forward<float>(UnaryOp::Gelu, y, x, n, 0); },
        [](float* dx, const float* dy, const float* x, int64_t n) {
          unary_backward<float>(UnaryOp::Gelu, dx, dy, x, n, 0);
        },
        [](float* y, const float* x, int64_t n) { unary_forward<float>(UnaryOp::Relu, y, x, n, 0); },
        [](float* dx, const float* dy, const float* y, int64_t n) {
          unary_backward<float>(UnaryOp::Relu, dx, dy, y, n, 0);
-       }}};
+       }}}};
   for (const Isa isa : {Isa::Avx2, Isa::Avx512}) {
     if (static_cast<int>(isa) > static_cast<int>(detect_isa())) continue;
-    const simd::UnaryLoops* l = simd::unary_loops(isa);
-    out.push_back({isa_name(isa), l->gelu_forward, l->gelu_backward, l->relu_forward, l->relu_backward});
+    out.push_back({isa_name(isa), *simd::unary_loops(isa)});
   }
   return out;
 }
@@ -128,8 +124,8 @@ TEST(Gelu, F32LoopsMatchDoubleReferenceAndScalarCdf) {
   for (const Loops& loops : all_loops()) {
     SCOPED_TRACE(loops.name);
     std::vector<float> y(n), dx(n);
-    loops.gelu_forward(y.data(), x.data(), n);
-    loops.gelu_backward(dx.data(), dy.data(), x.data(), n);
+    loops.f.gelu_forward(y.data(), x.data(), n);
+    loops.f.gelu_backward(dx.data(), dy.data(), x.data(), n);
     double worst_y = 0, worst_dx = 0, worst_scalar = 0;
     for (int64_t i = 0; i < n; ++i) {
       const double v = x[i], cdf = 0.5 * std::erfc(-v / std::sqrt(2.0));
@@ -155,8 +151,8 @@ TEST(Gelu, F32SpecialValues) {
   for (const Loops& loops : all_loops()) {
     SCOPED_TRACE(loops.name);
     std::vector<float> y(x.size()), dx(x.size()), dy(x.size(), 1.f);
-    loops.gelu_forward(y.data(), x.data(), 5);
-    loops.gelu_backward(dx.data(), dy.data(), x.data(), 5);
+    loops.f.gelu_forward(y.data(), x.data(), 5);
+    loops.f.gelu_backward(dx.data(), dy.data(), x.data(), 5);
     EXPECT_EQ(y[0], 0.f);
     EXPECT_EQ(y[1], 0.f);
     EXPECT_EQ(y[2], 1000.f);
@@ -180,8 +176,8 @@ TEST(Relu, F32LoopsMatchDefinition) {
     SCOPED_TRACE(loops.name);
     std::vector<float> y(n), dy(n), dx(n);
     for (int64_t i = 0; i < n; ++i) dy[i] = 0.5f + static_cast<float>(i);
-    loops.relu_forward(y.data(), x.data(), n);
-    loops.relu_backward(dx.data(), dy.data(), y.data(), n);
+    loops.f.relu_forward(y.data(), x.data(), n);
+    loops.f.relu_backward(dx.data(), dy.data(), y.data(), n);
     for (int64_t i = 0; i < n; ++i) {
       if (std::isnan(x[i])) {
         EXPECT_TRUE(std::isnan(y[i]));

@@ -63,7 +63,7 @@ struct Kern : simd::Simd<T, W> {
   }
 
   // Register tile: kMR rows x kNV vectors (AVX-512: 6 x 64 floats, 24 accumulators).
-  static constexpr int kMR = W == 16 ? 6 : (W == 8 ? 6 : 4);
+  static constexpr int kMR = W == 1 ? 4 : 6;
   static constexpr int kNV = W == 16 ? 4 : (W == 1 ? 4 : 2);
 
   template <int MR>

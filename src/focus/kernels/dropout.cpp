@@ -240,10 +240,10 @@ template <class T>
 FOCUS_AVX2 void apply_avx2(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, Params pr) {
   const int64_t steps = (n + kStep - 1) / kStep;
   const T scale = static_cast<T>(pr.scale);
+  // thr - 1 >= -1: (word >> 8) >= thr as a signed compare (both sides below 2^24 + 1).
+  const __m256i thr1 = _mm256_set1_epi32(static_cast<int>(pr.thr) - 1);
 #pragma omp parallel for schedule(static) if (n > kParallel)
   for (int64_t s = 0; s < steps; ++s) {
-    // thr - 1 >= -1: (word >> 8) >= thr as a signed compare (both sides below 2^24 + 1).
-    const __m256i thr1 = _mm256_set1_epi32(static_cast<int>(pr.thr) - 1);
     for (int half = 0; half < 2; ++half) {
       const int64_t e0 = s * kStep + 32 * half;
       if (e0 >= n) break;

@@ -219,6 +219,32 @@ FOCUS_AVX2 void block_1x4_avx2(int64_t i, int64_t j, int64_t K, float alpha, con
               _mm256_add_ps(s3, t3), alpha, beta);
 }
 
+template <bool Masked>
+FOCUS_AVX2 inline __m256 load8(const float* p, __m256i m) {
+  if constexpr (Masked) return _mm256_maskload_ps(p, m);
+  else return _mm256_loadu_ps(p);
+}
+
+// One k-step of 8 (the tail masked) of rows a0, a1 of A against rows b0 .. b3 of B.
+template <bool Masked>
+FOCUS_AVX2 inline void step_2x4(int64_t k, __m256i m, const float* a0, const float* a1,
+                                const float* b0, const float* b1, const float* b2, const float* b3,
+                                __m256& s00, __m256& s01, __m256& s02, __m256& s03, __m256& s10,
+                                __m256& s11, __m256& s12, __m256& s13) {
+  const __m256 y0 = load8<Masked>(b0 + k, m), y1 = load8<Masked>(b1 + k, m);
+  const __m256 y2 = load8<Masked>(b2 + k, m), y3 = load8<Masked>(b3 + k, m);
+  __m256 x = load8<Masked>(a0 + k, m);
+  s00 = _mm256_fmadd_ps(x, y0, s00);
+  s01 = _mm256_fmadd_ps(x, y1, s01);
+  s02 = _mm256_fmadd_ps(x, y2, s02);
+  s03 = _mm256_fmadd_ps(x, y3, s03);
+  x = load8<Masked>(a1 + k, m);
+  s10 = _mm256_fmadd_ps(x, y0, s10);
+  s11 = _mm256_fmadd_ps(x, y1, s11);
+  s12 = _mm256_fmadd_ps(x, y2, s12);
+  s13 = _mm256_fmadd_ps(x, y3, s13);
+}
+
 // Rows i, i+1 of A against rows j .. j+3 of B.
 FOCUS_AVX2 void block_2x4_avx2(int64_t i, int64_t j, int64_t K, float alpha, const float* A,
                                int64_t lda, const float* B, int64_t ldb, float beta, float* C,
@@ -227,24 +253,12 @@ FOCUS_AVX2 void block_2x4_avx2(int64_t i, int64_t j, int64_t K, float alpha, con
   const float *b0 = B + j * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
   __m256 s00 = _mm256_setzero_ps(), s01 = s00, s02 = s00, s03 = s00, s10 = s00, s11 = s00,
          s12 = s00, s13 = s00;
-  for (int64_t k = 0; k < K; k += 8) {
-    const __m256i m = tail_mask(K - k);
-    const bool full = k + 8 <= K;
-    const __m256 y0 = full ? _mm256_loadu_ps(b0 + k) : _mm256_maskload_ps(b0 + k, m);
-    const __m256 y1 = full ? _mm256_loadu_ps(b1 + k) : _mm256_maskload_ps(b1 + k, m);
-    const __m256 y2 = full ? _mm256_loadu_ps(b2 + k) : _mm256_maskload_ps(b2 + k, m);
-    const __m256 y3 = full ? _mm256_loadu_ps(b3 + k) : _mm256_maskload_ps(b3 + k, m);
-    __m256 x = full ? _mm256_loadu_ps(a0 + k) : _mm256_maskload_ps(a0 + k, m);
-    s00 = _mm256_fmadd_ps(x, y0, s00);
-    s01 = _mm256_fmadd_ps(x, y1, s01);
-    s02 = _mm256_fmadd_ps(x, y2, s02);
-    s03 = _mm256_fmadd_ps(x, y3, s03);
-    x = full ? _mm256_loadu_ps(a1 + k) : _mm256_maskload_ps(a1 + k, m);
-    s10 = _mm256_fmadd_ps(x, y0, s10);
-    s11 = _mm256_fmadd_ps(x, y1, s11);
-    s12 = _mm256_fmadd_ps(x, y2, s12);
-    s13 = _mm256_fmadd_ps(x, y3, s13);
-  }
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8)
+    step_2x4<false>(k, __m256i{}, a0, a1, b0, b1, b2, b3, s00, s01, s02, s03, s10, s11, s12, s13);
+  if (k < K)
+    step_2x4<true>(k, tail_mask(K - k), a0, a1, b0, b1, b2, b3, s00, s01, s02, s03, s10, s11, s12,
+                   s13);
   float* c = C + i * ldc + j;
   store4_avx2(c, s00, s01, s02, s03, alpha, beta);
   store4_avx2(c + ldc, s10, s11, s12, s13, alpha, beta);
@@ -292,14 +306,12 @@ template <>
 void gemm_row_dots<float>(int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                           int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                           int64_t ldc) {
-  if (active_isa() == Isa::Avx2)
-    return run<float>(M, N, K, [&](int64_t j0, int64_t j1) {
-      dots_avx2(M, j0, j1, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    });
-  if (active_isa() != Isa::Avx512)
+  const Isa isa = active_isa();
+  if (isa == Isa::Scalar)
     return gemm_row_dots_portable<float>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  const auto dots = isa == Isa::Avx512 ? &dots_avx512 : &dots_avx2;
   run<float>(M, N, K, [&](int64_t j0, int64_t j1) {
-    dots_avx512(M, j0, j1, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    dots(M, j0, j1, K, alpha, A, lda, B, ldb, beta, C, ldc);
   });
 }
 

@@ -28,7 +28,8 @@ class BudgetClock {
  public:
   explicit BudgetClock(ClockKind kind);
   BudgetReading read() const;
-  double seconds() const { return read().budget; }  // on this clock, since construction
+  // On this clock, since construction (the wall clock reads no /proc/stat).
+  double seconds() const { return kind_ == ClockKind::Wall ? wall_seconds() : read().budget; }
   double wall_seconds() const;                       // since construction
 
  private:
