@@ -4,11 +4,14 @@ bench/decode_torch.py in turns for several rounds (focus first on even rounds, t
 ones, so slow drifts in the machine hit both alike) and prints a markdown table of medians over
 rounds: tokens/s with the KV cache and with full recomputation, batch 1 and 16, the cache's
 speedup, and focus/torch ratios next to the issue's target (>= 5x PyTorch's KV cache).
-Each program verifies before timing (cached and uncached greedy generations agree). The 1-minute
+Each program verifies before timing (cached and uncached greedy generations agree).
+--weights f32,bf16 also runs focus with bf16 inference weights (decode_bench --weights bf16;
+torch stays F32), as a row of its own. The 1-minute
 load average, the CPU used by other processes and the CPU the hypervisor took (steal) during
 each run are recorded (the machine is shared); --max-load waits for a quieter machine first.
 Run with Debian's python (torch lives there):
-  /usr/bin/python3 bench/compare_decode.py --build build [--rounds 3] [--new 256] [--out t.md]
+  /usr/bin/python3 bench/compare_decode.py --build build [--rounds 3] [--new 256] [--weights f32,bf16]
+      [--out t.md]
 """
 import argparse
 import os
@@ -23,13 +26,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TARGET = 5.0  # focus cached / torch cached
 
 
+def focus_name(weights):
+    return "focus" if weights == "f32" else f"focus-{weights}"
+
+
 def one_round(r, args, log):
     common = ["--batch", args.batch, "--prompt", str(args.prompt), "--new", str(args.new),
               "--reps", str(args.reps), "--uncached-reps", str(args.uncached_reps),
               "--threads", str(args.threads), "--json"]
-    jobs = {"focus": ([os.path.join(args.build, "decode_bench")] + common, {}),
-            "torch": ([TORCH_PY, os.path.join(HERE, "decode_torch.py")] + common, TORCH_ENV)}
-    order = ["focus", "torch"] if r % 2 == 0 else ["torch", "focus"]
+    jobs = {focus_name(w): ([os.path.join(args.build, "decode_bench")] + common + ["--weights", w], {})
+            for w in args.weights}
+    jobs["torch"] = ([TORCH_PY, os.path.join(HERE, "decode_torch.py")] + common, TORCH_ENV)
+    order = list(jobs) if r % 2 == 0 else list(reversed(list(jobs)))
     return {fw: run_json(*jobs[fw], log) for fw in order}
 
 
@@ -53,24 +61,28 @@ def table(rounds, args, loads, others, stolen):
     med = {k: statistics.median(r[k] for r in rounds) for k in keys}
     lo = {k: min(r[k] for r in rounds) for k in keys}
     hi = {k: max(r[k] for r in rounds) for k in keys}
-    rows = ["| batch | path | focus tokens/s | torch tokens/s | focus/torch | spread focus / torch (min..max) |",
-            "|---:|---|---:|---:|---:|---|"]
+    rows = ["| batch | path | focus weights | focus tokens/s | torch tokens/s (F32) | focus/torch | "
+            "spread focus / torch (min..max) |",
+            "|---:|---|---|---:|---:|---:|---|"]
+    names = [focus_name(w) for w in args.weights]
     for b in sorted({k[1] for k in keys}):
         for path in ("cached", "uncached"):
-            f, t = ("focus", b, path), ("torch", b, path)
-            if f not in med or t not in med:
-                continue
-            rows.append(f"| {b} | {'KV cache' if path == 'cached' else 'full recomputation'} | "
-                        f"{fmt(med[f])} | {fmt(med[t])} | {med[f] / med[t]:.2f} | "
-                        f"{fmt(lo[f])}..{fmt(hi[f])} / {fmt(lo[t])}..{fmt(hi[t])} |")
+            for w, name in zip(args.weights, names):
+                f, t = (name, b, path), ("torch", b, path)
+                if f not in med or t not in med:
+                    continue
+                rows.append(f"| {b} | {'KV cache' if path == 'cached' else 'full recomputation'} | "
+                            f"{w} | {fmt(med[f])} | {fmt(med[t])} | {med[f] / med[t]:.2f} | "
+                            f"{fmt(lo[f])}..{fmt(hi[f])} / {fmt(lo[t])}..{fmt(hi[t])} |")
     summary = []
     for b in sorted({k[1] for k in keys}):
-        f, t = med[("focus", b, "cached")], med[("torch", b, "cached")]
-        line = f"batch {b}: focus KV cache / torch KV cache = {f / t:.2f} " \
-               f"({'met' if f / t >= TARGET else 'missed'}, target >= {TARGET:g}x)"
-        if ("focus", b, "uncached") in med:
-            line += f"; focus KV cache / focus recomputation = {f / med[('focus', b, 'uncached')]:.1f}x"
-        summary.append(line)
+        for w, name in zip(args.weights, names):
+            f, t = med[(name, b, "cached")], med[("torch", b, "cached")]
+            line = f"batch {b}, focus {w} weights: focus KV cache / torch KV cache = {f / t:.2f} " \
+                   f"({'met' if f / t >= TARGET else 'missed'}, target >= {TARGET:g}x)"
+            if (name, b, "uncached") in med:
+                line += f"; focus KV cache / focus recomputation = {f / med[(name, b, 'uncached')]:.1f}x"
+            summary.append(line)
     notes = [
         f"Medians over {len(rounds)} rounds (focus and torch interleaved), {args.threads} threads "
         f"each; prompt {args.prompt}, {args.new} new tokens, {args.reps} timed cached generations "
@@ -94,6 +106,8 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--uncached-reps", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--weights", default="f32", type=lambda s: s.split(","),
+                    help="focus inference weights, comma-separated (f32, bf16)")
     ap.add_argument("--max-load", type=float, default=0, help="wait for load1 < this before each round")
     ap.add_argument("--max-wait", type=float, default=1200)
     ap.add_argument("--out", help="also write the markdown table here")

@@ -5,7 +5,8 @@ build/seq2seq_bench and bench/seq2seq_torch.py on them in turns for several roun
 even rounds, torch first on odd ones) and prints a markdown table of medians over rounds: target
 tokens/s, source+target tokens/s, sentences/s, ms/step, peak RSS, and focus/torch ratios.
 Cross-checks before the table: both programs saw the same tokens, and their eval-mode losses of
-batch 0 (same weights, same batch, no dropout) agree within --loss-tol. --breakdown adds the
+batch 0 (same weights, same batch, no dropout) agree within --loss-tol. --data-parallel runs
+focus's step as `focus train --data-parallel true` does (torch unchanged). --breakdown adds the
 median forward / backward / clip / optimizer times of each. The 1-minute load average, the CPU
 used by other processes and the CPU the hypervisor took (steal) during each run are recorded.
 Run with Debian's python (torch lives there):
@@ -61,7 +62,8 @@ def table(runs, args, loads, others, stolen):
     f0, t0 = runs[0]["focus"]["train"], runs[0]["torch"]["train"]
     notes = [
         f"Medians over {len(runs)} rounds (focus and torch interleaved), {args.threads} threads "
-        f"each; {args.steps} timed training steps after {args.warmup} warm-up, one length-bucketed "
+        f"each{' (focus data-parallel: the rows of a batch split across them)' if args.data_parallel else ''}; "
+        f"{args.steps} timed training steps after {args.warmup} warm-up, one length-bucketed "
         f"batch each (<= {args.max_tokens} padded tokens, batch * max(S, T)); {f0['sentences']} "
         f"sentences, {f0['src_tokens']} source + {f0['tgt_tokens']} target tokens timed per run.",
         f"Same batches and initial weights: eval loss of batch 0 focus {f0['loss_eval_first']:.6f}, "
@@ -87,6 +89,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--model-config", default="{}", help="JSON keys overriding the g2p model")
     ap.add_argument("--breakdown", action="store_true", help="time the step's phases apart")
+    ap.add_argument("--data-parallel", action="store_true",
+                    help="focus splits each batch across the threads (focus train --data-parallel true)")
     ap.add_argument("--loss-tol", type=float, default=1e-3)
     ap.add_argument("--max-load", type=float, default=0, help="wait for load1 < this before each round")
     ap.add_argument("--max-wait", type=float, default=1200)
@@ -108,7 +112,8 @@ def main():
                         str(args.warmup), "--max-tokens", str(args.max_tokens),
                         "--model-config", args.model_config], check=True)
         jobs = {"focus": ([bench, "--max-tokens", str(args.max_tokens), "--model-config",
-                           args.model_config] + common, {}),
+                           args.model_config] + common
+                          + (["--data-parallel"] if args.data_parallel else []), {}),
                 "torch": ([TORCH_PY, os.path.join(HERE, "seq2seq_torch.py"), "--batches",
                            batches] + common, TORCH_ENV)}
         runs, loads, others, stolen = [], [], [], []

@@ -10,7 +10,11 @@
 // --verify (32) tokens must agree exactly (greedy), and cached generation must be deterministic.
 // The timed uncached run's tokens are compared with the cached ones too (reported: greedy ties
 // may flip after many steps, as float sums differ in order).
-// Limits: random weights and prompts (throughput does not depend on them), F32, eval mode.
+// --weights bf16 runs with bf16 inference weights (Module::set_inference_dtype: half the bytes a
+// step streams); the F32 generation of the same prompt is made first and the leading tokens on
+// which the two agree are reported (random weights give near-tied logits, so this is a floor).
+// Limits: random weights and prompts (throughput does not depend on them), F32 activations and KV
+// cache, eval mode.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -67,10 +71,16 @@ int64_t agreeing_prefix(const Tensor& a, const Tensor& b) {
 }
 
 nlohmann::json bench_batch(DecoderLM& lm, int64_t B, int64_t P, int64_t N, int64_t verify,
-                           int reps, int uncached_reps, Rng& rng) {
+                           int reps, int uncached_reps, bool bf16, Rng& rng) {
   std::vector<int64_t> p(B * P);
   for (auto& t : p) t = rng.randint(lm.config().vocab);
   const Tensor prompt = Tensor::from_vector(p, {B, P});  // (B, P)
+  Tensor f32_tokens;  // (B, N), with --weights bf16 only
+  if (bf16) {
+    lm.set_inference_dtype(DType::F32);
+    f32_tokens = lm.generate(prompt, N);
+    lm.set_inference_dtype(DType::BF16);
+  }
 
   const int64_t nv = std::min(verify, N);
   const Tensor short_cached = lm.generate(prompt, nv);
@@ -90,6 +100,7 @@ nlohmann::json bench_batch(DecoderLM& lm, int64_t B, int64_t P, int64_t N, int64
           {"cached", {{"reps", reps}, {"median_s", mc}, {"tokens_per_s", B * N / mc},
                       {"min_s", *std::min_element(tc.begin(), tc.end())}}},
   };
+  if (bf16) r["agreeing_prefix_vs_f32"] = agreeing_prefix(cached, f32_tokens);
   if (uncached_reps == 0) return r;  // profiling the cached path alone
   const std::vector<double> tu =
       timed([&] { uncached = lm.generate_uncached(prompt, N); }, uncached_reps);
@@ -108,6 +119,7 @@ int main(int argc, char** argv) {
   int64_t prompt = 16, n_new = 256, verify = 32;
   int reps = 5, uncached_reps = 1, threads = 0;
   bool json = false;
+  std::string weights = "f32";
   DecoderLMConfig cfg;
   app.add_option("--batch", batches, "batches, comma-separated")
       ->delimiter(',')
@@ -124,6 +136,9 @@ int main(int argc, char** argv) {
   app.add_option("--ff", cfg.d_ff)->capture_default_str();
   app.add_option("--vocab", cfg.vocab)->capture_default_str();
   app.add_option("--threads", threads, "threads (0 = policy)");
+  app.add_option("--weights", weights, "inference weights: f32 or bf16")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"f32", "bf16"}));
   app.add_flag("--json", json, "print JSON");
   CLI11_PARSE(app, argc, argv);
   ensure_passive_omp_wait(argv);  // as the focus CLI: idle OpenMP threads sleep (kernels/cpu.hpp)
@@ -133,23 +148,31 @@ int main(int argc, char** argv) {
     Rng rng(1);
     DecoderLM lm(cfg, rng);
     lm.eval();
+    const bool bf16 = weights == "bf16";
+    if (bf16) lm.set_inference_dtype(DType::BF16);
     nlohmann::json out{{"framework", "focus"},
                        {"threads", num_threads()},
                        {"isa", isa_name(active_isa())},
                        {"blas", gemm_backend_info()},
                        {"params", lm.num_parameters()},
+                       {"weights", weights},
                        {"config",
                         {{"vocab", cfg.vocab}, {"d_model", cfg.d_model}, {"layers", cfg.n_layers},
                          {"heads", cfg.n_heads}, {"d_ff", cfg.d_ff}, {"max_len", cfg.max_len}}}};
     for (const int64_t b : batches)
-      out["results"].push_back(bench_batch(lm, b, prompt, n_new, verify, reps, uncached_reps, rng));
+      out["results"].push_back(bench_batch(lm, b, prompt, n_new, verify, reps, uncached_reps, bf16, rng));
     if (json) {
       std::printf("%s\n", out.dump(2).c_str());
       return 0;
     }
-    std::printf("focus decoder LM: %lld parameters, %d threads, %s\n",
-                (long long)lm.num_parameters(), num_threads(), gemm_backend_info().c_str());
+    std::printf("focus decoder LM: %lld parameters, %s weights, %d threads, %s\n",
+                (long long)lm.num_parameters(), weights.c_str(), num_threads(),
+                gemm_backend_info().c_str());
     for (const auto& r : out["results"]) {
+      if (r.contains("agreeing_prefix_vs_f32"))
+        std::printf("batch %3lld: bf16 and f32 weights agree on the first %lld tokens\n",
+                    (long long)r["batch"].get<int64_t>(),
+                    (long long)r["agreeing_prefix_vs_f32"].get<int64_t>());
       if (!r.contains("uncached")) {
         std::printf("batch %3lld: cached %8.1f tokens/s (median %.3f s)\n",
                     (long long)r["batch"].get<int64_t>(), r["cached"]["tokens_per_s"].get<double>(),

@@ -16,6 +16,9 @@
 //            sentences/s, each = total over the timed steps / their total time; ms/step median;
 //            peak RSS (VmHWM, reset before training). --breakdown also times forward (loss),
 //            backward, clip and optimizer step apart (medians).
+//   --data-parallel: the step as `focus train --data-parallel true` runs it (train/
+//            data_parallel.hpp): the batch's rows split across the threads, one single-threaded
+//            forward + backward each (token-weighted losses: the same gradient), run at once.
 // Verify: the eval-mode loss of batch 0 (no dropout; "loss_eval_first") must be finite and not
 // below log(V) - 1 (random tokens: nothing beats chance). It is not near log(V): with the output
 // projection tied to the sqrt(E)-scaled target embedding, the residual stream carries the input
@@ -42,10 +45,12 @@
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/gemm.hpp"
 #include "focus/models/seq2seq.hpp"
+#include "focus/ops/elementwise.hpp"
 #include "focus/optim/adam.hpp"
 #include "focus/optim/clip.hpp"
 #include "focus/tensor/error.hpp"
 #include "focus/tensor/rng.hpp"
+#include "focus/train/data_parallel.hpp"
 
 using namespace focus;
 
@@ -176,8 +181,14 @@ struct Phases {
   std::vector<double> step, forward, backward, clip, optim;
 };
 
+int64_t non_padding(const Tensor& t) {  // I64, pad id 0
+  int64_t n = 0;
+  for (const int64_t v : t.contiguous().to_vector<int64_t>()) n += v != 0;
+  return n;
+}
+
 nlohmann::json bench_train(Seq2Seq& m, const std::vector<Batch>& batches, int warmup, double ls,
-                           double max_norm, bool breakdown) {
+                           double max_norm, bool breakdown, bool data_parallel) {
   const double log_v = std::log(double(m.config().tgt_vocab));
   double loss_eval = 0.0;
   {
@@ -195,14 +206,37 @@ nlohmann::json bench_train(Seq2Seq& m, const std::vector<Batch>& batches, int wa
   const std::vector<Tensor> params = m.parameters();
   std::vector<double> losses;
   Phases ph;
+  const int workers = data_parallel ? num_threads() : 1;
+  // Rows [lo, hi) of b: forward and backward of their share of the batch's mean loss.
+  auto part = [&](const Batch& b, int64_t lo, int64_t hi) {
+    const Tensor out = b.tgt_out.slice(0, lo, hi);  // (B', T)
+    const double w = double(non_padding(out)) / double(b.tgt_tokens);
+    Tensor loss = mul(m.loss(b.src.slice(0, lo, hi), b.src_len.slice(0, lo, hi),
+                             b.tgt_in.slice(0, lo, hi), out, ls),
+                      w);
+    loss.backward();
+    return loss.item();
+  };
   auto step = [&](const Batch& b) {
     const auto t0 = Clock::now();
     opt.zero_grad();
-    const Tensor loss = m.loss(b.src, b.src_len, b.tgt_in, b.tgt_out, ls);
-    losses.push_back(loss.item());  // the forward pass has run (eager): only a read
-    const auto t1 = Clock::now();
-    loss.backward();
-    const auto t2 = Clock::now();
+    auto t1 = t0, t2 = t0;
+    if (workers > 1) {  // forward and backward together, counted as forward
+      const int64_t B = b.sentences(), n = std::min<int64_t>(workers, B);
+      double total_loss = 0.0;
+      for (const double l : run_micro_batches(n, workers, uint64_t(losses.size()), [&](int64_t i) {
+             return part(b, i * B / n, (i + 1) * B / n);
+           }))
+        total_loss += l;
+      losses.push_back(total_loss);
+      t1 = t2 = Clock::now();
+    } else {
+      const Tensor loss = m.loss(b.src, b.src_len, b.tgt_in, b.tgt_out, ls);
+      losses.push_back(loss.item());  // the forward pass has run (eager): only a read
+      t1 = Clock::now();
+      loss.backward();
+      t2 = Clock::now();
+    }
     clip_grad_norm(params, max_norm);
     const auto t3 = Clock::now();
     opt.step();
@@ -242,6 +276,7 @@ nlohmann::json bench_train(Seq2Seq& m, const std::vector<Batch>& batches, int wa
                    {"tgt_tokens_per_s", tgt_tok / total},
                    {"tokens_per_s", (src_tok + tgt_tok) / total},
                    {"sentences_per_s", sent / total},
+                   {"data_parallel", data_parallel},
                    {"loss_eval_first", loss_eval},
                    {"loss_first", losses.front()},
                    {"loss_last", losses.back()},
@@ -264,7 +299,7 @@ int main(int argc, char** argv) {
   int steps = 30, warmup = 3, threads = 0;
   uint64_t seed = 1;
   double ls = 0.1, max_norm = 1.0;
-  bool json = false, breakdown = false;
+  bool json = false, breakdown = false, data_parallel = false;
   std::string model_config = "{}", dump_path;
   app.add_option("--max-tokens", max_tokens, "padded tokens per batch, batch * max(S, T)")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--steps", steps, "timed training steps")->capture_default_str()->check(CLI::PositiveNumber);
@@ -276,6 +311,8 @@ int main(int argc, char** argv) {
   app.add_option("--dump-batches", dump_path, "write batches + initial weights (safetensors), exit");
   app.add_option("--threads", threads, "threads (0 = policy)");
   app.add_flag("--breakdown", breakdown, "time forward / backward / clip / optimizer apart");
+  app.add_flag("--data-parallel", data_parallel,
+               "split each batch across the threads, one single-threaded step part each");
   app.add_flag("--json", json, "print JSON");
   CLI11_PARSE(app, argc, argv);
   ensure_passive_omp_wait(argv);  // as the focus CLI: idle OpenMP threads sleep (kernels/cpu.hpp)
@@ -305,7 +342,10 @@ int main(int argc, char** argv) {
                        {"params", m.num_parameters()},
                        {"max_tokens", max_tokens},
                        {"config", to_json(cfg)}};
-    out["train"] = bench_train(m, batches, warmup, ls, max_norm, breakdown);
+    FOCUS_CHECK(!(breakdown && data_parallel), ValueError,
+                "seq2seq_bench: --breakdown times forward and backward apart; --data-parallel "
+                "runs them together");
+    out["train"] = bench_train(m, batches, warmup, ls, max_norm, breakdown, data_parallel);
     if (json) {
       std::printf("%s\n", out.dump(2).c_str());
       return 0;

@@ -11,8 +11,10 @@
 // mismatch is an error; float sums differ in order, but g2p outputs are short and never tie here).
 // --dump-sources FILE writes the source ids and focus's outputs for the PyTorch twin
 // (bench/translate_torch.py; bench/compare_translate.py runs the two in turns).
-// Limits: greedy only (beam search always uses the caches); F32; the finished words leave the
-// batch on both paths.
+// --weights bf16 decodes with bf16 inference weights (Module::set_inference_dtype); the words
+// whose output equals the F32 model's are counted (words_equal_f32).
+// Limits: greedy only (beam search always uses the caches); F32 activations; the finished words
+// leave the batch on both paths.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -113,7 +115,7 @@ Outputs decode_all(Seq2Seq& model, const Outputs& src, int64_t batch, const Deco
 
 int run(int argc, char** argv) {
   CLI::App app{"focus translation decoding benchmark: words/s with and without the KV caches"};
-  std::string model_path, cmudict, dump;
+  std::string model_path, cmudict, dump, weights = "f32";
   std::vector<int64_t> batches = {1, 64};
   int64_t words = 1000;
   int reps = 3, threads = 0;
@@ -124,6 +126,9 @@ int run(int argc, char** argv) {
   app.add_option("--batch", batches, "batches, comma-separated")->delimiter(',')->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--reps", reps, "timed passes per path")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--threads", threads, "threads (0 = policy)");
+  app.add_option("--weights", weights, "inference weights: f32 or bf16")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"f32", "bf16"}));
   app.add_flag("--json", json, "print JSON");
   app.add_option("--dump-sources", dump,
                  "write the source ids and focus's greedy outputs (JSON) for translate_torch.py");
@@ -146,6 +151,14 @@ int run(int argc, char** argv) {
     src_tokens += int64_t(src.back().size());
   }
 
+  FOCUS_CHECK(dump.empty() || weights == "f32", ValueError,
+              "translate_bench: --dump-sources needs --weights f32 (the PyTorch twin runs F32)");
+  Outputs f32_outputs;  // --weights bf16: the F32 model's greedy outputs
+  if (weights == "bf16") {
+    f32_outputs = decode_all(*f.model, src, 64, greedy_cached);
+    f.model->set_inference_dtype(DType::BF16);
+  }
+
   nlohmann::json results = nlohmann::json::array();
   for (const int64_t batch : batches) {
     // Verify: the two paths agree on every word.
@@ -160,6 +173,11 @@ int run(int argc, char** argv) {
     int64_t out_tokens = 0;
     for (const auto& o : cached) out_tokens += int64_t(o.size());
     nlohmann::json r = {{"batch", batch}, {"words", src.size()}, {"output_tokens", out_tokens}};
+    if (!f32_outputs.empty()) {
+      int64_t same = 0;
+      for (size_t i = 0; i < src.size(); ++i) same += cached[i] == f32_outputs[i];
+      r["words_equal_f32"] = same;
+    }
     for (const auto& [name, dec] : {std::pair<const char*, Decoder>{"cached", greedy_cached},
                                     std::pair<const char*, Decoder>{"uncached", greedy_uncached}}) {
       std::vector<double> t;
@@ -178,19 +196,26 @@ int run(int argc, char** argv) {
   if (json) {
     std::printf("%s\n", nlohmann::json{{"model", model_path},
                                        {"threads", num_threads()},
+                                       {"weights", weights},
                                        {"source_tokens", src_tokens},
                                        {"results", results}}
                             .dump(2)
                             .c_str());
     return 0;
   }
-  std::printf("focus translate_bench: %s, %zu test words (%lld source tokens), %d threads, greedy\n",
-              model_path.c_str(), src.size(), (long long)src_tokens, num_threads());
+  std::printf("focus translate_bench: %s, %zu test words (%lld source tokens), %s weights, %d "
+              "threads, greedy\n",
+              model_path.c_str(), src.size(), (long long)src_tokens, weights.c_str(), num_threads());
   std::printf("  cached and uncached outputs agree on every word\n");
   for (const auto& r : results)
     std::printf("batch %4lld: KV cache %8.1f words/s, no cache %8.1f words/s, cache %.2fx\n",
                 (long long)r["batch"].get<int64_t>(), r["cached"]["words_per_s"].get<double>(),
                 r["uncached"]["words_per_s"].get<double>(), r["cache_speedup"].get<double>());
+  for (const auto& r : results)
+    if (r.contains("words_equal_f32"))
+      std::printf("batch %4lld: %lld of %lld words decode as with the F32 weights\n",
+                  (long long)r["batch"].get<int64_t>(), (long long)r["words_equal_f32"].get<int64_t>(),
+                  (long long)r["words"].get<int64_t>());
   return 0;
 }
 

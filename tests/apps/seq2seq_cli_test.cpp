@@ -101,6 +101,19 @@ TEST_F(Seq2SeqCli, TrainTranslateEval) {
   const auto j = nlohmann::json::parse(ev.out);
   EXPECT_TRUE(j["greedy"].contains("bleu") && j["beam2"].contains("chrf")) << ev.out;
 
+  // bf16 inference weights: the same kind of report; an unknown --weights is refused.
+  const Result ev16 = run("eval --json --beam 2 --weights bf16 --model " + model + " --input " +
+                              path("valid.tsv"), dir_);
+  ASSERT_EQ(ev16.code, 0) << ev16.err;
+  EXPECT_TRUE(nlohmann::json::parse(ev16.out)["beam2"].contains("bleu")) << ev16.out;
+  const Result tr16 = run("translate --threads 1 --weights bf16 --model " + model + " --input " +
+                              path("in2.txt"), dir_);
+  EXPECT_EQ(tr16.code, 0) << tr16.err;
+  EXPECT_TRUE(contains(tr16.out, "abc\t")) << tr16.out;
+  const Result bad16 = run("translate --weights fp8 --model " + model + " --input " + path("in2.txt"), dir_);
+  EXPECT_NE(bad16.code, 0);
+  EXPECT_TRUE(contains(bad16.err, "--weights")) << bad16.err;
+
   const Result wrong = run("eval --task g2p --model " + model, dir_);
   EXPECT_EQ(wrong.code, 1);
   EXPECT_TRUE(contains(wrong.err, "is a translate model")) << wrong.err;

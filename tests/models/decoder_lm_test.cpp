@@ -2,7 +2,7 @@
 // F64 to 1e-12), for a batch of prompts of different lengths, learned and sinusoidal positions;
 // prefill in one call against one token at a time; generate against generate_uncached (greedy
 // and sampling) and against argmax of forward(); a reordered cache; causality of forward();
-// parameter names; errors.
+// bf16 inference weights (cached = full, close to F32); parameter names; errors.
 //   Letters: B batch, P prompt length, L sequence, V vocabulary.
 #include <gtest/gtest.h>
 
@@ -46,11 +46,13 @@ std::vector<int64_t> random_tokens(int64_t n, int64_t vocab, Rng& rng) {
 
 // Three sequences with prompts of 3, 6 and 1 tokens, prefilled in one padded call, then 8 tokens
 // one at a time: the logits of every position equal forward() over that sequence alone.
-void check_cached_equals_full(DType dtype, const std::string& positions, double tol) {
+void check_cached_equals_full(DType dtype, const std::string& positions, double tol,
+                              bool bf16_weights = false) {
   Rng rng(7);
   DecoderLM lm(small_config(positions), rng);
   lm.to(dtype);
   lm.eval();
+  if (bf16_weights) lm.set_inference_dtype(DType::BF16);
   const int64_t B = 3, P = 6, N = 8, V = 50;
   const std::vector<int64_t> plen = {3, 6, 1};
   std::vector<std::vector<int64_t>> seq(B);
@@ -85,6 +87,31 @@ TEST(DecoderLM, CachedLogitsEqualFullRecomputationF64) {
 }
 TEST(DecoderLM, CachedLogitsEqualFullRecomputationSinusoidal) {
   check_cached_equals_full(DType::F64, "sinusoidal", 1e-12);
+}
+
+// With bf16 inference weights the cached steps and the full recomputations (at most 14 rows: row
+// dots on the bf16 weights) and the prefill (18 rows: the widened weights through the GEMM) use
+// the same rounded weights, so they agree as closely as in F32.
+TEST(DecoderLM, CachedLogitsEqualFullRecomputationBf16Weights) {
+  check_cached_equals_full(DType::F32, "learned", 1e-5, true);
+}
+
+// The bf16 weights move the logits by bf16 rounding, no more; train() drops them.
+TEST(DecoderLM, Bf16WeightsStayCloseToF32) {
+  Rng rng(9);
+  DecoderLM lm(small_config(), rng);
+  lm.eval();
+  const Tensor tokens = ids(random_tokens(2 * 7, 50, rng), {2, 7});  // (B, L)
+  NoGradGuard ng;
+  const Tensor f32 = lm.forward(tokens);  // (B, L, V)
+  lm.set_inference_dtype(DType::BF16);
+  const Tensor bf16 = lm.forward(tokens);
+  const double scale = max_abs_diff(f32, Tensor::zeros(f32.shape()));
+  EXPECT_GT(max_abs_diff(bf16, f32), 0.0);  // the rounded weights did run
+  EXPECT_LT(max_abs_diff(bf16, f32), 0.02 * scale) << "logit scale " << scale;
+  lm.train();
+  lm.eval();
+  EXPECT_EQ(lm.forward(tokens).to_vector<float>(), f32.to_vector<float>());
 }
 
 TEST(DecoderLM, PrefillAtOnceEqualsOneTokenAtATime) {

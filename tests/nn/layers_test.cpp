@@ -1,13 +1,15 @@
 // The basic layers: values against naive loops or hand-computed numbers, torch-style
 // initialisation ranges, parameter names, finite-difference gradients of inputs and parameters
-// (F64 via Module::to), and the constructor/forward checks.
+// (F64 via Module::to), bf16 inference weights, and the constructor/forward checks.
 //   Letters: N batch, C channels, O output channels, L sequence, D features.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
+#include "focus/autograd/node.hpp"
 #include "focus/nn/layers.hpp"
 #include "focus/ops/elementwise.hpp"
+#include "focus/ops/matmul.hpp"
 #include "focus/ops/reduce.hpp"
 #include "focus/tensor/rng.hpp"
 #include "nn/module_gradcheck.hpp"
@@ -66,6 +68,67 @@ TEST(Linear, Gradients) {
   Linear lin(4, 3, rng);
   EXPECT_TRUE(module_gradcheck(lin, [&](const Inputs& x) { return lin.forward(x[0]); },
                                {rand_input({2, 2, 4}, rng)}));
+}
+
+// set_inference_dtype(BF16): under NoGradGuard Linear and Embedding::project (of a table marked
+// as a projection) multiply by the weight rounded to bf16 (row dots up to 16 rows, the widened
+// copy through the GEMM beyond); with grad enabled, and after train(true), load_state_dict() or
+// to(), the F32 weight runs again.
+TEST(Linear, Bf16InferenceWeights) {
+  Rng rng(11);
+  Linear lin(37, 21, rng);
+  Embedding emb(50, 37, rng);
+  emb.mark_projection();
+  const Tensor lw = lin.weight.to(DType::BF16).to(DType::F32);  // (OUT, IN), rounded
+  const Tensor ew = emb.weight.to(DType::BF16).to(DType::F32);  // (V, D), rounded
+  for (int64_t rows : {1, 5, 16, 40}) {
+    const Tensor x = Tensor::randn({rows, 37}, rng);  // (R, IN)
+    const Tensor exact = lin.forward(x), exact_p = emb.project(x);
+    lin.set_inference_dtype(DType::BF16);
+    emb.set_inference_dtype(DType::BF16);
+    {
+      NoGradGuard ng;
+      const Tensor y = lin.forward(x), p = emb.project(x);
+      EXPECT_LT(max_abs(sub(y, linear(x, lw, lin.bias))), 1e-5 * (1 + max_abs(y))) << rows;
+      EXPECT_LT(max_abs(sub(p, linear(x, ew))), 1e-5 * (1 + max_abs(p))) << rows << " rows";
+      EXPECT_GT(max_abs(sub(y, exact)), 0.0) << "the bf16 weight ran, " << rows << " rows";
+      EXPECT_GT(max_abs(sub(p, exact_p)), 0.0) << rows << " rows";
+    }
+    EXPECT_EQ(lin.forward(x).to_vector<float>(), exact.to_vector<float>());  // grad enabled
+    EXPECT_EQ(emb.project(x).to_vector<float>(), exact_p.to_vector<float>());
+    lin.set_inference_dtype(DType::F32);
+    NoGradGuard ng;
+    EXPECT_EQ(lin.forward(x).to_vector<float>(), exact.to_vector<float>());
+  }
+  const Tensor x = Tensor::randn({3, 37}, rng);  // (R, IN)
+  const Tensor exact = lin.forward(x);
+  auto runs_f32 = [&] {
+    NoGradGuard ng;
+    return lin.forward(x).to_vector<float>() == exact.to_vector<float>();
+  };
+  lin.set_inference_dtype(DType::BF16);
+  EXPECT_FALSE(runs_f32());
+  lin.train();
+  EXPECT_TRUE(runs_f32());
+  lin.set_inference_dtype(DType::BF16);
+  lin.load_state_dict(lin.state_dict());
+  EXPECT_TRUE(runs_f32());
+  EXPECT_THROW(lin.set_inference_dtype(DType::I8), DTypeError);
+  // A table not marked as a projection keeps no copy.
+  Embedding lookup(50, 37, rng);
+  const Tensor lookup_exact = lookup.project(x);
+  lookup.set_inference_dtype(DType::BF16);
+  {
+    NoGradGuard ng;
+    EXPECT_EQ(lookup.project(x).to_vector<float>(), lookup_exact.to_vector<float>());
+  }
+  // linear() with a BF16 weight: inference only, F32 input and bias.
+  const Tensor wb = lin.weight.to(DType::BF16);
+  EXPECT_THROW(linear(x.to(DType::F64), wb), DTypeError);
+  EXPECT_THROW(linear(x, wb, lin.bias.to(DType::F64)), DTypeError);
+  Tensor xg = Tensor::randn({3, 37}, rng);  // (R, IN)
+  xg.requires_grad_();
+  EXPECT_THROW(linear(xg, wb), DTypeError);
 }
 
 TEST(ModuleTo, ConvertsInPlaceKeepingHandles) {

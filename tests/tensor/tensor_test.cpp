@@ -1,6 +1,10 @@
 // Tensor views, copies and factories: strides, offsets, contiguity, broadcasting copies, errors.
 #include <gtest/gtest.h>
 
+#include <bit>
+#include <cmath>
+#include <limits>
+
 #include "focus/tensor/rng.hpp"
 #include "focus/tensor/tensor.hpp"
 
@@ -26,8 +30,38 @@ TEST(Tensor, AlignedStorageAndDtypes) {
   EXPECT_EQ(reinterpret_cast<uintptr_t>(a.raw_data()) % 64, 0u);
   EXPECT_EQ(a.to(DType::F32).dtype(), DType::F32);
   EXPECT_THROW(a.data<float>(), DTypeError);
-  Tensor b = Tensor::empty({2}, DType::BF16);  // storage admitted, kernels later
+  Tensor b = Tensor::empty({2}, DType::BF16);
   EXPECT_EQ(b.nbytes(), 4u);
+}
+
+// Round to nearest, ties to even, on the 16 dropped bits; the values as torch's
+// torch.tensor([...]).to(torch.bfloat16) gives them.
+TEST(Tensor, BFloat16RoundsToNearestEven) {
+  auto bits = [](float x) { return bf16_bits_from_float(x); };
+  EXPECT_EQ(bits(1.0f), 0x3f80);
+  EXPECT_EQ(bits(-2.0f), 0xc000);
+  EXPECT_EQ(bits(1.0f + 1.0f / 256), 0x3f80);             // halfway: to the even 1.0
+  EXPECT_EQ(bits(1.0f + 3.0f / 256), 0x3f82);             // halfway: up to the even 0x3f82
+  EXPECT_EQ(bits(1.0f + 1.0f / 256 + 1.0f / 4096), 0x3f81);  // above halfway: up
+  EXPECT_EQ(bits(std::numeric_limits<float>::max()), 0x7f80);  // past the largest bf16: +inf
+  EXPECT_EQ(bits(std::bit_cast<float>(0x7f7f7fffu)), 0x7f7f);  // just below halfway: down
+  EXPECT_EQ(bits(-0.0f), 0x8000);
+  EXPECT_EQ(bits(std::numeric_limits<float>::infinity()), 0x7f80);
+  EXPECT_TRUE(std::isnan(bf16_bits_to_float(bits(std::numeric_limits<float>::quiet_NaN()))));
+  // A NaN whose payload sits only in the dropped bits must not turn into infinity.
+  EXPECT_TRUE(std::isnan(bf16_bits_to_float(bits(std::bit_cast<float>(0x7f800001u)))));
+  EXPECT_EQ(bf16_bits_to_float(0x4049), 3.140625f);
+
+  // Tensor::to converts both ways (any dtype to BF16 through float), strided sources included.
+  const Tensor f = Tensor::from_vector(std::vector<float>{1.0f, 3.14159265f, -1e-3f, 65504.f,
+                                                          1.0f + 1.0f / 256, 7.0f},
+                                       {2, 3});  // (2, 3)
+  const Tensor h = f.transpose(0, 1).to(DType::BF16);  // (3, 2), a strided source
+  ASSERT_EQ(h.dtype(), DType::BF16);
+  EXPECT_EQ(h.to(DType::F32).to_vector<float>(),
+            (std::vector<float>{1.0f, 65536.f, 3.140625f, 1.0f, -0.00099945068359375f, 7.0f}));
+  EXPECT_EQ(Tensor::arange(4, DType::I64).to(DType::BF16).to(DType::F64).to_vector<double>(),
+            (std::vector<double>{0, 1, 2, 3}));
 }
 
 TEST(Tensor, ErrorsCarryShapes) {

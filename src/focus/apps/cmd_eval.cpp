@@ -23,7 +23,8 @@ Command add_eval_command(CLI::App& app) {
       "eval", "evaluate a model: image models on the Fashion-MNIST test set; g2p models on the "
               "CMUdict test split (WER, PER, worst errors); translation models on --input TSV");
   struct Opts {
-    std::string model, data_dir = kFashionMnistDir, split = "test", task, input, cmudict;
+    std::string model, data_dir = kFashionMnistDir, split = "test", task, input, cmudict,
+        weights = "f32";
     bool json = false;
     int threads = 0, beam = 5, worst = 20;
     double length_penalty = 1.0;
@@ -43,12 +44,16 @@ Command add_eval_command(CLI::App& app) {
   sub->add_option("--worst", o->worst, "g2p: errors to list")->capture_default_str();
   sub->add_flag("--json", o->json, "print the metrics as JSON");
   sub->add_option("--threads", o->threads, "threads (0 = all cores)");
+  add_weights_option(sub, o->weights);
   return [o] {
     if (o->threads > 0) set_num_threads(o->threads);
     if (model_file_format(o->model).rfind("focus-seq2seq", 0) == 0)
       return eval_seq2seq(o->model, o->task, o->split, o->input, o->cmudict, o->beam,
-                          o->length_penalty, o->worst, o->json);
+                          o->length_penalty, o->worst, o->json, o->weights);
     FOCUS_CHECK(o->split != "dev", ValueError, "--split dev is for g2p models");
+    FOCUS_CHECK(o->weights == "f32", ValueError,
+                "--weights {} is for seq2seq models (an image model's batches widen them anyway)",
+                o->weights);
     LoadedModel lm = load_model(o->model);
     const ImageDataset ds = load_fashion_mnist(o->data_dir, parse_split(o->split));
     std::vector<int64_t> idx(size_t(ds.size()));

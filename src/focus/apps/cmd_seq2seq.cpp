@@ -133,12 +133,21 @@ int train_seq2seq_and_report(const TrainConfig& cfg_in) {
   return 0;
 }
 
+void add_weights_option(CLI::App* sub, std::string& weights) {
+  sub->add_option("--weights", weights,
+                  "seq2seq inference weights: f32, or bf16 (half the bytes per decoding step; "
+                  "results within bf16 rounding)")
+      ->check(CLI::IsMember({"f32", "bf16"}))
+      ->capture_default_str();
+}
+
 int eval_seq2seq(const std::string& model_path, const std::string& task, const std::string& split,
                  const std::string& input, const std::string& cmudict, int beam,
-                 double length_penalty, int worst, bool json) {
+                 double length_penalty, int worst, bool json, const std::string& weights) {
   Seq2SeqModelFile f = load_seq2seq(model_path);
   FOCUS_CHECK(task.empty() || task == f.task, ValueError, "--task {}: '{}' is a {} model", task,
               model_path, f.task);
+  if (weights == "bf16") f.model->set_inference_dtype(DType::BF16);
   std::vector<RefGroup> groups;
   if (!input.empty()) {
     groups = group_references(load_tsv(input));
@@ -152,8 +161,8 @@ int eval_seq2seq(const std::string& model_path, const std::string& task, const s
       if (split_of(e.word) == want) groups.push_back({normalize_source("g2p", e.word), e.prons});
   }
   FOCUS_CHECK(!groups.empty(), ValueError, "nothing to evaluate on");
-  if (!json) std::printf("%s: %s, %zu %s\n", model_path.c_str(), input.empty() ? split.c_str() : input.c_str(),
-                         groups.size(), f.task == "g2p" ? "words" : "sentences");
+  if (!json) std::printf("%s: %s, %zu %s, %s weights\n", model_path.c_str(), input.empty() ? split.c_str() : input.c_str(),
+                         groups.size(), f.task == "g2p" ? "words" : "sentences", weights.c_str());
   const nlohmann::json j = evaluate_file(f, groups, beam, length_penalty, worst, !json);
   if (json) std::printf("%s\n", j.dump(2).c_str());
   return 0;
@@ -163,7 +172,7 @@ Command add_translate_command(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "translate", "translate lines (g2p: words to phones) with a seq2seq model; reads stdin or --input");
   struct Opts {
-    std::string model, input;
+    std::string model, input, weights = "f32";
     int beam = 5, nbest = 1, max_len = 0, threads = 0;
     double length_penalty = 1.0;
   };
@@ -175,10 +184,12 @@ Command add_translate_command(CLI::App& app) {
   sub->add_option("--length-penalty", o->length_penalty, "score = log p / length^alpha")->capture_default_str();
   sub->add_option("--max-len", o->max_len, "longest output in tokens (0 = the model's)");
   sub->add_option("--threads", o->threads, "threads (0 = all cores)");
+  add_weights_option(sub, o->weights);
   return [o] {
     if (o->threads > 0) set_num_threads(o->threads);
     FOCUS_CHECK(o->nbest <= o->beam, ValueError, "--nbest {} must not exceed --beam {}", o->nbest, o->beam);
     Seq2SeqModelFile f = load_seq2seq(o->model);
+    if (o->weights == "bf16") f.model->set_inference_dtype(DType::BF16);
     std::ifstream file;
     if (!o->input.empty()) {
       file.open(o->input);

@@ -23,10 +23,13 @@ Command add_report_command(CLI::App& app);  // cmd_report.cpp
 struct TrainConfig;
 // True (after saying so on stderr) when a resumed run has no epochs left (cmd_train.cpp).
 bool already_trained(int start_epoch, int epochs);
+// --weights f32|bf16: the inference weights of a seq2seq model (Module::set_inference_dtype), for
+// `eval` and `translate` (cmd_seq2seq.cpp).
+void add_weights_option(CLI::App* sub, std::string& weights);
 // The seq2seq halves of `train` and `eval` (cmd_seq2seq.cpp).
 int train_seq2seq_and_report(const TrainConfig& cfg);
 int eval_seq2seq(const std::string& model_path, const std::string& task, const std::string& split,
                  const std::string& input, const std::string& cmudict, int beam,
-                 double length_penalty, int worst, bool json);
+                 double length_penalty, int worst, bool json, const std::string& weights);
 
 }  // namespace focus

@@ -77,6 +77,7 @@ std::vector<int64_t> pick(const Tensor& logits, const GenerateOptions& opt) {
 DecoderLM::DecoderLM(const DecoderLMConfig& cfg, Rng& rng) : cfg_(checked(cfg)) {
   const int64_t E = cfg_.d_model;
   tok_emb_ = register_module("tok_emb", std::make_shared<Embedding>(cfg_.vocab, E, rng));
+  tok_emb_->mark_projection();  // the tied output projection
   Tensor w = tok_emb_->weight;
   w.copy_(init::normal({cfg_.vocab, E}, 0.02, rng));  // GPT-style: the table is also the head
   if (cfg_.positions == "learned")
@@ -96,7 +97,7 @@ DecoderLM::DecoderLM(const DecoderLMConfig& cfg, Rng& rng) : cfg_(checked(cfg)) 
   norm_ = register_module("norm", std::make_shared<LayerNorm>(E));
 }
 
-Tensor DecoderLM::logits(const Tensor& h) const { return linear(h, tok_emb_->weight); }
+Tensor DecoderLM::logits(const Tensor& h) const { return tok_emb_->project(h); }
 
 Tensor DecoderLM::embed(const Tensor& tokens, const Tensor& positions) {
   const Tensor table =  // (Lmax, E)

@@ -89,6 +89,7 @@ Seq2Seq::Seq2Seq(const Seq2SeqConfig& cfg, Rng& rng) : cfg_(checked(cfg)) {
   src_emb_ = register_module("src_emb", scaled_table(cfg_.src_vocab, E, rng));
   tgt_emb_ = cfg_.share_embeddings ? src_emb_
                                    : register_module("tgt_emb", scaled_table(cfg_.tgt_vocab, E, rng));
+  tgt_emb_->mark_projection();  // the tied output projection
   if (cfg_.positions == "learned") {
     src_pos_ = register_module("src_pos",
                                std::make_shared<LearnedPositionalEncoding>(cfg_.max_len, E, rng));
@@ -178,7 +179,7 @@ Tensor Seq2Seq::decode(const Tensor& tgt_in, const Tensor& memory, const Tensor&
     h = dec_[i]->forward(h, memory, causal, source,
                          cross_weights_out ? &(*cross_weights_out)[i] : nullptr,
                          self_weights_out ? &(*self_weights_out)[i] : nullptr);
-  return linear(dec_norm_->forward(h), tgt_emb_->weight);  // (B, T, V)
+  return tgt_emb_->project(dec_norm_->forward(h));  // (B, T, V)
 }
 
 Tensor Seq2Seq::loss(const Tensor& src, const Tensor& src_len, const Tensor& tgt_in,
@@ -224,7 +225,7 @@ Tensor Seq2Seq::decode_step(const Tensor& tokens, Seq2SeqDecodeState& st) {
   // Every row holds the same number of tokens (beam search appends one per row per step).
   Tensor h = embed(*tgt_emb_, tokens, positions_for(N, T, done), true);  // (N, T, E)
   for (size_t i = 0; i < dec_.size(); ++i) h = dec_[i]->forward_cached(h, st.self[i], st.cross[i]);
-  return linear(dec_norm_->forward(h), tgt_emb_->weight);  // (N, T, V)
+  return tgt_emb_->project(dec_norm_->forward(h));  // (N, T, V)
 }
 
 }  // namespace focus

@@ -1,6 +1,8 @@
 // Linear and Embedding layers (see linear.hpp).
 #include "focus/nn/linear.hpp"
 
+#include "focus/autograd/node.hpp"
+
 #include "focus/nn/init.hpp"
 #include "focus/ops/index.hpp"
 #include "focus/ops/matmul.hpp"
@@ -15,7 +17,30 @@ Linear::Linear(int64_t in, int64_t out, Rng& rng, bool has_bias)
       bias(has_bias ? register_parameter("bias", init::uniform({out}, init::fan_in_bound(in), rng))
                     : Tensor()) {}
 
-Tensor Linear::forward(const Tensor& x) const { return linear(x, weight, bias); }
+namespace {
+// The weight a forward of `rows` rows multiplies by: the inference copies only where no gradient
+// can be wanted; the bf16 one where the product streams the weight, else its widening.
+const Tensor& pick(const Tensor& weight, const Tensor& bf16, const Tensor& widened, int64_t rows) {
+  if (!bf16.defined() || grad_enabled()) return weight;
+  return rows <= kBf16RowDotRows ? bf16 : widened;
+}
+int64_t rows_of(const Tensor& x) {
+  return x.dim() == 0 || x.shape().back() == 0 ? 0 : x.numel() / x.shape().back();
+}
+// Sets the copies for `dtype` (BF16: the rounded weight and its widening; F32: none).
+void make_copies(const Tensor& weight, DType dtype, Tensor& bf16, Tensor& widened) {
+  const bool on = dtype == DType::BF16 && weight.dtype() == DType::F32;
+  bf16 = on ? weight.to(DType::BF16) : Tensor();
+  widened = on ? bf16.to(DType::F32) : Tensor();
+}
+}  // namespace
+
+Tensor Linear::forward(const Tensor& x) const {
+  return linear(x, pick(weight, inference_weight_, inference_widened_, rows_of(x)), bias);
+}
+void Linear::on_inference_dtype(DType dtype) {
+  make_copies(weight, dtype, inference_weight_, inference_widened_);
+}
 
 Embedding::Embedding(int64_t num_embeddings, int64_t dim, Rng& rng)
     : weight(register_parameter(
@@ -24,5 +49,11 @@ Embedding::Embedding(int64_t num_embeddings, int64_t dim, Rng& rng)
                                  1.0, rng))) {}
 
 Tensor Embedding::forward(const Tensor& indices) const { return embedding(weight, indices); }
+Tensor Embedding::project(const Tensor& h) const {
+  return linear(h, pick(weight, inference_weight_, inference_widened_, rows_of(h)));
+}
+void Embedding::on_inference_dtype(DType dtype) {
+  make_copies(weight, projection_ ? dtype : DType::F32, inference_weight_, inference_widened_);
+}
 
 }  // namespace focus

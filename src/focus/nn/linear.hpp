@@ -11,12 +11,20 @@ class Linear : public Module {
  public:
   // weight (OUT, IN) and bias (OUT) uniform in +-1/sqrt(IN), as torch.nn.Linear.
   Linear(int64_t in_features, int64_t out_features, Rng& rng, bool bias = true);
-  Tensor forward(const Tensor& x) const;  // (..., IN) -> (..., OUT)
+  // (..., IN) -> (..., OUT); under NoGradGuard through the inference weights when they are set
+  // (the bf16 copy for up to kBf16RowDotRows rows, its F32 widening for more: the same values).
+  Tensor forward(const Tensor& x) const;
   int64_t in_features() const { return weight.size(1); }
   int64_t out_features() const { return weight.size(0); }
 
   const Tensor weight;  // (OUT, IN)
   const Tensor bias;    // (OUT), undefined without bias
+
+ protected:
+  void on_inference_dtype(DType dtype) override;
+
+ private:
+  Tensor inference_weight_, inference_widened_;  // BF16 (OUT, IN) copy and its F32 widening
 };
 
 class Embedding : public Module {
@@ -24,8 +32,20 @@ class Embedding : public Module {
   // weight (V, D) ~ N(0, 1), as torch.nn.Embedding.
   Embedding(int64_t num_embeddings, int64_t dim, Rng& rng);
   Tensor forward(const Tensor& indices) const;  // I64 (...) -> (..., D)
+  // The tied output projection h (..., D) @ weight^T -> logits (..., V); under NoGradGuard through
+  // the inference weights when they are set, as Linear::forward. Only a table marked as a
+  // projection gets them (a lookup-only table would carry an unused copy).
+  Tensor project(const Tensor& h) const;
+  void mark_projection() { projection_ = true; }
 
   const Tensor weight;  // (V, D)
+
+ protected:
+  void on_inference_dtype(DType dtype) override;
+
+ private:
+  bool projection_ = false;
+  Tensor inference_weight_, inference_widened_;  // BF16 (V, D) copy and its F32 widening
 };
 
 }  // namespace focus

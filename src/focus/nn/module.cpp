@@ -49,6 +49,7 @@ StateDict Module::state_dict() const {
 }
 
 void Module::load_state_dict(const StateDict& sd, bool strict) {
+  set_inference_dtype(DType::F32);  // copies of the old weights
   std::set<std::string> used;
   auto load = [&](const NamedTensors& mine) {
     for (auto& [name, t] : mine) {
@@ -88,14 +89,23 @@ int64_t Module::num_parameters() const {
   return n;
 }
 
+void Module::set_inference_dtype(DType dtype) {
+  FOCUS_CHECK(dtype == DType::F32 || dtype == DType::BF16, DTypeError,
+              "set_inference_dtype: {} not supported (F32, BF16)", dtype_name(dtype));
+  on_inference_dtype(dtype);
+  for (auto& [n, m] : children_) m->set_inference_dtype(dtype);
+}
+
 void Module::train(bool on) {
   training_ = on;
+  if (on) on_inference_dtype(DType::F32);  // the children drop theirs in their train()
   for (auto& [n, m] : children_) m->train(on);
 }
 
 void Module::to(DType dtype) {
   FOCUS_CHECK(dtype == DType::F32 || dtype == DType::F64, DTypeError,
               "Module::to: {} not supported (F32, F64)", dtype_name(dtype));
+  set_inference_dtype(DType::F32);
   NamedTensors all = named_parameters();
   for (auto& nb : named_buffers()) all.push_back(nb);
   for (auto& [name, t] : all) {

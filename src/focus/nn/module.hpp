@@ -47,8 +47,17 @@ class Module {
   // their identity (members and the optimiser's handles stay valid), their gradients are dropped.
   // Gradient checks use to(DType::F64).
   void to(DType dtype);
+  // Inference weights. BF16: every Linear weight and tied output projection (Embedding::project)
+  // gets a bf16 copy that forward() uses under NoGradGuard (half the bytes decoding streams per
+  // token; results within bf16 rounding of the F32 ones); with grad enabled the F32 weights run.
+  // F32 drops the copies. They are copies of the weights now: load_state_dict(), to() and
+  // train(true) drop them; writes into the weights in place (an optimizer step, the trainer's
+  // EMA swap) do not, so set them after training.
+  void set_inference_dtype(DType dtype);
 
  protected:
+  // The per-module part of set_inference_dtype (children are visited by the caller).
+  virtual void on_inference_dtype(DType) {}
   // Registers a leaf parameter (marked requires_grad) and returns it for the member to keep.
   Tensor register_parameter(const std::string& name, Tensor t);
   Tensor register_buffer(const std::string& name, Tensor t);

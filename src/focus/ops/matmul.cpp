@@ -2,9 +2,12 @@
 // Letters: M, N, K the product dims; R the rows of a folded (..., IN) input; IN/OUT features.
 #include "focus/ops/matmul.hpp"
 
+#include <algorithm>
+
 #include "focus/autograd/node.hpp"
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/gemm.hpp"
+#include "focus/kernels/gemv.hpp"
 #include "focus/ops/elementwise.hpp"
 #include "focus/ops/view.hpp"
 
@@ -129,6 +132,20 @@ void linear_kernel(const Tensor& x2, const Tensor& w, const Tensor& bias, Tensor
   gemm(false, true, R, OUT, IN, T(1), x2.data<T>(), IN, w.data<T>(), IN, beta, py, OUT);
 }
 
+// y (R, OUT) = x2 (R, IN) @ w^T + bias, w BF16 (OUT, IN) contiguous, x2 and bias F32.
+void linear_bf16_kernel(const Tensor& x2, const Tensor& w, const Tensor& bias, Tensor& y) {
+  const int64_t R = x2.shape()[0], IN = x2.shape()[1], OUT = w.shape()[0];
+  if (R > kBf16RowDotRows) return linear_kernel<float>(x2, w.to(DType::F32), bias, y);
+  float* py = y.data<float>();
+  float beta = 0.0f;
+  if (bias.defined()) {
+    const Tensor bc = bias.contiguous();
+    for (int64_t r = 0; r < R; ++r) std::copy_n(bc.data<float>(), OUT, py + r * OUT);
+    beta = 1.0f;
+  }
+  gemm_row_dots_bf16(R, OUT, IN, 1.0f, x2.data<float>(), IN, w.data<BFloat16>(), IN, beta, py, OUT);
+}
+
 struct LinearNode : Node {
   Tensor x2, w;  // (R, IN), (OUT, IN), contiguous
   Shape x_shape;
@@ -183,13 +200,27 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
   FOCUS_CHECK(!bias.defined() || (bias.dim() == 1 && bias.shape()[0] == w.shape()[0]), ShapeError,
               "linear: bias {} does not match weight {}", to_string(bias.shape()),
               to_string(w.shape()));
-  FOCUS_CHECK(x.dtype() == w.dtype() && (!bias.defined() || bias.dtype() == w.dtype()), DTypeError,
-              "linear: dtypes differ");
   const int64_t IN = w.shape()[1], OUT = w.shape()[0];
+  const bool bf16 = w.dtype() == DType::BF16;
+  if (bf16) {
+    FOCUS_CHECK(x.dtype() == DType::F32 && (!bias.defined() || bias.dtype() == DType::F32),
+                DTypeError, "linear: a BF16 weight {} takes an F32 input and bias, not {} and {}",
+                to_string(w.shape()), dtype_name(x.dtype()),
+                bias.defined() ? dtype_name(bias.dtype()) : "none");
+    FOCUS_CHECK(!needs_graph({&x, &w, &bias}), DTypeError,
+                "linear: a BF16 weight {} is for inference only: its input {} or bias needs a "
+                "gradient (run under NoGradGuard, or keep the F32 weight)",
+                to_string(w.shape()), to_string(x.shape()));
+  } else {
+    FOCUS_CHECK(x.dtype() == w.dtype() && (!bias.defined() || bias.dtype() == w.dtype()),
+                DTypeError, "linear: dtypes differ (input {}, weight {})", dtype_name(x.dtype()),
+                dtype_name(w.dtype()));
+  }
   const Tensor x2 = x.contiguous().view({-1, IN});  // (R, IN)
   const Tensor wc = w.contiguous();
-  Tensor y = Tensor::empty({x2.shape()[0], OUT}, w.dtype());  // (R, OUT)
-  dispatch_float(w.dtype(), "linear", [&]<class T>() { linear_kernel<T>(x2, wc, bias, y); });
+  Tensor y = Tensor::empty({x2.shape()[0], OUT}, x.dtype());  // (R, OUT)
+  if (bf16) linear_bf16_kernel(x2, wc, bias, y);
+  else dispatch_float(w.dtype(), "linear", [&]<class T>() { linear_kernel<T>(x2, wc, bias, y); });
   Shape ys = x.shape();
   ys.back() = OUT;
   y = y.view(ys);

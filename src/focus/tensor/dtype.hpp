@@ -1,11 +1,13 @@
 // Element types. Kernels exist for F32 (training and inference) and F64 (gradient checks);
-// I32/I64 hold indices and labels; BF16 and I8 are admitted for storage now, kernels come later.
+// I32/I64 hold indices and labels; BF16 (tensor/bf16.hpp) converts to and from the others and
+// stores inference weights (linear() reads it, ops/matmul.hpp); I8 is admitted for storage.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 #include <utility>
 
+#include "focus/tensor/bf16.hpp"
 #include "focus/tensor/error.hpp"
 
 namespace focus {
@@ -22,6 +24,7 @@ template <> constexpr DType dtype_of<double>() { return DType::F64; }
 template <> constexpr DType dtype_of<int32_t>() { return DType::I32; }
 template <> constexpr DType dtype_of<int64_t>() { return DType::I64; }
 template <> constexpr DType dtype_of<int8_t>() { return DType::I8; }
+template <> constexpr DType dtype_of<BFloat16>() { return DType::BF16; }
 
 // dispatch_float(dtype, "opname", [&]<class T>() { ... }) runs the lambda with T = float or
 // double; any other dtype throws DTypeError naming the op.

@@ -66,6 +66,7 @@ static auto dispatch_all(DType dt, const char* what, F&& f) {
     case DType::I32: return f.template operator()<int32_t>();
     case DType::I64: return f.template operator()<int64_t>();
     case DType::I8: return f.template operator()<int8_t>();
+    case DType::BF16: return f.template operator()<BFloat16>();
     default: throw DTypeError(fmt::format("{}: dtype {} has no kernels yet", what, dtype_name(dt)));
   }
 }
@@ -163,11 +164,13 @@ template double* Tensor::data<double>();
 template int32_t* Tensor::data<int32_t>();
 template int64_t* Tensor::data<int64_t>();
 template int8_t* Tensor::data<int8_t>();
+template BFloat16* Tensor::data<BFloat16>();
 template const float* Tensor::data<float>() const;
 template const double* Tensor::data<double>() const;
 template const int32_t* Tensor::data<int32_t>() const;
 template const int64_t* Tensor::data<int64_t>() const;
 template const int8_t* Tensor::data<int8_t>() const;
+template const BFloat16* Tensor::data<BFloat16>() const;
 
 double Tensor::item() const {
   FOCUS_CHECK(numel() == 1, ShapeError, "item(): tensor of shape {} has {} elements, not 1",
@@ -200,6 +203,13 @@ void Tensor::copy_(const Tensor& src) {
   Tensor s = src.expand(shape());
   if (dtype() == src.dtype() && is_contiguous() && s.is_contiguous()) {
     std::memmove(raw_data(), s.raw_data(), nbytes());
+    return;
+  }
+  if (dtype() == DType::F32 && src.dtype() == DType::BF16 && is_contiguous() && s.is_contiguous()) {
+    float* d = static_cast<float*>(raw_data());  // widening inference weights: a plain loop
+    const uint16_t* p = static_cast<const uint16_t*>(s.raw_data());
+    const int64_t n = numel();
+    for (int64_t i = 0; i < n; ++i) d[i] = bf16_bits_to_float(p[i]);
     return;
   }
   dispatch_all(dtype(), "copy_", [&]<class D>() {
