@@ -2,7 +2,6 @@
 #include "focus/nn/linear.hpp"
 
 #include "focus/autograd/node.hpp"
-
 #include "focus/nn/init.hpp"
 #include "focus/ops/index.hpp"
 #include "focus/ops/matmul.hpp"
@@ -17,30 +16,20 @@ Linear::Linear(int64_t in, int64_t out, Rng& rng, bool has_bias)
       bias(has_bias ? register_parameter("bias", init::uniform({out}, init::fan_in_bound(in), rng))
                     : Tensor()) {}
 
-namespace {
-// The weight a forward of `rows` rows multiplies by: the inference copies only where no gradient
-// can be wanted; the bf16 one where the product streams the weight, else its widening.
-const Tensor& pick(const Tensor& weight, const Tensor& bf16, const Tensor& widened, int64_t rows) {
-  if (!bf16.defined() || grad_enabled()) return weight;
-  return rows <= kBf16RowDotRows ? bf16 : widened;
-}
-int64_t rows_of(const Tensor& x) {
-  return x.dim() == 0 || x.shape().back() == 0 ? 0 : x.numel() / x.shape().back();
-}
-// Sets the copies for `dtype` (BF16: the rounded weight and its widening; F32: none).
-void make_copies(const Tensor& weight, DType dtype, Tensor& bf16, Tensor& widened) {
+void InferenceWeights::set(const Tensor& weight, DType dtype) {
   const bool on = dtype == DType::BF16 && weight.dtype() == DType::F32;
   bf16 = on ? weight.to(DType::BF16) : Tensor();
   widened = on ? bf16.to(DType::F32) : Tensor();
 }
-}  // namespace
 
-Tensor Linear::forward(const Tensor& x) const {
-  return linear(x, pick(weight, inference_weight_, inference_widened_, rows_of(x)), bias);
+const Tensor& InferenceWeights::pick(const Tensor& weight, const Tensor& x) const {
+  if (!bf16.defined() || grad_enabled()) return weight;
+  const int64_t rows = x.dim() == 0 || x.shape().back() == 0 ? 0 : x.numel() / x.shape().back();
+  return rows <= kBf16RowDotRows ? bf16 : widened;
 }
-void Linear::on_inference_dtype(DType dtype) {
-  make_copies(weight, dtype, inference_weight_, inference_widened_);
-}
+
+Tensor Linear::forward(const Tensor& x) const { return linear(x, inference_.pick(weight, x), bias); }
+void Linear::on_inference_dtype(DType dtype) { inference_.set(weight, dtype); }
 
 Embedding::Embedding(int64_t num_embeddings, int64_t dim, Rng& rng)
     : weight(register_parameter(
@@ -50,10 +39,10 @@ Embedding::Embedding(int64_t num_embeddings, int64_t dim, Rng& rng)
 
 Tensor Embedding::forward(const Tensor& indices) const { return embedding(weight, indices); }
 Tensor Embedding::project(const Tensor& h) const {
-  return linear(h, pick(weight, inference_weight_, inference_widened_, rows_of(h)));
+  return linear(h, inference_.pick(weight, h));
 }
 void Embedding::on_inference_dtype(DType dtype) {
-  make_copies(weight, projection_ ? dtype : DType::F32, inference_weight_, inference_widened_);
+  inference_.set(weight, projection_ ? dtype : DType::F32);
 }
 
 }  // namespace focus

@@ -7,6 +7,16 @@ namespace focus {
 
 class Rng;
 
+// A weight's inference copies (Module::set_inference_dtype): BF16 keeps the weight rounded to
+// bf16 and its F32 widening; pick() gives what a forward multiplies by.
+struct InferenceWeights {
+  Tensor bf16, widened;  // the weight's shape, or undefined
+  void set(const Tensor& weight, DType dtype);  // F32 (or a non-F32 weight): none
+  // The weight itself with grad enabled or without copies; else the bf16 copy for up to
+  // kBf16RowDotRows rows (the product streams the weight) and the widening for more.
+  const Tensor& pick(const Tensor& weight, const Tensor& x) const;
+};
+
 class Linear : public Module {
  public:
   // weight (OUT, IN) and bias (OUT) uniform in +-1/sqrt(IN), as torch.nn.Linear.
@@ -24,7 +34,7 @@ class Linear : public Module {
   void on_inference_dtype(DType dtype) override;
 
  private:
-  Tensor inference_weight_, inference_widened_;  // BF16 (OUT, IN) copy and its F32 widening
+  InferenceWeights inference_;
 };
 
 class Embedding : public Module {
@@ -45,7 +55,7 @@ class Embedding : public Module {
 
  private:
   bool projection_ = false;
-  Tensor inference_weight_, inference_widened_;  // BF16 (V, D) copy and its F32 widening
+  InferenceWeights inference_;
 };
 
 }  // namespace focus

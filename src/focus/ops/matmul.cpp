@@ -115,35 +115,35 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
   return out;
 }
 
+// y (R, OUT) = bias in every row (the GEMM then adds onto it); returns the GEMM's beta.
+template <class T>
+T fill_bias_rows(const Tensor& bias, Tensor& y) {
+  if (!bias.defined()) return T(0);
+  const int64_t R = y.shape()[0], OUT = y.shape()[1];
+  const Tensor bc = bias.contiguous();
+  const T* pb = bc.data<T>();
+  T* py = y.data<T>();
+#pragma omp parallel for if (R * OUT > 65536)
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t o = 0; o < OUT; ++o) py[r * OUT + o] = pb[o];
+  return T(1);
+}
+
 // Linear: y (R, OUT) = x (R, IN) @ w (OUT, IN)^T + bias.
 template <class T>
 void linear_kernel(const Tensor& x2, const Tensor& w, const Tensor& bias, Tensor& y) {
   const int64_t R = x2.shape()[0], IN = x2.shape()[1], OUT = w.shape()[0];
-  T* py = y.data<T>();
-  T beta = T(0);
-  if (bias.defined()) {
-    const Tensor bc = bias.contiguous();
-    const T* pb = bc.data<T>();
-#pragma omp parallel for if (R * OUT > 65536)
-    for (int64_t r = 0; r < R; ++r)
-      for (int64_t o = 0; o < OUT; ++o) py[r * OUT + o] = pb[o];
-    beta = T(1);
-  }
-  gemm(false, true, R, OUT, IN, T(1), x2.data<T>(), IN, w.data<T>(), IN, beta, py, OUT);
+  const T beta = fill_bias_rows<T>(bias, y);
+  gemm(false, true, R, OUT, IN, T(1), x2.data<T>(), IN, w.data<T>(), IN, beta, y.data<T>(), OUT);
 }
 
 // y (R, OUT) = x2 (R, IN) @ w^T + bias, w BF16 (OUT, IN) contiguous, x2 and bias F32.
 void linear_bf16_kernel(const Tensor& x2, const Tensor& w, const Tensor& bias, Tensor& y) {
   const int64_t R = x2.shape()[0], IN = x2.shape()[1], OUT = w.shape()[0];
   if (R > kBf16RowDotRows) return linear_kernel<float>(x2, w.to(DType::F32), bias, y);
-  float* py = y.data<float>();
-  float beta = 0.0f;
-  if (bias.defined()) {
-    const Tensor bc = bias.contiguous();
-    for (int64_t r = 0; r < R; ++r) std::copy_n(bc.data<float>(), OUT, py + r * OUT);
-    beta = 1.0f;
-  }
-  gemm_row_dots_bf16(R, OUT, IN, 1.0f, x2.data<float>(), IN, w.data<BFloat16>(), IN, beta, py, OUT);
+  const float beta = fill_bias_rows<float>(bias, y);
+  gemm_row_dots_bf16(R, OUT, IN, 1.0f, x2.data<float>(), IN, w.data<BFloat16>(), IN, beta,
+                     y.data<float>(), OUT);
 }
 
 struct LinearNode : Node {

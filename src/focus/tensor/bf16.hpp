@@ -31,11 +31,6 @@ struct BFloat16 {
   explicit BFloat16(U x) : bits(bf16_bits_from_float(static_cast<float>(x))) {}
   template <class U>
   explicit operator U() const { return static_cast<U>(bf16_bits_to_float(bits)); }
-  static BFloat16 from_bits(uint16_t b) {
-    BFloat16 r;
-    r.bits = b;
-    return r;
-  }
 };
 static_assert(sizeof(BFloat16) == 2);
 

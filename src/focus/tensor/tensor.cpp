@@ -205,17 +205,15 @@ void Tensor::copy_(const Tensor& src) {
     std::memmove(raw_data(), s.raw_data(), nbytes());
     return;
   }
-  if (dtype() == DType::F32 && src.dtype() == DType::BF16 && is_contiguous() && s.is_contiguous()) {
-    float* d = static_cast<float*>(raw_data());  // widening inference weights: a plain loop
-    const uint16_t* p = static_cast<const uint16_t*>(s.raw_data());
-    const int64_t n = numel();
-    for (int64_t i = 0; i < n; ++i) d[i] = bf16_bits_to_float(p[i]);
-    return;
-  }
   dispatch_all(dtype(), "copy_", [&]<class D>() {
     dispatch_all(src.dtype(), "copy_", [&]<class S>() {
       D* d = static_cast<D*>(raw_data());
       const S* p = static_cast<const S*>(s.raw_data());
+      if (is_contiguous() && s.is_contiguous()) {  // a dtype conversion: one flat loop
+        const int64_t n = numel();
+        for (int64_t i = 0; i < n; ++i) d[i] = static_cast<D>(p[i]);
+        return;
+      }
       for_each_strided<2>(shape(), {&impl_->strides, &s.strides()},
                           [&](int64_t od, int64_t os) { d[od] = static_cast<D>(p[os]); });
     });
