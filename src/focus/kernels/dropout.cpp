@@ -6,7 +6,8 @@
 //   reference: philox4x32 per element, uint_to_unit_float(word) >= p, as Rng::fill_uniform.
 // The fast kernels compare the word's top 24 bits with ceil(p * 2^24), which keeps exactly the
 // elements whose uint_to_unit_float is >= p. Each 64-element step depends only on its counters,
-// so the steps split over threads freely.
+// so the steps split over threads freely. Each can also record the keep decisions as bits (a step
+// is 8 whole bytes); dropout_apply_bits applies recorded bits (AVX2, or the plain loop).
 #include "focus/kernels/dropout.hpp"
 
 #include <immintrin.h>
@@ -75,8 +76,18 @@ inline void philox_lanes(uint64_t key, uint64_t counter, uint32_t* u) {
   }
 }
 
+// Bits of the step's keep decisions for its first m elements: bytes bits[0 .. ceil(m / 8)).
+inline void store_bits_lanes(uint8_t* bits, const uint32_t* u, int64_t m, uint32_t thr) {
+  for (int64_t j = 0; 8 * j < m; ++j) {
+    unsigned b = 0;
+    for (int64_t t = 0; t < 8 && 8 * j + t < m; ++t) b |= unsigned((u[8 * j + t] >> 8) >= thr) << t;
+    bits[j] = static_cast<uint8_t>(b);
+  }
+}
+
 template <class T>
-void apply_lanes(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, Params pr) {
+void apply_lanes(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, Params pr,
+                 uint8_t* bits) {
   const T scale = static_cast<T>(pr.scale);
   const int64_t steps = (n + kStep - 1) / kStep;
 #pragma omp parallel for schedule(static) if (n > kParallel)
@@ -86,6 +97,7 @@ void apply_lanes(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset,
     const int64_t e0 = s * kStep, m = std::min(kStep, n - e0);
 #pragma omp simd
     for (int64_t e = 0; e < m; ++e) out[e0 + e] = (u[e] >> 8) >= pr.thr ? in[e0 + e] * scale : T(0);
+    if (bits) store_bits_lanes(bits + e0 / 8, u, m, pr.thr);
   }
 }
 
@@ -157,7 +169,8 @@ FOCUS_AVX512 inline void apply16(double* out, const double* in, int64_t m, __mma
 }
 
 template <class T>
-FOCUS_AVX512 void apply_avx512(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, Params pr) {
+FOCUS_AVX512 void apply_avx512(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, Params pr,
+                               uint8_t* bits) {
   const int64_t steps = (n + kStep - 1) / kStep;
 #pragma omp parallel for schedule(static) if (n > kParallel)
   for (int64_t s = 0; s < steps; ++s) {
@@ -169,6 +182,11 @@ FOCUS_AVX512 void apply_avx512(T* out, const T* in, int64_t n, uint64_t seed, ui
       if (e >= n) break;
       const __mmask16 keep = _mm512_cmpge_epu32_mask(_mm512_srli_epi32(u[q], 8), thr);
       apply16(out + e, in + e, n - e, keep, pr.scale);
+      if (bits) {  // elements e .. e + 15 are bytes e / 8 and e / 8 + 1; none past n
+        const unsigned k = n - e >= 16 ? unsigned(keep) : unsigned(keep) & ((1u << (n - e)) - 1);
+        bits[e / 8] = static_cast<uint8_t>(k);
+        if (n - e > 8) bits[e / 8 + 1] = static_cast<uint8_t>(k >> 8);
+      }
     }
   }
 }
@@ -237,7 +255,8 @@ FOCUS_AVX2 inline void apply8(double* out, const double* in, __m256i keep, doubl
 
 // The same steps of kLanes counters as the other kernels, as two halves of 8.
 template <class T>
-FOCUS_AVX2 void apply_avx2(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, Params pr) {
+FOCUS_AVX2 void apply_avx2(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, Params pr,
+                           uint8_t* bits) {
   const int64_t steps = (n + kStep - 1) / kStep;
   const T scale = static_cast<T>(pr.scale);
   // thr - 1 >= -1: (word >> 8) >= thr as a signed compare (both sides below 2^24 + 1).
@@ -253,6 +272,10 @@ FOCUS_AVX2 void apply_avx2(T* out, const T* in, int64_t n, uint64_t seed, uint64
         const int64_t e = e0 + 8 * q;
         if (e >= n) break;
         const __m256i keep = _mm256_cmpgt_epi32(_mm256_srli_epi32(u[q], 8), thr1);
+        if (bits) {
+          const int b = _mm256_movemask_ps(_mm256_castsi256_ps(keep));
+          bits[e / 8] = static_cast<uint8_t>(n - e >= 8 ? b : b & ((1 << (n - e)) - 1));
+        }
         if (n - e >= 8) {
           apply8(out + e, in + e, keep, pr.scale);
         } else {
@@ -265,51 +288,96 @@ FOCUS_AVX2 void apply_avx2(T* out, const T* in, int64_t n, uint64_t seed, uint64
   }
 }
 
+// out = bits ? in * scale : 0, 8 elements a byte.
+template <class T>
+FOCUS_AVX2 void apply_bits_avx2(T* out, const T* in, int64_t n, const uint8_t* bits, double p) {
+  const double scale = 1.0 / (1.0 - p);
+  const T tscale = static_cast<T>(scale);
+  const __m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  const int64_t full = n / 8;
+#pragma omp parallel for schedule(static) if (n > kParallel)
+  for (int64_t j = 0; j < full; ++j) {
+    const __m256i b = _mm256_and_si256(_mm256_set1_epi32(bits[j]), sel);
+    apply8(out + 8 * j, in + 8 * j, _mm256_cmpeq_epi32(b, sel), scale);
+  }
+  for (int64_t i = 8 * full; i < n; ++i) out[i] = (bits[i >> 3] >> (i & 7)) & 1 ? in[i] * tscale : T(0);
+}
+
 }  // namespace
 
 void set_dropout_reference(bool on) { g_reference = on; }
 bool dropout_reference() { return g_reference.load(); }
 
 template <class T>
-void dropout_apply(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, double p) {
-  if (dropout_reference()) return dropout_apply_reference(out, in, n, seed, offset, p);
-  if (active_isa() == Isa::Avx512) return dropout_apply_avx512(out, in, n, seed, offset, p);
-  if (active_isa() == Isa::Avx2) return dropout_apply_avx2(out, in, n, seed, offset, p);
-  dropout_apply_lanes(out, in, n, seed, offset, p);
+void dropout_apply(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, double p,
+                   uint8_t* bits) {
+  if (dropout_reference()) return dropout_apply_reference(out, in, n, seed, offset, p, bits);
+  if (active_isa() == Isa::Avx512) return dropout_apply_avx512(out, in, n, seed, offset, p, bits);
+  if (active_isa() == Isa::Avx2) return dropout_apply_avx2(out, in, n, seed, offset, p, bits);
+  dropout_apply_lanes(out, in, n, seed, offset, p, bits);
 }
 
 template <class T>
-void dropout_apply_avx512(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, double p) {
-  apply_avx512(out, in, n, seed, offset, params(p));
+void dropout_apply_avx512(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, double p,
+                          uint8_t* bits) {
+  apply_avx512(out, in, n, seed, offset, params(p), bits);
 }
 
 template <class T>
-void dropout_apply_avx2(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, double p) {
-  apply_avx2(out, in, n, seed, offset, params(p));
+void dropout_apply_avx2(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, double p,
+                        uint8_t* bits) {
+  apply_avx2(out, in, n, seed, offset, params(p), bits);
 }
 
 template <class T>
-void dropout_apply_lanes(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, double p) {
-  apply_lanes(out, in, n, seed, offset, params(p));
+void dropout_apply_lanes(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset, double p,
+                         uint8_t* bits) {
+  apply_lanes(out, in, n, seed, offset, params(p), bits);
 }
 
 template <class T>
 void dropout_apply_reference(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset,
-                             double p) {
+                             double p, uint8_t* bits) {
   const T scale = static_cast<T>(1.0 / (1.0 - p));
   for (int64_t i = 0; i < n; ++i) {
     const auto r = philox4x32(seed, 0, offset + static_cast<uint64_t>(i / 4));
     const bool keep = static_cast<double>(uint_to_unit_float(r[i % 4])) >= p;
     out[i] = keep ? in[i] * scale : T(0);
+    if (bits) {
+      if (i % 8 == 0) bits[i / 8] = 0;
+      bits[i / 8] = static_cast<uint8_t>(bits[i / 8] | unsigned(keep) << (i % 8));
+    }
   }
 }
 
-#define FOCUS_DROPOUT_INSTANTIATE(T)                                                         \
-  template void dropout_apply<T>(T*, const T*, int64_t, uint64_t, uint64_t, double);          \
-  template void dropout_apply_avx512<T>(T*, const T*, int64_t, uint64_t, uint64_t, double);   \
-  template void dropout_apply_avx2<T>(T*, const T*, int64_t, uint64_t, uint64_t, double);     \
-  template void dropout_apply_lanes<T>(T*, const T*, int64_t, uint64_t, uint64_t, double);    \
-  template void dropout_apply_reference<T>(T*, const T*, int64_t, uint64_t, uint64_t, double);
+template <class T>
+void dropout_apply_bits(T* out, const T* in, int64_t n, const uint8_t* bits, double p) {
+  if (!dropout_reference() && static_cast<int>(active_isa()) >= static_cast<int>(Isa::Avx2))
+    return dropout_apply_bits_avx2(out, in, n, bits, p);
+  dropout_apply_bits_reference(out, in, n, bits, p);
+}
+
+template <class T>
+void dropout_apply_bits_avx2(T* out, const T* in, int64_t n, const uint8_t* bits, double p) {
+  apply_bits_avx2(out, in, n, bits, p);
+}
+
+template <class T>
+void dropout_apply_bits_reference(T* out, const T* in, int64_t n, const uint8_t* bits, double p) {
+  const T scale = static_cast<T>(1.0 / (1.0 - p));
+  for (int64_t i = 0; i < n; ++i) out[i] = (bits[i >> 3] >> (i & 7)) & 1 ? in[i] * scale : T(0);
+}
+
+#define FOCUS_DROPOUT_INSTANTIATE(T)                                                               \
+  template void dropout_apply<T>(T*, const T*, int64_t, uint64_t, uint64_t, double, uint8_t*);        \
+  template void dropout_apply_avx512<T>(T*, const T*, int64_t, uint64_t, uint64_t, double, uint8_t*); \
+  template void dropout_apply_avx2<T>(T*, const T*, int64_t, uint64_t, uint64_t, double, uint8_t*);   \
+  template void dropout_apply_lanes<T>(T*, const T*, int64_t, uint64_t, uint64_t, double, uint8_t*);  \
+  template void dropout_apply_reference<T>(T*, const T*, int64_t, uint64_t, uint64_t, double,         \
+                                           uint8_t*);                                                 \
+  template void dropout_apply_bits<T>(T*, const T*, int64_t, const uint8_t*, double);                 \
+  template void dropout_apply_bits_avx2<T>(T*, const T*, int64_t, const uint8_t*, double);            \
+  template void dropout_apply_bits_reference<T>(T*, const T*, int64_t, const uint8_t*, double);
 FOCUS_DROPOUT_INSTANTIATE(float)
 FOCUS_DROPOUT_INSTANTIATE(double)
 #undef FOCUS_DROPOUT_INSTANTIATE

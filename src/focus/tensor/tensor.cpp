@@ -6,17 +6,14 @@
 #include <cstring>
 
 #include "focus/autograd/node.hpp"
+#include "focus/tensor/allocator.hpp"
 #include "focus/tensor/rng.hpp"
 #include "focus/tensor/strided.hpp"
 
 namespace focus {
 
-Storage::Storage(size_t n) : nbytes(n) {
-  const size_t rounded = ((n + 63) / 64) * 64;
-  ptr = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
-  if (!ptr) throw Error(fmt::format("out of memory allocating {} bytes", n));
-}
-Storage::~Storage() { std::free(ptr); }
+Storage::Storage(size_t n) : ptr(host_alloc(n)), nbytes(n) {}
+Storage::~Storage() { host_free(ptr, nbytes); }
 
 size_t dtype_size(DType t) {
   switch (t) {
