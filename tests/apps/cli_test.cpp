@@ -117,4 +117,16 @@ TEST(Cli, BenchGemmJson) {
   const Result bad = run("bench gemm --trans xn");
   EXPECT_NE(bad.code, 0);
   EXPECT_TRUE(contains(bad.out, "trans")) << bad.out;
+  // The packed-panel kernels of inference weights, verified the same way (x @ W^T only).
+  for (const char* k : {"panels-f32", "panels-bf16"}) {
+    const Result rp = run(std::string("bench gemm --sizes 16x100x67,1x33x64 --reps 2 --json --trans nt "
+                                      "--kernel ") + k + " 2>/dev/null");
+    ASSERT_EQ(rp.code, 0) << k << ": " << rp.out;
+    const auto jp = nlohmann::json::parse(rp.out);
+    EXPECT_EQ(jp["kernel"], k);
+    EXPECT_EQ(jp["results"].size(), 2u);
+  }
+  const Result nn = run("bench gemm --sizes 16x100x67 --kernel panels-bf16");
+  EXPECT_NE(nn.code, 0);
+  EXPECT_TRUE(contains(nn.out, "--trans nt")) << nn.out;
 }

@@ -1,5 +1,5 @@
 // Every GEMM kernel (blas, small) against the reference, all transpose combinations, odd sizes,
-// alpha/beta, F32 and F64; the row-dot kernels (F32 and BF16 weights).
+// alpha/beta, F32 and F64; the row-dot kernels.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -59,40 +59,6 @@ TEST(Gemm, SkinnyTimesTransposedMatchesReference) {
       ASSERT_NEAR(P[i], R[i], 1e-4 * (1 + std::abs(R[i]))) << "portable M=" << M << " at " << i;
     }
   }
-}
-
-TEST(Gemm, Bf16RowDotsMatchReferenceOnTheRoundedWeights) {
-  // B in bf16: the result must equal the F32 reference on B widened back to float (the sums run
-  // in float), for every block edge (M mod 4, N mod 4, K mod 8), padded leading dims, beta 0
-  // (C's old contents, NaN here, ignored) and 2. The threaded path (N = 2003) and the portable one.
-  Rng rng(5);
-  for (int64_t M : {1, 3, 4, 5, 16})
-    for (int64_t N : {1, 6, 2003})
-      for (int64_t K : {1, 7, 8, 257})
-        for (const float beta : {0.f, 2.f}) {
-          const int64_t lda = K + 3, ldb = K + 5;
-          std::vector<float> A(M * lda), Bw(N * ldb), C(M * N), R(M * N);
-          std::vector<BFloat16> B(N * ldb);
-          for (auto& v : A) v = static_cast<float>(rng.normal());
-          for (size_t i = 0; i < B.size(); ++i) {
-            B[i] = BFloat16(rng.normal());
-            Bw[i] = static_cast<float>(B[i]);
-          }
-          for (size_t i = 0; i < C.size(); ++i)
-            C[i] = R[i] = beta == 0.f ? std::nanf("") : static_cast<float>(rng.normal());
-          std::vector<float> P = C;
-          gemm_row_dots_bf16(M, N, K, 0.5f, A.data(), lda, B.data(), ldb, beta, C.data(), N);
-          gemm_row_dots_bf16_portable(M, N, K, 0.5f, A.data(), lda, B.data(), ldb, beta, P.data(),
-                                      N);
-          gemm_reference<float>(false, true, M, N, K, 0.5f, A.data(), lda, Bw.data(), ldb, beta,
-                                R.data(), N);
-          for (size_t i = 0; i < C.size(); ++i) {
-            ASSERT_NEAR(C[i], R[i], 1e-4 * (1 + std::abs(R[i])))
-                << "M=" << M << " N=" << N << " K=" << K << " beta=" << beta << " at " << i;
-            ASSERT_NEAR(P[i], R[i], 1e-4 * (1 + std::abs(R[i])))
-                << "portable M=" << M << " N=" << N << " K=" << K << " at " << i;
-          }
-        }
 }
 
 TEST(Gemm, BlasMatchesReference) {

@@ -71,7 +71,7 @@ TEST(Linear, Gradients) {
 }
 
 // set_inference_dtype(BF16): under NoGradGuard Linear and Embedding::project (of a table marked
-// as a projection) multiply by the weight rounded to bf16 (row dots up to 16 rows, the widened
+// as a projection) multiply by the weight rounded to bf16 (packed panels up to 16 rows, the widened
 // copy through the GEMM beyond); with grad enabled, and after train(true), load_state_dict() or
 // to(), the F32 weight runs again.
 TEST(Linear, Bf16InferenceWeights) {

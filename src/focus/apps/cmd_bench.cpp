@@ -1,7 +1,8 @@
 // `focus bench gemm` (and the `bench` group; `bench attention` is in cmd_bench_attention.cpp): the engine's matmul GFLOP/s at chosen shapes next to the machine's measured
 // FMA peak, so a user sees at once whether the fast kernels are in use. Each shape is verified
 // against the reference kernel on sampled entries before it is timed; the figure is the median of
-// repeated runs.
+// repeated runs. `--kernel panels-f32|panels-bf16` times the packed-panel kernel of inference
+// weights (kernels/panel_gemm.hpp) on A (M, K) @ B (N, K)^T instead, B packed once before timing.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -13,6 +14,7 @@
 #include "focus/apps/commands.hpp"
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/gemm.hpp"
+#include "focus/kernels/panel_gemm.hpp"
 #include "focus/tensor/error.hpp"
 #include "focus/tensor/rng.hpp"
 
@@ -49,7 +51,38 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-int run_gemm_bench(const std::vector<std::string>& sizes, bool json, int reps, bool ta, bool tb) {
+// The product being timed: the GEMM, or the packed-panel kernel (panels: "f32" or "bf16").
+struct Product {
+  std::string panels;  // empty: gemm()
+  std::vector<float> P;
+  std::vector<BFloat16> Pb;
+  void prepare(const GemmShape& g, std::vector<float>& B) {
+    if (panels.empty()) return;
+    const size_t n = static_cast<size_t>(panel_count(g.N) * g.K * kPanelRows);
+    if (panels == "bf16") {
+      Pb.resize(n);
+      pack_panels<BFloat16>(g.N, g.K, B.data(), g.K, Pb.data());
+      for (auto& b : B) b = static_cast<float>(BFloat16(b));  // the values the kernel multiplies
+    } else {
+      P.resize(n);
+      pack_panels<float>(g.N, g.K, B.data(), g.K, P.data());
+    }
+  }
+  void run(const GemmShape& g, bool ta, bool tb, const float* A, int64_t lda, const float* B,
+           int64_t ldb, float* C) const {
+    if (panels == "bf16")
+      gemm_panels<BFloat16>(g.M, g.N, g.K, 1.f, A, lda, Pb.data(), 0.f, C, g.N);
+    else if (panels == "f32")
+      gemm_panels<float>(g.M, g.N, g.K, 1.f, A, lda, P.data(), 0.f, C, g.N);
+    else
+      gemm(ta, tb, g.M, g.N, g.K, 1.f, A, lda, B, ldb, 0.f, C, g.N);
+  }
+};
+
+int run_gemm_bench(const std::vector<std::string>& sizes, bool json, int reps, bool ta, bool tb,
+                   const std::string& panels) {
+  FOCUS_CHECK(panels.empty() || (!ta && tb), ValueError,
+              "bench gemm: the panel kernels compute A @ B^T: use --trans nt");
   for (const std::string& s : sizes) parse_shape(s);  // reject bad input before measuring
   const double peak = measure_fma_peak_gflops();
   nlohmann::json out;
@@ -58,6 +91,7 @@ int run_gemm_bench(const std::vector<std::string>& sizes, bool json, int reps, b
   out["isa"] = isa_name(detect_isa());
   out["fma_peak_gflops"] = peak;
   out["trans"] = std::string(ta ? "t" : "n") + (tb ? "t" : "n");
+  out["kernel"] = panels.empty() ? std::string("gemm") : "panels-" + panels;
   if (!json)
     std::printf("backend: %s\nmeasured FMA peak: %.1f GFLOP/s (%d threads, %s)\n\n%-18s %10s %10s %8s\n",
                 gemm_backend_info().c_str(), peak, num_threads(), isa_name(detect_isa()).c_str(),
@@ -69,7 +103,9 @@ int run_gemm_bench(const std::vector<std::string>& sizes, bool json, int reps, b
     const int64_t lda = ta ? g.M : g.K, ldb = tb ? g.K : g.N;  // A (M, K) or (K, M); B (K, N) or (N, K)
     rng.fill_normal(A.data(), int64_t(A.size()), 0.f, 1.f);
     rng.fill_normal(B.data(), int64_t(B.size()), 0.f, 1.f);
-    gemm(ta, tb, g.M, g.N, g.K, 1.f, A.data(), lda, B.data(), ldb, 0.f, C.data(), g.N);
+    Product product{panels, {}, {}};
+    product.prepare(g, B);
+    product.run(g, ta, tb, A.data(), lda, B.data(), ldb, C.data());
     // Verify sampled entries against a double-precision dot product.
     for (int t = 0; t < 64; ++t) {
       const int64_t i = rng.randint(g.M), j = rng.randint(g.N);
@@ -85,7 +121,7 @@ int run_gemm_bench(const std::vector<std::string>& sizes, bool json, int reps, b
     std::vector<double> times;
     for (int r = 0; r < n; ++r) {
       const auto t0 = std::chrono::steady_clock::now();
-      gemm(ta, tb, g.M, g.N, g.K, 1.f, A.data(), lda, B.data(), ldb, 0.f, C.data(), g.N);
+      product.run(g, ta, tb, A.data(), lda, B.data(), ldb, C.data());
       times.push_back(seconds_since(t0));
     }
     std::sort(times.begin(), times.end());
@@ -119,8 +155,10 @@ Command add_bench_command(CLI::App& app) {
   g->add_flag("--json", o->json, "print JSON");
   g->add_option("--threads", o->threads, "threads (0 = policy)");
   g->add_option("--reps", o->reps, "timed repetitions (0 = by size)");
-  g->add_option("--kernel", o->kernel, "auto | blas | small | reference")
-      ->check(CLI::IsMember({"auto", "blas", "small", "reference"}));
+  g->add_option("--kernel", o->kernel,
+                "auto | blas | small | reference | panels-f32 | panels-bf16 (packed inference "
+                "weights, --trans nt)")
+      ->check(CLI::IsMember({"auto", "blas", "small", "reference", "panels-f32", "panels-bf16"}));
   g->add_option("--trans", o->trans, "nn | nt | tn | tt: op(A) op(B) (t = stored transposed)")
       ->check(CLI::IsMember({"nn", "nt", "tn", "tt"}))
       ->capture_default_str();
@@ -132,7 +170,9 @@ Command add_bench_command(CLI::App& app) {
                     : o->kernel == "small"   ? GemmKernel::Small
                     : o->kernel == "reference" ? GemmKernel::Reference
                                              : GemmKernel::Auto);
-    return run_gemm_bench(o->sizes, o->json, o->reps, o->trans[0] == 't', o->trans[1] == 't');
+    const std::string panels = o->kernel.rfind("panels-", 0) == 0 ? o->kernel.substr(7) : "";
+    return run_gemm_bench(o->sizes, o->json, o->reps, o->trans[0] == 't', o->trans[1] == 't',
+                          panels);
   };
 }
 

@@ -1,7 +1,7 @@
 // Row dot products (see gemv.hpp). Every F32 kernel takes four rows of B at a time (the portable
 // one against one row of A, the AVX2 one against up to two, the AVX-512 one against up to four):
-// independent accumulators, and each loaded vector used several times. The BF16 kernel takes 4
-// rows of A by 2 of B. Rows of B are read once per call whatever M is.
+// independent accumulators, and each loaded vector used several times. Rows of B are read once
+// per call whatever M is.
 #include "focus/kernels/gemv.hpp"
 
 #include <immintrin.h>
@@ -278,110 +278,7 @@ FOCUS_AVX2 void dots_avx2(int64_t M, int64_t j0, int64_t j1, int64_t K, float al
   if (j < j1) dots_portable<float>(M, j, j1, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-// BF16 B. A k-step of 8 widens 8 bf16 (vpmovzxwd, then a 16-bit shift into the float's top
-// half). Blocks of 4 rows of A by 2 of B (8 accumulators, 2 widened B vectors per 8 FMAs), then 1
-// row of A by 4 of B for the rows of A left over; the K tail (K mod 8) is summed in scalar.
-FOCUS_AVX2 inline __m256 load_bf16(const BFloat16* p) {
-  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-}
-inline float tail_dot_bf16(const float* a, const BFloat16* b, int64_t k0, int64_t K) {
-  float s = 0;
-  for (int64_t k = k0; k < K; ++k) s += a[k] * bf16_bits_to_float(b[k].bits);
-  return s;
-}
-FOCUS_AVX2 inline float hsum8(__m256 v) {
-  const __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 y = _mm_add_ps(x, _mm_movehl_ps(x, x));
-  return _mm_cvtss_f32(_mm_add_ss(y, _mm_movehdup_ps(y)));
-}
-
-// Rows i .. i+3 of A against rows j, j+1 of B.
-FOCUS_AVX2 void block_4x2_bf16(int64_t i, int64_t j, int64_t K, float alpha, const float* A,
-                               int64_t lda, const BFloat16* B, int64_t ldb, float beta, float* C,
-                               int64_t ldc) {
-  const float* a[4] = {A + i * lda, A + (i + 1) * lda, A + (i + 2) * lda, A + (i + 3) * lda};
-  const BFloat16 *b0 = B + j * ldb, *b1 = b0 + ldb;
-  __m256 s00 = _mm256_setzero_ps(), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00,
-         s30 = s00, s31 = s00;
-  const int64_t K8 = K / 8 * 8;
-  for (int64_t k = 0; k < K8; k += 8) {
-    const __m256 y0 = load_bf16(b0 + k), y1 = load_bf16(b1 + k);
-    __m256 x = _mm256_loadu_ps(a[0] + k);
-    s00 = _mm256_fmadd_ps(x, y0, s00);
-    s01 = _mm256_fmadd_ps(x, y1, s01);
-    x = _mm256_loadu_ps(a[1] + k);
-    s10 = _mm256_fmadd_ps(x, y0, s10);
-    s11 = _mm256_fmadd_ps(x, y1, s11);
-    x = _mm256_loadu_ps(a[2] + k);
-    s20 = _mm256_fmadd_ps(x, y0, s20);
-    s21 = _mm256_fmadd_ps(x, y1, s21);
-    x = _mm256_loadu_ps(a[3] + k);
-    s30 = _mm256_fmadd_ps(x, y0, s30);
-    s31 = _mm256_fmadd_ps(x, y1, s31);
-  }
-  const __m256 sums[4][2] = {{s00, s01}, {s10, s11}, {s20, s21}, {s30, s31}};
-  for (int r = 0; r < 4; ++r)
-    for (int c = 0; c < 2; ++c) {
-      const BFloat16* b = c == 0 ? b0 : b1;
-      store(C + (i + r) * ldc + j + c, hsum8(sums[r][c]) + tail_dot_bf16(a[r], b, K8, K), alpha,
-            beta);
-    }
-}
-
-// Row i of A against rows j .. j+3 of B.
-FOCUS_AVX2 void block_1x4_bf16(int64_t i, int64_t j, int64_t K, float alpha, const float* A,
-                               int64_t lda, const BFloat16* B, int64_t ldb, float beta, float* C,
-                               int64_t ldc) {
-  const float* a = A + i * lda;
-  const BFloat16 *b0 = B + j * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
-  __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-  const int64_t K8 = K / 8 * 8;
-  for (int64_t k = 0; k < K8; k += 8) {
-    const __m256 x = _mm256_loadu_ps(a + k);
-    s0 = _mm256_fmadd_ps(x, load_bf16(b0 + k), s0);
-    s1 = _mm256_fmadd_ps(x, load_bf16(b1 + k), s1);
-    s2 = _mm256_fmadd_ps(x, load_bf16(b2 + k), s2);
-    s3 = _mm256_fmadd_ps(x, load_bf16(b3 + k), s3);
-  }
-  float* c = C + i * ldc + j;
-  store(c, hsum8(s0) + tail_dot_bf16(a, b0, K8, K), alpha, beta);
-  store(c + 1, hsum8(s1) + tail_dot_bf16(a, b1, K8, K), alpha, beta);
-  store(c + 2, hsum8(s2) + tail_dot_bf16(a, b2, K8, K), alpha, beta);
-  store(c + 3, hsum8(s3) + tail_dot_bf16(a, b3, K8, K), alpha, beta);
-}
-
-void dots_bf16_portable(int64_t M, int64_t j0, int64_t j1, int64_t K, float alpha, const float* A,
-                        int64_t lda, const BFloat16* B, int64_t ldb, float beta, float* C,
-                        int64_t ldc);
-
-// Rows [j0, j1) of B: AVX2, 4x2 blocks, the leftover rows of A by 1x4 blocks, the leftover rows
-// of B by the portable loop.
-FOCUS_AVX2 void dots_bf16_avx2(int64_t M, int64_t j0, int64_t j1, int64_t K, float alpha,
-                               const float* A, int64_t lda, const BFloat16* B, int64_t ldb,
-                               float beta, float* C, int64_t ldc) {
-  const int64_t M4 = M / 4 * 4;
-  int64_t j = j0;
-  for (; j + 4 <= j1; j += 4) {
-    for (int64_t i = 0; i < M4; i += 4) {
-      block_4x2_bf16(i, j, K, alpha, A, lda, B, ldb, beta, C, ldc);
-      block_4x2_bf16(i, j + 2, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    }
-    for (int64_t i = M4; i < M; ++i) block_1x4_bf16(i, j, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  }
-  if (j < j1) dots_bf16_portable(M, j, j1, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
-
 #undef FOCUS_AVX2
-
-// Rows [j0, j1) of B in bf16: portable, one row of A against one of B.
-void dots_bf16_portable(int64_t M, int64_t j0, int64_t j1, int64_t K, float alpha, const float* A,
-                        int64_t lda, const BFloat16* B, int64_t ldb, float beta, float* C,
-                        int64_t ldc) {
-  for (int64_t j = j0; j < j1; ++j)
-    for (int64_t i = 0; i < M; ++i)
-      store(C + i * ldc + j, tail_dot_bf16(A + i * lda, B + j * ldb, 0, K), alpha, beta);
-}
 
 // Splits the rows of B over the threads (in multiples of 4) when the product is large.
 template <class T, class Kernel>
@@ -416,23 +313,6 @@ void gemm_row_dots<float>(int64_t M, int64_t N, int64_t K, float alpha, const fl
   const auto dots = isa == Isa::Avx512 ? &dots_avx512 : &dots_avx2;
   run<float>(M, N, K, [&](int64_t j0, int64_t j1) {
     dots(M, j0, j1, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  });
-}
-
-void gemm_row_dots_bf16_portable(int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                                 int64_t lda, const BFloat16* B, int64_t ldb, float beta, float* C,
-                                 int64_t ldc) {
-  run<float>(M, N, K, [&](int64_t j0, int64_t j1) {
-    dots_bf16_portable(M, j0, j1, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  });
-}
-
-void gemm_row_dots_bf16(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-                        const BFloat16* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (active_isa() == Isa::Scalar)
-    return gemm_row_dots_bf16_portable(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  run<float>(M, N, K, [&](int64_t j0, int64_t j1) {
-    dots_bf16_avx2(M, j0, j1, K, alpha, A, lda, B, ldb, beta, C, ldc);
   });
 }
 

@@ -18,17 +18,17 @@ Linear::Linear(int64_t in, int64_t out, Rng& rng, bool has_bias)
 
 void InferenceWeights::set(const Tensor& weight, DType dtype) {
   const bool on = dtype == DType::BF16 && weight.dtype() == DType::F32;
-  bf16 = on ? weight.to(DType::BF16) : Tensor();
-  widened = on ? bf16.to(DType::F32) : Tensor();
+  packed = on ? pack_weight(weight, DType::BF16) : PackedWeight();
+  widened = on ? weight.to(DType::BF16).to(DType::F32) : Tensor();
 }
 
-const Tensor& InferenceWeights::pick(const Tensor& weight, const Tensor& x) const {
-  if (!bf16.defined() || grad_enabled()) return weight;
+Tensor InferenceWeights::forward(const Tensor& weight, const Tensor& x, const Tensor& bias) const {
+  if (!packed.defined() || grad_enabled()) return linear(x, weight, bias);
   const int64_t rows = x.dim() == 0 || x.shape().back() == 0 ? 0 : x.numel() / x.shape().back();
-  return rows <= kBf16RowDotRows ? bf16 : widened;
+  return rows <= kPackedRows ? linear(x, packed, bias) : linear(x, widened, bias);
 }
 
-Tensor Linear::forward(const Tensor& x) const { return linear(x, inference_.pick(weight, x), bias); }
+Tensor Linear::forward(const Tensor& x) const { return inference_.forward(weight, x, bias); }
 void Linear::on_inference_dtype(DType dtype) { inference_.set(weight, dtype); }
 
 Embedding::Embedding(int64_t num_embeddings, int64_t dim, Rng& rng)
@@ -38,9 +38,7 @@ Embedding::Embedding(int64_t num_embeddings, int64_t dim, Rng& rng)
                                  1.0, rng))) {}
 
 Tensor Embedding::forward(const Tensor& indices) const { return embedding(weight, indices); }
-Tensor Embedding::project(const Tensor& h) const {
-  return linear(h, inference_.pick(weight, h));
-}
+Tensor Embedding::project(const Tensor& h) const { return inference_.forward(weight, h, Tensor()); }
 void Embedding::on_inference_dtype(DType dtype) {
   inference_.set(weight, projection_ ? dtype : DType::F32);
 }

@@ -2,19 +2,22 @@
 // Members are handles on the registered parameters: write into them in place, never reassign.
 #pragma once
 #include "focus/nn/module.hpp"
+#include "focus/ops/matmul.hpp"
 
 namespace focus {
 
 class Rng;
 
 // A weight's inference copies (Module::set_inference_dtype): BF16 keeps the weight rounded to
-// bf16 and its F32 widening; pick() gives what a forward multiplies by.
+// bf16, packed in panels for few-row products, and its F32 widening for many rows.
 struct InferenceWeights {
-  Tensor bf16, widened;  // the weight's shape, or undefined
+  PackedWeight packed;  // undefined when off
+  Tensor widened;       // the weight's shape, or undefined
   void set(const Tensor& weight, DType dtype);  // F32 (or a non-F32 weight): none
-  // The weight itself with grad enabled or without copies; else the bf16 copy for up to
-  // kBf16RowDotRows rows (the product streams the weight) and the widening for more.
-  const Tensor& pick(const Tensor& weight, const Tensor& x) const;
+  // x @ weight^T + bias: the weight itself with grad enabled or without copies; else the packed
+  // bf16 panels for up to kPackedRows rows (the product streams the weight), the widening (the
+  // same values) through the GEMM for more.
+  Tensor forward(const Tensor& weight, const Tensor& x, const Tensor& bias) const;
 };
 
 class Linear : public Module {
@@ -22,7 +25,7 @@ class Linear : public Module {
   // weight (OUT, IN) and bias (OUT) uniform in +-1/sqrt(IN), as torch.nn.Linear.
   Linear(int64_t in_features, int64_t out_features, Rng& rng, bool bias = true);
   // (..., IN) -> (..., OUT); under NoGradGuard through the inference weights when they are set
-  // (the bf16 copy for up to kBf16RowDotRows rows, its F32 widening for more: the same values).
+  // (bf16 panels for up to kPackedRows rows, their F32 widening for more: the same values).
   Tensor forward(const Tensor& x) const;
   int64_t in_features() const { return weight.size(1); }
   int64_t out_features() const { return weight.size(0); }

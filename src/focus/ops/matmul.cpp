@@ -7,7 +7,7 @@
 #include "focus/autograd/node.hpp"
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/gemm.hpp"
-#include "focus/kernels/gemv.hpp"
+#include "focus/kernels/panel_gemm.hpp"
 #include "focus/ops/elementwise.hpp"
 #include "focus/ops/view.hpp"
 
@@ -137,13 +137,16 @@ void linear_kernel(const Tensor& x2, const Tensor& w, const Tensor& bias, Tensor
   gemm(false, true, R, OUT, IN, T(1), x2.data<T>(), IN, w.data<T>(), IN, beta, y.data<T>(), OUT);
 }
 
-// y (R, OUT) = x2 (R, IN) @ w^T + bias, w BF16 (OUT, IN) contiguous, x2 and bias F32.
-void linear_bf16_kernel(const Tensor& x2, const Tensor& w, const Tensor& bias, Tensor& y) {
-  const int64_t R = x2.shape()[0], IN = x2.shape()[1], OUT = w.shape()[0];
-  if (R > kBf16RowDotRows) return linear_kernel<float>(x2, w.to(DType::F32), bias, y);
+// y (R, OUT) = x2 (R, IN) @ w^T + bias over packed panels; x2 and bias F32.
+void linear_packed_kernel(const Tensor& x2, const PackedWeight& w, const Tensor& bias, Tensor& y) {
+  const int64_t R = x2.shape()[0];
   const float beta = fill_bias_rows<float>(bias, y);
-  gemm_row_dots_bf16(R, OUT, IN, 1.0f, x2.data<float>(), IN, w.data<BFloat16>(), IN, beta,
-                     y.data<float>(), OUT);
+  if (w.panels.dtype() == DType::BF16)
+    gemm_panels<BFloat16>(R, w.out, w.in, 1.0f, x2.data<float>(), w.in, w.panels.data<BFloat16>(),
+                          beta, y.data<float>(), w.out);
+  else
+    gemm_panels<float>(R, w.out, w.in, 1.0f, x2.data<float>(), w.in, w.panels.data<float>(), beta,
+                       y.data<float>(), w.out);
 }
 
 struct LinearNode : Node {
@@ -192,35 +195,83 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return matmul_nd(a, b);
 }
 
+namespace {
+
+// The inference-only checks of a BF16 or packed weight: F32 input and bias, no graph.
+void check_inference_weight(const Tensor& x, const Tensor& bias, const Shape& w_shape,
+                            const char* kind) {
+  FOCUS_CHECK(x.dtype() == DType::F32 && (!bias.defined() || bias.dtype() == DType::F32),
+              DTypeError, "linear: a {} weight {} takes an F32 input and bias, not {} and {}", kind,
+              to_string(w_shape), dtype_name(x.dtype()),
+              bias.defined() ? dtype_name(bias.dtype()) : "none");
+  FOCUS_CHECK(!needs_graph({&x, &bias}), DTypeError,
+              "linear: a {} weight {} is for inference only: its input {} or bias needs a "
+              "gradient (run under NoGradGuard, or keep the F32 weight)",
+              kind, to_string(w_shape), to_string(x.shape()));
+}
+
+void check_linear_shapes(const Tensor& x, const Tensor& bias, int64_t out, int64_t in) {
+  FOCUS_CHECK(x.dim() >= 1 && x.shape().back() == in, ShapeError,
+              "linear: input {} does not match weight ({}, {}) (OUT, IN)", to_string(x.shape()),
+              out, in);
+  FOCUS_CHECK(!bias.defined() || (bias.dim() == 1 && bias.shape()[0] == out), ShapeError,
+              "linear: bias {} does not match weight ({}, {})", to_string(bias.shape()), out, in);
+}
+
+}  // namespace
+
+PackedWeight pack_weight(const Tensor& w, DType dtype) {
+  FOCUS_CHECK(w.defined() && w.dim() == 2, ShapeError, "pack_weight: weight {} is not (OUT, IN)",
+              w.defined() ? to_string(w.shape()) : "undefined");
+  FOCUS_CHECK(w.dtype() == DType::F32, DTypeError, "pack_weight: weight dtype {} (F32 expected)",
+              dtype_name(w.dtype()));
+  FOCUS_CHECK(dtype == DType::F32 || dtype == DType::BF16, DTypeError,
+              "pack_weight: panels in {} (F32 or BF16)", dtype_name(dtype));
+  const Tensor wc = w.contiguous();
+  PackedWeight p;
+  p.out = w.shape()[0];
+  p.in = w.shape()[1];
+  p.panels = Tensor::empty({panel_count(p.out), p.in, kPanelRows}, dtype);  // (P, IN, 16)
+  if (dtype == DType::BF16)
+    pack_panels<BFloat16>(p.out, p.in, wc.data<float>(), p.in, p.panels.data<BFloat16>());
+  else
+    pack_panels<float>(p.out, p.in, wc.data<float>(), p.in, p.panels.data<float>());
+  return p;
+}
+
+Tensor linear(const Tensor& x, const PackedWeight& w, const Tensor& bias) {
+  FOCUS_CHECK(x.defined() && w.defined(), ValueError, "linear: undefined input or packed weight");
+  check_linear_shapes(x, bias, w.out, w.in);
+  check_inference_weight(x, bias, {w.out, w.in}, "packed");
+  const Tensor x2 = x.contiguous().view({-1, w.in});  // (R, IN)
+  Tensor y = Tensor::empty({x2.shape()[0], w.out}, DType::F32);  // (R, OUT)
+  linear_packed_kernel(x2, w, bias, y);
+  Shape ys = x.shape();
+  ys.back() = w.out;
+  return y.view(ys);
+}
+
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
   FOCUS_CHECK(x.defined() && w.defined(), ValueError, "linear: undefined input or weight");
-  FOCUS_CHECK(w.dim() == 2 && x.dim() >= 1 && x.shape().back() == w.shape()[1], ShapeError,
-              "linear: input {} does not match weight {} (OUT, IN)", to_string(x.shape()),
-              to_string(w.shape()));
-  FOCUS_CHECK(!bias.defined() || (bias.dim() == 1 && bias.shape()[0] == w.shape()[0]), ShapeError,
-              "linear: bias {} does not match weight {}", to_string(bias.shape()),
-              to_string(w.shape()));
+  FOCUS_CHECK(w.dim() == 2, ShapeError, "linear: weight {} is not (OUT, IN)", to_string(w.shape()));
   const int64_t IN = w.shape()[1], OUT = w.shape()[0];
-  const bool bf16 = w.dtype() == DType::BF16;
-  if (bf16) {
-    FOCUS_CHECK(x.dtype() == DType::F32 && (!bias.defined() || bias.dtype() == DType::F32),
-                DTypeError, "linear: a BF16 weight {} takes an F32 input and bias, not {} and {}",
-                to_string(w.shape()), dtype_name(x.dtype()),
-                bias.defined() ? dtype_name(bias.dtype()) : "none");
-    FOCUS_CHECK(!needs_graph({&x, &w, &bias}), DTypeError,
-                "linear: a BF16 weight {} is for inference only: its input {} or bias needs a "
-                "gradient (run under NoGradGuard, or keep the F32 weight)",
-                to_string(w.shape()), to_string(x.shape()));
-  } else {
-    FOCUS_CHECK(x.dtype() == w.dtype() && (!bias.defined() || bias.dtype() == w.dtype()),
-                DTypeError, "linear: dtypes differ (input {}, weight {})", dtype_name(x.dtype()),
-                dtype_name(w.dtype()));
+  check_linear_shapes(x, bias, OUT, IN);
+  if (w.dtype() == DType::BF16) {
+    check_inference_weight(x, bias, w.shape(), "BF16");
+    FOCUS_CHECK(!needs_graph({&w}), DTypeError, "linear: a BF16 weight {} cannot take a gradient",
+                to_string(w.shape()));
+    const Tensor wf = w.to(DType::F32);  // exact: bf16 values widen losslessly
+    const int64_t rows = x.numel() / std::max<int64_t>(IN, 1);
+    if (rows <= kPackedRows) return linear(x, pack_weight(wf, DType::BF16), bias);
+    return linear(x, wf, bias);
   }
+  FOCUS_CHECK(x.dtype() == w.dtype() && (!bias.defined() || bias.dtype() == w.dtype()),
+              DTypeError, "linear: dtypes differ (input {}, weight {})", dtype_name(x.dtype()),
+              dtype_name(w.dtype()));
   const Tensor x2 = x.contiguous().view({-1, IN});  // (R, IN)
   const Tensor wc = w.contiguous();
   Tensor y = Tensor::empty({x2.shape()[0], OUT}, x.dtype());  // (R, OUT)
-  if (bf16) linear_bf16_kernel(x2, wc, bias, y);
-  else dispatch_float(w.dtype(), "linear", [&]<class T>() { linear_kernel<T>(x2, wc, bias, y); });
+  dispatch_float(w.dtype(), "linear", [&]<class T>() { linear_kernel<T>(x2, wc, bias, y); });
   Shape ys = x.shape();
   ys.back() = OUT;
   y = y.view(ys);

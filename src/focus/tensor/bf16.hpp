@@ -2,7 +2,7 @@
 // storage type of DType::BF16. Conversion from float rounds to nearest, ties to even (as
 // torch.Tensor.to(torch.bfloat16)); NaN stays a (quiet) NaN, infinities and signed zeros survive,
 // floats beyond the largest bf16 round to infinity. To float is exact (a 16-bit shift).
-// Kernels that read BF16 (kernels/gemv.hpp) widen it to float and compute in float.
+// Kernels that read BF16 (kernels/panel_gemm.hpp) widen it to float and compute in float.
 #pragma once
 #include <cstdint>
 #include <cstring>
