@@ -20,7 +20,7 @@ constexpr size_t kAlign = 64;
 #if defined(__SANITIZE_ADDRESS__)  // GCC's -fsanitize=address
 constexpr size_t kDefaultLimit = 0;
 #else
-constexpr size_t kDefaultLimit = size_t(256) << 20;
+constexpr size_t kDefaultLimit = size_t(64) << 20;
 #endif
 
 size_t limit_from_env() {

@@ -9,7 +9,7 @@
 // Size classes: a request is rounded up to m * 2^k with 8 <= m < 16 (at most 12.5% more memory).
 // The cache holds at most host_cache_limit() bytes; a free that would pass it first returns every
 // cached block to the system (the working set changed, e.g. a new batch shape), then caches.
-// Default limit 256 MiB; FOCUS_HOST_CACHE_MB=<n> sets it at start-up, 0 turns the cache off (so
+// Default limit 64 MiB; FOCUS_HOST_CACHE_MB=<n> sets it at start-up, 0 turns the cache off (so
 // every block goes straight to aligned_alloc/free); sanitizer builds default to 0 so that
 // AddressSanitizer still sees every use after free. Thread-safe (one mutex; calls are coarse).
 #pragma once
