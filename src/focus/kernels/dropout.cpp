@@ -288,19 +288,16 @@ FOCUS_AVX2 void apply_avx2(T* out, const T* in, int64_t n, uint64_t seed, uint64
   }
 }
 
-// out = bits ? in * scale : 0, 8 elements a byte.
+// out = bits ? in * scale : 0 for the whole bytes (8 elements each); the caller does the tail.
 template <class T>
-FOCUS_AVX2 void apply_bits_avx2(T* out, const T* in, int64_t n, const uint8_t* bits, double p) {
+FOCUS_AVX2 void apply_bits_avx2(T* out, const T* in, int64_t full, const uint8_t* bits, double p) {
   const double scale = 1.0 / (1.0 - p);
-  const T tscale = static_cast<T>(scale);
   const __m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-  const int64_t full = n / 8;
-#pragma omp parallel for schedule(static) if (n > kParallel)
+#pragma omp parallel for schedule(static) if (8 * full > kParallel)
   for (int64_t j = 0; j < full; ++j) {
     const __m256i b = _mm256_and_si256(_mm256_set1_epi32(bits[j]), sel);
     apply8(out + 8 * j, in + 8 * j, _mm256_cmpeq_epi32(b, sel), scale);
   }
-  for (int64_t i = 8 * full; i < n; ++i) out[i] = (bits[i >> 3] >> (i & 7)) & 1 ? in[i] * tscale : T(0);
 }
 
 }  // namespace
@@ -359,7 +356,9 @@ void dropout_apply_bits(T* out, const T* in, int64_t n, const uint8_t* bits, dou
 
 template <class T>
 void dropout_apply_bits_avx2(T* out, const T* in, int64_t n, const uint8_t* bits, double p) {
-  apply_bits_avx2(out, in, n, bits, p);
+  const int64_t full = n / 8;
+  apply_bits_avx2(out, in, full, bits, p);
+  dropout_apply_bits_reference(out + 8 * full, in + 8 * full, n - 8 * full, bits + full, p);
 }
 
 template <class T>

@@ -5,11 +5,11 @@
 #include "focus/kernels/gemv.hpp"
 
 #include <immintrin.h>
-#include <omp.h>
 
 #include <algorithm>
 
 #include "focus/kernels/cpu.hpp"
+#include "focus/kernels/parallel.hpp"
 
 namespace focus {
 
@@ -281,16 +281,9 @@ FOCUS_AVX2 void dots_avx2(int64_t M, int64_t j0, int64_t j1, int64_t K, float al
 #undef FOCUS_AVX2
 
 // Splits the rows of B over the threads (in multiples of 4) when the product is large.
-template <class T, class Kernel>
+template <class Kernel>
 void run(int64_t M, int64_t N, int64_t K, Kernel kernel) {
-  const int64_t threads = M * N * K >= kParallelWork && !omp_in_parallel() ? num_threads() : 1;
-  if (threads <= 1) return kernel(0, N);
-  const int64_t per = (N + 4 * threads - 1) / (4 * threads) * 4;
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t t = 0; t < threads; ++t) {
-    const int64_t j0 = std::min(N, t * per), j1 = std::min(N, j0 + per);
-    if (j0 < j1) kernel(j0, j1);
-  }
+  split_over_threads(N, 4, M * N * K >= kParallelWork, kernel);
 }
 
 }  // namespace
@@ -298,7 +291,7 @@ void run(int64_t M, int64_t N, int64_t K, Kernel kernel) {
 template <class T>
 void gemm_row_dots_portable(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
                             const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
-  run<T>(M, N, K, [&](int64_t j0, int64_t j1) {
+  run(M, N, K, [&](int64_t j0, int64_t j1) {
     dots_portable<T>(M, j0, j1, K, alpha, A, lda, B, ldb, beta, C, ldc);
   });
 }
@@ -311,7 +304,7 @@ void gemm_row_dots<float>(int64_t M, int64_t N, int64_t K, float alpha, const fl
   if (isa == Isa::Scalar)
     return gemm_row_dots_portable<float>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   const auto dots = isa == Isa::Avx512 ? &dots_avx512 : &dots_avx2;
-  run<float>(M, N, K, [&](int64_t j0, int64_t j1) {
+  run(M, N, K, [&](int64_t j0, int64_t j1) {
     dots(M, j0, j1, K, alpha, A, lda, B, ldb, beta, C, ldc);
   });
 }

@@ -3,11 +3,11 @@
 #include "focus/kernels/panel_gemm.hpp"
 
 #include <immintrin.h>
-#include <omp.h>
 
 #include <algorithm>
 
 #include "focus/kernels/cpu.hpp"
+#include "focus/kernels/parallel.hpp"
 
 namespace focus {
 
@@ -145,16 +145,7 @@ void panels_portable(int64_t M, int64_t p0, int64_t p1, int64_t N, int64_t K, fl
 // Splits the panels over the threads when the product is large.
 template <class Kernel>
 void run(int64_t M, int64_t N, int64_t K, Kernel kernel) {
-  const int64_t panels = panel_count(N);
-  const int64_t threads =
-      M * N * K >= kParallelWork && !omp_in_parallel() ? std::min<int64_t>(num_threads(), panels) : 1;
-  if (threads <= 1) return kernel(0, panels);
-  const int64_t per = (panels + threads - 1) / threads;
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t t = 0; t < threads; ++t) {
-    const int64_t p0 = std::min(panels, t * per), p1 = std::min(panels, p0 + per);
-    if (p0 < p1) kernel(p0, p1);
-  }
+  split_over_threads(panel_count(N), 1, M * N * K >= kParallelWork, kernel);
 }
 
 }  // namespace
