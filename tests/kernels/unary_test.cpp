@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "focus/kernels/cpu.hpp"
@@ -102,7 +103,8 @@ std::vector<Loops> all_loops() {
        [](float* y, const float* x, int64_t n) { unary_forward<float>(UnaryOp::Relu, y, x, n, 0); },
        [](float* dx, const float* dy, const float* y, int64_t n) {
          unary_backward<float>(UnaryOp::Relu, dx, dy, y, n, 0);
-       }}}};
+       },
+       [](float* y, float* d, const float* x, int64_t n) { gelu_forward_derivative<float>(y, d, x, n); }}}};
   for (const Isa isa : {Isa::Avx2, Isa::Avx512}) {
     if (static_cast<int>(isa) > static_cast<int>(detect_isa())) continue;
     out.push_back({isa_name(isa), *simd::unary_loops(isa)});
@@ -213,5 +215,49 @@ TEST(MathKernel, SwitchSelectsLibm) {
   const float x = 0.3f;
   unary_forward<float>(UnaryOp::Exp, &y, &x, 1, 0);
   EXPECT_EQ(y, std::exp(x));
+  set_math_kernel(prev);
+}
+
+TEST(Gelu, ForwardDerivativeEqualsForwardAndBackward) {
+  // The training forward's y and d: y is the plain forward's exactly, and dy * d is the
+  // backward's, bit for bit on the F32 vector loops (each ISA the CPU has, by the avx2: / scalar:
+  // reruns) and within 8 ulps of the terms on the scalar loops (where the compiler may fuse the
+  // multiply-adds of the two loops differently); both math kernels, F32 and F64, vector tails and
+  // a threaded size; and d is GELU's derivative.
+  const MathKernel prev = math_kernel();
+  for (const MathKernel mk : {MathKernel::Fast, MathKernel::Libm}) {
+    set_math_kernel(mk);
+    for (const int64_t n : {int64_t(1), int64_t(7), int64_t(8), int64_t(17), int64_t(1000),
+                            (int64_t(1) << 16) + 5}) {
+      const auto check = [&]<class T>() {
+        const bool exact = std::is_same_v<T, float> && mk == MathKernel::Fast &&
+                           static_cast<int>(active_isa()) >= static_cast<int>(Isa::Avx2);
+        const double eps = std::numeric_limits<T>::epsilon();
+        std::vector<T> x(n), dy(n), y(n), d(n), y0(n), dx0(n);
+        for (int64_t i = 0; i < n; ++i) {
+          x[i] = static_cast<T>(std::sin(0.37 * double(i) + 0.1) * 7.0);
+          dy[i] = static_cast<T>(std::cos(0.11 * double(i)));
+        }
+        gelu_forward_derivative<T>(y.data(), d.data(), x.data(), n);
+        unary_forward<T>(UnaryOp::Gelu, y0.data(), x.data(), n, 0);
+        unary_backward<T>(UnaryOp::Gelu, dx0.data(), dy.data(), x.data(), n, 0);
+        for (int64_t i = 0; i < n; ++i) {
+          ASSERT_EQ(y[i], y0[i]) << "y, n=" << n << " i=" << i;
+          if (exact) {
+            ASSERT_EQ(dy[i] * d[i], dx0[i]) << "dx, n=" << n << " i=" << i;
+          } else {
+            ASSERT_NEAR(double(dy[i] * d[i]), double(dx0[i]), 8 * eps * std::abs(double(dy[i])))
+                << "dx, n=" << n << " x=" << x[i] << " bytes " << sizeof(T);
+          }
+          const double xv = double(x[i]);
+          const double want = 0.5 * std::erfc(-xv / std::sqrt(2.0)) +
+                              xv * std::exp(-0.5 * xv * xv) / std::sqrt(2.0 * M_PI);
+          ASSERT_NEAR(double(d[i]), want, 1e-5) << "d, x=" << xv;
+        }
+      };
+      check.template operator()<float>();
+      check.template operator()<double>();
+    }
+  }
   set_math_kernel(prev);
 }

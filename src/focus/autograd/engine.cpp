@@ -1,5 +1,8 @@
 // Reverse-mode engine: dependency count over the reachable graph, then a ready-queue walk
 // (Kahn's order), gradient accumulation into pending buffers and leaves, and graph freeing.
+// A gradient is copied only when something else can still reach its buffer (a node that returned
+// one tensor for two inputs, a view, the caller's seed); otherwise the engine keeps the node's
+// buffer and adds into it, and nodes may add into it themselves (Node::grad_target).
 #include <deque>
 #include <unordered_map>
 
@@ -28,8 +31,29 @@ void accumulate_into(Tensor& dst, const Tensor& src) {
   });
 }
 
-// A private, contiguous copy so later accumulation never writes into a tensor the caller holds.
-Tensor own(const Tensor& g) { return g.clone(); }
+// g itself when nothing else reaches its buffer, else a private contiguous copy, so later
+// accumulation never writes into a tensor someone else holds.
+bool ownable(const Tensor& g) { return g.is_sole_owner() && g.is_contiguous() && !g.requires_grad(); }
+Tensor own(Tensor g) { return ownable(g) ? std::move(g) : g.clone(); }
+
+// A gradient waiting for the rest of its node's inputs.
+struct Pending {
+  Tensor grad;
+  bool owned = false;  // true once the buffer is the engine's alone (safe to add into)
+};
+// What Node::grad_target looks at: the node whose backward runs now and the pending buffers.
+struct Running {
+  const Node* node = nullptr;
+  std::unordered_map<Node*, Pending>* pending = nullptr;
+};
+thread_local Running g_running;
+
+// Makes p's buffer the engine's own (copying only if something else reaches it).
+void make_owned(Pending& p) {
+  if (p.owned) return;
+  p.grad = own(std::move(p.grad));
+  p.owned = true;
+}
 
 // retain_grad registrations: node -> the tensor's meta (both weak).
 struct Retained {
@@ -40,10 +64,10 @@ thread_local std::vector<Retained> g_retained;
 thread_local LeafGradSink* g_sink = nullptr;
 
 // A leaf's gradient: into this thread's sink when one is installed, else into the leaf.
-void add_to_leaf(const std::shared_ptr<AutogradMeta>& leaf, const Tensor& g) {
-  if (g_sink) return g_sink->add(leaf, g);
+void add_to_leaf(const std::shared_ptr<AutogradMeta>& leaf, Tensor g) {
+  if (g_sink) return g_sink->add(leaf, std::move(g));
   if (leaf->grad.defined()) accumulate_into(leaf->grad, g);
-  else leaf->grad = own(g);
+  else leaf->grad = own(std::move(g));
 }
 
 void store_retained(Node* n, const Tensor& dout) {
@@ -63,10 +87,15 @@ void store_retained(Node* n, const Tensor& dout) {
 }
 }  // namespace
 
-void LeafGradSink::add(const std::shared_ptr<AutogradMeta>& leaf, const Tensor& g) {
+void LeafGradSink::add(const std::shared_ptr<AutogradMeta>& leaf, Tensor g) {
   const auto [it, fresh] = index_.try_emplace(leaf.get(), grads_.size());
-  if (fresh) grads_.emplace_back(leaf, own(g));
+  if (fresh) grads_.emplace_back(leaf, own(std::move(g)));
   else accumulate_into(grads_[it->second].second, g);
+}
+
+Tensor* LeafGradSink::find(const AutogradMeta* leaf) {
+  const auto it = index_.find(leaf);
+  return it == index_.end() ? nullptr : &grads_[it->second].second;
 }
 
 void LeafGradSink::flush() {
@@ -86,6 +115,21 @@ void retain_grad(const Tensor& t) {
               "retain_grad: the tensor does not require grad (nothing will flow into it)");
   if (t.is_leaf()) return;
   g_retained.push_back({t.grad_fn(), t.impl()->autograd});
+}
+
+Tensor* Node::grad_target(size_t i, DType dtype) const {
+  if (g_running.node != this || i >= next.size()) return nullptr;
+  const Edge& e = next[i];
+  Tensor* t = nullptr;
+  if (e.fn) {
+    const auto it = g_running.pending->find(e.fn.get());
+    if (it == g_running.pending->end()) return nullptr;
+    make_owned(it->second);
+    t = &it->second.grad;
+  } else if (e.leaf) {
+    t = g_sink ? g_sink->find(e.leaf.get()) : (e.leaf->grad.defined() ? &e.leaf->grad : nullptr);
+  }
+  return t && t->dtype() == dtype && t->is_contiguous() ? t : nullptr;
 }
 
 bool grad_enabled() { return g_grad_enabled; }
@@ -147,10 +191,6 @@ void run_backward(const Tensor& root, const Tensor& grad) {
     }
   }
 
-  struct Pending {
-    Tensor grad;
-    bool owned = false;  // true once the engine made its own copy (safe to add into)
-  };
   std::unordered_map<Node*, Pending> pending;
   pending[start] = {grad, false};
   std::deque<Node*> ready{start};
@@ -167,7 +207,15 @@ void run_backward(const Tensor& root, const Tensor& grad) {
       Tensor dout = std::move(it->second.grad);
       pending.erase(it);
       if (!g_retained.empty()) store_retained(n, dout);
-      grads = n->backward(dout);
+      const Running outer = g_running;  // a backward inside a backward (double backward, tests)
+      g_running = {n, &pending};
+      try {
+        grads = n->backward(dout);
+      } catch (...) {
+        g_running = outer;
+        throw;
+      }
+      g_running = outer;
       FOCUS_CHECK(grads.size() == n->next.size(), StateError,
                   "autograd: {} returned {} gradients for {} inputs", n->name(), grads.size(),
                   n->next.size());
@@ -177,16 +225,23 @@ void run_backward(const Tensor& root, const Tensor& grad) {
       if (e.fn) {
         Node* m = e.fn.get();
         if (grads[i].defined()) {
-          auto [pit, fresh] = pending.try_emplace(m, Pending{grads[i], false});
-          if (!fresh) {
-            if (!pit->second.owned) pit->second = {own(pit->second.grad), true};
-            accumulate_into(pit->second.grad, grads[i]);
+          const auto pit = pending.find(m);
+          if (pit == pending.end()) {
+            pending.emplace(m, Pending{std::move(grads[i]), false});
+          } else {
+            Pending& p = pit->second;
+            // Add into whichever of the two buffers is ours alone: no copy when either is.
+            if (!p.owned && !ownable(p.grad) && ownable(grads[i]) &&
+                grads[i].dtype() == p.grad.dtype())
+              std::swap(p.grad, grads[i]);
+            make_owned(p);
+            accumulate_into(p.grad, grads[i]);
           }
         }
         keep.push_back(e.fn);
         if (--deps[m] == 0) ready.push_back(m);
       } else if (e.leaf && grads[i].defined()) {
-        add_to_leaf(e.leaf, grads[i]);
+        add_to_leaf(e.leaf, std::move(grads[i]));
       }
     }
     n->release();

@@ -19,8 +19,10 @@ class LeafGradSink {
   // backward first reached them; empties the sink. Call with no backward running on the leaves.
   void flush();
   bool empty() const { return grads_.empty(); }
-  // For the engine: add g into this sink's gradient for `leaf`.
-  void add(const std::shared_ptr<AutogradMeta>& leaf, const Tensor& g);
+  // For the engine: add g into this sink's gradient for `leaf`; the sink's gradient so far for
+  // `leaf` (nullptr before the first add).
+  void add(const std::shared_ptr<AutogradMeta>& leaf, Tensor g);
+  Tensor* find(const AutogradMeta* leaf);
 
  private:
   std::vector<std::pair<std::shared_ptr<AutogradMeta>, Tensor>> grads_;

@@ -2,7 +2,8 @@
 // is on) makes one Node: it saves what its backward needs, links to its inputs' Nodes (or leaf
 // gradient slots) through `next`, and becomes the output's grad_fn. Tensor::backward() walks the
 // graph in reverse topological order, accumulates gradients into leaves, and frees each Node's
-// saved tensors as soon as it has run.
+// saved tensors as soon as it has run. Gradient buffers the engine alone holds are added into in
+// place (never copied first); a node may add into them itself through grad_target().
 #pragma once
 #include <memory>
 #include <vector>
@@ -33,6 +34,12 @@ struct Node {
   // Drops saved tensors; called once the node has run.
   virtual void release() {}
   bool needs_grad(size_t i) const { return i < next.size() && next[i].valid(); }
+  // Callable from backward() only. The gradient input i has gathered so far, when the engine
+  // holds one that this node may add into in place (contiguous, input i's shape and `dtype`,
+  // reachable from nowhere else), else nullptr. A node that adds its gradient for input i into
+  // the target returns an undefined Tensor for i. Lets a GEMM accumulate with beta = 1 instead of
+  // writing a fresh buffer that the engine then adds (the house rule: backward accumulates).
+  Tensor* grad_target(size_t i, DType dtype) const;
 
   std::vector<Edge> next;
   bool released = false;

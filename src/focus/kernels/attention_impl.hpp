@@ -142,17 +142,18 @@ struct Kern : simd::Simd<T, W> {
   // Applies the dropout mask of row i, keys j0 .. j0 + n, to x in place (kept * 1 / (1 - p)).
   static void dropout_row(const AttnProblem<T>& p, int64_t b, int64_t h, int64_t i, int64_t j0,
                           int64_t n, T* x) {
+    constexpr int64_t E = kDropoutPerCounter;  // elements a counter decides
     const uint64_t idx = static_cast<uint64_t>(((b * p.H + h) * p.Lq + i) * p.Lk + j0);
-    const int64_t head = std::min<int64_t>(n, (4 - static_cast<int64_t>(idx % 4)) % 4);
-    if (head > 0) {  // the first counter's words idx % 4 .. 3
-      T tmp[4] = {0, 0, 0, 0};
-      const int64_t w0 = static_cast<int64_t>(idx % 4);
+    const int64_t w0 = static_cast<int64_t>(idx % E);
+    const int64_t head = std::min<int64_t>(n, (E - w0) % E);
+    if (head > 0) {  // the first counter's elements idx % E .. E - 1
+      T tmp[E] = {};
       for (int64_t t = 0; t < head; ++t) tmp[w0 + t] = x[t];
-      dropout_apply(tmp, tmp, 4, p.seed, p.offset + idx / 4, p.dropout_p);
+      dropout_apply(tmp, tmp, E, p.seed, p.offset + idx / E, p.dropout_p);
       for (int64_t t = 0; t < head; ++t) x[t] = tmp[w0 + t];
     }
     if (n > head)
-      dropout_apply(x + head, x + head, n - head, p.seed, p.offset + (idx + head) / 4,
+      dropout_apply(x + head, x + head, n - head, p.seed, p.offset + (idx + head) / E,
                     p.dropout_p);
   }
 

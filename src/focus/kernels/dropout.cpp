@@ -1,13 +1,14 @@
 // Dropout kernels (see dropout.hpp). Four with one contract:
 //   avx512:    Philox-4x32-10 on 16 counters per zmm (32x32->64 products by vpmuludq on even and
-//              odd lanes), a 4x4 transpose into element order, and masked scaling;
+//              odd lanes), a 4x4 transpose into word order, each word's two 16-bit halves
+//              widened to two elements, and masked scaling;
 //   avx2:      the same on 8 counters per ymm (two halves a step), the mask as an AND;
 //   lanes:     the same 16-counter steps in plain loops the compiler vectorises (any x86-64);
-//   reference: philox4x32 per element, uint_to_unit_float(word) >= p, as Rng::fill_uniform.
-// The fast kernels compare the word's top 24 bits with ceil(p * 2^24), which keeps exactly the
-// elements whose uint_to_unit_float is >= p. Each 64-element step depends only on its counters,
-// so the steps split over threads freely. Each can also record the keep decisions as bits (a step
-// is 8 whole bytes); dropout_apply_bits applies recorded bits (AVX2, or the plain loop).
+//   reference: philox4x32 per counter, element i from its 16-bit half, half / 2^16 >= p.
+// The fast kernels compare the half with ceil(p * 2^16), which keeps exactly the elements whose
+// half / 2^16 is >= p. Each 128-element step depends only on its counters, so the steps split
+// over threads freely. Each can also record the keep decisions as bits (a step is 16 whole
+// bytes); dropout_apply_bits applies recorded bits (AVX2, or the plain loop).
 #include "focus/kernels/dropout.hpp"
 
 #include <immintrin.h>
@@ -30,16 +31,19 @@ std::atomic<bool> g_reference{[] {
   return e && std::strcmp(e, "reference") == 0;
 }()};
 
-constexpr int kLanes = 16;              // Philox blocks per step
-constexpr int64_t kStep = 4 * kLanes;   // elements per step
+constexpr int kLanes = 16;                               // Philox blocks per step
+constexpr int64_t kStep = kDropoutPerCounter * kLanes;   // elements per step (128)
 constexpr int64_t kParallel = 1 << 16;  // elements above which threads share the steps
 constexpr uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u, W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
 
 struct Params {
-  uint32_t thr;  // keep iff (word >> 8) >= thr
+  uint32_t thr;  // keep iff the element's 16-bit half >= thr (<= 2^16)
   double scale;
 };
-Params params(double p) { return {static_cast<uint32_t>(std::ceil(p * 16777216.0)), 1.0 / (1.0 - p)}; }
+Params params(double p) { return {static_cast<uint32_t>(std::ceil(p * 65536.0)), 1.0 / (1.0 - p)}; }
+
+// Element e of a step: the 16-bit half e % 2 (low first) of word e / 2 of the step's words.
+inline uint32_t half_of(const uint32_t* u, int64_t e) { return (u[e >> 1] >> (16 * (e & 1))) & 0xFFFFu; }
 
 // ---- lanes: portable ----------------------------------------------------------------------------
 
@@ -80,7 +84,7 @@ inline void philox_lanes(uint64_t key, uint64_t counter, uint32_t* u) {
 inline void store_bits_lanes(uint8_t* bits, const uint32_t* u, int64_t m, uint32_t thr) {
   for (int64_t j = 0; 8 * j < m; ++j) {
     unsigned b = 0;
-    for (int64_t t = 0; t < 8 && 8 * j + t < m; ++t) b |= unsigned((u[8 * j + t] >> 8) >= thr) << t;
+    for (int64_t t = 0; t < 8 && 8 * j + t < m; ++t) b |= unsigned(half_of(u, 8 * j + t) >= thr) << t;
     bits[j] = static_cast<uint8_t>(b);
   }
 }
@@ -92,11 +96,11 @@ void apply_lanes(T* out, const T* in, int64_t n, uint64_t seed, uint64_t offset,
   const int64_t steps = (n + kStep - 1) / kStep;
 #pragma omp parallel for schedule(static) if (n > kParallel)
   for (int64_t s = 0; s < steps; ++s) {
-    alignas(64) uint32_t u[kStep];
+    alignas(64) uint32_t u[4 * kLanes];
     philox_lanes(seed, offset + static_cast<uint64_t>(s * kLanes), u);
     const int64_t e0 = s * kStep, m = std::min(kStep, n - e0);
 #pragma omp simd
-    for (int64_t e = 0; e < m; ++e) out[e0 + e] = (u[e] >> 8) >= pr.thr ? in[e0 + e] * scale : T(0);
+    for (int64_t e = 0; e < m; ++e) out[e0 + e] = half_of(u, e) >= pr.thr ? in[e0 + e] * scale : T(0);
     if (bits) store_bits_lanes(bits + e0 / 8, u, m, pr.thr);
   }
 }
@@ -116,8 +120,8 @@ FOCUS_AVX512 inline void mulhilo(__m512i a, __m512i m, __m512i& hi, __m512i& lo)
   hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
 }
 
-// Philox on counters counter + l (l < 16, one per lane); u[q] holds elements 16q .. 16q+15 of the
-// step, i.e. the four words of blocks 4q .. 4q+3.
+// Philox on counters counter + l (l < 16, one per lane); u[q] holds words 16q .. 16q+15 of the
+// step (the four words of blocks 4q .. 4q+3), i.e. its elements 32q .. 32q+31.
 FOCUS_AVX512 inline void philox_avx512(uint64_t key, uint64_t counter, __m512i u[4]) {
   const __m512i lo = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(counter)));
   const __m512i hi = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(counter >> 32)));
@@ -177,10 +181,11 @@ FOCUS_AVX512 void apply_avx512(T* out, const T* in, int64_t n, uint64_t seed, ui
     __m512i u[4];
     philox_avx512(seed, offset + static_cast<uint64_t>(s * kLanes), u);
     const __m512i thr = _mm512_set1_epi32(static_cast<int>(pr.thr));
-    for (int q = 0; q < 4; ++q) {
+    for (int q = 0; q < 8; ++q) {  // 16 elements: the halves of 8 words of u[q / 2]
       const int64_t e = s * kStep + 16 * q;
       if (e >= n) break;
-      const __mmask16 keep = _mm512_cmpge_epu32_mask(_mm512_srli_epi32(u[q], 8), thr);
+      const __m256i w = q % 2 ? _mm512_extracti64x4_epi64(u[q / 2], 1) : _mm512_castsi512_si256(u[q / 2]);
+      const __mmask16 keep = _mm512_cmpge_epu32_mask(_mm512_cvtepu16_epi32(w), thr);
       apply16(out + e, in + e, n - e, keep, pr.scale);
       if (bits) {  // elements e .. e + 15 are bytes e / 8 and e / 8 + 1; none past n
         const unsigned k = n - e >= 16 ? unsigned(keep) : unsigned(keep) & ((1u << (n - e)) - 1);
@@ -205,8 +210,8 @@ FOCUS_AVX2 inline void mulhilo(__m256i a, __m256i m, __m256i& hi, __m256i& lo) {
   hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
 }
 
-// Philox on counters counter + l (l < 8, one per lane); u[q] holds elements 8q .. 8q+7 of the
-// 32, i.e. the four words of blocks 2q and 2q+1.
+// Philox on counters counter + l (l < 8, one per lane); u[q] holds words 8q .. 8q+7 of the 32
+// (the four words of blocks 2q and 2q+1), i.e. elements 16q .. 16q+15 of the 64.
 FOCUS_AVX2 inline void philox_avx2(uint64_t key, uint64_t counter, __m256i u[4]) {
   const __m256i lo = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(counter)));
   const __m256i hi = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(counter >> 32)));
@@ -259,19 +264,20 @@ FOCUS_AVX2 void apply_avx2(T* out, const T* in, int64_t n, uint64_t seed, uint64
                            uint8_t* bits) {
   const int64_t steps = (n + kStep - 1) / kStep;
   const T scale = static_cast<T>(pr.scale);
-  // thr - 1 >= -1: (word >> 8) >= thr as a signed compare (both sides below 2^24 + 1).
+  // thr - 1 >= -1: half >= thr as a signed compare (both sides below 2^16 + 1).
   const __m256i thr1 = _mm256_set1_epi32(static_cast<int>(pr.thr) - 1);
 #pragma omp parallel for schedule(static) if (n > kParallel)
   for (int64_t s = 0; s < steps; ++s) {
     for (int half = 0; half < 2; ++half) {
-      const int64_t e0 = s * kStep + 32 * half;
+      const int64_t e0 = s * kStep + (kStep / 2) * half;
       if (e0 >= n) break;
       __m256i u[4];
       philox_avx2(seed, offset + static_cast<uint64_t>(s * kLanes + 8 * half), u);
-      for (int q = 0; q < 4; ++q) {
+      for (int q = 0; q < 8; ++q) {  // 8 elements: the halves of 4 words of u[q / 2]
         const int64_t e = e0 + 8 * q;
         if (e >= n) break;
-        const __m256i keep = _mm256_cmpgt_epi32(_mm256_srli_epi32(u[q], 8), thr1);
+        const __m128i w = q % 2 ? _mm256_extracti128_si256(u[q / 2], 1) : _mm256_castsi256_si128(u[q / 2]);
+        const __m256i keep = _mm256_cmpgt_epi32(_mm256_cvtepu16_epi32(w), thr1);
         if (bits) {
           const int b = _mm256_movemask_ps(_mm256_castsi256_ps(keep));
           bits[e / 8] = static_cast<uint8_t>(n - e >= 8 ? b : b & ((1 << (n - e)) - 1));
@@ -337,8 +343,9 @@ void dropout_apply_reference(T* out, const T* in, int64_t n, uint64_t seed, uint
                              double p, uint8_t* bits) {
   const T scale = static_cast<T>(1.0 / (1.0 - p));
   for (int64_t i = 0; i < n; ++i) {
-    const auto r = philox4x32(seed, 0, offset + static_cast<uint64_t>(i / 4));
-    const bool keep = static_cast<double>(uint_to_unit_float(r[i % 4])) >= p;
+    const auto r = philox4x32(seed, 0, offset + static_cast<uint64_t>(i / kDropoutPerCounter));
+    const uint32_t half = (r[(i / 2) % 4] >> (16 * (i % 2))) & 0xFFFFu;
+    const bool keep = static_cast<double>(half) / 65536.0 >= p;
     out[i] = keep ? in[i] * scale : T(0);
     if (bits) {
       if (i % 8 == 0) bits[i / 8] = 0;

@@ -155,6 +155,25 @@ void unary_backward(UnaryOp op, T* dx, const T* dy, const T* xy, int64_t n, doub
   dispatch_math([&]<class M>() { backward_impl<T, M>(op, dx, dy, xy, n, static_cast<T>(p)); });
 }
 
+template <class T>
+void gelu_forward_derivative(T* y, T* d, const T* x, int64_t n) {
+  dispatch_math([&]<class M>() {
+    if constexpr (std::is_same_v<T, float>)
+      if (const auto* f = fast_loops<M>(true))
+        return split(n, [&](int64_t i, int64_t m) { f->gelu_forward_derivative(y + i, d + i, x + i, m); });
+    const T inv_sqrt_2pi = T(kInvSqrt2Pi);
+#pragma omp parallel for simd if (parallel : n > kParallel)
+    for (int64_t i = 0; i < n; ++i) {  // as forward_impl and backward_impl's Gelu cases
+      T gauss;
+      const T cdf = M::cdf(x[i], gauss);
+      y[i] = x[i] * cdf;
+      d[i] = cdf + x[i] * inv_sqrt_2pi * gauss;
+    }
+  });
+}
+
+template void gelu_forward_derivative<float>(float*, float*, const float*, int64_t);
+template void gelu_forward_derivative<double>(double*, double*, const double*, int64_t);
 template void unary_forward<float>(UnaryOp, float*, const float*, int64_t, double);
 template void unary_forward<double>(UnaryOp, double*, const double*, int64_t, double);
 template void unary_backward<float>(UnaryOp, float*, const float*, const float*, int64_t, double);

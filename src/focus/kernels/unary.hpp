@@ -160,5 +160,11 @@ template <class T>
 void unary_forward(UnaryOp op, T* y, const T* x, int64_t n, double p);
 template <class T>
 void unary_backward(UnaryOp op, T* dx, const T* dy, const T* xy, int64_t n, double p);
+// GELU (erf form) for a training forward: y = x Phi(x) and its derivative d = Phi(x) + x phi(x),
+// from one evaluation of Phi and exp. The backward is then dx = dy * d (no second erfc and exp):
+// y is unary_forward(Gelu)'s, and dy * d is unary_backward(Gelu)'s bit for bit on the F32 vector
+// loops (within a few ulps on the scalar ones, where multiply-adds may fuse differently).
+template <class T>
+void gelu_forward_derivative(T* y, T* d, const T* x, int64_t n);
 
 }  // namespace focus

@@ -14,6 +14,8 @@ struct UnaryLoops {
   void (*gelu_backward)(float* dx, const float* dy, const float* x, int64_t n);  // from x
   void (*relu_forward)(float* y, const float* x, int64_t n);
   void (*relu_backward)(float* dx, const float* dy, const float* y, int64_t n);  // from y
+  // y = x Phi(x), d = Phi(x) + x phi(x): gelu_backward's factor, so dy * d is its result
+  void (*gelu_forward_derivative)(float* y, float* d, const float* x, int64_t n);
 };
 
 UnaryLoops unary_loops_avx512();

@@ -62,11 +62,13 @@ struct UnaryKern {
       return v[0] * cdf(v[0], gauss);
     }
   };
-  struct GeluBackward {  // dx = dy (Phi(x) + x phi(x)), phi(x) = exp(-x^2/2) / sqrt(2 pi)
+  // Phi(x) + x phi(x), phi(x) = exp(-x^2/2) / sqrt(2 pi): GELU's derivative, given Phi and gauss.
+  static V derivative(V x, V c, V gauss) { return x * 0.3989422804014327f * gauss + c; }
+  struct GeluBackward {  // dx = dy (Phi(x) + x phi(x))
     static V apply(const V* v) {
       V gauss;
       const V c = cdf(v[1], gauss);
-      return v[0] * (v[1] * 0.3989422804014327f * gauss + c);
+      return v[0] * derivative(v[1], c, gauss);
     }
   };
   struct ReluForward {  // y = x < 0 ? 0 : x (NaN and -0 pass through, as in the scalar loop)
@@ -84,6 +86,25 @@ struct UnaryKern {
     const float* const in[2] = {dy, x};
     blocks<GeluBackward>(n, dx, in);
   }
+  // y = x Phi(x) and d = derivative(x): two outputs, so its own loop (same padded tail; a static
+  // function, not a lambda, for the reason above).
+  static void gelu_fd(V v, float* yo, float* dout) {
+    V gauss;
+    const V c = cdf(v, gauss);
+    S::store(yo, v * c);
+    S::store(dout, derivative(v, c, gauss));
+  }
+  static void gelu_forward_derivative(float* y, float* d, const float* x, int64_t n) {
+    int64_t i = 0;
+    for (; i + W <= n; i += W) gelu_fd(S::load(x + i), y + i, d + i);
+    if (i < n) {
+      float bx[W] = {}, by[W], bd[W];
+      std::copy(x + i, x + n, bx);
+      gelu_fd(S::load(bx), by, bd);
+      std::copy(by, by + (n - i), y + i);
+      std::copy(bd, bd + (n - i), d + i);
+    }
+  }
   static void relu_forward(float* y, const float* x, int64_t n) {
     const float* const in[1] = {x};
     blocks<ReluForward>(n, y, in);
@@ -93,7 +114,9 @@ struct UnaryKern {
     blocks<ReluBackward>(n, dx, in);
   }
 
-  static UnaryLoops loops() { return {&gelu_forward, &gelu_backward, &relu_forward, &relu_backward}; }
+  static UnaryLoops loops() {
+    return {&gelu_forward, &gelu_backward, &relu_forward, &relu_backward, &gelu_forward_derivative};
+  }
 };
 
 }  // namespace

@@ -34,6 +34,7 @@ struct DropoutNode : Node {
     });
     return {dx};
   }
+  void release() override { std::vector<uint8_t>().swap(bits); }
 };
 
 }  // namespace

@@ -158,21 +158,28 @@ struct LinearNode : Node {
     const int64_t R = x2.shape()[0], IN = x2.shape()[1], OUT = w.shape()[0];
     const Tensor dy = dout.contiguous().view({R, OUT});  // (R, OUT)
     Tensor dx, dw, db;
+    // Each gradient goes into the engine's buffer for its input when there is one (beta = 1),
+    // else into a fresh tensor (beta = 0).
+    const auto dest = [&](size_t i, const Shape& shape, bool zeroed, Tensor& fresh) -> void* {
+      if (Tensor* t = grad_target(i, w.dtype()); t && t->shape() == shape)
+        return t->raw_data();
+      fresh = zeroed ? Tensor::zeros(shape, w.dtype()) : Tensor::empty(shape, w.dtype());
+      return nullptr;
+    };
     dispatch_float(w.dtype(), "linear backward", [&]<class T>() {
-      if (needs_grad(0)) {
-        dx = Tensor::empty({R, IN}, w.dtype());  // (R, IN) = dy @ w
-        gemm(false, false, R, IN, OUT, T(1), dy.data<T>(), OUT, w.data<T>(), IN, T(0),
-             dx.data<T>(), IN);
-        dx = dx.view(x_shape);
+      if (needs_grad(0)) {  // (R, IN) += dy @ w
+        T* pdx = static_cast<T*>(dest(0, x_shape, false, dx));
+        gemm(false, false, R, IN, OUT, T(1), dy.data<T>(), OUT, w.data<T>(), IN,
+             pdx ? T(1) : T(0), pdx ? pdx : dx.data<T>(), IN);
       }
-      if (needs_grad(1)) {
-        dw = Tensor::empty({OUT, IN}, w.dtype());  // (OUT, IN) = dy^T @ x
-        gemm(true, false, OUT, IN, R, T(1), dy.data<T>(), OUT, x2.data<T>(), IN, T(0),
-             dw.data<T>(), IN);
+      if (needs_grad(1)) {  // (OUT, IN) += dy^T @ x
+        T* pdw = static_cast<T*>(dest(1, {OUT, IN}, false, dw));
+        gemm(true, false, OUT, IN, R, T(1), dy.data<T>(), OUT, x2.data<T>(), IN,
+             pdw ? T(1) : T(0), pdw ? pdw : dw.data<T>(), IN);
       }
-      if (has_bias && needs_grad(2)) {
-        db = Tensor::zeros({OUT}, w.dtype());  // (OUT) = sum over rows of dy
-        T* pdb = db.data<T>();
+      if (has_bias && needs_grad(2)) {  // (OUT) += sum over rows of dy
+        T* pdb = static_cast<T*>(dest(2, {OUT}, true, db));
+        if (!pdb) pdb = db.data<T>();
         const T* pdy = dy.data<T>();
         for (int64_t r = 0; r < R; ++r)
 #pragma omp simd

@@ -1,6 +1,8 @@
 // Pointwise functions: checked entry points and one backward node over kernels/unary (see
 // unary.hpp). Outputs are contiguous; a strided input is packed first. The node saves the input
-// or the output, whichever its derivative reads (exp, sqrt, tanh, sigmoid, relu: the output).
+// or the output, whichever its derivative reads (exp, sqrt, tanh, sigmoid, relu: the output);
+// GELU (erf form) saves its derivative itself, written by the forward from the same erfc and exp,
+// so its backward is one multiply.
 #include "focus/ops/unary.hpp"
 
 #include "focus/autograd/node.hpp"
@@ -14,13 +16,19 @@ struct UnaryNode : Node {
   UnaryOp op;
   double p = 0;
   const char* node_name;
-  Tensor saved;  // contiguous x or y, see unary_backward_uses_output
+  Tensor saved;  // contiguous x or y (see unary_backward_uses_output), or f'(x)
+  bool saved_derivative = false;
   const char* name() const override { return node_name; }
   std::vector<Tensor> backward(const Tensor& dout) override {
     const Tensor g = dout.contiguous();
     Tensor dx = Tensor::empty(saved.shape(), saved.dtype());
     dispatch_float(saved.dtype(), node_name, [&]<class T>() {
-      unary_backward<T>(op, dx.data<T>(), g.data<T>(), saved.data<T>(), dx.numel(), p);
+      T* pdx = dx.data<T>();
+      const T *pg = g.data<T>(), *ps = saved.data<T>();
+      const int64_t n = dx.numel();
+      if (!saved_derivative) return unary_backward<T>(op, pdx, pg, ps, n, p);
+#pragma omp parallel for simd if (parallel : n > (int64_t(1) << 15))
+      for (int64_t i = 0; i < n; ++i) pdx[i] = pg[i] * ps[i];  // dx = dy * f'(x)
     });
     return {dx};
   }
@@ -31,9 +39,23 @@ Tensor unary(UnaryOp op, const Tensor& a, const char* name, const char* node_nam
   FOCUS_CHECK(a.defined(), ValueError, "{}: undefined input", name);
   const Tensor x = a.contiguous();
   Tensor y = Tensor::empty(a.shape(), a.dtype());
+  const bool graph = needs_graph({&a});
+  if (graph && op == UnaryOp::Gelu) {  // (same shape as x)
+    Tensor d = Tensor::empty(a.shape(), a.dtype());
+    dispatch_float(a.dtype(), name, [&]<class T>() {
+      gelu_forward_derivative<T>(y.data<T>(), d.data<T>(), x.data<T>(), y.numel());
+    });
+    auto node = std::make_shared<UnaryNode>();
+    node->op = op;
+    node->node_name = node_name;
+    node->saved = d;
+    node->saved_derivative = true;
+    attach(y, node, {&a});
+    return y;
+  }
   dispatch_float(a.dtype(), name,
                  [&]<class T>() { unary_forward<T>(op, y.data<T>(), x.data<T>(), y.numel(), p); });
-  if (needs_graph({&a})) {
+  if (graph) {
     auto node = std::make_shared<UnaryNode>();
     node->op = op;
     node->p = p;

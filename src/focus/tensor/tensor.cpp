@@ -135,6 +135,10 @@ bool Tensor::same_storage(const Tensor& o) const {
   return impl_ && o.impl_ && impl_->storage == o.impl_->storage;
 }
 
+bool Tensor::is_sole_owner() const {
+  return impl_ && impl_.use_count() == 1 && impl_->storage && impl_->storage.use_count() == 1;
+}
+
 bool Tensor::is_contiguous() const {
   const Shape& s = shape();
   int64_t expected = 1;

@@ -71,6 +71,10 @@ class Tensor {
   size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype()); }
   TensorImpl* impl() const { return impl_.get(); }
   bool same_storage(const Tensor& o) const;
+  // True when this handle is the only way to reach its data: no other Tensor shares its impl or
+  // its storage (no views, no copies of the handle). The autograd engine adds into such buffers
+  // in place instead of copying them first.
+  bool is_sole_owner() const;
 
   // Typed pointer to element [0,...,0]; throws DTypeError if T does not match dtype().
   template <class T> T* data();

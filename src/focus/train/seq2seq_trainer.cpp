@@ -12,6 +12,7 @@
 #include "focus/models/seq2seq.hpp"
 #include "focus/ops/elementwise.hpp"
 #include "focus/optim/clip.hpp"
+#include "focus/optim/optimizer.hpp"
 #include "focus/tensor/rng.hpp"
 #include "focus/text/batching.hpp"
 #include "focus/train/budget_clock.hpp"
@@ -146,6 +147,7 @@ void Seq2SeqTrainer::ema_update() {
       T* e = ema_[i].data<T>();
       const T* p = params[i].data<T>();
       const int64_t n = params[i].numel();
+#pragma omp parallel for simd if (parallel : n > kOptimParallelMin)
       for (int64_t j = 0; j < n; ++j) e[j] = T(d * double(e[j]) + (1.0 - d) * double(p[j]));
     });
 }
