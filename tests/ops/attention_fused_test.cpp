@@ -193,6 +193,16 @@ TEST(FusedAttention, EdgeCasesMatchReference) {
   c.dropout = 0.3;
   c.causal = c.padding = true;
   cs.push_back(c);
+  // Short rows: each block spans every key, so one call draws a block's mask (and the backward
+  // reuses it as bits); an odd Lk puts the blocks' first elements mid-counter.
+  c = {"dropout_short_rows", 3, 4, 2, 12, 11, 16, 16};
+  c.dropout = 0.3;
+  c.padding = true;
+  cs.push_back(c);
+  c = {"dropout_short_rows_causal", 2, 2, 2, 70, 9, 24, 24};  // two query blocks: 64 + 6 rows
+  c.dropout = 0.5;
+  c.causal = true;
+  cs.push_back(c);
   c = {"few_rows_decode_tails", 2, 4, 2, 3, 150, 40, 24};  // the decoding path, ragged dims
   c.causal = c.lengths = true;
   cs.push_back(c);

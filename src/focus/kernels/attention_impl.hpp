@@ -157,6 +157,42 @@ struct Kern : simd::Simd<T, W> {
                     p.dropout_p);
   }
 
+  // The same for rows i0 .. i0 + m of a block (row stride kBK) to X, and the same mask to Y when
+  // given. When the block spans every key (j0 = 0, n = Lk, short sequences) its rows are one run
+  // of the counter stream, so one call draws the whole block's mask (as bits, which Y reuses)
+  // instead of a call a row, each drawing a whole vector of counters for its few keys.
+  static void dropout_rows(const AttnProblem<T>& p, int64_t b, int64_t h, int64_t i0, int64_t m,
+                           int64_t j0, int64_t n, T* X, T* Y) {
+    constexpr int64_t E = kDropoutPerCounter, kMax = 2048;
+    if (j0 != 0 || n != p.Lk || m * n > kMax) {
+      for (int64_t r = 0; r < m; ++r) {
+        dropout_row(p, b, h, i0 + r, j0, n, X + r * kBK);
+        if (Y) dropout_row(p, b, h, i0 + r, j0, n, Y + r * kBK);
+      }
+      return;
+    }
+    const uint64_t idx = static_cast<uint64_t>(((b * p.H + h) * p.Lq + i0) * p.Lk);
+    const int64_t w0 = static_cast<int64_t>(idx % E), total = w0 + m * n;  // from a whole counter
+    T tmp[kMax + E];
+    uint8_t bits[(kMax + E) / 8 + 1];
+    std::fill(tmp, tmp + w0, T(0));
+    gather_rows(tmp + w0, X, m, n);
+    dropout_apply(tmp, tmp, total, p.seed, p.offset + idx / E, p.dropout_p, Y ? bits : nullptr);
+    scatter_rows(X, tmp + w0, m, n);
+    if (Y) {
+      gather_rows(tmp + w0, Y, m, n);
+      dropout_apply_bits(tmp, tmp, total, bits, p.dropout_p);
+      scatter_rows(Y, tmp + w0, m, n);
+    }
+  }
+  // dst (m x n packed) = the first n columns of src rows (row stride kBK), and back.
+  static void gather_rows(T* dst, const T* src, int64_t m, int64_t n) {
+    for (int64_t r = 0; r < m; ++r) std::copy(src + r * kBK, src + r * kBK + n, dst + r * n);
+  }
+  static void scatter_rows(T* dst, const T* src, int64_t m, int64_t n) {
+    for (int64_t r = 0; r < m; ++r) std::copy(src + r * n, src + (r + 1) * n, dst + r * kBK);
+  }
+
   // ---- packing --------------------------------------------------------------------------------
   // dst (rows, ld) = alpha * src rows (row stride sl), zero beyond cols and beyond rows up to
   // rows_p.
@@ -374,8 +410,8 @@ struct Kern : simd::Simd<T, W> {
         T* orow = Oa + r * Dvp;
         for (int64_t c = 0; c < Dvp; c += W) store(orow + c, load(orow + c) * av);
       }
-      if (p.dropout_p > 0) dropout_row(p, b, h, i0 + r, j0, n, s);
     }
+    if (p.dropout_p > 0) dropout_rows(p, b, h, i0, m, j0, n, S, nullptr);
   }
 
   // P = exp(S - lse) in place for the block rows (lse = -inf: zero row).
@@ -443,11 +479,8 @@ struct Kern : simd::Simd<T, W> {
           gemm(m, np, Dv, dOp, Dvp, 1, Vt, np, dP, kBK, false);  // dP = dO V^T
           const T* Pv = S;
           if (p.dropout_p > 0) {
-            for (int64_t r = 0; r < m; ++r) {
-              std::memcpy(Pd + r * kBK, S + r * kBK, sizeof(T) * np);
-              dropout_row(p, b, h, i0 + r, j0, n, Pd + r * kBK);
-              dropout_row(p, b, h, i0 + r, j0, n, dP + r * kBK);
-            }
+            for (int64_t r = 0; r < m; ++r) std::memcpy(Pd + r * kBK, S + r * kBK, sizeof(T) * np);
+            dropout_rows(p, b, h, i0, m, j0, n, Pd, dP);
             Pv = Pd;
           }
           gemm(n, Dvp, m, Pv, 1, kBK, dOp, Dvp, dVa, Dvp, true);  // dV += P^T dO
