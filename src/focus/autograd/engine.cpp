@@ -36,24 +36,27 @@ void accumulate_into(Tensor& dst, const Tensor& src) {
 bool ownable(const Tensor& g) { return g.is_sole_owner() && g.is_contiguous() && !g.requires_grad(); }
 Tensor own(Tensor g) { return ownable(g) ? std::move(g) : g.clone(); }
 
-// A gradient waiting for the rest of its node's inputs.
-struct Pending {
-  Tensor grad;
-  bool owned = false;  // true once the buffer is the engine's alone (safe to add into)
-};
-// What Node::grad_target looks at: the node whose backward runs now and the pending buffers.
+// Makes g a buffer the engine alone holds (copying only if something else reaches it).
+void make_owned(Tensor& g) {
+  if (!ownable(g)) g = g.clone();
+}
+
+// The gradients waiting for the rest of their node's inputs.
+using PendingGrads = std::unordered_map<Node*, Tensor>;
+// What Node::grad_target looks at: the node whose backward runs now and the pending gradients;
+// a scope sets them for one backward call (nested backwards restore the outer one).
 struct Running {
   const Node* node = nullptr;
-  std::unordered_map<Node*, Pending>* pending = nullptr;
+  PendingGrads* pending = nullptr;
 };
 thread_local Running g_running;
-
-// Makes p's buffer the engine's own (copying only if something else reaches it).
-void make_owned(Pending& p) {
-  if (p.owned) return;
-  p.grad = own(std::move(p.grad));
-  p.owned = true;
-}
+struct RunningScope {
+  explicit RunningScope(Running r) : prev(g_running) { g_running = r; }
+  ~RunningScope() { g_running = prev; }
+  RunningScope(const RunningScope&) = delete;
+  RunningScope& operator=(const RunningScope&) = delete;
+  Running prev;
+};
 
 // retain_grad registrations: node -> the tensor's meta (both weak).
 struct Retained {
@@ -125,7 +128,7 @@ Tensor* Node::grad_target(size_t i, DType dtype) const {
     const auto it = g_running.pending->find(e.fn.get());
     if (it == g_running.pending->end()) return nullptr;
     make_owned(it->second);
-    t = &it->second.grad;
+    t = &it->second;
   } else if (e.leaf) {
     t = g_sink ? g_sink->find(e.leaf.get()) : (e.leaf->grad.defined() ? &e.leaf->grad : nullptr);
   }
@@ -191,8 +194,8 @@ void run_backward(const Tensor& root, const Tensor& grad) {
     }
   }
 
-  std::unordered_map<Node*, Pending> pending;
-  pending[start] = {grad, false};
+  PendingGrads pending;
+  pending[start] = grad;
   std::deque<Node*> ready{start};
   // Keep nodes alive while we run, even if a tensor holding them dies meanwhile.
   std::vector<std::shared_ptr<Node>> keep{root.grad_fn()};
@@ -204,18 +207,13 @@ void run_backward(const Tensor& root, const Tensor& grad) {
     auto it = pending.find(n);
     std::vector<Tensor> grads(n->next.size());
     if (it != pending.end()) {  // nodes no gradient reached still run, to free and to count down
-      Tensor dout = std::move(it->second.grad);
+      Tensor dout = std::move(it->second);
       pending.erase(it);
       if (!g_retained.empty()) store_retained(n, dout);
-      const Running outer = g_running;  // a backward inside a backward (double backward, tests)
-      g_running = {n, &pending};
-      try {
+      {
+        const RunningScope running({n, &pending});
         grads = n->backward(dout);
-      } catch (...) {
-        g_running = outer;
-        throw;
       }
-      g_running = outer;
       FOCUS_CHECK(grads.size() == n->next.size(), StateError,
                   "autograd: {} returned {} gradients for {} inputs", n->name(), grads.size(),
                   n->next.size());
@@ -227,15 +225,14 @@ void run_backward(const Tensor& root, const Tensor& grad) {
         if (grads[i].defined()) {
           const auto pit = pending.find(m);
           if (pit == pending.end()) {
-            pending.emplace(m, Pending{std::move(grads[i]), false});
+            pending.emplace(m, std::move(grads[i]));
           } else {
-            Pending& p = pit->second;
+            Tensor& p = pit->second;
             // Add into whichever of the two buffers is ours alone: no copy when either is.
-            if (!p.owned && !ownable(p.grad) && ownable(grads[i]) &&
-                grads[i].dtype() == p.grad.dtype())
-              std::swap(p.grad, grads[i]);
+            if (!ownable(p) && ownable(grads[i]) && grads[i].dtype() == p.dtype())
+              std::swap(p, grads[i]);
             make_owned(p);
-            accumulate_into(p.grad, grads[i]);
+            accumulate_into(p, grads[i]);
           }
         }
         keep.push_back(e.fn);

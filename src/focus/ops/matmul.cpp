@@ -158,28 +158,33 @@ struct LinearNode : Node {
     const int64_t R = x2.shape()[0], IN = x2.shape()[1], OUT = w.shape()[0];
     const Tensor dy = dout.contiguous().view({R, OUT});  // (R, OUT)
     Tensor dx, dw, db;
-    // Each gradient goes into the engine's buffer for its input when there is one (beta = 1),
-    // else into a fresh tensor (beta = 0).
-    const auto dest = [&](size_t i, const Shape& shape, bool zeroed, Tensor& fresh) -> void* {
+    // Where input i's gradient goes: the engine's buffer for it when there is one (add into it),
+    // else a fresh tensor `fresh`, returned (overwrite it).
+    struct Dest {
+      void* p;
+      bool add;
+    };
+    const auto dest = [&](size_t i, const Shape& shape, Tensor& fresh) -> Dest {
       if (Tensor* t = grad_target(i, w.dtype()); t && t->shape() == shape)
-        return t->raw_data();
-      fresh = zeroed ? Tensor::zeros(shape, w.dtype()) : Tensor::empty(shape, w.dtype());
-      return nullptr;
+        return {t->raw_data(), true};
+      fresh = Tensor::empty(shape, w.dtype());
+      return {fresh.raw_data(), false};
     };
     dispatch_float(w.dtype(), "linear backward", [&]<class T>() {
-      if (needs_grad(0)) {  // (R, IN) += dy @ w
-        T* pdx = static_cast<T*>(dest(0, x_shape, false, dx));
+      if (needs_grad(0)) {  // (R, IN) (+)= dy @ w
+        const Dest d = dest(0, x_shape, dx);
         gemm(false, false, R, IN, OUT, T(1), dy.data<T>(), OUT, w.data<T>(), IN,
-             pdx ? T(1) : T(0), pdx ? pdx : dx.data<T>(), IN);
+             d.add ? T(1) : T(0), static_cast<T*>(d.p), IN);
       }
-      if (needs_grad(1)) {  // (OUT, IN) += dy^T @ x
-        T* pdw = static_cast<T*>(dest(1, {OUT, IN}, false, dw));
+      if (needs_grad(1)) {  // (OUT, IN) (+)= dy^T @ x
+        const Dest d = dest(1, {OUT, IN}, dw);
         gemm(true, false, OUT, IN, R, T(1), dy.data<T>(), OUT, x2.data<T>(), IN,
-             pdw ? T(1) : T(0), pdw ? pdw : dw.data<T>(), IN);
+             d.add ? T(1) : T(0), static_cast<T*>(d.p), IN);
       }
-      if (has_bias && needs_grad(2)) {  // (OUT) += sum over rows of dy
-        T* pdb = static_cast<T*>(dest(2, {OUT}, true, db));
-        if (!pdb) pdb = db.data<T>();
+      if (has_bias && needs_grad(2)) {  // (OUT) (+)= sum over rows of dy
+        const Dest d = dest(2, {OUT}, db);
+        T* pdb = static_cast<T*>(d.p);
+        if (!d.add) std::fill(pdb, pdb + OUT, T(0));
         const T* pdy = dy.data<T>();
         for (int64_t r = 0; r < R; ++r)
 #pragma omp simd

@@ -7,6 +7,7 @@
 
 #include "focus/autograd/node.hpp"
 #include "focus/kernels/unary.hpp"
+#include "focus/ops/elementwise.hpp"
 
 namespace focus {
 
@@ -16,19 +17,14 @@ struct UnaryNode : Node {
   UnaryOp op;
   double p = 0;
   const char* node_name;
-  Tensor saved;  // contiguous x or y (see unary_backward_uses_output), or f'(x)
-  bool saved_derivative = false;
+  Tensor saved;  // contiguous x or y (see unary_backward_uses_output); GELU: f'(x)
   const char* name() const override { return node_name; }
   std::vector<Tensor> backward(const Tensor& dout) override {
+    if (op == UnaryOp::Gelu) return {mul(dout, saved)};  // dx = dy * f'(x)
     const Tensor g = dout.contiguous();
     Tensor dx = Tensor::empty(saved.shape(), saved.dtype());
     dispatch_float(saved.dtype(), node_name, [&]<class T>() {
-      T* pdx = dx.data<T>();
-      const T *pg = g.data<T>(), *ps = saved.data<T>();
-      const int64_t n = dx.numel();
-      if (!saved_derivative) return unary_backward<T>(op, pdx, pg, ps, n, p);
-#pragma omp parallel for simd if (parallel : n > (int64_t(1) << 15))
-      for (int64_t i = 0; i < n; ++i) pdx[i] = pg[i] * ps[i];  // dx = dy * f'(x)
+      unary_backward<T>(op, dx.data<T>(), g.data<T>(), saved.data<T>(), dx.numel(), p);
     });
     return {dx};
   }
@@ -40,27 +36,18 @@ Tensor unary(UnaryOp op, const Tensor& a, const char* name, const char* node_nam
   const Tensor x = a.contiguous();
   Tensor y = Tensor::empty(a.shape(), a.dtype());
   const bool graph = needs_graph({&a});
-  if (graph && op == UnaryOp::Gelu) {  // (same shape as x)
-    Tensor d = Tensor::empty(a.shape(), a.dtype());
-    dispatch_float(a.dtype(), name, [&]<class T>() {
-      gelu_forward_derivative<T>(y.data<T>(), d.data<T>(), x.data<T>(), y.numel());
-    });
-    auto node = std::make_shared<UnaryNode>();
-    node->op = op;
-    node->node_name = node_name;
-    node->saved = d;
-    node->saved_derivative = true;
-    attach(y, node, {&a});
-    return y;
-  }
-  dispatch_float(a.dtype(), name,
-                 [&]<class T>() { unary_forward<T>(op, y.data<T>(), x.data<T>(), y.numel(), p); });
+  // In a graph GELU also writes its derivative (same shape as x), which the node saves.
+  Tensor d = graph && op == UnaryOp::Gelu ? Tensor::empty(a.shape(), a.dtype()) : Tensor();
+  dispatch_float(a.dtype(), name, [&]<class T>() {
+    if (d.defined()) gelu_forward_derivative<T>(y.data<T>(), d.data<T>(), x.data<T>(), y.numel());
+    else unary_forward<T>(op, y.data<T>(), x.data<T>(), y.numel(), p);
+  });
   if (graph) {
     auto node = std::make_shared<UnaryNode>();
     node->op = op;
     node->p = p;
     node->node_name = node_name;
-    node->saved = unary_backward_uses_output(op) ? y.detach() : x.detach();
+    node->saved = d.defined() ? d : unary_backward_uses_output(op) ? y.detach() : x.detach();
     attach(y, node, {&a});
   }
   return y;
