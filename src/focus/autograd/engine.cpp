@@ -36,11 +36,6 @@ void accumulate_into(Tensor& dst, const Tensor& src) {
 bool ownable(const Tensor& g) { return g.is_sole_owner() && g.is_contiguous() && !g.requires_grad(); }
 Tensor own(Tensor g) { return ownable(g) ? std::move(g) : g.clone(); }
 
-// Makes g a buffer the engine alone holds (copying only if something else reaches it).
-void make_owned(Tensor& g) {
-  if (!ownable(g)) g = g.clone();
-}
-
 // The gradients waiting for the rest of their node's inputs.
 using PendingGrads = std::unordered_map<Node*, Tensor>;
 // What Node::grad_target looks at: the node whose backward runs now and the pending gradients;
@@ -127,7 +122,7 @@ Tensor* Node::grad_target(size_t i, DType dtype) const {
   if (e.fn) {
     const auto it = g_running.pending->find(e.fn.get());
     if (it == g_running.pending->end()) return nullptr;
-    make_owned(it->second);
+    it->second = own(std::move(it->second));
     t = &it->second;
   } else if (e.leaf) {
     t = g_sink ? g_sink->find(e.leaf.get()) : (e.leaf->grad.defined() ? &e.leaf->grad : nullptr);
@@ -231,7 +226,7 @@ void run_backward(const Tensor& root, const Tensor& grad) {
             // Add into whichever of the two buffers is ours alone: no copy when either is.
             if (!ownable(p) && ownable(grads[i]) && grads[i].dtype() == p.dtype())
               std::swap(p, grads[i]);
-            make_owned(p);
+            p = own(std::move(p));
             accumulate_into(p, grads[i]);
           }
         }
