@@ -94,6 +94,28 @@ TEST(LayerNorm, Gradients) {
                              rand_input({64}, rng)}));
 }
 
+// F32 accumulates the statistics in F32 and the weight/bias gradients in F32 blocks of rows, then
+// in double: against the same inputs in F64, over many blocks, both threads, a shifted mean.
+TEST(LayerNorm, F32MatchesF64OverManyRows) {
+  Rng rng(47);
+  const int64_t R = 1000, C = 192;  // 31 whole blocks of 32 rows and a partial one
+  const Tensor x64 = add(Tensor::randn({R, C}, rng, DType::F64, 2.0), 3.0);
+  const Tensor w64 = Tensor::randn({C}, rng, DType::F64), b64 = Tensor::randn({C}, rng, DType::F64);
+  const Tensor g64 = Tensor::randn({R, C}, rng, DType::F64);
+  std::vector<Tensor> out[2];  // y, dx, dw, db for F64, F32
+  for (int k = 0; k < 2; ++k) {
+    const DType dt = k == 0 ? DType::F64 : DType::F32;
+    Tensor x = x64.to(dt), w = w64.to(dt), b = b64.to(dt);
+    for (Tensor* t : {&x, &w, &b}) t->requires_grad_();
+    const Tensor y = layer_norm(x, w, b);
+    y.backward(g64.to(dt));
+    out[k] = {y, x.grad(), w.grad(), b.grad()};
+  }
+  const char* names[] = {"y", "dx", "dw", "db"};
+  for (int i = 0; i < 4; ++i)
+    EXPECT_LT(focus::testing::max_rel_diff(out[1][i], out[0][i]), 2e-5) << names[i];
+}
+
 TEST(BatchNorm, TrainingNormalisesChannelsAndUpdatesRunningStats) {
   Rng rng(44);
   const int64_t N = 4, C = 3, H = 5, W = 6;

@@ -202,3 +202,23 @@ TEST(Seq2SeqTrainer, ModelFileErrors) {
   focus::testing::expect_error<FormatError>([&] { load_seq2seq(dir.file("bad.safetensors")); },
                                      {"bad.safetensors", "tokenizers"});
 }
+
+TEST(Seq2SeqTrainer, KeepEpochsKeepsTheLastEpochsModels) {
+  const Data s = make_data(32, 4);
+  focus::testing::TempDir dir;
+  TrainConfig c = config(dir.str());
+  c.epochs = 3;
+  c.keep_epochs = 2;
+  c.ema = 0.9;
+  Rng rng(1);
+  Seq2Seq m(tiny(s, 0.0), rng);
+  Seq2SeqTrainer(c, m, *s.src, *s.tgt, s.train, s.dev, s.groups).fit();
+  EXPECT_FALSE(std::filesystem::exists(epoch_model_path(dir.str(), 1)));
+  EXPECT_TRUE(std::filesystem::exists(epoch_model_path(dir.str(), 2)));
+  EXPECT_EQ(epoch_model_path(dir.str(), 3), dir.file("model_epoch_003.safetensors"));
+  const auto last = load_seq2seq(dir.file("model_last.safetensors"));
+  const auto third = load_seq2seq(epoch_model_path(dir.str(), 3));
+  EXPECT_EQ(flat_params(*last.model), flat_params(*third.model));  // the evaluated (EMA) weights
+  const auto second = load_seq2seq(epoch_model_path(dir.str(), 2));
+  EXPECT_NE(flat_params(*second.model), flat_params(*third.model));
+}

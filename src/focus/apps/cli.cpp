@@ -24,6 +24,7 @@ int run_cli(int argc, char** argv) {
   commands["translate"] = add_translate_command(app);
   commands["explain"] = add_explain_command(app);
   commands["report"] = add_report_command(app);
+  commands["average"] = add_average_command(app);
   try {
     try {
       app.parse(argc, argv);

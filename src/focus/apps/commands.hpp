@@ -19,6 +19,7 @@ Command add_bench_attention_command(CLI::App& bench);
 Command add_translate_command(CLI::App& app);
 Command add_explain_command(CLI::App& app);
 Command add_report_command(CLI::App& app);  // cmd_report.cpp
+Command add_average_command(CLI::App& app);  // cmd_average.cpp
 
 struct TrainConfig;
 // True (after saying so on stderr) when a resumed run has no epochs left (cmd_train.cpp).

@@ -1,7 +1,8 @@
 // layer_norm and batch_norm kernels (see norm.hpp). layer_norm: parallel over rows, two passes
-// per row for the statistics (mean, then squared deviations); the weight/bias gradients sum
-// over rows into per-thread double buffers, added up at the end. batch_norm: parallel over
-// channels; each channel is N contiguous blocks of S.
+// per row for the statistics (mean, then squared deviations) in T over vector lanes; the
+// weight/bias gradients sum in T over blocks of kRowBlock rows, then across blocks into
+// per-thread double buffers, added up at the end. batch_norm: parallel over channels; each
+// channel is N contiguous blocks of S, its sums in double.
 #include "focus/kernels/norm.hpp"
 
 #include <omp.h>
@@ -17,6 +18,7 @@ namespace focus {
 namespace {
 
 constexpr int64_t kParallel = 1 << 14;  // elements of work below which everything is serial
+constexpr int64_t kRowBlock = 32;       // layer_norm rows whose dw, db add up in T before double
 
 // Ones then zeros (C each), standing in for a missing weight or bias.
 template <class T>
@@ -41,13 +43,13 @@ void layer_norm_forward(T* y, T* mean, T* rstd, const T* x, const T* w, const T*
   for (int64_t r = 0; r < R; ++r) {
     const T* xr = x + r * C;
     T* yr = y + r * C;
-    double s = 0, ss = 0;
+    T s = 0, ss = 0;
 #pragma omp simd reduction(+ : s)
     for (int64_t c = 0; c < C; ++c) s += xr[c];
-    const double md = s / double(C);
+    const T m = s / static_cast<T>(C);
 #pragma omp simd reduction(+ : ss)
-    for (int64_t c = 0; c < C; ++c) ss += (xr[c] - md) * (xr[c] - md);
-    const T m = static_cast<T>(md), rs = static_cast<T>(1.0 / std::sqrt(ss / double(C) + eps));
+    for (int64_t c = 0; c < C; ++c) ss += (xr[c] - m) * (xr[c] - m);
+    const T rs = static_cast<T>(1.0 / std::sqrt(double(ss) / double(C) + eps));
     mean[r] = m;
     rstd[r] = rs;
 #pragma omp simd
@@ -62,35 +64,47 @@ void layer_norm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* 
   const T* pw = w ? w : d.data();
   const bool wb = dw || db;
   const int nt = R * C > kParallel ? num_threads() : 1;
+  const int64_t nblocks = (R + kRowBlock - 1) / kRowBlock;
   std::vector<double> part(wb ? size_t(nt) * 2 * C : 0, 0.0);  // per thread: dw (C), db (C)
 #pragma omp parallel num_threads(nt)
   {
     double* pdw = wb ? part.data() + size_t(omp_get_thread_num()) * 2 * C : nullptr;
     double* pdb = wb ? pdw + C : nullptr;
+    std::vector<T> blk(wb ? 2 * C : 0);  // dw (C), db (C) of the rows of one block
+    T* bdw = blk.data();
+    T* bdb = wb ? bdw + C : nullptr;
 #pragma omp for schedule(static)
-    for (int64_t r = 0; r < R; ++r) {
-      const T* xr = x + r * C;
-      const T* g = dy + r * C;
-      const T m = mean[r], rs = rstd[r];
-      if (dx) {
-        double sg = 0, sgx = 0;
+    for (int64_t k = 0; k < nblocks; ++k) {
+      const int64_t r1 = std::min(R, (k + 1) * kRowBlock);
+      std::fill(blk.begin(), blk.end(), T(0));
+      for (int64_t r = k * kRowBlock; r < r1; ++r) {
+        const T* xr = x + r * C;
+        const T* g = dy + r * C;
+        const T m = mean[r], rs = rstd[r];
+        if (dx) {
+          T sg = 0, sgx = 0;
 #pragma omp simd reduction(+ : sg, sgx)
-        for (int64_t c = 0; c < C; ++c) {
-          const T gw = g[c] * pw[c];
-          sg += gw;
-          sgx += gw * (xr[c] - m) * rs;
-        }
-        const T a = static_cast<T>(sg / double(C)), bx = static_cast<T>(sgx / double(C));
-        T* dr = dx + r * C;
+          for (int64_t c = 0; c < C; ++c) {
+            const T gw = g[c] * pw[c];
+            sg += gw;
+            sgx += gw * (xr[c] - m) * rs;
+          }
+          const T a = sg / static_cast<T>(C), bx = sgx / static_cast<T>(C);
+          T* dr = dx + r * C;
 #pragma omp simd
-        for (int64_t c = 0; c < C; ++c) dr[c] = rs * (g[c] * pw[c] - a - (xr[c] - m) * rs * bx);
+          for (int64_t c = 0; c < C; ++c) dr[c] = rs * (g[c] * pw[c] - a - (xr[c] - m) * rs * bx);
+        }
+        if (wb) {
+#pragma omp simd
+          for (int64_t c = 0; c < C; ++c) {
+            bdw[c] += g[c] * (xr[c] - m) * rs;
+            bdb[c] += g[c];
+          }
+        }
       }
-      if (wb) {
-#pragma omp simd
-        for (int64_t c = 0; c < C; ++c) {
-          pdw[c] += g[c] * (xr[c] - m) * rs;
-          pdb[c] += g[c];
-        }
+      for (int64_t c = 0; c < C && wb; ++c) {
+        pdw[c] += bdw[c];
+        pdb[c] += bdb[c];
       }
     }
   }

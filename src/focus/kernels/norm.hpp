@@ -12,8 +12,10 @@
 //               training: dx = w * rstd * (dy - sum(dy) / M - xhat * sum(dy * xhat) / M)
 //               eval:     dx = w * rstd * dy (the statistics are constants)
 //               dw = sum dy * xhat, db = sum dy
-// w and b may be null (1 and 0); any of dx, dw, db may be null (not computed). Statistics and
-// the weight/bias gradients accumulate in double. Parallel over rows (layer_norm) or channels.
+// w and b may be null (1 and 0); any of dx, dw, db may be null (not computed). layer_norm's row
+// statistics accumulate in T (a row is short: the features of one token, two passes), its
+// weight/bias gradients in T within blocks of 32 rows and in double across them; batch_norm
+// accumulates in double. Parallel over rows (layer_norm) or channels.
 #pragma once
 #include <cstdint>
 

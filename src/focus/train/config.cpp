@@ -96,6 +96,7 @@ void validate(const TrainConfig& c) {
     FOCUS_CHECK(c.length_penalty >= 0, ValueError, "--length-penalty must be >= 0, got {}",
                 c.length_penalty);
     FOCUS_CHECK(c.eval_limit >= 0, ValueError, "--eval-limit must be >= 0, got {}", c.eval_limit);
+  FOCUS_CHECK(c.keep_epochs >= 0, ValueError, "--keep-epochs must be >= 0, got {}", c.keep_epochs);
     FOCUS_CHECK(c.task != "translate" || (!c.train_file.empty() && !c.valid_file.empty()),
                 ValueError, "--task translate needs --train FILE and --valid FILE (TSV: "
                 "source<TAB>target per line)");

@@ -58,6 +58,7 @@ struct TrainConfig {
   int beam = 5;                        // beam size of the final test evaluation
   double length_penalty = 1.0;         // beam search: score = log p / length^alpha
   int eval_limit = 0;                  // validation sentences decoded per epoch (0 = all)
+  int keep_epochs = 0;                 // seq2seq: keep the last N epochs' model files (0 = none)
 };
 
 // Fills what "" leaves to the task (model, tokenizers); ValueError for an unknown task.
@@ -118,6 +119,9 @@ void visit_fields(TrainConfig& c, V&& v) {
   v("beam", c.beam, "seq2seq: beam size of the final test evaluation");
   v("length-penalty", c.length_penalty, "seq2seq: beam score = log p / length^alpha");
   v("eval-limit", c.eval_limit, "seq2seq: validation sentences decoded per epoch (0 = all)");
+  v("keep-epochs", c.keep_epochs,
+    "seq2seq: also write each epoch's evaluated weights as model_epoch_NNN.safetensors and keep "
+    "the last N of them (0 = none), for `focus average`");
 }
 
 // Adds one --flag per field to `app` (and --config FILE, --dump-config).

@@ -69,6 +69,10 @@ Seq2SeqBatch rows_of(const Seq2SeqBatch& b, int64_t lo, int64_t hi) {
 
 }  // namespace
 
+std::string epoch_model_path(const std::string& out_dir, int epoch) {
+  return fmt::format("{}/model_epoch_{:03d}.safetensors", out_dir, epoch);
+}
+
 Seq2SeqTrainer::Seq2SeqTrainer(TrainConfig cfg, Seq2Seq& model, const Tokenizer& src_tok,
                                const Tokenizer& tgt_tok, const EncodedPairs& train,
                                const EncodedPairs& dev_pairs,
@@ -251,6 +255,11 @@ std::vector<nlohmann::json> Seq2SeqTrainer::fit() {
                  rec["tokens_per_s"].get<double>(), epoch_seconds, train_seconds / 60);
     write_file_atomic(cfg_.out + "/metrics.jsonl", to_json_lines(history_));
     save(cfg_.out + "/model_last.safetensors");
+    if (cfg_.keep_epochs > 0) {
+      save(epoch_model_path(cfg_.out, epoch + 1));
+      if (epoch + 1 > cfg_.keep_epochs)
+        std::filesystem::remove(epoch_model_path(cfg_.out, epoch + 1 - cfg_.keep_epochs));
+    }
     if (dev.primary < best_) {
       best_ = dev.primary;
       epochs_since_best_ = 0;

@@ -10,6 +10,8 @@
 //   model_last.safetensors      model after the latest epoch (EMA weights when cfg.ema > 0)
 //   model_best.safetensors      model with the best validation metric so far
 //   checkpoint_last.safetensors model + EMA + optimizer + RNG streams + history (resume)
+//   model_epoch_NNN.safetensors with cfg.keep_epochs = K > 0: the last K epochs' models (as
+//                               model_last), for checkpoint averaging (train/average.hpp)
 // Resume starts at the epoch after the checkpoint and equals an uninterrupted run with the same
 // seed and threads: batch order depends only on (seed, epoch).
 #pragma once
@@ -28,6 +30,9 @@
 namespace focus {
 
 class Seq2Seq;
+
+// "<out_dir>/model_epoch_NNN.safetensors" (epoch from 1, three digits or more).
+std::string epoch_model_path(const std::string& out_dir, int epoch);
 
 struct Seq2SeqStepStats {
   double loss = 0;       // mean over the batch's target tokens
