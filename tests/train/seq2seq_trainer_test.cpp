@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "../data/temp_dir.hpp"
@@ -221,4 +222,40 @@ TEST(Seq2SeqTrainer, KeepEpochsKeepsTheLastEpochsModels) {
   EXPECT_EQ(flat_params(*last.model), flat_params(*third.model));  // the evaluated (EMA) weights
   const auto second = load_seq2seq(epoch_model_path(dir.str(), 2));
   EXPECT_NE(flat_params(*second.model), flat_params(*third.model));
+}
+
+TEST(Seq2SeqTrainer, AverageLastScoresTheAverageAndKeepsTheBetter) {
+  const Data s = make_data(32, 4);
+  focus::testing::TempDir dir;
+  TrainConfig c = config(dir.str());
+  c.epochs = 3;
+  c.keep_epochs = 2;
+  c.average_last = 3;
+  Rng rng(1);
+  Seq2Seq m(tiny(s, 0.0), rng);
+  focus::testing::expect_error<ValueError>(
+      [&] { Seq2SeqTrainer(c, m, *s.src, *s.tgt, s.train, s.dev, s.groups); },
+      {"--average-last 3", "--keep-epochs (2)"});
+  c.average_last = 2;
+  Seq2SeqTrainer(c, m, *s.src, *s.tgt, s.train, s.dev, s.groups).fit();
+  std::ifstream in(dir.file("average.json"));
+  ASSERT_TRUE(in) << "no average.json";
+  const nlohmann::json rec = nlohmann::json::parse(in);
+  EXPECT_EQ(rec["averaged"], nlohmann::json({epoch_model_path(dir.str(), 2),
+                                             epoch_model_path(dir.str(), 3)}));
+  // The average is the mean of the two epochs' models, and scores as recorded.
+  const auto e2 = load_seq2seq(epoch_model_path(dir.str(), 2));
+  const auto e3 = load_seq2seq(epoch_model_path(dir.str(), 3));
+  const auto avg = load_seq2seq(dir.file("model_avg.safetensors"));
+  const auto a = flat_params(*e2.model), b = flat_params(*e3.model), v = flat_params(*avg.model);
+  ASSERT_EQ(v.size(), a.size());
+  for (size_t i = 0; i < v.size(); ++i) EXPECT_NEAR(v[i], 0.5f * (a[i] + b[i]), 1e-6f) << i;
+  const CorpusScore sc = score_corpus(*avg.model, "translate", *avg.src_tok, *avg.tgt_tok,
+                                      s.groups, SearchOptions{});
+  EXPECT_DOUBLE_EQ(rec["val_primary"].get<double>(), sc.primary);
+  // model_best is the average exactly when the average scored better than every epoch.
+  const auto best = load_seq2seq(dir.file("model_best.safetensors"));
+  EXPECT_EQ(rec["kept_as_best"].get<bool>(), flat_params(*best.model) == v);
+  EXPECT_EQ(rec["kept_as_best"].get<bool>(),
+            sc.primary < rec["best_epoch_val_primary"].get<double>());
 }

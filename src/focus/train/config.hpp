@@ -59,6 +59,7 @@ struct TrainConfig {
   double length_penalty = 1.0;         // beam search: score = log p / length^alpha
   int eval_limit = 0;                  // validation sentences decoded per epoch (0 = all)
   int keep_epochs = 0;                 // seq2seq: keep the last N epochs' model files (0 = none)
+  int average_last = 0;                // seq2seq: average the last N epoch models at the end (0 = off)
 };
 
 // Fills what "" leaves to the task (model, tokenizers); ValueError for an unknown task.
@@ -122,6 +123,9 @@ void visit_fields(TrainConfig& c, V&& v) {
   v("keep-epochs", c.keep_epochs,
     "seq2seq: also write each epoch's evaluated weights as model_epoch_NNN.safetensors and keep "
     "the last N of them (0 = none), for `focus average`");
+  v("average-last", c.average_last,
+    "seq2seq: at the end, average the last N epochs' models (needs --keep-epochs >= N) into "
+    "model_avg.safetensors, score it on dev, and keep it as model_best when it is better (0 = off)");
 }
 
 // Adds one --flag per field to `app` (and --config FILE, --dump-config).

@@ -15,6 +15,7 @@
 #include "focus/optim/optimizer.hpp"
 #include "focus/tensor/rng.hpp"
 #include "focus/text/batching.hpp"
+#include "focus/train/average.hpp"
 #include "focus/train/budget_clock.hpp"
 #include "focus/train/checkpoint.hpp"
 #include "focus/train/data_parallel.hpp"
@@ -281,7 +282,48 @@ std::vector<nlohmann::json> Seq2SeqTrainer::fit() {
       break;
     }
   }
+  if (cfg_.average_last > 0) average_last_epochs();
   return history_;
+}
+
+void Seq2SeqTrainer::average_last_epochs() {
+  std::vector<std::string> in;  // the last epochs' files, oldest first
+  for (int e = start_epoch_; e >= 1 && int(in.size()) < cfg_.average_last; --e) {
+    if (!std::filesystem::exists(epoch_model_path(cfg_.out, e))) break;
+    in.insert(in.begin(), epoch_model_path(cfg_.out, e));
+  }
+  if (in.size() < 2) {
+    std::fprintf(stderr, "--average-last %d: %zu epoch model(s) in %s, nothing to average\n",
+                 cfg_.average_last, in.size(), cfg_.out.c_str());
+    return;
+  }
+  const std::string out = cfg_.out + "/model_avg.safetensors";
+  average_model_files(in, out);
+  Seq2SeqModelFile f = load_seq2seq(out);
+  const CorpusScore dev = score_corpus(*f.model, cfg_.task, *f.src_tok, *f.tgt_tok, dev_groups_,
+                                       SearchOptions{}, cfg_.eval_limit);
+  const bool better = dev.primary < best_;
+  nlohmann::json rec = {{"averaged", in},
+                        {"val_primary", dev.primary},
+                        {"best_epoch_val_primary", best_},
+                        {"kept_as_best", better}};
+  if (cfg_.task == "g2p") {
+    rec["val_wer"] = dev.wer;
+    rec["val_per"] = dev.per;
+  } else {
+    rec["val_bleu"] = dev.bleu;
+    rec["val_chrf"] = dev.chrf;
+  }
+  write_file_atomic(cfg_.out + "/average.json", rec.dump(2) + "\n");
+  std::fprintf(stderr, "average of the last %zu epochs: dev %s %.2f (best epoch %.2f)%s\n",
+               in.size(), cfg_.task == "g2p" ? "WER" : "100 - BLEU", dev.primary, best_,
+               better ? ": kept as model_best" : "");
+  if (better) {
+    best_ = dev.primary;
+    save_seq2seq(cfg_.out + "/model_best.safetensors", *f.model, *f.src_tok, *f.tgt_tok, f.task,
+                 f.extra);
+    save_checkpoint(cfg_.out + "/checkpoint_last.safetensors");  // a resumed run knows the best
+  }
 }
 
 void Seq2SeqTrainer::save_checkpoint(const std::string& path) const {

@@ -12,6 +12,8 @@
 //   checkpoint_last.safetensors model + EMA + optimizer + RNG streams + history (resume)
 //   model_epoch_NNN.safetensors with cfg.keep_epochs = K > 0: the last K epochs' models (as
 //                               model_last), for checkpoint averaging (train/average.hpp)
+//   model_avg.safetensors       with cfg.average_last = N: the mean of the last N epoch models,
+//   average.json                scored on dev at the end (it replaces model_best if better)
 // Resume starts at the epoch after the checkpoint and equals an uninterrupted run with the same
 // seed and threads: batch order depends only on (seed, epoch).
 #pragma once
@@ -66,6 +68,7 @@ class Seq2SeqTrainer {
   void ema_update();
   void swap_ema();  // exchanges the live weights and the average (no-op when EMA is off)
   void save(const std::string& path) const;
+  void average_last_epochs();  // cfg.average_last: model_avg, average.json, maybe model_best
 
   TrainConfig cfg_;
   Seq2Seq& model_;
