@@ -96,12 +96,13 @@ void validate(const TrainConfig& c) {
     FOCUS_CHECK(c.length_penalty >= 0, ValueError, "--length-penalty must be >= 0, got {}",
                 c.length_penalty);
     FOCUS_CHECK(c.eval_limit >= 0, ValueError, "--eval-limit must be >= 0, got {}", c.eval_limit);
-  FOCUS_CHECK(c.keep_epochs >= 0, ValueError, "--keep-epochs must be >= 0, got {}", c.keep_epochs);
-  FOCUS_CHECK(c.average_last == 0 || (c.average_last >= 2 && c.average_last <= c.keep_epochs),
-              ValueError,
-              "--average-last {} needs 2 <= N <= --keep-epochs ({}): the epochs' model files are "
-              "what it averages",
-              c.average_last, c.keep_epochs);
+    FOCUS_CHECK(c.keep_epochs >= 0, ValueError, "--keep-epochs must be >= 0, got {}",
+                c.keep_epochs);
+    FOCUS_CHECK(c.average_last == 0 || (c.average_last >= 2 && c.average_last <= c.keep_epochs),
+                ValueError,
+                "--average-last {} needs 2 <= N <= --keep-epochs ({}): the epochs' model files "
+                "are what it averages",
+                c.average_last, c.keep_epochs);
     FOCUS_CHECK(c.task != "translate" || (!c.train_file.empty() && !c.valid_file.empty()),
                 ValueError, "--task translate needs --train FILE and --valid FILE (TSV: "
                 "source<TAB>target per line)");

@@ -68,6 +68,18 @@ Seq2SeqBatch rows_of(const Seq2SeqBatch& b, int64_t lo, int64_t hi) {
   return m;
 }
 
+// The task's dev metrics into an epoch's (or the average's) record; returns them as a log phrase.
+std::string add_dev_metrics(nlohmann::json& rec, const std::string& task, const CorpusScore& dev) {
+  if (task == "g2p") {
+    rec["val_wer"] = dev.wer;
+    rec["val_per"] = dev.per;
+    return fmt::format("dev WER {:.2f}% PER {:.2f}%", dev.wer, dev.per);
+  }
+  rec["val_bleu"] = dev.bleu;
+  rec["val_chrf"] = dev.chrf;
+  return fmt::format("dev BLEU {:.2f} chrF {:.2f}", dev.bleu, dev.chrf);
+}
+
 }  // namespace
 
 std::string epoch_model_path(const std::string& out_dir, int epoch) {
@@ -240,16 +252,7 @@ std::vector<nlohmann::json> Seq2SeqTrainer::fit() {
                           {"stolen_seconds", stolen},
                           {"val_decode_seconds", dev.seconds},
                           {"wall_seconds", seconds_since(t_start)}};
-    std::string summary;
-    if (cfg_.task == "g2p") {
-      rec["val_wer"] = dev.wer;
-      rec["val_per"] = dev.per;
-      summary = fmt::format("dev WER {:.2f}% PER {:.2f}%", dev.wer, dev.per);
-    } else {
-      rec["val_bleu"] = dev.bleu;
-      rec["val_chrf"] = dev.chrf;
-      summary = fmt::format("dev BLEU {:.2f} chrF {:.2f}", dev.bleu, dev.chrf);
-    }
+    const std::string summary = add_dev_metrics(rec, cfg_.task, dev);
     history_.push_back(rec);
     std::fprintf(stderr, "epoch %d/%d: train loss %.4f | val loss %.4f, %s | %.0f tokens/s, %.1fs (%.1f min total)\n",
                  epoch + 1, cfg_.epochs, rec["train_loss"].get<double>(), dev_loss, summary.c_str(),
@@ -289,8 +292,9 @@ std::vector<nlohmann::json> Seq2SeqTrainer::fit() {
 void Seq2SeqTrainer::average_last_epochs() {
   std::vector<std::string> in;  // the last epochs' files, oldest first
   for (int e = start_epoch_; e >= 1 && int(in.size()) < cfg_.average_last; --e) {
-    if (!std::filesystem::exists(epoch_model_path(cfg_.out, e))) break;
-    in.insert(in.begin(), epoch_model_path(cfg_.out, e));
+    std::string path = epoch_model_path(cfg_.out, e);
+    if (!std::filesystem::exists(path)) break;
+    in.insert(in.begin(), std::move(path));
   }
   if (in.size() < 2) {
     std::fprintf(stderr, "--average-last %d: %zu epoch model(s) in %s, nothing to average\n",
@@ -307,13 +311,7 @@ void Seq2SeqTrainer::average_last_epochs() {
                         {"val_primary", dev.primary},
                         {"best_epoch_val_primary", best_},
                         {"kept_as_best", better}};
-  if (cfg_.task == "g2p") {
-    rec["val_wer"] = dev.wer;
-    rec["val_per"] = dev.per;
-  } else {
-    rec["val_bleu"] = dev.bleu;
-    rec["val_chrf"] = dev.chrf;
-  }
+  add_dev_metrics(rec, cfg_.task, dev);
   write_file_atomic(cfg_.out + "/average.json", rec.dump(2) + "\n");
   std::fprintf(stderr, "average of the last %zu epochs: dev %s %.2f (best epoch %.2f)%s\n",
                in.size(), cfg_.task == "g2p" ? "WER" : "100 - BLEU", dev.primary, best_,
