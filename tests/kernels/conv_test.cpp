@@ -6,10 +6,12 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <vector>
 
 #include "focus/kernels/conv.hpp"
+#include "focus/kernels/cpu.hpp"
 #include "focus/kernels/conv_gemm.hpp"
 #include "focus/kernels/gemm.hpp"
 #include "focus/tensor/rng.hpp"
@@ -27,12 +29,12 @@ std::vector<T> randn(int64_t n, Rng& rng) {
 
 template <class T>
 double rel_diff(const std::vector<T>& a, const std::vector<T>& b) {
-  double m = 0, scale = 1;
+  double m = 0, scale = 0;
   for (size_t i = 0; i < a.size(); ++i) {
     m = std::max(m, std::abs(double(a[i]) - double(b[i])));
     scale = std::max(scale, std::abs(double(b[i])));
   }
-  return m / scale;
+  return scale > 0 ? m / scale : m;
 }
 
 // Forward and backward of the im2col kernel against the reference for one geometry.
@@ -107,25 +109,41 @@ TEST(ConvKernel, GroupedIm2colMatchesReference) {
 }
 
 TEST(ConvKernel, ConvGemmMatchesReferenceGemm) {
-  // Our blocked F32 GEMM (and its gemm() fallbacks) against the naive triple loop: both
-  // transposes, beta 0 and 1, edges of the 8x48 tile and of the 128-step blocks, padded ld, and
-  // a product big enough to split its column panels over the threads.
+  // conv_gemm against the naive triple loop: both transposes, beta 0 and 1, edges of the 8x48
+  // tile and of the 128-step blocks, padded ld, a product big enough to split over the threads.
+  // Once on one thread, where an AVX-512 run must take the blocked kernel for an untransposed B
+  // (the path is asserted, so the test cannot pass without reaching it), and once on two, where
+  // the product goes to gemm(). Under FOCUS_FORCE_ISA=avx2|scalar nothing takes the blocked path.
   Rng rng(16);
-  for (const auto& [M, N, K] : std::vector<std::array<int64_t, 3>>{
-           {8, 48, 128}, {13, 50, 129}, {32, 100, 300}, {1, 1, 1}, {70, 17, 257}, {9, 200, 5},
-           {40, 300, 100}})
-    for (int ta = 0; ta < 2; ++ta)
-      for (int tb = 0; tb < 2; ++tb)
-        for (float beta : {0.0f, 1.0f}) {
-          const int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1, ldc = N + 2;
-          const auto A = randn<float>((ta ? K : M) * lda, rng), B = randn<float>((tb ? N : K) * ldb, rng);
-          const auto C0 = randn<float>(M * ldc, rng);
-          std::vector<float> C = C0, Cr = C0;
-          conv_gemm<float>(ta, tb, M, N, K, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
-          gemm_reference<float>(ta, tb, M, N, K, 1.0f, A.data(), lda, B.data(), ldb, beta, Cr.data(), ldc);
-          EXPECT_LT(rel_diff(C, Cr), 1e-5) << M << "x" << N << "x" << K << " ta=" << ta << " tb=" << tb
-                                           << " beta=" << beta;
-        }
+  const int saved_threads = num_threads();
+  int64_t blocked = 0;
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (const auto& [M, N, K] : std::vector<std::array<int64_t, 3>>{
+             {8, 48, 128}, {13, 50, 129}, {32, 100, 300}, {1, 1, 1}, {70, 17, 257}, {9, 200, 5},
+             {40, 300, 100}})
+      for (int ta = 0; ta < 2; ++ta)
+        for (int tb = 0; tb < 2; ++tb)
+          for (float beta : {0.0f, 1.0f}) {
+            const ConvGemmPath path = conv_gemm_path(tb, M, N, K);
+            const bool want_blocked = active_isa() == Isa::Avx512 && threads == 1 && !tb;
+            EXPECT_EQ(path == ConvGemmPath::Blocked, want_blocked)
+                << "threads " << threads << " tb " << tb << " isa " << isa_name(active_isa());
+            blocked += path == ConvGemmPath::Blocked;
+            const int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1, ldc = N + 2;
+            const auto A = randn<float>((ta ? K : M) * lda, rng), B = randn<float>((tb ? N : K) * ldb, rng);
+            const auto C0 = randn<float>(M * ldc, rng);
+            std::vector<float> C = C0, Cr = C0;
+            conv_gemm<float>(ta, tb, M, N, K, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
+            gemm_reference<float>(ta, tb, M, N, K, 1.0f, A.data(), lda, B.data(), ldb, beta, Cr.data(), ldc);
+            EXPECT_LT(rel_diff(C, Cr), 1e-5) << M << "x" << N << "x" << K << " ta=" << ta
+                                             << " tb=" << tb << " beta=" << beta << " threads=" << threads;
+          }
+  }
+  set_num_threads(saved_threads);
+  std::printf("conv_gemm: %lld of 112 products on the blocked AVX-512 kernel (active ISA %s)\n",
+              static_cast<long long>(blocked), isa_name(active_isa()).c_str());
+  EXPECT_EQ(blocked, active_isa() == Isa::Avx512 ? 28 : 0);
 }
 
 TEST(ConvKernel, ReferenceSwitchRoutesDispatch) {

@@ -140,16 +140,24 @@ std::vector<Case> random_cases() {
   return cs;
 }
 
+// The paths this run may take: the active ISA's and those below it (FOCUS_FORCE_ISA=avx2 on an
+// AVX-512 machine runs no AVX-512 path, so it lists none).
 std::vector<AttentionIsa> isas() {
   std::vector<AttentionIsa> out{AttentionIsa::Scalar};
-  const Isa cpu = detect_isa();
+  const Isa cpu = active_isa();
   if (cpu == Isa::Avx2 || cpu == Isa::Avx512) out.push_back(AttentionIsa::Avx2);
   if (cpu == Isa::Avx512) out.push_back(AttentionIsa::Avx512);
   return out;
 }
 
+// Forces `isa` for its scope; the path the kernel will take must be the one forced, so a trace
+// that names a path names the path that ran.
 struct IsaGuard {
-  explicit IsaGuard(AttentionIsa isa) { set_attention_isa(isa); }
+  explicit IsaGuard(AttentionIsa isa) {
+    set_attention_isa(isa);
+    EXPECT_EQ(attention_isa(), isa) << "forced " << attention_isa_name(isa) << ", runs "
+                                    << attention_isa_name(attention_isa());
+  }
   ~IsaGuard() { set_attention_isa(AttentionIsa::Auto); }
 };
 

@@ -72,12 +72,12 @@ double max_rel_diff(const Tensor& a, const Tensor& b) {
   const auto x = a.to_vector<double>();
   const auto y = b.to_vector<double>();
   if (x.size() != y.size()) return INFINITY;
-  double m = 0, scale = 1;
+  double m = 0, scale = 0;
   for (size_t i = 0; i < x.size(); ++i) {
     m = std::max(m, std::abs(x[i] - y[i]));
     scale = std::max(scale, std::abs(y[i]));
   }
-  return m / scale;
+  return scale > 0 ? m / scale : m;
 }
 
 double max_abs_diff(const Tensor& a, const Tensor& b) {

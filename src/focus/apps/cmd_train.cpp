@@ -34,9 +34,10 @@ int train_and_report(const TrainConfig& cfg_in) {
   const ImageDataset train = load_fashion_mnist(cfg.data_dir, Split::Train);
   Rng rng(cfg.seed);
   auto model = make_image_model(registry_name(cfg.model), nlohmann::json::parse(cfg.model_config), rng);
-  std::fprintf(stderr, "focus: model %s, %lld parameters; training on %lld images (%lld for validation)\n",
-               cfg.model.c_str(), (long long)model->num_parameters(),
-               (long long)(cfg.limit_train > 0 ? std::min<int64_t>(cfg.limit_train, train.size()) : train.size()),
+  // The Trainer holds val_size of the images it uses out for validation and trains on the rest.
+  const int64_t used = cfg.limit_train > 0 ? std::min<int64_t>(cfg.limit_train, train.size()) : train.size();
+  std::fprintf(stderr, "focus: model %s, %lld parameters; training on %lld images (%lld more held out for validation)\n",
+               cfg.model.c_str(), (long long)model->num_parameters(), (long long)(used - cfg.val_size),
                (long long)cfg.val_size);
   Trainer trainer(cfg, *model, train);
   if (already_trained(trainer.start_epoch(), cfg.epochs)) return 1;

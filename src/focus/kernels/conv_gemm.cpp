@@ -1,4 +1,6 @@
-// Blocked AVX-512 F32 GEMM for the convolution kernels (see conv_gemm.hpp).
+// Blocked AVX-512 F32 GEMM for the convolution kernels (see conv_gemm.hpp). Compiled for AVX-512
+// with a target pragma in every build (portable ones included) and chosen at run time from
+// active_isa(), so FOCUS_FORCE_ISA=avx2 on an AVX-512 machine runs what an AVX2 machine runs.
 // Letters: MR x NR = 8 x 48 register tile, KC = reduction steps per packed block.
 #include "focus/kernels/conv_gemm.hpp"
 
@@ -7,13 +9,12 @@
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
+#include <type_traits>
 
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/gemm.hpp"
 
-#if defined(__AVX512F__)
 #include <immintrin.h>
-#endif
 
 namespace focus {
 
@@ -30,7 +31,8 @@ Buffer aligned_floats(int64_t n) {
   return Buffer(static_cast<float*>(std::aligned_alloc(64, bytes ? bytes : 64)));
 }
 
-#if defined(__AVX512F__)
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")
 // GCC 12 flags the intrinsics' internal _mm512_undefined_* placeholders as maybe-uninitialized.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -132,22 +134,26 @@ void sgemm_blocked(bool ta, int64_t M, int64_t N, int64_t K, const float* A, int
   }
 }
 #pragma GCC diagnostic pop
-#endif
+#pragma GCC pop_options
 
 }  // namespace
+
+ConvGemmPath conv_gemm_path(bool transb, int64_t M, int64_t N, int64_t K) {
+  // Outside a parallel region with threads to spare, OpenBLAS's threading splits the product.
+  const bool serial = omp_in_parallel() || num_threads() == 1;
+  return !transb && serial && active_isa() == Isa::Avx512 && gemm_kernel() == GemmKernel::Auto &&
+                 M > 0 && N > 0 && K > 0
+             ? ConvGemmPath::Blocked
+             : ConvGemmPath::Gemm;
+}
 
 template <class T>
 void conv_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
                const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
-#if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
-    // Outside a parallel region with threads to spare, OpenBLAS's threading splits the product.
-    const bool serial = omp_in_parallel() || num_threads() == 1;
-    if (!tb && serial && active_isa() == Isa::Avx512 && gemm_kernel() == GemmKernel::Auto &&
-        M > 0 && N > 0 && K > 0)
+    if (conv_gemm_path(tb, M, N, K) == ConvGemmPath::Blocked)
       return sgemm_blocked(ta, M, N, K, A, lda, B, ldb, beta, C, ldc);
   }
-#endif
   gemm(ta, tb, M, N, K, T(1), A, lda, B, ldb, beta, C, ldc);
 }
 

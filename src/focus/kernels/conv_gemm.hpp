@@ -5,7 +5,8 @@
 // into panels of 8 rows, and an 8x48 register-tile micro-kernel (24 accumulators) sweeps them.
 // Everything else calls gemm() (kernels/gemm.hpp): a call outside an OpenMP parallel region with
 // several threads (OpenBLAS splits it), a transposed B (the weight gradient, whose packing
-// OpenBLAS does faster), F64, other CPUs, FOCUS_GEMM=reference|small|blas or set_gemm_kernel.
+// OpenBLAS does faster), F64, other CPUs or a forced lower ISA (FOCUS_FORCE_ISA),
+// FOCUS_GEMM=reference|small|blas or set_gemm_kernel.
 // bench/conv2d_bench.cpp compares it with OpenBLAS inside the convolution.
 #pragma once
 #include <cstdint>
@@ -13,6 +14,10 @@
 namespace focus {
 
 // (M, K) or (K, M) if transa; (K, N) or (N, K) if transb; C (M, N). beta 0: C is only written.
+// The path an F32 conv_gemm with these arguments takes now (threads, ISA and GEMM switch as set).
+enum class ConvGemmPath { Blocked, Gemm };
+ConvGemmPath conv_gemm_path(bool transb, int64_t M, int64_t N, int64_t K);
+
 template <class T>
 void conv_gemm(bool transa, bool transb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
                const T* B, int64_t ldb, T beta, T* C, int64_t ldc);

@@ -40,15 +40,13 @@ struct Blas {
 Blas load_blas() {
   Blas b;
   // OpenBLAS reads OPENBLAS_CORETYPE once, when the library loads: set it first. focus picks the
-  // core from its own CPU detection and overrides an inherited OPENBLAS_CORETYPE (machines here
-  // export Haswell, 40% slower than SkylakeX on AVX-512); FOCUS_BLAS_CORETYPE forces any core.
-  if (const char* forced = std::getenv("FOCUS_BLAS_CORETYPE")) {
+  // core from the active ISA (FOCUS_FORCE_ISA included, so a forced avx2 run multiplies as an
+  // AVX2 machine does) and overrides an inherited OPENBLAS_CORETYPE (machines here export
+  // Haswell, 40% slower than SkylakeX on AVX-512); FOCUS_BLAS_CORETYPE forces any core.
+  if (const char* forced = std::getenv("FOCUS_BLAS_CORETYPE"))
     setenv("OPENBLAS_CORETYPE", forced, 1);
-  } else {
-    const Isa isa = detect_isa();
-    if (isa == Isa::Avx512) setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
-    else if (isa == Isa::Avx2) setenv("OPENBLAS_CORETYPE", "Haswell", 1);
-  }
+  else
+    setenv("OPENBLAS_CORETYPE", blas_core_for(active_isa()), 1);
   void* h = nullptr;
   const char* override_path = std::getenv("FOCUS_BLAS_LIBRARY");
   for (const char* name : {override_path, "libopenblas.so.0", "libopenblas.so",
@@ -136,6 +134,14 @@ void gemm_dispatch(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, c
 void set_gemm_kernel(GemmKernel k) { g_kernel = k; }
 GemmKernel gemm_kernel() { return g_kernel.load(); }
 bool blas_available() { return blas().sgemm != nullptr; }
+
+const char* blas_core_for(Isa isa) {
+  switch (isa) {
+    case Isa::Avx512: return "SkylakeX";
+    case Isa::Avx2: return "Haswell";
+    default: return "Nehalem";
+  }
+}
 
 void blas_set_num_threads(int n) {
   // A BLAS not loaded yet reads the policy when it loads (in blas()).

@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <string>
 
+#include "focus/kernels/cpu.hpp"
+
 namespace focus {
 
 enum class GemmKernel { Auto, Blas, Small, Reference };
@@ -22,6 +24,9 @@ GemmKernel gemm_kernel();
 std::string gemm_backend_info();     // e.g. "OpenBLAS 0.3.21 (core SkylakeX, 2 threads)"
 void blas_set_num_threads(int n);
 bool blas_available();
+// The OpenBLAS core loaded for each ISA level: SkylakeX (AVX-512), Haswell (AVX2 + FMA), Nehalem
+// (SSE4.2: what a CPU with neither runs). It follows active_isa(), FOCUS_FORCE_ISA included.
+const char* blas_core_for(Isa isa);
 
 // (M, K) or (K, M) if transa; (K, N) or (N, K) if transb; C (M, N). Leading dims in elements.
 void gemm(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
