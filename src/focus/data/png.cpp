@@ -6,6 +6,7 @@
 #include "focus/data/png.hpp"
 
 #include <png.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -23,6 +24,7 @@ namespace focus {
 namespace {
 
 constexpr uint32_t kMaxSide = 16384;
+constexpr uint64_t kMaxDeflateRatio = 1032;  // deflate's largest output per input byte
 
 struct ErrorText {
   char msg[256] = "unknown libpng error";
@@ -58,13 +60,27 @@ struct Decoded {
   std::vector<png_bytep> rows;
 };
 
-// Reads the image after the 8 signature bytes. Returns false after a libpng error.
-bool decode(png_structp png, png_infop info, FILE* fp, Decoded* out) {
+// Reads the image after the 8 signature bytes of a file of `file_size` bytes. Returns false
+// after a libpng error. Before allocating, the size the header claims is checked against the file:
+// deflate compresses at most 1032:1, so a file of n bytes holds at most 1032 n bytes of filtered
+// rows (one filter byte and rowbytes per row), and a corrupt header cannot ask for gigabytes.
+bool decode(png_structp png, png_infop info, FILE* fp, uint64_t file_size, Decoded* out) {
   if (setjmp(png_jmpbuf(png))) return false;
   png_init_io(png, fp);
   png_set_sig_bytes(png, 8);
   png_set_user_limits(png, kMaxSide, kMaxSide);
   png_read_info(png, info);
+  const uint64_t filtered =
+      (uint64_t(png_get_rowbytes(png, info)) + 1) * png_get_image_height(png, info);
+  if (filtered > kMaxDeflateRatio * file_size) {
+    char msg[160];
+    std::snprintf(msg, sizeof(msg),
+                  "the header's %ux%u image needs %llu bytes of pixel data, more than a %llu-byte "
+                  "file can hold", png_get_image_width(png, info), png_get_image_height(png, info),
+                  static_cast<unsigned long long>(filtered),
+                  static_cast<unsigned long long>(file_size));
+    png_error(png, msg);
+  }
   const int color = png_get_color_type(png, info);
   if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
   if (color == PNG_COLOR_TYPE_GRAY && png_get_bit_depth(png, info) < 8)
@@ -107,6 +123,9 @@ Image read_png(const std::string& path) {
   const size_t got = std::fread(sig, 1, 8, fp.get());
   FOCUS_CHECK(got == 8 && png_sig_cmp(sig, 0, 8) == 0, FormatError,
               "read_png: {}: not a PNG file (bad signature)", path);
+  struct stat st;
+  FOCUS_CHECK(fstat(fileno(fp.get()), &st) == 0, IOError, "read_png: {}: cannot stat ({})", path,
+              std::strerror(errno));
   ErrorText err;
   Decoded dec;
   ReadHandle h;
@@ -114,7 +133,7 @@ Image read_png(const std::string& path) {
   FOCUS_CHECK(h.png, Error, "read_png: {}: libpng initialisation failed", path);
   h.info = png_create_info_struct(h.png);
   FOCUS_CHECK(h.info, Error, "read_png: {}: libpng initialisation failed", path);
-  if (!decode(h.png, h.info, fp.get(), &dec))
+  if (!decode(h.png, h.info, fp.get(), static_cast<uint64_t>(st.st_size), &dec))
     throw FormatError(fmt::format("read_png: {}: corrupt or truncated PNG ({})", path, err.msg));
 
   // Interleaved samples -> planar floats; alpha (the last sample of 2 and 4) multiplies colour.

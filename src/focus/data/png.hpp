@@ -4,7 +4,9 @@
 // Fashion-MNIST background). Writing takes a 1- or 3-channel image, stores 8-bit gray or RGB, and
 // is atomic (temporary file in the same directory, then rename).
 // Limits: gamma, colour profiles and text chunks are ignored; images above 16384 pixels on a side
-// are refused. A corrupt or truncated file is a FormatError naming it; an unreadable one IOError.
+// are refused, and so is a header claiming more pixel data than the file can hold at deflate's
+// 1032:1 (before anything is allocated). A corrupt or truncated file is a FormatError naming it;
+// an unreadable one IOError.
 #pragma once
 #include <cstdint>
 #include <string>

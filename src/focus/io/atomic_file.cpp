@@ -4,7 +4,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
 
 #include "focus/tensor/error.hpp"
@@ -25,7 +29,41 @@ void fsync_directory_of(const std::string& path) {
   ::close(fd);
 }
 
+std::string file_name(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// FOCUS_TEST_KILL_AT=<name>[#<n>], parsed once; an empty name: no kill point is armed.
+struct KillTarget {
+  std::string name;
+  long nth = 1;
+};
+
+const KillTarget& kill_target() {
+  static const KillTarget target = [] {
+    KillTarget t;
+    const char* env = std::getenv("FOCUS_TEST_KILL_AT");
+    if (env == nullptr) return t;
+    t.name = env;
+    const size_t hash = t.name.rfind('#');
+    if (hash != std::string::npos) {
+      t.nth = std::max(1L, std::strtol(t.name.c_str() + hash + 1, nullptr, 10));
+      t.name.resize(hash);
+    }
+    return t;
+  }();
+  return target;
+}
+
 }  // namespace
+
+void kill_point(std::string_view name) {
+  static std::atomic<long> passed{0};
+  const KillTarget& t = kill_target();
+  if (t.name.empty() || name != t.name) return;
+  if (passed.fetch_add(1) + 1 == t.nth) ::raise(SIGKILL);
+}
 
 AtomicFile::AtomicFile(std::string path)
     : path_(std::move(path)), temp_(path_ + ".tmp-" + std::to_string(::getpid())) {
@@ -51,6 +89,10 @@ void AtomicFile::write(const void* data, size_t n) {
     p += w;
     n -= static_cast<size_t>(w);
   }
+  if (!written_) {
+    written_ = true;
+    kill_point("atomic-partial:" + file_name(path_));
+  }
 }
 
 void AtomicFile::commit() {
@@ -59,6 +101,7 @@ void AtomicFile::commit() {
   const int rc = ::close(fd_);
   fd_ = -1;
   FOCUS_CHECK(rc == 0, IOError, "cannot close '{}': {}", temp_, os_error());
+  kill_point("atomic-rename:" + file_name(path_));
   FOCUS_CHECK(::rename(temp_.c_str(), path_.c_str()) == 0, IOError, "cannot rename '{}' to '{}': {}",
               temp_, path_, os_error());
   committed_ = true;

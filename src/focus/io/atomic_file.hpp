@@ -2,6 +2,7 @@
 // over `path` (then the directory is fsync'ed), so a reader or a crash sees either the old file or
 // the complete new one, never a half-written file. Limits: POSIX only; two threads of one process
 // writing the same path at once share the temporary name and must not do so.
+// Also the crash-test hook kill_point (for the kill tests of the trainers' run directories).
 #pragma once
 #include <cstddef>
 #include <string>
@@ -31,9 +32,17 @@ class AtomicFile {
   std::string path_, temp_;
   int fd_ = -1;
   bool committed_ = false;
+  bool written_ = false;  // the first write() has passed its kill point
 };
 
 // Writes `contents` to `path` atomically (see AtomicFile).
 void write_file_atomic(const std::string& path, std::string_view contents);
+
+// Crash-test hook. With FOCUS_TEST_KILL_AT=<name>[#<n>] in the environment (read once), the
+// process raises SIGKILL the n-th time (default: the first) it passes the point `name`; without
+// it, a no-op. AtomicFile passes "atomic-partial:<file name>" after its first write (the
+// temporary file holds part of the data) and "atomic-rename:<file name>" just before the rename
+// (complete, not yet in place); the trainers name their commit steps (train/checkpoint.hpp).
+void kill_point(std::string_view name);
 
 }  // namespace focus

@@ -95,11 +95,15 @@ Entry parse_entry(const std::string& path, const std::string& name, const json& 
   }
   const json& shape = v["shape"];
   FOCUS_CHECK(shape.is_array(), FormatError, "'{}': tensor '{}': shape is not an array", path, name);
-  uint64_t nbytes = dtype_size(e.dtype);
+  // extent: the bytes of the shape with every 0 read as 1. It bounds each stride, so it must fit
+  // in int64 even when a 0 makes the tensor empty (e.g. (0, 2^62, 2^62)).
+  uint64_t nbytes = dtype_size(e.dtype), extent = nbytes;
   for (const json& d : shape) {
     const uint64_t n = get_unsigned(d, path, name, "shape");
-    FOCUS_CHECK(n <= static_cast<uint64_t>(INT64_MAX) && !__builtin_mul_overflow(nbytes, n, &nbytes),
+    FOCUS_CHECK(!__builtin_mul_overflow(extent, std::max<uint64_t>(n, 1), &extent) &&
+                    extent <= static_cast<uint64_t>(INT64_MAX),
                 FormatError, "'{}': tensor '{}': shape {} is too large", path, name, shape.dump());
+    nbytes *= n;  // <= extent
     e.shape.push_back(static_cast<int64_t>(n));
   }
   const json& off = v["data_offsets"];
@@ -176,14 +180,17 @@ SafetensorsFile load_safetensors(const std::string& path) {
 
   json doc;
   std::set<std::string> names;  // nlohmann keeps the last of repeated keys: reject them instead
-  const json::parser_callback_t no_repeats = [&](int depth, json::parse_event_t ev, json& key) {
+  // A header nests 3 deep ({name: {"shape": [n]}}); deeper values are refused while parsing, so
+  // that no error message dumps (recursively) a value nested thousands deep.
+  const json::parser_callback_t checked = [&](int depth, json::parse_event_t ev, json& key) {
+    FOCUS_CHECK(depth <= 3, FormatError, "'{}': JSON header nested deeper than 3 levels", path);
     FOCUS_CHECK(!(depth == 1 && ev == json::parse_event_t::key) || names.insert(key).second,
                 FormatError, "'{}': tensor '{}' appears twice in the header", path,
                 key.get<std::string>());
     return true;
   };
   try {
-    doc = json::parse(header, no_repeats);
+    doc = json::parse(header, checked);
   } catch (const json::exception& e) {
     throw FormatError(fmt::format("'{}': malformed JSON header: {}", path, e.what()));
   }

@@ -26,8 +26,9 @@ struct SafetensorsFile {
 
 // Reads and validates a whole file. Throws IOError for a missing or unreadable file and
 // FormatError (naming the file and the tensor) for a truncated file, a header length past the end,
-// malformed JSON, an unknown dtype, a bad shape, offsets out of range, overlapping, leaving gaps
-// or not matching shape * dtype size, and a non-string metadata value.
+// malformed JSON or JSON nested deeper than a header's 3 levels, an unknown dtype, a bad shape
+// (one whose byte size, zeros read as ones, overflows int64), offsets out of range, overlapping,
+// leaving gaps or not matching shape * dtype size, and a non-string metadata value.
 SafetensorsFile load_safetensors(const std::string& path);
 
 }  // namespace focus

@@ -313,7 +313,8 @@ std::unique_ptr<Tokenizer> train_bpe(const std::vector<std::string>& texts,
 std::unique_ptr<Tokenizer> bpe_from_json(const nlohmann::json& j) {
   const auto& eow = field(j, "end_of_word");
   FOCUS_CHECK(eow.is_string() && eow.get<std::string>() == kEndOfWord, FormatError,
-              "tokenizer JSON: field 'end_of_word' is {}, expected \" \"", eow.dump());
+              "tokenizer JSON: field 'end_of_word' is {}, expected \" \"",
+              eow.is_structured() ? eow.type_name() : eow.dump());
   Vocab vocab = vocab_from_json(j);
   FOCUS_CHECK(vocab.contains(kEndOfWord), FormatError,
               "tokenizer JSON: 'symbols' lacks the end-of-word marker \" \"");
@@ -325,9 +326,10 @@ std::unique_ptr<Tokenizer> bpe_from_json(const nlohmann::json& j) {
   std::unordered_set<uint64_t> seen;
   for (size_t r = 0; r < m.size(); ++r) {
     const auto& p = m[r];
+    // Not p.dump(): a corrupt file's value may nest thousands deep, and dump() recurses.
     FOCUS_CHECK(p.is_array() && p.size() == 2 && p[0].is_string() && p[1].is_string(),
-                FormatError, "tokenizer JSON: merges[{}] is {}, expected [left, right] strings", r,
-                p.dump());
+                FormatError, "tokenizer JSON: merges[{}] is a {} of {}, expected [left, right] "
+                "strings", r, p.type_name(), p.size());
     const std::string a = p[0].get<std::string>(), b = p[1].get<std::string>();
     FOCUS_CHECK(vocab.id(a) >= Vocab::kNumSpecial && vocab.id(b) >= Vocab::kNumSpecial &&
                     vocab.id(a + b) >= Vocab::kNumSpecial,

@@ -1,7 +1,15 @@
 // Shared checkpoint and model-file pieces (see checkpoint.hpp).
 #include "focus/train/checkpoint.hpp"
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
 #include <sstream>
+
+#include "focus/io/atomic_file.hpp"
 
 #include "focus/optim/optimizer.hpp"
 #include "focus/tensor/rng.hpp"
@@ -88,6 +96,53 @@ void read_model_metadata(const std::string& path, const std::function<void()>& r
   } catch (const ValueError& e) {
     throw FormatError(fmt::format("'{}': the model metadata is invalid: {}", path, e.what()));
   }
+}
+
+namespace {
+
+void write_run_files(const std::string& dir, const std::vector<RunFile>& files) {
+  for (const RunFile& f : files) {
+    const std::string path = dir + "/" + f.name;
+    if (f.write) f.write(path);
+    else std::filesystem::remove(path);
+    kill_point("after:" + f.name);
+  }
+}
+
+}  // namespace
+
+void commit_run_state(const std::string& dir,
+                      const std::function<void(const std::string& path)>& write_checkpoint,
+                      const std::vector<RunFile>& derived) {
+  kill_point("commit");
+  write_run_files(dir, {{kCheckpointFile, write_checkpoint}});
+  write_run_files(dir, derived);
+}
+
+void remove_interrupted_writes(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> stale;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    const size_t at = name.rfind(".tmp-");  // AtomicFile's "<name>.tmp-<pid>"
+    if (!entry.is_regular_file() || at == std::string::npos || at == 0) continue;
+    const std::string pid = name.substr(at + 5);
+    if (pid.empty() || pid.size() > 9 || pid.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    const pid_t p = pid_t(std::stol(pid));
+    if (p != ::getpid() && (::kill(p, 0) == 0 || errno != ESRCH)) continue;  // may be writing
+    stale.push_back(entry.path());
+  }
+  for (const fs::path& p : stale) {
+    std::fprintf(stderr, "focus: removing '%s', left by an interrupted write\n", p.c_str());
+    fs::remove(p);
+  }
+}
+
+void recover_run_dir(const std::string& dir, const std::vector<RunFile>& derived) {
+  std::filesystem::create_directories(dir);
+  remove_interrupted_writes(dir);
+  write_run_files(dir, derived);
 }
 
 }  // namespace focus

@@ -80,10 +80,12 @@ std::string add_dev_metrics(nlohmann::json& rec, const std::string& task, const 
   return fmt::format("dev BLEU {:.2f} chrF {:.2f}", dev.bleu, dev.chrf);
 }
 
+std::string epoch_model_name(int epoch) { return fmt::format("model_epoch_{:03d}.safetensors", epoch); }
+
 }  // namespace
 
 std::string epoch_model_path(const std::string& out_dir, int epoch) {
-  return fmt::format("{}/model_epoch_{:03d}.safetensors", out_dir, epoch);
+  return out_dir + "/" + epoch_model_name(epoch);
 }
 
 Seq2SeqTrainer::Seq2SeqTrainer(TrainConfig cfg, Seq2Seq& model, const Tokenizer& src_tok,
@@ -105,10 +107,36 @@ Seq2SeqTrainer::Seq2SeqTrainer(TrainConfig cfg, Seq2Seq& model, const Tokenizer&
   schedule_ = make_schedule(cfg_, steps_per_epoch_);
   if (cfg_.ema > 0)
     for (const Tensor& p : model_.parameters()) ema_.push_back(p.detach().clone());
-  if (!cfg_.resume.empty()) load_checkpoint(cfg_.resume);
+  if (!cfg_.resume.empty()) {
+    load_checkpoint(cfg_.resume);
+    recover_run_dir(cfg_.out, derived_files());
+  }
 }
 
 Seq2SeqTrainer::~Seq2SeqTrainer() = default;
+
+std::vector<RunFile> Seq2SeqTrainer::derived_files() {
+  auto evaluated = [this](const std::string& path) { save_evaluated(path); };
+  std::vector<RunFile> files = {
+      {"metrics.jsonl",
+       [this](const std::string& path) { write_file_atomic(path, to_json_lines(history_)); }},
+      {"model_last.safetensors", evaluated}};
+  if (cfg_.keep_epochs > 0) {
+    files.push_back({epoch_model_name(start_epoch_), evaluated});
+    if (start_epoch_ > cfg_.keep_epochs)
+      files.push_back({epoch_model_name(start_epoch_ - cfg_.keep_epochs), nullptr});  // removed
+  }
+  if (epochs_since_best_ > 0) return files;  // model_best was written by an earlier commit
+  if (!best_is_average_) {
+    files.push_back({"model_best.safetensors", evaluated});
+  } else {  // the commit of average_last_epochs: model_avg, written before it, is the best
+    files.push_back({"model_best.safetensors", [this](const std::string& path) {
+                       const Seq2SeqModelFile f = load_seq2seq(cfg_.out + "/model_avg.safetensors");
+                       save_seq2seq(path, *f.model, *f.src_tok, *f.tgt_tok, f.task, f.extra);
+                     }});
+  }
+  return files;
+}
 
 Seq2SeqStepStats Seq2SeqTrainer::train_step(const Seq2SeqBatch& b) {
   // Micro-batches: --accum of them in turn; with --data-parallel each is split once more across
@@ -138,6 +166,7 @@ Seq2SeqStepStats Seq2SeqTrainer::train_step(const Seq2SeqBatch& b) {
   } else {
     for (int64_t a = 0; a < parts; ++a) s.loss += micro_step(a);
   }
+  kill_point("step");  // mid-step: gradients computed, the weights not yet updated
   const auto params = model_.parameters();
   s.grad_norm = cfg_.clip > 0 ? clip_grad_norm(params, cfg_.clip) : grad_norm(params);
   int64_t at = opt_->steps();
@@ -197,9 +226,21 @@ void Seq2SeqTrainer::save(const std::string& path) const {
   save_seq2seq(path, model_, src_tok_, tgt_tok_, cfg_.task, meta_);
 }
 
+void Seq2SeqTrainer::save_evaluated(const std::string& path) {
+  swap_ema();
+  try {
+    save(path);
+  } catch (...) {
+    swap_ema();
+    throw;
+  }
+  swap_ema();
+}
+
 std::vector<nlohmann::json> Seq2SeqTrainer::fit() {
   namespace fs = std::filesystem;
   fs::create_directories(cfg_.out);
+  remove_interrupted_writes(cfg_.out);
   write_file_atomic(cfg_.out + "/config.json", to_json(cfg_).dump(2) + "\n");
   const auto t_start = std::chrono::steady_clock::now();
   double train_seconds = history_.empty() ? 0 : history_.back().value("train_seconds_total", 0.0);
@@ -235,12 +276,13 @@ std::vector<nlohmann::json> Seq2SeqTrainer::fit() {
     const BudgetReading spent = clock.read();
     const double epoch_seconds = spent.wall, stolen = spent.stolen;
     train_seconds += spent.budget;
-    swap_ema();  // evaluate and save the averaged weights
+    swap_ema();  // evaluate the averaged weights
     model_.eval();
     const double dev_loss = mean_loss(dev_pairs_);
     SearchOptions greedy;
     const CorpusScore dev =
         score_corpus(model_, cfg_.task, src_tok_, tgt_tok_, dev_groups_, greedy, cfg_.eval_limit);
+    swap_ema();  // back to the live weights
     nlohmann::json rec = {{"epoch", epoch + 1},
                           {"step", opt_->steps()},
                           {"lr", opt_->lr()},
@@ -257,23 +299,16 @@ std::vector<nlohmann::json> Seq2SeqTrainer::fit() {
     std::fprintf(stderr, "epoch %d/%d: train loss %.4f | val loss %.4f, %s | %.0f tokens/s, %.1fs (%.1f min total)\n",
                  epoch + 1, cfg_.epochs, rec["train_loss"].get<double>(), dev_loss, summary.c_str(),
                  rec["tokens_per_s"].get<double>(), epoch_seconds, train_seconds / 60);
-    write_file_atomic(cfg_.out + "/metrics.jsonl", to_json_lines(history_));
-    save(cfg_.out + "/model_last.safetensors");
-    if (cfg_.keep_epochs > 0) {
-      save(epoch_model_path(cfg_.out, epoch + 1));
-      if (epoch + 1 > cfg_.keep_epochs)
-        std::filesystem::remove(epoch_model_path(cfg_.out, epoch + 1 - cfg_.keep_epochs));
-    }
     if (dev.primary < best_) {
       best_ = dev.primary;
+      best_is_average_ = false;
       epochs_since_best_ = 0;
-      save(cfg_.out + "/model_best.safetensors");
     } else {
       ++epochs_since_best_;
     }
-    swap_ema();  // back to the live weights
     start_epoch_ = epoch + 1;
-    save_checkpoint(cfg_.out + "/checkpoint_last.safetensors");
+    commit_run_state(cfg_.out, [this](const std::string& path) { save_checkpoint(path); },
+                     derived_files());
     if (on_epoch) on_epoch(rec);
     if (out_of_time) {
       std::fprintf(stderr, "time limit of %.1f min reached in epoch %d\n", cfg_.time_limit_min,
@@ -316,11 +351,12 @@ void Seq2SeqTrainer::average_last_epochs() {
   std::fprintf(stderr, "average of the last %zu epochs: dev %s %.2f (best epoch %.2f)%s\n",
                in.size(), cfg_.task == "g2p" ? "WER" : "100 - BLEU", dev.primary, best_,
                better ? ": kept as model_best" : "");
-  if (better) {
+  if (better) {  // committed as an epoch is: model_best is derived from model_avg
     best_ = dev.primary;
-    save_seq2seq(cfg_.out + "/model_best.safetensors", *f.model, *f.src_tok, *f.tgt_tok, f.task,
-                 f.extra);
-    save_checkpoint(cfg_.out + "/checkpoint_last.safetensors");  // a resumed run knows the best
+    best_is_average_ = true;
+    epochs_since_best_ = 0;
+    commit_run_state(cfg_.out, [this](const std::string& path) { save_checkpoint(path); },
+                     derived_files());
   }
 }
 
@@ -332,6 +368,7 @@ void Seq2SeqTrainer::save_checkpoint(const std::string& path) const {
       {"focus_version", FOCUS_VERSION},
       {"epoch", std::to_string(start_epoch_)},
       {"best", fmt::format("{:.17g}", best_)},
+      {"best_source", best_is_average_ ? "average" : "epoch"},
       {"epochs_since_best", std::to_string(epochs_since_best_)},
       {"model_config", to_json(model_.config()).dump()},
       {"rngs", rng_states(model_).dump()},
@@ -362,6 +399,8 @@ void Seq2SeqTrainer::load_checkpoint(const std::string& path) {
     restore_rng_states(model_, nlohmann::json::parse(meta("rngs")), path);
     start_epoch_ = std::stoi(meta("epoch"));
     best_ = std::stod(meta("best"));
+    const auto source = f.metadata.find("best_source");  // absent in older checkpoints
+    best_is_average_ = source != f.metadata.end() && source->second == "average";
     epochs_since_best_ = std::stoi(meta("epochs_since_best"));
     history_ = from_json_lines(meta("history"));
   });

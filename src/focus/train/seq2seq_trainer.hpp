@@ -16,6 +16,13 @@
 //   average.json                scored on dev at the end (it replaces model_best if better)
 // Resume starts at the epoch after the checkpoint and equals an uninterrupted run with the same
 // seed and threads: batch order depends only on (seed, epoch).
+// Commit protocol: as the image trainer's (trainer.hpp; train/checkpoint.hpp): the checkpoint is
+// written first at an epoch end and is the one commit point; metrics.jsonl, model_last, the
+// epoch's model_epoch file (and the removal of the one that left the kept window) and model_best
+// (when the epoch set the best) are derived from it, written after it and rewritten from it on
+// resume. When the average beats every epoch, the checkpoint is committed once more saying so
+// ("best_source": "average"), then model_best is copied from model_avg (written before that
+// commit); a resume from that checkpoint copies it again.
 #pragma once
 #include <functional>
 #include <memory>
@@ -26,6 +33,7 @@
 
 #include "focus/optim/optimizer.hpp"
 #include "focus/optim/schedule.hpp"
+#include "focus/train/checkpoint.hpp"
 #include "focus/train/config.hpp"
 #include "focus/train/seq2seq_data.hpp"
 
@@ -68,6 +76,9 @@ class Seq2SeqTrainer {
   void ema_update();
   void swap_ema();  // exchanges the live weights and the average (no-op when EMA is off)
   void save(const std::string& path) const;
+  void save_evaluated(const std::string& path);  // the weights evaluated: EMA when on
+  // The files derived from the committed state, in the order the commit writes them.
+  std::vector<RunFile> derived_files();
   void average_last_epochs();  // cfg.average_last: model_avg, average.json, maybe model_best
 
   TrainConfig cfg_;
@@ -85,6 +96,7 @@ class Seq2SeqTrainer {
   double train_seconds_ = 0;  // training time so far (schedule_by_time)
   int start_epoch_ = 0;
   double best_ = 1e300;  // best validation primary metric (lower is better)
+  bool best_is_average_ = false;  // model_best is model_avg (cfg.average_last)
   int epochs_since_best_ = 0;
   std::vector<nlohmann::json> history_;
 };

@@ -116,10 +116,23 @@ Trainer::Trainer(TrainConfig cfg, ImageClassifier& model, const ImageDataset& tr
               cfg_.batch, split_.train.size());
   opt_ = make_optimizer(cfg_, model_.named_parameters());
   schedule_ = make_schedule(cfg_, steps_per_epoch_);
-  if (!cfg_.resume.empty()) load_checkpoint(cfg_.resume);
+  if (!cfg_.resume.empty()) {
+    load_checkpoint(cfg_.resume);
+    recover_run_dir(cfg_.out, derived_files());
+  }
 }
 
 Trainer::~Trainer() = default;
+
+std::vector<RunFile> Trainer::derived_files() const {
+  auto write_model = [this](const std::string& path) { save_model(path, model_, info_); };
+  std::vector<RunFile> files = {
+      {"metrics.jsonl",
+       [this](const std::string& path) { write_file_atomic(path, to_json_lines(history_)); }},
+      {"model_last.safetensors", write_model}};
+  if (epochs_since_best_ == 0) files.push_back({"model_best.safetensors", write_model});
+  return files;
+}
 
 StepStats Trainer::train_step(const Tensor& x, const Tensor& y) {
   const int64_t B = x.size(0), micro = B / cfg_.accum;
@@ -136,6 +149,7 @@ StepStats Trainer::train_step(const Tensor& x, const Tensor& y) {
     if (w != 1.0) loss = mul(loss, w);
     loss.backward();
   }
+  kill_point("step");  // mid-step: gradients computed, the weights not yet updated
   const auto params = model_.parameters();
   s.grad_norm = cfg_.clip > 0 ? clip_grad_norm(params, cfg_.clip) : grad_norm(params);
   opt_->set_lr(schedule_->lr_at(opt_->steps()));
@@ -146,6 +160,7 @@ StepStats Trainer::train_step(const Tensor& x, const Tensor& y) {
 std::vector<nlohmann::json> Trainer::fit() {
   namespace fs = std::filesystem;
   fs::create_directories(cfg_.out);
+  remove_interrupted_writes(cfg_.out);
   write_file_atomic(cfg_.out + "/config.json", to_json(cfg_).dump(2) + "\n");
   LoaderOptions lo;
   lo.batch_size = cfg_.batch;
@@ -212,17 +227,15 @@ std::vector<nlohmann::json> Trainer::fit() {
         "epoch {}/{}: train loss {:.4f} acc {:.2f}% | val loss {:.4f} acc {:.2f}% | {:.0f} img/s, {:.1f}s",
         epoch + 1, cfg_.epochs, rec["train_loss"].get<double>(), 100 * rec["train_acc"].get<double>(),
         val.loss, 100 * val.accuracy(), rec["images_per_s"].get<double>(), epoch_seconds));
-    write_file_atomic(cfg_.out + "/metrics.jsonl", to_json_lines(history_));
-    save_model(cfg_.out + "/model_last.safetensors", model_, info_);
     if (val.accuracy() > best_val_acc_) {
       best_val_acc_ = val.accuracy();
       epochs_since_best_ = 0;
-      save_model(cfg_.out + "/model_best.safetensors", model_, info_);
     } else {
       ++epochs_since_best_;
     }
     start_epoch_ = epoch + 1;
-    save_checkpoint(cfg_.out + "/checkpoint_last.safetensors");
+    commit_run_state(cfg_.out, [this](const std::string& path) { save_checkpoint(path); },
+                     derived_files());
     if (on_epoch) on_epoch(rec);
     if (out_of_time) {
       std::fprintf(stderr, "time limit of %.1f min reached after epoch %d\n", cfg_.time_limit_min, epoch + 1);

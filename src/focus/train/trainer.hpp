@@ -1,7 +1,7 @@
 // Trainer for image classifiers: shuffled mini-batches (optionally split into accumulation
 // micro-batches), label-smoothed cross-entropy, gradient clipping, an LR schedule, evaluation on a
 // validation split each epoch, early stopping, a time limit, and files in cfg.out:
-//   metrics.jsonl               one JSON line per epoch (rewritten atomically each epoch)
+//   metrics.jsonl               one JSON line per epoch
 //   config.json                 the effective configuration
 //   model_last.safetensors      model after the latest epoch
 //   model_best.safetensors      model with the best validation accuracy so far
@@ -9,6 +9,17 @@
 // Resume continues at the epoch after the checkpoint and is bit-identical to an uninterrupted run
 // with the same seed and thread count: data order and augmentation depend only on (seed, epoch,
 // index), and the checkpoint restores every parameter, buffer, optimizer slot and dropout stream.
+//
+// Commit protocol (both trainers; train/checkpoint.hpp): the checkpoint is the one commit point.
+// At an epoch end it is written first (atomically: temp file, fsync, rename); the other files are
+// derived from the state it holds and written after it (metrics.jsonl from its history,
+// model_last, model_best when that epoch set the best). So a kill leaves them at most one epoch
+// behind the checkpoint, never ahead. Resume trusts only the checkpoint: it removes the temporary
+// files of interrupted writes and rewrites every derived file from the checkpoint's state before
+// training on, so a killed run resumed ends bit-identical to an uninterrupted one
+// (tests/apps/train_kill_test.cpp kills `focus train` at each step of this protocol through the
+// kill points, FOCUS_TEST_KILL_AT: "step" in every step, "commit", "after:<file>",
+// "atomic-partial:<file>", "atomic-rename:<file>").
 #pragma once
 #include <functional>
 #include <memory>
@@ -21,6 +32,7 @@
 #include "focus/models/image_classifier.hpp"
 #include "focus/optim/optimizer.hpp"
 #include "focus/optim/schedule.hpp"
+#include "focus/train/checkpoint.hpp"
 #include "focus/train/config.hpp"
 #include "focus/train/metrics.hpp"
 #include "focus/train/model_file.hpp"
@@ -68,6 +80,10 @@ class Trainer {
   std::function<void(const nlohmann::json&)> on_epoch;
 
  private:
+  // The files derived from the committed state (metrics.jsonl, model_last, model_best when the
+  // latest epoch set the best), in the order the commit writes them.
+  std::vector<RunFile> derived_files() const;
+
   TrainConfig cfg_;
   ImageClassifier& model_;
   const ImageDataset& train_;
