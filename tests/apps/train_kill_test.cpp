@@ -234,6 +234,7 @@ void expect_same_run(const std::string& ref, const std::string& dir, const std::
         ASSERT_TRUE(it != fb.tensors.end()) << label << ": " << key;
         const focus::Tensor u = t.contiguous(), v = it->second.contiguous();
         ASSERT_EQ(u.shape(), v.shape()) << label << ": " << key;
+        ASSERT_EQ(u.dtype(), v.dtype()) << label << ": " << key;
         EXPECT_EQ(std::memcmp(u.raw_data(), v.raw_data(), u.nbytes()), 0)
             << label << ": checkpoint tensor " << key << " differs";
       }
@@ -340,6 +341,11 @@ class KillTest {
       if (!e.killed) {
         std::printf("[%s] random kill %d (run %d), %.3f s into training: finished first (exit %d)\n",
                     label_.c_str(), k, runs, t, e.code);
+        // Finishing first is fine; crashing or failing is not (1 = resumed a finished run).
+        EXPECT_TRUE(e.code == 0 || (e.code == 1 && read_text(log()).find("already finished") !=
+                                                        std::string::npos))
+            << label_ << " random run " << runs << " ended with " << e.code << ":\n"
+            << read_text(log());
         if (e.code == 0) finish("ran to the end");
         else finish(resume_to_end(d));
         continue;

@@ -1,14 +1,15 @@
 // Image explanations: rollout, gradient rollout and Grad-CAM against hand-computed cases; the
 // maps from the fused kernel equal the reference kernel's; bad requests throw typed errors; and
-// faithfulness on small models trained here on a task whose evidence is known (a bar whose
-// orientation is the class): deleting cells in explanation order removes the evidence faster
-// than random order (mean over 24 images).
+// faithfulness on small models trained here to a stated accuracy on a task whose evidence is known
+// (a bar whose orientation is the class): the maps point at the bar, deleting cells in their
+// order removes the evidence faster than random order, and inverted or shuffled maps (controls)
+// fail the same checks.
 //   Letters: N batch, H heads, T tokens.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <numeric>
 
 #include <nlohmann/json.hpp>
@@ -219,16 +220,13 @@ Tensor apply_control(const Tensor& relevance, Control c, Rng& rng) {
 // expected of k cells drawn at random (k / P): 1 = chance, 0 = the bar ranked last. Ties are
 // ordered at random, so a flat map scores chance.
 double bar_precision_over_chance(const Tensor& relevance, const Box& box, Rng& rng) {
-  const int64_t gh = relevance.size(0), gw = relevance.size(1), P = gh * gw, cell = 28 / gh;
+  const int64_t gh = relevance.size(0), gw = relevance.size(1), P = gh * gw;
   const std::vector<float> r = relevance.to_vector<float>();
+  // Pixel (y, x) belongs to cell (y * gh / 28, x * gw / 28), as faithfulness() maps them.
   std::vector<uint8_t> on(P, 0);
-  int64_t k = 0;
-  for (int64_t a = 0; a < gh; ++a)
-    for (int64_t b = 0; b < gw; ++b) {
-      on[a * gw + b] = a * cell < box.top + box.h && box.top < (a + 1) * cell &&
-                       b * cell < box.left + box.w && box.left < (b + 1) * cell;
-      k += on[a * gw + b];
-    }
+  for (int64_t y = box.top; y < box.top + box.h; ++y)
+    for (int64_t x = box.left; x < box.left + box.w; ++x) on[(y * gh / 28) * gw + x * gw / 28] = 1;
+  const int64_t k = std::count(on.begin(), on.end(), uint8_t(1));
   std::vector<int64_t> order(P);
   std::iota(order.begin(), order.end(), 0);
   for (int64_t i = P - 1; i > 0; --i) std::swap(order[i], order[rng.randint(i + 1)]);
@@ -307,11 +305,15 @@ void expect_faithful(ImageClassifier& m, ImageMethod method, Claims claims, Rng&
     switch (c) {
       case Control::None:
         EXPECT_TRUE(v.finds_the_bar());
-        if (claims.order_beats_random) EXPECT_TRUE(v.order_beats_random());
+        if (claims.order_beats_random) {
+          EXPECT_TRUE(v.order_beats_random());
+        }
         break;
       case Control::Inverted:
         EXPECT_FALSE(v.order_beats_random()) << "inverted";
-        if (claims.inverse_misses_the_bar) EXPECT_FALSE(v.finds_the_bar()) << "inverted";
+        if (claims.inverse_misses_the_bar) {
+          EXPECT_FALSE(v.finds_the_bar()) << "inverted";
+        }
         break;
       case Control::Shuffled:
         EXPECT_FALSE(v.order_beats_random()) << "shuffled";
@@ -322,13 +324,12 @@ void expect_faithful(ImageClassifier& m, ImageMethod method, Claims claims, Rng&
 }
 
 // Each model is trained to a stated accuracy, not for a fixed number of steps. Rollout and
-// Grad-CAM orders beat random order on every model seen (gain 0.30-0.46, t >= 4.3 over seeds 7-11
+// Grad-CAM orders beat random order on every model seen (gain 0.30-0.51, t >= 4.3 over seeds 7-11
 // and the three ISAs); gradient rollout finds the bar as well (5-7x chance) but its order's gain
 // over random ranges from -0.02 to 0.37 between equally accurate models (on Fashion-MNIST it is a
 // little better than random, docs/EXPLAIN.md), so for it the order is reported, not asserted.
-TEST(Faithfulness, ExplanationOrderBeatsRandomOnTrainedModels) {
-  const int seed = std::getenv("FSEED") ? std::atoi(std::getenv("FSEED")) : 7;
-  Rng rng(seed);
+TEST(Faithfulness, MethodsPassAndControlsFailOnTrainedModels) {
+  Rng rng(7);
   auto vit = tiny_vit(rng);
   const double vit_acc = train_on_bars(*vit, rng, 0.97, 1000);
   std::printf("vit accuracy %.3f\n", vit_acc);

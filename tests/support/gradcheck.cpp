@@ -74,7 +74,8 @@ double max_rel_diff(const Tensor& a, const Tensor& b) {
   if (x.size() != y.size()) return INFINITY;
   double m = 0, scale = 0;
   for (size_t i = 0; i < x.size(); ++i) {
-    m = std::max(m, std::abs(x[i] - y[i]));
+    const double d = std::abs(x[i] - y[i]);
+    if (!(d <= m)) m = d;  // a NaN anywhere makes the result NaN, which no bound accepts
     scale = std::max(scale, std::abs(y[i]));
   }
   return scale > 0 ? m / scale : m;
@@ -84,7 +85,10 @@ double max_abs_diff(const Tensor& a, const Tensor& b) {
   EXPECT_EQ(a.shape(), b.shape());
   const auto x = a.contiguous().to_vector<double>(), y = b.contiguous().to_vector<double>();
   double m = 0.0;
-  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double d = std::abs(x[i] - y[i]);
+    if (!(d <= m)) m = d;  // NaN propagates (std::max would drop it)
+  }
   return m;
 }
 

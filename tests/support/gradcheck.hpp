@@ -30,9 +30,11 @@ Tensor rand_input(const Shape& shape, Rng& rng, double lo = -1.0, double hi = 1.
                   bool requires_grad = true);
 
 // max |a - b| / max |b| for two tensors of the same shape (max |a - b| when b is all zeros): a
-// tensor of small values is held to its own scale, not to an absolute bound.
+// tensor of small values is held to its own scale, not to an absolute bound. NaN in either
+// gives NaN, which fails every EXPECT_LT.
 double max_rel_diff(const Tensor& a, const Tensor& b);
-// max |a - b| over matching elements (any dtype, any strides); a gtest failure if the shapes differ.
+// max |a - b| over matching elements (any dtype, any strides; NaN if any difference is NaN); a
+// gtest failure if the shapes differ.
 double max_abs_diff(const Tensor& a, const Tensor& b);
 
 }  // namespace focus::testing

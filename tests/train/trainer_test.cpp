@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
+#include <tuple>
+
 #include <nlohmann/json.hpp>
 
 #include "focus/models/image_classifier.hpp"
@@ -135,7 +138,7 @@ TEST(Trainer, ModelFileRoundTripAndErrors) {
   expect_same_params(*m, *lm.model, 0.0);
   EXPECT_EQ(lm.info.class_names, info.class_names);
   EXPECT_THROW(load_model(dir + "/missing.safetensors"), IOError);
-  // A checkpoint is not a model file; a truncated file is corrupt.
+  // A truncated file is corrupt.
   fs::copy_file(dir + "/m.safetensors", dir + "/cut.safetensors");
   fs::resize_file(dir + "/cut.safetensors", fs::file_size(dir + "/cut.safetensors") / 2);
   EXPECT_THROW(load_model(dir + "/cut.safetensors"), FormatError);
@@ -145,6 +148,26 @@ TEST(Trainer, ModelFileRoundTripAndErrors) {
   const ImageDataset ds = synthetic(60, 3);
   Trainer t(c, *m, ds);
   t.save_checkpoint(dir + "/ck.safetensors");
+  // A checkpoint is not a model file, nor a model file a checkpoint: each loader refuses the
+  // other's file with a FormatError that names the file and the format it found.
+  for (const auto& [path, load, message] :
+       std::vector<std::tuple<std::string, std::function<void(const std::string&)>, std::string>>{
+           {dir + "/ck.safetensors", [](const std::string& p) { load_model(p); }, "unsupported model format 'focus-checkpoint/1'"},
+           {dir + "/m.safetensors",
+            [&](const std::string& p) {
+              TrainConfig r = c;
+              r.resume = p;
+              Trainer resumed(r, *m, ds);
+            },
+            "unsupported checkpoint format 'focus-image-classifier/1'"}}) {
+    try {
+      load(path);
+      ADD_FAILURE() << path << " loaded as the other kind of file";
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+    }
+  }
   TrainConfig c2 = c;
   c2.resume = dir + "/ck.safetensors";
   try {

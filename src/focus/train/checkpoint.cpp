@@ -95,6 +95,10 @@ void read_model_metadata(const std::string& path, const std::function<void()>& r
     throw FormatError(fmt::format("'{}': corrupt model metadata ({})", path, e.what()));
   } catch (const ValueError& e) {
     throw FormatError(fmt::format("'{}': the model metadata is invalid: {}", path, e.what()));
+  } catch (const FormatError& e) {  // a malformed part (a tokenizer) that does not name the file
+    const std::string what = e.what();
+    if (what.find(path) != std::string::npos) throw;
+    throw FormatError(fmt::format("'{}': {}", path, what));
   }
 }
 
@@ -135,7 +139,9 @@ void remove_interrupted_writes(const std::string& dir) {
   }
   for (const fs::path& p : stale) {
     std::fprintf(stderr, "focus: removing '%s', left by an interrupted write\n", p.c_str());
-    fs::remove(p);
+    std::error_code ec;
+    if (!fs::remove(p, ec) && ec)
+      std::fprintf(stderr, "focus: could not remove '%s': %s\n", p.c_str(), ec.message().c_str());
   }
 }
 

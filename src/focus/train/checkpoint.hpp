@@ -43,7 +43,7 @@ void load_state_checked(Module& model, const StateDict& sd, const std::string& p
 // Checkpoints: JSON errors and std::logic_error (number parsing) -> "corrupt checkpoint metadata".
 void read_checkpoint_metadata(const std::string& path, const std::function<void()>& read);
 // Model files: JSON errors -> "corrupt model metadata"; ValueError (a bad config) -> "the model
-// metadata is invalid".
+// metadata is invalid"; a FormatError that does not name `path` (a tokenizer's) gets it prefixed.
 void read_model_metadata(const std::string& path, const std::function<void()>& read);
 
 // One file of the run directory that a trainer derives from its committed state (metrics.jsonl,
