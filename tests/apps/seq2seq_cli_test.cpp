@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "apps/reverse_task.hpp"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -43,14 +45,7 @@ class Seq2SeqCli : public ::testing::Test {
     dir_ = (fs::temp_directory_path() / ("focus_s2s_cli_" + std::to_string(::getpid()))).string();
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    std::ofstream tr(dir_ + "/train.tsv"), va(dir_ + "/valid.tsv");
-    const char* words[] = {"ab", "ba", "abc", "cab", "bca", "aab", "cc", "acb"};
-    for (int rep = 0; rep < 4; ++rep)
-      for (const char* w : words) {
-        const std::string s = w, r(s.rbegin(), s.rend());
-        tr << s << "\t" << r << "\n";
-        if (rep == 0) va << s << "\t" << r << "\n";
-      }
+    focus::testing::write_reverse_task(dir_ + "/train.tsv", dir_ + "/valid.tsv");
   }
   void TearDown() override { fs::remove_all(dir_); }
   std::string path(const std::string& name) const { return dir_ + "/" + name; }

@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "apps/reverse_task.hpp"
 #include "focus/io/safetensors.hpp"
 #include "focus/tensor/error.hpp"
 #include "focus/train/checkpoint.hpp"
@@ -445,16 +446,7 @@ TEST_F(TrainKill, ImageTrainer) {
 }
 
 TEST_F(TrainKill, Seq2SeqTrainer) {
-  {
-    std::ofstream tr(root_ + "/train.tsv"), va(root_ + "/valid.tsv");
-    const char* words[] = {"ab", "ba", "abc", "cab", "bca", "aab", "cc", "acb"};
-    for (int rep = 0; rep < 4; ++rep)
-      for (const char* w : words) {
-        const std::string s = w, r(s.rbegin(), s.rend());
-        tr << s << "\t" << r << "\n";
-        if (rep == 0) va << s << "\t" << r << "\n";
-      }
-  }
+  focus::testing::write_reverse_task(root_ + "/train.tsv", root_ + "/valid.tsv");
   // 3 epochs of a few length-bucketed steps; dropout, EMA and the epoch files on.
   KillTest t("seq2seq",
              {"train", "--task", "translate", "--train", root_ + "/train.tsv", "--valid",

@@ -10,6 +10,7 @@
 
 #include <cmath>
 
+#include "data/png_writer.hpp"
 #include "data/temp_dir.hpp"
 #include "focus/data/png.hpp"
 #include "support/mutate.hpp"
@@ -67,17 +68,6 @@ std::string check(const Image& img) {
   return "";
 }
 
-void write_simplified(const std::string& path, uint32_t w, uint32_t h, uint32_t format,
-                      const void* pixels, const void* colormap = nullptr, uint32_t entries = 0) {
-  png_image img{};
-  img.version = PNG_IMAGE_VERSION;
-  img.width = w;
-  img.height = h;
-  img.format = format;
-  img.colormap_entries = entries;
-  ASSERT_TRUE(png_image_write_to_file(&img, path.c_str(), 0, pixels, 0, colormap)) << img.message;
-  png_image_free(&img);
-}
 
 TEST(PngMutation, EveryMutantLoadsConsistentlyOrIsAFormatError) {
   TempDir dir;

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 
+#include "data/png_writer.hpp"
 #include "data/temp_dir.hpp"
 #include "focus/data/png.hpp"
 #include "focus/tensor/rng.hpp"
@@ -16,21 +17,9 @@ using focus::testing::read_bytes;
 using focus::testing::TempDir;
 using focus::testing::throws_with;
 using focus::testing::write_bytes;
+using focus::testing::write_simplified;
 
 namespace {
-
-// Writes `pixels` with libpng's simplified writer (format one of PNG_FORMAT_*).
-void write_simplified(const std::string& path, uint32_t w, uint32_t h, uint32_t format,
-                      const void* pixels, const void* colormap = nullptr, uint32_t entries = 0) {
-  png_image img{};
-  img.version = PNG_IMAGE_VERSION;
-  img.width = w;
-  img.height = h;
-  img.format = format;
-  img.colormap_entries = entries;
-  ASSERT_TRUE(png_image_write_to_file(&img, path.c_str(), 0, pixels, 0, colormap)) << img.message;
-  png_image_free(&img);
-}
 
 // Byte 25 of a PNG is the IHDR colour type.
 int color_type_of(const std::string& path) { return read_bytes(path).at(25); }
