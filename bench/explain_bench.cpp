@@ -18,13 +18,13 @@
 #include "focus/data/dataset.hpp"
 #include "focus/explain/image_explain.hpp"
 #include "focus/explain/seq2seq_explain.hpp"
+#include "focus/infer/model_file.hpp"
+#include "focus/infer/translator.hpp"
 #include "focus/kernels/cpu.hpp"
 #include "focus/models/image_classifier.hpp"
 #include "focus/ops/attention.hpp"
 #include "focus/tensor/error.hpp"
 #include "focus/tensor/rng.hpp"
-#include "focus/train/model_file.hpp"
-#include "focus/train/seq2seq_file.hpp"
 
 using namespace focus;
 
@@ -133,11 +133,11 @@ int main(int argc, char** argv) {
       out["image"].push_back(bench_image(file.empty() ? label + "(untrained)" : label, lm, test, images, reps));
     }
     if (!g2p.empty()) {
-      Seq2SeqModelFile f = load_seq2seq(g2p);
+      const Translator tr(g2p);
       const std::vector<std::string> words = {"attention", "focus", "pronunciation", "colonel",
                                               "explain", "quixotic", "machine", "worcester"};
       for (const auto& w : words) {
-        const AlignmentExplanation e = explain_translation(*f.model, *f.src_tok, *f.tgt_tok, w);
+        const AlignmentExplanation e = explain_translation(tr, w);
         const std::vector<float> c = pick_map(e.cross, -1, 0).to_vector<float>();
         const int64_t S = static_cast<int64_t>(e.source_tokens.size());
         for (size_t r = 0; r < c.size() / S; ++r) {
@@ -151,7 +151,7 @@ int main(int argc, char** argv) {
         so.beam = beam;
         size_t k = 0;
         const double ms = median_ms(
-            [&] { explain_translation(*f.model, *f.src_tok, *f.tgt_tok, words[k++ % words.size()], so); }, reps);
+            [&] { explain_translation(tr, words[k++ % words.size()], so); }, reps);
         std::fprintf(g_say, "%-10s %-13s explain %7.2f ms (hypothesis with beam %d + all maps)\n", "g2p",
                     "alignment", ms, beam);
         out["g2p"]["beam" + std::to_string(beam) + "_ms"] = ms;

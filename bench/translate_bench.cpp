@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "focus/autograd/node.hpp"
+#include "focus/infer/seq2seq_file.hpp"
 #include "focus/io/atomic_file.hpp"
 #include "focus/kernels/cpu.hpp"
 #include "focus/models/seq2seq.hpp"
@@ -33,7 +34,6 @@
 #include "focus/tensor/error.hpp"
 #include "focus/train/config.hpp"
 #include "focus/train/seq2seq_data.hpp"
-#include "focus/train/seq2seq_file.hpp"
 
 using namespace focus;
 

@@ -31,11 +31,11 @@
 #include <vector>
 
 #include "apps/reverse_task.hpp"
+#include "focus/infer/model_file.hpp"
+#include "focus/infer/seq2seq_file.hpp"
 #include "focus/io/safetensors.hpp"
 #include "focus/tensor/error.hpp"
 #include "focus/train/checkpoint.hpp"
-#include "focus/train/model_file.hpp"
-#include "focus/train/seq2seq_file.hpp"
 
 namespace fs = std::filesystem;
 

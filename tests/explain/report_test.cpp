@@ -17,11 +17,11 @@
 #include "explain/report_support.hpp"
 #include "focus/data/dataset.hpp"
 #include "focus/explain/report.hpp"
+#include "focus/infer/seq2seq_file.hpp"
 #include "focus/models/image_classifier.hpp"
 #include "focus/models/seq2seq.hpp"
 #include "focus/tensor/rng.hpp"
 #include "focus/text/tokenizer.hpp"
-#include "focus/train/seq2seq_file.hpp"
 #include "focus/train/trainer.hpp"
 #include "support/expect_error.hpp"
 

@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "focus/explain/seq2seq_explain.hpp"
+#include "focus/infer/translator.hpp"
 #include "focus/models/seq2seq.hpp"
 #include "focus/ops/attention.hpp"
 #include "focus/tensor/rng.hpp"
@@ -19,18 +20,22 @@ namespace {
 
 using testing::max_abs_diff;
 
+// A Translator over an untrained model (the maps need no training) and its parts.
 struct Fixture {
-  std::unique_ptr<Tokenizer> src, tgt;
-  std::unique_ptr<Seq2Seq> model;
+  std::unique_ptr<Translator> tr;
+  Seq2Seq* model = nullptr;
+  const Tokenizer* src = nullptr;
+  const Tokenizer* tgt = nullptr;
 };
 
 Fixture make_fixture() {
-  Fixture f;
-  f.src = train_tokenizer("char", {"abc", "cab", "bca"});
-  f.tgt = train_tokenizer("word", {"A B C", "C A B"});
+  Seq2SeqModelFile file;
+  file.task = "translate";
+  file.src_tok = train_tokenizer("char", {"abc", "cab", "bca"});
+  file.tgt_tok = train_tokenizer("word", {"A B C", "C A B"});
   Seq2SeqConfig c;
-  c.src_vocab = f.src->vocab().size();
-  c.tgt_vocab = f.tgt->vocab().size();
+  c.src_vocab = file.src_tok->vocab().size();
+  c.tgt_vocab = file.tgt_tok->vocab().size();
   c.d_model = 16;
   c.n_enc_layers = 2;
   c.n_dec_layers = 2;
@@ -38,14 +43,18 @@ Fixture make_fixture() {
   c.d_ff = 32;
   c.max_len = 8;
   Rng rng(11);
-  f.model = std::make_unique<Seq2Seq>(c, rng);
-  f.model->eval();
+  file.model = std::make_unique<Seq2Seq>(c, rng);
+  Fixture f;
+  f.tr = std::make_unique<Translator>(std::move(file));
+  f.model = &f.tr->model();
+  f.src = &f.tr->source_tokenizer();
+  f.tgt = &f.tr->target_tokenizer();
   return f;
 }
 
 TEST(ExplainTranslation, MapsAreExactDistributions) {
   Fixture f = make_fixture();
-  const AlignmentExplanation e = explain_translation(*f.model, *f.src, *f.tgt, "abca");
+  const AlignmentExplanation e = explain_translation(*f.tr, "abca");
   EXPECT_EQ(e.source_tokens, (std::vector<std::string>{"a", "b", "c", "a"}));
   const int64_t S = 4, T = static_cast<int64_t>(e.target_tokens.size());
   ASSERT_GE(T, 1);
@@ -78,7 +87,7 @@ TEST(ExplainTranslation, MapsAreExactDistributions) {
   EXPECT_DOUBLE_EQ(e.log_prob, g.log_prob);
 
   set_attention_kernel(AttentionKernel::Reference);
-  const AlignmentExplanation r = explain_translation(*f.model, *f.src, *f.tgt, "abca");
+  const AlignmentExplanation r = explain_translation(*f.tr, "abca");
   set_attention_kernel(AttentionKernel::Auto);
   ASSERT_EQ(r.target_tokens, e.target_tokens);
   for (size_t l = 0; l < e.cross.size(); ++l) {
@@ -104,14 +113,14 @@ TEST(ExplainTranslation, MapsAreExactDistributions) {
 
 TEST(ExplainTranslation, BadSources) {
   Fixture f = make_fixture();
-  EXPECT_THROW(explain_translation(*f.model, *f.src, *f.tgt, "  "), ValueError);
+  EXPECT_THROW(explain_translation(*f.tr, "  "), ValueError);
   try {
-    explain_translation(*f.model, *f.src, *f.tgt, "abz");
+    explain_translation(*f.tr, "abz");
     FAIL() << "an unknown symbol must throw";
   } catch (const ValueError& err) {
     EXPECT_NE(std::string(err.what()).find("'z'"), std::string::npos) << err.what();
   }
-  EXPECT_THROW(explain_translation(*f.model, *f.src, *f.tgt, "abcabcabc"), ValueError);  // > 8
+  EXPECT_THROW(explain_translation(*f.tr, "abcabcabc"), ValueError);  // > 8
 }
 
 }  // namespace

@@ -9,12 +9,12 @@
 #include <gtest/gtest.h>
 
 #include "data/temp_dir.hpp"
+#include "focus/infer/model_file.hpp"
+#include "focus/infer/seq2seq_file.hpp"
 #include "focus/io/safetensors.hpp"
 #include "focus/models/cnn_se.hpp"
 #include "focus/models/vit.hpp"
 #include "focus/tensor/rng.hpp"
-#include "focus/train/model_file.hpp"
-#include "focus/train/seq2seq_file.hpp"
 #include "support/mutate.hpp"
 
 FOCUS_TESTING_DEFINE_ALLOC_WATCH();

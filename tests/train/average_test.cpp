@@ -8,11 +8,11 @@
 
 #include "../data/temp_dir.hpp"
 #include "../support/expect_error.hpp"
+#include "focus/infer/seq2seq_file.hpp"
 #include "focus/io/safetensors.hpp"
 #include "focus/models/seq2seq.hpp"
 #include "focus/tensor/rng.hpp"
 #include "focus/train/average.hpp"
-#include "focus/train/seq2seq_file.hpp"
 
 using namespace focus;
 using focus::testing::expect_error;

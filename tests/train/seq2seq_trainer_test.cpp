@@ -10,9 +10,9 @@
 
 #include "../data/temp_dir.hpp"
 #include "../support/expect_error.hpp"
+#include "focus/infer/seq2seq_file.hpp"
 #include "focus/models/seq2seq.hpp"
 #include "focus/tensor/rng.hpp"
-#include "focus/train/seq2seq_file.hpp"
 #include "focus/train/seq2seq_trainer.hpp"
 
 using namespace focus;

@@ -1,19 +1,15 @@
 // `focus eval` (accuracy, per-class precision/recall/F1, confusion matrix on the test set) and
 // `focus predict` (top-k classes of one PNG image).
 #include <CLI/CLI.hpp>
-#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <numeric>
 
 #include "focus/apps/commands.hpp"
-#include "focus/autograd/node.hpp"
 #include "focus/data/dataset.hpp"
 #include "focus/data/png.hpp"
+#include "focus/infer/image_predictor.hpp"
 #include "focus/kernels/cpu.hpp"
-#include "focus/ops/softmax.hpp"
-#include "focus/train/model_file.hpp"
-#include "focus/train/seq2seq_file.hpp"
 #include "focus/train/trainer.hpp"
 
 namespace focus {
@@ -54,21 +50,22 @@ Command add_eval_command(CLI::App& app) {
     FOCUS_CHECK(o->weights == "f32", ValueError,
                 "--weights {} is for seq2seq models (an image model's batches widen them anyway)",
                 o->weights);
-    LoadedModel lm = load_model(o->model);
+    const ImagePredictor predictor(o->model);
+    const ModelInfo& info = predictor.info();
     const ImageDataset ds = load_fashion_mnist(o->data_dir, parse_split(o->split));
     std::vector<int64_t> idx(size_t(ds.size()));
     std::iota(idx.begin(), idx.end(), int64_t(0));
-    const EvalResult r = evaluate(*lm.model, ds, idx, lm.info.norm);
+    const EvalResult r = evaluate(predictor.model(), ds, idx, info.norm);
     if (o->json) {
-      nlohmann::json j = metrics_to_json(r.cm, lm.info.class_names);
+      nlohmann::json j = metrics_to_json(r.cm, info.class_names);
       j["loss"] = r.loss;
       std::printf("%s\n", j.dump(2).c_str());
       return 0;
     }
     std::printf("%s: %s split, %lld images\naccuracy %.2f%%  loss %.4f\n\n%s\n%s", o->model.c_str(),
                 o->split.c_str(), (long long)ds.size(), 100 * r.accuracy(), r.loss,
-                format_report(classification_report(r.cm), lm.info.class_names).c_str(),
-                format_confusion(r.cm, lm.info.class_names).c_str());
+                format_report(classification_report(r.cm), info.class_names).c_str(),
+                format_confusion(r.cm, info.class_names).c_str());
     return 0;
   };
 }
@@ -84,20 +81,9 @@ Command add_predict_command(CLI::App& app) {
   sub->add_option("--input", o->input, "PNG image")->required();
   sub->add_option("--top", o->top, "classes to show")->check(CLI::PositiveNumber)->capture_default_str();
   return [o] {
-    LoadedModel lm = load_model(o->model);
-    const Image img = read_png_gray(o->input, 28, 28);
-    NoGradGuard no_grad;
-    const Tensor probs = softmax(lm.model->forward(image_to_tensor(img, lm.info.norm)), 1);  // (1, K)
-    const auto p = probs.to_vector<float>();
-    std::vector<size_t> order(p.size());
-    std::iota(order.begin(), order.end(), size_t(0));
-    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p[a] > p[b]; });
-    const size_t k = std::min(order.size(), size_t(o->top));
-    for (size_t i = 0; i < k; ++i) {
-      const size_t c = order[i];
-      const std::string name = c < lm.info.class_names.size() ? lm.info.class_names[c] : std::to_string(c);
-      std::printf("%-12s %6.2f%%\n", name.c_str(), 100.0 * p[c]);
-    }
+    const ImagePredictor predictor(o->model);
+    const ImagePrediction r = predictor.predict({read_png(o->input)}, o->top)[0];
+    for (const ClassScore& c : r.top) std::printf("%-12s %6.2f%%\n", c.name.c_str(), 100.0 * c.prob);
     return 0;
   };
 }

@@ -18,13 +18,12 @@
 #include "focus/explain/render.hpp"
 #include "focus/explain/seq2seq_explain.hpp"
 #include "focus/explain/svg_chart.hpp"
+#include "focus/infer/model_file.hpp"
+#include "focus/infer/translator.hpp"
 #include "focus/io/atomic_file.hpp"
 #include "focus/kernels/cpu.hpp"
 #include "focus/models/image_classifier.hpp"
 #include "focus/tensor/rng.hpp"
-#include "focus/train/model_file.hpp"
-#include "focus/train/seq2seq_data.hpp"
-#include "focus/train/seq2seq_file.hpp"
 
 namespace focus {
 
@@ -197,16 +196,16 @@ int explain_seq2seq_model(const ExplainOpts& o) {
   FOCUS_CHECK(!o.input.empty(), ValueError, "--input: give the source text (e.g. a word)");
   FOCUS_CHECK(o.method.empty() || o.method == "attention", ValueError,
               "--method {}: seq2seq models explain with attention alignments only", o.method);
-  Seq2SeqModelFile f = load_seq2seq(o.model);
+  const Translator tr(o.model);
   SearchOptions search;
   search.beam = o.beam;
-  const std::string src = normalize_source(f.task, o.input);
-  const AlignmentExplanation e = explain_translation(*f.model, *f.src_tok, *f.tgt_tok, src, search);
+  const std::string src = tr.normalize(o.input);
+  const AlignmentExplanation e = explain_translation(tr, o.input, search);
   const Tensor cross = pick_map(e.cross, o.layer, o.head);  // (T, S)
   nlohmann::json j = alignment_to_json(e);
   if (o.faithfulness) {
     Rng rng(1);
-    j["faithfulness"] = faithfulness_to_json(alignment_faithfulness(*f.model, e, rng));
+    j["faithfulness"] = faithfulness_to_json(alignment_faithfulness(tr.model(), e, rng));
   }
   if (o.json) {
     std::printf("%s\n", j.dump().c_str());

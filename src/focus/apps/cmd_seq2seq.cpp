@@ -1,8 +1,9 @@
 // Sequence-to-sequence commands: `focus train --task g2p|translate` (called by cmd_train),
 // `focus eval` on a seq2seq model file (WER/PER and the worst errors for g2p, BLEU/chrF for a
 // translation TSV), and `focus translate` (lines from stdin or --input; n-best with scores).
-// Bad input lines (empty, unknown symbols, too long) get one error line each on stderr naming the
-// line; the rest is still translated, and the exit status is 1 if any line failed.
+// All three run the Translator (infer/translator.hpp). Bad input lines (empty, unknown symbols, too
+// long: its checks) get one error line each on stderr naming the line; the rest is still
+// translated, and the exit status is 1 if any line failed.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "focus/apps/commands.hpp"
+#include "focus/infer/translator.hpp"
 #include "focus/io/atomic_file.hpp"
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/gemm.hpp"
@@ -20,27 +22,26 @@
 #include "focus/text/cmudict.hpp"
 #include "focus/text/metrics.hpp"
 #include "focus/text/strings.hpp"
-#include "focus/text/vocab.hpp"
-#include "focus/train/seq2seq_file.hpp"
 #include "focus/train/seq2seq_trainer.hpp"
 
 namespace focus {
 
 namespace {
 
-// Prints the test metrics of `file` on `groups` with greedy and beam search.
-nlohmann::json evaluate_file(Seq2SeqModelFile& f, const std::vector<RefGroup>& groups, int beam,
+// Prints the test metrics of the translator's model on `groups` with greedy and beam search.
+nlohmann::json evaluate_file(const Translator& tr, const std::vector<RefGroup>& groups, int beam,
                              double length_penalty, int worst, bool print) {
+  const std::string& task = tr.task();
   nlohmann::json j;
   for (int b : beam > 1 ? std::vector<int>{1, beam} : std::vector<int>{1}) {
     SearchOptions so;
     so.beam = b;
     so.length_penalty = length_penalty;
-    const CorpusScore s = score_corpus(*f.model, f.task, *f.src_tok, *f.tgt_tok, groups, so);
+    const CorpusScore s = tr.score(groups, so);
     const std::string key = b == 1 ? "greedy" : "beam" + std::to_string(b);
     j[key] = {{"sentences", s.sentences}, {"seconds", s.seconds},
               {"sentences_per_s", double(s.sentences) / std::max(1e-9, s.seconds)}};
-    if (f.task == "g2p") {
+    if (task == "g2p") {
       j[key]["wer"] = s.wer;
       j[key]["per"] = s.per;
     } else {
@@ -48,11 +49,11 @@ nlohmann::json evaluate_file(Seq2SeqModelFile& f, const std::vector<RefGroup>& g
       j[key]["chrf"] = s.chrf;
     }
     if (print)
-      std::printf(f.task == "g2p" ? "%-8s WER %6.2f%%  PER %5.2f%%  (%lld words, %.0f words/s)\n"
+      std::printf(task == "g2p" ? "%-8s WER %6.2f%%  PER %5.2f%%  (%lld words, %.0f words/s)\n"
                                   : "%-8s BLEU %6.2f  chrF %6.2f  (%lld sentences, %.0f sentences/s)\n",
-                  key.c_str(), f.task == "g2p" ? s.wer : s.bleu, f.task == "g2p" ? s.per : s.chrf,
+                  key.c_str(), task == "g2p" ? s.wer : s.bleu, task == "g2p" ? s.per : s.chrf,
                   (long long)s.sentences, double(s.sentences) / std::max(1e-9, s.seconds));
-    if (b != (beam > 1 ? beam : 1) || worst <= 0 || f.task != "g2p") continue;
+    if (b != (beam > 1 ? beam : 1) || worst <= 0 || task != "g2p") continue;
     // The worst errors of the last search: largest edit distance to the closest reference.
     const auto errs = worst_errors(s.hyps, groups, size_t(worst));
     nlohmann::json list = nlohmann::json::array();
@@ -121,10 +122,10 @@ int train_seq2seq_and_report(const TrainConfig& cfg_in) {
   const double minutes = history.empty() ? 0 : history.back().value("train_seconds_total", 0.0) / 60;
   std::printf("trained %zu epochs, %.1f min of training\n", history.size(), minutes);
   if (!data.test.groups.empty()) {
-    Seq2SeqModelFile f = load_seq2seq(best);
+    const Translator tr(best);
     std::printf("test set (%zu %s), best model:\n", data.test.groups.size(),
                 cfg.task == "g2p" ? "words" : "sentences");
-    nlohmann::json j = evaluate_file(f, data.test.groups, cfg.beam, cfg.length_penalty, 0, true);
+    nlohmann::json j = evaluate_file(tr, data.test.groups, cfg.beam, cfg.length_penalty, 0, true);
     j["train_minutes"] = minutes;
     write_file_atomic(cfg.out + "/test_metrics.json", j.dump(2) + "\n");
   }
@@ -132,6 +133,8 @@ int train_seq2seq_and_report(const TrainConfig& cfg_in) {
               best.c_str(), cfg.out.c_str(), cfg.out.c_str());
   return 0;
 }
+
+DType weights_dtype(const std::string& weights) { return weights == "bf16" ? DType::BF16 : DType::F32; }
 
 void add_weights_option(CLI::App* sub, std::string& weights) {
   sub->add_option("--weights", weights,
@@ -144,26 +147,25 @@ void add_weights_option(CLI::App* sub, std::string& weights) {
 int eval_seq2seq(const std::string& model_path, const std::string& task, const std::string& split,
                  const std::string& input, const std::string& cmudict, int beam,
                  double length_penalty, int worst, bool json, const std::string& weights) {
-  Seq2SeqModelFile f = load_seq2seq(model_path);
-  FOCUS_CHECK(task.empty() || task == f.task, ValueError, "--task {}: '{}' is a {} model", task,
-              model_path, f.task);
-  if (weights == "bf16") f.model->set_inference_dtype(DType::BF16);
+  const Translator tr(model_path, {.weights = weights_dtype(weights)});
+  FOCUS_CHECK(task.empty() || task == tr.task(), ValueError, "--task {}: '{}' is a {} model", task,
+              model_path, tr.task());
   std::vector<RefGroup> groups;
   if (!input.empty()) {
     groups = group_references(load_tsv(input));
   } else {
-    FOCUS_CHECK(f.task == "g2p", ValueError,
-                "a {} model needs --input FILE (a source<TAB>target TSV) to evaluate on", f.task);
-    const bool stress = f.extra.value("keep_stress", false);
+    FOCUS_CHECK(tr.task() == "g2p", ValueError,
+                "a {} model needs --input FILE (a source<TAB>target TSV) to evaluate on", tr.task());
+    const bool stress = tr.extra().value("keep_stress", false);
     const SplitPart want = split == "dev" ? SplitPart::Dev : SplitPart::Test;
     for (const DictEntry& e :
          load_cmudict(cmudict.empty() ? default_cmudict_path() : cmudict, stress))
-      if (split_of(e.word) == want) groups.push_back({normalize_source("g2p", e.word), e.prons});
+      if (split_of(e.word) == want) groups.push_back({tr.normalize(e.word), e.prons});
   }
   FOCUS_CHECK(!groups.empty(), ValueError, "nothing to evaluate on");
   if (!json) std::printf("%s: %s, %zu %s, %s weights\n", model_path.c_str(), input.empty() ? split.c_str() : input.c_str(),
-                         groups.size(), f.task == "g2p" ? "words" : "sentences", weights.c_str());
-  const nlohmann::json j = evaluate_file(f, groups, beam, length_penalty, worst, !json);
+                         groups.size(), tr.task() == "g2p" ? "words" : "sentences", weights.c_str());
+  const nlohmann::json j = evaluate_file(tr, groups, beam, length_penalty, worst, !json);
   if (json) std::printf("%s\n", j.dump(2).c_str());
   return 0;
 }
@@ -188,8 +190,7 @@ Command add_translate_command(CLI::App& app) {
   return [o] {
     if (o->threads > 0) set_num_threads(o->threads);
     FOCUS_CHECK(o->nbest <= o->beam, ValueError, "--nbest {} must not exceed --beam {}", o->nbest, o->beam);
-    Seq2SeqModelFile f = load_seq2seq(o->model);
-    if (o->weights == "bf16") f.model->set_inference_dtype(DType::BF16);
+    const Translator tr(o->model, {.weights = weights_dtype(o->weights)});
     std::ifstream file;
     if (!o->input.empty()) {
       file.open(o->input);
@@ -202,54 +203,34 @@ Command add_translate_command(CLI::App& app) {
     so.nbest = o->nbest;
     so.length_penalty = o->length_penalty;
     so.max_len = o->max_len;
-    const int64_t max_src = f.model->config().max_len;
     int failed = 0;
     std::string line;
-    // Valid lines are decoded together in chunks (batched search); errors are reported in order.
+    // Lines that pass the translator's checks are decoded together in chunks (batched search);
+    // errors are reported in order.
     std::vector<std::string> texts;
-    std::vector<std::vector<int64_t>> srcs;
     auto flush = [&] {
-      if (srcs.empty()) return;
-      const auto hyps = decode_corpus(*f.model, srcs, so);
-      for (size_t i = 0; i < hyps.size(); ++i) {
-        for (const Hypothesis& h : hyps[i])
-          std::printf("%s\t%s\t%.4f\n", texts[i].c_str(),
-                      f.tgt_tok->decode(h.tokens).c_str(), h.score);
+      if (texts.empty()) return;
+      for (const Translation& t : tr.translate(texts, so)) {
+        for (const TranslationHypothesis& h : t.nbest)
+          std::printf("%s\t%s\t%.4f\n", t.input.c_str(), h.text.c_str(), h.score);
         if (o->nbest > 1) std::printf("\n");
       }
       std::fflush(stdout);
       texts.clear();
-      srcs.clear();
     };
     for (int64_t n = 1;; ++n) {
       if (interactive) std::fprintf(stderr, "> ");
       if (!std::getline(in, line)) break;
       if (!line.empty() && line.back() == '\r') line.pop_back();
-      const std::string text = normalize_source(f.task, line);
-      std::string why;
-      if (line.find_first_not_of(" \t") == std::string::npos) {
-        why = "empty input";
-      } else {
-        const auto unknown = f.src_tok->unknown_symbols(text);
-        const auto ids = f.src_tok->encode(text);
-        if (!unknown.empty()) {
-          std::string list;
-          for (const auto& u : unknown) list += (list.empty() ? "'" : ", '") + u + "'";
-          why = fmt::format("unknown symbols {} (the model knows {} symbols)", list,
-                            f.src_tok->vocab().size() - Vocab::kNumSpecial);
-        } else if (int64_t(ids.size()) > max_src) {
-          why = fmt::format("{} tokens, over the maximum length {}", ids.size(), max_src);
-        } else {
-          texts.push_back(line);
-          srcs.push_back(ids);
-        }
-      }
-      if (!why.empty()) {
+      try {
+        tr.encode(line);
+        texts.push_back(line);
+      } catch (const InputError& e) {
         flush();  // keep the output in input order
         ++failed;
-        std::fprintf(stderr, "focus: line %lld: %s; skipped\n", (long long)n, why.c_str());
+        std::fprintf(stderr, "focus: line %lld: %s; skipped\n", (long long)n, e.reason().c_str());
       }
-      if (interactive || srcs.size() >= 256) flush();
+      if (interactive || texts.size() >= 256) flush();
     }
     flush();
     return failed ? 1 : 0;

@@ -4,6 +4,8 @@
 #include <functional>
 #include <string>
 
+#include "focus/tensor/dtype.hpp"
+
 namespace CLI { class App; }
 
 namespace focus {
@@ -27,6 +29,8 @@ bool already_trained(int start_epoch, int epochs);
 // --weights f32|bf16: the inference weights of a seq2seq model (Module::set_inference_dtype), for
 // `eval` and `translate` (cmd_seq2seq.cpp).
 void add_weights_option(CLI::App* sub, std::string& weights);
+// The option's value as the predictors take it.
+DType weights_dtype(const std::string& weights);
 // The seq2seq halves of `train` and `eval` (cmd_seq2seq.cpp).
 int train_seq2seq_and_report(const TrainConfig& cfg);
 int eval_seq2seq(const std::string& model_path, const std::string& task, const std::string& split,

@@ -16,9 +16,9 @@
 #include "focus/explain/render.hpp"
 #include "focus/explain/report_parts.hpp"
 #include "focus/explain/svg_chart.hpp"
+#include "focus/infer/file_metadata.hpp"
 #include "focus/io/atomic_file.hpp"
 #include "focus/tensor/error.hpp"
-#include "focus/train/seq2seq_file.hpp"
 
 namespace focus {
 

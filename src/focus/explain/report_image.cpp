@@ -14,11 +14,11 @@
 #include "focus/explain/render.hpp"
 #include "focus/explain/report_parts.hpp"
 #include "focus/explain/svg_chart.hpp"
+#include "focus/infer/model_file.hpp"
 #include "focus/ops/softmax.hpp"
 #include "focus/tensor/error.hpp"
 #include "focus/tensor/rng.hpp"
 #include "focus/train/metrics.hpp"
-#include "focus/train/model_file.hpp"
 
 namespace focus::report_detail {
 

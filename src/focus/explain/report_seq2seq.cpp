@@ -13,13 +13,13 @@
 #include "focus/explain/render.hpp"
 #include "focus/explain/report_parts.hpp"
 #include "focus/explain/seq2seq_explain.hpp"
+#include "focus/infer/translator.hpp"
 #include "focus/models/seq2seq.hpp"
 #include "focus/tensor/error.hpp"
 #include "focus/tensor/rng.hpp"
 #include "focus/text/metrics.hpp"
 #include "focus/text/strings.hpp"
 #include "focus/train/seq2seq_data.hpp"
-#include "focus/train/seq2seq_file.hpp"
 
 namespace focus::report_detail {
 
@@ -76,14 +76,14 @@ struct FaithSum {
 // One alignment (explain_translation: greedy output, then one teacher-forced pass): the last
 // decoder layer's cross-attention, head mean. Rows: output tokens and </s>; columns: source.
 // Empty when the source cannot be explained (symbols the model does not know, too long).
-std::string alignment(Seq2SeqModelFile& f, const RefGroup& g, Rng& rng, FaithSum& faith) {
+std::string alignment(const Translator& tr, const RefGroup& g, Rng& rng, FaithSum& faith) {
   AlignmentExplanation e;
   try {
-    e = explain_translation(*f.model, *f.src_tok, *f.tgt_tok, normalize_source(f.task, g.source));
-  } catch (const ValueError&) {
+    e = explain_translation(tr, g.source);
+  } catch (const InputError&) {
     return "";
   }
-  const TokenFaithfulness tf = alignment_faithfulness(*f.model, e, rng, 1);
+  const TokenFaithfulness tf = alignment_faithfulness(tr.model(), e, rng, 1);
   faith.del += tf.deletion.area;
   faith.rdel += tf.deletion_random.area;
   faith.ins += tf.insertion.area;
@@ -107,25 +107,25 @@ std::string alignment(Seq2SeqModelFile& f, const RefGroup& g, Rng& rng, FaithSum
 }  // namespace
 
 void add_seq2seq_sections(const RunFiles& run, const ReportOptions& opt, Page& page) {
-  Seq2SeqModelFile f = load_seq2seq(run.model_path);
-  const Seq2SeqConfig& mc = f.model->config();
+  const Translator tr(run.model_path);
+  const Seq2SeqConfig& mc = tr.model().config();
   page.facts.push_back({"model", fmt::format("transformer: d_model {}, {} + {} layers, {} heads",
                                              mc.d_model, mc.n_enc_layers, mc.n_dec_layers, mc.n_heads)});
-  page.facts.push_back({"parameters", thousands(f.model->num_parameters())});
-  page.facts.push_back({"vocabularies", fmt::format("source {} ({}), target {} ({})", f.src_tok->vocab().size(),
-                                                    esc(f.src_tok->kind()), f.tgt_tok->vocab().size(),
-                                                    esc(f.tgt_tok->kind()))});
+  page.facts.push_back({"parameters", thousands(tr.model().num_parameters())});
+  page.facts.push_back({"vocabularies", fmt::format("source {} ({}), target {} ({})", tr.source_tokenizer().vocab().size(),
+                                                    esc(tr.source_tokenizer().kind()), tr.target_tokenizer().vocab().size(),
+                                                    esc(tr.target_tokenizer().kind()))});
   page.model_config = to_json(mc);
-  const bool g2p = f.task == "g2p";
+  const bool g2p = tr.task() == "g2p";
   std::string html;
-  recorded_metrics(run, f.task, html);
+  recorded_metrics(run, tr.task(), html);
   TrainConfig cfg = run.cfg;
   if (!opt.cmudict.empty()) cfg.cmudict = opt.cmudict;
   Seq2SeqTaskData data;
   try {
     data = load_seq2seq_data(cfg);
   } catch (const IOError& e) {
-    page.missing.push_back(fmt::format("the {} data (no decoding, errors or alignments): {}", f.task, e.what()));
+    page.missing.push_back(fmt::format("the {} data (no decoding, errors or alignments): {}", tr.task(), e.what()));
     if (!html.empty()) page.sections.push_back({"test", "Test metrics", html});
     return;
   }
@@ -139,7 +139,7 @@ void add_seq2seq_sections(const RunFiles& run, const ReportOptions& opt, Page& p
   const char* split = has_test ? "test" : "validation";
   const int64_t n = opt.limit > 0 ? std::min<int64_t>(opt.limit, static_cast<int64_t>(groups.size()))
                                   : static_cast<int64_t>(groups.size());
-  const CorpusScore s = score_corpus(*f.model, f.task, *f.src_tok, *f.tgt_tok, groups, SearchOptions{}, n);
+  const CorpusScore s = tr.score(groups, SearchOptions{}, n);
   const std::string score = g2p ? fmt::format("WER <b>{:.2f}%</b>, PER <b>{:.2f}%</b>", s.wer, s.per)
                                 : fmt::format("BLEU <b>{:.2f}</b>, chrF <b>{:.2f}</b>", s.bleu, s.chrf);
   page.facts.push_back({fmt::format("{} {} (greedy, first {})", split, g2p ? "WER / PER" : "BLEU / chrF", n),
@@ -167,7 +167,7 @@ void add_seq2seq_sections(const RunFiles& run, const ReportOptions& opt, Page& p
   FaithSum faith;
   for (int64_t k = 0; k < a; ++k) {
     const size_t i = static_cast<size_t>(k * n / a);  // spread over the decoded samples
-    figs += alignment(f, groups[i], rng, faith);
+    figs += alignment(tr, groups[i], rng, faith);
   }
   figs += "</div>";
   if (faith.n > 0) {

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "focus/autograd/node.hpp"
+#include "focus/infer/translator.hpp"
 #include "focus/models/seq2seq.hpp"
 #include "focus/ops/reduce.hpp"
 #include "focus/ops/view.hpp"
@@ -25,19 +26,13 @@ std::vector<Tensor> first_sample(const std::vector<Tensor>& maps) {  // (1, H, a
 
 }  // namespace
 
-AlignmentExplanation explain_translation(Seq2Seq& model, const Tokenizer& src_tok,
-                                         const Tokenizer& tgt_tok, const std::string& source,
+AlignmentExplanation explain_translation(const Translator& tr, const std::string& source,
                                          const SearchOptions& search) {
-  FOCUS_CHECK(source.find_first_not_of(" \t") != std::string::npos, ValueError,
-              "explain: the source is empty");
-  const auto unknown = src_tok.unknown_symbols(source);
-  FOCUS_CHECK(unknown.empty(), ValueError, "explain: '{}' has symbols the model does not know: '{}'",
-              source, fmt::join(unknown, "', '"));
-  const std::vector<int64_t> ids = src_tok.encode(source);
+  const std::vector<int64_t> ids = tr.encode(source);
   const int64_t S = static_cast<int64_t>(ids.size());
-  FOCUS_CHECK(S >= 1 && S <= model.config().max_len, ValueError,
-              "explain: '{}' is {} tokens; the model takes 1 to {}", source, S,
-              model.config().max_len);
+  Seq2Seq& model = tr.model();
+  const Tokenizer& src_tok = tr.source_tokenizer();
+  const Tokenizer& tgt_tok = tr.target_tokenizer();
   NoGradGuard no_grad;
   const Tensor src = Tensor::from_vector(ids, {1, S});  // (1, S)
   const Tensor src_len = Tensor::from_vector(std::vector<int64_t>{S}, {1});

@@ -3,7 +3,8 @@
 // The hypothesis comes from greedy or beam search; the maps from one teacher-forced pass over it
 // (exact probabilities, from the fused kernel's log-sum-exp).
 // Letters: H heads, S source tokens, T target tokens (the hypothesis and </s>).
-// Limits: one sentence per call.
+// Limits: one sentence per call; the source is checked and normalised by the Translator
+// (infer/translator.hpp), whose model runs with its prepared weights.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -18,7 +19,8 @@
 namespace focus {
 
 class Rng;
-class Tokenizer;
+class Seq2Seq;
+class Translator;
 
 struct AlignmentExplanation {
   std::vector<std::string> source_tokens;  // S
@@ -31,10 +33,9 @@ struct AlignmentExplanation {
   std::vector<Tensor> encoder_self;  // per encoder layer (H, S, S)
 };
 
-// `source` as the model expects it (normalize_source applied). The model must be in eval mode.
-// ValueError for an empty source, unknown symbols (named) or one over the model's max length.
-AlignmentExplanation explain_translation(Seq2Seq& model, const Tokenizer& src_tok,
-                                         const Tokenizer& tgt_tok, const std::string& source,
+// `source` as given (the translator normalises it). InputError (a ValueError) for an empty
+// source, unknown symbols (named) or one over the model's max length (Translator::encode).
+AlignmentExplanation explain_translation(const Translator& tr, const std::string& source,
                                          const SearchOptions& search = {});
 
 // Token faithfulness: source tokens replaced by <unk> (deletion) or revealed from all-<unk>

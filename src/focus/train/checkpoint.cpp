@@ -1,4 +1,4 @@
-// Shared checkpoint and model-file pieces (see checkpoint.hpp).
+// Checkpoint pieces and the run directory's commit protocol (see checkpoint.hpp).
 #include "focus/train/checkpoint.hpp"
 
 #include <signal.h>
@@ -15,15 +15,6 @@
 #include "focus/tensor/rng.hpp"
 
 namespace focus {
-
-const std::string& metadata_field(const std::map<std::string, std::string>& meta,
-                                  const std::string& key, const std::string& path,
-                                  const char* what) {
-  auto it = meta.find(key);
-  FOCUS_CHECK(it != meta.end(), FormatError, "'{}' is not a {}: metadata '{}' is missing", path,
-              what, key);
-  return it->second;
-}
 
 StateDict checkpoint_tensors(const Module& model, const Optimizer& opt) {
   StateDict t;
@@ -70,14 +61,6 @@ std::vector<nlohmann::json> from_json_lines(const std::string& text) {
   return out;
 }
 
-void load_state_checked(Module& model, const StateDict& sd, const std::string& path) {
-  try {
-    model.load_state_dict(sd);
-  } catch (const Error& e) {
-    throw FormatError(fmt::format("'{}': {}", path, e.what()));
-  }
-}
-
 void read_checkpoint_metadata(const std::string& path, const std::function<void()>& read) {
   try {
     read();
@@ -85,20 +68,6 @@ void read_checkpoint_metadata(const std::string& path, const std::function<void(
     throw FormatError(fmt::format("'{}': corrupt checkpoint metadata ({})", path, e.what()));
   } catch (const std::logic_error& e) {
     throw FormatError(fmt::format("'{}': corrupt checkpoint metadata ({})", path, e.what()));
-  }
-}
-
-void read_model_metadata(const std::string& path, const std::function<void()>& read) {
-  try {
-    read();
-  } catch (const nlohmann::json::exception& e) {
-    throw FormatError(fmt::format("'{}': corrupt model metadata ({})", path, e.what()));
-  } catch (const ValueError& e) {
-    throw FormatError(fmt::format("'{}': the model metadata is invalid: {}", path, e.what()));
-  } catch (const FormatError& e) {  // a malformed part (a tokenizer) that does not name the file
-    const std::string what = e.what();
-    if (what.find(path) != std::string::npos) throw;
-    throw FormatError(fmt::format("'{}': {}", path, what));
   }
 }
 

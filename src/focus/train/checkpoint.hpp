@@ -1,7 +1,7 @@
-// What the trainers' checkpoints and the model files share: the metadata lookup with its error,
-// the "model." / "optim." tensor prefixes, the random streams as JSON, history records as JSON
-// lines (metrics.jsonl and the checkpoint's "history"), and loading a state dict with errors that
-// name the file. Every malformed piece is a FormatError naming `path`. Also the run directory's
+// The trainers' checkpoints: the "model." / "optim." tensor prefixes, the random streams as JSON,
+// history records as JSON lines (metrics.jsonl and the checkpoint's "history"), and corrupt
+// metadata as a FormatError naming the file (the metadata lookup and state-dict loading they share
+// with the model files are in infer/file_metadata.hpp). Also the run directory's
 // commit protocol that both trainers follow (commit_run_state, recover_run_dir; the protocol is
 // described in trainer.hpp).
 #pragma once
@@ -12,16 +12,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "focus/infer/file_metadata.hpp"
 #include "focus/nn/module.hpp"
 
 namespace focus {
 
 class Optimizer;
-
-// meta[key], or FormatError "'<path>' is not a <what>: metadata '<key>' is missing".
-const std::string& metadata_field(const std::map<std::string, std::string>& meta,
-                                  const std::string& key, const std::string& path,
-                                  const char* what);
 
 // model.* and optim.* tensors of a checkpoint, and back.
 StateDict checkpoint_tensors(const Module& model, const Optimizer& opt);
@@ -36,15 +32,9 @@ void restore_rng_states(Module& model, const nlohmann::json& states, const std::
 std::string to_json_lines(const std::vector<nlohmann::json>& records);
 std::vector<nlohmann::json> from_json_lines(const std::string& text);
 
-// model.load_state_dict(sd) with any error rethrown as FormatError naming `path`.
-void load_state_checked(Module& model, const StateDict& sd, const std::string& path);
-
-// Run `read` and turn malformed metadata into a FormatError naming `path`.
-// Checkpoints: JSON errors and std::logic_error (number parsing) -> "corrupt checkpoint metadata".
+// Run `read` and turn malformed metadata into a FormatError naming `path`: JSON errors and
+// std::logic_error (number parsing) -> "corrupt checkpoint metadata".
 void read_checkpoint_metadata(const std::string& path, const std::function<void()>& read);
-// Model files: JSON errors -> "corrupt model metadata"; ValueError (a bad config) -> "the model
-// metadata is invalid"; a FormatError that does not name `path` (a tokenizer's) gets it prefixed.
-void read_model_metadata(const std::string& path, const std::function<void()>& read);
 
 // One file of the run directory that a trainer derives from its committed state (metrics.jsonl,
 // model_last, ...): its name in the directory and how to write it, atomically, to the path given;

@@ -6,9 +6,10 @@
 #include <filesystem>
 
 #include "focus/autograd/node.hpp"
+#include "focus/infer/seq2seq_file.hpp"
 #include "focus/io/atomic_file.hpp"
-#include "focus/kernels/cpu.hpp"
 #include "focus/io/safetensors.hpp"
+#include "focus/kernels/cpu.hpp"
 #include "focus/models/seq2seq.hpp"
 #include "focus/ops/elementwise.hpp"
 #include "focus/optim/clip.hpp"
@@ -19,7 +20,6 @@
 #include "focus/train/budget_clock.hpp"
 #include "focus/train/checkpoint.hpp"
 #include "focus/train/data_parallel.hpp"
-#include "focus/train/seq2seq_file.hpp"
 #include "focus/train/trainer.hpp"
 
 namespace focus {

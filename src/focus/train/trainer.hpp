@@ -29,13 +29,13 @@
 #include <nlohmann/json.hpp>
 
 #include "focus/data/dataset.hpp"
+#include "focus/infer/model_file.hpp"
 #include "focus/models/image_classifier.hpp"
 #include "focus/optim/optimizer.hpp"
 #include "focus/optim/schedule.hpp"
 #include "focus/train/checkpoint.hpp"
 #include "focus/train/config.hpp"
 #include "focus/train/metrics.hpp"
-#include "focus/train/model_file.hpp"
 
 namespace focus {
 

@@ -1,9 +1,9 @@
 // Seq2seq model files (see seq2seq_file.hpp).
-#include "focus/train/seq2seq_file.hpp"
+#include "focus/infer/seq2seq_file.hpp"
 
+#include "focus/infer/file_metadata.hpp"
 #include "focus/io/safetensors.hpp"
 #include "focus/tensor/rng.hpp"
-#include "focus/train/checkpoint.hpp"
 
 namespace focus {
 
@@ -28,12 +28,6 @@ void save_seq2seq(const std::string& path, const Seq2Seq& model, const Tokenizer
   meta["tgt_tokenizer"] = tgt_tok.to_json().dump();
   meta["extra"] = extra.dump();
   save_safetensors(path, model.state_dict(), meta);
-}
-
-std::string model_file_format(const std::string& path) {
-  const SafetensorsFile f = load_safetensors(path);
-  auto it = f.metadata.find("format");
-  return it == f.metadata.end() ? std::string() : it->second;
 }
 
 Seq2SeqModelFile load_seq2seq(const std::string& path) {

@@ -1,12 +1,13 @@
-// Model files: safetensors holding the model's state dict, with everything needed to rebuild and
-// use it in `__metadata__`: format tag, focus version, model name and config, class names, input
-// normalisation. Readable by any safetensors reader. Written atomically (temp name + rename).
+// Image-model files (format focus-image-classifier/1): safetensors holding the model's state
+// dict, with everything needed to rebuild and use it in `__metadata__`: format tag, focus version,
+// model name and config, class names, input normalisation. Readable by any safetensors reader. Written atomically (temp name + rename).
 #pragma once
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "focus/data/image.hpp"
+#include "focus/infer/file_metadata.hpp"
 #include "focus/models/image_classifier.hpp"
 
 namespace focus {

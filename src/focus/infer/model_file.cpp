@@ -1,11 +1,11 @@
 // Model files (see model_file.hpp).
-#include "focus/train/model_file.hpp"
+#include "focus/infer/model_file.hpp"
 
 #include <nlohmann/json.hpp>
 
+#include "focus/infer/file_metadata.hpp"
 #include "focus/io/safetensors.hpp"
 #include "focus/tensor/rng.hpp"
-#include "focus/train/checkpoint.hpp"
 
 namespace focus {
 

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "focus/infer/file_metadata.hpp"
 #include "focus/models/seq2seq.hpp"
 #include "focus/text/tokenizer.hpp"
 
@@ -26,7 +27,5 @@ void save_seq2seq(const std::string& path, const Seq2Seq& model, const Tokenizer
 // IOError for a missing file; FormatError for a file that is not a focus seq2seq model (names
 // what is missing or what it is instead), corrupt metadata, or mismatching tensors.
 Seq2SeqModelFile load_seq2seq(const std::string& path);
-// The "format" tag of a focus model file ("" when it has none): tells image from seq2seq models.
-std::string model_file_format(const std::string& path);
 
 }  // namespace focus

@@ -1,0 +1,101 @@
+// The image-classifier predictor (see image_predictor.hpp).
+#include "focus/infer/image_predictor.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include <nlohmann/json.hpp>
+
+#include "focus/autograd/node.hpp"
+#include "focus/ops/softmax.hpp"
+
+namespace focus {
+
+ImagePredictor::ImagePredictor(const std::string& path, const ImagePredictorOptions& opt)
+    : ImagePredictor(load_model(path), opt) {}
+
+ImagePredictor::ImagePredictor(LoadedModel loaded, const ImagePredictorOptions& opt)
+    : loaded_(std::move(loaded)), opt_(opt) {
+  FOCUS_CHECK(loaded_.model, ValueError, "ImagePredictor: no model");
+  FOCUS_CHECK(opt_.max_batch >= 1, ValueError, "ImagePredictor: max_batch {} must be >= 1",
+              opt_.max_batch);
+  FOCUS_CHECK(loaded_.info.norm.std > 0.f, ValueError, "ImagePredictor: normalisation std {} must be positive",
+              loaded_.info.norm.std);
+  loaded_.model->eval();
+  const nlohmann::json cfg = loaded_.model->config();
+  channels_ = cfg.value("in_channels", int64_t(1));
+  size_ = cfg.value("image_size", int64_t(28));  // cnn_se takes any size: Fashion-MNIST's
+  classes_ = cfg.value("num_classes", int64_t(0));
+  FOCUS_CHECK(classes_ > 0, ValueError, "ImagePredictor: the model config has no num_classes");
+}
+
+Tensor ImagePredictor::probabilities(const Tensor& pixels) const {
+  FOCUS_CHECK(pixels.dtype() == DType::F32, DTypeError, "predict: pixels are {}, need F32",
+              dtype_name(pixels.dtype()));
+  FOCUS_CHECK(pixels.dim() == 4 && pixels.size(1) == channels_ && pixels.size(2) == size_ &&
+                  pixels.size(3) == size_,
+              ShapeError, "predict: pixels {} must be (N, {}, {}, {})", to_string(pixels.shape()),
+              channels_, size_, size_);
+  const Tensor x = pixels.contiguous();
+  const int64_t N = x.size(0), D = channels_ * size_ * size_;
+  const float* p = x.data<float>();
+  for (int64_t i = 0; i < N * D; ++i)
+    if (!std::isfinite(p[i]))
+      throw InputError(size_t(i / D), fmt::format("pixel {} is {}", i % D, p[i]));
+  NoGradGuard no_grad;
+  std::vector<float> out(size_t(N * classes_));  // (N, K)
+  const float mean = loaded_.info.norm.mean, inv = 1.f / loaded_.info.norm.std;
+  for (int64_t lo = 0; lo < N; lo += opt_.max_batch) {
+    const int64_t B = std::min(opt_.max_batch, N - lo);
+    Tensor batch = Tensor::empty({B, channels_, size_, size_});  // (B, C, S, S), normalised
+    float* dst = batch.data<float>();
+    for (int64_t i = 0; i < B * D; ++i) dst[i] = (p[lo * D + i] - mean) * inv;
+    const std::vector<float> probs = softmax(loaded_.model->forward(batch), 1).to_vector<float>();  // (B, K)
+    std::copy(probs.begin(), probs.end(), out.begin() + lo * classes_);
+  }
+  return Tensor::from_vector(out, {N, classes_});
+}
+
+std::vector<ImagePrediction> ImagePredictor::predict(const Tensor& pixels, int64_t k) const {
+  FOCUS_CHECK(k >= 1, ValueError, "predict: top k {} must be >= 1", k);
+  const std::vector<float> probs = probabilities(pixels).to_vector<float>();  // (N, K)
+  const size_t K = size_t(classes_), top = std::min(K, size_t(k));
+  std::vector<ImagePrediction> out(probs.size() / K);
+  for (size_t n = 0; n < out.size(); ++n) {
+    ImagePrediction& r = out[n];
+    r.probs.assign(probs.begin() + n * K, probs.begin() + (n + 1) * K);
+    std::vector<size_t> order(K);
+    std::iota(order.begin(), order.end(), size_t(0));
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return r.probs[a] > r.probs[b]; });
+    for (size_t i = 0; i < top; ++i) {
+      const size_t c = order[i];
+      const auto& names = loaded_.info.class_names;
+      r.top.push_back({int64_t(c), c < names.size() ? names[c] : std::to_string(c), r.probs[c]});
+    }
+  }
+  return out;
+}
+
+std::vector<ImagePrediction> ImagePredictor::predict(const std::vector<Image>& images,
+                                                     int64_t k) const {
+  const int64_t N = int64_t(images.size()), D = channels_ * size_ * size_;
+  Tensor pixels = Tensor::empty({N, channels_, size_, size_});  // (N, C, S, S)
+  float* dst = pixels.data<float>();
+  for (size_t i = 0; i < images.size(); ++i) {
+    const Image& img = images[i];
+    if (img.channels < 1 || img.height < 1 || img.width < 1 ||
+        img.data.size() != size_t(img.channels * img.height * img.width))
+      throw InputError(i, fmt::format("malformed image (C={}, H={}, W={}, {} values)", img.channels,
+                                      img.height, img.width, img.data.size()));
+    if (img.channels != 1 && img.channels != 3)
+      throw InputError(i, fmt::format("{} channels (gray or RGB images only)", img.channels));
+    if (channels_ == 3 && img.channels != 3)
+      throw InputError(i, "a gray image for a model of RGB images");
+    const Image x = resize(channels_ == 1 ? to_gray(img) : img, size_, size_);  // (C, S, S)
+    std::copy(x.data.begin(), x.data.end(), dst + int64_t(i) * D);
+  }
+  return predict(pixels, k);
+}
+
+}  // namespace focus

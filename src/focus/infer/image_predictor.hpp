@@ -1,0 +1,72 @@
+// ImagePredictor: the image-classifier predictor. Loads any focus image-model file
+// (focus-image-classifier/1: cnn_se, vit), puts the model in eval mode once, checks inputs (the
+// batch's rank, shape and dtype, every value finite), runs batched no-grad inference (chunks of
+// at most max_batch images) and returns per-image class probabilities and the top k with class
+// names. Inputs are pixels in [0, 1] before normalisation (the model file's mean / std are
+// applied here), either a tensor or decoded images (data/png.hpp read_png: any size, gray or
+// RGB, converted as `focus predict` always has: to gray for a 1-channel model, then resized).
+// Letters: N images, C channels, S the side the model takes, K classes.
+// A batched answer equals the answer to the same image alone up to float rounding (eval mode:
+// no batch statistics, no dropout); tests/infer checks it.
+//
+//   ImagePredictor p("runs/cnn/model_best.safetensors");
+//   const auto r = p.predict({read_png("shoe.png")}, 3);  // r[0].top[0].name == "Sneaker"
+//
+// Not thread-safe: one call at a time per predictor.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "focus/data/image.hpp"
+#include "focus/infer/input_error.hpp"
+#include "focus/infer/model_file.hpp"
+
+namespace focus {
+
+struct ImagePredictorOptions {
+  int64_t max_batch = 256;  // images per forward pass
+};
+
+struct ClassScore {
+  int64_t index = 0;
+  std::string name;  // the model file's class name (the index as text when it has none)
+  float prob = 0;
+};
+
+struct ImagePrediction {
+  std::vector<float> probs;     // (K)
+  std::vector<ClassScore> top;  // the k most probable, most probable first (ties: lower index)
+};
+
+class ImagePredictor {
+ public:
+  // Loads `path` (IOError if missing; FormatError if it is not an image-model file: a seq2seq
+  // model, a training checkpoint, corrupt metadata or tensors).
+  explicit ImagePredictor(const std::string& path, const ImagePredictorOptions& opt = {});
+  explicit ImagePredictor(LoadedModel loaded, const ImagePredictorOptions& opt = {});
+
+  int64_t channels() const { return channels_; }  // C
+  int64_t image_size() const { return size_; }    // S
+  int64_t num_classes() const { return classes_; }  // K
+
+  // pixels (N, C, S, S) F32 in [0, 1] -> probabilities (N, K). ShapeError for another shape,
+  // DTypeError for another dtype, InputError naming the first image with a NaN or infinity.
+  Tensor probabilities(const Tensor& pixels) const;
+  // probabilities, with the top k (1 <= k; at most K are returned) of each image.
+  std::vector<ImagePrediction> predict(const Tensor& pixels, int64_t k = 5) const;
+  // Decoded images, converted to (C, S, S) first; InputError naming an empty or malformed image,
+  // or an RGB model given a gray image.
+  std::vector<ImagePrediction> predict(const std::vector<Image>& images, int64_t k = 5) const;
+
+  const ModelInfo& info() const { return loaded_.info; }
+  // The model in eval mode (evaluation and explanations run it directly).
+  ImageClassifier& model() const { return *loaded_.model; }
+
+ private:
+  LoadedModel loaded_;
+  ImagePredictorOptions opt_;
+  int64_t channels_ = 1, size_ = 28, classes_ = 0;
+};
+
+}  // namespace focus
