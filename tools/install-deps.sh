@@ -4,7 +4,7 @@
 # Not root: prints the apt-get command to run and exits 1.
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config libopenblas0-openmp libcli11-dev
-      nlohmann-json3-dev libfmt-dev libpng-dev zlib1g-dev libgtest-dev libgmock-dev
+      nlohmann-json3-dev libfmt-dev libpng-dev zlib1g-dev libssl-dev libgtest-dev libgmock-dev
       libbenchmark-dev dataset-fashion-mnist
       chromium  # headless, for the report tests (tests/explain/report_test.cpp)
       "$@")

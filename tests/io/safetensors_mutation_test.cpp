@@ -3,6 +3,9 @@
 // be rejected), and targeted edits of the 8-byte header length and of each header field (huge,
 // negative, 2^63, shape products that overflow, offsets past the end, deep nesting). A file that
 // loads must be internally consistent: byte sizes match shapes, tensors tile the data buffer.
+// Files focus writes record the data's SHA-256 ("focus.sha256"), so a mutant that changes data
+// bytes and leaves the header alone must be rejected; a fourth file, the first without its digest
+// (as older files and other writers have it), still lets such mutants load.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -93,9 +96,14 @@ TEST_F(SafetensorsMutation, EveryMutantLoadsConsistentlyOrIsAFormatError) {
     save_safetensors(dir_ + "/c.safetensors", {{"w", Tensor::randn({16, 16}, rng)}});
     for (const char* n : {"a", "b", "c"})
       valid.push_back(read_file(dir_ + "/" + n + ".safetensors"));
+    const std::string a = valid.front();
+    nlohmann::json h = nlohmann::json::parse(a.substr(8, header_len_of(a)));
+    h["__metadata__"].erase("focus.sha256");
+    valid.push_back(assemble(h.dump(), a.substr(8 + header_len_of(a))));
   }
 
   Tally tally{"safetensors"};
+  int data_mutants = 0;  // mutants of a hashed file that change only the data
   const std::string path = dir_ + "/mutant.safetensors";
   for (const std::string& v : valid) {
     ++tally.files;
@@ -111,9 +119,19 @@ TEST_F(SafetensorsMutation, EveryMutantLoadsConsistentlyOrIsAFormatError) {
     plan.reject_appends = true;
     const size_t planned = Mutator::planned_count(v.size(), plan, kMutationSeed + tally.files);
     Mutator m(kMutationSeed + tally.files);
-    const std::vector<Mutant> mutants = m.mutate(v, plan);
+    std::vector<Mutant> mutants = m.mutate(v, plan);
     EXPECT_EQ(mutants.size(), planned);
-    for (const Mutant& mu : mutants) feed(tally, path, mu, load);
+    const bool hashed =
+        header.value("__metadata__", nlohmann::json::object()).contains("focus.sha256");
+    for (Mutant& mu : mutants) {
+      // Same length, same header, different data: the digest no longer matches.
+      if (hashed && mu.bytes.size() == v.size() && mu.bytes.compare(0, 8 + hl, v, 0, 8 + hl) == 0 &&
+          mu.bytes != v) {
+        mu.must_reject = true;
+        ++data_mutants;
+      }
+      feed(tally, path, mu, load);
+    }
 
     // The header length field: 0, off by one, at and past the end, overflow-prone values.
     const std::string body = v.substr(8);
@@ -177,7 +195,8 @@ TEST_F(SafetensorsMutation, EveryMutantLoadsConsistentlyOrIsAFormatError) {
       feed(tally, path, {"header " + h.substr(0, 40), assemble(h, data), true}, load);
   }
   tally.expect_clean();
-  EXPECT_GT(tally.loaded, 0);  // flips inside tensor data load
+  EXPECT_GT(data_mutants, 0);  // rejected by the digest (must_reject above)
+  EXPECT_GT(tally.loaded, 0);  // flips inside the data of the file without a digest load
   EXPECT_GT(tally.rejected, 0);
   EXPECT_EQ(tally.rejected_naming_file, tally.rejected);  // every message names the file
 }

@@ -1,9 +1,11 @@
 // safetensors: round trips of every dtype (0-d, empty, non-contiguous tensors, metadata), a file
 // assembled byte by byte from the spec, every corruption the reader must reject (with the file and
-// tensor named in the message), atomic writes, and optimizer state through a file.
+// tensor named in the message), the data's SHA-256 ("focus.sha256": recorded, verified, optional),
+// atomic writes, and optimizer state through a file.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +14,7 @@
 
 #include "focus/io/atomic_file.hpp"
 #include "focus/io/safetensors.hpp"
+#include "focus/io/sha256.hpp"
 #include "focus/optim/adam.hpp"
 #include "focus/tensor/rng.hpp"
 
@@ -135,7 +138,9 @@ TEST_F(SafetensorsTest, LayoutFollowsTheSpec) {
   EXPECT_EQ(header[last], '}');
   EXPECT_LT(n - last - 1, 8u);
   const auto j = nlohmann::json::parse(header);
-  EXPECT_FALSE(j.contains("__metadata__"));  // none given: none written
+  // None given: only the digest of the data buffer (everything after the header) is written.
+  EXPECT_EQ(j["__metadata__"],
+            nlohmann::json({{"focus.sha256", sha256_hex(std::string_view(bytes).substr(8 + n))}}));
   EXPECT_EQ(j["t"]["dtype"], "F32");
   EXPECT_EQ(j["t"]["shape"], nlohmann::json({3, 2}));
   EXPECT_EQ(j["s"]["shape"], nlohmann::json::array());
@@ -156,6 +161,7 @@ TEST_F(SafetensorsTest, ReadsAHandAssembledFile) {
       raw_file(header, bytes_of<int64_t>({-7}) + bytes_of<float>({1.5f, -2.0f}));
   const SafetensorsFile f = load_safetensors(p);
   EXPECT_EQ(f.metadata.at("format"), "pt");
+  EXPECT_EQ(f.data_sha256, "");  // no digest recorded: loaded unverified
   EXPECT_EQ(f.tensors.at("a").dtype(), DType::I64);
   EXPECT_EQ(f.tensors.at("a").item(), -7.0);
   EXPECT_EQ(f.tensors.at("b").to_vector<float>(), (std::vector<float>{1.5f, -2.0f}));
@@ -188,7 +194,8 @@ TEST_F(SafetensorsTest, CorruptHeaderLengthAndJson) {
   const std::string p = path("bad.safetensors");
   write_bytes(p, u64_le(1ULL << 40) + bytes.substr(8));
   expect_error<FormatError>(p, {"header length 1099511627776", "larger than the file"});
-  write_bytes(p, u64_le(n - 5) + bytes.substr(8));  // header cut short: JSON unterminated
+  // Header cut short before the JSON's closing brace (past it lie only spaces): unterminated.
+  write_bytes(p, u64_le(bytes.substr(8, n).find_last_of('}')) + bytes.substr(8));
   expect_error<FormatError>(p, {"malformed JSON"});
   expect_error<FormatError>(raw_file(R"({"w": {"dtype": "F32",)", ""), {"malformed JSON"});
   expect_error<FormatError>(raw_file("[1, 2]", ""), {"not an object"});
@@ -240,6 +247,101 @@ TEST_F(SafetensorsTest, MetadataMustBeStrings) {
   expect_error<FormatError>(raw_file(R"({"__metadata__":{"epoch":3}})", ""),
                             {"'epoch'", "not a string"});
   expect_error<FormatError>(raw_file(R"({"__metadata__":["a"]})", ""), {"not an object"});
+}
+
+// A file's header length, JSON header and data buffer.
+struct Parts {
+  uint64_t header_len;
+  nlohmann::json header;
+  std::string data;
+};
+Parts split(const std::string& bytes) {
+  uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  return {n, nlohmann::json::parse(bytes.substr(8, n)), bytes.substr(8 + n)};
+}
+
+TEST_F(SafetensorsTest, RecordsAndVerifiesTheSha256OfTheData) {
+  const auto tensors = all_dtypes();
+  const std::string p = path("hashed.safetensors");
+  save_safetensors(p, tensors, {{"format", "pt"}});
+  const Parts parts = split(read_bytes(p));
+  const std::string recorded = parts.header["__metadata__"]["focus.sha256"];
+  EXPECT_EQ(recorded, sha256_hex(parts.data));  // computed independently of the reader
+  const SafetensorsFile f = load_safetensors(p);
+  EXPECT_EQ(f.data_sha256, recorded);
+  EXPECT_EQ(f.metadata, (std::map<std::string, std::string>{{"format", "pt"}}));  // key stripped
+  // Saving what was loaded (metadata included) gives the same file: a model round trips.
+  const std::string p2 = path("again.safetensors");
+  save_safetensors(p2, f.tensors, f.metadata);
+  EXPECT_EQ(read_bytes(p2), read_bytes(p));
+  // The key is the writer's own.
+  EXPECT_THROW(save_safetensors(p2, tensors, {{"focus.sha256", recorded}}), ValueError);
+}
+
+TEST_F(SafetensorsTest, CorruptDataIsAFormatErrorNamingTheFile) {
+  Rng rng(3);
+  const std::string good = path("good.safetensors");
+  save_safetensors(good, {{"w", Tensor::randn({64, 32}, rng)}, {"b", Tensor::randn({32}, rng)}});
+  const std::string bytes = read_bytes(good);
+  const size_t data_start = 8 + split(bytes).header_len;
+  const std::string p = path("bad.safetensors");
+  // One bit, one byte at each end of the data buffer, and the issue's 50 scattered bytes.
+  std::vector<std::vector<size_t>> edits = {{data_start}, {bytes.size() - 1}, {data_start + 100}};
+  std::vector<size_t> fifty;
+  for (size_t i = 0; i < 50; ++i)
+    fifty.push_back(data_start + i * (bytes.size() - data_start) / 50);
+  edits.push_back(fifty);
+  for (const auto& at : edits) {
+    std::string bad = bytes;
+    for (size_t i : at) bad[i] = static_cast<char>(bad[i] ^ (at.size() == 1 ? 0x01 : 0x5a));
+    write_bytes(p, bad);
+    expect_error<FormatError>(p, {"tensor data does not match its SHA-256", "the file is corrupt"});
+  }
+}
+
+TEST_F(SafetensorsTest, HeaderCorruptionIsHandledAsBefore) {
+  const std::string good = path("good.safetensors");
+  save_safetensors(good, {{"w", Tensor::ones({4})}}, {{"format", "pt"}});
+  const std::string bytes = read_bytes(good);
+  const Parts parts = split(bytes);
+  const std::string p = path("bad.safetensors");
+  std::string bad = bytes;
+  bad[8] = '[';  // the JSON's opening brace
+  write_bytes(p, bad);
+  expect_error<FormatError>(p, {"malformed JSON"});
+  // The recorded digest edited: one digit changed, not hex, too short.
+  const std::string recorded = parts.header["__metadata__"]["focus.sha256"];
+  const auto with_digest = [&](const std::string& digest) {
+    nlohmann::json h = parts.header;
+    h["__metadata__"]["focus.sha256"] = digest;
+    return raw_file(h.dump(), parts.data);
+  };
+  std::string changed = recorded;
+  changed[10] = changed[10] == '0' ? '1' : '0';
+  expect_error<FormatError>(with_digest(changed), {"does not match its SHA-256"});
+  expect_error<FormatError>(with_digest(std::string(64, 'z')), {"'focus.sha256' is not a SHA-256"});
+  expect_error<FormatError>(with_digest(recorded.substr(1)), {"'focus.sha256' is not a SHA-256"});
+  std::string upper = recorded;  // hex in capitals is the same digest
+  for (char& c : upper) c = static_cast<char>(std::toupper(c));
+  EXPECT_EQ(load_safetensors(with_digest(upper)).data_sha256, recorded);
+}
+
+TEST_F(SafetensorsTest, AFileWithoutTheDigestLoadsUnverified) {
+  // A focus file with "focus.sha256" removed (as older focus files and other writers have it):
+  // loads, and so does the same file with a changed data byte, which nothing can detect then.
+  const std::string good = path("good.safetensors");
+  save_safetensors(good, {{"w", Tensor::ones({4})}}, {{"format", "pt"}});
+  Parts parts = split(read_bytes(good));
+  parts.header["__metadata__"].erase("focus.sha256");
+  const std::string old = raw_file(parts.header.dump(), parts.data, "old.safetensors");
+  SafetensorsFile f = load_safetensors(old);
+  EXPECT_EQ(f.data_sha256, "");
+  EXPECT_EQ(f.metadata.at("format"), "pt");
+  EXPECT_EQ(f.tensors.at("w").to_vector<float>(), (std::vector<float>{1, 1, 1, 1}));
+  parts.data[0] = static_cast<char>(parts.data[0] ^ 0x40);
+  f = load_safetensors(raw_file(parts.header.dump(), parts.data, "old.safetensors"));
+  EXPECT_NE(f.tensors.at("w").to_vector<float>()[0], 1.0f);
 }
 
 TEST_F(SafetensorsTest, MissingFileIsIOError) {

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "focus/io/atomic_file.hpp"
+#include "focus/io/sha256.hpp"
 #include "focus/tensor/strided.hpp"
 
 namespace focus {
@@ -202,15 +203,35 @@ SafetensorsFile load_safetensors(const std::string& path) {
     if (name == kMetadataKey) out.metadata = parse_metadata(path, val);
     else entries.push_back(parse_entry(path, name, val));
   }
+  std::string recorded;  // the digest the file records, lowercase; "" when none
+  if (auto it = out.metadata.find(std::string(kSha256MetadataKey)); it != out.metadata.end()) {
+    recorded = it->second;
+    FOCUS_CHECK(is_sha256_hex(recorded), FormatError,
+                "'{}': metadata '{}' is not a SHA-256 (64 hex digits): '{}'", path,
+                kSha256MetadataKey, recorded.substr(0, 80));
+    for (char& c : recorded)  // hex in capitals is the same digest
+      if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
+    out.metadata.erase(it);
+  }
   const uint64_t data_start = 8 + header_len;
-  check_layout(path, entries, file_size - data_start);
+  check_layout(path, entries, file_size - data_start);  // sorts entries by offset
 
+  // Tensor by tensor in file order, so the digest covers the data buffer as laid out.
+  Sha256 digest;
   for (const Entry& e : entries) {
     Tensor t = Tensor::empty(e.shape, e.dtype);
     FOCUS_CHECK(read_at(f.fd, t.raw_data(), e.end - e.begin, data_start + e.begin, path),
                 FormatError, "'{}': tensor '{}': file truncated while reading its data", path,
                 e.name);
+    if (!recorded.empty()) digest.update(t.raw_data(), e.end - e.begin);
     out.tensors.emplace(e.name, std::move(t));
+  }
+  if (!recorded.empty()) {
+    const std::string actual = digest.hex();
+    FOCUS_CHECK(actual == recorded, FormatError,
+                "'{}': tensor data does not match its SHA-256: the file is corrupt (recorded {}, "
+                "computed {})", path, recorded, actual);
+    out.data_sha256 = actual;
   }
   return out;
 }
@@ -237,8 +258,10 @@ Tensor pack(const Tensor& t) {
 
 void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
                       const std::map<std::string, std::string>& metadata) {
+  FOCUS_CHECK(!metadata.count(std::string(kSha256MetadataKey)), ValueError,
+              "save_safetensors '{}': metadata key '{}' is reserved (the writer records the "
+              "digest itself)", path, kSha256MetadataKey);
   json header = json::object();
-  if (!metadata.empty()) header[kMetadataKey] = metadata;
   std::vector<Tensor> packed;
   packed.reserve(tensors.size());
   uint64_t offset = 0;
@@ -254,6 +277,11 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
                     {"data_offsets", {offset, offset + n}}};
     offset += n;
   }
+  Sha256 digest;  // of the data buffer: the packed tensors in name (= offset) order
+  for (const Tensor& t : packed) digest.update(t.raw_data(), t.nbytes());
+  json meta = metadata;
+  meta[std::string(kSha256MetadataKey)] = digest.hex();
+  header[kMetadataKey] = std::move(meta);
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // the data then starts 8-byte aligned
 
