@@ -208,22 +208,24 @@ Command add_translate_command(CLI::App& app) {
     // Lines that pass the translator's checks are decoded together in chunks (batched search);
     // errors are reported in order.
     std::vector<std::string> texts;
+    std::vector<std::vector<int64_t>> sources;  // texts[i] as encode() checked it
     auto flush = [&] {
       if (texts.empty()) return;
-      for (const Translation& t : tr.translate(texts, so)) {
+      for (const Translation& t : tr.translate_encoded(texts, sources, so)) {
         for (const TranslationHypothesis& h : t.nbest)
           std::printf("%s\t%s\t%.4f\n", t.input.c_str(), h.text.c_str(), h.score);
         if (o->nbest > 1) std::printf("\n");
       }
       std::fflush(stdout);
       texts.clear();
+      sources.clear();
     };
     for (int64_t n = 1;; ++n) {
       if (interactive) std::fprintf(stderr, "> ");
       if (!std::getline(in, line)) break;
       if (!line.empty() && line.back() == '\r') line.pop_back();
       try {
-        tr.encode(line);
+        sources.push_back(tr.encode(line));
         texts.push_back(line);
       } catch (const InputError& e) {
         flush();  // keep the output in input order

@@ -42,10 +42,18 @@ std::vector<int64_t> Translator::encode(const std::string& text, size_t index) c
 
 std::vector<Translation> Translator::translate(const std::vector<std::string>& inputs,
                                                const SearchOptions& search) const {
-  FOCUS_CHECK(search.nbest <= search.beam, ValueError, "translate: nbest {} must not exceed beam {}",
-              search.nbest, search.beam);
   std::vector<std::vector<int64_t>> src;
   for (size_t i = 0; i < inputs.size(); ++i) src.push_back(encode(inputs[i], i));
+  return translate_encoded(inputs, src, search);
+}
+
+std::vector<Translation> Translator::translate_encoded(
+    const std::vector<std::string>& inputs, const std::vector<std::vector<int64_t>>& src,
+    const SearchOptions& search) const {
+  FOCUS_CHECK(search.nbest <= search.beam, ValueError, "translate: nbest {} must not exceed beam {}",
+              search.nbest, search.beam);
+  FOCUS_CHECK(src.size() == inputs.size(), ValueError,
+              "translate: {} encoded sources for {} inputs", src.size(), inputs.size());
   const auto hyps = decode_corpus(*file_.model, src, search, opt_.max_tokens);
   std::vector<Translation> out(inputs.size());
   for (size_t i = 0; i < inputs.size(); ++i) {

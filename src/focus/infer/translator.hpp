@@ -59,6 +59,11 @@ class Translator {
   // batches; one Translation per input, in input order. ValueError for nbest > beam.
   std::vector<Translation> translate(const std::vector<std::string>& inputs,
                                      const SearchOptions& search) const;
+  // The same for inputs already checked and encoded by encode() (sources[i] = encode(inputs[i])),
+  // so a caller that checks inputs one by one does not tokenize them twice.
+  std::vector<Translation> translate_encoded(const std::vector<std::string>& inputs,
+                                             const std::vector<std::vector<int64_t>>& sources,
+                                             const SearchOptions& search) const;
   // Decodes the groups' sources (normalised; over-long ones truncated, unknown symbols as <unk>,
   // so every reference counts) and scores them: WER / PER (g2p) or BLEU / chrF (translate).
   // limit > 0 takes the first `limit` groups.
