@@ -1,23 +1,22 @@
 // libpng reading and writing (see png.hpp).
 // Error handling: libpng reports errors by longjmp to the setjmp point in decode()/encode(). Those
 // two functions own no C++ objects (only pointers into state held by the caller), so the jump
-// skips no destructor; the caller's RAII handles free the libpng structs and close the file on
-// every path, and the message captured by on_error() becomes a FormatError naming the file.
+// skips no destructor; the caller's RAII handles free the libpng structs on every path, and the
+// message captured by on_error() becomes a FormatError naming the input. I/O is in memory (files
+// are read whole first), so the same decoder serves files and HTTP request bodies.
 #include "focus/data/png.hpp"
 
 #include <png.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cmath>
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <memory>
+#include <fstream>
+#include <iterator>
 #include <vector>
 
+#include "focus/io/atomic_file.hpp"
 #include "focus/tensor/error.hpp"
 
 namespace focus {
@@ -37,11 +36,6 @@ struct ErrorText {
 }
 void on_warning(png_structp, png_const_charp) {}
 
-struct FileCloser {
-  void operator()(FILE* f) const { std::fclose(f); }
-};
-using FilePtr = std::unique_ptr<FILE, FileCloser>;
-
 struct ReadHandle {
   png_structp png = nullptr;
   png_infop info = nullptr;
@@ -60,25 +54,42 @@ struct Decoded {
   std::vector<png_bytep> rows;
 };
 
-// Reads the image after the 8 signature bytes of a file of `file_size` bytes. Returns false
-// after a libpng error. Before allocating, the size the header claims is checked against the file:
-// deflate compresses at most 1032:1, so a file of n bytes holds at most 1032 n bytes of filtered
-// rows (one filter byte and rowbytes per row), and a corrupt header cannot ask for gigabytes.
-bool decode(png_structp png, png_infop info, FILE* fp, uint64_t file_size, Decoded* out) {
+// The bytes libpng reads from: the buffer after its 8 signature bytes. A read past the end is a
+// libpng error ("truncated"), never a read out of bounds.
+struct MemoryReader {
+  const uint8_t* data;
+  size_t size, pos;
+};
+void read_memory(png_structp png, png_bytep out, png_size_t n) {
+  auto* r = static_cast<MemoryReader*>(png_get_io_ptr(png));
+  if (n > r->size - r->pos) png_error(png, "truncated data");
+  std::memcpy(out, r->data + r->pos, n);
+  r->pos += n;
+}
+void write_memory(png_structp png, png_bytep data, png_size_t n) {
+  static_cast<std::string*>(png_get_io_ptr(png))->append(reinterpret_cast<const char*>(data), n);
+}
+void flush_memory(png_structp) {}
+
+// Decodes the image after the 8 signature bytes of a `size`-byte PNG. Returns false after a
+// libpng error. Before allocating, the size the header claims is checked against the input:
+// deflate compresses at most 1032:1, so n bytes hold at most 1032 n bytes of filtered rows (one
+// filter byte and rowbytes per row), and a corrupt header cannot ask for gigabytes.
+bool decode(png_structp png, png_infop info, MemoryReader* in, Decoded* out) {
   if (setjmp(png_jmpbuf(png))) return false;
-  png_init_io(png, fp);
+  png_set_read_fn(png, in, read_memory);
   png_set_sig_bytes(png, 8);
   png_set_user_limits(png, kMaxSide, kMaxSide);
   png_read_info(png, info);
   const uint64_t filtered =
       (uint64_t(png_get_rowbytes(png, info)) + 1) * png_get_image_height(png, info);
-  if (filtered > kMaxDeflateRatio * file_size) {
+  if (filtered > kMaxDeflateRatio * uint64_t(in->size)) {
     char msg[160];
     std::snprintf(msg, sizeof(msg),
-                  "the header's %ux%u image needs %llu bytes of pixel data, more than a %llu-byte "
-                  "file can hold", png_get_image_width(png, info), png_get_image_height(png, info),
-                  static_cast<unsigned long long>(filtered),
-                  static_cast<unsigned long long>(file_size));
+                  "the header's %ux%u image needs %llu bytes of pixel data, more than %llu "
+                  "bytes of PNG can hold", png_get_image_width(png, info),
+                  png_get_image_height(png, info), static_cast<unsigned long long>(filtered),
+                  static_cast<unsigned long long>(in->size));
     png_error(png, msg);
   }
   const int color = png_get_color_type(png, info);
@@ -101,11 +112,11 @@ bool decode(png_structp png, png_infop info, FILE* fp, uint64_t file_size, Decod
   return true;
 }
 
-// Writes 8-bit rows of the given colour type. Returns false after a libpng error.
-bool encode(png_structp png, png_infop info, FILE* fp, uint32_t width, uint32_t height,
+// Writes 8-bit rows of the given colour type to `out`. Returns false after a libpng error.
+bool encode(png_structp png, png_infop info, std::string* out, uint32_t width, uint32_t height,
             int color_type, png_bytepp rows) {
   if (setjmp(png_jmpbuf(png))) return false;
-  png_init_io(png, fp);
+  png_set_write_fn(png, out, write_memory, flush_memory);
   png_set_IHDR(png, info, width, height, 8, color_type, PNG_INTERLACE_NONE,
                PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   png_write_info(png, info);
@@ -116,25 +127,20 @@ bool encode(png_structp png, png_infop info, FILE* fp, uint32_t width, uint32_t 
 
 }  // namespace
 
-Image read_png(const std::string& path) {
-  FilePtr fp(std::fopen(path.c_str(), "rb"));
-  FOCUS_CHECK(fp, IOError, "read_png: {}: cannot open ({})", path, std::strerror(errno));
-  png_byte sig[8];
-  const size_t got = std::fread(sig, 1, 8, fp.get());
-  FOCUS_CHECK(got == 8 && png_sig_cmp(sig, 0, 8) == 0, FormatError,
-              "read_png: {}: not a PNG file (bad signature)", path);
-  struct stat st;
-  FOCUS_CHECK(fstat(fileno(fp.get()), &st) == 0, IOError, "read_png: {}: cannot stat ({})", path,
-              std::strerror(errno));
+Image decode_png(std::string_view bytes, const std::string& what) {
+  const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
+  FOCUS_CHECK(bytes.size() >= 8 && png_sig_cmp(data, 0, 8) == 0, FormatError,
+              "{}: not a PNG (bad signature)", what);
   ErrorText err;
   Decoded dec;
   ReadHandle h;
   h.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &err, on_error, on_warning);
-  FOCUS_CHECK(h.png, Error, "read_png: {}: libpng initialisation failed", path);
+  FOCUS_CHECK(h.png, Error, "{}: libpng initialisation failed", what);
   h.info = png_create_info_struct(h.png);
-  FOCUS_CHECK(h.info, Error, "read_png: {}: libpng initialisation failed", path);
-  if (!decode(h.png, h.info, fp.get(), static_cast<uint64_t>(st.st_size), &dec))
-    throw FormatError(fmt::format("read_png: {}: corrupt or truncated PNG ({})", path, err.msg));
+  FOCUS_CHECK(h.info, Error, "{}: libpng initialisation failed", what);
+  MemoryReader in{data, bytes.size(), 8};
+  if (!decode(h.png, h.info, &in, &dec))
+    throw FormatError(fmt::format("{}: corrupt or truncated PNG ({})", what, err.msg));
 
   // Interleaved samples -> planar floats; alpha (the last sample of 2 and 4) multiplies colour.
   const int nc = dec.channels, color_channels = nc >= 3 ? 3 : 1;
@@ -157,16 +163,24 @@ Image read_png(const std::string& path) {
   return img;
 }
 
+Image read_png(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  FOCUS_CHECK(f, IOError, "read_png: {}: cannot open ({})", path, std::strerror(errno));
+  std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  FOCUS_CHECK(!f.bad(), IOError, "read_png: {}: read failed", path);
+  return decode_png(bytes, "read_png: " + path);
+}
+
 Image read_png_gray(const std::string& path, int64_t height, int64_t width) {
   return resize(to_gray(read_png(path)), height, width);
 }
 
-void write_png(const std::string& path, const Image& img) {
+std::string encode_png(const Image& img) {
   FOCUS_CHECK(img.channels == 1 || img.channels == 3, ShapeError,
-              "write_png: {}: {} channels (need 1 or 3)", path, img.channels);
+              "encode_png: {} channels (need 1 or 3)", img.channels);
   FOCUS_CHECK(img.height > 0 && img.width > 0 && img.height <= kMaxSide && img.width <= kMaxSide &&
                   img.data.size() == static_cast<size_t>(img.channels * img.height * img.width),
-              ShapeError, "write_png: {}: malformed image (C={}, H={}, W={}, {} values)", path,
+              ShapeError, "encode_png: malformed image (C={}, H={}, W={}, {} values)",
               img.channels, img.height, img.width, img.data.size());
   const int64_t C = img.channels, H = img.height, W = img.width;
   std::vector<uint8_t> bytes(static_cast<size_t>(C * H * W));  // (H, W, C) interleaved
@@ -179,35 +193,26 @@ void write_png(const std::string& path, const Image& img) {
       }
   std::vector<png_bytep> rows(static_cast<size_t>(H));
   for (int64_t y = 0; y < H; ++y) rows[y] = bytes.data() + y * W * C;
-
-  const std::string tmp = fmt::format("{}.tmp{}", path, static_cast<long>(getpid()));
   ErrorText err;
-  const char* failure = nullptr;  // set on the first failing step
-  {
-    FilePtr fp(std::fopen(tmp.c_str(), "wb"));
-    FOCUS_CHECK(fp, IOError, "write_png: {}: cannot open for writing ({})", tmp,
-                std::strerror(errno));
-    WriteHandle h;
-    h.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &err, on_error, on_warning);
-    h.info = h.png ? png_create_info_struct(h.png) : nullptr;
-    if (!h.info)
-      failure = "libpng initialisation failed";
-    else if (!encode(h.png, h.info, fp.get(), static_cast<uint32_t>(W), static_cast<uint32_t>(H),
-                     C == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, rows.data()))
-      failure = err.msg;
-    else if (std::fflush(fp.get()) != 0 || fsync(fileno(fp.get())) != 0)
-      failure = "flush failed";
-    if (std::fclose(fp.release()) != 0 && !failure) failure = "close failed";
+  WriteHandle h;
+  h.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &err, on_error, on_warning);
+  h.info = h.png ? png_create_info_struct(h.png) : nullptr;
+  FOCUS_CHECK(h.info, Error, "encode_png: libpng initialisation failed");
+  std::string out;
+  if (!encode(h.png, h.info, &out, static_cast<uint32_t>(W), static_cast<uint32_t>(H),
+              C == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, rows.data()))
+    throw Error(fmt::format("encode_png: {}", err.msg));
+  return out;
+}
+
+void write_png(const std::string& path, const Image& img) {
+  std::string bytes;
+  try {
+    bytes = encode_png(img);
+  } catch (const ShapeError& e) {
+    throw ShapeError(fmt::format("write_png: {}: {}", path, e.what()));
   }
-  std::error_code ec;
-  if (!failure) {
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) failure = "rename failed";
-  }
-  if (failure) {
-    std::filesystem::remove(tmp, ec);
-    throw IOError(fmt::format("write_png: {}: write failed ({})", path, failure));
-  }
+  write_file_atomic(path, bytes);
 }
 
 }  // namespace focus

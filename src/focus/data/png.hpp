@@ -10,16 +10,21 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "focus/data/image.hpp"
 
 namespace focus {
 
 Image read_png(const std::string& path);
+// The same decoder on PNG bytes in memory (an HTTP body); `what` starts every error message.
+Image decode_png(std::string_view bytes, const std::string& what = "png");
 // The model-input view of a PNG: grayscale, resized to (height, width) (area when shrinking,
 // bilinear when growing), values in [0, 1]; shape (1, height, width).
 Image read_png_gray(const std::string& path, int64_t height = 28, int64_t width = 28);
-// Values are clamped to [0, 1] and rounded to 8 bits.
+// 8-bit gray or RGB PNG bytes of a 1- or 3-channel image (ShapeError for another).
+std::string encode_png(const Image& img);
+// Values are clamped to [0, 1] and rounded to 8 bits; written atomically.
 void write_png(const std::string& path, const Image& img);
 
 }  // namespace focus
