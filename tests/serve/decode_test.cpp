@@ -103,6 +103,10 @@ TEST(DecodeClassify, BadImagesAndTypesAreRefused) {
   DecodeLimits lim;
   lim.max_image_pixels = 63;
   expect_refused([&] { decode_classify(png, "image/png", "", lim); }, 413, "8x8 pixels");
+  lim.max_image_pixels = 100;  // one 8x8 image fits, two do not: the limit is per request
+  EXPECT_EQ(decode_classify(png, "image/png", "", lim).images.size(), 1u);
+  const std::string two = json{{"pngs", {base64_encode(png), base64_encode(png)}}}.dump();
+  expect_refused([&] { decode_classify(two, "application/json", "", lim); }, 413, "hold 128 pixels");
 }
 
 TEST(DecodeTranslate, OptionsAndLimits) {

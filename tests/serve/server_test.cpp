@@ -129,9 +129,14 @@ TEST(Serve, AnswersCarryTheRightContent) {
 }
 
 TEST(Serve, MalformedRequestsGet4xxNamingTheProblemAndTheServerGoesOn) {
-  ServeFixture f("malformed", [](ServeOptions& o) { o.max_body_bytes = 64 * 1024; });
+  ServeFixture f("malformed", [](ServeOptions& o) {
+    o.max_body_bytes = 64 * 1024;
+    o.max_image_pixels = 1 << 20;
+  });
   auto c = f.client();
   const std::string png = tiny_png(2);
+  const std::string bomb = encode_png(make_image(1, 4096, 4096));  // zeros: a few KiB for 16 M pixels
+  ASSERT_LT(bomb.size(), 64u * 1024);
   struct Bad {
     std::string path, body, type;
     int status;
@@ -146,6 +151,7 @@ TEST(Serve, MalformedRequestsGet4xxNamingTheProblemAndTheServerGoesOn) {
       {"/v1/models/cnn/classify", "", "image/png", 400, "not a PNG"},
       {"/v1/models/cnn/classify", png, "text/plain", 415, "text/plain"},
       {"/v1/models/cnn/classify", std::string(70 * 1024, 'x'), "image/png", 413, "limit of 65536 bytes"},
+      {"/v1/models/cnn/classify", bomb, "image/png", 413, "4096x4096 pixels, over the limit of 1048576"},
       {"/v1/models/s2s/translate", R"({"inputs": [""]})", "application/json", 400, "empty input"},
       {"/v1/models/s2s/translate", R"({"inputs": ["abz"]})", "application/json", 400, "unknown symbols 'z'"},
       {"/v1/models/s2s/translate", R"({"inputs": ["abcabcabcabc"]})", "application/json", 400, "over the maximum length"},

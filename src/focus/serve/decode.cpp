@@ -1,6 +1,7 @@
 // Request-body decoders (see decode.hpp).
 #include "focus/serve/decode.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cmath>
@@ -52,7 +53,30 @@ int64_t get_int(const json& j, const char* key, int64_t fallback, int64_t lo, in
   return v;
 }
 
-Image decode_image(std::string_view bytes, const std::string& what, const DecodeLimits& lim) {
+// The size a PNG's header claims (IHDR is the first chunk: width and height big-endian at bytes
+// 16 and 20), checked before anything is decoded or allocated: a small body of zeros may claim
+// 16384 x 16384 pixels (1 GiB as floats).
+// `total` accumulates the pixels of a request's images: the limit holds for their sum.
+void check_png_dimensions(std::string_view b, const std::string& what, const DecodeLimits& lim,
+                          int64_t* total) {
+  if (b.size() < 24 || b.substr(12, 4) != "IHDR") return;  // decode_png names the problem
+  const auto be32 = [&](size_t at) {
+    return uint32_t(uint8_t(b[at])) << 24 | uint32_t(uint8_t(b[at + 1])) << 16 |
+           uint32_t(uint8_t(b[at + 2])) << 8 | uint32_t(uint8_t(b[at + 3]));
+  };
+  const int64_t w = be32(16), h = be32(20);
+  if (w * h > lim.max_image_pixels)
+    throw RequestError(413, fmt::format("{}: {}x{} pixels, over the limit of {} pixels", what, w, h,
+                                        lim.max_image_pixels));
+  *total += w * h;
+  if (*total > lim.max_image_pixels)
+    throw RequestError(413, fmt::format("{}: the request's images hold {} pixels, over the limit "
+                                        "of {} pixels", what, *total, lim.max_image_pixels));
+}
+
+Image decode_image(std::string_view bytes, const std::string& what, const DecodeLimits& lim,
+                   int64_t* total_pixels) {
+  check_png_dimensions(bytes, what, lim, total_pixels);
   Image img;
   try {
     img = decode_png(bytes, what);
@@ -150,7 +174,9 @@ V2InferRequest decode_v2_infer(std::string_view body, const DecodeLimits& lim) {
       throw RequestError(413, fmt::format("{} values in the request, over the limit of {}", total,
                                           lim.max_values));
     if (data == t.end() || !data->is_array()) bad(what + ".data must be an array");
-    v.data.reserve(size_t(count));
+    // Reserved for what the body holds, not what the shape claims: [256,3,224,224] with no data
+    // must not allocate 154 MB before the count check refuses it (found by fuzz/v2_infer_fuzz).
+    v.data.reserve(std::min(size_t(count), data->size()));
     if (!data->empty() && (*data)[0].is_array())  // nested [N][C][H][W]
       flatten_nested(*data, v.shape, 0, what, v.data);
     else
@@ -166,16 +192,17 @@ V2InferRequest decode_v2_infer(std::string_view body, const DecodeLimits& lim) {
 ClassifyRequest decode_classify(std::string_view body, std::string_view content_type,
                                 std::string_view top_param, const DecodeLimits& lim) {
   ClassifyRequest r;
+  int64_t pixels = 0;
   const std::string type = media_type(content_type);
   if (type == "image/png") {
-    r.images.push_back(decode_image(body, "the body", lim));
+    r.images.push_back(decode_image(body, "the body", lim, &pixels));
   } else if (type == "application/json") {
     const json j = parse_json(body);
     r.top = get_int(j, "top", r.top, 1, 1000);
     const auto one = j.find("png"), many = j.find("pngs");
     if ((one == j.end()) == (many == j.end())) bad("give exactly one of \"png\" or \"pngs\"");
     if (one != j.end()) {
-      r.images.push_back(decode_image(get_base64_png_field(*one, "\"png\""), "\"png\"", lim));
+      r.images.push_back(decode_image(get_base64_png_field(*one, "\"png\""), "\"png\"", lim, &pixels));
     } else {
       if (!many->is_array() || many->empty()) bad("\"pngs\" must be a non-empty array");
       if (int64_t(many->size()) > lim.max_items)
@@ -183,7 +210,7 @@ ClassifyRequest decode_classify(std::string_view body, std::string_view content_
                                             many->size(), lim.max_items));
       for (size_t i = 0; i < many->size(); ++i) {
         const std::string what = fmt::format("\"pngs\"[{}]", i);
-        r.images.push_back(decode_image(get_base64_png_field((*many)[i], what), what, lim));
+        r.images.push_back(decode_image(get_base64_png_field((*many)[i], what), what, lim, &pixels));
       }
     }
   } else {
@@ -226,10 +253,11 @@ TranslateRequest decode_translate(std::string_view body, const DecodeLimits& lim
 ExplainRequest decode_explain(std::string_view body, std::string_view content_type,
                               bool image_model, const DecodeLimits& lim) {
   ExplainRequest r;
+  int64_t pixels = 0;
   const std::string type = media_type(content_type);
   if (type == "image/png") {
     if (!image_model) bad("this is a translation model: send JSON {\"input\": \"...\"}");
-    r.image = decode_image(body, "the body", lim);
+    r.image = decode_image(body, "the body", lim, &pixels);
     return r;
   }
   if (type != "application/json")
@@ -239,7 +267,7 @@ ExplainRequest decode_explain(std::string_view body, std::string_view content_ty
   if (image_model) {
     const auto png = j.find("png");
     if (png == j.end()) bad("\"png\" (a base64 PNG) is required");
-    r.image = decode_image(get_base64_png_field(*png, "\"png\""), "\"png\"", lim);
+    r.image = decode_image(get_base64_png_field(*png, "\"png\""), "\"png\"", lim, &pixels);
   } else {
     const auto in = j.find("input");
     if (in == j.end() || !in->is_string()) bad("\"input\" (a string) is required");

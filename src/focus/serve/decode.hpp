@@ -32,7 +32,7 @@ inline constexpr int kMaxJsonDepth = 12;
 struct DecodeLimits {
   int64_t max_items = 256;              // images / texts / tensor rows per request
   int64_t max_values = 256 * 3 * 224 * 224;  // numbers in one V2 request
-  int64_t max_image_pixels = 4096 * 4096;    // width x height of one decoded PNG
+  int64_t max_image_pixels = 2048 * 2048;    // width x height of a request's PNGs together
   int64_t max_text_bytes = 4096;        // bytes of one text
 };
 

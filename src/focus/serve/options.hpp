@@ -23,7 +23,7 @@ struct ServeOptions {
   int64_t max_timeout_ms = 60000;    // the most a client may ask for (?timeout_ms=)
   int64_t max_body_bytes = 8 << 20;  // larger bodies -> 413
   int64_t max_items = 256;           // images / sentences per request
-  int64_t max_image_pixels = 4096 * 4096;
+  int64_t max_image_pixels = 2048 * 2048;  // of a request's images together, checked before decoding
   int64_t max_text_bytes = 4096;
   int http_threads = 32;             // connection threads (I/O and parsing; compute is one thread)
   int threads = 0;                   // compute threads for the kernels (0 = FOCUS_NUM_THREADS or all cores)
@@ -50,7 +50,8 @@ void visit_fields(ServeOptions& o, V&& v) {
   v("max-timeout-ms", o.max_timeout_ms, "the largest ?timeout_ms= a client may ask for");
   v("max-body-bytes", o.max_body_bytes, "largest request body (413 above)");
   v("max-items", o.max_items, "images or sentences per request (413 above)");
-  v("max-image-pixels", o.max_image_pixels, "pixels of one decoded image (413 above)");
+  v("max-image-pixels", o.max_image_pixels,
+    "pixels of a request's images together, from their headers before decoding (413 above)");
   v("max-text-bytes", o.max_text_bytes, "bytes of one text (413 above)");
   v("http-threads", o.http_threads, "connection threads");
   v("threads", o.threads, "compute threads (0 = FOCUS_NUM_THREADS or all cores)");

@@ -1,0 +1,251 @@
+// The endpoints of focus serve (docs/SERVING.md): health, V2 metadata and inference, the /v1
+// classify / translate / explain endpoints, the model list, repository reload and /metrics.
+// Every handler runs inside guarded(): a caller's mistake becomes a 4xx naming it, anything else
+// a 500 with the message; the process survives.
+#include <algorithm>
+
+#include "focus/data/png.hpp"
+#include "focus/explain/image_explain.hpp"
+#include "focus/explain/render.hpp"
+#include "focus/explain/seq2seq_explain.hpp"
+#include "focus/io/base64.hpp"
+#include "focus/serve/server_impl.hpp"
+
+namespace focus {
+
+void Server::Impl::routes() {
+  httplib::Server& s = *http;
+  s.Get("/v2/health/live", guarded([this](Ctx& c) { reply(c, 200, {{"live", true}}); }));
+  s.Get("/v2/health/ready", guarded([this](Ctx& c) {
+    const bool ok = ready && !draining;
+    reply(c, ok ? 200 : 503, {{"ready", ok}});
+  }));
+  s.Get("/v2", guarded([this](Ctx& c) {
+    reply(c, 200, {{"name", "focus"}, {"version", FOCUS_VERSION}, {"extensions", json::array()}});
+  }));
+  s.Get(R"(/v2/models/([^/]+)(?:/versions/[^/]+)?)", guarded([this](Ctx& c) {
+    if (!authorize(c, 0)) return;
+    if (auto m = find_model(c, c.req.matches[1])) reply(c, 200, m->metadata());
+  }));
+  s.Get(R"(/v2/models/([^/]+)(?:/versions/[^/]+)?/ready)", guarded([this](Ctx& c) {
+    if (!authorize(c, 0)) return;
+    if (auto m = find_model(c, c.req.matches[1])) reply(c, ready && !draining ? 200 : 503, {{"name", m->name}, {"ready", ready && !draining}});
+  }));
+  s.Post(R"(/v2/models/([^/]+)(?:/versions/[^/]+)?/infer)",
+         guarded([this](Ctx& c) { infer_v2(c, c.req.matches[1]); }));
+  s.Post(R"(/v1/models/([^/]+)/classify)", guarded([this](Ctx& c) { classify(c, c.req.matches[1]); }));
+  s.Post(R"(/v1/models/([^/]+)/translate)", guarded([this](Ctx& c) { translate(c, c.req.matches[1]); }));
+  s.Post(R"(/v1/models/([^/]+)/explain)", guarded([this](Ctx& c) { explain(c, c.req.matches[1]); }));
+  s.Get("/v1/models", guarded([this](Ctx& c) {
+    if (!authorize(c, 0)) return;
+    json list = json::array();
+    std::lock_guard<std::mutex> lock(models_mu);
+    for (const auto& [name, m] : models) list.push_back(m->summary());
+    reply(c, 200, {{"models", list}});
+  }));
+  s.Post(R"(/v2/repository/models/([^/]+)/load)",
+         guarded([this](Ctx& c) { repository_load(c, c.req.matches[1]); }));
+  s.Post("/v2/repository/index", guarded([this](Ctx& c) {
+    if (!authorize(c, kRoleAdmin)) return;
+    json list = json::array();
+    std::lock_guard<std::mutex> lock(models_mu);
+    for (const auto& [name, m] : models)
+      list.push_back({{"name", name}, {"version", m->version}, {"state", "READY"}});
+    reply(c, 200, list);
+  }));
+  s.Get("/metrics", guarded([this](Ctx& c) {
+    if (!authorize(c, kRoleMetrics)) return;
+    finish(c, 200, metrics.render(), "text/plain; version=0.0.4");
+  }));
+  // Requests no route takes, and bodies over the limit (cpp-httplib answers 413 itself):
+  // a JSON body naming the problem.
+  s.set_error_handler([this](const Req& req, Res& res) {
+    if (!res.body.empty()) return;
+    Ctx c(req, res);
+    if (res.status == 413) {
+      refuse(c, 413, "too_large", fmt::format("request body over the limit of {} bytes", opt.max_body_bytes));
+    } else if (res.status == 404) {
+      refuse(c, 404, "not_found", fmt::format("no endpoint {} {} (see docs/SERVING.md)", req.method, req.path));
+    } else {
+      refuse(c, res.status, "bad_request", fmt::format("HTTP {}", res.status));
+    }
+  });
+  s.set_exception_handler([this](const Req& req, Res& res, std::exception_ptr ep) {
+    Ctx c(req, res);
+    std::string what = "unknown exception";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    refuse(c, 500, "error", fmt::format("internal error: {}", what));
+  });
+  // While draining, new work is refused before its body is parsed.
+  s.set_pre_routing_handler([this](const Req& req, Res& res) {
+    if (!draining || req.path.rfind("/v2/health", 0) == 0 || req.method == "GET")
+      return httplib::Server::HandlerResponse::Unhandled;
+    Ctx c(req, res);
+    refuse(c, 503, "draining", "the server is shutting down");
+    return httplib::Server::HandlerResponse::Handled;
+  });
+}
+
+void Server::Impl::infer_v2(Ctx& c, const std::string& name) {
+  if (!authorize(c, kRoleInfer)) return;
+  auto m = find_model(c, name);
+  if (!m) return;
+  SteadyClock::time_point deadline;
+  if (!deadline_of(c, deadline)) return;
+  if (m->kind != ModelKind::Image)
+    throw RequestError(400, fmt::format("model '{}' is a seq2seq model: use POST /v1/models/{}/translate", name, name));
+  V2InferRequest r = decode_v2_infer(c.req.body, limits);
+  if (r.inputs.size() != 1)
+    throw RequestError(400, fmt::format("the model takes one input tensor (\"pixels\"), got {}", r.inputs.size()));
+  const V2Tensor& t = r.inputs[0];
+  const ImagePredictor& p = *m->image;
+  const std::vector<int64_t> want = {p.channels(), p.image_size(), p.image_size()};
+  if (t.shape.size() != 4 || !std::equal(want.begin(), want.end(), t.shape.begin() + 1) || t.shape[0] < 1)
+    throw RequestError(400, fmt::format("inputs[0].shape {} must be [N, {}, {}, {}] with N >= 1",
+                                        json(t.shape).dump(), want[0], want[1], want[2]));
+  auto job = make_job(m, deadline);
+  job->batch_key = "image";
+  job->items = t.shape[0];
+  job->pixels = Tensor::from_vector(t.data, t.shape);  // (N, C, S, S)
+  if (!run_job(c, job)) return;
+  const int64_t K = job->probs.size(1);
+  json out = {{"model_name", name},
+              {"model_version", m->version},
+              {"outputs", {{{"name", "probabilities"}, {"datatype", "FP32"}, {"shape", {job->items, K}},
+                            {"data", job->probs.to_vector<float>()}}}}};
+  if (!r.id.empty()) out["id"] = r.id;
+  reply(c, 200, out);
+}
+
+void Server::Impl::classify(Ctx& c, const std::string& name) {
+  if (!authorize(c, kRoleInfer)) return;
+  auto m = find_model(c, name);
+  if (!m) return;
+  SteadyClock::time_point deadline;
+  if (!deadline_of(c, deadline)) return;
+  if (m->kind != ModelKind::Image)
+    throw RequestError(400, fmt::format("model '{}' is a seq2seq model: use POST /v1/models/{}/translate", name, name));
+  const std::string top_param = c.req.has_param("top") ? c.req.get_param_value("top") : "";
+  ClassifyRequest r = decode_classify(c.req.body, header(c.req, "Content-Type"), top_param, limits);
+  auto job = make_job(m, deadline);
+  job->batch_key = "image";
+  job->items = int64_t(r.images.size());
+  job->pixels = m->image->pixels(r.images);  // (N, C, S, S)
+  if (!run_job(c, job)) return;
+  const std::vector<std::string>& names = m->image->info().class_names;
+  const int64_t K = job->probs.size(1), top = std::min<int64_t>(r.top, K);
+  const std::vector<float> probs = job->probs.to_vector<float>();  // (N, K)
+  json preds = json::array();
+  for (int64_t n = 0; n < job->items; ++n) {
+    std::vector<int64_t> order(static_cast<size_t>(K));
+    for (int64_t k = 0; k < K; ++k) order[size_t(k)] = k;
+    const float* row = probs.data() + n * K;
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return row[a] > row[b]; });
+    json t = json::array();
+    for (int64_t i = 0; i < top; ++i) {
+      const int64_t k = order[size_t(i)];
+      t.push_back({{"index", k}, {"name", size_t(k) < names.size() ? names[size_t(k)] : std::to_string(k)},
+                   {"prob", row[k]}});
+    }
+    preds.push_back({{"top", t}});
+  }
+  reply(c, 200, {{"model", name}, {"model_version", m->version}, {"predictions", preds}});
+}
+
+void Server::Impl::translate(Ctx& c, const std::string& name) {
+  if (!authorize(c, kRoleInfer)) return;
+  auto m = find_model(c, name);
+  if (!m) return;
+  SteadyClock::time_point deadline;
+  if (!deadline_of(c, deadline)) return;
+  if (m->kind != ModelKind::Seq2Seq)
+    throw RequestError(400, fmt::format("model '{}' is an image classifier: use POST /v1/models/{}/classify", name, name));
+  TranslateRequest r = decode_translate(c.req.body, limits);
+  if (log.log_inputs()) c.rec.inputs = r.inputs;
+  auto job = make_job(m, deadline);
+  job->items = int64_t(r.inputs.size());
+  for (size_t i = 0; i < r.inputs.size(); ++i) job->sources.push_back(m->translator->encode(r.inputs[i], i));
+  job->texts = std::move(r.inputs);
+  job->search = r.search;
+  job->batch_key = fmt::format("beam={} nbest={} lp={} max_len={}", r.search.beam, r.search.nbest,
+                               r.search.length_penalty, r.search.max_len);
+  if (!run_job(c, job)) return;
+  json outs = json::array();
+  for (const Translation& t : job->translations) {
+    json nbest = json::array();
+    for (const TranslationHypothesis& h : t.nbest)
+      nbest.push_back({{"text", h.text}, {"score", h.score}, {"log_prob", h.log_prob}, {"finished", h.finished}});
+    outs.push_back({{"input", t.input}, {"output", t.nbest.empty() ? "" : t.nbest[0].text}, {"nbest", nbest}});
+  }
+  reply(c, 200, {{"model", name}, {"model_version", m->version}, {"translations", outs}});
+}
+
+void Server::Impl::explain(Ctx& c, const std::string& name) {
+  if (!authorize(c, kRoleExplain)) return;
+  auto m = find_model(c, name);
+  if (!m) return;
+  SteadyClock::time_point deadline;
+  if (!deadline_of(c, deadline)) return;
+  const bool image = m->kind == ModelKind::Image;
+  ExplainRequest r = decode_explain(c.req.body, header(c.req, "Content-Type"), image, limits);
+  auto job = make_job(m, deadline);
+  json result;
+  if (image) {
+    ImageExplainOptions eo;
+    if (!r.method.empty()) eo.method = parse_image_method(r.method);
+    eo.layer = r.layer, eo.head = r.head, eo.target = r.target;
+    const Tensor pixels = m->image->pixels({r.image});  // (1, C, S, S)
+    job->run_alone = [&result, &r, eo, pixels](Job& j) {
+      const ImagePredictor& p = *j.model->image;
+      const Tensor x = p.normalized(pixels);
+      const auto methods = image_methods_for(p.model(), x);
+      ImageExplainOptions o = eo;
+      if (std::find(methods.begin(), methods.end(), o.method) == methods.end()) o.method = methods.front();
+      const ImageExplanation e = explain_image(p.model(), x, o);
+      json j2 = {{"method", image_method_name(e.method)}, {"target", e.target}, {"predicted", e.predicted},
+                 {"probabilities", e.probs}, {"relevance", json::array()}};
+      const int64_t gh = e.relevance.size(0), gw = e.relevance.size(1);
+      const std::vector<float> rel = e.relevance.contiguous().to_vector<float>();
+      for (int64_t y = 0; y < gh; ++y) j2["relevance"].push_back(std::vector<float>(rel.begin() + y * gw, rel.begin() + (y + 1) * gw));
+      const std::vector<std::string>& names = p.info().class_names;
+      if (size_t(e.target) < names.size()) j2["target_name"] = names[size_t(e.target)];
+      Image shown = make_image(p.channels(), p.image_size(), p.image_size());
+      const std::vector<float> px = pixels.to_vector<float>();
+      shown.data.assign(px.begin(), px.end());
+      j2["png"] = "data:image/png;base64," + base64_encode(encode_png(heatmap_overlay(shown, e.relevance)));
+      if (r.maps) j2["maps"] = attention_maps_json(e.maps);
+      result = std::move(j2);
+    };
+  } else {
+    if (log.log_inputs()) c.rec.inputs = {r.text};
+    m->translator->encode(r.text, 0);  // InputError now, before queueing
+    job->run_alone = [&result, &r](Job& j) {
+      SearchOptions so;
+      const AlignmentExplanation e = explain_translation(*j.model->translator, r.text, so);
+      json j2 = alignment_to_json(e);
+      if (!r.maps) {
+        j2.erase("cross");
+        j2.erase("decoder_self");
+        j2.erase("encoder_self");
+      }
+      const Tensor map = pick_map(e.cross, r.layer, r.head);  // (T, S)
+      j2["alignment"] = json::array();
+      const std::vector<float> v = map.contiguous().to_vector<float>();
+      for (int64_t t = 0; t < map.size(0); ++t)
+        j2["alignment"].push_back(std::vector<float>(v.begin() + t * map.size(1), v.begin() + (t + 1) * map.size(1)));
+      result = std::move(j2);
+    };
+  }
+  job->batch_key = "explain";
+  if (!run_job(c, job)) return;
+  result["model"] = name;
+  result["model_version"] = m->version;
+  reply(c, 200, result);
+}
+
+}  // namespace focus
