@@ -108,11 +108,12 @@ std::string v2_body(int64_t n) {
 }
 
 TEST(ServeCli, SigtermDrainsEveryAdmittedRequestAndExitsZero) {
-  Served s("sigterm", {"--max-batch", "1", "--drain-timeout-ms", "30000"});
+  // Queued requests wait 400 ms for company: SIGTERM arrives while several are queued.
+  Served s("sigterm", {"--max-queue-delay-ms", "400", "--drain-timeout-ms", "30000"});
   ASSERT_GT(s.port, 0) << s.proc->output();
   std::atomic<int> ok{0}, refused{0}, other{0};
   std::vector<std::thread> ts;
-  const std::string body = v2_body(64);
+  const std::string body = v2_body(4);
   for (int t = 0; t < 6; ++t)
     ts.emplace_back([&] {
       httplib::Client c("127.0.0.1", s.port);
@@ -124,12 +125,20 @@ TEST(ServeCli, SigtermDrainsEveryAdmittedRequestAndExitsZero) {
         else ++other;
       }
     });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  int64_t queued = 0;
+  httplib::Client m("127.0.0.1", s.port);
+  for (int i = 0; i < 1000 && queued < 3; ++i) {
+    const auto r = m.Get("/metrics", {{"X-API-Key", s.secret}});
+    const std::string key = "focus_queue_depth{model=\"cnn\"} ";
+    if (r && r->body.find(key) != std::string::npos) queued = std::stoll(r->body.substr(r->body.find(key) + key.size()));
+    if (queued < 3) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_GE(queued, 3) << s.proc->output();
   s.proc->signal(SIGTERM);
   for (auto& t : ts) t.join();
   EXPECT_EQ(s.proc->wait(), 0) << s.proc->output();
   EXPECT_EQ(other.load(), 0);
-  EXPECT_GT(ok.load(), 0);
+  EXPECT_GE(ok.load(), queued);  // every request queued at SIGTERM was answered
   EXPECT_EQ(ok.load() + refused.load(), 24);
   EXPECT_NE(s.proc->output().find("drained: every admitted request was answered"), std::string::npos) << s.proc->output();
 }

@@ -213,10 +213,13 @@ TEST(Serve, ConcurrentRequestsAreBatchedAndAnsweredAsAlone) {
 }
 
 TEST(Serve, OverloadIsRefusedQuicklyAndTheServerStaysUp) {
-  ServeFixture f("overload", [](ServeOptions& o) {
+  const std::string access = (std::filesystem::path(::testing::TempDir()) / "serve_overload.jsonl").string();
+  std::filesystem::remove(access);  // the log appends
+  ServeFixture f("overload", [&](ServeOptions& o) {
     o.queue_capacity = 4;
     o.max_batch = 2;
     o.timeout_ms = 150;
+    o.access_log = access;
   });
   std::atomic<int> ok{0}, refused{0}, other{0};
   std::atomic<double> worst_ms{0};
@@ -251,15 +254,26 @@ TEST(Serve, OverloadIsRefusedQuicklyAndTheServerStaysUp) {
   EXPECT_EQ(other.load(), 0) << ::testing::PrintToString(others);
   EXPECT_GT(ok.load(), 0);
   EXPECT_GT(refused.load(), 0);
-  // Nobody waits much past the 150 ms start deadline plus one batch's compute (generous on a
-  // loaded 2-core CI machine; the benchmark measures the real figures).
-  EXPECT_LT(worst_ms.load(), 3000.0);
+  // No request ran after its deadline: every answered one started (was taken by the executor)
+  // within 150 ms of arriving, as the access log records. Times seen by the clients depend on
+  // the machine's load (the benchmark measures them); here they only must not hang.
+  EXPECT_LT(worst_ms.load(), 30000.0);
   auto c = f.client();
   EXPECT_EQ(c->Get("/v2/health/live")->status, 200);
   EXPECT_EQ(c->Post("/v2/models/cnn/infer", f.auth("infer"), v2_body(1, 4).first, "application/json")->status, 200);
   const std::string m = c->Get("/metrics", f.auth("metrics"))->body;
   EXPECT_TRUE(m.find("reason=\"queue_full\"") != std::string::npos || m.find("reason=\"deadline\"") != std::string::npos);
   EXPECT_EQ(m.find("reason=\"cancelled\""), std::string::npos) << m.substr(m.find("focus_rejections_total"), 400);
+  f.stop();
+  std::ifstream log(access);
+  int64_t answered = 0;
+  for (std::string line; std::getline(log, line);) {
+    const json e = json::parse(line);
+    if (e["status"] != 200 || e["path"] != "/v2/models/cnn/infer") continue;
+    ++answered;
+    EXPECT_LE(e["queue_ms"].get<double>(), 150.0) << line;
+  }
+  EXPECT_EQ(answered, ok.load() + 1);
   EXPECT_EQ(other.load(), 0) << "client: ok " << ok << " refused " << refused << "; server: " << m.substr(m.find("focus_requests_total{"), 300);
 }
 
@@ -359,26 +373,38 @@ TEST(Serve, ReloadUnderLoadLosesNothingAndRefusesCorruptFiles) {
   EXPECT_NE(m.find("version=\"" + v3 + "\""), std::string::npos);
 }
 
+// Queued gauge of the model, read from /metrics.
+int64_t queue_depth(const ServeFixture& f) {
+  const auto r = f.client()->Get("/metrics", f.auth("metrics"));
+  if (!r) return -1;
+  const std::string key = "focus_queue_depth{model=\"cnn\"} ";
+  const size_t at = r->body.find(key);
+  return at == std::string::npos ? 0 : std::stoll(r->body.substr(at + key.size()));
+}
+
 TEST(Serve, ShutdownDrainsAdmittedWork) {
-  ServeFixture f("drain", [](ServeOptions& o) { o.max_batch = 1; });
+  // Queued requests wait 400 ms for company: the shutdown starts while several are queued.
+  ServeFixture f("drain", [](ServeOptions& o) { o.max_queue_delay_ms = 400; });
   std::atomic<int> ok{0}, refused{0}, other{0};
   std::vector<std::thread> ts;
   for (int t = 0; t < 8; ++t)
     ts.emplace_back([&, t] {
       auto c = f.client();
       for (int i = 0; i < 3; ++i) {
-        const auto r = c->Post("/v2/models/cnn/infer", f.auth("infer"), v2_body(16, t * 3 + i).first, "application/json");
+        const auto r = c->Post("/v2/models/cnn/infer", f.auth("infer"), v2_body(4, t * 3 + i).first, "application/json");
         if (r && r->status == 200) ++ok;
-        else if (!r || r->status == 503) ++refused;  // not admitted: the listener was closing
+        else if (!r || r->status == 503) ++refused;  // not admitted: draining, or the listener closed
         else ++other;
       }
     });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  int64_t queued = 0;
+  for (int i = 0; i < 1000 && (queued = queue_depth(f)) < 3; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_GE(queued, 3);
   EXPECT_TRUE(f.server->shutdown());
   for (auto& t : ts) t.join();
   f.stop();
   EXPECT_EQ(other.load(), 0);
-  EXPECT_GT(ok.load(), 0);
+  EXPECT_GE(ok.load(), queued);  // every request queued when the drain began was answered
   EXPECT_EQ(ok.load() + refused.load(), 24);
 }
 

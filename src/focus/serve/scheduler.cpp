@@ -147,6 +147,7 @@ void Scheduler::loop() {
       }
       int q = Job::Queued;
       if (!taken->state.compare_exchange_strong(q, Job::Running)) continue;  // cancelled meanwhile
+      taken->started = now;  // the moment it was taken, before its deadline
       items += taken->items;
       batch.push_back(std::move(taken));
       if (head->run_alone) break;
@@ -165,7 +166,7 @@ void Scheduler::loop() {
 void Scheduler::run_batch(std::vector<std::shared_ptr<Job>>& batch) {
   const auto start = SteadyClock::now();
   int64_t items = 0;
-  for (auto& j : batch) j->started = start, items += j->items;
+  for (auto& j : batch) items += j->items;
   const ServedModel& m = *batch.front()->model;
   for (auto& j : batch) j->batch_items = items;
   try {
