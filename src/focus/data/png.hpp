@@ -3,7 +3,8 @@
 // [0, 1]: 1 channel for gray sources, 3 for colour ones; alpha is composited over black (the
 // Fashion-MNIST background). Writing takes a 1- or 3-channel image, stores 8-bit gray or RGB, and
 // is atomic (temporary file in the same directory, then rename).
-// Limits: gamma, colour profiles and text chunks are ignored; images above 16384 pixels on a side
+// Limits: gamma, colour profiles, text and every other ancillary chunk but tRNS are skipped
+// unread (so a chunk's claimed length is never allocated); images above 16384 pixels on a side
 // are refused, and so is a header claiming more pixel data than the file can hold at deflate's
 // 1032:1 (before anything is allocated). A corrupt or truncated file is a FormatError naming it;
 // an unreadable one IOError.
