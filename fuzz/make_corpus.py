@@ -136,6 +136,19 @@ def main(root):
         with open(os.path.join(pg, name), "wb") as f:
             f.write(data)
 
+    tk = os.path.join(root, "tokenizer_fuzz")
+    os.makedirs(tk, exist_ok=True)
+    tokenizers = {
+        "char.json": {"kind": "char", "symbols": ["a", "b", " ", "\u00e9", "\u20ac", "t"]},
+        "word.json": {"kind": "word", "symbols": ["HH", "AH0", "L", "OW1", "W", "ER1", "D"]},
+        "bpe.json": {"kind": "bpe", "end_of_word": " ",
+                     "symbols": [" ", "d", "e", "h", "l", "o", "r", "w", "he", "ll", "llo", "llo "],
+                     "merges": [["h", "e"], ["l", "l"], ["ll", "o"], ["llo", " "]]},
+    }
+    for name, value in tokenizers.items():
+        with open(os.path.join(tk, name), "w") as f:
+            json.dump(value, f)
+
 
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus"))
