@@ -11,6 +11,9 @@
 
 #include "focus/tensor/error.hpp"
 
+extern "C" void __sanitizer_install_malloc_and_free_hooks(
+    void (*malloc_hook)(const volatile void*, size_t), void (*free_hook)(const volatile void*));
+
 #define FUZZ_ASSERT(cond, ...)                                               \
   do {                                                                       \
     if (!(cond)) {                                                           \
@@ -43,6 +46,33 @@ bool accepts(F&& decode, const std::string& name) {
     FUZZ_ASSERT(false, "unexpected exception %s: %s", typeid(e).name(), e.what());
   }
   return false;
+}
+
+// The largest single allocation since reset(): a decoder of JSON must allocate in proportion to
+// the body it reads, never what a number inside the body claims (a 100-byte body asking for a
+// shape of 38 million values must not reserve 154 MB before finding the data missing). Uses the
+// sanitizer allocator's hooks, so it sees malloc, operator new and aligned_alloc alike.
+struct AllocPeak {
+  static inline size_t peak = 0;
+  static void hook(const volatile void*, size_t n) {
+    if (n > peak) peak = n;
+  }
+  static void install() {
+    static const bool once = (__sanitizer_install_malloc_and_free_hooks(hook, nullptr), true);
+    (void)once;
+  }
+  static void reset() { peak = 0; }
+};
+
+// FUZZ_ASSERT that no allocation since AllocPeak::reset() exceeded `factor` bytes per input byte
+// plus 1 MiB. FOCUS_FUZZ_NO_ALLOC_CHECK=1 turns the check off (to fuzz past a known finding).
+inline void check_alloc_proportional(size_t input_bytes, size_t factor, const char* what) {
+  static const bool off = std::getenv("FOCUS_FUZZ_NO_ALLOC_CHECK") != nullptr;
+  if (off) return;
+  const size_t cap = factor * input_bytes + (size_t(1) << 20);
+  FUZZ_ASSERT(AllocPeak::peak <= cap,
+              "%s allocated %zu bytes at once for a %zu-byte input (cap %zu = %zu x input + 1 MiB)",
+              what, AllocPeak::peak, input_bytes, cap, factor);
 }
 
 }  // namespace focus::fuzz

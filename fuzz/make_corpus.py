@@ -3,7 +3,9 @@
 standard library only: small valid safetensors files and PNGs of every colour type, bit depth,
 interlacing and transparency. The files are checked in; rerun after changing this script:
     python3 fuzz/make_corpus.py fuzz/corpus
-The request-body seeds (JSON) are plain files written by hand next to these."""
+The serve decoders' seeds are request bodies: JSON, or "<content-type>\n<top>\n<body>" where the
+target takes a content type (fuzz/serve_input.hpp)."""
+import base64
 import hashlib
 import json
 import os
@@ -148,6 +150,48 @@ def main(root):
     for name, value in tokenizers.items():
         with open(os.path.join(tk, name), "w") as f:
             json.dump(value, f)
+
+    def write_all(target, items):
+        d = os.path.join(root, target)
+        os.makedirs(d, exist_ok=True)
+        for name, data in items.items():
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(data if isinstance(data, bytes) else data.encode())
+
+    small = pngs["gray8.png"]
+    b64 = base64.b64encode(small).decode()
+    b64_rgb = base64.b64encode(pngs["rgba8.png"]).decode()
+    pixels = [round((i % 17) / 16, 4) for i in range(784)]
+    write_all("v2_infer_fuzz", {
+        "flat.json": json.dumps({"inputs": [{"name": "pixels", "shape": [1, 1, 2, 2], "datatype": "FP32",
+                                             "data": [0, 0.25, 0.5, 1]}]}),
+        "nested_id.json": json.dumps({"id": "r1", "inputs": [{"name": "pixels", "shape": [2, 1, 1, 2],
+                                                              "datatype": "FP64", "data": [[[[0, 1]]], [[[0.5, 1e-3]]]]}]}),
+        "two_inputs.json": json.dumps({"inputs": [
+            {"name": "a", "shape": [3], "datatype": "INT32", "data": [1, 2, 3]},
+            {"name": "b", "shape": [0, 4], "datatype": "INT64", "data": []}]}),
+        "fashion28.json": json.dumps({"inputs": [{"name": "pixels", "shape": [1, 1, 28, 28],
+                                                  "datatype": "FP32", "data": pixels}]}),
+    })
+    write_all("classify_fuzz", {
+        "png_body": b"image/png\n\n" + small,
+        "png_body_top": b"image/png\n3\n" + pngs["palette4_trns.png"],
+        "json_png": "application/json; charset=utf-8\n\n" + json.dumps({"png": b64, "top": 2}),
+        "json_pngs": json.dumps({"pngs": [b64, b64_rgb]}),
+        "wrong_type": "text/plain\n\nhello",
+    })
+    write_all("translate_fuzz", {
+        "one.json": json.dumps({"inputs": ["hello world"]}),
+        "search.json": json.dumps({"inputs": ["a b", "c"], "beam": 5, "nbest": 3,
+                                   "length_penalty": 0.6, "max_len": 20}),
+        "unicode.json": json.dumps({"inputs": ["\u00e9t\u00e9 \u20ac"]}, ensure_ascii=False),
+    })
+    write_all("explain_fuzz", {
+        "png_body": b"image/png\n\n" + small,
+        "json_png": "application/json\n\n" + json.dumps({"png": b64, "method": "rollout", "layer": 0,
+                                                           "head": 1, "target": 2, "maps": True}),
+        "json_text": "application/json\n\n" + json.dumps({"input": "hello", "method": "cross-attention"}),
+    })
 
 
 if __name__ == "__main__":
