@@ -11,7 +11,7 @@
 
 #include "focus/tensor/error.hpp"
 
-extern "C" void __sanitizer_install_malloc_and_free_hooks(
+extern "C" int __sanitizer_install_malloc_and_free_hooks(
     void (*malloc_hook)(const volatile void*, size_t), void (*free_hook)(const volatile void*));
 
 #define FUZZ_ASSERT(cond, ...)                                               \
@@ -57,9 +57,10 @@ struct AllocPeak {
   static void hook(const volatile void*, size_t n) {
     if (n > peak) peak = n;
   }
-  static void install() {
-    static const bool once = (__sanitizer_install_malloc_and_free_hooks(hook, nullptr), true);
-    (void)once;
+  static void free_hook(const volatile void*) {}
+  static void install() {  // both hooks are required: with a null one nothing is installed
+    static const bool ok = __sanitizer_install_malloc_and_free_hooks(hook, free_hook) != 0;
+    FUZZ_ASSERT(ok, "cannot install the sanitizer malloc hooks");
   }
   static void reset() { peak = 0; }
 };

@@ -176,6 +176,46 @@ TEST(Png, AncillaryChunksAreSkippedWithoutAllocatingTheirClaimedLength) {
     EXPECT_LT(max_mmap_bytes(), size_t(1) << 30) << "the claimed 2 GB were allocated";
 }
 
+// A decompression bomb: 16384x16384 black pixels at 1 bit deflate to ~33 KB, and decoding them
+// would take 268 MB of rows and 1 GB of floats. With max_pixels the header alone refuses them
+// (ImageTooLargeError, a FormatError) and nothing of that size is allocated; within the limit an
+// image decodes as before.
+TEST(Png, MaxPixelsRefusesABombFromItsHeader) {
+  auto bomb = [](uint32_t side) {  // a 1-bit gray PNG of side x side zeros
+    auto be32 = [](uint32_t v) {
+      return std::string{char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
+    };
+    auto chunk = [&](const std::string& type, const std::string& body) {
+      const uLong crc = crc32(crc32(0, reinterpret_cast<const Bytef*>(type.data()), 4),
+                              reinterpret_cast<const Bytef*>(body.data()), uInt(body.size()));
+      return be32(uint32_t(body.size())) + type + body + be32(uint32_t(crc));
+    };
+    const std::string raw(size_t(side) * (1 + (side + 7) / 8), '\0');  // filter 0, zero bits
+    std::string z(compressBound(uLong(raw.size())), '\0');
+    uLongf zn = z.size();
+    EXPECT_EQ(compress2(reinterpret_cast<Bytef*>(z.data()), &zn,
+                        reinterpret_cast<const Bytef*>(raw.data()), uLong(raw.size()), 9), Z_OK);
+    z.resize(zn);
+    return std::string("\x89PNG\r\n\x1a\n", 8) +
+           chunk("IHDR", be32(side) + be32(side) + std::string("\x01\x00\x00\x00\x00", 5)) +
+           chunk("IDAT", z) + chunk("IEND", "");
+  };
+  const std::string big = bomb(16384);
+  EXPECT_LT(big.size(), 64u << 10);
+  const size_t before = max_mmap_bytes();
+  EXPECT_TRUE(throws_with<ImageTooLargeError>([&] { decode_png(big, "body", 4096 * 4096); },
+                                              "body: 16384x16384 pixels, over the limit of "
+                                              "16777216 pixels"));
+  if (before < (size_t(128) << 20)) EXPECT_LT(max_mmap_bytes(), size_t(128) << 20);
+
+  const std::string small = bomb(64);
+  EXPECT_TRUE(throws_with<FormatError>([&] { decode_png(small, "s", 64 * 64 - 1); }, "64x64"));
+  const Image img = decode_png(small, "s", 64 * 64);
+  EXPECT_EQ(img.channels, 1);
+  EXPECT_EQ(img.height * img.width, 64 * 64);
+  EXPECT_THROW(decode_png(small, "s", 0), ValueError);
+}
+
 TEST(Png, ResizesFiftySixToTwentyEightByBlockMeans) {
   TempDir dir;
   Image big = make_image(1, 56, 56);
