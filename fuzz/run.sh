@@ -6,6 +6,8 @@
 # build-fuzz/artifacts/<target>/ and the log under build-fuzz/logs/<target>.log. Reproduce one:
 #     build-fuzz/<target> build-fuzz/artifacts/<target>/crash-...
 # Usage: fuzz/run.sh [target ...]     (default: every fuzz/*_fuzz.cpp)
+# One allocation above 512 MB is a crash too: the largest image a 4 KB input can hold legitimately
+# (1032:1 deflate, 1-bit palette expanded to RGB floats) needs ~410 MB.
 # Environment: FUZZ_SECONDS (60 per target), FUZZ_BUILD (build-fuzz), FUZZ_JOBS (2 build jobs),
 # CXX_FUZZ (clang++-14). Each target starts from its seeds in fuzz/corpus/<target>/ plus what
 # earlier runs found (build-fuzz/corpus/<target>/, which grows run after run; the seeds in the
@@ -52,8 +54,8 @@ for t in "${targets[@]}"; do
   marker="$build/logs/.$t.start"
   touch "$marker"
   rc=0
-  "$build/$t" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
-    -dict="$(dict_of "$t")" -artifact_prefix="$artifacts/" "$work" "${seeds[@]}" \
+  "$build/$t" -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=10 \
+    -print_final_stats=1 -dict="$(dict_of "$t")" -artifact_prefix="$artifacts/" "$work" "${seeds[@]}" \
     >"$build/logs/$t.log" 2>&1 || rc=$?
   stat() { sed -n "s/^stat::$1: *//p" "$build/logs/$t.log" | tail -1; }
   execs=$(stat number_of_executed_units) rate=$(stat average_exec_per_sec)
