@@ -1,12 +1,14 @@
 # The README's two commands: `make demo` and `make test`. Each installs what is missing, then
 # configures, builds, fetches the data (tools/fetch-data.sh) and runs. Other targets: build, data,
-# bench, fixtures, asan, clean.
+# bench, fixtures, asan, fuzz, clean.
 BUILD ?= build
 BUILD_TYPE ?= Release
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps data configure build test demo bench fixtures asan clean
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps data configure build test demo bench fixtures asan fuzz clean
 
 all: build
 
@@ -43,5 +45,11 @@ fixtures:
 asan:
 	ASAN_OPTIONS=max_allocation_size_mb=1024 $(MAKE) test BUILD=build-asan BUILD_TYPE=RelWithDebInfo CMAKE_FLAGS="-DFOCUS_ASAN=ON -DFOCUS_UBSAN=ON"
 
+# libFuzzer targets (fuzz/, docs/FUZZING.md): built with clang into build-fuzz/, each run for
+# FUZZ_SECONDS; fails when a target found a crash (the input is kept in build-fuzz/artifacts/).
+fuzz:
+	@tools/install-deps.sh clang-14 libclang-rt-14-dev
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh
+
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz

@@ -3,8 +3,12 @@
 // garbage and missing files give typed errors naming the file; a 56x56 image becomes the 2x2
 // block means at 28x28; resize and to_gray against hand-computed values.
 #include <gtest/gtest.h>
+#include <malloc.h>
 #include <png.h>
+#include <unistd.h>
+#include <zlib.h>
 
+#include <cstdio>
 #include <filesystem>
 
 #include "data/png_writer.hpp"
@@ -23,6 +27,26 @@ namespace {
 
 // Byte 25 of a PNG is the IHDR colour type.
 int color_type_of(const std::string& path) { return read_bytes(path).at(25); }
+
+// glibc's "max mmap bytes" (malloc_stats() prints it on stderr): the most memory this process
+// ever held in mmap'd blocks, which is where an allocation of 128 KiB or more lands.
+size_t max_mmap_bytes() {
+  std::fflush(stderr);
+  const int saved = dup(2);
+  FILE* tmp = std::tmpfile();
+  dup2(fileno(tmp), 2);
+  malloc_stats();
+  std::fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  std::rewind(tmp);
+  char line[256];
+  size_t bytes = 0;
+  while (std::fgets(line, sizeof line, tmp))
+    if (std::sscanf(line, "max mmap bytes = %zu", &bytes) == 1) break;
+  std::fclose(tmp);
+  return bytes;
+}
 
 }  // namespace
 
@@ -112,6 +136,84 @@ TEST(Png, CorruptFilesAreFormatErrorsNamingTheFile) {
   EXPECT_TRUE(throws_with<FormatError>([&] { read_png(dir.file("text.png")); }, "not a PNG"));
   EXPECT_TRUE(throws_with<IOError>([&] { read_png(dir.file("none.png")); }, dir.file("none.png")));
   EXPECT_NO_THROW(read_png(dir.file("ok.png")));  // the good file still reads
+}
+
+// Ancillary chunks are skipped unread. Found by fuzz/png_fuzz: 41 bytes whose iTXt header claimed
+// ~1 GB made libpng allocate that much before finding the data missing (and an allocation that
+// fails is only a libpng warning, so the error was "truncated data" either way). Complete text,
+// EXIF and gamma chunks change nothing; a chunk claiming 2 GB after IHDR is "truncated data",
+// and glibc's high-water mark of mmap'd bytes shows that the 2 GB were never asked for.
+TEST(Png, AncillaryChunksAreSkippedWithoutAllocatingTheirClaimedLength) {
+  Image img = make_image(1, 3, 4);  // (1, 3, 4)
+  for (size_t i = 0; i < img.data.size(); ++i) img.data[i] = i / 11.f;
+  const std::string good = encode_png(img);
+  const size_t after_ihdr = 8 + 8 + 13 + 4;  // signature, IHDR length+type, data, CRC
+  ASSERT_EQ(good.substr(12, 4), "IHDR");
+  auto chunk = [](const std::string& type, const std::string& body, uint32_t claimed) {
+    std::string c;
+    for (int s = 24; s >= 0; s -= 8) c += static_cast<char>((claimed >> s) & 0xFF);
+    c += type + body;
+    const uint32_t crc = static_cast<uint32_t>(crc32(
+        crc32(0, reinterpret_cast<const Bytef*>(type.data()), 4),
+        reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size())));
+    for (int s = 24; s >= 0; s -= 8) c += static_cast<char>((crc >> s) & 0xFF);
+    return c;
+  };
+  std::string with_chunks = good;
+  with_chunks.insert(after_ihdr, chunk("tEXt", std::string("Comment\0hi", 10), 10) +
+                                     chunk("iTXt", std::string(5000, 'x'), 5000) +
+                                     chunk("eXIf", std::string("MM\0*", 4), 4) +
+                                     chunk("gAMA", std::string("\0\0\xaf\xc8", 4), 4));
+  const Image back = decode_png(with_chunks, "chunks");
+  EXPECT_EQ(back.data, decode_png(good, "good").data);
+
+  std::string bomb = good.substr(0, after_ihdr);
+  bomb += chunk("iTXt", "", 0x7FFFFF00u).substr(0, 8);  // the header alone: 2 GB claimed, none sent
+  const size_t before = max_mmap_bytes();
+  EXPECT_TRUE(throws_with<FormatError>([&] { decode_png(bomb, "bomb"); },
+                                       "bomb: corrupt or truncated PNG (truncated"));
+  if (before < (size_t(1) << 30))  // glibc serves a 2 GB malloc by mmap, counted here
+    EXPECT_LT(max_mmap_bytes(), size_t(1) << 30) << "the claimed 2 GB were allocated";
+}
+
+// A decompression bomb: 16384x16384 black pixels at 1 bit deflate to ~33 KB, and decoding them
+// would take 268 MB of rows and 1 GB of floats. With max_pixels the header alone refuses them
+// (ImageTooLargeError, a FormatError) and nothing of that size is allocated; within the limit an
+// image decodes as before.
+TEST(Png, MaxPixelsRefusesABombFromItsHeader) {
+  auto bomb = [](uint32_t side) {  // a 1-bit gray PNG of side x side zeros
+    auto be32 = [](uint32_t v) {
+      return std::string{char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
+    };
+    auto chunk = [&](const std::string& type, const std::string& body) {
+      const uLong crc = crc32(crc32(0, reinterpret_cast<const Bytef*>(type.data()), 4),
+                              reinterpret_cast<const Bytef*>(body.data()), uInt(body.size()));
+      return be32(uint32_t(body.size())) + type + body + be32(uint32_t(crc));
+    };
+    const std::string raw(size_t(side) * (1 + (side + 7) / 8), '\0');  // filter 0, zero bits
+    std::string z(compressBound(uLong(raw.size())), '\0');
+    uLongf zn = z.size();
+    EXPECT_EQ(compress2(reinterpret_cast<Bytef*>(z.data()), &zn,
+                        reinterpret_cast<const Bytef*>(raw.data()), uLong(raw.size()), 9), Z_OK);
+    z.resize(zn);
+    return std::string("\x89PNG\r\n\x1a\n", 8) +
+           chunk("IHDR", be32(side) + be32(side) + std::string("\x01\x00\x00\x00\x00", 5)) +
+           chunk("IDAT", z) + chunk("IEND", "");
+  };
+  const std::string big = bomb(16384);
+  EXPECT_LT(big.size(), 64u << 10);
+  const size_t before = max_mmap_bytes();
+  EXPECT_TRUE(throws_with<ImageTooLargeError>([&] { decode_png(big, "body", 4096 * 4096); },
+                                              "body: 16384x16384 pixels, over the limit of "
+                                              "16777216 pixels"));
+  if (before < (size_t(128) << 20)) EXPECT_LT(max_mmap_bytes(), size_t(128) << 20);
+
+  const std::string small = bomb(64);
+  EXPECT_TRUE(throws_with<FormatError>([&] { decode_png(small, "s", 64 * 64 - 1); }, "64x64"));
+  const Image img = decode_png(small, "s", 64 * 64);
+  EXPECT_EQ(img.channels, 1);
+  EXPECT_EQ(img.height * img.width, 64 * 64);
+  EXPECT_THROW(decode_png(small, "s", 0), ValueError);
 }
 
 TEST(Png, ResizesFiftySixToTwentyEightByBlockMeans) {

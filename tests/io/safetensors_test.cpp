@@ -122,6 +122,40 @@ TEST_F(SafetensorsTest, RoundTripsEveryDtypeAndMetadata) {
   EXPECT_EQ(f.tensors.at("i32.empty").shape(), (Shape{0, 4}));
 }
 
+// parse_safetensors is the reader on bytes in memory: the same tensors and digest as the file, the
+// same errors naming the caller's `what`, and no read past the buffer on any prefix of it.
+TEST_F(SafetensorsTest, ParsesBytesInMemoryLikeTheFile) {
+  const auto tensors = all_dtypes();
+  const std::string p = path("mem.safetensors");
+  save_safetensors(p, tensors, {{"format", "pt"}});
+  const std::string bytes = read_bytes(p);
+  const SafetensorsFile from_file = load_safetensors(p);
+  const SafetensorsFile f = parse_safetensors(bytes, "upload");
+  EXPECT_EQ(f.metadata, from_file.metadata);
+  EXPECT_EQ(f.data_sha256, from_file.data_sha256);
+  EXPECT_EQ(f.data_sha256.size(), 64u);
+  ASSERT_EQ(f.tensors.size(), tensors.size());
+  for (const auto& [name, t] : tensors) EXPECT_TRUE(same_bytes(f.tensors.at(name), t)) << name;
+
+  for (size_t cut = 0; cut < bytes.size(); ++cut) {
+    const std::string prefix = bytes.substr(0, cut);  // its own allocation: ASan sees overreads
+    try {
+      parse_safetensors(prefix, "upload");
+      ADD_FAILURE() << "a " << cut << "-byte prefix parsed";
+    } catch (const FormatError& e) {
+      EXPECT_CONTAINS(e.what(), "'upload'");
+    }
+  }
+  std::string flipped = bytes;
+  flipped.back() = static_cast<char>(flipped.back() ^ 1);
+  try {
+    parse_safetensors(flipped, "upload");
+    ADD_FAILURE() << "a flipped data byte parsed";
+  } catch (const FormatError& e) {
+    EXPECT_CONTAINS(e.what(), "'upload': tensor data does not match its SHA-256");
+  }
+}
+
 TEST_F(SafetensorsTest, LayoutFollowsTheSpec) {
   // Read the written bytes independently: length, space padding, JSON entries, packed data.
   Tensor a = Tensor::from_vector(std::vector<float>{1, 2, 3, 4, 5, 6}, {2, 3});  // (2, 3)

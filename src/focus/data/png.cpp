@@ -48,6 +48,7 @@ struct WriteHandle {
 };
 
 struct Decoded {
+  bool too_large = false;  // refused for max_pixels (ImageTooLargeError)
   uint32_t width = 0, height = 0;
   int channels = 0, bit_depth = 0;  // after expansion: 1..4 channels, 8 or 16 bits
   std::vector<uint8_t> bytes;
@@ -72,15 +73,29 @@ void write_memory(png_structp png, png_bytep data, png_size_t n) {
 void flush_memory(png_structp) {}
 
 // Decodes the image after the 8 signature bytes of a `size`-byte PNG. Returns false after a
-// libpng error. Before allocating, the size the header claims is checked against the input:
+// libpng error. Before allocating, the header's width x height is checked against max_pixels
+// (out->too_large), and the size it claims against the input:
 // deflate compresses at most 1032:1, so n bytes hold at most 1032 n bytes of filtered rows (one
 // filter byte and rowbytes per row), and a corrupt header cannot ask for gigabytes.
-bool decode(png_structp png, png_infop info, MemoryReader* in, Decoded* out) {
+bool decode(png_structp png, png_infop info, MemoryReader* in, uint64_t max_pixels, Decoded* out) {
   if (setjmp(png_jmpbuf(png))) return false;
   png_set_read_fn(png, in, read_memory);
   png_set_sig_bytes(png, 8);
   png_set_user_limits(png, kMaxSide, kMaxSide);
+  // Every ancillary chunk but tRNS (text, profiles, EXIF, gamma...) is skipped unread: libpng
+  // would otherwise allocate the length a chunk header claims before reading it (41 bytes of
+  // input asking for ~1 GB, found by fuzz/png_fuzz); skipped chunks stream through a small buffer.
+  png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, nullptr, -1);
   png_read_info(png, info);
+  const uint64_t pixels = uint64_t(png_get_image_width(png, info)) * png_get_image_height(png, info);
+  if (pixels > max_pixels) {
+    char msg[160];
+    std::snprintf(msg, sizeof(msg), "%ux%u pixels, over the limit of %llu pixels",
+                  png_get_image_width(png, info), png_get_image_height(png, info),
+                  static_cast<unsigned long long>(max_pixels));
+    out->too_large = true;
+    png_error(png, msg);
+  }
   const uint64_t filtered =
       (uint64_t(png_get_rowbytes(png, info)) + 1) * png_get_image_height(png, info);
   if (filtered > kMaxDeflateRatio * uint64_t(in->size)) {
@@ -127,7 +142,8 @@ bool encode(png_structp png, png_infop info, std::string* out, uint32_t width, u
 
 }  // namespace
 
-Image decode_png(std::string_view bytes, const std::string& what) {
+Image decode_png(std::string_view bytes, const std::string& what, int64_t max_pixels) {
+  FOCUS_CHECK(max_pixels >= 1, ValueError, "{}: max_pixels {} must be positive", what, max_pixels);
   const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
   FOCUS_CHECK(bytes.size() >= 8 && png_sig_cmp(data, 0, 8) == 0, FormatError,
               "{}: not a PNG (bad signature)", what);
@@ -139,8 +155,10 @@ Image decode_png(std::string_view bytes, const std::string& what) {
   h.info = png_create_info_struct(h.png);
   FOCUS_CHECK(h.info, Error, "{}: libpng initialisation failed", what);
   MemoryReader in{data, bytes.size(), 8};
-  if (!decode(h.png, h.info, &in, &dec))
+  if (!decode(h.png, h.info, &in, static_cast<uint64_t>(max_pixels), &dec)) {
+    if (dec.too_large) throw ImageTooLargeError(fmt::format("{}: {}", what, err.msg));
     throw FormatError(fmt::format("{}: corrupt or truncated PNG ({})", what, err.msg));
+  }
 
   // Interleaved samples -> planar floats; alpha (the last sample of 2 and 4) multiplies colour.
   const int nc = dec.channels, color_channels = nc >= 3 ? 3 : 1;

@@ -9,6 +9,7 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <set>
 #include <vector>
 
@@ -156,19 +157,19 @@ void check_layout(const std::string& path, std::vector<Entry>& entries, uint64_t
               "cover {})", path, data_size - pos, data_size, pos);
 }
 
-}  // namespace
+// The bytes being parsed: `size` of them, read on demand by `read` (n bytes at an offset into
+// `dst`; false on a short read). A file is read with pread straight into each tensor's buffer, so
+// loading never holds the file twice; a buffer in memory is copied from.
+struct ByteSource {
+  uint64_t size;
+  std::function<bool(void* dst, size_t n, uint64_t offset)> read;
+};
 
-SafetensorsFile load_safetensors(const std::string& path) {
-  Fd f;
-  f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  FOCUS_CHECK(f.fd >= 0, IOError, "cannot open '{}': {}", path, std::strerror(errno));
-  struct stat st;
-  FOCUS_CHECK(::fstat(f.fd, &st) == 0, IOError, "cannot stat '{}': {}", path, std::strerror(errno));
-  FOCUS_CHECK(S_ISREG(st.st_mode), IOError, "'{}' is not a regular file", path);
-  const uint64_t file_size = static_cast<uint64_t>(st.st_size);
-
+// The reader proper, on either source; `path` names the input in every message.
+SafetensorsFile parse(const ByteSource& src, const std::string& path) {
+  const uint64_t file_size = src.size;
   char len_bytes[8];
-  FOCUS_CHECK(file_size >= 8 && read_at(f.fd, len_bytes, 8, 0, path), FormatError,
+  FOCUS_CHECK(file_size >= 8 && src.read(len_bytes, 8, 0), FormatError,
               "'{}': truncated file: {} bytes, too short for the 8-byte header length", path,
               file_size);
   const uint64_t header_len = get_u64_le(len_bytes);
@@ -176,7 +177,7 @@ SafetensorsFile load_safetensors(const std::string& path) {
               "'{}': header length {} is larger than the file ({} bytes after the length field)",
               path, header_len, file_size - 8);
   std::string header(header_len, '\0');
-  FOCUS_CHECK(read_at(f.fd, header.data(), header_len, 8, path), FormatError,
+  FOCUS_CHECK(src.read(header.data(), header_len, 8), FormatError,
               "'{}': truncated file while reading the {}-byte header", path, header_len);
 
   json doc;
@@ -220,7 +221,7 @@ SafetensorsFile load_safetensors(const std::string& path) {
   Sha256 digest;
   for (const Entry& e : entries) {
     Tensor t = Tensor::empty(e.shape, e.dtype);
-    FOCUS_CHECK(read_at(f.fd, t.raw_data(), e.end - e.begin, data_start + e.begin, path),
+    FOCUS_CHECK(src.read(t.raw_data(), e.end - e.begin, data_start + e.begin),
                 FormatError, "'{}': tensor '{}': file truncated while reading its data", path,
                 e.name);
     if (!recorded.empty()) digest.update(t.raw_data(), e.end - e.begin);
@@ -234,6 +235,31 @@ SafetensorsFile load_safetensors(const std::string& path) {
     out.data_sha256 = actual;
   }
   return out;
+}
+
+}  // namespace
+
+SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& what) {
+  const ByteSource src{bytes.size(), [bytes](void* dst, size_t n, uint64_t offset) {
+                         if (offset > bytes.size() || n > bytes.size() - offset) return false;
+                         if (n > 0) std::memcpy(dst, bytes.data() + offset, n);
+                         return true;
+                       }};
+  return parse(src, what);
+}
+
+SafetensorsFile load_safetensors(const std::string& path) {
+  Fd f;
+  f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  FOCUS_CHECK(f.fd >= 0, IOError, "cannot open '{}': {}", path, std::strerror(errno));
+  struct stat st;
+  FOCUS_CHECK(::fstat(f.fd, &st) == 0, IOError, "cannot stat '{}': {}", path, std::strerror(errno));
+  FOCUS_CHECK(S_ISREG(st.st_mode), IOError, "'{}' is not a regular file", path);
+  const ByteSource src{static_cast<uint64_t>(st.st_size),
+                       [&](void* dst, size_t n, uint64_t offset) {
+                         return read_at(f.fd, dst, n, offset, path);
+                       }};
+  return parse(src, path);
 }
 
 // ---- writing -----------------------------------------------------------------------------------

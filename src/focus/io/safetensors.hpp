@@ -47,4 +47,9 @@ struct SafetensorsFile {
 // not match its SHA-256: the file is corrupt").
 SafetensorsFile load_safetensors(const std::string& path);
 
+// The same reader on the bytes of a safetensors file held in memory (an upload, a fuzzer's
+// input): the same checks and FormatErrors, each naming `what` where load_safetensors names the
+// path. load_safetensors reads a file with this code, tensor by tensor, without holding it twice.
+SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& what);
+
 }  // namespace focus

@@ -17,7 +17,14 @@ constexpr int kSub = 8;                    // classes per power of two
 constexpr int kClasses = 64 * kSub;        // covers every size_t
 constexpr size_t kAlign = 64;
 
-#if defined(__SANITIZE_ADDRESS__)  // GCC's -fsanitize=address
+// GCC defines __SANITIZE_ADDRESS__ under -fsanitize=address; clang (the fuzz build) only answers
+// __has_feature(address_sanitizer).
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FOCUS_ADDRESS_SANITIZER 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(FOCUS_ADDRESS_SANITIZER)
 constexpr size_t kDefaultLimit = 0;
 #else
 constexpr size_t kDefaultLimit = size_t(64) << 20;
