@@ -97,6 +97,8 @@ TEST(DecodeClassify, BadImagesAndTypesAreRefused) {
   expect_refused([&] { decode_classify(png, "image/gif"); }, 415, "image/gif");
   expect_refused([&] { decode_classify(png, "image/png", "0"); }, 400, "top=0");
   expect_refused([&] { decode_classify(png, "image/png", "3x"); }, 400, "top=3x");
+  expect_refused([&] { decode_classify(R"({"png": "", "top": 18446744073709551615})", "application/json"); }, 400,
+                 "\"top\" is 18446744073709551615");
   expect_refused([&] { decode_classify(R"({"png": "!!!!"})", "application/json"); }, 400, "not base64");
   expect_refused([&] { decode_classify(R"({"png": 5})", "application/json"); }, 400, "base64 string");
   expect_refused([&] { decode_classify(R"({"png": "", "pngs": []})", "application/json"); }, 400, "exactly one");

@@ -48,6 +48,8 @@ int64_t get_int(const json& j, const char* key, int64_t fallback, int64_t lo, in
   const auto it = j.find(key);
   if (it == j.end() || it->is_null()) return fallback;
   if (!it->is_number_integer()) bad(fmt::format("\"{}\" must be an integer, got {}", key, it->dump()));
+  if (it->is_number_unsigned() && it->get<uint64_t>() > uint64_t(hi))
+    bad(fmt::format("\"{}\" is {}, must be in [{}, {}]", key, it->get<uint64_t>(), lo, hi));
   const int64_t v = it->get<int64_t>();
   if (v < lo || v > hi) bad(fmt::format("\"{}\" is {}, must be in [{}, {}]", key, v, lo, hi));
   return v;
@@ -79,7 +81,9 @@ Image decode_image(std::string_view bytes, const std::string& what, const Decode
   check_png_dimensions(bytes, what, lim, total_pixels);
   Image img;
   try {
-    img = decode_png(bytes, what);
+    img = decode_png(bytes, what, lim.max_image_pixels);  // libpng's header, checked again
+  } catch (const ImageTooLargeError& e) {
+    throw RequestError(413, e.what());
   } catch (const FormatError& e) {
     bad(e.what());
   }
