@@ -105,6 +105,9 @@ TEST(DecodeClassify, BadImagesAndTypesAreRefused) {
   DecodeLimits lim;
   lim.max_image_pixels = 63;
   expect_refused([&] { decode_classify(png, "image/png", "", lim); }, 413, "8x8 pixels");
+  std::string huge = png;  // a header claiming 2^32-1 pixels on each side
+  for (int i = 16; i < 24; ++i) huge[size_t(i)] = char(0xff);
+  expect_refused([&] { decode_classify(huge, "image/png", "", lim); }, 413, "4294967295x4294967295 pixels");
   lim.max_image_pixels = 100;  // one 8x8 image fits, two do not: the limit is per request
   EXPECT_EQ(decode_classify(png, "image/png", "", lim).images.size(), 1u);
   const std::string two = json{{"pngs", {base64_encode(png), base64_encode(png)}}}.dump();

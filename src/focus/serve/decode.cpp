@@ -66,11 +66,11 @@ void check_png_dimensions(std::string_view b, const std::string& what, const Dec
     return uint32_t(uint8_t(b[at])) << 24 | uint32_t(uint8_t(b[at + 1])) << 16 |
            uint32_t(uint8_t(b[at + 2])) << 8 | uint32_t(uint8_t(b[at + 3]));
   };
-  const int64_t w = be32(16), h = be32(20);
-  if (w * h > lim.max_image_pixels)
+  const uint64_t w = be32(16), h = be32(20);  // the product of two 32-bit values fits 64 bits
+  if (w * h > uint64_t(lim.max_image_pixels))
     throw RequestError(413, fmt::format("{}: {}x{} pixels, over the limit of {} pixels", what, w, h,
                                         lim.max_image_pixels));
-  *total += w * h;
+  *total += int64_t(w * h);  // <= max_image_pixels each: no overflow
   if (*total > lim.max_image_pixels)
     throw RequestError(413, fmt::format("{}: the request's images hold {} pixels, over the limit "
                                         "of {} pixels", what, *total, lim.max_image_pixels));
