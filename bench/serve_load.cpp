@@ -9,11 +9,12 @@
 // non-blocking keep-alive sockets, pre-formatted request bytes, responses parsed only for the
 // status line, Content-Length / chunked and Connection: close. It reports its own CPU time.
 // Bodies: --body-file holds one request body per line (used round-robin), e.g. compact JSON.
-// Output (stdout, JSON): counts by status (200, 429, 503, 504, other, timeout, error), requests
-// still unsent when the run ended, 200s completed per second in the window (whenever they were
-// scheduled: the goodput), latency percentiles
-// of the 200s and, separately, of the rejections (429/503), the send lag (scheduled -> written),
-// and client CPU seconds. Statistics cover requests scheduled after --warmup seconds.
+// Output (stdout, JSON): counts by status (200, 429, 503, 504, other, timeout, error, unsent:
+// still waiting for a connection when the run ended), 200s completed per second in the window
+// (whenever they were scheduled: the goodput), latency percentiles of the 200s, of the
+// rejections (429/503) and of all requests (unsent ones with the time they had waited: a lower
+// bound), the send lag (scheduled -> first byte written) and the client's CPU seconds.
+// Statistics cover the requests scheduled after --warmup seconds.
 // Limits: Linux (epoll_pwait2), IPv4 host literals, HTTP/1.1 without TLS, one request in flight
 // per connection (no pipelining); a connection the server closed while idle is reopened and the
 // request retried once.
@@ -68,7 +69,7 @@ struct Sample {
   float lag_ms;      // scheduled -> first byte written
   int status;        // HTTP status, or kTimeout / kError
 };
-constexpr int kTimeout = -1, kError = -2;
+constexpr int kTimeout = -1, kError = -2, kUnsent = -3;  // kUnsent: latency is a lower bound
 
 struct Conn {
   int fd = -1;
@@ -107,9 +108,11 @@ class Load {
     bool generating = true;
     for (;;) {
       const double now = now_s();
-      if (generating && now >= win1) {
+      if (generating && now >= win1) {  // requests never sent waited at least until now
         generating = false;
         unsent = backlog_.size();
+        for (double sched : backlog_)
+          if (sched >= win0) samples_.push_back({static_cast<float>((now - sched) * 1e3), 0.f, kUnsent});
         backlog_.clear();
       }
       if (generating) {
@@ -423,6 +426,7 @@ class Load {
     for (const auto& s : samples_) {
       std::string k = s.status == kTimeout ? "timeout"
                       : s.status == kError ? "error"
+                      : s.status == kUnsent ? "unsent"
                       : (s.status == 200 || s.status == 429 || s.status == 503 || s.status == 504)
                           ? std::to_string(s.status)
                           : "other";
@@ -432,7 +436,7 @@ class Load {
       }
       if (s.status == 429 || s.status == 503) reject.push_back(s.latency_ms);
       all.push_back(s.latency_ms);
-      lag.push_back(s.lag_ms);
+      if (s.status != kUnsent) lag.push_back(s.lag_ms);
     }
     nlohmann::json j;
     j["rate"] = o_.rate;
