@@ -12,7 +12,7 @@
 namespace focus {
 
 int run_cli(int argc, char** argv) {
-  CLI::App app{"focus: attention models on ordinary machines (train, evaluate, predict, translate, benchmark)"};
+  CLI::App app{"focus: attention models on ordinary machines (train, evaluate, predict, translate, explain, serve, benchmark)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("focus ") + FOCUS_VERSION);
   std::map<std::string, Command> commands;
@@ -25,6 +25,8 @@ int run_cli(int argc, char** argv) {
   commands["explain"] = add_explain_command(app);
   commands["report"] = add_report_command(app);
   commands["average"] = add_average_command(app);
+  commands["serve"] = add_serve_command(app);
+  commands["keys"] = add_keys_command(app);
   try {
     try {
       app.parse(argc, argv);

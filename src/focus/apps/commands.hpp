@@ -22,6 +22,8 @@ Command add_translate_command(CLI::App& app);
 Command add_explain_command(CLI::App& app);
 Command add_report_command(CLI::App& app);  // cmd_report.cpp
 Command add_average_command(CLI::App& app);  // cmd_average.cpp
+Command add_serve_command(CLI::App& app);    // cmd_serve.cpp
+Command add_keys_command(CLI::App& app);     // cmd_serve.cpp
 
 struct TrainConfig;
 // True (after saying so on stderr) when a resumed run has no epochs left (cmd_train.cpp).

@@ -8,6 +8,7 @@
 // Limits: text is not measured (widths are estimated at ~6.5 px per character of 11 px text),
 // so very long labels may overlap; at most 8 distinct series colours (then they repeat).
 #pragma once
+#include "focus/io/base64.hpp"  // base64_encode, for the data URLs
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -61,7 +62,6 @@ Axis log_axis(double lo, double hi);
 // Up to 4 significant digits, trailing zeros dropped, "1e-5" style below 1e-3 and from 1e6.
 std::string format_number(double v);
 
-std::string base64_encode(std::string_view bytes);
 // An 8-bit gray (1 channel) or RGB (3 channels) PNG of img (values clamped to [0, 1]) as
 // "data:image/png;base64,...". ValueError for other channel counts or an empty image.
 std::string png_data_uri(const Image& img);

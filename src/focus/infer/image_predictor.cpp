@@ -77,8 +77,7 @@ std::vector<ImagePrediction> ImagePredictor::predict(const Tensor& pixels, int64
   return out;
 }
 
-std::vector<ImagePrediction> ImagePredictor::predict(const std::vector<Image>& images,
-                                                     int64_t k) const {
+Tensor ImagePredictor::pixels(const std::vector<Image>& images) const {
   const int64_t N = int64_t(images.size()), D = channels_ * size_ * size_;
   Tensor pixels = Tensor::empty({N, channels_, size_, size_});  // (N, C, S, S)
   float* dst = pixels.data<float>();
@@ -95,7 +94,22 @@ std::vector<ImagePrediction> ImagePredictor::predict(const std::vector<Image>& i
     const Image x = resize(channels_ == 1 ? to_gray(img) : img, size_, size_);  // (C, S, S)
     std::copy(x.data.begin(), x.data.end(), dst + int64_t(i) * D);
   }
-  return predict(pixels, k);
+  return pixels;
+}
+
+Tensor ImagePredictor::normalized(const Tensor& pixels) const {
+  const Tensor x = pixels.contiguous();
+  Tensor out = Tensor::empty(x.shape());  // (N, C, S, S)
+  const float mean = loaded_.info.norm.mean, inv = 1.f / loaded_.info.norm.std;
+  const float* src = x.data<float>();
+  float* dst = out.data<float>();
+  for (int64_t i = 0; i < x.numel(); ++i) dst[i] = (src[i] - mean) * inv;
+  return out;
+}
+
+std::vector<ImagePrediction> ImagePredictor::predict(const std::vector<Image>& images,
+                                                     int64_t k) const {
+  return predict(pixels(images), k);
 }
 
 }  // namespace focus

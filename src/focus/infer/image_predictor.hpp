@@ -58,6 +58,11 @@ class ImagePredictor {
   // Decoded images, converted to (C, S, S) first; InputError naming an empty or malformed image,
   // or an RGB model given a gray image.
   std::vector<ImagePrediction> predict(const std::vector<Image>& images, int64_t k = 5) const;
+  // The pixels predict(images) feeds the model: each image converted to (C, S, S) -> (N, C, S, S),
+  // values in [0, 1]; InputError as predict(images).
+  Tensor pixels(const std::vector<Image>& images) const;
+  // pixels (N, C, S, S) in [0, 1] -> the model's input, normalised with the file's mean / std.
+  Tensor normalized(const Tensor& pixels) const;
 
   const ModelInfo& info() const { return loaded_.info; }
   // The model in eval mode (evaluation and explanations run it directly).

@@ -1,0 +1,78 @@
+// JSON-lines access log with masking (see access_log.hpp).
+#include "focus/serve/access_log.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "focus/tensor/error.hpp"
+
+namespace focus {
+
+std::string mask_pii(std::string_view text) {
+  static const std::regex email(R"([A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})");
+  // International or national numbers: 8+ digits with optional separators, or a leading +.
+  static const std::regex phone(R"((\+\d{1,3}[\s.-]?)?(\(\d{1,4}\)[\s.-]?)?\d{2,4}([\s.-]\d{2,4}){2,4})");
+  static const std::regex digits(R"(\d{6,})");
+  std::string s(text);
+  s = std::regex_replace(s, email, "<email>");
+  s = std::regex_replace(s, phone, "<phone>");
+  s = std::regex_replace(s, digits, "<digits>");
+  return s;
+}
+
+AccessLog::AccessLog(const std::string& path, bool log_inputs) : log_inputs_(log_inputs) {
+  if (path.empty()) return;
+  if (path == "-") {
+    fd_ = STDERR_FILENO;
+    return;
+  }
+  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  FOCUS_CHECK(fd_ >= 0, IOError, "access log {}: cannot open ({})", path, std::strerror(errno));
+  own_fd_ = true;
+}
+
+AccessLog::~AccessLog() {
+  if (own_fd_) ::close(fd_);
+}
+
+void AccessLog::write(const AccessRecord& r) {
+  if (fd_ < 0) return;
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  const int ms = int(std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char when[40];
+  std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+  const auto round3 = [](double v) { return std::round(v * 1000) / 1000; };
+  nlohmann::json j = {{"time", fmt::format("{}.{:03d}Z", when, ms)},
+                      {"key", r.key},
+                      {"method", r.method},
+                      {"path", r.path},
+                      {"model", r.model},
+                      {"status", r.status},
+                      {"queue_ms", round3(r.queue_ms)},
+                      {"compute_ms", round3(r.compute_ms)},
+                      {"total_ms", round3(r.total_ms)},
+                      {"batch", r.batch},
+                      {"bytes_in", r.bytes_in},
+                      {"bytes_out", r.bytes_out}};
+  if (!r.error.empty()) j["error"] = mask_pii(r.error);
+  if (log_inputs_ && !r.inputs.empty()) {
+    nlohmann::json in = nlohmann::json::array();
+    for (const std::string& s : r.inputs) in.push_back(mask_pii(s));
+    j["inputs"] = in;
+  }
+  // Invalid UTF-8 in a client's text is replaced, never an exception.
+  const std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  const ssize_t n = ::write(fd_, line.data(), line.size());
+  (void)n;  // a full disk must not fail the request; the log is best effort
+}
+
+}  // namespace focus

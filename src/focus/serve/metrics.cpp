@@ -1,0 +1,164 @@
+// Prometheus metrics (see metrics.hpp).
+#include "focus/serve/metrics.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fmt/format.h>
+
+namespace focus {
+namespace {
+
+const std::vector<double> kLatencyBounds = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05,
+                                            0.1,    0.2,   0.5,   1,     2,    5,    10};
+const std::vector<double> kBatchBounds = {1, 2, 4, 8, 16, 32, 64, 128, 256};
+
+const char* kHelp[][3] = {
+    {"focus_requests_total", "counter", "Requests answered, by model, HTTP status and key id."},
+    {"focus_rejections_total", "counter", "Requests refused, by reason."},
+    {"focus_queue_seconds", "histogram", "Time from admission to the start of the request's batch."},
+    {"focus_compute_seconds", "histogram", "Time the request's batch spent computing."},
+    {"focus_request_seconds", "histogram", "Time from receiving the request to answering it."},
+    {"focus_batch_size", "histogram", "Items (images, sentences) per executed batch."},
+    {"focus_queue_depth", "gauge", "Requests waiting in the model's queue."},
+    {"focus_in_flight", "gauge", "Requests admitted and not yet answered."},
+    {"focus_model_info", "gauge", "The model version being served (1)."},
+    {"focus_model_load_seconds", "gauge", "Seconds the served version took to load and check."},
+    {"focus_model_loaded_timestamp_seconds", "gauge", "When the served version was loaded (Unix time)."},
+    {"focus_model_reloads_total", "counter", "Reload attempts, by result (ok, refused)."},
+};
+
+std::string fmt_value(double v) {
+  if (v == double(int64_t(v)) && std::abs(v) < 1e15) return fmt::format("{}", int64_t(v));
+  return fmt::format("{:.9g}", v);
+}
+
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+std::string prometheus_label(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
+int64_t process_rss_bytes() {
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  long size = 0, resident = 0;
+  const int got = std::fscanf(f, "%ld %ld", &size, &resident);
+  std::fclose(f);
+  return got == 2 ? int64_t(resident) * sysconf(_SC_PAGESIZE) : 0;
+}
+
+Metrics::Metrics() : start_time_(unix_now()) {}
+
+void Metrics::request(const std::string& model, int status, const std::string& key_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  counters_["focus_requests_total"][fmt::format("model=\"{}\",status=\"{}\",key=\"{}\"",
+                                                prometheus_label(model), status,
+                                                prometheus_label(key_id))] += 1;
+}
+
+void Metrics::rejection(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  counters_["focus_rejections_total"][fmt::format("reason=\"{}\"", prometheus_label(reason))] += 1;
+}
+
+void Metrics::observe(const char* family, const std::vector<double>& bounds,
+                      const std::string& model, double v) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Histogram& h = histograms_[family][fmt::format("model=\"{}\"", prometheus_label(model))];
+  if (h.bounds.empty()) h.bounds = bounds, h.counts.assign(bounds.size() + 1, 0);
+  size_t b = 0;
+  while (b < h.bounds.size() && v > h.bounds[b]) ++b;
+  ++h.counts[b];
+  h.sum += v;
+  ++h.n;
+}
+
+void Metrics::observe_queue(const std::string& m, double s) { observe("focus_queue_seconds", kLatencyBounds, m, s); }
+void Metrics::observe_compute(const std::string& m, double s) { observe("focus_compute_seconds", kLatencyBounds, m, s); }
+void Metrics::observe_request(const std::string& m, double s) { observe("focus_request_seconds", kLatencyBounds, m, s); }
+void Metrics::observe_batch(const std::string& m, int64_t n) { observe("focus_batch_size", kBatchBounds, m, double(n)); }
+
+void Metrics::set_queue_depth(const std::string& model, int64_t n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  gauges_["focus_queue_depth"][fmt::format("model=\"{}\"", prometheus_label(model))] = double(n);
+}
+
+void Metrics::add_in_flight(const std::string& model, int64_t delta) {
+  std::lock_guard<std::mutex> lock(mu_);
+  gauges_["focus_in_flight"][fmt::format("model=\"{}\"", prometheus_label(model))] += double(delta);
+}
+
+void Metrics::model_loaded(const std::string& model, const std::string& version, double load_seconds) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string m = fmt::format("model=\"{}\"", prometheus_label(model));
+  auto& info = gauges_["focus_model_info"];
+  for (auto it = info.begin(); it != info.end();)  // one version per model
+    it = it->first.rfind(m + ",", 0) == 0 ? info.erase(it) : std::next(it);
+  info[fmt::format("{},version=\"{}\"", m, prometheus_label(version))] = 1;
+  gauges_["focus_model_load_seconds"][m] = load_seconds;
+  gauges_["focus_model_loaded_timestamp_seconds"][m] = unix_now();
+}
+
+void Metrics::model_reload(const std::string& model, bool ok) {
+  std::lock_guard<std::mutex> lock(mu_);
+  counters_["focus_model_reloads_total"][fmt::format("model=\"{}\",result=\"{}\"",
+                                                     prometheus_label(model), ok ? "ok" : "refused")] += 1;
+}
+
+double Metrics::counter(const std::string& family, const std::string& labels) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto f = counters_.find(family);
+  if (f == counters_.end()) return 0;
+  const auto v = f->second.find(labels);
+  return v == f->second.end() ? 0 : v->second;
+}
+
+std::string Metrics::render() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string out;
+  for (const auto& [name, type, help] : kHelp) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+    if (std::string(type) == "histogram") {
+      const auto f = histograms_.find(name);
+      if (f == histograms_.end()) continue;
+      for (const auto& [labels, h] : f->second) {
+        uint64_t cum = 0;
+        for (size_t b = 0; b < h.counts.size(); ++b) {
+          cum += h.counts[b];
+          const std::string le = b < h.bounds.size() ? fmt_value(h.bounds[b]) : "+Inf";
+          out += fmt::format("{}_bucket{{{},le=\"{}\"}} {}\n", name, labels, le, cum);
+        }
+        out += fmt::format("{}_sum{{{}}} {}\n{}_count{{{}}} {}\n", name, labels, fmt_value(h.sum),
+                           name, labels, h.n);
+      }
+      continue;
+    }
+    const auto& source = std::string(type) == "counter" ? counters_ : gauges_;
+    const auto f = source.find(name);
+    if (f == source.end()) continue;
+    for (const auto& [labels, v] : f->second)
+      out += fmt::format("{}{{{}}} {}\n", name, labels, fmt_value(v));
+  }
+  out += "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+         "# TYPE process_resident_memory_bytes gauge\n";
+  out += fmt::format("process_resident_memory_bytes {}\n", process_rss_bytes());
+  out += "# HELP process_start_time_seconds Start time of the process since the Unix epoch.\n"
+         "# TYPE process_start_time_seconds gauge\n";
+  out += fmt::format("process_start_time_seconds {}\n", fmt_value(start_time_));
+  return out;
+}
+
+}  // namespace focus

@@ -1,0 +1,62 @@
+// Server metrics in the Prometheus text exposition format (version 0.0.4), kept by hand in a
+// few maps: the set is small and fixed, and a client library would be a dependency for 150 lines.
+// Families (all prefixed focus_):
+//   requests_total{model,status,key}           counter  every answered request
+//   rejections_total{reason}                   counter  rate quota queue_full deadline too_large
+//                                                       bad_request auth draining not_found
+//   queue_seconds / compute_seconds / request_seconds{model}  histograms
+//   batch_size{model}                          histogram of requests' items per executed batch
+//   queue_depth{model}, in_flight{model}       gauges
+//   model_info{model,version} 1, model_load_seconds{model}, model_loaded_timestamp_seconds{model}
+//   model_reloads_total{model,result}          counter (ok | refused)
+//   process_resident_memory_bytes, process_start_time_seconds, up-time via the latter
+// Thread-safe (one mutex; updates are a few map operations per request).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace focus {
+
+class Metrics {
+ public:
+  Metrics();
+  void request(const std::string& model, int status, const std::string& key_id);
+  void rejection(const std::string& reason);
+  void observe_queue(const std::string& model, double seconds);
+  void observe_compute(const std::string& model, double seconds);
+  void observe_request(const std::string& model, double seconds);
+  void observe_batch(const std::string& model, int64_t size);
+  void set_queue_depth(const std::string& model, int64_t n);
+  void add_in_flight(const std::string& model, int64_t delta);
+  void model_loaded(const std::string& model, const std::string& version, double load_seconds);
+  void model_reload(const std::string& model, bool ok);
+  std::string render() const;
+
+  // For tests and the access log.
+  double counter(const std::string& family, const std::string& labels) const;
+
+ private:
+  struct Histogram {
+    std::vector<double> bounds;     // upper bounds, ascending (+Inf implied)
+    std::vector<uint64_t> counts;   // per bucket, not cumulative
+    double sum = 0;
+    uint64_t n = 0;
+  };
+  void observe(const char* family, const std::vector<double>& bounds, const std::string& model,
+               double v);
+  mutable std::mutex mu_;
+  std::map<std::string, std::map<std::string, double>> counters_;   // family -> labels -> value
+  std::map<std::string, std::map<std::string, double>> gauges_;
+  std::map<std::string, std::map<std::string, Histogram>> histograms_;
+  double start_time_ = 0;
+};
+
+// The process's resident set in bytes (/proc/self/statm); 0 where unavailable.
+int64_t process_rss_bytes();
+// Escapes a label value (backslash, quote, newline) for the text format.
+std::string prometheus_label(const std::string& v);
+
+}  // namespace focus

@@ -1,0 +1,95 @@
+// ServeOptions binding to JSON and its checks (see options.hpp); the CLI binding is in
+// apps/cmd_serve.cpp.
+#include "focus/serve/options.hpp"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "focus/tensor/error.hpp"
+
+namespace focus {
+
+void apply_json(ServeOptions& o, const nlohmann::json& j, const std::string& source) {
+  FOCUS_CHECK(j.is_object(), ValueError, "{}: the config must be a JSON object", source);
+  std::set<std::string> known;
+  visit_fields(o, [&](const char* name, auto& field, const char*) {
+    known.insert(name);
+    const auto it = j.find(name);
+    if (it == j.end()) return;
+    using F = std::decay_t<decltype(field)>;
+    try {
+      field = it->get<F>();
+    } catch (const nlohmann::json::exception&) {
+      throw ValueError(fmt::format("{}: field '{}' has the wrong type ({})", source, name, it->dump()));
+    }
+  });
+  for (const auto& [k, v] : j.items())
+    FOCUS_CHECK(known.count(k), ValueError, "{}: unknown field '{}'", source, k);
+}
+
+void load_config_file(ServeOptions& o, const std::string& path) {
+  std::ifstream in(path);
+  FOCUS_CHECK(in, IOError, "cannot read config file '{}'", path);
+  nlohmann::json j;
+  try {
+    in >> j;
+  } catch (const nlohmann::json::exception& e) {
+    throw ValueError(fmt::format("config file '{}' is not valid JSON: {}", path, e.what()));
+  }
+  apply_json(o, j, path);
+}
+
+nlohmann::json to_json(const ServeOptions& o) {
+  nlohmann::json j;
+  visit_fields(const_cast<ServeOptions&>(o), [&](const char* name, auto& field, const char*) {
+    j[name] = field;
+  });
+  return j;
+}
+
+std::pair<std::string, std::string> split_model_arg(const std::string& arg) {
+  const size_t eq = arg.find('=');
+  FOCUS_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < arg.size(), ValueError,
+              "--model '{}' must be NAME=FILE", arg);
+  const std::string name = arg.substr(0, eq);
+  for (char c : name)
+    FOCUS_CHECK(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.',
+                ValueError, "--model '{}': the name may hold only letters, digits, _ - .", arg);
+  return {name, arg.substr(eq + 1)};
+}
+
+void validate(const ServeOptions& o) {
+  FOCUS_CHECK(!o.models.empty(), ValueError, "no model to serve: give --model NAME=FILE");
+  std::set<std::string> names;
+  for (const std::string& m : o.models) {
+    const auto [name, file] = split_model_arg(m);
+    FOCUS_CHECK(names.insert(name).second, ValueError, "--model: the name '{}' is given twice", name);
+  }
+  FOCUS_CHECK(!o.keys.empty(), ValueError,
+              "--keys FILE is required (create one: focus keys create --file FILE --id NAME --roles infer,metrics)");
+  FOCUS_CHECK(o.port >= 0 && o.port <= 65535, ValueError, "--port {} must be in [0, 65535]", o.port);
+  const auto positive = [](const char* name, int64_t v) {
+    FOCUS_CHECK(v >= 1, ValueError, "--{} {} must be >= 1", name, v);
+  };
+  positive("max-batch", o.max_batch);
+  positive("queue-capacity", o.queue_capacity);
+  positive("timeout-ms", o.timeout_ms);
+  positive("max-timeout-ms", o.max_timeout_ms);
+  positive("max-body-bytes", o.max_body_bytes);
+  positive("max-items", o.max_items);
+  positive("max-image-pixels", o.max_image_pixels);
+  positive("max-text-bytes", o.max_text_bytes);
+  positive("http-threads", o.http_threads);
+  positive("retry-after-s", o.retry_after_s);
+  FOCUS_CHECK(o.max_queue_delay_ms >= 0 && o.max_queue_delay_ms <= 10000, ValueError,
+              "--max-queue-delay-ms {} must be in [0, 10000]", o.max_queue_delay_ms);
+  FOCUS_CHECK(o.threads >= 0 && o.drain_timeout_ms >= 0 && o.poll_ms >= 0, ValueError,
+              "--threads, --drain-timeout-ms and --poll-ms must be >= 0");
+  FOCUS_CHECK(o.weights == "f32" || o.weights == "bf16", ValueError,
+              "--weights '{}' must be f32 or bf16", o.weights);
+  FOCUS_CHECK(o.tls_cert.empty() == o.tls_key.empty(), ValueError,
+              "--tls-cert and --tls-key go together");
+}
+
+}  // namespace focus

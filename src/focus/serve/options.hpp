@@ -1,0 +1,76 @@
+// ServeOptions: the one typed option schema of `focus serve`. The same field list (visit_fields)
+// binds the CLI flags (apps/cmd_serve.cpp), reads a JSON config file (--config serve.json, keys
+// spelled as the flags without dashes: "max-batch"), and prints the effective configuration
+// (--dump-config). Precedence: defaults < config file < flags.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace focus {
+
+struct ServeOptions {
+  std::vector<std::string> models;   // NAME=FILE, at least one
+  std::string host = "127.0.0.1";
+  int port = 8080;                   // 0 = any free port (printed when listening)
+  std::string keys;                  // key file (focus keys create); required
+  int64_t max_batch = 64;            // items per batch
+  double max_queue_delay_ms = 0;     // a batch head's wait for company (0: batch what queued)
+  int64_t queue_capacity = 256;      // queued requests per model; full -> 429
+  int64_t timeout_ms = 2000;         // default deadline to start a request; full -> 504
+  int64_t max_timeout_ms = 60000;    // the most a client may ask for (?timeout_ms=)
+  int64_t max_body_bytes = 8 << 20;  // larger bodies -> 413
+  int64_t max_items = 256;           // images / sentences per request
+  int64_t max_image_pixels = 4096 * 4096;
+  int64_t max_text_bytes = 4096;
+  int http_threads = 32;             // connection threads (I/O and parsing; compute is one thread)
+  int threads = 0;                   // compute threads for the kernels (0 = FOCUS_NUM_THREADS or all cores)
+  int64_t drain_timeout_ms = 10000;  // SIGTERM: how long queued and running work may take
+  int64_t poll_ms = 0;               // reload a model when its file changes, checked this often (0 = off)
+  int64_t retry_after_s = 1;         // Retry-After of a full queue
+  std::string access_log;            // JSON-lines access log: a file, "-" = stderr, "" = none
+  bool log_inputs = false;           // also log text inputs, masked (e-mails, phones, digit runs)
+  std::string weights = "f32";       // seq2seq inference weights: f32 | bf16
+  std::string tls_cert, tls_key;     // both set: HTTPS
+};
+
+template <class V>
+void visit_fields(ServeOptions& o, V&& v) {
+  v("model", o.models, "a model to serve, NAME=FILE (repeat for more)");
+  v("host", o.host, "address to listen on");
+  v("port", o.port, "port to listen on (0 = any free port)");
+  v("keys", o.keys, "API key file (focus keys create)");
+  v("max-batch", o.max_batch, "items (images, sentences) per batch");
+  v("max-queue-delay-ms", o.max_queue_delay_ms,
+    "how long a queued request may wait for others to batch with (0: batch what has queued)");
+  v("queue-capacity", o.queue_capacity, "queued requests per model; more are refused with 429");
+  v("timeout-ms", o.timeout_ms, "default deadline: a request not started by then gets 504");
+  v("max-timeout-ms", o.max_timeout_ms, "the largest ?timeout_ms= a client may ask for");
+  v("max-body-bytes", o.max_body_bytes, "largest request body (413 above)");
+  v("max-items", o.max_items, "images or sentences per request (413 above)");
+  v("max-image-pixels", o.max_image_pixels, "pixels of one decoded image (413 above)");
+  v("max-text-bytes", o.max_text_bytes, "bytes of one text (413 above)");
+  v("http-threads", o.http_threads, "connection threads");
+  v("threads", o.threads, "compute threads (0 = FOCUS_NUM_THREADS or all cores)");
+  v("drain-timeout-ms", o.drain_timeout_ms, "on SIGTERM, how long admitted work may take to finish");
+  v("poll-ms", o.poll_ms, "reload a model when its file changes, checking this often (0 = off)");
+  v("retry-after-s", o.retry_after_s, "Retry-After of a 429 for a full queue");
+  v("access-log", o.access_log, "JSON-lines access log file (- = stderr)");
+  v("log-inputs", o.log_inputs, "write text inputs to the access log, masked");
+  v("weights", o.weights, "seq2seq inference weights: f32 | bf16");
+  v("tls-cert", o.tls_cert, "TLS certificate (PEM); with --tls-key, serve HTTPS");
+  v("tls-key", o.tls_key, "TLS private key (PEM)");
+}
+
+// Reads a JSON object of fields into o; ValueError naming an unknown key or a bad type.
+void apply_json(ServeOptions& o, const nlohmann::json& j, const std::string& source);
+void load_config_file(ServeOptions& o, const std::string& path);
+nlohmann::json to_json(const ServeOptions& o);
+// Checks ranges and the NAME=FILE list; ValueError naming the field.
+void validate(const ServeOptions& o);
+// "NAME=FILE" -> {NAME, FILE}; ValueError for a malformed entry.
+std::pair<std::string, std::string> split_model_arg(const std::string& arg);
+
+}  // namespace focus

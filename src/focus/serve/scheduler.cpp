@@ -1,0 +1,238 @@
+// The dynamic batcher (see scheduler.hpp).
+#include "focus/serve/scheduler.hpp"
+
+#include <algorithm>
+
+#include "focus/serve/metrics.hpp"
+
+namespace focus {
+
+void Job::finish(int st, std::string err) {
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    status = st;
+    error = std::move(err);
+    finished = SteadyClock::now();
+    state.store(Done);
+    done = true;
+  }
+  cv.notify_all();
+}
+
+bool Job::wait_until(SteadyClock::time_point until) {
+  std::unique_lock<std::mutex> lock(mu);
+  return cv.wait_until(lock, until, [&] { return done; });
+}
+
+Scheduler::Scheduler(const SchedulerOptions& opt, Metrics* metrics) : opt_(opt), metrics_(metrics) {
+  FOCUS_CHECK(opt_.max_batch >= 1 && opt_.queue_capacity >= 1 && opt_.max_queue_delay_ms >= 0,
+              ValueError, "scheduler: max_batch {} and queue_capacity {} must be >= 1, "
+              "max_queue_delay_ms {} >= 0", opt_.max_batch, opt_.queue_capacity, opt_.max_queue_delay_ms);
+  thread_ = std::thread([this] { loop(); });
+}
+
+Scheduler::~Scheduler() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+  // Anything still queued (a stop without drain) is answered, never left waiting.
+  for (auto& [name, q] : queues_)
+    for (auto& j : q.jobs)
+      if (j->cancel()) j->finish(503, "the server is shutting down");
+}
+
+void Scheduler::publish_depth(const std::string& model, const Queue& q) {
+  if (metrics_) metrics_->set_queue_depth(model, int64_t(q.jobs.size()));
+}
+
+Admit Scheduler::submit(const std::shared_ptr<Job>& job) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (draining_) return Admit::Draining;
+    Queue& q = queues_[job->model->name];
+    if (int64_t(q.jobs.size()) >= opt_.queue_capacity) {
+      // Cancelled jobs still hold places until the executor passes them: purge them first.
+      std::erase_if(q.jobs, [](const std::shared_ptr<Job>& j) { return j->state.load() == Job::Cancelled; });
+      q.items = 0;
+      for (const auto& j : q.jobs) q.items += j->items;
+      if (int64_t(q.jobs.size()) >= opt_.queue_capacity) return Admit::QueueFull;
+    }
+    q.jobs.push_back(job);
+    q.items += job->items;
+    publish_depth(job->model->name, q);
+  }
+  cv_.notify_one();
+  return Admit::Ok;
+}
+
+int64_t Scheduler::queued(const std::string& model) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto it = queues_.find(model);
+  return it == queues_.end() ? 0 : int64_t(it->second.jobs.size());
+}
+
+bool Scheduler::drain(std::chrono::milliseconds timeout) {
+  draining_ = true;
+  cv_.notify_all();
+  const auto until = SteadyClock::now() + timeout;
+  std::unique_lock<std::mutex> lock(mu_);
+  const auto idle = [&] {
+    if (busy_) return false;
+    for (const auto& [name, q] : queues_)
+      for (const auto& j : q.jobs)
+        if (j->state.load() == Job::Queued) return false;
+    return true;
+  };
+  while (!idle()) {
+    if (SteadyClock::now() >= until) return false;
+    idle_cv_.wait_for(lock, std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+void Scheduler::loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  const auto delay = std::chrono::duration_cast<SteadyClock::duration>(
+      std::chrono::duration<double, std::milli>(opt_.max_queue_delay_ms));
+  while (!stop_) {
+    // Drop cancelled heads; pick the queue whose head has waited longest.
+    Queue* best = nullptr;
+    std::string best_name;
+    for (auto& [name, q] : queues_) {
+      while (!q.jobs.empty() && q.jobs.front()->state.load() == Job::Cancelled) {
+        q.items -= q.jobs.front()->items;
+        q.jobs.pop_front();
+        publish_depth(name, q);
+      }
+      if (!q.jobs.empty() && (!best || q.jobs.front()->admitted < best->jobs.front()->admitted))
+        best = &q, best_name = name;
+    }
+    if (!best) {
+      idle_cv_.notify_all();
+      cv_.wait_for(lock, std::chrono::milliseconds(50));
+      continue;
+    }
+    const auto now = SteadyClock::now();
+    const auto ready_at = best->jobs.front()->admitted + delay;
+    if (best->items < opt_.max_batch && now < ready_at && !draining_) {
+      cv_.wait_until(lock, ready_at);
+      continue;
+    }
+    // Take the head's companions, in order, up to max_batch items.
+    const std::shared_ptr<Job> head = best->jobs.front();
+    std::vector<std::shared_ptr<Job>> batch;
+    int64_t items = 0;
+    for (auto it = best->jobs.begin(); it != best->jobs.end();) {
+      Job& j = **it;
+      const bool same = j.model == head->model && j.batch_key == head->batch_key && !j.run_alone &&
+                        !head->run_alone;
+      if (&j != head.get() && (!same || items + j.items > opt_.max_batch)) {
+        if (items >= opt_.max_batch) break;
+        ++it;
+        continue;
+      }
+      std::shared_ptr<Job> taken = *it;
+      best->items -= j.items;
+      it = best->jobs.erase(it);
+      if (taken->deadline <= now) {
+        if (taken->cancel()) {
+          if (metrics_) metrics_->rejection("deadline");
+          taken->finish(504, "deadline exceeded before the request could start");
+        }
+        if (taken.get() == head.get()) break;
+        continue;
+      }
+      int q = Job::Queued;
+      if (!taken->state.compare_exchange_strong(q, Job::Running)) continue;  // cancelled meanwhile
+      items += taken->items;
+      batch.push_back(std::move(taken));
+      if (head->run_alone) break;
+    }
+    publish_depth(best_name, *best);
+    if (batch.empty()) continue;
+    busy_ = true;
+    lock.unlock();
+    run_batch(batch);
+    lock.lock();
+    busy_ = false;
+    idle_cv_.notify_all();
+  }
+}
+
+void Scheduler::run_batch(std::vector<std::shared_ptr<Job>>& batch) {
+  const auto start = SteadyClock::now();
+  int64_t items = 0;
+  for (auto& j : batch) j->started = start, items += j->items;
+  const ServedModel& m = *batch.front()->model;
+  for (auto& j : batch) j->batch_items = items;
+  try {
+    if (batch.front()->run_alone) {
+      batch.front()->run_alone(*batch.front());
+    } else if (m.kind == ModelKind::Image) {
+      const Tensor& p0 = batch.front()->pixels;
+      const int64_t C = p0.size(1), S = p0.size(2), D = C * S * S;
+      Tensor all = Tensor::empty({items, C, S, S});  // (items, C, S, S)
+      int64_t row = 0;
+      for (auto& j : batch) {
+        const Tensor x = j->pixels.contiguous();
+        std::copy(x.data<float>(), x.data<float>() + j->items * D, all.data<float>() + row * D);
+        row += j->items;
+      }
+      const Tensor probs = m.image->probabilities(all);  // (items, K)
+      const int64_t K = probs.size(1);
+      row = 0;
+      for (auto& j : batch) {
+        Tensor out = Tensor::empty({j->items, K});  // (n, K)
+        std::copy(probs.data<float>() + row * K, probs.data<float>() + (row + j->items) * K,
+                  out.data<float>());
+        j->probs = out;
+        row += j->items;
+      }
+    } else {
+      std::vector<std::string> texts;
+      std::vector<std::vector<int64_t>> sources;
+      for (auto& j : batch) {
+        texts.insert(texts.end(), j->texts.begin(), j->texts.end());
+        sources.insert(sources.end(), j->sources.begin(), j->sources.end());
+      }
+      std::vector<Translation> out = m.translator->translate_encoded(texts, sources, batch.front()->search);
+      size_t at = 0;
+      for (auto& j : batch) {
+        j->translations.assign(std::make_move_iterator(out.begin() + at),
+                               std::make_move_iterator(out.begin() + at + j->texts.size()));
+        at += j->texts.size();
+      }
+    }
+  } catch (const InputError& e) {
+    // One job's bad input must not fail the others: rerun each alone to find it.
+    if (batch.size() > 1) {
+      for (auto& j : batch) {
+        std::vector<std::shared_ptr<Job>> one{j};
+        run_batch(one);
+      }
+      return;
+    }
+    batch.front()->finish(400, e.what());
+    return;
+  } catch (const ValueError& e) {
+    for (auto& j : batch) j->finish(400, e.what());
+    return;
+  } catch (const std::exception& e) {
+    for (auto& j : batch) j->finish(500, fmt::format("internal error: {}", e.what()));
+    return;
+  }
+  const double compute = std::chrono::duration<double>(SteadyClock::now() - start).count();
+  if (metrics_) {
+    metrics_->observe_batch(m.name, items);
+    for (auto& j : batch) {
+      metrics_->observe_compute(m.name, compute);
+      metrics_->observe_queue(m.name, std::chrono::duration<double>(start - j->admitted).count());
+    }
+  }
+  for (auto& j : batch) j->finish();
+}
+
+}  // namespace focus

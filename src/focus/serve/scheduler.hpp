@@ -1,0 +1,112 @@
+// The dynamic batcher: one bounded queue per model and ONE executor thread for all of them, so
+// the kernels' threads (num_threads(), OpenMP) are the only compute threads and never compete
+// with another batch; the HTTP threads only parse, wait and write.
+//
+// A request becomes a Job (its items: images or sentences) and waits in its model's queue. The
+// executor takes the queue whose head has waited longest and, once that head has waited
+// max_queue_delay (0: at once) or the queue holds max_batch items, runs one batch made of the
+// queued jobs that share the head's model version and batch key (same search options), in
+// arrival order, up to max_batch items (a single job larger than that runs alone). Batches
+// therefore grow with load by themselves: while one batch computes, the next one queues.
+// Limits: a full queue refuses at once (queue_full -> 429); a job whose deadline passes before
+// its batch starts is not run (504, by the executor or by the waiting thread, whichever sees it
+// first); a job cancelled while queued (its client went away) is dropped. A job that has
+// started always finishes. drain() stops admitting and waits until every admitted job is done.
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "focus/serve/served_model.hpp"
+
+namespace focus {
+
+class Metrics;
+
+struct SchedulerOptions {
+  int64_t max_batch = 64;          // items per batch
+  double max_queue_delay_ms = 0;   // how long a head may wait for company
+  int64_t queue_capacity = 256;    // queued jobs per model
+};
+
+using SteadyClock = std::chrono::steady_clock;
+
+// One request's work. The HTTP thread fills the inputs, submits, waits; the executor fills the
+// outputs. `run_alone` jobs (explanations) run by themselves through the closure.
+struct Job {
+  enum State { Queued, Running, Done, Cancelled };
+  std::shared_ptr<const ServedModel> model;
+  std::string batch_key;            // jobs batch together only with equal keys
+  int64_t items = 1;
+  SteadyClock::time_point admitted, deadline, started, finished;
+  // Image jobs: pixels (n, C, S, S) in [0, 1] -> probs (n, K).
+  Tensor pixels, probs;
+  // Translation jobs: inputs, their ids (Translator::encode), the search -> results.
+  std::vector<std::string> texts;
+  std::vector<std::vector<int64_t>> sources;
+  SearchOptions search;
+  std::vector<Translation> translations;
+  std::function<void(Job&)> run_alone;
+  // Outcome.
+  int status = 0;            // 0 = ok, else the HTTP status of the failure (500, 504, ...)
+  std::string error;         // message for a failure
+  int64_t batch_items = 0;   // items in the batch this job ran in
+
+  std::atomic<int> state{Queued};
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;  // under mu: outputs are final
+  void finish(int st = 0, std::string err = "");
+  // Waits until done or `until`; true when done.
+  bool wait_until(SteadyClock::time_point until);
+  // Queued -> Cancelled; false if it already started (or finished).
+  bool cancel() { int q = Queued; return state.compare_exchange_strong(q, Cancelled); }
+};
+
+enum class Admit { Ok, QueueFull, Draining };
+
+class Scheduler {
+ public:
+  Scheduler(const SchedulerOptions& opt, Metrics* metrics);
+  ~Scheduler();  // stops the executor (after drain() when graceful)
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Queues `job` on its model's queue (job->model->name).
+  Admit submit(const std::shared_ptr<Job>& job);
+  // Stops admitting (submit -> Draining) and waits until every admitted job is done or
+  // `timeout` passes; true when all finished.
+  bool drain(std::chrono::milliseconds timeout);
+  bool draining() const { return draining_.load(); }
+  int64_t queued(const std::string& model) const;
+  const SchedulerOptions& options() const { return opt_; }
+
+ private:
+  struct Queue {
+    std::deque<std::shared_ptr<Job>> jobs;
+    int64_t items = 0;
+  };
+  void loop();
+  void run_batch(std::vector<std::shared_ptr<Job>>& batch);
+  void publish_depth(const std::string& model, const Queue& q);
+
+  SchedulerOptions opt_;
+  Metrics* metrics_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_, idle_cv_;
+  std::map<std::string, Queue> queues_;
+  std::atomic<bool> stop_{false}, draining_{false};
+  bool busy_ = false;  // under mu_: a batch is running
+  std::thread thread_;
+};
+
+}  // namespace focus

@@ -1,0 +1,74 @@
+// Loading a model for serving (see served_model.hpp).
+#include "focus/serve/served_model.hpp"
+
+#include <chrono>
+#include <fstream>
+#include <iterator>
+
+#include "focus/infer/file_metadata.hpp"
+#include "focus/io/sha256.hpp"
+
+namespace focus {
+
+std::shared_ptr<const ServedModel> load_served_model(const std::string& name,
+                                                     const std::string& path,
+                                                     const ServedModelOptions& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto m = std::make_shared<ServedModel>();
+  m->name = name;
+  m->path = path;
+  const std::string format = model_file_format(path);  // IOError / FormatError for bad files
+  if (format.rfind("focus-seq2seq/", 0) == 0) {
+    m->kind = ModelKind::Seq2Seq;
+    TranslatorOptions to;
+    to.weights = opt.weights;
+    m->translator = std::make_unique<Translator>(path, to);
+  } else {
+    m->kind = ModelKind::Image;
+    ImagePredictorOptions io;
+    io.max_batch = opt.max_batch;
+    m->image = std::make_unique<ImagePredictor>(path, io);
+  }
+  {
+    std::ifstream f(path, std::ios::binary);
+    FOCUS_CHECK(f, IOError, "{}: cannot reopen to hash it", path);
+    Sha256 h;
+    char buf[1 << 16];
+    while (f.read(buf, sizeof(buf)) || f.gcount() > 0) h.update(buf, size_t(f.gcount()));
+    m->file_sha256 = h.hex();
+  }
+  m->version = m->file_sha256.substr(0, 12);
+  m->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return m;
+}
+
+nlohmann::json ServedModel::metadata() const {
+  nlohmann::json j = {{"name", name}, {"versions", {version}}, {"platform", "focus"}};
+  if (kind == ModelKind::Image) {
+    j["inputs"] = {{{"name", "pixels"}, {"datatype", "FP32"},
+                    {"shape", {-1, image->channels(), image->image_size(), image->image_size()}}}};
+    j["outputs"] = {{{"name", "probabilities"}, {"datatype", "FP32"}, {"shape", {-1, image->num_classes()}}}};
+  } else {
+    j["inputs"] = {{{"name", "text"}, {"datatype", "BYTES"}, {"shape", {-1}}}};
+    j["outputs"] = {{{"name", "text"}, {"datatype", "BYTES"}, {"shape", {-1}}}};
+  }
+  return j;
+}
+
+nlohmann::json ServedModel::summary() const {
+  nlohmann::json j = {{"name", name}, {"version", version}, {"sha256", file_sha256},
+                      {"load_seconds", load_seconds}};
+  if (kind == ModelKind::Image) {
+    j["kind"] = "image-classifier";
+    j["endpoints"] = {"classify", "explain", "v2-infer"};
+    j["classes"] = image->info().class_names;
+    j["input"] = {image->channels(), image->image_size(), image->image_size()};
+  } else {
+    j["kind"] = "seq2seq";
+    j["task"] = translator->task();
+    j["endpoints"] = {"translate", "explain"};
+  }
+  return j;
+}
+
+}  // namespace focus

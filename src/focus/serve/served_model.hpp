@@ -1,0 +1,44 @@
+// A model as the server holds it: the predictor for its family (image classifier or seq2seq
+// translator), its name, file, version (the first 12 hex digits of the file's SHA-256, so two
+// replicas serving the same bytes report the same version) and load time. Immutable once loaded
+// and shared (shared_ptr<const ServedModel>): a reload builds a new one and swaps the pointer, and
+// requests admitted before the swap finish on the version they were admitted to.
+#pragma once
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "focus/infer/image_predictor.hpp"
+#include "focus/infer/translator.hpp"
+
+namespace focus {
+
+enum class ModelKind { Image, Seq2Seq };
+
+struct ServedModelOptions {
+  DType weights = DType::F32;  // seq2seq inference weights (F32 or BF16)
+  int64_t max_batch = 64;      // image predictor's chunk size
+};
+
+struct ServedModel {
+  std::string name, path, version;
+  std::string file_sha256;  // of the whole file
+  ModelKind kind = ModelKind::Image;
+  double load_seconds = 0;
+  std::unique_ptr<ImagePredictor> image;  // kind == Image
+  std::unique_ptr<Translator> translator;  // kind == Seq2Seq
+
+  // The V2 model metadata (/v2/models/{m}): name, versions, platform, inputs, outputs.
+  nlohmann::json metadata() const;
+  // A short description for /v1/models: name, kind, version, classes or task.
+  nlohmann::json summary() const;
+};
+
+// Loads and checks `path` (IOError / FormatError as the predictors' loaders: a missing file, a
+// corrupt one, a digest mismatch, a file of another kind). Works on any thread.
+std::shared_ptr<const ServedModel> load_served_model(const std::string& name,
+                                                     const std::string& path,
+                                                     const ServedModelOptions& opt = {});
+
+}  // namespace focus
