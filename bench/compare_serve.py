@@ -60,6 +60,10 @@ def parse_args():
     ap.add_argument("--conns", type=int, default=256)
     ap.add_argument("--overload-conns", type=int, default=1024)
     ap.add_argument("--twin-threads", type=int, default=1, help="torch threads of the twin")
+    ap.add_argument("--twin-pool", type=int, default=40, help="FastAPI threadpool of the twin")
+    ap.add_argument("--focus-nodelay", action="store_true",
+                    help="diagnosis: run focus with bench/nodelay_shim.c preloaded (TCP_NODELAY on "
+                         "every accepted socket)")
     ap.add_argument("--focus-args", default="", help="extra `focus serve` flags")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--limit-train", type=int, default=3000)
@@ -86,18 +90,26 @@ def start_servers(a, files, keys, secret):
     with open(os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         f.write(secret + "\n")
     specs = [f"{m}={p}" for m, p in files.items()]
+    focus_env = {}
+    if a.focus_nodelay:
+        shim = os.path.join(a.work, "nodelay_shim.so")
+        sc.run(["cc", "-O2", "-shared", "-fPIC", "-o", shim, os.path.join(sc.HERE, "nodelay_shim.c"),
+                "-ldl"])
+        focus_env["LD_PRELOAD"] = shim
     servers = []
     for name in a.servers:
+        env = focus_env if name == "focus" else {}
         if name == "focus":
             cmd = lambda port: ([focus, "serve", "--host", "127.0.0.1", "--port", str(port),  # noqa: E731
                                  "--keys", keys] + sum((["--model", s] for s in specs), [])
                                 + a.focus_args.split())
         else:
             cmd = lambda port: ([sc.PY, os.path.join(sc.HERE, "serve_twin.py"), "--port", str(port),  # noqa: E731
-                                 "--key-file", key_file, "--threads", str(a.twin_threads)]
+                                 "--key-file", key_file, "--threads", str(a.twin_threads),
+                                 "--pool", str(a.twin_pool)]
                                 + sum((["--model", s] for s in specs), []))
         sc.log(f"starting {name}")
-        servers.append(sc.Server(name, cmd, a.work))
+        servers.append(sc.Server(name, cmd, a.work, env))
         sc.log(f"{name} ready on port {servers[-1].port}, RSS {servers[-1].rss_start:.0f} MiB")
     return servers
 
@@ -319,7 +331,8 @@ def main():
     env = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": model_name,
            "cores": os.cpu_count(), "load_before": os.getloadavg(), "quick": a.quick,
            "rounds": a.rounds, "sat_s": a.sat_s, "run_s": a.run_s, "warmup_s": a.warmup_s,
-           "twin_threads": a.twin_threads, "focus_args": a.focus_args}
+           "twin_threads": a.twin_threads, "twin_pool": a.twin_pool, "focus_args": a.focus_args,
+           "focus_nodelay_shim": a.focus_nodelay}
     sc.log(f"{model_name}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
     files = sc.ensure_models(focus, a.work, a.models, a.epochs, a.limit_train)
     if "focus" in a.servers:
@@ -354,7 +367,9 @@ def main():
     env.update(load_after=os.getloadavg(), minutes=(time.time() - t_start) / 60)
     head = [f"Serving benchmark, {env['date']}, {model_name} ({os.cpu_count()} cores), load "
             f"{env['load_before'][0]:.2f} before / {env['load_after'][0]:.2f} after, "
-            f"{a.rounds} round(s), {env['minutes']:.1f} min; twin torch threads {a.twin_threads}; "
+            f"{a.rounds} round(s), {env['minutes']:.1f} min; twin torch threads {a.twin_threads}, "
+            f"pool {a.twin_pool}; focus flags '{a.focus_args}'"
+            f"{' + TCP_NODELAY shim (diagnosis)' if a.focus_nodelay else ''}; "
             f"exit status after SIGTERM: {raw['exit_status']}", ""]
     text = "\n".join(head + md)
     print(text)

@@ -165,8 +165,15 @@ class Server:
     def cpu(self):
         return proc_cpu_s(self.proc.pid)
 
+    def check_running(self):
+        if self.proc.poll() is not None:
+            raise SystemExit(f"compare_serve: {self.name} exited ({self.proc.returncode}) during the "
+                             f"benchmark; its log {self.log_path} ends:\n"
+                             f"{open(self.log_path).read()[-1500:]}")
+
     def wait_quiet(self, max_s=60, below=0.05):
         """Waits until the server used < `below` of a core over 0.3 s (its backlog is done)."""
+        self.check_running()
         t0 = time.time()
         while time.time() - t0 < max_s:
             c0 = self.cpu()

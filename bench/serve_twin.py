@@ -30,14 +30,18 @@ What a team would reasonably do, and what this twin does:
   - no dynamic batching and no queue limit: each request runs alone as it arrives (batching is
     what focus brings; a team without it would not write one for a first version), and uvicorn
     accepts whatever arrives (its default; --limit-concurrency N makes it answer 503 above N).
-  - torch.set_num_threads(--threads, default 1): with several requests computing at once in the
-    threadpool, one intra-op thread per call uses the 2 cores with no oversubscription; 2 threads
-    per call is faster for one request alone but slower under load (compare_serve.py --twin-threads
-    measures either). OpenBLAS core and OMP_WAIT_POLICY as in bench/torch_common.py.
+  - torch.set_num_threads(--threads, default 1) with FastAPI's threadpool at its default 40
+    threads (--pool): several requests compute at once, one intra-op thread each, so the 2 cores
+    are used with no oversubscription. With 2 threads per call (docs/PEERS.md's "same thread
+    count") each pool thread that runs torch gets its own OpenMP team: ~80 threads on 2 cores,
+    and on this machine the server collapsed under 64 connections (7 answers in 4 s, cores kept
+    busy); `--threads 2 --pool 1` (one request computing at a time, on both cores) is the sane
+    way to give each call 2 threads (compare_serve.py --twin-threads / --twin-pool).
+    OpenBLAS core and OMP_WAIT_POLICY as in bench/torch_common.py.
 Only the model families and options the benchmark uses are rebuilt: cnn_se (any channels), vit
 with the patch stem, class-token pooling and full multi-head attention (kv_heads 0).
 Usage: /usr/bin/python3 bench/serve_twin.py --model cnn_se=FILE [--model vit=FILE] --port P
-       --key-file KEY [--host 127.0.0.1] [--threads 1]
+       --key-file KEY [--host 127.0.0.1] [--threads 1] [--pool 40]
 It prints `serve_twin: listening on http://HOST:PORT` on stderr when ready.
 """
 import argparse
@@ -271,6 +275,8 @@ def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--key-file", required=True, help="file holding the one API key")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    ap.add_argument("--pool", type=int, default=40,
+                    help="threads of FastAPI's threadpool (anyio's default: 40)")
     ap.add_argument("--limit-concurrency", type=int, default=None,
                     help="uvicorn's limit (503 above it); default none, as uvicorn's")
     args = ap.parse_args()
@@ -287,6 +293,8 @@ def main():
 
     @app.on_event("startup")
     async def announce():
+        import anyio.to_thread
+        anyio.to_thread.current_default_thread_limiter().total_tokens = args.pool
         print(f"serve_twin: listening on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
 
     uvicorn.run(app, host=args.host, port=args.port, workers=1, log_level="warning",
