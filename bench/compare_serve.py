@@ -22,7 +22,11 @@ Protocol, for each model (cnn_se, vit; both served by each server, one model loa
  5. Targets (issue 18, on 2 cores): focus's capacity >= 3x the twin's with an equal or lower
     p99 at saturation (same connections); at 80% of capacity p99 <= 3x the unloaded p50; at 10x
     the server stays up, serves >= 90% of its capacity, answers rejections (429/503) within 5 ms
-    p99, and its peak RSS stays within 1.5x of its idle RSS.
+    p99 (from the request's first byte written: the server's accept queue counts, the client's
+    wait for one of its C connections does not; the p99 from the scheduled time is shown too),
+    and its peak RSS stays within 1.5x of its idle RSS.
+--focus-nodelay (diagnosis, not focus as shipped) preloads bench/nodelay_shim.c into focus:
+TCP_NODELAY on every accepted socket.
 Prints a markdown table (medians over rounds; status counts summed over rounds) and the targets,
 writes everything to --json. The machine's other load is recorded per run (busy cores beyond the
 server, the client and this script; steal). --quick: 1 round of short runs (~2 minutes).
@@ -72,7 +76,7 @@ def parse_args():
     ap.add_argument("--json", help="raw results (default WORK/serve_bench.json)")
     ap.add_argument("--out", help="also write the markdown here")
     a = ap.parse_args()
-    quick = {"rounds": 1, "sat_s": 4, "run_s": 2, "warmup_s": 0.5}
+    quick = {"rounds": 1, "sat_s": 3, "run_s": 2, "warmup_s": 0.5}
     full = {"rounds": 3, "sat_s": 8, "run_s": 6, "warmup_s": 1}
     for k, v in (quick if a.quick else full).items():
         if getattr(a, k) is None:
@@ -221,6 +225,8 @@ def summarize(res):
             "p50": med(runs, "latency_ms_ok", "p50"), "p99": med(runs, "latency_ms_ok", "p99"),
             "p50_all": med(runs, "latency_ms_all", "p50"), "p99_all": med(runs, "latency_ms_all", "p99"),
             "reject_p99": med(runs, "latency_ms_reject", "p99"),
+            "reject_service_p99": med(runs, "service_ms_reject", "p99"),
+            "service_p99": med(runs, "service_ms_ok", "p99"),
             "rejects": sum(r["latency_ms_reject"]["n"] for r in runs),
             "counts": counts,
             "lag_p99": med(runs, "send_lag_ms", "p99"),
@@ -250,7 +256,8 @@ def table(m, res, summ, a):
             + ", ".join(f"{n} {f(res['rss_start_mib'][n])} / {f(v)} / {f(res['rss_end_mib'][n])} MiB"
                         for n, v in res["idle_rss_mib"].items()) + ")",
             "",
-            "| server | load | offered req/s | conns | 200/s | p50 ms | p99 ms | reject p99 ms | "
+            "| server | load | offered req/s | conns | 200/s | p50 ms | p99 ms | reject p99 ms "
+            "(from schedule / from send) | "
             "200 / 429 / 503 / 504 / other / timeout / error / unsent | server cores | client cores | "
             "peak RSS MiB | other load (cores) |",
             "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
@@ -277,7 +284,7 @@ def table(m, res, summ, a):
         if c["unsent"]:  # requests never sent: all requests' latency, a lower bound
             p50, p99 = f">= {f(s['p50_all'], 2)}", f">= {f(s['p99_all'], 2)}"
         rows.append(f"| {n} | {what} | {f(s['rate'])} | {s['connections']} | {f(s['ok_per_s'])} | "
-                    f"{p50} | {p99} | {f(s['reject_p99'], 2)} | "
+                    f"{p50} | {p99} | {f(s['reject_p99'], 2)} / {f(s['reject_service_p99'], 2)} | "
                     + " / ".join(str(c[k]) for k in STATUSES)
                     + f" | {f(s['server_cpu'], 2)} | {f(s['client_cpu'], 2)} | {f(s['rss_peak'])} | "
                     f"{f(s['others'], 2)} |")
@@ -305,10 +312,11 @@ def targets(res, summ, srv="focus"):
         out.append(("10x overload: serves >= 90% of capacity",
                     f"{f(ov['ok_per_s'])} req/s = {100 * ov['ok_per_s'] / cap[srv]:.0f}%",
                     ov["ok_per_s"] >= 0.9 * cap[srv]))
-        rp = ov["reject_p99"]
-        out.append(("10x overload: rejections answered within 5 ms p99",
-                    "no rejections" if rp is None else f"{f(rp, 2)} ms ({ov['rejects']} rejected)",
-                    rp is not None and rp <= 5))
+        rp, rs = ov["reject_p99"], ov["reject_service_p99"]
+        out.append(("10x overload: rejections answered within 5 ms p99 (from the request's send)",
+                    "no rejections" if rp is None else
+                    f"{f(rs, 2)} ms from send, {f(rp, 2)} ms from its scheduled time "
+                    f"({ov['rejects']} rejected)", rs is not None and rs <= 5))
         idle = res["idle_rss_mib"][srv]
         out.append(("10x overload: RSS within 1.5x of idle",
                     f"peak {f(ov['rss_peak'])} MiB / idle {f(idle)} MiB = {ov['rss_peak'] / idle:.2f}x",

@@ -13,7 +13,8 @@
 // still waiting for a connection when the run ended), 200s completed per second in the window
 // (whenever they were scheduled: the goodput), latency percentiles of the 200s, of the
 // rejections (429/503) and of all requests (unsent ones with the time they had waited: a lower
-// bound), the send lag (scheduled -> first byte written) and the client's CPU seconds.
+// bound), the send lag (scheduled -> first byte written), the service time (first byte written ->
+// answered) of the 200s and of the rejections, and the client's CPU seconds.
 // Statistics cover the requests scheduled after --warmup seconds.
 // Limits: Linux (epoll_pwait2), IPv4 host literals, HTTP/1.1 without TLS, one request in flight
 // per connection (no pipelining); a connection the server closed while idle is reopened and the
@@ -67,6 +68,8 @@ struct Options {
 struct Sample {
   float latency_ms;  // scheduled (open loop) or sent (closed loop) -> answered
   float lag_ms;      // scheduled -> first byte written
+  float service_ms;  // first byte written -> answered (what the server alone took, queueing in
+                     // the kernel's and the server's accept queues included)
   int status;        // HTTP status, or kTimeout / kError
 };
 constexpr int kTimeout = -1, kError = -2, kUnsent = -3;  // kUnsent: latency is a lower bound
@@ -112,7 +115,7 @@ class Load {
         generating = false;
         unsent = backlog_.size();
         for (double sched : backlog_)
-          if (sched >= win0) samples_.push_back({static_cast<float>((now - sched) * 1e3), 0.f, kUnsent});
+          if (sched >= win0) samples_.push_back({static_cast<float>((now - sched) * 1e3), 0.f, 0.f, kUnsent});
         backlog_.clear();
       }
       if (generating) {
@@ -360,8 +363,9 @@ class Load {
     if (status == 200 && t >= t0_ + o_.warmup && t <= t0_ + o_.warmup + o_.duration) ++ok_in_window_;
     if (c.sched >= t0_ + o_.warmup) {
       const double base = o_.rate > 0 ? c.sched : c.send_time;
-      const double lag = (c.sent > 0 ? c.first_write : t) - c.sched;
-      samples_.push_back({static_cast<float>((t - base) * 1e3), static_cast<float>(lag * 1e3), status});
+      const double sent_at = c.sent > 0 ? c.first_write : t;
+      samples_.push_back({static_cast<float>((t - base) * 1e3), static_cast<float>((sent_at - c.sched) * 1e3),
+                          static_cast<float>((t - sent_at) * 1e3), status});
     }
     c.busy = false;
     c.used = true;
@@ -422,7 +426,7 @@ class Load {
 
   nlohmann::json report(uint64_t scheduled, uint64_t unsent, double wall, double cpu) {
     std::map<std::string, uint64_t> by_status;
-    std::vector<float> ok, reject, all, lag;
+    std::vector<float> ok, reject, all, lag, ok_service, reject_service;
     for (const auto& s : samples_) {
       std::string k = s.status == kTimeout ? "timeout"
                       : s.status == kError ? "error"
@@ -433,8 +437,12 @@ class Load {
       ++by_status[k];
       if (s.status == 200) {
         ok.push_back(s.latency_ms);
+        ok_service.push_back(s.service_ms);
       }
-      if (s.status == 429 || s.status == 503) reject.push_back(s.latency_ms);
+      if (s.status == 429 || s.status == 503) {
+        reject.push_back(s.latency_ms);
+        reject_service.push_back(s.service_ms);
+      }
       all.push_back(s.latency_ms);
       if (s.status != kUnsent) lag.push_back(s.lag_ms);
     }
@@ -452,6 +460,8 @@ class Load {
     j["latency_ms_ok"] = percentiles(ok);
     j["latency_ms_reject"] = percentiles(reject);
     j["latency_ms_all"] = percentiles(all);
+    j["service_ms_ok"] = percentiles(ok_service);
+    j["service_ms_reject"] = percentiles(reject_service);
     j["send_lag_ms"] = percentiles(lag);
     j["connects"] = connects_;
     j["retries"] = retries_;
