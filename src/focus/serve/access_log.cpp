@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <ctime>
@@ -14,16 +15,37 @@
 
 namespace focus {
 
+namespace {
+
+// Replaces every match of `re` for which keep(match) is false with `label`.
+template <class Keep>
+std::string replace_matches(const std::string& s, const std::regex& re, const char* label, Keep keep) {
+  std::string out;
+  auto last = s.cbegin();
+  for (std::sregex_iterator it(s.begin(), s.end(), re), end; it != end; ++it) {
+    out.append(last, (*it)[0].first);
+    out += keep(it->str()) ? it->str() : label;
+    last = (*it)[0].second;
+  }
+  out.append(last, s.cend());
+  return out;
+}
+
+}  // namespace
+
 std::string mask_pii(std::string_view text) {
   static const std::regex email(R"([A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})");
-  // International or national numbers: 8+ digits with optional separators, or a leading +.
-  static const std::regex phone(R"((\+\d{1,3}[\s.-]?)?(\(\d{1,4}\)[\s.-]?)?\d{2,4}([\s.-]\d{2,4}){2,4})");
+  // A phone number: digits with spaces, dots, dashes or brackets between them, 8 digits or more
+  // (7 after a leading +); shorter runs (years, versions, counts) stay.
+  static const std::regex phone(R"([+(]?\d[\d\s().-]{5,}\d)");
   static const std::regex digits(R"(\d{6,})");
-  std::string s(text);
-  s = std::regex_replace(s, email, "<email>");
-  s = std::regex_replace(s, phone, "<phone>");
-  s = std::regex_replace(s, digits, "<digits>");
-  return s;
+  std::string s = std::regex_replace(std::string(text), email, "<email>");
+  s = replace_matches(s, phone, "<phone>", [](const std::string& m) {
+    const auto n = std::count_if(m.begin(), m.end(), [](char c) { return c >= '0' && c <= '9'; });
+    const bool all_digits = n == int64_t(m.size());
+    return all_digits || n < (m[0] == '+' ? 7 : 8);  // plain digit runs: the rule below
+  });
+  return std::regex_replace(s, digits, "<digits>");
 }
 
 AccessLog::AccessLog(const std::string& path, bool log_inputs) : log_inputs_(log_inputs) {

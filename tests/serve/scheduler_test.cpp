@@ -1,0 +1,128 @@
+// The dynamic batcher: batched answers equal single ones, batches form under load and respect
+// max_batch, a full queue refuses, a job past its deadline does not run, a cancelled job is
+// dropped, one bad input fails only its own job, and drain waits for admitted work.
+#include "focus/serve/scheduler.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "focus/serve/metrics.hpp"
+#include "infer/infer_fixtures.hpp"
+
+namespace focus {
+namespace {
+
+std::shared_ptr<const ServedModel> image_model() {
+  static std::shared_ptr<const ServedModel> m = [] {
+    const auto path = std::filesystem::path(::testing::TempDir()) / "scheduler_test_cnn.safetensors";
+    testing::save_tiny_image_model(path.string());
+    return load_served_model("cnn", path.string());
+  }();
+  return m;
+}
+
+Tensor random_pixels(int64_t n, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<float> v(size_t(n * 784));
+  for (float& x : v) x = float(rng.uniform());
+  return Tensor::from_vector(v, {n, 1, 28, 28});
+}
+
+std::shared_ptr<Job> image_job(int64_t n, uint64_t seed, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+  auto j = std::make_shared<Job>();
+  j->model = image_model();
+  j->batch_key = "image";
+  j->items = n;
+  j->pixels = random_pixels(n, seed);
+  j->admitted = SteadyClock::now();
+  j->deadline = j->admitted + timeout;
+  return j;
+}
+
+void wait(Job& j) { ASSERT_TRUE(j.wait_until(SteadyClock::now() + std::chrono::seconds(60))); }
+
+TEST(Scheduler, BatchedAnswersEqualSingleOnes) {
+  Metrics metrics;
+  SchedulerOptions so;
+  so.max_batch = 16;
+  so.max_queue_delay_ms = 30;  // let the jobs gather
+  Scheduler s(so, &metrics);
+  std::vector<std::shared_ptr<Job>> jobs;
+  for (int i = 0; i < 6; ++i) jobs.push_back(image_job(1 + i % 3, 100 + i));
+  for (auto& j : jobs) ASSERT_EQ(s.submit(j), Admit::Ok);
+  for (auto& j : jobs) wait(*j);
+  int64_t biggest = 0;
+  for (auto& j : jobs) {
+    ASSERT_EQ(j->status, 0) << j->error;
+    biggest = std::max(biggest, j->batch_items);
+    EXPECT_LE(j->batch_items, 16);
+    const Tensor alone = image_model()->image->probabilities(j->pixels);
+    const std::vector<float> a = alone.to_vector<float>(), b = j->probs.to_vector<float>();
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t k = 0; k < a.size(); ++k) EXPECT_NEAR(a[k], b[k], 1e-6f) << k;
+  }
+  EXPECT_GT(biggest, 3);  // batches above one request formed
+  EXPECT_TRUE(metrics.render().find("focus_batch_size_count") != std::string::npos);
+}
+
+TEST(Scheduler, FullQueueRefusesAndDeadlinesAndCancelsAreHonoured) {
+  SchedulerOptions so;
+  so.max_batch = 64;
+  so.queue_capacity = 3;
+  so.max_queue_delay_ms = 300;  // the head waits for company: the queue fills first
+  Scheduler s(so, nullptr);
+  auto expired = image_job(1, 1, std::chrono::milliseconds(0));
+  auto cancelled = image_job(1, 2);
+  auto ok = image_job(1, 3);
+  ASSERT_EQ(s.submit(expired), Admit::Ok);
+  ASSERT_EQ(s.submit(cancelled), Admit::Ok);
+  ASSERT_EQ(s.submit(ok), Admit::Ok);
+  EXPECT_EQ(s.submit(image_job(1, 4)), Admit::QueueFull);
+  EXPECT_TRUE(cancelled->cancel());
+  EXPECT_EQ(s.submit(image_job(1, 5)), Admit::Ok);  // the cancelled job's place was freed
+  wait(*expired);
+  EXPECT_EQ(expired->status, 504);
+  EXPECT_FALSE(expired->probs.defined());  // never ran
+  wait(*ok);
+  EXPECT_EQ(ok->status, 0);
+  EXPECT_EQ(cancelled->state.load(), Job::Cancelled);
+  EXPECT_FALSE(cancelled->probs.defined());
+}
+
+TEST(Scheduler, ABadInputFailsOnlyItsOwnJob) {
+  SchedulerOptions so;
+  so.max_queue_delay_ms = 30;
+  Scheduler s(so, nullptr);
+  auto good = image_job(2, 7);
+  auto bad = image_job(1, 8);
+  bad->pixels.data<float>()[5] = std::nanf("");
+  ASSERT_EQ(s.submit(good), Admit::Ok);
+  ASSERT_EQ(s.submit(bad), Admit::Ok);
+  wait(*good);
+  wait(*bad);
+  EXPECT_EQ(good->status, 0) << good->error;
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_NE(bad->error.find("nan"), std::string::npos) << bad->error;
+}
+
+TEST(Scheduler, DrainFinishesAdmittedWorkAndRefusesNew) {
+  SchedulerOptions so;
+  so.max_batch = 2;
+  Scheduler s(so, nullptr);
+  std::vector<std::shared_ptr<Job>> jobs;
+  for (int i = 0; i < 10; ++i) {
+    jobs.push_back(image_job(2, 20 + i));
+    ASSERT_EQ(s.submit(jobs.back()), Admit::Ok);
+  }
+  EXPECT_TRUE(s.drain(std::chrono::seconds(60)));
+  for (auto& j : jobs) {
+    EXPECT_EQ(j->state.load(), Job::Done);
+    EXPECT_EQ(j->status, 0);
+  }
+  EXPECT_EQ(s.submit(image_job(1, 99)), Admit::Draining);
+}
+
+}  // namespace
+}  // namespace focus
