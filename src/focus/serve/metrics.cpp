@@ -22,6 +22,7 @@ const char* kHelp[][3] = {
     {"focus_request_seconds", "histogram", "Time from receiving the request to answering it."},
     {"focus_batch_size", "histogram", "Items (images, sentences) per executed batch."},
     {"focus_queue_depth", "gauge", "Requests waiting in the model's queue."},
+    {"focus_queue_capacity", "gauge", "Requests the model's queue holds at most (then 429)."},
     {"focus_in_flight", "gauge", "Requests admitted and not yet answered."},
     {"focus_model_info", "gauge", "The model version being served (1)."},
     {"focus_model_load_seconds", "gauge", "Seconds the served version took to load and check."},
@@ -94,6 +95,11 @@ void Metrics::observe_batch(const std::string& m, int64_t n) { observe("focus_ba
 void Metrics::set_queue_depth(const std::string& model, int64_t n) {
   std::lock_guard<std::mutex> lock(mu_);
   gauges_["focus_queue_depth"][fmt::format("model=\"{}\"", prometheus_label(model))] = double(n);
+}
+
+void Metrics::set_queue_capacity(const std::string& model, int64_t n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  gauges_["focus_queue_capacity"][fmt::format("model=\"{}\"", prometheus_label(model))] = double(n);
 }
 
 void Metrics::add_in_flight(const std::string& model, int64_t delta) {

@@ -6,7 +6,7 @@
 //                                                       bad_request auth draining not_found
 //   queue_seconds / compute_seconds / request_seconds{model}  histograms
 //   batch_size{model}                          histogram of requests' items per executed batch
-//   queue_depth{model}, in_flight{model}       gauges
+//   queue_depth{model}, queue_capacity{model}, in_flight{model}  gauges
 //   model_info{model,version} 1, model_load_seconds{model}, model_loaded_timestamp_seconds{model}
 //   model_reloads_total{model,result}          counter (ok | refused)
 //   process_resident_memory_bytes, process_start_time_seconds, up-time via the latter
@@ -30,6 +30,7 @@ class Metrics {
   void observe_request(const std::string& model, double seconds);
   void observe_batch(const std::string& model, int64_t size);
   void set_queue_depth(const std::string& model, int64_t n);
+  void set_queue_capacity(const std::string& model, int64_t n);
   void add_in_flight(const std::string& model, int64_t delta);
   void model_loaded(const std::string& model, const std::string& version, double load_seconds);
   void model_reload(const std::string& model, bool ok);

@@ -62,6 +62,23 @@ int client_socket(const Req& req) {
   return -1;
 }
 
+// cpp-httplib 0.11 listens with a backlog of 5: a burst of new connections while the accept
+// thread waits for a core overflows it, and the kernel drops their handshakes (clients see a
+// reset after a 1 s retransmission). listen() again on the bound socket raises the backlog.
+void raise_listen_backlog(int port, int backlog) {
+  for (int fd = 3; fd < 8192; ++fd) {
+    int accepting = 0;
+    socklen_t len = sizeof(accepting);
+    sockaddr_storage local{};
+    socklen_t ll = sizeof(local);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || !accepting) continue;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) != 0) continue;
+    const int p = local.ss_family == AF_INET6 ? ntohs(reinterpret_cast<const sockaddr_in6&>(local).sin6_port)
+                                              : ntohs(reinterpret_cast<const sockaddr_in&>(local).sin_port);
+    if (p == port) ::listen(fd, backlog);
+  }
+}
+
 bool client_gone(int fd) {
   pollfd p{fd, POLLRDHUP, 0};
   return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
@@ -96,9 +113,13 @@ struct Server::Impl {
   std::condition_variable poll_cv;
   bool stop_poll = false;
   std::thread poller;
+  // A file's identity and change marks: a file replaced by rename (as focus writes model files)
+  // has a new inode even when its size and coarse mtime are unchanged.
   struct FileStamp {
-    int64_t mtime_ns = 0, size = 0;
-    bool operator!=(const FileStamp& o) const { return mtime_ns != o.mtime_ns || size != o.size; }
+    int64_t inode = 0, mtime_ns = 0, ctime_ns = 0, size = 0;
+    bool operator!=(const FileStamp& o) const {
+      return inode != o.inode || mtime_ns != o.mtime_ns || ctime_ns != o.ctime_ns || size != o.size;
+    }
   };
   std::map<std::string, FileStamp> stamps;  // model -> file stamp last loaded or refused
   FileStamp keys_stamp;
@@ -114,7 +135,8 @@ struct Server::Impl {
   static FileStamp stamp(const std::string& path) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) return {};
-    return {int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec, int64_t(st.st_size)};
+    return {int64_t(st.st_ino), int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
+            int64_t(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec, int64_t(st.st_size)};
   }
 
   // ---- answering -------------------------------------------------------------------------
@@ -565,14 +587,14 @@ Server::ReloadResult Server::Impl::reload(const std::string& name, const std::st
   } catch (const std::exception& e) {
     metrics.model_reload(name, false);
     std::lock_guard<std::mutex> lock(models_mu);
-    stamps[name] = st;  // do not retry the same bytes
+    if (path == paths[name]) stamps[name] = st;  // the poll does not retry the same bytes
     return {false, fmt::format("refused {}: {} (version {} keeps serving)", path, e.what(), models[name]->version)};
   }
   const std::shared_ptr<const ServedModel> old = model(name);
   if (old->kind != fresh->kind) {
     metrics.model_reload(name, false);
     std::lock_guard<std::mutex> lock(models_mu);
-    stamps[name] = st;
+    if (path == paths[name]) stamps[name] = st;
     return {false, fmt::format("refused {}: a {} model cannot replace a {} one", path,
                                fresh->kind == ModelKind::Image ? "image" : "seq2seq",
                                old->kind == ModelKind::Image ? "image" : "seq2seq")};
@@ -667,6 +689,8 @@ Server::Server(const ServeOptions& options) : impl_(std::make_unique<Impl>(optio
     std::fprintf(stderr, "focus serve: %s: %s version %s (%.0f ms)\n", name.c_str(), path.c_str(),
                  m->version.c_str(), 1000 * m->load_seconds);
     s.metrics.model_loaded(name, m->version, m->load_seconds);
+    s.metrics.set_queue_capacity(name, s.opt.queue_capacity);
+    s.metrics.set_queue_depth(name, 0);
     s.models[name] = m;
     s.paths[name] = path;
     s.stamps[name] = Impl::stamp(path);
@@ -685,6 +709,9 @@ Server::Server(const ServeOptions& options) : impl_(std::make_unique<Impl>(optio
   const int threads = s.opt.http_threads;
   s.http->new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
   s.http->set_payload_max_length(size_t(s.opt.max_body_bytes));
+  // Answers are small writes after the headers: without TCP_NODELAY, Nagle's algorithm and the
+  // client's delayed ACK hold each keep-alive answer back ~40 ms. Accepted sockets inherit it.
+  s.http->set_tcp_nodelay(true);
   s.http->set_keep_alive_max_count(100000);
   s.http->set_keep_alive_timeout(5);
   s.http->set_read_timeout(10);
@@ -712,6 +739,7 @@ int Server::bind() {
   }
   FOCUS_CHECK(s.bound_port > 0, IOError, "cannot listen on {}:{} (in use, or not an address of this machine)",
               s.opt.host, s.opt.port);
+  raise_listen_backlog(s.bound_port, 4096);
   s.ready = true;
   return s.bound_port;
 }
