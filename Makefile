@@ -35,7 +35,7 @@ bench: build
 	bench/run_all.sh $(BUILD)
 
 # focus serve next to its FastAPI + uvicorn + PyTorch twin (bench/compare_serve.py, issue 18):
-# ~15 minutes; QUICK=1 for one short round (~2 minutes).
+# ~15 minutes; QUICK=1 for one round of short runs (~3 minutes).
 bench-serve: configure
 	@tools/install-deps.sh python3-torch python3-numpy python3-fastapi python3-uvicorn \
 	  python3-uvloop python3-httptools python3-pil wrk

@@ -29,7 +29,7 @@ Protocol, for each model (cnn_se, vit; both served by each server, one model loa
 TCP_NODELAY on every accepted socket.
 Prints a markdown table (medians over rounds; status counts summed over rounds) and the targets,
 writes everything to --json. The machine's other load is recorded per run (busy cores beyond the
-server, the client and this script; steal). --quick: 1 round of short runs (~2 minutes).
+server, the client and this script; steal). --quick: 1 round of short runs (~3 minutes).
 Usage: /usr/bin/python3 bench/compare_serve.py [--build build] [--quick] [--rounds 3]
        [--models cnn_se,vit] [--servers focus,twin] [--json FILE] [--out FILE]
 """
@@ -55,7 +55,7 @@ def parse_args():
     ap.add_argument("--work", help="model files, keys, logs (default BUILD/serve-bench)")
     ap.add_argument("--models", default="cnn_se,vit")
     ap.add_argument("--servers", default="focus,twin", help="focus,twin | twin | focus")
-    ap.add_argument("--quick", action="store_true", help="1 round of short runs (~2 minutes)")
+    ap.add_argument("--quick", action="store_true", help="1 round of short runs (~3 minutes)")
     ap.add_argument("--rounds", type=int)
     ap.add_argument("--sat-s", type=float, help="seconds of each saturation run")
     ap.add_argument("--run-s", type=float, help="measured seconds of each open-loop run")
