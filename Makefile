@@ -1,6 +1,6 @@
 # The README's two commands: `make demo` and `make test`. Each installs what is missing, then
 # configures, builds, fetches the data (tools/fetch-data.sh) and runs. Other targets: build, data,
-# bench, fixtures, asan, fuzz, clean.
+# bench, bench-serve, fixtures, asan, fuzz, clean.
 BUILD ?= build
 BUILD_TYPE ?= Release
 CMAKE_FLAGS ?=
@@ -8,7 +8,7 @@ JOBS ?= $(shell nproc)
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps data configure build test demo bench fixtures asan fuzz clean
+.PHONY: all deps data configure build test demo bench bench-serve fixtures asan fuzz clean
 
 all: build
 
@@ -35,6 +35,14 @@ demo: build data
 bench: build
 	@tools/install-deps.sh python3-torch
 	bench/run_all.sh $(BUILD)
+
+# focus serve next to its FastAPI + uvicorn + PyTorch twin (bench/compare_serve.py, issue 18):
+# ~15 minutes; QUICK=1 for one round of short runs (~3 minutes).
+bench-serve: configure
+	@tools/install-deps.sh python3-torch python3-numpy python3-fastapi python3-uvicorn \
+	  python3-uvloop python3-httptools python3-pil wrk
+	cmake --build $(BUILD) -j $(JOBS) --target focus serve_load
+	/usr/bin/python3 bench/compare_serve.py --build $(BUILD) $(if $(QUICK),--quick)
 
 fixtures:
 	@tools/install-deps.sh python3-torch python3-numpy
