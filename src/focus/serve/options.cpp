@@ -86,6 +86,7 @@ void validate(const ServeOptions& o) {
               "--max-queue-delay-ms {} must be in [0, 10000]", o.max_queue_delay_ms);
   FOCUS_CHECK(o.threads >= 0 && o.drain_timeout_ms >= 0 && o.poll_ms >= 0, ValueError,
               "--threads, --drain-timeout-ms and --poll-ms must be >= 0");
+  FOCUS_CHECK(o.http_nice >= 0 && o.http_nice <= 19, ValueError, "--http-nice {} must be in [0, 19]", o.http_nice);
   FOCUS_CHECK(o.weights == "f32" || o.weights == "bf16", ValueError,
               "--weights '{}' must be f32 or bf16", o.weights);
   FOCUS_CHECK(o.tls_cert.empty() == o.tls_key.empty(), ValueError,

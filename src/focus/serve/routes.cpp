@@ -2,6 +2,10 @@
 // classify / translate / explain endpoints, the model list, repository reload and /metrics.
 // Every handler runs inside guarded(): a caller's mistake becomes a 4xx naming it, anything else
 // a 500 with the message; the process survives.
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
 
 #include "focus/data/png.hpp"
@@ -12,6 +16,23 @@
 #include "focus/serve/server_impl.hpp"
 
 namespace focus {
+namespace {
+
+// The connection threads run `nice` steps below the compute thread (once per thread: a
+// connection keeps its thread): under overload the cores go to the batches first, and the HTTP
+// threads share what is left to parse, refuse and answer. Without it, 1,024 connections at 10x
+// capacity took 1.8 of 2 cores and the batches got 6% of their capacity.
+void lower_thread_priority(int nice) {
+  thread_local bool done = false;
+  if (done || nice <= 0) return;
+  done = true;
+  const auto tid = static_cast<id_t>(syscall(SYS_gettid));
+  errno = 0;
+  const int now = getpriority(PRIO_PROCESS, tid);
+  if (errno == 0) setpriority(PRIO_PROCESS, tid, std::min(19, now + nice));
+}
+
+}  // namespace
 
 void Server::Impl::routes() {
   httplib::Server& s = *http;
@@ -83,6 +104,7 @@ void Server::Impl::routes() {
   });
   // While draining, new work is refused before its body is parsed.
   s.set_pre_routing_handler([this](const Req& req, Res& res) {
+    lower_thread_priority(opt.http_nice);
     if (!draining || req.path.rfind("/v2/health", 0) == 0 || req.method == "GET")
       return httplib::Server::HandlerResponse::Unhandled;
     Ctx c(req, res);
@@ -97,6 +119,8 @@ void Server::Impl::infer_v2(Ctx& c, const std::string& name) {
   if (!m) return;
   SteadyClock::time_point deadline;
   if (!deadline_of(c, deadline)) return;
+  Place place;
+  if (!admit(c, name, deadline, place)) return;
   if (m->kind != ModelKind::Image)
     throw RequestError(400, fmt::format("model '{}' is a seq2seq model: use POST /v1/models/{}/translate", name, name));
   V2InferRequest r = decode_v2_infer(c.req.body, limits);
@@ -112,6 +136,7 @@ void Server::Impl::infer_v2(Ctx& c, const std::string& name) {
   job->batch_key = "image";
   job->items = t.shape[0];
   job->pixels = Tensor::from_vector(t.data, t.shape);  // (N, C, S, S)
+  place.decoded();
   if (!run_job(c, job)) return;
   const int64_t K = job->probs.size(1);
   json out = {{"model_name", name},
@@ -128,6 +153,8 @@ void Server::Impl::classify(Ctx& c, const std::string& name) {
   if (!m) return;
   SteadyClock::time_point deadline;
   if (!deadline_of(c, deadline)) return;
+  Place place;
+  if (!admit(c, name, deadline, place)) return;
   if (m->kind != ModelKind::Image)
     throw RequestError(400, fmt::format("model '{}' is a seq2seq model: use POST /v1/models/{}/translate", name, name));
   const std::string top_param = c.req.has_param("top") ? c.req.get_param_value("top") : "";
@@ -136,6 +163,7 @@ void Server::Impl::classify(Ctx& c, const std::string& name) {
   job->batch_key = "image";
   job->items = int64_t(r.images.size());
   job->pixels = m->image->pixels(r.images);  // (N, C, S, S)
+  place.decoded();
   if (!run_job(c, job)) return;
   const std::vector<std::string>& names = m->image->info().class_names;
   const int64_t K = job->probs.size(1), top = std::min<int64_t>(r.top, K);
@@ -163,6 +191,8 @@ void Server::Impl::translate(Ctx& c, const std::string& name) {
   if (!m) return;
   SteadyClock::time_point deadline;
   if (!deadline_of(c, deadline)) return;
+  Place place;
+  if (!admit(c, name, deadline, place)) return;
   if (m->kind != ModelKind::Seq2Seq)
     throw RequestError(400, fmt::format("model '{}' is an image classifier: use POST /v1/models/{}/classify", name, name));
   TranslateRequest r = decode_translate(c.req.body, limits);
@@ -174,6 +204,7 @@ void Server::Impl::translate(Ctx& c, const std::string& name) {
   job->search = r.search;
   job->batch_key = fmt::format("beam={} nbest={} lp={} max_len={}", r.search.beam, r.search.nbest,
                                r.search.length_penalty, r.search.max_len);
+  place.decoded();
   if (!run_job(c, job)) return;
   json outs = json::array();
   for (const Translation& t : job->translations) {
@@ -191,6 +222,8 @@ void Server::Impl::explain(Ctx& c, const std::string& name) {
   if (!m) return;
   SteadyClock::time_point deadline;
   if (!deadline_of(c, deadline)) return;
+  Place place;
+  if (!admit(c, name, deadline, place)) return;
   const bool image = m->kind == ModelKind::Image;
   ExplainRequest r = decode_explain(c.req.body, header(c.req, "Content-Type"), image, limits);
   auto job = make_job(m, deadline);
@@ -242,6 +275,7 @@ void Server::Impl::explain(Ctx& c, const std::string& name) {
     };
   }
   job->batch_key = "explain";
+  place.decoded();
   if (!run_job(c, job)) return;
   result["model"] = name;
   result["model_version"] = m->version;

@@ -7,7 +7,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 
 #include "focus/kernels/cpu.hpp"
 #include "focus/serve/server_impl.hpp"
@@ -166,7 +168,15 @@ void Server::Impl::poll_files() {
 Server::Server(const ServeOptions& options) : impl_(std::make_unique<Impl>(options)) {
   Impl& s = *impl_;
   validate(s.opt);
-  if (s.opt.threads > 0) set_num_threads(s.opt.threads);
+  // Compute threads: --threads, else FOCUS_NUM_THREADS, else one core fewer than the machine
+  // has (at least 1): the other core reads, parses and writes requests. On 2 cores two compute
+  // threads made batch-1 cnn-se 6x slower (11.8 vs 2.0 ms per batch), their OpenMP team waiting
+  // on a core the HTTP threads held (docs/BENCHMARKS.md, "Serving").
+  if (s.opt.threads > 0)
+    set_num_threads(s.opt.threads);
+  else if (!std::getenv("FOCUS_NUM_THREADS"))
+    set_num_threads(std::max(1, hardware_threads() - 1));
+  s.decode_slots = std::make_unique<std::counting_semaphore<4096>>(std::clamp(hardware_threads(), 1, 4096));
   s.limits.max_items = s.opt.max_items;
   s.limits.max_image_pixels = s.opt.max_image_pixels;
   s.limits.max_text_bytes = s.opt.max_text_bytes;
@@ -187,6 +197,7 @@ Server::Server(const ServeOptions& options) : impl_(std::make_unique<Impl>(optio
     s.metrics.set_queue_capacity(name, s.opt.queue_capacity);
     s.metrics.set_queue_depth(name, 0);
     s.models[name] = m;
+    s.pending[name] = std::make_unique<std::atomic<int64_t>>(0);
     s.paths[name] = path;
     s.stamps[name] = Impl::stamp(path);
   }

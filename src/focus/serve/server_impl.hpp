@@ -8,6 +8,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <map>
+#include <memory>
+#include <semaphore>
 #include <mutex>
 #include <thread>
 
@@ -55,6 +57,12 @@ struct Server::Impl {
   std::map<std::string, std::string> paths;  // the file each model was loaded from
   std::mutex reload_mu;
   ServedModelOptions model_opt;
+
+  // Admission before decoding: per model, the requests being decoded, queued or computed
+  // (at most queue_capacity; more get 429 without their body being parsed), and the decode slots
+  // (one per core: parsing bodies must not crowd out the compute thread).
+  std::map<std::string, std::unique_ptr<std::atomic<int64_t>>> pending;
+  std::unique_ptr<std::counting_semaphore<4096>> decode_slots;
 
   std::atomic<bool> ready{false}, draining{false};
   std::once_flag shutdown_once;
@@ -191,6 +199,47 @@ struct Server::Impl {
     return true;
   }
 
+  // A request's place: counted in its model's `pending` from admit() until destroyed, and holding
+  // a decode slot until decoded() (or destroyed).
+  struct Place {
+    Impl* s = nullptr;
+    std::atomic<int64_t>* count = nullptr;
+    std::string model;
+    bool slot = false;
+    Place() = default;
+    Place(const Place&) = delete;
+    Place& operator=(const Place&) = delete;
+    void decoded() {
+      if (slot) s->decode_slots->release(), slot = false;
+    }
+    ~Place() {
+      decoded();
+      if (count) count->fetch_sub(1), s->metrics.add_in_flight(model, -1);
+    }
+  };
+
+  // Admits a request to `model` before its body is parsed: 429 at once when queue_capacity
+  // requests of the model are already being decoded, queued or computed; then waits for a
+  // decode slot until the deadline (504). False when it has answered.
+  bool admit(Ctx& c, const std::string& model, SteadyClock::time_point deadline, Place& place) {
+    std::atomic<int64_t>& n = *pending.at(model);
+    if (n.fetch_add(1) >= opt.queue_capacity) {
+      n.fetch_sub(1);
+      c.res.set_header("Retry-After", std::to_string(opt.retry_after_s));
+      refuse(c, 429, "queue_full", fmt::format("model '{}' has {} requests in progress, its limit: retry later",
+                                               model, opt.queue_capacity));
+      return false;
+    }
+    place.s = this, place.count = &n, place.model = model;
+    metrics.add_in_flight(model, 1);
+    if (!decode_slots->try_acquire_until(deadline)) {
+      refuse(c, 504, "deadline", "the request could not start before its deadline");
+      return false;
+    }
+    place.slot = true;
+    return true;
+  }
+
   // Queues the job and waits for it. False when it has answered (429, 503, 504, a failed job),
   // or the client left.
   bool run_job(Ctx& c, const std::shared_ptr<Job>& job) {
@@ -206,12 +255,6 @@ struct Server::Impl {
         refuse(c, 503, "draining", "the server is shutting down");
         return false;
     }
-    metrics.add_in_flight(job->model->name, 1);
-    struct InFlight {
-      Metrics& m;
-      const std::string& name;
-      ~InFlight() { m.add_in_flight(name, -1); }
-    } in_flight{metrics, job->model->name};
     int fd = -2;
     while (!job->wait_until(std::min(job->deadline, SteadyClock::now() + std::chrono::milliseconds(20)))) {
       const auto now = SteadyClock::now();
