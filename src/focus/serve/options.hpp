@@ -18,7 +18,7 @@ struct ServeOptions {
   std::string keys;                  // key file (focus keys create); required
   int64_t max_batch = 64;            // items per batch
   double max_queue_delay_ms = 0;     // a batch head's wait for company (0: batch what queued)
-  int64_t queue_capacity = 256;      // queued requests per model; full -> 429
+  int64_t queue_capacity = 256;      // requests in progress per model (decoding, queued, computing); more -> 429
   int64_t timeout_ms = 2000;         // default deadline to start a request; full -> 504
   int64_t max_timeout_ms = 60000;    // the most a client may ask for (?timeout_ms=)
   int64_t max_body_bytes = 8 << 20;  // larger bodies -> 413
@@ -46,7 +46,8 @@ void visit_fields(ServeOptions& o, V&& v) {
   v("max-batch", o.max_batch, "items (images, sentences) per batch");
   v("max-queue-delay-ms", o.max_queue_delay_ms,
     "how long a queued request may wait for others to batch with (0: batch what has queued)");
-  v("queue-capacity", o.queue_capacity, "queued requests per model; more are refused with 429");
+  v("queue-capacity", o.queue_capacity,
+    "requests in progress per model (being decoded, queued or computed); more get 429 unparsed");
   v("timeout-ms", o.timeout_ms, "default deadline: a request not started by then gets 504");
   v("max-timeout-ms", o.max_timeout_ms, "the largest ?timeout_ms= a client may ask for");
   v("max-body-bytes", o.max_body_bytes, "largest request body (413 above)");
