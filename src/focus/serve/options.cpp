@@ -2,51 +2,22 @@
 // apps/cmd_serve.cpp.
 #include "focus/serve/options.hpp"
 
-#include <fstream>
-#include <nlohmann/json.hpp>
 #include <set>
 
+#include "focus/io/config_json.hpp"
 #include "focus/tensor/error.hpp"
 
 namespace focus {
 
 void apply_json(ServeOptions& o, const nlohmann::json& j, const std::string& source) {
-  FOCUS_CHECK(j.is_object(), ValueError, "{}: the config must be a JSON object", source);
-  std::set<std::string> known;
-  visit_fields(o, [&](const char* name, auto& field, const char*) {
-    known.insert(name);
-    const auto it = j.find(name);
-    if (it == j.end()) return;
-    using F = std::decay_t<decltype(field)>;
-    try {
-      field = it->get<F>();
-    } catch (const nlohmann::json::exception&) {
-      throw ValueError(fmt::format("{}: field '{}' has the wrong type ({})", source, name, it->dump()));
-    }
-  });
-  for (const auto& [k, v] : j.items())
-    FOCUS_CHECK(known.count(k), ValueError, "{}: unknown field '{}'", source, k);
+  apply_json_fields(o, j, source);
 }
 
 void load_config_file(ServeOptions& o, const std::string& path) {
-  std::ifstream in(path);
-  FOCUS_CHECK(in, IOError, "cannot read config file '{}'", path);
-  nlohmann::json j;
-  try {
-    in >> j;
-  } catch (const nlohmann::json::exception& e) {
-    throw ValueError(fmt::format("config file '{}' is not valid JSON: {}", path, e.what()));
-  }
-  apply_json(o, j, path);
+  apply_json(o, read_config_json(path), path);
 }
 
-nlohmann::json to_json(const ServeOptions& o) {
-  nlohmann::json j;
-  visit_fields(const_cast<ServeOptions&>(o), [&](const char* name, auto& field, const char*) {
-    j[name] = field;
-  });
-  return j;
-}
+nlohmann::json to_json(const ServeOptions& o) { return fields_to_json(o); }
 
 std::pair<std::string, std::string> split_model_arg(const std::string& arg) {
   const size_t eq = arg.find('=');

@@ -114,13 +114,10 @@ void Server::Impl::routes() {
 }
 
 void Server::Impl::infer_v2(Ctx& c, const std::string& name) {
-  if (!authorize(c, kRoleInfer)) return;
-  auto m = find_model(c, name);
-  if (!m) return;
   SteadyClock::time_point deadline;
-  if (!deadline_of(c, deadline)) return;
   Place place;
-  if (!admit(c, name, deadline, place)) return;
+  const auto m = begin_work(c, name, kRoleInfer, deadline, place);
+  if (!m) return;
   if (m->kind != ModelKind::Image)
     throw RequestError(400, fmt::format("model '{}' is a seq2seq model: use POST /v1/models/{}/translate", name, name));
   V2InferRequest r = decode_v2_infer(c.req.body, limits);
@@ -148,13 +145,10 @@ void Server::Impl::infer_v2(Ctx& c, const std::string& name) {
 }
 
 void Server::Impl::classify(Ctx& c, const std::string& name) {
-  if (!authorize(c, kRoleInfer)) return;
-  auto m = find_model(c, name);
-  if (!m) return;
   SteadyClock::time_point deadline;
-  if (!deadline_of(c, deadline)) return;
   Place place;
-  if (!admit(c, name, deadline, place)) return;
+  const auto m = begin_work(c, name, kRoleInfer, deadline, place);
+  if (!m) return;
   if (m->kind != ModelKind::Image)
     throw RequestError(400, fmt::format("model '{}' is a seq2seq model: use POST /v1/models/{}/translate", name, name));
   const std::string top_param = c.req.has_param("top") ? c.req.get_param_value("top") : "";
@@ -186,13 +180,10 @@ void Server::Impl::classify(Ctx& c, const std::string& name) {
 }
 
 void Server::Impl::translate(Ctx& c, const std::string& name) {
-  if (!authorize(c, kRoleInfer)) return;
-  auto m = find_model(c, name);
-  if (!m) return;
   SteadyClock::time_point deadline;
-  if (!deadline_of(c, deadline)) return;
   Place place;
-  if (!admit(c, name, deadline, place)) return;
+  const auto m = begin_work(c, name, kRoleInfer, deadline, place);
+  if (!m) return;
   if (m->kind != ModelKind::Seq2Seq)
     throw RequestError(400, fmt::format("model '{}' is an image classifier: use POST /v1/models/{}/classify", name, name));
   TranslateRequest r = decode_translate(c.req.body, limits);
@@ -217,13 +208,10 @@ void Server::Impl::translate(Ctx& c, const std::string& name) {
 }
 
 void Server::Impl::explain(Ctx& c, const std::string& name) {
-  if (!authorize(c, kRoleExplain)) return;
-  auto m = find_model(c, name);
-  if (!m) return;
   SteadyClock::time_point deadline;
-  if (!deadline_of(c, deadline)) return;
   Place place;
-  if (!admit(c, name, deadline, place)) return;
+  const auto m = begin_work(c, name, kRoleExplain, deadline, place);
+  if (!m) return;
   const bool image = m->kind == ModelKind::Image;
   ExplainRequest r = decode_explain(c.req.body, header(c.req, "Content-Type"), image, limits);
   auto job = make_job(m, deadline);

@@ -240,6 +240,16 @@ struct Server::Impl {
     return true;
   }
 
+  // The common start of a work endpoint: key and role, the model, the deadline, admission. The
+  // model, or nullptr after answering.
+  std::shared_ptr<const ServedModel> begin_work(Ctx& c, const std::string& name, unsigned role,
+                                                SteadyClock::time_point& deadline, Place& place) {
+    if (!authorize(c, role)) return nullptr;
+    auto m = find_model(c, name);
+    if (!m || !deadline_of(c, deadline) || !admit(c, name, deadline, place)) return nullptr;
+    return m;
+  }
+
   // Queues the job and waits for it. False when it has answered (429, 503, 504, a failed job),
   // or the client left.
   bool run_job(Ctx& c, const std::shared_ptr<Job>& job) {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "focus/io/config_json.hpp"
 #include "focus/tensor/error.hpp"
 
 namespace focus {
@@ -24,47 +25,14 @@ void bind_cli(CLI::App& app, TrainConfig& c, std::string& config_file, bool& dum
 }
 
 void apply_json(TrainConfig& c, const nlohmann::json& j, const std::string& source) {
-  FOCUS_CHECK(j.is_object(), ValueError, "{}: the config must be a JSON object", source);
-  std::set<std::string> known;
-  visit_fields(c, [&](const char* name, auto& field, const char*) {
-    known.insert(name);
-    auto it = j.find(name);
-    if (it == j.end()) return;
-    using F = std::decay_t<decltype(field)>;
-    try {
-      if constexpr (std::is_same_v<F, std::string>) {
-        field = it->is_string() ? it->get<std::string>() : it->dump();  // objects as JSON text
-      } else {
-        field = it->get<F>();
-      }
-    } catch (const nlohmann::json::exception& e) {
-      throw ValueError(fmt::format("{}: field '{}' has the wrong type ({})", source, name,
-                                   it->dump()));
-    }
-  });
-  for (auto& [k, v] : j.items())
-    FOCUS_CHECK(known.count(k), ValueError, "{}: unknown field '{}'", source, k);
+  apply_json_fields(c, j, source);
 }
 
 void load_config_file(TrainConfig& c, const std::string& path) {
-  std::ifstream in(path);
-  FOCUS_CHECK(in, IOError, "cannot read config file '{}'", path);
-  nlohmann::json j;
-  try {
-    in >> j;
-  } catch (const nlohmann::json::exception& e) {
-    throw ValueError(fmt::format("config file '{}' is not valid JSON: {}", path, e.what()));
-  }
-  apply_json(c, j, path);
+  apply_json(c, read_config_json(path), path);
 }
 
-nlohmann::json to_json(const TrainConfig& c) {
-  nlohmann::json j;
-  visit_fields(const_cast<TrainConfig&>(c), [&](const char* name, auto& field, const char*) {
-    j[name] = field;
-  });
-  return j;
-}
+nlohmann::json to_json(const TrainConfig& c) { return fields_to_json(c); }
 
 bool is_seq2seq_task(const std::string& task) { return task == "g2p" || task == "translate"; }
 
