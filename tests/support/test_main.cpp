@@ -4,16 +4,28 @@
 // --focus-isa-rerun (CTest's FOCUS_FORCE_ISA reruns, CMakeLists.txt): when the forced ISA is the
 // CPU's own, the rerun would repeat the plain run, so it runs nothing and prints gtest's skip
 // marker, which CTest's SKIP_REGULAR_EXPRESSION turns into "Skipped" (not "Passed").
+// Each process gets its own ::testing::TempDir() (TEST_TMPDIR = /tmp/focus-test-<pid>/, removed at
+// the end): ctest -j2 runs a test and its avx2:/scalar: reruns at the same time, and tests that
+// name their files within TempDir() must not share them.
 #include <gtest/gtest.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <string>
+#include <unistd.h>
 
 #include "focus/kernels/cpu.hpp"
 
 int main(int argc, char** argv) {
   focus::ensure_passive_omp_wait(argv);
+  std::string tmp;
+  if (!std::getenv("TEST_TMPDIR")) {
+    tmp = "/tmp/focus-test-" + std::to_string(getpid()) + "/";
+    std::filesystem::create_directories(tmp);
+    setenv("TEST_TMPDIR", tmp.c_str(), 1);
+  }
   ::testing::InitGoogleTest(&argc, argv);
   bool rerun = false;
   for (int i = 1; i < argc; ++i)
@@ -23,5 +35,10 @@ int main(int argc, char** argv) {
                 std::getenv("FOCUS_FORCE_ISA"), focus::isa_name(focus::detect_isa()).c_str());
     return 0;
   }
-  return RUN_ALL_TESTS();
+  const int rc = RUN_ALL_TESTS();
+  if (!tmp.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(tmp, ec);
+  }
+  return rc;
 }
