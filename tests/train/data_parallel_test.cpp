@@ -157,10 +157,9 @@ TEST(DataParallel, TrainerEqualsAccumulationOverTheSameMicroBatches) {
   for (size_t i = 0; i < params[0].size(); ++i)
     worst = std::max(worst, std::abs(params[0][i] - params[1][i]));
   EXPECT_LT(worst, 1e-10);
-  EXPECT_THROW(validate([] {
-                 TrainConfig x;
-                 x.data_parallel = true;  // an image task
-                 return x;
-               }()),
-               ValueError);
+  EXPECT_NO_THROW(validate([] {
+    TrainConfig x;
+    x.data_parallel = true;  // an image task: parts per thread too (train/distributed.hpp)
+    return x;
+  }()));
 }
