@@ -10,6 +10,10 @@
 #define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 
+#include <csignal>
+#include <cstring>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <climits>
@@ -42,6 +46,29 @@ double timeout_from_env() {
   return t;
 }
 
+// SIGTERM (mpirun ending the job after another rank failed, or a cancel): one line naming this
+// rank, then exit 143. Only async-signal-safe calls; the text is made before the handler is set.
+char g_term_message[256];
+size_t g_term_length = 0;
+
+extern "C" void on_sigterm(int) {
+  [[maybe_unused]] ssize_t w = ::write(2, g_term_message, g_term_length);
+  ::_exit(143);
+}
+
+void install_sigterm_message(int rank, int size) {
+  const int n = std::snprintf(g_term_message, sizeof g_term_message,
+                              "focus: rank %d/%d: terminated by SIGTERM (mpirun ends the job when "
+                              "another rank fails; see that rank's message)\n",
+                              rank, size);
+  g_term_length = n > 0 ? std::min(size_t(n), sizeof g_term_message - 1) : 0;
+  struct sigaction sa;
+  std::memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigterm;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGTERM, &sa, nullptr);
+}
+
 class MpiCommunicator final : public Communicator {
  public:
   MpiCommunicator() : timeout_(timeout_from_env()) {
@@ -56,6 +83,7 @@ class MpiCommunicator final : public Communicator {
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &size_);
+    if (size_ > 1) install_sigterm_message(rank_, size_);
     watchdog_ = std::thread([this] { watch(); });
   }
 
