@@ -13,7 +13,7 @@ Each round runs, for vit and g2p, focus then torch (torch first on odd rounds):
 vit: focus's default vit, global batch 128 (64 a rank), no augmentation, Fashion-MNIST for focus
      (random images for torch: the time does not depend on the pixels).
 g2p: the default g2p transformer, --max-tokens 4096 global batches; focus trains on CMUdict
-     (--limit-train words), torch on seq2seq_bench's CMUdict-shaped synthetic batches (the same
+     (the first --g2p-words lines, --limit-train of their training words), torch on seq2seq_bench's CMUdict-shaped synthetic batches (the same
      length distribution, not the same words: tokens/s comparable, not identical batches).
 The 1-minute load average is recorded before each run. Medians over rounds are reported.
 Usage: /usr/bin/python3 bench/ddp_compare.py --build build [--rounds 3] [--json-out raw.json]
@@ -32,20 +32,20 @@ MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2",
           "-x", "FOCUS_NUM_THREADS=1"]
 
 
-def focus_args(build, model, out, steps, limit_g2p):
+def focus_args(build, model, out, steps, limit_g2p, cmudict):
     focus = os.path.join(build, "focus")
     if model == "vit":
         return [focus, "train", "--model", "vit", "--batch", "128", "--val-size", "256",
                 "--limit-train", str(256 + 128 * steps), "--augment", "false", "--epochs", "2",
                 "--out", out]
-    return [focus, "train", "--task", "g2p", "--limit-train", str(limit_g2p), "--epochs", "2",
-            "--eval-limit", "20", "--beam", "1", "--out", out]
+    return [focus, "train", "--task", "g2p", "--cmudict", cmudict, "--limit-train", str(limit_g2p),
+            "--epochs", "2", "--eval-limit", "20", "--beam", "1", "--out", out]
 
 
-def run_focus(build, model, ranks, steps, limit_g2p):
+def run_focus(build, model, ranks, steps, limit_g2p, cmudict):
     out = tempfile.mkdtemp(prefix=f"focus-ddp-{model}-")
     try:
-        cmd = focus_args(build, model, out, steps, limit_g2p)
+        cmd = focus_args(build, model, out, steps, limit_g2p, cmudict)
         env = dict(os.environ)
         if ranks == 2:
             cmd = MPIRUN + cmd
@@ -91,6 +91,8 @@ def main():
     ap.add_argument("--g2p-steps", type=int, default=20, help="torch's timed g2p steps")
     ap.add_argument("--g2p-limit", type=int, default=8000, help="focus's g2p training words")
     ap.add_argument("--models", default="vit,g2p")
+    ap.add_argument("--cmudict", default="data-cache/cmudict/dict.txt")
+    ap.add_argument("--g2p-words", type=int, default=10000, help="CMUdict lines kept")
     ap.add_argument("--json-out")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="focus-ddp-")
@@ -98,6 +100,14 @@ def main():
     subprocess.run([os.path.join(args.build, "seq2seq_bench"), "--dump-batches", batches,
                     "--steps", str(args.g2p_steps), "--warmup", "3"], check=True,
                    capture_output=True)
+    # A prefix of CMUdict: the g2p runs' dev and test sets (evaluated per epoch and at the end,
+    # outside the measured loop) stay small.
+    cmudict = os.path.join(tmp, "dict.txt")
+    with open(args.cmudict, encoding="latin-1") as f, open(cmudict, "w", encoding="latin-1") as g:
+        for i, line in enumerate(f):
+            if i >= args.g2p_words:
+                break
+            g.write(line)
     runs = []
     models = args.models.split(",")
     for rnd in range(args.rounds):
@@ -106,8 +116,8 @@ def main():
             order = ["focus", "torch"] if rnd % 2 == 0 else ["torch", "focus"]
             for who in order:
                 if who == "focus":
-                    runs.append(run_focus(args.build, model, 2, steps, args.g2p_limit))
-                    runs.append(run_focus(args.build, model, 1, steps, args.g2p_limit))
+                    runs.append(run_focus(args.build, model, 2, steps, args.g2p_limit, cmudict))
+                    runs.append(run_focus(args.build, model, 1, steps, args.g2p_limit, cmudict))
                 else:
                     runs.append(run_torch(model, steps, batches))
                 print(json.dumps(runs[-1]), file=sys.stderr)
