@@ -34,8 +34,11 @@ using focus::testing::TempDir;
 
 namespace {
 
+// LeakSanitizer off in the ranks (`make asan`): OpenMPI keeps allocations past MPI_Finalize;
+// focus's own code on these paths is covered leak-checked by the single-process tests.
 const std::string kMpirun =
-    "timeout 120 mpirun --allow-run-as-root --oversubscribe -x FOCUS_NUM_THREADS=1 ";
+    "LSAN_OPTIONS=detect_leaks=0 timeout 120 mpirun --allow-run-as-root --oversubscribe "
+    "-x FOCUS_NUM_THREADS=1 ";
 const std::string kFashion = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
 
 bool contains(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }
@@ -226,7 +229,7 @@ TEST(MpiTrain, AcrossNetworkNamespacesOverTcp) {
   const CommandResult one = one_process(seq2seq_args(d), d.file("one"));
   ASSERT_EQ(one.code, 0) << one.out;
   const CommandResult two =
-      run_command("timeout 120 " + std::string(FOCUS_SOURCE_DIR) +
+      run_command("LSAN_OPTIONS=detect_leaks=0 timeout 120 " + std::string(FOCUS_SOURCE_DIR) +
                   "/tools/netns-mpirun.sh -x FOCUS_NUM_THREADS=1 -- " + seq2seq_args(d) + " --out " +
                   d.file("two"));
   if (two.code == 77) GTEST_SKIP() << "no network namespaces here: " << two.out;

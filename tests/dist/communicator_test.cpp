@@ -98,7 +98,7 @@ TEST(MpiCommunicator, Collectives) {
     if (!have_mpirun()) GTEST_SKIP() << "mpirun not installed (Debian openmpi-bin)";
     // Run this test on 3 ranks, each rank checking what it received.
     const auto r = focus::testing::run_command(
-        "timeout 60 mpirun --allow-run-as-root --oversubscribe -np 3 /proc/" +
+        "LSAN_OPTIONS=detect_leaks=0 timeout 60 mpirun --allow-run-as-root --oversubscribe -np 3 /proc/" +
         std::to_string(::getpid()) + "/exe --gtest_filter=MpiCommunicator.Collectives --gtest_color=no");
     EXPECT_EQ(r.code, 0) << r.out;
     size_t passed = 0;
