@@ -31,10 +31,11 @@ LINKS_GBPS = [10, 25, 100]
 COLORS = {10: "#d62728", 25: "#1f77b4", 100: "#2ca02c"}
 
 
-def fit(rows):
-    small = [r["median_us"] * 1e-6 for r in rows if r["bytes"] <= 1024]
+def fit(rows, stat):
+    key = stat + "_us"
+    small = [r[key] * 1e-6 for r in rows if r["bytes"] <= 1024]
     alpha = statistics.median(small) / 2
-    big = [(r["bytes"], r["median_us"] * 1e-6) for r in rows if r["bytes"] >= 1 << 20]
+    big = [(r["bytes"], r[key] * 1e-6) for r in rows if r["bytes"] >= 1 << 20]
     if len(big) < 2:
         raise SystemExit("dist_cost_model: need >= 2 sizes of at least 1 MiB")
     mx = statistics.mean(b for b, _ in big)
@@ -96,11 +97,14 @@ def main():
     ap.add_argument("--compare", required=True, help="ddp_compare.py --json-out file")
     ap.add_argument("--wire-us", type=float, default=5.0)
     ap.add_argument("--link-efficiency", type=float, default=0.9)
+    ap.add_argument("--stat", choices=["median", "min"], default="median",
+                    help="which time of each size to fit (min: the least disturbed call, for a "
+                         "loaded machine)")
     ap.add_argument("--svg")
     args = ap.parse_args()
     with open(args.allreduce) as f:
         rows = [json.loads(l) for l in f if l.strip().startswith("{")]
-    alpha_host, b_host = fit(rows)
+    alpha_host, b_host = fit(rows, args.stat)
     alpha = alpha_host + args.wire_us * 1e-6
     with open(args.compare) as f:
         runs = json.load(f)
@@ -109,7 +113,7 @@ def main():
                                 if r["model"] == m and r["framework"] == "focus-1") / 1e3
            for m in params}
     models = [m for m in ("vit", "g2p") if m in params]
-    print(f"fit on 2-rank TCP: alpha = {alpha_host * 1e6:.1f} us (+ {args.wire_us} us wire), "
+    print(f"fit on 2-rank TCP ({args.stat} times): alpha = {alpha_host * 1e6:.1f} us (+ {args.wire_us} us wire), "
           f"B_host = {b_host / 1e9:.2f} GB/s; links at {args.link_efficiency:.0%} of line rate\n")
     curves = {}
     print("| model | gradient | t_compute | link | " + " | ".join(f"N={n}" for n in MACHINES[1:]) + " |")
