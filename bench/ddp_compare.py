@@ -28,8 +28,9 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2",
-          "-x", "FOCUS_NUM_THREADS=1"]
+# No --oversubscribe: 2 ranks fit the 2 cores, and oversubscribed OpenMPI yields the CPU in every
+# progress loop (large all-reduces then took 5-50x longer on a loaded machine).
+MPIRUN = ["mpirun", "--allow-run-as-root", "-np", "2", "-x", "FOCUS_NUM_THREADS=1"]
 
 
 def focus_args(build, model, out, steps, limit_g2p, cmudict):
@@ -117,6 +118,7 @@ def main():
             for who in order:
                 if who == "focus":
                     runs.append(run_focus(args.build, model, 2, steps, args.g2p_limit, cmudict))
+                    print(json.dumps(runs[-1]), file=sys.stderr)
                     runs.append(run_focus(args.build, model, 1, steps, args.g2p_limit, cmudict))
                 else:
                     runs.append(run_torch(model, steps, batches))

@@ -74,6 +74,9 @@ def worker(rank, args, port, queue):
             total_tgt = int((tgt_out != 0).sum())
             B = src.shape[0]
             lo, hi = rank * B // 2, (rank + 1) * B // 2
+            if hi == lo:  # a one-row batch: this process has no rows (zero gradients, still reduced)
+                steps.append(lambda i: sum((p * 0).sum() for p in model.parameters()))
+                continue
             s, sl, ti, to = src[lo:hi], src_len[lo:hi], tgt_in[lo:hi], tgt_out[lo:hi]
             S = int(sl.max())
             T = int((to != 0).any(0).nonzero().max()) + 1
@@ -141,7 +144,10 @@ def main():
     import torch.multiprocessing as mp
     ctx = mp.get_context("spawn")
     queue = ctx.SimpleQueue()
-    mp.start_processes(worker, args=(args, args.port, queue), nprocs=2, start_method="spawn")
+    procs = mp.start_processes(worker, args=(args, args.port, queue), nprocs=2,
+                               start_method="spawn", join=False)
+    while not procs.join(timeout=5):  # raises, with the traceback, when a process fails
+        pass
     print(json.dumps(queue.get()))
 
 

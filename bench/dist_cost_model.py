@@ -9,8 +9,9 @@ Model (ring all-reduce of M bytes over N machines, Patarasuk & Yuan / NCCL's rin
           T = 2 alpha + M / B_meas; alpha = half the median time of the messages <= 1 KiB), plus
           --wire-us (5 us: a switch hop and NIC, assumed) per message;
   B_host: what the hosts' TCP stacks, copies and the reduction sustain, fitted as the slope of T
-          against M for messages >= 1 MiB on the 2-rank measurements (over veth between network
-          namespaces there is no wire: all of it is host cost);
+          against M for messages in [--fit-min-bytes, --fit-max-bytes] (64 KiB..4 MiB) on the
+          2-rank TCP measurements (loopback or veth between network namespaces: no wire, all of it
+          is host cost);
   B_link: the network, 10 / 25 / 100 Gb/s, at --link-efficiency (0.9) of the line rate.
 Step time on N machines (weak scaling: each machine keeps the per-machine batch measured here,
 so the global batch grows with N): t(N) = t_compute + T(N, 4 x parameters) without overlap
@@ -31,13 +32,13 @@ LINKS_GBPS = [10, 25, 100]
 COLORS = {10: "#d62728", 25: "#1f77b4", 100: "#2ca02c"}
 
 
-def fit(rows, stat):
+def fit(rows, stat, lo, hi):
     key = stat + "_us"
     small = [r[key] * 1e-6 for r in rows if r["bytes"] <= 1024]
     alpha = statistics.median(small) / 2
-    big = [(r["bytes"], r[key] * 1e-6) for r in rows if r["bytes"] >= 1 << 20]
+    big = [(r["bytes"], r[key] * 1e-6) for r in rows if lo <= r["bytes"] <= hi]
     if len(big) < 2:
-        raise SystemExit("dist_cost_model: need >= 2 sizes of at least 1 MiB")
+        raise SystemExit(f"dist_cost_model: need >= 2 sizes in [{lo}, {hi}] bytes")
     mx = statistics.mean(b for b, _ in big)
     my = statistics.mean(t for _, t in big)
     slope = sum((b - mx) * (t - my) for b, t in big) / sum((b - mx) ** 2 for b, _ in big)
@@ -100,11 +101,13 @@ def main():
     ap.add_argument("--stat", choices=["median", "min"], default="median",
                     help="which time of each size to fit (min: the least disturbed call, for a "
                          "loaded machine)")
+    ap.add_argument("--fit-min-bytes", type=int, default=1 << 16)
+    ap.add_argument("--fit-max-bytes", type=int, default=1 << 22)
     ap.add_argument("--svg")
     args = ap.parse_args()
     with open(args.allreduce) as f:
         rows = [json.loads(l) for l in f if l.strip().startswith("{")]
-    alpha_host, b_host = fit(rows, args.stat)
+    alpha_host, b_host = fit(rows, args.stat, args.fit_min_bytes, args.fit_max_bytes)
     alpha = alpha_host + args.wire_us * 1e-6
     with open(args.compare) as f:
         runs = json.load(f)

@@ -50,7 +50,7 @@ chmod +x "$dir/agent"
 set +e
 # --bind-to none: each "host" would otherwise pin its rank to its core 0, the same core here, and
 # the two busy-polling ranks would share it (all-reduces of milliseconds instead of microseconds).
-ip netns exec "$a" mpirun --allow-run-as-root --oversubscribe --bind-to none -H "$ipa:1,$ipb:1" -np 2 \
+ip netns exec "$a" mpirun --allow-run-as-root --bind-to none -H "$ipa:1,$ipb:1" -np 2 \
   --mca plm_rsh_agent "$dir/agent" --mca btl tcp,self \
   --mca btl_tcp_if_include "$net/24" --mca oob_tcp_if_include "$net/24" "${opts[@]}" "$@"
 rc=$?
