@@ -127,6 +127,20 @@ TEST(Loader, ShuffleIsADeterministicPermutationPerEpoch) {
   EXPECT_EQ(e.num_batches(), 3);
   EXPECT_EQ(e.num_samples(), 96);
   EXPECT_THROW(e.batch(3), ValueError);
+
+  // Rows of a batch (a data-parallel rank's share) are those rows of the whole batch, augmented
+  // the same way.
+  opt.augment = AugmentOptions{};
+  DataLoader f(ds, idx, opt);
+  f.set_epoch(2);
+  const Batch whole = f.batch(1), part = f.batch(1, 10, 26);
+  EXPECT_EQ(f.batch_rows(1), 32);
+  ASSERT_EQ(part.x.shape(), (Shape{16, 1, 3, 4}));
+  EXPECT_EQ(part.x.to_vector<float>(), whole.x.slice(0, 10, 26).contiguous().to_vector<float>());
+  EXPECT_EQ(part.y.to_vector<int64_t>(), whole.y.slice(0, 10, 26).contiguous().to_vector<int64_t>());
+  EXPECT_EQ(f.batch(1, 5, 5).x.size(0), 0);
+  EXPECT_THROW(f.batch(1, 20, 33), ValueError);
+  EXPECT_THROW(f.batch(1, 5, 4), ValueError);
 }
 
 TEST(Loader, BatchHoldsNormalisedPixelsAndLabels) {

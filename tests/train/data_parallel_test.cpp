@@ -1,7 +1,8 @@
 // Data-parallel micro-batches (train/data_parallel.hpp): with one thread per op, 1 and 2 workers
 // give the same gradients bit for bit, dropout on; the masks follow the salt; a failing
 // micro-batch is rethrown and adds nothing. In the trainer: --data-parallel equals gradient
-// accumulation over the same micro-batches (no dropout, F64) and resumes bit for bit (dropout on).
+// accumulation over the same micro-batches (no dropout, F64) and resumes bit for bit (dropout on);
+// image tasks take --data-parallel too. Across processes: tests/apps/mpi_train_test.cpp.
 #include <gtest/gtest.h>
 
 #include <stdexcept>
@@ -157,10 +158,9 @@ TEST(DataParallel, TrainerEqualsAccumulationOverTheSameMicroBatches) {
   for (size_t i = 0; i < params[0].size(); ++i)
     worst = std::max(worst, std::abs(params[0][i] - params[1][i]));
   EXPECT_LT(worst, 1e-10);
-  EXPECT_THROW(validate([] {
-                 TrainConfig x;
-                 x.data_parallel = true;  // an image task
-                 return x;
-               }()),
-               ValueError);
+  EXPECT_NO_THROW(validate(with_task_defaults([] {
+    TrainConfig x;
+    x.data_parallel = true;  // an image task: parts per thread too (train/distributed.hpp)
+    return x;
+  }())));
 }

@@ -7,9 +7,21 @@
 #include <map>
 
 #include "focus/apps/commands.hpp"
+#include "focus/dist/communicator.hpp"
 #include "focus/tensor/error.hpp"
 
 namespace focus {
+
+namespace {
+
+// Under mpirun with several ranks, an error on one rank ends them all (MPI_Abort), with the
+// message on this rank's stderr; returning would leave the others waiting in a collective.
+void fail_job(const std::string& message) {
+  focus::Communicator* w = focus::world_if_started();
+  if (w && w->size() > 1) w->abort(message, 1);
+}
+
+}  // namespace
 
 int run_cli(int argc, char** argv) {
   CLI::App app{"focus: attention models on ordinary machines (train, evaluate, predict, translate, explain, serve, benchmark)"};
@@ -35,9 +47,11 @@ int run_cli(int argc, char** argv) {
     }
     for (CLI::App* sub : app.get_subcommands()) return commands.at(sub->get_name())();
   } catch (const focus::Error& e) {
+    fail_job(std::string("error: ") + e.what());
     std::fprintf(stderr, "focus: error: %s\n", e.what());
     return 1;
   } catch (const std::exception& e) {
+    fail_job(std::string("internal error: ") + e.what());
     std::fprintf(stderr, "focus: internal error: %s\n", e.what());
     return 1;
   }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "focus/apps/commands.hpp"
+#include "focus/dist/communicator.hpp"
 #include "focus/infer/translator.hpp"
 #include "focus/io/atomic_file.hpp"
 #include "focus/kernels/cpu.hpp"
@@ -78,7 +79,11 @@ int train_seq2seq_and_report(const TrainConfig& cfg_in) {
   TrainConfig cfg = cfg_in;
   validate(cfg);
   if (cfg.threads > 0) set_num_threads(cfg.threads);
-  std::fprintf(stderr, "focus: %d threads, GEMM: %s\n", num_threads(), gemm_backend_info().c_str());
+  Communicator& comm = world();  // mpirun: MPI's ranks; else this process alone
+  const bool root = comm.rank() == 0;
+  report_ranks(comm);
+  if (root)
+    std::fprintf(stderr, "focus: %d threads, GEMM: %s\n", num_threads(), gemm_backend_info().c_str());
   const Seq2SeqTaskData data = load_seq2seq_data(cfg);
   std::vector<std::string> src_text, tgt_text;
   for (const auto& p : data.train.pairs) {
@@ -108,16 +113,17 @@ int train_seq2seq_and_report(const TrainConfig& cfg_in) {
   Seq2Seq model(seq2seq_config_from_json(mc), rng);
   const int64_t max_len = model.config().max_len;
   const EncodedPairs dev = encode_pairs(data.dev.pairs, *src_tok, *tgt_tok, max_len);
-  std::fprintf(stderr,
+  if (root) std::fprintf(stderr,
                "focus: task %s, transformer %lld parameters (vocab %lld -> %lld, max_len %lld); "
                "%zu training pairs (%lld skipped), %zu validation %s\n",
                cfg.task.c_str(), (long long)model.num_parameters(), (long long)src_tok->vocab().size(),
                (long long)tgt_tok->vocab().size(), (long long)max_len, train.src.size(),
                (long long)train.skipped, data.dev.groups.size(), cfg.task == "g2p" ? "words" : "sentences");
   const nlohmann::json meta = {{"keep_stress", cfg.keep_stress}};
-  Seq2SeqTrainer trainer(cfg, model, *src_tok, *tgt_tok, train, dev, data.dev.groups, meta);
-  if (already_trained(trainer.start_epoch(), cfg.epochs)) return 1;
+  Seq2SeqTrainer trainer(cfg, model, *src_tok, *tgt_tok, train, dev, data.dev.groups, meta, &comm);
+  if (already_trained(trainer.start_epoch(), cfg.epochs, root)) return 1;
   const auto history = trainer.fit();
+  if (!root) return 0;  // rank 0 evaluates the saved model and reports
   const std::string best = cfg.out + "/model_best.safetensors";
   const double minutes = history.empty() ? 0 : history.back().value("train_seconds_total", 0.0) / 60;
   std::printf("trained %zu epochs, %.1f min of training\n", history.size(), minutes);

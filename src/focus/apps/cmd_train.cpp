@@ -7,6 +7,7 @@
 
 #include "focus/apps/commands.hpp"
 #include "focus/data/dataset.hpp"
+#include "focus/dist/communicator.hpp"
 #include "focus/io/safetensors.hpp"
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/gemm.hpp"
@@ -30,18 +31,23 @@ int train_and_report(const TrainConfig& cfg_in) {
   if (is_seq2seq_task(cfg.task)) return train_seq2seq_and_report(cfg);
   validate(cfg);
   if (cfg.threads > 0) set_num_threads(cfg.threads);
-  std::fprintf(stderr, "focus: %d threads, GEMM: %s\n", num_threads(), gemm_backend_info().c_str());
+  Communicator& comm = world();  // mpirun: MPI's ranks; else this process alone
+  const bool root = comm.rank() == 0;
+  report_ranks(comm);
+  if (root)
+    std::fprintf(stderr, "focus: %d threads, GEMM: %s\n", num_threads(), gemm_backend_info().c_str());
   const ImageDataset train = load_fashion_mnist(cfg.data_dir, Split::Train);
   Rng rng(cfg.seed);
   auto model = make_image_model(registry_name(cfg.model), nlohmann::json::parse(cfg.model_config), rng);
   // The Trainer holds val_size of the images it uses out for validation and trains on the rest.
   const int64_t used = cfg.limit_train > 0 ? std::min<int64_t>(cfg.limit_train, train.size()) : train.size();
-  std::fprintf(stderr, "focus: model %s, %lld parameters; training on %lld images (%lld more held out for validation)\n",
+  if (root) std::fprintf(stderr, "focus: model %s, %lld parameters; training on %lld images (%lld more held out for validation)\n",
                cfg.model.c_str(), (long long)model->num_parameters(), (long long)(used - cfg.val_size),
                (long long)cfg.val_size);
-  Trainer trainer(cfg, *model, train);
-  if (already_trained(trainer.start_epoch(), cfg.epochs)) return 1;
+  Trainer trainer(cfg, *model, train, &comm);
+  if (already_trained(trainer.start_epoch(), cfg.epochs, root)) return 1;
   const auto history = trainer.fit();
+  if (!root) return 0;  // rank 0 evaluates the saved model and reports
   const std::string best = cfg.out + "/model_best.safetensors";
   LoadedModel lm = load_model(best);
   const ImageDataset test = load_fashion_mnist(cfg.data_dir, Split::Test);
@@ -70,11 +76,19 @@ std::string find_option(int argc, char** argv, const char* name) {
 
 void prepare_train_defaults(int argc, char** argv, TrainConfig& cfg);
 
-bool already_trained(int start_epoch, int epochs) {
+bool already_trained(int start_epoch, int epochs, bool print) {
   if (start_epoch < epochs) return false;
-  std::fprintf(stderr, "focus: the checkpoint already finished %d of %d epochs; raise --epochs\n",
+  if (print) std::fprintf(stderr, "focus: the checkpoint already finished %d of %d epochs; raise --epochs\n",
                start_epoch, epochs);
   return true;
+}
+
+void report_ranks(const Communicator& comm) {
+  if (comm.size() == 1 || comm.rank() != 0) return;
+  std::fprintf(stderr,
+               "focus: data-parallel training on %d ranks (%s), %d threads each; rank 0 writes "
+               "the run directory\n",
+               comm.size(), comm.backend().c_str(), num_threads());
 }
 
 Command add_train_command(CLI::App& app, int argc, char** argv) {

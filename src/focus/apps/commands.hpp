@@ -26,8 +26,12 @@ Command add_serve_command(CLI::App& app);    // cmd_serve.cpp
 Command add_keys_command(CLI::App& app);     // cmd_serve.cpp
 
 struct TrainConfig;
-// True (after saying so on stderr) when a resumed run has no epochs left (cmd_train.cpp).
-bool already_trained(int start_epoch, int epochs);
+class Communicator;
+// True (after saying so on stderr when `print`) when a resumed run has no epochs left
+// (cmd_train.cpp).
+bool already_trained(int start_epoch, int epochs, bool print = true);
+// Under mpirun, rank 0 says how many ranks train (cmd_train.cpp).
+void report_ranks(const Communicator& comm);
 // --weights f32|bf16: the inference weights of a seq2seq model (Module::set_inference_dtype), for
 // `eval` and `translate` (cmd_seq2seq.cpp).
 void add_weights_option(CLI::App* sub, std::string& weights);

@@ -223,12 +223,20 @@ int64_t DataLoader::num_batches() const {
   return (num_samples() + opt_.batch_size - 1) / opt_.batch_size;
 }
 
-Batch DataLoader::batch(int64_t b) const {
+Batch DataLoader::batch(int64_t b) const { return batch(b, 0, batch_rows(b)); }
+
+int64_t DataLoader::batch_rows(int64_t b) const {
   FOCUS_CHECK(b >= 0 && b < num_batches(), ValueError, "DataLoader: batch {} not in [0, {})", b,
               num_batches());
-  const int64_t start = b * opt_.batch_size;
-  const int64_t len = std::min(opt_.batch_size, num_samples() - start);
-  return make_batch(*ds_, std::span<const int64_t>(order_).subspan(start, len), opt_.norm,
+  return std::min(opt_.batch_size, num_samples() - b * opt_.batch_size);
+}
+
+Batch DataLoader::batch(int64_t b, int64_t lo, int64_t hi) const {
+  const int64_t len = batch_rows(b);
+  FOCUS_CHECK(0 <= lo && lo <= hi && hi <= len, ValueError,
+              "DataLoader: rows [{}, {}) of batch {} (it has {} rows)", lo, hi, b, len);
+  const int64_t start = b * opt_.batch_size + lo;
+  return make_batch(*ds_, std::span<const int64_t>(order_).subspan(start, hi - lo), opt_.norm,
                     opt_.augment ? &*opt_.augment : nullptr, opt_.seed, epoch_);
 }
 

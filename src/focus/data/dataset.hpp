@@ -108,6 +108,10 @@ class DataLoader {
   int64_t num_samples() const;  // samples visited per epoch (drop_last accounted for)
   const std::vector<int64_t>& order() const { return order_; }  // this epoch's visiting order
   Batch batch(int64_t b) const;
+  // Rows [lo, hi) of batch b (a data-parallel rank's share): the same images, augmented the same
+  // way, as those rows of batch(b).
+  Batch batch(int64_t b, int64_t lo, int64_t hi) const;
+  int64_t batch_rows(int64_t b) const;  // rows of batch b
   const LoaderOptions& options() const { return opt_; }
 
  private:

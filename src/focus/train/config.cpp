@@ -83,10 +83,12 @@ void validate(const TrainConfig& c) {
   FOCUS_CHECK(c.batch >= 1, ValueError, "--batch must be >= 1, got {}", c.batch);
   FOCUS_CHECK(c.accum >= 1 && (is_seq2seq_task(c.task) || c.batch % c.accum == 0), ValueError,
               "--accum {} must be >= 1 and divide --batch {}", c.accum, c.batch);
+  FOCUS_CHECK(c.dist_bucket_mb > 0, ValueError, "--dist-bucket-mb must be > 0, got {}",
+              c.dist_bucket_mb);
+  FOCUS_CHECK(c.dist_check_every >= 0, ValueError, "--dist-check-every must be >= 0, got {}",
+              c.dist_check_every);
   FOCUS_CHECK(c.time_clock == "wall" || c.time_clock == "unstolen", ValueError,
               "--time-clock '{}' (use wall or unstolen)", c.time_clock);
-  FOCUS_CHECK(!c.data_parallel || is_seq2seq_task(c.task), ValueError,
-              "--data-parallel is for seq2seq tasks (g2p, translate), not '{}'", c.task);
   FOCUS_CHECK(c.lr > 0, ValueError, "--lr must be > 0, got {}", c.lr);
   FOCUS_CHECK(c.weight_decay >= 0, ValueError, "--weight-decay must be >= 0, got {}", c.weight_decay);
   FOCUS_CHECK(c.label_smoothing >= 0 && c.label_smoothing < 1, ValueError,

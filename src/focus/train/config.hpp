@@ -18,7 +18,9 @@ struct TrainConfig {
   int epochs = 10;
   int batch = 128;
   int accum = 1;                       // micro-batches per optimizer step (batch = accum * micro)
-  bool data_parallel = false;          // seq2seq: one micro-batch per thread at once (data_parallel.hpp)
+  bool data_parallel = false;          // one micro-batch per thread at once (data_parallel.hpp)
+  double dist_bucket_mb = 8.0;         // mpirun: gradients all-reduced in buckets of this size
+  int dist_check_every = 100;          // mpirun: steps between parameter checksum compares (0 = off)
   std::string optimizer = "adamw";     // sgd | adam | adamw | rmsprop
   double lr = 1e-3;
   double min_lr = 1e-5;
@@ -76,8 +78,12 @@ void visit_fields(TrainConfig& c, V&& v) {
   v("batch", c.batch, "images per optimizer step");
   v("accum", c.accum, "micro-batches per optimizer step (gradient accumulation)");
   v("data-parallel", c.data_parallel,
-    "seq2seq: split each micro-batch across the threads and run the parts at once, one "
+    "split each micro-batch across the threads and run the parts at once, one "
     "single-threaded forward/backward per thread (faster for small models on few cores)");
+  v("dist-bucket-mb", c.dist_bucket_mb,
+    "under mpirun: all-reduce the gradients in buckets of this many MiB, in a fixed order");
+  v("dist-check-every", c.dist_check_every,
+    "under mpirun: compare a checksum of the parameters across ranks every N steps (0 = off)");
   v("optimizer", c.optimizer, "sgd | adam | adamw | rmsprop");
   v("lr", c.lr, "peak learning rate");
   v("min-lr", c.min_lr, "final learning rate of the cosine schedule");

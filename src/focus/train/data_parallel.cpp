@@ -12,7 +12,7 @@
 namespace focus {
 
 std::vector<double> run_micro_batches(int64_t n, int workers, uint64_t salt,
-                                      const std::function<double(int64_t)>& fn) {
+                                      const std::function<double(int64_t)>& fn, int64_t first) {
   FOCUS_CHECK(n >= 0 && workers >= 1, ValueError,
               "run_micro_batches: n = {} and workers = {} (need n >= 0, workers >= 1)", n, workers);
   std::vector<double> losses(static_cast<size_t>(n), 0.0);
@@ -21,7 +21,7 @@ std::vector<double> run_micro_batches(int64_t n, int workers, uint64_t salt,
   auto run_one = [&](int64_t i) {
     try {
       LeafGradSinkScope sink(sinks[size_t(i)]);
-      CounterStreamScope stream(salt * 0x9E3779B97F4A7C15ull + uint64_t(i) + 1);
+      CounterStreamScope stream(salt * 0x9E3779B97F4A7C15ull + uint64_t(first + i) + 1);
       losses[size_t(i)] = fn(i);
     } catch (...) {
       errors[size_t(i)] = std::current_exception();

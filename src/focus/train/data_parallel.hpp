@@ -20,8 +20,10 @@ namespace focus {
 // at n; 1 runs them in turn on the calling thread, with the same sinks and streams). fn runs one
 // micro-batch's forward and backward and returns its loss. Returns the n losses in order. An
 // exception thrown by fn is rethrown (the lowest i's) after all threads stop; no gradient from the
-// step is then added.
+// step is then added. Micro-batch i draws dropout from stream (salt, first + i): a caller running
+// a step's micro-batches in several calls (or several processes) passes each call's first index,
+// and every micro-batch gets the masks it gets in one call.
 std::vector<double> run_micro_batches(int64_t n, int workers, uint64_t salt,
-                                      const std::function<double(int64_t)>& fn);
+                                      const std::function<double(int64_t)>& fn, int64_t first = 0);
 
 }  // namespace focus

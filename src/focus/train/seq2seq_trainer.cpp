@@ -91,7 +91,8 @@ std::string epoch_model_path(const std::string& out_dir, int epoch) {
 Seq2SeqTrainer::Seq2SeqTrainer(TrainConfig cfg, Seq2Seq& model, const Tokenizer& src_tok,
                                const Tokenizer& tgt_tok, const EncodedPairs& train,
                                const EncodedPairs& dev_pairs,
-                               const std::vector<RefGroup>& dev_groups, nlohmann::json meta)
+                               const std::vector<RefGroup>& dev_groups, nlohmann::json meta,
+                               Communicator* comm)
     : cfg_(std::move(cfg)),
       model_(model),
       src_tok_(src_tok),
@@ -102,6 +103,11 @@ Seq2SeqTrainer::Seq2SeqTrainer(TrainConfig cfg, Seq2Seq& model, const Tokenizer&
       meta_(std::move(meta)) {
   validate(cfg_);
   FOCUS_CHECK(!train_.src.empty(), ValueError, "Seq2SeqTrainer: no training pairs");
+  if (!comm) {
+    local_comm_ = make_local_communicator();
+    comm = local_comm_.get();
+  }
+  group_ = std::make_unique<ReplicaGroup>(*comm, model_, cfg_);
   steps_per_epoch_ = int64_t(batches_for(train_, cfg_, 0, true).size());
   opt_ = make_optimizer(cfg_, model_.named_parameters());
   schedule_ = make_schedule(cfg_, steps_per_epoch_);
@@ -109,8 +115,9 @@ Seq2SeqTrainer::Seq2SeqTrainer(TrainConfig cfg, Seq2Seq& model, const Tokenizer&
     for (const Tensor& p : model_.parameters()) ema_.push_back(p.detach().clone());
   if (!cfg_.resume.empty()) {
     load_checkpoint(cfg_.resume);
-    recover_run_dir(cfg_.out, derived_files());
+    if (group_->root()) recover_run_dir(cfg_.out, derived_files());
   }
+  group_->broadcast_state();
 }
 
 Seq2SeqTrainer::~Seq2SeqTrainer() = default;
@@ -139,33 +146,26 @@ std::vector<RunFile> Seq2SeqTrainer::derived_files() {
 }
 
 Seq2SeqStepStats Seq2SeqTrainer::train_step(const Seq2SeqBatch& b) {
-  // Micro-batches: --accum of them in turn; with --data-parallel each is split once more across
-  // the threads, and the parts run at once (train/data_parallel.hpp).
-  const int workers = cfg_.data_parallel ? num_threads() : 1;
-  const int64_t B = b.src.size(0), parts = std::min<int64_t>(int64_t(cfg_.accum) * workers, B);
+  // Parts (train/distributed.hpp): --accum of them per rank, each split once more across the
+  // threads with --data-parallel; this rank runs its own.
+  const int64_t B = b.src.size(0);
+  const StepPlan plan = group_->plan(B);
   opt_->zero_grad();
   Seq2SeqStepStats s;
   s.tokens = b.tgt_tokens;
-  auto micro_step = [&](int64_t a) {
-    const int64_t lo = a * B / parts, hi = (a + 1) * B / parts;
-    const Seq2SeqBatch m = parts == 1 ? b : rows_of(b, lo, hi);
+  const uint64_t salt = cfg_.seed * 0x100000001B3ull + uint64_t(opt_->steps());
+  double stats[2] = {0, group_->root() ? train_seconds_ : 0.0};  // loss; rank 0's clock
+  stats[0] = group_->backward(plan, salt, opt_->steps() + 1, [&](int64_t, int64_t lo, int64_t hi) {
+    const Seq2SeqBatch m = lo == 0 && hi == B ? b : rows_of(b, lo, hi);
     Tensor loss = model_.loss(m.src, m.src_len, m.tgt_in, m.tgt_out, cfg_.label_smoothing);
     const double w = double(m.tgt_tokens) / double(b.tgt_tokens);  // token-weighted mean
     if (w != 1.0) loss = mul(loss, w);
     loss.backward();
     return loss.item();
-  };
-  if (cfg_.data_parallel) {
-    const uint64_t salt = cfg_.seed * 0x100000001B3ull + uint64_t(opt_->steps());
-    for (int64_t a0 = 0; a0 < parts; a0 += workers) {
-      const int64_t n = std::min<int64_t>(workers, parts - a0);
-      for (const double l : run_micro_batches(n, workers, salt * 1024 + uint64_t(a0),
-                                              [&](int64_t i) { return micro_step(a0 + i); }))
-        s.loss += l;
-    }
-  } else {
-    for (int64_t a = 0; a < parts; ++a) s.loss += micro_step(a);
-  }
+  });
+  group_->sum(stats);
+  s.loss = stats[0];
+  if (group_->size() > 1) train_seconds_ = stats[1];
   kill_point("step");  // mid-step: gradients computed, the weights not yet updated
   const auto params = model_.parameters();
   s.grad_norm = cfg_.clip > 0 ? clip_grad_norm(params, cfg_.clip) : grad_norm(params);
@@ -177,6 +177,7 @@ Seq2SeqStepStats Seq2SeqTrainer::train_step(const Seq2SeqBatch& b) {
   opt_->set_lr(schedule_->lr_at(at));
   opt_->step();
   ema_update();
+  group_->after_step(opt_->steps());
   return s;
 }
 
@@ -239,12 +240,15 @@ void Seq2SeqTrainer::save_evaluated(const std::string& path) {
 
 std::vector<nlohmann::json> Seq2SeqTrainer::fit() {
   namespace fs = std::filesystem;
-  fs::create_directories(cfg_.out);
-  remove_interrupted_writes(cfg_.out);
-  write_file_atomic(cfg_.out + "/config.json", to_json(cfg_).dump(2) + "\n");
+  const bool root = group_->root();
+  if (root) {
+    fs::create_directories(cfg_.out);
+    remove_interrupted_writes(cfg_.out);
+    write_file_atomic(cfg_.out + "/config.json", to_json(cfg_).dump(2) + "\n");
+  }
   const auto t_start = std::chrono::steady_clock::now();
   double train_seconds = history_.empty() ? 0 : history_.back().value("train_seconds_total", 0.0);
-  const bool tty = isatty(fileno(stderr));
+  const bool tty = root && isatty(fileno(stderr));
   for (int epoch = start_epoch_; epoch < cfg_.epochs; ++epoch) {
     model_.train();
     const auto batches = batches_for(train_, cfg_, uint64_t(epoch), true);
@@ -252,6 +256,7 @@ std::vector<nlohmann::json> Seq2SeqTrainer::fit() {
     double loss_sum = 0;
     int64_t tokens = 0, src_tokens = 0;
     bool out_of_time = false;
+    group_->take_comm_seconds();
     for (size_t i = 0; i < batches.size(); ++i) {
       const Seq2SeqBatch b = make_batch(train_, batches[i]);
       train_seconds_ = train_seconds + clock.seconds();
@@ -263,16 +268,21 @@ std::vector<nlohmann::json> Seq2SeqTrainer::fit() {
       tokens += s.tokens;
       src_tokens += b.src_tokens;
       const double sec = clock.wall_seconds();
-      if ((i + 1) % 100 == 0 || i + 1 == batches.size())
+      if (root && ((i + 1) % 100 == 0 || i + 1 == batches.size()))
         std::fprintf(stderr, tty ? "\r  epoch %d: %zu/%zu loss %.4f, %.0f tokens/s   " : "  epoch %d: %zu/%zu loss %.4f, %.0f tokens/s\n",
                      epoch + 1, i + 1, batches.size(), loss_sum / double(tokens),
                      double(tokens + src_tokens) / sec);
-      if (cfg_.time_limit_min > 0 && train_seconds + clock.seconds() > cfg_.time_limit_min * 60) {
-        out_of_time = true;
-        break;
+      if (cfg_.time_limit_min > 0) {  // any rank out of time stops every rank at this batch
+        double late = train_seconds + clock.seconds() > cfg_.time_limit_min * 60 ? 1 : 0;
+        group_->sum({&late, 1});
+        if (late > 0) {
+          out_of_time = true;
+          break;
+        }
       }
     }
     if (tty) std::fprintf(stderr, "\n");
+    const double comm_seconds = group_->take_comm_seconds();
     const BudgetReading spent = clock.read();
     const double epoch_seconds = spent.wall, stolen = spent.stolen;
     train_seconds += spent.budget;
@@ -280,9 +290,10 @@ std::vector<nlohmann::json> Seq2SeqTrainer::fit() {
     model_.eval();
     const double dev_loss = mean_loss(dev_pairs_);
     SearchOptions greedy;
-    const CorpusScore dev =
+    CorpusScore dev =
         score_corpus(model_, cfg_.task, src_tok_, tgt_tok_, dev_groups_, greedy, cfg_.eval_limit);
     swap_ema();  // back to the live weights
+    group_->broadcast({&dev.primary, 1});  // rank 0's decides (every rank computed the same)
     nlohmann::json rec = {{"epoch", epoch + 1},
                           {"step", opt_->steps()},
                           {"lr", opt_->lr()},
@@ -295,8 +306,12 @@ std::vector<nlohmann::json> Seq2SeqTrainer::fit() {
                           {"val_decode_seconds", dev.seconds},
                           {"wall_seconds", seconds_since(t_start)}};
     const std::string summary = add_dev_metrics(rec, cfg_.task, dev);
+    if (group_->size() > 1) {
+      rec["ranks"] = group_->size();
+      rec["comm_seconds"] = comm_seconds;  // rank 0's gradient exchange this epoch
+    }
     history_.push_back(rec);
-    std::fprintf(stderr, "epoch %d/%d: train loss %.4f | val loss %.4f, %s | %.0f tokens/s, %.1fs (%.1f min total)\n",
+    if (root) std::fprintf(stderr, "epoch %d/%d: train loss %.4f | val loss %.4f, %s | %.0f tokens/s, %.1fs (%.1f min total)\n",
                  epoch + 1, cfg_.epochs, rec["train_loss"].get<double>(), dev_loss, summary.c_str(),
                  rec["tokens_per_s"].get<double>(), epoch_seconds, train_seconds / 60);
     if (dev.primary < best_) {
@@ -307,20 +322,23 @@ std::vector<nlohmann::json> Seq2SeqTrainer::fit() {
       ++epochs_since_best_;
     }
     start_epoch_ = epoch + 1;
-    commit_run_state(cfg_.out, [this](const std::string& path) { save_checkpoint(path); },
-                     derived_files());
-    if (on_epoch) on_epoch(rec);
+    if (root) {
+      commit_run_state(cfg_.out, [this](const std::string& path) { save_checkpoint(path); },
+                       derived_files());
+      if (on_epoch) on_epoch(rec);
+    }
     if (out_of_time) {
-      std::fprintf(stderr, "time limit of %.1f min reached in epoch %d\n", cfg_.time_limit_min,
-                   epoch + 1);
+      if (root)
+        std::fprintf(stderr, "time limit of %.1f min reached in epoch %d\n", cfg_.time_limit_min,
+                     epoch + 1);
       break;
     }
     if (cfg_.patience > 0 && epochs_since_best_ >= cfg_.patience) {
-      std::fprintf(stderr, "early stopping: no improvement for %d epochs\n", cfg_.patience);
+      if (root) std::fprintf(stderr, "early stopping: no improvement for %d epochs\n", cfg_.patience);
       break;
     }
   }
-  if (cfg_.average_last > 0) average_last_epochs();
+  if (cfg_.average_last > 0 && root) average_last_epochs();  // rank 0's files
   return history_;
 }
 

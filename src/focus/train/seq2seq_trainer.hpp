@@ -16,6 +16,9 @@
 //   average.json                scored on dev at the end (it replaces model_best if better)
 // Resume starts at the epoch after the checkpoint and equals an uninterrupted run with the same
 // seed and threads: batch order depends only on (seed, epoch).
+// Several processes (mpirun): as the image trainer (trainer.hpp; train/distributed.hpp): every rank
+// makes the same global batches and trains on its rows; rank 0 alone writes and prints; every
+// rank evaluates, rank 0's dev metric decides; the time-based schedule runs on rank 0's clock.
 // Commit protocol: as the image trainer's (trainer.hpp; train/checkpoint.hpp): the checkpoint is
 // written first at an epoch end and is the one commit point; metrics.jsonl, model_last, the
 // epoch's model_epoch file (and the removal of the one that left the kept window) and model_best
@@ -35,6 +38,7 @@
 #include "focus/optim/schedule.hpp"
 #include "focus/train/checkpoint.hpp"
 #include "focus/train/config.hpp"
+#include "focus/train/distributed.hpp"
 #include "focus/train/seq2seq_data.hpp"
 
 namespace focus {
@@ -53,14 +57,17 @@ struct Seq2SeqStepStats {
 class Seq2SeqTrainer {
  public:
   // train: the encoded training pairs; dev: validation groups (decoded each epoch) and pairs
-  // (teacher-forced loss). `meta` goes into the saved model files' "extra" metadata.
+  // (teacher-forced loss). `meta` goes into the saved model files' "extra" metadata. `comm`: the
+  // ranks training together (nullptr: this process alone); it must outlive the trainer.
   Seq2SeqTrainer(TrainConfig cfg, Seq2Seq& model, const Tokenizer& src_tok,
                  const Tokenizer& tgt_tok, const EncodedPairs& train, const EncodedPairs& dev_pairs,
-                 const std::vector<RefGroup>& dev_groups, nlohmann::json meta = nlohmann::json::object());
+                 const std::vector<RefGroup>& dev_groups, nlohmann::json meta = nlohmann::json::object(),
+                 Communicator* comm = nullptr);
   ~Seq2SeqTrainer();
 
   std::vector<nlohmann::json> fit();  // epochs [start_epoch, cfg.epochs); returns the history
-  // One optimizer step on a batch (cfg.accum micro-batches of its rows, token-weighted).
+  // One optimizer step on a global batch (every rank passes the whole batch and trains on its
+  // parts of train/distributed.hpp, token-weighted); stats are over the global batch.
   Seq2SeqStepStats train_step(const Seq2SeqBatch& batch);
   // Teacher-forced mean loss per target token on `data` (no graph, eval mode, EMA if on).
   double mean_loss(const EncodedPairs& data);
@@ -99,6 +106,8 @@ class Seq2SeqTrainer {
   bool best_is_average_ = false;  // model_best is model_avg (cfg.average_last)
   int epochs_since_best_ = 0;
   std::vector<nlohmann::json> history_;
+  std::unique_ptr<Communicator> local_comm_;  // when no communicator was given
+  std::unique_ptr<ReplicaGroup> group_;
 };
 
 }  // namespace focus

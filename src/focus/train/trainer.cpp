@@ -8,6 +8,7 @@
 #include "focus/autograd/node.hpp"
 #include "focus/io/atomic_file.hpp"
 #include "focus/io/safetensors.hpp"
+#include "focus/kernels/cpu.hpp"
 #include "focus/ops/elementwise.hpp"
 #include "focus/ops/loss.hpp"
 #include "focus/ops/reduce.hpp"
@@ -96,9 +97,22 @@ EvalResult evaluate(ImageClassifier& model, const ImageDataset& ds,
   return r;
 }
 
-Trainer::Trainer(TrainConfig cfg, ImageClassifier& model, const ImageDataset& train)
+Trainer::Trainer(TrainConfig cfg, ImageClassifier& model, const ImageDataset& train,
+                 Communicator* comm)
     : cfg_(std::move(cfg)), model_(model), train_(train) {
   validate(cfg_);
+  if (!comm) {
+    local_comm_ = make_local_communicator();
+    comm = local_comm_.get();
+  }
+  group_ = std::make_unique<ReplicaGroup>(*comm, model_, cfg_);
+  // Threads running parts at once would race on BatchNorm's running statistics.
+  FOCUS_CHECK(!cfg_.data_parallel || num_threads() == 1 || model_.named_buffers().empty(),
+              ValueError,
+              "--data-parallel with {} threads: the {} model has buffers (BatchNorm running "
+              "statistics) that parts running at once would race on; use one thread per process "
+              "(--threads 1, mpirun for more processes) or drop --data-parallel",
+              num_threads(), model_.name());
   int64_t n = train_.size();
   if (cfg_.limit_train > 0) n = std::min<int64_t>(n, cfg_.limit_train);
   FOCUS_CHECK(cfg_.val_size < n, ValueError, "--val-size {} must be smaller than the {} training images",
@@ -118,8 +132,9 @@ Trainer::Trainer(TrainConfig cfg, ImageClassifier& model, const ImageDataset& tr
   schedule_ = make_schedule(cfg_, steps_per_epoch_);
   if (!cfg_.resume.empty()) {
     load_checkpoint(cfg_.resume);
-    recover_run_dir(cfg_.out, derived_files());
+    if (group_->root()) recover_run_dir(cfg_.out, derived_files());
   }
+  group_->broadcast_state();
 }
 
 Trainer::~Trainer() = default;
@@ -135,33 +150,52 @@ std::vector<RunFile> Trainer::derived_files() const {
 }
 
 StepStats Trainer::train_step(const Tensor& x, const Tensor& y) {
-  const int64_t B = x.size(0), micro = B / cfg_.accum;
+  const StepPlan plan = group_->plan(x.size(0));
+  const auto [lo, hi] = plan.rank_rows();
+  return step_rows(plan, x.slice(0, lo, hi), y.slice(0, lo, hi));
+}
+
+StepStats Trainer::step_rows(const StepPlan& plan, const Tensor& x, const Tensor& y) {
+  const int64_t B = plan.rows, base = plan.rank_rows().first;
   opt_->zero_grad();
-  StepStats s;
-  for (int64_t a = 0; a < cfg_.accum; ++a) {
-    const int64_t lo = a * micro, hi = a + 1 == cfg_.accum ? B : lo + micro;
-    const Tensor xm = x.slice(0, lo, hi), ym = y.slice(0, lo, hi).contiguous();
-    Tensor logits = model_.forward(xm.contiguous());  // (b, classes)
+  std::vector<int64_t> correct(size_t(plan.last - plan.first), 0);
+  const int64_t step = opt_->steps() + 1;
+  const uint64_t salt = cfg_.seed * 0x100000001B3ull + uint64_t(opt_->steps());
+  double stats[2] = {0, 0};  // loss, correct: this rank's, then every rank's
+  stats[0] = group_->backward(plan, salt, step, [&](int64_t a, int64_t lo, int64_t hi) {
+    const Tensor xm = x.slice(0, lo - base, hi - base).contiguous();
+    const Tensor ym = y.slice(0, lo - base, hi - base).contiguous();
+    Tensor logits = model_.forward(xm);  // (b, classes)
     Tensor loss = cross_entropy(logits, ym, cfg_.label_smoothing);
     const double w = double(hi - lo) / double(B);
-    s.loss += loss.item() * w;
-    s.correct += count_correct(logits, ym);
+    correct[size_t(a - plan.first)] = count_correct(logits, ym);
+    const double value = loss.item() * w;
     if (w != 1.0) loss = mul(loss, w);
     loss.backward();
-  }
+    return value;
+  });
+  for (int64_t c : correct) stats[1] += double(c);
+  group_->sum(stats);
+  StepStats s;
+  s.loss = stats[0];
+  s.correct = int64_t(stats[1]);
   kill_point("step");  // mid-step: gradients computed, the weights not yet updated
   const auto params = model_.parameters();
   s.grad_norm = cfg_.clip > 0 ? clip_grad_norm(params, cfg_.clip) : grad_norm(params);
   opt_->set_lr(schedule_->lr_at(opt_->steps()));
   opt_->step();
+  group_->after_step(opt_->steps());
   return s;
 }
 
 std::vector<nlohmann::json> Trainer::fit() {
   namespace fs = std::filesystem;
-  fs::create_directories(cfg_.out);
-  remove_interrupted_writes(cfg_.out);
-  write_file_atomic(cfg_.out + "/config.json", to_json(cfg_).dump(2) + "\n");
+  const bool root = group_->root();
+  if (root) {
+    fs::create_directories(cfg_.out);
+    remove_interrupted_writes(cfg_.out);
+    write_file_atomic(cfg_.out + "/config.json", to_json(cfg_).dump(2) + "\n");
+  }
   LoaderOptions lo;
   lo.batch_size = cfg_.batch;
   lo.shuffle = true;
@@ -186,30 +220,40 @@ std::vector<nlohmann::json> Trainer::fit() {
     model_.train();
     loader.set_epoch(uint64_t(epoch));
     const int64_t nb = loader.num_batches();
-    progress.start_epoch(epoch + 1, cfg_.epochs, nb);
+    if (root) progress.start_epoch(epoch + 1, cfg_.epochs, nb);
+    group_->take_comm_seconds();
     const BudgetClock clock(parse_clock_kind(cfg_.time_clock));
     double loss_sum = 0;
     int64_t correct = 0, seen = 0;
     bool out_of_time = false;
     for (int64_t b = 0; b < nb; ++b) {
-      Batch batch = loader.batch(b);
-      const StepStats s = train_step(batch.x, batch.y);
+      const StepPlan plan = group_->plan(loader.batch_rows(b));
+      const auto [r_lo, r_hi] = plan.rank_rows();
+      Batch batch = loader.batch(b, r_lo, r_hi);  // this rank's share only
+      const StepStats s = step_rows(plan, batch.x, batch.y);
       FOCUS_CHECK(std::isfinite(s.loss), StateError,
                   "training diverged at epoch {} batch {} (loss {}); lower --lr", epoch + 1, b + 1, s.loss);
-      const int64_t n = batch.x.size(0);
+      const int64_t n = plan.rows;
       loss_sum += s.loss * double(n);
       correct += s.correct;
       seen += n;
-      progress.update(b, loss_sum / double(seen), double(correct) / double(seen), seen);
-      if (cfg_.time_limit_min > 0 && train_seconds + clock.seconds() > cfg_.time_limit_min * 60) {
-        out_of_time = true;
-        break;
+      if (root) progress.update(b, loss_sum / double(seen), double(correct) / double(seen), seen);
+      if (cfg_.time_limit_min > 0) {  // any rank out of time stops every rank at this batch
+        double late = train_seconds + clock.seconds() > cfg_.time_limit_min * 60 ? 1 : 0;
+        group_->sum({&late, 1});
+        if (late > 0) {
+          out_of_time = true;
+          break;
+        }
       }
     }
     const BudgetReading spent = clock.read();
     const double epoch_seconds = spent.wall, stolen = spent.stolen;
     train_seconds += spent.budget;
-    const EvalResult val = evaluate(model_, train_, split_.val, info_.norm);
+    const double comm_seconds = group_->take_comm_seconds();
+    EvalResult val = evaluate(model_, train_, split_.val, info_.norm);
+    double val_acc = val.accuracy();  // rank 0's decides (every rank computed the same)
+    group_->broadcast({&val_acc, 1});
     nlohmann::json rec = {{"epoch", epoch + 1},
                           {"step", opt_->steps()},
                           {"lr", opt_->lr()},
@@ -222,27 +266,33 @@ std::vector<nlohmann::json> Trainer::fit() {
                           {"train_seconds_total", train_seconds},
                           {"stolen_seconds", stolen},
                           {"wall_seconds", elapsed(t_start)}};
+    if (group_->size() > 1) {
+      rec["ranks"] = group_->size();
+      rec["comm_seconds"] = comm_seconds;  // rank 0's gradient exchange this epoch
+    }
     history_.push_back(rec);
-    progress.end_epoch(fmt::format(
+    if (root) progress.end_epoch(fmt::format(
         "epoch {}/{}: train loss {:.4f} acc {:.2f}% | val loss {:.4f} acc {:.2f}% | {:.0f} img/s, {:.1f}s",
         epoch + 1, cfg_.epochs, rec["train_loss"].get<double>(), 100 * rec["train_acc"].get<double>(),
         val.loss, 100 * val.accuracy(), rec["images_per_s"].get<double>(), epoch_seconds));
-    if (val.accuracy() > best_val_acc_) {
-      best_val_acc_ = val.accuracy();
+    if (val_acc > best_val_acc_) {
+      best_val_acc_ = val_acc;
       epochs_since_best_ = 0;
     } else {
       ++epochs_since_best_;
     }
     start_epoch_ = epoch + 1;
-    commit_run_state(cfg_.out, [this](const std::string& path) { save_checkpoint(path); },
-                     derived_files());
-    if (on_epoch) on_epoch(rec);
+    if (root) {
+      commit_run_state(cfg_.out, [this](const std::string& path) { save_checkpoint(path); },
+                       derived_files());
+      if (on_epoch) on_epoch(rec);
+    }
     if (out_of_time) {
-      std::fprintf(stderr, "time limit of %.1f min reached after epoch %d\n", cfg_.time_limit_min, epoch + 1);
+      if (root) std::fprintf(stderr, "time limit of %.1f min reached after epoch %d\n", cfg_.time_limit_min, epoch + 1);
       break;
     }
     if (cfg_.patience > 0 && epochs_since_best_ >= cfg_.patience) {
-      std::fprintf(stderr, "early stopping: no improvement for %d epochs\n", cfg_.patience);
+      if (root) std::fprintf(stderr, "early stopping: no improvement for %d epochs\n", cfg_.patience);
       break;
     }
   }

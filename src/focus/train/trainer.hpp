@@ -9,6 +9,11 @@
 // Resume continues at the epoch after the checkpoint and is bit-identical to an uninterrupted run
 // with the same seed and thread count: data order and augmentation depend only on (seed, epoch,
 // index), and the checkpoint restores every parameter, buffer, optimizer slot and dropout stream.
+// Several processes (`mpirun -np N focus train ...`, a Communicator of N ranks): each rank builds
+// and trains on its share of every global batch and the gradients are summed over the ranks
+// (train/distributed.hpp); every rank evaluates (the same weights, the same numbers) and rank 0's
+// decisions hold; rank 0 alone writes the run directory and prints progress. Resume: every rank
+// reads the checkpoint (a path every rank can read), then rank 0's weights are broadcast.
 //
 // Commit protocol (both trainers; train/checkpoint.hpp): the checkpoint is the one commit point.
 // At an epoch end it is written first (atomically: temp file, fsync, rename); the other files are
@@ -35,6 +40,7 @@
 #include "focus/optim/schedule.hpp"
 #include "focus/train/checkpoint.hpp"
 #include "focus/train/config.hpp"
+#include "focus/train/distributed.hpp"
 #include "focus/train/metrics.hpp"
 
 namespace focus {
@@ -60,13 +66,16 @@ class Trainer {
  public:
   // Builds the optimizer and schedule from cfg; `train` holds the training images (the
   // validation split is taken from it, cfg.val_size, seeded).
-  Trainer(TrainConfig cfg, ImageClassifier& model, const ImageDataset& train);
+  // `comm`: the ranks training together (nullptr: this process alone); it must outlive the trainer.
+  Trainer(TrainConfig cfg, ImageClassifier& model, const ImageDataset& train,
+          Communicator* comm = nullptr);
   ~Trainer();
 
   // Runs epochs [start_epoch, cfg.epochs); returns the history (one JSON object per epoch).
   std::vector<nlohmann::json> fit();
-  // One optimizer step on a batch: cfg.accum micro-batches, losses scaled so the gradient equals
-  // the full batch's mean-loss gradient; clip; schedule; step.
+  // One optimizer step on a global batch (every rank passes the whole batch and trains on its
+  // share): the parts of train/distributed.hpp, losses scaled so the gradient equals the full
+  // batch's mean-loss gradient; clip; schedule; step. Stats are over the global batch.
   StepStats train_step(const Tensor& x, const Tensor& y);
 
   void save_checkpoint(const std::string& path) const;
@@ -83,6 +92,8 @@ class Trainer {
   // The files derived from the committed state (metrics.jsonl, model_last, model_best when the
   // latest epoch set the best), in the order the commit writes them.
   std::vector<RunFile> derived_files() const;
+  // train_step on this rank's rows (x, y) of a global batch planned as `plan`.
+  StepStats step_rows(const StepPlan& plan, const Tensor& x, const Tensor& y);
 
   TrainConfig cfg_;
   ImageClassifier& model_;
@@ -96,6 +107,8 @@ class Trainer {
   double best_val_acc_ = -1;
   int epochs_since_best_ = 0;
   std::vector<nlohmann::json> history_;
+  std::unique_ptr<Communicator> local_comm_;  // when no communicator was given
+  std::unique_ptr<ReplicaGroup> group_;
 };
 
 std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& cfg, NamedTensors params);

@@ -1,0 +1,146 @@
+#!/usr/bin/python3
+"""focus on 2 MPI ranks next to PyTorch DDP on 2 processes (gloo), same machine, same model and
+global batch, run in turns; also focus in 1 process with 2 threads, and the share of focus's step
+spent in the gradient exchange. For docs/DISTRIBUTED.md.
+
+Each round runs, for vit and g2p, focus then torch (torch first on odd rounds):
+  focus 2 ranks: mpirun -np 2 -x FOCUS_NUM_THREADS=1 build/focus train ... --epochs 2; the figure
+                 is epoch 2's (warm) throughput from metrics.jsonl (images/s or source + target
+                 tokens/s over the training loop, evaluation excluded), and its comm_seconds /
+                 epoch_seconds (rank 0's time in the all-reduces, waiting for rank 1 included);
+  focus 1 process: the same command without mpirun, FOCUS_NUM_THREADS=2 (the machine's 2 cores);
+  torch DDP:     bench/ddp_torch.py (2 processes, 1 thread each; see its docstring).
+vit: focus's default vit, global batch 128 (64 a rank), no augmentation, Fashion-MNIST for focus
+     (random images for torch: the time does not depend on the pixels).
+g2p: the default g2p transformer, --max-tokens 4096 global batches; focus trains on CMUdict
+     (the first --g2p-words lines, --limit-train of their training words), torch on seq2seq_bench's CMUdict-shaped synthetic batches (the same
+     length distribution, not the same words: tokens/s comparable, not identical batches).
+The 1-minute load average is recorded before each run. Medians over rounds are reported.
+Usage: /usr/bin/python3 bench/ddp_compare.py --build build [--rounds 3] [--json-out raw.json]
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# No --oversubscribe: 2 ranks fit the 2 cores, and oversubscribed OpenMPI yields the CPU in every
+# progress loop (large all-reduces then took 5-50x longer on a loaded machine).
+MPIRUN = ["mpirun", "--allow-run-as-root", "-np", "2", "-x", "FOCUS_NUM_THREADS=1"]
+
+
+def focus_args(build, model, out, steps, limit_g2p, cmudict):
+    focus = os.path.join(build, "focus")
+    if model == "vit":
+        return [focus, "train", "--model", "vit", "--batch", "128", "--val-size", "256",
+                "--limit-train", str(256 + 128 * steps), "--augment", "false", "--epochs", "2",
+                "--out", out]
+    return [focus, "train", "--task", "g2p", "--cmudict", cmudict, "--limit-train", str(limit_g2p),
+            "--epochs", "2", "--eval-limit", "20", "--beam", "1", "--out", out]
+
+
+def run_focus(build, model, ranks, steps, limit_g2p, cmudict):
+    out = tempfile.mkdtemp(prefix=f"focus-ddp-{model}-")
+    try:
+        cmd = focus_args(build, model, out, steps, limit_g2p, cmudict)
+        env = dict(os.environ)
+        if ranks == 2:
+            cmd = MPIRUN + cmd
+        else:
+            env["FOCUS_NUM_THREADS"] = "2"
+        load = os.getloadavg()[0]
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise SystemExit(f"ddp_compare: {' '.join(cmd)} failed:\n{r.stdout}\n{r.stderr}")
+        with open(os.path.join(out, "metrics.jsonl")) as f:
+            rec = [json.loads(l) for l in f if l.strip()][-1]
+        per_s = rec["images_per_s"] if model == "vit" else rec["tokens_per_s"]
+        res = {"framework": f"focus-{ranks}", "model": model, "per_s": per_s, "load1": load,
+               "epoch_seconds": rec["epoch_seconds"], "steps": rec["step"] // 2}
+        if ranks == 2:
+            res["comm_seconds"] = rec["comm_seconds"]
+            res["comm_fraction"] = rec["comm_seconds"] / rec["epoch_seconds"]
+        res["ms_per_step"] = rec["epoch_seconds"] / res["steps"] * 1e3
+        return res
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def run_torch(model, steps, batches):
+    cmd = ["/usr/bin/python3", os.path.join(HERE, "ddp_torch.py"), "--model", model,
+           "--steps", str(steps), "--warmup", "3"]
+    if model == "g2p":
+        cmd += ["--batches", batches]
+    load = os.getloadavg()[0]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"ddp_compare: {' '.join(cmd)} failed:\n{r.stdout}\n{r.stderr}")
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    res["load1"] = load
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--vit-steps", type=int, default=30)
+    ap.add_argument("--g2p-steps", type=int, default=20, help="torch's timed g2p steps")
+    ap.add_argument("--g2p-limit", type=int, default=8000, help="focus's g2p training words")
+    ap.add_argument("--models", default="vit,g2p")
+    ap.add_argument("--cmudict", default="data-cache/cmudict/dict.txt")
+    ap.add_argument("--g2p-words", type=int, default=10000, help="CMUdict lines kept")
+    ap.add_argument("--json-out")
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="focus-ddp-")
+    batches = os.path.join(tmp, "g2p_batches.safetensors")
+    subprocess.run([os.path.join(args.build, "seq2seq_bench"), "--dump-batches", batches,
+                    "--steps", str(args.g2p_steps), "--warmup", "3"], check=True,
+                   capture_output=True)
+    # A prefix of CMUdict: the g2p runs' dev and test sets (evaluated per epoch and at the end,
+    # outside the measured loop) stay small.
+    cmudict = os.path.join(tmp, "dict.txt")
+    with open(args.cmudict, encoding="latin-1") as f, open(cmudict, "w", encoding="latin-1") as g:
+        for i, line in enumerate(f):
+            if i >= args.g2p_words:
+                break
+            g.write(line)
+    runs = []
+    models = args.models.split(",")
+    for rnd in range(args.rounds):
+        for model in models:
+            steps = args.vit_steps if model == "vit" else args.g2p_steps
+            order = ["focus", "torch"] if rnd % 2 == 0 else ["torch", "focus"]
+            for who in order:
+                if who == "focus":
+                    runs.append(run_focus(args.build, model, 2, steps, args.g2p_limit, cmudict))
+                    print(json.dumps(runs[-1]), file=sys.stderr)
+                    runs.append(run_focus(args.build, model, 1, steps, args.g2p_limit, cmudict))
+                else:
+                    runs.append(run_torch(model, steps, batches))
+                print(json.dumps(runs[-1]), file=sys.stderr)
+    shutil.rmtree(tmp, ignore_errors=True)
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump(runs, f, indent=1)
+    print("| model | focus, 2 ranks x 1 thread | PyTorch DDP (gloo), 2 x 1 | focus / torch | "
+          "focus step in the exchange | focus, 1 process x 2 threads |")
+    print("|---|---|---|---|---|---|")
+    for model in models:
+        def med(fw, key="per_s"):
+            xs = [r[key] for r in runs if r["model"] == model and r["framework"] == fw]
+            return statistics.median(xs), min(xs), max(xs)
+        f2, t2, f1 = med("focus-2"), med("torch-ddp"), med("focus-1")
+        cf = med("focus-2", "comm_fraction")
+        unit = "images/s" if model == "vit" else "tokens/s"
+        print(f"| {model} | {f2[0]:.0f} {unit} ({f2[1]:.0f}..{f2[2]:.0f}) | {t2[0]:.0f} "
+              f"({t2[1]:.0f}..{t2[2]:.0f}) | {f2[0] / t2[0]:.2f}x | {100 * cf[0]:.1f}% "
+              f"({100 * cf[1]:.1f}..{100 * cf[2]:.1f}) | {f1[0]:.0f} ({f1[1]:.0f}..{f1[2]:.0f}) |")
+
+
+if __name__ == "__main__":
+    main()

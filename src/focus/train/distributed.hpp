@@ -1,0 +1,99 @@
+// Data-parallel training over processes (the ranks of a Communicator, dist/) and threads: how one
+// optimizer step's global batch is shared out, and the exchanges that keep the model replicas
+// equal. Both trainers run their steps through a ReplicaGroup (one rank: a group of one, no
+// exchange, the same code path).
+//
+// Parts. A step's global batch of B rows is cut into P = ranks x accum x workers parts of
+// consecutive rows, part a being rows [a B / P, (a + 1) B / P) (workers = the threads with
+// --data-parallel, else 1). Rank r runs parts [r P / ranks, (r + 1) P / ranks), which are rows
+// [r B / ranks, (r + 1) B / ranks): every rank takes its deterministic shard of every global
+// batch, and N ranks see exactly the batches one process sees. A part weights its loss by its
+// share of the batch (rows, or target tokens), so the sum of the parts' gradients is the gradient
+// of the global batch's mean loss.
+//
+// Gradients. With --data-parallel or more than one rank ("sinks"), each part collects its gradient
+// in its own sink and draws its dropout masks from the stream (step salt, a) (run_micro_batches);
+// a rank adds its parts' sinks in part order, then the ranks' sums are added by one MPI_Allreduce
+// per bucket of cfg.dist_bucket_mb, over the parameters in their fixed order (a flag per
+// parameter rides in the first bucket: a parameter no rank reached keeps no gradient, as in one
+// process). Without sinks (one rank, no --data-parallel) the parts run in turn and add into the
+// parameters' gradients directly, as before. The exchange happens after the backward pass, not
+// overlapped with it (see docs/DISTRIBUTED.md).
+//
+// Reproducibility. The result depends on (seed, P), not on the ranks: two ranks with accum k equal
+// one process with accum 2k and --data-parallel (one thread each) bit for bit, since a + b is the
+// same on both sides; for more than two ranks MPI's reduction order differs from one process's
+// sequential sum (a few float ulps). Buffers (BatchNorm's running statistics) are rank 0's,
+// broadcast after every step (as PyTorch DDP's broadcast_buffers). Every cfg.dist_check_every
+// steps the ranks compare a checksum of their parameters and buffers and all stop with a CommError
+// naming the step when they differ.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "focus/dist/communicator.hpp"
+#include "focus/nn/module.hpp"
+#include "focus/train/config.hpp"
+
+namespace focus {
+
+struct StepPlan {
+  int64_t rows = 0;             // B: the global batch
+  int64_t parts = 1;            // P
+  int64_t first = 0, last = 1;  // this rank's parts [first, last)
+  int workers = 1;              // parts run at once (threads)
+  bool sinks = false;           // one gradient sink per part, added in part order
+  // Global rows [lo, hi) of part a.
+  std::pair<int64_t, int64_t> part_rows(int64_t a) const { return {a * rows / parts, (a + 1) * rows / parts}; }
+  // This rank's rows.
+  std::pair<int64_t, int64_t> rank_rows() const { return {part_rows(first).first, part_rows(last - 1).second}; }
+};
+
+class ReplicaGroup {
+ public:
+  // `comm` and `model` must outlive the group.
+  ReplicaGroup(Communicator& comm, Module& model, const TrainConfig& cfg);
+
+  Communicator& comm() { return comm_; }
+  int rank() const { return comm_.rank(); }
+  int size() const { return comm_.size(); }
+  bool root() const { return comm_.rank() == 0; }
+
+  StepPlan plan(int64_t rows) const;
+  // Runs fn(a, lo, hi) for this rank's parts (a part with no rows is skipped): the forward and
+  // backward of part a, global rows [lo, hi), returning its weighted loss. Then sums the gradients
+  // over the ranks. Returns the sum of this rank's part losses. `step` names the step in messages
+  // and `salt` keys the parts' dropout streams.
+  double backward(const StepPlan& plan, uint64_t salt, int64_t step,
+                  const std::function<double(int64_t a, int64_t lo, int64_t hi)>& fn);
+  // Sums values over the ranks, in place (per-step statistics); from rank 0 to all, in place.
+  void sum(std::span<double> values);
+  void broadcast(std::span<double> values);
+  // Parameters and buffers from rank 0 to every rank (start and resume).
+  void broadcast_state();
+  // After the optimizer step `step` (1-based count): buffers from rank 0; the checksum compare
+  // every cfg.dist_check_every steps.
+  void after_step(int64_t step);
+  // Compares the replicas now; CommError naming `step` when they differ.
+  void check_replicas(int64_t step);
+  // Seconds spent exchanging gradients since the last call (metrics).
+  double take_comm_seconds();
+
+ private:
+  void reduce_gradients(int64_t step);
+
+  Communicator& comm_;
+  Module& model_;
+  int accum_, workers_;
+  bool sinks_;
+  int64_t bucket_;  // floats
+  int check_every_;
+  int64_t diverge_at_ = -1;  // test hook FOCUS_TEST_DIVERGE_AT: the last rank perturbs a weight
+  std::vector<float> flat_;
+  double comm_seconds_ = 0;
+};
+
+}  // namespace focus
