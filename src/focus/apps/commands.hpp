@@ -24,6 +24,7 @@ Command add_report_command(CLI::App& app);  // cmd_report.cpp
 Command add_average_command(CLI::App& app);  // cmd_average.cpp
 Command add_serve_command(CLI::App& app);    // cmd_serve.cpp
 Command add_keys_command(CLI::App& app);     // cmd_serve.cpp
+Command add_calibrate_command(CLI::App& app);  // cmd_calibrate.cpp
 
 struct TrainConfig;
 // True (after saying so on stderr) when a resumed run has no epochs left (cmd_train.cpp).
