@@ -119,7 +119,7 @@ TEST(ReviewGuarantee, AuditsEstimateTheAutoAcceptedError) {
   opt.capacity_per_hour = 100;
   opt.queue_cap = 40;
   opt.audit_share = 0.05;
-  int covered = 0, runs = 40;
+  int covered = 0, runs = 200;
   double bias = 0;
   for (int s = 0; s < runs; ++s) {
     opt.seed = uint64_t(s);
@@ -132,8 +132,10 @@ TEST(ReviewGuarantee, AuditsEstimateTheAutoAcceptedError) {
     bias += r.audit.estimate() - truth;
     EXPECT_EQ(r.pending + r.overflow + r.reviewed, r.deferred + r.audited);
   }
+  std::printf("audits over %d runs: 95%% interval covered the truth in %d, mean bias %.5f\n", runs,
+              covered, bias / runs);
   EXPECT_GE(covered, int(0.85 * runs));
-  EXPECT_NEAR(bias / runs, 0, 0.004);
+  EXPECT_NEAR(bias / runs, 0, 0.003);  // the standard error of the mean is about 0.001
 }
 
 }  // namespace

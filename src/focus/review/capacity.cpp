@@ -40,7 +40,9 @@ Route CapacityController::route(double t, double score, int64_t queue_length) {
   const double C = opt_.capacity_per_hour / 3600, Q = double(opt_.queue_cap);
   const double target = std::max(0.0, C * (1 + opt_.queue_gain * (Q / 2 - double(queue_length)) / Q));
   const double q_total = rate_ > 0 ? std::min(1.0, target / rate_) : 0;
-  const double a = opt_.audit_share;
+  // Audits: at most half of the capacity.
+  const double a = rate_ > 0 ? std::min(opt_.audit_share, C / (2 * rate_)) : opt_.audit_share;
+  audit_p_ = a;
   share_ = std::clamp((q_total - a) / (1 - a), 0.0, 1.0);
   // Threshold: the (1 - q) quantile of the recent scores, this one included.
   window_.push_back(score);
@@ -93,9 +95,20 @@ std::optional<QueuedItem> ReviewQueue::pop() {
   return it;
 }
 
+void AuditEstimate::add(bool model_wrong, double weight) {
+  FOCUS_CHECK(std::isfinite(weight) && weight > 0, ValueError, "audit weight {} must be positive", weight);
+  ++n_;
+  errors_ += model_wrong ? 1 : 0;
+  w_ += weight;
+  w2_ += weight * weight;
+  w_wrong_ += model_wrong ? weight : 0;
+}
+
 std::pair<double, double> AuditEstimate::interval(double alpha) const {
   if (n_ == 0) return {0.0, 1.0};
-  return {clopper_pearson_lower(errors_, n_, alpha / 2), clopper_pearson_upper(errors_, n_, alpha / 2)};
+  const int64_t n = std::max<int64_t>(1, std::llround(w_ * w_ / w2_));  // Kish effective size
+  const int64_t k = std::clamp<int64_t>(std::llround(estimate() * double(n)), 0, n);
+  return {clopper_pearson_lower(k, n, alpha / 2), clopper_pearson_upper(k, n, alpha / 2)};
 }
 
 }  // namespace focus::review

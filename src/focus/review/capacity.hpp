@@ -11,15 +11,18 @@
 //     sits at half its cap, more when it runs empty, less when it fills;
 //   - the share to send is q_total = target / lambda; audits take a of the rest, so the deferred
 //     share is q = (q_total - a) / (1 - a), clamped to [0, 1];
-//   - the threshold is the (1 - q) quantile of the last score_window scores: defer score > t.
+//   - the threshold is the (1 - q) quantile of the last score_window scores: defer score > t;
+//   - audits never take more than half the capacity: the audit probability is
+//     min(audit_share, C / (2 lambda)) (audit_probability(); AuditEstimate weighs by its inverse).
 // ReviewQueue is the bounded priority queue: audits first (oldest first), then the highest
 // priority; when it is full, the lowest-priority non-audit item (the new one or one already
 // queued) does not fit: it is returned to the caller, to be answered by the model and flagged
 // (never dropped). Audits are never pushed out (that would bias the estimate); an audit that
 // finds the queue full of audits is returned like any other.
 // AuditEstimate: the error among audited items with a Clopper-Pearson interval. Audits are a
-// uniform sample of the auto-accepted (a fixed share at every moment), so the estimate is
-// unbiased for the error of everything that was auto-accepted.
+// uniform sample of the would-be-accepted at every moment, drawn with a known probability, so
+// the inverse-probability-weighted estimate is unbiased (as a ratio estimator: consistent) for
+// the error of everything that was auto-accepted.
 //
 //   CapacityController ctl({.capacity_per_hour = 100, .queue_cap = 50, .audit_share = 0.02});
 //   ReviewQueue queue(50);
@@ -61,12 +64,13 @@ class CapacityController {
   double threshold() const { return threshold_; }          // defer score > threshold
   double arrival_rate_per_hour() const { return rate_ * 3600; }
   double deferral_share() const { return share_; }         // q of the latest decision
+  double audit_probability() const { return audit_p_; }    // of the latest decision
   const CapacityOptions& options() const { return opt_; }
 
  private:
   CapacityOptions opt_;
   Rng rng_;
-  double decayed_ = 0, first_t_ = 0, last_t_ = 0, rate_ = 0, share_ = 0;
+  double decayed_ = 0, first_t_ = 0, last_t_ = 0, rate_ = 0, share_ = 0, audit_p_ = 0;
   double threshold_ = 1e300;
   bool started_ = false;
   std::deque<double> window_;
@@ -101,18 +105,20 @@ class ReviewQueue {
 
 class AuditEstimate {
  public:
-  void add(bool model_wrong) {
-    ++n_;
-    errors_ += model_wrong ? 1 : 0;
-  }
+  // One reviewed audit; weight = 1 / the audit probability it was drawn with (CapacityController::
+  // audit_probability()), so a share that changed over time still weighs every period by its
+  // auto-accepted volume (Horvitz-Thompson ratio estimate).
+  void add(bool model_wrong, double weight = 1);
   int64_t audited() const { return n_; }
   int64_t errors() const { return errors_; }
-  double estimate() const { return n_ ? double(errors_) / double(n_) : 0; }
-  // Two-sided Clopper-Pearson interval at level 1 - alpha ({0, 1} with no audits).
+  double estimate() const { return w_ > 0 ? w_wrong_ / w_ : 0; }
+  // Clopper-Pearson interval at level 1 - alpha ({0, 1} with no audits); with unequal weights it
+  // is taken at the Kish effective sample size (sum w)^2 / sum w^2, an approximation.
   std::pair<double, double> interval(double alpha = 0.05) const;
 
  private:
   int64_t n_ = 0, errors_ = 0;
+  double w_ = 0, w2_ = 0, w_wrong_ = 0;
 };
 
 }  // namespace focus::review

@@ -17,6 +17,7 @@ CapacitySimResult simulate_capacity(const std::vector<StreamItem>& items, const 
   r.items = int64_t(items.size());
   const double service_s = 3600 / opt.capacity_per_hour;
   double free_at = items.empty() ? 0 : items.front().time_s;  // the reviewers' next free moment
+  std::vector<double> audit_p(items.size(), 1.0);  // the probability each audit was drawn with
   SimWindow w;
   w.t0 = free_at;
   w.t1 = w.t0 + window_s;
@@ -25,7 +26,7 @@ CapacitySimResult simulate_capacity(const std::vector<StreamItem>& items, const 
     ++r.reviewed;
     ++w.reviews;
     r.right += it.reviewer_right ? 1 : 0;
-    if (q.audit) r.audit.add(!(it.model_right && it.reviewer_right));
+    if (q.audit) r.audit.add(!(it.model_right && it.reviewer_right), 1 / audit_p[size_t(q.id)]);
   };
   // Reviews finished up to time t: the reviewers take the best queued item whenever free.
   auto serve_until = [&](double t) {
@@ -56,6 +57,7 @@ CapacitySimResult simulate_capacity(const std::vector<StreamItem>& items, const 
       r.auto_accepted_wrong += it.model_right ? 0 : 1;
     } else {
       (route == Route::Audit ? r.audited : r.deferred) += 1;
+      if (route == Route::Audit) audit_p[i] = ctl.audit_probability();
       ++w.queued;
       const auto out = queue.push({int64_t(i), route == Route::Audit ? 0.0 : it.priority, it.time_s,
                                    route == Route::Audit});
