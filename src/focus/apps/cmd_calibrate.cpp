@@ -35,9 +35,9 @@ SplitSpec run_split_spec(const std::string& model_path) {
   std::ifstream f(cfg);
   const nlohmann::json j = nlohmann::json::parse(f, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return s;
-  s.val_size = j.value("val_size", s.val_size);
+  s.val_size = j.value("val-size", s.val_size);
   s.seed = j.value("seed", s.seed);
-  s.limit_train = j.value("limit_train", s.limit_train);
+  s.limit_train = j.value("limit-train", s.limit_train);
   s.from = cfg.string();
   return s;
 }

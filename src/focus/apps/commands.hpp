@@ -25,6 +25,7 @@ Command add_average_command(CLI::App& app);  // cmd_average.cpp
 Command add_serve_command(CLI::App& app);    // cmd_serve.cpp
 Command add_keys_command(CLI::App& app);     // cmd_serve.cpp
 Command add_calibrate_command(CLI::App& app);  // cmd_calibrate.cpp
+Command add_simulate_review_command(CLI::App& app);  // cmd_simulate_review.cpp
 
 struct TrainConfig;
 // True (after saying so on stderr) when a resumed run has no epochs left (cmd_train.cpp).
