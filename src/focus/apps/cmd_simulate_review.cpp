@@ -1,7 +1,8 @@
 // `focus simulate-review --model M`: replays the Fashion-MNIST test set as a stream through the
 // review routing of focus/review with simulated reviewers (right with probability p, drawn once
 // per item so every policy meets the same reviewers) and reports, as text or JSON, and with --out
-// as review.json + a self-contained review.html with SVG charts (review_page.cpp):
+// as review.json + a self-contained review.html with SVG charts (review_page.cpp), each chart
+// also as its own .svg file:
 //   - calibration of the model on the stream (ECE / NLL at T = 1 and at the file's T);
 //   - system accuracy against the review budget (0-50%) for the random, least-confidence, margin
 //     and entropy policies (offline: the budget's share of highest scores deferred) and for the
@@ -391,6 +392,8 @@ Command add_simulate_review_command(CLI::App& app) {
       write_file_atomic(o->out + "/review.html", review_page_html(j, reliability_svg(before, after, "reliability on the stream (15 bins)")));
       write_file_atomic(o->out + "/reliability.svg",
                         standalone_svg(reliability_svg(before, after, "reliability on the stream (15 bins)")) + "\n");
+      for (const auto& [name, svg] : review_charts(j))
+        write_file_atomic(o->out + "/" + name + ".svg", standalone_svg(svg) + "\n");
     }
     if (o->json) {
       std::printf("%s\n", j.dump(2).c_str());

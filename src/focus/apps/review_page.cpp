@@ -42,6 +42,7 @@ std::string budget_chart(const json& r) {
       series.push_back({name, x, scaled(bc["accuracy"][name], 100), std::string(name) == "random"});
   Series risk{"risk target (eval part)", {}, {}, false};
   for (const json& p : r["risk_policy"]["points"]) {
+    if (!p["found"].get<bool>()) continue;  // nothing passed: everything deferred
     risk.x.push_back(100 * p["deferred_share"].get<double>());
     risk.y.push_back(100 * p["system_accuracy"].get<double>());
   }
@@ -122,6 +123,12 @@ th{background:#f0f0ee}.charts{display:flex;flex-wrap:wrap;gap:12px}.note{color:#
 )css";
 
 }  // namespace
+
+std::map<std::string, std::string> review_charts(const json& r) {
+  const std::vector<std::string> cap = capacity_charts(r["capacity_run"]);
+  return {{"budget", budget_chart(r)}, {"risk_coverage", risk_coverage_chart(r)},
+          {"capacity_inflow", cap[0]}, {"capacity_queue", cap[1]}, {"capacity_threshold", cap[2]}};
+}
 
 std::string review_page_html(const json& r, const std::string& reliability_svg) {
   std::string s =
