@@ -39,6 +39,8 @@ int run_cli(int argc, char** argv) {
   commands["average"] = add_average_command(app);
   commands["serve"] = add_serve_command(app);
   commands["keys"] = add_keys_command(app);
+  commands["calibrate"] = add_calibrate_command(app);
+  commands["simulate-review"] = add_simulate_review_command(app);
   try {
     try {
       app.parse(argc, argv);

@@ -1,14 +1,21 @@
-// `focus eval` (accuracy, per-class precision/recall/F1, confusion matrix on the test set) and
-// `focus predict` (top-k classes of one PNG image).
+// `focus eval` (accuracy, per-class precision/recall/F1, confusion matrix on the test set; for
+// image models also the calibration: ECE over 15 bins and NLL at T = 1 and at the file's
+// temperature, and optionally the reliability diagram as JSON + SVG) and `focus predict` (top-k
+// classes of one PNG image).
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <numeric>
+
+#include "focus/apps/calibration_cli.hpp"
 
 #include "focus/apps/commands.hpp"
 #include "focus/data/dataset.hpp"
 #include "focus/data/png.hpp"
 #include "focus/infer/image_predictor.hpp"
+#include "focus/infer/model_calibration.hpp"
+#include "focus/io/atomic_file.hpp"
 #include "focus/kernels/cpu.hpp"
 #include "focus/train/trainer.hpp"
 
@@ -20,7 +27,7 @@ Command add_eval_command(CLI::App& app) {
               "CMUdict test split (WER, PER, worst errors); translation models on --input TSV");
   struct Opts {
     std::string model, data_dir = kFashionMnistDir, split = "test", task, input, cmudict,
-        weights = "f32";
+        weights = "f32", reliability;
     bool json = false;
     int threads = 0, beam = 5, worst = 20;
     double length_penalty = 1.0;
@@ -38,6 +45,9 @@ Command add_eval_command(CLI::App& app) {
   sub->add_option("--length-penalty", o->length_penalty, "seq2seq: score = log p / length^alpha")
       ->capture_default_str();
   sub->add_option("--worst", o->worst, "g2p: errors to list")->capture_default_str();
+  sub->add_option("--reliability", o->reliability,
+                  "image models: write the reliability diagram data to this JSON file and the "
+                  "chart beside it (.svg)");
   sub->add_flag("--json", o->json, "print the metrics as JSON");
   sub->add_option("--threads", o->threads, "threads (0 = all cores)");
   add_weights_option(sub, o->weights);
@@ -56,14 +66,28 @@ Command add_eval_command(CLI::App& app) {
     std::vector<int64_t> idx(size_t(ds.size()));
     std::iota(idx.begin(), idx.end(), int64_t(0));
     const EvalResult r = evaluate(predictor.model(), ds, idx, info.norm);
+    // Calibration: the raw logits at T = 1 and at the file's temperature.
+    const std::vector<double> z = dataset_logits(predictor, ds, idx);
+    const std::vector<int64_t> y = dataset_labels(ds, idx);
+    const CalibrationReport before = calibration_report(z, y, predictor.num_classes(), 1.0);
+    const CalibrationReport after = calibration_report(z, y, predictor.num_classes(), info.temperature);
+    const nlohmann::json cal = {{"bins", 15}, {"before", to_json(before)}, {"after", to_json(after)}};
+    if (!o->reliability.empty()) {
+      write_file_atomic(o->reliability, cal.dump(2) + "\n");
+      const std::string svg = std::filesystem::path(o->reliability).replace_extension(".svg").string();
+      write_file_atomic(svg, standalone_svg(reliability_svg(before, after, fmt::format("reliability: {} ({} split)", o->model, o->split))) + "\n");
+    }
     if (o->json) {
       nlohmann::json j = metrics_to_json(r.cm, info.class_names);
       j["loss"] = r.loss;
+      j["calibration"] = cal;
       std::printf("%s\n", j.dump(2).c_str());
       return 0;
     }
-    std::printf("%s: %s split, %lld images\naccuracy %.2f%%  loss %.4f\n\n%s\n%s", o->model.c_str(),
-                o->split.c_str(), (long long)ds.size(), 100 * r.accuracy(), r.loss,
+    std::printf("%s: %s split, %lld images\naccuracy %.2f%%  loss %.4f\n"
+                "calibration (15 bins): T = 1: ECE %.2f%% NLL %.4f; T = %.4f: ECE %.2f%% NLL %.4f\n\n%s\n%s",
+                o->model.c_str(), o->split.c_str(), (long long)ds.size(), 100 * r.accuracy(), r.loss,
+                100 * before.ece, before.nll, info.temperature, 100 * after.ece, after.nll,
                 format_report(classification_report(r.cm), info.class_names).c_str(),
                 format_confusion(r.cm, info.class_names).c_str());
     return 0;

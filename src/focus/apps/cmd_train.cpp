@@ -1,13 +1,16 @@
 // `focus train` and `focus demo`: build the model from the typed config, train it with
-// train/Trainer, evaluate the best model on the test set, and say where everything is.
+// train/Trainer, fit the best model's temperature on the validation split (image models;
+// infer/model_calibration.hpp), evaluate it on the test set, and say where everything is.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "focus/apps/commands.hpp"
 #include "focus/data/dataset.hpp"
 #include "focus/dist/communicator.hpp"
+#include "focus/infer/model_calibration.hpp"
 #include "focus/io/safetensors.hpp"
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/gemm.hpp"
@@ -23,6 +26,14 @@ std::string registry_name(const std::string& cli_name) {
   for (char& c : n)
     if (c == '-') c = '_';
   return n;
+}
+
+// Temperature scaling on the held-out validation split, written into model_best (atomically).
+void calibrate_best(const std::string& best, const ImageDataset& train, const std::vector<int64_t>& val) {
+  const CalibrationFit cal = calibrate_model_file(best, best, train, val);
+  std::fprintf(stderr, "focus: temperature %.4f fitted on %zu validation images: ECE %.2f%% -> %.2f%%, NLL %.4f -> %.4f\n",
+               cal.temperature, val.size(), 100 * cal.before.ece, 100 * cal.after.ece,
+               cal.before.nll, cal.after.nll);
 }
 
 // Trains per `cfg`, evaluates the best model on the test split and prints a summary.
@@ -45,10 +56,16 @@ int train_and_report(const TrainConfig& cfg_in) {
                cfg.model.c_str(), (long long)model->num_parameters(), (long long)(used - cfg.val_size),
                (long long)cfg.val_size);
   Trainer trainer(cfg, *model, train, &comm);
-  if (already_trained(trainer.start_epoch(), cfg.epochs, root)) return 1;
-  const auto history = trainer.fit();
-  if (!root) return 0;  // rank 0 evaluates the saved model and reports
   const std::string best = cfg.out + "/model_best.safetensors";
+  if (already_trained(trainer.start_epoch(), cfg.epochs, root)) {
+    // Resuming rewrote the files derived from the checkpoint, model_best without its temperature
+    // perhaps: fit it again (deterministic: the same T as the uninterrupted run wrote).
+    if (root && std::filesystem::exists(best)) calibrate_best(best, train, trainer.split().val);
+    return 1;
+  }
+  const auto history = trainer.fit();
+  if (!root) return 0;  // rank 0 calibrates and evaluates the saved model and reports
+  calibrate_best(best, train, trainer.split().val);
   LoadedModel lm = load_model(best);
   const ImageDataset test = load_fashion_mnist(cfg.data_dir, Split::Test);
   std::vector<int64_t> all(size_t(test.size()));

@@ -24,6 +24,8 @@ Command add_report_command(CLI::App& app);  // cmd_report.cpp
 Command add_average_command(CLI::App& app);  // cmd_average.cpp
 Command add_serve_command(CLI::App& app);    // cmd_serve.cpp
 Command add_keys_command(CLI::App& app);     // cmd_serve.cpp
+Command add_calibrate_command(CLI::App& app);  // cmd_calibrate.cpp
+Command add_simulate_review_command(CLI::App& app);  // cmd_simulate_review.cpp
 
 struct TrainConfig;
 class Communicator;

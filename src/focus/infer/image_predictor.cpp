@@ -30,7 +30,7 @@ ImagePredictor::ImagePredictor(LoadedModel loaded, const ImagePredictorOptions& 
   FOCUS_CHECK(classes_ > 0, ValueError, "ImagePredictor: the model config has no num_classes");
 }
 
-Tensor ImagePredictor::probabilities(const Tensor& pixels) const {
+Tensor ImagePredictor::logits(const Tensor& pixels) const {
   FOCUS_CHECK(pixels.dtype() == DType::F32, DTypeError, "predict: pixels are {}, need F32",
               dtype_name(pixels.dtype()));
   FOCUS_CHECK(pixels.dim() == 4 && pixels.size(1) == channels_ && pixels.size(2) == size_ &&
@@ -51,10 +51,22 @@ Tensor ImagePredictor::probabilities(const Tensor& pixels) const {
     Tensor batch = Tensor::empty({B, channels_, size_, size_});  // (B, C, S, S), normalised
     float* dst = batch.data<float>();
     for (int64_t i = 0; i < B * D; ++i) dst[i] = (p[lo * D + i] - mean) * inv;
-    const std::vector<float> probs = softmax(loaded_.model->forward(batch), 1).to_vector<float>();  // (B, K)
-    std::copy(probs.begin(), probs.end(), out.begin() + lo * classes_);
+    const std::vector<float> z = loaded_.model->forward(batch).contiguous().to_vector<float>();  // (B, K)
+    std::copy(z.begin(), z.end(), out.begin() + lo * classes_);
   }
   return Tensor::from_vector(out, {N, classes_});
+}
+
+Tensor ImagePredictor::probabilities(const Tensor& pixels) const {
+  Tensor z = logits(pixels);  // (N, K)
+  const double t = temperature();
+  if (t != 1.0) {
+    float* v = z.data<float>();
+    const float inv = float(1 / t);
+    for (int64_t i = 0; i < z.numel(); ++i) v[i] *= inv;
+  }
+  NoGradGuard no_grad;
+  return softmax(z, 1);
 }
 
 std::vector<ImagePrediction> ImagePredictor::predict(const Tensor& pixels, int64_t k) const {

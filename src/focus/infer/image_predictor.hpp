@@ -2,7 +2,9 @@
 // (focus-image-classifier/1: cnn_se, vit), puts the model in eval mode once, checks inputs (the
 // batch's rank, shape and dtype, every value finite), runs batched no-grad inference (chunks of
 // at most max_batch images) and returns per-image class probabilities and the top k with class
-// names. Inputs are pixels in [0, 1] before normalisation (the model file's mean / std are
+// names. Probabilities are calibrated: softmax(logits / T) with the file's temperature T
+// (ModelInfo::temperature, fitted by infer/calibration; 1 for files without one); the option
+// `calibrated = false` gives the model's raw softmax. Inputs are pixels in [0, 1] before normalisation (the model file's mean / std are
 // applied here), either a tensor or decoded images (data/png.hpp read_png: any size, gray or
 // RGB, converted as `focus predict` always has: to gray for a 1-channel model, then resized).
 // Letters: N images, C channels, S the side the model takes, K classes.
@@ -26,6 +28,7 @@ namespace focus {
 
 struct ImagePredictorOptions {
   int64_t max_batch = 256;  // images per forward pass
+  bool calibrated = true;   // divide the logits by the file's temperature before the softmax
 };
 
 struct ClassScore {
@@ -53,6 +56,10 @@ class ImagePredictor {
   // pixels (N, C, S, S) F32 in [0, 1] -> probabilities (N, K). ShapeError for another shape,
   // DTypeError for another dtype, InputError naming the first image with a NaN or infinity.
   Tensor probabilities(const Tensor& pixels) const;
+  // The model's raw logits (N, K), before any temperature; the same checks as probabilities.
+  Tensor logits(const Tensor& pixels) const;
+  // The temperature probabilities() applies: the file's when calibrated, else 1.
+  double temperature() const { return opt_.calibrated ? loaded_.info.temperature : 1.0; }
   // probabilities, with the top k (1 <= k; at most K are returned) of each image.
   std::vector<ImagePrediction> predict(const Tensor& pixels, int64_t k = 5) const;
   // Decoded images, converted to (C, S, S) first; InputError naming an empty or malformed image,

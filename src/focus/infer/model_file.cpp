@@ -1,6 +1,8 @@
 // Model files (see model_file.hpp).
 #include "focus/infer/model_file.hpp"
 
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
 #include "focus/infer/file_metadata.hpp"
@@ -27,6 +29,8 @@ void save_model(const std::string& path, const ImageClassifier& model, const Mod
   meta["model_config"] = model.config().dump();
   meta["class_names"] = nlohmann::json(info.class_names).dump();
   meta["normalization"] = nlohmann::json{{"mean", info.norm.mean}, {"std", info.norm.std}}.dump();
+  // Exactly the double (17 significant digits round-trip), as a JSON number.
+  meta["temperature"] = fmt::format("{:.17g}", info.temperature);
   save_safetensors(path, model.state_dict(), meta);
 }
 
@@ -46,7 +50,13 @@ LoadedModel load_model(const std::string& path) {
     out.info.norm.mean = norm.at("mean").get<float>();
     out.info.norm.std = norm.at("std").get<float>();
     out.info.task = need(f.metadata, "task", path);
+    // Optional: files written before calibration existed carry none (T = 1).
+    if (auto it = f.metadata.find("temperature"); it != f.metadata.end())
+      out.info.temperature = nlohmann::json::parse(it->second).get<double>();
   });
+  FOCUS_CHECK(std::isfinite(out.info.temperature) && out.info.temperature > 0, FormatError,
+              "'{}': metadata 'temperature' {} must be a positive finite number", path,
+              out.info.temperature);
   load_state_checked(*out.model, f.tensors, path);
   out.model->eval();
   return out;
