@@ -85,6 +85,7 @@ TEST_F(ReviewCli, TrainCalibrateEvalSimulate) {
   ASSERT_EQ(s.code, 0) << s.out;
   const nlohmann::json sj = json_of(s.out);
   EXPECT_EQ(sj["items"], 600);
+  EXPECT_TRUE(sj["headline"].is_null());
   EXPECT_EQ(sj["budget_curve"]["budgets"].size(), 26u);
   for (const char* p : {"random", "least-confidence", "margin", "entropy", "capacity", "capacity+audit"}) {
     ASSERT_TRUE(sj["budget_curve"]["accuracy"].contains(p)) << p;
@@ -101,6 +102,17 @@ TEST_F(ReviewCli, TrainCalibrateEvalSimulate) {
   EXPECT_NE(html.find("Content-Security-Policy"), std::string::npos);
   EXPECT_EQ(html.find("http://"), std::string::npos);  // self-contained: nothing to fetch
   EXPECT_EQ(nlohmann::json::parse(read_text(dir_ + "/sim/review.json"))["items"], 600);
+  // --policy picks the headline: margin at the budget; risk at --epsilon on the rest.
+  auto h = run("simulate-review --threads 2 --json --model " + best + " --limit 300 --calib 100 "
+               "--risk-splits 0 --policy margin --data-dir " + kData);
+  ASSERT_EQ(h.code, 0) << h.out;
+  nlohmann::json hj = json_of(h.out);
+  EXPECT_EQ(hj["headline"]["policy"], "margin");
+  EXPECT_EQ(hj["headline"]["system_accuracy"], hj["at_budget"]["margin"]);
+  h = run("simulate-review --threads 2 --model " + best + " --limit 300 --calib 100 --risk-splits 0 "
+          "--policy risk --epsilon 0.04 --data-dir " + kData);
+  ASSERT_EQ(h.code, 0) << h.out;
+  EXPECT_NE(h.out.find("risk policy, epsilon 0.040"), std::string::npos) << h.out;
 }
 
 TEST_F(ReviewCli, BadOptions) {

@@ -99,13 +99,17 @@ Command add_predict_command(CLI::App& app) {
   struct Opts {
     std::string model, input;
     int top = 3;
+    bool uncalibrated = false;
   };
   auto o = std::make_shared<Opts>();
   sub->add_option("--model", o->model, "model file (.safetensors)")->required();
   sub->add_option("--input", o->input, "PNG image")->required();
   sub->add_option("--top", o->top, "classes to show")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_flag("--uncalibrated", o->uncalibrated, "the raw softmax, without the file's temperature");
   return [o] {
-    const ImagePredictor predictor(o->model);
+    ImagePredictorOptions opt;
+    opt.calibrated = !o->uncalibrated;
+    const ImagePredictor predictor(o->model, opt);
     const ImagePrediction r = predictor.predict({read_png(o->input)}, o->top)[0];
     for (const ClassScore& c : r.top) std::printf("%-12s %6.2f%%\n", c.name.c_str(), 100.0 * c.prob);
     return 0;

@@ -16,6 +16,7 @@
 //     hour against capacity, queue length, overflow, audit estimate, nothing lost.
 // Only --stream test exists (the shifted stream and feedback runs of issue 19 are not built).
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -44,7 +45,8 @@ using json = nlohmann::json;
 using namespace focus::review;
 
 struct SimOpts {
-  std::string model, data_dir = kFashionMnistDir, stream = "test", out, cost, score = "least-confidence";
+  std::string model, data_dir = kFashionMnistDir, stream = "test", out, cost, score = "least-confidence",
+      policy = "all";
   double budget = 0.1, capacity = 0, rate = 1000, reviewer_accuracy = 1.0, audit = 0.02;
   double epsilon = 0.02, delta = 0.1;
   int64_t queue = 50, calib = 2000, risk_splits = 100, limit = 0;
@@ -160,7 +162,12 @@ json risk_policy(const SimOpts& o, const Stream& s, const std::vector<double>& s
   const std::vector<uint8_t> cw = pick(s.wrong, cal), tw = pick(s.wrong, rest);
   const std::vector<uint8_t> tm = pick(s.model_right, rest), tr = pick(s.reviewer_right, rest);
   json points = json::array();
-  for (double eps : {0.005, 0.01, 0.02, 0.03, 0.05, 0.08}) {
+  std::vector<double> eps_list = {0.005, 0.01, 0.02, 0.03, 0.05, 0.08};
+  if (std::find(eps_list.begin(), eps_list.end(), o.epsilon) == eps_list.end()) {
+    eps_list.push_back(o.epsilon);
+    std::sort(eps_list.begin(), eps_list.end());
+  }
+  for (double eps : eps_list) {
     RiskTargetOptions ro;
     ro.epsilon = eps;
     ro.delta = o.delta;
@@ -288,7 +295,34 @@ Stream load_stream(const SimOpts& o, CalibrationReport& before, CalibrationRepor
   return s;
 }
 
+// The --policy headline: that policy at --budget (risk: at --epsilon, with its own deferral share).
+json headline(const SimOpts& o, const json& j) {
+  if (o.policy == "risk") {
+    for (const json& p : j["risk_policy"]["points"])
+      if (p["epsilon"].get<double>() == o.epsilon)
+        return {{"policy", "risk"}, {"epsilon", o.epsilon}, {"deferred_share", p["deferred_share"]},
+                {"system_accuracy", p["system_accuracy"]}, {"accepted_error", p["accepted_error"]},
+                {"evaluated_items", j["risk_policy"]["evaluated_items"]}};
+    return nullptr;
+  }
+  const std::string key = o.policy == "capacity" && o.audit > 0 ? "capacity+audit" : o.policy;
+  if (!j["at_budget"].contains(key)) return nullptr;
+  return {{"policy", key}, {"budget", o.budget}, {"system_accuracy", j["at_budget"][key]}};
+}
+
 void print_text(const json& j) {
+  if (j.contains("headline") && !j["headline"].is_null()) {
+    const json& h = j["headline"];
+    if (h["policy"] == "risk")
+      std::printf("risk policy, epsilon %.3f: defers %.2f%%, system accuracy %.2f%%, error among accepted "
+                  "%.2f%% (on the %lld items after the calibration part)\n\n",
+                  h["epsilon"].get<double>(), 100 * h["deferred_share"].get<double>(),
+                  100 * h["system_accuracy"].get<double>(), 100 * h["accepted_error"].get<double>(),
+                  (long long)h["evaluated_items"].get<int64_t>());
+    else
+      std::printf("%s at a %.0f%% budget: system accuracy %.2f%%\n\n", h["policy"].get<std::string>().c_str(),
+                  100 * h["budget"].get<double>(), 100 * h["system_accuracy"].get<double>());
+  }
   const json& cal = j["calibration"];
   std::printf("%s: %lld test items, model accuracy %.2f%%, T = %.4f: ECE %.2f%% -> %.2f%%, NLL %.4f -> %.4f\n",
               j["model"].get<std::string>().c_str(), (long long)j["items"].get<int64_t>(),
@@ -343,6 +377,9 @@ Command add_simulate_review_command(CLI::App& app) {
       ->check(CLI::Range(0.0, 1.0))->capture_default_str();
   sub->add_option("--audit", o->audit, "share of confident predictions audited (capacity policy)")
       ->check(CLI::Range(0.0, 0.5))->capture_default_str();
+  sub->add_option("--policy", o->policy, "the policy of the headline line (every policy is simulated)")
+      ->check(CLI::IsMember({"all", "random", "least-confidence", "margin", "entropy", "risk", "capacity"}))
+      ->capture_default_str();
   sub->add_option("--score", o->score, "routing score of the risk and capacity policies")
       ->check(CLI::IsMember({"least-confidence", "margin", "entropy"}))->capture_default_str();
   sub->add_option("--cost", o->cost, "per-class cost matrix for the queue priority: 'c00,c01,..;c10,..' (rows = model answer)");
@@ -386,6 +423,7 @@ Command add_simulate_review_command(CLI::App& app) {
     j["risk_policy"] = risk_policy(*o, s, route);
     j["risk_target"] = risk_target_splits(*o, s, route);
     j["capacity_run"] = capacity_run(*o, s, route);
+    j["headline"] = o->policy == "all" ? json(nullptr) : headline(*o, j);
     if (!o->out.empty()) {
       std::filesystem::create_directories(o->out);
       write_file_atomic(o->out + "/review.json", j.dump(2) + "\n");
