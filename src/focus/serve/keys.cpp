@@ -38,12 +38,6 @@ json key_to_json(const ApiKey& k) {
           {"burst", k.burst}, {"daily_quota", k.daily_quota}};
 }
 
-std::vector<uint8_t> from_hex(const std::string& h) {
-  std::vector<uint8_t> out(h.size() / 2);
-  for (size_t i = 0; i < out.size(); ++i) out[i] = uint8_t(std::stoi(h.substr(2 * i, 2), nullptr, 16));
-  return out;
-}
-
 }  // namespace
 
 unsigned parse_roles(std::string_view list) {
@@ -151,15 +145,11 @@ size_t KeyStore::size() const {
 
 std::optional<ApiKey> KeyStore::authenticate(std::string_view secret) const {
   if (secret.empty()) return std::nullopt;
-  Sha256 h;
-  h.update(secret);
-  const std::array<uint8_t, 32> d = h.digest();
+  const std::string d = sha256_hex(secret);  // lowercase, as stored (load_key_file lowers it)
   std::lock_guard<std::mutex> lock(mu_);
   const ApiKey* found = nullptr;
-  for (const ApiKey& k : keys_) {  // every key compared: no early exit
-    const std::vector<uint8_t> stored = from_hex(k.sha256);
-    if (CRYPTO_memcmp(stored.data(), d.data(), d.size()) == 0) found = &k;
-  }
+  for (const ApiKey& k : keys_)  // every key compared: no early exit
+    if (k.sha256.size() == d.size() && CRYPTO_memcmp(k.sha256.data(), d.data(), d.size()) == 0) found = &k;
   if (!found) return std::nullopt;
   return *found;
 }

@@ -124,14 +124,6 @@ void Metrics::model_reload(const std::string& model, bool ok) {
                                                      prometheus_label(model), ok ? "ok" : "refused")] += 1;
 }
 
-double Metrics::counter(const std::string& family, const std::string& labels) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  const auto f = counters_.find(family);
-  if (f == counters_.end()) return 0;
-  const auto v = f->second.find(labels);
-  return v == f->second.end() ? 0 : v->second;
-}
-
 std::string Metrics::render() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::string out;

@@ -36,9 +36,6 @@ class Metrics {
   void model_reload(const std::string& model, bool ok);
   std::string render() const;
 
-  // For tests and the access log.
-  double counter(const std::string& family, const std::string& labels) const;
-
  private:
   struct Histogram {
     std::vector<double> bounds;     // upper bounds, ascending (+Inf implied)

@@ -68,12 +68,6 @@ Admit Scheduler::submit(const std::shared_ptr<Job>& job) {
   return Admit::Ok;
 }
 
-int64_t Scheduler::queued(const std::string& model) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  const auto it = queues_.find(model);
-  return it == queues_.end() ? 0 : int64_t(it->second.jobs.size());
-}
-
 bool Scheduler::drain(std::chrono::milliseconds timeout) {
   draining_ = true;
   cv_.notify_all();

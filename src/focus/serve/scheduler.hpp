@@ -87,7 +87,6 @@ class Scheduler {
   // `timeout` passes; true when all finished.
   bool drain(std::chrono::milliseconds timeout);
   bool draining() const { return draining_.load(); }
-  int64_t queued(const std::string& model) const;
   const SchedulerOptions& options() const { return opt_; }
 
  private:
