@@ -25,9 +25,10 @@ struct ServeOptions {
   int64_t max_items = 256;           // images / sentences per request
   int64_t max_image_pixels = 2048 * 2048;  // of a request's images together, checked before decoding
   int64_t max_text_bytes = 4096;
-  int http_threads = 1024;           // connection threads (a kept-alive connection holds one)
+  int http_threads = 0;              // handler threads (0 = queue capacities + 2 per core)
+  int max_connections = 4096;        // open connections at once
   int threads = 0;                   // compute threads (0 = FOCUS_NUM_THREADS, else cores - 1)
-  int http_nice = 10;                // connection threads run this much nicer than compute (0 = same)
+  int http_nice = 10;                // handler threads run this much nicer than compute (0 = same)
   int64_t drain_timeout_ms = 10000;  // SIGTERM: how long queued and running work may take
   int64_t poll_ms = 0;               // reload a model when its file changes, checked this often (0 = off)
   int64_t retry_after_s = 1;         // Retry-After of a full queue
@@ -56,10 +57,12 @@ void visit_fields(ServeOptions& o, V&& v) {
     "pixels of a request's images together, from their headers before decoding (413 above)");
   v("max-text-bytes", o.max_text_bytes, "bytes of one text (413 above)");
   v("http-threads", o.http_threads,
-    "connection threads: each kept-alive connection holds one (put nginx in front for more clients)");
+    "handler threads: requests handled at once, an admitted request holds one while it waits for "
+    "its batch (0 = the models' queue capacities + 2 per core); connections need none");
+  v("max-connections", o.max_connections, "open connections at once (more are closed at once)");
   v("threads", o.threads, "compute threads (0 = FOCUS_NUM_THREADS, else one fewer than the cores)");
   v("http-nice", o.http_nice,
-    "scheduling priority of the connection threads below the compute thread (0-19): under "
+    "scheduling priority of the handler threads below the compute thread (0-19): under "
     "overload the cores go to batches first");
   v("drain-timeout-ms", o.drain_timeout_ms, "on SIGTERM, how long admitted work may take to finish");
   v("poll-ms", o.poll_ms, "reload a model when its file changes, checking this often (0 = off)");
