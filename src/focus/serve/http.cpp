@@ -149,7 +149,8 @@ struct HttpServer::Impl {
   MHD_Daemon* daemon = nullptr;
 
   std::mutex mu;
-  std::condition_variable cv;         // pool work, in_flight changes, stop
+  std::condition_variable work_cv;    // work queued, or stopped: wakes a handler thread
+  std::condition_variable state_cv;   // in_flight fell, or stopped: wakes stop() and run()
   std::deque<ExchangePtr> work;
   std::vector<std::thread> pool;
   int64_t in_flight = 0;              // requests posted and not yet resumed
@@ -162,7 +163,7 @@ struct HttpServer::Impl {
       ExchangePtr x;
       {
         std::unique_lock<std::mutex> lock(mu);
-        cv.wait(lock, [&] { return !work.empty() || stopped; });
+        work_cv.wait(lock, [&] { return !work.empty() || stopped; });
         if (work.empty()) return;
         x = std::move(work.front());
         work.pop_front();
@@ -180,7 +181,7 @@ struct HttpServer::Impl {
         std::lock_guard<std::mutex> lock(mu);
         --in_flight;
       }
-      cv.notify_all();
+      state_cv.notify_all();
     }
   }
 
@@ -264,7 +265,7 @@ struct HttpServer::Impl {
           ++in_flight;
           work.push_back(*slot);
         }
-        cv.notify_one();
+        work_cv.notify_one();
         return MHD_YES;
       }
       case Phase::Handling:
@@ -321,7 +322,7 @@ HttpServer::HttpServer(const Options& options, Callbacks callbacks) : impl_(std:
       std::lock_guard<std::mutex> lock(s.mu);
       s.stopped = true;
     }
-    s.cv.notify_all();
+    s.work_cv.notify_all();
     for (std::thread& t : s.pool) t.join();
     ::close(s.listen_fd);
     FOCUS_CHECK(s.tls_cert.empty(), IOError,
@@ -338,31 +339,33 @@ int HttpServer::port() const { return impl_->port; }
 void HttpServer::run() {
   Impl& s = *impl_;
   std::unique_lock<std::mutex> lock(s.mu);
-  s.cv.wait(lock, [&] { return s.stopped; });
+  s.state_cv.wait(lock, [&] { return s.stopped; });
 }
 
 void HttpServer::stop(std::chrono::milliseconds grace) {
   Impl& s = *impl_;
   std::call_once(s.stop_once, [&] {
-    const MHD_socket fd = MHD_quiesce_daemon(s.daemon);  // no new connections from here on
-    if (fd != MHD_INVALID_SOCKET) ::close(fd);
+    // No new connections from here on; the socket is ours to close, after MHD_stop_daemon.
+    const MHD_socket fd = MHD_quiesce_daemon(s.daemon);
     {
       std::unique_lock<std::mutex> lock(s.mu);
       s.stopping = true;
-      s.cv.wait_for(lock, grace, [&] { return s.in_flight == 0; });
+      s.state_cv.wait_for(lock, grace, [&] { return s.in_flight == 0; });
       // A handler still running holds a suspended connection, which libmicrohttpd must not be
       // stopped with: handlers end at their requests' deadlines, so wait for them.
-      s.cv.wait(lock, [&] { return s.in_flight == 0; });
+      s.state_cv.wait(lock, [&] { return s.in_flight == 0; });
     }
     // The last answers were resumed: give the event thread a moment to write them.
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     MHD_stop_daemon(s.daemon);
     s.daemon = nullptr;
+    if (fd != MHD_INVALID_SOCKET) ::close(fd);
     {
       std::lock_guard<std::mutex> lock(s.mu);
       s.stopped = true;
     }
-    s.cv.notify_all();
+    s.work_cv.notify_all();
+    s.state_cv.notify_all();
     for (std::thread& t : s.pool) t.join();
   });
 }
