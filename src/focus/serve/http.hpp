@@ -29,7 +29,7 @@ namespace focus {
 struct HttpRequest {
   std::string method, path, body;
   std::vector<std::pair<std::string, std::string>> headers, params;  // in arrival order
-  std::vector<std::string> matches;  // the route's regex groups (set by the screen)
+  std::vector<std::string> matches;  // the path, then the route's captured segments (the screen's)
   int route = -1;                    // the route the screen picked
   std::shared_ptr<void> state;       // what the screen hands to the handler
   int fd = -1;                       // the connection's socket (to notice a client that left)

@@ -3,6 +3,7 @@
 // Every handler runs inside guarded(): a caller's mistake becomes a 4xx naming it, anything else
 // a 500 with the message; the process survives.
 #include <algorithm>
+#include <string_view>
 
 #include "focus/data/png.hpp"
 #include "focus/explain/image_explain.hpp"
@@ -12,43 +13,68 @@
 #include "focus/serve/server_impl.hpp"
 
 namespace focus {
+namespace {
+
+// Matches `path` against a pattern of segments where `*` takes one non-empty segment; the taken
+// segments go to `captures` after the whole path (so captures[1] is the first `*`, as a regex
+// group would be). No regex: this runs on the event thread for every request.
+bool match_path(std::string_view pattern, std::string_view path, std::vector<std::string>& captures) {
+  captures.assign(1, std::string(path));
+  size_t p = 0, q = 0;
+  while (p < pattern.size() && q < path.size()) {
+    if (pattern[p] == '*') {
+      const size_t end = path.find('/', q);
+      const size_t stop = end == std::string_view::npos ? path.size() : end;
+      if (stop == q) return false;
+      captures.emplace_back(path.substr(q, stop - q));
+      q = stop, ++p;
+    } else {
+      if (pattern[p] != path[q]) return false;
+      ++p, ++q;
+    }
+  }
+  return p == pattern.size() && q == path.size();
+}
+
+}  // namespace
 
 void Server::Impl::routes() {
-  const auto add = [this](const char* method, const char* pattern, std::function<void(Ctx&)> fn,
+  // A route's patterns (match_path: `*` is one segment, the model's name first).
+  const auto add = [this](const char* method, std::vector<std::string> patterns, std::function<void(Ctx&)> fn,
                           unsigned work_role = 0) {
-    route_table.push_back({method, std::regex(pattern), work_role, std::move(fn)});
+    route_table.push_back({method, std::move(patterns), work_role, std::move(fn)});
   };
-  add("GET", "/v2/health/live", [this](Ctx& c) { reply(c, 200, {{"live", true}}); });
-  add("GET", "/v2/health/ready", [this](Ctx& c) {
+  add("GET", {"/v2/health/live"}, [this](Ctx& c) { reply(c, 200, {{"live", true}}); });
+  add("GET", {"/v2/health/ready"}, [this](Ctx& c) {
     const bool ok = ready && !draining;
     reply(c, ok ? 200 : 503, {{"ready", ok}});
   });
-  add("GET", "/v2", [this](Ctx& c) {
+  add("GET", {"/v2"}, [this](Ctx& c) {
     reply(c, 200, {{"name", "focus"}, {"version", FOCUS_VERSION}, {"extensions", json::array()}});
   });
-  add("GET", R"(/v2/models/([^/]+)(?:/versions/[^/]+)?)", [this](Ctx& c) {
+  add("GET", {"/v2/models/*", "/v2/models/*/versions/*"}, [this](Ctx& c) {
     if (!authorize(c, 0)) return;
     if (auto m = find_model(c, c.req.matches[1])) reply(c, 200, m->metadata());
   });
-  add("GET", R"(/v2/models/([^/]+)(?:/versions/[^/]+)?/ready)", [this](Ctx& c) {
+  add("GET", {"/v2/models/*/ready", "/v2/models/*/versions/*/ready"}, [this](Ctx& c) {
     if (!authorize(c, 0)) return;
     if (auto m = find_model(c, c.req.matches[1]))
       reply(c, ready && !draining ? 200 : 503, {{"name", m->name}, {"ready", ready && !draining}});
   });
-  add("POST", R"(/v2/models/([^/]+)(?:/versions/[^/]+)?/infer)", [this](Ctx& c) { infer_v2(c, c.req.matches[1]); },
+  add("POST", {"/v2/models/*/infer", "/v2/models/*/versions/*/infer"}, [this](Ctx& c) { infer_v2(c, c.req.matches[1]); },
       kRoleInfer);
-  add("POST", R"(/v1/models/([^/]+)/classify)", [this](Ctx& c) { classify(c, c.req.matches[1]); }, kRoleInfer);
-  add("POST", R"(/v1/models/([^/]+)/translate)", [this](Ctx& c) { translate(c, c.req.matches[1]); }, kRoleInfer);
-  add("POST", R"(/v1/models/([^/]+)/explain)", [this](Ctx& c) { explain(c, c.req.matches[1]); }, kRoleExplain);
-  add("GET", "/v1/models", [this](Ctx& c) {
+  add("POST", {"/v1/models/*/classify"}, [this](Ctx& c) { classify(c, c.req.matches[1]); }, kRoleInfer);
+  add("POST", {"/v1/models/*/translate"}, [this](Ctx& c) { translate(c, c.req.matches[1]); }, kRoleInfer);
+  add("POST", {"/v1/models/*/explain"}, [this](Ctx& c) { explain(c, c.req.matches[1]); }, kRoleExplain);
+  add("GET", {"/v1/models"}, [this](Ctx& c) {
     if (!authorize(c, 0)) return;
     json list = json::array();
     std::lock_guard<std::mutex> lock(models_mu);
     for (const auto& [name, m] : models) list.push_back(m->summary());
     reply(c, 200, {{"models", list}});
   });
-  add("POST", R"(/v2/repository/models/([^/]+)/load)", [this](Ctx& c) { repository_load(c, c.req.matches[1]); });
-  add("POST", "/v2/repository/index", [this](Ctx& c) {
+  add("POST", {"/v2/repository/models/*/load"}, [this](Ctx& c) { repository_load(c, c.req.matches[1]); });
+  add("POST", {"/v2/repository/index"}, [this](Ctx& c) {
     if (!authorize(c, kRoleAdmin)) return;
     json list = json::array();
     std::lock_guard<std::mutex> lock(models_mu);
@@ -56,7 +82,7 @@ void Server::Impl::routes() {
       list.push_back({{"name", name}, {"version", m->version}, {"state", "READY"}});
     reply(c, 200, list);
   });
-  add("GET", "/metrics", [this](Ctx& c) {
+  add("GET", {"/metrics"}, [this](Ctx& c) {
     if (!authorize(c, kRoleMetrics)) return;
     finish(c, 200, metrics.render(), "text/plain; version=0.0.4");
   });
@@ -68,12 +94,12 @@ bool Server::Impl::screen(Req& req, Res& res) {
   Ctx c(req, res);
   bool path_known = false;
   for (size_t i = 0; i < route_table.size() && req.route < 0; ++i) {
-    std::smatch m;
-    if (!std::regex_match(req.path, m, route_table[i].pattern)) continue;
-    path_known = true;
-    if (route_table[i].method != req.method) continue;
-    req.route = int(i);
-    req.matches.assign(m.begin(), m.end());
+    for (const std::string& pattern : route_table[i].patterns) {
+      if (!match_path(pattern, req.path, req.matches)) continue;
+      path_known = true;
+      if (route_table[i].method == req.method) req.route = int(i);
+      break;
+    }
   }
   if (req.route < 0) {
     if (path_known) {

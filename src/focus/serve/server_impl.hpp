@@ -10,7 +10,6 @@
 #include <memory>
 #include <semaphore>
 #include <mutex>
-#include <regex>
 #include <thread>
 
 #include "focus/serve/access_log.hpp"
@@ -349,11 +348,11 @@ struct Server::Impl {
 
   // ---- routes ------------------------------------------------------------------------------
 
-  // A route: method and path pattern; work routes (model computations) are admitted by the
+  // A route: method and path patterns; work routes (model computations) are admitted by the
   // screen before their bodies are read.
   struct Route {
     std::string method;
-    std::regex pattern;
+    std::vector<std::string> patterns;
     unsigned work_role = 0;  // non-zero: a work route needing this role, the model in group 1
     std::function<void(Ctx&)> fn;
   };
