@@ -28,7 +28,9 @@ const char* const kMigrations[] = {
     " lease_until_ms INTEGER NOT NULL DEFAULT 0, label TEXT NOT NULL DEFAULT '',"
     " labelled_ms INTEGER NOT NULL DEFAULT 0, label_seq INTEGER UNIQUE,"
     " time_spent_ms INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX review_items_waiting ON review_items(state, priority DESC, created_ms, id);"
+    "CREATE INDEX review_items_waiting ON review_items(priority DESC, created_ms, id)"
+    " WHERE state <> 'done';"  // claims walk it in order
+    "CREATE INDEX review_items_labelled ON review_items(labelled_ms) WHERE state = 'done';"
     "INSERT INTO review_meta(key, value) VALUES ('label_seq', 0);",
 };
 static_assert(std::size(kMigrations) == kQueueSchemaVersion);
@@ -37,7 +39,8 @@ const char* const kColumns =
     "id, request_id, model, model_version, content_type, input, prediction, scores, uncertainty,"
     " priority, state, created_ms, reviewer, claimed_ms, lease_until_ms, label, labelled_ms,"
     " coalesce(label_seq, 0), time_spent_ms";
-const char* const kWaiting = "(state = 'pending' OR (state = 'claimed' AND lease_until_ms <= ?1))";
+// Waiting items; the `state <> 'done'` term lets the planner use the partial index.
+const char* const kWaiting = "(state <> 'done' AND (state = 'pending' OR lease_until_ms <= ?1))";
 
 class SqliteQueue;
 
