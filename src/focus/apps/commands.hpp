@@ -26,6 +26,7 @@ Command add_serve_command(CLI::App& app);    // cmd_serve.cpp
 Command add_keys_command(CLI::App& app);     // cmd_serve.cpp
 Command add_calibrate_command(CLI::App& app);  // cmd_calibrate.cpp
 Command add_simulate_review_command(CLI::App& app);  // cmd_simulate_review.cpp
+Command add_review_command(CLI::App& app);           // cmd_review.cpp
 
 struct TrainConfig;
 class Communicator;

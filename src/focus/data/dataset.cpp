@@ -130,14 +130,17 @@ ImageDataset load_fashion_mnist(const std::string& dir, Split split) {
 
 // ---- split ---------------------------------------------------------------------------------------
 
-TrainValSplit split_train_val(const ImageDataset& ds, int64_t val_size, uint64_t seed) {
-  const int64_t n = ds.size(), k = ds.num_classes();
+TrainValSplit split_train_val(const ImageDataset& ds, int64_t val_size, uint64_t seed, int64_t count) {
+  FOCUS_CHECK(count <= ds.size(), ValueError, "split_train_val: count {} is more than the dataset's {} samples",
+              count, ds.size());
+  const int64_t n = count >= 0 ? count : ds.size(), k = ds.num_classes();
   FOCUS_CHECK(val_size >= 0 && val_size < n, ValueError,
               "split_train_val: val_size {} not in [0, {}) for a dataset of {} samples", val_size,
               n, n);
   // Quotas: floor of the proportional share, then one more for the largest remainders
   // (ties to the lower class index).
-  const std::vector<int64_t> counts = ds.class_counts();
+  std::vector<int64_t> counts(size_t(k), 0);
+  for (int64_t i = 0; i < n; ++i) ++counts[size_t(ds.labels()[size_t(i)])];
   std::vector<int64_t> quota(k);
   std::vector<std::pair<int64_t, int64_t>> remainders;  // (-remainder * n, class)
   int64_t given = 0;

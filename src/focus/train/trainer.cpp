@@ -98,8 +98,8 @@ EvalResult evaluate(ImageClassifier& model, const ImageDataset& ds,
 }
 
 Trainer::Trainer(TrainConfig cfg, ImageClassifier& model, const ImageDataset& train,
-                 Communicator* comm)
-    : cfg_(std::move(cfg)), model_(model), train_(train) {
+                 Communicator* comm, int64_t train_only)
+    : cfg_(std::move(cfg)), model_(model), train_(train), train_only_(train_only) {
   validate(cfg_);
   if (!comm) {
     local_comm_ = make_local_communicator();
@@ -113,15 +113,19 @@ Trainer::Trainer(TrainConfig cfg, ImageClassifier& model, const ImageDataset& tr
               "statistics) that parts running at once would race on; use one thread per process "
               "(--threads 1, mpirun for more processes) or drop --data-parallel",
               num_threads(), model_.name());
-  int64_t n = train_.size();
+  FOCUS_CHECK(train_only_ >= 0 && train_only_ < train_.size(), ValueError,
+              "Trainer: {} training-only images of a dataset of {}", train_only_, train_.size());
+  const int64_t base = train_.size() - train_only_;
+  int64_t n = base;
   if (cfg_.limit_train > 0) n = std::min<int64_t>(n, cfg_.limit_train);
   FOCUS_CHECK(cfg_.val_size < n, ValueError, "--val-size {} must be smaller than the {} training images",
               cfg_.val_size, n);
-  if (n == train_.size()) {
-    split_ = split_train_val(train_, cfg_.val_size, cfg_.seed);
+  if (n == base) {
+    split_ = split_train_val(train_, cfg_.val_size, cfg_.seed, base);
   } else {  // a prefix of the data (smoke runs): first val_size for validation, the rest train
     for (int64_t i = 0; i < n; ++i) (i < cfg_.val_size ? split_.val : split_.train).push_back(i);
   }
+  for (int64_t i = base; i < train_.size(); ++i) split_.train.push_back(i);
   info_.class_names = train_.class_names();
   info_.norm = Normalization{};
   info_.task = cfg_.task;
@@ -266,6 +270,7 @@ std::vector<nlohmann::json> Trainer::fit() {
                           {"train_seconds_total", train_seconds},
                           {"stolen_seconds", stolen},
                           {"wall_seconds", elapsed(t_start)}};
+    if (train_only_ > 0) rec["extra_train_images"] = train_only_;
     if (group_->size() > 1) {
       rec["ranks"] = group_->size();
       rec["comm_seconds"] = comm_seconds;  // rank 0's gradient exchange this epoch

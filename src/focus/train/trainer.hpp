@@ -67,8 +67,11 @@ class Trainer {
   // Builds the optimizer and schedule from cfg; `train` holds the training images (the
   // validation split is taken from it, cfg.val_size, seeded).
   // `comm`: the ranks training together (nullptr: this process alone); it must outlive the trainer.
+  // The last `train_only` images of `train` (reviewed labels, --extra-labels) join the training
+  // split and never the validation split, which is taken from the others as without them; the
+  // epoch records then say how many ("extra_train_images").
   Trainer(TrainConfig cfg, ImageClassifier& model, const ImageDataset& train,
-          Communicator* comm = nullptr);
+          Communicator* comm = nullptr, int64_t train_only = 0);
   ~Trainer();
 
   // Runs epochs [start_epoch, cfg.epochs); returns the history (one JSON object per epoch).
@@ -98,6 +101,7 @@ class Trainer {
   TrainConfig cfg_;
   ImageClassifier& model_;
   const ImageDataset& train_;
+  int64_t train_only_ = 0;
   TrainValSplit split_;
   ModelInfo info_;
   std::unique_ptr<Optimizer> opt_;
