@@ -36,6 +36,13 @@ struct ServeOptions {
   bool log_inputs = false;           // also log text inputs, masked (e-mails, phones, digit runs)
   std::string weights = "f32";       // seq2seq inference weights: f32 | bf16
   std::string tls_cert, tls_key;     // both set: HTTPS
+  // The human review queue (serve/review_desk.hpp, docs/REVIEW.md): off unless review_store is set.
+  std::string review_store;          // sqlite:///path.db | postgresql://...
+  double review_threshold = 0.2;     // defer a classification whose error score is above it
+  double review_capacity_per_hour = 0;  // > 0: the capacity controller sets the threshold
+  int64_t review_queue_cap = 1000;   // items waiting at most (then the model answers, flagged)
+  double review_audit_share = 0;     // share of the auto-accepted also sent to review
+  int64_t review_lease_ms = 300000;  // a reviewer's claim on an item
 };
 
 template <class V>
@@ -72,6 +79,16 @@ void visit_fields(ServeOptions& o, V&& v) {
   v("weights", o.weights, "seq2seq inference weights: f32 | bf16");
   v("tls-cert", o.tls_cert, "TLS certificate (PEM); with --tls-key, serve HTTPS");
   v("tls-key", o.tls_key, "TLS private key (PEM)");
+  v("review-store", o.review_store,
+    "human review queue (sqlite:///path.db or postgresql://...): classify defers uncertain images to it");
+  v("review-threshold", o.review_threshold,
+    "defer a classification whose error score (1 - calibrated top probability) is above this");
+  v("review-capacity-per-hour", o.review_capacity_per_hour,
+    "items the reviewers answer per hour: > 0 lets the capacity controller set the threshold");
+  v("review-queue-cap", o.review_queue_cap, "review items waiting at most; beyond, the model answers, flagged");
+  v("review-audit-share", o.review_audit_share,
+    "share of auto-accepted classifications also sent to review (unbiased error estimate)");
+  v("review-lease-ms", o.review_lease_ms, "how long a reviewer's claim on an item holds");
 }
 
 // Reads a JSON object of fields into o; ValueError naming an unknown key or a bad type.

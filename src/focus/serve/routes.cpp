@@ -84,8 +84,10 @@ void Server::Impl::routes() {
   });
   add("GET", {"/metrics"}, [this](Ctx& c) {
     if (!authorize(c, kRoleMetrics)) return;
+    if (review) review->refresh_metrics();
     finish(c, 200, metrics.render(), "text/plain; version=0.0.4");
   });
+  if (review) review_routes();
 }
 
 // On the event thread, before the body is read: the route, the drain, the size limit, and for
@@ -187,6 +189,7 @@ void Server::Impl::classify(Ctx& c, const std::string& name) {
   const std::vector<std::string>& names = m->image->info().class_names;
   const int64_t K = job->probs.size(1), top = std::min<int64_t>(r.top, K);
   const std::vector<float> probs = job->probs.to_vector<float>();  // (N, K)
+  const std::string request_id = header(c.req, "X-Request-Id");
   json preds = json::array();
   for (int64_t n = 0; n < job->items; ++n) {
     std::vector<int64_t> order(static_cast<size_t>(K));
@@ -199,7 +202,24 @@ void Server::Impl::classify(Ctx& c, const std::string& name) {
       t.push_back({{"index", k}, {"name", size_t(k) < names.size() ? names[size_t(k)] : std::to_string(k)},
                    {"prob", row[k]}});
     }
-    preds.push_back({{"top", t}});
+    json pred = {{"top", t}};
+    if (review) {  // the model answers, or people do (a ticket, the model's answer provisional)
+      const std::string id = request_id.empty() ? random_request_id() : fmt::format("{}#{}", request_id, n);
+      const ReviewDesk::Routed rt = review->route(name, m->version, id, r.pngs[size_t(n)],
+                                                  std::vector<float>(row, row + K), names);
+      pred["error_score"] = rt.score;
+      if (rt.ticket) {
+        pred["status"] = "pending_review";
+        pred["ticket"] = rt.ticket;
+        pred["decided_by"] = "model_provisional";
+        if (rt.decision == ReviewDesk::Decision::Audit) pred["audit"] = true;
+      } else {
+        pred["status"] = "done";
+        pred["decided_by"] = "model";
+        if (rt.decision == ReviewDesk::Decision::QueueFull) pred["review"] = "queue_full";
+      }
+    }
+    preds.push_back(std::move(pred));
   }
   reply(c, 200, {{"model", name}, {"model_version", m->version}, {"predictions", preds}});
 }

@@ -160,6 +160,18 @@ Server::Server(const ServeOptions& options) : impl_(std::make_unique<Impl>(optio
   so.max_queue_delay_ms = s.opt.max_queue_delay_ms;
   so.queue_capacity = s.opt.queue_capacity;
   s.sched = std::make_unique<Scheduler>(so, &s.metrics);
+  if (!s.opt.review_store.empty()) {
+    s.review = std::make_unique<ReviewDesk>(
+        ReviewDeskOptions{.store = s.opt.review_store, .threshold = s.opt.review_threshold,
+                          .capacity_per_hour = s.opt.review_capacity_per_hour,
+                          .queue_cap = s.opt.review_queue_cap, .audit_share = s.opt.review_audit_share,
+                          .lease_ms = s.opt.review_lease_ms},
+        &s.metrics);
+    std::fprintf(stderr, "focus serve: review queue %s (%s)\n", s.opt.review_store.c_str(),
+                 s.opt.review_capacity_per_hour > 0
+                     ? fmt::format("capacity {:g} items/h", s.opt.review_capacity_per_hour).c_str()
+                     : fmt::format("threshold {:g}", s.opt.review_threshold).c_str());
+  }
   s.routes();
   if (s.opt.poll_ms > 0) s.poller = std::thread([this] { impl_->poll_files(); });
 }

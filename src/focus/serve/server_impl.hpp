@@ -17,6 +17,7 @@
 #include "focus/serve/http.hpp"
 #include "focus/serve/keys.hpp"
 #include "focus/serve/metrics.hpp"
+#include "focus/serve/review_desk.hpp"
 #include "focus/serve/scheduler.hpp"
 #include "focus/serve/server.hpp"
 
@@ -47,6 +48,7 @@ struct Server::Impl {
   AccessLog log;
   DecodeLimits limits;
   std::unique_ptr<Scheduler> sched;
+  std::unique_ptr<ReviewDesk> review;  // the human review queue, when --review-store is set
   std::unique_ptr<HttpServer> http;
   int bound_port = -1;
 
@@ -365,6 +367,7 @@ struct Server::Impl {
   void translate(Ctx& c, const std::string& name);
   void explain(Ctx& c, const std::string& name);
   void repository_load(Ctx& c, const std::string& name);
+  void review_routes();  // the review queue's endpoints and the reviewer page (routes.cpp)
   ReloadResult reload(const std::string& name, const std::string& path);
   void poll_files();
 };
