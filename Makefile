@@ -14,6 +14,7 @@ all: build
 
 deps:
 	@tools/install-deps.sh
+	@tools/install-node-tools.sh
 
 data: deps
 	@tools/fetch-data.sh
