@@ -31,6 +31,7 @@ onnxruntime-node must be in BUILD/ort/node_modules (`make bench-ort` installs it
 """
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -103,6 +104,9 @@ def prepare(args, work, ort_env):
         if not len(y["focus"]) == len(y["ort"]) == len(y["torch"]) == 256 * 10:
             raise SystemExit(f"compare_ort: {m}: output sizes {[len(v) for v in y.values()]}, "
                              "expected 256 x 10")
+        bad = [k for k, v in y.items() if not all(math.isfinite(x) for x in v)]
+        if bad:
+            raise SystemExit(f"compare_ort: {m}: non-finite outputs from {bad}")
         scale = max(1.0, max(abs(v) for v in y["focus"]))
         diff = {k: max(abs(a - b) for a, b in zip(y["focus"], y[k])) for k in ("ort", "torch")}
         ok = diff["ort"] <= args.tol * scale
