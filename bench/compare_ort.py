@@ -6,11 +6,13 @@ images/s medians (min..max over rounds), focus/ORT ratios and the load average o
 Steps, for cnn_se and vit:
   1. weights: `bench_models --save-weights` writes the seeded model after a few AdamW steps (so
      batch norm's statistics are not trivial) as a focus model file (BUILD/ort_bench/M.safetensors);
-  2. export:  bench/ort_export.py builds the PyTorch twin from that file and writes M.onnx (opset 17,
-     dynamic batch, constants folded, eval mode); it also runs the twin on the check batch;
+  2. export:  bench/ort_export.py builds the PyTorch twin from that file and writes M.onnx
+     (--opset 17, dynamic batch, constants folded, eval mode); it also runs the twin on the check
+     batch;
   3. verify:  one fixed batch of 256 N(0, 1) images (BUILD/ort_bench/check.f32) through focus
      (`bench_models --weights F --dump-logits`) and ONNX Runtime (bench/ort_infer.js --input);
-     max |focus - ORT| over the (256, 10) logits must be <= --tol * max(1, max |logit|), else exit 1.
+     max |focus - ORT| over the (256, 10) logits must be <= --tol * max(1, max |logit|), else
+     exit 1.
      Default 1e-4: fp32 sums of a few thousand terms in another order, through ~10 layers, differ
      by ~1e-6 relative (measured: 1.4e-6 on logits of magnitude 3.7); a wrong layer (a missing
      batch norm, a transposed weight, GELU tanh vs erf) moves logits by 1e-2 or more.
@@ -94,7 +96,8 @@ def prepare(args, work, ort_env):
         run([bench, "--model", m, "--threads", str(args.threads), "--save-weights", w], parse=False)
         outs = {k: os.path.join(work, f"{m}.{k}.f32") for k in ("focus", "ort", "torch")}
         exported = json.loads(run([PY, os.path.join(HERE, "ort_export.py"), "--weights", w,
-                                   "--out", onnx, "--check-input", check,
+                                   "--out", onnx, "--opset", str(args.opset),
+                                   "--check-input", check,
                                    "--check-output", outs["torch"]], parse=False))
         run([bench, "--model", m, "--threads", str(args.threads), "--weights", w,
              "--dump-logits", check, outs["focus"]], parse=False)
@@ -168,7 +171,8 @@ def table(rounds, args, verified, machine):
     if not args.no_torch:
         head += " PyTorch 1.13 eager images/s | focus / torch |"
         sep += "---:|---:|"
-    lines = [f"focus vs ONNX Runtime {rounds[0][(args.models[0], 'ort')]['onnxruntime']} inference, "
+    ort_version = rounds[0][(args.models[0], "ort")]["onnxruntime"]
+    lines = [f"focus vs ONNX Runtime {ort_version} inference, "
              f"fp32, {args.threads} threads (ORT spinning {'off' if args.ort_no_spin else 'on'}), "
              f"{len(rounds)} rounds, medians (min..max over rounds); "
              f"{machine}", "", head + " load avg (1 min) before the runs |", sep + "---|"]
@@ -199,6 +203,7 @@ def main():
     ap.add_argument("--models", default="cnn_se,vit")
     ap.add_argument("--tol", type=float, default=1e-4,
                     help="max |focus - ORT| allowed, times max(1, max |logit|)")
+    ap.add_argument("--opset", type=int, default=17, help="ONNX opset of the export (14..17)")
     ap.add_argument("--ort-no-spin", action="store_true",
                     help="ORT's intra-op threads sleep when idle instead of spinning")
     ap.add_argument("--no-torch", action="store_true", help="leave out PyTorch 1.13 eager")

@@ -8,12 +8,13 @@ match), put in eval mode (batch norm uses its running statistics, dropout is the
 exported with torch.onnx.export: input "pixels" (N, C, S, S) float32, output "logits" (N, K),
 the batch axis dynamic, constants folded. The graph is the network alone: no input normalisation
 and no softmax, exactly what bench_models times (focus's ImageClassifier::forward).
-Opset 17 is the newest Debian's torch 1.13 writes; ONNX Runtime 1.30 reads it and fuses the
-LayerNorm / GELU / attention patterns itself. torch.onnx.export needs no `onnx` Python package
+Opset 17 (default) is the newest Debian's torch 1.13 writes, with LayerNormalization as one op;
+--opset 14 (docs/PEERS.md's) decomposes it, and ONNX Runtime 1.30 fuses it back itself, as it
+does the GELU and attention patterns. torch.onnx.export needs no `onnx` Python package
 (it is checked only if installed). Optionally (--check-input, --check-output) runs the twin on a
 raw float32 batch and writes its logits raw, to verify the twin against focus and ORT.
 Usage: /usr/bin/python3 bench/ort_export.py --weights FILE.safetensors --out MODEL.onnx
-       [--check-input IN.f32 --check-output OUT.f32]
+       [--opset 17] [--check-input IN.f32 --check-output OUT.f32]
 """
 import argparse
 import json
@@ -26,7 +27,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from serve_twin import build_model, focus_state_dict, read_safetensors  # noqa: E402
 
-OPSET = 17
 
 
 def load_twin(path):
@@ -44,6 +44,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", required=True, help="focus model file (.safetensors)")
     ap.add_argument("--out", required=True, help="ONNX file to write")
+    ap.add_argument("--opset", type=int, default=17, help="ONNX opset (torch 1.13: 7..17)")
     ap.add_argument("--check-input", help="raw float32 (N, C, S, S) batch to run the twin on")
     ap.add_argument("--check-output", help="where the twin's raw float32 (N, K) logits go")
     args = ap.parse_args()
@@ -54,9 +55,9 @@ def main():
     # fused fast path (aten::_transformer_encoder_layer_fwd), which has no ONNX export.
     torch.onnx.export(model, example, args.out, input_names=["pixels"], output_names=["logits"],
                       dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}},
-                      opset_version=OPSET, do_constant_folding=True,
+                      opset_version=args.opset, do_constant_folding=True,
                       training=torch.onnx.TrainingMode.EVAL)
-    info = {"model": kind, "onnx": args.out, "opset": OPSET, "torch": torch.__version__,
+    info = {"model": kind, "onnx": args.out, "opset": args.opset, "torch": torch.__version__,
             "bytes": os.path.getsize(args.out)}
     if args.check_input:
         x = np.fromfile(args.check_input, dtype="<f4").reshape(-1, c, s, s)  # (N, C, S, S)

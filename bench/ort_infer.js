@@ -13,10 +13,11 @@
 //                 then timed calls (as many as bench_models makes: --iters at 256 images, up to
 //                 50 * iters at batch 1); prints JSON with images/s at the median call and the
 //                 spread (fastest, quartiles, slowest).
-// Wall time per call includes onnxruntime-node's binding (tensor wrap, promise): what a caller pays.
+// Wall time per call includes onnxruntime-node's binding (tensor wrap, promise): what a caller
+// pays.
 // Usage: node bench/ort_infer.js --model M.onnx [--threads 2] [--batch 1,256] [--iters 10]
 //        [--shape 1,28,28] [--no-spin] [--input IN.f32 --output OUT.f32]
-// onnxruntime-node is looked up through NODE_PATH (compare_ort.py points it at BUILD/ort/node_modules).
+// onnxruntime-node is found through NODE_PATH (compare_ort.py: BUILD/ort/node_modules).
 'use strict';
 const fs = require('fs');
 const ort = require('onnxruntime-node');
@@ -31,7 +32,9 @@ function parseArgs(argv) {
     };
     const ints = (s) => s.split(',').map((t) => {
       const n = Number(t);
-      if (!Number.isInteger(n) || n <= 0) throw new Error(`${k}: ${s} is not a list of positive integers`);
+      if (!Number.isInteger(n) || n <= 0) {
+        throw new Error(`${k}: ${s} is not a list of positive integers`);
+      }
       return n;
     });
     if (k === '--model') a.model = v();
@@ -128,15 +131,18 @@ async function main() {
   const per = a.shape.reduce((p, d) => p * d, 1);
   if (a.input) {
     const buf = fs.readFileSync(a.input);
-    if (buf.length % (4 * per) !== 0) throw new Error(`${a.input}: ${buf.length} bytes is not N x ${a.shape} float32`);
+    if (buf.length % (4 * per) !== 0) {
+      throw new Error(`${a.input}: ${buf.length} bytes is not N x (${a.shape}) float32`);
+    }
     const x = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
     const y = await run(session, x, x.length / per, a.shape);  // (N, K)
     fs.writeFileSync(a.output, Buffer.from(y.data.buffer, y.data.byteOffset, y.data.byteLength));
     console.log(JSON.stringify({framework: 'onnxruntime', batch: x.length / per, outputs: y.dims}));
     return;
   }
-  const out = {framework: 'onnxruntime', onnxruntime: require('onnxruntime-node/package.json').version,
-               node: process.version, model: a.model, threads: a.threads, inter_op_threads: 1,
+  const version = require('onnxruntime-node/package.json').version;
+  const out = {framework: 'onnxruntime', onnxruntime: version, node: process.version,
+               model: a.model, threads: a.threads, inter_op_threads: 1,
                allow_spinning: a.spin, infer: []};
   for (const b of a.batch) out.infer.push(await time(session, b, a.shape, a.iters));
   console.log(JSON.stringify(out, null, 2));
