@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
         } else if (!pg.empty()) {
           url = pg;  // the caller's database: it must be empty
         } else {
-          if (!server) server = std::make_unique<focus::testing::PostgresServer>();
+          if (!server) server = std::make_unique<focus::testing::PostgresServer>(/*durable=*/true);
           server->create_database(name);
           url = server->url(name);
         }

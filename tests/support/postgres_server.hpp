@@ -30,8 +30,10 @@ namespace focus::testing {
 
 class PostgresServer {
  public:
-  // The server's directory is a new /tmp/focus-pg-XXXXXX, removed at the end.
-  PostgresServer() {
+  // The server's directory is a new /tmp/focus-pg-XXXXXX, removed at the end. durable = false
+  // runs it with fsync=off (the tests: they kill clients, never the server; commits are still
+  // acknowledged only once the server has them); true keeps PostgreSQL's defaults (the bench).
+  explicit PostgresServer(bool durable = false) {
     const std::string bin = find_bin();
     char tmpl[] = "/tmp/focus-pg-XXXXXX";
     if (!mkdtemp(tmpl)) throw std::runtime_error("postgres test server: mkdtemp failed");
@@ -52,9 +54,11 @@ class PostgresServer {
     if (rc != 0) throw std::runtime_error("postgres test server: initdb failed (" + std::to_string(rc) +
                                           "): " + read(dir_ + "/initdb.log"));
     port_ = free_port();
-    pid_ = run_as({bin + "/postgres", "-D", data, "-h", "127.0.0.1", "-p", std::to_string(port_), "-k", dir_,
-                   "-c", "max_connections=40", "-c", "shared_buffers=32MB", "-c", "logging_collector=off"},
-                  dir_ + "/server.log", /*wait=*/false);
+    std::vector<std::string> argv = {bin + "/postgres", "-D", data, "-h", "127.0.0.1", "-p", std::to_string(port_),
+                                     "-k", dir_, "-c", "max_connections=40", "-c", "shared_buffers=32MB",
+                                     "-c", "logging_collector=off"};
+    if (!durable) argv.insert(argv.end(), {"-c", "fsync=off"});
+    pid_ = run_as(argv, dir_ + "/server.log", /*wait=*/false);
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (std::chrono::steady_clock::now() < until) {
       int status = 0;
