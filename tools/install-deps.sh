@@ -5,7 +5,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config libopenblas0-openmp libcli11-dev
       nlohmann-json3-dev libfmt-dev libpng-dev zlib1g-dev libssl-dev libgtest-dev libgmock-dev
-      libbenchmark-dev libcpp-httplib-dev dataset-fashion-mnist
+      libbenchmark-dev libcpp-httplib-dev libmicrohttpd-dev dataset-fashion-mnist
       libsqlite3-dev libpq-dev postgresql  # the review queue; tests start a private postgres (tests/review)
       libopenmpi-dev openmpi-bin  # multi-process training (src/focus/dist, tests/dist)
       chromium  # headless, for the report tests (tests/explain/report_test.cpp)
