@@ -1,7 +1,7 @@
 // Throughput of the review queue (review/queue_store.hpp) on each backend: N enqueues, then
 // N claim + label cycles by R reviewer threads (each with its own connection), every operation one
 // durable transaction. SQLite: a fresh file in --dir (WAL, synchronous=FULL). PostgreSQL: the URL
-// of --pg, or a private server started in --dir like the tests' (tests/support/postgres_server.hpp;
+// of --pg, or a private server in /tmp like the tests' (tests/support/postgres_server.hpp;
 // default settings, fsync and synchronous_commit on). Verifies before it reports: every item
 // labelled once, the export holds N labels in order.
 //   build/review_queue_bench --items 2000 --reviewers 1,4
@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
   app.add_option("--items", items, "items per run")->capture_default_str();
   app.add_option("--reviewers", reviewers_list, "reviewer threads, comma-separated runs")->capture_default_str();
   app.add_option("--backends", backends, "sqlite,postgresql")->capture_default_str();
-  app.add_option("--dir", dir, "where the SQLite files and the private postgres go")->capture_default_str();
+  app.add_option("--dir", dir, "where the SQLite files go (the private postgres: /tmp)")->capture_default_str();
   app.add_option("--pg", pg, "an existing PostgreSQL URL (default: start a private server)");
   CLI11_PARSE(app, argc, argv);
   std::vector<int> reviewers;
@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
         } else if (!pg.empty()) {
           url = pg;  // the caller's database: it must be empty
         } else {
-          if (!server) server = std::make_unique<focus::testing::PostgresServer>(dir + "/review_bench_pg_" + std::to_string(getpid()));
+          if (!server) server = std::make_unique<focus::testing::PostgresServer>(/*durable=*/true);
           server->create_database(name);
           url = server->url(name);
         }

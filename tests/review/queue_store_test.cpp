@@ -7,6 +7,9 @@
 
 #include <sqlite3.h>
 
+#include <set>
+#include <thread>
+
 namespace focus::review {
 namespace {
 
@@ -230,6 +233,44 @@ TEST_P(QueueStoreTest, ReopenKeepsEverythingAndTheSchemaVersion) {
   const int64_t id2 = q->enqueue(item("next", 0.5)).id;
   q->label(id2, "alice", "Bag");
   EXPECT_EQ(q->get(id2)->label_seq, 2);  // the counter survived
+}
+
+// Four reviewers on their own connections drain the queue at once: every item is claimed and
+// labelled exactly once (a double claim would make the second label a conflict), nothing fails.
+TEST_P(QueueStoreTest, ConcurrentReviewersGetEachItemOnce) {
+  {
+    auto q = open();
+    for (int i = 0; i < 120; ++i) q->enqueue(item("c" + std::to_string(i), double(i % 5)));
+  }
+  std::vector<std::vector<int64_t>> got(4);
+  std::vector<std::string> errors(4);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      try {
+        auto s = open();
+        const std::string who = "r" + std::to_string(t);
+        while (auto it = s->claim(who, 600'000)) {
+          s->label(it->id, who, "Coat");
+          got[size_t(t)].push_back(it->id);
+        }
+      } catch (const std::exception& e) {
+        errors[size_t(t)] = e.what();
+      }
+    });
+  for (auto& th : threads) th.join();
+  std::set<int64_t> all;
+  size_t total = 0;
+  for (int t = 0; t < 4; ++t) {
+    EXPECT_EQ(errors[size_t(t)], "") << "reviewer " << t;
+    total += got[size_t(t)].size();
+    all.insert(got[size_t(t)].begin(), got[size_t(t)].end());
+  }
+  EXPECT_EQ(total, 120u);
+  EXPECT_EQ(all.size(), 120u);
+  auto q = open();
+  EXPECT_EQ(q->counts().done, 120);
+  EXPECT_EQ(q->labelled_since(0, 1000).items.size(), 120u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, QueueStoreTest, ::testing::Values("sqlite", "postgresql"),

@@ -30,7 +30,7 @@ class PostgresEnvironment : public ::testing::Environment {
     if (!tried_) {
       tried_ = true;
       try {
-        server_ = std::make_unique<focus::testing::PostgresServer>(::testing::TempDir() + "postgres");
+        server_ = std::make_unique<focus::testing::PostgresServer>();
       } catch (const std::exception& e) {
         error_ = e.what();
       }

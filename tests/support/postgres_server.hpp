@@ -1,6 +1,8 @@
-// A private PostgreSQL server for the review-queue tests and bench: initdb into a fresh directory,
-// postgres on 127.0.0.1 and a free port (unix socket in that directory), trust authentication,
-// stopped (SIGINT, then SIGKILL) and its directory removed on destruction, also when a test fails.
+// A private PostgreSQL server for the review-queue tests and bench: initdb into a fresh directory
+// (mkdtemp under /tmp, which any user can traverse), postgres on 127.0.0.1 and a free port (unix
+// socket in that directory), trust authentication, stopped (SIGINT, then SIGKILL) and its
+// directory removed on destruction, also when a test fails; if the test process dies without
+// cleaning up, the server gets SIGINT (PR_SET_PDEATHSIG) and shuts down by itself.
 // Debian's server binaries (package postgresql: /usr/lib/postgresql/<version>/bin) are required:
 // a missing one is an error, never a skip (tools/install-deps.sh installs them).
 // PostgreSQL refuses to run as root: as root (CI), initdb and postgres run as the `postgres`
@@ -11,6 +13,7 @@
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,19 +30,21 @@ namespace focus::testing {
 
 class PostgresServer {
  public:
-  // `dir` must not exist yet (it is created and removed).
-  explicit PostgresServer(std::string dir) : dir_(std::move(dir)) {
-    namespace fs = std::filesystem;
+  // The server's directory is a new /tmp/focus-pg-XXXXXX, removed at the end. durable = false
+  // runs it with fsync=off (the tests: they kill clients, never the server; commits are still
+  // acknowledged only once the server has them); true keeps PostgreSQL's defaults (the bench).
+  explicit PostgresServer(bool durable = false) {
     const std::string bin = find_bin();
-    fs::create_directories(dir_);
+    char tmpl[] = "/tmp/focus-pg-XXXXXX";
+    if (!mkdtemp(tmpl)) throw std::runtime_error("postgres test server: mkdtemp failed");
+    dir_ = tmpl;
     if (geteuid() == 0) {
       const passwd* pw = getpwnam("postgres");
       if (!pw) pw = getpwnam("nobody");
       if (!pw) throw std::runtime_error("postgres test server: no 'postgres' or 'nobody' user to run as");
       uid_ = pw->pw_uid;
       gid_ = pw->pw_gid;
-      // The user must reach the directory: every parent is at least traversable (TEST_TMPDIR
-      // is 0755 under /tmp), the directory itself is the user's.
+      // The directory (under /tmp, 1777) becomes the user's.
       if (chown(dir_.c_str(), uid_, gid_) != 0) throw std::runtime_error("postgres test server: chown " + dir_);
     }
     const std::string data = dir_ + "/data";
@@ -49,9 +54,11 @@ class PostgresServer {
     if (rc != 0) throw std::runtime_error("postgres test server: initdb failed (" + std::to_string(rc) +
                                           "): " + read(dir_ + "/initdb.log"));
     port_ = free_port();
-    pid_ = run_as({bin + "/postgres", "-D", data, "-h", "127.0.0.1", "-p", std::to_string(port_), "-k", dir_,
-                   "-c", "max_connections=40", "-c", "shared_buffers=32MB", "-c", "logging_collector=off"},
-                  dir_ + "/server.log", /*wait=*/false);
+    std::vector<std::string> argv = {bin + "/postgres", "-D", data, "-h", "127.0.0.1", "-p", std::to_string(port_),
+                                     "-k", dir_, "-c", "max_connections=40", "-c", "shared_buffers=32MB",
+                                     "-c", "logging_collector=off"};
+    if (!durable) argv.insert(argv.end(), {"-c", "fsync=off"});
+    pid_ = run_as(argv, dir_ + "/server.log", /*wait=*/false);
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (std::chrono::steady_clock::now() < until) {
       int status = 0;
@@ -134,6 +141,7 @@ class PostgresServer {
       if (uid_ != 0) {
         if (setgroups(0, nullptr) != 0 || setgid(gid_) != 0 || setuid(uid_) != 0) _exit(126);
       }
+      prctl(PR_SET_PDEATHSIG, SIGINT);  // after setuid, which clears it
       std::FILE* f = std::fopen(log.c_str(), "w");
       if (f) {
         dup2(fileno(f), STDOUT_FILENO);

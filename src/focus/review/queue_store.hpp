@@ -110,7 +110,7 @@ struct ExportPage {
 
 struct QueueStoreOptions {
   std::function<int64_t()> now_ms;  // the clock; empty = the system clock
-  int busy_timeout_ms = 10000;      // SQLite: how long to wait for another writer's lock
+  int busy_timeout_ms = 30000;      // SQLite: how long (at least) to wait for another writer's lock
 };
 
 class QueueStore {
