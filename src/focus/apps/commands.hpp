@@ -26,6 +26,7 @@ Command add_serve_command(CLI::App& app);    // cmd_serve.cpp
 Command add_keys_command(CLI::App& app);     // cmd_serve.cpp
 Command add_calibrate_command(CLI::App& app);  // cmd_calibrate.cpp
 Command add_simulate_review_command(CLI::App& app);  // cmd_simulate_review.cpp
+Command add_cv_command(CLI::App& app);  // cmd_text.cpp
 
 struct TrainConfig;
 class Communicator;
@@ -39,6 +40,8 @@ void report_ranks(const Communicator& comm);
 void add_weights_option(CLI::App* sub, std::string& weights);
 // The option's value as the predictors take it.
 DType weights_dtype(const std::string& weights);
+// The text half of `train` (cmd_text.cpp).
+int train_text_and_report(const TrainConfig& cfg);
 // The seq2seq halves of `train` and `eval` (cmd_seq2seq.cpp).
 int train_seq2seq_and_report(const TrainConfig& cfg);
 int eval_seq2seq(const std::string& model_path, const std::string& task, const std::string& split,
