@@ -14,6 +14,7 @@
 #include "focus/models/classifier.hpp"
 #include "focus/tensor/rng.hpp"
 #include "focus/train/text_data.hpp"
+#include "focus/text/vocab.hpp"
 #include "focus/train/trainer.hpp"
 #include "support/expect_error.hpp"
 
@@ -189,4 +190,23 @@ TEST(TextTrainer, CorpusClassesAndUnknownLabels) {
   EXPECT_EQ(sorted_class_names(rows), (std::vector<std::string>{"10", "2", "b"}));
   focus::testing::expect_error<FormatError>([&] { load_text_corpus(c); },
                                      {"valid.tsv:3", "label '7'", "classes: 2, 10"});
+}
+
+TEST(TextTrainer, TokenDropoutIsSeededAndOnlyInTraining) {
+  std::vector<std::vector<int64_t>> ids(4, std::vector<int64_t>(50, 7));
+  const TextClassificationData d(ids, {0, 1, 0, 1}, {"a", "b"}, 0.3);
+  const std::vector<int64_t> idx = {0, 1, 2, 3};
+  const auto plain = d.batch(idx, BatchDraw{}).x.to_vector<int64_t>();
+  EXPECT_EQ(plain, std::vector<int64_t>(200, 7));
+  const auto a = d.batch(idx, BatchDraw{true, 5, 1}).x.to_vector<int64_t>();
+  EXPECT_EQ(a, d.batch(idx, BatchDraw{true, 5, 1}).x.to_vector<int64_t>());
+  EXPECT_NE(a, d.batch(idx, BatchDraw{true, 5, 2}).x.to_vector<int64_t>());
+  // Row 2 alone draws what it drew inside the batch (the draws depend on the index only).
+  const auto row = d.batch(std::vector<int64_t>{2}, BatchDraw{true, 5, 1}).x.to_vector<int64_t>();
+  EXPECT_EQ(row, std::vector<int64_t>(a.begin() + 100, a.begin() + 150));
+  const auto unk = std::count(a.begin(), a.end(), Vocab::kUnk);
+  EXPECT_GT(unk, 30);   // 200 tokens at 0.3: 60 expected
+  EXPECT_LT(unk, 100);
+  EXPECT_EQ(std::count(a.begin(), a.end(), 7) + unk, 200);
+  EXPECT_THROW(TextClassificationData(ids, {0, 1, 0, 1}, {"a", "b"}, 1.0), ValueError);
 }

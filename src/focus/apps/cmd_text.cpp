@@ -4,12 +4,19 @@
 // (--folds-out) that bench/text_baselines.py reads, so the baselines score the same folds.
 #include <CLI/CLI.hpp>
 #include <cmath>
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "focus/apps/commands.hpp"
+#include "focus/dist/communicator.hpp"
+#include "focus/infer/calibration.hpp"
+#include "focus/infer/file_metadata.hpp"
+#include "focus/infer/text_predictor.hpp"
 #include "focus/io/atomic_file.hpp"
+#include "focus/io/safetensors.hpp"
 #include "focus/kernels/cpu.hpp"
 #include "focus/train/text_data.hpp"
 
@@ -61,13 +68,106 @@ int train_text_and_report(const TrainConfig& cfg) {
     train = s.train;
     valid = s.val;
   }
-  std::fprintf(stderr, "focus: text classification, %zu classes; %zu training, %zu validation, %zu test texts; %d threads\n",
-               corpus.class_names.size(), train.size(), valid.size(), test.size(), num_threads());
-  const TextRunResult r = run_text_classification(cfg, corpus, train, valid, test);
+  Communicator& comm = world();  // mpirun: MPI's ranks; else this process alone
+  const bool root = comm.rank() == 0;
+  report_ranks(comm);
+  if (root)
+    std::fprintf(stderr, "focus: text classification, %zu classes; %zu training, %zu validation, %zu test texts; %d threads\n",
+                 corpus.class_names.size(), train.size(), valid.size(), test.size(), num_threads());
+  const TextRunResult r = run_text_classification(cfg, corpus, train, valid, test, &comm);
+  if (!root) return 0;  // rank 0 calibrates, scores and reports
   print_result(test.empty() ? "valid" : "test", r, corpus.class_names);
   write_file_atomic(cfg.out + "/test_metrics.json", r.metrics.dump(2) + "\n");
   std::printf("model:   %s\nmetrics: %s/metrics.jsonl, %s/test_metrics.json\n", r.model_path.c_str(),
               cfg.out.c_str(), cfg.out.c_str());
+  return 0;
+}
+
+bool is_text_model_file(const std::string& path) {
+  if (model_file_format(path) != "focus-image-classifier/1") return false;
+  const SafetensorsFile f = load_safetensors(path);
+  return f.metadata.count("tokenizer") != 0;
+}
+
+int eval_text(const std::string& model, const std::string& input, bool json) {
+  FOCUS_CHECK(!input.empty(), ValueError,
+              "focus eval: a text model is evaluated on --input FILE (label<TAB>text TSV or JSON lines)");
+  const TextPredictor p = TextPredictor::load(model, false);
+  const LabelledFile f = read_labelled_file(input);
+  FOCUS_CHECK(!f.rows.empty(), FormatError, "{}: no labelled text", input);
+  const auto& names = p.info().class_names;
+  const int64_t K = p.num_classes();
+  std::vector<int64_t> y;
+  for (const auto& r : f.rows) {
+    auto it = std::find(names.begin(), names.end(), r.label);
+    FOCUS_CHECK(it != names.end(), FormatError, "{}:{}: label '{}' is not a class of the model ({})",
+                input, r.line, r.label, fmt::join(names, ", "));
+    y.push_back(it - names.begin());
+  }
+  std::vector<double> z;
+  for (size_t lo = 0; lo < f.rows.size(); lo += 256) {
+    std::vector<std::string> texts;
+    for (size_t i = lo; i < std::min(f.rows.size(), lo + 256); ++i) texts.push_back(f.rows[i].text);
+    const auto v = p.logits(texts).to_vector<float>();
+    z.insert(z.end(), v.begin(), v.end());
+  }
+  ConfusionMatrix cm(K);
+  for (size_t i = 0; i < y.size(); ++i)
+    cm.add(y[i], int64_t(std::max_element(z.begin() + int64_t(i) * K, z.begin() + int64_t(i + 1) * K) -
+                         (z.begin() + int64_t(i) * K)));
+  const CalibrationReport before = calibration_report(z, y, K, 1.0);
+  const CalibrationReport after = calibration_report(z, y, K, p.info().temperature);
+  nlohmann::json j = metrics_to_json(cm, names);
+  double auc = -1;
+  if (K == 2 && std::count(y.begin(), y.end(), 1) > 0 && std::count(y.begin(), y.end(), 0) > 0) {
+    std::vector<double> score;
+    for (size_t i = 0; i < y.size(); ++i) score.push_back(z[2 * i + 1] - z[2 * i]);
+    auc = roc_auc(score, y);
+    j["roc_auc"] = auc;
+  }
+  j["calibration"] = {{"bins", 15}, {"before", to_json(before)}, {"after", to_json(after)}};
+  if (json) {
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  const ClassificationReport rep = classification_report(cm);
+  std::printf("%s: %s, %zu texts\naccuracy %.2f%%  macro-F1 %.4f", model.c_str(), input.c_str(),
+              y.size(), 100 * rep.accuracy, rep.macro_f1);
+  if (auc >= 0) std::printf("  ROC-AUC %.4f", auc);
+  std::printf("\ncalibration (15 bins): T = 1: ECE %.2f%% NLL %.4f; T = %.4f: ECE %.2f%% NLL %.4f\n\n%s\n%s",
+              100 * before.ece, before.nll, p.info().temperature, 100 * after.ece, after.nll,
+              format_report(rep, names).c_str(), format_confusion(cm, names).c_str());
+  return 0;
+}
+
+int predict_text(const std::string& model, const std::vector<std::string>& texts_in,
+                 const std::string& input, int top, bool uncalibrated) {
+  std::vector<std::string> texts = texts_in;
+  if (!input.empty()) {
+    std::ifstream f(input, std::ios::binary);
+    FOCUS_CHECK(f.good(), IOError, "cannot open '{}'", input);
+    for (std::string line; std::getline(f, line);) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (!line.empty()) texts.push_back(line);
+    }
+  }
+  FOCUS_CHECK(!texts.empty(), ValueError, "focus predict: give --text TEXT or --input FILE for a text model");
+  const TextPredictor p = TextPredictor::load(model, !uncalibrated);
+  const auto& names = p.info().class_names;
+  const auto preds = p.predict(texts);
+  for (size_t i = 0; i < preds.size(); ++i) {
+    const TextPrediction& r = preds[i];
+    std::printf("%s\t%.2f%%\t%s\n", names[size_t(r.label)].c_str(), 100 * r.probs[size_t(r.label)],
+                texts[i].c_str());
+    // The tokens the attention pooling weighs most (the first explanation).
+    std::vector<size_t> order(r.tokens.size());
+    for (size_t t = 0; t < order.size(); ++t) order[t] = t;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return r.pooling[a] > r.pooling[b]; });
+    std::printf("  pooling:");
+    for (size_t t = 0; t < std::min<size_t>(order.size(), size_t(std::max(top, 1)) + 2); ++t)
+      std::printf(" %s %.2f", r.tokens[order[t]].c_str(), r.pooling[order[t]]);
+    std::printf("\n");
+  }
   return 0;
 }
 

@@ -83,6 +83,8 @@ void validate(const TrainConfig& c) {
     FOCUS_CHECK(c.bpe_merges >= 0, ValueError, "--bpe-merges must be >= 0, got {}", c.bpe_merges);
     FOCUS_CHECK(c.min_count >= 1, ValueError, "--min-count must be >= 1, got {}", c.min_count);
     FOCUS_CHECK(c.max_len >= 1, ValueError, "--max-len must be >= 1, got {}", c.max_len);
+    FOCUS_CHECK(c.token_dropout >= 0 && c.token_dropout < 1, ValueError,
+                "--token-dropout must be in [0, 1), got {}", c.token_dropout);
     FOCUS_CHECK(c.data.empty() != c.train_file.empty(), ValueError,
                 "--task text needs either --data sentiment[:<site>,...] or --train FILE (with "
                 "--valid FILE), not both");

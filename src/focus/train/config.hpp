@@ -67,6 +67,7 @@ struct TrainConfig {
   bool class_weights = false;          // weight the loss by balanced class weights
   int min_count = 2;                   // tokenizer: symbols seen fewer times -> <unk>
   int max_len = 64;                    // tokens kept of each text
+  double token_dropout = 0.0;          // training tokens replaced by <unk> with this probability
 };
 
 // Fills what "" leaves to the task (model, tokenizers); ValueError for an unknown task.
@@ -147,6 +148,8 @@ void visit_fields(TrainConfig& c, V&& v) {
   v("class-weights", c.class_weights, "text: weight the loss by balanced class weights (imbalance)");
   v("min-count", c.min_count, "text: tokenizer symbols seen fewer times in training become <unk>");
   v("max-len", c.max_len, "text: tokens kept of each text");
+  v("token-dropout", c.token_dropout,
+    "text: replace each training token by <unk> with this probability (word dropout)");
 }
 
 // Adds one --flag per field to `app` (and --config FILE, --dump-config).

@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include "focus/data/augment.hpp"
 #include "focus/dist/communicator.hpp"
 #include "focus/infer/calibration.hpp"
 #include "focus/infer/model_file.hpp"
@@ -20,8 +21,12 @@ namespace focus {
 
 TextClassificationData::TextClassificationData(std::vector<std::vector<int64_t>> ids,
                                                std::vector<int64_t> labels,
-                                               std::vector<std::string> class_names)
-    : ids_(std::move(ids)), labels_(std::move(labels)), class_names_(std::move(class_names)) {
+                                               std::vector<std::string> class_names,
+                                               double token_dropout)
+    : ids_(std::move(ids)), labels_(std::move(labels)), class_names_(std::move(class_names)),
+      token_dropout_(token_dropout) {
+  FOCUS_CHECK(token_dropout_ >= 0 && token_dropout_ < 1, ValueError,
+              "TextClassificationData: token_dropout {} not in [0, 1)", token_dropout_);
   FOCUS_CHECK(ids_.size() == labels_.size(), ShapeError,
               "TextClassificationData: {} id rows for {} labels", ids_.size(), labels_.size());
   FOCUS_CHECK(!class_names_.empty(), ValueError, "TextClassificationData: no class names");
@@ -30,7 +35,13 @@ TextClassificationData::TextClassificationData(std::vector<std::vector<int64_t>>
     FOCUS_CHECK(!ids_[i].empty(), ValueError, "TextClassificationData: row {} has no token", i);
 }
 
-Batch TextClassificationData::batch(std::span<const int64_t> indices, const BatchDraw&) const {
+namespace {
+constexpr uint32_t kTokenDropTag = 0x70D0u;
+}  // namespace
+
+Batch TextClassificationData::batch(std::span<const int64_t> indices, const BatchDraw& draw) const {
+  const bool drop = draw.train && token_dropout_ > 0;
+  std::vector<std::vector<int64_t>> dropped(drop ? indices.size() : 0);
   std::vector<const std::vector<int64_t>*> rows;
   Batch b;
   b.y = Tensor::empty({int64_t(indices.size())}, DType::I64);  // (B)
@@ -39,7 +50,15 @@ Batch TextClassificationData::batch(std::span<const int64_t> indices, const Batc
     const int64_t i = indices[r];
     FOCUS_CHECK(i >= 0 && i < size(), ValueError, "TextClassificationData: index {} not in [0, {})",
                 i, size());
-    rows.push_back(&ids_[size_t(i)]);
+    if (drop) {  // word dropout: the draws of (seed, epoch, index) only
+      dropped[r] = ids_[size_t(i)];
+      Rng rng(derive_seed(draw.seed, kTokenDropTag, draw.epoch, uint64_t(i)));
+      for (int64_t& t : dropped[r])
+        if (rng.uniform() < token_dropout_) t = Vocab::kUnk;
+      rows.push_back(&dropped[r]);
+    } else {
+      rows.push_back(&ids_[size_t(i)]);
+    }
     y[r] = labels_[size_t(i)];
   }
   b.x = pad_token_rows(rows);  // (B, L)
@@ -145,11 +164,11 @@ std::unique_ptr<Tokenizer> learn_text_tokenizer(const TextCorpus& corpus,
 }
 
 TextClassificationData encode_corpus(const TextCorpus& corpus, const Tokenizer& tok,
-                                     int64_t max_len) {
+                                     const TrainConfig& cfg) {
   std::vector<std::vector<int64_t>> ids;
   ids.reserve(corpus.rows.size());
-  for (const auto& r : corpus.rows) ids.push_back(encode_for_classification(tok, r.text, max_len));
-  return TextClassificationData(std::move(ids), corpus.labels, corpus.class_names);
+  for (const auto& r : corpus.rows) ids.push_back(encode_for_classification(tok, r.text, cfg.max_len));
+  return TextClassificationData(std::move(ids), corpus.labels, corpus.class_names, cfg.token_dropout);
 }
 
 // ---- one run -------------------------------------------------------------------------------------
@@ -159,7 +178,7 @@ TextRunResult run_text_classification(const TrainConfig& cfg, const TextCorpus& 
                                       const std::vector<int64_t>& valid,
                                       const std::vector<int64_t>& test, Communicator* comm) {
   const auto tok = learn_text_tokenizer(corpus, train, cfg);
-  const TextClassificationData data = encode_corpus(corpus, *tok, cfg.max_len);
+  const TextClassificationData data = encode_corpus(corpus, *tok, cfg);
   const int64_t K = data.num_classes();
   nlohmann::json mc = nlohmann::json::parse(cfg.model_config);
   mc["vocab_size"] = tok->vocab().size();

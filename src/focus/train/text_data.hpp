@@ -23,12 +23,14 @@ namespace focus {
 class Communicator;
 
 // Token sequences with labels: batches are (B, L) I64, right-padded with 0 to the longest row of
-// the batch; nothing is drawn at random (no augmentation).
+// the batch. Training draws replace each token by <unk> with probability token_dropout (word
+// dropout, a regulariser), drawn from (seed, epoch, index) alone; evaluation draws are plain.
 class TextClassificationData : public ClassificationData {
  public:
-  // ids: one non-empty row per sample; labels in [0, class_names.size()). ValueError otherwise.
+  // ids: one non-empty row per sample; labels in [0, class_names.size()); token_dropout in
+  // [0, 1). ValueError otherwise.
   TextClassificationData(std::vector<std::vector<int64_t>> ids, std::vector<int64_t> labels,
-                         std::vector<std::string> class_names);
+                         std::vector<std::string> class_names, double token_dropout = 0);
   const std::vector<int64_t>& labels() const override { return labels_; }
   const std::vector<std::string>& class_names() const override { return class_names_; }
   Batch batch(std::span<const int64_t> indices, const BatchDraw& draw) const override;
@@ -39,6 +41,7 @@ class TextClassificationData : public ClassificationData {
   std::vector<std::vector<int64_t>> ids_;
   std::vector<int64_t> labels_;
   std::vector<std::string> class_names_;
+  double token_dropout_ = 0;
 };
 
 // Every labelled text of a task, in one list: the training file's rows first, then the
@@ -61,9 +64,9 @@ std::vector<std::string> sorted_class_names(const std::vector<LabelledText>& row
 std::unique_ptr<Tokenizer> learn_text_tokenizer(const TextCorpus& corpus,
                                                 const std::vector<int64_t>& train,
                                                 const TrainConfig& cfg);
-// Every row encoded by `tok` (encode_for_classification, cfg.max_len).
+// Every row encoded by `tok` (encode_for_classification, cfg.max_len), cfg.token_dropout.
 TextClassificationData encode_corpus(const TextCorpus& corpus, const Tokenizer& tok,
-                                     int64_t max_len);
+                                     const TrainConfig& cfg);
 
 // What one run scored on its test rows (the best model, at the fitted temperature).
 struct TextRunResult {
