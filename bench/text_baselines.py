@@ -73,9 +73,10 @@ def main():
             pred = clf.predict(vec.transform([r[3] for r in test]))
             accs[name] = accuracy_score([r[2] for r in test], pred)
             table[name].append(accs[name])
-        site = test[0][1] if len({r[1] for r in test}) == 1 and not fold.isdigit() else ""
-        f = focus.get(fold, focus.get(site))
-        print(f"{fold:<8} {len(test):>5} {100 * accs['tfidf_lr']:>8.2f}% {100 * accs['nb']:>6.2f}%"
+        # Cross-site folds hold one site each: name the row by it (focus's cv.json does).
+        site = test[0][1] if len({r[1] for r in test}) == 1 else ""
+        f = focus.get(site) if site in focus else focus.get(fold)
+        print(f"{site or fold:<8} {len(test):>5} {100 * accs['tfidf_lr']:>8.2f}% {100 * accs['nb']:>6.2f}%"
               + (f" {100 * f:>6.2f}%" if f is not None else "")
               + (f"   (AFINN {100 * AFINN[site]:.1f}%)" if site in AFINN else ""))
     def summary(v):

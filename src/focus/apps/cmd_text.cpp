@@ -228,6 +228,8 @@ Command add_cv_command(CLI::App& app) {
       for (int64_t i : rows)
         tsv += fmt::format("{}\t{}\t{}\t{}\n", fold[size_t(i)], corpus.source[size_t(i)],
                            corpus.labels[size_t(i)], tsv_field(corpus.rows[size_t(i)].text));
+      const auto parent = std::filesystem::path(st->folds_out).parent_path();
+      if (!parent.empty()) std::filesystem::create_directories(parent);
       write_file_atomic(st->folds_out, tsv);
     }
     const std::string base = cfg.out;
