@@ -298,7 +298,7 @@ std::vector<nlohmann::json> Trainer::fit() {
   lo.drop_last = true;
   lo.seed = cfg_.seed;
   DataLoader loader(train_, split_.train, lo);  // the data's own augmentation
-  Progress progress;
+  Progress progress(stderr, 50, train_.unit() == "images" ? "img" : train_.unit());
   const auto t_start = std::chrono::steady_clock::now();
   double train_seconds = 0;
   for (const auto& h : history_) train_seconds = h.value("train_seconds_total", 0.0);
