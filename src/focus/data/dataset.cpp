@@ -13,15 +13,7 @@
 namespace focus {
 namespace {
 
-constexpr uint32_t kSplitTag = 0x5B1u;
 constexpr uint32_t kShuffleTag = 0x5F1u;
-
-// Fisher-Yates with a sequential counter-based stream: a pure function of (v, seed).
-void shuffle(std::vector<int64_t>& v, uint64_t seed) {
-  Rng rng(seed);
-  for (int64_t i = static_cast<int64_t>(v.size()) - 1; i > 0; --i)
-    std::swap(v[i], v[rng.randint(i + 1)]);
-}
 
 // "<dir>/<stem>.gz" if present, else "<dir>/<stem>" if present, else IOError with the hint.
 std::string find_file(const std::string& dir, const std::string& stem) {
@@ -75,9 +67,7 @@ Image ImageDataset::image_at(int64_t i) const {
 }
 
 std::vector<int64_t> ImageDataset::class_counts() const {
-  std::vector<int64_t> counts(static_cast<size_t>(num_classes()), 0);
-  for (int64_t l : labels_) ++counts[l];
-  return counts;
+  return focus::class_counts(labels_, num_classes());
 }
 
 Normalization ImageDataset::pixel_stats() const {
@@ -133,36 +123,9 @@ ImageDataset load_fashion_mnist(const std::string& dir, Split split) {
 TrainValSplit split_train_val(const ImageDataset& ds, int64_t val_size, uint64_t seed, int64_t count) {
   FOCUS_CHECK(count <= ds.size(), ValueError, "split_train_val: count {} is more than the dataset's {} samples",
               count, ds.size());
-  const int64_t n = count >= 0 ? count : ds.size(), k = ds.num_classes();
-  FOCUS_CHECK(val_size >= 0 && val_size < n, ValueError,
-              "split_train_val: val_size {} not in [0, {}) for a dataset of {} samples", val_size,
-              n, n);
-  // Quotas: floor of the proportional share, then one more for the largest remainders
-  // (ties to the lower class index).
-  std::vector<int64_t> counts(size_t(k), 0);
-  for (int64_t i = 0; i < n; ++i) ++counts[size_t(ds.labels()[size_t(i)])];
-  std::vector<int64_t> quota(k);
-  std::vector<std::pair<int64_t, int64_t>> remainders;  // (-remainder * n, class)
-  int64_t given = 0;
-  for (int64_t c = 0; c < k; ++c) {
-    quota[c] = val_size * counts[c] / n;
-    given += quota[c];
-    remainders.push_back({-(val_size * counts[c] % n), c});
-  }
-  std::sort(remainders.begin(), remainders.end());
-  for (int64_t i = 0; given < val_size; ++i, ++given) ++quota[remainders[i].second];
-
-  std::vector<std::vector<int64_t>> members(k);
-  for (int64_t i = 0; i < n; ++i) members[ds.labels()[i]].push_back(i);
-  TrainValSplit out;
-  for (int64_t c = 0; c < k; ++c) {
-    shuffle(members[c], derive_seed(seed, kSplitTag, 0, static_cast<uint64_t>(c)));
-    out.val.insert(out.val.end(), members[c].begin(), members[c].begin() + quota[c]);
-    out.train.insert(out.train.end(), members[c].begin() + quota[c], members[c].end());
-  }
-  std::sort(out.train.begin(), out.train.end());
-  std::sort(out.val.begin(), out.val.end());
-  return out;
+  if (count < 0) return split_train_val(ds.labels(), ds.num_classes(), val_size, seed);
+  const std::vector<int64_t> first(ds.labels().begin(), ds.labels().begin() + count);
+  return split_train_val(first, ds.num_classes(), val_size, seed);
 }
 
 // ---- batches -------------------------------------------------------------------------------------
@@ -199,22 +162,48 @@ Batch make_batch(const ImageDataset& ds, std::span<const int64_t> indices,
   return batch;
 }
 
+// ---- ImageClassificationData ---------------------------------------------------------------------
+
+ImageClassificationData::ImageClassificationData(const ImageDataset& ds, Normalization norm,
+                                                 std::optional<AugmentOptions> augment)
+    : ds_(ds), norm_(norm), augment_(std::move(augment)) {
+  FOCUS_CHECK(norm_.std > 0.f, ValueError, "ImageClassificationData: std {} must be positive",
+              norm_.std);
+  if (augment_) augment_->validate();
+}
+
+Batch ImageClassificationData::batch(std::span<const int64_t> indices, const BatchDraw& draw) const {
+  return make_batch(ds_, indices, norm_, draw.train && augment_ ? &*augment_ : nullptr, draw.seed,
+                    draw.epoch);
+}
+
+// ---- DataLoader ----------------------------------------------------------------------------------
+
 DataLoader::DataLoader(const ImageDataset& ds, std::vector<int64_t> indices, LoaderOptions opt)
-    : ds_(&ds), indices_(std::move(indices)), opt_(std::move(opt)) {
+    : owned_(std::make_shared<ImageClassificationData>(ds, opt.norm, opt.augment)),
+      data_(owned_.get()), indices_(std::move(indices)), opt_(std::move(opt)) {
+  init();
+}
+
+DataLoader::DataLoader(const ClassificationData& data, std::vector<int64_t> indices,
+                       LoaderOptions opt)
+    : data_(&data), indices_(std::move(indices)), opt_(std::move(opt)) {
+  init();
+}
+
+void DataLoader::init() {
   FOCUS_CHECK(opt_.batch_size > 0, ValueError, "DataLoader: batch_size {} must be positive",
               opt_.batch_size);
-  FOCUS_CHECK(opt_.norm.std > 0.f, ValueError, "DataLoader: std {} must be positive", opt_.norm.std);
-  if (opt_.augment) opt_.augment->validate();
   for (int64_t i : indices_)
-    FOCUS_CHECK(i >= 0 && i < ds.size(), ValueError, "DataLoader: index {} not in [0, {})", i,
-                ds.size());
+    FOCUS_CHECK(i >= 0 && i < data_->size(), ValueError, "DataLoader: index {} not in [0, {})", i,
+                data_->size());
   set_epoch(0);
 }
 
 void DataLoader::set_epoch(uint64_t epoch) {
   epoch_ = epoch;
   order_ = indices_;
-  if (opt_.shuffle) shuffle(order_, derive_seed(opt_.seed, kShuffleTag, epoch, 0));
+  if (opt_.shuffle) shuffle_indices(order_, derive_seed(opt_.seed, kShuffleTag, epoch, 0));
 }
 
 int64_t DataLoader::num_samples() const {
@@ -239,8 +228,8 @@ Batch DataLoader::batch(int64_t b, int64_t lo, int64_t hi) const {
   FOCUS_CHECK(0 <= lo && lo <= hi && hi <= len, ValueError,
               "DataLoader: rows [{}, {}) of batch {} (it has {} rows)", lo, hi, b, len);
   const int64_t start = b * opt_.batch_size + lo;
-  return make_batch(*ds_, std::span<const int64_t>(order_).subspan(start, hi - lo), opt_.norm,
-                    opt_.augment ? &*opt_.augment : nullptr, opt_.seed, epoch_);
+  return data_->batch(std::span<const int64_t>(order_).subspan(start, hi - lo),
+                      BatchDraw{true, opt_.seed, epoch_});
 }
 
 }  // namespace focus

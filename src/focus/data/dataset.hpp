@@ -12,7 +12,10 @@
 #include <string_view>
 #include <vector>
 
+#include <memory>
+
 #include "focus/data/augment.hpp"
+#include "focus/data/classification_data.hpp"
 #include "focus/data/image.hpp"
 #include "focus/tensor/tensor.hpp"
 
@@ -65,21 +68,15 @@ std::string_view split_name(Split split);
 ImageDataset load_fashion_mnist(const std::string& dir, Split split);
 
 // ---- train / validation split ------------------------------------------------------------------
-struct TrainValSplit {
-  std::vector<int64_t> train, val;  // disjoint, sorted dataset indices covering 0..N-1
-};
-// Stratified: each class gives round(val_size * class_share) samples (largest remainders settle
+// split_train_val(ds.labels(), ds.num_classes(), val_size, seed) (data/classification_data.hpp):
+// stratified: each class gives round(val_size * class_share) samples (largest remainders settle
 // the rounding), drawn by a seeded shuffle of that class. ValueError unless 0 <= val_size < N.
 // count >= 0: split only the first `count` samples (N = count; the rest are in neither list).
 TrainValSplit split_train_val(const ImageDataset& ds, int64_t val_size = 5000, uint64_t seed = 0,
                               int64_t count = -1);
 
 // ---- batches -----------------------------------------------------------------------------------
-struct Batch {
-  Tensor x;                      // (B, C, H, W) F32, normalised
-  Tensor y;                      // (B) I64 labels
-  std::vector<int64_t> indices;  // (B) dataset indices of the rows
-};
+// Batch (data/classification_data.hpp): x (B, C, H, W) F32, normalised, for images.
 
 // Assembles the samples `indices` into a batch, augmenting each with the draws of
 // (seed, epoch, dataset index) when `augment` is given. Parallel over samples (OpenMP).
@@ -87,22 +84,44 @@ Batch make_batch(const ImageDataset& ds, std::span<const int64_t> indices,
                  const Normalization& norm, const AugmentOptions* augment = nullptr,
                  uint64_t seed = 0, uint64_t epoch = 0);
 
+// An ImageDataset as ClassificationData: training draws are augmented with `augment` (when
+// given) and the draws of (seed, epoch, index); evaluation draws are plain. The dataset must
+// outlive it.
+class ImageClassificationData : public ClassificationData {
+ public:
+  ImageClassificationData(const ImageDataset& ds, Normalization norm,
+                          std::optional<AugmentOptions> augment = std::nullopt);
+  const std::vector<int64_t>& labels() const override { return ds_.labels(); }
+  const std::vector<std::string>& class_names() const override { return ds_.class_names(); }
+  Batch batch(std::span<const int64_t> indices, const BatchDraw& draw) const override;
+  std::string unit() const override { return "images"; }
+  const ImageDataset& dataset() const { return ds_; }
+
+ private:
+  const ImageDataset& ds_;
+  Normalization norm_;
+  std::optional<AugmentOptions> augment_;
+};
+
 struct LoaderOptions {
   int64_t batch_size = 128;
   bool shuffle = false;    // reshuffle every epoch (deterministic in (seed, epoch))
   bool drop_last = false;  // drop a final partial batch
   uint64_t seed = 0;       // drives shuffling and augmentation
-  Normalization norm;
-  std::optional<AugmentOptions> augment;  // none: plain normalisation (evaluation)
+  Normalization norm;                     // images only (the ImageDataset constructor)
+  std::optional<AugmentOptions> augment;  // images only; none: plain normalisation (evaluation)
 };
 
 // Batches over a fixed list of dataset indices. Usage:
 //   DataLoader dl(ds, split.train, opt);
 //   for (epoch...) { dl.set_epoch(epoch); for (b < dl.num_batches()) { Batch bt = dl.batch(b); } }
 // The dataset must outlive the loader. Batches may be assembled in any order (random access).
+// Over any ClassificationData, training draws of (seed, epoch) are asked of it (norm and augment
+// are then the data's own, and the options' are unused).
 class DataLoader {
  public:
   DataLoader(const ImageDataset& ds, std::vector<int64_t> indices, LoaderOptions opt);
+  DataLoader(const ClassificationData& data, std::vector<int64_t> indices, LoaderOptions opt);
 
   void set_epoch(uint64_t epoch);  // fixes this epoch's order
   uint64_t epoch() const { return epoch_; }
@@ -117,7 +136,9 @@ class DataLoader {
   const LoaderOptions& options() const { return opt_; }
 
  private:
-  const ImageDataset* ds_;
+  void init();
+  std::shared_ptr<const ClassificationData> owned_;  // the ImageDataset constructor's adapter
+  const ClassificationData* data_;
   std::vector<int64_t> indices_;
   LoaderOptions opt_;
   uint64_t epoch_ = 0;

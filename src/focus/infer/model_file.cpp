@@ -20,8 +20,12 @@ const std::string& need(const std::map<std::string, std::string>& meta, const st
 }
 }  // namespace
 
-void save_model(const std::string& path, const ImageClassifier& model, const ModelInfo& info) {
+void save_model(const std::string& path, const Classifier& model, const ModelInfo& info) {
+  FOCUS_CHECK(model.input_kind() != "text" || !info.tokenizer.empty(), FormatError,
+              "'{}': a {} text model is saved with its tokenizer (ModelInfo::tokenizer is empty)",
+              path, model.name());
   std::map<std::string, std::string> meta;
+  if (!info.tokenizer.empty()) meta["tokenizer"] = info.tokenizer;
   meta["format"] = kFormat;
   meta["focus_version"] = FOCUS_VERSION;
   meta["task"] = info.task;
@@ -35,15 +39,26 @@ void save_model(const std::string& path, const ImageClassifier& model, const Mod
 }
 
 LoadedModel load_model(const std::string& path) {
+  LoadedClassifier c = load_classifier(path);
+  FOCUS_CHECK(dynamic_cast<ImageClassifier*>(c.model.get()) != nullptr, FormatError,
+              "'{}' holds a {} model of {} input, not an image model", path, c.model->name(),
+              c.model->input_kind());
+  LoadedModel out;
+  out.model.reset(static_cast<ImageClassifier*>(c.model.release()));
+  out.info = std::move(c.info);
+  return out;
+}
+
+LoadedClassifier load_classifier(const std::string& path) {
   SafetensorsFile f = load_safetensors(path);
   const std::string& format = need(f.metadata, "format", path);
   FOCUS_CHECK(format == kFormat, FormatError, "'{}': unsupported model format '{}' (expected {})",
               path, format, kFormat);
-  LoadedModel out;
+  LoadedClassifier out;
   read_model_metadata(path, [&] {
     const auto cfg = nlohmann::json::parse(need(f.metadata, "model_config", path));
     Rng rng(0);
-    out.model = make_image_model(need(f.metadata, "model", path), cfg, rng);
+    out.model = make_classifier(need(f.metadata, "model", path), cfg, rng);
     out.info.class_names =
         nlohmann::json::parse(need(f.metadata, "class_names", path)).get<std::vector<std::string>>();
     const auto norm = nlohmann::json::parse(need(f.metadata, "normalization", path));
@@ -53,7 +68,11 @@ LoadedModel load_model(const std::string& path) {
     // Optional: files written before calibration existed carry none (T = 1).
     if (auto it = f.metadata.find("temperature"); it != f.metadata.end())
       out.info.temperature = nlohmann::json::parse(it->second).get<double>();
+    if (auto it = f.metadata.find("tokenizer"); it != f.metadata.end()) out.info.tokenizer = it->second;
   });
+  FOCUS_CHECK(out.model->input_kind() != "text" || !out.info.tokenizer.empty(), FormatError,
+              "'{}': the {} text model has no 'tokenizer' in its metadata", path,
+              out.model->name());
   FOCUS_CHECK(std::isfinite(out.info.temperature) && out.info.temperature > 0, FormatError,
               "'{}': metadata 'temperature' {} must be a positive finite number", path,
               out.info.temperature);

@@ -1,8 +1,10 @@
-// Image-model files (format focus-image-classifier/1): safetensors holding the model's state
-// dict, with everything needed to rebuild and use it in `__metadata__`: format tag, focus version,
-// model name and config, class names, input normalisation, and the calibration temperature
-// (optional key "temperature": files written before it existed load with T = 1; infer/calibration
-// fits it). Readable by any safetensors reader. Written atomically (temp name + rename).
+// Classifier model files (format focus-image-classifier/1, the name kept from when only images
+// were classified): safetensors holding the model's state dict, with everything needed to rebuild
+// and use it in `__metadata__`: format tag, focus version, model name and config, class names,
+// input normalisation, the calibration temperature (optional key "temperature": files written
+// before it existed load with T = 1; infer/calibration fits it), and for text models the
+// tokenizer (key "tokenizer", text/tokenizer.hpp's JSON) that turns raw text into the model's ids.
+// Readable by any safetensors reader. Written atomically (temp name + rename).
 #pragma once
 #include <memory>
 #include <string>
@@ -20,6 +22,8 @@ struct ModelInfo {
   std::string task = "fashion-mnist";
   // Temperature scaling: calibrated probabilities are softmax(logits / temperature) (1 = none).
   double temperature = 1;
+  // Text models: the tokenizer's JSON (text/tokenizer.hpp to_json), "" for image models.
+  std::string tokenizer;
 };
 
 struct LoadedModel {
@@ -27,9 +31,19 @@ struct LoadedModel {
   ModelInfo info;
 };
 
-void save_model(const std::string& path, const ImageClassifier& model, const ModelInfo& info);
-// IOError for a missing file; FormatError for a file that is not a focus model (names what is
-// missing), a corrupt file, a temperature that is not a positive finite number, or tensors that do not match the model the metadata describes.
+struct LoadedClassifier {
+  std::unique_ptr<Classifier> model;  // in eval mode
+  ModelInfo info;
+};
+
+// FormatError for a text model without info.tokenizer.
+void save_model(const std::string& path, const Classifier& model, const ModelInfo& info);
+// Any classifier. IOError for a missing file; FormatError for a file that is not a focus model
+// (names what is missing), a corrupt file, a temperature that is not a positive finite number, a
+// text model without a tokenizer, or tensors that do not match the model the metadata describes.
+LoadedClassifier load_classifier(const std::string& path);
+// An image model (what the image predictor, the explainers and the server take): errors as
+// load_classifier, and FormatError naming the input kind for a text model.
 LoadedModel load_model(const std::string& path);
 
 }  // namespace focus

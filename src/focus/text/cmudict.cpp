@@ -115,9 +115,11 @@ const char* to_string(SplitPart p) {
   return "?";
 }
 
-std::string default_cmudict_path() {
+std::string default_cmudict_path() { return data_cache_file("cmudict/dict.txt"); }
+
+std::string data_cache_file(const std::string& relative) {
   namespace fs = std::filesystem;
-  const fs::path rel = fs::path("cmudict") / "dict.txt";
+  const fs::path rel(relative);
   if (const char* dir = std::getenv("FOCUS_DATA_DIR"); dir && *dir) return (dir / rel).string();
   const fs::path local = fs::path("data-cache") / rel;
   std::error_code ec;

@@ -42,5 +42,7 @@ const char* to_string(SplitPart p);  // "train" | "dev" | "test"
 // executable's directory if it exists (build/focus finds <repo>/data-cache); else the
 // current-directory path (so an error message names it).
 std::string default_cmudict_path();
+// The same lookup for any file of the data cache: data_cache_file("cmudict/dict.txt").
+std::string data_cache_file(const std::string& relative);
 
 }  // namespace focus

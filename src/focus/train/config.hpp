@@ -12,7 +12,7 @@ namespace CLI { class App; }
 namespace focus {
 
 struct TrainConfig {
-  std::string task = "fashion-mnist";  // fashion-mnist | g2p | translate
+  std::string task = "fashion-mnist";  // fashion-mnist | text | g2p | translate
   std::string model;                   // cnn-se | vit | transformer; "" = the task's default
   std::string model_config = "{}";     // JSON object of model hyper-parameters
   int epochs = 10;
@@ -63,6 +63,12 @@ struct TrainConfig {
   int eval_limit = 0;                  // validation sentences decoded per epoch (0 = all)
   int keep_epochs = 0;                 // seq2seq: keep the last N epochs' model files (0 = none)
   int average_last = 0;                // seq2seq: average the last N epoch models at the end (0 = off)
+  // Text classification (task text).
+  std::string data;                    // built-in data: sentiment | sentiment:<site>[,<site>]
+  bool class_weights = false;          // weight the loss by balanced class weights
+  int min_count = 2;                   // tokenizer: symbols seen fewer times -> <unk>
+  int max_len = 64;                    // tokens kept of each text
+  double token_dropout = 0.0;          // training tokens replaced by <unk> with this probability
 };
 
 // Fills what "" leaves to the task (model, tokenizers); ValueError for an unknown task.
@@ -72,8 +78,10 @@ bool is_seq2seq_task(const std::string& task);
 // Calls v(name, field&, help) for every field, in a fixed order.
 template <class V>
 void visit_fields(TrainConfig& c, V&& v) {
-  v("task", c.task, "task: fashion-mnist | g2p | translate");
-  v("model", c.model, "model: cnn-se | vit (images), transformer (g2p, translate); default by task");
+  v("task", c.task, "task: fashion-mnist | text | g2p | translate");
+  v("model", c.model,
+    "model: cnn-se | vit (images), text-transformer (text), transformer (g2p, translate); "
+    "default by task");
   v("model-config", c.model_config, "model hyper-parameters as a JSON object");
   v("epochs", c.epochs, "training epochs");
   v("batch", c.batch, "images per optimizer step");
@@ -117,15 +125,17 @@ void visit_fields(TrainConfig& c, V&& v) {
   v("extra-labels", c.extra_labels,
     "images: also train on the reviewed items of this labels.jsonl (`focus review export`): "
     "their PNG inputs with the reviewers' labels join the training split (never validation)");
-  v("train", c.train_file, "translate: training TSV (source<TAB>target per line)");
-  v("valid", c.valid_file, "translate: validation TSV");
-  v("test", c.test_file, "translate: test TSV (optional)");
+  v("train", c.train_file,
+    "translate: training TSV (source<TAB>target per line); text: label<TAB>text TSV or JSON "
+    "lines (.jsonl: {\"label\", \"text\"})");
+  v("valid", c.valid_file, "translate, text: validation file");
+  v("test", c.test_file, "translate, text: test file (optional)");
   v("cmudict", c.cmudict, "g2p: CMUdict dict.txt (default: the data cache)");
   v("keep-stress", c.keep_stress, "g2p: keep stress digits on vowels");
   v("max-tokens", c.max_tokens, "seq2seq: padded tokens per batch");
-  v("src-tokenizer", c.src_tokenizer, "seq2seq: char | word | bpe (default by task)");
+  v("src-tokenizer", c.src_tokenizer, "seq2seq, text: char | word | bpe (default by task)");
   v("tgt-tokenizer", c.tgt_tokenizer, "seq2seq: char | word | bpe (default by task)");
-  v("bpe-merges", c.bpe_merges, "seq2seq: merges learned by a bpe tokenizer");
+  v("bpe-merges", c.bpe_merges, "seq2seq, text: merges learned by a bpe tokenizer");
   v("ema", c.ema, "seq2seq: decay of the weights' moving average used for evaluation (0 = off)");
   v("beam", c.beam, "seq2seq: beam size of the final test evaluation");
   v("length-penalty", c.length_penalty, "seq2seq: beam score = log p / length^alpha");
@@ -136,6 +146,14 @@ void visit_fields(TrainConfig& c, V&& v) {
   v("average-last", c.average_last,
     "seq2seq: at the end, average the last N epochs' models (needs --keep-epochs >= N) into "
     "model_avg.safetensors, score it on dev, and keep it as model_best when it is better (0 = off)");
+  v("data", c.data,
+    "text: built-in data instead of --train/--valid: sentiment (the three sites pooled) or "
+    "sentiment:<site>[,<site>] (amazon, imdb, yelp); --val-size held out, stratified");
+  v("class-weights", c.class_weights, "text: weight the loss by balanced class weights (imbalance)");
+  v("min-count", c.min_count, "text: tokenizer symbols seen fewer times in training become <unk>");
+  v("max-len", c.max_len, "text: tokens kept of each text");
+  v("token-dropout", c.token_dropout,
+    "text: replace each training token by <unk> with this probability (word dropout)");
 }
 
 // Adds one --flag per field to `app` (and --config FILE, --dump-config).

@@ -194,3 +194,37 @@ nlohmann::json metrics_to_json(const ConfusionMatrix& cm,
 }
 
 }  // namespace focus
+
+namespace focus {
+
+double roc_auc(const std::vector<double>& scores, const std::vector<int64_t>& labels) {
+  FOCUS_CHECK(scores.size() == labels.size(), ValueError, "roc_auc: {} scores for {} labels",
+              scores.size(), labels.size());
+  std::vector<size_t> order(scores.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return scores[a] < scores[b]; });
+  // Mid-ranks over tied scores; AUC = (sum of positive ranks - P (P + 1) / 2) / (P N).
+  double pos_rank_sum = 0;
+  int64_t P = 0, N = 0;
+  for (size_t i = 0; i < order.size();) {
+    size_t j = i;
+    while (j < order.size() && scores[order[j]] == scores[order[i]]) ++j;
+    const double rank = 0.5 * double(i + 1 + j);  // mean of ranks i+1 .. j
+    for (size_t k = i; k < j; ++k) {
+      const int64_t y = labels[order[k]];
+      FOCUS_CHECK(y == 0 || y == 1, ValueError, "roc_auc: label {} is not 0 or 1", y);
+      if (y == 1) {
+        pos_rank_sum += rank;
+        ++P;
+      } else {
+        ++N;
+      }
+    }
+    i = j;
+  }
+  FOCUS_CHECK(P > 0 && N > 0, ValueError, "roc_auc: needs both classes ({} positive, {} negative)",
+              P, N);
+  return (pos_rank_sum - 0.5 * double(P) * double(P + 1)) / (double(P) * double(N));
+}
+
+}  // namespace focus

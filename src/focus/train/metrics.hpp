@@ -62,3 +62,12 @@ nlohmann::json metrics_to_json(const ConfusionMatrix& cm,
                                const std::vector<std::string>& class_names);
 
 }  // namespace focus
+
+namespace focus {
+
+// Area under the ROC curve of `scores` for the positive class (labels 1 positive, 0 negative):
+// the Mann-Whitney probability that a random positive scores above a random negative, ties
+// counted half. ValueError for a label other than 0/1, sizes that differ, or a class absent.
+double roc_auc(const std::vector<double>& scores, const std::vector<int64_t>& labels);
+
+}  // namespace focus

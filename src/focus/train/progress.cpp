@@ -5,8 +5,8 @@
 
 namespace focus {
 
-Progress::Progress(std::FILE* out, int64_t log_every)
-    : out_(out), tty_(isatty(fileno(out)) != 0), log_every_(log_every) {}
+Progress::Progress(std::FILE* out, int64_t log_every, std::string unit)
+    : out_(out), tty_(isatty(fileno(out)) != 0), log_every_(log_every), unit_(std::move(unit)) {}
 
 void Progress::start_epoch(int epoch, int epochs, int64_t batches) {
   epoch_ = epoch;
@@ -27,14 +27,14 @@ void Progress::update(int64_t i, double loss, double acc, int64_t images) {
     const int filled = batches_ ? int(width * (i + 1) / batches_) : width;
     std::string bar(filled, '#');
     bar.resize(width, '.');
-    std::fprintf(out_, "\repoch %d/%d [%s] %lld/%lld loss %.4f acc %.2f%% %.0f img/s ETA %.0fs  ",
+    std::fprintf(out_, "\repoch %d/%d [%s] %lld/%lld loss %.4f acc %.2f%% %.0f %s/s ETA %.0fs  ",
                  epoch_, epochs_, bar.c_str(), (long long)(i + 1), (long long)batches_, loss,
-                 100 * acc, ips, eta);
+                 100 * acc, ips, unit_.c_str(), eta);
     std::fflush(out_);
   } else if ((i + 1) % log_every_ == 0 || i + 1 == batches_) {
-    std::fprintf(out_, "epoch %d/%d batch %lld/%lld loss %.4f acc %.2f%% %.0f img/s ETA %.0fs\n",
+    std::fprintf(out_, "epoch %d/%d batch %lld/%lld loss %.4f acc %.2f%% %.0f %s/s ETA %.0fs\n",
                  epoch_, epochs_, (long long)(i + 1), (long long)batches_, loss, 100 * acc, ips,
-                 eta);
+                 unit_.c_str(), eta);
     std::fflush(out_);
   }
 }

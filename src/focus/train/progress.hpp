@@ -10,7 +10,8 @@ namespace focus {
 
 class Progress {
  public:
-  explicit Progress(std::FILE* out = stderr, int64_t log_every = 50);
+  // unit: what a sample is called in the rate ("img" -> "img/s").
+  explicit Progress(std::FILE* out = stderr, int64_t log_every = 50, std::string unit = "img");
   void start_epoch(int epoch, int epochs, int64_t batches);
   // After batch i (0-based): running means of loss and accuracy, images seen this epoch.
   void update(int64_t i, double loss, double acc, int64_t images);
@@ -21,6 +22,7 @@ class Progress {
   std::FILE* out_;
   bool tty_;
   int64_t log_every_;
+  std::string unit_;
   int epoch_ = 0, epochs_ = 0;
   int64_t batches_ = 0;
   std::chrono::steady_clock::time_point t0_, last_draw_;

@@ -11,7 +11,9 @@
 #include "focus/kernels/cpu.hpp"
 #include "focus/ops/elementwise.hpp"
 #include "focus/ops/loss.hpp"
+#include "focus/ops/index.hpp"
 #include "focus/ops/reduce.hpp"
+#include "focus/ops/softmax.hpp"
 #include "focus/ops/view.hpp"
 #include "focus/optim/adam.hpp"
 #include "focus/optim/clip.hpp"
@@ -77,30 +79,94 @@ std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& c, NamedTensors par
   return std::make_unique<AdamW>(std::move(params), o);
 }
 
-EvalResult evaluate(ImageClassifier& model, const ImageDataset& ds,
-                    const std::vector<int64_t>& indices, const Normalization& norm, int64_t batch) {
+EvalResult evaluate(Classifier& model, const ClassificationData& data,
+                    const std::vector<int64_t>& indices, int64_t batch,
+                    std::vector<double>* logits_out) {
   NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
   EvalResult r;
-  r.cm = ConfusionMatrix(ds.num_classes());
+  r.cm = ConfusionMatrix(data.num_classes());
+  if (logits_out) logits_out->clear();
   double loss_sum = 0;
   for (size_t s = 0; s < indices.size(); s += size_t(batch)) {
     const size_t n = std::min(indices.size() - s, size_t(batch));
-    Batch b = make_batch(ds, std::span<const int64_t>(indices.data() + s, n), norm);
+    Batch b = data.batch(std::span<const int64_t>(indices.data() + s, n), BatchDraw{});
     Tensor logits = model.forward(b.x);  // (B, classes)
     loss_sum += cross_entropy(logits, b.y).item() * double(n);
     r.cm.add_batch(logits, b.y);
+    if (logits_out) {
+      const Tensor z = logits.to(DType::F64).contiguous();
+      const double* p = z.data<double>();
+      logits_out->insert(logits_out->end(), p, p + z.numel());
+    }
   }
   r.loss = indices.empty() ? 0 : loss_sum / double(indices.size());
   model.train(was_training);
   return r;
 }
 
+EvalResult evaluate(ImageClassifier& model, const ImageDataset& ds,
+                    const std::vector<int64_t>& indices, const Normalization& norm, int64_t batch) {
+  return evaluate(model, ImageClassificationData(ds, norm), indices, batch);
+}
+
+std::vector<double> balanced_class_weights(const std::vector<int64_t>& labels, int64_t k) {
+  const std::vector<int64_t> counts = class_counts(labels, k);
+  std::vector<double> w(size_t(k), 0.0);
+  for (int64_t c = 0; c < k; ++c)
+    if (counts[size_t(c)] > 0) w[size_t(c)] = double(labels.size()) / double(k * counts[size_t(c)]);
+  return w;
+}
+
+namespace {
+// The image trainer's data: cfg's augmentation on training draws.
+std::unique_ptr<ClassificationData> image_training_data(const ImageDataset& train,
+                                                        const TrainConfig& cfg) {
+  std::optional<AugmentOptions> augment;
+  if (cfg.augment || cfg.erase_p > 0) {
+    AugmentOptions aug;
+    if (!cfg.augment) {
+      aug.crop_padding = 0;
+      aug.hflip_p = 0;
+    }
+    aug.erase_p = float(cfg.erase_p);
+    augment = aug;
+  }
+  return std::make_unique<ImageClassificationData>(train, Normalization{}, augment);
+}
+
+ModelInfo image_info(const ImageDataset& train, const TrainConfig& cfg) {
+  ModelInfo info;
+  info.class_names = train.class_names();
+  info.norm = Normalization{};
+  info.task = cfg.task;
+  return info;
+}
+}  // namespace
+
 Trainer::Trainer(TrainConfig cfg, ImageClassifier& model, const ImageDataset& train,
                  Communicator* comm, int64_t train_only)
-    : cfg_(std::move(cfg)), model_(model), train_(train), train_only_(train_only) {
+    : Trainer(cfg, model, image_training_data(train, cfg), nullptr, comm, std::nullopt,
+              image_info(train, cfg), {}, train_only) {}
+
+Trainer::Trainer(TrainConfig cfg, Classifier& model, const ClassificationData& data,
+                 Communicator* comm, std::optional<TrainValSplit> split, ModelInfo info,
+                 std::vector<double> class_weights)
+    : Trainer(std::move(cfg), model, nullptr, &data, comm, std::move(split), std::move(info),
+              std::move(class_weights)) {}
+
+Trainer::Trainer(TrainConfig cfg, Classifier& model, std::unique_ptr<ClassificationData> owned,
+                 const ClassificationData* data, Communicator* comm,
+                 std::optional<TrainValSplit> split, ModelInfo info,
+                 std::vector<double> class_weights, int64_t train_only)
+    : cfg_(std::move(cfg)), model_(model), owned_(std::move(owned)),
+      train_(owned_ ? *owned_ : *data), class_weights_(std::move(class_weights)),
+      train_only_(train_only), info_(std::move(info)) {
   validate(cfg_);
+  FOCUS_CHECK(class_weights_.empty() || int64_t(class_weights_.size()) == train_.num_classes(),
+              ValueError, "{} class weights for {} classes", class_weights_.size(),
+              train_.num_classes());
   if (!comm) {
     local_comm_ = make_local_communicator();
     comm = local_comm_.get();
@@ -113,25 +179,38 @@ Trainer::Trainer(TrainConfig cfg, ImageClassifier& model, const ImageDataset& tr
               "statistics) that parts running at once would race on; use one thread per process "
               "(--threads 1, mpirun for more processes) or drop --data-parallel",
               num_threads(), model_.name());
+  const std::string unit = train_.unit();
   FOCUS_CHECK(train_only_ >= 0 && train_only_ < train_.size(), ValueError,
-              "Trainer: {} training-only images of a dataset of {}", train_only_, train_.size());
-  const int64_t base = train_.size() - train_only_;
-  int64_t n = base;
-  if (cfg_.limit_train > 0) n = std::min<int64_t>(n, cfg_.limit_train);
-  FOCUS_CHECK(cfg_.val_size < n, ValueError, "--val-size {} must be smaller than the {} training images",
-              cfg_.val_size, n);
-  if (n == base) {
-    split_ = split_train_val(train_, cfg_.val_size, cfg_.seed, base);
-  } else {  // a prefix of the data (smoke runs): first val_size for validation, the rest train
-    for (int64_t i = 0; i < n; ++i) (i < cfg_.val_size ? split_.val : split_.train).push_back(i);
+              "Trainer: {} training-only samples of a dataset of {}", train_only_, train_.size());
+  const int64_t base = train_.size() - train_only_;  // the samples a validation split may take
+  if (split) {
+    FOCUS_CHECK(train_only_ == 0, ValueError, "Trainer: an explicit split with training-only samples");
+    split_ = std::move(*split);
+    for (const auto* part : {&split_.train, &split_.val})
+      for (int64_t i : *part)
+        FOCUS_CHECK(i >= 0 && i < train_.size(), ValueError, "split index {} not in [0, {})", i,
+                    train_.size());
+    FOCUS_CHECK(!split_.val.empty(), ValueError, "the validation split is empty");
+  } else {
+    int64_t n = base;
+    if (cfg_.limit_train > 0) n = std::min<int64_t>(n, cfg_.limit_train);
+    FOCUS_CHECK(cfg_.val_size < n, ValueError, "--val-size {} must be smaller than the {} training {}",
+                cfg_.val_size, n, unit);
+    if (n == train_.size()) {
+      split_ = split_train_val(train_.labels(), train_.num_classes(), cfg_.val_size, cfg_.seed);
+    } else if (n == base) {  // all but the training-only samples
+      const std::vector<int64_t> first(train_.labels().begin(), train_.labels().begin() + base);
+      split_ = split_train_val(first, train_.num_classes(), cfg_.val_size, cfg_.seed);
+    } else {  // a prefix of the data (smoke runs): first val_size for validation, the rest train
+      for (int64_t i = 0; i < n; ++i) (i < cfg_.val_size ? split_.val : split_.train).push_back(i);
+    }
   }
   for (int64_t i = base; i < train_.size(); ++i) split_.train.push_back(i);
   info_.class_names = train_.class_names();
-  info_.norm = Normalization{};
   info_.task = cfg_.task;
   steps_per_epoch_ = int64_t(split_.train.size()) / cfg_.batch;
-  FOCUS_CHECK(steps_per_epoch_ >= 1, ValueError, "--batch {} is larger than the {} training images",
-              cfg_.batch, split_.train.size());
+  FOCUS_CHECK(steps_per_epoch_ >= 1, ValueError, "--batch {} is larger than the {} training {}",
+              cfg_.batch, split_.train.size(), unit);
   opt_ = make_optimizer(cfg_, model_.named_parameters());
   schedule_ = make_schedule(cfg_, steps_per_epoch_);
   if (!cfg_.resume.empty()) {
@@ -170,7 +249,7 @@ StepStats Trainer::step_rows(const StepPlan& plan, const Tensor& x, const Tensor
     const Tensor xm = x.slice(0, lo - base, hi - base).contiguous();
     const Tensor ym = y.slice(0, lo - base, hi - base).contiguous();
     Tensor logits = model_.forward(xm);  // (b, classes)
-    Tensor loss = cross_entropy(logits, ym, cfg_.label_smoothing);
+    Tensor loss = this->loss(logits, ym);
     const double w = double(hi - lo) / double(B);
     correct[size_t(a - plan.first)] = count_correct(logits, ym);
     const double value = loss.item() * w;
@@ -192,6 +271,27 @@ StepStats Trainer::step_rows(const StepPlan& plan, const Tensor& x, const Tensor
   return s;
 }
 
+Tensor Trainer::loss(const Tensor& logits, const Tensor& y) const {
+  if (class_weights_.empty()) return cross_entropy(logits, y, cfg_.label_smoothing);
+  // Weighted mean of the rows' (label-smoothed) cross-entropy, weights w[y_i]:
+  //   l_i = (1 - eps) (-log p_i[y_i]) + eps * mean_c(-log p_i[c])
+  const int64_t n = logits.size(0);
+  const auto labels = y.to_vector<int64_t>();
+  double wsum = 0;
+  for (int64_t i = 0; i < n; ++i) wsum += class_weights_[size_t(labels[size_t(i)])];
+  Tensor w64 = Tensor::empty({n, 1}, DType::F64);  // (n, 1): w[y_i] / sum of them
+  double* p = w64.data<double>();
+  for (int64_t i = 0; i < n; ++i) p[i] = wsum > 0 ? class_weights_[size_t(labels[size_t(i)])] / wsum : 0;
+  const Tensor w = w64.to(logits.dtype());
+  const Tensor lp = log_softmax(logits, 1);                                // (n, K)
+  Tensor nll = neg(gather(lp, 1, reshape(y, {n, 1})));                     // (n, 1)
+  if (cfg_.label_smoothing > 0) {
+    const Tensor smooth = neg(mean(lp, {1}, true));                        // (n, 1)
+    nll = add(mul(nll, 1 - cfg_.label_smoothing), mul(smooth, cfg_.label_smoothing));
+  }
+  return sum(mul(nll, w));
+}
+
 std::vector<nlohmann::json> Trainer::fit() {
   namespace fs = std::filesystem;
   const bool root = group_->root();
@@ -205,18 +305,8 @@ std::vector<nlohmann::json> Trainer::fit() {
   lo.shuffle = true;
   lo.drop_last = true;
   lo.seed = cfg_.seed;
-  lo.norm = info_.norm;
-  if (cfg_.augment || cfg_.erase_p > 0) {
-    AugmentOptions aug;
-    if (!cfg_.augment) {
-      aug.crop_padding = 0;
-      aug.hflip_p = 0;
-    }
-    aug.erase_p = float(cfg_.erase_p);
-    lo.augment = aug;
-  }
-  DataLoader loader(train_, split_.train, lo);
-  Progress progress;
+  DataLoader loader(train_, split_.train, lo);  // the data's own augmentation
+  Progress progress(stderr, 50, train_.unit() == "images" ? "img" : train_.unit());
   const auto t_start = std::chrono::steady_clock::now();
   double train_seconds = 0;
   for (const auto& h : history_) train_seconds = h.value("train_seconds_total", 0.0);
@@ -255,7 +345,7 @@ std::vector<nlohmann::json> Trainer::fit() {
     const double epoch_seconds = spent.wall, stolen = spent.stolen;
     train_seconds += spent.budget;
     const double comm_seconds = group_->take_comm_seconds();
-    EvalResult val = evaluate(model_, train_, split_.val, info_.norm);
+    EvalResult val = evaluate(model_, train_, split_.val);
     double val_acc = val.accuracy();  // rank 0's decides (every rank computed the same)
     group_->broadcast({&val_acc, 1});
     nlohmann::json rec = {{"epoch", epoch + 1},
@@ -277,9 +367,10 @@ std::vector<nlohmann::json> Trainer::fit() {
     }
     history_.push_back(rec);
     if (root) progress.end_epoch(fmt::format(
-        "epoch {}/{}: train loss {:.4f} acc {:.2f}% | val loss {:.4f} acc {:.2f}% | {:.0f} img/s, {:.1f}s",
+        "epoch {}/{}: train loss {:.4f} acc {:.2f}% | val loss {:.4f} acc {:.2f}% | {:.0f} {}/s, {:.1f}s",
         epoch + 1, cfg_.epochs, rec["train_loss"].get<double>(), 100 * rec["train_acc"].get<double>(),
-        val.loss, 100 * val.accuracy(), rec["images_per_s"].get<double>(), epoch_seconds));
+        val.loss, 100 * val.accuracy(), rec["images_per_s"].get<double>(),
+        train_.unit() == "images" ? std::string("img") : train_.unit(), epoch_seconds));
     if (val_acc > best_val_acc_) {
       best_val_acc_ = val_acc;
       epochs_since_best_ = 0;

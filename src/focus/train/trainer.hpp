@@ -1,5 +1,7 @@
-// Trainer for image classifiers: shuffled mini-batches (optionally split into accumulation
-// micro-batches), label-smoothed cross-entropy, gradient clipping, an LR schedule, evaluation on a
+// The one trainer of classifiers, whatever their input (images, token sequences): a Classifier
+// (models/classifier.hpp) trained on ClassificationData (data/classification_data.hpp) with
+// shuffled mini-batches (optionally split into accumulation micro-batches), label-smoothed
+// cross-entropy (optionally class-weighted, for imbalance), gradient clipping, an LR schedule, evaluation on a
 // validation split each epoch, early stopping, a time limit, and files in cfg.out:
 //   metrics.jsonl               one JSON line per epoch
 //   config.json                 the effective configuration
@@ -28,6 +30,7 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +38,7 @@
 
 #include "focus/data/dataset.hpp"
 #include "focus/infer/model_file.hpp"
+#include "focus/models/classifier.hpp"
 #include "focus/models/image_classifier.hpp"
 #include "focus/optim/optimizer.hpp"
 #include "focus/optim/schedule.hpp"
@@ -51,10 +55,20 @@ struct EvalResult {
   double accuracy() const { return cm.total() ? double(cm.correct()) / double(cm.total()) : 0; }
 };
 
-// Mean cross-entropy and confusion matrix of `model` (put in eval mode, no graph) on `indices`.
+// Mean cross-entropy and confusion matrix of `model` (put in eval mode, no graph) on `indices`;
+// `logits_out`, when given, receives the (n, K) raw logits row-major in the order of `indices`.
+EvalResult evaluate(Classifier& model, const ClassificationData& data,
+                    const std::vector<int64_t>& indices, int64_t batch = 256,
+                    std::vector<double>* logits_out = nullptr);
+// Images: evaluate(model, ImageClassificationData(ds, norm), indices, batch).
 EvalResult evaluate(ImageClassifier& model, const ImageDataset& ds,
                     const std::vector<int64_t>& indices, const Normalization& norm,
                     int64_t batch = 256);
+
+// Weights for the classes of `labels` inversely proportional to their counts, normalised so the
+// weighted count equals the sample count: w_c = N / (K * n_c) (scikit-learn's "balanced"); an
+// absent class gets 0.
+std::vector<double> balanced_class_weights(const std::vector<int64_t>& labels, int64_t num_classes);
 
 struct StepStats {
   double loss = 0;      // mean loss over the batch
@@ -65,13 +79,21 @@ struct StepStats {
 class Trainer {
  public:
   // Builds the optimizer and schedule from cfg; `train` holds the training images (the
-  // validation split is taken from it, cfg.val_size, seeded).
+  // validation split is taken from it, cfg.val_size, seeded; augmented per cfg.augment/erase_p).
   // `comm`: the ranks training together (nullptr: this process alone); it must outlive the trainer.
   // The last `train_only` images of `train` (reviewed labels, --extra-labels) join the training
   // split and never the validation split, which is taken from the others as without them; the
   // epoch records then say how many ("extra_train_images").
   Trainer(TrainConfig cfg, ImageClassifier& model, const ImageDataset& train,
           Communicator* comm = nullptr, int64_t train_only = 0);
+  // Any classifier on any data: `split` names the training and validation samples of `data`
+  // (none: cfg.val_size of them held out, stratified and seeded, as for images). `info` is what
+  // the model files carry besides the weights (class names, normalisation, tokenizer); its
+  // class names are the data's. `class_weights` (one per class, or empty = unweighted) weight
+  // the loss. `data` must outlive the trainer.
+  Trainer(TrainConfig cfg, Classifier& model, const ClassificationData& data,
+          Communicator* comm = nullptr, std::optional<TrainValSplit> split = std::nullopt,
+          ModelInfo info = {}, std::vector<double> class_weights = {});
   ~Trainer();
 
   // Runs epochs [start_epoch, cfg.epochs); returns the history (one JSON object per epoch).
@@ -97,11 +119,17 @@ class Trainer {
   std::vector<RunFile> derived_files() const;
   // train_step on this rank's rows (x, y) of a global batch planned as `plan`.
   StepStats step_rows(const StepPlan& plan, const Tensor& x, const Tensor& y);
+  Tensor loss(const Tensor& logits, const Tensor& y) const;
+  Trainer(TrainConfig cfg, Classifier& model, std::unique_ptr<ClassificationData> owned,
+          const ClassificationData* data, Communicator* comm, std::optional<TrainValSplit> split,
+          ModelInfo info, std::vector<double> class_weights);
 
   TrainConfig cfg_;
-  ImageClassifier& model_;
-  const ImageDataset& train_;
-  int64_t train_only_ = 0;
+  Classifier& model_;
+  std::unique_ptr<ClassificationData> owned_;  // the image constructor's adapter
+  const ClassificationData& train_;
+  std::vector<double> class_weights_;
+  int64_t train_only_ = 0;  // the last samples of the data: training split only (--extra-labels)
   TrainValSplit split_;
   ModelInfo info_;
   std::unique_ptr<Optimizer> opt_;

@@ -1,0 +1,135 @@
+// text-transformer model (see text_transformer.hpp).
+#include "focus/models/text_transformer.hpp"
+
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+#include "focus/models/config_reader.hpp"
+#include "focus/nn/layers.hpp"
+#include "focus/ops/reduce.hpp"
+#include "focus/ops/view.hpp"
+
+namespace focus {
+
+TextTransformerConfig TextTransformerConfig::from_json(const nlohmann::json& j) {
+  models::ConfigReader r(j, "text_transformer");
+  TextTransformerConfig c;
+  c.vocab_size = r.get("vocab_size", c.vocab_size);
+  c.max_len = r.get("max_len", c.max_len);
+  c.num_classes = r.get("num_classes", c.num_classes);
+  c.dim = r.get("dim", c.dim);
+  c.depth = r.get("depth", c.depth);
+  c.heads = r.get("heads", c.heads);
+  c.mlp_ratio = r.get("mlp_ratio", c.mlp_ratio);
+  c.dropout = r.get("dropout", c.dropout);
+  c.attn_dropout = r.get("attn_dropout", c.attn_dropout);
+  r.finish();
+  const std::pair<const char*, int64_t> sizes[] = {{"vocab_size", c.vocab_size},
+                                                   {"max_len", c.max_len},
+                                                   {"num_classes", c.num_classes},
+                                                   {"dim", c.dim},
+                                                   {"heads", c.heads}};
+  for (const auto& [key, value] : sizes) r.require(value > 0, key, "must be positive");
+  r.require(c.depth >= 0, "depth", "must be >= 0");
+  r.require(c.dim % c.heads == 0, "heads", fmt::format("{} must divide dim {}", c.heads, c.dim));
+  r.require(c.mlp_ratio > 0.0 && std::lround(c.mlp_ratio * c.dim) > 0, "mlp_ratio",
+            "must be positive");
+  r.require(c.dropout >= 0.0 && c.dropout < 1.0, "dropout", "must be in [0, 1)");
+  r.require(c.attn_dropout >= 0.0 && c.attn_dropout < 1.0, "attn_dropout", "must be in [0, 1)");
+  return c;
+}
+
+nlohmann::json TextTransformerConfig::to_json() const {
+  return {{"vocab_size", vocab_size}, {"max_len", max_len},     {"num_classes", num_classes},
+          {"dim", dim},               {"depth", depth},         {"heads", heads},
+          {"mlp_ratio", mlp_ratio},   {"dropout", dropout},     {"attn_dropout", attn_dropout}};
+}
+
+TextTransformer::TextTransformer(const TextTransformerConfig& cfg, Rng& rng) : cfg_(cfg) {
+  const int64_t D = cfg.dim;
+  tok_embed_ = register_module("tok_embed", std::make_shared<Embedding>(cfg.vocab_size, D, rng));
+  pos_embed_ = register_module("pos_embed",
+                               std::make_shared<LearnedPositionalEncoding>(cfg.max_len, D, rng));
+  dropout_ = register_module("dropout", std::make_shared<Dropout>(cfg.dropout, rng));
+  TransformerEncoderLayerOptions lo;
+  lo.d_model = D;
+  lo.n_heads = cfg.heads;
+  lo.d_ff = std::lround(cfg.mlp_ratio * D);
+  lo.dropout = cfg.dropout;
+  lo.attn_dropout = cfg.attn_dropout;
+  for (int64_t i = 0; i < cfg.depth; ++i)
+    blocks_.push_back(register_module("blocks." + std::to_string(i),
+                                      std::make_shared<TransformerEncoderLayer>(lo, rng)));
+  norm_ = register_module("norm", std::make_shared<LayerNorm>(D));
+  pool_ = register_module(
+      "pool", std::make_shared<AttentionPooling>(
+                  MultiHeadAttentionOptions{D, cfg.heads, 0, true, cfg.attn_dropout}, rng));
+  head_ = register_module("head", std::make_shared<Linear>(D, cfg.num_classes, rng));
+}
+
+Tensor padding_mask(const Tensor& ids) {
+  FOCUS_CHECK(ids.dim() == 2 && ids.dtype() == DType::I64, ShapeError,
+              "padding_mask: ids {} must be (N, L) I64", to_string(ids.shape()));
+  const int64_t N = ids.size(0), L = ids.size(1);
+  const Tensor c = ids.contiguous();
+  const int64_t* p = c.data<int64_t>();
+  Tensor mask = Tensor::zeros({N, L});  // (N, L)
+  float* m = mask.data<float>();
+  for (int64_t i = 0; i < N * L; ++i) m[i] = p[i] == 0 ? 1.f : 0.f;
+  return mask;
+}
+
+Tensor TextTransformer::forward(const Tensor& ids) { return run(ids, nullptr); }
+Tensor TextTransformer::forward_traced(const Tensor& ids, ForwardTrace& trace) {
+  return run(ids, &trace.attention);
+}
+
+Tensor TextTransformer::pooling_weights(const Tensor& ids) {
+  std::vector<Tensor> maps;
+  run(ids, &maps);
+  const Tensor& w = maps.back();                 // (N, H, 1, L)
+  return mean(reshape(w, {w.size(0), w.size(1), w.size(3)}), {1});  // (N, L)
+}
+
+Tensor TextTransformer::run(const Tensor& ids, std::vector<Tensor>* maps) {
+  FOCUS_CHECK(ids.dim() == 2 && ids.dtype() == DType::I64, ShapeError,
+              "text_transformer: input {} {} must be (N, L) I64 token ids",
+              to_string(ids.shape()), dtype_name(ids.dtype()));
+  const int64_t N = ids.size(0), L = ids.size(1);
+  FOCUS_CHECK(L >= 1 && L <= cfg_.max_len, ShapeError,
+              "text_transformer: {} tokens per row; the model takes 1 to max_len = {}", L,
+              cfg_.max_len);
+  const Tensor mask = padding_mask(ids);  // (N, L)
+  {
+    const float* m = mask.data<float>();
+    const int64_t* p = ids.contiguous().data<int64_t>();
+    for (int64_t n = 0; n < N; ++n) {
+      bool any = false;
+      for (int64_t l = 0; l < L; ++l) {
+        any = any || m[n * L + l] == 0.f;
+        FOCUS_CHECK(p[n * L + l] >= 0 && p[n * L + l] < cfg_.vocab_size, ValueError,
+                    "text_transformer: token id {} (row {}, position {}) not in [0, {})",
+                    p[n * L + l], n, l, cfg_.vocab_size);
+      }
+      FOCUS_CHECK(any, ValueError, "text_transformer: row {} holds only padding", n);
+    }
+  }
+  AttentionMask am;
+  am.key_padding_mask = mask;
+  Tensor h = dropout_->forward(pos_embed_->forward(tok_embed_->forward(ids)));  // (N, L, D)
+  for (auto& block : blocks_) {
+    Tensor w;
+    h = block->forward(h, am, maps ? &w : nullptr);  // (N, L, D)
+    if (maps) maps->push_back(w);                    // (N, H, L, L)
+  }
+  h = norm_->forward(h);
+  Tensor w;
+  Tensor pooled = pool_->forward(h, am, maps ? &w : nullptr);  // (N, D)
+  if (maps) maps->push_back(w);                                // (N, H, 1, L)
+  return head_->forward(pooled);                               // (N, classes)
+}
+
+nlohmann::json TextTransformer::config() const { return cfg_.to_json(); }
+
+}  // namespace focus

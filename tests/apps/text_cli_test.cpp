@@ -1,0 +1,93 @@
+// Text classification end to end through the `focus` binary: train --task text on a small
+// separable TSV (JSON-lines validation), the run's files and its test metrics; eval and predict
+// on raw text from the saved model (tokenizer inside); clear errors for a malformed training
+// line, a validation label the training data lacks, and a text model given where a PNG is read.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "support/run_command.hpp"
+
+namespace fs = std::filesystem;
+using focus::testing::run_command;
+
+namespace {
+
+bool contains(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }
+
+class TextCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = (fs::temp_directory_path() / ("focus_text_cli_" + std::to_string(::getpid()))).string();
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    // Positive texts hold "good" or "great", negative ones "bad" or "awful", among fillers.
+    const char* fill[] = {"the", "phone", "screen", "battery", "was", "really", "quite", "case"};
+    std::ofstream train(path("train.tsv")), valid(path("valid.jsonl")), test(path("test.tsv"));
+    for (int i = 0; i < 160; ++i) {
+      const bool pos = i % 2 == 0;
+      const std::string word = pos ? (i % 4 == 0 ? "good" : "great") : (i % 4 == 1 ? "bad" : "awful");
+      const std::string text = std::string(fill[i % 8]) + " " + fill[(i / 8) % 8] + " " + word + " " +
+                               fill[(i / 3) % 8];
+      if (i < 120) train << (pos ? "pos" : "neg") << "\t" << text << "\n";
+      else if (i < 140) valid << nlohmann::json{{"label", pos ? "pos" : "neg"}, {"text", text}}.dump() << "\n";
+      else test << (pos ? "pos" : "neg") << "\t" << text << "\n";
+    }
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string path(const std::string& name) const { return dir_ + "/" + name; }
+  std::string focus(const std::string& args) const { return std::string(FOCUS_BINARY) + " " + args; }
+  std::string dir_;
+};
+
+}  // namespace
+
+TEST_F(TextCli, TrainEvalPredict) {
+  const auto t = run_command(focus(
+      "train --task text --train " + path("train.tsv") + " --valid " + path("valid.jsonl") +
+      " --test " + path("test.tsv") + " --epochs 12 --batch 16 --lr 3e-3 --threads 1 --min-count 1"
+      " --model-config '{\"dim\": 16, \"depth\": 1, \"heads\": 2, \"dropout\": 0.0}' --out " + path("run")));
+  ASSERT_EQ(t.code, 0) << t.out;
+  EXPECT_TRUE(contains(t.out, "test accuracy")) << t.out;
+  EXPECT_TRUE(contains(t.out, "ROC-AUC")) << t.out;
+  for (const char* f : {"model_best.safetensors", "model_last.safetensors", "checkpoint_last.safetensors",
+                        "metrics.jsonl", "config.json", "test_metrics.json"})
+    EXPECT_TRUE(fs::exists(path("run/") + f)) << f;
+  std::ifstream m(path("run/test_metrics.json"));
+  const nlohmann::json j = nlohmann::json::parse(m);
+  EXPECT_GE(j["accuracy"].get<double>(), 0.9) << j.dump();
+  EXPECT_EQ(j["class_names"], nlohmann::json({"neg", "pos"}));
+  EXPECT_GT(j["temperature"].get<double>(), 0.0);
+
+  const std::string model = path("run/model_best.safetensors");
+  const auto e = run_command(focus("eval --model " + model + " --input " + path("test.tsv") + " --json"));
+  ASSERT_EQ(e.code, 0) << e.out;
+  EXPECT_NEAR(nlohmann::json::parse(e.out)["accuracy"].get<double>(), j["accuracy"].get<double>(), 1e-12);
+  const auto p = run_command(focus("predict --model " + model + " --text 'the battery was great'"
+                                   " --text 'really awful screen'"));
+  ASSERT_EQ(p.code, 0) << p.out;
+  EXPECT_TRUE(contains(p.out, "pos\t")) << p.out;
+  EXPECT_TRUE(contains(p.out, "neg\t")) << p.out;
+  EXPECT_TRUE(contains(p.out, "pooling:")) << p.out;
+}
+
+TEST_F(TextCli, BadInputsNameFileAndLine) {
+  std::ofstream(path("bad.tsv")) << "pos\tfine text\nno tab on this line\n";
+  const auto a = run_command(focus("train --task text --train " + path("bad.tsv") + " --valid " +
+                                   path("valid.jsonl") + " --out " + path("r1")));
+  EXPECT_EQ(a.code, 1);
+  EXPECT_TRUE(contains(a.out, path("bad.tsv") + ":2")) << a.out;
+  std::ofstream(path("odd.tsv")) << "pos\tfine\nmaybe\tunsure\n";
+  const auto b = run_command(focus("train --task text --train " + path("train.tsv") + " --valid " +
+                                   path("odd.tsv") + " --out " + path("r2")));
+  EXPECT_EQ(b.code, 1);
+  EXPECT_TRUE(contains(b.out, path("odd.tsv") + ":2")) << b.out;
+  EXPECT_TRUE(contains(b.out, "label 'maybe'")) << b.out;
+  const auto c = run_command(focus("train --task text --train " + path("train.tsv") + " --out " + path("r3")));
+  EXPECT_EQ(c.code, 1);
+  EXPECT_TRUE(contains(c.out, "--valid")) << c.out;
+}
