@@ -75,6 +75,32 @@ TEST(QGemm, EveryPathGivesTheReferenceIntegers) {
   }
 }
 
+// The vector quantisers give the reference's integers and scales (ties included: values placed
+// exactly on .5 steps).
+TEST(QGemm, VectorQuantisersMatchReference) {
+  Rng rng(21);
+  for (int64_t K : {1, 7, 8, 15, 16, 17, 33, 300}) {
+    const int64_t M = 5;
+    auto X = normal(M * K, rng);
+    for (int64_t k = 0; k < K; ++k) X[size_t(K + k)] = 0;  // a zero row
+    for (int64_t k = 0; k < K; ++k) X[size_t(2 * K + k)] = float(k % 9) * 0.5f - 2.0f;  // ties
+    X[size_t(2 * K)] = 127.0f / 2;  // scale 0.5: x / scale lands on .5 steps
+    std::vector<int8_t> want(static_cast<size_t>(M * K)), got(static_cast<size_t>(M * K));
+    std::vector<float> sw(static_cast<size_t>(M)), sg(static_cast<size_t>(M));
+    quantize_rows(want.data(), K, sw.data(), X.data(), K, M, K);
+    EXPECT_EQ(sw[1], 0.0f);
+    using Fn = void (*)(int8_t*, int64_t, float*, const float*, int64_t, int64_t, int64_t);
+    const std::pair<QPath, Fn> fns[] = {{QPath::Avx2, quantize_rows_avx2},
+                                        {QPath::Vnni512, quantize_rows_avx512}};
+    for (auto [p, fn] : fns) {
+      if (!qpath_supported(p)) continue;
+      fn(got.data(), K, sg.data(), X.data(), K, M, K);
+      EXPECT_EQ(got, want) << qpath_name(p) << " K " << K;
+      EXPECT_EQ(sg, sw) << qpath_name(p) << " K " << K;
+    }
+  }
+}
+
 // Full range everywhere: every quantised value is +-127, so u8 x s8 pairs reach 255 * 127 * 2
 // (what vpmaddubsw would saturate) and K = 4099 sums reach 127^2 * 4099.
 TEST(QGemm, FullRangeLargeKDoesNotSaturate) {

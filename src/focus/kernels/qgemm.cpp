@@ -207,7 +207,12 @@ void qlinear_forward(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t
     std::vector<int32_t> acc(static_cast<size_t>(rows * w.N));
     for (int64_t m0 = lo; m0 < hi; m0 += kRowBlock) {
       const int64_t mb = std::min(kRowBlock, hi - m0);
-      quantize_rows(q.data(), w.K, sx.data(), x + m0 * ldx, ldx, mb, w.K);
+      if (w.path == QPath::Vnni512)
+        quantize_rows_avx512(q.data(), w.K, sx.data(), x + m0 * ldx, ldx, mb, w.K);
+      else if (w.path == QPath::Avx2)
+        quantize_rows_avx2(q.data(), w.K, sx.data(), x + m0 * ldx, ldx, mb, w.K);
+      else
+        quantize_rows(q.data(), w.K, sx.data(), x + m0 * ldx, ldx, mb, w.K);
       qgemm_s32(acc.data(), w.N, q.data(), w.K, mb, w);
       epilogue(y + m0 * ldy, ldy, acc.data(), w.N, sx.data(), mb, w, bias, ep);
     }

@@ -51,8 +51,13 @@ QWeight pack_qweight(const float* W, int64_t N, int64_t K);
 QWeight pack_qweight(const float* W, int64_t N, int64_t K, QPath path);
 
 // Per-row symmetric quantisation: q (M, K) row stride ldq, scale (M); a zero row gets scale 0.
+// quantize_rows is the reference; the vector versions give the same integers and scales.
 void quantize_rows(int8_t* q, int64_t ldq, float* scale, const float* x, int64_t ldx, int64_t M,
                    int64_t K);
+void quantize_rows_avx2(int8_t* q, int64_t ldq, float* scale, const float* x, int64_t ldx,
+                        int64_t M, int64_t K);
+void quantize_rows_avx512(int8_t* q, int64_t ldq, float* scale, const float* x, int64_t ldx,
+                          int64_t M, int64_t K);
 
 // acc (M, N) row stride ldc = qa (M, K) row stride lda @ w.q^T, exact. Each path reads w's panels
 // for its own layout (w.path must match; the scalar one reads w.q).

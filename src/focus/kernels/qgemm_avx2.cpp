@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -77,6 +78,37 @@ TileFn pick(int mr, int nb) {
 }
 
 }  // namespace
+
+void quantize_rows_avx2(int8_t* q, int64_t ldq, float* scale, const float* x, int64_t ldx,
+                        int64_t M, int64_t K) {
+  const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  const int64_t K8 = K / 8 * 8;
+  for (int64_t m = 0; m < M; ++m) {
+    const float* row = x + m * ldx;
+    __m256 vmax = _mm256_setzero_ps();
+    for (int64_t k = 0; k < K8; k += 8)
+      vmax = _mm256_max_ps(vmax, _mm256_and_ps(_mm256_loadu_ps(row + k), absmask));
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, vmax);
+    float amax = 0;
+    for (float v : lanes) amax = std::max(amax, v);
+    for (int64_t k = K8; k < K; ++k) amax = std::max(amax, std::fabs(row[k]));
+    scale[m] = amax / 127.0f;
+    const float invs = amax > 0 ? 127.0f / amax : 0.0f;
+    const __m256 inv = _mm256_set1_ps(invs);
+    int8_t* out = q + m * ldq;
+    for (int64_t k = 0; k < K8; k += 8) {
+      // Round to nearest even (the default MXCSR mode), as the scalar nearbyint; the packs
+      // saturate at +-127 at most since |x * inv| <= 127 up to rounding.
+      const __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(row + k), inv));
+      const __m128i s16 = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+      const __m128i s8 = _mm_max_epi8(_mm_packs_epi16(s16, s16), _mm_set1_epi8(-127));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + k), s8);
+    }
+    for (int64_t k = K8; k < K; ++k)
+      out[k] = int8_t(int(std::min(127.0f, std::max(-127.0f, std::nearbyint(row[k] * invs)))));
+  }
+}
 
 void qgemm_s32_avx2(int32_t* acc, int64_t ldc, const int8_t* qa, int64_t lda, int64_t M,
                     const QWeight& w) {

@@ -16,6 +16,9 @@
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma")
+// GCC 12 flags the intrinsics' internal _mm512_undefined_* placeholders as maybe-uninitialized.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace focus {
 
@@ -78,6 +81,36 @@ TileFn pick(int mr, int nb) {
 
 }  // namespace
 
+void quantize_rows_avx512(int8_t* q, int64_t ldq, float* scale, const float* x, int64_t ldx,
+                          int64_t M, int64_t K) {
+  const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127),
+                absmask = _mm512_set1_epi32(0x7FFFFFFF);
+  for (int64_t m = 0; m < M; ++m) {
+    const float* row = x + m * ldx;
+    __m512 vmax = _mm512_setzero_ps();
+    for (int64_t k = 0; k < K; k += 16) {
+      const __mmask16 mask = K - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (K - k)) - 1);
+      const __m512i bits = _mm512_maskz_loadu_epi32(mask, row + k);
+      vmax = _mm512_max_ps(vmax, _mm512_castsi512_ps(_mm512_and_si512(bits, absmask)));
+    }
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, vmax);
+    float amax = 0;
+    for (float v : lanes) amax = std::max(amax, v);
+    scale[m] = amax / 127.0f;
+    const __m512 inv = _mm512_set1_ps(amax > 0 ? 127.0f / amax : 0.0f);
+    int8_t* out = q + m * ldq;
+    for (int64_t k = 0; k < K; k += 16) {
+      const __mmask16 mask = K - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (K - k)) - 1);
+      // Round to nearest even (the default MXCSR mode), as the scalar nearbyint.
+      const __m512 xv = _mm512_castsi512_ps(_mm512_maskz_loadu_epi32(mask, row + k));
+      __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(xv, inv));
+      v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+      _mm512_mask_cvtepi32_storeu_epi8(out + k, mask, v);
+    }
+  }
+}
+
 void qgemm_s32_vnni512(int32_t* acc, int64_t ldc, const int8_t* qa, int64_t lda, int64_t M,
                        const QWeight& w) {
   FOCUS_CHECK(w.path == QPath::Vnni512 && w.panels, ValueError,
@@ -110,4 +143,5 @@ void qgemm_s32_vnni512(int32_t* acc, int64_t ldc, const int8_t* qa, int64_t lda,
 
 }  // namespace focus
 
+#pragma GCC diagnostic pop
 #pragma GCC pop_options
