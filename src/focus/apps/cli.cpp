@@ -41,6 +41,7 @@ int run_cli(int argc, char** argv) {
   commands["keys"] = add_keys_command(app);
   commands["calibrate"] = add_calibrate_command(app);
   commands["simulate-review"] = add_simulate_review_command(app);
+  commands["quantize"] = add_quantize_command(app);
   try {
     try {
       app.parse(argc, argv);

@@ -178,8 +178,12 @@ Command add_bench_command(CLI::App& app) {
       ->check(CLI::IsMember({"nn", "nt", "tn", "tt"}))
       ->capture_default_str();
   Command attention = add_bench_attention_command(*bench);
-  return [o, g, attention] {
-    if (!g->parsed()) return attention();
+  Command infer = add_bench_infer_command(*bench);
+  return [o, g, attention, infer] {
+    if (!g->parsed()) {
+      const int rc = infer();
+      return rc != -1 ? rc : attention();
+    }
     if (o->threads > 0) set_num_threads(o->threads);
     set_gemm_kernel(o->kernel == "blas"      ? GemmKernel::Blas
                     : o->kernel == "small"   ? GemmKernel::Small

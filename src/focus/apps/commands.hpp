@@ -26,6 +26,9 @@ Command add_serve_command(CLI::App& app);    // cmd_serve.cpp
 Command add_keys_command(CLI::App& app);     // cmd_serve.cpp
 Command add_calibrate_command(CLI::App& app);  // cmd_calibrate.cpp
 Command add_simulate_review_command(CLI::App& app);  // cmd_simulate_review.cpp
+Command add_quantize_command(CLI::App& app);  // cmd_quantize.cpp
+// `bench infer` under `bench` (cmd_bench_infer.cpp); returns -1 when another bench subcommand ran.
+Command add_bench_infer_command(CLI::App& bench);
 
 struct TrainConfig;
 class Communicator;

@@ -2,7 +2,10 @@
 #include "focus/nn/conv.hpp"
 
 #include "focus/nn/init.hpp"
+#include "focus/autograd/node.hpp"
 #include "focus/ops/conv.hpp"
+#include "focus/ops/quantized.hpp"
+#include "focus/nn/quant_probe.hpp"
 
 namespace focus {
 
@@ -22,7 +25,22 @@ Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel, Rng& rng, int64_t stride
   FOCUS_CHECK(padding >= 0, ValueError, "Conv2d: padding must be >= 0, got {}", padding);
 }
 
-Tensor Conv2d::forward(const Tensor& x) const { return conv2d(x, weight, bias, stride, padding); }
+Tensor Conv2d::forward(const Tensor& x) const {
+  if (int8_ && !grad_enabled()) {
+    Tensor y = conv2d_int8(x, *int8_, bias, weight.size(2), stride, padding);
+    if (QuantProbe* p = quant_probe()) p->add(this, y, conv2d(x, weight, bias, stride, padding));
+    return y;
+  }
+  return conv2d(x, weight, bias, stride, padding);
+}
+
+void Conv2d::on_inference_dtype(DType dtype) {
+  int8_.reset();
+  if (dtype != DType::I8 || weight.dtype() != DType::F32) return;
+  const Tensor w = weight.contiguous();  // (O, C, K, K) = (O, C*K*K) row-major
+  int8_ = std::make_shared<const QWeight>(
+      pack_qweight(w.data<float>(), w.size(0), w.size(1) * w.size(2) * w.size(3)));
+}
 
 Tensor MaxPool2d::forward(const Tensor& x) const { return max_pool2d(x, kernel, stride, padding); }
 
