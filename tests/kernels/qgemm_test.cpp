@@ -216,7 +216,9 @@ TEST(QConv, MatchesReferenceAndAgreesAcrossPaths) {
                             {2, 1, 28, 28, 16, 3, 3, 1, 1},
                             {4, 12, 7, 7, 20, 1, 1, 1, 0},
                             {1, 6, 11, 10, 9, 3, 3, 2, 1},
-                            {2, 3, 12, 12, 8, 4, 4, 4, 0}};
+                            {2, 3, 12, 12, 8, 4, 4, 4, 0},
+                            {1, 4, 20, 20, 10, 3, 3, 1, 1},  // one image: positions over threads
+                            {1, 2, 9, 9, 5, 5, 5, 1, 2}};
   for (const ConvGeom& g : geoms) {
     const int64_t CKK = g.C * g.KH * g.KW, OHW = g.OH() * g.OW();
     const auto x = normal(g.N * g.C * g.H * g.W, rng), w = normal(g.O * CKK, rng),
@@ -226,7 +228,9 @@ TEST(QConv, MatchesReferenceAndAgreesAcrossPaths) {
     std::vector<float> first;
     for (QPath p : kPaths) {
       if (!qpath_supported(p)) continue;
-      const QWeight qw = pack_qweight(w.data(), g.O, CKK, p);
+      std::vector<float> whwc(w.size());
+      conv_weight_hwc(whwc.data(), w.data(), g.O, g.C, g.KH, g.KW);
+      const QWeight qw = pack_qweight(whwc.data(), g.O, CKK, p);
       std::vector<float> y(ref.size(), 99.0f);
       conv2d_forward_int8(y.data(), x.data(), qw, b.data(), g);
       double err2 = 0, ref2 = 0;

@@ -147,6 +147,16 @@ void quantize_rows(int8_t* q, int64_t ldq, float* scale, const float* x, int64_t
   }
 }
 
+void quantize_rows_for(const QWeight& w, int8_t* q, int64_t ldq, float* scale, const float* x,
+                       int64_t ldx, int64_t M) {
+  if (w.path == QPath::Vnni512)
+    quantize_rows_avx512(q, ldq, scale, x, ldx, M, w.K);
+  else if (w.path == QPath::Avx2)
+    quantize_rows_avx2(q, ldq, scale, x, ldx, M, w.K);
+  else
+    quantize_rows(q, ldq, scale, x, ldx, M, w.K);
+}
+
 void qgemm_s32_scalar(int32_t* acc, int64_t ldc, const int8_t* qa, int64_t lda, int64_t M,
                       const QWeight& w) {
   for (int64_t m = 0; m < M; ++m)
@@ -202,17 +212,16 @@ void qlinear_forward(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t
   const bool parallel = M * w.N * w.K >= (int64_t(1) << 18);
   split_over_threads(M, 8, parallel, [&](int64_t lo, int64_t hi) {
     const int64_t rows = std::min(kRowBlock, hi - lo);
-    std::vector<int8_t> q(static_cast<size_t>(rows * w.K));
-    std::vector<float> sx(static_cast<size_t>(rows));
-    std::vector<int32_t> acc(static_cast<size_t>(rows * w.N));
+    // Per-thread scratch kept between calls (no allocation, no page faults per call).
+    thread_local std::vector<int8_t> q;
+    thread_local std::vector<float> sx;
+    thread_local std::vector<int32_t> acc;
+    q.resize(std::max(q.size(), static_cast<size_t>(rows * w.K)));
+    sx.resize(std::max(sx.size(), static_cast<size_t>(rows)));
+    acc.resize(std::max(acc.size(), static_cast<size_t>(rows * w.N)));
     for (int64_t m0 = lo; m0 < hi; m0 += kRowBlock) {
       const int64_t mb = std::min(kRowBlock, hi - m0);
-      if (w.path == QPath::Vnni512)
-        quantize_rows_avx512(q.data(), w.K, sx.data(), x + m0 * ldx, ldx, mb, w.K);
-      else if (w.path == QPath::Avx2)
-        quantize_rows_avx2(q.data(), w.K, sx.data(), x + m0 * ldx, ldx, mb, w.K);
-      else
-        quantize_rows(q.data(), w.K, sx.data(), x + m0 * ldx, ldx, mb, w.K);
+      quantize_rows_for(w, q.data(), w.K, sx.data(), x + m0 * ldx, ldx, mb);
       qgemm_s32(acc.data(), w.N, q.data(), w.K, mb, w);
       epilogue(y + m0 * ldy, ldy, acc.data(), w.N, sx.data(), mb, w, bias, ep);
     }

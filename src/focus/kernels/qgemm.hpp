@@ -59,6 +59,10 @@ void quantize_rows_avx2(int8_t* q, int64_t ldq, float* scale, const float* x, in
 void quantize_rows_avx512(int8_t* q, int64_t ldq, float* scale, const float* x, int64_t ldx,
                           int64_t M, int64_t K);
 
+// The quantiser of w.path (same integers as quantize_rows).
+void quantize_rows_for(const QWeight& w, int8_t* q, int64_t ldq, float* scale, const float* x,
+                       int64_t ldx, int64_t M);
+
 // acc (M, N) row stride ldc = qa (M, K) row stride lda @ w.q^T, exact. Each path reads w's panels
 // for its own layout (w.path must match; the scalar one reads w.q).
 void qgemm_s32_scalar(int32_t* acc, int64_t ldc, const int8_t* qa, int64_t lda, int64_t M,

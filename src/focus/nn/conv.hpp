@@ -9,6 +9,7 @@
 namespace focus {
 
 class Rng;
+class BatchNorm2d;
 
 class Conv2d : public Module {
  public:
@@ -19,6 +20,10 @@ class Conv2d : public Module {
   // set_inference_dtype(I8) made one (ops/quantized.hpp), else the F32 weight (BF16: no copy).
   Tensor forward(const Tensor& x) const;
   bool int8_active() const { return int8_ != nullptr; }
+  // relu(bn(forward(x))) (relu optional), the same values as the three layers in turn; with an
+  // int8 weight under NoGradGuard and bn in eval mode, one pass: bn's running statistics fold
+  // into the int8 product's per-channel scale and bias, the ReLU into its epilogue.
+  Tensor forward_bn(const Tensor& x, BatchNorm2d& bn, bool relu) const;
 
   const Tensor weight;  // (O, C, K, K)
   const Tensor bias;    // (O), undefined without bias

@@ -39,8 +39,9 @@ Tensor linear_int8(const Tensor& x, const QWeight& w, const Tensor& bias) {
 }
 
 Tensor conv2d_int8(const Tensor& x, const QWeight& w, const Tensor& bias, int64_t kernel,
-                   int64_t stride, int64_t padding) {
+                   int64_t stride, int64_t padding, const Tensor& out_scale, bool relu) {
   check_inference(x, bias, w.N, "conv2d_int8");
+  check_inference(x, out_scale, w.N, "conv2d_int8");
   FOCUS_CHECK(x.dim() == 4, ShapeError, "conv2d_int8: input {} is not (N, C, H, W)", to_string(x.shape()));
   const Shape& xs = x.shape();
   FOCUS_CHECK(kernel >= 1 && stride >= 1 && padding >= 0 && xs[1] * kernel * kernel == w.K &&
@@ -53,7 +54,10 @@ Tensor conv2d_int8(const Tensor& x, const QWeight& w, const Tensor& bias, int64_
   const Tensor xc = x.contiguous();
   const Tensor bc = bias.defined() ? bias.contiguous() : Tensor();
   Tensor y = Tensor::empty({g.N, g.O, g.OH(), g.OW()});  // (N, O, OH, OW)
-  conv2d_forward_int8(y.data<float>(), xc.data<float>(), w, bc.defined() ? bc.data<float>() : nullptr, g);
+  const Tensor sc = out_scale.defined() ? out_scale.contiguous() : Tensor();
+  conv2d_forward_int8(y.data<float>(), xc.data<float>(), w, bc.defined() ? bc.data<float>() : nullptr,
+                      g, relu ? QEpilogue::Relu : QEpilogue::None,
+                      sc.defined() ? sc.data<float>() : nullptr);
   return y;
 }
 
