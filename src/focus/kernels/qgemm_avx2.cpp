@@ -28,21 +28,28 @@ template <int MR, int NB>
 void tile(int32_t* C, int64_t ldc, const int16_t* A, int64_t lda, const int16_t* P,
           int64_t block_stride, int64_t Kh, int64_t ncols) {
   __m256i acc[MR][NB];
+  #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
+    #pragma GCC unroll 8
     for (int j = 0; j < NB; ++j) acc[i][j] = _mm256_setzero_si256();
   for (int64_t p = 0; p < Kh; ++p) {
     __m256i b[NB];
+    #pragma GCC unroll 8
     for (int j = 0; j < NB; ++j)
       b[j] = _mm256_load_si256(reinterpret_cast<const __m256i*>(P + j * block_stride + p * 16));
+    #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       int32_t a2;
       std::memcpy(&a2, A + i * lda + p * 2, 4);
       const __m256i a = _mm256_set1_epi32(a2);
+      #pragma GCC unroll 8
       for (int j = 0; j < NB; ++j) acc[i][j] = _mm256_add_epi32(acc[i][j], _mm256_madd_epi16(a, b[j]));
     }
   }
+  #pragma GCC unroll 8
   for (int j = 0; j < NB; ++j) {
     const int64_t valid = std::min<int64_t>(8, ncols - 8 * j);
+    #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       int32_t* dst = C + i * ldc + 8 * j;
       if (valid == 8) {
