@@ -1,7 +1,8 @@
 // oneDNN's int8 matmul at the shapes of focus's int8 GEMM (kernels/qgemm.hpp), for the choice
-// "our kernel or oneDNN's" (docs/BUDGET.md). Standalone (oneDNN is not a build dependency):
+// "our kernel or oneDNN's" (docs/BUDGET.md). Standalone (oneDNN is not a build dependency; this directory is outside the bench/*.cpp glob
+// that CMake builds):
 //   apt-get install -y libdnnl-dev
-//   g++ -O2 -std=c++20 bench/int8_dnnl_bench.cpp -ldnnl -o build/int8_dnnl_bench
+//   g++ -O2 -std=c++20 bench/dnnl/int8_dnnl_bench.cpp -ldnnl -o build/int8_dnnl_bench
 //   build/int8_dnnl_bench 784x32x288 6272x64x576 ...   (M x N x K; threads: OMP_NUM_THREADS)
 // C (M, N) f32 = A (M, K) s8 @ B (K, N) s8 with a per-column output scale, B reordered once to
 // the layout the primitive picks (format_tag::any), A s8 as given: the activations' quantisation
