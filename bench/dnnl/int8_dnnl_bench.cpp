@@ -1,6 +1,6 @@
 // oneDNN's int8 matmul at the shapes of focus's int8 GEMM (kernels/qgemm.hpp), for the choice
-// "our kernel or oneDNN's" (docs/BUDGET.md). Standalone (oneDNN is not a build dependency; this directory is outside the bench/*.cpp glob
-// that CMake builds):
+// "our kernel or oneDNN's" (docs/BUDGET.md). Standalone: oneDNN is not a build dependency, and
+// this directory is outside the bench/*.cpp glob that CMake builds.
 //   apt-get install -y libdnnl-dev
 //   g++ -O2 -std=c++20 bench/dnnl/int8_dnnl_bench.cpp -ldnnl -o build/int8_dnnl_bench
 //   build/int8_dnnl_bench 784x32x288 6272x64x576 ...   (M x N x K; threads: OMP_NUM_THREADS)
