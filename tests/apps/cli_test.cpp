@@ -1,6 +1,7 @@
 // The `focus` binary end to end on bad input: unknown flags and subcommands, missing and corrupt
 // model files, bad option values — each must exit non-zero with one clear line naming the problem.
-// Also --help everywhere, --dump-config precedence (defaults < --config < flags), bench gemm JSON.
+// Also --help everywhere, --dump-config precedence (defaults < --config < flags), bench gemm JSON
+// (the int8 kernel included), --weights values.
 #include <gtest/gtest.h>
 
 #include <array>
@@ -32,7 +33,7 @@ bool contains(const std::string& s, const std::string& what) { return s.find(wha
 
 TEST(Cli, HelpEverywhere) {
   for (const char* cmd : {"--help", "train --help", "eval --help", "predict --help", "demo --help",
-                          "bench gemm --help"}) {
+                          "bench gemm --help", "bench infer --help", "quantize --help"}) {
     const Result r = run(cmd);
     EXPECT_EQ(r.code, 0) << cmd << "\n" << r.out;
     EXPECT_TRUE(contains(r.out, "Usage")) << cmd << "\n" << r.out;
@@ -78,6 +79,14 @@ TEST(Cli, MissingAndCorruptModelFiles) {
   EXPECT_TRUE(contains(r.out, junk)) << r.out;
   r = run("predict --model " + junk + " --input /nonexistent.png");
   EXPECT_NE(r.code, 0);
+  r = run("quantize --model " + junk + " -o /nonexistent/q.safetensors --data-dir /nonexistent");
+  EXPECT_NE(r.code, 0);
+  r = run("predict --weights int4 --model " + junk + " --input /nonexistent.png");
+  EXPECT_NE(r.code, 0);
+  EXPECT_TRUE(contains(r.out, "--weights")) << r.out;
+  r = run("quantize --model " + junk + " -o q.safetensors --max-drop -1");
+  EXPECT_NE(r.code, 0);
+  EXPECT_TRUE(contains(r.out, "--max-drop")) << r.out;
   fs::remove(junk);
 }
 
@@ -118,7 +127,7 @@ TEST(Cli, BenchGemmJson) {
   EXPECT_NE(bad.code, 0);
   EXPECT_TRUE(contains(bad.out, "trans")) << bad.out;
   // The packed-panel kernels of inference weights, verified the same way (x @ W^T only).
-  for (const char* k : {"panels-f32", "panels-bf16"}) {
+  for (const char* k : {"panels-f32", "panels-bf16", "int8"}) {
     const Result rp = run(std::string("bench gemm --sizes 16x100x67,1x33x64 --reps 2 --json --trans nt "
                                       "--kernel ") + k + " 2>/dev/null");
     ASSERT_EQ(rp.code, 0) << k << ": " << rp.out;

@@ -15,6 +15,7 @@
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/gemm.hpp"
 #include "focus/kernels/panel_gemm.hpp"
+#include "focus/kernels/qgemm.hpp"
 #include "focus/tensor/error.hpp"
 #include "focus/tensor/rng.hpp"
 
@@ -51,13 +52,20 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// The product being timed: the GEMM, or the packed-panel kernel (panels: "f32" or "bf16").
+// The product being timed: the GEMM, the packed-panel kernel (panels: "f32" or "bf16"), or the
+// int8 product (panels "int8": B quantised per row and packed once, A quantised per row on every
+// call, as a Linear at inference; kernels/qgemm.hpp).
 struct Product {
   std::string panels;  // empty: gemm()
   std::vector<float> P;
   std::vector<BFloat16> Pb;
+  QWeight Q;
   void prepare(const GemmShape& g, std::vector<float>& B) {
     if (panels.empty()) return;
+    if (panels == "int8") {
+      Q = pack_qweight(B.data(), g.N, g.K);
+      return;
+    }
     const size_t n = static_cast<size_t>(panel_count(g.N) * g.K * kPanelRows);
     if (panels == "bf16") {
       Pb.resize(n);
@@ -70,7 +78,9 @@ struct Product {
   }
   void run(const GemmShape& g, bool ta, bool tb, const float* A, int64_t lda, const float* B,
            int64_t ldb, float* C) const {
-    if (panels == "bf16")
+    if (panels == "int8")
+      qlinear_forward(C, g.N, A, lda, g.M, Q, nullptr);
+    else if (panels == "bf16")
       gemm_panels<BFloat16>(g.M, g.N, g.K, 1.f, A, lda, Pb.data(), 0.f, C, g.N);
     else if (panels == "f32")
       gemm_panels<float>(g.M, g.N, g.K, 1.f, A, lda, P.data(), 0.f, C, g.N);
@@ -91,7 +101,8 @@ int run_gemm_bench(const std::vector<std::string>& sizes, bool json, int reps, b
   out["isa"] = isa_name(detect_isa());
   out["fma_peak_gflops"] = peak;
   out["trans"] = std::string(ta ? "t" : "n") + (tb ? "t" : "n");
-  out["kernel"] = panels.empty() ? std::string("gemm") : "panels-" + panels;
+  out["kernel"] = panels.empty() ? std::string("gemm") : panels == "int8" ? std::string("int8") : "panels-" + panels;
+  if (panels == "int8") out["int8_path"] = qpath_name(qgemm_path());
   if (!json)
     std::printf("backend: %s\nmeasured FMA peak: %.1f GFLOP/s (%d threads, %s)\n\n%-18s %10s %10s %8s\n",
                 gemm_backend_info().c_str(), peak, num_threads(), isa_name(detect_isa()).c_str(),
@@ -103,7 +114,7 @@ int run_gemm_bench(const std::vector<std::string>& sizes, bool json, int reps, b
     const int64_t lda = ta ? g.M : g.K, ldb = tb ? g.K : g.N;  // A (M, K) or (K, M); B (K, N) or (N, K)
     rng.fill_normal(A.data(), int64_t(A.size()), 0.f, 1.f);
     rng.fill_normal(B.data(), int64_t(B.size()), 0.f, 1.f);
-    Product product{panels, {}, {}};
+    Product product{panels, {}, {}, {}};
     product.prepare(g, B);
     product.run(g, ta, tb, A.data(), lda, B.data(), ldb, C.data());
     // Verify sampled entries against a double-precision dot product.
@@ -112,7 +123,10 @@ int run_gemm_bench(const std::vector<std::string>& sizes, bool json, int reps, b
       double ref = 0;
       for (int64_t k = 0; k < g.K; ++k)
         ref += double(ta ? A[k * lda + i] : A[i * lda + k]) * (tb ? B[j * ldb + k] : B[k * ldb + j]);
-      FOCUS_CHECK(std::abs(ref - C[i * g.N + j]) <= 1e-3 * std::sqrt(double(g.K)) + 1e-4 * std::abs(ref),
+      // int8: within quantisation error (|dot| ~ sqrt(K) for these normal values).
+      const double tol = panels == "int8" ? 0.1 * std::sqrt(double(g.K))
+                                          : 1e-3 * std::sqrt(double(g.K)) + 1e-4 * std::abs(ref);
+      FOCUS_CHECK(std::abs(ref - C[i * g.N + j]) <= tol,
                   StateError, "bench gemm: result check failed at ({}, {}) for {}: {} vs {}", i, j,
                   s, C[i * g.N + j], ref);
     }
@@ -157,20 +171,27 @@ Command add_bench_command(CLI::App& app) {
   g->add_option("--reps", o->reps, "timed repetitions (0 = by size)");
   g->add_option("--kernel", o->kernel,
                 "auto | blas | small | reference | panels-f32 | panels-bf16 (packed inference "
-                "weights, --trans nt)")
-      ->check(CLI::IsMember({"auto", "blas", "small", "reference", "panels-f32", "panels-bf16"}));
+                "weights, --trans nt) | int8 (int8 weights, dynamic int8 rows, --trans nt: "
+                "GOPS in the GFLOP/s column)")
+      ->check(CLI::IsMember({"auto", "blas", "small", "reference", "panels-f32", "panels-bf16", "int8"}));
   g->add_option("--trans", o->trans, "nn | nt | tn | tt: op(A) op(B) (t = stored transposed)")
       ->check(CLI::IsMember({"nn", "nt", "tn", "tt"}))
       ->capture_default_str();
   Command attention = add_bench_attention_command(*bench);
-  return [o, g, attention] {
-    if (!g->parsed()) return attention();
+  Command infer = add_bench_infer_command(*bench);
+  return [o, g, attention, infer] {
+    if (!g->parsed()) {
+      const int rc = infer();
+      return rc != -1 ? rc : attention();
+    }
     if (o->threads > 0) set_num_threads(o->threads);
     set_gemm_kernel(o->kernel == "blas"      ? GemmKernel::Blas
                     : o->kernel == "small"   ? GemmKernel::Small
                     : o->kernel == "reference" ? GemmKernel::Reference
                                              : GemmKernel::Auto);
-    const std::string panels = o->kernel.rfind("panels-", 0) == 0 ? o->kernel.substr(7) : "";
+    const std::string panels = o->kernel.rfind("panels-", 0) == 0 ? o->kernel.substr(7)
+                               : o->kernel == "int8"                ? "int8"
+                                                                    : "";
     return run_gemm_bench(o->sizes, o->json, o->reps, o->trans[0] == 't', o->trans[1] == 't',
                           panels);
   };

@@ -27,7 +27,7 @@ Command add_eval_command(CLI::App& app) {
               "CMUdict test split (WER, PER, worst errors); translation models on --input TSV");
   struct Opts {
     std::string model, data_dir = kFashionMnistDir, split = "test", task, input, cmudict,
-        weights = "f32", reliability;
+        weights = "auto", reliability;
     bool json = false;
     int threads = 0, beam = 5, worst = 20;
     double length_penalty = 1.0;
@@ -60,10 +60,10 @@ Command add_eval_command(CLI::App& app) {
                           o->length_penalty, o->worst, o->json, o->weights);
     if (is_text_model_file(o->model)) return eval_text(o->model, o->input, o->json);
     FOCUS_CHECK(o->split != "dev", ValueError, "--split dev is for g2p models");
-    FOCUS_CHECK(o->weights == "f32", ValueError,
-                "--weights {} is for seq2seq models (an image model's batches widen them anyway)",
-                o->weights);
-    const ImagePredictor predictor(o->model);
+    FOCUS_CHECK(o->weights != "bf16", ValueError,
+                "--weights bf16 is for seq2seq models (an image model's batches widen them "
+                "anyway); image models run f32 or int8");
+    const ImagePredictor predictor(o->model, {.weights = o->weights});
     const ModelInfo& info = predictor.info();
     const ImageDataset ds = load_fashion_mnist(o->data_dir, parse_split(o->split));
     std::vector<int64_t> idx(size_t(ds.size()));
@@ -83,13 +83,15 @@ Command add_eval_command(CLI::App& app) {
     if (o->json) {
       nlohmann::json j = metrics_to_json(r.cm, info.class_names);
       j["loss"] = r.loss;
+      j["weights"] = predictor.weights();
       j["calibration"] = cal;
       std::printf("%s\n", j.dump(2).c_str());
       return 0;
     }
-    std::printf("%s: %s split, %lld images\naccuracy %.2f%%  loss %.4f\n"
+    std::printf("%s: %s split, %lld images, %s weights\naccuracy %.2f%%  loss %.4f\n"
                 "calibration (15 bins): T = 1: ECE %.2f%% NLL %.4f; T = %.4f: ECE %.2f%% NLL %.4f\n\n%s\n%s",
-                o->model.c_str(), o->split.c_str(), (long long)ds.size(), 100 * r.accuracy(), r.loss,
+                o->model.c_str(), o->split.c_str(), (long long)ds.size(), predictor.weights().c_str(),
+                100 * r.accuracy(), r.loss,
                 100 * before.ece, before.nll, info.temperature, 100 * after.ece, after.nll,
                 format_report(classification_report(r.cm), info.class_names).c_str(),
                 format_confusion(r.cm, info.class_names).c_str());
@@ -101,7 +103,7 @@ Command add_predict_command(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "predict", "classify a PNG image (converted to 28x28 gray), or texts with a text model");
   struct Opts {
-    std::string model, input;
+    std::string model, input, weights = "auto";
     std::vector<std::string> texts;
     int top = 3;
     bool uncalibrated = false;
@@ -112,11 +114,18 @@ Command add_predict_command(CLI::App& app) {
   sub->add_option("--text", o->texts, "text models: a text to classify (repeatable)");
   sub->add_option("--top", o->top, "classes to show")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_flag("--uncalibrated", o->uncalibrated, "the raw softmax, without the file's temperature");
+  sub->add_option("--weights", o->weights,
+                  "f32; int8 (int8 weights per output channel, activations per row, for the "
+                  "layers of the file's plan from `focus quantize`, else every Linear and "
+                  "Conv2d); auto (int8 for a file `focus quantize` wrote, else f32)")
+      ->check(CLI::IsMember({"f32", "int8", "auto"}))
+      ->capture_default_str();
   return [o] {
     if (is_text_model_file(o->model)) return predict_text(o->model, o->texts, o->input, o->top, o->uncalibrated);
     FOCUS_CHECK(!o->input.empty(), ValueError, "focus predict: --input PNG is required for an image model");
     ImagePredictorOptions opt;
     opt.calibrated = !o->uncalibrated;
+    opt.weights = o->weights;
     const ImagePredictor predictor(o->model, opt);
     const ImagePrediction r = predictor.predict({read_png(o->input)}, o->top)[0];
     for (const ClassScore& c : r.top) std::printf("%-12s %6.2f%%\n", c.name.c_str(), 100.0 * c.prob);

@@ -29,6 +29,10 @@ namespace focus {
 struct ImagePredictorOptions {
   int64_t max_batch = 256;  // images per forward pass
   bool calibrated = true;   // divide the logits by the file's temperature before the softmax
+  // Inference weights: "f32"; "int8" (the file's int8 plan, or every Linear and Conv2d when it
+  // has none: infer/quantize.hpp); "auto" (int8 when the file has a plan, else f32).
+  // ValueError for anything else.
+  std::string weights = "f32";
 };
 
 struct ClassScore {
@@ -72,6 +76,8 @@ class ImagePredictor {
   Tensor normalized(const Tensor& pixels) const;
 
   const ModelInfo& info() const { return loaded_.info; }
+  // "f32" or "int8": what the model runs ("auto" resolved).
+  const std::string& weights() const { return weights_; }
   // The model in eval mode (evaluation and explanations run it directly).
   ImageClassifier& model() const { return *loaded_.model; }
 
@@ -79,6 +85,7 @@ class ImagePredictor {
   LoadedModel loaded_;
   ImagePredictorOptions opt_;
   int64_t channels_ = 1, size_ = 28, classes_ = 0;
+  std::string weights_ = "f32";
 };
 
 }  // namespace focus

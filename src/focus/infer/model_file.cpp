@@ -35,6 +35,13 @@ void save_model(const std::string& path, const Classifier& model, const ModelInf
   meta["normalization"] = nlohmann::json{{"mean", info.norm.mean}, {"std", info.norm.std}}.dump();
   // Exactly the double (17 significant digits round-trip), as a JSON number.
   meta["temperature"] = fmt::format("{:.17g}", info.temperature);
+  if (info.quantized)
+    meta["quantization"] = nlohmann::json{{"scheme", "int8 weights per output channel (symmetric), "
+                                                     "int8 activations per row (dynamic)"},
+                                          {"int8", info.int8_layers},
+                                          {"f32", info.f32_layers},
+                                          {"report", info.quantization_report}}
+                               .dump();
   save_safetensors(path, model.state_dict(), meta);
 }
 
@@ -69,6 +76,13 @@ LoadedClassifier load_classifier(const std::string& path) {
     if (auto it = f.metadata.find("temperature"); it != f.metadata.end())
       out.info.temperature = nlohmann::json::parse(it->second).get<double>();
     if (auto it = f.metadata.find("tokenizer"); it != f.metadata.end()) out.info.tokenizer = it->second;
+    if (auto it = f.metadata.find("quantization"); it != f.metadata.end()) {
+      const auto q = nlohmann::json::parse(it->second);
+      out.info.quantized = true;
+      out.info.int8_layers = q.at("int8").get<std::vector<std::string>>();
+      out.info.f32_layers = q.at("f32").get<std::vector<std::string>>();
+      if (q.contains("report")) out.info.quantization_report = q.at("report");
+    }
   });
   FOCUS_CHECK(out.model->input_kind() != "text" || !out.info.tokenizer.empty(), FormatError,
               "'{}': the {} text model has no 'tokenizer' in its metadata", path,

@@ -2,11 +2,15 @@
 // were classified): safetensors holding the model's state dict, with everything needed to rebuild
 // and use it in `__metadata__`: format tag, focus version, model name and config, class names,
 // input normalisation, the calibration temperature (optional key "temperature": files written
-// before it existed load with T = 1; infer/calibration fits it), and for text models the
-// tokenizer (key "tokenizer", text/tokenizer.hpp's JSON) that turns raw text into the model's ids.
-// Readable by any safetensors reader. Written atomically (temp name + rename).
+// before it existed load with T = 1; infer/calibration fits it), for text models the tokenizer
+// (key "tokenizer", text/tokenizer.hpp's JSON) that turns raw text into the model's ids, and the
+// int8 plan (optional key "quantization", written by `focus quantize`: which Linear / Conv2d
+// layers run int8 and which stay F32; the tensors stay F32 in the file and are quantised when the
+// model loads with int8 weights, infer/quantize.hpp). Readable by any safetensors reader.
+// Written atomically (temp name + rename).
 #pragma once
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -24,6 +28,11 @@ struct ModelInfo {
   double temperature = 1;
   // Text models: the tokenizer's JSON (text/tokenizer.hpp to_json), "" for image models.
   std::string tokenizer;
+  // The int8 plan: layers (Module::named_modules names) that run int8 under `--weights int8`; the
+  // others stay F32. quantized = false: no plan (int8 then means every Linear and Conv2d).
+  bool quantized = false;
+  std::vector<std::string> int8_layers, f32_layers;
+  nlohmann::json quantization_report;  // what `focus quantize` measured (kept verbatim)
 };
 
 struct LoadedModel {

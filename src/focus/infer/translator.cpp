@@ -18,7 +18,10 @@ Translator::Translator(Seq2SeqModelFile file, const TranslatorOptions& opt)
   FOCUS_CHECK(opt_.max_tokens >= 1, ValueError, "Translator: max_tokens {} must be >= 1",
               opt_.max_tokens);
   file_.model->eval();
-  file_.model->set_inference_dtype(opt_.weights);  // DTypeError for anything but F32 / BF16
+  // int8 is for image models so far (the seq2seq decoder's few-row products are not its case).
+  FOCUS_CHECK(opt_.weights == DType::F32 || opt_.weights == DType::BF16, DTypeError,
+              "Translator: inference weights {} not supported (F32, BF16)", dtype_name(opt_.weights));
+  file_.model->set_inference_dtype(opt_.weights);
 }
 
 std::string Translator::normalize(const std::string& text) const {

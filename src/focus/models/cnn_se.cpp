@@ -23,8 +23,8 @@ class CnnSe::Stage : public Module {
 
   // trace (optional): the gates join channel_gates, the pre-pool output becomes features.
   Tensor forward(const Tensor& x, ForwardTrace* trace) {
-    Tensor h = relu(bn1->forward(conv1->forward(x)));
-    h = relu(bn2->forward(conv2->forward(h)));
+    Tensor h = conv1->forward_bn(x, *bn1, true);  // relu(bn1(conv1(x))), one pass with int8
+    h = conv2->forward_bn(h, *bn2, true);
     Tensor gates;
     h = se->forward(h, trace ? &gates : nullptr);  // (N, O, H, W)
     if (trace) {

@@ -131,7 +131,7 @@ Tensor Vit::run(const Tensor& x, std::vector<Tensor>* maps) {
   const int64_t N = x.size(0);
   Tensor s = x;
   for (size_t i = 0; i < stem_conv_.size(); ++i)  // (N, C_i, S / 2^(i+1), S / 2^(i+1))
-    s = relu(stem_bn_[i]->forward(stem_conv_[i]->forward(s)));
+    s = stem_conv_[i]->forward_bn(s, *stem_bn_[i], true);  // relu(bn(conv(s)))
   Tensor h = transpose(flatten(patch_embed_->forward(s), 2), 1, 2);             // (N, P, D)
   if (cls_token_.defined()) h = concat({expand(cls_token_, {N, 1, D}), h}, 1);  // (N, T, D)
   h = dropout_->forward(pos_embed_->forward(h));

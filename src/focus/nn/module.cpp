@@ -89,9 +89,18 @@ int64_t Module::num_parameters() const {
   return n;
 }
 
+std::vector<std::pair<std::string, Module*>> Module::named_modules() const {
+  std::vector<std::pair<std::string, Module*>> out;
+  for (const auto& [n, m] : children_) {
+    out.emplace_back(n, m.get());
+    for (auto& [cn, c] : m->named_modules()) out.emplace_back(n + "." + cn, c);
+  }
+  return out;
+}
+
 void Module::set_inference_dtype(DType dtype) {
-  FOCUS_CHECK(dtype == DType::F32 || dtype == DType::BF16, DTypeError,
-              "set_inference_dtype: {} not supported (F32, BF16)", dtype_name(dtype));
+  FOCUS_CHECK(dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::I8, DTypeError,
+              "set_inference_dtype: {} not supported (F32, BF16, I8)", dtype_name(dtype));
   on_inference_dtype(dtype);
   for (auto& [n, m] : children_) m->set_inference_dtype(dtype);
 }

@@ -50,10 +50,16 @@ class Module {
   // Inference weights. BF16: every Linear weight and tied output projection (Embedding::project)
   // gets a bf16 copy that forward() uses under NoGradGuard (half the bytes decoding streams per
   // token; results within bf16 rounding of the F32 ones); with grad enabled the F32 weights run.
+  // I8: every Linear weight and tied output projection, and every Conv2d weight, gets an int8 copy
+  // (per-output-channel scales, packed for the int8 GEMM, kernels/qgemm.hpp) that forward() uses
+  // under NoGradGuard, the inputs quantised per row on each call (ops/quantized.hpp).
   // F32 drops the copies. They are copies of the weights now: load_state_dict(), to() and
   // train(true) drop them; writes into the weights in place (an optimizer step, the trainer's
   // EMA swap) do not, so set them after training.
   void set_inference_dtype(DType dtype);
+  // Every module below this one by hierarchical name ("stages.0.conv1"), parents before children,
+  // this one excluded. The pointers live as long as this module.
+  std::vector<std::pair<std::string, Module*>> named_modules() const;
 
  protected:
   // The per-module part of set_inference_dtype (children are visited by the caller).
