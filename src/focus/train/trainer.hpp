@@ -122,7 +122,7 @@ class Trainer {
   Tensor loss(const Tensor& logits, const Tensor& y) const;
   Trainer(TrainConfig cfg, Classifier& model, std::unique_ptr<ClassificationData> owned,
           const ClassificationData* data, Communicator* comm, std::optional<TrainValSplit> split,
-          ModelInfo info, std::vector<double> class_weights);
+          ModelInfo info, std::vector<double> class_weights, int64_t train_only = 0);
 
   TrainConfig cfg_;
   Classifier& model_;
