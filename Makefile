@@ -1,6 +1,6 @@
 # The README's two commands: `make demo` and `make test`. Each installs what is missing, then
 # configures, builds, fetches the data (tools/fetch-data.sh) and runs. Other targets: build, data,
-# bench, bench-serve, bench-text, fixtures, asan, fuzz, clean.
+# bench, bench-serve, bench-ort, bench-text, fixtures, asan, fuzz, clean.
 BUILD ?= build
 BUILD_TYPE ?= Release
 CMAKE_FLAGS ?=
@@ -8,12 +8,13 @@ JOBS ?= $(shell nproc)
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps data configure build test demo bench bench-serve bench-text fixtures asan fuzz clean
+.PHONY: all deps data configure build test demo bench bench-serve bench-ort bench-text fixtures asan fuzz clean
 
 all: build
 
 deps:
 	@tools/install-deps.sh
+	@tools/install-node-tools.sh
 
 data: deps
 	@tools/fetch-data.sh
@@ -43,6 +44,21 @@ bench-serve: configure
 	  python3-uvloop python3-httptools python3-pil wrk
 	cmake --build $(BUILD) -j $(JOBS) --target focus serve_load
 	/usr/bin/python3 bench/compare_serve.py --build $(BUILD) $(if $(QUICK),--quick)
+
+# focus inference next to ONNX Runtime on the same weights (bench/compare_ort.py, issue 21):
+# exports the PyTorch twins to ONNX, verifies focus against ORT, then interleaved rounds (PyTorch
+# 1.13 eager beside them). onnxruntime-node goes into $(BUILD)/ort with --ignore-scripts (its
+# install script only fetches GPU libraries; the CPU library is in the package). ~6 minutes;
+# QUICK=1 for one round of short runs (~2 minutes).
+ORT_VERSION ?= 1.30.0
+bench-ort: configure
+	@tools/install-deps.sh python3-torch python3-numpy nodejs
+	cmake --build $(BUILD) -j $(JOBS) --target bench_models
+	@[ -f $(BUILD)/ort/node_modules/onnxruntime-node/package.json ] && \
+	  grep -q '"version": "$(ORT_VERSION)"' $(BUILD)/ort/node_modules/onnxruntime-node/package.json || \
+	  npm install --ignore-scripts --no-audit --no-fund --prefix $(BUILD)/ort onnxruntime-node@$(ORT_VERSION)
+	/usr/bin/python3 bench/compare_ort.py --build $(BUILD) $(if $(QUICK),--quick) \
+	  --out $(BUILD)/bench_ort.md --json-out $(BUILD)/bench_ort.json
 
 # Text classification (docs/RESULTS.md): 10-fold cross-validation of text-transformer on the
 # pooled sentiment sentences, and TF-IDF + logistic regression / naive Bayes on the same folds.

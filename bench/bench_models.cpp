@@ -10,6 +10,13 @@
 // calls, and the batch-1 output must match row 0 of the batch; the training losses must be finite
 // and fall over the warm-up steps. Figures are medians of repeated calls.
 // Limits: Linux only (memory from /proc); random inputs (throughput does not depend on the data).
+// Same weights as another runtime (bench/compare_ort.py, issue 21):
+//   --save-weights FILE  writes the seeded model (Rng(1)) after a few AdamW steps in train mode on
+//                        a fixed random batch (so batch norm's running statistics are not the
+//                        trivial 0 / 1) as a focus model file (infer/model_file), then exits.
+//   --weights FILE       times (or dumps) the model in that file instead of the seeded one.
+//   --dump-logits IN OUT runs the model (eval mode) on the raw float32 (N, C, S, S) batch in IN
+//                        and writes its raw float32 (N, classes) outputs to OUT, then exits.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -18,11 +25,13 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "focus/autograd/node.hpp"
+#include "focus/infer/model_file.hpp"
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/gemm.hpp"
 #include "focus/models/image_classifier.hpp"
@@ -141,6 +150,53 @@ nlohmann::json bench_train(ImageClassifier& m, int64_t batch, int iters, int64_t
           {"peak_rss_mib", peak_rss_mib()}};
 }
 
+// A few AdamW steps (lr 1e-2) in train mode on one fixed random batch: moves the weights off
+// their initialisation (logits of order 1, not 0.1: a verification against another runtime then
+// means something) and batch norm's running statistics off 0 / 1 before the model is saved.
+void settle(ImageClassifier& m, int64_t classes, Rng& rng, int steps = 10) {
+  m.train();
+  AdamWOptions o;
+  o.lr = 1e-2;
+  AdamW opt(m.named_parameters(), o);
+  const Tensor x = Tensor::randn({32, 1, 28, 28}, rng);  // (N, 1, 28, 28)
+  std::vector<int64_t> labels(32);
+  for (auto& l : labels) l = rng.randint(classes);
+  const Tensor y = Tensor::from_vector(labels, {32});  // (N)
+  for (int i = 0; i < steps; ++i) {
+    opt.zero_grad();
+    cross_entropy(m.forward(x), y).backward();
+    opt.step();
+  }
+  m.eval();
+}
+
+std::vector<float> read_floats(const std::string& path) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  check(bool(f), "cannot open " + path);
+  const auto bytes = static_cast<size_t>(f.tellg());
+  std::vector<float> v(bytes / sizeof(float));
+  f.seekg(0);
+  f.read(reinterpret_cast<char*>(v.data()), std::streamsize(v.size() * sizeof(float)));
+  check(bool(f) && bytes % sizeof(float) == 0, "cannot read float32 values from " + path);
+  return v;
+}
+
+// IN: raw float32 (N, C, S, S); OUT: the model's raw float32 (N, classes) outputs in eval mode.
+void dump_logits(ImageClassifier& m, const std::string& in, const std::string& out) {
+  const int64_t c = m.config().value("in_channels", int64_t(1));
+  const int64_t s = m.config().value("image_size", int64_t(28));
+  std::vector<float> x = read_floats(in);
+  check(!x.empty() && int64_t(x.size()) % (c * s * s) == 0,
+        fmt::format("{}: {} floats is not N x ({}, {}, {})", in, x.size(), c, s, s));
+  const int64_t n = int64_t(x.size()) / (c * s * s);
+  m.eval();
+  NoGradGuard no_grad;
+  const std::vector<float> y = values(m.forward(Tensor::from_vector(x, {n, c, s, s})));  // (N, K)
+  std::ofstream f(out, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(y.data()), std::streamsize(y.size() * sizeof(float)));
+  check(bool(f), "cannot write " + out);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -161,14 +217,39 @@ int main(int argc, char** argv) {
   std::string model_config = "{}";
   app.add_option("--model-config", model_config, "model config JSON (registry defaults: {})");
   app.add_flag("--skip-train", skip_train, "inference only");
+  std::string weights, save_weights;
+  std::vector<std::string> dump;
+  app.add_option("--weights", weights, "focus model file of --model to use instead of the seeded one")
+      ->check(CLI::ExistingFile);
+  app.add_option("--save-weights", save_weights, "write the seeded, settled model to FILE and exit");
+  app.add_option("--dump-logits", dump, "IN OUT: raw float32 batch in, raw float32 outputs out")
+      ->expected(2);
   app.add_flag("--json", json, "print JSON");
   CLI11_PARSE(app, argc, argv);
   ensure_passive_omp_wait(argv);  // as the focus CLI: idle OpenMP threads sleep (kernels/cpu.hpp)
   try {
     if (threads > 0) set_num_threads(threads);
     Rng rng(1);
-    auto m = make_image_model(model, nlohmann::json::parse(model_config), rng);
+    std::unique_ptr<ImageClassifier> m;
+    if (!weights.empty()) {
+      m = load_model(weights).model;
+      check(m->name() == model, fmt::format("{} holds a {}, not a {}", weights, m->name(), model));
+    } else {
+      m = make_image_model(model, nlohmann::json::parse(model_config), rng);
+    }
     const int64_t classes = m->config().value("num_classes", int64_t(10));
+    if (!save_weights.empty()) {
+      settle(*m, classes, rng);
+      ModelInfo info;
+      for (int64_t k = 0; k < classes; ++k) info.class_names.push_back(std::to_string(k));
+      info.task = "benchmark";
+      save_model(save_weights, *m, info);
+      return 0;
+    }
+    if (!dump.empty()) {
+      dump_logits(*m, dump[0], dump[1]);
+      return 0;
+    }
     nlohmann::json out{{"framework", "focus"},
                        {"model", model},
                        {"threads", num_threads()},
@@ -176,6 +257,7 @@ int main(int argc, char** argv) {
                        {"blas", gemm_backend_info()},
                        {"omp_wait_policy", std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : ""},
                        {"params", m->num_parameters()},
+                       {"weights", weights.empty() ? "seeded" : weights},
                        {"config", m->config()}};
     for (const auto& [name, p] : m->named_parameters())
       out["param_shapes"][name] = std::vector<int64_t>(p.shape().begin(), p.shape().end());

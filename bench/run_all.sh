@@ -3,7 +3,9 @@
 # encoder-decoder Transformer's training (bench/compare_seq2seq.py, the g2p model), then the
 # attention kernels next to PyTorch's textbook attention (bench/compare_attention.py), several
 # interleaved rounds each; prints the markdown tables and keeps them with the raw JSON in BUILD_DIR
-# (bench_results.*, bench_seq2seq.*, bench_attention.*).
+# (bench_results.*, bench_seq2seq.*, bench_attention.*). Inference against ONNX Runtime
+# (bench/compare_ort.py -> bench_ort.*) runs too when onnxruntime-node is in BUILD_DIR/ort
+# (`make bench-ort` installs it).
 # Usage: bench/run_all.sh BUILD_DIR
 # Environment: ROUNDS=3, ITERS=10, MAX_LOAD=0 (wait for a lower 1-minute load average before each
 # round; 0: don't), MAX_OTHERS=0 (repeat a run during which other processes used more cores),
@@ -25,6 +27,12 @@ echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; load: $(
   --out "$build/bench_seq2seq.md" --json-out "$build/bench_seq2seq.json"
 /usr/bin/python3 "$here/compare_explain.py" --build "$build" --rounds "${ROUNDS:-3}" \
   --out "$build/bench_explain.md" --json-out "$build/bench_explain.json"
+if [ -d "$build/ort/node_modules/onnxruntime-node" ]; then
+  /usr/bin/python3 "$here/compare_ort.py" --build "$build" --rounds "${ROUNDS:-3}" \
+    --iters "${ITERS:-10}" --out "$build/bench_ort.md" --json-out "$build/bench_ort.json"
+else
+  echo "run_all: no onnxruntime-node in $build/ort: ONNX Runtime skipped (make bench-ort)" >&2
+fi
 exec /usr/bin/python3 "$here/compare_attention.py" --build "$build" --rounds "${ROUNDS:-3}" \
   --len "${ATTN_LENS:-128,512,1024,2048}" --max-load "${MAX_LOAD:-0}" --max-others "${MAX_OTHERS:-0}" \
   --out "$build/bench_attention.md" --json-out "$build/bench_attention.json"

@@ -5,7 +5,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config libopenblas0-openmp libcli11-dev
       nlohmann-json3-dev libfmt-dev libpng-dev zlib1g-dev libssl-dev libgtest-dev libgmock-dev
-      libbenchmark-dev libcpp-httplib-dev dataset-fashion-mnist
+      libbenchmark-dev libcpp-httplib-dev libmicrohttpd-dev dataset-fashion-mnist
+      libsqlite3-dev libpq-dev postgresql  # the review queue; tests start a private postgres (tests/review)
       libopenmpi-dev openmpi-bin  # multi-process training (src/focus/dist, tests/dist)
       chromium  # headless, for the report tests (tests/explain/report_test.cpp)
       prometheus  # promtool: the server's metrics and alert rules (tests/serve)
@@ -25,10 +26,19 @@ fi
 echo "focus: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-# Packages with daemons (nginx, prometheus) must not start them on install: the tests start their
+# Packages with daemons (nginx, prometheus, postgresql) must not start them on install: the tests
+# start their
 # own on loopback and free ports. policy-rc.d answering 101 forbids service starts.
 policy=/usr/sbin/policy-rc.d
 made_policy=0
 if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && made_policy=1; fi
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# postgresql: Debian's package would also create (and, but for policy-rc.d, start) a "main"
+# cluster on port 5432; the tests run their own private server, so none is created. The file is
+# postgresql-common's conffile: --force-confold keeps this version without asking.
+pgconf=/etc/postgresql-common/createcluster.conf
+if [[ " ${missing[*]} " == *" postgresql "* ]] && [ ! -e "$pgconf" ]; then
+  mkdir -p "$(dirname "$pgconf")" && printf 'create_main_cluster = false\n' > "$pgconf"
+fi
+apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confdef \
+  -o Dpkg::Options::=--force-confold "${missing[@]}" >/dev/null
 if [ "$made_policy" = 1 ]; then rm -f "$policy"; fi

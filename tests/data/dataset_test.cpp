@@ -83,6 +83,19 @@ TEST(Split, DeterministicDisjointStratified) {
   EXPECT_THROW(split_train_val(ds, -1), ValueError);
 }
 
+// count: only the first `count` samples are split (the reviewed images appended after them by
+// `focus train --extra-labels` stay out), exactly as if the dataset ended there.
+TEST(Split, CountSplitsAPrefixAsIfTheDatasetEndedThere) {
+  const ImageDataset small = synthetic(700), big = synthetic(1000);  // big's first 700 are small's
+  const TrainValSplit a = split_train_val(small, 150, 7), b = split_train_val(big, 150, 7, 700);
+  EXPECT_EQ(a.train, b.train);
+  EXPECT_EQ(a.val, b.val);
+  EXPECT_NE(split_train_val(big, 150, 7).val, b.val);  // the whole of big splits differently
+  EXPECT_EQ(split_train_val(big, 150, 7, 1000).val, split_train_val(big, 150, 7).val);
+  EXPECT_THROW(split_train_val(big, 150, 7, 1001), ValueError);
+  EXPECT_THROW(split_train_val(big, 150, 7, 150), ValueError);  // val_size must be < count
+}
+
 TEST(Loader, ShuffleIsADeterministicPermutationPerEpoch) {
   const ImageDataset ds = synthetic(300);
   std::vector<int64_t> idx;

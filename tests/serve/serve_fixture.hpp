@@ -21,7 +21,7 @@ namespace focus::testing {
 struct ServeFixture {
   std::filesystem::path dir;
   std::string image_path, seq_path, keys_path;
-  std::map<std::string, std::string> key;  // id -> secret: infer, explain, admin, metrics, all, rate, quota
+  std::map<std::string, std::string> key;  // id -> secret: infer, explain, admin, metrics, review, reviewer2, all, rate, quota
   std::unique_ptr<Server> server;
   std::thread thread;
   int port = 0;
@@ -49,6 +49,8 @@ struct ServeFixture {
     add("explain", "explain");
     add("admin", "admin");
     add("metrics", "metrics");
+    add("review", "review");
+    add("reviewer2", "review");
     add("all", "infer,explain,admin,metrics");
     add("rate", "infer", 0.5);
     add("quota", "infer", 0, 3);

@@ -160,6 +160,9 @@ TEST(Serve, MalformedRequestsGet4xxNamingTheProblemAndTheServerGoesOn) {
       {"/v1/models/cnn/classify?timeout_ms=0", png, "image/png", 400, "timeout_ms=0"},
       {"/v1/models/cnn/explain", R"({"png": "AAAA", "method": "rollout"})", "application/json", 400, "not a PNG"},
       {"/no/such/endpoint", "", "application/json", 404, "no endpoint"},
+      {"/v1/models/cnn/classify/extra", png, "image/png", 404, "no endpoint"},
+      {"/v1/models//classify", png, "image/png", 404, "no endpoint"},
+      {"/metrics", "", "application/json", 405, "does not take POST"},
   };
   for (const Bad& b : bad) {
     SCOPED_TRACE(b.path + " <- " + b.body.substr(0, 60));

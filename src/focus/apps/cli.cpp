@@ -42,6 +42,8 @@ int run_cli(int argc, char** argv) {
   commands["calibrate"] = add_calibrate_command(app);
   commands["simulate-review"] = add_simulate_review_command(app);
   commands["cv"] = add_cv_command(app);
+  commands["review"] = add_review_command(app);
+  commands["promote"] = add_promote_command(app);
   try {
     try {
       app.parse(argc, argv);

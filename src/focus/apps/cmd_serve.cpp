@@ -116,7 +116,7 @@ Command add_keys_command(CLI::App& app) {
   auto st = std::make_shared<State>();
   create->add_option("--file", st->file, "key file (created if missing)")->required();
   create->add_option("--id", st->id, "the key's name (logs and metrics show it)")->required();
-  create->add_option("--roles", st->roles, "comma-separated: infer, explain, admin, metrics")->capture_default_str();
+  create->add_option("--roles", st->roles, "comma-separated: infer, explain, admin, metrics, review")->capture_default_str();
   create->add_option("--rate", st->rate, "requests per second (token bucket; 0 = unlimited)");
   create->add_option("--burst", st->burst, "bucket size (default: max(1, rate))");
   create->add_option("--daily-quota", st->quota, "requests per UTC day (0 = unlimited)");

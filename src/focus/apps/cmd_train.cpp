@@ -1,6 +1,8 @@
 // `focus train` and `focus demo`: build the model from the typed config, train it with
 // train/Trainer, fit the best model's temperature on the validation split (image models;
 // infer/model_calibration.hpp), evaluate it on the test set, and say where everything is.
+// --extra-labels F appends the reviewed images of a `focus review export` file to the training
+// split (review/reviewed_labels.hpp).
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstring>
@@ -14,6 +16,7 @@
 #include "focus/io/safetensors.hpp"
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/gemm.hpp"
+#include "focus/review/reviewed_labels.hpp"
 #include "focus/tensor/rng.hpp"
 #include "focus/train/trainer.hpp"
 
@@ -36,9 +39,32 @@ void calibrate_best(const std::string& best, const ImageDataset& train, const st
                cal.before.nll, cal.after.nll);
 }
 
+// The training images: Fashion-MNIST's, then the reviewed images of --extra-labels (`extra` of
+// them, training split only).
+ImageDataset training_images(const TrainConfig& cfg, int64_t& extra, bool root) {
+  ImageDataset train = load_fashion_mnist(cfg.data_dir, Split::Train);
+  extra = 0;
+  if (cfg.extra_labels.empty()) return train;
+  const review::ReviewedImages rv =
+      review::read_reviewed_images(cfg.extra_labels, train.class_names(), train.height(), train.width());
+  FOCUS_CHECK(rv.size() > 0, ValueError, "--extra-labels '{}': no reviewed image/png item in it ({} other items)",
+              cfg.extra_labels, rv.skipped);
+  if (root) std::fprintf(stderr, "focus: %lld reviewed images from %s join the training split (%lld non-image items skipped)\n",
+                         (long long)rv.size(), cfg.extra_labels.c_str(), (long long)rv.skipped);
+  std::vector<uint8_t> pixels(train.pixels(), train.pixels() + train.size() * train.image_numel());
+  pixels.insert(pixels.end(), rv.pixels.begin(), rv.pixels.end());
+  std::vector<int64_t> labels = train.labels();
+  labels.insert(labels.end(), rv.labels.begin(), rv.labels.end());
+  extra = rv.size();
+  return ImageDataset(std::move(pixels), std::move(labels), train.channels(), train.height(), train.width(),
+                      train.class_names());
+}
+
 // Trains per `cfg`, evaluates the best model on the test split and prints a summary.
 int train_and_report(const TrainConfig& cfg_in) {
   const TrainConfig cfg = with_task_defaults(cfg_in);
+  FOCUS_CHECK(cfg.extra_labels.empty() || !is_seq2seq_task(cfg.task), ValueError,
+              "--extra-labels: reviewed labels are images; the {} task cannot use them", cfg.task);
   if (is_seq2seq_task(cfg.task)) return train_seq2seq_and_report(cfg);
   if (cfg.task == "text") {
     validate(cfg);
@@ -51,15 +77,17 @@ int train_and_report(const TrainConfig& cfg_in) {
   report_ranks(comm);
   if (root)
     std::fprintf(stderr, "focus: %d threads, GEMM: %s\n", num_threads(), gemm_backend_info().c_str());
-  const ImageDataset train = load_fashion_mnist(cfg.data_dir, Split::Train);
+  int64_t extra = 0;
+  const ImageDataset train = training_images(cfg, extra, root);
   Rng rng(cfg.seed);
   auto model = make_image_model(registry_name(cfg.model), nlohmann::json::parse(cfg.model_config), rng);
   // The Trainer holds val_size of the images it uses out for validation and trains on the rest.
-  const int64_t used = cfg.limit_train > 0 ? std::min<int64_t>(cfg.limit_train, train.size()) : train.size();
+  const int64_t base = train.size() - extra;
+  const int64_t used = (cfg.limit_train > 0 ? std::min<int64_t>(cfg.limit_train, base) : base) + extra;
   if (root) std::fprintf(stderr, "focus: model %s, %lld parameters; training on %lld images (%lld more held out for validation)\n",
                cfg.model.c_str(), (long long)model->num_parameters(), (long long)(used - cfg.val_size),
                (long long)cfg.val_size);
-  Trainer trainer(cfg, *model, train, &comm);
+  Trainer trainer(cfg, *model, train, &comm, extra);
   const std::string best = cfg.out + "/model_best.safetensors";
   if (already_trained(trainer.start_epoch(), cfg.epochs, root)) {
     // Resuming rewrote the files derived from the checkpoint, model_best without its temperature

@@ -28,6 +28,8 @@ Command add_keys_command(CLI::App& app);     // cmd_serve.cpp
 Command add_calibrate_command(CLI::App& app);  // cmd_calibrate.cpp
 Command add_simulate_review_command(CLI::App& app);  // cmd_simulate_review.cpp
 Command add_cv_command(CLI::App& app);  // cmd_text.cpp
+Command add_review_command(CLI::App& app);           // cmd_review.cpp
+Command add_promote_command(CLI::App& app);          // cmd_promote.cpp
 
 struct TrainConfig;
 class Communicator;

@@ -71,7 +71,9 @@ ImageDataset load_fashion_mnist(const std::string& dir, Split split);
 // split_train_val(ds.labels(), ds.num_classes(), val_size, seed) (data/classification_data.hpp):
 // stratified: each class gives round(val_size * class_share) samples (largest remainders settle
 // the rounding), drawn by a seeded shuffle of that class. ValueError unless 0 <= val_size < N.
-TrainValSplit split_train_val(const ImageDataset& ds, int64_t val_size = 5000, uint64_t seed = 0);
+// count >= 0: split only the first `count` samples (N = count; the rest are in neither list).
+TrainValSplit split_train_val(const ImageDataset& ds, int64_t val_size = 5000, uint64_t seed = 0,
+                              int64_t count = -1);
 
 // ---- batches -----------------------------------------------------------------------------------
 // Batch (data/classification_data.hpp): x (B, C, H, W) F32, normalised, for images.

@@ -197,13 +197,15 @@ ClassifyRequest decode_classify(std::string_view body, std::string_view content_
   const std::string type = media_type(content_type);
   if (type == "image/png") {
     r.images.push_back(decode_image(body, "the body", lim, &pixels));
+    r.pngs.emplace_back(body);
   } else if (type == "application/json") {
     const json j = parse_json(body);
     r.top = get_int(j, "top", r.top, 1, 1000);
     const auto one = j.find("png"), many = j.find("pngs");
     if ((one == j.end()) == (many == j.end())) bad("give exactly one of \"png\" or \"pngs\"");
     if (one != j.end()) {
-      r.images.push_back(decode_image(get_base64_png_field(*one, "\"png\""), "\"png\"", lim, &pixels));
+      r.pngs.push_back(get_base64_png_field(*one, "\"png\""));
+      r.images.push_back(decode_image(r.pngs.back(), "\"png\"", lim, &pixels));
     } else {
       if (!many->is_array() || many->empty()) bad("\"pngs\" must be a non-empty array");
       if (int64_t(many->size()) > lim.max_items)
@@ -211,7 +213,8 @@ ClassifyRequest decode_classify(std::string_view body, std::string_view content_
                                             many->size(), lim.max_items));
       for (size_t i = 0; i < many->size(); ++i) {
         const std::string what = fmt::format("\"pngs\"[{}]", i);
-        r.images.push_back(decode_image(get_base64_png_field((*many)[i], what), what, lim, &pixels));
+        r.pngs.push_back(get_base64_png_field((*many)[i], what));
+        r.images.push_back(decode_image(r.pngs.back(), what, lim, &pixels));
       }
     }
   } else {

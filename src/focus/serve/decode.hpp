@@ -50,8 +50,9 @@ struct V2InferRequest {
 V2InferRequest decode_v2_infer(std::string_view body, const DecodeLimits& limits = {});
 
 struct ClassifyRequest {
-  std::vector<Image> images;  // decoded PNGs, as read_png returns them
-  int64_t top = 5;            // classes returned per image, >= 1
+  std::vector<Image> images;       // decoded PNGs, as read_png returns them
+  std::vector<std::string> pngs;   // each image's PNG bytes (for the review queue)
+  int64_t top = 5;                 // classes returned per image, >= 1
 };
 // content_type "image/png": the body is one PNG. "application/json": {"png": BASE64} or
 // {"pngs": [BASE64, ...]}, optional "top". `top_param` is the query's ?top= ("" = none).

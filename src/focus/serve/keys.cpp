@@ -21,7 +21,8 @@ namespace {
 using nlohmann::json;
 
 constexpr std::pair<const char*, unsigned> kRoles[] = {
-    {"infer", kRoleInfer}, {"explain", kRoleExplain}, {"admin", kRoleAdmin}, {"metrics", kRoleMetrics}};
+    {"infer", kRoleInfer}, {"explain", kRoleExplain}, {"admin", kRoleAdmin}, {"metrics", kRoleMetrics},
+    {"review", kRoleReview}};
 
 bool valid_id(const std::string& id) {
   if (id.empty() || id.size() > 64) return false;

@@ -21,7 +21,7 @@
 
 namespace focus {
 
-enum Role : unsigned { kRoleInfer = 1, kRoleExplain = 2, kRoleAdmin = 4, kRoleMetrics = 8 };
+enum Role : unsigned { kRoleInfer = 1, kRoleExplain = 2, kRoleAdmin = 4, kRoleMetrics = 8, kRoleReview = 16 };
 // "infer,explain" -> mask; ValueError naming an unknown role.
 unsigned parse_roles(std::string_view list);
 std::string roles_to_string(unsigned roles);

@@ -28,6 +28,18 @@ const char* kHelp[][3] = {
     {"focus_model_load_seconds", "gauge", "Seconds the served version took to load and check."},
     {"focus_model_loaded_timestamp_seconds", "gauge", "When the served version was loaded (Unix time)."},
     {"focus_model_reloads_total", "counter", "Reload attempts, by result (ok, refused)."},
+    {"focus_review_routed_total", "counter",
+     "Classified items by who answers: model, review (deferred), audit, queue_full (model, flagged)."},
+    {"focus_review_labels_total", "counter", "Reviewers' labels, by model and agreement with the model."},
+    {"focus_review_audit_labels_total", "counter",
+     "Labels of audited items (a random share of the auto-accepted), by outcome (correct, error)."},
+    {"focus_review_threshold", "gauge", "Error score above which a prediction is deferred to review."},
+    {"focus_review_waiting", "gauge", "Review items waiting for a reviewer (pending or with an expired claim)."},
+    {"focus_review_claimed", "gauge", "Review items under a live reviewer's claim."},
+    {"focus_review_queue_cap", "gauge", "Review items that may wait at most (beyond: the model answers, flagged)."},
+    {"focus_review_oldest_age_seconds", "gauge", "Age of the oldest waiting review item."},
+    {"focus_review_labels_last_hour", "gauge", "Labels committed in the last hour (the reviewers' pace)."},
+    {"focus_review_capacity_per_hour", "gauge", "Items the reviewers are expected to answer per hour (0: fixed threshold)."},
 };
 
 std::string fmt_value(double v) {
@@ -124,6 +136,35 @@ void Metrics::model_reload(const std::string& model, bool ok) {
                                                      prometheus_label(model), ok ? "ok" : "refused")] += 1;
 }
 
+void Metrics::review_routed(const std::string& model, const char* route) {
+  std::lock_guard<std::mutex> lock(mu_);
+  counters_["focus_review_routed_total"][fmt::format("model=\"{}\",route=\"{}\"", prometheus_label(model), route)] += 1;
+}
+
+void Metrics::review_labelled(const std::string& model, bool agree, bool audit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string m = prometheus_label(model);
+  counters_["focus_review_labels_total"][fmt::format("model=\"{}\",agree=\"{}\"", m, agree)] += 1;
+  if (audit)
+    counters_["focus_review_audit_labels_total"][fmt::format("model=\"{}\",outcome=\"{}\"", m,
+                                                              agree ? "correct" : "error")] += 1;
+}
+
+void Metrics::set_review_threshold(const std::string& model, double t) {
+  std::lock_guard<std::mutex> lock(mu_);
+  gauges_["focus_review_threshold"][fmt::format("model=\"{}\"", prometheus_label(model))] = t;
+}
+
+void Metrics::set_review_queue(const ReviewGauges& g) {
+  std::lock_guard<std::mutex> lock(mu_);
+  gauges_["focus_review_waiting"][""] = double(g.waiting);
+  gauges_["focus_review_claimed"][""] = double(g.claimed);
+  gauges_["focus_review_queue_cap"][""] = double(g.queue_cap);
+  gauges_["focus_review_oldest_age_seconds"][""] = g.oldest_age_s;
+  gauges_["focus_review_labels_last_hour"][""] = g.labels_last_hour;
+  gauges_["focus_review_capacity_per_hour"][""] = g.capacity_per_hour;
+}
+
 std::string Metrics::render() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::string out;
@@ -148,7 +189,8 @@ std::string Metrics::render() const {
     const auto f = source.find(name);
     if (f == source.end()) continue;
     for (const auto& [labels, v] : f->second)
-      out += fmt::format("{}{{{}}} {}\n", name, labels, fmt_value(v));
+      out += labels.empty() ? fmt::format("{} {}\n", name, fmt_value(v))
+                            : fmt::format("{}{{{}}} {}\n", name, labels, fmt_value(v));
   }
   out += "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
          "# TYPE process_resident_memory_bytes gauge\n";

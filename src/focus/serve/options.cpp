@@ -51,7 +51,8 @@ void validate(const ServeOptions& o) {
   positive("max-items", o.max_items);
   positive("max-image-pixels", o.max_image_pixels);
   positive("max-text-bytes", o.max_text_bytes);
-  positive("http-threads", o.http_threads);
+  FOCUS_CHECK(o.http_threads >= 0, ValueError, "--http-threads {} must be >= 0", o.http_threads);
+  positive("max-connections", o.max_connections);
   positive("retry-after-s", o.retry_after_s);
   FOCUS_CHECK(o.max_queue_delay_ms >= 0 && o.max_queue_delay_ms <= 10000, ValueError,
               "--max-queue-delay-ms {} must be in [0, 10000]", o.max_queue_delay_ms);

@@ -25,9 +25,10 @@ struct ServeOptions {
   int64_t max_items = 256;           // images / sentences per request
   int64_t max_image_pixels = 2048 * 2048;  // of a request's images together, checked before decoding
   int64_t max_text_bytes = 4096;
-  int http_threads = 1024;           // connection threads (a kept-alive connection holds one)
+  int http_threads = 0;              // handler threads (0 = queue capacities + 2 per core)
+  int max_connections = 4096;        // open connections at once
   int threads = 0;                   // compute threads (0 = FOCUS_NUM_THREADS, else cores - 1)
-  int http_nice = 10;                // connection threads run this much nicer than compute (0 = same)
+  int http_nice = 10;                // handler threads run this much nicer than compute (0 = same)
   int64_t drain_timeout_ms = 10000;  // SIGTERM: how long queued and running work may take
   int64_t poll_ms = 0;               // reload a model when its file changes, checked this often (0 = off)
   int64_t retry_after_s = 1;         // Retry-After of a full queue
@@ -35,6 +36,13 @@ struct ServeOptions {
   bool log_inputs = false;           // also log text inputs, masked (e-mails, phones, digit runs)
   std::string weights = "f32";       // seq2seq inference weights: f32 | bf16
   std::string tls_cert, tls_key;     // both set: HTTPS
+  // The human review queue (serve/review_desk.hpp, docs/REVIEW.md): off unless review_store is set.
+  std::string review_store;          // sqlite:///path.db | postgresql://...
+  double review_threshold = 0.2;     // defer a classification whose error score is above it
+  double review_capacity_per_hour = 0;  // > 0: the capacity controller sets the threshold
+  int64_t review_queue_cap = 1000;   // items waiting at most (then the model answers, flagged)
+  double review_audit_share = 0;     // share of the auto-accepted also sent to review
+  int64_t review_lease_ms = 300000;  // a reviewer's claim on an item
 };
 
 template <class V>
@@ -56,10 +64,12 @@ void visit_fields(ServeOptions& o, V&& v) {
     "pixels of a request's images together, from their headers before decoding (413 above)");
   v("max-text-bytes", o.max_text_bytes, "bytes of one text (413 above)");
   v("http-threads", o.http_threads,
-    "connection threads: each kept-alive connection holds one (put nginx in front for more clients)");
+    "handler threads: requests handled at once, an admitted request holds one while it waits for "
+    "its batch (0 = the models' queue capacities + 2 per core); connections need none");
+  v("max-connections", o.max_connections, "open connections at once (more are closed at once)");
   v("threads", o.threads, "compute threads (0 = FOCUS_NUM_THREADS, else one fewer than the cores)");
   v("http-nice", o.http_nice,
-    "scheduling priority of the connection threads below the compute thread (0-19): under "
+    "scheduling priority of the handler threads below the compute thread (0-19): under "
     "overload the cores go to batches first");
   v("drain-timeout-ms", o.drain_timeout_ms, "on SIGTERM, how long admitted work may take to finish");
   v("poll-ms", o.poll_ms, "reload a model when its file changes, checking this often (0 = off)");
@@ -69,6 +79,16 @@ void visit_fields(ServeOptions& o, V&& v) {
   v("weights", o.weights, "seq2seq inference weights: f32 | bf16");
   v("tls-cert", o.tls_cert, "TLS certificate (PEM); with --tls-key, serve HTTPS");
   v("tls-key", o.tls_key, "TLS private key (PEM)");
+  v("review-store", o.review_store,
+    "human review queue (sqlite:///path.db or postgresql://...): classify defers uncertain images to it");
+  v("review-threshold", o.review_threshold,
+    "defer a classification whose error score (1 - calibrated top probability) is above this");
+  v("review-capacity-per-hour", o.review_capacity_per_hour,
+    "items the reviewers answer per hour: > 0 lets the capacity controller set the threshold");
+  v("review-queue-cap", o.review_queue_cap, "review items waiting at most; beyond, the model answers, flagged");
+  v("review-audit-share", o.review_audit_share,
+    "share of auto-accepted classifications also sent to review (unbiased error estimate)");
+  v("review-lease-ms", o.review_lease_ms, "how long a reviewer's claim on an item holds");
 }
 
 // Reads a JSON object of fields into o; ValueError naming an unknown key or a bad type.

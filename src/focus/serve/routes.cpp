@@ -2,11 +2,8 @@
 // classify / translate / explain endpoints, the model list, repository reload and /metrics.
 // Every handler runs inside guarded(): a caller's mistake becomes a 4xx naming it, anything else
 // a 500 with the message; the process survives.
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <algorithm>
+#include <string_view>
 
 #include "focus/data/png.hpp"
 #include "focus/explain/image_explain.hpp"
@@ -18,105 +15,135 @@
 namespace focus {
 namespace {
 
-// The connection threads run `nice` steps below the compute thread (once per thread: a
-// connection keeps its thread): under overload the cores go to the batches first, and the HTTP
-// threads share what is left to parse, refuse and answer. Without it, 1,024 connections at 10x
-// capacity took 1.8 of 2 cores and the batches got 6% of their capacity.
-void lower_thread_priority(int nice) {
-  thread_local bool done = false;
-  if (done || nice <= 0) return;
-  done = true;
-  const auto tid = static_cast<id_t>(syscall(SYS_gettid));
-  errno = 0;
-  const int now = getpriority(PRIO_PROCESS, tid);
-  if (errno == 0) setpriority(PRIO_PROCESS, tid, std::min(19, now + nice));
+// Matches `path` against a pattern of segments where `*` takes one non-empty segment; the taken
+// segments go to `captures` after the whole path (so captures[1] is the first `*`, as a regex
+// group would be). No regex: this runs on the event thread for every request.
+bool match_path(std::string_view pattern, std::string_view path, std::vector<std::string>& captures) {
+  captures.assign(1, std::string(path));
+  size_t p = 0, q = 0;
+  while (p < pattern.size() && q < path.size()) {
+    if (pattern[p] == '*') {
+      const size_t end = path.find('/', q);
+      const size_t stop = end == std::string_view::npos ? path.size() : end;
+      if (stop == q) return false;
+      captures.emplace_back(path.substr(q, stop - q));
+      q = stop, ++p;
+    } else {
+      if (pattern[p] != path[q]) return false;
+      ++p, ++q;
+    }
+  }
+  return p == pattern.size() && q == path.size();
 }
 
 }  // namespace
 
 void Server::Impl::routes() {
-  httplib::Server& s = *http;
-  s.Get("/v2/health/live", guarded([this](Ctx& c) { reply(c, 200, {{"live", true}}); }));
-  s.Get("/v2/health/ready", guarded([this](Ctx& c) {
+  // A route's patterns (match_path: `*` is one segment, the model's name first).
+  const auto add = [this](const char* method, std::vector<std::string> patterns, std::function<void(Ctx&)> fn,
+                          unsigned work_role = 0) {
+    route_table.push_back({method, std::move(patterns), work_role, std::move(fn)});
+  };
+  add("GET", {"/v2/health/live"}, [this](Ctx& c) { reply(c, 200, {{"live", true}}); });
+  add("GET", {"/v2/health/ready"}, [this](Ctx& c) {
     const bool ok = ready && !draining;
     reply(c, ok ? 200 : 503, {{"ready", ok}});
-  }));
-  s.Get("/v2", guarded([this](Ctx& c) {
+  });
+  add("GET", {"/v2"}, [this](Ctx& c) {
     reply(c, 200, {{"name", "focus"}, {"version", FOCUS_VERSION}, {"extensions", json::array()}});
-  }));
-  s.Get(R"(/v2/models/([^/]+)(?:/versions/[^/]+)?)", guarded([this](Ctx& c) {
+  });
+  add("GET", {"/v2/models/*", "/v2/models/*/versions/*"}, [this](Ctx& c) {
     if (!authorize(c, 0)) return;
     if (auto m = find_model(c, c.req.matches[1])) reply(c, 200, m->metadata());
-  }));
-  s.Get(R"(/v2/models/([^/]+)(?:/versions/[^/]+)?/ready)", guarded([this](Ctx& c) {
+  });
+  add("GET", {"/v2/models/*/ready", "/v2/models/*/versions/*/ready"}, [this](Ctx& c) {
     if (!authorize(c, 0)) return;
-    if (auto m = find_model(c, c.req.matches[1])) reply(c, ready && !draining ? 200 : 503, {{"name", m->name}, {"ready", ready && !draining}});
-  }));
-  s.Post(R"(/v2/models/([^/]+)(?:/versions/[^/]+)?/infer)",
-         guarded([this](Ctx& c) { infer_v2(c, c.req.matches[1]); }));
-  s.Post(R"(/v1/models/([^/]+)/classify)", guarded([this](Ctx& c) { classify(c, c.req.matches[1]); }));
-  s.Post(R"(/v1/models/([^/]+)/translate)", guarded([this](Ctx& c) { translate(c, c.req.matches[1]); }));
-  s.Post(R"(/v1/models/([^/]+)/explain)", guarded([this](Ctx& c) { explain(c, c.req.matches[1]); }));
-  s.Get("/v1/models", guarded([this](Ctx& c) {
+    if (auto m = find_model(c, c.req.matches[1]))
+      reply(c, ready && !draining ? 200 : 503, {{"name", m->name}, {"ready", ready && !draining}});
+  });
+  add("POST", {"/v2/models/*/infer", "/v2/models/*/versions/*/infer"}, [this](Ctx& c) { infer_v2(c, c.req.matches[1]); },
+      kRoleInfer);
+  add("POST", {"/v1/models/*/classify"}, [this](Ctx& c) { classify(c, c.req.matches[1]); }, kRoleInfer);
+  add("POST", {"/v1/models/*/translate"}, [this](Ctx& c) { translate(c, c.req.matches[1]); }, kRoleInfer);
+  add("POST", {"/v1/models/*/explain"}, [this](Ctx& c) { explain(c, c.req.matches[1]); }, kRoleExplain);
+  add("GET", {"/v1/models"}, [this](Ctx& c) {
     if (!authorize(c, 0)) return;
     json list = json::array();
     std::lock_guard<std::mutex> lock(models_mu);
     for (const auto& [name, m] : models) list.push_back(m->summary());
     reply(c, 200, {{"models", list}});
-  }));
-  s.Post(R"(/v2/repository/models/([^/]+)/load)",
-         guarded([this](Ctx& c) { repository_load(c, c.req.matches[1]); }));
-  s.Post("/v2/repository/index", guarded([this](Ctx& c) {
+  });
+  add("POST", {"/v2/repository/models/*/load"}, [this](Ctx& c) { repository_load(c, c.req.matches[1]); });
+  add("POST", {"/v2/repository/index"}, [this](Ctx& c) {
     if (!authorize(c, kRoleAdmin)) return;
     json list = json::array();
     std::lock_guard<std::mutex> lock(models_mu);
     for (const auto& [name, m] : models)
       list.push_back({{"name", name}, {"version", m->version}, {"state", "READY"}});
     reply(c, 200, list);
-  }));
-  s.Get("/metrics", guarded([this](Ctx& c) {
+  });
+  add("GET", {"/metrics"}, [this](Ctx& c) {
     if (!authorize(c, kRoleMetrics)) return;
+    if (review) review->refresh_metrics();
     finish(c, 200, metrics.render(), "text/plain; version=0.0.4");
-  }));
-  // Requests no route takes, and bodies over the limit (cpp-httplib answers 413 itself):
-  // a JSON body naming the problem.
-  s.set_error_handler([this](const Req& req, Res& res) {
-    if (!res.body.empty()) return;
-    Ctx c(req, res);
-    if (res.status == 413) {
-      refuse(c, 413, "too_large", fmt::format("request body over the limit of {} bytes", opt.max_body_bytes));
-    } else if (res.status == 404) {
-      refuse(c, 404, "not_found", fmt::format("no endpoint {} {} (see docs/SERVING.md)", req.method, req.path));
+  });
+  if (review) review_routes();
+}
+
+// On the event thread, before the body is read: the route, the drain, the size limit, and for
+// work routes the key, the model and admission. True when it has answered.
+bool Server::Impl::screen(Req& req, Res& res) {
+  Ctx c(req, res);
+  bool path_known = false;
+  for (size_t i = 0; i < route_table.size() && req.route < 0; ++i) {
+    for (const std::string& pattern : route_table[i].patterns) {
+      if (!match_path(pattern, req.path, req.matches)) continue;
+      path_known = true;
+      if (route_table[i].method == req.method) req.route = int(i);
+      break;
+    }
+  }
+  if (req.route < 0) {
+    if (path_known) {
+      refuse(c, 405, "bad_request", fmt::format("{} does not take {} (see docs/SERVING.md)", req.path, req.method));
     } else {
-      refuse(c, res.status, "bad_request", fmt::format("HTTP {}", res.status));
+      refuse(c, 404, "not_found", fmt::format("no endpoint {} {} (see docs/SERVING.md)", req.method, req.path));
     }
-  });
-  s.set_exception_handler([this](const Req& req, Res& res, std::exception_ptr ep) {
-    Ctx c(req, res);
-    std::string what = "unknown exception";
-    try {
-      std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    refuse(c, 500, "error", fmt::format("internal error: {}", what));
-  });
-  // While draining, new work is refused before its body is parsed.
-  s.set_pre_routing_handler([this](const Req& req, Res& res) {
-    lower_thread_priority(opt.http_nice);
-    if (!draining || req.path.rfind("/v2/health", 0) == 0 || req.method == "GET")
-      return httplib::Server::HandlerResponse::Unhandled;
-    Ctx c(req, res);
+    return true;
+  }
+  // While draining, new work is refused before its body is read.
+  if (draining && req.method != "GET") {
     refuse(c, 503, "draining", "the server is shutting down");
-    return httplib::Server::HandlerResponse::Handled;
-  });
+    return true;
+  }
+  if (req.too_large) {
+    refuse(c, 413, "too_large", fmt::format("request body over the limit of {} bytes", opt.max_body_bytes));
+    return true;
+  }
+  const Route& r = route_table[size_t(req.route)];
+  if (!r.work_role) return false;
+  std::shared_ptr<Admitted> a;
+  guarded(c, [&](Ctx& cc) { a = screen_work(cc, req.matches[1], r.work_role); });
+  if (!a) return true;
+  req.state = std::move(a);
+  return false;
+}
+
+// On a handler thread, with the body: the route's function.
+void Server::Impl::handle(Req& req, Res& res) {
+  Ctx c(req, res);
+  if (req.too_large) {  // a body without Content-Length that grew past the limit
+    refuse(c, 413, "too_large", fmt::format("request body over the limit of {} bytes", opt.max_body_bytes));
+    return;
+  }
+  c.rec.bytes_in = int64_t(req.body.size());
+  guarded(c, route_table[size_t(req.route)].fn);
 }
 
 void Server::Impl::infer_v2(Ctx& c, const std::string& name) {
   SteadyClock::time_point deadline;
-  Place place;
-  const auto m = begin_work(c, name, kRoleInfer, deadline, place);
+  Place* place = nullptr;
+  const auto m = begin_work(c, deadline, place);
   if (!m) return;
   if (m->kind != ModelKind::Image)
     throw RequestError(400, fmt::format("model '{}' is a seq2seq model: use POST /v1/models/{}/translate", name, name));
@@ -133,7 +160,7 @@ void Server::Impl::infer_v2(Ctx& c, const std::string& name) {
   job->batch_key = "image";
   job->items = t.shape[0];
   job->pixels = Tensor::from_vector(t.data, t.shape);  // (N, C, S, S)
-  place.decoded();
+  place->decoded();
   if (!run_job(c, job)) return;
   const int64_t K = job->probs.size(1);
   json out = {{"model_name", name},
@@ -146,8 +173,8 @@ void Server::Impl::infer_v2(Ctx& c, const std::string& name) {
 
 void Server::Impl::classify(Ctx& c, const std::string& name) {
   SteadyClock::time_point deadline;
-  Place place;
-  const auto m = begin_work(c, name, kRoleInfer, deadline, place);
+  Place* place = nullptr;
+  const auto m = begin_work(c, deadline, place);
   if (!m) return;
   if (m->kind != ModelKind::Image)
     throw RequestError(400, fmt::format("model '{}' is a seq2seq model: use POST /v1/models/{}/translate", name, name));
@@ -157,11 +184,12 @@ void Server::Impl::classify(Ctx& c, const std::string& name) {
   job->batch_key = "image";
   job->items = int64_t(r.images.size());
   job->pixels = m->image->pixels(r.images);  // (N, C, S, S)
-  place.decoded();
+  place->decoded();
   if (!run_job(c, job)) return;
   const std::vector<std::string>& names = m->image->info().class_names;
   const int64_t K = job->probs.size(1), top = std::min<int64_t>(r.top, K);
   const std::vector<float> probs = job->probs.to_vector<float>();  // (N, K)
+  const std::string request_id = header(c.req, "X-Request-Id");
   json preds = json::array();
   for (int64_t n = 0; n < job->items; ++n) {
     std::vector<int64_t> order(static_cast<size_t>(K));
@@ -174,15 +202,32 @@ void Server::Impl::classify(Ctx& c, const std::string& name) {
       t.push_back({{"index", k}, {"name", size_t(k) < names.size() ? names[size_t(k)] : std::to_string(k)},
                    {"prob", row[k]}});
     }
-    preds.push_back({{"top", t}});
+    json pred = {{"top", t}};
+    if (review) {  // the model answers, or people do (a ticket, the model's answer provisional)
+      const std::string id = request_id.empty() ? random_request_id() : fmt::format("{}#{}", request_id, n);
+      const ReviewDesk::Routed rt = review->route(name, m->version, id, r.pngs[size_t(n)],
+                                                  std::vector<float>(row, row + K), names);
+      pred["error_score"] = rt.score;
+      if (rt.ticket) {
+        pred["status"] = "pending_review";
+        pred["ticket"] = rt.ticket;
+        pred["decided_by"] = "model_provisional";
+        if (rt.decision == ReviewDesk::Decision::Audit) pred["audit"] = true;
+      } else {
+        pred["status"] = "done";
+        pred["decided_by"] = "model";
+        if (rt.decision == ReviewDesk::Decision::QueueFull) pred["review"] = "queue_full";
+      }
+    }
+    preds.push_back(std::move(pred));
   }
   reply(c, 200, {{"model", name}, {"model_version", m->version}, {"predictions", preds}});
 }
 
 void Server::Impl::translate(Ctx& c, const std::string& name) {
   SteadyClock::time_point deadline;
-  Place place;
-  const auto m = begin_work(c, name, kRoleInfer, deadline, place);
+  Place* place = nullptr;
+  const auto m = begin_work(c, deadline, place);
   if (!m) return;
   if (m->kind != ModelKind::Seq2Seq)
     throw RequestError(400, fmt::format("model '{}' is an image classifier: use POST /v1/models/{}/classify", name, name));
@@ -195,7 +240,7 @@ void Server::Impl::translate(Ctx& c, const std::string& name) {
   job->search = r.search;
   job->batch_key = fmt::format("beam={} nbest={} lp={} max_len={}", r.search.beam, r.search.nbest,
                                r.search.length_penalty, r.search.max_len);
-  place.decoded();
+  place->decoded();
   if (!run_job(c, job)) return;
   json outs = json::array();
   for (const Translation& t : job->translations) {
@@ -209,8 +254,8 @@ void Server::Impl::translate(Ctx& c, const std::string& name) {
 
 void Server::Impl::explain(Ctx& c, const std::string& name) {
   SteadyClock::time_point deadline;
-  Place place;
-  const auto m = begin_work(c, name, kRoleExplain, deadline, place);
+  Place* place = nullptr;
+  const auto m = begin_work(c, deadline, place);
   if (!m) return;
   const bool image = m->kind == ModelKind::Image;
   ExplainRequest r = decode_explain(c.req.body, header(c.req, "Content-Type"), image, limits);
@@ -263,7 +308,7 @@ void Server::Impl::explain(Ctx& c, const std::string& name) {
     };
   }
   job->batch_key = "explain";
-  place.decoded();
+  place->decoded();
   if (!run_job(c, job)) return;
   result["model"] = name;
   result["model_version"] = m->version;

@@ -2,9 +2,7 @@
 // reload and the file poll; the endpoints are in routes.cpp.
 #include "focus/serve/server.hpp"
 
-#include <netinet/in.h>
 #include <poll.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -17,56 +15,12 @@
 namespace focus {
 namespace serve_detail {
 
-// The server-side socket of `req`'s connection, found by its two ports (cpp-httplib 0.11 does
-// not expose it), or -1. Used only for requests that wait long, to notice a client that left.
-int client_socket(const Req& req) {
-  if (req.ssl) return SSL_get_fd(req.ssl);
-  const auto port_of = [](const sockaddr_storage& a) {
-    if (a.ss_family == AF_INET) return int(ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port));
-    if (a.ss_family == AF_INET6) return int(ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port));
-    return -1;
-  };
-  const auto matches = [&](int fd) {
-    sockaddr_storage peer{}, local{};
-    socklen_t pl = sizeof(peer), ll = sizeof(local);
-    return getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) == 0 &&
-           getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) == 0 &&
-           port_of(peer) == req.remote_port && port_of(local) == req.local_port;
-  };
-  thread_local int cached = -1;  // a connection stays on its thread
-  if (cached >= 0 && matches(cached)) return cached;
-  for (int fd = 3; fd < 8192; ++fd)
-    if (matches(fd)) return cached = fd;
-  return -1;
-}
-
 bool client_gone(int fd) {
   pollfd p{fd, POLLRDHUP, 0};
   return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
 }  // namespace serve_detail
-
-namespace {
-
-// cpp-httplib 0.11 listens with a backlog of 5: a burst of new connections while the accept
-// thread waits for a core overflows it, and the kernel drops their handshakes (clients see a
-// reset after a 1 s retransmission). listen() again on the bound socket raises the backlog.
-void raise_listen_backlog(int port, int backlog) {
-  for (int fd = 3; fd < 8192; ++fd) {
-    int accepting = 0;
-    socklen_t len = sizeof(accepting);
-    sockaddr_storage local{};
-    socklen_t ll = sizeof(local);
-    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || !accepting) continue;
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) != 0) continue;
-    const int p = local.ss_family == AF_INET6 ? ntohs(reinterpret_cast<const sockaddr_in6&>(local).sin6_port)
-                                              : ntohs(reinterpret_cast<const sockaddr_in&>(local).sin_port);
-    if (p == port) ::listen(fd, backlog);
-  }
-}
-
-}  // namespace
 
 Server::ReloadResult Server::Impl::reload(const std::string& name, const std::string& path_in) {
   std::lock_guard<std::mutex> serial(reload_mu);
@@ -206,22 +160,18 @@ Server::Server(const ServeOptions& options) : impl_(std::make_unique<Impl>(optio
   so.max_queue_delay_ms = s.opt.max_queue_delay_ms;
   so.queue_capacity = s.opt.queue_capacity;
   s.sched = std::make_unique<Scheduler>(so, &s.metrics);
-  if (!s.opt.tls_cert.empty())
-    s.http = std::make_unique<httplib::SSLServer>(s.opt.tls_cert.c_str(), s.opt.tls_key.c_str());
-  else
-    s.http = std::make_unique<httplib::Server>();
-  FOCUS_CHECK(s.http->is_valid(), IOError, "cannot start HTTPS with {} and {} (unreadable or invalid PEM)",
-              s.opt.tls_cert, s.opt.tls_key);
-  const int threads = s.opt.http_threads;
-  s.http->new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
-  s.http->set_payload_max_length(size_t(s.opt.max_body_bytes));
-  // Answers are small writes after the headers: without TCP_NODELAY, Nagle's algorithm and the
-  // client's delayed ACK hold each keep-alive answer back ~40 ms. Accepted sockets inherit it.
-  s.http->set_tcp_nodelay(true);
-  s.http->set_keep_alive_max_count(100000);
-  s.http->set_keep_alive_timeout(5);
-  s.http->set_read_timeout(10);
-  s.http->set_write_timeout(10);
+  if (!s.opt.review_store.empty()) {
+    s.review = std::make_unique<ReviewDesk>(
+        ReviewDeskOptions{.store = s.opt.review_store, .threshold = s.opt.review_threshold,
+                          .capacity_per_hour = s.opt.review_capacity_per_hour,
+                          .queue_cap = s.opt.review_queue_cap, .audit_share = s.opt.review_audit_share,
+                          .lease_ms = s.opt.review_lease_ms},
+        &s.metrics);
+    std::fprintf(stderr, "focus serve: review queue %s (%s)\n", s.opt.review_store.c_str(),
+                 s.opt.review_capacity_per_hour > 0
+                     ? fmt::format("capacity {:g} items/h", s.opt.review_capacity_per_hour).c_str()
+                     : fmt::format("threshold {:g}", s.opt.review_threshold).c_str());
+  }
   s.routes();
   if (s.opt.poll_ms > 0) s.poller = std::thread([this] { impl_->poll_files(); });
 }
@@ -238,21 +188,34 @@ Server::~Server() {
 
 int Server::bind() {
   Impl& s = *impl_;
-  if (s.opt.port == 0) {
-    s.bound_port = s.http->bind_to_any_port(s.opt.host);
-  } else {
-    s.bound_port = s.http->bind_to_port(s.opt.host, s.opt.port) ? s.opt.port : -1;
-  }
-  FOCUS_CHECK(s.bound_port > 0, IOError, "cannot listen on {}:{} (in use, or not an address of this machine)",
-              s.opt.host, s.opt.port);
-  raise_listen_backlog(s.bound_port, 4096);
+  HttpServer::Options o;
+  o.host = s.opt.host;
+  o.port = s.opt.port;
+  o.tls_cert = s.opt.tls_cert;
+  o.tls_key = s.opt.tls_key;
+  o.max_body_bytes = s.opt.max_body_bytes;
+  o.max_connections = s.opt.max_connections;
+  o.handler_nice = s.opt.http_nice;
+  // Handler threads: every admitted request may hold one while it waits for its batch (at most
+  // queue_capacity per model), and a few more for the light endpoints.
+  o.handler_threads = s.opt.http_threads > 0
+                          ? s.opt.http_threads
+                          : int(std::min<int64_t>(4096, s.opt.queue_capacity * int64_t(s.models.size()) +
+                                                            2 * hardware_threads() + 2));
+  s.http = std::make_unique<HttpServer>(o, HttpServer::Callbacks{
+                                               [&s](HttpRequest& q, HttpResponse& r) { return s.screen(q, r); },
+                                               [&s](HttpRequest& q, HttpResponse& r) { s.handle(q, r); }});
+  s.bound_port = s.http->port();
   s.ready = true;
   return s.bound_port;
 }
 
 int Server::port() const { return impl_->bound_port; }
 
-void Server::run() { impl_->http->listen_after_bind(); }
+void Server::run() {
+  FOCUS_CHECK(impl_->http, ValueError, "Server::run() before bind()");
+  impl_->http->run();
+}
 
 bool Server::shutdown() {
   Impl& s = *impl_;
@@ -260,9 +223,8 @@ bool Server::shutdown() {
     s.draining = true;
     s.ready = false;
     s.drained_ok = s.sched->drain(std::chrono::milliseconds(s.opt.drain_timeout_ms));
-    // Waiting threads answer their finished jobs before the listener stops taking requests.
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    s.http->stop();
+    // Requests whose jobs finished are answered before the connections close.
+    if (s.http) s.http->stop(std::chrono::milliseconds(s.opt.drain_timeout_ms));
   });
   return s.drained_ok;
 }

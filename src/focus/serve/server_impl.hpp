@@ -1,8 +1,7 @@
 // The server's private parts, shared by server.cpp (lifecycle, keys and limits, reload) and
-// routes.cpp (the endpoints): the state behind Server and the per-request context. Not
-// installed for users: it includes cpp-httplib, which no public header does.
+// routes.cpp (the endpoints): the state behind Server and the per-request context.
 #pragma once
-#include <httplib.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <chrono>
@@ -15,8 +14,10 @@
 
 #include "focus/serve/access_log.hpp"
 #include "focus/serve/decode.hpp"
+#include "focus/serve/http.hpp"
 #include "focus/serve/keys.hpp"
 #include "focus/serve/metrics.hpp"
+#include "focus/serve/review_desk.hpp"
 #include "focus/serve/scheduler.hpp"
 #include "focus/serve/server.hpp"
 
@@ -24,8 +25,8 @@ namespace focus {
 namespace serve_detail {
 
 using nlohmann::json;
-using Req = httplib::Request;
-using Res = httplib::Response;
+using Req = HttpRequest;
+using Res = HttpResponse;
 
 inline double ms_since(SteadyClock::time_point t) {
   return std::chrono::duration<double, std::milli>(SteadyClock::now() - t).count();
@@ -33,9 +34,7 @@ inline double ms_since(SteadyClock::time_point t) {
 inline std::string header(const Req& req, const char* name) {
   return req.has_header(name) ? req.get_header_value(name) : std::string();
 }
-// The server-side socket of `req`'s connection, or -1 (server.cpp).
-int client_socket(const Req& req);
-// True when the peer has closed or reset the connection.
+// True when the peer has closed or reset the connection (server.cpp).
 bool client_gone(int fd);
 
 }  // namespace serve_detail
@@ -49,7 +48,8 @@ struct Server::Impl {
   AccessLog log;
   DecodeLimits limits;
   std::unique_ptr<Scheduler> sched;
-  std::unique_ptr<httplib::Server> http;
+  std::unique_ptr<ReviewDesk> review;  // the human review queue, when --review-store is set
+  std::unique_ptr<HttpServer> http;
   int bound_port = -1;
 
   mutable std::mutex models_mu;
@@ -102,9 +102,9 @@ struct Server::Impl {
   struct Ctx {
     const Req& req;
     Res& res;
-    SteadyClock::time_point t0 = SteadyClock::now();
+    SteadyClock::time_point t0;
     AccessRecord rec;
-    Ctx(const Req& q, Res& s) : req(q), res(s) {
+    Ctx(const Req& q, Res& s) : req(q), res(s), t0(q.received) {
       rec.method = q.method;
       rec.path = q.path;
       rec.bytes_in = int64_t(q.body.size());
@@ -199,8 +199,9 @@ struct Server::Impl {
     return true;
   }
 
-  // A request's place: counted in its model's `pending` from admit() until destroyed, and holding
-  // a decode slot until decoded() (or destroyed).
+  // An admitted request's place: counted in its model's `pending` from admission (in the screen,
+  // before the body is read) until the request is done and answered, and holding a decode slot
+  // until decoded() (or the end).
   struct Place {
     Impl* s = nullptr;
     std::atomic<int64_t>* count = nullptr;
@@ -217,11 +218,18 @@ struct Server::Impl {
       if (count) count->fetch_sub(1), s->metrics.add_in_flight(model, -1);
     }
   };
+  // What the screen hands to a work endpoint's handler (HttpRequest::state).
+  struct Admitted {
+    std::shared_ptr<const ServedModel> model;
+    std::string key;  // the key's id, for the access record
+    SteadyClock::time_point deadline;
+    Place place;
+  };
 
-  // Admits a request to `model` before its body is parsed: 429 at once when queue_capacity
-  // requests of the model are already being decoded, queued or computed; then waits for a
-  // decode slot until the deadline (504). False when it has answered.
-  bool admit(Ctx& c, const std::string& model, SteadyClock::time_point deadline, Place& place) {
+  // Admits a request to `model` before its body is read: 429 at once when queue_capacity
+  // requests of the model are already being decoded, queued or computed. False when it has
+  // answered.
+  bool admit(Ctx& c, const std::string& model, Place& place) {
     std::atomic<int64_t>& n = *pending.at(model);
     if (n.fetch_add(1) >= opt.queue_capacity) {
       n.fetch_sub(1);
@@ -232,22 +240,36 @@ struct Server::Impl {
     }
     place.s = this, place.count = &n, place.model = model;
     metrics.add_in_flight(model, 1);
-    if (!decode_slots->try_acquire_until(deadline)) {
-      refuse(c, 504, "deadline", "the request could not start before its deadline");
-      return false;
-    }
-    place.slot = true;
     return true;
   }
 
-  // The common start of a work endpoint: key and role, the model, the deadline, admission. The
-  // model, or nullptr after answering.
-  std::shared_ptr<const ServedModel> begin_work(Ctx& c, const std::string& name, unsigned role,
-                                                SteadyClock::time_point& deadline, Place& place) {
+  // The screen's part of a work endpoint (event thread, headers only): key and role, the model,
+  // the deadline, admission. The admitted request, or nullptr after answering.
+  std::shared_ptr<Admitted> screen_work(Ctx& c, const std::string& name, unsigned role) {
     if (!authorize(c, role)) return nullptr;
-    auto m = find_model(c, name);
-    if (!m || !deadline_of(c, deadline) || !admit(c, name, deadline, place)) return nullptr;
-    return m;
+    auto a = std::make_shared<Admitted>();
+    a->key = c.rec.key;
+    a->model = find_model(c, name);
+    if (!a->model || !deadline_of(c, a->deadline) || !admit(c, name, a->place)) return nullptr;
+    return a;
+  }
+
+  // The handler's start of a work endpoint: the screen's admission, and a decode slot (one per
+  // core: parsing bodies must not crowd out the compute thread) taken before the deadline (504).
+  // The model, or nullptr after answering.
+  std::shared_ptr<const ServedModel> begin_work(Ctx& c, SteadyClock::time_point& deadline, Place*& place) {
+    auto* a = static_cast<Admitted*>(c.req.state.get());
+    if (!a) throw std::logic_error("a work endpoint ran without admission");
+    c.rec.model = a->model->name;
+    c.rec.key = a->key;
+    if (!decode_slots->try_acquire_until(a->deadline)) {
+      refuse(c, 504, "deadline", "the request could not start before its deadline");
+      return nullptr;
+    }
+    a->place.slot = true;
+    deadline = a->deadline;
+    place = &a->place;
+    return a->model;
   }
 
   // Queues the job and waits for it. False when it has answered (429, 503, 504, a failed job),
@@ -265,7 +287,6 @@ struct Server::Impl {
         refuse(c, 503, "draining", "the server is shutting down");
         return false;
     }
-    int fd = -2;
     while (!job->wait_until(std::min(job->deadline, SteadyClock::now() + std::chrono::milliseconds(20)))) {
       const auto now = SteadyClock::now();
       if (now >= job->deadline) {
@@ -278,8 +299,7 @@ struct Server::Impl {
         break;
       }
       if (now - job->admitted > std::chrono::milliseconds(50)) {
-        if (fd == -2) fd = client_socket(c.req);
-        if (fd >= 0 && client_gone(fd) && job->cancel()) {
+        if (c.req.fd >= 0 && client_gone(c.req.fd) && job->cancel()) {
           metrics.rejection("cancelled");
           c.rec.error = "the client closed the connection while queued";
           finish(c, 499, "", "text/plain");
@@ -308,37 +328,46 @@ struct Server::Impl {
     return job;
   }
 
-  // Wraps a handler: any exception becomes an answer, the server goes on.
+  // Runs f(c): any exception becomes an answer naming it, the server goes on.
   template <class F>
-  httplib::Server::Handler guarded(F f) {
-    return [this, f](const Req& req, Res& res) {
-      Ctx c(req, res);
-      try {
-        f(c);
-      } catch (const RequestError& e) {
-        refuse(c, e.status(), e.status() == 413 ? "too_large" : "bad_request", e.what());
-      } catch (const InputError& e) {
-        refuse(c, 400, "bad_request", e.what());
-      } catch (const ValueError& e) {
-        refuse(c, 400, "bad_request", e.what());
-      } catch (const ShapeError& e) {  // from the request's tensors, before anything is queued
-        refuse(c, 400, "bad_request", e.what());
-      } catch (const DTypeError& e) {
-        refuse(c, 400, "bad_request", e.what());
-      } catch (const std::exception& e) {
-        refuse(c, 500, "error", fmt::format("internal error: {}", e.what()));
-      }
-    };
+  void guarded(Ctx& c, F&& f) {
+    try {
+      f(c);
+    } catch (const RequestError& e) {
+      refuse(c, e.status(), e.status() == 413 ? "too_large" : "bad_request", e.what());
+    } catch (const InputError& e) {
+      refuse(c, 400, "bad_request", e.what());
+    } catch (const ValueError& e) {
+      refuse(c, 400, "bad_request", e.what());
+    } catch (const ShapeError& e) {  // from the request's tensors, before anything is queued
+      refuse(c, 400, "bad_request", e.what());
+    } catch (const DTypeError& e) {
+      refuse(c, 400, "bad_request", e.what());
+    } catch (const std::exception& e) {
+      refuse(c, 500, "error", fmt::format("internal error: {}", e.what()));
+    }
   }
 
   // ---- routes ------------------------------------------------------------------------------
 
+  // A route: method and path patterns; work routes (model computations) are admitted by the
+  // screen before their bodies are read.
+  struct Route {
+    std::string method;
+    std::vector<std::string> patterns;
+    unsigned work_role = 0;  // non-zero: a work route needing this role, the model in group 1
+    std::function<void(Ctx&)> fn;
+  };
+  std::vector<Route> route_table;
   void routes();
+  bool screen(Req& req, Res& res);  // HttpServer's callbacks
+  void handle(Req& req, Res& res);
   void infer_v2(Ctx& c, const std::string& name);
   void classify(Ctx& c, const std::string& name);
   void translate(Ctx& c, const std::string& name);
   void explain(Ctx& c, const std::string& name);
   void repository_load(Ctx& c, const std::string& name);
+  void review_routes();  // the review queue's endpoints and the reviewer page (routes.cpp)
   ReloadResult reload(const std::string& name, const std::string& path);
   void poll_files();
 };

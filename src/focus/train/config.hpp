@@ -46,6 +46,7 @@ struct TrainConfig {
   std::string out = "runs/latest";
   std::string resume;                  // checkpoint to resume from
   int limit_train = 0;                 // use only the first N training examples (tests, smoke runs)
+  std::string extra_labels;            // images: reviewed labels (`focus review export`) to train on too
   // Sequence-to-sequence tasks (g2p, translate).
   std::string train_file;              // translate: source<TAB>target training TSV
   std::string valid_file;              // translate: validation TSV
@@ -121,6 +122,9 @@ void visit_fields(TrainConfig& c, V&& v) {
   v("out", c.out, "output directory for checkpoints and metrics");
   v("resume", c.resume, "checkpoint to resume from");
   v("limit-train", c.limit_train, "use only the first N training examples (0 = all)");
+  v("extra-labels", c.extra_labels,
+    "images: also train on the reviewed items of this labels.jsonl (`focus review export`): "
+    "their PNG inputs with the reviewers' labels join the training split (never validation)");
   v("train", c.train_file,
     "translate: training TSV (source<TAB>target per line); text: label<TAB>text TSV or JSON "
     "lines (.jsonl: {\"label\", \"text\"})");

@@ -146,23 +146,23 @@ ModelInfo image_info(const ImageDataset& train, const TrainConfig& cfg) {
 }  // namespace
 
 Trainer::Trainer(TrainConfig cfg, ImageClassifier& model, const ImageDataset& train,
-                 Communicator* comm)
+                 Communicator* comm, int64_t train_only)
     : Trainer(cfg, model, image_training_data(train, cfg), nullptr, comm, std::nullopt,
-              image_info(train, cfg), {}) {}
+              image_info(train, cfg), {}, train_only) {}
 
 Trainer::Trainer(TrainConfig cfg, Classifier& model, const ClassificationData& data,
                  Communicator* comm, std::optional<TrainValSplit> split, ModelInfo info,
                  std::vector<double> class_weights)
     : Trainer(std::move(cfg), model, nullptr, &data, comm, std::move(split), std::move(info),
-              std::move(class_weights)) {}
+              std::move(class_weights), 0) {}
 
 Trainer::Trainer(TrainConfig cfg, Classifier& model, std::unique_ptr<ClassificationData> owned,
                  const ClassificationData* data, Communicator* comm,
                  std::optional<TrainValSplit> split, ModelInfo info,
-                 std::vector<double> class_weights)
+                 std::vector<double> class_weights, int64_t train_only)
     : cfg_(std::move(cfg)), model_(model), owned_(std::move(owned)),
       train_(owned_ ? *owned_ : *data), class_weights_(std::move(class_weights)),
-      info_(std::move(info)) {
+      train_only_(train_only), info_(std::move(info)) {
   validate(cfg_);
   FOCUS_CHECK(class_weights_.empty() || int64_t(class_weights_.size()) == train_.num_classes(),
               ValueError, "{} class weights for {} classes", class_weights_.size(),
@@ -180,7 +180,11 @@ Trainer::Trainer(TrainConfig cfg, Classifier& model, std::unique_ptr<Classificat
               "(--threads 1, mpirun for more processes) or drop --data-parallel",
               num_threads(), model_.name());
   const std::string unit = train_.unit();
+  FOCUS_CHECK(train_only_ >= 0 && train_only_ < train_.size(), ValueError,
+              "Trainer: {} training-only {} of a dataset of {}", train_only_, unit, train_.size());
+  const int64_t base = train_.size() - train_only_;
   if (split) {
+    FOCUS_CHECK(train_only_ == 0, ValueError, "Trainer: training-only rows with an explicit split");
     split_ = std::move(*split);
     for (const auto* part : {&split_.train, &split_.val})
       for (int64_t i : *part)
@@ -188,16 +192,18 @@ Trainer::Trainer(TrainConfig cfg, Classifier& model, std::unique_ptr<Classificat
                     train_.size());
     FOCUS_CHECK(!split_.val.empty(), ValueError, "the validation split is empty");
   } else {
-    int64_t n = train_.size();
+    int64_t n = base;
     if (cfg_.limit_train > 0) n = std::min<int64_t>(n, cfg_.limit_train);
     FOCUS_CHECK(cfg_.val_size < n, ValueError, "--val-size {} must be smaller than the {} training {}",
                 cfg_.val_size, n, unit);
-    if (n == train_.size()) {
-      split_ = split_train_val(train_.labels(), train_.num_classes(), cfg_.val_size, cfg_.seed);
+    if (n == base) {
+      const std::vector<int64_t> labels(train_.labels().begin(), train_.labels().begin() + base);
+      split_ = split_train_val(labels, train_.num_classes(), cfg_.val_size, cfg_.seed);
     } else {  // a prefix of the data (smoke runs): first val_size for validation, the rest train
       for (int64_t i = 0; i < n; ++i) (i < cfg_.val_size ? split_.val : split_.train).push_back(i);
     }
   }
+  for (int64_t i = base; i < train_.size(); ++i) split_.train.push_back(i);
   info_.class_names = train_.class_names();
   info_.task = cfg_.task;
   steps_per_epoch_ = int64_t(split_.train.size()) / cfg_.batch;
@@ -352,6 +358,7 @@ std::vector<nlohmann::json> Trainer::fit() {
                           {"train_seconds_total", train_seconds},
                           {"stolen_seconds", stolen},
                           {"wall_seconds", elapsed(t_start)}};
+    if (train_only_ > 0) rec["extra_train_images"] = train_only_;
     if (group_->size() > 1) {
       rec["ranks"] = group_->size();
       rec["comm_seconds"] = comm_seconds;  // rank 0's gradient exchange this epoch

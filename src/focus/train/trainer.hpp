@@ -81,8 +81,11 @@ class Trainer {
   // Builds the optimizer and schedule from cfg; `train` holds the training images (the
   // validation split is taken from it, cfg.val_size, seeded; augmented per cfg.augment/erase_p).
   // `comm`: the ranks training together (nullptr: this process alone); it must outlive the trainer.
+  // The last `train_only` images of `train` (reviewed labels, --extra-labels) join the training
+  // split and never the validation split, which is taken from the others as without them; the
+  // epoch records then say how many ("extra_train_images").
   Trainer(TrainConfig cfg, ImageClassifier& model, const ImageDataset& train,
-          Communicator* comm = nullptr);
+          Communicator* comm = nullptr, int64_t train_only = 0);
   // Any classifier on any data: `split` names the training and validation samples of `data`
   // (none: cfg.val_size of them held out, stratified and seeded, as for images). `info` is what
   // the model files carry besides the weights (class names, normalisation, tokenizer); its
@@ -119,13 +122,14 @@ class Trainer {
   Tensor loss(const Tensor& logits, const Tensor& y) const;
   Trainer(TrainConfig cfg, Classifier& model, std::unique_ptr<ClassificationData> owned,
           const ClassificationData* data, Communicator* comm, std::optional<TrainValSplit> split,
-          ModelInfo info, std::vector<double> class_weights);
+          ModelInfo info, std::vector<double> class_weights, int64_t train_only);
 
   TrainConfig cfg_;
   Classifier& model_;
   std::unique_ptr<ClassificationData> owned_;  // the image constructor's adapter
   const ClassificationData& train_;
   std::vector<double> class_weights_;
+  int64_t train_only_ = 0;  // the image constructor's training-only rows (--extra-labels)
   TrainValSplit split_;
   ModelInfo info_;
   std::unique_ptr<Optimizer> opt_;

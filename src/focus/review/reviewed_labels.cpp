@@ -1,0 +1,99 @@
+// The labels.jsonl export of the review queue and its reader for training (reviewed_labels.hpp).
+#include "focus/review/reviewed_labels.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "focus/data/png.hpp"
+#include "focus/io/atomic_file.hpp"
+#include "focus/io/base64.hpp"
+
+namespace focus::review {
+
+using json = nlohmann::json;
+
+json labelled_item_json(const QueueItem& it) {
+  json scores = json::parse(it.data.scores, nullptr, /*allow_exceptions=*/false);
+  if (scores.is_discarded()) scores = it.data.scores;  // stored unchecked by an older writer: keep the text
+  return {{"id", it.id},
+          {"request_id", it.data.request_id},
+          {"model", it.data.model},
+          {"model_version", it.data.model_version},
+          {"content_type", it.data.content_type},
+          {"input_base64", base64_encode(it.data.input)},
+          {"prediction", it.data.prediction},
+          {"scores", scores},
+          {"uncertainty", it.data.uncertainty},
+          {"priority", it.data.priority},
+          {"created_ms", it.created_ms},
+          {"reviewer", it.reviewer},
+          {"label", it.label},
+          {"labelled_ms", it.labelled_ms},
+          {"time_spent_ms", it.time_spent_ms},
+          {"label_seq", it.label_seq}};
+}
+
+ExportSummary export_labels(QueueStore& store, const std::string& path, int64_t cursor, int64_t page) {
+  AtomicFile out(path);
+  ExportSummary s;
+  s.next_cursor = cursor;
+  for (;;) {
+    const ExportPage p = store.labelled_since(s.next_cursor, page);
+    if (p.items.empty()) break;
+    for (const QueueItem& it : p.items) out.write(labelled_item_json(it).dump() + "\n");
+    s.items += int64_t(p.items.size());
+    s.next_cursor = p.next_cursor;
+  }
+  out.commit();
+  return s;
+}
+
+namespace {
+
+int64_t class_index(const std::string& label, const std::vector<std::string>& names) {
+  const auto it = std::find(names.begin(), names.end(), label);
+  if (it != names.end()) return int64_t(it - names.begin());
+  if (!label.empty() && label.size() < 10 && std::all_of(label.begin(), label.end(), ::isdigit)) {
+    const int64_t k = std::stoll(label);
+    if (k < int64_t(names.size())) return k;
+  }
+  return -1;
+}
+
+}  // namespace
+
+ReviewedImages read_reviewed_images(const std::string& path, const std::vector<std::string>& class_names,
+                                    int64_t height, int64_t width) {
+  std::ifstream f(path);
+  FOCUS_CHECK(f, IOError, "cannot read the reviewed labels '{}'", path);
+  ReviewedImages r;
+  int64_t lineno = 0;
+  for (std::string line; std::getline(f, line);) {
+    ++lineno;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = fmt::format("{}:{}", path, lineno);
+    const json j = json::parse(line, nullptr, false);
+    FOCUS_CHECK(j.is_object(), FormatError, "{}: not a JSON object", where);
+    for (const char* key : {"content_type", "label"})
+      FOCUS_CHECK(j.contains(key) && j[key].is_string(), FormatError, "{}: no string field '{}'", where, key);
+    if (j["content_type"].get<std::string>() != "image/png") {
+      ++r.skipped;
+      continue;
+    }
+    FOCUS_CHECK(j.contains("input_base64") && j["input_base64"].is_string(), FormatError,
+                "{}: no string field 'input_base64'", where);
+    const std::string label = j["label"].get<std::string>();
+    const int64_t k = class_index(label, class_names);
+    FOCUS_CHECK(k >= 0, FormatError, "{}: the label '{}' is not one of the model's {} classes", where, label,
+                class_names.size());
+    const std::string bytes = base64_decode(j["input_base64"].get<std::string>(), where + ": input_base64");
+    const Image img = resize(to_gray(decode_png(bytes, where, 4096 * 4096)), height, width);
+    for (float v : img.data) r.pixels.push_back(uint8_t(std::lround(std::clamp(v, 0.f, 1.f) * 255.f)));
+    r.labels.push_back(k);
+  }
+  return r;
+}
+
+}  // namespace focus::review

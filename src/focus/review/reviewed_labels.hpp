@@ -1,0 +1,49 @@
+// Reviewed labels as a file, and back into training. `focus review export` writes the labelled
+// items of a queue (queue_store.hpp) as JSON lines, atomically; `focus train --extra-labels F`
+// reads the image items of such a file back as training images.
+//
+// One line per labelled item, in label order:
+//   {"id": 7, "request_id": "req-1", "model": "cnn-se", "model_version": "sha256:..",
+//    "content_type": "image/png", "input_base64": "iVBOR...", "prediction": "Coat",
+//    "scores": {...}, "uncertainty": 0.41, "priority": 0.41, "created_ms": ..,
+//    "reviewer": "alice", "label": "Pullover", "labelled_ms": .., "time_spent_ms": 2300,
+//    "label_seq": 3}
+// (`scores` is the JSON the item was queued with.) The label is a class name, or a class index
+// written as a decimal integer.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "focus/review/queue_store.hpp"
+
+namespace focus::review {
+
+nlohmann::json labelled_item_json(const QueueItem& item);
+
+struct ExportSummary {
+  int64_t items = 0;        // lines written
+  int64_t next_cursor = 0;  // the label_seq of the last one (the cursor for a later export)
+};
+// Writes every item labelled after `cursor` to `path` as JSON lines, atomically (the file is
+// complete or untouched), paging through the store `page` items at a time.
+ExportSummary export_labels(QueueStore& store, const std::string& path, int64_t cursor = 0,
+                            int64_t page = 500);
+
+// Reviewed images ready to join an image dataset: (N, 1, height, width) 8-bit gray pixels.
+struct ReviewedImages {
+  std::vector<uint8_t> pixels;
+  std::vector<int64_t> labels;  // class indices
+  int64_t skipped = 0;          // lines whose content type is not image/png (text items)
+  int64_t size() const { return int64_t(labels.size()); }
+};
+// Reads a labels.jsonl: each image/png item's input is decoded, made gray and resized to
+// (height, width) as the server's predictor sees it; its label must name one of `class_names`
+// (or be an index below their count). FormatError naming the file and line for a bad line, an
+// undecodable image or an unknown label; IOError when the file cannot be read.
+ReviewedImages read_reviewed_images(const std::string& path, const std::vector<std::string>& class_names,
+                                    int64_t height = 28, int64_t width = 28);
+
+}  // namespace focus::review
