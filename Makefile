@@ -62,8 +62,9 @@ bench-ort: configure
 
 # Text classification (docs/RESULTS.md): 10-fold cross-validation of text-transformer on the
 # pooled sentiment sentences, and TF-IDF + logistic regression / naive Bayes on the same folds.
-TEXT_CV_FLAGS ?= --epochs 30 --patience 6 --batch 32 --lr 1e-3 --weight-decay 0.1 \
-  --label-smoothing 0.1 --token-dropout 0.1 --model-config '{"dim": 32, "depth": 1, "heads": 2, "dropout": 0.3}'
+TEXT_CV_FLAGS ?= --epochs 30 --patience 6 --batch 32 --lr 3e-3 --weight-decay 0.5 \
+  --label-smoothing 0.1 --token-dropout 0.1 --src-tokenizer bpe --bpe-merges 1500 --threads 1 \
+  --model-config '{"dim": 32, "depth": 1, "heads": 2, "dropout": 0.3}'
 bench-text: configure data
 	@tools/install-deps.sh python3-sklearn
 	cmake --build $(BUILD) -j $(JOBS) --target focus

@@ -63,7 +63,7 @@ ImageDataset training_images(const TrainConfig& cfg, int64_t& extra, bool root) 
 // Trains per `cfg`, evaluates the best model on the test split and prints a summary.
 int train_and_report(const TrainConfig& cfg_in) {
   const TrainConfig cfg = with_task_defaults(cfg_in);
-  FOCUS_CHECK(cfg.extra_labels.empty() || !is_seq2seq_task(cfg.task), ValueError,
+  FOCUS_CHECK(cfg.extra_labels.empty() || (!is_seq2seq_task(cfg.task) && cfg.task != "text"), ValueError,
               "--extra-labels: reviewed labels are images; the {} task cannot use them", cfg.task);
   if (is_seq2seq_task(cfg.task)) return train_seq2seq_and_report(cfg);
   if (cfg.task == "text") {

@@ -123,9 +123,9 @@ ImageDataset load_fashion_mnist(const std::string& dir, Split split) {
 TrainValSplit split_train_val(const ImageDataset& ds, int64_t val_size, uint64_t seed, int64_t count) {
   FOCUS_CHECK(count <= ds.size(), ValueError, "split_train_val: count {} is more than the dataset's {} samples",
               count, ds.size());
-  if (count < 0) return split_train_val(ds.labels(), ds.num_classes(), val_size, seed);
-  const std::vector<int64_t> first(ds.labels().begin(), ds.labels().begin() + count);
-  return split_train_val(first, ds.num_classes(), val_size, seed);
+  const int64_t n = count >= 0 ? count : ds.size();
+  const std::vector<int64_t> labels(ds.labels().begin(), ds.labels().begin() + n);
+  return split_train_val(labels, ds.num_classes(), val_size, seed);
 }
 
 // ---- batches -------------------------------------------------------------------------------------

@@ -154,7 +154,7 @@ Trainer::Trainer(TrainConfig cfg, Classifier& model, const ClassificationData& d
                  Communicator* comm, std::optional<TrainValSplit> split, ModelInfo info,
                  std::vector<double> class_weights)
     : Trainer(std::move(cfg), model, nullptr, &data, comm, std::move(split), std::move(info),
-              std::move(class_weights)) {}
+              std::move(class_weights), 0) {}
 
 Trainer::Trainer(TrainConfig cfg, Classifier& model, std::unique_ptr<ClassificationData> owned,
                  const ClassificationData* data, Communicator* comm,
@@ -181,10 +181,10 @@ Trainer::Trainer(TrainConfig cfg, Classifier& model, std::unique_ptr<Classificat
               num_threads(), model_.name());
   const std::string unit = train_.unit();
   FOCUS_CHECK(train_only_ >= 0 && train_only_ < train_.size(), ValueError,
-              "Trainer: {} training-only samples of a dataset of {}", train_only_, train_.size());
-  const int64_t base = train_.size() - train_only_;  // the samples a validation split may take
+              "Trainer: {} training-only {} of a dataset of {}", train_only_, unit, train_.size());
+  const int64_t base = train_.size() - train_only_;
   if (split) {
-    FOCUS_CHECK(train_only_ == 0, ValueError, "Trainer: an explicit split with training-only samples");
+    FOCUS_CHECK(train_only_ == 0, ValueError, "Trainer: training-only rows with an explicit split");
     split_ = std::move(*split);
     for (const auto* part : {&split_.train, &split_.val})
       for (int64_t i : *part)
@@ -196,11 +196,9 @@ Trainer::Trainer(TrainConfig cfg, Classifier& model, std::unique_ptr<Classificat
     if (cfg_.limit_train > 0) n = std::min<int64_t>(n, cfg_.limit_train);
     FOCUS_CHECK(cfg_.val_size < n, ValueError, "--val-size {} must be smaller than the {} training {}",
                 cfg_.val_size, n, unit);
-    if (n == train_.size()) {
-      split_ = split_train_val(train_.labels(), train_.num_classes(), cfg_.val_size, cfg_.seed);
-    } else if (n == base) {  // all but the training-only samples
-      const std::vector<int64_t> first(train_.labels().begin(), train_.labels().begin() + base);
-      split_ = split_train_val(first, train_.num_classes(), cfg_.val_size, cfg_.seed);
+    if (n == base) {
+      const std::vector<int64_t> labels(train_.labels().begin(), train_.labels().begin() + base);
+      split_ = split_train_val(labels, train_.num_classes(), cfg_.val_size, cfg_.seed);
     } else {  // a prefix of the data (smoke runs): first val_size for validation, the rest train
       for (int64_t i = 0; i < n; ++i) (i < cfg_.val_size ? split_.val : split_.train).push_back(i);
     }

@@ -122,14 +122,14 @@ class Trainer {
   Tensor loss(const Tensor& logits, const Tensor& y) const;
   Trainer(TrainConfig cfg, Classifier& model, std::unique_ptr<ClassificationData> owned,
           const ClassificationData* data, Communicator* comm, std::optional<TrainValSplit> split,
-          ModelInfo info, std::vector<double> class_weights, int64_t train_only = 0);
+          ModelInfo info, std::vector<double> class_weights, int64_t train_only);
 
   TrainConfig cfg_;
   Classifier& model_;
   std::unique_ptr<ClassificationData> owned_;  // the image constructor's adapter
   const ClassificationData& train_;
   std::vector<double> class_weights_;
-  int64_t train_only_ = 0;  // the last samples of the data: training split only (--extra-labels)
+  int64_t train_only_ = 0;  // the image constructor's training-only rows (--extra-labels)
   TrainValSplit split_;
   ModelInfo info_;
   std::unique_ptr<Optimizer> opt_;
