@@ -6,6 +6,11 @@
 #include <vector>
 
 #include "focus/data/dataset.hpp"
+
+namespace CLI {
+class App;
+class Option;
+}  // namespace CLI
 #include "focus/infer/calibration.hpp"
 
 namespace focus {
@@ -16,6 +21,19 @@ struct SplitSpec {
   uint64_t seed = 1;
   int64_t limit_train = 0;
   std::string from;  // the config.json these came from ("" = defaults)
+};
+
+// The --val-size / --seed / --limit-train flags of a command that rebuilds a run's validation
+// split (calibrate, quantize, promote): resolve() gives the run's SplitSpec (run_split_spec of the
+// model file) with the flags that were given on top.
+class SplitFlags {
+ public:
+  void add_to(CLI::App* sub);
+  SplitSpec resolve(const std::string& model_path) const;
+
+ private:
+  SplitSpec given_;
+  CLI::Option *val_ = nullptr, *seed_ = nullptr, *limit_ = nullptr;
 };
 
 // The run's validation indices into the Fashion-MNIST training set, as train/Trainer picks them:

@@ -42,6 +42,20 @@ SplitSpec run_split_spec(const std::string& model_path) {
   return s;
 }
 
+void SplitFlags::add_to(CLI::App* sub) {
+  val_ = sub->add_option("--val-size", given_.val_size, "validation images (default: the run's config.json, else 5000)");
+  seed_ = sub->add_option("--seed", given_.seed, "seed of the validation split (default: the run's, else 1)");
+  limit_ = sub->add_option("--limit-train", given_.limit_train, "the run's --limit-train (default: the run's, else 0)");
+}
+
+SplitSpec SplitFlags::resolve(const std::string& model_path) const {
+  SplitSpec s = run_split_spec(model_path);
+  if (val_ && val_->count()) s.val_size = given_.val_size;
+  if (seed_ && seed_->count()) s.seed = given_.seed;
+  if (limit_ && limit_->count()) s.limit_train = given_.limit_train;
+  return s;
+}
+
 std::string reliability_svg(const CalibrationReport& before, const CalibrationReport& after,
                             const std::string& title) {
   auto series = [](const CalibrationReport& r, const std::string& name) {
@@ -75,7 +89,7 @@ Command add_calibrate_command(CLI::App& app) {
                    "split and write the calibrated model file");
   struct Opts {
     std::string model, out, data_dir = kFashionMnistDir;
-    SplitSpec split;
+    SplitFlags split;
     bool json = false;
     int threads = 0;
   };
@@ -83,17 +97,12 @@ Command add_calibrate_command(CLI::App& app) {
   sub->add_option("--model", o->model, "image model file (.safetensors)")->required();
   sub->add_option("-o,--out", o->out, "calibrated model file (may be --model itself)")->required();
   sub->add_option("--data-dir", o->data_dir, "Fashion-MNIST directory")->capture_default_str();
-  auto* val = sub->add_option("--val-size", o->split.val_size, "validation images (default: the run's config.json, else 5000)");
-  auto* seed = sub->add_option("--seed", o->split.seed, "seed of the validation split (default: the run's, else 1)");
-  auto* lim = sub->add_option("--limit-train", o->split.limit_train, "the run's --limit-train (default: the run's, else 0)");
+  o->split.add_to(sub);
   sub->add_flag("--json", o->json, "print the fit as JSON (reliability bins included)");
   sub->add_option("--threads", o->threads, "threads (0 = all cores)");
-  return [o, val, seed, lim] {
+  return [o] {
     if (o->threads > 0) set_num_threads(o->threads);
-    SplitSpec s = run_split_spec(o->model);
-    if (val->count()) s.val_size = o->split.val_size;
-    if (seed->count()) s.seed = o->split.seed;
-    if (lim->count()) s.limit_train = o->split.limit_train;
+    const SplitSpec s = o->split.resolve(o->model);
     const ImageDataset train = load_fashion_mnist(o->data_dir, Split::Train);
     const std::vector<int64_t> idx = validation_indices(train, s);
     const CalibrationFit fit = calibrate_model_file(o->model, o->out, train, idx);

@@ -45,7 +45,7 @@ Command add_promote_command(CLI::App& app) {
                  "when it is at least as accurate on the validation split");
   struct Opts {
     std::string candidate, served, data_dir = kFashionMnistDir;
-    SplitSpec split;
+    SplitFlags split;
     double min_gain = 0;
     bool json = false;
     int threads = 0;
@@ -54,20 +54,15 @@ Command add_promote_command(CLI::App& app) {
   sub->add_option("--candidate", o->candidate, "the new model file")->required();
   sub->add_option("--served", o->served, "the file the server loads (replaced on success)")->required();
   sub->add_option("--data-dir", o->data_dir, "Fashion-MNIST directory")->capture_default_str();
-  auto* val = sub->add_option("--val-size", o->split.val_size, "validation images (default: the candidate's run's)");
-  auto* seed = sub->add_option("--seed", o->split.seed, "seed of the validation split (default: the run's)");
-  auto* lim = sub->add_option("--limit-train", o->split.limit_train, "the run's --limit-train (default: the run's)");
+  o->split.add_to(sub);
   sub->add_option("--min-gain", o->min_gain, "accuracy the candidate must add (a fraction, may be < 0)")
       ->capture_default_str();
   sub->add_flag("--json", o->json, "print the decision as JSON");
   sub->add_option("--threads", o->threads, "threads (0 = all cores)");
-  return [o, val, seed, lim] {
+  return [o] {
     if (o->threads > 0) set_num_threads(o->threads);
     FOCUS_CHECK(std::filesystem::exists(o->served), IOError, "no served model file {}", o->served);
-    SplitSpec s = run_split_spec(o->candidate);
-    if (val->count()) s.val_size = o->split.val_size;
-    if (seed->count()) s.seed = o->split.seed;
-    if (lim->count()) s.limit_train = o->split.limit_train;
+    const SplitSpec s = o->split.resolve(o->candidate);
     const ImageDataset train = load_fashion_mnist(o->data_dir, Split::Train);
     const std::vector<int64_t> idx = validation_indices(train, s);
     const double served = accuracy(o->served, train, idx), cand = accuracy(o->candidate, train, idx);

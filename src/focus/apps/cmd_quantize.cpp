@@ -27,7 +27,7 @@ Command add_quantize_command(CLI::App& app) {
     std::string model, out, data_dir = kFashionMnistDir;
     int64_t calib = 512;
     QuantizeOptions q;
-    SplitSpec split;
+    SplitFlags split;
     bool json = false;
     int threads = 0;
   };
@@ -42,17 +42,12 @@ Command add_quantize_command(CLI::App& app) {
                   "a layer whose int8 output is off by more than this relative L2 error stays f32")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   sub->add_option("--data-dir", o->data_dir, "Fashion-MNIST directory")->capture_default_str();
-  auto* val = sub->add_option("--val-size", o->split.val_size, "validation images (default: the run's config.json, else 5000)");
-  auto* seed = sub->add_option("--seed", o->split.seed, "seed of the validation split (default: the run's, else 1)");
-  auto* lim = sub->add_option("--limit-train", o->split.limit_train, "the run's --limit-train (default: the run's, else 0)");
+  o->split.add_to(sub);
   sub->add_flag("--json", o->json, "print the result as JSON");
   sub->add_option("--threads", o->threads, "threads (0 = all cores)");
-  return [o, val, seed, lim] {
+  return [o] {
     if (o->threads > 0) set_num_threads(o->threads);
-    SplitSpec s = run_split_spec(o->model);
-    if (val->count()) s.val_size = o->split.val_size;
-    if (seed->count()) s.seed = o->split.seed;
-    if (lim->count()) s.limit_train = o->split.limit_train;
+    const SplitSpec s = o->split.resolve(o->model);
     const ImageDataset train = load_fashion_mnist(o->data_dir, Split::Train);
     const std::vector<int64_t> vidx = validation_indices(train, s);
     const std::set<int64_t> in_val(vidx.begin(), vidx.end());
