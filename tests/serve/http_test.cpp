@@ -107,6 +107,20 @@ TEST(Http, AScreenedRefusalSkipsTheHandlerAndKeepsTheConnection) {
   EXPECT_EQ(handled.load(), 1);
 }
 
+TEST(Http, LargeBodiesStreamThroughTheSmallConnectionPool) {
+  std::atomic<int> handled{0};
+  Running s(HttpServer::Options{}, echo(handled));  // 8 MiB bodies, 16 KiB per connection
+  std::string big(3 << 20, 'a');
+  for (size_t i = 0; i < big.size(); i += 4096) big[i] = char('a' + (i / 4096) % 26);
+  Conn c(s.http.port());
+  c.send(post("/echo", big));
+  const std::string a = c.answer();
+  EXPECT_EQ(a.rfind("HTTP/1.1 200", 0), 0u) << a.substr(0, 200);
+  EXPECT_EQ(a.substr(a.find("\r\n\r\n") + 4), "body:" + big);
+  c.send(post("/echo", "next"));  // and the connection goes on
+  EXPECT_NE(c.answer().find("body:next"), std::string::npos);
+}
+
 TEST(Http, BodiesOverTheLimitAreRefusedAndNeverHandedOverWhole) {
   std::atomic<int> handled{0};
   HttpServer::Options o;
