@@ -37,10 +37,7 @@ const char* const kMigrations[] = {
 };
 static_assert(std::size(kMigrations) == kQueueSchemaVersion);
 
-const char* const kColumns =
-    "id, request_id, model, model_version, content_type, input, prediction, scores, uncertainty,"
-    " priority, state, created_ms, reviewer, claimed_ms, lease_until_ms, label, labelled_ms,"
-    " coalesce(label_seq, 0), time_spent_ms";
+const char* const kColumns = kQueueColumns;
 // Waiting items; the `state <> 'done'` term lets the planner use the partial index.
 const char* const kWaiting = "(state <> 'done' AND (state = 'pending' OR lease_until_ms <= $1))";
 

@@ -145,6 +145,11 @@ std::unique_ptr<QueueStore> open_sqlite_queue(const std::string& path, QueueStor
 std::unique_ptr<QueueStore> open_postgres_queue(const std::string& conninfo, QueueStoreOptions opt);
 
 // ---- shared by the implementations -------------------------------------------------------------
+// The columns a QueueItem is read from, in the order both backends decode them.
+inline constexpr const char* kQueueColumns =
+    "id, request_id, model, model_version, content_type, input, prediction, scores, uncertainty,"
+    " priority, state, created_ms, reviewer, claimed_ms, lease_until_ms, label, labelled_ms,"
+    " coalesce(label_seq, 0), time_spent_ms";
 int64_t system_now_ms();
 // Throws ValueError naming the field for an empty request id / content type, a request id over
 // 256 bytes, a non-finite uncertainty or priority, or scores that are not JSON.

@@ -33,7 +33,7 @@ const char* kHelp[][3] = {
     {"focus_review_labels_total", "counter", "Reviewers' labels, by model and agreement with the model."},
     {"focus_review_audit_labels_total", "counter",
      "Labels of audited items (a random share of the auto-accepted), by outcome (correct, error)."},
-    {"focus_review_threshold", "gauge", "Error score above which a prediction is deferred to review."},
+    {"focus_review_threshold", "gauge", "Error score above which a classification is deferred to review (the controller's, latest)."},
     {"focus_review_waiting", "gauge", "Review items waiting for a reviewer (pending or with an expired claim)."},
     {"focus_review_claimed", "gauge", "Review items under a live reviewer's claim."},
     {"focus_review_queue_cap", "gauge", "Review items that may wait at most (beyond: the model answers, flagged)."},
@@ -150,11 +150,6 @@ void Metrics::review_labelled(const std::string& model, bool agree, bool audit) 
                                                               agree ? "correct" : "error")] += 1;
 }
 
-void Metrics::set_review_threshold(const std::string& model, double t) {
-  std::lock_guard<std::mutex> lock(mu_);
-  gauges_["focus_review_threshold"][fmt::format("model=\"{}\"", prometheus_label(model))] = t;
-}
-
 void Metrics::set_review_queue(const ReviewGauges& g) {
   std::lock_guard<std::mutex> lock(mu_);
   gauges_["focus_review_waiting"][""] = double(g.waiting);
@@ -163,6 +158,7 @@ void Metrics::set_review_queue(const ReviewGauges& g) {
   gauges_["focus_review_oldest_age_seconds"][""] = g.oldest_age_s;
   gauges_["focus_review_labels_last_hour"][""] = g.labels_last_hour;
   gauges_["focus_review_capacity_per_hour"][""] = g.capacity_per_hour;
+  gauges_["focus_review_threshold"][""] = g.threshold;
 }
 
 std::string Metrics::render() const {

@@ -37,11 +37,10 @@ class Metrics {
   // The review queue (serve/review_desk.hpp).
   struct ReviewGauges {
     int64_t waiting = 0, claimed = 0, queue_cap = 0;
-    double oldest_age_s = 0, labels_last_hour = 0, capacity_per_hour = 0;
+    double oldest_age_s = 0, labels_last_hour = 0, capacity_per_hour = 0, threshold = 0;
   };
   void review_routed(const std::string& model, const char* route);
   void review_labelled(const std::string& model, bool agree, bool audit);
-  void set_review_threshold(const std::string& model, double t);
   void set_review_queue(const ReviewGauges& g);
   std::string render() const;
 

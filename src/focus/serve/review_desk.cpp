@@ -22,7 +22,7 @@ double steady_s() {
 }
 
 // The top-3 of a probability row, as stored with the item and shown to the reviewer.
-json top_of(const std::vector<float>& probs, const std::vector<std::string>& names, size_t k) {
+json top_of(std::span<const float> probs, const std::vector<std::string>& names, size_t k) {
   std::vector<size_t> order(probs.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return probs[a] > probs[b]; });
@@ -62,7 +62,7 @@ ReviewDesk::ReviewDesk(const ReviewDeskOptions& opt, Metrics* metrics)
 
 ReviewDesk::Routed ReviewDesk::route(const std::string& model, const std::string& version,
                                      const std::string& request_id, const std::string& png,
-                                     const std::vector<float>& probs,
+                                     std::span<const float> probs,
                                      const std::vector<std::string>& class_names) {
   const std::vector<double> p(probs.begin(), probs.end());
   Routed r;
@@ -78,12 +78,10 @@ ReviewDesk::Routed ReviewDesk::route(const std::string& model, const std::string
     r.decision = route == review::Route::Accept  ? Decision::Model
                  : route == review::Route::Audit ? Decision::Audit
                                                  : Decision::Review;
-    metrics_->set_review_threshold(model, controller_->threshold());
   } else {
     r.decision = r.score > opt_.threshold ? Decision::Review
                  : opt_.audit_share > 0 && rng_.uniform() < opt_.audit_share ? Decision::Audit
                                                                               : Decision::Model;
-    metrics_->set_review_threshold(model, opt_.threshold);
   }
   if (r.decision != Decision::Model && waiting_ >= opt_.queue_cap) r.decision = Decision::QueueFull;
   if (r.decision == Decision::Review || r.decision == Decision::Audit) {
@@ -197,7 +195,8 @@ void ReviewDesk::refresh_metrics() {
   const review::QueueCapacity cap = store_->capacity();
   metrics_->set_review_queue({.waiting = c.pending, .claimed = c.claimed, .queue_cap = opt_.queue_cap,
                               .oldest_age_s = cap.oldest_age_s, .labels_last_hour = cap.labels_last_hour,
-                              .capacity_per_hour = opt_.capacity_per_hour});
+                              .capacity_per_hour = opt_.capacity_per_hour,
+                              .threshold = controller_ ? controller_->threshold() : opt_.threshold});
 }
 
 }  // namespace focus

@@ -19,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -55,7 +56,7 @@ class ReviewDesk {
   // Routes one classified image (calibrated probabilities `probs` over `class_names`); queues it
   // (idempotently by request_id) when it goes to people.
   Routed route(const std::string& model, const std::string& version, const std::string& request_id,
-               const std::string& png, const std::vector<float>& probs,
+               const std::string& png, std::span<const float> probs,
                const std::vector<std::string>& class_names);
 
   // A ticket's state: {"ticket", "status": pending_review | done, "provisional", "label",

@@ -206,7 +206,7 @@ void Server::Impl::classify(Ctx& c, const std::string& name) {
     if (review) {  // the model answers, or people do (a ticket, the model's answer provisional)
       const std::string id = request_id.empty() ? random_request_id() : fmt::format("{}#{}", request_id, n);
       const ReviewDesk::Routed rt = review->route(name, m->version, id, r.pngs[size_t(n)],
-                                                  std::vector<float>(row, row + K), names);
+                                                  std::span<const float>(row, size_t(K)), names);
       pred["error_score"] = rt.score;
       if (rt.ticket) {
         pred["status"] = "pending_review";
