@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "focus/data/png.hpp"
@@ -69,6 +70,7 @@ ReviewedImages read_reviewed_images(const std::string& path, const std::vector<s
   std::ifstream f(path);
   FOCUS_CHECK(f, IOError, "cannot read the reviewed labels '{}'", path);
   ReviewedImages r;
+  std::map<int64_t, size_t> seen;  // item id -> its row: a later line (an undone label relabelled) supersedes
   int64_t lineno = 0;
   for (std::string line; std::getline(f, line);) {
     ++lineno;
@@ -88,6 +90,14 @@ ReviewedImages read_reviewed_images(const std::string& path, const std::vector<s
     const int64_t k = class_index(label, class_names);
     FOCUS_CHECK(k >= 0, FormatError, "{}: the label '{}' is not one of the model's {} classes", where, label,
                 class_names.size());
+    if (j.contains("id") && j["id"].is_number_integer()) {
+      const auto [at, fresh] = seen.emplace(j["id"].get<int64_t>(), r.labels.size());
+      if (!fresh) {
+        r.labels[at->second] = k;
+        ++r.superseded;
+        continue;
+      }
+    }
     const std::string bytes = base64_decode(j["input_base64"].get<std::string>(), where + ": input_base64");
     const Image img = resize(to_gray(decode_png(bytes, where, 4096 * 4096)), height, width);
     for (float v : img.data) r.pixels.push_back(uint8_t(std::lround(std::clamp(v, 0.f, 1.f) * 255.f)));

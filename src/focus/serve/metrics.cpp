@@ -31,6 +31,8 @@ const char* kHelp[][3] = {
     {"focus_review_routed_total", "counter",
      "Classified items by who answers: model, review (deferred), audit, queue_full (model, flagged)."},
     {"focus_review_labels_total", "counter", "Reviewers' labels, by model and agreement with the model."},
+    {"focus_review_undone_total", "counter",
+     "Labels taken back by their reviewer (U), by model and agreement: labels_total - undone_total are the standing ones."},
     {"focus_review_audit_labels_total", "counter",
      "Labels of audited items (a random share of the auto-accepted), by outcome (correct, error)."},
     {"focus_review_threshold", "gauge", "Error score above which a classification is deferred to review (the controller's, latest)."},
@@ -148,6 +150,11 @@ void Metrics::review_labelled(const std::string& model, bool agree, bool audit) 
   if (audit)
     counters_["focus_review_audit_labels_total"][fmt::format("model=\"{}\",outcome=\"{}\"", m,
                                                               agree ? "correct" : "error")] += 1;
+}
+
+void Metrics::review_undone(const std::string& model, bool agree) {
+  std::lock_guard<std::mutex> lock(mu_);
+  counters_["focus_review_undone_total"][fmt::format("model=\"{}\",agree=\"{}\"", prometheus_label(model), agree)] += 1;
 }
 
 void Metrics::set_review_queue(const ReviewGauges& g) {

@@ -41,6 +41,7 @@ class Metrics {
   };
   void review_routed(const std::string& model, const char* route);
   void review_labelled(const std::string& model, bool agree, bool audit);
+  void review_undone(const std::string& model, bool agree);  // a label taken back (it is given again)
   void set_review_queue(const ReviewGauges& g);
   std::string render() const;
 

@@ -43,6 +43,8 @@ struct ServeOptions {
   int64_t review_queue_cap = 1000;   // items waiting at most (then the model answers, flagged)
   double review_audit_share = 0;     // share of the auto-accepted also sent to review
   int64_t review_lease_ms = 300000;  // a reviewer's claim on an item
+  int64_t review_undo_window_ms = 600000;  // a reviewer may take back their label this long (U)
+  bool review_evidence = true;       // queue each deferred item with its explanation overlay
 };
 
 template <class V>
@@ -89,6 +91,10 @@ void visit_fields(ServeOptions& o, V&& v) {
   v("review-audit-share", o.review_audit_share,
     "share of auto-accepted classifications also sent to review (unbiased error estimate)");
   v("review-lease-ms", o.review_lease_ms, "how long a reviewer's claim on an item holds");
+  v("review-undo-window-ms", o.review_undo_window_ms,
+    "how long after labelling a reviewer may take the label back (U on the reviewer page)");
+  v("review-evidence", o.review_evidence,
+    "compute each deferred item's explanation (rollout or Grad-CAM overlay) when it is queued");
 }
 
 // Reads a JSON object of fields into o; ValueError naming an unknown key or a bad type.

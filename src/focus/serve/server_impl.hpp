@@ -366,6 +366,7 @@ struct Server::Impl {
   void classify(Ctx& c, const std::string& name);
   void translate(Ctx& c, const std::string& name);
   void explain(Ctx& c, const std::string& name);
+  nlohmann::json evidence(const std::shared_ptr<const ServedModel>& m, const Image& image);
   void repository_load(Ctx& c, const std::string& name);
   void review_routes();  // the review queue's endpoints and the reviewer page (routes.cpp)
   ReloadResult reload(const std::string& name, const std::string& path);
