@@ -13,8 +13,10 @@
 #include "focus/infer/image_predictor.hpp"
 #include "focus/infer/translator.hpp"
 #include "focus/io/base64.hpp"
+#include "focus/serve/options.hpp"
 #include "focus/serve/scheduler.hpp"
 #include "serve/serve_fixture.hpp"
+#include "support/expect_error.hpp"
 
 namespace focus {
 namespace {
@@ -126,6 +128,36 @@ TEST(Serve, AnswersCarryTheRightContent) {
   EXPECT_FALSE(e["relevance"].empty());
   const std::string png_back = base64_decode(e["png"].get<std::string>().substr(22));
   EXPECT_GT(decode_png(png_back).width, 28);
+}
+
+TEST(Serve, ImageModelsServeInt8WeightsWhenAsked) {
+  ServeFixture f("int8", [](ServeOptions& o) { o.image_weights = "int8"; });
+  auto c = f.client();
+  const auto list = c->Get("/v1/models", f.auth("infer"));
+  ASSERT_EQ(list->status, 200) << list->body;
+  bool seen = false;
+  const json models = body_json(list)["models"];
+  for (const json& m : models)
+    if (m["name"] == "cnn") {
+      seen = true;
+      EXPECT_EQ(m["weights"], "int8") << m.dump();
+    }
+  EXPECT_TRUE(seen) << list->body;
+  const auto [body, pixels] = v2_body(2, 11);
+  const auto r = c->Post("/v2/models/cnn/infer", f.auth("infer"), body, "application/json");
+  ASSERT_EQ(r->status, 200) << r->body;
+  ImagePredictorOptions io;
+  io.weights = "int8";
+  ImagePredictor p(f.image_path, io);  // the same int8 path, in process
+  const std::vector<float> want = p.probabilities(pixels).to_vector<float>();
+  const auto got = body_json(r)["outputs"][0]["data"].get<std::vector<float>>();
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-6f);
+  ServeOptions bad;
+  bad.models = {"cnn=" + f.image_path};
+  bad.keys = f.keys_path;
+  bad.image_weights = "int4";
+  testing::expect_error<ValueError>([&] { validate(bad); }, {"--image-weights 'int4'"});
 }
 
 TEST(Serve, MalformedRequestsGet4xxNamingTheProblemAndTheServerGoesOn) {

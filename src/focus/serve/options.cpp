@@ -61,6 +61,8 @@ void validate(const ServeOptions& o) {
   FOCUS_CHECK(o.http_nice >= 0 && o.http_nice <= 19, ValueError, "--http-nice {} must be in [0, 19]", o.http_nice);
   FOCUS_CHECK(o.weights == "f32" || o.weights == "bf16", ValueError,
               "--weights '{}' must be f32 or bf16", o.weights);
+  FOCUS_CHECK(o.image_weights == "f32" || o.image_weights == "int8" || o.image_weights == "auto", ValueError,
+              "--image-weights '{}' must be f32, int8 or auto", o.image_weights);
   FOCUS_CHECK(o.tls_cert.empty() == o.tls_key.empty(), ValueError,
               "--tls-cert and --tls-key go together");
 }

@@ -35,6 +35,7 @@ struct ServeOptions {
   std::string access_log;            // JSON-lines access log: a file, "-" = stderr, "" = none
   bool log_inputs = false;           // also log text inputs, masked (e-mails, phones, digit runs)
   std::string weights = "f32";       // seq2seq inference weights: f32 | bf16
+  std::string image_weights = "f32";  // image models: f32 | int8 | auto (infer/quantize.hpp)
   std::string tls_cert, tls_key;     // both set: HTTPS
   // The human review queue (serve/review_desk.hpp, docs/REVIEW.md): off unless review_store is set.
   std::string review_store;          // sqlite:///path.db | postgresql://...
@@ -79,6 +80,9 @@ void visit_fields(ServeOptions& o, V&& v) {
   v("access-log", o.access_log, "JSON-lines access log file (- = stderr)");
   v("log-inputs", o.log_inputs, "write text inputs to the access log, masked");
   v("weights", o.weights, "seq2seq inference weights: f32 | bf16");
+  v("image-weights", o.image_weights,
+    "image models' inference weights: f32 | int8 (the file's int8 plan, else every layer) | auto "
+    "(int8 when the file has a plan from focus quantize)");
   v("tls-cert", o.tls_cert, "TLS certificate (PEM); with --tls-key, serve HTTPS");
   v("tls-key", o.tls_key, "TLS private key (PEM)");
   v("review-store", o.review_store,

@@ -27,6 +27,7 @@ std::shared_ptr<const ServedModel> load_served_model(const std::string& name,
     m->kind = ModelKind::Image;
     ImagePredictorOptions io;
     io.max_batch = opt.max_batch;
+    io.weights = opt.image_weights;
     m->image = std::make_unique<ImagePredictor>(path, io);
   }
   {
@@ -63,6 +64,7 @@ nlohmann::json ServedModel::summary() const {
     j["endpoints"] = {"classify", "explain", "v2-infer"};
     j["classes"] = image->info().class_names;
     j["input"] = {image->channels(), image->image_size(), image->image_size()};
+    j["weights"] = image->weights();
   } else {
     j["kind"] = "seq2seq";
     j["task"] = translator->task();

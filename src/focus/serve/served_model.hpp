@@ -19,6 +19,7 @@ enum class ModelKind { Image, Seq2Seq };
 struct ServedModelOptions {
   DType weights = DType::F32;  // seq2seq inference weights (F32 or BF16)
   int64_t max_batch = 64;      // image predictor's chunk size
+  std::string image_weights = "f32";  // image models: f32 | int8 | auto (ImagePredictorOptions)
 };
 
 struct ServedModel {

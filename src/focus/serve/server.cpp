@@ -142,6 +142,7 @@ Server::Server(const ServeOptions& options) : impl_(std::make_unique<Impl>(optio
                  s.opt.keys.c_str());
   s.model_opt.weights = s.opt.weights == "bf16" ? DType::BF16 : DType::F32;
   s.model_opt.max_batch = s.opt.max_batch;
+  s.model_opt.image_weights = s.opt.image_weights;
   for (const std::string& arg : s.opt.models) {
     const auto [name, path] = split_model_arg(arg);
     auto m = load_served_model(name, path, s.model_opt);
