@@ -6,8 +6,10 @@
 //     config.json beside the model, as `focus calibrate` does; --val-limit caps it);
 //   - latency: each variant in its own child process (this binary, `--measure-variant`): random
 //     batches timed call by call after a warm-up, for --seconds, giving the batch's p50 / p99;
-//   - memory: that child's peak resident set (wait4's ru_maxrss): the model, its weights in the
-//     variant's form and the batch's activations, as a serving process would hold them.
+//   - memory: that child's peak resident set (VmHWM of its own address space, read by the child
+//     at the end: wait4's ru_maxrss would also count the parent's pages from before the exec):
+//     the libraries, the model, its weights in the variant's form and the batch's activations,
+//     as a serving process would hold them (the HTTP layer adds its own).
 // Prints every variant with the Pareto front marked, writes the front as an SVG (--svg) and the
 // chosen variant as a `focus serve --config` file (--out); a budget nothing meets is refused
 // (exit 3) naming the variant closest to it.
@@ -17,9 +19,9 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <spawn.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -66,6 +68,14 @@ Variant parse_variant(const std::string& s) {
   return v;
 }
 
+// This process's peak resident set since exec (VmHWM), KiB; 0 when /proc cannot tell.
+int64_t peak_rss_kb() {
+  std::ifstream f("/proc/self/status");
+  for (std::string line; std::getline(f, line);)
+    if (line.rfind("VmHWM:", 0) == 0) return std::strtoll(line.c_str() + 6, nullptr, 10);
+  return 0;
+}
+
 // The child's work: one variant's batch latencies, printed as one JSON line.
 int measure_variant(const Opts& o) {
   const Variant v = parse_variant(o.measure);
@@ -87,7 +97,7 @@ int measure_variant(const Opts& o) {
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::printf("%s\n", nlohmann::json{{"p50_ms", percentile(ms, 0.5)}, {"p99_ms", percentile(ms, 0.99)},
-                                     {"calls", ms.size()}}.dump().c_str());
+                                     {"calls", ms.size()}, {"hwm_kb", peak_rss_kb()}}.dump().c_str());
   return 0;
 }
 
@@ -119,17 +129,16 @@ VariantResult spawn_measure(const Opts& o, const Variant& v) {
   for (ssize_t n; (n = read(fd[0], buf, sizeof(buf))) > 0;) out.append(buf, size_t(n));
   close(fd[0]);
   int status = 0;
-  struct rusage ru {};
-  wait4(pid, &status, 0, &ru);
+  waitpid(pid, &status, 0);
   FOCUS_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, StateError,
               "plan: measuring {} failed (status {}): {}", v.name(), status, out);
   const nlohmann::json j = nlohmann::json::parse(out.substr(0, out.find('\n')), nullptr, false);
-  FOCUS_CHECK(j.is_object() && j.contains("p99_ms"), StateError, "plan: measuring {} printed '{}'", v.name(), out);
+  FOCUS_CHECK(j.is_object() && j.contains("p99_ms") && j.value("hwm_kb", 0) > 0, StateError, "plan: measuring {} printed '{}'", v.name(), out);
   VariantResult r;
   r.v = v;
   r.batch_p50_ms = j["p50_ms"].get<double>();
   r.batch_p99_ms = j["p99_ms"].get<double>();
-  r.rss_mb = double(ru.ru_maxrss) / 1024.0;  // KiB on Linux
+  r.rss_mb = double(j["hwm_kb"].get<int64_t>()) / 1024.0;
   return r;
 }
 
