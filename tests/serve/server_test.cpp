@@ -160,6 +160,51 @@ TEST(Serve, ImageModelsServeInt8WeightsWhenAsked) {
   testing::expect_error<ValueError>([&] { validate(bad); }, {"--image-weights 'int4'"});
 }
 
+TEST(Serve, AnSloTheModelCannotMeetMovesItToTheFasterVariant) {
+  // A 1 us SLO: every window with enough requests is over it, so the controller steps the image
+  // model from f32 down to int8, and the answers then come from the int8 variant.
+  ServeFixture f("slo", [](ServeOptions& o) {
+    o.slo_p99_ms = 0.001;
+    o.slo_window_ms = 100;
+    o.slo_accuracy = {0.9, 0.85};
+  });
+  auto c = f.client();
+  const auto list = c->Get("/v1/models", f.auth("infer"));
+  EXPECT_NE(list->body.find("\"slo_ladder\":[\"f32\",\"int8\"]"), std::string::npos) << list->body;
+  const auto [body, pixels] = v2_body(1, 21);
+  std::string m;
+  for (int i = 0; i < 2000; ++i) {
+    ASSERT_EQ(c->Post("/v2/models/cnn/infer", f.auth("infer"), body, "application/json")->status, 200);
+    if (i % 10 == 9) {
+      m = c->Get("/metrics", f.auth("metrics"))->body;
+      if (m.find("focus_slo_rung{model=\"cnn\"} 1") != std::string::npos) break;
+    }
+  }
+  ASSERT_NE(m.find("focus_slo_rung{model=\"cnn\"} 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("focus_slo_variant{model=\"cnn\",variant=\"int8\"} 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("focus_slo_variant{model=\"cnn\",variant=\"f32\"} 0"), std::string::npos) << m;
+  EXPECT_NE(m.find("focus_slo_effective_accuracy{model=\"cnn\"} 0.85"), std::string::npos) << m;
+  EXPECT_NE(m.find("focus_slo_steps_total{model=\"cnn\",direction=\"down\"} 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("focus_slo_target_seconds{model=\"cnn\"} 1e-06"), std::string::npos) << m;
+  // Now served by int8: the answer is the int8 predictor's.
+  const auto r = c->Post("/v2/models/cnn/infer", f.auth("infer"), body, "application/json");
+  ASSERT_EQ(r->status, 200);
+  ImagePredictorOptions io;
+  io.weights = "int8";
+  const std::vector<float> want = ImagePredictor(f.image_path, io).probabilities(pixels).to_vector<float>();
+  const auto got = body_json(r)["outputs"][0]["data"].get<std::vector<float>>();
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-6f);
+  ServeOptions bad;
+  bad.models = {"cnn=" + f.image_path};
+  bad.keys = f.keys_path;
+  bad.slo_ladder = {"f32", "int4"};
+  testing::expect_error<ValueError>([&] { validate(bad); }, {"--slo-ladder: 'int4'"});
+  bad.slo_ladder = {"f32", "int8"};
+  bad.slo_accuracy = {0.9};
+  testing::expect_error<ValueError>([&] { validate(bad); }, {"--slo-accuracy gives 1 figures for a ladder of 2"});
+}
+
 TEST(Serve, MalformedRequestsGet4xxNamingTheProblemAndTheServerGoesOn) {
   ServeFixture f("malformed", [](ServeOptions& o) {
     o.max_body_bytes = 64 * 1024;

@@ -36,6 +36,11 @@ struct ServeOptions {
   bool log_inputs = false;           // also log text inputs, masked (e-mails, phones, digit runs)
   std::string weights = "f32";       // seq2seq inference weights: f32 | bf16
   std::string image_weights = "f32";  // image models: f32 | int8 | auto (infer/quantize.hpp)
+  // The latency SLO (serve/slo_controller.hpp): > 0 serves image models by a ladder of variants.
+  double slo_p99_ms = 0;
+  std::vector<std::string> slo_ladder;  // image weights, most accurate first (default: image-weights, int8)
+  std::vector<double> slo_accuracy;     // each rung's validation accuracy (focus plan), for the metrics
+  double slo_window_ms = 1000;          // the controller's decision window
   std::string tls_cert, tls_key;     // both set: HTTPS
   // The human review queue (serve/review_desk.hpp, docs/REVIEW.md): off unless review_store is set.
   std::string review_store;          // sqlite:///path.db | postgresql://...
@@ -83,6 +88,14 @@ void visit_fields(ServeOptions& o, V&& v) {
   v("image-weights", o.image_weights,
     "image models' inference weights: f32 | int8 (the file's int8 plan, else every layer) | auto "
     "(int8 when the file has a plan from focus quantize)");
+  v("slo-p99-ms", o.slo_p99_ms,
+    "latency SLO: > 0 lets a controller step image models down --slo-ladder (to faster variants) "
+    "when a window's p99 nears it, and back up when load falls (0 = off)");
+  v("slo-ladder", o.slo_ladder, "the SLO's variants, image weights from most accurate to fastest "
+    "(default: --image-weights then int8)");
+  v("slo-accuracy", o.slo_accuracy, "each rung's validation accuracy (from focus plan), for "
+    "focus_slo_effective_accuracy");
+  v("slo-window-ms", o.slo_window_ms, "the SLO controller's decision window");
   v("tls-cert", o.tls_cert, "TLS certificate (PEM); with --tls-key, serve HTTPS");
   v("tls-key", o.tls_key, "TLS private key (PEM)");
   v("review-store", o.review_store,
@@ -107,6 +120,9 @@ void load_config_file(ServeOptions& o, const std::string& path);
 nlohmann::json to_json(const ServeOptions& o);
 // Checks ranges and the NAME=FILE list; ValueError naming the field.
 void validate(const ServeOptions& o);
+// The image variants the SLO controller moves along: --slo-ladder, else --image-weights and then
+// int8 (just --image-weights when that is int8 or auto).
+std::vector<std::string> slo_ladder_of(const ServeOptions& o);
 // "NAME=FILE" -> {NAME, FILE}; ValueError for a malformed entry.
 std::pair<std::string, std::string> split_model_arg(const std::string& arg);
 

@@ -143,6 +143,7 @@ Server::Server(const ServeOptions& options) : impl_(std::make_unique<Impl>(optio
   s.model_opt.weights = s.opt.weights == "bf16" ? DType::BF16 : DType::F32;
   s.model_opt.max_batch = s.opt.max_batch;
   s.model_opt.image_weights = s.opt.image_weights;
+  if (s.opt.slo_p99_ms > 0) s.model_opt.image_ladder = slo_ladder_of(s.opt);
   for (const std::string& arg : s.opt.models) {
     const auto [name, path] = split_model_arg(arg);
     auto m = load_served_model(name, path, s.model_opt);
@@ -160,6 +161,10 @@ Server::Server(const ServeOptions& options) : impl_(std::make_unique<Impl>(optio
   so.max_batch = s.opt.max_batch;
   so.max_queue_delay_ms = s.opt.max_queue_delay_ms;
   so.queue_capacity = s.opt.queue_capacity;
+  so.slo_p99_ms = s.opt.slo_p99_ms;
+  so.slo_window_ms = s.opt.slo_window_ms;
+  so.slo_ladder = slo_ladder_of(s.opt);
+  so.slo_accuracy = s.opt.slo_accuracy;
   s.sched = std::make_unique<Scheduler>(so, &s.metrics);
   if (!s.opt.review_store.empty()) {
     s.review = std::make_unique<ReviewDesk>(
