@@ -66,6 +66,18 @@ TEST(PlanCli, MeasuresVariantsPicksWithinTheBudgetAndRefusesTheImpossible) {
   EXPECT_EQ(cfg["max-batch"], j["chosen"]["batch"]);
   EXPECT_EQ(cfg["threads"], j["chosen"]["threads"]);
   EXPECT_EQ(cfg["model"][0], "tiny=" + fs::absolute(model).string());
+  EXPECT_EQ(cfg["slo-p99-ms"], 0);  // no latency budget: no SLO
+  // With a p99 budget the config also sets the SLO and its ladder, starting at the choice.
+  const auto ps = run("plan --json --budget p99_ms=100000 -o " + dir + "/slo.json" + common + " 2>/dev/null");
+  ASSERT_EQ(ps.code, 0) << ps.out;
+  const nlohmann::json js = nlohmann::json::parse(ps.out.substr(ps.out.find('{')));
+  const auto ds = run("serve --config " + dir + "/slo.json --keys " + dir + "/keys.json --dump-config");
+  ASSERT_EQ(ds.code, 0) << ds.out;
+  const nlohmann::json cs = nlohmann::json::parse(ds.out.substr(ds.out.find('{')));
+  EXPECT_EQ(cs["slo-p99-ms"], 100000);
+  ASSERT_GE(cs["slo-ladder"].size(), 1u);
+  EXPECT_EQ(cs["slo-ladder"][0], js["chosen"]["weights"]);
+  EXPECT_EQ(cs["slo-accuracy"][0], js["chosen"]["accuracy"]);
   std::ifstream svg(dir + "/front.svg");
   const std::string s((std::istreambuf_iterator<char>(svg)), std::istreambuf_iterator<char>());
   EXPECT_NE(s.find("int8 t1 b4"), std::string::npos);

@@ -91,6 +91,14 @@ TEST(Plan, AnArrivalRateAddsTheFillTimeAndNeedsTheThroughput) {
   EXPECT_NE(r[1].misses.find("1000 < 1500 items/s"), std::string::npos) << r[1].misses;
 }
 
+TEST(Plan, TheSloLadderStepsToFasterVariantsOfTheSameShape) {
+  std::vector<VariantResult> r = {vr("f32", 2, 8, 0.92, 4.0, 5.0, 70), vr("int8", 2, 8, 0.915, 2.0, 2.5, 60),
+                                  vr("int8", 1, 8, 0.915, 1.0, 1.5, 60), vr("f32", 2, 1, 0.92, 1.0, 1.2, 60)};
+  evaluate(r, Budget{});
+  EXPECT_EQ(slo_ladder(r, 0), (std::vector<size_t>{0, 1}));  // same threads and batch only
+  EXPECT_EQ(slo_ladder(r, 1), (std::vector<size_t>{1}));     // f32 t2 b8 is slower: no step to it
+}
+
 TEST(Plan, TheChartShowsEveryVariantAndTheChoice) {
   std::vector<VariantResult> r = {vr("f32", 1, 1, 0.92, 2.0, 2.6, 60), vr("int8", 1, 1, 0.91, 1.0, 1.2, 50)};
   const Budget b = parse_budget("p99_ms=2");

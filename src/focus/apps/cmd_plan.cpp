@@ -11,8 +11,9 @@
 //     the libraries, the model, its weights in the variant's form and the batch's activations,
 //     as a serving process would hold them (the HTTP layer adds its own).
 // Prints every variant with the Pareto front marked, writes the front as an SVG (--svg) and the
-// chosen variant as a `focus serve --config` file (--out); a budget nothing meets is refused
-// (exit 3) naming the variant closest to it.
+// chosen variant as a `focus serve --config` file (--out; with a p99 budget it also sets the SLO
+// and the ladder of faster variants the server's controller steps down under load); a budget
+// nothing meets is refused (exit 3) naming the variant closest to it.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -193,6 +194,15 @@ int plan(const Opts& o) {
     const VariantResult& x = r[*c.index];
     config = {{"model", {fmt::format("{}={}", name.empty() ? "model" : name, std::filesystem::absolute(o.model).string())}},
               {"threads", x.v.threads}, {"max-batch", x.v.batch}, {"image-weights", x.v.weights}};
+    if (std::isfinite(b.p99_ms)) {  // the controller's ladder: faster variants to step down to
+      config["slo-p99-ms"] = b.p99_ms;
+      config["slo-ladder"] = nlohmann::json::array();
+      config["slo-accuracy"] = nlohmann::json::array();
+      for (size_t i : slo_ladder(r, *c.index)) {
+        config["slo-ladder"].push_back(r[i].v.weights);
+        config["slo-accuracy"].push_back(r[i].accuracy);
+      }
+    }
     if (!o.out.empty()) write_file_atomic(o.out, config.dump(2) + "\n");
   }
   if (!o.svg.empty())

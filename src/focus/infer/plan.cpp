@@ -136,6 +136,19 @@ PlanChoice choose(const std::vector<VariantResult>& r, const Budget& b) {
   return c;
 }
 
+std::vector<size_t> slo_ladder(const std::vector<VariantResult>& r, size_t chosen) {
+  std::vector<size_t> others;
+  for (size_t i = 0; i < r.size(); ++i)
+    if (i != chosen && r[i].v.threads == r[chosen].v.threads && r[i].v.batch == r[chosen].v.batch &&
+        r[i].v.weights != r[chosen].v.weights)
+      others.push_back(i);
+  std::sort(others.begin(), others.end(), [&](size_t a, size_t b) { return r[a].accuracy > r[b].accuracy; });
+  std::vector<size_t> ladder{chosen};
+  for (size_t i : others)
+    if (r[i].throughput > r[ladder.back()].throughput) ladder.push_back(i);
+  return ladder;
+}
+
 nlohmann::json variant_json(const VariantResult& r) {
   return {{"weights", r.v.weights},       {"threads", r.v.threads},     {"batch", r.v.batch},
           {"accuracy", r.accuracy},       {"batch_p50_ms", r.batch_p50_ms}, {"batch_p99_ms", r.batch_p99_ms},

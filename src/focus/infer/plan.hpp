@@ -70,6 +70,11 @@ struct PlanChoice {
 // evaluate() first. ValueError for no results.
 PlanChoice choose(const std::vector<VariantResult>& r, const Budget& b);
 
+// The SLO ladder of a served choice (focus serve --slo-ladder): the chosen variant, then the
+// variants of other weights at the same threads and batch that are faster than the rung before,
+// in decreasing accuracy: the controller steps down it when load rises. Indices into r.
+std::vector<size_t> slo_ladder(const std::vector<VariantResult>& r, size_t chosen);
+
 // The chart: p99 latency (x, log scale) against accuracy (y), every variant a dot (filled: on the
 // front), the front joined, the budget's p99 as a vertical line, the chosen variant ringed.
 std::string front_svg(const std::vector<VariantResult>& r, const Budget& b, const PlanChoice& c,
