@@ -41,7 +41,7 @@ const std::string& reviewer_page_html() {
   <div id="item">
     <figure><img id="image" alt="the item to label" width="280" height="280">
       <figcaption>the item</figcaption></figure>
-    <figure id="evidence-box" hidden><img id="evidence" alt="the model's evidence" width="280" height="280">
+    <figure id="evidence-box" hidden><img id="evidence" alt="the model's evidence" height="280">
       <figcaption>where the model looked (<span id="evidence-method"></span>)</figcaption></figure>
     <div id="side">
       <p>model <b id="model"></b> says <b id="prediction"></b> (error score <span id="score"></span>)</p>
