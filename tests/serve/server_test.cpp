@@ -205,6 +205,37 @@ TEST(Serve, AnSloTheModelCannotMeetMovesItToTheFasterVariant) {
   testing::expect_error<ValueError>([&] { validate(bad); }, {"--slo-accuracy gives 1 figures for a ladder of 2"});
 }
 
+TEST(Serve, UnderAnSloARequestThatWouldWaitPastItIsShedAtOnce) {
+  // Once the executor knows the model's time per item, a request arriving behind a queue it
+  // could not pass within the SLO is refused with 429 and Retry-After instead of answered late.
+  ServeFixture f("slo_shed", [](ServeOptions& o) {
+    o.slo_p99_ms = 0.001;  // 1 us: any queued item is too many
+    o.max_batch = 1;
+  });
+  auto c = f.client();
+  const auto [body, pixels] = v2_body(1, 5);
+  ASSERT_EQ(c->Post("/v2/models/cnn/infer", f.auth("infer"), body, "application/json")->status, 200);  // learns the time
+  std::atomic<int> ok{0}, shed{0}, other{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 8; ++t)
+    ts.emplace_back([&] {
+      auto cl = f.client();
+      for (int i = 0; i < 25; ++i) {
+        const auto r = cl->Post("/v2/models/cnn/infer", f.auth("infer"), body, "application/json");
+        if (r && r->status == 200) ++ok;
+        else if (r && r->status == 429 && r->get_header_value("Retry-After") == "1" &&
+                 r->body.find("latency SLO") != std::string::npos) ++shed;
+        else ++other;
+      }
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_GT(ok.load(), 0);   // an empty queue still admits
+  EXPECT_GT(shed.load(), 0);  // 8 clients at once queue behind each other
+  const std::string m = c->Get("/metrics", f.auth("metrics"))->body;
+  EXPECT_NE(m.find("focus_rejections_total{reason=\"slo_shed\"} " + std::to_string(shed.load())), std::string::npos) << m;
+}
+
 TEST(Serve, MalformedRequestsGet4xxNamingTheProblemAndTheServerGoesOn) {
   ServeFixture f("malformed", [](ServeOptions& o) {
     o.max_body_bytes = 64 * 1024;

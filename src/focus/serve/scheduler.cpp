@@ -60,6 +60,12 @@ Admit Scheduler::submit(const std::shared_ptr<Job>& job) {
       for (const auto& j : q.jobs) q.items += j->items;
       if (int64_t(q.jobs.size()) >= opt_.queue_capacity) return Admit::QueueFull;
     }
+    if (opt_.slo_p99_ms > 0 && !job->run_alone) {  // shed early: it would wait past the SLO
+      const auto it = ms_per_item_.find(job->model->name);
+      if (it != ms_per_item_.end() && double(q.items) * it->second > opt_.slo_shed_at * opt_.slo_p99_ms) {
+        return Admit::Shed;
+      }
+    }
     q.jobs.push_back(job);
     q.items += job->items;
     publish_depth(job->model->name, q);
@@ -221,6 +227,12 @@ void Scheduler::run_batch(std::vector<std::shared_ptr<Job>>& batch) {
     return;
   }
   const double compute = std::chrono::duration<double>(SteadyClock::now() - start).count();
+  if (opt_.slo_p99_ms > 0 && !batch.front()->run_alone && items > 0) {  // the shedding estimate
+    std::lock_guard<std::mutex> lock(mu_);
+    const double per_item = 1000.0 * compute / double(items);
+    auto [it, fresh] = ms_per_item_.emplace(m.name, per_item);
+    if (!fresh) it->second = 0.8 * it->second + 0.2 * per_item;
+  }
   if (metrics_) {
     metrics_->observe_batch(m.name, items);
     for (auto& j : batch) {

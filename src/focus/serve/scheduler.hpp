@@ -43,6 +43,11 @@ struct SchedulerOptions {
   double slo_window_ms = 1000;
   std::vector<std::string> slo_ladder;  // the rungs' names (weights), for the metrics
   std::vector<double> slo_accuracy;     // their accuracies, when known
+  // With an SLO, admission also sheds load early (Clockwork-style): a job whose queue would make
+  // it wait past shed_at x SLO (the items queued ahead of it x the model's recent compute time
+  // per item; an empty queue always admits) is
+  // refused at once (Admit::Shed -> 429) rather than answered late.
+  double slo_shed_at = 0.8;
 };
 
 using SteadyClock = std::chrono::steady_clock;
@@ -79,7 +84,7 @@ struct Job {
   bool cancel() { int q = Queued; return state.compare_exchange_strong(q, Cancelled); }
 };
 
-enum class Admit { Ok, QueueFull, Draining };
+enum class Admit { Ok, QueueFull, Draining, Shed };  // Shed: it would wait past the SLO
 
 class Scheduler {
  public:
@@ -117,6 +122,7 @@ class Scheduler {
   std::atomic<bool> stop_{false}, draining_{false};
   bool busy_ = false;  // under mu_: a batch is running
   std::map<std::string, SloController> slo_;  // by model name (executor thread)
+  std::map<std::string, double> ms_per_item_;  // under mu_: recent compute time per item, by model
   const SteadyClock::time_point t0_ = SteadyClock::now();
   std::thread thread_;
 };
