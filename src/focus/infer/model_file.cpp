@@ -45,8 +45,9 @@ void save_model(const std::string& path, const Classifier& model, const ModelInf
   save_safetensors(path, model.state_dict(), meta);
 }
 
-LoadedModel load_model(const std::string& path) {
-  LoadedClassifier c = load_classifier(path);
+LoadedModel load_model(const std::string& path) { return as_image_model(load_classifier(path), path); }
+
+LoadedModel as_image_model(LoadedClassifier c, const std::string& path) {
   FOCUS_CHECK(dynamic_cast<ImageClassifier*>(c.model.get()) != nullptr, FormatError,
               "'{}' holds a {} model of {} input, not an image model", path, c.model->name(),
               c.model->input_kind());

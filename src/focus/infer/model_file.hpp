@@ -54,5 +54,7 @@ LoadedClassifier load_classifier(const std::string& path);
 // An image model (what the image predictor, the explainers and the server take): errors as
 // load_classifier, and FormatError naming the input kind for a text model.
 LoadedModel load_model(const std::string& path);
+// The image model in `c` (FormatError naming `path` and the input kind when it is not one).
+LoadedModel as_image_model(LoadedClassifier c, const std::string& path);
 
 }  // namespace focus

@@ -225,6 +225,34 @@ ClassifyRequest decode_classify(std::string_view body, std::string_view content_
   return r;
 }
 
+ClassifyTextRequest decode_classify_text(std::string_view body, std::string_view top_param,
+                                         const DecodeLimits& lim) {
+  const json j = parse_json(body);  // invalid UTF-8 in a string is a parse error
+  ClassifyTextRequest r;
+  r.top = get_int(j, "top", r.top, 1, 1000);
+  const auto one = j.find("text"), many = j.find("texts");
+  if ((one == j.end()) == (many == j.end())) bad("give exactly one of \"text\" or \"texts\"");
+  std::vector<std::pair<const json*, std::string>> items;
+  if (one != j.end()) {
+    items.emplace_back(&*one, "\"text\"");
+  } else {
+    if (!many->is_array() || many->empty()) bad("\"texts\" must be a non-empty array of strings");
+    if (int64_t(many->size()) > lim.max_items)
+      throw RequestError(413, fmt::format("{} texts, over the limit of {} per request", many->size(), lim.max_items));
+    for (size_t i = 0; i < many->size(); ++i) items.emplace_back(&(*many)[i], fmt::format("\"texts\"[{}]", i));
+  }
+  for (const auto& [v, what] : items) {
+    if (!v->is_string()) bad(fmt::format("{} must be a string, got {}", what, v->type_name()));
+    const std::string& text = v->get_ref<const std::string&>();
+    if (text.find_first_not_of(" \t\r\n") == std::string::npos) bad(fmt::format("{} is empty", what));
+    if (int64_t(text.size()) > lim.max_text_bytes)
+      throw RequestError(413, fmt::format("{}: {} bytes, over the limit of {}", what, text.size(), lim.max_text_bytes));
+    r.texts.push_back(text);
+  }
+  if (!top_param.empty()) r.top = parse_top(top_param);
+  return r;
+}
+
 TranslateRequest decode_translate(std::string_view body, const DecodeLimits& lim) {
   const json j = parse_json(body);
   TranslateRequest r;
@@ -260,7 +288,7 @@ ExplainRequest decode_explain(std::string_view body, std::string_view content_ty
   int64_t pixels = 0;
   const std::string type = media_type(content_type);
   if (type == "image/png") {
-    if (!image_model) bad("this is a translation model: send JSON {\"input\": \"...\"}");
+    if (!image_model) bad("this model takes text: send JSON {\"input\": \"...\"}");
     r.image = decode_image(body, "the body", lim, &pixels);
     return r;
   }

@@ -59,6 +59,16 @@ struct ClassifyRequest {
 ClassifyRequest decode_classify(std::string_view body, std::string_view content_type,
                                 std::string_view top_param = "", const DecodeLimits& limits = {});
 
+struct ClassifyTextRequest {
+  std::vector<std::string> texts;
+  int64_t top = 5;
+};
+// Text classifiers: {"text": "..."} or {"texts": ["...", ...]}, optional "top" (or ?top=). 400
+// naming the problem for anything else (not JSON, an empty text, invalid UTF-8), 413 for a text
+// over max_text_bytes or more than max_items texts.
+ClassifyTextRequest decode_classify_text(std::string_view body, std::string_view top_param = "",
+                                         const DecodeLimits& limits = {});
+
 struct TranslateRequest {
   std::vector<std::string> inputs;
   SearchOptions search;  // beam (1..16), nbest (1..beam), length_penalty, max_len

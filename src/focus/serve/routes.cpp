@@ -146,7 +146,9 @@ void Server::Impl::infer_v2(Ctx& c, const std::string& name) {
   const auto m = begin_work(c, deadline, place);
   if (!m) return;
   if (m->kind != ModelKind::Image)
-    throw RequestError(400, fmt::format("model '{}' is a seq2seq model: use POST /v1/models/{}/translate", name, name));
+    throw RequestError(400, fmt::format("model '{}' is a {} model: use POST /v1/models/{}/{}", name,
+                                        model_kind_name(m->kind), name,
+                                        m->kind == ModelKind::Text ? "classify" : "translate"));
   V2InferRequest r = decode_v2_infer(c.req.body, limits);
   if (r.inputs.size() != 1)
     throw RequestError(400, fmt::format("the model takes one input tensor (\"pixels\"), got {}", r.inputs.size()));
@@ -176,9 +178,10 @@ void Server::Impl::classify(Ctx& c, const std::string& name) {
   Place* place = nullptr;
   const auto m = begin_work(c, deadline, place);
   if (!m) return;
+  const std::string top_param = c.req.has_param("top") ? c.req.get_param_value("top") : "";
+  if (m->kind == ModelKind::Text) return classify_text(c, m, deadline, place, top_param);
   if (m->kind != ModelKind::Image)
     throw RequestError(400, fmt::format("model '{}' is a seq2seq model: use POST /v1/models/{}/translate", name, name));
-  const std::string top_param = c.req.has_param("top") ? c.req.get_param_value("top") : "";
   ClassifyRequest r = decode_classify(c.req.body, header(c.req, "Content-Type"), top_param, limits);
   auto job = make_job(m, deadline);
   job->batch_key = "image";
@@ -255,6 +258,34 @@ json Server::Impl::evidence(const std::shared_ptr<const ServedModel>& m, const I
   return result;
 }
 
+// A text classifier's answer: per text its top classes (calibrated probabilities), its tokens and
+// the attention-pooling weight of each token (the model's own account of what it read). Texts
+// are not routed to the review queue (its items are images).
+void Server::Impl::classify_text(Ctx& c, const std::shared_ptr<const ServedModel>& m,
+                                 SteadyClock::time_point deadline, Place* place, const std::string& top_param) {
+  ClassifyTextRequest r = decode_classify_text(c.req.body, top_param, limits);
+  if (log.log_inputs()) c.rec.inputs = r.texts;
+  auto job = make_job(m, deadline);
+  job->batch_key = "text";
+  job->items = int64_t(r.texts.size());
+  job->texts = std::move(r.texts);
+  place->decoded();
+  if (!run_job(c, job)) return;
+  const std::vector<std::string>& names = m->text->info().class_names;
+  json preds = json::array();
+  for (const TextPrediction& p : job->text_predictions) {
+    std::vector<size_t> order(p.probs.size());
+    for (size_t k = 0; k < order.size(); ++k) order[k] = k;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p.probs[a] > p.probs[b]; });
+    json top = json::array();
+    for (size_t i = 0; i < std::min<size_t>(size_t(r.top), order.size()); ++i)
+      top.push_back({{"index", order[i]}, {"name", order[i] < names.size() ? names[order[i]] : std::to_string(order[i])},
+                     {"prob", p.probs[order[i]]}});
+    preds.push_back({{"top", top}, {"tokens", p.tokens}, {"pooling", p.pooling}});
+  }
+  reply(c, 200, {{"model", m->name}, {"model_version", m->version}, {"predictions", preds}});
+}
+
 void Server::Impl::translate(Ctx& c, const std::string& name) {
   SteadyClock::time_point deadline;
   Place* place = nullptr;
@@ -290,6 +321,22 @@ void Server::Impl::explain(Ctx& c, const std::string& name) {
   if (!m) return;
   const bool image = m->kind == ModelKind::Image;
   ExplainRequest r = decode_explain(c.req.body, header(c.req, "Content-Type"), image, limits);
+  if (m->kind == ModelKind::Text) {  // token importance from the attention pooling
+    if (r.text.find_first_not_of(" \t\r\n") == std::string::npos) throw RequestError(400, "\"input\" is empty");
+    if (log.log_inputs()) c.rec.inputs = {r.text};
+    auto job = make_job(m, deadline);
+    job->batch_key = "text";
+    job->texts = {r.text};
+    place->decoded();
+    if (!run_job(c, job)) return;
+    const TextPrediction& p = job->text_predictions.at(0);
+    const std::vector<std::string>& names = m->text->info().class_names;
+    const size_t best = size_t(p.label);
+    reply(c, 200, {{"model", name}, {"model_version", m->version}, {"method", "pooling"},
+                   {"predicted", p.label}, {"target_name", best < names.size() ? names[best] : std::to_string(best)},
+                   {"probabilities", p.probs}, {"tokens", p.tokens}, {"relevance", p.pooling}});
+    return;
+  }
   auto job = make_job(m, deadline);
   json result;
   if (image) {

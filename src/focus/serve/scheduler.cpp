@@ -193,6 +193,16 @@ void Scheduler::run_batch(std::vector<std::shared_ptr<Job>>& batch) {
         j->probs = out;
         row += j->items;
       }
+    } else if (m.kind == ModelKind::Text) {
+      std::vector<std::string> texts;
+      for (auto& j : batch) texts.insert(texts.end(), j->texts.begin(), j->texts.end());
+      std::vector<TextPrediction> out = m.text->predict(texts);
+      size_t at = 0;
+      for (auto& j : batch) {
+        j->text_predictions.assign(std::make_move_iterator(out.begin() + at),
+                                   std::make_move_iterator(out.begin() + at + j->texts.size()));
+        at += j->texts.size();
+      }
     } else {
       std::vector<std::string> texts;
       std::vector<std::vector<int64_t>> sources;

@@ -67,6 +67,8 @@ struct Job {
   std::vector<std::vector<int64_t>> sources;
   SearchOptions search;
   std::vector<Translation> translations;
+  // Text classification jobs: texts -> one prediction each (probabilities, tokens, pooling).
+  std::vector<TextPrediction> text_predictions;
   std::function<void(Job&)> run_alone;
   // Outcome.
   int status = 0;            // 0 = ok, else the HTTP status of the failure (500, 504, ...)

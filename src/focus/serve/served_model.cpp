@@ -23,12 +23,15 @@ std::shared_ptr<const ServedModel> load_served_model(const std::string& name,
     TranslatorOptions to;
     to.weights = opt.weights;
     m->translator = std::make_unique<Translator>(path, to);
+  } else if (LoadedClassifier lc = load_classifier(path); lc.model->input_kind() == "text") {
+    m->kind = ModelKind::Text;
+    m->text = std::make_unique<TextPredictor>(std::move(lc));
   } else {
     m->kind = ModelKind::Image;
     ImagePredictorOptions io;
     io.max_batch = opt.max_batch;
     io.weights = opt.image_ladder.empty() ? opt.image_weights : opt.image_ladder[0];
-    m->image = std::make_unique<ImagePredictor>(path, io);
+    m->image = std::make_unique<ImagePredictor>(as_image_model(std::move(lc), path), io);
     for (size_t i = 1; i < opt.image_ladder.size(); ++i) {
       io.weights = opt.image_ladder[i];
       m->faster.push_back(std::make_unique<ImagePredictor>(path, io));
@@ -47,12 +50,19 @@ std::shared_ptr<const ServedModel> load_served_model(const std::string& name,
   return m;
 }
 
+const char* model_kind_name(ModelKind k) {
+  return k == ModelKind::Image ? "image" : k == ModelKind::Text ? "text" : "seq2seq";
+}
+
 nlohmann::json ServedModel::metadata() const {
   nlohmann::json j = {{"name", name}, {"versions", {version}}, {"platform", "focus"}};
   if (kind == ModelKind::Image) {
     j["inputs"] = {{{"name", "pixels"}, {"datatype", "FP32"},
                     {"shape", {-1, image->channels(), image->image_size(), image->image_size()}}}};
     j["outputs"] = {{{"name", "probabilities"}, {"datatype", "FP32"}, {"shape", {-1, image->num_classes()}}}};
+  } else if (kind == ModelKind::Text) {
+    j["inputs"] = {{{"name", "text"}, {"datatype", "BYTES"}, {"shape", {-1}}}};
+    j["outputs"] = {{{"name", "probabilities"}, {"datatype", "FP32"}, {"shape", {-1, text->num_classes()}}}};
   } else {
     j["inputs"] = {{{"name", "text"}, {"datatype", "BYTES"}, {"shape", {-1}}}};
     j["outputs"] = {{{"name", "text"}, {"datatype", "BYTES"}, {"shape", {-1}}}};
@@ -73,6 +83,11 @@ nlohmann::json ServedModel::summary() const {
       j["slo_ladder"] = {image->weights()};
       for (const auto& f : faster) j["slo_ladder"].push_back(f->weights());
     }
+  } else if (kind == ModelKind::Text) {
+    j["kind"] = "text-classifier";
+    j["endpoints"] = {"classify", "explain"};
+    j["classes"] = text->info().class_names;
+    j["max_tokens"] = text->max_len();
   } else {
     j["kind"] = "seq2seq";
     j["task"] = translator->task();

@@ -1,5 +1,5 @@
-// A model as the server holds it: the predictor for its family (image classifier or seq2seq
-// translator), its name, file, version (the first 12 hex digits of the file's SHA-256, so two
+// A model as the server holds it: the predictor for its family (image classifier, text
+// classifier or seq2seq translator), its name, file, version (the first 12 hex digits of the file's SHA-256, so two
 // replicas serving the same bytes report the same version) and load time. Immutable once loaded
 // and shared (shared_ptr<const ServedModel>): a reload builds a new one and swaps the pointer, and
 // requests admitted before the swap finish on the version they were admitted to.
@@ -10,11 +10,13 @@
 #include <nlohmann/json.hpp>
 
 #include "focus/infer/image_predictor.hpp"
+#include "focus/infer/text_predictor.hpp"
 #include "focus/infer/translator.hpp"
 
 namespace focus {
 
-enum class ModelKind { Image, Seq2Seq };
+enum class ModelKind { Image, Text, Seq2Seq };
+const char* model_kind_name(ModelKind k);  // "image", "text", "seq2seq"
 
 struct ServedModelOptions {
   DType weights = DType::F32;  // seq2seq inference weights (F32 or BF16)
@@ -37,6 +39,7 @@ struct ServedModel {
     return i <= 0 || faster.empty() ? *image : *faster[size_t(std::min<int>(i, int(faster.size())) - 1)];
   }
   std::unique_ptr<Translator> translator;  // kind == Seq2Seq
+  std::unique_ptr<TextPredictor> text;     // kind == Text
 
   // The V2 model metadata (/v2/models/{m}): name, versions, platform, inputs, outputs.
   nlohmann::json metadata() const;

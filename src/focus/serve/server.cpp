@@ -47,8 +47,7 @@ Server::ReloadResult Server::Impl::reload(const std::string& name, const std::st
     std::lock_guard<std::mutex> lock(models_mu);
     if (path == paths[name]) stamps[name] = st;
     return {false, fmt::format("refused {}: a {} model cannot replace a {} one", path,
-                               fresh->kind == ModelKind::Image ? "image" : "seq2seq",
-                               old->kind == ModelKind::Image ? "image" : "seq2seq")};
+                               model_kind_name(fresh->kind), model_kind_name(old->kind))};
   }
   {
     std::lock_guard<std::mutex> lock(models_mu);

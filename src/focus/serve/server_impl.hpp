@@ -369,6 +369,8 @@ struct Server::Impl {
   void handle(Req& req, Res& res);
   void infer_v2(Ctx& c, const std::string& name);
   void classify(Ctx& c, const std::string& name);
+  void classify_text(Ctx& c, const std::shared_ptr<const ServedModel>& m, SteadyClock::time_point deadline,
+                     Place* place, const std::string& top_param);
   void translate(Ctx& c, const std::string& name);
   void explain(Ctx& c, const std::string& name);
   nlohmann::json evidence(const std::shared_ptr<const ServedModel>& m, const Image& image);
