@@ -110,7 +110,10 @@ int fine_tune_and_report(const TrainConfig& cfg) {
                cfg.resume.c_str(), (long long)rv.size(), cfg.reviewed.c_str(), (long long)rv.skipped,
                cfg.replay_share, split.train.size(), split.val.size());
   const FineTuneResult r = fine_tune(cfg, *start.model, start.info, train, rv.pixels, rv.labels, spec);
-  const std::string best = cfg.out + "/model_best.safetensors";
+  // The candidate is the last epoch's model: fine-tuning is there to fit the reviewed labels, and
+  // the gate (`focus promote`) decides on the validation split; picking the epoch best on that
+  // split here would favour the least-moved model before the gate.
+  const std::string best = cfg.out + "/model_last.safetensors";
   calibrate_best(best, train, split.val);
   LoadedModel cand = load_model(best);
   const double agree1 = accuracy_on(*cand.model, reviewed, all_reviewed, cand.info.norm);

@@ -117,7 +117,7 @@ class FeedbackSim {
       times_.push_back(now);
     }
     // Fine-tuning data: Fashion-MNIST's training images (replay: the served model's run's training
-    // split), then the gate slice (the trainer validates on it, so model_best is picked on it).
+    // split), then the gate slice (the trainer reports its accuracy on it each epoch).
     const ImageDataset train = load_fashion_mnist(o.data_dir, Split::Train);
     const SplitSpec ss = run_split_spec(o.model);
     TrainConfig sc;
@@ -185,7 +185,7 @@ class FeedbackSim {
       cfg.out = o_.work_dir + "/round_" + std::to_string(labels.size());
       FineTuneSpec spec{o_.replay_share, replay_pool_, gate_in_base_};
       const FineTuneResult ft = fine_tune(cfg, *start.model, start.info, base_, px, labels, spec);
-      const std::string cand = cfg.out + "/model_best.safetensors";
+      const std::string cand = cfg.out + "/model_last.safetensors";  // not picked on the gate slice
       // On the items it was just trained on (the reviewers' labels): how far the candidate moved.
       const double served_trained = accuracy_of(probabilities(served, shifted_, labelled_idx), labels, K_);
       const double cand_trained = accuracy_of(probabilities(cand, shifted_, labelled_idx), labels, K_);

@@ -17,7 +17,7 @@
 // budget x rate an hour (right with the given probability, drawn once per item; a wrong answer is
 // another class, also drawn once). With feedback, every `every` labels the served model is
 // fine-tuned (train/fine_tune.hpp) on all labels so far mixed with a replay of its Fashion-MNIST
-// training split, and the candidate replaces it only when its accuracy on the gate slice is at
+// training split, and the candidate (the last epoch's model) replaces it only when its accuracy on the gate slice is at
 // least the served one's (the `focus promote` rule, here on shifted data). Without feedback the
 // same stream, reviewers and routing run with the starting model throughout. Reported: the
 // accuracy over windows of the stream (the model's answer at arrival; the system's final answer

@@ -11,8 +11,10 @@
 // shuffles the union, so each batch holds R of replay in expectation (hypergeometric around it).
 // Replay is what keeps the model from forgetting the training distribution while it moves toward
 // the reviewers' labels (experience replay; R = 0 fine-tunes on the reviewed images alone).
-// Validation (each epoch; model_best) is on `val`, never trained on: for `focus train --reviewed`
+// Validation (each epoch, reported) is on `val`, never trained on: for `focus train --reviewed`
 // the run's own validation split, so `focus promote` compares the candidate on the same images.
+// The candidate is the last epoch's model, not the epoch best on `val`: picking on the gate's
+// data would favour the least-moved model (or, on shifted data, flatter the gate).
 #pragma once
 #include <cstdint>
 #include <span>
@@ -45,7 +47,8 @@ int64_t replay_count(int64_t reviewed, double replay_share, int64_t pool);
 // Trains `model` (from its current weights) per `cfg` (epochs, lr, batch, seed, out, ...;
 // cfg.resume is ignored: the caller loaded the weights) on the reviewed images (`pixels`:
 // (n, C, H, W) 8-bit, `labels`: n class indices) plus the replay drawn from `base`, validating on
-// spec.val of `base`. Writes the trainer's run files into cfg.out (model_best is the candidate).
+// spec.val of `base`. Writes the trainer's run files into cfg.out; `model` ends as the last
+// epoch's model (model_last.safetensors, the callers' candidate).
 // ShapeError when the reviewed pixels are not n images of base's shape, ValueError for a label
 // outside base's classes, no reviewed image, an empty `val` or an index outside `base`.
 FineTuneResult fine_tune(const TrainConfig& cfg, ImageClassifier& model, const ModelInfo& info,
