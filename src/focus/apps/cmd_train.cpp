@@ -113,9 +113,9 @@ int fine_tune_and_report(const TrainConfig& cfg) {
   // The candidate is the last epoch's model: fine-tuning is there to fit the reviewed labels, and
   // the gate (`focus promote`) decides on the validation split; picking the epoch best on that
   // split here would favour the least-moved model before the gate.
-  const std::string best = cfg.out + "/model_last.safetensors";
-  calibrate_best(best, train, split.val);
-  LoadedModel cand = load_model(best);
+  const std::string candidate = cfg.out + "/model_last.safetensors";
+  calibrate_best(candidate, train, split.val);
+  LoadedModel cand = load_model(candidate);
   const double agree1 = accuracy_on(*cand.model, reviewed, all_reviewed, cand.info.norm);
   const double val1 = accuracy_on(*cand.model, train, split.val, cand.info.norm);
   const nlohmann::json summary = {{"start", cfg.resume}, {"reviewed", cfg.reviewed},
@@ -123,14 +123,14 @@ int fine_tune_and_report(const TrainConfig& cfg) {
                                   {"replay_share", cfg.replay_share}, {"epochs", r.history.size()},
                                   {"reviewed_agreement_before", agree0}, {"reviewed_agreement_after", agree1},
                                   {"val_accuracy_before", val0}, {"val_accuracy_after", val1},
-                                  {"validation_images", split.val.size()}, {"candidate", best}};
+                                  {"validation_images", split.val.size()}, {"candidate", candidate}};
   write_file_atomic(cfg.out + "/fine_tune.json", summary.dump(2) + "\n");
   std::printf("fine-tuned on %lld reviewed + %lld replay images, %zu epochs: agreement with the reviewed labels "
               "%.2f%% -> %.2f%%, validation accuracy %.2f%% -> %.2f%% (%zu images)\n",
               (long long)r.reviewed, (long long)r.replay, r.history.size(), 100 * agree0, 100 * agree1,
               100 * val0, 100 * val1, split.val.size());
   std::printf("candidate: %s\nsummary:   %s/fine_tune.json\nthe gate:  focus promote --candidate %s --served FILE\n",
-              best.c_str(), cfg.out.c_str(), best.c_str());
+              candidate.c_str(), cfg.out.c_str(), candidate.c_str());
   return 0;
 }
 

@@ -73,7 +73,7 @@ std::vector<double> probabilities(const std::string& model, const ImageDataset& 
 
 struct Run {
   json rounds = json::array(), windows = json::array();
-  int64_t labels = 0, reviewed_right = 0;
+  int64_t labels = 0;
   double eval_at_target = -1;  // eval-slice accuracy of the model served once `target` labels came
   std::string final_model;
 };
@@ -174,7 +174,8 @@ class FeedbackSim {
       const auto t0 = std::chrono::steady_clock::now();
       LoadedModel start = load_model(served);
       TrainConfig cfg;
-      cfg.model = "cnn-se";
+      cfg.model = start.model->name();  // the registry's name ("cnn_se"), for the run's config.json
+      std::replace(cfg.model.begin(), cfg.model.end(), '_', '-');
       cfg.epochs = o_.epochs;
       cfg.batch = o_.batch;
       cfg.lr = o_.lr;
@@ -214,7 +215,6 @@ class FeedbackSim {
       const int64_t lab = reviewer_label_[size_t(i)];
       final_answer[size_t(i)] = lab;
       labelled[size_t(i)] = 1;
-      r.reviewed_right += lab == stream_y_[size_t(i)];
       const uint8_t* img = shifted_.image(s_.stream[size_t(i)]);
       px.insert(px.end(), img, img + shifted_.image_numel());
       labels.push_back(lab);
@@ -230,7 +230,6 @@ class FeedbackSim {
       }
       if (queue.empty()) free_at = std::max(free_at, t);
     };
-    int64_t w_right = 0, w_sys = 0, w_n = 0;
     std::vector<int64_t> window_ends;
     for (int64_t i = 0; i < S; ++i) {
       serve_until(times_[size_t(i)]);
@@ -251,8 +250,7 @@ class FeedbackSim {
     // window's end still counts for its item: the system's answer to it).
     int64_t from = 0;
     for (int64_t end : window_ends) {
-      w_right = w_sys = w_n = 0;
-      int64_t reviewed = 0;
+      int64_t w_right = 0, w_sys = 0, w_n = 0, reviewed = 0;
       for (int64_t i = from; i < end; ++i) {
         ++w_n;
         w_right += answer[size_t(i)] == stream_y_[size_t(i)];
