@@ -1,9 +1,10 @@
 // `focus train --resume CKPT --reviewed DB`, through the binary: a small cnn-se run, then 200
 // inverted test images it mostly gets wrong, labelled in a SQLite review queue; fine-tuning the
-// run's checkpoint on them (with a replay half of the run's training split) writes a candidate
+// run's checkpoint on them (with a replay share of 0.75 from the run's training split) writes a candidate
 // that agrees with more of the reviewed labels, validated on the run's own validation split (the
 // one `focus promote` rebuilds from the candidate's config.json), and clear errors for a missing
-// store, a store without images, an undecodable item, no --resume, and an --out that is the run.
+// store, a file that is no store, a store without images, an undecodable item, no --resume, and an
+// --out that is the run.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -98,6 +99,10 @@ TEST(FineTuneCli, ReviewedLabelsMoveTheCandidateAndPromoteGatesIt) {
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("no reviewed labels at '" + dir + "none.db'"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(dir + "none.db"));
+  std::ofstream(dir + "junk.db") << "not a database but a text file long enough to be read as one......";
+  r = run("train --resume " + dir + "run/model_best.safetensors --reviewed " + dir + "junk.db --out " + dir + "x" + common);
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("junk.db"), std::string::npos) << r.out;
   r = run("train --reviewed " + db + " --out " + dir + "x" + common);
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("give its checkpoint or model file with --resume"), std::string::npos) << r.out;
