@@ -1,6 +1,6 @@
 # The README's two commands: `make demo` and `make test`. Each installs what is missing, then
 # configures, builds, fetches the data (tools/fetch-data.sh) and runs. Other targets: build, data,
-# bench, bench-serve, bench-ort, bench-text, fixtures, asan, fuzz, clean.
+# bench, bench-serve, bench-slo, bench-ort, bench-text, fixtures, asan, fuzz, clean.
 BUILD ?= build
 BUILD_TYPE ?= Release
 CMAKE_FLAGS ?=
@@ -8,7 +8,7 @@ JOBS ?= $(shell nproc)
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps data configure build test demo bench bench-serve bench-ort bench-text fixtures asan fuzz clean
+.PHONY: all deps data configure build test demo bench bench-serve bench-slo bench-ort bench-text fixtures asan fuzz clean
 
 all: build
 
@@ -44,6 +44,13 @@ bench-serve: configure
 	  python3-uvloop python3-httptools python3-pil wrk
 	cmake --build $(BUILD) -j $(JOBS) --target focus serve_load
 	/usr/bin/python3 bench/compare_serve.py --build $(BUILD) $(if $(QUICK),--quick)
+
+# The latency SLO controller under a load step, 50% -> 150% of the f32 capacity, against the
+# model fixed in f32 (bench/slo_step.py, issue 22): ~3 minutes.
+bench-slo: configure
+	@tools/install-deps.sh wrk
+	cmake --build $(BUILD) -j $(JOBS) --target focus serve_load
+	/usr/bin/python3 bench/slo_step.py --build $(BUILD) $(if $(MODEL),--model $(MODEL))
 
 # focus inference next to ONNX Runtime on the same weights (bench/compare_ort.py, issue 21):
 # exports the PyTorch twins to ONNX, verifies focus against ORT, then interleaved rounds (PyTorch

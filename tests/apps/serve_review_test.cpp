@@ -1,6 +1,7 @@
 // The review queue of `focus serve` as people use it: the reviewer page driven in headless
-// Chromium (playwright-core, tests/apps/browser/review_page.mjs) labels five items by keyboard
-// and the labels are in the database and the tickets final; and `kill -9` of the server during
+// Chromium (playwright-core, tests/apps/browser/review_page.mjs) labels five items by keyboard,
+// sees the model's evidence, undoes the last label (U) and gives another, and the standing labels
+// are in the database and the tickets final; and `kill -9` of the server during
 // reviews loses no acknowledged label, while an unanswered claim returns to the queue.
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -144,6 +145,8 @@ TEST(ServeReviewCli, TheReviewerPageLabelsFiveItemsByKeyboard) {
   EXPECT_TRUE(out["console_errors"].empty()) << out.dump();
   EXPECT_TRUE(out["bad_requests"].empty()) << out.dump();
   ASSERT_EQ(out["labelled"].size(), 5u) << out.dump();
+  EXPECT_EQ(out["evidence_shown"], true) << out.dump();
+  ASSERT_TRUE(out["undone_id"].is_number_integer()) << out.dump();
   s.proc->signal(SIGTERM);
   EXPECT_EQ(s.proc->wait(), 0);
 
@@ -157,6 +160,8 @@ TEST(ServeReviewCli, TheReviewerPageLabelsFiveItemsByKeyboard) {
     EXPECT_EQ(it.reviewer, "reviewer");
   }
   EXPECT_EQ(sent, stored);
+  // The undone item holds its second label, not the first.
+  EXPECT_EQ(store->get(out["undone_id"].get<int64_t>())->label, out["relabelled"].get<std::string>());
   int done = 0;
   for (int64_t t : tickets) done += store->get(t)->state == review::ItemState::Done;
   EXPECT_EQ(done, 5);

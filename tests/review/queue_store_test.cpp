@@ -163,6 +163,51 @@ TEST_P(QueueStoreTest, ReleaseReturnsOnlyTheHoldersLiveClaim) {
   EXPECT_FALSE(q->release(id, "bob"));  // expired: it is waiting already
 }
 
+TEST_P(QueueStoreTest, UndoTakesBackOnlyTheReviewersRecentLabel) {
+  auto q = open();
+  const int64_t id = q->enqueue(item("x", 0.5)).id;
+  const int64_t other = q->enqueue(item("y", 0.1)).id;
+  ASSERT_TRUE(q->claim("alice", 60000));
+  now_ += 2000;
+  ASSERT_TRUE(q->label(id, "alice", "Pullover"));
+  // Not the labeller, an unlabelled item, an unknown id: refused, nothing changes.
+  expect_error<QueueConflictError>([&] { q->undo_label(id, "bob", 60000, 60000); }, {"labelled by 'alice'"});
+  expect_error<QueueConflictError>([&] { q->undo_label(other, "alice", 60000, 60000); }, {"no label to undo"});
+  expect_error<ValueError>([&] { q->undo_label(id + 9, "alice", 60000, 60000); }, {"no item"});
+  EXPECT_EQ(q->get(id)->label, "Pullover");
+  now_ += 5000;
+  const QueueItem back = q->undo_label(id, "alice", 60000, 30000);
+  EXPECT_EQ(back.id, id);
+  EXPECT_EQ(back.state, ItemState::Claimed);
+  EXPECT_EQ(back.reviewer, "alice");
+  EXPECT_EQ(back.label, "");
+  EXPECT_EQ(back.label_seq, 0);
+  EXPECT_EQ(back.lease_until_ms, now_ + 30000);
+  EXPECT_EQ(q->counts().done, 0);
+  EXPECT_EQ(q->counts().claimed, 1);
+  EXPECT_TRUE(q->labelled_since(0, 10).items.empty());  // no standing label to export
+  // Labelled again: a new label number, so an export after the first one lists it again.
+  now_ += 1000;
+  ASSERT_TRUE(q->label(id, "alice", "Coat"));
+  EXPECT_EQ(q->get(id)->label_seq, 2);
+  EXPECT_EQ(q->get(id)->time_spent_ms, 1000);
+  const ExportPage after = q->labelled_since(1, 10);
+  ASSERT_EQ(after.items.size(), 1u);
+  EXPECT_EQ(after.items[0].label, "Coat");
+  // Too late: the window has passed.
+  now_ += 61000;
+  expect_error<QueueConflictError>([&] { q->undo_label(id, "alice", 60000, 60000); }, {"61 s old", "within 60 s"});
+  EXPECT_EQ(q->get(id)->label, "Coat");
+  // An undone item that its reviewer leaves returns to the queue when the lease ends.
+  ASSERT_TRUE(q->label(other, "bob", "Bag"));
+  q->undo_label(other, "bob", 60000, 1000);
+  EXPECT_FALSE(q->claim("carol", 1000));
+  now_ += 1000;
+  const auto again = q->claim("carol", 1000);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->id, other);
+}
+
 TEST_P(QueueStoreTest, ExportPagesInLabelOrderFromACursor) {
   auto q = open();
   std::vector<int64_t> ids;

@@ -67,6 +67,29 @@ TEST(ReviewedLabels, ExportThenReadBack) {
   }
 }
 
+TEST(ReviewedLabels, AnUndoneLabelGivenAgainSupersedesTheExportedOne) {
+  const std::string dir = ::testing::TempDir();
+  std::filesystem::remove(dir + "undo.db");
+  auto q = open_queue_store(dir + "undo.db");
+  const std::string png = encode_png(ramp());
+  const int64_t a = q->enqueue(NewItem{.request_id = "a", .content_type = "image/png", .input = png}).id;
+  const int64_t b = q->enqueue(NewItem{.request_id = "b", .content_type = "image/png", .input = png}).id;
+  q->label(a, "alice", "one");
+  q->label(b, "alice", "two");
+  const ExportSummary first = export_labels(*q, dir + "undo1.jsonl");
+  q->undo_label(a, "alice", 60000, 60000);
+  q->label(a, "alice", "zero");
+  const ExportSummary later = export_labels(*q, dir + "undo2.jsonl", first.next_cursor);
+  EXPECT_EQ(later.items, 1);
+  // Both exports concatenated, as a consumer appending pages would keep them.
+  std::ofstream(dir + "undo_all.jsonl") << std::ifstream(dir + "undo1.jsonl").rdbuf()
+                                        << std::ifstream(dir + "undo2.jsonl").rdbuf();
+  const ReviewedImages r = read_reviewed_images(dir + "undo_all.jsonl", kNames, 4, 3);
+  EXPECT_EQ(r.size(), 2);
+  EXPECT_EQ(r.superseded, 1);
+  EXPECT_EQ(r.labels, (std::vector<int64_t>{0, 2}));  // item a's later label, then b's
+}
+
 TEST(ReviewedLabels, BadLinesNameFileAndLine) {
   const std::string p = ::testing::TempDir() + "bad.jsonl";
   const std::string good = json{{"content_type", "image/png"}, {"label", "one"},

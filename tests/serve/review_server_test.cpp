@@ -110,6 +110,68 @@ TEST(ServeReview, DeferredClassificationsGetTicketsThatReviewersClose) {
   EXPECT_EQ(store->get(first)->label, other);
 }
 
+TEST(ServeReview, AReviewerUndoesTheirLastLabelAndTheTicketReopens) {
+  const std::string url = store_url("review_undo");
+  std::filesystem::remove(url.substr(9));
+  ServeFixture f("review_undo", [&](ServeOptions& o) {
+    o.review_store = url;
+    o.review_threshold = 0;
+  });
+  auto c = f.client();
+  const auto r = c->Post("/v1/models/cnn/classify", f.auth("infer"), tiny_png(3), "image/png");
+  ASSERT_EQ(r->status, 200) << r->body;
+  const int64_t ticket = body_of(r)["predictions"][0]["ticket"].get<int64_t>();
+  const json item = body_of(c->Post("/v1/review/next", f.auth("review"), "", "application/json"));
+  ASSERT_EQ(item["id"], ticket);
+  // The item was queued with the model's evidence: an overlay PNG and the method that made it.
+  ASSERT_TRUE(item.contains("evidence")) << item.dump();
+  EXPECT_EQ(item["evidence"]["png"].get<std::string>().rfind("data:image/png;base64,", 0), 0u);
+  EXPECT_GT(item["evidence"]["png"].get<std::string>().size(), 100u);
+  EXPECT_FALSE(item["evidence"]["method"].get<std::string>().empty());
+  const std::string id = std::to_string(ticket);
+  const std::string first = item["prediction"];
+  const std::string second = item["classes"][0] == first ? item["classes"][1] : item["classes"][0];
+  ASSERT_EQ(c->Post("/v1/review/items/" + id + "/label", f.auth("review"), json{{"label", first}}.dump(),
+                    "application/json")->status, 200);
+  EXPECT_EQ(body_of(c->Get("/v1/review/tickets/" + id, f.auth("infer")))["status"], "done");
+  // Another reviewer cannot take it back; an unknown item is 400.
+  EXPECT_EQ(c->Post("/v1/review/items/" + id + "/undo", f.auth("reviewer2"), "", "application/json")->status, 409);
+  EXPECT_EQ(c->Post("/v1/review/items/x/undo", f.auth("review"), "", "application/json")->status, 400);
+  EXPECT_EQ(c->Post("/v1/review/items/" + id + "/undo", f.auth("infer"), "", "application/json")->status, 403);
+  // The labeller can: the item comes back, claimed, its ticket pending again.
+  auto u = c->Post("/v1/review/items/" + id + "/undo", f.auth("review"), "", "application/json");
+  ASSERT_EQ(u->status, 200) << u->body;
+  EXPECT_EQ(body_of(u)["id"], ticket);
+  EXPECT_EQ(body_of(u)["undone_label"], first);
+  EXPECT_TRUE(body_of(u).contains("evidence"));
+  EXPECT_EQ(body_of(c->Get("/v1/review/tickets/" + id, f.auth("infer")))["status"], "pending_review");
+  EXPECT_EQ(c->Post("/v1/review/next", f.auth("reviewer2"), "", "application/json")->status, 204);  // still claimed
+  ASSERT_EQ(c->Post("/v1/review/items/" + id + "/label", f.auth("review"), json{{"label", second}}.dump(),
+                    "application/json")->status, 200);
+  const json t = body_of(c->Get("/v1/review/tickets/" + id, f.auth("infer")));
+  EXPECT_EQ(t["label"], second);
+  EXPECT_EQ(t["agrees_with_model"], false);
+  const std::string m = c->Get("/metrics", f.auth("metrics"))->body;
+  EXPECT_NE(m.find("focus_review_undone_total{model=\"cnn\",agree=\"true\"} 1"), std::string::npos) << m;
+  f.stop();
+  EXPECT_EQ(review::open_queue_store(url)->get(ticket)->label, second);
+}
+
+TEST(ServeReview, EvidenceCanBeTurnedOff) {
+  const std::string url = store_url("review_noev");
+  std::filesystem::remove(url.substr(9));
+  ServeFixture f("review_noev", [&](ServeOptions& o) {
+    o.review_store = url;
+    o.review_threshold = 0;
+    o.review_evidence = false;
+  });
+  auto c = f.client();
+  ASSERT_EQ(c->Post("/v1/models/cnn/classify", f.auth("infer"), tiny_png(4), "image/png")->status, 200);
+  const json item = body_of(c->Post("/v1/review/next", f.auth("review"), "", "application/json"));
+  ASSERT_TRUE(item.contains("id")) << item.dump();
+  EXPECT_FALSE(item.contains("evidence"));
+}
+
 TEST(ServeReview, ConfidentPredictionsStayWithTheModelAndAFullQueueIsFlagged) {
   ServeFixture f("review_full", [&](ServeOptions& o) {
     o.review_store = store_url("review_full");

@@ -13,8 +13,10 @@
 #include "focus/infer/image_predictor.hpp"
 #include "focus/infer/translator.hpp"
 #include "focus/io/base64.hpp"
+#include "focus/serve/options.hpp"
 #include "focus/serve/scheduler.hpp"
 #include "serve/serve_fixture.hpp"
+#include "support/expect_error.hpp"
 
 namespace focus {
 namespace {
@@ -126,6 +128,112 @@ TEST(Serve, AnswersCarryTheRightContent) {
   EXPECT_FALSE(e["relevance"].empty());
   const std::string png_back = base64_decode(e["png"].get<std::string>().substr(22));
   EXPECT_GT(decode_png(png_back).width, 28);
+}
+
+TEST(Serve, ImageModelsServeInt8WeightsWhenAsked) {
+  ServeFixture f("int8", [](ServeOptions& o) { o.image_weights = "int8"; });
+  auto c = f.client();
+  const auto list = c->Get("/v1/models", f.auth("infer"));
+  ASSERT_EQ(list->status, 200) << list->body;
+  bool seen = false;
+  const json models = body_json(list)["models"];
+  for (const json& m : models)
+    if (m["name"] == "cnn") {
+      seen = true;
+      EXPECT_EQ(m["weights"], "int8") << m.dump();
+    }
+  EXPECT_TRUE(seen) << list->body;
+  const auto [body, pixels] = v2_body(2, 11);
+  const auto r = c->Post("/v2/models/cnn/infer", f.auth("infer"), body, "application/json");
+  ASSERT_EQ(r->status, 200) << r->body;
+  ImagePredictorOptions io;
+  io.weights = "int8";
+  ImagePredictor p(f.image_path, io);  // the same int8 path, in process
+  const std::vector<float> want = p.probabilities(pixels).to_vector<float>();
+  const auto got = body_json(r)["outputs"][0]["data"].get<std::vector<float>>();
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-6f);
+  ServeOptions bad;
+  bad.models = {"cnn=" + f.image_path};
+  bad.keys = f.keys_path;
+  bad.image_weights = "int4";
+  testing::expect_error<ValueError>([&] { validate(bad); }, {"--image-weights 'int4'"});
+}
+
+TEST(Serve, AnSloTheModelCannotMeetMovesItToTheFasterVariant) {
+  // A 1 us SLO: every window with enough requests is over it, so the controller steps the image
+  // model from f32 down to int8, and the answers then come from the int8 variant.
+  ServeFixture f("slo", [](ServeOptions& o) {
+    o.slo_p99_ms = 0.001;
+    o.slo_window_ms = 100;
+    o.slo_accuracy = {0.9, 0.85};
+  });
+  auto c = f.client();
+  const auto list = c->Get("/v1/models", f.auth("infer"));
+  EXPECT_NE(list->body.find("\"slo_ladder\":[\"f32\",\"int8\"]"), std::string::npos) << list->body;
+  const auto [body, pixels] = v2_body(1, 21);
+  std::string m;
+  for (int i = 0; i < 2000; ++i) {
+    ASSERT_EQ(c->Post("/v2/models/cnn/infer", f.auth("infer"), body, "application/json")->status, 200);
+    if (i % 10 == 9) {
+      m = c->Get("/metrics", f.auth("metrics"))->body;
+      if (m.find("focus_slo_rung{model=\"cnn\"} 1") != std::string::npos) break;
+    }
+  }
+  ASSERT_NE(m.find("focus_slo_rung{model=\"cnn\"} 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("focus_slo_variant{model=\"cnn\",variant=\"int8\"} 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("focus_slo_variant{model=\"cnn\",variant=\"f32\"} 0"), std::string::npos) << m;
+  EXPECT_NE(m.find("focus_slo_effective_accuracy{model=\"cnn\"} 0.85"), std::string::npos) << m;
+  EXPECT_NE(m.find("focus_slo_steps_total{model=\"cnn\",direction=\"down\"} 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("focus_slo_target_seconds{model=\"cnn\"} 1e-06"), std::string::npos) << m;
+  // Now served by int8: the answer is the int8 predictor's.
+  const auto r = c->Post("/v2/models/cnn/infer", f.auth("infer"), body, "application/json");
+  ASSERT_EQ(r->status, 200);
+  ImagePredictorOptions io;
+  io.weights = "int8";
+  const std::vector<float> want = ImagePredictor(f.image_path, io).probabilities(pixels).to_vector<float>();
+  const auto got = body_json(r)["outputs"][0]["data"].get<std::vector<float>>();
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-6f);
+  ServeOptions bad;
+  bad.models = {"cnn=" + f.image_path};
+  bad.keys = f.keys_path;
+  bad.slo_ladder = {"f32", "int4"};
+  testing::expect_error<ValueError>([&] { validate(bad); }, {"--slo-ladder: 'int4'"});
+  bad.slo_ladder = {"f32", "int8"};
+  bad.slo_accuracy = {0.9};
+  testing::expect_error<ValueError>([&] { validate(bad); }, {"--slo-accuracy gives 1 figures for a ladder of 2"});
+}
+
+TEST(Serve, UnderAnSloARequestThatWouldWaitPastItIsShedAtOnce) {
+  // Once the executor knows the model's time per item, a request arriving behind a queue it
+  // could not pass within the SLO is refused with 429 and Retry-After instead of answered late.
+  ServeFixture f("slo_shed", [](ServeOptions& o) {
+    o.slo_p99_ms = 0.001;  // 1 us: any queued item is too many
+    o.max_batch = 1;
+  });
+  auto c = f.client();
+  const auto [body, pixels] = v2_body(1, 5);
+  ASSERT_EQ(c->Post("/v2/models/cnn/infer", f.auth("infer"), body, "application/json")->status, 200);  // learns the time
+  std::atomic<int> ok{0}, shed{0}, other{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 8; ++t)
+    ts.emplace_back([&] {
+      auto cl = f.client();
+      for (int i = 0; i < 25; ++i) {
+        const auto r = cl->Post("/v2/models/cnn/infer", f.auth("infer"), body, "application/json");
+        if (r && r->status == 200) ++ok;
+        else if (r && r->status == 429 && r->get_header_value("Retry-After") == "1" &&
+                 r->body.find("latency SLO") != std::string::npos) ++shed;
+        else ++other;
+      }
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_GT(ok.load(), 0);   // an empty queue still admits
+  EXPECT_GT(shed.load(), 0);  // 8 clients at once queue behind each other
+  const std::string m = c->Get("/metrics", f.auth("metrics"))->body;
+  EXPECT_NE(m.find("focus_rejections_total{reason=\"slo_shed\"} " + std::to_string(shed.load())), std::string::npos) << m;
 }
 
 TEST(Serve, MalformedRequestsGet4xxNamingTheProblemAndTheServerGoesOn) {

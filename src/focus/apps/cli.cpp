@@ -45,6 +45,7 @@ int run_cli(int argc, char** argv) {
   commands["promote"] = add_promote_command(app);
   commands["cv"] = add_cv_command(app);
   commands["quantize"] = add_quantize_command(app);
+  commands["plan"] = add_plan_command(app);
   try {
     try {
       app.parse(argc, argv);

@@ -90,8 +90,11 @@ Command add_serve_command(CLI::App& app) {
       o = sub->add_option("--" + std::string(name), field, help)->default_val(field ? "true" : "false");
     else if constexpr (std::is_same_v<F, std::vector<std::string>>)
       o = sub->add_option("--" + std::string(name), field, help)->take_all();
+    else if constexpr (std::is_same_v<F, std::vector<double>>)
+      o = sub->add_option("--" + std::string(name), field, help)->take_all()->delimiter(',');
     else
       o = sub->add_option("--" + std::string(name), field, help)->capture_default_str();
+    if (std::string(name) == "slo-ladder") o->delimiter(',');  // f32,int8 as well as f32 int8
     st->options.push_back(o);
     st->names.push_back(name);
   });

@@ -193,6 +193,23 @@ class PostgresQueue final : public QueueStore {
     });
   }
 
+  QueueItem undo_label(int64_t id, const std::string& reviewer, int64_t window_ms, int64_t lease_ms) override {
+    check_reviewer(reviewer);
+    check_lease(lease_ms);
+    return tx("undo", [&] {
+      Result cur = exec("undo", fmt::format("SELECT {} FROM review_items WHERE id = $1 FOR UPDATE", kColumns), {id});
+      FOCUS_CHECK(cur.rows() == 1, ValueError, "review queue: undo: no item {}", id);
+      const int64_t now = opt_.now_ms();
+      check_undo(cur.item(0), reviewer, window_ms, now);
+      Result r = exec("undo", fmt::format("UPDATE review_items SET state = 'claimed', claimed_ms = $2,"
+                                          " lease_until_ms = $3, label = '', labelled_ms = 0, label_seq = NULL,"
+                                          " time_spent_ms = 0 WHERE id = $1 RETURNING {}", kColumns),
+                      {id, now, now + lease_ms});
+      if (r.rows() != 1) fail("undo", "the item vanished");
+      return r.item(0);
+    });
+  }
+
   std::optional<QueueItem> get(int64_t id) override {
     return tx("get", [&]() -> std::optional<QueueItem> {
       Result r = exec("get", fmt::format("SELECT {} FROM review_items WHERE id = $1", kColumns), {id});

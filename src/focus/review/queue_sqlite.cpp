@@ -178,6 +178,25 @@ class SqliteQueue final : public QueueStore {
     });
   }
 
+  QueueItem undo_label(int64_t id, const std::string& reviewer, int64_t window_ms, int64_t lease_ms) override {
+    check_reviewer(reviewer);
+    check_lease(lease_ms);
+    return tx("undo", [&] {
+      std::optional<QueueItem> item = get_locked(id, "undo");
+      FOCUS_CHECK(item, ValueError, "review queue: undo: no item {}", id);
+      const int64_t now = opt_.now_ms();
+      check_undo(*item, reviewer, window_ms, now);
+      Stmt up(db_, fmt::format("UPDATE review_items SET state = 'claimed', claimed_ms = ?2, lease_until_ms = ?3,"
+                               " label = '', labelled_ms = 0, label_seq = NULL, time_spent_ms = 0"
+                               " WHERE id = ?1 RETURNING {}", kColumns), *this, "undo");
+      up.bind(1, id).bind(2, now).bind(3, now + lease_ms);
+      if (!up.step()) fail("undo", "the item vanished");
+      QueueItem out = up.item();
+      while (up.step()) {}
+      return out;
+    });
+  }
+
   std::optional<QueueItem> get(int64_t id) override {
     return tx("get", [&] { return get_locked(id, "get"); }, false);
   }

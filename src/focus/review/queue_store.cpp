@@ -63,6 +63,19 @@ bool repeat_label_or_conflict(const QueueItem& item, const std::string& reviewer
       item.label, item.reviewer, reviewer, label));
 }
 
+void check_undo(const QueueItem& item, const std::string& reviewer, int64_t window_ms, int64_t now_ms) {
+  FOCUS_CHECK(window_ms >= 0, ValueError, "review queue: the undo window must be >= 0 ms, got {}", window_ms);
+  if (item.state != ItemState::Done)
+    throw QueueConflictError(fmt::format("review queue: item {} has no label to undo", item.id));
+  if (item.reviewer != reviewer)
+    throw QueueConflictError(fmt::format("review queue: item {} was labelled by '{}'; only they can undo it",
+                                         item.id, item.reviewer));
+  if (now_ms - item.labelled_ms > window_ms)
+    throw QueueConflictError(fmt::format(
+        "review queue: item {}'s label is {:.0f} s old; labels can be undone within {:.0f} s", item.id,
+        double(now_ms - item.labelled_ms) / 1000.0, double(window_ms) / 1000.0));
+}
+
 std::unique_ptr<QueueStore> open_queue_store(const std::string& url, QueueStoreOptions opt) {
   if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0)
     return open_postgres_queue(url, std::move(opt));

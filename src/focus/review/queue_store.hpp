@@ -25,6 +25,12 @@
 //   away. Repeating the same (reviewer, label) is a no-op (recorded = false); a different label,
 //   or any label from another reviewer, on a labelled item is a QueueConflictError naming who
 //   labelled it with what. An unknown id is a ValueError.
+// - undo_label(id, reviewer, window_ms, lease_ms) withdraws a label: only the reviewer who gave
+//   it, and only within window_ms of giving it (the reviewer page's U key). The item is claimed
+//   by that reviewer again (a fresh lease; if the reviewer leaves, it returns to the queue like
+//   any claim) and has no label until the next one, which gets a new label_seq. An export that
+//   already listed the withdrawn label lists the item again with its next label: a later line
+//   for the same id supersedes an earlier one (reviewed_labels.hpp reads them so).
 // - release(id, reviewer) returns the reviewer's live claim to the queue (false if the reviewer
 //   does not hold one on that item: not claimed, claimed by another, expired or labelled).
 // - labelled_since(cursor, limit) lists labelled items in the order they were labelled, after the
@@ -123,6 +129,10 @@ class QueueStore {
   // already there. QueueConflictError / ValueError: see the file comment.
   virtual bool label(int64_t id, const std::string& reviewer, const std::string& label) = 0;
   virtual bool release(int64_t id, const std::string& reviewer) = 0;
+  // The item, claimed by `reviewer` again. QueueConflictError when it is not labelled, another
+  // reviewer labelled it, or its label is older than window_ms; ValueError for an unknown id.
+  virtual QueueItem undo_label(int64_t id, const std::string& reviewer, int64_t window_ms,
+                               int64_t lease_ms) = 0;
   virtual std::optional<QueueItem> get(int64_t id) = 0;
   virtual std::optional<QueueItem> find(const std::string& request_id) = 0;
   virtual QueueCounts counts() = 0;
@@ -162,5 +172,7 @@ ItemState parse_item_state(const std::string& s, const std::string& where);  // 
 // QueueConflictError otherwise.
 bool repeat_label_or_conflict(const QueueItem& item, const std::string& reviewer,
                               const std::string& label);
+// Throws QueueConflictError unless `item` was labelled by `reviewer` at most window_ms before now.
+void check_undo(const QueueItem& item, const std::string& reviewer, int64_t window_ms, int64_t now_ms);
 
 }  // namespace focus::review

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "focus/data/png.hpp"
@@ -87,6 +88,7 @@ ReviewedImages read_reviewed_images(const std::string& path, const std::vector<s
   std::ifstream f(path);
   FOCUS_CHECK(f, IOError, "cannot read the reviewed labels '{}'", path);
   ReviewedImages r;
+  std::map<int64_t, size_t> seen;  // item id -> its row: a later line (an undone label relabelled) supersedes
   int64_t lineno = 0;
   for (std::string line; std::getline(f, line);) {
     ++lineno;
@@ -101,6 +103,19 @@ ReviewedImages read_reviewed_images(const std::string& path, const std::vector<s
     if (content_type == "image/png") {
       FOCUS_CHECK(j.contains("input_base64") && j["input_base64"].is_string(), FormatError,
                   "{}: no string field 'input_base64'", where);
+      if (j.contains("id") && j["id"].is_number_integer()) {
+        const int64_t id = j["id"].get<int64_t>();
+        if (const auto at = seen.find(id); at != seen.end()) {  // relabelled after an undo: the later label wins
+          const std::string label = j["label"].get<std::string>();
+          const int64_t k = class_index(label, class_names);
+          FOCUS_CHECK(k >= 0, FormatError, "{}: the label '{}' is not one of the model's {} classes", where, label,
+                      class_names.size());
+          r.labels[at->second] = k;
+          ++r.superseded;
+          continue;
+        }
+        seen.emplace(id, r.labels.size());
+      }
       bytes = base64_decode(j["input_base64"].get<std::string>(), where + ": input_base64");
     }
     add_item(r, content_type, j["label"].get<std::string>(), bytes, where, class_names, height, width);

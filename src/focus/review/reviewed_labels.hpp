@@ -38,11 +38,13 @@ struct ReviewedImages {
   std::vector<uint8_t> pixels;
   std::vector<int64_t> labels;  // class indices
   int64_t skipped = 0;          // lines whose content type is not image/png (text items)
+  int64_t superseded = 0;       // lines that relabelled an item listed before (its later label wins)
   int64_t size() const { return int64_t(labels.size()); }
 };
 // Reads a labels.jsonl: each image/png item's input is decoded, made gray and resized to
 // (height, width) as the server's predictor sees it; its label must name one of `class_names`
-// (or be an index below their count). FormatError naming the file and line for a bad line, an
+// (or be an index below their count). An item listed twice (its label undone and given again after
+// an export) keeps its later label. FormatError naming the file and line for a bad line, an
 // undecodable image or an unknown label; IOError when the file cannot be read.
 ReviewedImages read_reviewed_images(const std::string& path, const std::vector<std::string>& class_names,
                                     int64_t height = 28, int64_t width = 28);

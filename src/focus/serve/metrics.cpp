@@ -31,8 +31,17 @@ const char* kHelp[][3] = {
     {"focus_review_routed_total", "counter",
      "Classified items by who answers: model, review (deferred), audit, queue_full (model, flagged)."},
     {"focus_review_labels_total", "counter", "Reviewers' labels, by model and agreement with the model."},
+    {"focus_review_undone_total", "counter",
+     "Labels taken back by their reviewer (U), by model and agreement: labels_total - undone_total are the standing ones."},
     {"focus_review_audit_labels_total", "counter",
      "Labels of audited items (a random share of the auto-accepted), by outcome (correct, error)."},
+    {"focus_slo_target_seconds", "gauge", "The latency SLO (p99 of a request, admission to answer)."},
+    {"focus_slo_rung", "gauge", "The SLO ladder's rung serving the model (0 = the most accurate variant)."},
+    {"focus_slo_variant", "gauge", "1 for the variant serving the model under the SLO, 0 for the others."},
+    {"focus_slo_effective_accuracy", "gauge", "Validation accuracy of the variant in use (--slo-accuracy)."},
+    {"focus_slo_window_p99_seconds", "gauge", "p99 latency of the controller's last window with requests."},
+    {"focus_slo_windows_total", "counter", "Controller windows with requests, by outcome (met, missed)."},
+    {"focus_slo_steps_total", "counter", "Controller moves along the ladder, by direction (down = faster, up)."},
     {"focus_review_threshold", "gauge", "Error score above which a classification is deferred to review (the controller's, latest)."},
     {"focus_review_waiting", "gauge", "Review items waiting for a reviewer (pending or with an expired claim)."},
     {"focus_review_claimed", "gauge", "Review items under a live reviewer's claim."},
@@ -148,6 +157,29 @@ void Metrics::review_labelled(const std::string& model, bool agree, bool audit) 
   if (audit)
     counters_["focus_review_audit_labels_total"][fmt::format("model=\"{}\",outcome=\"{}\"", m,
                                                               agree ? "correct" : "error")] += 1;
+}
+
+void Metrics::review_undone(const std::string& model, bool agree) {
+  std::lock_guard<std::mutex> lock(mu_);
+  counters_["focus_review_undone_total"][fmt::format("model=\"{}\",agree=\"{}\"", prometheus_label(model), agree)] += 1;
+}
+
+void Metrics::set_slo(const std::string& model, const SloGauges& g) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string m = fmt::format("model=\"{}\"", prometheus_label(model));
+  gauges_["focus_slo_target_seconds"][m] = g.target_ms / 1000.0;
+  gauges_["focus_slo_rung"][m] = double(g.rung);
+  auto& variants = gauges_["focus_slo_variant"];
+  const std::string prefix = m + ",variant=";
+  for (auto& [labels, v] : variants)
+    if (labels.rfind(prefix, 0) == 0) v = 0;
+  variants[fmt::format("{}\"{}\"", prefix, prometheus_label(g.variant))] = 1;
+  if (g.accuracy >= 0) gauges_["focus_slo_effective_accuracy"][m] = g.accuracy;
+  if (g.windows > 0) gauges_["focus_slo_window_p99_seconds"][m] = g.last_p99_ms / 1000.0;
+  counters_["focus_slo_windows_total"][m + ",outcome=\"met\""] = double(g.windows_met);
+  counters_["focus_slo_windows_total"][m + ",outcome=\"missed\""] = double(g.windows - g.windows_met);
+  counters_["focus_slo_steps_total"][m + ",direction=\"down\""] = double(g.steps_down);
+  counters_["focus_slo_steps_total"][m + ",direction=\"up\""] = double(g.steps_up);
 }
 
 void Metrics::set_review_queue(const ReviewGauges& g) {

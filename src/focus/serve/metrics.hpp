@@ -41,7 +41,17 @@ class Metrics {
   };
   void review_routed(const std::string& model, const char* route);
   void review_labelled(const std::string& model, bool agree, bool audit);
+  void review_undone(const std::string& model, bool agree);  // a label taken back (it is given again)
   void set_review_queue(const ReviewGauges& g);
+  // The latency SLO controller's state for a model (scheduler.cpp).
+  struct SloGauges {
+    int rung = 0;
+    std::string variant;   // the rung's weights
+    double accuracy = -1;  // its validation accuracy (< 0: unknown)
+    double target_ms = 0, last_p99_ms = 0;
+    int64_t windows = 0, windows_met = 0, steps_down = 0, steps_up = 0;
+  };
+  void set_slo(const std::string& model, const SloGauges& g);
   std::string render() const;
 
  private:

@@ -2,6 +2,7 @@
 // apps/cmd_serve.cpp.
 #include "focus/serve/options.hpp"
 
+#include <cmath>
 #include <set>
 
 #include "focus/io/config_json.hpp"
@@ -28,6 +29,12 @@ std::pair<std::string, std::string> split_model_arg(const std::string& arg) {
     FOCUS_CHECK(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.',
                 ValueError, "--model '{}': the name may hold only letters, digits, _ - .", arg);
   return {name, arg.substr(eq + 1)};
+}
+
+std::vector<std::string> slo_ladder_of(const ServeOptions& o) {
+  if (!o.slo_ladder.empty()) return o.slo_ladder;
+  if (o.image_weights == "f32") return {"f32", "int8"};
+  return {o.image_weights};
 }
 
 void validate(const ServeOptions& o) {
@@ -61,6 +68,21 @@ void validate(const ServeOptions& o) {
   FOCUS_CHECK(o.http_nice >= 0 && o.http_nice <= 19, ValueError, "--http-nice {} must be in [0, 19]", o.http_nice);
   FOCUS_CHECK(o.weights == "f32" || o.weights == "bf16", ValueError,
               "--weights '{}' must be f32 or bf16", o.weights);
+  FOCUS_CHECK(o.image_weights == "f32" || o.image_weights == "int8" || o.image_weights == "auto", ValueError,
+              "--image-weights '{}' must be f32, int8 or auto", o.image_weights);
+  FOCUS_CHECK(std::isfinite(o.slo_p99_ms) && o.slo_p99_ms >= 0, ValueError, "--slo-p99-ms {} must be >= 0", o.slo_p99_ms);
+  FOCUS_CHECK(std::isfinite(o.slo_window_ms) && o.slo_window_ms > 0, ValueError,
+              "--slo-window-ms {} must be > 0", o.slo_window_ms);
+  std::set<std::string> rungs;
+  for (const std::string& w : o.slo_ladder) {
+    FOCUS_CHECK(w == "f32" || w == "int8", ValueError, "--slo-ladder: '{}' is not f32 or int8", w);
+    FOCUS_CHECK(rungs.insert(w).second, ValueError, "--slo-ladder: '{}' is given twice", w);
+  }
+  const size_t n = slo_ladder_of(o).size();
+  FOCUS_CHECK(o.slo_accuracy.empty() || o.slo_accuracy.size() == n, ValueError,
+              "--slo-accuracy gives {} figures for a ladder of {} variants", o.slo_accuracy.size(), n);
+  for (double a : o.slo_accuracy)
+    FOCUS_CHECK(a >= 0 && a <= 1, ValueError, "--slo-accuracy {} must be a fraction in [0, 1]", a);
   FOCUS_CHECK(o.tls_cert.empty() == o.tls_key.empty(), ValueError,
               "--tls-cert and --tls-key go together");
 }

@@ -35,6 +35,12 @@ struct ServeOptions {
   std::string access_log;            // JSON-lines access log: a file, "-" = stderr, "" = none
   bool log_inputs = false;           // also log text inputs, masked (e-mails, phones, digit runs)
   std::string weights = "f32";       // seq2seq inference weights: f32 | bf16
+  std::string image_weights = "f32";  // image models: f32 | int8 | auto (infer/quantize.hpp)
+  // The latency SLO (serve/slo_controller.hpp): > 0 serves image models by a ladder of variants.
+  double slo_p99_ms = 0;
+  std::vector<std::string> slo_ladder;  // image weights, most accurate first (default: image-weights, int8)
+  std::vector<double> slo_accuracy;     // each rung's validation accuracy (focus plan), for the metrics
+  double slo_window_ms = 1000;          // the controller's decision window
   std::string tls_cert, tls_key;     // both set: HTTPS
   // The human review queue (serve/review_desk.hpp, docs/REVIEW.md): off unless review_store is set.
   std::string review_store;          // sqlite:///path.db | postgresql://...
@@ -43,6 +49,8 @@ struct ServeOptions {
   int64_t review_queue_cap = 1000;   // items waiting at most (then the model answers, flagged)
   double review_audit_share = 0;     // share of the auto-accepted also sent to review
   int64_t review_lease_ms = 300000;  // a reviewer's claim on an item
+  int64_t review_undo_window_ms = 600000;  // a reviewer may take back their label this long (U)
+  bool review_evidence = true;       // queue each deferred item with its explanation overlay
 };
 
 template <class V>
@@ -77,6 +85,17 @@ void visit_fields(ServeOptions& o, V&& v) {
   v("access-log", o.access_log, "JSON-lines access log file (- = stderr)");
   v("log-inputs", o.log_inputs, "write text inputs to the access log, masked");
   v("weights", o.weights, "seq2seq inference weights: f32 | bf16");
+  v("image-weights", o.image_weights,
+    "image models' inference weights: f32 | int8 (the file's int8 plan, else every layer) | auto "
+    "(int8 when the file has a plan from focus quantize)");
+  v("slo-p99-ms", o.slo_p99_ms,
+    "latency SLO: > 0 lets a controller step image models down --slo-ladder (to faster variants) "
+    "when a window's p99 nears it, and back up when load falls (0 = off)");
+  v("slo-ladder", o.slo_ladder, "the SLO's variants, image weights from most accurate to fastest "
+    "(default: --image-weights then int8)");
+  v("slo-accuracy", o.slo_accuracy, "each rung's validation accuracy (from focus plan), for "
+    "focus_slo_effective_accuracy");
+  v("slo-window-ms", o.slo_window_ms, "the SLO controller's decision window");
   v("tls-cert", o.tls_cert, "TLS certificate (PEM); with --tls-key, serve HTTPS");
   v("tls-key", o.tls_key, "TLS private key (PEM)");
   v("review-store", o.review_store,
@@ -89,6 +108,10 @@ void visit_fields(ServeOptions& o, V&& v) {
   v("review-audit-share", o.review_audit_share,
     "share of auto-accepted classifications also sent to review (unbiased error estimate)");
   v("review-lease-ms", o.review_lease_ms, "how long a reviewer's claim on an item holds");
+  v("review-undo-window-ms", o.review_undo_window_ms,
+    "how long after labelling a reviewer may take the label back (U on the reviewer page)");
+  v("review-evidence", o.review_evidence,
+    "compute each deferred item's explanation (rollout or Grad-CAM overlay) when it is queued");
 }
 
 // Reads a JSON object of fields into o; ValueError naming an unknown key or a bad type.
@@ -97,6 +120,9 @@ void load_config_file(ServeOptions& o, const std::string& path);
 nlohmann::json to_json(const ServeOptions& o);
 // Checks ranges and the NAME=FILE list; ValueError naming the field.
 void validate(const ServeOptions& o);
+// The image variants the SLO controller moves along: --slo-ladder, else --image-weights and then
+// int8 (just --image-weights when that is int8 or auto).
+std::vector<std::string> slo_ladder_of(const ServeOptions& o);
 // "NAME=FILE" -> {NAME, FILE}; ValueError for a malformed entry.
 std::pair<std::string, std::string> split_model_arg(const std::string& arg);
 

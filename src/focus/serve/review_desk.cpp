@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <random>
 
 #include <fmt/format.h>
@@ -63,11 +64,11 @@ ReviewDesk::ReviewDesk(const ReviewDeskOptions& opt, Metrics* metrics)
 ReviewDesk::Routed ReviewDesk::route(const std::string& model, const std::string& version,
                                      const std::string& request_id, const std::string& png,
                                      std::span<const float> probs,
-                                     const std::vector<std::string>& class_names) {
+                                     const std::vector<std::string>& class_names, const Evidence& evidence) {
   const std::vector<double> p(probs.begin(), probs.end());
   Routed r;
   r.score = review::error_score(p, review::ScoreKind::LeastConfidence);
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   const double now = steady_s() - t0_;
   if (now - waiting_checked_ > 0.2) {  // the store's count, at most 5 times a second
     waiting_ = store_->counts().pending;
@@ -94,9 +95,20 @@ ReviewDesk::Routed ReviewDesk::route(const std::string& model, const std::string
     item.content_type = "image/png";
     item.input = png;
     item.prediction = best < class_names.size() ? class_names[best] : std::to_string(best);
-    item.scores = json{{"top", top_of(probs, class_names, 3)}, {"score", r.score},
-                       {"route", audit ? "audit" : "review"}, {"classes", class_names}}
-                      .dump();
+    json scores = {{"top", top_of(probs, class_names, 3)}, {"score", r.score},
+                   {"route", audit ? "audit" : "review"}, {"classes", class_names}};
+    if (evidence) {  // the model's explanation, for the reviewer page: computed without the lock
+      lock.unlock();
+      try {
+        json e = evidence();
+        if (e.is_object()) scores["evidence"] = std::move(e);
+      } catch (const std::exception& ex) {
+        std::fprintf(stderr, "focus serve: review item %s queued without its explanation: %s\n",
+                     request_id.c_str(), ex.what());
+      }
+      lock.lock();
+    }
+    item.scores = scores.dump();
     item.uncertainty = r.score;
     item.priority = audit ? 2.0 : r.score;  // audits first: they measure what the model decides alone
     const review::EnqueueResult e = store_->enqueue(item);
@@ -125,23 +137,40 @@ std::optional<json> ReviewDesk::ticket(int64_t id) {
   return t;
 }
 
+json ReviewDesk::view(const review::QueueItem& it) {
+  json scores = json::parse(it.data.scores, nullptr, false);
+  if (scores.is_discarded()) scores = json::object();
+  const review::QueueCounts c = store_->counts();
+  json v = {{"id", it.id},
+            {"model", it.data.model},
+            {"model_version", it.data.model_version},
+            {"prediction", it.data.prediction},
+            {"top", scores.value("top", json::array())},
+            {"classes", scores.value("classes", json::array())},
+            {"score", it.data.uncertainty},
+            {"image", "data:" + it.data.content_type + ";base64," + base64_encode(it.data.input)},
+            {"lease_until_ms", it.lease_until_ms},
+            {"queue", {{"waiting", c.pending}, {"claimed", c.claimed}, {"done", c.done}}}};
+  if (scores.contains("evidence") && scores["evidence"].is_object()) v["evidence"] = scores["evidence"];
+  return v;
+}
+
 std::optional<json> ReviewDesk::claim(const std::string& reviewer) {
   std::lock_guard<std::mutex> lock(mu_);
   const std::optional<review::QueueItem> it = store_->claim(reviewer, opt_.lease_ms);
   if (!it) return std::nullopt;
-  json scores = json::parse(it->data.scores, nullptr, false);
-  if (scores.is_discarded()) scores = json::object();
-  const review::QueueCounts c = store_->counts();
-  return json{{"id", it->id},
-              {"model", it->data.model},
-              {"model_version", it->data.model_version},
-              {"prediction", it->data.prediction},
-              {"top", scores.value("top", json::array())},
-              {"classes", scores.value("classes", json::array())},
-              {"score", it->data.uncertainty},
-              {"image", "data:" + it->data.content_type + ";base64," + base64_encode(it->data.input)},
-              {"lease_until_ms", it->lease_until_ms},
-              {"queue", {{"waiting", c.pending}, {"claimed", c.claimed}, {"done", c.done}}}};
+  return view(*it);
+}
+
+json ReviewDesk::undo(int64_t id, const std::string& reviewer) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::optional<review::QueueItem> before = store_->get(id);
+  FOCUS_CHECK(before.has_value(), ValueError, "no review item {}", id);
+  const review::QueueItem it = store_->undo_label(id, reviewer, opt_.undo_window_ms, opt_.lease_ms);
+  metrics_->review_undone(it.data.model, before->label == it.data.prediction);
+  json v = view(it);
+  v["undone_label"] = before->label;
+  return v;
 }
 
 bool ReviewDesk::label(int64_t id, const std::string& reviewer, const std::string& label) {

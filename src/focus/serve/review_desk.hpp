@@ -16,6 +16,7 @@
 //   if (r.ticket) answer {"status": "pending_review", "ticket": r.ticket, ...}
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -39,6 +40,7 @@ struct ReviewDeskOptions {
   int64_t queue_cap = 1000;       // items waiting at most
   double audit_share = 0;         // share of the would-be-accepted sent to review as audits
   int64_t lease_ms = 300000;      // how long a reviewer's claim holds
+  int64_t undo_window_ms = 600000;  // how long a reviewer may take back their own label
   uint64_t seed = 0;              // audit draws
 };
 
@@ -54,10 +56,13 @@ class ReviewDesk {
     double score = 0;     // the error score
   };
   // Routes one classified image (calibrated probabilities `probs` over `class_names`); queues it
-  // (idempotently by request_id) when it goes to people.
+  // (idempotently by request_id) when it goes to people, with the JSON `evidence()` returns (the
+  // explanation the reviewer page shows: {"method", "png"}; called only for a queued item, outside
+  // the desk's lock; null or a throw = queued without it).
+  using Evidence = std::function<nlohmann::json()>;
   Routed route(const std::string& model, const std::string& version, const std::string& request_id,
                const std::string& png, std::span<const float> probs,
-               const std::vector<std::string>& class_names);
+               const std::vector<std::string>& class_names, const Evidence& evidence = {});
 
   // A ticket's state: {"ticket", "status": pending_review | done, "provisional", "label",
   // "decided_by"}; nullopt for an unknown ticket.
@@ -69,6 +74,10 @@ class ReviewDesk {
   // label is recorded, ValueError for an unknown item or a label the model does not have.
   bool label(int64_t id, const std::string& reviewer, const std::string& label);
   bool skip(int64_t id, const std::string& reviewer);  // returns the claim to the queue
+  // Takes back `reviewer`'s own label given less than undo_window_ms ago: the item, claimed by
+  // the reviewer again, as claim() shows it (the ticket is pending again). QueueConflictError
+  // naming why not; ValueError for an unknown item.
+  nlohmann::json undo(int64_t id, const std::string& reviewer);
   nlohmann::json stats();
   void refresh_metrics();  // the queue gauges, from the store (called when /metrics is read)
 
@@ -79,6 +88,7 @@ class ReviewDesk {
   std::unique_ptr<review::QueueStore> store_;
   std::unique_ptr<review::CapacityController> controller_;
   Rng rng_;
+  nlohmann::json view(const review::QueueItem& it);  // an item as the reviewer page shows it (lock held)
   int64_t waiting_ = 0;         // the store's waiting count, refreshed now and then
   double waiting_checked_ = -1;  // when (seconds since start)
   double t0_;

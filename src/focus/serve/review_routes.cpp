@@ -6,6 +6,9 @@
 //   POST /v1/review/items/{id}/label      role review: {"label": NAME} (409 when another label
 //                                          is recorded, 400 for a name the model lacks)
 //   POST /v1/review/items/{id}/skip       role review: returns the claim to the queue
+//   POST /v1/review/items/{id}/undo       role review: takes back the key's own label (within
+//                                          --review-undo-window-ms; 409 otherwise): the item,
+//                                          claimed again, as /next shows it
 //   GET  /v1/review/stats                 role review or metrics: counts, age, pace, threshold
 //   GET  /review, /review/app.js, /review/app.css   the reviewer page (no key: it asks for one)
 // The reviewer is the key's id. Store calls block (disk, network): these run on handler threads.
@@ -68,6 +71,16 @@ void Server::Impl::review_routes() {
     if (who.empty()) return;
     const int64_t id = item_id(c.req.matches[1]);
     reply(c, 200, {{"id", id}, {"released", review->skip(id, who)}});
+  });
+  add("POST", "/v1/review/items/*/undo", [this, reviewer_of](Ctx& c) {
+    const std::string who = reviewer_of(c, kRoleReview);
+    if (who.empty()) return;
+    const int64_t id = item_id(c.req.matches[1]);
+    try {
+      reply(c, 200, review->undo(id, who));
+    } catch (const review::QueueConflictError& e) {
+      refuse(c, 409, "conflict", e.what());
+    }
   });
   add("GET", "/v1/review/stats", [this, reviewer_of](Ctx& c) {
     if (reviewer_of(c, kRoleReview | kRoleMetrics).empty()) return;

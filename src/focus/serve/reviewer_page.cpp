@@ -1,7 +1,9 @@
 // The reviewer page served at GET /review (review_routes.cpp): one item at a time, the image
-// large, the model's top 3 with probabilities, a button per class; the keyboard drives it
-// (1-9 and 0: classes 1-10, Enter: the model's answer, S: skip); counters for the queue and the
-// reviewer's pace. It talks only to this server (the review key, typed once, stays in the tab's
+// large beside the model's evidence (the attention rollout or Grad-CAM overlay computed when the
+// item was queued: where the model looked, to guide where the person looks), the model's top 3
+// with probabilities, a button per class; the keyboard drives it (1-9 and 0: classes 1-10,
+// Enter: the model's answer, S: skip, U: undo the last label, which brings that item back to be
+// labelled again); counters for the queue and the reviewer's pace. It talks only to this server (the review key, typed once, stays in the tab's
 // sessionStorage) and loads nothing else: the Content-Security-Policy allows scripts and styles
 // from this origin only, images from data: URLs, no frames, no forms.
 #include "focus/serve/review_desk.hpp"
@@ -37,13 +39,16 @@ const std::string& reviewer_page_html() {
 </section>
 <section id="work" hidden>
   <div id="item">
-    <img id="image" alt="the item to label" width="280" height="280">
+    <figure><img id="image" alt="the item to label" width="280" height="280">
+      <figcaption>the item</figcaption></figure>
+    <figure id="evidence-box" hidden><img id="evidence" alt="the model's evidence" height="280">
+      <figcaption>where the model looked (<span id="evidence-method"></span>)</figcaption></figure>
     <div id="side">
       <p>model <b id="model"></b> says <b id="prediction"></b> (error score <span id="score"></span>)</p>
       <ol id="top"></ol>
       <div id="classes"></div>
       <p class="help">keys: <kbd>1</kbd>-<kbd>9</kbd>, <kbd>0</kbd> a class &middot; <kbd>Enter</kbd> the model's
-      answer &middot; <kbd>S</kbd> skip</p>
+      answer &middot; <kbd>S</kbd> skip &middot; <kbd>U</kbd> undo the last label</p>
       <p id="status"></p>
     </div>
   </div>
@@ -61,7 +66,10 @@ const std::string& reviewer_page_css() {
 header { padding: 8px 16px; background: #f2f2f2; display: flex; gap: 24px; align-items: center; }
 main { padding: 16px; }
 #item { display: flex; gap: 24px; }
-#image { image-rendering: pixelated; border: 1px solid #ccc; background: #000; }
+#image, #evidence { image-rendering: pixelated; border: 1px solid #ccc; background: #000; }
+figure { margin: 0; }
+figcaption { color: #666; font-size: 13px; }
+#status.undone { color: #a60; }
 #classes button { margin: 3px; min-width: 110px; text-align: left; }
 #classes button.model { font-weight: bold; }
 .help { color: #666; }
@@ -76,6 +84,7 @@ const std::string& reviewer_page_js() {
 // The reviewer page's logic: claim, show, label by key, repeat. See reviewer_page.cpp.
 let key = sessionStorage.getItem('focus-review-key') || '';
 let item = null, busy = false, mine = 0, started = Date.now(), emptyTimer = null;
+const done = [];  // ids this page labelled, newest last: U takes the last one back
 const $ = (id) => document.getElementById(id);
 
 async function api(method, path, body) {
@@ -101,7 +110,11 @@ function counters(q) {
 }
 
 function render() {
+  $('item').dataset.id = item.id;
   $('image').src = item.image;
+  const ev = item.evidence;
+  $('evidence-box').hidden = !ev;
+  if (ev) { $('evidence').src = ev.png; $('evidence-method').textContent = ev.method; }
   $('model').textContent = item.model;
   $('prediction').textContent = item.prediction;
   $('score').textContent = item.score.toFixed(3);
@@ -120,6 +133,7 @@ function render() {
     return b;
   }));
   $('status').textContent = '';
+  $('status').className = '';
 }
 
 async function next() {
@@ -148,7 +162,28 @@ async function submit(label) {
   busy = false;
   if (r.status !== 200) { $('status').textContent = 'not saved: ' + ((r.data && r.data.error) || r.status); return; }
   mine += 1;
+  done.push(item.id);
   await next();
+}
+
+async function undo() {
+  if (busy || done.length === 0) return;
+  busy = true;
+  if (item) await api('POST', '/v1/review/items/' + item.id + '/skip');  // the one on screen goes back
+  const id = done.pop();
+  const r = await api('POST', '/v1/review/items/' + id + '/undo');
+  busy = false;
+  if (r.status !== 200) {
+    $('status').textContent = 'cannot undo: ' + ((r.data && r.data.error) || r.status);
+    await next();
+    return;
+  }
+  mine -= 1;
+  item = r.data; $('item').hidden = false; $('empty').hidden = true;
+  clearTimeout(emptyTimer);
+  render(); counters(item.queue);
+  $('status').textContent = 'undone: it was labelled ' + item.undone_label + '; label it again';
+  $('status').className = 'undone';
 }
 
 async function skip() {
@@ -166,7 +201,9 @@ function logout(message) {
 }
 
 document.addEventListener('keydown', (e) => {
-  if ($('work').hidden || !item || e.ctrlKey || e.metaKey || e.altKey) return;
+  if ($('work').hidden || e.ctrlKey || e.metaKey || e.altKey) return;
+  if (e.key === 'u' || e.key === 'U') { e.preventDefault(); undo(); return; }
+  if (!item) return;
   if (e.key >= '0' && e.key <= '9') {
     const i = e.key === '0' ? 9 : Number(e.key) - 1;
     if (i < item.classes.length) { e.preventDefault(); submit(item.classes[i]); }

@@ -205,8 +205,10 @@ void Server::Impl::classify(Ctx& c, const std::string& name) {
     json pred = {{"top", t}};
     if (review) {  // the model answers, or people do (a ticket, the model's answer provisional)
       const std::string id = request_id.empty() ? random_request_id() : fmt::format("{}#{}", request_id, n);
+      ReviewDesk::Evidence ev;
+      if (opt.review_evidence) ev = [this, &m, &r, n] { return evidence(m, r.images[size_t(n)]); };
       const ReviewDesk::Routed rt = review->route(name, m->version, id, r.pngs[size_t(n)],
-                                                  std::span<const float>(row, size_t(K)), names);
+                                                  std::span<const float>(row, size_t(K)), names, ev);
       pred["error_score"] = rt.score;
       if (rt.ticket) {
         pred["status"] = "pending_review";
@@ -222,6 +224,35 @@ void Server::Impl::classify(Ctx& c, const std::string& name) {
     preds.push_back(std::move(pred));
   }
   reply(c, 200, {{"model", name}, {"model_version", m->version}, {"predictions", preds}});
+}
+
+// The explanation a deferred item is queued with (the reviewer page's evidence): the image's
+// attention rollout (ViT) or Grad-CAM (CNN) overlay, computed through the scheduler like any
+// explain request. Throws when it cannot run within 5 s (the item is then queued without it).
+json Server::Impl::evidence(const std::shared_ptr<const ServedModel>& m, const Image& image) {
+  auto job = make_job(m, SteadyClock::now() + std::chrono::seconds(5));
+  job->batch_key = "explain";
+  const Tensor pixels = m->image->pixels({image});  // (1, C, S, S)
+  json result;
+  job->run_alone = [&result, pixels](Job& j) {
+    const ImagePredictor& p = *j.model->image;
+    const Tensor x = p.normalized(pixels);
+    const auto methods = image_methods_for(p.model(), x);
+    ImageExplainOptions o;  // rollout where the model has attention maps
+    if (std::find(methods.begin(), methods.end(), o.method) == methods.end()) o.method = methods.front();
+    const ImageExplanation e = explain_image(p.model(), x, o);
+    Image shown = make_image(p.channels(), p.image_size(), p.image_size());
+    const std::vector<float> px = pixels.to_vector<float>();
+    shown.data.assign(px.begin(), px.end());
+    result = {{"method", image_method_name(e.method)},
+              {"png", "data:image/png;base64," + base64_encode(encode_png(heatmap_overlay(shown, e.relevance)))}};
+  };
+  job->admitted = SteadyClock::now();
+  if (sched->submit(job) != Admit::Ok) throw StateError("the model's queue is full or draining");
+  if (!job->wait_until(job->deadline) && job->cancel()) throw StateError("it did not start within 5 s");
+  job->wait_until(SteadyClock::time_point::max());
+  if (job->status != 0) throw StateError(job->error);
+  return result;
 }
 
 void Server::Impl::translate(Ctx& c, const std::string& name) {

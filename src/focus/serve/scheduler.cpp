@@ -60,6 +60,12 @@ Admit Scheduler::submit(const std::shared_ptr<Job>& job) {
       for (const auto& j : q.jobs) q.items += j->items;
       if (int64_t(q.jobs.size()) >= opt_.queue_capacity) return Admit::QueueFull;
     }
+    if (opt_.slo_p99_ms > 0 && !job->run_alone) {  // shed early: it would wait past the SLO
+      const auto it = ms_per_item_.find(job->model->name);
+      if (it != ms_per_item_.end() && double(q.items) * it->second > opt_.slo_shed_at * opt_.slo_p99_ms) {
+        return Admit::Shed;
+      }
+    }
     q.jobs.push_back(job);
     q.items += job->items;
     publish_depth(job->model->name, q);
@@ -176,7 +182,8 @@ void Scheduler::run_batch(std::vector<std::shared_ptr<Job>>& batch) {
         std::copy(x.data<float>(), x.data<float>() + j->items * D, all.data<float>() + row * D);
         row += j->items;
       }
-      const Tensor probs = m.image->probabilities(all);  // (items, K)
+      const int rung = slo_rung(m, start);
+      const Tensor probs = m.image_rung(rung).probabilities(all);  // (items, K)
       const int64_t K = probs.size(1);
       row = 0;
       for (auto& j : batch) {
@@ -220,6 +227,12 @@ void Scheduler::run_batch(std::vector<std::shared_ptr<Job>>& batch) {
     return;
   }
   const double compute = std::chrono::duration<double>(SteadyClock::now() - start).count();
+  if (opt_.slo_p99_ms > 0 && !batch.front()->run_alone && items > 0) {  // the shedding estimate
+    std::lock_guard<std::mutex> lock(mu_);
+    const double per_item = 1000.0 * compute / double(items);
+    auto [it, fresh] = ms_per_item_.emplace(m.name, per_item);
+    if (!fresh) it->second = 0.8 * it->second + 0.2 * per_item;
+  }
   if (metrics_) {
     metrics_->observe_batch(m.name, items);
     for (auto& j : batch) {
@@ -227,7 +240,41 @@ void Scheduler::run_batch(std::vector<std::shared_ptr<Job>>& batch) {
       metrics_->observe_queue(m.name, std::chrono::duration<double>(start - j->admitted).count());
     }
   }
+  const auto end = SteadyClock::now();
   for (auto& j : batch) j->finish();
+  if (m.kind == ModelKind::Image && !batch.front()->run_alone) slo_done(m, batch, end);
+}
+
+int Scheduler::slo_rung(const ServedModel& m, SteadyClock::time_point now) {
+  if (opt_.slo_p99_ms <= 0 || m.rungs() < 2) return 0;
+  auto it = slo_.find(m.name);
+  if (it == slo_.end())
+    it = slo_.emplace(m.name, SloController(SloOptions{.p99_ms = opt_.slo_p99_ms, .rungs = m.rungs(),
+                                                       .window_s = opt_.slo_window_ms / 1000.0})).first;
+  return std::min(it->second.level(std::chrono::duration<double>(now - t0_).count()), m.rungs() - 1);
+}
+
+void Scheduler::slo_done(const ServedModel& m, const std::vector<std::shared_ptr<Job>>& batch,
+                         SteadyClock::time_point end) {
+  auto it = slo_.find(m.name);
+  if (it == slo_.end()) return;
+  SloController& c = it->second;
+  const double now = std::chrono::duration<double>(end - t0_).count();
+  for (const auto& j : batch)
+    if (j->status == 0) c.observe(now, std::chrono::duration<double, std::milli>(end - j->admitted).count());
+  if (!metrics_) return;
+  const int rung = std::min(c.level(now), m.rungs() - 1);
+  Metrics::SloGauges g;
+  g.rung = rung;
+  g.variant = size_t(rung) < opt_.slo_ladder.size() ? opt_.slo_ladder[size_t(rung)] : m.image_rung(rung).weights();
+  g.accuracy = size_t(rung) < opt_.slo_accuracy.size() ? opt_.slo_accuracy[size_t(rung)] : -1;
+  g.target_ms = opt_.slo_p99_ms;
+  g.windows = c.stats().windows;
+  g.windows_met = c.stats().windows_met;
+  g.steps_down = c.stats().steps_down;
+  g.steps_up = c.stats().steps_up;
+  g.last_p99_ms = c.stats().last_p99_ms;
+  metrics_->set_slo(m.name, g);
 }
 
 }  // namespace focus

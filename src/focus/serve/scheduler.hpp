@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "focus/serve/served_model.hpp"
+#include "focus/serve/slo_controller.hpp"
 
 namespace focus {
 
@@ -36,6 +37,17 @@ struct SchedulerOptions {
   int64_t max_batch = 64;          // items per batch
   double max_queue_delay_ms = 0;   // how long a head may wait for company
   int64_t queue_capacity = 256;    // queued jobs per model
+  // The latency SLO (slo_controller.hpp): > 0 runs image batches on the rung the model's
+  // controller picks, and feeds it each request's latency (admission to answer).
+  double slo_p99_ms = 0;
+  double slo_window_ms = 1000;
+  std::vector<std::string> slo_ladder;  // the rungs' names (weights), for the metrics
+  std::vector<double> slo_accuracy;     // their accuracies, when known
+  // With an SLO, admission also sheds load early (Clockwork-style): a job whose queue would make
+  // it wait past shed_at x SLO (the items queued ahead of it x the model's recent compute time
+  // per item; an empty queue always admits) is
+  // refused at once (Admit::Shed -> 429) rather than answered late.
+  double slo_shed_at = 0.8;
 };
 
 using SteadyClock = std::chrono::steady_clock;
@@ -72,7 +84,7 @@ struct Job {
   bool cancel() { int q = Queued; return state.compare_exchange_strong(q, Cancelled); }
 };
 
-enum class Admit { Ok, QueueFull, Draining };
+enum class Admit { Ok, QueueFull, Draining, Shed };  // Shed: it would wait past the SLO
 
 class Scheduler {
  public:
@@ -97,6 +109,10 @@ class Scheduler {
   void loop();
   void run_batch(std::vector<std::shared_ptr<Job>>& batch);
   void publish_depth(const std::string& model, const Queue& q);
+  // The model's SLO rung for a batch starting now (0 without an SLO); slo_done feeds it the
+  // batch's latencies. Executor thread only.
+  int slo_rung(const ServedModel& m, SteadyClock::time_point now);
+  void slo_done(const ServedModel& m, const std::vector<std::shared_ptr<Job>>& batch, SteadyClock::time_point end);
 
   SchedulerOptions opt_;
   Metrics* metrics_;
@@ -105,6 +121,9 @@ class Scheduler {
   std::map<std::string, Queue> queues_;
   std::atomic<bool> stop_{false}, draining_{false};
   bool busy_ = false;  // under mu_: a batch is running
+  std::map<std::string, SloController> slo_;  // by model name (executor thread)
+  std::map<std::string, double> ms_per_item_;  // under mu_: recent compute time per item, by model
+  const SteadyClock::time_point t0_ = SteadyClock::now();
   std::thread thread_;
 };
 

@@ -27,7 +27,12 @@ std::shared_ptr<const ServedModel> load_served_model(const std::string& name,
     m->kind = ModelKind::Image;
     ImagePredictorOptions io;
     io.max_batch = opt.max_batch;
+    io.weights = opt.image_ladder.empty() ? opt.image_weights : opt.image_ladder[0];
     m->image = std::make_unique<ImagePredictor>(path, io);
+    for (size_t i = 1; i < opt.image_ladder.size(); ++i) {
+      io.weights = opt.image_ladder[i];
+      m->faster.push_back(std::make_unique<ImagePredictor>(path, io));
+    }
   }
   {
     std::ifstream f(path, std::ios::binary);
@@ -63,6 +68,11 @@ nlohmann::json ServedModel::summary() const {
     j["endpoints"] = {"classify", "explain", "v2-infer"};
     j["classes"] = image->info().class_names;
     j["input"] = {image->channels(), image->image_size(), image->image_size()};
+    j["weights"] = image->weights();
+    if (!faster.empty()) {
+      j["slo_ladder"] = {image->weights()};
+      for (const auto& f : faster) j["slo_ladder"].push_back(f->weights());
+    }
   } else {
     j["kind"] = "seq2seq";
     j["task"] = translator->task();

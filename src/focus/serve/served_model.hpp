@@ -19,6 +19,10 @@ enum class ModelKind { Image, Seq2Seq };
 struct ServedModelOptions {
   DType weights = DType::F32;  // seq2seq inference weights (F32 or BF16)
   int64_t max_batch = 64;      // image predictor's chunk size
+  std::string image_weights = "f32";  // image models: f32 | int8 | auto (ImagePredictorOptions)
+  // Image models under an SLO: the ladder's weights, most accurate first (rung 0 replaces
+  // image_weights); each rung is loaded once. Empty: one variant.
+  std::vector<std::string> image_ladder;
 };
 
 struct ServedModel {
@@ -26,7 +30,12 @@ struct ServedModel {
   std::string file_sha256;  // of the whole file
   ModelKind kind = ModelKind::Image;
   double load_seconds = 0;
-  std::unique_ptr<ImagePredictor> image;  // kind == Image
+  std::unique_ptr<ImagePredictor> image;  // kind == Image (the SLO ladder's rung 0)
+  std::vector<std::unique_ptr<ImagePredictor>> faster;  // the ladder's rungs 1.. (faster variants)
+  int rungs() const { return 1 + int(faster.size()); }
+  const ImagePredictor& image_rung(int i) const {
+    return i <= 0 || faster.empty() ? *image : *faster[size_t(std::min<int>(i, int(faster.size())) - 1)];
+  }
   std::unique_ptr<Translator> translator;  // kind == Seq2Seq
 
   // The V2 model metadata (/v2/models/{m}): name, versions, platform, inputs, outputs.

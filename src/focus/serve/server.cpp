@@ -142,6 +142,8 @@ Server::Server(const ServeOptions& options) : impl_(std::make_unique<Impl>(optio
                  s.opt.keys.c_str());
   s.model_opt.weights = s.opt.weights == "bf16" ? DType::BF16 : DType::F32;
   s.model_opt.max_batch = s.opt.max_batch;
+  s.model_opt.image_weights = s.opt.image_weights;
+  if (s.opt.slo_p99_ms > 0) s.model_opt.image_ladder = slo_ladder_of(s.opt);
   for (const std::string& arg : s.opt.models) {
     const auto [name, path] = split_model_arg(arg);
     auto m = load_served_model(name, path, s.model_opt);
@@ -159,13 +161,18 @@ Server::Server(const ServeOptions& options) : impl_(std::make_unique<Impl>(optio
   so.max_batch = s.opt.max_batch;
   so.max_queue_delay_ms = s.opt.max_queue_delay_ms;
   so.queue_capacity = s.opt.queue_capacity;
+  so.slo_p99_ms = s.opt.slo_p99_ms;
+  so.slo_window_ms = s.opt.slo_window_ms;
+  so.slo_ladder = slo_ladder_of(s.opt);
+  so.slo_accuracy = s.opt.slo_accuracy;
   s.sched = std::make_unique<Scheduler>(so, &s.metrics);
   if (!s.opt.review_store.empty()) {
     s.review = std::make_unique<ReviewDesk>(
         ReviewDeskOptions{.store = s.opt.review_store, .threshold = s.opt.review_threshold,
                           .capacity_per_hour = s.opt.review_capacity_per_hour,
                           .queue_cap = s.opt.review_queue_cap, .audit_share = s.opt.review_audit_share,
-                          .lease_ms = s.opt.review_lease_ms},
+                          .lease_ms = s.opt.review_lease_ms,
+                          .undo_window_ms = s.opt.review_undo_window_ms},
         &s.metrics);
     std::fprintf(stderr, "focus serve: review queue %s (%s)\n", s.opt.review_store.c_str(),
                  s.opt.review_capacity_per_hour > 0

@@ -283,6 +283,11 @@ struct Server::Impl {
         refuse(c, 429, "queue_full", fmt::format("model '{}' has {} requests queued, its limit: retry later",
                                                  job->model->name, opt.queue_capacity));
         return false;
+      case Admit::Shed:
+        c.res.set_header("Retry-After", std::to_string(opt.retry_after_s));
+        refuse(c, 429, "slo_shed", fmt::format("model '{}' is loaded past its latency SLO ({:g} ms): retry later",
+                                               job->model->name, opt.slo_p99_ms));
+        return false;
       case Admit::Draining:
         refuse(c, 503, "draining", "the server is shutting down");
         return false;
@@ -366,6 +371,7 @@ struct Server::Impl {
   void classify(Ctx& c, const std::string& name);
   void translate(Ctx& c, const std::string& name);
   void explain(Ctx& c, const std::string& name);
+  nlohmann::json evidence(const std::shared_ptr<const ServedModel>& m, const Image& image);
   void repository_load(Ctx& c, const std::string& name);
   void review_routes();  // the review queue's endpoints and the reviewer page (routes.cpp)
   ReloadResult reload(const std::string& name, const std::string& path);

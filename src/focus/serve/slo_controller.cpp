@@ -1,0 +1,65 @@
+// The latency-SLO controller (see slo_controller.hpp).
+#include "focus/serve/slo_controller.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "focus/tensor/error.hpp"
+
+namespace focus {
+
+SloController::SloController(const SloOptions& opt) : opt_(opt) {
+  FOCUS_CHECK(std::isfinite(opt.p99_ms) && opt.p99_ms > 0, ValueError, "SLO p99 {} ms must be > 0", opt.p99_ms);
+  FOCUS_CHECK(opt.rungs >= 1, ValueError, "SLO ladder needs at least one variant, got {}", opt.rungs);
+  FOCUS_CHECK(opt.window_s > 0, ValueError, "SLO window {} s must be > 0", opt.window_s);
+  FOCUS_CHECK(opt.up_at > 0 && opt.up_at < opt.down_at && opt.down_at <= 1, ValueError,
+              "SLO thresholds: need 0 < up_at ({}) < down_at ({}) <= 1", opt.up_at, opt.down_at);
+  FOCUS_CHECK(opt.up_windows >= 1 && opt.min_samples >= 1, ValueError,
+              "SLO: up_windows ({}) and min_samples ({}) must be >= 1", opt.up_windows, opt.min_samples);
+}
+
+void SloController::observe(double now_s, double latency_ms) {
+  level(now_s);  // a request of a new window belongs to it
+  latencies_.push_back(latency_ms);
+}
+
+void SloController::close_window() {
+  const double slo = opt_.p99_ms;
+  if (latencies_.empty()) {  // no traffic: calm
+    if (++calm_ >= opt_.up_windows && level_ > 0) --level_, calm_ = 0, ++stats_.steps_up;
+    return;
+  }
+  std::sort(latencies_.begin(), latencies_.end());
+  const size_t n = latencies_.size();
+  const double p99 = latencies_[std::min(n - 1, size_t(std::ceil(0.99 * double(n))) - 1)];
+  latencies_.clear();
+  ++stats_.windows;
+  stats_.windows_met += p99 <= slo;
+  stats_.last_p99_ms = p99;
+  if (p99 > opt_.down_at * slo && int(n) >= opt_.min_samples) {
+    calm_ = 0;
+    if (level_ + 1 < opt_.rungs) ++level_, ++stats_.steps_down;
+  } else if (p99 < opt_.up_at * slo) {
+    if (++calm_ >= opt_.up_windows && level_ > 0) --level_, calm_ = 0, ++stats_.steps_up;
+  } else {
+    calm_ = 0;
+  }
+}
+
+int SloController::level(double now_s) {
+  if (window_start_ < 0) window_start_ = std::floor(now_s / opt_.window_s) * opt_.window_s;  // aligned windows
+  while (now_s >= window_start_ + opt_.window_s) {
+    close_window();
+    window_start_ += opt_.window_s;
+    if (latencies_.empty() && now_s >= window_start_ + 64 * opt_.window_s) {
+      // A long idle gap: every window in it was calm; skip ahead without a loop per window.
+      const double skipped = std::floor((now_s - window_start_) / opt_.window_s);
+      calm_ += int(std::min(skipped, 1e6));
+      while (calm_ >= opt_.up_windows && level_ > 0) --level_, calm_ -= opt_.up_windows, ++stats_.steps_up;
+      window_start_ += skipped * opt_.window_s;
+    }
+  }
+  return level_;
+}
+
+}  // namespace focus

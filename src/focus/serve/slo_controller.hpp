@@ -1,0 +1,57 @@
+// The latency-SLO controller of `focus serve --slo-p99-ms X` (docs/BUDGET.md): a model is served
+// by a ladder of variants, rung 0 the most accurate and each next one faster (from `focus plan`:
+// f32 then int8 weights), and the controller moves along the ladder to keep the p99 latency of
+// requests (queue + compute) within the SLO as load changes:
+//   - time is cut into windows (window_s); at each window's end its requests' p99 is compared
+//     with the SLO: above down_at x SLO, one rung down (faster) at once; below up_at x SLO (or no
+//     request at all) for up_windows windows in a row, one rung up (hysteresis: the gap between
+//     up_at and down_at and the run of calm windows keep it from flapping);
+//   - a window with fewer than min_samples requests does not move it down (too few to tell).
+// It also counts the windows that met the SLO (attainment) and the rung's share of time, so the
+// metrics can show the variant in use and the effective accuracy served. Pure and
+// single-threaded: the scheduler's executor owns one per model and feeds it its clock.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace focus {
+
+struct SloOptions {
+  double p99_ms = 0;      // the SLO (> 0)
+  int rungs = 1;          // ladder length (>= 1)
+  double window_s = 1.0;  // decision window
+  double down_at = 0.8;   // step down when a window's p99 > down_at x SLO
+  double up_at = 0.4;     // a calm window: p99 < up_at x SLO, or no request
+  int up_windows = 3;     // calm windows in a row before one step up
+  int min_samples = 10;   // requests a window needs to move the level down
+};
+
+class SloController {
+ public:
+  explicit SloController(const SloOptions& opt);  // ValueError for options out of range
+
+  // A request finished at `now_s` (seconds, any monotonic origin) after `latency_ms`.
+  void observe(double now_s, double latency_ms);
+  // Closes every window that ended by now_s (deciding after each) and returns the rung to use.
+  int level(double now_s);
+
+  struct Stats {
+    int64_t windows = 0;         // closed windows with at least one request
+    int64_t windows_met = 0;     // ... whose p99 was within the SLO
+    int64_t steps_down = 0, steps_up = 0;
+    double last_p99_ms = 0;      // of the last closed window with requests
+  };
+  const Stats& stats() const { return stats_; }
+  const SloOptions& options() const { return opt_; }
+
+ private:
+  void close_window();
+  SloOptions opt_;
+  int level_ = 0;
+  int calm_ = 0;
+  double window_start_ = -1;  // < 0: no window open yet
+  std::vector<double> latencies_;  // this window's
+  Stats stats_;
+};
+
+}  // namespace focus

@@ -1,0 +1,79 @@
+// The latency-SLO controller on a simulated clock (serve/slo_controller.hpp): a window whose p99
+// passes down_at x SLO moves one rung down at once; calm windows (p99 below up_at x SLO, or no
+// traffic) move it back up only after up_windows in a row; in between it holds; too few requests
+// never move it down; windows are counted for attainment; bad options are refused.
+#include "focus/serve/slo_controller.hpp"
+
+#include <gtest/gtest.h>
+
+#include "focus/tensor/error.hpp"
+#include "support/expect_error.hpp"
+
+namespace focus {
+namespace {
+
+// n requests of latency ms spread over window w (1 s windows).
+void window(SloController& c, int w, int n, double ms) {
+  for (int i = 0; i < n; ++i) c.observe(w + (i + 0.5) / n, ms);
+}
+
+TEST(SloController, StepsDownAtOnceAndUpAfterCalmWindows) {
+  SloController c(SloOptions{.p99_ms = 10, .rungs = 3, .window_s = 1, .down_at = 0.8, .up_at = 0.4, .up_windows = 3});
+  window(c, 0, 50, 5);  // 5 ms: neither hot nor calm
+  EXPECT_EQ(c.level(1.0), 0);
+  window(c, 1, 50, 9);  // 9 > 8: one rung down
+  EXPECT_EQ(c.level(2.0), 1);
+  window(c, 2, 50, 12);  // still hot: down again, then the ladder ends
+  EXPECT_EQ(c.level(3.0), 2);
+  window(c, 3, 50, 30);
+  EXPECT_EQ(c.level(4.0), 2);
+  EXPECT_EQ(c.stats().steps_down, 2);
+  // Calm for two windows: holds; a middling window resets the run; three calm in a row: up one.
+  window(c, 4, 50, 2);
+  window(c, 5, 50, 2);
+  EXPECT_EQ(c.level(6.0), 2);
+  window(c, 6, 50, 6);
+  window(c, 7, 50, 2);
+  window(c, 8, 50, 2);
+  EXPECT_EQ(c.level(9.0), 2);
+  window(c, 9, 50, 2);
+  EXPECT_EQ(c.level(10.0), 1);
+  EXPECT_EQ(c.stats().steps_up, 1);
+  // Attainment: windows 2 (12 ms) and 3 (30 ms) missed the 10 ms SLO.
+  EXPECT_EQ(c.stats().windows, 10);
+  EXPECT_EQ(c.stats().windows_met, 8);
+  EXPECT_DOUBLE_EQ(c.stats().last_p99_ms, 2);
+}
+
+TEST(SloController, TheP99NotTheMeanDecidesAndFewRequestsDoNotMoveIt) {
+  SloController c(SloOptions{.p99_ms = 10, .rungs = 2, .min_samples = 10});
+  window(c, 0, 5, 50);  // hot but only 5 requests
+  EXPECT_EQ(c.level(1.0), 0);
+  EXPECT_EQ(c.stats().windows_met, 0);  // still counted as a missed window
+  for (int i = 0; i < 100; ++i) c.observe(1 + i / 100.0, i < 98 ? 1.0 : 40.0);  // 2% slow: p99 = 40 ms
+  EXPECT_EQ(c.level(2.0), 1);
+}
+
+TEST(SloController, IdleTimeIsCalm) {
+  SloController c(SloOptions{.p99_ms = 10, .rungs = 2, .up_windows = 3});
+  window(c, 0, 50, 20);
+  EXPECT_EQ(c.level(1.0), 1);
+  EXPECT_EQ(c.level(3.5), 1);  // two empty windows
+  EXPECT_EQ(c.level(4.0), 0);  // the third
+  // A very long gap is skipped without a loop per window, and still counts as calm.
+  window(c, 4, 50, 20);
+  EXPECT_EQ(c.level(5.0), 1);
+  EXPECT_EQ(c.level(1e7), 0);
+}
+
+TEST(SloController, BadOptionsAreRefused) {
+  using testing::expect_error;
+  expect_error<ValueError>([] { SloController(SloOptions{.p99_ms = 0}); }, {"must be > 0"});
+  expect_error<ValueError>([] { SloController(SloOptions{.p99_ms = 5, .rungs = 0}); }, {"at least one"});
+  expect_error<ValueError>([] { SloController(SloOptions{.p99_ms = 5, .down_at = 0.3, .up_at = 0.4}); },
+                           {"up_at (0.4) < down_at (0.3)"});
+  expect_error<ValueError>([] { SloController(SloOptions{.p99_ms = 5, .window_s = 0}); }, {"window"});
+}
+
+}  // namespace
+}  // namespace focus
