@@ -119,9 +119,12 @@ TEST_F(ReviewCli, BadOptions) {
   auto r = run("simulate-review --model /nonexistent.safetensors");
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.out.find("/nonexistent.safetensors"), std::string::npos) << r.out;
-  r = run("simulate-review --model x --stream shifted");
+  r = run("simulate-review --model x --stream drifted");
   EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.out.find("shifted"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("drifted"), std::string::npos) << r.out;
+  r = run("simulate-review --model x --stream shifted --shift blur");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("blur"), std::string::npos) << r.out;
   r = run("calibrate --model /nonexistent.safetensors -o /tmp/x.safetensors");
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.out.find("/nonexistent.safetensors"), std::string::npos) << r.out;

@@ -1,7 +1,8 @@
 // The labels.jsonl export and its reader for training: a queue's labelled items exported in label
 // order with their inputs (base64) and scores; PNG items read back as the exact 8-bit gray pixels
 // with class indices (by name or by index), text items skipped, and bad lines refused naming the
-// file and line.
+// file and line; the same items read straight from a store (`focus train --reviewed`), and the
+// source picked from its name (export or store), a missing store never created.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -105,6 +106,48 @@ TEST(ReviewedLabels, BadLinesNameFileAndLine) {
   write(R"({"content_type": "image/png", "label": "one", "input_base64": "aGVsbG8="})");  // "hello"
   expect_error<FormatError>([&] { read_reviewed_images(p, kNames, 4, 3); }, {"bad.jsonl:3"});
   expect_error<IOError>([&] { read_reviewed_images(p + ".missing", kNames); }, {"bad.jsonl.missing"});
+}
+
+TEST(ReviewedLabels, FromAStoreAndFromEitherSource) {
+  namespace fs = std::filesystem;
+  const std::string dir = ::testing::TempDir() + "reviewed_source/";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string db = dir + "queue.db";
+  {
+    auto q = open_queue_store(db);
+    const std::string png = encode_png(ramp());
+    const int64_t a = q->enqueue(NewItem{.request_id = "a", .content_type = "image/png", .input = png}).id;
+    const int64_t b = q->enqueue(NewItem{.request_id = "b", .content_type = "text/plain", .input = "x"}).id;
+    const int64_t c = q->enqueue(NewItem{.request_id = "c", .content_type = "image/png", .input = png}).id;
+    q->enqueue(NewItem{.request_id = "d", .content_type = "image/png", .input = png});  // never labelled
+    q->label(c, "alice", "two");
+    q->label(b, "alice", "one");
+    q->label(a, "bob", "1");
+    export_labels(*q, dir + "labels.jsonl");
+    std::ofstream(dir + "labels.export") << std::ifstream(dir + "labels.jsonl").rdbuf();  // no suffix
+  }
+  auto store = open_queue_store(db);
+  const ReviewedImages direct = read_reviewed_images(*store, db, kNames, 4, 3);
+  EXPECT_EQ(direct.labels, (std::vector<int64_t>{2, 1}));  // label order, text skipped
+  EXPECT_EQ(direct.skipped, 1);
+  for (const std::string& src : {db, "sqlite://" + db, dir + "labels.jsonl", dir + "labels.export"}) {
+    const ReviewedImages r = load_reviewed_images(src, kNames, 4, 3);
+    EXPECT_EQ(r.labels, direct.labels) << src;
+    EXPECT_EQ(r.pixels, direct.pixels) << src;
+    EXPECT_EQ(r.skipped, 1) << src;
+  }
+  // A missing store is an error, not a new empty database.
+  expect_error<IOError>([&] { load_reviewed_images(dir + "none.db", kNames); }, {"none.db", "not a file"});
+  EXPECT_FALSE(fs::exists(dir + "none.db"));
+  expect_error<IOError>([&] { load_reviewed_images("sqlite://" + dir + "none.db", kNames); }, {"none.db"});
+  // A file that is neither an export nor a database.
+  std::ofstream(dir + "junk.db") << "this is not a database, it is a text file of some length..........";
+  EXPECT_THROW(load_reviewed_images(dir + "junk.db", kNames), QueueStoreError);
+  // An item whose label names no class: the store and the item's id.
+  store->label(store->enqueue(NewItem{.request_id = "e", .content_type = "image/png",
+                                      .input = encode_png(ramp())}).id, "bob", "Hat");
+  expect_error<FormatError>([&] { load_reviewed_images(db, kNames, 4, 3); }, {"queue.db item", "'Hat'"});
 }
 
 }  // namespace

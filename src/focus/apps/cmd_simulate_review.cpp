@@ -14,10 +14,13 @@
 //     calibration/test splits (the share of splits whose test error among accepted <= epsilon);
 //   - the capacity controller when traffic doubles half-way (--rate, then 2 x --rate): inflow per
 //     hour against capacity, queue length, overflow, audit estimate, nothing lost.
-// Only --stream test exists (the shifted stream and feedback runs of issue 19 are not built).
+// --stream shifted replays the test images under a shift (--shift; review_feedback.hpp) instead;
+// --feedback-every N adds the feedback run: labels fed back into the served model every N reviews
+// (fine-tuning with replay, gated on a held-out slice), accuracy over time with and without it.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -27,6 +30,7 @@
 
 #include "focus/apps/calibration_cli.hpp"
 #include "focus/apps/commands.hpp"
+#include "focus/apps/review_feedback.hpp"
 #include "focus/apps/review_page.hpp"
 #include "focus/infer/model_calibration.hpp"
 #include "focus/io/atomic_file.hpp"
@@ -46,7 +50,8 @@ using namespace focus::review;
 
 struct SimOpts {
   std::string model, data_dir = kFashionMnistDir, stream = "test", out, cost, score = "least-confidence",
-      policy = "all";
+      policy = "all", shift = "invert", work_dir;
+  FeedbackOptions feedback;  // run when feedback.every > 0
   double budget = 0.1, capacity = 0, rate = 1000, reviewer_accuracy = 1.0, audit = 0.02;
   double epsilon = 0.02, delta = 0.1;
   int64_t queue = 50, calib = 2000, risk_splits = 100, limit = 0;
@@ -266,7 +271,8 @@ json capacity_run(const SimOpts& o, const Stream& s, const std::vector<double>& 
 
 Stream load_stream(const SimOpts& o, CalibrationReport& before, CalibrationReport& after, double& temperature) {
   const ImagePredictor predictor(o.model);
-  const ImageDataset test = load_fashion_mnist(o.data_dir, Split::Test);
+  const ImageDataset clean = load_fashion_mnist(o.data_dir, Split::Test);
+  const ImageDataset test = o.stream == "shifted" ? shift_images(clean, o.shift, o.seed) : clean;
   std::vector<int64_t> order = permutation(test.size(), o.seed);
   if (o.limit > 0 && o.limit < int64_t(order.size())) order.resize(size_t(o.limit));
   Stream s;
@@ -308,6 +314,69 @@ json headline(const SimOpts& o, const json& j) {
   const std::string key = o.policy == "capacity" && o.audit > 0 ? "capacity+audit" : o.policy;
   if (!j["at_budget"].contains(key)) return nullptr;
   return {{"policy", key}, {"budget", o.budget}, {"system_accuracy", j["at_budget"][key]}};
+}
+
+// The feedback run on the stream's images (the Fashion-MNIST test set, shifted or not).
+json feedback_run(const SimOpts& o) {
+  namespace fs = std::filesystem;
+  FeedbackOptions f = o.feedback;
+  f.model = o.model;
+  f.data_dir = o.data_dir;
+  f.shift = o.stream == "shifted" ? o.shift : "none";
+  f.rate = o.rate;
+  f.queue = o.queue;
+  f.reviewer_accuracy = o.reviewer_accuracy;
+  f.limit = o.limit;
+  f.seed = o.seed;
+  f.quiet = o.json;
+  std::string temp;
+  if (!o.work_dir.empty()) {
+    f.work_dir = o.work_dir;
+  } else if (!o.out.empty()) {
+    f.work_dir = o.out + "/feedback";
+  } else {
+    std::string tmpl = (fs::temp_directory_path() / "focus-feedback-XXXXXX").string();
+    FOCUS_CHECK(mkdtemp(tmpl.data()) != nullptr, IOError, "cannot create a temporary directory in {}",
+                fs::temp_directory_path().string());
+    f.work_dir = temp = tmpl;
+  }
+  json j;
+  try {
+    j = run_feedback(f);
+  } catch (...) {
+    if (!temp.empty()) fs::remove_all(temp);
+    throw;
+  }
+  if (!temp.empty()) fs::remove_all(temp);
+  return j;
+}
+
+void print_feedback(const json& f) {
+  std::printf("\nfeedback run (%s shift; stream %lld items, gate %lld, evaluation %lld; budget %.0f%%, "
+              "fine-tuning every %lld labels, replay share %.2f): starting model %.2f%% on the evaluation "
+              "slice (%.2f%% before the shift)\n",
+              f["shift"].get<std::string>().c_str(), (long long)f["stream_items"].get<int64_t>(),
+              (long long)f["gate_items"].get<int64_t>(), (long long)f["eval_items"].get<int64_t>(),
+              100 * f["budget"].get<double>(), (long long)f["feedback_every"].get<int64_t>(),
+              f["replay_share"].get<double>(), 100 * f["base_eval_accuracy"].get<double>(),
+              100 * f["clean_eval_accuracy"].get<double>());
+  for (const json& r : f["with"]["rounds"])
+    if (r.contains("candidate_gate_accuracy"))
+      std::printf("  %5lld labels: gate served %.2f%%, candidate %.2f%% (%s); evaluation slice %.2f%%\n",
+                  (long long)r["labels"].get<int64_t>(), 100 * r["served_gate_accuracy"].get<double>(),
+                  100 * r["candidate_gate_accuracy"].get<double>(),
+                  r["promoted"].get<bool>() ? "promoted" : "kept", 100 * r["eval_accuracy"].get<double>());
+  std::printf("  final model: %.2f%% on the evaluation slice, %.2f%% on its images before the shift (starting model: "
+              "%.2f%%)\n", 100 * f["with"]["rounds"].back()["eval_accuracy"].get<double>(),
+              100 * f["with"]["final_clean_eval_accuracy"].get<double>(), 100 * f["clean_eval_accuracy"].get<double>());
+  if (f["after_target"].is_null())
+    std::printf("  fewer than %lld labels came back (with feedback %lld, without %lld)\n",
+                (long long)f["target_labels"].get<int64_t>(), (long long)f["with"]["labels"].get<int64_t>(),
+                (long long)f["without"]["labels"].get<int64_t>());
+  else
+    std::printf("  after %lld reviewed labels: %.2f%% with feedback, %.2f%% without (%+.2f points)\n",
+                (long long)f["after_target"]["labels"].get<int64_t>(), 100 * f["after_target"]["with"].get<double>(),
+                100 * f["after_target"]["without"].get<double>(), f["after_target"]["gain_points"].get<double>());
 }
 
 void print_text(const json& j) {
@@ -352,6 +421,7 @@ void print_text(const json& j) {
               (long long)c["reviewed"].get<int64_t>(), (long long)c["overflow_model_answered_flagged"].get<int64_t>(),
               (long long)c["pending_at_end"].get<int64_t>(), c["nothing_lost"].get<bool>() ? "yes" : "no",
               100 * c["audit"]["estimate"].get<double>(), 100 * c["audit"]["true_would_be_accepted_error"].get<double>());
+  if (j.contains("feedback")) print_feedback(j["feedback"]);
 }
 
 }  // namespace
@@ -364,8 +434,37 @@ Command add_simulate_review_command(CLI::App& app) {
   auto o = std::make_shared<SimOpts>();
   sub->add_option("--model", o->model, "image model file (.safetensors)")->required();
   sub->add_option("--data-dir", o->data_dir, "Fashion-MNIST directory")->capture_default_str();
-  sub->add_option("--stream", o->stream, "the stream replayed (test: the Fashion-MNIST test set)")
-      ->check(CLI::IsMember({"test"}))->capture_default_str();
+  sub->add_option("--stream", o->stream,
+                  "the stream replayed (test: the Fashion-MNIST test set; shifted: its images under --shift)")
+      ->check(CLI::IsMember({"test", "shifted"}))->capture_default_str();
+  sub->add_option("--shift", o->shift, std::string("the shift of --stream shifted: ") + kShiftKinds)
+      ->check(CLI::IsMember({"invert", "rotate90", "noise"}))->capture_default_str();
+  o->feedback.every = 0;
+  FeedbackOptions& fb = o->feedback;
+  sub->add_option("--feedback-every", fb.every,
+                  "feedback run: fine-tune the served model on the labels every N reviews (0 = no feedback run)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  sub->add_option("--feedback-budget", fb.budget, "feedback run: reviewed share of the stream")
+      ->check(CLI::Range(0.001, 1.0))->capture_default_str();
+  sub->add_option("--feedback-target", fb.target, "feedback run: the accuracies reported after this many labels")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--gate-items", fb.gate_items, "feedback run: held-out stream items the promotion gate scores on")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--eval-items", fb.eval_items, "feedback run: held-out stream items the accuracy is measured on")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--feedback-window", fb.window, "feedback run: stream items per reported window")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--replay-share", fb.replay_share, "feedback run: training-data share of each fine-tuning mix")
+      ->check(CLI::Range(0.0, 0.95))->capture_default_str();
+  sub->add_option("--ft-epochs", fb.epochs, "feedback run: epochs over the mix per round")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--ft-lr", fb.lr, "feedback run: fine-tuning learning rate")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--ft-batch", fb.batch, "feedback run: fine-tuning batch")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--work-dir", o->work_dir,
+                  "feedback run: where each round's fine-tuning run is written (default: OUT/feedback, or a "
+                  "temporary directory removed at the end)");
   sub->add_option("--budget", o->budget, "review budget (share of items) for the headline numbers")
       ->check(CLI::Range(0.0, 1.0))->capture_default_str();
   sub->add_option("--capacity", o->capacity, "reviews per hour of the capacity run (0 = budget x rate)")
@@ -402,7 +501,8 @@ Command add_simulate_review_command(CLI::App& app) {
     double temperature = 1;
     const Stream s = load_stream(*o, before, after, temperature);
     const std::vector<double>& route = s.scores.at(o->score);
-    json j = {{"model", o->model}, {"stream", o->stream}, {"items", s.n}, {"classes", s.K},
+    json j = {{"model", o->model}, {"stream", o->stream},
+              {"shift", o->stream == "shifted" ? json(o->shift) : json(nullptr)}, {"items", s.n}, {"classes", s.K},
               {"temperature", temperature}, {"model_accuracy", after.accuracy},
               {"reviewer_accuracy", o->reviewer_accuracy}, {"budget", o->budget}, {"seed", o->seed},
               {"route_score", o->score}, {"cost_matrix", o->cost},
@@ -424,6 +524,7 @@ Command add_simulate_review_command(CLI::App& app) {
     j["risk_target"] = risk_target_splits(*o, s, route);
     j["capacity_run"] = capacity_run(*o, s, route);
     j["headline"] = o->policy == "all" ? json(nullptr) : headline(*o, j);
+    if (o->feedback.every > 0) j["feedback"] = feedback_run(*o);
     if (!o->out.empty()) {
       std::filesystem::create_directories(o->out);
       write_file_atomic(o->out + "/review.json", j.dump(2) + "\n");

@@ -2,7 +2,9 @@
 // train/Trainer, fit the best model's temperature on the validation split (image models;
 // infer/model_calibration.hpp), evaluate it on the test set, and say where everything is.
 // --extra-labels F appends the reviewed images of a `focus review export` file to the training
-// split (review/reviewed_labels.hpp).
+// split (review/reviewed_labels.hpp). --resume CKPT --reviewed SOURCE fine-tunes CKPT's weights on
+// the reviewed images of a queue store or export mixed with a replay of the training split
+// (train/fine_tune.hpp) into a candidate model for `focus promote`.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstring>
@@ -13,11 +15,13 @@
 #include "focus/data/dataset.hpp"
 #include "focus/dist/communicator.hpp"
 #include "focus/infer/model_calibration.hpp"
+#include "focus/io/atomic_file.hpp"
 #include "focus/io/safetensors.hpp"
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/gemm.hpp"
 #include "focus/review/reviewed_labels.hpp"
 #include "focus/tensor/rng.hpp"
+#include "focus/train/fine_tune.hpp"
 #include "focus/train/trainer.hpp"
 
 namespace focus {
@@ -60,11 +64,86 @@ ImageDataset training_images(const TrainConfig& cfg, int64_t& extra, bool root) 
                       train.class_names());
 }
 
+// The share of samples `idx` of `ds` the model answers with their label.
+double accuracy_on(ImageClassifier& model, const ImageDataset& ds, const std::vector<int64_t>& idx,
+                 const Normalization& norm) {
+  return evaluate(model, ds, idx, norm).accuracy();
+}
+
+// `focus train --resume CKPT --reviewed SOURCE`: fine-tunes CKPT's weights on the reviewed images
+// mixed with a replay of the run's training split; validates on the run's validation split (as
+// `focus promote` rebuilds it from the candidate's config.json) and says how to promote it.
+int fine_tune_and_report(const TrainConfig& cfg) {
+  namespace fs = std::filesystem;
+  FOCUS_CHECK(!cfg.resume.empty(), ValueError,
+              "--reviewed fine-tunes a trained model: give its checkpoint or model file with --resume");
+  FOCUS_CHECK(world().size() == 1, ValueError, "--reviewed: fine-tuning runs in one process (no mpirun)");
+  std::error_code ec;
+  FOCUS_CHECK(!fs::equivalent(fs::path(cfg.resume).parent_path().empty() ? "." : fs::path(cfg.resume).parent_path(),
+                              cfg.out, ec),
+              ValueError, "--out {} is the directory of --resume {}: fine-tuning would overwrite the run it "
+              "starts from; give another --out", cfg.out, cfg.resume);
+  if (cfg.threads > 0) set_num_threads(cfg.threads);
+  const ImageDataset train = load_fashion_mnist(cfg.data_dir, Split::Train);
+  LoadedModel start = load_fine_tune_start(cfg.resume, train.class_names());
+  FOCUS_CHECK(start.info.class_names == train.class_names(), ValueError,
+              "{}: its {} classes are not the training data's {}", cfg.resume, start.info.class_names.size(),
+              train.num_classes());
+  const review::ReviewedImages rv =
+      review::load_reviewed_images(cfg.reviewed, train.class_names(), train.height(), train.width());
+  FOCUS_CHECK(rv.size() > 0, ValueError, "--reviewed '{}': no labelled image/png item in it ({} other items)",
+              cfg.reviewed, rv.skipped);
+  const TrainValSplit split = default_split(train.labels(), train.num_classes(), cfg);
+  // The reviewed images as a dataset of their own, to measure the agreement before and after.
+  const ImageDataset reviewed(rv.pixels, rv.labels, train.channels(), train.height(), train.width(),
+                              train.class_names());
+  std::vector<int64_t> all_reviewed(size_t(rv.size()));
+  for (int64_t i = 0; i < rv.size(); ++i) all_reviewed[size_t(i)] = i;
+  const double agree0 = accuracy_on(*start.model, reviewed, all_reviewed, start.info.norm);
+  const double val0 = accuracy_on(*start.model, train, split.val, start.info.norm);
+  FineTuneSpec spec;
+  spec.replay_share = cfg.replay_share;
+  spec.replay_pool = split.train;
+  spec.val = split.val;
+  std::fprintf(stderr, "focus: fine-tuning %s on %lld reviewed images from %s (%lld non-image items skipped), "
+               "replay share %.2f of the %zu training images; validating on %zu\n",
+               cfg.resume.c_str(), (long long)rv.size(), cfg.reviewed.c_str(), (long long)rv.skipped,
+               cfg.replay_share, split.train.size(), split.val.size());
+  const FineTuneResult r = fine_tune(cfg, *start.model, start.info, train, rv.pixels, rv.labels, spec);
+  // The candidate is the last epoch's model: fine-tuning is there to fit the reviewed labels, and
+  // the gate (`focus promote`) decides on the validation split; picking the epoch best on that
+  // split here would favour the least-moved model before the gate.
+  const std::string candidate = cfg.out + "/model_last.safetensors";
+  calibrate_best(candidate, train, split.val);
+  LoadedModel cand = load_model(candidate);
+  const double agree1 = accuracy_on(*cand.model, reviewed, all_reviewed, cand.info.norm);
+  const double val1 = accuracy_on(*cand.model, train, split.val, cand.info.norm);
+  const nlohmann::json summary = {{"start", cfg.resume}, {"reviewed", cfg.reviewed},
+                                  {"reviewed_images", r.reviewed}, {"replay_images", r.replay},
+                                  {"replay_share", cfg.replay_share}, {"epochs", r.history.size()},
+                                  {"reviewed_agreement_before", agree0}, {"reviewed_agreement_after", agree1},
+                                  {"val_accuracy_before", val0}, {"val_accuracy_after", val1},
+                                  {"validation_images", split.val.size()}, {"candidate", candidate}};
+  write_file_atomic(cfg.out + "/fine_tune.json", summary.dump(2) + "\n");
+  std::printf("fine-tuned on %lld reviewed + %lld replay images, %zu epochs: agreement with the reviewed labels "
+              "%.2f%% -> %.2f%%, validation accuracy %.2f%% -> %.2f%% (%zu images)\n",
+              (long long)r.reviewed, (long long)r.replay, r.history.size(), 100 * agree0, 100 * agree1,
+              100 * val0, 100 * val1, split.val.size());
+  std::printf("candidate: %s\nsummary:   %s/fine_tune.json\nthe gate:  focus promote --candidate %s --served FILE\n",
+              candidate.c_str(), cfg.out.c_str(), candidate.c_str());
+  return 0;
+}
+
 // Trains per `cfg`, evaluates the best model on the test split and prints a summary.
 int train_and_report(const TrainConfig& cfg_in) {
   const TrainConfig cfg = with_task_defaults(cfg_in);
-  FOCUS_CHECK(cfg.extra_labels.empty() || (!is_seq2seq_task(cfg.task) && cfg.task != "text"), ValueError,
-              "--extra-labels: reviewed labels are images; the {} task cannot use them", cfg.task);
+  for (const auto& [flag, value] : {std::pair{"--extra-labels", &cfg.extra_labels}, std::pair{"--reviewed", &cfg.reviewed}})
+    FOCUS_CHECK(value->empty() || (!is_seq2seq_task(cfg.task) && cfg.task != "text"), ValueError,
+                "{}: reviewed labels are images; the {} task cannot use them", flag, cfg.task);
+  if (!cfg.reviewed.empty()) {
+    validate(cfg);
+    return fine_tune_and_report(cfg);
+  }
   if (is_seq2seq_task(cfg.task)) return train_seq2seq_and_report(cfg);
   if (cfg.task == "text") {
     validate(cfg);
@@ -163,14 +242,33 @@ Command add_train_command(CLI::App& app, int argc, char** argv) {
   };
 }
 
-// Applies --resume's stored config, then --config FILE, under the flags.
+// Applies --resume's stored config, then --config FILE, under the flags. Fine-tuning (--reviewed):
+// a model file's run config.json (beside it) when there is one instead of a checkpoint's config,
+// then the fine-tuning defaults: 2 epochs at lr 3e-4 (a tenth of cnn-se's training lr), no
+// warm-up, a constant schedule, into runs/finetune (never the run it starts from).
 void prepare_train_defaults(int argc, char** argv, TrainConfig& cfg) {
   const std::string resume = find_option(argc, argv, "--resume");
+  const bool fine_tuning = !find_option(argc, argv, "--reviewed").empty();
   if (!resume.empty()) {
     SafetensorsFile f = load_safetensors(resume);
     auto it = f.metadata.find("config");
-    FOCUS_CHECK(it != f.metadata.end(), FormatError, "'{}' is not a focus checkpoint (no config)", resume);
-    apply_json(cfg, nlohmann::json::parse(it->second), resume);
+    if (it != f.metadata.end()) {
+      apply_json(cfg, nlohmann::json::parse(it->second), resume);
+    } else {
+      FOCUS_CHECK(fine_tuning, FormatError, "'{}' is not a focus checkpoint (no config)", resume);
+      const auto run_config = std::filesystem::path(resume).parent_path() / "config.json";
+      if (std::filesystem::exists(run_config)) load_config_file(cfg, run_config.string());
+    }
+  }
+  if (fine_tuning) {
+    cfg.epochs = 2;
+    cfg.lr = 3e-4;
+    cfg.warmup_epochs = 0;
+    cfg.schedule = "constant";
+    cfg.patience = 0;
+    cfg.time_limit_min = 0;
+    cfg.extra_labels.clear();
+    cfg.out = "runs/finetune";
   }
   const std::string file = find_option(argc, argv, "--config");
   if (!file.empty()) load_config_file(cfg, file);

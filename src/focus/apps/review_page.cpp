@@ -112,6 +112,80 @@ std::vector<std::string> capacity_charts(const json& c) {
   return {a, b, d};
 }
 
+// Accuracy over the stream's windows with and without feedback: the model's answers at arrival
+// (solid) and the system's final answers (dashed), x = stream items seen.
+std::string feedback_chart(const json& f) {
+  std::vector<Series> series;
+  for (const auto& [key, name] : {std::pair{"with", "with feedback"}, std::pair{"without", "without feedback"}}) {
+    Series model{std::string("model, ") + name, {}, {}, false}, sys{std::string("system, ") + name, {}, {}, true};
+    for (const json& w : f[key]["windows"]) {
+      const double x = double(w["end_item"].get<int64_t>());
+      model.x.push_back(x);
+      model.y.push_back(100 * w["model_accuracy"].get<double>());
+      sys.x.push_back(x);
+      sys.y.push_back(100 * w["system_accuracy"].get<double>());
+    }
+    series.push_back(model);
+    series.push_back(sys);
+  }
+  ChartOptions o;
+  o.title = "accuracy over the shifted stream (windows of " + std::to_string(f["window_items"].get<int64_t>()) + ")";
+  o.x_label = "stream items";
+  o.y_label = "accuracy (%)";
+  o.width = 560;
+  return svg_line_chart(series, o);
+}
+
+// Evaluation-slice accuracy of the served model against the labels that came back.
+std::string feedback_rounds_chart(const json& f) {
+  std::vector<Series> series;
+  for (const auto& [key, name] : {std::pair{"with", "with feedback"}, std::pair{"without", "without feedback"}}) {
+    Series s{name, {}, {}, key == std::string("without")};
+    for (const json& r : f[key]["rounds"]) {
+      s.x.push_back(double(r["labels"].get<int64_t>()));
+      s.y.push_back(100 * r["eval_accuracy"].get<double>());
+    }
+    if (key == std::string("without") && !f["with"]["rounds"].empty()) {  // flat: the starting model throughout
+      s.x.push_back(double(f["with"]["rounds"].back()["labels"].get<int64_t>()));
+      s.y.push_back(s.y.front());
+    }
+    series.push_back(s);
+  }
+  ChartOptions o;
+  o.title = "held-out accuracy against reviewed labels";
+  o.x_label = "reviewed labels";
+  o.y_label = "evaluation-slice accuracy (%)";
+  return svg_line_chart(series, o);
+}
+
+std::string feedback_section(const json& f) {
+  std::string s = "<section><h2>Feedback on the " + esc(f["shift"].get<std::string>()) +
+                  " stream</h2><div class=\"charts\">" + feedback_chart(f) + feedback_rounds_chart(f) + "</div>";
+  std::vector<std::vector<std::string>> rows;
+  for (const json& r : f["with"]["rounds"])
+    if (r.contains("candidate_gate_accuracy"))
+      rows.push_back({std::to_string(r["labels"].get<int64_t>()), std::to_string(r["replay_images"].get<int64_t>()),
+                      pct(r["served_gate_accuracy"].get<double>()), pct(r["candidate_gate_accuracy"].get<double>()),
+                      r["promoted"].get<bool>() ? "promoted" : "kept", pct(r["eval_accuracy"].get<double>())});
+  s += table({"labels", "replay images", "gate: served", "gate: candidate", "decision", "evaluation slice"}, rows);
+  const json& t = f["after_target"];
+  s += "<p class=\"note\">" + esc(fmt::format(
+      "Stream {} items, gate slice {}, evaluation slice {} (held out: never trained or gated on); budget {}, "
+      "fine-tuning every {} labels on all labels so far with a replay share of {} ({} epochs, lr {}). "
+      "Starting model on the evaluation slice: {} ({} before the shift); the final model with feedback: {} "
+      "({} before the shift).",
+      f["stream_items"].get<int64_t>(), f["gate_items"].get<int64_t>(), f["eval_items"].get<int64_t>(),
+      pct(f["budget"].get<double>(), 0), f["feedback_every"].get<int64_t>(), f["replay_share"].get<double>(),
+      f["epochs_per_round"].get<int>(), f["lr"].get<double>(), pct(f["base_eval_accuracy"].get<double>()),
+      pct(f["clean_eval_accuracy"].get<double>()), pct(f["with"]["rounds"].back()["eval_accuracy"].get<double>()),
+      pct(f["with"]["final_clean_eval_accuracy"].get<double>())));
+  if (!t.is_null())
+    s += esc(fmt::format(" After {} reviewed labels: {} with feedback, {} without ({:+.2f} points).",
+                         t["labels"].get<int64_t>(), pct(t["with"].get<double>()), pct(t["without"].get<double>()),
+                         t["gain_points"].get<double>()));
+  return s + "</p></section>";
+}
+
 constexpr const char* kStyle = R"css(
 body{font:14px/1.45 sans-serif;color:#222;background:#f6f6f4;margin:0}
 main{max-width:1180px;margin:0 auto;padding:16px 24px 40px}
@@ -126,8 +200,14 @@ th{background:#f0f0ee}.charts{display:flex;flex-wrap:wrap;gap:12px}.note{color:#
 
 std::map<std::string, std::string> review_charts(const json& r) {
   const std::vector<std::string> cap = capacity_charts(r["capacity_run"]);
-  return {{"budget", budget_chart(r)}, {"risk_coverage", risk_coverage_chart(r)},
-          {"capacity_inflow", cap[0]}, {"capacity_queue", cap[1]}, {"capacity_threshold", cap[2]}};
+  std::map<std::string, std::string> charts = {
+      {"budget", budget_chart(r)}, {"risk_coverage", risk_coverage_chart(r)},
+      {"capacity_inflow", cap[0]}, {"capacity_queue", cap[1]}, {"capacity_threshold", cap[2]}};
+  if (r.contains("feedback")) {
+    charts["feedback"] = feedback_chart(r["feedback"]);
+    charts["feedback_rounds"] = feedback_rounds_chart(r["feedback"]);
+  }
+  return charts;
 }
 
 std::string review_page_html(const json& r, const std::string& reliability_svg) {
@@ -203,8 +283,9 @@ std::string review_page_html(const json& r, const std::string& reliability_svg) 
       au["errors"].get<int64_t>(), au["audited"].get<int64_t>(), pct(au["estimate"].get<double>()),
       pct(au["ci95"][0].get<double>()), pct(au["ci95"][1].get<double>()),
       pct(au["true_would_be_accepted_error"].get<double>()), pct(c["system_accuracy"].get<double>()))) +
-       "</p></section></main></body></html>\n";
-  return s;
+       "</p></section>";
+  if (r.contains("feedback")) s += feedback_section(r["feedback"]);
+  return s + "</main></body></html>\n";
 }
 
 }  // namespace focus

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -63,6 +64,23 @@ int64_t class_index(const std::string& label, const std::vector<std::string>& na
   return -1;
 }
 
+// One labelled item into `r`: skipped (counted) unless an image/png; else decoded, made gray and
+// resized, its label mapped to a class.
+void add_item(ReviewedImages& r, const std::string& content_type, const std::string& label,
+              const std::string& png, const std::string& where,
+              const std::vector<std::string>& class_names, int64_t height, int64_t width) {
+  if (content_type != "image/png") {
+    ++r.skipped;
+    return;
+  }
+  const int64_t k = class_index(label, class_names);
+  FOCUS_CHECK(k >= 0, FormatError, "{}: the label '{}' is not one of the model's {} classes", where, label,
+              class_names.size());
+  const Image img = resize(to_gray(decode_png(png, where, 4096 * 4096)), height, width);
+  for (float v : img.data) r.pixels.push_back(uint8_t(std::lround(std::clamp(v, 0.f, 1.f) * 255.f)));
+  r.labels.push_back(k);
+}
+
 }  // namespace
 
 ReviewedImages read_reviewed_images(const std::string& path, const std::vector<std::string>& class_names,
@@ -80,30 +98,68 @@ ReviewedImages read_reviewed_images(const std::string& path, const std::vector<s
     FOCUS_CHECK(j.is_object(), FormatError, "{}: not a JSON object", where);
     for (const char* key : {"content_type", "label"})
       FOCUS_CHECK(j.contains(key) && j[key].is_string(), FormatError, "{}: no string field '{}'", where, key);
-    if (j["content_type"].get<std::string>() != "image/png") {
-      ++r.skipped;
-      continue;
-    }
-    FOCUS_CHECK(j.contains("input_base64") && j["input_base64"].is_string(), FormatError,
-                "{}: no string field 'input_base64'", where);
-    const std::string label = j["label"].get<std::string>();
-    const int64_t k = class_index(label, class_names);
-    FOCUS_CHECK(k >= 0, FormatError, "{}: the label '{}' is not one of the model's {} classes", where, label,
-                class_names.size());
-    if (j.contains("id") && j["id"].is_number_integer()) {
-      const auto [at, fresh] = seen.emplace(j["id"].get<int64_t>(), r.labels.size());
-      if (!fresh) {
-        r.labels[at->second] = k;
-        ++r.superseded;
-        continue;
+    const std::string content_type = j["content_type"].get<std::string>();
+    std::string bytes;
+    if (content_type == "image/png") {
+      FOCUS_CHECK(j.contains("input_base64") && j["input_base64"].is_string(), FormatError,
+                  "{}: no string field 'input_base64'", where);
+      if (j.contains("id") && j["id"].is_number_integer()) {
+        const int64_t id = j["id"].get<int64_t>();
+        if (const auto at = seen.find(id); at != seen.end()) {  // relabelled after an undo: the later label wins
+          const std::string label = j["label"].get<std::string>();
+          const int64_t k = class_index(label, class_names);
+          FOCUS_CHECK(k >= 0, FormatError, "{}: the label '{}' is not one of the model's {} classes", where, label,
+                      class_names.size());
+          r.labels[at->second] = k;
+          ++r.superseded;
+          continue;
+        }
+        seen.emplace(id, r.labels.size());
       }
+      bytes = base64_decode(j["input_base64"].get<std::string>(), where + ": input_base64");
     }
-    const std::string bytes = base64_decode(j["input_base64"].get<std::string>(), where + ": input_base64");
-    const Image img = resize(to_gray(decode_png(bytes, where, 4096 * 4096)), height, width);
-    for (float v : img.data) r.pixels.push_back(uint8_t(std::lround(std::clamp(v, 0.f, 1.f) * 255.f)));
-    r.labels.push_back(k);
+    add_item(r, content_type, j["label"].get<std::string>(), bytes, where, class_names, height, width);
   }
   return r;
+}
+
+ReviewedImages read_reviewed_images(QueueStore& store, const std::string& name,
+                                    const std::vector<std::string>& class_names, int64_t height,
+                                    int64_t width) {
+  ReviewedImages r;
+  for (int64_t cursor = 0;;) {
+    const ExportPage p = store.labelled_since(cursor, 500);
+    if (p.items.empty()) break;
+    for (const QueueItem& it : p.items)
+      add_item(r, it.data.content_type, it.label, it.data.input, fmt::format("{} item {}", name, it.id),
+               class_names, height, width);
+    cursor = p.next_cursor;
+  }
+  return r;
+}
+
+ReviewedImages load_reviewed_images(const std::string& source, const std::vector<std::string>& class_names,
+                                    int64_t height, int64_t width) {
+  namespace fs = std::filesystem;
+  auto ends_with = [&](std::string_view suffix) {
+    return source.size() >= suffix.size() && source.compare(source.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  const bool postgres = source.rfind("postgresql://", 0) == 0 || source.rfind("postgres://", 0) == 0;
+  if (!postgres) {
+    const std::string path = source.rfind("sqlite://", 0) == 0 ? source.substr(9) : source;
+    FOCUS_CHECK(fs::is_regular_file(path), IOError, "no reviewed labels at '{}' (not a file)", source);
+    bool jsonl = ends_with(".jsonl") || ends_with(".json");
+    if (!jsonl) {
+      std::ifstream f(path, std::ios::binary);
+      char c = 0;
+      jsonl = f.get(c) && c == '{';
+    }
+    if (jsonl) return read_reviewed_images(path, class_names, height, width);
+  }
+  const auto store = open_queue_store(source);
+  // (a PostgreSQL URL may hold a password: messages name the backend, not the URL)
+  return read_reviewed_images(*store, postgres ? std::string("the PostgreSQL review store") : source,
+                              class_names, height, width);
 }
 
 }  // namespace focus::review

@@ -1,6 +1,7 @@
 // Reviewed labels as a file, and back into training. `focus review export` writes the labelled
 // items of a queue (queue_store.hpp) as JSON lines, atomically; `focus train --extra-labels F`
-// reads the image items of such a file back as training images.
+// reads the image items of such a file back as training images; `focus train --resume CKPT
+// --reviewed SOURCE` (train/fine_tune.hpp) reads them from such a file or straight from a store.
 //
 // One line per labelled item, in label order:
 //   {"id": 7, "request_id": "req-1", "model": "cnn-se", "model_version": "sha256:..",
@@ -46,6 +47,18 @@ struct ReviewedImages {
 // an export) keeps its later label. FormatError naming the file and line for a bad line, an
 // undecodable image or an unknown label; IOError when the file cannot be read.
 ReviewedImages read_reviewed_images(const std::string& path, const std::vector<std::string>& class_names,
+                                    int64_t height = 28, int64_t width = 28);
+
+// The image items among every labelled item of `store`, in label order, decoded and checked as
+// read_reviewed_images does (errors name `name` and the item's id).
+ReviewedImages read_reviewed_images(QueueStore& store, const std::string& name,
+                                    const std::vector<std::string>& class_names, int64_t height = 28,
+                                    int64_t width = 28);
+// `source` is a labels.jsonl export (a name ending in .jsonl or .json, or a file that starts with
+// '{') or a queue store as open_queue_store takes it (a postgresql:// URL, a sqlite:// URL or a
+// plain SQLite path). IOError for a missing file (a SQLite store is never created here);
+// QueueStoreError for a file that is not a store; FormatError as the readers above.
+ReviewedImages load_reviewed_images(const std::string& source, const std::vector<std::string>& class_names,
                                     int64_t height = 28, int64_t width = 28);
 
 }  // namespace focus::review

@@ -107,6 +107,10 @@ void validate(const TrainConfig& c) {
               "--time-clock '{}' (use wall or unstolen)", c.time_clock);
   FOCUS_CHECK(c.lr > 0, ValueError, "--lr must be > 0, got {}", c.lr);
   FOCUS_CHECK(c.weight_decay >= 0, ValueError, "--weight-decay must be >= 0, got {}", c.weight_decay);
+  FOCUS_CHECK(c.replay_share >= 0 && c.replay_share < 1, ValueError,
+              "--replay-share must be in [0, 1), got {}", c.replay_share);
+  FOCUS_CHECK(c.reviewed.empty() || c.extra_labels.empty(), ValueError,
+              "--reviewed (fine-tuning) and --extra-labels (training a run) cannot be combined");
   FOCUS_CHECK(c.label_smoothing >= 0 && c.label_smoothing < 1, ValueError,
               "--label-smoothing must be in [0, 1), got {}", c.label_smoothing);
   FOCUS_CHECK(c.erase_p >= 0 && c.erase_p <= 1, ValueError, "--erase-p must be in [0, 1], got {}",

@@ -47,6 +47,8 @@ struct TrainConfig {
   std::string resume;                  // checkpoint to resume from
   int limit_train = 0;                 // use only the first N training examples (tests, smoke runs)
   std::string extra_labels;            // images: reviewed labels (`focus review export`) to train on too
+  std::string reviewed;                // images: fine-tune --resume's weights on these reviewed labels
+  double replay_share = 0.5;           // fine-tuning: share of the training data in the mix
   // Sequence-to-sequence tasks (g2p, translate).
   std::string train_file;              // translate: source<TAB>target training TSV
   std::string valid_file;              // translate: validation TSV
@@ -125,6 +127,14 @@ void visit_fields(TrainConfig& c, V&& v) {
   v("extra-labels", c.extra_labels,
     "images: also train on the reviewed items of this labels.jsonl (`focus review export`): "
     "their PNG inputs with the reviewers' labels join the training split (never validation)");
+  v("reviewed", c.reviewed,
+    "images: fine-tune the weights of --resume (a checkpoint or a model file) on the reviewed "
+    "items of this queue store (sqlite path or URL, postgresql:// URL) or labels.jsonl export, "
+    "mixed with a replay of the training split (train/fine_tune.hpp); writes a candidate for "
+    "`focus promote`");
+  v("replay-share", c.replay_share,
+    "fine-tuning (--reviewed): share of the training data in the fine-tuning mix, in [0, 1) "
+    "(it keeps the model from forgetting the training distribution)");
   v("train", c.train_file,
     "translate: training TSV (source<TAB>target per line); text: label<TAB>text TSV or JSON "
     "lines (.jsonl: {\"label\", \"text\"})");

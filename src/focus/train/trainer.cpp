@@ -119,10 +119,8 @@ std::vector<double> balanced_class_weights(const std::vector<int64_t>& labels, i
   return w;
 }
 
-namespace {
-// The image trainer's data: cfg's augmentation on training draws.
 std::unique_ptr<ClassificationData> image_training_data(const ImageDataset& train,
-                                                        const TrainConfig& cfg) {
+                                                        const TrainConfig& cfg, Normalization norm) {
   std::optional<AugmentOptions> augment;
   if (cfg.augment || cfg.erase_p > 0) {
     AugmentOptions aug;
@@ -133,8 +131,23 @@ std::unique_ptr<ClassificationData> image_training_data(const ImageDataset& trai
     aug.erase_p = float(cfg.erase_p);
     augment = aug;
   }
-  return std::make_unique<ImageClassificationData>(train, Normalization{}, augment);
+  return std::make_unique<ImageClassificationData>(train, norm, augment);
 }
+
+TrainValSplit default_split(const std::vector<int64_t>& labels, int64_t num_classes,
+                            const TrainConfig& cfg, const std::string& unit) {
+  const int64_t base = int64_t(labels.size());
+  int64_t n = base;
+  if (cfg.limit_train > 0) n = std::min<int64_t>(n, cfg.limit_train);
+  FOCUS_CHECK(cfg.val_size < n, ValueError, "--val-size {} must be smaller than the {} training {}",
+              cfg.val_size, n, unit);
+  if (n == base) return split_train_val(labels, num_classes, cfg.val_size, cfg.seed);
+  TrainValSplit split;  // a prefix of the data (smoke runs): first val_size for validation, the rest train
+  for (int64_t i = 0; i < n; ++i) (i < cfg.val_size ? split.val : split.train).push_back(i);
+  return split;
+}
+
+namespace {
 
 ModelInfo image_info(const ImageDataset& train, const TrainConfig& cfg) {
   ModelInfo info;
@@ -192,16 +205,8 @@ Trainer::Trainer(TrainConfig cfg, Classifier& model, std::unique_ptr<Classificat
                     train_.size());
     FOCUS_CHECK(!split_.val.empty(), ValueError, "the validation split is empty");
   } else {
-    int64_t n = base;
-    if (cfg_.limit_train > 0) n = std::min<int64_t>(n, cfg_.limit_train);
-    FOCUS_CHECK(cfg_.val_size < n, ValueError, "--val-size {} must be smaller than the {} training {}",
-                cfg_.val_size, n, unit);
-    if (n == base) {
-      const std::vector<int64_t> labels(train_.labels().begin(), train_.labels().begin() + base);
-      split_ = split_train_val(labels, train_.num_classes(), cfg_.val_size, cfg_.seed);
-    } else {  // a prefix of the data (smoke runs): first val_size for validation, the rest train
-      for (int64_t i = 0; i < n; ++i) (i < cfg_.val_size ? split_.val : split_.train).push_back(i);
-    }
+    const std::vector<int64_t> labels(train_.labels().begin(), train_.labels().begin() + base);
+    split_ = default_split(labels, train_.num_classes(), cfg_, unit);
   }
   for (int64_t i = base; i < train_.size(); ++i) split_.train.push_back(i);
   info_.class_names = train_.class_names();

@@ -144,6 +144,16 @@ class Trainer {
 };
 
 std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& cfg, NamedTensors params);
+// The split the Trainer takes when it is given none, of the first labels.size() samples: with
+// cfg.limit_train below that, the first val_size of a limit_train prefix validate and the rest
+// train; else split_train_val(labels, num_classes, cfg.val_size, cfg.seed). ValueError unless
+// val_size < the samples used.
+TrainValSplit default_split(const std::vector<int64_t>& labels, int64_t num_classes,
+                            const TrainConfig& cfg, const std::string& unit = "images");
+// The image trainer's data: `train` with cfg's augmentation (--augment, --erase-p) on training
+// draws, normalised by `norm`. `train` must outlive it.
+std::unique_ptr<ClassificationData> image_training_data(const ImageDataset& train, const TrainConfig& cfg,
+                                                        Normalization norm = {});
 // cfg.schedule over cfg.epochs * steps_per_epoch steps, warm-up cfg.warmup_epochs.
 std::unique_ptr<LrSchedule> make_schedule(const TrainConfig& cfg, int64_t steps_per_epoch);
 
