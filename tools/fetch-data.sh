@@ -124,7 +124,12 @@ if [ "$missing" = 1 ]; then
   tmp4="$(mktemp -d)"
   trap 'rm -rf "${tmp:-}" "${tmp2:-}" "${tmp3:-}" "$tmp4"' EXIT
   chmod 755 "$tmp4"  # apt-get download may run as the _apt user
-  if ! (cd "$tmp4" && apt-get download weka >"$tmp4/apt.log" 2>&1 && dpkg-deb -x weka_*.deb out); then
+  # A fresh machine may have no package lists yet: update once (root) and try again.
+  if ! (cd "$tmp4" && apt-get download weka >"$tmp4/apt.log" 2>&1) && [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq >>"$tmp4/apt.log" 2>&1 || true
+  fi
+  if ! (cd "$tmp4" && { ls weka_*.deb >/dev/null 2>&1 || apt-get download weka >>"$tmp4/apt.log" 2>&1; } \
+        && dpkg-deb -x weka_*.deb out); then
     cat "$tmp4/apt.log" >&2 || true
     echo "focus: could not download Debian's weka package (apt-get update first?)" >&2
     exit 1
