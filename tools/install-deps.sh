@@ -7,6 +7,7 @@ pkgs=(build-essential cmake ninja-build pkg-config libopenblas0-openmp libcli11-
       nlohmann-json3-dev libfmt-dev libpng-dev zlib1g-dev libssl-dev libgtest-dev libgmock-dev
       libbenchmark-dev libcpp-httplib-dev libmicrohttpd-dev dataset-fashion-mnist
       libsqlite3-dev libpq-dev postgresql  # the review queue; tests start a private postgres (tests/review)
+      libgmime-3.0-dev libxml2-dev  # the spam task's mail reader (src/focus/text/mail.cpp, html_text.cpp)
       libopenmpi-dev openmpi-bin  # multi-process training (src/focus/dist, tests/dist)
       chromium  # headless, for the report tests (tests/explain/report_test.cpp)
       prometheus  # promtool: the server's metrics and alert rules (tests/serve)

@@ -7,13 +7,17 @@
 // JSON and encodes into its vocabulary; TSV pairs have two non-blank tab-free UTF-8 sides; every
 // CMUdict line is counted once (kept, duplicate, invalid or other spelling) and kept entries
 // match ^[A-Z']+$ with phones ^[A-Z]+$. CMUdict skips what it cannot parse, so it never rejects.
+// Mail messages (GMime + libxml2) and ARFF texts: a mutant is read into valid UTF-8 or refused
+// with a focus error.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "data/temp_dir.hpp"
+#include "focus/text/arff.hpp"
 #include "focus/text/cmudict.hpp"
+#include "focus/text/mail.hpp"
 #include "focus/text/parallel.hpp"
 #include "focus/text/strings.hpp"
 #include "focus/text/tokenizer.hpp"
@@ -209,3 +213,75 @@ TEST(ReaderMutation, Cmudict) {
 }
 
 }  // namespace
+
+TEST(ReaderMutation, MailMessage) {
+  TempDir dir;
+  const std::string valid =
+      "From someone Thu Aug 22 13:17:22 2002\n"
+      "Subject: =?iso-8859-1?q?Caf=E9?=\n"
+      "MIME-Version: 1.0\n"
+      "Content-Type: multipart/mixed; boundary=\"B\"\n"
+      "\n"
+      "--B\n"
+      "Content-Type: text/plain; charset=iso-8859-1\n"
+      "Content-Transfer-Encoding: quoted-printable\n"
+      "\n"
+      "caf=E9 au lait\n"
+      "--B\n"
+      "Content-Type: text/html\n"
+      "Content-Transfer-Encoding: base64\n"
+      "\n"
+      "PHA+aGVsbG8gJmFtcDsgPGI+d29ybGQ8L2I+PC9wPjxzY3JpcHQ+eCgpPC9zY3JpcHQ+\n"
+      "--B--\n";
+  Tally tally{"mail"};
+  const std::string path = dir.file("mutant.eml");
+  const auto load = [](const std::string& p) {
+    const MailText m = read_mail_file(p);
+    if (!is_valid_utf8(m.subject) || !is_valid_utf8(m.body)) return std::string("invalid UTF-8");
+    if (m.skipped_parts < 0 || m.charset_fallbacks < 0) return std::string("negative counts");
+    return std::string();
+  };
+  write_file(path, valid);
+  ASSERT_EQ(load(path), "");
+  ASSERT_EQ(read_mail_file(path).body, "caf\xc3\xa9 au lait\nhello & world");
+  ++tally.files;
+  MutationPlan plan;
+  for (size_t i = 0; i < valid.size(); ++i)
+    if (valid[i] == '\n') plan.boundaries.push_back(i);
+  const std::vector<Mutant> mutants = Mutator(kMutationSeed).mutate(valid, plan);
+  EXPECT_EQ(mutants.size(), Mutator::planned_count(valid.size(), plan, kMutationSeed));
+  for (const Mutant& m : mutants) feed(tally, path, m, load);
+  tally.expect_clean();
+  EXPECT_GT(tally.loaded, 0);
+  EXPECT_GT(tally.rejected, 0);  // cut before the first header line ends: not a mail message
+}
+
+TEST(ReaderMutation, ArffTexts) {
+  TempDir dir;
+  const std::string valid =
+      "@relation 'r'\n@attribute Text string\n@attribute class-att {0,1}\n@data\n"
+      "'CORN\\nUP \\'a\\' b',1\n'other news',0\n";
+  Tally tally{"arff"};
+  const std::string path = dir.file("mutant.arff");
+  const auto load = [](const std::string& p) {
+    const LabelledFile f = read_arff_texts(p);
+    for (const LabelledText& r : f.rows)
+      if (r.text.empty() || r.label.empty() || !is_valid_utf8(r.text) || !is_valid_utf8(r.label))
+        return std::string("an empty or invalid row");
+    return std::string();
+  };
+  write_file(path, valid);
+  ASSERT_EQ(load(path), "");
+  ++tally.files;
+  MutationPlan plan;
+  for (size_t i = 0; i < valid.size(); ++i)
+    if (valid[i] == '\n') plan.boundaries.push_back(i);
+  plan.reject_below = valid.find("@data");  // no @data yet: refused
+  const std::vector<Mutant> mutants = Mutator(kMutationSeed).mutate(valid, plan);
+  EXPECT_EQ(mutants.size(), Mutator::planned_count(valid.size(), plan, kMutationSeed));
+  for (const Mutant& m : mutants) feed(tally, path, m, load);
+  tally.expect_clean();
+  EXPECT_GT(tally.loaded, 0);
+  EXPECT_GT(tally.rejected, 0);
+  EXPECT_EQ(tally.rejected, tally.rejected_naming_file);
+}
