@@ -113,5 +113,37 @@ TEST(ServeText, ClassifyAndExplainAnswerAsThePredictorDoes) {
   EXPECT_EQ(post(json{{"text", "good phone"}}.dump())->status, 200);
 }
 
+TEST(ServeText, UncertainTextsGoToReviewWithTheirTokenWeights) {
+  std::string text_path;
+  const std::string store = (std::filesystem::path(::testing::TempDir()) / "serve_text_review.db").string();
+  std::filesystem::remove(store);
+  ServeFixture f("text_review", [&](ServeOptions& o) {
+    text_path = (std::filesystem::path(::testing::TempDir()) / "serve_text_review_model.safetensors").string();
+    save_tiny_text_model(text_path);
+    o.models.push_back("txt=" + text_path);
+    o.review_store = "sqlite://" + store;
+    o.review_threshold = 0;  // every classification goes to people
+  });
+  auto c = f.client();
+  const auto r = c->Post("/v1/models/txt/classify", f.auth("infer"), json{{"text", "awful battery"}}.dump(),
+                         "application/json");
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json pred = body_of(r)["predictions"][0];
+  EXPECT_EQ(pred["status"], "pending_review");
+  const json item = body_of(c->Post("/v1/review/next", f.auth("review"), "", "application/json"));
+  ASSERT_EQ(item["id"], pred["ticket"]) << item.dump();
+  EXPECT_EQ(item["text"], "awful battery");
+  EXPECT_FALSE(item.contains("image"));
+  EXPECT_EQ(item["evidence"]["method"], "pooling");
+  EXPECT_EQ(item["evidence"]["tokens"], pred["tokens"]);
+  EXPECT_EQ(item["evidence"]["weights"].size(), pred["pooling"].size());
+  EXPECT_EQ(item["classes"], json({"negative", "positive"}));
+  ASSERT_EQ(c->Post("/v1/review/items/" + std::to_string(item["id"].get<int64_t>()) + "/label", f.auth("review"),
+                    json{{"label", "negative"}}.dump(), "application/json")->status, 200);
+  const json t = body_of(c->Get("/v1/review/tickets/" + std::to_string(item["id"].get<int64_t>()), f.auth("infer")));
+  EXPECT_EQ(t["status"], "done");
+  EXPECT_EQ(t["label"], "negative");
+}
+
 }  // namespace
 }  // namespace focus

@@ -62,7 +62,7 @@ ReviewDesk::ReviewDesk(const ReviewDeskOptions& opt, Metrics* metrics)
 }
 
 ReviewDesk::Routed ReviewDesk::route(const std::string& model, const std::string& version,
-                                     const std::string& request_id, const std::string& png,
+                                     const std::string& request_id, const Input& input,
                                      std::span<const float> probs,
                                      const std::vector<std::string>& class_names, const Evidence& evidence) {
   const std::vector<double> p(probs.begin(), probs.end());
@@ -92,8 +92,8 @@ ReviewDesk::Routed ReviewDesk::route(const std::string& model, const std::string
     item.request_id = request_id;
     item.model = model;
     item.model_version = version;
-    item.content_type = "image/png";
-    item.input = png;
+    item.content_type = input.content_type;
+    item.input = input.bytes;
     item.prediction = best < class_names.size() ? class_names[best] : std::to_string(best);
     json scores = {{"top", top_of(probs, class_names, 3)}, {"score", r.score},
                    {"route", audit ? "audit" : "review"}, {"classes", class_names}};
@@ -148,9 +148,13 @@ json ReviewDesk::view(const review::QueueItem& it) {
             {"top", scores.value("top", json::array())},
             {"classes", scores.value("classes", json::array())},
             {"score", it.data.uncertainty},
-            {"image", "data:" + it.data.content_type + ";base64," + base64_encode(it.data.input)},
+            {"content_type", it.data.content_type},
             {"lease_until_ms", it.lease_until_ms},
             {"queue", {{"waiting", c.pending}, {"claimed", c.claimed}, {"done", c.done}}}};
+  if (it.data.content_type.rfind("text/", 0) == 0)
+    v["text"] = it.data.input;
+  else
+    v["image"] = "data:" + it.data.content_type + ";base64," + base64_encode(it.data.input);
   if (scores.contains("evidence") && scores["evidence"].is_object()) v["evidence"] = scores["evidence"];
   return v;
 }

@@ -12,7 +12,7 @@
 // or network); one mutex serialises them, as a store holds one connection.
 //
 //   ReviewDesk desk(options, &metrics);
-//   ReviewDesk::Routed r = desk.route(model, version, request_id, png, probs, class_names);
+//   ReviewDesk::Routed r = desk.route(model, version, request_id, {png, "image/png"}, probs, class_names);
 //   if (r.ticket) answer {"status": "pending_review", "ticket": r.ticket, ...}
 #pragma once
 #include <cstdint>
@@ -55,13 +55,18 @@ class ReviewDesk {
     int64_t ticket = 0;   // the queue item's id when queued
     double score = 0;     // the error score
   };
-  // Routes one classified image (calibrated probabilities `probs` over `class_names`); queues it
+  // What was classified: an image (PNG bytes, "image/png") or a text ("text/plain; charset=utf-8").
+  struct Input {
+    const std::string& bytes;
+    const char* content_type;
+  };
+  // Routes one classified input (calibrated probabilities `probs` over `class_names`); queues it
   // (idempotently by request_id) when it goes to people, with the JSON `evidence()` returns (the
   // explanation the reviewer page shows: {"method", "png"}; called only for a queued item, outside
   // the desk's lock; null or a throw = queued without it).
   using Evidence = std::function<nlohmann::json()>;
   Routed route(const std::string& model, const std::string& version, const std::string& request_id,
-               const std::string& png, std::span<const float> probs,
+               const Input& input, std::span<const float> probs,
                const std::vector<std::string>& class_names, const Evidence& evidence = {});
 
   // A ticket's state: {"ticket", "status": pending_review | done, "provisional", "label",

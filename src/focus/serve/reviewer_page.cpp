@@ -1,6 +1,7 @@
 // The reviewer page served at GET /review (review_routes.cpp): one item at a time, the image
 // large beside the model's evidence (the attention rollout or Grad-CAM overlay computed when the
-// item was queued: where the model looked, to guide where the person looks), the model's top 3
+// item was queued: where the model looked, to guide where the person looks; a text item is shown
+// with each token shaded by the model's attention-pooling weight), the model's top 3
 // with probabilities, a button per class; the keyboard drives it (1-9 and 0: classes 1-10,
 // Enter: the model's answer, S: skip, U: undo the last label, which brings that item back to be
 // labelled again); counters for the queue and the reviewer's pace. It talks only to this server (the review key, typed once, stays in the tab's
@@ -39,8 +40,10 @@ const std::string& reviewer_page_html() {
 </section>
 <section id="work" hidden>
   <div id="item">
-    <figure><img id="image" alt="the item to label" width="280" height="280">
+    <figure id="image-box"><img id="image" alt="the item to label" width="280" height="280">
       <figcaption>the item</figcaption></figure>
+    <figure id="text-box" hidden><p id="text-item"></p>
+      <figcaption>the text, each token shaded by the model's attention pooling (its evidence)</figcaption></figure>
     <figure id="evidence-box" hidden><img id="evidence" alt="the model's evidence" height="280">
       <figcaption>where the model looked (<span id="evidence-method"></span>)</figcaption></figure>
     <div id="side">
@@ -68,6 +71,9 @@ main { padding: 16px; }
 #item { display: flex; gap: 24px; }
 #image, #evidence { image-rendering: pixelated; border: 1px solid #ccc; background: #000; }
 figure { margin: 0; }
+#text-box { max-width: 520px; }
+#text-item { font-size: 18px; line-height: 1.9; }
+.tok { display: inline-block; padding: 0 3px; margin: 0 3px 4px 0; border-radius: 3px; }
 figcaption { color: #666; font-size: 13px; }
 #status.undone { color: #a60; }
 #classes button { margin: 3px; min-width: 110px; text-align: left; }
@@ -111,10 +117,27 @@ function counters(q) {
 
 function render() {
   $('item').dataset.id = item.id;
-  $('image').src = item.image;
   const ev = item.evidence;
-  $('evidence-box').hidden = !ev;
-  if (ev) { $('evidence').src = ev.png; $('evidence-method').textContent = ev.method; }
+  const isText = typeof item.text === 'string';
+  $('image-box').hidden = isText;
+  $('text-box').hidden = !isText;
+  $('evidence-box').hidden = isText || !ev || !ev.png;
+  if (isText) {
+    const tokens = ev && Array.isArray(ev.tokens) ? ev.tokens : [item.text];
+    const weights = ev && Array.isArray(ev.weights) ? ev.weights : [];
+    const top = Math.max(1e-9, ...weights);
+    $('text-item').replaceChildren(...tokens.map((t, i) => {
+      const s = document.createElement('span');
+      s.className = 'tok';
+      s.textContent = t;
+      s.title = weights.length ? 'pooling weight ' + weights[i].toFixed(3) : '';
+      s.style.backgroundColor = 'rgba(255, 140, 0, ' + (weights.length ? (0.85 * weights[i] / top).toFixed(3) : 0) + ')';
+      return s;
+    }));
+  } else {
+    $('image').src = item.image;
+    if (ev && ev.png) { $('evidence').src = ev.png; $('evidence-method').textContent = ev.method; }
+  }
   $('model').textContent = item.model;
   $('prediction').textContent = item.prediction;
   $('score').textContent = item.score.toFixed(3);

@@ -173,6 +173,25 @@ void Server::Impl::infer_v2(Ctx& c, const std::string& name) {
   reply(c, 200, out);
 }
 
+namespace {
+
+// What a classification answer says of its routing: the model's answer, or a ticket.
+void route_answer(json& pred, const ReviewDesk::Routed& rt) {
+  pred["error_score"] = rt.score;
+  if (rt.ticket) {
+    pred["status"] = "pending_review";
+    pred["ticket"] = rt.ticket;
+    pred["decided_by"] = "model_provisional";
+    if (rt.decision == ReviewDesk::Decision::Audit) pred["audit"] = true;
+  } else {
+    pred["status"] = "done";
+    pred["decided_by"] = "model";
+    if (rt.decision == ReviewDesk::Decision::QueueFull) pred["review"] = "queue_full";
+  }
+}
+
+}  // namespace
+
 void Server::Impl::classify(Ctx& c, const std::string& name) {
   SteadyClock::time_point deadline;
   Place* place = nullptr;
@@ -210,19 +229,9 @@ void Server::Impl::classify(Ctx& c, const std::string& name) {
       const std::string id = request_id.empty() ? random_request_id() : fmt::format("{}#{}", request_id, n);
       ReviewDesk::Evidence ev;
       if (opt.review_evidence) ev = [this, &m, &r, n] { return evidence(m, r.images[size_t(n)]); };
-      const ReviewDesk::Routed rt = review->route(name, m->version, id, r.pngs[size_t(n)],
+      const ReviewDesk::Routed rt = review->route(name, m->version, id, {r.pngs[size_t(n)], "image/png"},
                                                   std::span<const float>(row, size_t(K)), names, ev);
-      pred["error_score"] = rt.score;
-      if (rt.ticket) {
-        pred["status"] = "pending_review";
-        pred["ticket"] = rt.ticket;
-        pred["decided_by"] = "model_provisional";
-        if (rt.decision == ReviewDesk::Decision::Audit) pred["audit"] = true;
-      } else {
-        pred["status"] = "done";
-        pred["decided_by"] = "model";
-        if (rt.decision == ReviewDesk::Decision::QueueFull) pred["review"] = "queue_full";
-      }
+      route_answer(pred, rt);
     }
     preds.push_back(std::move(pred));
   }
@@ -259,8 +268,8 @@ json Server::Impl::evidence(const std::shared_ptr<const ServedModel>& m, const I
 }
 
 // A text classifier's answer: per text its top classes (calibrated probabilities), its tokens and
-// the attention-pooling weight of each token (the model's own account of what it read). Texts
-// are not routed to the review queue (its items are images).
+// the attention-pooling weight of each token (the model's own account of what it read). With a
+// review queue, texts are routed as images are, queued with their tokens and pooling weights.
 void Server::Impl::classify_text(Ctx& c, const std::shared_ptr<const ServedModel>& m,
                                  SteadyClock::time_point deadline, Place* place, const std::string& top_param) {
   ClassifyTextRequest r = decode_classify_text(c.req.body, top_param, limits);
@@ -268,7 +277,9 @@ void Server::Impl::classify_text(Ctx& c, const std::shared_ptr<const ServedModel
   auto job = make_job(m, deadline);
   job->batch_key = "text";
   job->items = int64_t(r.texts.size());
-  job->texts = std::move(r.texts);
+  job->texts = r.texts;
+  const std::vector<std::string>& texts = r.texts;
+  const std::string request_id = header(c.req, "X-Request-Id");
   place->decoded();
   if (!run_job(c, job)) return;
   const std::vector<std::string>& names = m->text->info().class_names;
@@ -281,7 +292,17 @@ void Server::Impl::classify_text(Ctx& c, const std::shared_ptr<const ServedModel
     for (size_t i = 0; i < std::min<size_t>(size_t(r.top), order.size()); ++i)
       top.push_back({{"index", order[i]}, {"name", order[i] < names.size() ? names[order[i]] : std::to_string(order[i])},
                      {"prob", p.probs[order[i]]}});
-    preds.push_back({{"top", top}, {"tokens", p.tokens}, {"pooling", p.pooling}});
+    json pred = {{"top", top}, {"tokens", p.tokens}, {"pooling", p.pooling}};
+    if (review) {  // as for images: the model answers, or people do; the evidence is the pooling
+      const size_t n = size_t(preds.size());
+      const std::string id = request_id.empty() ? random_request_id() : fmt::format("{}#{}", request_id, n);
+      const std::vector<float> row(p.probs.begin(), p.probs.end());
+      const json evidence = {{"method", "pooling"}, {"tokens", p.tokens}, {"weights", p.pooling}};
+      const ReviewDesk::Routed rt = review->route(m->name, m->version, id, {texts[n], "text/plain; charset=utf-8"},
+                                                  row, names, [&evidence] { return evidence; });
+      route_answer(pred, rt);
+    }
+    preds.push_back(std::move(pred));
   }
   reply(c, 200, {{"model", m->name}, {"model_version", m->version}, {"predictions", preds}});
 }
