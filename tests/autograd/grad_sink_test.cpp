@@ -51,9 +51,16 @@ TEST(GradSink, LeafReadyCallbackSeesEachLeafOnceWithItsFinalGradient) {
     {
       std::optional<LeafGradSinkScope> sink_scope;
       if (with_sink) sink_scope.emplace(sink);
-      const LeafReadyScope ready([&](const AutogradMeta& leaf, Tensor* g) {
-        seen.emplace_back(&leaf, g && g->defined() ? g->to_vector<double>() : std::vector<double>{});
-      });
+      size_t reached = 0;
+      const LeafReadyScope ready(
+          [&](const AutogradMeta& leaf, Tensor* g) {
+            EXPECT_EQ(reached, 2u);  // told first
+            seen.emplace_back(&leaf, g && g->defined() ? g->to_vector<double>() : std::vector<double>{});
+          },
+          [&](const std::vector<const AutogradMeta*>& leaves) {
+            reached = leaves.size();
+            for (const AutogradMeta* l : leaves) EXPECT_NE(l, unused.impl()->autograd.get());
+          });
       // y = sum(tanh(tied * mid) * tied): tied is used first and last.
       Tensor h = tanh(mul(tied, mid));
       sum(mul(h, tied)).backward();
@@ -77,7 +84,6 @@ TEST(GradSink, LeafReadyCallbackSeesEachLeafOnceWithItsFinalGradient) {
     if (with_sink) sink.flush();
     EXPECT_NEAR(tied.grad().to_vector<double>()[1], dt[1], 1e-12);
   }
-  (void)unused;
 }
 
 // A gradient the callback takes is not added again by flush(); the others are.

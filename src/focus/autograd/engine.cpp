@@ -60,7 +60,7 @@ struct Retained {
 };
 thread_local std::vector<Retained> g_retained;
 thread_local LeafGradSink* g_sink = nullptr;
-thread_local LeafReadyFn* g_leaf_ready = nullptr;
+thread_local LeafReadyScope::Callbacks* g_leaf_ready = nullptr;
 
 // The leaf's gradient slot of this backward: in the sink when one is installed, else the leaf's.
 Tensor* leaf_grad_slot(AutogradMeta& leaf) {
@@ -117,8 +117,9 @@ void LeafGradSink::flush() {
 LeafGradSinkScope::LeafGradSinkScope(LeafGradSink& sink) : prev_(g_sink) { g_sink = &sink; }
 LeafGradSinkScope::~LeafGradSinkScope() { g_sink = prev_; }
 
-LeafReadyScope::LeafReadyScope(LeafReadyFn fn) : prev_(g_leaf_ready), fn_(std::move(fn)) {
-  g_leaf_ready = &fn_;
+LeafReadyScope::LeafReadyScope(LeafReadyFn ready, LeafSetFn reached)
+    : prev_(g_leaf_ready), fns_{std::move(ready), std::move(reached)} {
+  g_leaf_ready = &fns_;
 }
 LeafReadyScope::~LeafReadyScope() { g_leaf_ready = prev_; }
 
@@ -183,7 +184,10 @@ void run_backward(const Tensor& root, const Tensor& grad) {
   if (!root.grad_fn()) {  // a leaf: the gradient is the seed itself
     AutogradMeta& leaf = *root.impl()->autograd;
     add_to_leaf(root.impl()->autograd, grad);
-    if (g_leaf_ready) (*g_leaf_ready)(leaf, leaf_grad_slot(leaf));
+    if (g_leaf_ready) {
+      if (g_leaf_ready->reached) g_leaf_ready->reached({&leaf});
+      g_leaf_ready->ready(leaf, leaf_grad_slot(leaf));
+    }
     return;
   }
   Node* start = root.grad_fn().get();
@@ -194,7 +198,7 @@ void run_backward(const Tensor& root, const Tensor& grad) {
   // every leaf: its gradient is final when the last of them has run).
   std::unordered_map<Node*, int> deps;
   std::unordered_map<AutogradMeta*, int> leaf_uses;
-  LeafReadyFn* const leaf_ready = g_leaf_ready;
+  LeafReadyScope::Callbacks* const leaf_ready = g_leaf_ready;
   std::vector<Node*> stack{start};
   deps[start] = 0;
   while (!stack.empty()) {
@@ -207,6 +211,13 @@ void run_backward(const Tensor& root, const Tensor& grad) {
       ++it->second;
       if (fresh) stack.push_back(e.fn.get());
     }
+  }
+
+  if (leaf_ready && leaf_ready->reached) {
+    std::vector<const AutogradMeta*> reached;
+    reached.reserve(leaf_uses.size());
+    for (const auto& [leaf, uses] : leaf_uses) reached.push_back(leaf);
+    leaf_ready->reached(reached);
   }
 
   PendingGrads pending;
@@ -254,7 +265,7 @@ void run_backward(const Tensor& root, const Tensor& grad) {
         if (--deps[m] == 0) ready.push_back(m);
       } else if (e.leaf) {
         if (grads[i].defined()) add_to_leaf(e.leaf, std::move(grads[i]));
-        if (leaf_ready && --leaf_uses[e.leaf.get()] == 0) (*leaf_ready)(*e.leaf, leaf_grad_slot(*e.leaf));
+        if (leaf_ready && --leaf_uses[e.leaf.get()] == 0) leaf_ready->ready(*e.leaf, leaf_grad_slot(*e.leaf));
       }
     }
     n->release();

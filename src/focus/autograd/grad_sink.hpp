@@ -51,17 +51,24 @@ class LeafGradSinkScope {
 // (std::move: a taken sink gradient is not added to the leaf by flush()). Called once per leaf
 // reached, in the order the leaves become final, which depends on the graph only (never on timing).
 using LeafReadyFn = std::function<void(const AutogradMeta& leaf, Tensor* grad)>;
+// Optional, called first: the leaves this backward reaches (in no particular order), so that a
+// caller can treat the others as final at once rather than wait for them.
+using LeafSetFn = std::function<void(const std::vector<const AutogradMeta*>& reached)>;
 
 class LeafReadyScope {
  public:
-  explicit LeafReadyScope(LeafReadyFn fn);
+  explicit LeafReadyScope(LeafReadyFn ready, LeafSetFn reached = {});
   ~LeafReadyScope();
   LeafReadyScope(const LeafReadyScope&) = delete;
   LeafReadyScope& operator=(const LeafReadyScope&) = delete;
+  struct Callbacks {
+    LeafReadyFn ready;
+    LeafSetFn reached;
+  };
 
  private:
-  LeafReadyFn* prev_;
-  LeafReadyFn fn_;
+  Callbacks* prev_;
+  Callbacks fns_;
 };
 
 }  // namespace focus

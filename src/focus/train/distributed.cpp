@@ -89,7 +89,7 @@ double ReplicaGroup::backward(const StepPlan& plan, uint64_t salt, int64_t step,
     const int64_t a = plan.last - 1;
     comm_.set_activity(fmt::format("the all-reduce of the gradients of step {}", step));
     local += run_micro_batches(1, 1, salt, [&](int64_t) {
-      const LeafReadyScope ready([&](const AutogradMeta& leaf, Tensor* g) {
+      auto ready = [&](const AutogradMeta& leaf, Tensor* g) {
         const auto it = param_index_.find(&leaf);
         if (it == param_index_.end() || filled_[it->second]) return;
         const double t0 = now_seconds();
@@ -97,7 +97,17 @@ double ReplicaGroup::backward(const StepPlan& plan, uint64_t salt, int64_t step,
         if (g) *g = Tensor();  // taken: the sink does not add it to the parameter again
         progress();
         comm_seconds_ += now_seconds() - t0;
-      });
+      };
+      // Parameters this backward does not reach are final already (.grad: the earlier parts'):
+      // in now, so that their buckets do not hold back the ones after them.
+      auto reached = [&](const std::vector<const AutogradMeta*>& leaves) {
+        std::vector<char> in(params_.size(), 0);
+        for (const AutogradMeta* l : leaves)
+          if (const auto it = param_index_.find(l); it != param_index_.end()) in[it->second] = 1;
+        for (size_t i = 0; i < params_.size(); ++i)
+          if (!in[i] && !filled_[i]) fill(i, nullptr, true);
+      };
+      const LeafReadyScope scope(ready, reached);
       return run(a);
     }, a)[0];
   }
