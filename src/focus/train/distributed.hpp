@@ -33,10 +33,11 @@
 // ulps). Without sinks (one rank, no --data-parallel) the parts run in turn and add into the
 // parameters' gradients directly, as before.
 //
-// Reproducibility. The result depends on (seed, P), not on the ranks: two ranks with accum k equal
-// one process with accum 2k and --data-parallel (one thread each) bit for bit, since a + b is the
-// same on both sides; for more than two ranks MPI's reduction order differs from one process's
-// sequential sum (a few float ulps). Buffers (BatchNorm's running statistics) are rank 0's,
+// Reproducibility. The result depends on (seed, P), not on the ranks: two ranks equal one process
+// with accum 2 and --data-parallel (one thread each) bit for bit, since a + b is the same on both
+// sides (with accum k > 1 a rank adds its k parts first: (a + b) + (c + d) against one process's
+// ((a + b) + c) + d, a few ulps); for more than two ranks MPI's reduction order differs from one
+// process's sequential sum (a few float ulps). Buffers (BatchNorm's running statistics) are rank 0's,
 // broadcast after every step (as PyTorch DDP's broadcast_buffers). Every cfg.dist_check_every
 // steps the ranks compare a checksum of their parameters and buffers and all stop with a CommError
 // naming the step when they differ.
