@@ -131,9 +131,10 @@ def main():
                         print(json.dumps(runs[-1]), file=sys.stderr)
                     if args.one_process == "true":
                         runs.append(run_focus(args.build, model, 1, steps, args.g2p_limit, cmudict))
+                        print(json.dumps(runs[-1]), file=sys.stderr)
                 else:
                     runs.append(run_torch(model, steps, batches))
-                print(json.dumps(runs[-1]), file=sys.stderr)
+                    print(json.dumps(runs[-1]), file=sys.stderr)
     shutil.rmtree(tmp, ignore_errors=True)
     if args.json_out:
         with open(args.json_out, "w") as f:
