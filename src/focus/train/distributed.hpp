@@ -81,7 +81,8 @@ class ReplicaGroup {
   // Runs fn(a, lo, hi) for this rank's parts (a part with no rows is skipped): the forward and
   // backward of part a, global rows [lo, hi), returning its weighted loss. Then sums the gradients
   // over the ranks. Returns the sum of this rank's part losses. `step` names the step in messages
-  // and `salt` keys the parts' dropout streams.
+  // and `salt` keys the parts' dropout streams. fn calls backward once: with overlap, what that
+  // backward makes final is sent at once (a second backward in the same part would be lost).
   double backward(const StepPlan& plan, uint64_t salt, int64_t step,
                   const std::function<double(int64_t a, int64_t lo, int64_t hi)>& fn);
   // Sums values over the ranks, in place (per-step statistics); from rank 0 to all, in place.
