@@ -7,7 +7,10 @@ Each round runs, for vit and g2p, focus then torch (torch first on odd rounds):
   focus 2 ranks: mpirun -np 2 -x FOCUS_NUM_THREADS=1 build/focus train ... --epochs 2; the figure
                  is epoch 2's (warm) throughput from metrics.jsonl (images/s or source + target
                  tokens/s over the training loop, evaluation excluded), and its comm_seconds /
-                 epoch_seconds (rank 0's time in the all-reduces, waiting for rank 1 included);
+                 epoch_seconds (rank 0's time in the exchange: copies, MPI calls and the wait for
+                 rank 1, inside the backward's callbacks and after it); once with the all-reduce
+                 overlapped with the backward (the default, "focus-2") and once without
+                 (--dist-overlap false, "focus-2-blocking"), in turns;
   focus 1 process: the same command without mpirun, FOCUS_NUM_THREADS=2 (the machine's 2 cores);
   torch DDP:     bench/ddp_torch.py (2 processes, 1 thread each; see its docstring).
 vit: focus's default vit, global batch 128 (64 a rank), no augmentation, Fashion-MNIST for focus
@@ -43,10 +46,12 @@ def focus_args(build, model, out, steps, limit_g2p, cmudict):
             "--epochs", "2", "--eval-limit", "20", "--beam", "1", "--out", out]
 
 
-def run_focus(build, model, ranks, steps, limit_g2p, cmudict):
+def run_focus(build, model, ranks, steps, limit_g2p, cmudict, overlap=True):
     out = tempfile.mkdtemp(prefix=f"focus-ddp-{model}-")
     try:
         cmd = focus_args(build, model, out, steps, limit_g2p, cmudict)
+        if not overlap:
+            cmd += ["--dist-overlap", "false"]
         env = dict(os.environ)
         if ranks == 2:
             cmd = MPIRUN + cmd
@@ -59,7 +64,8 @@ def run_focus(build, model, ranks, steps, limit_g2p, cmudict):
         with open(os.path.join(out, "metrics.jsonl")) as f:
             rec = [json.loads(l) for l in f if l.strip()][-1]
         per_s = rec["images_per_s"] if model == "vit" else rec["tokens_per_s"]
-        res = {"framework": f"focus-{ranks}", "model": model, "per_s": per_s, "load1": load,
+        name = f"focus-{ranks}" + ("" if overlap else "-blocking")
+        res = {"framework": name, "model": model, "per_s": per_s, "load1": load,
                "epoch_seconds": rec["epoch_seconds"], "steps": rec["step"] // 2}
         if ranks == 2:
             res["comm_seconds"] = rec["comm_seconds"]
@@ -94,6 +100,8 @@ def main():
     ap.add_argument("--models", default="vit,g2p")
     ap.add_argument("--cmudict", default="data-cache/cmudict/dict.txt")
     ap.add_argument("--g2p-words", type=int, default=10000, help="CMUdict lines kept")
+    ap.add_argument("--one-process", default="true", choices=["true", "false"],
+                    help="also run focus in 1 process x 2 threads")
     ap.add_argument("--json-out")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="focus-ddp-")
@@ -117,29 +125,35 @@ def main():
             order = ["focus", "torch"] if rnd % 2 == 0 else ["torch", "focus"]
             for who in order:
                 if who == "focus":
-                    runs.append(run_focus(args.build, model, 2, steps, args.g2p_limit, cmudict))
-                    print(json.dumps(runs[-1]), file=sys.stderr)
-                    runs.append(run_focus(args.build, model, 1, steps, args.g2p_limit, cmudict))
+                    for overlap in ([True, False] if rnd % 2 == 0 else [False, True]):
+                        runs.append(run_focus(args.build, model, 2, steps, args.g2p_limit, cmudict,
+                                              overlap))
+                        print(json.dumps(runs[-1]), file=sys.stderr)
+                    if args.one_process == "true":
+                        runs.append(run_focus(args.build, model, 1, steps, args.g2p_limit, cmudict))
+                        print(json.dumps(runs[-1]), file=sys.stderr)
                 else:
                     runs.append(run_torch(model, steps, batches))
-                print(json.dumps(runs[-1]), file=sys.stderr)
+                    print(json.dumps(runs[-1]), file=sys.stderr)
     shutil.rmtree(tmp, ignore_errors=True)
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(runs, f, indent=1)
-    print("| model | focus, 2 ranks x 1 thread | PyTorch DDP (gloo), 2 x 1 | focus / torch | "
-          "focus step in the exchange | focus, 1 process x 2 threads |")
-    print("|---|---|---|---|---|---|")
+    print("| model | focus, 2 ranks x 1 thread, overlapped | PyTorch DDP (gloo), 2 x 1 | "
+          "focus / torch | focus step in the exchange | focus, 2 ranks, blocking all-reduce | "
+          "its step in the exchange | focus, 1 process x 2 threads |")
+    print("|---|---|---|---|---|---|---|---|")
     for model in models:
         def med(fw, key="per_s"):
             xs = [r[key] for r in runs if r["model"] == model and r["framework"] == fw]
-            return statistics.median(xs), min(xs), max(xs)
-        f2, t2, f1 = med("focus-2"), med("torch-ddp"), med("focus-1")
-        cf = med("focus-2", "comm_fraction")
+            return (statistics.median(xs), min(xs), max(xs)) if xs else (float("nan"),) * 3
+        f2, t2, f1, fb = med("focus-2"), med("torch-ddp"), med("focus-1"), med("focus-2-blocking")
+        cf, cb = med("focus-2", "comm_fraction"), med("focus-2-blocking", "comm_fraction")
         unit = "images/s" if model == "vit" else "tokens/s"
         print(f"| {model} | {f2[0]:.0f} {unit} ({f2[1]:.0f}..{f2[2]:.0f}) | {t2[0]:.0f} "
               f"({t2[1]:.0f}..{t2[2]:.0f}) | {f2[0] / t2[0]:.2f}x | {100 * cf[0]:.1f}% "
-              f"({100 * cf[1]:.1f}..{100 * cf[2]:.1f}) | {f1[0]:.0f} ({f1[1]:.0f}..{f1[2]:.0f}) |")
+              f"({100 * cf[1]:.1f}..{100 * cf[2]:.1f}) | {fb[0]:.0f} ({fb[1]:.0f}..{fb[2]:.0f}) | "
+              f"{100 * cb[0]:.1f}% | {f1[0]:.0f} ({f1[1]:.0f}..{f1[2]:.0f}) |")
 
 
 if __name__ == "__main__":

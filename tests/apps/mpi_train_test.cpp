@@ -4,6 +4,8 @@
 //   (dropout and augmentation on): one process with --accum 2 --data-parallel runs the same two
 //   parts with the same dropout streams and adds their gradients as a + b, which is what a
 //   2-rank all-reduce computes (train/distributed.hpp); images (vit) and seq2seq (translate);
+// - the all-reduce overlapped with the backward pass equals the blocking one, bit for bit
+//   (seq2seq with a tied embedding, 2 parts per rank, small buckets; images);
 // - resume on two ranks after rank 0 was killed right after its epoch-1 checkpoint equals the
 //   uninterrupted two-rank run, bit for bit (and the kill ended the job, non-zero);
 // - a rank killed mid-step ends the job with a message and a non-zero status (no hang); a rank
@@ -142,11 +144,43 @@ TEST(MpiTrain, TwoRanksEqualOneProcessImages) {
   EXPECT_EQ(lines, 2);
 }
 
+// The all-reduce overlapped with the backward (the default: buckets start as backward makes their
+// gradients final) gives the blocking reference's bits (--dist-overlap false: every bucket after
+// the backward): on 2 ranks both add a + b. Two parts per rank (--accum 2: the first part's sum
+// joins the second's in the buckets), small buckets (one or a few parameters each), and the
+// seq2seq model's output projection is tied to the target embedding (final only after its last
+// use, the embedding lookup at the start of the decoder).
+TEST(MpiTrain, OverlappedAllReduceEqualsBlockingSeq2SeqTied) {
+  SKIP_WITHOUT_MPI();
+  TempDir d;
+  write_tsvs(d);
+  const std::string args = kMpirun + "-np 2 " + seq2seq_args(d) + " --accum 2 --dist-bucket-mb 0.01";
+  const CommandResult ov = run_command(args + " --out " + d.file("ov"));
+  ASSERT_EQ(ov.code, 0) << ov.out;
+  const CommandResult ref = run_command(args + " --dist-overlap false --out " + d.file("ref"));
+  ASSERT_EQ(ref.code, 0) << ref.out;
+  expect_same_model(d.file("ov/checkpoint_last.safetensors"), d.file("ref/checkpoint_last.safetensors"));
+}
+
+TEST(MpiTrain, OverlappedAllReduceEqualsBlockingImages) {
+  SKIP_WITHOUT_MPI();
+  if (!fs::exists(kFashion)) GTEST_SKIP() << "Fashion-MNIST not installed (" << kFashion << ")";
+  TempDir d;
+  const std::string args = kMpirun + "-np 2 " + image_args() + " --dist-bucket-mb 0.02";
+  const CommandResult ov = run_command(args + " --out " + d.file("ov"));
+  ASSERT_EQ(ov.code, 0) << ov.out;
+  const CommandResult ref = run_command(args + " --dist-overlap false --out " + d.file("ref"));
+  ASSERT_EQ(ref.code, 0) << ref.out;
+  expect_same_model(d.file("ov/checkpoint_last.safetensors"), d.file("ref/checkpoint_last.safetensors"));
+}
+
+// The uninterrupted run is the blocking reference; the killed and resumed one overlaps (default).
 TEST(MpiTrain, KilledRankZeroThenResumeOnTwoRanksEqualsUninterrupted) {
   SKIP_WITHOUT_MPI();
   TempDir d;
   write_tsvs(d);
-  const CommandResult full = run_command(kMpirun + "-np 2 " + seq2seq_args(d) + " --out " + d.file("full"));
+  const CommandResult full =
+      run_command(kMpirun + "-np 2 " + seq2seq_args(d) + " --dist-overlap false --out " + d.file("full"));
   ASSERT_EQ(full.code, 0) << full.out;
   // Rank 0 (the only writer) dies right after committing epoch 1; the job must end, non-zero.
   const CommandResult killed =

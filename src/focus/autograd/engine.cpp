@@ -60,6 +60,13 @@ struct Retained {
 };
 thread_local std::vector<Retained> g_retained;
 thread_local LeafGradSink* g_sink = nullptr;
+thread_local LeafReadyScope::Callbacks* g_leaf_ready = nullptr;
+
+// The leaf's gradient slot of this backward: in the sink when one is installed, else the leaf's.
+Tensor* leaf_grad_slot(AutogradMeta& leaf) {
+  if (g_sink) return g_sink->find(&leaf);
+  return leaf.grad.defined() ? &leaf.grad : nullptr;
+}
 
 // A leaf's gradient: into this thread's sink when one is installed, else into the leaf.
 void add_to_leaf(const std::shared_ptr<AutogradMeta>& leaf, Tensor g) {
@@ -87,8 +94,9 @@ void store_retained(Node* n, const Tensor& dout) {
 
 void LeafGradSink::add(const std::shared_ptr<AutogradMeta>& leaf, Tensor g) {
   const auto [it, fresh] = index_.try_emplace(leaf.get(), grads_.size());
-  if (fresh) grads_.emplace_back(leaf, own(std::move(g)));
-  else accumulate_into(grads_[it->second].second, g);
+  Tensor& mine = fresh ? grads_.emplace_back(leaf, Tensor()).second : grads_[it->second].second;
+  if (mine.defined()) accumulate_into(mine, g);
+  else mine = own(std::move(g));  // first, or after a LeafReadyScope's callback took it
 }
 
 Tensor* LeafGradSink::find(const AutogradMeta* leaf) {
@@ -98,6 +106,7 @@ Tensor* LeafGradSink::find(const AutogradMeta* leaf) {
 
 void LeafGradSink::flush() {
   for (auto& [leaf, g] : grads_) {
+    if (!g.defined()) continue;  // taken by a LeafReadyScope's callback
     if (leaf->grad.defined()) accumulate_into(leaf->grad, g);
     else leaf->grad = std::move(g);
   }
@@ -107,6 +116,12 @@ void LeafGradSink::flush() {
 
 LeafGradSinkScope::LeafGradSinkScope(LeafGradSink& sink) : prev_(g_sink) { g_sink = &sink; }
 LeafGradSinkScope::~LeafGradSinkScope() { g_sink = prev_; }
+
+LeafReadyScope::LeafReadyScope(LeafReadyFn ready, LeafSetFn reached)
+    : prev_(g_leaf_ready), fns_{std::move(ready), std::move(reached)} {
+  g_leaf_ready = &fns_;
+}
+LeafReadyScope::~LeafReadyScope() { g_leaf_ready = prev_; }
 
 void retain_grad(const Tensor& t) {
   FOCUS_CHECK(t.defined() && t.requires_grad(), StateError,
@@ -167,26 +182,42 @@ void attach(Tensor& out, std::shared_ptr<Node> node, const std::vector<Tensor>& 
 void run_backward(const Tensor& root, const Tensor& grad) {
   NoGradGuard no_grad;
   if (!root.grad_fn()) {  // a leaf: the gradient is the seed itself
+    AutogradMeta& leaf = *root.impl()->autograd;
     add_to_leaf(root.impl()->autograd, grad);
+    if (g_leaf_ready) {
+      if (g_leaf_ready->reached) g_leaf_ready->reached({&leaf});
+      g_leaf_ready->ready(leaf, leaf_grad_slot(leaf));
+    }
     return;
   }
   Node* start = root.grad_fn().get();
   FOCUS_CHECK(!start->released, StateError,
               "backward: the graph behind this tensor was already freed by an earlier backward");
 
-  // Count, for every reachable node, how many edges point at it.
+  // Count, for every reachable node, how many edges point at it (and, for a LeafReadyScope, for
+  // every leaf: its gradient is final when the last of them has run).
   std::unordered_map<Node*, int> deps;
+  std::unordered_map<AutogradMeta*, int> leaf_uses;
+  LeafReadyScope::Callbacks* const leaf_ready = g_leaf_ready;
   std::vector<Node*> stack{start};
   deps[start] = 0;
   while (!stack.empty()) {
     Node* n = stack.back();
     stack.pop_back();
     for (const Edge& e : n->next) {
+      if (leaf_ready && e.leaf) ++leaf_uses[e.leaf.get()];
       if (!e.fn) continue;
       auto [it, fresh] = deps.try_emplace(e.fn.get(), 0);
       ++it->second;
       if (fresh) stack.push_back(e.fn.get());
     }
+  }
+
+  if (leaf_ready && leaf_ready->reached) {
+    std::vector<const AutogradMeta*> reached;
+    reached.reserve(leaf_uses.size());
+    for (const auto& [leaf, uses] : leaf_uses) reached.push_back(leaf);
+    leaf_ready->reached(reached);
   }
 
   PendingGrads pending;
@@ -232,8 +263,9 @@ void run_backward(const Tensor& root, const Tensor& grad) {
         }
         keep.push_back(e.fn);
         if (--deps[m] == 0) ready.push_back(m);
-      } else if (e.leaf && grads[i].defined()) {
-        add_to_leaf(e.leaf, std::move(grads[i]));
+      } else if (e.leaf) {
+        if (grads[i].defined()) add_to_leaf(e.leaf, std::move(grads[i]));
+        if (leaf_ready && --leaf_uses[e.leaf.get()] == 0) leaf_ready->ready(*e.leaf, leaf_grad_slot(*e.leaf));
       }
     }
     n->release();

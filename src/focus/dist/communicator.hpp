@@ -1,5 +1,6 @@
 // The communicator of data-parallel training across processes (and machines): rank, size, sums of
-// float / double buffers over all ranks (in buckets, in a fixed order), broadcast, barrier, a
+// float / double buffers over all ranks (in buckets, in a fixed order; blocking, or started
+// now and waited for later, to overlap with the backward pass), broadcast, barrier, a
 // value compared across ranks (parameter checksums) and abort-with-message. Two implementations:
 // OpenMPI (dist/mpi_communicator.cpp, built when CMake finds MPI: FOCUS_MPI) and a single-process
 // stub (rank 0 of 1; every collective is the identity), used without MPI or when the process was
@@ -32,6 +33,18 @@ class Communicator {
   // data[i] = the sum over ranks of data[i], in place, every rank the same result.
   virtual void allreduce_sum(float* data, int64_t n) = 0;
   virtual void allreduce_sum(double* data, int64_t n) = 0;
+  // Non-blocking data[i] = the sum over ranks of data[i]: starts the sum and returns its request;
+  // `data` must stay untouched until wait() returned. Every rank must start its sums in the same
+  // order (MPI's rule for collectives). test() lets it progress (with one thread per rank MPI
+  // moves data only inside MPI calls) and says whether it is done; wait() blocks until it is and
+  // frees the request. This default sums at once (blocking) and returns a finished request.
+  using Request = int64_t;
+  virtual Request start_allreduce_sum(float* data, int64_t n) {
+    allreduce_sum(data, n);
+    return -1;
+  }
+  virtual bool test(Request r) { (void)r; return true; }
+  virtual void wait(Request r) { (void)r; }
   // bytes from `root` to every rank, in place.
   virtual void broadcast(void* data, int64_t bytes, int root) = 0;
   virtual void barrier() = 0;

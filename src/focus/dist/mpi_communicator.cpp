@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include "focus/dist/communicator.hpp"
 
@@ -106,6 +107,35 @@ class MpiCommunicator final : public Communicator {
   void allreduce_sum(float* data, int64_t n) override { allreduce(data, n, MPI_FLOAT); }
   void allreduce_sum(double* data, int64_t n) override { allreduce(data, n, MPI_DOUBLE); }
 
+  Request start_allreduce_sum(float* data, int64_t n) override {
+    FOCUS_CHECK(n >= 0 && n <= INT_MAX, ValueError, "allreduce: {} elements (at most {} a call)", n,
+                INT_MAX);
+    if (n == 0) return -1;
+    MPI_Request req = MPI_REQUEST_NULL;
+    check(MPI_Iallreduce(MPI_IN_PLACE, data, int(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &req),
+          "MPI_Iallreduce");
+    const Request id = next_request_++;
+    requests_.emplace(id, req);
+    return id;
+  }
+
+  bool test(Request r) override {
+    const auto it = requests_.find(r);
+    if (it == requests_.end()) return true;
+    int done = 0;
+    check(MPI_Test(&it->second, &done, MPI_STATUS_IGNORE), "MPI_Test");
+    return done != 0;  // MPI_Test freed a finished request (MPI_REQUEST_NULL); wait() drops it
+  }
+
+  void wait(Request r) override {
+    const auto it = requests_.find(r);
+    if (it == requests_.end()) return;
+    MPI_Request req = it->second;
+    requests_.erase(it);
+    Busy busy(*this, "all-reduce");
+    check(MPI_Wait(&req, MPI_STATUS_IGNORE), "MPI_Wait");
+  }
+
   void broadcast(void* data, int64_t bytes, int root) override {
     FOCUS_CHECK(root >= 0 && root < size_, ValueError, "broadcast: root {} of {} ranks", root, size_);
     FOCUS_CHECK(bytes >= 0 && bytes <= INT_MAX, ValueError, "broadcast: {} bytes (at most {} a call)",
@@ -187,6 +217,8 @@ class MpiCommunicator final : public Communicator {
 
   int rank_ = 0, size_ = 1;
   bool owns_ = false;
+  std::unordered_map<Request, MPI_Request> requests_;  // started, not waited for
+  Request next_request_ = 0;
   double timeout_;
   std::mutex m_;
   std::condition_variable cv_;

@@ -19,7 +19,8 @@ struct TrainConfig {
   int batch = 128;
   int accum = 1;                       // micro-batches per optimizer step (batch = accum * micro)
   bool data_parallel = false;          // one micro-batch per thread at once (data_parallel.hpp)
-  double dist_bucket_mb = 8.0;         // mpirun: gradients all-reduced in buckets of this size
+  double dist_bucket_mb = 4.0;         // mpirun: gradients all-reduced in buckets of this size
+  bool dist_overlap = true;            // mpirun: start each bucket's all-reduce during backward
   int dist_check_every = 100;          // mpirun: steps between parameter checksum compares (0 = off)
   std::string optimizer = "adamw";     // sgd | adam | adamw | rmsprop
   double lr = 1e-3;
@@ -93,6 +94,9 @@ void visit_fields(TrainConfig& c, V&& v) {
     "single-threaded forward/backward per thread (faster for small models on few cores)");
   v("dist-bucket-mb", c.dist_bucket_mb,
     "under mpirun: all-reduce the gradients in buckets of this many MiB, in a fixed order");
+  v("dist-overlap", c.dist_overlap,
+    "under mpirun: start a bucket's all-reduce as soon as backward has made its gradients final "
+    "(false: all after the backward, the reference; the same sums on 2 ranks)");
   v("dist-check-every", c.dist_check_every,
     "under mpirun: compare a checksum of the parameters across ranks every N steps (0 = off)");
   v("optimizer", c.optimizer, "sgd | adam | adamw | rmsprop");

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "focus/autograd/grad_sink.hpp"
 #include "focus/autograd/node.hpp"
 #include "focus/kernels/cpu.hpp"
 #include "focus/train/data_parallel.hpp"
@@ -43,6 +44,7 @@ ReplicaGroup::ReplicaGroup(Communicator& comm, Module& model, const TrainConfig&
       accum_(cfg.accum),
       workers_(cfg.data_parallel ? num_threads() : 1),
       sinks_(cfg.data_parallel || comm.size() > 1),
+      overlap_(cfg.dist_overlap),
       bucket_(std::max<int64_t>(1, int64_t(cfg.dist_bucket_mb * 1024 * 1024 / sizeof(float)))),
       check_every_(cfg.dist_check_every) {
   if (const char* d = std::getenv("FOCUS_TEST_DIVERGE_AT"); d && *d) diverge_at_ = std::atoll(d);
@@ -69,57 +71,152 @@ double ReplicaGroup::backward(const StepPlan& plan, uint64_t salt, int64_t step,
   double local = 0;
   if (!plan.sinks) {
     for (int64_t a = plan.first; a < plan.last; ++a) local += run(a);
-  } else {
-    for (int64_t a0 = plan.first; a0 < plan.last; a0 += plan.workers) {
-      const int64_t n = std::min<int64_t>(plan.workers, plan.last - a0);
-      for (const double l :
-           run_micro_batches(n, plan.workers, salt, [&](int64_t i) { return run(a0 + i); }, a0))
-        local += l;
-    }
+    return local;  // one rank (no sinks with more)
   }
-  reduce_gradients(step);
+  const bool overlap = overlapping(plan);
+  if (size() > 1) begin_exchange();
+  // With overlap the last part runs alone below, under the callback.
+  const int64_t end = overlap ? plan.last - 1 : plan.last;
+  for (int64_t a0 = plan.first; a0 < end; a0 += plan.workers) {
+    const int64_t n = std::min<int64_t>(plan.workers, end - a0);
+    for (const double l :
+         run_micro_batches(n, plan.workers, salt, [&](int64_t i) { return run(a0 + i); }, a0))
+      local += l;
+  }
+  if (overlap) {
+    // The earlier parts' sum is in the parameters' .grad now; each parameter's final gradient of
+    // the last part joins it in its bucket as soon as backward makes it final.
+    const int64_t a = plan.last - 1;
+    comm_.set_activity(fmt::format("the all-reduce of the gradients of step {}", step));
+    local += run_micro_batches(1, 1, salt, [&](int64_t) {
+      auto ready = [&](const AutogradMeta& leaf, Tensor* g) {
+        const auto it = param_index_.find(&leaf);
+        if (it == param_index_.end() || filled_[it->second]) return;
+        const double t0 = now_seconds();
+        fill(it->second, g, true);
+        if (g) *g = Tensor();  // taken: the sink does not add it to the parameter again
+        progress();
+        comm_seconds_ += now_seconds() - t0;
+      };
+      // Parameters this backward does not reach are final already (.grad: the earlier parts'):
+      // in now, so that their buckets do not hold back the ones after them.
+      auto reached = [&](const std::vector<const AutogradMeta*>& leaves) {
+        std::vector<char> in(params_.size(), 0);
+        for (const AutogradMeta* l : leaves)
+          if (const auto it = param_index_.find(l); it != param_index_.end()) in[it->second] = 1;
+        for (size_t i = 0; i < params_.size(); ++i)
+          if (!in[i] && !filled_[i]) fill(i, nullptr, true);
+      };
+      const LeafReadyScope scope(ready, reached);
+      return run(a);
+    }, a)[0];
+  }
+  if (size() > 1) finish_exchange(step, overlap);
   return local;
 }
 
-void ReplicaGroup::reduce_gradients(int64_t step) {
-  if (size() == 1) return;
+void ReplicaGroup::layout() {
+  params_ = model_.parameters();
+  const size_t np = params_.size();
+  slots_.assign(np, Slot{});
+  buckets_.clear();
+  param_index_.clear();
+  int64_t off = 0;
+  // Reverse registration order: about the order backward finishes the gradients.
+  for (size_t k = 0; k < np;) {
+    Bucket b;
+    b.offset = off;
+    int64_t floats = 0;
+    size_t e = k;
+    while (e < np && (e == k || floats + params_[np - 1 - e].numel() <= bucket_))
+      floats += params_[np - 1 - e].numel(), ++e;
+    b.params = int(e - k);
+    int64_t g = off + b.params;
+    for (size_t j = k; j < e; ++j) {
+      const size_t i = np - 1 - j;
+      const Tensor& p = params_[i];
+      FOCUS_CHECK(p.dtype() == DType::F32, DTypeError,
+                  "multi-process training needs F32 parameters, got {}", dtype_name(p.dtype()));
+      slots_[i] = Slot{int(buckets_.size()), off + int64_t(j - k), g};
+      g += p.numel();
+      param_index_.emplace(p.impl()->autograd.get(), i);
+    }
+    b.length = g - off;
+    off = g;
+    buckets_.push_back(b);
+    k = e;
+  }
+  flat_.assign(size_t(off), 0.f);
+}
+
+void ReplicaGroup::begin_exchange() {
+  if (params_.empty() || params_.size() != model_.parameters().size()) layout();
+  filled_.assign(params_.size(), 0);
+  for (Bucket& b : buckets_) {
+    b.pending = b.params;
+    b.request = -1;
+    b.started = b.done = false;
+  }
+  next_start_ = 0;
+}
+
+void ReplicaGroup::fill(size_t i, const Tensor* part, bool overlap) {
+  // The same additions as flushing the part's sink into .grad: prev + part, else whichever exists.
+  const Tensor prev = params_[i].grad();
+  const bool has_part = part && part->defined(), has_prev = prev.defined();
+  const Slot& s = slots_[i];
+  float* dst = flat_.data() + s.grad;
+  const int64_t n = params_[i].numel();
+  flat_[size_t(s.flag)] = has_part || has_prev ? 1.f : 0.f;
+  if (has_part && has_prev) {
+    const Tensor a = prev.contiguous(), b = part->contiguous();
+    const float *pa = a.data<float>(), *pb = b.data<float>();
+    for (int64_t j = 0; j < n; ++j) dst[j] = pa[j] + pb[j];
+  } else if (has_part || has_prev) {
+    const Tensor c = (has_part ? *part : prev).contiguous();
+    std::memcpy(dst, c.data<float>(), size_t(n) * sizeof(float));
+  } else {
+    std::memset(dst, 0, size_t(n) * sizeof(float));
+  }
+  filled_[i] = 1;
+  Bucket& b = buckets_[size_t(s.bucket)];
+  --b.pending;
+  if (!overlap) return;
+  // Start, in bucket order, every bucket whose parameters are all in.
+  while (next_start_ < buckets_.size() && buckets_[next_start_].pending == 0) {
+    Bucket& nb = buckets_[next_start_++];
+    nb.request = comm_.start_allreduce_sum(flat_.data() + nb.offset, nb.length);
+    nb.started = true;
+  }
+}
+
+void ReplicaGroup::progress() {
+  for (size_t k = 0; k < next_start_; ++k) {
+    Bucket& b = buckets_[k];
+    if (!b.done) b.done = comm_.test(b.request);
+  }
+}
+
+void ReplicaGroup::finish_exchange(int64_t step, bool overlap) {
   const double t0 = now_seconds();
-  const std::vector<Tensor> params = model_.parameters();
-  const int64_t np = int64_t(params.size());
-  int64_t total = np;
-  for (const Tensor& p : params) {
-    FOCUS_CHECK(p.dtype() == DType::F32, DTypeError,
-                "multi-process training needs F32 parameters, got {}", dtype_name(p.dtype()));
-    total += p.numel();
-  }
-  flat_.assign(size_t(total), 0.f);
-  // Flags first (1: this rank has a gradient), then every gradient, in parameter order.
-  int64_t off = np;
-  for (int64_t i = 0; i < np; ++i) {
-    const Tensor g = params[size_t(i)].grad();
-    const int64_t n = params[size_t(i)].numel();
-    if (g.defined()) {
-      flat_[size_t(i)] = 1.f;
-      const Tensor c = g.contiguous();
-      std::memcpy(flat_.data() + off, c.data<float>(), size_t(n) * sizeof(float));
-    }
-    off += n;
-  }
   comm_.set_activity(fmt::format("the all-reduce of the gradients of step {}", step));
-  allreduce_sum_buckets(comm_, flat_.data(), total, bucket_);
-  off = np;
-  for (int64_t i = 0; i < np; ++i) {
-    Tensor p = params[size_t(i)];
-    const int64_t n = p.numel();
-    if (flat_[size_t(i)] > 0) {
-      Tensor g = p.grad();
-      if (!g.defined() || !g.is_contiguous()) {
-        g = Tensor::empty(p.shape());
-        p.set_grad(g);
-      }
-      std::memcpy(g.data<float>(), flat_.data() + off, size_t(n) * sizeof(float));
+  // Parameters the last part did not reach (or all, without overlap): their .grad is the rank sum.
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (!filled_[i]) fill(i, nullptr, overlap);
+  for (Bucket& b : buckets_) {
+    if (overlap) comm_.wait(b.request);
+    else comm_.allreduce_sum(flat_.data() + b.offset, b.length);
+  }
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Slot& s = slots_[i];
+    if (flat_[size_t(s.flag)] <= 0) continue;
+    Tensor p = params_[i];
+    Tensor g = p.grad();
+    if (!g.defined() || !g.is_contiguous()) {
+      g = Tensor::empty(p.shape());
+      p.set_grad(g);
     }
-    off += n;
+    std::memcpy(g.data<float>(), flat_.data() + s.grad, size_t(p.numel()) * sizeof(float));
   }
   comm_seconds_ += now_seconds() - t0;
 }
