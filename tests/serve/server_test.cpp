@@ -186,6 +186,11 @@ TEST(Serve, AnSloTheModelCannotMeetMovesItToTheFasterVariant) {
   EXPECT_NE(m.find("focus_slo_effective_accuracy{model=\"cnn\"} 0.85"), std::string::npos) << m;
   EXPECT_NE(m.find("focus_slo_steps_total{model=\"cnn\",direction=\"down\"} 1"), std::string::npos) << m;
   EXPECT_NE(m.find("focus_slo_target_seconds{model=\"cnn\"} 1e-06"), std::string::npos) << m;
+  // Every window missed the SLO: the shedding factor was halved at least once (from 0.8).
+  const std::string shed_key = "focus_slo_shed_factor{model=\"cnn\"} ";
+  const size_t at = m.find(shed_key);
+  ASSERT_NE(at, std::string::npos) << m;
+  EXPECT_LE(std::stod(m.substr(at + shed_key.size())), 0.4) << m;
   // Now served by int8: the answer is the int8 predictor's.
   const auto r = c->Post("/v2/models/cnn/infer", f.auth("infer"), body, "application/json");
   ASSERT_EQ(r->status, 200);

@@ -62,7 +62,9 @@ Admit Scheduler::submit(const std::shared_ptr<Job>& job) {
     }
     if (opt_.slo_p99_ms > 0 && !job->run_alone) {  // shed early: it would wait past the SLO
       const auto it = ms_per_item_.find(job->model->name);
-      if (it != ms_per_item_.end() && double(q.items) * it->second > opt_.slo_shed_at * opt_.slo_p99_ms) {
+      const auto f = shed_factor_.find(job->model->name);
+      const double factor = f == shed_factor_.end() ? opt_.slo_shed_at : f->second;
+      if (it != ms_per_item_.end() && double(q.items) * it->second > factor * opt_.slo_p99_ms) {
         return Admit::Shed;
       }
     }
@@ -272,8 +274,22 @@ void Scheduler::slo_done(const ServedModel& m, const std::vector<std::shared_ptr
   const double now = std::chrono::duration<double>(end - t0_).count();
   for (const auto& j : batch)
     if (j->status == 0) c.observe(now, std::chrono::duration<double, std::milli>(end - j->admitted).count());
-  if (!metrics_) return;
   const int rung = std::min(c.level(now), m.rungs() - 1);
+  double shed = opt_.slo_shed_at;
+  {  // AIMD on the shedding factor, once per closed window with requests
+    std::lock_guard<std::mutex> lock(mu_);
+    auto [f, fresh] = shed_factor_.emplace(m.name, opt_.slo_shed_at);
+    int64_t& seen = slo_windows_seen_[m.name];
+    if (c.stats().windows > seen) {
+      seen = c.stats().windows;
+      if (c.stats().last_p99_ms > opt_.slo_p99_ms)
+        f->second = std::max(0.02, f->second * 0.5);
+      else if (c.stats().last_p99_ms < 0.6 * opt_.slo_p99_ms)
+        f->second = std::min(opt_.slo_shed_at, f->second + 0.05);
+    }
+    shed = f->second;
+  }
+  if (!metrics_) return;
   Metrics::SloGauges g;
   g.rung = rung;
   g.variant = size_t(rung) < opt_.slo_ladder.size() ? opt_.slo_ladder[size_t(rung)] : m.image_rung(rung).weights();
@@ -284,6 +300,7 @@ void Scheduler::slo_done(const ServedModel& m, const std::vector<std::shared_ptr
   g.steps_down = c.stats().steps_down;
   g.steps_up = c.stats().steps_up;
   g.last_p99_ms = c.stats().last_p99_ms;
+  g.shed_factor = shed;
   metrics_->set_slo(m.name, g);
 }
 

@@ -44,9 +44,11 @@ struct SchedulerOptions {
   std::vector<std::string> slo_ladder;  // the rungs' names (weights), for the metrics
   std::vector<double> slo_accuracy;     // their accuracies, when known
   // With an SLO, admission also sheds load early (Clockwork-style): a job whose queue would make
-  // it wait past shed_at x SLO (the items queued ahead of it x the model's recent compute time
-  // per item; an empty queue always admits) is
-  // refused at once (Admit::Shed -> 429) rather than answered late.
+  // it wait past f x SLO (the items queued ahead of it x the model's recent compute time per item;
+  // an empty queue always admits) is refused at once (Admit::Shed -> 429) rather than answered
+  // late. The estimate leaves out the batch in progress and the HTTP layer's time, so f adapts
+  // (AIMD, per model): halved after a window whose p99 missed the SLO, raised by 0.05 after one
+  // under 0.6 x SLO, between 0.02 and slo_shed_at.
   double slo_shed_at = 0.8;
 };
 
@@ -125,6 +127,8 @@ class Scheduler {
   bool busy_ = false;  // under mu_: a batch is running
   std::map<std::string, SloController> slo_;  // by model name (executor thread)
   std::map<std::string, double> ms_per_item_;  // under mu_: recent compute time per item, by model
+  std::map<std::string, double> shed_factor_;  // under mu_: the adaptive f above, by model
+  std::map<std::string, int64_t> slo_windows_seen_;  // executor thread: windows already acted on
   const SteadyClock::time_point t0_ = SteadyClock::now();
   std::thread thread_;
 };
