@@ -208,6 +208,33 @@ TEST_P(QueueStoreTest, UndoTakesBackOnlyTheReviewersRecentLabel) {
   EXPECT_EQ(again->id, other);
 }
 
+TEST_P(QueueStoreTest, ItemsPastTheirTtlExpireButStillTakeALateLabel) {
+  auto q = open();
+  NewItem a = item("ttl", 0.9);
+  a.ttl_ms = 1000;
+  const int64_t id = q->enqueue(a).id;
+  const int64_t keep = q->enqueue(item("forever", 0.1)).id;
+  EXPECT_EQ(q->get(id)->expires_ms, kStart + 1000);
+  EXPECT_EQ(q->get(keep)->expires_ms, 0);
+  now_ += 999;
+  EXPECT_FALSE(q->get(id)->expired(now_));
+  EXPECT_EQ(q->counts().pending, 2);
+  now_ += 1;
+  EXPECT_TRUE(q->get(id)->expired(now_));
+  const QueueCounts c = q->counts();
+  EXPECT_EQ(c.pending, 1);
+  EXPECT_EQ(c.expired, 1);
+  EXPECT_EQ(q->capacity().waiting, 1);
+  const auto next = q->claim("alice", 60000);  // the expired one (higher priority) is passed over
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->id, keep);
+  EXPECT_FALSE(q->claim("alice", 60000));
+  EXPECT_TRUE(q->label(id, "bob", "Shirt"));  // a late label is recorded
+  EXPECT_EQ(q->get(id)->state, ItemState::Done);
+  EXPECT_FALSE(q->get(id)->expired(now_));
+  EXPECT_EQ(q->counts().expired, 0);
+}
+
 TEST_P(QueueStoreTest, ExportPagesInLabelOrderFromACursor) {
   auto q = open();
   std::vector<int64_t> ids;
@@ -334,6 +361,30 @@ TEST(QueueStoreUrl, SchemesAndErrorsNameTheOperation) {
   // Nothing listens on port 1: the error names the connection (and hides a password).
   expect_error<QueueStoreError>([] { open_queue_store("postgresql://u:secret@127.0.0.1:1/db?connect_timeout=2"); },
                                 {"postgresql", "connect", "u:***@127.0.0.1:1"});
+}
+
+TEST(QueueStoreUrl, AVersion1StoreIsMigratedKeepingItsItems) {
+  const std::string path = ::testing::TempDir() + "v1.db";
+  std::filesystem::remove(path);
+  int64_t id = 0;
+  {
+    auto q = open_queue_store(path);
+    id = q->enqueue(item("old", 0.5)).id;
+    q->label(id, "alice", "Coat");
+  }
+  sqlite3* db = nullptr;  // make it what version 1 wrote: no expires_ms column, version 1
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE review_items DROP COLUMN expires_ms;"
+                             "UPDATE review_meta SET value = 1 WHERE key = 'schema_version'",
+                         nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto q = open_queue_store(path);
+  EXPECT_EQ(q->schema_version(), kQueueSchemaVersion);
+  EXPECT_EQ(q->get(id)->label, "Coat");
+  EXPECT_EQ(q->get(id)->expires_ms, 0);
+  NewItem n = item("new", 0.5);
+  n.ttl_ms = 5;
+  EXPECT_GT(q->enqueue(n).id, id);
 }
 
 TEST(QueueStoreUrl, ANewerSchemaIsRefused) {

@@ -4,6 +4,9 @@
 // the metrics and the reviewer page with its Content-Security-Policy.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include "focus/review/queue_store.hpp"
 #include "serve/serve_fixture.hpp"
 
@@ -155,6 +158,29 @@ TEST(ServeReview, AReviewerUndoesTheirLastLabelAndTheTicketReopens) {
   EXPECT_NE(m.find("focus_review_undone_total{model=\"cnn\",agree=\"true\"} 1"), std::string::npos) << m;
   f.stop();
   EXPECT_EQ(review::open_queue_store(url)->get(ticket)->label, second);
+}
+
+TEST(ServeReview, AnItemNobodyLabelsInTimeExpiresWithTheModelsAnswer) {
+  const std::string url = store_url("review_ttl");
+  std::filesystem::remove(url.substr(9));
+  ServeFixture f("review_ttl", [&](ServeOptions& o) {
+    o.review_store = url;
+    o.review_threshold = 0;
+    o.review_ttl_ms = 200;
+    o.review_evidence = false;
+  });
+  auto c = f.client();
+  const auto r = c->Post("/v1/models/cnn/classify", f.auth("infer"), tiny_png(8), "image/png");
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json pred = body_of(r)["predictions"][0];
+  const std::string ticket = "/v1/review/tickets/" + std::to_string(pred["ticket"].get<int64_t>());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // past the 200 ms TTL whatever the load
+  const json t = body_of(c->Get(ticket, f.auth("infer")));
+  EXPECT_EQ(t["status"], "expired") << t.dump();
+  EXPECT_EQ(t["decided_by"], "model");
+  EXPECT_EQ(t["label"], pred["top"][0]["name"]);
+  EXPECT_EQ(c->Post("/v1/review/next", f.auth("review"), "", "application/json")->status, 204);
+  EXPECT_EQ(body_of(c->Get("/v1/review/stats", f.auth("review")))["expired"], 1);
 }
 
 TEST(ServeReview, EvidenceCanBeTurnedOff) {

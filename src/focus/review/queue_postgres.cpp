@@ -34,12 +34,17 @@ const char* const kMigrations[] = {
     " WHERE state <> 'done';"  // claims walk it in order
     "CREATE INDEX review_items_labelled ON review_items(labelled_ms) WHERE state = 'done';"
     "INSERT INTO review_meta(key, value) VALUES ('label_seq', 0);",
+    // 2: item TTL.
+    "ALTER TABLE review_items ADD COLUMN expires_ms BIGINT NOT NULL DEFAULT 0;",
 };
 static_assert(std::size(kMigrations) == kQueueSchemaVersion);
 
 const char* const kColumns = kQueueColumns;
 // Waiting items; the `state <> 'done'` term lets the planner use the partial index.
-const char* const kWaiting = "(state <> 'done' AND (state = 'pending' OR lease_until_ms <= $1))";
+const char* const kWaiting =
+    "(state <> 'done' AND (state = 'pending' OR lease_until_ms <= $1) AND (expires_ms = 0 OR expires_ms > $1))";
+// Expired: unlabelled past the TTL.
+const char* const kExpired = "(state <> 'done' AND expires_ms > 0 AND expires_ms <= $1)";
 
 // A parameter: text, or bytes sent in binary (bytea).
 struct Param {
@@ -92,6 +97,7 @@ class Result {
     it.labelled_ms = i64(row, 16);
     it.label_seq = i64(row, 17);
     it.time_spent_ms = i64(row, 18);
+    it.expires_ms = i64(row, 19);
     return it;
   }
 
@@ -133,14 +139,16 @@ class PostgresQueue final : public QueueStore {
 
   EnqueueResult enqueue(const NewItem& in) override {
     check_new_item(in);
+    const int64_t now = opt_.now_ms();
     return tx("enqueue", [&] {
       Result r = exec("enqueue",
                       "INSERT INTO review_items(request_id, model, model_version, content_type, input,"
-                      " prediction, scores, uncertainty, priority, state, created_ms) VALUES"
-                      " ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10)"
+                      " prediction, scores, uncertainty, priority, state, created_ms, expires_ms) VALUES"
+                      " ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11)"
                       " ON CONFLICT (request_id) DO NOTHING RETURNING id",
                       {in.request_id, in.model, in.model_version, in.content_type, Param(in.input, true),
-                       in.prediction, in.scores, in.uncertainty, in.priority, opt_.now_ms()});
+                       in.prediction, in.scores, in.uncertainty, in.priority, now,
+                       in.ttl_ms > 0 ? now + in.ttl_ms : int64_t(0)});
       if (r.rows() == 1) return EnqueueResult{r.i64(0, 0), true};
       Result s = exec("enqueue", "SELECT id FROM review_items WHERE request_id = $1", {in.request_id});
       if (s.rows() != 1) fail("enqueue", "the item vanished after its insert");
@@ -229,9 +237,10 @@ class PostgresQueue final : public QueueStore {
   QueueCounts counts() override {
     return tx("counts", [&] {
       Result r = exec("counts", fmt::format("SELECT count(*) FILTER (WHERE {0}), count(*) FILTER (WHERE state = 'claimed'"
-                                            " AND NOT {0}), count(*) FILTER (WHERE state = 'done') FROM review_items", kWaiting),
+                                            " AND NOT {0} AND NOT {1}), count(*) FILTER (WHERE state = 'done'),"
+                                            " count(*) FILTER (WHERE {1}) FROM review_items", kWaiting, kExpired),
                       {opt_.now_ms()});
-      return QueueCounts{r.i64(0, 0), r.i64(0, 1), r.i64(0, 2)};
+      return QueueCounts{r.i64(0, 0), r.i64(0, 1), r.i64(0, 2), r.i64(0, 3)};
     });
   }
 

@@ -34,12 +34,17 @@ const char* const kMigrations[] = {
     " WHERE state <> 'done';"  // claims walk it in order
     "CREATE INDEX review_items_labelled ON review_items(labelled_ms) WHERE state = 'done';"
     "INSERT INTO review_meta(key, value) VALUES ('label_seq', 0);",
+    // 2: item TTL.
+    "ALTER TABLE review_items ADD COLUMN expires_ms INTEGER NOT NULL DEFAULT 0;",
 };
 static_assert(std::size(kMigrations) == kQueueSchemaVersion);
 
 const char* const kColumns = kQueueColumns;
 // Waiting items; the `state <> 'done'` term lets the planner use the partial index.
-const char* const kWaiting = "(state <> 'done' AND (state = 'pending' OR lease_until_ms <= ?1))";
+const char* const kWaiting =
+    "(state <> 'done' AND (state = 'pending' OR lease_until_ms <= ?1) AND (expires_ms = 0 OR expires_ms > ?1))";
+// Expired: unlabelled past the TTL.
+const char* const kExpired = "(state <> 'done' AND expires_ms > 0 AND expires_ms <= ?1)";
 
 class SqliteQueue;
 
@@ -109,14 +114,15 @@ class SqliteQueue final : public QueueStore {
 
   EnqueueResult enqueue(const NewItem& in) override {
     check_new_item(in);
+    const int64_t now = opt_.now_ms();
     return tx("enqueue", [&] {
       Stmt ins(db_, "INSERT INTO review_items(request_id, model, model_version, content_type, input,"
-                    " prediction, scores, uncertainty, priority, state, created_ms) VALUES"
-                    " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10)"
+                    " prediction, scores, uncertainty, priority, state, created_ms, expires_ms) VALUES"
+                    " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?11)"
                     " ON CONFLICT(request_id) DO NOTHING", *this, "enqueue");
       ins.bind(1, in.request_id).bind(2, in.model).bind(3, in.model_version).bind(4, in.content_type)
           .bind_blob(5, in.input).bind(6, in.prediction).bind(7, in.scores).bind(8, in.uncertainty)
-          .bind(9, in.priority).bind(10, opt_.now_ms());
+          .bind(9, in.priority).bind(10, now).bind(11, in.ttl_ms > 0 ? now + in.ttl_ms : int64_t(0));
       ins.step();
       const bool created = sqlite3_changes(db_) == 1;
       Stmt sel(db_, "SELECT id FROM review_items WHERE request_id = ?1", *this, "enqueue");
@@ -212,12 +218,13 @@ class SqliteQueue final : public QueueStore {
 
   QueueCounts counts() override {
     return tx("counts", [&] {
-      Stmt s(db_, fmt::format("SELECT coalesce(sum({0}), 0), coalesce(sum(state = 'claimed' AND NOT {0}), 0),"
-                              " coalesce(sum(state = 'done'), 0) FROM review_items", kWaiting),
+      Stmt s(db_, fmt::format("SELECT coalesce(sum({0}), 0), coalesce(sum(state = 'claimed' AND NOT {0} AND NOT {1}), 0),"
+                              " coalesce(sum(state = 'done'), 0), coalesce(sum({1}), 0) FROM review_items",
+                              kWaiting, kExpired),
              *this, "counts");
       s.bind(1, opt_.now_ms());
       s.step();
-      return QueueCounts{s.i64(0), s.i64(1), s.i64(2)};
+      return QueueCounts{s.i64(0), s.i64(1), s.i64(2), s.i64(3)};
     }, false);
   }
 
@@ -363,6 +370,7 @@ QueueItem Stmt::item() const {
   it.labelled_ms = i64(16);
   it.label_seq = i64(17);
   it.time_spent_ms = i64(18);
+  it.expires_ms = i64(19);
   return it;
 }
 

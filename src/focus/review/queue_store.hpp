@@ -36,6 +36,9 @@
 // - labelled_since(cursor, limit) lists labelled items in the order they were labelled, after the
 //   cursor (0 = from the start); each item's label_seq is the next cursor. Labels are numbered in
 //   commit order, so paging never skips a label committed while an export runs.
+// - An item enqueued with a TTL expires when unlabelled at created + ttl: it stops waiting (claim
+//   skips it, counts list it apart) and its ticket reports the model's answer; a label given
+//   later is still recorded.
 // - Times are milliseconds since the Unix epoch from QueueStoreOptions::now_ms (injectable, for
 //   tests); the stored times are the clock of the process that did the operation.
 // Errors: a database failure is a QueueStoreError (an IOError) naming the operation and the
@@ -75,6 +78,7 @@ struct NewItem {
   std::string scores = "{}";  // the model's top-k / probabilities / explanation, a JSON text
   double uncertainty = 0;     // the error score (review/scores.hpp), finite
   double priority = 0;        // higher is claimed first, finite
+  int64_t ttl_ms = 0;         // > 0: unlabelled after this long, the item expires (0 = never)
 };
 
 struct QueueItem {
@@ -89,6 +93,12 @@ struct QueueItem {
   int64_t labelled_ms = 0;         // 0 until labelled
   int64_t label_seq = 0;           // export cursor of this label (0 until labelled)
   int64_t time_spent_ms = 0;       // labelled - claimed when the labeller held the claim, else 0
+  int64_t expires_ms = 0;          // created + ttl (0 = never)
+  // Expired: not labelled by expires_ms. It is no longer handed out (the model's answer stands),
+  // but a late label is still recorded (human work is not thrown away).
+  bool expired(int64_t now_ms) const {
+    return state != ItemState::Done && expires_ms > 0 && now_ms >= expires_ms;
+  }
 };
 
 struct EnqueueResult {
@@ -100,6 +110,7 @@ struct QueueCounts {
   int64_t pending = 0;  // waiting: never claimed, released, or claimed with an expired lease
   int64_t claimed = 0;  // under a live lease
   int64_t done = 0;     // labelled
+  int64_t expired = 0;  // unlabelled past their TTL (not waiting any more)
 };
 
 // What a capacity controller (review/capacity.hpp) and the metrics need.
@@ -143,7 +154,7 @@ class QueueStore {
 };
 
 // The schema version this build writes (and migrates older stores to).
-inline constexpr int kQueueSchemaVersion = 1;
+inline constexpr int kQueueSchemaVersion = 2;  // 2: expires_ms (item TTL)
 
 // Opens (creating when missing) the store at `url`:
 //   sqlite:///absolute/path.db, sqlite://relative/path.db, or a plain path (SQLite);
@@ -159,7 +170,7 @@ std::unique_ptr<QueueStore> open_postgres_queue(const std::string& conninfo, Que
 inline constexpr const char* kQueueColumns =
     "id, request_id, model, model_version, content_type, input, prediction, scores, uncertainty,"
     " priority, state, created_ms, reviewer, claimed_ms, lease_until_ms, label, labelled_ms,"
-    " coalesce(label_seq, 0), time_spent_ms";
+    " coalesce(label_seq, 0), time_spent_ms, expires_ms";
 int64_t system_now_ms();
 // Throws ValueError naming the field for an empty request id / content type, a request id over
 // 256 bytes, a non-finite uncertainty or priority, or scores that are not JSON.

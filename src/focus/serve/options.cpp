@@ -70,6 +70,7 @@ void validate(const ServeOptions& o) {
               "--weights '{}' must be f32 or bf16", o.weights);
   FOCUS_CHECK(o.image_weights == "f32" || o.image_weights == "int8" || o.image_weights == "auto", ValueError,
               "--image-weights '{}' must be f32, int8 or auto", o.image_weights);
+  FOCUS_CHECK(o.review_ttl_ms >= 0, ValueError, "--review-ttl-ms {} must be >= 0", o.review_ttl_ms);
   FOCUS_CHECK(std::isfinite(o.slo_p99_ms) && o.slo_p99_ms >= 0, ValueError, "--slo-p99-ms {} must be >= 0", o.slo_p99_ms);
   FOCUS_CHECK(std::isfinite(o.slo_window_ms) && o.slo_window_ms > 0, ValueError,
               "--slo-window-ms {} must be > 0", o.slo_window_ms);

@@ -50,6 +50,7 @@ struct ServeOptions {
   double review_audit_share = 0;     // share of the auto-accepted also sent to review
   int64_t review_lease_ms = 300000;  // a reviewer's claim on an item
   int64_t review_undo_window_ms = 600000;  // a reviewer may take back their label this long (U)
+  int64_t review_ttl_ms = 0;         // > 0: a review item unlabelled this long expires
   bool review_evidence = true;       // queue each deferred item with its explanation overlay
 };
 
@@ -110,6 +111,9 @@ void visit_fields(ServeOptions& o, V&& v) {
   v("review-lease-ms", o.review_lease_ms, "how long a reviewer's claim on an item holds");
   v("review-undo-window-ms", o.review_undo_window_ms,
     "how long after labelling a reviewer may take the label back (U on the reviewer page)");
+  v("review-ttl-ms", o.review_ttl_ms,
+    "an item nobody labelled within this time expires: no longer handed out, its ticket says "
+    "\"expired\" with the model's answer (0 = never)");
   v("review-evidence", o.review_evidence,
     "compute each deferred item's explanation (rollout or Grad-CAM overlay) when it is queued");
 }

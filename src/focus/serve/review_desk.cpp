@@ -110,6 +110,7 @@ ReviewDesk::Routed ReviewDesk::route(const std::string& model, const std::string
     }
     item.scores = scores.dump();
     item.uncertainty = r.score;
+    item.ttl_ms = opt_.ttl_ms;
     item.priority = audit ? 2.0 : r.score;  // audits first: they measure what the model decides alone
     const review::EnqueueResult e = store_->enqueue(item);
     r.ticket = e.id;
@@ -131,6 +132,10 @@ std::optional<json> ReviewDesk::ticket(int64_t id) {
     t["label"] = it->label;
     t["decided_by"] = "reviewer";
     t["agrees_with_model"] = it->label == it->data.prediction;
+  } else if (it->expired(review::system_now_ms())) {  // nobody answered in time: the model's answer stands
+    t["status"] = "expired";
+    t["label"] = it->data.prediction;
+    t["decided_by"] = "model";
   } else {
     t["status"] = "pending_review";
   }
@@ -208,6 +213,7 @@ json ReviewDesk::stats() {
   json s = {{"waiting", c.pending},
             {"claimed", c.claimed},
             {"done", c.done},
+            {"expired", c.expired},
             {"queue_cap", opt_.queue_cap},
             {"oldest_age_s", cap.oldest_age_s},
             {"labels_last_hour", cap.labels_last_hour},

@@ -41,6 +41,7 @@ struct ReviewDeskOptions {
   double audit_share = 0;         // share of the would-be-accepted sent to review as audits
   int64_t lease_ms = 300000;      // how long a reviewer's claim holds
   int64_t undo_window_ms = 600000;  // how long a reviewer may take back their own label
+  int64_t ttl_ms = 0;             // > 0: an item unlabelled this long expires (the model's answer stands)
   uint64_t seed = 0;              // audit draws
 };
 
