@@ -5,10 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <mutex>
 #include <thread>
 
 #include "focus/review/queue_store.hpp"
+#include "focus/serve/review_webhook.hpp"
 #include "serve/serve_fixture.hpp"
+#include "support/expect_error.hpp"
 
 namespace focus {
 namespace {
@@ -181,6 +184,60 @@ TEST(ServeReview, AnItemNobodyLabelsInTimeExpiresWithTheModelsAnswer) {
   EXPECT_EQ(t["label"], pred["top"][0]["name"]);
   EXPECT_EQ(c->Post("/v1/review/next", f.auth("review"), "", "application/json")->status, 204);
   EXPECT_EQ(body_of(c->Get("/v1/review/stats", f.auth("review")))["expired"], 1);
+}
+
+TEST(ServeReview, AClosedTicketIsPostedToTheWebhook) {
+  httplib::Server hook;  // the client's endpoint, on loopback
+  std::mutex mu;
+  std::vector<std::pair<std::string, std::string>> got;  // (Authorization, body)
+  hook.Post("/hook", [&](const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard<std::mutex> lock(mu);
+    got.emplace_back(req.get_header_value("Authorization"), req.body);
+    res.status = 204;
+  });
+  const int hook_port = hook.bind_to_any_port("127.0.0.1");
+  std::thread hook_thread([&] { hook.listen_after_bind(); });
+  const std::string url = store_url("review_hook");
+  std::filesystem::remove(url.substr(9));
+  {
+    ServeFixture f("review_hook", [&](ServeOptions& o) {
+      o.review_store = url;
+      o.review_threshold = 0;
+      o.review_evidence = false;
+      o.review_webhook = "http://127.0.0.1:" + std::to_string(hook_port) + "/hook";
+      o.review_webhook_secret = "s3cret";
+    });
+    auto c = f.client();
+    httplib::Headers h = f.auth("infer");
+    h.emplace("X-Request-Id", "order-42");
+    const auto r = c->Post("/v1/models/cnn/classify", h, tiny_png(12), "image/png");
+    ASSERT_EQ(r->status, 200) << r->body;
+    const json item = body_of(c->Post("/v1/review/next", f.auth("review"), "", "application/json"));
+    ASSERT_EQ(c->Post("/v1/review/items/" + std::to_string(item["id"].get<int64_t>()) + "/label", f.auth("review"),
+                      json{{"label", item["classes"][3]}}.dump(), "application/json")->status, 200);
+    for (int i = 0; i < 500; ++i) {  // delivery is asynchronous: wait for it (at most 5 s)
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!got.empty()) break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].first, "Bearer s3cret");
+    const json t = json::parse(got[0].second, nullptr, false);
+    EXPECT_EQ(t["ticket"], item["id"]);
+    EXPECT_EQ(t["request_id"], "order-42#0");
+    EXPECT_EQ(t["status"], "done");
+    EXPECT_EQ(t["label"], item["classes"][3]);
+    EXPECT_EQ(t["decided_by"], "reviewer");
+    const std::string m = c->Get("/metrics", f.auth("metrics"))->body;
+    EXPECT_NE(m.find("focus_review_webhook_total{outcome=\"ok\"} 1"), std::string::npos) << m;
+  }
+  hook.stop();
+  hook_thread.join();
+  testing::expect_error<ValueError>([] { Webhook("https://example.org/x", "", nullptr); }, {"HTTPS"});
+  testing::expect_error<ValueError>([] { Webhook("http://:80/x", "", nullptr); }, {"http://HOST[:PORT][/PATH]"});
 }
 
 TEST(ServeReview, EvidenceCanBeTurnedOff) {

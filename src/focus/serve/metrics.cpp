@@ -31,6 +31,7 @@ const char* kHelp[][3] = {
     {"focus_review_routed_total", "counter",
      "Classified items by who answers: model, review (deferred), audit, queue_full (model, flagged)."},
     {"focus_review_labels_total", "counter", "Reviewers' labels, by model and agreement with the model."},
+    {"focus_review_webhook_total", "counter", "Closed tickets sent to --review-webhook, by outcome (ok, failed after 3 tries, dropped)."},
     {"focus_review_undone_total", "counter",
      "Labels taken back by their reviewer (U), by model and agreement: labels_total - undone_total are the standing ones."},
     {"focus_review_audit_labels_total", "counter",
@@ -163,6 +164,11 @@ void Metrics::review_labelled(const std::string& model, bool agree, bool audit) 
 void Metrics::review_undone(const std::string& model, bool agree) {
   std::lock_guard<std::mutex> lock(mu_);
   counters_["focus_review_undone_total"][fmt::format("model=\"{}\",agree=\"{}\"", prometheus_label(model), agree)] += 1;
+}
+
+void Metrics::review_webhook(const char* outcome) {
+  std::lock_guard<std::mutex> lock(mu_);
+  counters_["focus_review_webhook_total"][fmt::format("outcome=\"{}\"", outcome)] += 1;
 }
 
 void Metrics::set_slo(const std::string& model, const SloGauges& g) {

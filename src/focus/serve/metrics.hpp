@@ -41,7 +41,8 @@ class Metrics {
   };
   void review_routed(const std::string& model, const char* route);
   void review_labelled(const std::string& model, bool agree, bool audit);
-  void review_undone(const std::string& model, bool agree);  // a label taken back (it is given again)
+  void review_undone(const std::string& model, bool agree);
+  void review_webhook(const char* outcome);  // ok | failed | dropped  // a label taken back (it is given again)
   void set_review_queue(const ReviewGauges& g);
   // The latency SLO controller's state for a model (scheduler.cpp).
   struct SloGauges {

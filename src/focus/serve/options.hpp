@@ -51,6 +51,8 @@ struct ServeOptions {
   int64_t review_lease_ms = 300000;  // a reviewer's claim on an item
   int64_t review_undo_window_ms = 600000;  // a reviewer may take back their label this long (U)
   int64_t review_ttl_ms = 0;         // > 0: a review item unlabelled this long expires
+  std::string review_webhook;        // http://HOST[:PORT]/PATH: closed tickets are POSTed there
+  std::string review_webhook_secret;  // sent as Authorization: Bearer
   bool review_evidence = true;       // queue each deferred item with its explanation overlay
 };
 
@@ -114,6 +116,9 @@ void visit_fields(ServeOptions& o, V&& v) {
   v("review-ttl-ms", o.review_ttl_ms,
     "an item nobody labelled within this time expires: no longer handed out, its ticket says "
     "\"expired\" with the model's answer (0 = never)");
+  v("review-webhook", o.review_webhook,
+    "POST each ticket a reviewer closes, as JSON, to this http://HOST[:PORT]/PATH (3 tries, async)");
+  v("review-webhook-secret", o.review_webhook_secret, "sent to the webhook as Authorization: Bearer");
   v("review-evidence", o.review_evidence,
     "compute each deferred item's explanation (rollout or Grad-CAM overlay) when it is queued");
 }

@@ -59,6 +59,7 @@ ReviewDesk::ReviewDesk(const ReviewDeskOptions& opt, Metrics* metrics)
         .audit_share = opt.audit_share, .seed = opt.seed});
   waiting_ = store_->counts().pending;
   refresh_metrics();
+  if (!opt.webhook.empty()) webhook_ = std::make_unique<Webhook>(opt.webhook, opt.webhook_secret, metrics);
 }
 
 ReviewDesk::Routed ReviewDesk::route(const std::string& model, const std::string& version,
@@ -125,8 +126,13 @@ std::optional<json> ReviewDesk::ticket(int64_t id) {
   std::lock_guard<std::mutex> lock(mu_);
   const std::optional<review::QueueItem> it = store_->get(id);
   if (!it) return std::nullopt;
-  json t = {{"ticket", it->id}, {"model", it->data.model}, {"model_version", it->data.model_version},
-            {"provisional", it->data.prediction}};
+  return ticket_json(*it);
+}
+
+json ReviewDesk::ticket_json(const review::QueueItem& item) {
+  const review::QueueItem* it = &item;
+  json t = {{"ticket", it->id}, {"request_id", it->data.request_id}, {"model", it->data.model},
+            {"model_version", it->data.model_version}, {"provisional", it->data.prediction}};
   if (it->state == review::ItemState::Done) {
     t["status"] = "done";
     t["label"] = it->label;
@@ -194,6 +200,8 @@ bool ReviewDesk::label(int64_t id, const std::string& reviewer, const std::strin
                 "'{}' is not a class of model '{}' (its classes: {})", label, it->data.model, cs.dump());
   }
   const bool recorded = store_->label(id, reviewer, label);
+  if (recorded && webhook_)
+    if (const std::optional<review::QueueItem> done = store_->get(id)) webhook_->post(ticket_json(*done));
   if (recorded) {
     const bool audit = !scores.is_discarded() && scores.value("route", "") == "audit";
     metrics_->review_labelled(it->data.model, label == it->data.prediction, audit);

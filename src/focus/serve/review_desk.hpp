@@ -29,6 +29,7 @@
 #include "focus/review/capacity.hpp"
 #include "focus/review/queue_store.hpp"
 #include "focus/serve/metrics.hpp"
+#include "focus/serve/review_webhook.hpp"
 #include "focus/tensor/rng.hpp"
 
 namespace focus {
@@ -42,6 +43,8 @@ struct ReviewDeskOptions {
   int64_t lease_ms = 300000;      // how long a reviewer's claim holds
   int64_t undo_window_ms = 600000;  // how long a reviewer may take back their own label
   int64_t ttl_ms = 0;             // > 0: an item unlabelled this long expires (the model's answer stands)
+  std::string webhook;            // "" or http://HOST[:PORT]/PATH: closed tickets are POSTed there
+  std::string webhook_secret;     // sent as Authorization: Bearer
   uint64_t seed = 0;              // audit draws
 };
 
@@ -93,8 +96,10 @@ class ReviewDesk {
   std::mutex mu_;
   std::unique_ptr<review::QueueStore> store_;
   std::unique_ptr<review::CapacityController> controller_;
+  std::unique_ptr<Webhook> webhook_;  // closed tickets go out here (when --review-webhook is set)
   Rng rng_;
   nlohmann::json view(const review::QueueItem& it);  // an item as the reviewer page shows it (lock held)
+  static nlohmann::json ticket_json(const review::QueueItem& it);  // a ticket's state
   int64_t waiting_ = 0;         // the store's waiting count, refreshed now and then
   double waiting_checked_ = -1;  // when (seconds since start)
   double t0_;

@@ -172,7 +172,9 @@ Server::Server(const ServeOptions& options) : impl_(std::make_unique<Impl>(optio
                           .queue_cap = s.opt.review_queue_cap, .audit_share = s.opt.review_audit_share,
                           .lease_ms = s.opt.review_lease_ms,
                           .undo_window_ms = s.opt.review_undo_window_ms,
-                          .ttl_ms = s.opt.review_ttl_ms},
+                          .ttl_ms = s.opt.review_ttl_ms,
+                          .webhook = s.opt.review_webhook,
+                          .webhook_secret = s.opt.review_webhook_secret},
         &s.metrics);
     std::fprintf(stderr, "focus serve: review queue %s (%s)\n", s.opt.review_store.c_str(),
                  s.opt.review_capacity_per_hour > 0
