@@ -34,14 +34,7 @@ double median(std::vector<double> v) {
 double test_accuracy(const ImagePredictor& p, const ImageDataset& ds) {
   std::vector<int64_t> idx(static_cast<size_t>(ds.size()));
   std::iota(idx.begin(), idx.end(), int64_t(0));
-  const std::vector<double> z = dataset_logits(p, ds, idx);
-  const int64_t K = p.num_classes();
-  int64_t right = 0;
-  for (int64_t i = 0; i < ds.size(); ++i) {
-    const double* row = z.data() + i * K;
-    right += std::max_element(row, row + K) - row == ds.label(i);
-  }
-  return double(right) / double(ds.size());
+  return dataset_accuracy(p, ds, idx);
 }
 
 }  // namespace

@@ -143,17 +143,6 @@ VariantResult spawn_measure(const Opts& o, const Variant& v) {
   return r;
 }
 
-double val_accuracy(const ImagePredictor& p, const ImageDataset& ds, const std::vector<int64_t>& idx) {
-  const std::vector<double> z = dataset_logits(p, ds, idx);
-  const int64_t K = p.num_classes();
-  int64_t right = 0;
-  for (size_t i = 0; i < idx.size(); ++i) {
-    const double* row = z.data() + int64_t(i) * K;
-    right += std::max_element(row, row + K) - row == ds.label(idx[i]);
-  }
-  return double(right) / double(idx.size());
-}
-
 int plan(const Opts& o) {
   Budget b = parse_budget(o.budget);
   b.qps = o.qps;
@@ -172,7 +161,7 @@ int plan(const Opts& o) {
   for (const std::string& w : o.weights) {
     ImagePredictorOptions io;
     io.weights = w;
-    acc[w] = val_accuracy(ImagePredictor(o.model, io), train, vidx);
+    acc[w] = dataset_accuracy(ImagePredictor(o.model, io), train, vidx);
   }
   std::vector<VariantResult> r;
   for (const std::string& w : o.weights)

@@ -26,15 +26,7 @@ double accuracy(const std::string& path, const ImageDataset& train, const std::v
   const ImagePredictor p(path);
   FOCUS_CHECK(p.num_classes() == train.num_classes(), ValueError, "{} has {} classes, the data {}", path,
               p.num_classes(), train.num_classes());
-  const std::vector<double> z = dataset_logits(p, train, idx);  // (n, K)
-  const std::vector<int64_t> y = dataset_labels(train, idx);
-  const int64_t K = p.num_classes();
-  int64_t right = 0;
-  for (size_t i = 0; i < y.size(); ++i) {
-    const double* row = z.data() + int64_t(i) * K;
-    right += std::max_element(row, row + K) - row == y[i];
-  }
-  return y.empty() ? 0 : double(right) / double(y.size());
+  return dataset_accuracy(p, train, idx);
 }
 
 }  // namespace

@@ -35,6 +35,19 @@ std::vector<int64_t> dataset_labels(const ImageDataset& ds, std::span<const int6
   return out;
 }
 
+double dataset_accuracy(const ImagePredictor& predictor, const ImageDataset& ds,
+                        std::span<const int64_t> indices) {
+  const std::vector<double> z = dataset_logits(predictor, ds, indices);  // (n, K)
+  const std::vector<int64_t> y = dataset_labels(ds, indices);
+  const int64_t K = predictor.num_classes();
+  int64_t right = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    const double* row = z.data() + int64_t(i) * K;
+    right += std::max_element(row, row + K) - row == y[i];
+  }
+  return y.empty() ? 0.0 : double(right) / double(y.size());
+}
+
 CalibrationFit calibrate_model_file(const std::string& in, const std::string& out,
                                     const ImageDataset& ds, std::span<const int64_t> val) {
   FOCUS_CHECK(!val.empty(), ValueError, "calibrate '{}': the calibration split is empty", in);

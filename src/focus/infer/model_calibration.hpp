@@ -26,6 +26,9 @@ std::vector<double> dataset_logits(const ImagePredictor& predictor, const ImageD
                                    std::span<const int64_t> indices);
 // The labels of samples `indices` (ValueError for an index outside the dataset).
 std::vector<int64_t> dataset_labels(const ImageDataset& ds, std::span<const int64_t> indices);
+// Top-1 accuracy of the predictor on samples `indices` (0 for none); errors as dataset_logits.
+double dataset_accuracy(const ImagePredictor& predictor, const ImageDataset& ds,
+                        std::span<const int64_t> indices);
 
 struct CalibrationFit {
   double temperature = 1;          // the fitted T now in the file

@@ -21,18 +21,6 @@ bool quantizable(const Module* m) {
   return dynamic_cast<const Linear*>(m) != nullptr || dynamic_cast<const Conv2d*>(m) != nullptr;
 }
 
-double accuracy(const ImagePredictor& p, const ImageDataset& ds, std::span<const int64_t> idx) {
-  const std::vector<double> z = dataset_logits(p, ds, idx);
-  const std::vector<int64_t> y = dataset_labels(ds, idx);
-  const int64_t K = p.num_classes();
-  int64_t right = 0;
-  for (size_t i = 0; i < y.size(); ++i) {
-    const double* row = z.data() + i * size_t(K);
-    right += std::max_element(row, row + K) - row == y[i];
-  }
-  return y.empty() ? 0.0 : double(right) / double(y.size());
-}
-
 Tensor gather_pixels(const ImagePredictor& p, const ImageDataset& ds, std::span<const int64_t> idx) {
   const int64_t C = p.channels(), S = p.image_size(), D = C * S * S, n = int64_t(idx.size());
   FOCUS_CHECK(ds.channels() == C && ds.height() == S && ds.width() == S, ShapeError,
@@ -132,9 +120,9 @@ QuantizeResult quantize_model_file(const std::string& in, const std::string& out
     e.int8 = e.rel_l2 <= opt.layer_tol;
     (e.int8 ? int8 : f32).push_back(e.name);
   }
-  r.acc_f32 = accuracy(p, ds, val);
+  r.acc_f32 = dataset_accuracy(p, ds, val);
   set_int8_layers(p.model(), int8, in);
-  r.acc_int8 = accuracy(p, ds, val);
+  r.acc_int8 = dataset_accuracy(p, ds, val);
   r.accepted = r.drop_points() <= opt.max_drop;
   if (!r.accepted) return r;
   LoadedModel loaded = load_model(in);  // fresh F32 tensors to save, the plan in the metadata

@@ -130,17 +130,16 @@ std::optional<json> ReviewDesk::ticket(int64_t id) {
 }
 
 json ReviewDesk::ticket_json(const review::QueueItem& item) {
-  const review::QueueItem* it = &item;
-  json t = {{"ticket", it->id}, {"request_id", it->data.request_id}, {"model", it->data.model},
-            {"model_version", it->data.model_version}, {"provisional", it->data.prediction}};
-  if (it->state == review::ItemState::Done) {
+  json t = {{"ticket", item.id}, {"request_id", item.data.request_id}, {"model", item.data.model},
+            {"model_version", item.data.model_version}, {"provisional", item.data.prediction}};
+  if (item.state == review::ItemState::Done) {
     t["status"] = "done";
-    t["label"] = it->label;
+    t["label"] = item.label;
     t["decided_by"] = "reviewer";
-    t["agrees_with_model"] = it->label == it->data.prediction;
-  } else if (it->expired(review::system_now_ms())) {  // nobody answered in time: the model's answer stands
+    t["agrees_with_model"] = item.label == item.data.prediction;
+  } else if (item.expired(review::system_now_ms())) {  // nobody answered in time: the model's answer stands
     t["status"] = "expired";
-    t["label"] = it->data.prediction;
+    t["label"] = item.data.prediction;
     t["decided_by"] = "model";
   } else {
     t["status"] = "pending_review";
@@ -200,8 +199,13 @@ bool ReviewDesk::label(int64_t id, const std::string& reviewer, const std::strin
                 "'{}' is not a class of model '{}' (its classes: {})", label, it->data.model, cs.dump());
   }
   const bool recorded = store_->label(id, reviewer, label);
-  if (recorded && webhook_)
-    if (const std::optional<review::QueueItem> done = store_->get(id)) webhook_->post(ticket_json(*done));
+  if (recorded && webhook_) {  // the closed ticket, from the item read above (no second read)
+    review::QueueItem done = *it;
+    done.state = review::ItemState::Done;
+    done.label = label;
+    done.reviewer = reviewer;
+    webhook_->post(ticket_json(done));
+  }
   if (recorded) {
     const bool audit = !scores.is_discarded() && scores.value("route", "") == "audit";
     metrics_->review_labelled(it->data.model, label == it->data.prediction, audit);

@@ -175,6 +175,14 @@ void Server::Impl::infer_v2(Ctx& c, const std::string& name) {
 
 namespace {
 
+// The explanation drawn over the image the model saw, as a PNG data URL. pixels (1, C, S, S).
+std::string overlay_data_url(const ImagePredictor& p, const Tensor& pixels, const Tensor& relevance) {
+  Image shown = make_image(p.channels(), p.image_size(), p.image_size());
+  const std::vector<float> px = pixels.to_vector<float>();
+  shown.data.assign(px.begin(), px.end());
+  return "data:image/png;base64," + base64_encode(encode_png(heatmap_overlay(shown, relevance)));
+}
+
 // What a classification answer says of its routing: the model's answer, or a ticket.
 void route_answer(json& pred, const ReviewDesk::Routed& rt) {
   pred["error_score"] = rt.score;
@@ -253,11 +261,7 @@ json Server::Impl::evidence(const std::shared_ptr<const ServedModel>& m, const I
     ImageExplainOptions o;  // rollout where the model has attention maps
     if (std::find(methods.begin(), methods.end(), o.method) == methods.end()) o.method = methods.front();
     const ImageExplanation e = explain_image(p.model(), x, o);
-    Image shown = make_image(p.channels(), p.image_size(), p.image_size());
-    const std::vector<float> px = pixels.to_vector<float>();
-    shown.data.assign(px.begin(), px.end());
-    result = {{"method", image_method_name(e.method)},
-              {"png", "data:image/png;base64," + base64_encode(encode_png(heatmap_overlay(shown, e.relevance)))}};
+    result = {{"method", image_method_name(e.method)}, {"png", overlay_data_url(p, pixels, e.relevance)}};
   };
   job->admitted = SteadyClock::now();
   if (sched->submit(job) != Admit::Ok) throw StateError("the model's queue is full or draining");
@@ -379,10 +383,7 @@ void Server::Impl::explain(Ctx& c, const std::string& name) {
       for (int64_t y = 0; y < gh; ++y) j2["relevance"].push_back(std::vector<float>(rel.begin() + y * gw, rel.begin() + (y + 1) * gw));
       const std::vector<std::string>& names = p.info().class_names;
       if (size_t(e.target) < names.size()) j2["target_name"] = names[size_t(e.target)];
-      Image shown = make_image(p.channels(), p.image_size(), p.image_size());
-      const std::vector<float> px = pixels.to_vector<float>();
-      shown.data.assign(px.begin(), px.end());
-      j2["png"] = "data:image/png;base64," + base64_encode(encode_png(heatmap_overlay(shown, e.relevance)));
+      j2["png"] = overlay_data_url(p, pixels, e.relevance);
       if (r.maps) j2["maps"] = attention_maps_json(e.maps);
       result = std::move(j2);
     };

@@ -23,12 +23,13 @@ void SloController::observe(double now_s, double latency_ms) {
   latencies_.push_back(latency_ms);
 }
 
+void SloController::calm_window() {
+  if (++calm_ >= opt_.up_windows && level_ > 0) --level_, calm_ = 0, ++stats_.steps_up;
+}
+
 void SloController::close_window() {
   const double slo = opt_.p99_ms;
-  if (latencies_.empty()) {  // no traffic: calm
-    if (++calm_ >= opt_.up_windows && level_ > 0) --level_, calm_ = 0, ++stats_.steps_up;
-    return;
-  }
+  if (latencies_.empty()) return calm_window();  // no traffic: calm
   std::sort(latencies_.begin(), latencies_.end());
   const size_t n = latencies_.size();
   const double p99 = latencies_[std::min(n - 1, size_t(std::ceil(0.99 * double(n))) - 1)];
@@ -40,7 +41,7 @@ void SloController::close_window() {
     calm_ = 0;
     if (level_ + 1 < opt_.rungs) ++level_, ++stats_.steps_down;
   } else if (p99 < opt_.up_at * slo) {
-    if (++calm_ >= opt_.up_windows && level_ > 0) --level_, calm_ = 0, ++stats_.steps_up;
+    calm_window();
   } else {
     calm_ = 0;
   }
@@ -54,8 +55,7 @@ int SloController::level(double now_s) {
     if (latencies_.empty() && now_s >= window_start_ + 64 * opt_.window_s) {
       // A long idle gap: every window in it was calm; skip ahead without a loop per window.
       const double skipped = std::floor((now_s - window_start_) / opt_.window_s);
-      calm_ += int(std::min(skipped, 1e6));
-      while (calm_ >= opt_.up_windows && level_ > 0) --level_, calm_ -= opt_.up_windows, ++stats_.steps_up;
+      for (int64_t k = 0; k < int64_t(skipped) && level_ > 0; ++k) calm_window();  // at most rungs x up_windows
       window_start_ += skipped * opt_.window_s;
     }
   }

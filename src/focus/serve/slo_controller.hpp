@@ -46,6 +46,7 @@ class SloController {
 
  private:
   void close_window();
+  void calm_window();  // a calm window: one step up after up_windows of them in a row
   SloOptions opt_;
   int level_ = 0;
   int calm_ = 0;
