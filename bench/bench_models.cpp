@@ -3,11 +3,15 @@
 // twin and bench/compare.py runs the two side by side.
 //   training:  images/s at --batch (default 128): zero_grad, forward, cross-entropy, backward,
 //              AdamW step (lr 1e-3, weight decay 1e-2) on one fixed random batch.
-//   inference: images/s at --infer-batch (default 1 and 256), eval mode under NoGradGuard.
+//   inference: images/s at --infer-batch (default 1 and 256), eval mode under NoGradGuard, through
+//              the compiled plan where one exists (infer/image_plan.hpp: cnn_se on oneDNN;
+//              FOCUS_INFER_ENGINE=native times the model's own forward), as focus predict and
+//              focus serve run it; the JSON names the engine.
 //   memory:    peak resident set (VmHWM) per phase; the counter is reset (/proc/self/clear_refs)
 //              before each phase, so each phase's peak is its own. Inference runs first.
 // Verify first, time second: inference outputs must be finite (N, classes), identical over two
-// calls, and the batch-1 output must match row 0 of the batch; the training losses must be finite
+// calls, the batch-1 output must match row 0 of the batch, a plan's logits must match the model's
+// own forward (1e-4 of the largest logit); the training losses must be finite
 // and fall over the warm-up steps. Figures are medians of repeated calls.
 // Limits: Linux only (memory from /proc); random inputs (throughput does not depend on the data).
 // Same weights as another runtime (bench/compare_ort.py, issue 21):
@@ -31,6 +35,7 @@
 #include <vector>
 
 #include "focus/autograd/node.hpp"
+#include "focus/infer/image_plan.hpp"
 #include "focus/infer/model_file.hpp"
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/gemm.hpp"
@@ -87,34 +92,61 @@ void check(bool ok, const std::string& what) {
 
 std::vector<float> values(const Tensor& t) { return t.contiguous().to_vector<float>(); }
 
-// Eval outputs: finite (N, classes), deterministic, row 0 independent of the batch.
-void verify_inference(ImageClassifier& m, const Tensor& x, int64_t classes) {
+// The inference forward: the compiled plan (infer/image_plan.hpp) where one exists, else the
+// model's own forward. Built after eval(): the plan copies the weights as they are.
+using Forward = std::function<Tensor(const Tensor&)>;
+Forward inference_forward(ImageClassifier& m, std::unique_ptr<ImagePlan>& plan) {
+  m.eval();
+  plan = compile_image_plan(m);
+  if (plan) return [&plan](const Tensor& x) { return plan->forward(x); };
+  return [&m](const Tensor& x) { return m.forward(x); };
+}
+
+// Eval outputs: finite (N, classes), deterministic, row 0 independent of the batch, and (with a
+// plan) the plan's logits within float rounding of the model's own forward.
+void verify_inference(ImageClassifier& m, const Forward& f, bool planned, const Tensor& x,
+                      int64_t classes) {
   const int64_t n = x.size(0);
-  const Tensor y1 = m.forward(x), y2 = m.forward(x);  // (N, classes)
+  const Tensor y1 = f(x), y2 = f(x);  // (N, classes)
   check(y1.dim() == 2 && y1.size(0) == n && y1.size(1) == classes,
         "inference output shape " + to_string(y1.shape()));
   const std::vector<float> a = values(y1), b = values(y2);
   check(std::all_of(a.begin(), a.end(), [](float v) { return std::isfinite(v); }),
         "inference outputs finite");
   check(a == b, "eval outputs identical over two calls");
-  const std::vector<float> r0 = values(m.forward(x.slice(0, 0, 1)));  // (1, classes)
+  const std::vector<float> r0 = values(f(x.slice(0, 0, 1)));  // (1, classes)
   for (int64_t j = 0; j < classes; ++j)
     check(std::abs(r0[j] - a[j]) <= 1e-5 + 1e-4 * std::abs(a[j]),
           fmt::format("batch-1 output {} vs row 0 of the batch {} at class {}", r0[j], a[j], j));
+  if (!planned) return;
+  const std::vector<float> ref = values(m.forward(x));
+  float scale = 1, err = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    scale = std::max(scale, std::abs(ref[i]));
+    err = std::max(err, std::abs(a[i] - ref[i]));
+  }
+  check(err <= 1e-4f * scale, fmt::format("compiled plan vs the model's forward: max |diff| {} "
+                                          "over logits up to {}", err, scale));
 }
 
 nlohmann::json bench_inference(ImageClassifier& m, int64_t batch, int iters, int64_t classes,
                                Rng& rng) {
   reset_peak_rss();
   const double rss0 = rss_mib();
-  m.eval();
   NoGradGuard no_grad;
+  std::unique_ptr<ImagePlan> plan;
+  const Forward f = inference_forward(m, plan);
   const Tensor x = Tensor::randn({batch, 1, 28, 28}, rng);  // (N, 1, 28, 28)
-  verify_inference(m, x, classes);
+  verify_inference(m, f, plan != nullptr, x, classes);
   const int reps = infer_reps(batch, iters);
-  const double med = median_seconds([&] { m.forward(x); }, std::max(3, reps / 10), reps);
-  return {{"batch", batch},          {"reps", reps},           {"median_ms", med * 1e3},
-          {"images_per_s", batch / med}, {"rss_before_mib", rss0}, {"peak_rss_mib", peak_rss_mib()}};
+  const double med = median_seconds([&] { f(x); }, std::max(3, reps / 10), reps);
+  return {{"batch", batch},
+          {"reps", reps},
+          {"median_ms", med * 1e3},
+          {"images_per_s", batch / med},
+          {"engine", plan ? plan->describe() : "native"},
+          {"rss_before_mib", rss0},
+          {"peak_rss_mib", peak_rss_mib()}};
 }
 
 nlohmann::json bench_train(ImageClassifier& m, int64_t batch, int iters, int64_t classes, Rng& rng,
@@ -189,9 +221,10 @@ void dump_logits(ImageClassifier& m, const std::string& in, const std::string& o
   check(!x.empty() && int64_t(x.size()) % (c * s * s) == 0,
         fmt::format("{}: {} floats is not N x ({}, {}, {})", in, x.size(), c, s, s));
   const int64_t n = int64_t(x.size()) / (c * s * s);
-  m.eval();
   NoGradGuard no_grad;
-  const std::vector<float> y = values(m.forward(Tensor::from_vector(x, {n, c, s, s})));  // (N, K)
+  std::unique_ptr<ImagePlan> plan;
+  const std::vector<float> y =
+      values(inference_forward(m, plan)(Tensor::from_vector(x, {n, c, s, s})));  // (N, K)
   std::ofstream f(out, std::ios::binary);
   f.write(reinterpret_cast<const char*>(y.data()), std::streamsize(y.size() * sizeof(float)));
   check(bool(f), "cannot write " + out);

@@ -29,6 +29,8 @@ ImagePredictor::ImagePredictor(LoadedModel loaded, const ImagePredictorOptions& 
   weights_ = opt_.weights == "auto" ? (loaded_.info.quantized ? "int8" : "f32") : opt_.weights;
   if (weights_ == "int8")
     set_int8_layers(*loaded_.model, int8_plan(*loaded_.model, loaded_.info), "ImagePredictor");
+  else if (opt_.compiled)
+    plan_ = compile_image_plan(*loaded_.model);
   const nlohmann::json cfg = loaded_.model->config();
   channels_ = cfg.value("in_channels", int64_t(1));
   size_ = cfg.value("image_size", int64_t(28));  // cnn_se takes any size: Fashion-MNIST's
@@ -57,11 +59,14 @@ Tensor ImagePredictor::logits(const Tensor& pixels) const {
     Tensor batch = Tensor::empty({B, channels_, size_, size_});  // (B, C, S, S), normalised
     float* dst = batch.data<float>();
     for (int64_t i = 0; i < B * D; ++i) dst[i] = (p[lo * D + i] - mean) * inv;
-    const std::vector<float> z = loaded_.model->forward(batch).contiguous().to_vector<float>();  // (B, K)
+    const std::vector<float> z =
+        (plan_ ? plan_->forward(batch) : loaded_.model->forward(batch)).contiguous().to_vector<float>();  // (B, K)
     std::copy(z.begin(), z.end(), out.begin() + lo * classes_);
   }
   return Tensor::from_vector(out, {N, classes_});
 }
+
+std::string ImagePredictor::engine() const { return plan_ ? plan_->describe() : "native"; }
 
 Tensor ImagePredictor::probabilities(const Tensor& pixels) const {
   Tensor z = logits(pixels);  // (N, K)

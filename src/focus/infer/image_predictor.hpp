@@ -17,10 +17,12 @@
 // Not thread-safe: one call at a time per predictor.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "focus/data/image.hpp"
+#include "focus/infer/image_plan.hpp"
 #include "focus/infer/input_error.hpp"
 #include "focus/infer/model_file.hpp"
 
@@ -33,6 +35,10 @@ struct ImagePredictorOptions {
   // has none: infer/quantize.hpp); "auto" (int8 when the file has a plan, else f32).
   // ValueError for anything else.
   std::string weights = "f32";
+  // With F32 weights, run the model compiled for inference (infer/image_plan.hpp: batch norm
+  // folded, fused primitives, oneDNN) where a plan exists for it; false runs the model's own
+  // layers, as a caller that changes the model through model() needs (quantize does).
+  bool compiled = true;
 };
 
 struct ClassScore {
@@ -78,6 +84,8 @@ class ImagePredictor {
   const ModelInfo& info() const { return loaded_.info; }
   // "f32" or "int8": what the model runs ("auto" resolved).
   const std::string& weights() const { return weights_; }
+  // What runs the forward pass: the plan's describe() ("onednn cnn_se (isa ...)") or "native".
+  std::string engine() const;
   // The model in eval mode (evaluation and explanations run it directly).
   ImageClassifier& model() const { return *loaded_.model; }
 
@@ -86,6 +94,7 @@ class ImagePredictor {
   ImagePredictorOptions opt_;
   int64_t channels_ = 1, size_ = 28, classes_ = 0;
   std::string weights_ = "f32";
+  std::unique_ptr<ImagePlan> plan_;  // null: the model's own forward
 };
 
 }  // namespace focus

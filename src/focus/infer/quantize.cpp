@@ -110,7 +110,9 @@ QuantizeResult quantize_model_file(const std::string& in, const std::string& out
               "quantize: layer tolerance {} must be a non-negative number", opt.layer_tol);
   FOCUS_CHECK(std::isfinite(opt.max_drop) && opt.max_drop >= 0, ValueError,
               "quantize: --max-drop {} must be a non-negative number of points", opt.max_drop);
-  ImagePredictor p(in);  // F32 weights
+  ImagePredictorOptions po;
+  po.compiled = false;  // the model's own layers: int8 is switched on layer by layer below
+  ImagePredictor p(in, po);  // F32 weights
   QuantizeResult r;
   r.calib_images = int64_t(calib.size());
   r.val_images = int64_t(val.size());

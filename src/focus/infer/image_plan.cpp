@@ -1,0 +1,395 @@
+// ImagePlan on oneDNN (see image_plan.hpp). The only file that includes oneDNN.
+// Letters: N images in a chunk, C / O input / output channels, H x W the plane, K classes,
+// Cr the SE bottleneck width.
+#include "focus/infer/image_plan.hpp"
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "focus/kernels/cpu.hpp"
+#include "focus/models/cnn_se.hpp"
+#include "focus/models/image_classifier.hpp"
+#include "focus/tensor/error.hpp"
+
+namespace focus {
+
+namespace {
+
+using dnnl::algorithm;
+using dnnl::memory;
+using tag = dnnl::memory::format_tag;
+using dt = dnnl::memory::data_type;
+using Args = std::unordered_map<int, memory>;
+
+constexpr float kBnEps = 1e-5f;  // CnnSe's BatchNorm2d eps
+constexpr int64_t kMaxChunk = 256;
+
+std::atomic<int> g_engine{-1};  // -1: not read yet
+
+ImageEngine engine_from_env() {
+  const char* v = std::getenv("FOCUS_INFER_ENGINE");
+  if (!v || !*v || std::strcmp(v, "onednn") == 0) return ImageEngine::OneDnn;
+  if (std::strcmp(v, "native") == 0) return ImageEngine::Native;
+  FOCUS_CHECK(false, ValueError, "FOCUS_INFER_ENGINE='{}': must be native or onednn", v);
+  return ImageEngine::OneDnn;
+}
+
+// oneDNN's engine and stream, and its ISA cap from FOCUS_FORCE_ISA (set once, before the first
+// primitive, as oneDNN requires).
+struct Dnnl {
+  dnnl::engine eng{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{eng};
+};
+Dnnl& dnnl_state() {
+  static Dnnl* d = [] {
+    if (active_isa() == Isa::Avx2) dnnl::set_max_cpu_isa(dnnl::cpu_isa::avx2);
+    return new Dnnl();  // leaked on purpose: plans may outlive static destruction order
+  }();
+  return *d;
+}
+
+const char* isa_label() {
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
+    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core: return "avx512_core";
+    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
+    case dnnl::cpu_isa::avx2: return "avx2";
+    default: return "other";
+  }
+}
+
+std::vector<float> values(const StateDict& sd, const std::string& name, size_t expect) {
+  const auto it = sd.find(name);
+  FOCUS_CHECK(it != sd.end(), FormatError, "compile_image_plan: the model has no tensor '{}'", name);
+  FOCUS_CHECK(it->second.dtype() == DType::F32 && size_t(it->second.numel()) == expect, FormatError,
+              "compile_image_plan: '{}' is {} {}, expected {} F32 values", name,
+              dtype_name(it->second.dtype()), to_string(it->second.shape()), expect);
+  return it->second.contiguous().to_vector<float>();
+}
+
+// A weight in the caller's plain layout and its copies reordered into the layouts primitives
+// asked for (one per distinct layout: small and large chunks may pick different ones).
+struct Weight {
+  memory::dims dims;
+  tag plain;
+  std::vector<float> data;
+  std::vector<memory> reordered;
+  memory get(const memory::desc& want) {
+    Dnnl& d = dnnl_state();
+    memory user({dims, dt::f32, plain}, d.eng, data.data());
+    if (want == user.get_desc()) return user;
+    for (auto& m : reordered)
+      if (m.get_desc() == want) return m;
+    memory m(want, d.eng);
+    dnnl::reorder(user, m).execute(d.stream, user, m);
+    d.stream.wait();
+    reordered.push_back(m);
+    return m;
+  }
+};
+
+// Where an argument's data lives at run time.
+enum Slot { kInput, kPing, kPong, kOutput };
+struct Step {
+  dnnl::primitive prim;                                // empty for a host step
+  std::vector<std::pair<int, memory>> fixed;           // weights, biases, own scratch
+  std::vector<std::tuple<int, memory, Slot>> routed;  // activations: handle set per call
+  std::function<void(const float* src)> host = {};     // host step: reads routed[0]'s slot
+};
+
+struct StageWeights {
+  int64_t C, O, Cr;
+  Weight conv1_w, conv1_b, conv2_w, conv2_b, fc1_w, fc1_b, fc2_w, fc2_b;
+};
+
+class CnnSePlan final : public ImagePlan {
+ public:
+  CnnSePlan(const CnnSeConfig& cfg, const StateDict& sd) : cfg_(cfg) {
+    int64_t in = cfg.in_channels;
+    for (size_t s = 0; s < cfg.channels.size(); ++s) {
+      const std::string p = "stages." + std::to_string(s) + ".";
+      const int64_t O = cfg.channels[s], Cr = std::max<int64_t>(1, O / cfg.se_reduction);
+      StageWeights w{in, O, Cr, {}, {}, {}, {}, {}, {}, {}, {}};
+      fold(w.conv1_w, w.conv1_b, sd, p + "conv1", p + "bn1", in, O);
+      fold(w.conv2_w, w.conv2_b, sd, p + "conv2", p + "bn2", O, O);
+      w.fc1_w = {{Cr, O}, tag::oi, values(sd, p + "se.fc1.weight", size_t(Cr * O)), {}};
+      w.fc1_b = {{Cr}, tag::x, values(sd, p + "se.fc1.bias", size_t(Cr)), {}};
+      w.fc2_w = {{O, Cr}, tag::oi, values(sd, p + "se.fc2.weight", size_t(O * Cr)), {}};
+      w.fc2_b = {{O}, tag::x, values(sd, p + "se.fc2.bias", size_t(O)), {}};
+      stages_.push_back(std::move(w));
+      in = O;
+    }
+    const int64_t K = cfg.num_classes;
+    head_w_ = {{K, in}, tag::oi, values(sd, "head.weight", size_t(K * in)), {}};
+    head_b_ = {{K}, tag::x, values(sd, "head.bias", size_t(K)), {}};
+    dnnl_state();
+  }
+
+  std::string describe() const override {
+    return std::string("onednn cnn_se (isa ") + isa_label() + ")";
+  }
+
+  Tensor forward(const Tensor& x_in) override {
+    const int64_t min_size = int64_t(1) << cfg_.channels.size();
+    FOCUS_CHECK(x_in.dtype() == DType::F32, DTypeError, "cnn_se plan: input is {}, need F32",
+                dtype_name(x_in.dtype()));
+    FOCUS_CHECK(x_in.dim() == 4 && x_in.size(0) >= 1 && x_in.size(1) == cfg_.in_channels &&
+                    x_in.size(2) >= min_size && x_in.size(3) >= min_size,
+                ShapeError, "cnn_se: input {} must be (N, {}, H, W) with H, W >= {}",
+                to_string(x_in.shape()), cfg_.in_channels, min_size);
+    const Tensor x = x_in.contiguous();
+    const int64_t N = x.size(0), H = x.size(2), W = x.size(3), K = cfg_.num_classes;
+    Tensor y = Tensor::empty({N, K});  // (N, K) logits
+    const int64_t per = cfg_.in_channels * H * W;
+    for (int64_t lo = 0; lo < N;) {
+      int64_t n = kMaxChunk;
+      while (n > N - lo) n /= 2;
+      run(n, H, W, const_cast<float*>(x.data<float>()) + lo * per, y.data<float>() + lo * K);
+      lo += n;
+    }
+    return y;
+  }
+
+ private:
+  // conv (O, C, 3, 3) then eval batch norm -> w * a[o], b = beta + a * (0 - mean), a = gamma /
+  // sqrt(var + eps) (the convs have no bias).
+  static void fold(Weight& w, Weight& b, const StateDict& sd, const std::string& conv,
+                   const std::string& bn, int64_t C, int64_t O) {
+    std::vector<float> wt = values(sd, conv + ".weight", size_t(O * C * 9));
+    const std::vector<float> g = values(sd, bn + ".weight", size_t(O)),
+                             beta = values(sd, bn + ".bias", size_t(O)),
+                             mean = values(sd, bn + ".running_mean", size_t(O)),
+                             var = values(sd, bn + ".running_var", size_t(O));
+    std::vector<float> bias(static_cast<size_t>(O));
+    for (size_t o = 0; o < size_t(O); ++o) {
+      const float a = g[o] / std::sqrt(var[o] + kBnEps);
+      for (size_t i = 0; i < size_t(C * 9); ++i) wt[o * size_t(C * 9) + i] *= a;
+      bias[o] = beta[o] - a * mean[o];
+    }
+    w = {{O, C, 3, 3}, tag::oihw, std::move(wt), {}};
+    b = {{O}, tag::x, std::move(bias), {}};
+  }
+
+  struct Net {
+    std::vector<Step> steps;
+    size_t ping_bytes = 0;  // the largest activation routed to a ping-pong slot
+  };
+
+  // Adds a step whose destination goes to `slot`: returns the destination's desc.
+  static void add_routed(Step& st, int arg, const memory::desc& md, Slot slot, Net& net) {
+    st.routed.emplace_back(arg, memory(md, dnnl_state().eng, DNNL_MEMORY_NONE), slot);
+    if (slot == kPing || slot == kPong) net.ping_bytes = std::max(net.ping_bytes, md.get_size());
+  }
+  static memory own(const memory::desc& md) { return memory(md, dnnl_state().eng); }
+
+  Net build(int64_t N, int64_t H, int64_t W) {
+    Dnnl& d = dnnl_state();
+    Net net;
+    // Activations are NHWC throughout (what oneDNN's brgemm convolutions want on AVX-512 and
+    // its jit ones take on AVX2); one input channel is the same bytes in NCHW and NHWC.
+    memory::desc cur({N, cfg_.in_channels, H, W}, dt::f32,
+                     cfg_.in_channels == 1 ? tag::nhwc : tag::nchw);
+    Slot cur_slot = kInput;
+    auto other = [](Slot s) { return s == kPing ? kPong : kPing; };
+    dnnl::post_ops relu_ops;
+    relu_ops.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
+    dnnl::primitive_attr relu_attr;
+    relu_attr.set_post_ops(relu_ops);
+
+    auto conv = [&](Weight& w, Weight& b, int64_t O, bool first) {
+      const memory::dims dst_dims{N, O, H, W};
+      const memory::desc any_src(cur.dims(), dt::f32, tag::any);
+      const dnnl::convolution_forward::desc cd(
+          dnnl::prop_kind::forward_inference, algorithm::convolution_direct,
+          first ? any_src : cur, memory::desc(w.dims, dt::f32, tag::any),
+          memory::desc(b.dims, dt::f32, tag::x), memory::desc(dst_dims, dt::f32, tag::nhwc),
+          {1, 1}, {1, 1}, {1, 1});
+      const dnnl::convolution_forward::primitive_desc pd(cd, relu_attr, d.eng);
+      if (pd.src_desc() != cur) {  // the first layer: the input into the layout it wants
+        Step r{dnnl::reorder(dnnl::reorder::primitive_desc(d.eng, cur, d.eng, pd.src_desc())), {}, {}};
+        add_routed(r, DNNL_ARG_FROM, cur, cur_slot, net);
+        const Slot to = cur_slot == kPing ? kPong : kPing;
+        add_routed(r, DNNL_ARG_TO, pd.src_desc(), to, net);
+        net.steps.push_back(std::move(r));
+        cur = pd.src_desc();
+        cur_slot = to;
+      }
+      Step st{dnnl::convolution_forward(pd),
+              {{DNNL_ARG_WEIGHTS, w.get(pd.weights_desc())}, {DNNL_ARG_BIAS, b.get(pd.bias_desc())}},
+              {}};
+      const Slot to = other(cur_slot);
+      add_routed(st, DNNL_ARG_SRC, cur, cur_slot, net);
+      add_routed(st, DNNL_ARG_DST, pd.dst_desc(), to, net);
+      net.steps.push_back(std::move(st));
+      cur = pd.dst_desc();
+      cur_slot = to;
+    };
+    // (N, C) <- mean over the plane of cur (NHWC), into an own buffer; returns it. A host loop:
+    // oneDNN 2.6's reduction has only its reference kernel for this layout (188 ms at
+    // 256x32x28x28, measured).
+    auto mean = [&](int64_t C) {
+      const memory out = own(memory::desc({N, C}, dt::f32, tag::nc));
+      float* o = static_cast<float*>(out.get_data_handle());
+      const int64_t HW = H * W;
+      Step st;
+      st.host = [o, N, C, HW](const float* x) {
+        const float inv = 1.f / float(HW);
+#pragma omp parallel for if (N * HW * C >= 65536)
+        for (int64_t n = 0; n < N; ++n) {
+          float* on = o + n * C;
+          for (int64_t c = 0; c < C; ++c) on[c] = 0.f;
+          for (int64_t p = 0; p < HW; ++p) {
+            const float* xp = x + (n * HW + p) * C;
+#pragma omp simd
+            for (int64_t c = 0; c < C; ++c) on[c] += xp[c];
+          }
+          for (int64_t c = 0; c < C; ++c) on[c] *= inv;
+        }
+      };
+      add_routed(st, DNNL_ARG_SRC, cur, cur_slot, net);
+      net.steps.push_back(std::move(st));
+      return out;
+    };
+    // (N, O) = act(src (N, I) @ w^T + b), into an own buffer (or the output slot).
+    auto dense = [&](const memory& src, Weight& w, Weight& b, algorithm act, bool to_output) {
+      const int64_t O = w.dims[0];
+      const memory::desc dst({N, O}, dt::f32, tag::nc);
+      dnnl::primitive_attr attr;
+      if (act != algorithm::undef) {
+        dnnl::post_ops po;
+        po.append_eltwise(1.f, act, 0.f, 0.f);
+        attr.set_post_ops(po);
+      }
+      const dnnl::inner_product_forward::primitive_desc pd(
+          dnnl::inner_product_forward::desc(dnnl::prop_kind::forward_inference, src.get_desc(),
+                                            memory::desc(w.dims, dt::f32, tag::any),
+                                            memory::desc(b.dims, dt::f32, tag::x), dst),
+          attr, d.eng);
+      Step st{dnnl::inner_product_forward(pd),
+              {{DNNL_ARG_SRC, src},
+               {DNNL_ARG_WEIGHTS, w.get(pd.weights_desc())},
+               {DNNL_ARG_BIAS, b.get(pd.bias_desc())}},
+              {}};
+      memory out;
+      if (to_output) {
+        add_routed(st, DNNL_ARG_DST, dst, kOutput, net);
+      } else {
+        out = own(dst);
+        st.fixed.emplace_back(DNNL_ARG_DST, out);
+      }
+      net.steps.push_back(std::move(st));
+      return out;
+    };
+
+    for (size_t s = 0; s < stages_.size(); ++s) {
+      StageWeights& sw = stages_[s];
+      conv(sw.conv1_w, sw.conv1_b, sw.O, s == 0);
+      conv(sw.conv2_w, sw.conv2_b, sw.O, false);
+      // SE gates (N, O) from the conv output; the pool runs on the ungated map.
+      const memory squeezed = mean(sw.O);
+      const memory hidden = dense(squeezed, sw.fc1_w, sw.fc1_b, algorithm::eltwise_relu, false);
+      const memory gates = dense(hidden, sw.fc2_w, sw.fc2_b, algorithm::eltwise_logistic, false);
+      H /= 2;
+      W /= 2;
+      const dnnl::pooling_forward::primitive_desc pp(
+          dnnl::pooling_forward::desc(dnnl::prop_kind::forward_inference, algorithm::pooling_max,
+                                      cur, memory::desc({N, sw.O, H, W}, dt::f32, tag::nhwc),
+                                      {2, 2}, {2, 2}, {0, 0}, {0, 0}),
+          d.eng);
+      Step ps{dnnl::pooling_forward(pp), {}, {}};
+      const Slot to = other(cur_slot);
+      add_routed(ps, DNNL_ARG_SRC, cur, cur_slot, net);
+      add_routed(ps, DNNL_ARG_DST, pp.dst_desc(), to, net);
+      net.steps.push_back(std::move(ps));
+      cur = pp.dst_desc();
+      cur_slot = to;
+      // pooled *= gates (broadcast over the plane), in place.
+      const memory g4(memory::desc({N, sw.O, 1, 1}, dt::f32, tag::nchw), d.eng,
+                      gates.get_data_handle());
+      const dnnl::binary::primitive_desc bp(
+          dnnl::binary::desc(algorithm::binary_mul, cur, g4.get_desc(), cur), d.eng);
+      Step bs{dnnl::binary(bp), {{DNNL_ARG_SRC_1, g4}}, {}};
+      add_routed(bs, DNNL_ARG_SRC_0, cur, cur_slot, net);
+      add_routed(bs, DNNL_ARG_DST, cur, cur_slot, net);
+      net.steps.push_back(std::move(bs));
+    }
+    const memory pooled = mean(stages_.back().O);  // (N, C_last)
+    dense(pooled, head_w_, head_b_, algorithm::undef, true);
+    return net;
+  }
+
+  void run(int64_t n, int64_t H, int64_t W, float* x, float* y) {
+    auto key = std::make_tuple(n, H, W);
+    auto it = nets_.find(key);
+    if (it == nets_.end()) it = nets_.emplace(key, build(n, H, W)).first;
+    Net& net = it->second;
+    if (ping_.size() * sizeof(float) < net.ping_bytes) {
+      ping_.assign(net.ping_bytes / sizeof(float) + 16, 0.f);
+      pong_.assign(net.ping_bytes / sizeof(float) + 16, 0.f);
+    }
+    Dnnl& d = dnnl_state();
+    auto where = [&](Slot slot) {
+      return slot == kInput ? static_cast<void*>(x)
+             : slot == kPing ? static_cast<void*>(ping_.data())
+             : slot == kPong ? static_cast<void*>(pong_.data())
+                             : static_cast<void*>(y);
+    };
+    for (Step& st : net.steps) {
+      if (st.host) {  // oneDNN's CPU stream has finished the steps before (in-order, blocking)
+        st.host(static_cast<const float*>(where(std::get<2>(st.routed[0]))));
+        continue;
+      }
+      Args args;
+      for (auto& [arg, m] : st.fixed) args.emplace(arg, m);
+      for (auto& [arg, m, slot] : st.routed) {
+        m.set_data_handle(where(slot));
+        args.emplace(arg, m);
+      }
+      st.prim.execute(d.stream, args);
+    }
+    d.stream.wait();
+  }
+
+  CnnSeConfig cfg_;
+  std::vector<StageWeights> stages_;
+  Weight head_w_, head_b_;
+  std::map<std::tuple<int64_t, int64_t, int64_t>, Net> nets_;  // (chunk, H, W)
+  std::vector<float> ping_, pong_;
+};
+
+}  // namespace
+
+ImageEngine image_engine() {
+  int e = g_engine.load();
+  if (e < 0) {
+    e = int(engine_from_env());
+    g_engine.store(e);
+  }
+  return ImageEngine(e);
+}
+
+void set_image_engine(ImageEngine engine) { g_engine.store(int(engine)); }
+
+std::unique_ptr<ImagePlan> compile_image_plan(const ImageClassifier& model) {
+  if (image_engine() != ImageEngine::OneDnn || active_isa() == Isa::Scalar) return nullptr;
+  if (model.name() != "cnn_se") return nullptr;
+  const StateDict sd = model.state_dict();
+  const auto w = sd.find("stages.0.conv1.weight");
+  if (w == sd.end() || w->second.dtype() != DType::F32) return nullptr;  // e.g. after to(F64)
+  return std::make_unique<CnnSePlan>(CnnSeConfig::from_json(model.config()), sd);
+}
+
+}  // namespace focus

@@ -1,0 +1,49 @@
+// ImagePlan: an image classifier compiled for inference. The model's weights are copied at compile
+// time into the form the kernels want (batch norm folded into the convolution before it, weights
+// reordered once into the engine's blocked layout) and the forward pass runs as a fixed list of
+// fused primitives with no autograd bookkeeping: per cnn_se stage, conv+BN+ReLU, conv+BN+ReLU,
+// SE gates (mean, two small fully connected layers), max-pool, then the gates applied to the
+// pooled map (max-pooling commutes with a positive per-channel scale, so this equals SE then
+// pool, exactly); activations stay in oneDNN's blocked layout between layers.
+// Engine: oneDNN (Debian libdnnl-dev, the library PyTorch itself uses for CPU convolutions);
+// measured against focus's own im2col + GEMM in docs/BENCHMARKS.md ("Inference engine").
+// Switch: FOCUS_INFER_ENGINE=native (or set_image_engine) turns compiling off everywhere: the
+// model's own forward (the reference) runs instead. FOCUS_FORCE_ISA=avx2 caps oneDNN at AVX2;
+// FOCUS_FORCE_ISA=scalar turns compiling off (oneDNN has no scalar path).
+// Batches are split into power-of-two chunks (1, 2, 4, ... up to the largest power <= 256) so
+// that at most nine primitive lists exist, each built on first use; the activations of every
+// chunk live in two buffers shared by all lists (sized by the largest chunk seen).
+// Models: cnn_se with F32 weights. Anything else (vit, int8 weights) compiles to null and runs
+// its own forward.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "focus/tensor/tensor.hpp"
+
+namespace focus {
+
+class ImageClassifier;
+
+enum class ImageEngine { Native, OneDnn };
+// FOCUS_INFER_ENGINE=native|onednn (default onednn) unless set_image_engine() was called.
+// ValueError naming the variable for another value.
+ImageEngine image_engine();
+void set_image_engine(ImageEngine engine);
+
+class ImagePlan {
+ public:
+  virtual ~ImagePlan() = default;
+  // x (N, C, H, W) F32 (any N >= 1; H, W those the model takes) -> logits (N, K), the values of
+  // model.forward(x) in eval mode up to float rounding. ShapeError / DTypeError for another input.
+  // Not thread-safe: one call at a time.
+  virtual Tensor forward(const Tensor& x) = 0;
+  // "onednn cnn_se (isa avx512_core)": what runs, for logs and benchmarks.
+  virtual std::string describe() const = 0;
+};
+
+// Compiles `model` as it is now (later writes into its weights are not seen): null when there is
+// no compiled path for it (see above). Throws only on an inconsistent model (missing tensors).
+std::unique_ptr<ImagePlan> compile_image_plan(const ImageClassifier& model);
+
+}  // namespace focus

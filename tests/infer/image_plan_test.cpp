@@ -1,0 +1,155 @@
+// ImagePlan (infer/image_plan.hpp): the compiled cnn_se against the model's own forward in eval
+// mode (the reference built from the layers: conv, batch norm with non-trivial running
+// statistics, ReLU, SE, max-pool), at batches that split into several power-of-two chunks, odd
+// planes (pooling floors), three input channels (the input reordered); its input checks; the
+// engine switch; models and ISAs without a plan; the predictor running it.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "focus/autograd/node.hpp"
+#include "focus/infer/image_plan.hpp"
+#include "focus/infer/image_predictor.hpp"
+#include "focus/kernels/cpu.hpp"
+#include "focus/models/cnn_se.hpp"
+#include "focus/models/vit.hpp"
+#include "focus/tensor/rng.hpp"
+#include "infer/infer_fixtures.hpp"
+#include "support/expect_error.hpp"
+
+namespace focus {
+namespace {
+
+using testing::expect_error;
+
+// A cnn_se whose batch norms have running statistics and affine parameters away from 0 / 1, so
+// that folding them into the convolutions is exercised.
+std::unique_ptr<CnnSe> model_with_stats(int64_t in_channels, uint64_t seed) {
+  CnnSeConfig c;
+  c.in_channels = in_channels;
+  c.channels = {8, 16, 32};
+  c.se_reduction = 4;
+  Rng rng(seed);
+  auto m = std::make_unique<CnnSe>(c, rng);
+  for (auto& [name, t] : m->named_buffers()) {
+    if (t.dtype() != DType::F32) continue;
+    float* p = t.data<float>();
+    const bool var = name.find("running_var") != std::string::npos;
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] = float(var ? 0.5 + rng.uniform() : 0.3 * rng.normal());
+  }
+  for (auto& [name, t] : m->named_parameters()) {
+    if (name.find(".bn") == std::string::npos) continue;
+    float* p = t.data<float>();
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] += float(0.3 * rng.normal());
+  }
+  m->eval();
+  return m;
+}
+
+Tensor images(int64_t n, int64_t c, int64_t s, uint64_t seed) {
+  Rng rng(seed);
+  return Tensor::randn({n, c, s, s}, rng);  // (N, C, S, S)
+}
+
+// max |plan - model| over the logits, relative to the largest logit (at least 1).
+double plan_error(ImagePlan& plan, CnnSe& m, const Tensor& x) {
+  NoGradGuard no_grad;
+  const std::vector<float> a = plan.forward(x).to_vector<float>(), b = m.forward(x).to_vector<float>();
+  EXPECT_EQ(a.size(), b.size());
+  double scale = 1, err = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    scale = std::max(scale, double(std::abs(b[i])));
+    err = std::max(err, double(std::abs(a[i] - b[i])));
+  }
+  return err / scale;
+}
+
+bool onednn_expected() { return active_isa() != Isa::Scalar && image_engine() == ImageEngine::OneDnn; }
+
+TEST(ImagePlan, MatchesTheModelsForward) {
+  auto m = model_with_stats(1, 11);
+  const auto plan = compile_image_plan(*m);
+  if (!onednn_expected()) {
+    EXPECT_EQ(plan, nullptr) << "no plan under FOCUS_FORCE_ISA=scalar or FOCUS_INFER_ENGINE=native";
+    return;
+  }
+  ASSERT_NE(plan, nullptr);
+  EXPECT_NE(plan->describe().find("onednn cnn_se"), std::string::npos) << plan->describe();
+  // 1, 3 = 2 + 1, 7 = 4 + 2 + 1: every chunk size up to 4, each list built once and reused.
+  for (int64_t n : {1, 3, 7, 1}) EXPECT_LT(plan_error(*plan, *m, images(n, 1, 28, 100 + n)), 1e-5) << n;
+  // Odd planes: 30 -> 15 -> 7 -> 3 (pooling floors), a second geometry beside the first.
+  EXPECT_LT(plan_error(*plan, *m, images(3, 1, 30, 7)), 1e-5);
+}
+
+TEST(ImagePlan, ThreeInputChannelsAndLargeBatch) {
+  auto m = model_with_stats(3, 12);
+  const auto plan = compile_image_plan(*m);
+  if (!onednn_expected()) {
+    EXPECT_EQ(plan, nullptr);
+    return;
+  }
+  ASSERT_NE(plan, nullptr);
+  EXPECT_LT(plan_error(*plan, *m, images(2, 3, 28, 5)), 1e-5);
+  EXPECT_LT(plan_error(*plan, *m, images(300, 3, 16, 6)), 1e-5);  // 256 + 32 + 8 + 4
+}
+
+TEST(ImagePlan, CopiesTheWeightsWhenCompiled) {
+  auto m = model_with_stats(1, 13);
+  const auto plan = compile_image_plan(*m);
+  if (!plan) {
+    EXPECT_FALSE(onednn_expected());
+    return;
+  }
+  const Tensor x = images(2, 1, 28, 9);
+  const std::vector<float> before = plan->forward(x).to_vector<float>();
+  for (auto& [name, t] : m->named_parameters()) t.data<float>()[0] += 1.f;  // after compiling
+  EXPECT_EQ(plan->forward(x).to_vector<float>(), before);
+}
+
+TEST(ImagePlan, InputErrors) {
+  auto m = model_with_stats(1, 14);
+  const auto plan = compile_image_plan(*m);
+  if (!plan) {
+    EXPECT_FALSE(onednn_expected());
+    return;
+  }
+  expect_error<ShapeError>([&] { plan->forward(Tensor::zeros({2, 3, 28, 28})); }, {"(2, 3, 28, 28)", "(N, 1, H, W)"});
+  expect_error<ShapeError>([&] { plan->forward(Tensor::zeros({1, 1, 4, 4})); }, {"H, W >= 8"});
+  expect_error<ShapeError>([&] { plan->forward(Tensor::zeros({28, 28})); }, {"(28, 28)"});
+  expect_error<DTypeError>([&] { plan->forward(Tensor::zeros({1, 1, 28, 28}).to(DType::F64)); }, {"F64"});
+}
+
+TEST(ImagePlan, NoPlanForOtherModelsOrWithTheEngineOff) {
+  VitConfig vc;
+  Rng rng(1);
+  Vit vit(vc, rng);
+  EXPECT_EQ(compile_image_plan(vit), nullptr);
+  auto m = model_with_stats(1, 15);
+  m->to(DType::F64);
+  EXPECT_EQ(compile_image_plan(*m), nullptr);  // F64 weights: the model's own forward
+  const ImageEngine was = image_engine();
+  set_image_engine(ImageEngine::Native);
+  EXPECT_EQ(compile_image_plan(*model_with_stats(1, 16)), nullptr);
+  set_image_engine(was);
+}
+
+TEST(ImagePlan, PredictorRunsThePlanAndAgreesWithTheLayers) {
+  const auto make = [](bool compiled) {
+    return ImagePredictor(LoadedModel{model_with_stats(1, 17), testing::tiny_image_info()},
+                          {.compiled = compiled});
+  };
+  const ImagePredictor fast = make(true), layers = make(false);
+  EXPECT_EQ(layers.engine(), "native");
+  EXPECT_EQ(fast.engine() != "native", onednn_expected()) << fast.engine();
+  const Tensor x = images(5, 1, 28, 21);
+  Tensor pixels = x;
+  float* p = pixels.data<float>();
+  for (int64_t i = 0; i < pixels.numel(); ++i) p[i] = 1.f / (1.f + std::exp(-p[i]));  // [0, 1]
+  const std::vector<float> a = fast.probabilities(pixels).to_vector<float>(),
+                           b = layers.probabilities(pixels).to_vector<float>();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5) << i;
+}
+
+}  // namespace
+}  // namespace focus
