@@ -36,6 +36,7 @@
 
 #include "focus/autograd/node.hpp"
 #include "focus/infer/image_plan.hpp"
+#include "focus/infer/image_predictor.hpp"
 #include "focus/infer/model_file.hpp"
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/gemm.hpp"
@@ -99,7 +100,10 @@ Forward inference_forward(ImageClassifier& m, std::unique_ptr<ImagePlan>& plan) 
   m.eval();
   plan = compile_image_plan(m);
   if (plan) return [&plan](const Tensor& x) { return plan->forward(x); };
-  return [&m](const Tensor& x) { return m.forward(x); };
+  return [&m](const Tensor& x) {
+    ScopedThreads threads(inference_threads(x.size(0)));  // as ImagePredictor runs it
+    return m.forward(x);
+  };
 }
 
 // Eval outputs: finite (N, classes), deterministic, row 0 independent of the batch, and (with a

@@ -4,6 +4,7 @@
 #include "focus/infer/image_plan.hpp"
 
 #include <oneapi/dnnl/dnnl.hpp>
+#include <omp.h>
 
 #include <atomic>
 #include <cmath>
@@ -34,6 +35,12 @@ using Args = std::unordered_map<int, memory>;
 
 constexpr float kBnEps = 1e-5f;  // CnnSe's BatchNorm2d eps
 constexpr int64_t kMaxChunk = 256;
+// Chunks with less convolution work than this run on one thread: at batch 1 to 8 the parallel
+// regions' wake-ups cost more than the second core gives (cnn_se, 58 MFLOP an image: one thread
+// 3,511 images/s at batch 1 against 2,338 on two, 3,763 against 3,509 at batch 8; two threads
+// win from batch 16; docs/BENCHMARKS.md).
+constexpr double kSerialFlops = 500e6;
+
 
 std::atomic<int> g_engine{-1};  // -1: not read yet
 
@@ -130,6 +137,7 @@ class CnnSePlan final : public ImagePlan {
       w.fc2_w = {{O, Cr}, tag::oi, values(sd, p + "se.fc2.weight", size_t(O * Cr)), {}};
       w.fc2_b = {{O}, tag::x, values(sd, p + "se.fc2.bias", size_t(O)), {}};
       stages_.push_back(std::move(w));
+      flops_per_pixel_ += double(in * O + O * O) / double(int64_t(1) << (2 * s));  // plane / 4^s
       in = O;
     }
     const int64_t K = cfg.num_classes;
@@ -331,8 +339,17 @@ class CnnSePlan final : public ImagePlan {
     return net;
   }
 
+  // The chunk's primitives are built and run with the same thread count (oneDNN's kernels block
+  // their work for the count they were created with).
+  int chunk_threads(int64_t n, int64_t H, int64_t W) {
+    const double per_image = 2.0 * 9 * H * W * flops_per_pixel_;
+    return double(n) * per_image < kSerialFlops ? 1 : omp_get_max_threads();
+  }
+
   void run(int64_t n, int64_t H, int64_t W, float* x, float* y) {
-    auto key = std::make_tuple(n, H, W);
+    const int threads = chunk_threads(n, H, W);
+    ScopedThreads scope(threads);
+    auto key = std::make_tuple(n, H, W, threads);
     auto it = nets_.find(key);
     if (it == nets_.end()) it = nets_.emplace(key, build(n, H, W)).first;
     Net& net = it->second;
@@ -366,7 +383,8 @@ class CnnSePlan final : public ImagePlan {
   CnnSeConfig cfg_;
   std::vector<StageWeights> stages_;
   Weight head_w_, head_b_;
-  std::map<std::tuple<int64_t, int64_t, int64_t>, Net> nets_;  // (chunk, H, W)
+  double flops_per_pixel_ = 0;  // multiply-adds per input pixel / 9, summed over the convs
+  std::map<std::tuple<int64_t, int64_t, int64_t, int>, Net> nets_;  // (chunk, H, W, threads)
   std::vector<float> ping_, pong_;
 };
 

@@ -9,9 +9,12 @@
 
 #include "focus/autograd/node.hpp"
 #include "focus/infer/quantize.hpp"
+#include "focus/kernels/cpu.hpp"
 #include "focus/ops/softmax.hpp"
 
 namespace focus {
+
+int inference_threads(int64_t batch) { return batch <= 8 ? 1 : num_threads(); }
 
 ImagePredictor::ImagePredictor(const std::string& path, const ImagePredictorOptions& opt)
     : ImagePredictor(load_model(path), opt) {}
@@ -59,8 +62,13 @@ Tensor ImagePredictor::logits(const Tensor& pixels) const {
     Tensor batch = Tensor::empty({B, channels_, size_, size_});  // (B, C, S, S), normalised
     float* dst = batch.data<float>();
     for (int64_t i = 0; i < B * D; ++i) dst[i] = (p[lo * D + i] - mean) * inv;
-    const std::vector<float> z =
-        (plan_ ? plan_->forward(batch) : loaded_.model->forward(batch)).contiguous().to_vector<float>();  // (B, K)
+    std::vector<float> z;  // (B, K)
+    if (plan_) {
+      z = plan_->forward(batch).contiguous().to_vector<float>();
+    } else {
+      ScopedThreads threads(inference_threads(B));
+      z = loaded_.model->forward(batch).contiguous().to_vector<float>();
+    }
     std::copy(z.begin(), z.end(), out.begin() + lo * classes_);
   }
   return Tensor::from_vector(out, {N, classes_});

@@ -52,6 +52,12 @@ struct ImagePrediction {
   std::vector<ClassScore> top;  // the k most probable, most probable first (ties: lower index)
 };
 
+// The threads the predictor runs a batch of `batch` images on without a compiled plan: one up to
+// 8 images (their parallel regions' wake-ups cost more than a second core gives: vit at batch 1
+// and 8, docs/BENCHMARKS.md), else the thread policy's count (kernels/cpu.hpp). A plan decides
+// for itself by its work per chunk (infer/image_plan.hpp).
+int inference_threads(int64_t batch);
+
 class ImagePredictor {
  public:
   // Loads `path` (IOError if missing; FormatError if it is not an image-model file: a seq2seq

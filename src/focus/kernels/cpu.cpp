@@ -58,6 +58,7 @@ int initial_threads() {
   return hardware_threads();
 }
 int g_threads = 0;
+thread_local int t_scoped = 0;  // a ScopedThreads count on this thread, 0 for none
 }  // namespace
 
 // Apply the policy before any parallel region runs, so FOCUS_NUM_THREADS binds OpenMP too.
@@ -71,7 +72,20 @@ void ensure_passive_omp_wait(char** argv) {
 
 int num_threads() {
   if (g_threads == 0) set_num_threads(initial_threads());
-  return g_threads;
+  return t_scoped ? t_scoped : g_threads;
+}
+
+// OpenMP's count is per thread (an ICV of the calling thread), OpenBLAS's OpenMP build follows it
+// at every call, and focus's kernels read num_threads(): all three change for this thread only.
+ScopedThreads::ScopedThreads(int n) : was_(t_scoped), omp_was_(omp_get_max_threads()) {
+  FOCUS_CHECK(n >= 1, ValueError, "ScopedThreads: need at least 1 thread, got {}", n);
+  num_threads();  // the policy applied first
+  t_scoped = n;
+  omp_set_num_threads(n);
+}
+ScopedThreads::~ScopedThreads() {
+  t_scoped = was_;
+  omp_set_num_threads(omp_was_);
 }
 
 void set_num_threads(int n) {

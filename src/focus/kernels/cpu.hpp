@@ -12,9 +12,24 @@ Isa detect_isa();          // what the CPU supports
 Isa active_isa();          // detect_isa(), lowered by FOCUS_FORCE_ISA=scalar|avx2|avx512
 std::string isa_name(Isa isa);
 
-int num_threads();                 // current policy
+int num_threads();                 // current policy (a ScopedThreads on this thread overrides it)
 void set_num_threads(int n);       // n >= 1; applies to OpenMP and the BLAS
 int hardware_threads();            // cores the process may use
+
+// For a scope on this thread only: num_threads() answers n and its parallel regions (focus's
+// kernels, OpenMP, the BLAS, which follows OpenMP's count) use n threads; restored at exit. Small inference batches run on one
+// thread this way: their parallel regions' wake-ups cost more than a second core gives
+// (infer/image_predictor.cpp, infer/image_plan.cpp).
+class ScopedThreads {
+ public:
+  explicit ScopedThreads(int n);
+  ~ScopedThreads();
+  ScopedThreads(const ScopedThreads&) = delete;
+  ScopedThreads& operator=(const ScopedThreads&) = delete;
+
+ private:
+  int was_, omp_was_;
+};
 
 // For programs' main(): unless OMP_WAIT_POLICY is set, sets it to PASSIVE and re-executes the
 // program (libgomp reads it only when it loads). Idle OpenMP threads that spin cost this project's
