@@ -8,7 +8,7 @@ JOBS ?= $(shell nproc)
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps data configure build test demo bench bench-serve bench-slo bench-ort bench-text bench-spam fixtures asan fuzz clean
+.PHONY: all deps data configure build test demo bench bench-serve bench-slo bench-ort bench-kernels bench-text bench-spam fixtures asan fuzz clean
 
 all: build
 
@@ -51,6 +51,12 @@ bench-slo: configure
 	@tools/install-deps.sh wrk
 	cmake --build $(BUILD) -j $(JOBS) --target focus serve_load
 	/usr/bin/python3 bench/slo_step.py --build $(BUILD) $(if $(MODEL),--model $(MODEL))
+
+# GEMM and convolution GFLOP/s by shape for OpenBLAS, oneDNN and focus's kernels, as % of the FMA
+# peak measured in the same run (bench/kernel_table.cpp, issue 21): ~2 minutes; QUICK=1 ~30 s.
+bench-kernels: configure
+	cmake --build $(BUILD) -j $(JOBS) --target kernel_table
+	$(BUILD)/kernel_table $(if $(QUICK),--quick)
 
 # focus inference next to ONNX Runtime on the same weights (bench/compare_ort.py, issue 21):
 # exports the PyTorch twins to ONNX, verifies focus against ORT, then interleaved rounds (PyTorch
