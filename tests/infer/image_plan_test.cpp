@@ -133,6 +133,30 @@ TEST(ImagePlan, NoPlanForOtherModelsOrWithTheEngineOff) {
   set_image_engine(was);
 }
 
+// bfloat16 convolutions: within bf16 rounding of the F32 model (8 significant bits through six
+// convolutions: a few 1e-3 relative; a wrong layer is off by 1e-1 or more); refused with the
+// reason on a CPU (or a forced ISA) without AVX512-BF16.
+TEST(ImagePlan, Bf16WithinRoundingOrRefused) {
+  auto m = model_with_stats(1, 18);
+  if (!bf16_plan_supported()) {
+    expect_error<ValueError>([&] { compile_image_plan(*m, DType::BF16); }, {"AVX512-BF16"});
+    ImagePredictorOptions o;
+    o.weights = "bf16";
+    expect_error<ValueError>([&] { ImagePredictor(LoadedModel{model_with_stats(1, 18), testing::tiny_image_info()}, o); },
+                             {"AVX512-BF16"});
+    return;
+  }
+  const auto plan = compile_image_plan(*m, DType::BF16);
+  ASSERT_NE(plan, nullptr);
+  EXPECT_NE(plan->describe().find("bf16"), std::string::npos) << plan->describe();
+  for (int64_t n : {1, 5}) {
+    const double err = plan_error(*plan, *m, images(n, 1, 28, 40 + n));
+    EXPECT_LT(err, 3e-2) << n;
+    EXPECT_GT(err, 0.0) << "bf16 rounding must show: is the plan really bf16?";
+  }
+  expect_error<DTypeError>([&] { compile_image_plan(*m, DType::I8); }, {"I8"});
+}
+
 TEST(ImagePlan, PredictorRunsThePlanAndAgreesWithTheLayers) {
   const auto make = [](bool compiled) {
     return ImagePredictor(LoadedModel{model_with_stats(1, 17), testing::tiny_image_info()},

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <set>
 
+#include "focus/infer/image_plan.hpp"
 #include "focus/infer/image_predictor.hpp"
 #include "focus/infer/translator.hpp"
 #include "focus/io/base64.hpp"
@@ -166,8 +167,13 @@ TEST(Serve, AnSloTheModelCannotMeetMovesItToTheFasterVariant) {
   ServeFixture f("slo", [](ServeOptions& o) {
     o.slo_p99_ms = 0.001;
     o.slo_window_ms = 100;
+    o.slo_ladder = {"f32", "int8"};
     o.slo_accuracy = {0.9, 0.85};
   });
+  // The default ladder's fast rung: bf16 convolutions where the CPU has them, else int8.
+  ServeOptions plain;
+  plain.slo_p99_ms = 5;
+  EXPECT_EQ(slo_ladder_of(plain), (std::vector<std::string>{"f32", bf16_plan_supported() ? "bf16" : "int8"}));
   auto c = f.client();
   const auto list = c->Get("/v1/models", f.auth("infer"));
   EXPECT_NE(list->body.find("\"slo_ladder\":[\"f32\",\"int8\"]"), std::string::npos) << list->body;

@@ -51,8 +51,8 @@ Command add_bench_infer_command(CLI::App& bench) {
   };
   auto o = std::make_shared<Opts>();
   b->add_option("--model", o->models, "image model files (.safetensors)")->required();
-  b->add_option("--weights", o->weights, "inference weights to compare: f32 | int8 | auto")
-      ->delimiter(',')->check(CLI::IsMember({"f32", "int8", "auto"}))->capture_default_str();
+  b->add_option("--weights", o->weights, "inference weights to compare: f32 | bf16 | int8 | auto")
+      ->delimiter(',')->check(CLI::IsMember({"f32", "bf16", "int8", "auto"}))->capture_default_str();
   b->add_option("--batch", o->batches, "batch sizes")->delimiter(',')->check(CLI::PositiveNumber)
       ->capture_default_str();
   b->add_option("--rounds", o->rounds, "interleaved rounds (the median is reported)")

@@ -115,10 +115,12 @@ Command add_predict_command(CLI::App& app) {
   sub->add_option("--top", o->top, "classes to show")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_flag("--uncalibrated", o->uncalibrated, "the raw softmax, without the file's temperature");
   sub->add_option("--weights", o->weights,
-                  "f32; int8 (int8 weights per output channel, activations per row, for the "
-                  "layers of the file's plan from `focus quantize`, else every Linear and "
-                  "Conv2d); auto (int8 for a file `focus quantize` wrote, else f32)")
-      ->check(CLI::IsMember({"f32", "int8", "auto"}))
+                  "f32; bf16 (cnn_se's convolutions in bfloat16 on AVX512-BF16 / AMX CPUs, vit's "
+                  "Linear weights in bfloat16); int8 (int8 weights per output channel, "
+                  "activations per row, for the layers of the file's plan from `focus quantize`, "
+                  "else every Linear and Conv2d); auto (int8 for a file `focus quantize` wrote, "
+                  "else f32)")
+      ->check(CLI::IsMember({"f32", "bf16", "int8", "auto"}))
       ->capture_default_str();
   return [o] {
     if (is_text_model_file(o->model)) return predict_text(o->model, o->texts, o->input, o->top, o->uncalibrated);

@@ -32,6 +32,7 @@
 #include "focus/infer/model_calibration.hpp"
 #include "focus/infer/plan.hpp"
 #include "focus/io/atomic_file.hpp"
+#include "focus/infer/image_plan.hpp"
 #include "focus/kernels/cpu.hpp"
 #include "focus/tensor/rng.hpp"
 
@@ -43,7 +44,7 @@ namespace {
 
 struct Opts {
   std::string model, budget, out, svg, name, data_dir = kFashionMnistDir, measure;
-  std::vector<std::string> weights{"f32", "int8"};
+  std::vector<std::string> weights;  // empty: f32, bf16 (where the CPU has it), int8
   std::vector<int> threads;
   std::vector<int64_t> batches{1, 8, 32};
   double qps = 0, min_accuracy = 0, seconds = 0.5;
@@ -143,7 +144,7 @@ VariantResult spawn_measure(const Opts& o, const Variant& v) {
   return r;
 }
 
-int plan(const Opts& o) {
+int plan(Opts o) {
   Budget b = parse_budget(o.budget);
   b.qps = o.qps;
   b.min_accuracy = o.min_accuracy;
@@ -157,6 +158,10 @@ int plan(const Opts& o) {
   const ImageDataset train = load_fashion_mnist(o.data_dir, Split::Train);
   std::vector<int64_t> vidx = validation_indices(train, s);
   if (o.val_limit > 0 && int64_t(vidx.size()) > o.val_limit) vidx.resize(size_t(o.val_limit));
+  if (o.weights.empty()) {
+    o.weights = {"f32", "int8"};
+    if (bf16_plan_supported()) o.weights.insert(o.weights.begin() + 1, "bf16");
+  }
   std::map<std::string, double> acc;
   for (const std::string& w : o.weights) {
     ImagePredictorOptions io;
@@ -241,8 +246,9 @@ Command add_plan_command(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--min-accuracy", o->min_accuracy, "least validation accuracy, a fraction (0.9 = 90%)")
       ->check(CLI::Range(0.0, 1.0));
-  sub->add_option("--weights", o->weights, "inference weights to try: f32,int8")
-      ->delimiter(',')->check(CLI::IsMember({"f32", "int8"}))->capture_default_str();
+  sub->add_option("--weights", o->weights,
+                  "inference weights to try (default f32, bf16 where the CPU has AVX512-BF16, int8)")
+      ->delimiter(',')->check(CLI::IsMember({"f32", "bf16", "int8"}));
   sub->add_option("--threads", o->threads, "compute threads to try (default: 1 and all cores)")
       ->delimiter(',')->check(CLI::PositiveNumber);
   sub->add_option("--batch", o->batches, "batch sizes to try")->delimiter(',')->check(CLI::PositiveNumber)

@@ -114,8 +114,33 @@ struct Step {
   dnnl::primitive prim;                                // empty for a host step
   std::vector<std::pair<int, memory>> fixed;           // weights, biases, own scratch
   std::vector<std::tuple<int, memory, Slot>> routed;  // activations: handle set per call
-  std::function<void(const float* src)> host = {};     // host step: reads routed[0]'s slot
+  std::function<void(const void* src)> host = {};      // host step: reads routed[0]'s slot
 };
+
+float to_float(float v) { return v; }
+float to_float(uint16_t bf16) {  // bfloat16: the high half of a float's bits
+  const uint32_t bits = uint32_t(bf16) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+// o (N, C) = the mean over the HW positions of x (N, HW, C) (NHWC), in F32.
+template <class T>
+void plane_mean(float* o, const T* x, int64_t N, int64_t C, int64_t HW) {
+  const float inv = 1.f / float(HW);
+#pragma omp parallel for if (N * HW * C >= 65536)
+  for (int64_t n = 0; n < N; ++n) {
+    float* on = o + n * C;
+    for (int64_t c = 0; c < C; ++c) on[c] = 0.f;
+    for (int64_t p = 0; p < HW; ++p) {
+      const T* xp = x + (n * HW + p) * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) on[c] += to_float(xp[c]);
+    }
+    for (int64_t c = 0; c < C; ++c) on[c] *= inv;
+  }
+}
 
 struct StageWeights {
   int64_t C, O, Cr;
@@ -124,7 +149,7 @@ struct StageWeights {
 
 class CnnSePlan final : public ImagePlan {
  public:
-  CnnSePlan(const CnnSeConfig& cfg, const StateDict& sd) : cfg_(cfg) {
+  CnnSePlan(const CnnSeConfig& cfg, const StateDict& sd, dt act) : cfg_(cfg), act_(act) {
     int64_t in = cfg.in_channels;
     for (size_t s = 0; s < cfg.channels.size(); ++s) {
       const std::string p = "stages." + std::to_string(s) + ".";
@@ -147,7 +172,8 @@ class CnnSePlan final : public ImagePlan {
   }
 
   std::string describe() const override {
-    return std::string("onednn cnn_se (isa ") + isa_label() + ")";
+    return std::string("onednn cnn_se ") + (act_ == dt::bf16 ? "bf16" : "f32") + " (isa " +
+           isa_label() + ")";
   }
 
   Tensor forward(const Tensor& x_in) override {
@@ -219,11 +245,11 @@ class CnnSePlan final : public ImagePlan {
 
     auto conv = [&](Weight& w, Weight& b, int64_t O, bool first) {
       const memory::dims dst_dims{N, O, H, W};
-      const memory::desc any_src(cur.dims(), dt::f32, tag::any);
+      const memory::desc any_src(cur.dims(), act_, tag::any);
       const dnnl::convolution_forward::desc cd(
           dnnl::prop_kind::forward_inference, algorithm::convolution_direct,
-          first ? any_src : cur, memory::desc(w.dims, dt::f32, tag::any),
-          memory::desc(b.dims, dt::f32, tag::x), memory::desc(dst_dims, dt::f32, tag::nhwc),
+          first ? any_src : cur, memory::desc(w.dims, act_, tag::any),
+          memory::desc(b.dims, dt::f32, tag::x), memory::desc(dst_dims, act_, tag::nhwc),
           {1, 1}, {1, 1}, {1, 1});
       const dnnl::convolution_forward::primitive_desc pd(cd, relu_attr, d.eng);
       if (pd.src_desc() != cur) {  // the first layer: the input into the layout it wants
@@ -253,20 +279,10 @@ class CnnSePlan final : public ImagePlan {
       float* o = static_cast<float*>(out.get_data_handle());
       const int64_t HW = H * W;
       Step st;
-      st.host = [o, N, C, HW](const float* x) {
-        const float inv = 1.f / float(HW);
-#pragma omp parallel for if (N * HW * C >= 65536)
-        for (int64_t n = 0; n < N; ++n) {
-          float* on = o + n * C;
-          for (int64_t c = 0; c < C; ++c) on[c] = 0.f;
-          for (int64_t p = 0; p < HW; ++p) {
-            const float* xp = x + (n * HW + p) * C;
-#pragma omp simd
-            for (int64_t c = 0; c < C; ++c) on[c] += xp[c];
-          }
-          for (int64_t c = 0; c < C; ++c) on[c] *= inv;
-        }
-      };
+      if (cur.data_type() == dt::bf16)
+        st.host = [o, N, C, HW](const void* x) { plane_mean(o, static_cast<const uint16_t*>(x), N, C, HW); };
+      else
+        st.host = [o, N, C, HW](const void* x) { plane_mean(o, static_cast<const float*>(x), N, C, HW); };
       add_routed(st, DNNL_ARG_SRC, cur, cur_slot, net);
       net.steps.push_back(std::move(st));
       return out;
@@ -314,7 +330,7 @@ class CnnSePlan final : public ImagePlan {
       W /= 2;
       const dnnl::pooling_forward::primitive_desc pp(
           dnnl::pooling_forward::desc(dnnl::prop_kind::forward_inference, algorithm::pooling_max,
-                                      cur, memory::desc({N, sw.O, H, W}, dt::f32, tag::nhwc),
+                                      cur, memory::desc({N, sw.O, H, W}, act_, tag::nhwc),
                                       {2, 2}, {2, 2}, {0, 0}, {0, 0}),
           d.eng);
       Step ps{dnnl::pooling_forward(pp), {}, {}};
@@ -366,7 +382,7 @@ class CnnSePlan final : public ImagePlan {
     };
     for (Step& st : net.steps) {
       if (st.host) {  // oneDNN's CPU stream has finished the steps before (in-order, blocking)
-        st.host(static_cast<const float*>(where(std::get<2>(st.routed[0]))));
+        st.host(where(std::get<2>(st.routed[0])));
         continue;
       }
       Args args;
@@ -381,6 +397,7 @@ class CnnSePlan final : public ImagePlan {
   }
 
   CnnSeConfig cfg_;
+  dt act_;  // the convolutions' and activations' type: f32, or bf16 (F32 accumulation, F32 bias)
   std::vector<StageWeights> stages_;
   Weight head_w_, head_b_;
   double flops_per_pixel_ = 0;  // multiply-adds per input pixel / 9, summed over the convs
@@ -401,13 +418,29 @@ ImageEngine image_engine() {
 
 void set_image_engine(ImageEngine engine) { g_engine.store(int(engine)); }
 
-std::unique_ptr<ImagePlan> compile_image_plan(const ImageClassifier& model) {
+bool bf16_plan_supported() {
+  if (image_engine() != ImageEngine::OneDnn || active_isa() == Isa::Scalar) return false;
+  dnnl_state();  // the ISA cap first
+  const unsigned want = unsigned(dnnl::cpu_isa::avx512_core_bf16);
+  return (unsigned(dnnl::get_effective_cpu_isa()) & want) == want;
+}
+
+std::unique_ptr<ImagePlan> compile_image_plan(const ImageClassifier& model, DType precision) {
+  FOCUS_CHECK(precision == DType::F32 || precision == DType::BF16, DTypeError,
+              "compile_image_plan: precision {} (F32 or BF16)", dtype_name(precision));
+  if (precision == DType::BF16)
+    FOCUS_CHECK(bf16_plan_supported(), ValueError,
+                "bf16 inference needs a CPU with AVX512-BF16 or AMX and the oneDNN engine; here "
+                "the engine is {} and oneDNN's ISA is {} (FOCUS_FORCE_ISA={})",
+                image_engine() == ImageEngine::OneDnn ? "onednn" : "native",
+                active_isa() == Isa::Scalar ? "off" : isa_label(), isa_name(active_isa()));
   if (image_engine() != ImageEngine::OneDnn || active_isa() == Isa::Scalar) return nullptr;
   if (model.name() != "cnn_se") return nullptr;
   const StateDict sd = model.state_dict();
   const auto w = sd.find("stages.0.conv1.weight");
   if (w == sd.end() || w->second.dtype() != DType::F32) return nullptr;  // e.g. after to(F64)
-  return std::make_unique<CnnSePlan>(CnnSeConfig::from_json(model.config()), sd);
+  return std::make_unique<CnnSePlan>(CnnSeConfig::from_json(model.config()), sd,
+                                     precision == DType::BF16 ? dt::bf16 : dt::f32);
 }
 
 }  // namespace focus

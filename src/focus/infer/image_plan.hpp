@@ -13,7 +13,7 @@
 // Batches are split into power-of-two chunks (1, 2, 4, ... up to the largest power <= 256) so
 // that at most nine primitive lists exist, each built on first use; the activations of every
 // chunk live in two buffers shared by all lists (sized by the largest chunk seen).
-// Models: cnn_se with F32 weights. Anything else (vit, int8 weights) compiles to null and runs
+// Models: cnn_se with F32 weights (run in F32 or BF16). Anything else (vit, int8 weights) compiles to null and runs
 // its own forward.
 #pragma once
 #include <memory>
@@ -44,6 +44,13 @@ class ImagePlan {
 
 // Compiles `model` as it is now (later writes into its weights are not seen): null when there is
 // no compiled path for it (see above). Throws only on an inconsistent model (missing tensors).
-std::unique_ptr<ImagePlan> compile_image_plan(const ImageClassifier& model);
+// precision BF16: the convolutions and the activations between them in bfloat16 (weights rounded
+// once, F32 accumulation and biases, the SE layers, the pooled features and the head in F32);
+// ValueError saying why where the CPU has no AVX512-BF16 / AMX (oneDNN's ISA, FOCUS_FORCE_ISA
+// included) or the engine is native.
+std::unique_ptr<ImagePlan> compile_image_plan(const ImageClassifier& model,
+                                              DType precision = DType::F32);
+// Whether compile_image_plan(model, BF16) can run here.
+bool bf16_plan_supported();
 
 }  // namespace focus

@@ -27,13 +27,18 @@ ImagePredictor::ImagePredictor(LoadedModel loaded, const ImagePredictorOptions& 
   FOCUS_CHECK(loaded_.info.norm.std > 0.f, ValueError, "ImagePredictor: normalisation std {} must be positive",
               loaded_.info.norm.std);
   loaded_.model->eval();
-  FOCUS_CHECK(opt_.weights == "f32" || opt_.weights == "int8" || opt_.weights == "auto", ValueError,
-              "ImagePredictor: weights '{}' must be f32, int8 or auto", opt_.weights);
+  FOCUS_CHECK(opt_.weights == "f32" || opt_.weights == "bf16" || opt_.weights == "int8" ||
+                  opt_.weights == "auto",
+              ValueError, "ImagePredictor: weights '{}' must be f32, bf16, int8 or auto", opt_.weights);
   weights_ = opt_.weights == "auto" ? (loaded_.info.quantized ? "int8" : "f32") : opt_.weights;
-  if (weights_ == "int8")
+  if (weights_ == "int8") {
     set_int8_layers(*loaded_.model, int8_plan(*loaded_.model, loaded_.info), "ImagePredictor");
-  else if (opt_.compiled)
+  } else if (weights_ == "bf16") {
+    plan_ = compile_image_plan(*loaded_.model, DType::BF16);  // refused without AVX512-BF16
+    if (!plan_) loaded_.model->set_inference_dtype(DType::BF16);  // vit: bf16 Linear weights
+  } else if (opt_.compiled) {
     plan_ = compile_image_plan(*loaded_.model);
+  }
   const nlohmann::json cfg = loaded_.model->config();
   channels_ = cfg.value("in_channels", int64_t(1));
   size_ = cfg.value("image_size", int64_t(28));  // cnn_se takes any size: Fashion-MNIST's

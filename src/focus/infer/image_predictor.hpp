@@ -31,8 +31,10 @@ namespace focus {
 struct ImagePredictorOptions {
   int64_t max_batch = 256;  // images per forward pass
   bool calibrated = true;   // divide the logits by the file's temperature before the softmax
-  // Inference weights: "f32"; "int8" (the file's int8 plan, or every Linear and Conv2d when it
-  // has none: infer/quantize.hpp); "auto" (int8 when the file has a plan, else f32).
+  // Inference weights: "f32"; "bf16" (cnn_se: the compiled plan in bfloat16, refused with a
+  // ValueError on a CPU without AVX512-BF16 / AMX; vit: bf16 copies of the Linear weights,
+  // nn/module.hpp); "int8" (the file's int8 plan, or every Linear and Conv2d when it has none:
+  // infer/quantize.hpp); "auto" (int8 when the file has a plan, else f32).
   // ValueError for anything else.
   std::string weights = "f32";
   // With F32 weights, run the model compiled for inference (infer/image_plan.hpp: batch norm
@@ -88,7 +90,7 @@ class ImagePredictor {
   Tensor normalized(const Tensor& pixels) const;
 
   const ModelInfo& info() const { return loaded_.info; }
-  // "f32" or "int8": what the model runs ("auto" resolved).
+  // "f32", "bf16" or "int8": what the model runs ("auto" resolved).
   const std::string& weights() const { return weights_; }
   // What runs the forward pass: the plan's describe() ("onednn cnn_se (isa ...)") or "native".
   std::string engine() const;

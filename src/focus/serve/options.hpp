@@ -35,10 +35,10 @@ struct ServeOptions {
   std::string access_log;            // JSON-lines access log: a file, "-" = stderr, "" = none
   bool log_inputs = false;           // also log text inputs, masked (e-mails, phones, digit runs)
   std::string weights = "f32";       // seq2seq inference weights: f32 | bf16
-  std::string image_weights = "f32";  // image models: f32 | int8 | auto (infer/quantize.hpp)
+  std::string image_weights = "f32";  // image models: f32 | bf16 | int8 | auto (infer/)
   // The latency SLO (serve/slo_controller.hpp): > 0 serves image models by a ladder of variants.
   double slo_p99_ms = 0;
-  std::vector<std::string> slo_ladder;  // image weights, most accurate first (default: image-weights, int8)
+  std::vector<std::string> slo_ladder;  // image weights, most accurate first (default: image-weights, bf16 or int8)
   std::vector<double> slo_accuracy;     // each rung's validation accuracy (focus plan), for the metrics
   double slo_window_ms = 1000;          // the controller's decision window
   std::string tls_cert, tls_key;     // both set: HTTPS
@@ -89,13 +89,13 @@ void visit_fields(ServeOptions& o, V&& v) {
   v("log-inputs", o.log_inputs, "write text inputs to the access log, masked");
   v("weights", o.weights, "seq2seq inference weights: f32 | bf16");
   v("image-weights", o.image_weights,
-    "image models' inference weights: f32 | int8 (the file's int8 plan, else every layer) | auto "
-    "(int8 when the file has a plan from focus quantize)");
+    "image models' inference weights: f32 | bf16 (AVX512-BF16 / AMX CPUs for cnn_se) | int8 (the "
+    "file's int8 plan, else every layer) | auto (int8 when the file has a plan from focus quantize)");
   v("slo-p99-ms", o.slo_p99_ms,
     "latency SLO: > 0 lets a controller step image models down --slo-ladder (to faster variants) "
     "when a window's p99 nears it, and back up when load falls (0 = off)");
   v("slo-ladder", o.slo_ladder, "the SLO's variants, image weights from most accurate to fastest "
-    "(default: --image-weights then int8)");
+    "(default: --image-weights then bf16 where the CPU has AVX512-BF16, else int8)");
   v("slo-accuracy", o.slo_accuracy, "each rung's validation accuracy (from focus plan), for "
     "focus_slo_effective_accuracy");
   v("slo-window-ms", o.slo_window_ms, "the SLO controller's decision window");
