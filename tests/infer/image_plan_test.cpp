@@ -5,7 +5,9 @@
 // engine switch; models and ISAs without a plan; the predictor running it.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
+#include <thread>
 
 #include "focus/autograd/node.hpp"
 #include "focus/infer/image_plan.hpp"
@@ -104,6 +106,30 @@ TEST(ImagePlan, CopiesTheWeightsWhenCompiled) {
   const std::vector<float> before = plan->forward(x).to_vector<float>();
   for (auto& [name, t] : m->named_parameters()) t.data<float>()[0] += 1.f;  // after compiling
   EXPECT_EQ(plan->forward(x).to_vector<float>(), before);
+}
+
+TEST(ImagePlan, ConcurrentCallsRunOneAtATime) {
+  auto m = model_with_stats(1, 19);
+  const auto plan = compile_image_plan(*m);
+  if (!plan) {
+    EXPECT_FALSE(onednn_expected());
+    return;
+  }
+  std::vector<Tensor> xs;
+  std::vector<std::vector<float>> want;
+  for (int t = 0; t < 4; ++t) {
+    xs.push_back(images(1 + t, 1, 28, 60 + uint64_t(t)));  // chunk lists of several sizes
+    want.push_back(plan->forward(xs.back()).to_vector<float>());
+  }
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t)
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < 20; ++i)
+        if (plan->forward(xs[size_t(t)]).to_vector<float>() != want[size_t(t)]) ++wrong;
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(wrong.load(), 0);
 }
 
 TEST(ImagePlan, InputErrors) {

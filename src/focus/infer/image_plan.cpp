@@ -12,6 +12,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <tuple>
 #include <unordered_map>
 #include <vector>
@@ -186,6 +187,7 @@ class CnnSePlan final : public ImagePlan {
                 to_string(x_in.shape()), cfg_.in_channels, min_size);
     const Tensor x = x_in.contiguous();
     const int64_t N = x.size(0), H = x.size(2), W = x.size(3), K = cfg_.num_classes;
+    const std::lock_guard<std::mutex> lock(mu_);  // the buffers and primitive lists are shared
     Tensor y = Tensor::empty({N, K});  // (N, K) logits
     const int64_t per = cfg_.in_channels * H * W;
     for (int64_t lo = 0; lo < N;) {
@@ -403,6 +405,7 @@ class CnnSePlan final : public ImagePlan {
   double flops_per_pixel_ = 0;  // multiply-adds per input pixel / 9, summed over the convs
   std::map<std::tuple<int64_t, int64_t, int64_t, int>, Net> nets_;  // (chunk, H, W, threads)
   std::vector<float> ping_, pong_;
+  std::mutex mu_;
 };
 
 }  // namespace

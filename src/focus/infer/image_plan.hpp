@@ -36,7 +36,7 @@ class ImagePlan {
   virtual ~ImagePlan() = default;
   // x (N, C, H, W) F32 (any N >= 1; H, W those the model takes) -> logits (N, K), the values of
   // model.forward(x) in eval mode up to float rounding. ShapeError / DTypeError for another input.
-  // Not thread-safe: one call at a time.
+  // Thread-safe: concurrent calls run one at a time (each uses the thread policy's cores).
   virtual Tensor forward(const Tensor& x) = 0;
   // "onednn cnn_se (isa avx512_core)": what runs, for logs and benchmarks.
   virtual std::string describe() const = 0;
