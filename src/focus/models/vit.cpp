@@ -29,6 +29,7 @@ VitConfig VitConfig::from_json(const nlohmann::json& j) {
   c.attn_dropout = r.get("attn_dropout", c.attn_dropout);
   c.pool = r.get("pool", c.pool);
   c.stem = r.get("stem", c.stem);
+  c.layer_heads = r.get("layer_heads", c.layer_heads);
   r.finish();
   const std::pair<const char*, int64_t> sizes[] = {{"image_size", c.image_size},
                                                    {"in_channels", c.in_channels},
@@ -53,10 +54,25 @@ VitConfig VitConfig::from_json(const nlohmann::json& j) {
             fmt::format("must be \"patch\" or \"conv\", got \"{}\"", c.stem));
   r.require(c.stem == "patch" || (c.patch >= 2 && (c.patch & (c.patch - 1)) == 0), "patch",
             fmt::format("{} must be a power of two >= 2 with stem \"conv\"", c.patch));
+  if (!c.layer_heads.empty()) {
+    r.require(int64_t(c.layer_heads.size()) == c.depth, "layer_heads",
+              fmt::format("has {} entries for depth {}", c.layer_heads.size(), c.depth));
+    const int64_t group = c.kv_heads == 0 ? 1 : c.heads / c.kv_heads;
+    for (int64_t h : c.layer_heads)
+      r.require(h >= 1 && h <= c.heads && h % group == 0, "layer_heads",
+                fmt::format("entry {} must be in [1, {}] and a multiple of {} (heads / kv_heads)",
+                            h, c.heads, group));
+  }
   return c;
 }
 
 nlohmann::json VitConfig::to_json() const {
+  nlohmann::json j = to_json_without_pruning();
+  if (!layer_heads.empty()) j["layer_heads"] = layer_heads;
+  return j;
+}
+
+nlohmann::json VitConfig::to_json_without_pruning() const {
   return {{"image_size", image_size},
           {"in_channels", in_channels},
           {"num_classes", num_classes},
@@ -101,9 +117,13 @@ Vit::Vit(const VitConfig& cfg, Rng& rng) : cfg_(cfg) {
   lo.d_ff = std::lround(cfg.mlp_ratio * D);
   lo.dropout = cfg.dropout;
   lo.attn_dropout = cfg.attn_dropout;
-  for (int64_t i = 0; i < cfg.depth; ++i)
+  lo.head_dim = D / cfg.heads;
+  for (int64_t i = 0; i < cfg.depth; ++i) {
+    lo.n_heads = cfg.heads_in(i);
+    lo.n_kv_heads = cfg.kv_heads == 0 ? 0 : lo.n_heads * cfg.kv_heads / cfg.heads;
     blocks_.push_back(register_module("blocks." + std::to_string(i),
                                       std::make_shared<TransformerEncoderLayer>(lo, rng)));
+  }
   norm_ = register_module("norm", std::make_shared<LayerNorm>(D));
   if (cfg.pool == "attn")
     pool_ = register_module(

@@ -4,7 +4,9 @@
 //     better"): log2(patch) conv3x3 stride 2 + BatchNorm + ReLU layers (D/2 channels, the last D),
 //     then a 1x1 Conv2d D -> D as the patch embedding (patch must be a power of two).
 //   tokens: [class token] + patches, + learned positions, dropout
-//   depth x pre-norm TransformerEncoderLayer (GELU MLP of width mlp_ratio * D), final LayerNorm
+//   depth x pre-norm TransformerEncoderLayer (GELU MLP of width mlp_ratio * D), final LayerNorm;
+//     block i has layer_heads[i] heads of D / heads dims each (fewer than `heads` after
+//     `focus prune-heads`; with kv_heads, layer_heads[i] * kv_heads / heads K/V heads)
 //   pooling: the class token's output ("cls") or AttentionPooling over the tokens ("attn")
 //   head: Linear D -> classes.
 // Letters: N batch, S image size, D = dim, T tokens (P + 1 with a class token), H heads.
@@ -43,9 +45,19 @@ struct VitConfig {
   double attn_dropout = 0.0;  // on attention probabilities
   std::string pool = "cls";   // "cls" or "attn"
   std::string stem = "patch";  // "patch" or "conv"
+  // Heads kept per block after pruning (models/head_pruning.hpp): empty = `heads` in every block
+  // (files written before pruning existed); else depth values in [1, heads], each a multiple of
+  // heads / kv_heads (whole K/V groups are pruned). The head size stays dim / heads.
+  std::vector<int64_t> layer_heads;
+  int64_t heads_in(int64_t block) const {
+    return layer_heads.empty() ? heads : layer_heads[size_t(block)];
+  }
 
   static VitConfig from_json(const nlohmann::json& j);  // ValueError on bad keys/values
-  nlohmann::json to_json() const;
+  nlohmann::json to_json() const;  // layer_heads only when set (unpruned files stay as they were)
+
+ private:
+  nlohmann::json to_json_without_pruning() const;
 };
 
 class Vit : public ImageClassifier {
