@@ -13,20 +13,17 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <nlohmann/json.hpp>
-#include <set>
 
 #include "focus/apps/calibration_cli.hpp"
 #include "focus/apps/commands.hpp"
+#include "focus/apps/fine_tune_cli.hpp"
 #include "focus/infer/head_pruning.hpp"
 #include "focus/infer/model_calibration.hpp"
 #include "focus/infer/model_file.hpp"
 #include "focus/io/atomic_file.hpp"
 #include "focus/kernels/cpu.hpp"
 #include "focus/models/vit.hpp"
-#include "focus/train/config.hpp"
-#include "focus/train/fine_tune.hpp"
 
 namespace focus {
 
@@ -101,7 +98,6 @@ std::string heads_list(const std::vector<std::vector<int64_t>>& keep) {
 }
 
 int run_prune(const Opts& o) {
-  namespace fs = std::filesystem;
   if (o.threads > 0) set_num_threads(o.threads);
   const SplitSpec s = o.split.resolve(o.model);
   const ImageDataset train = load_fashion_mnist(o.data_dir, Split::Train);
@@ -153,38 +149,14 @@ int run_prune(const Opts& o) {
     add_row(keep, false, dataset_accuracy(p, train, vidx), time_pair(unpruned, p, timing_pixels, o.time_reps));
   }
   std::unique_ptr<ImageClassifier> pruned = prune_heads(*base.model, keep);
-  if (o.finetune_epochs > 0) {
-    const std::set<int64_t> in_val(vidx.begin(), vidx.end());
-    std::vector<int64_t> ft;
-    for (int64_t i = 0; i < train.size() && int64_t(ft.size()) < o.finetune_images; ++i)
-      if (!in_val.count(i)) ft.push_back(i);
-    std::vector<uint8_t> px;
-    std::vector<int64_t> labels;
-    for (int64_t i : ft) {
-      px.insert(px.end(), train.image(i), train.image(i) + train.image_numel());
-      labels.push_back(train.label(i));
-    }
-    TrainConfig cfg;
-    cfg.model = "vit";
-    cfg.model_config = pruned->config().dump();
-    cfg.epochs = o.finetune_epochs;
-    cfg.lr = o.finetune_lr;
-    cfg.min_lr = o.finetune_lr / 100;
-    cfg.warmup_epochs = 0;
-    cfg.augment = false;
-    cfg.data_dir = o.data_dir;
-    cfg.seed = s.seed;
-    cfg.val_size = int(vidx.size());
-    cfg.out = o.work_dir.empty() ? o.out + ".finetune" : o.work_dir;
-    fs::create_directories(cfg.out);
-    FineTuneSpec spec;
-    spec.replay_share = 0;
-    spec.val = vidx;
-    std::fprintf(stderr, "prune-heads: fine-tuning %lld epochs on %zu training images (run files in %s)\n",
-                 (long long)o.finetune_epochs, ft.size(), cfg.out.c_str());
-    fine_tune(cfg, *pruned, info, train, px, labels, spec);
-    pruned->eval();
-  }
+  SplitFineTune ft;
+  ft.epochs = o.finetune_epochs;
+  ft.images = o.finetune_images;
+  ft.lr = o.finetune_lr;
+  ft.seed = s.seed;
+  ft.run_dir = o.work_dir.empty() ? o.out + ".finetune" : o.work_dir;
+  ft.data_dir = o.data_dir;
+  fine_tune_outside_val(*pruned, info, train, vidx, ft);
   save_model(o.out, *pruned, info);
   calibrate_model_file(o.out, o.out, train, vidx);  // the temperature of the pruned model
   if (o.finetune_epochs > 0) {
