@@ -5,7 +5,10 @@
 // are refused.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+
+#include <nlohmann/json.hpp>
 
 #include "focus/autograd/node.hpp"
 #include "focus/models/vit.hpp"

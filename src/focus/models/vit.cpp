@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -16,6 +17,16 @@
 #include "focus/ops/view.hpp"
 
 namespace focus {
+
+namespace {
+// The exits' logits of each model's last training-mode forward on this thread, until exit_loss
+// takes them: the trainer's --data-parallel parts run forward and exit_loss on one thread each,
+// at once, on the same model.
+std::map<const Vit*, std::vector<Tensor>>& exit_stash() {
+  thread_local std::map<const Vit*, std::vector<Tensor>> stash;
+  return stash;
+}
+}  // namespace
 
 VitConfig VitConfig::from_json(const nlohmann::json& j) {
   models::ConfigReader r(j, "vit");
@@ -171,7 +182,7 @@ Tensor Vit::forward(const Tensor& x) {
     std::vector<Tensor> z = forward_exits(x);
     const Tensor final_logits = z.back();
     z.pop_back();
-    train_exit_logits_ = std::move(z);
+    exit_stash()[this] = std::move(z);
     return final_logits;
   }
   if (cfg_.exit_threshold <= 1.0) return run_early_exit(x);
@@ -236,11 +247,14 @@ std::vector<Tensor> Vit::forward_exits(const Tensor& x) {
 
 Tensor Vit::exit_loss(const Tensor& y) {
   Tensor total;
-  for (const Tensor& z : train_exit_logits_) {
+  auto& stash = exit_stash();
+  const auto it = stash.find(this);
+  if (it == stash.end()) return total;
+  for (const Tensor& z : it->second) {
     const Tensor l = cross_entropy(z, y);
     total = total.defined() ? add(total, l) : l;
   }
-  train_exit_logits_.clear();
+  stash.erase(it);
   return total;
 }
 

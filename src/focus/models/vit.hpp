@@ -102,7 +102,6 @@ class Vit : public ImageClassifier {
   Tensor run_early_exit(const Tensor& x);
   std::vector<std::shared_ptr<LayerNorm>> exit_norms_;
   std::vector<std::shared_ptr<Linear>> exit_heads_;
-  std::vector<Tensor> train_exit_logits_;  // of the last training-mode forward
   std::vector<int64_t> layers_used_;
   VitConfig cfg_;
   std::vector<std::shared_ptr<Conv2d>> stem_conv_;     // stem "conv" only
