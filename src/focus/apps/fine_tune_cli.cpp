@@ -1,6 +1,7 @@
 // Fine-tuning outside the validation split for the compression commands (fine_tune_cli.hpp).
 #include "focus/apps/fine_tune_cli.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -26,6 +27,7 @@ void fine_tune_outside_val(ImageClassifier& model, const ModelInfo& info, const 
   cfg.model = model.name();
   cfg.model_config = model.config().dump();
   cfg.epochs = ft.epochs;
+  cfg.batch = int(std::min<size_t>(size_t(cfg.batch), labels.size()));  // a small --finetune-images
   cfg.lr = ft.lr;
   cfg.min_lr = ft.lr / 100;
   cfg.warmup_epochs = 0;
