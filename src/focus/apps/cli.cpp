@@ -47,6 +47,8 @@ int run_cli(int argc, char** argv) {
   commands["text-import"] = add_text_import_command(app);
   commands["quantize"] = add_quantize_command(app);
   commands["plan"] = add_plan_command(app);
+  commands["prune-heads"] = add_prune_heads_command(app);
+  commands["early-exit"] = add_early_exit_command(app);
   try {
     try {
       app.parse(argc, argv);

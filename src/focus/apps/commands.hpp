@@ -33,6 +33,8 @@ Command add_cv_command(CLI::App& app);  // cmd_text.cpp
 Command add_text_import_command(CLI::App& app);  // cmd_text_import.cpp
 Command add_quantize_command(CLI::App& app);  // cmd_quantize.cpp
 Command add_plan_command(CLI::App& app);      // cmd_plan.cpp
+Command add_prune_heads_command(CLI::App& app);  // cmd_prune_heads.cpp
+Command add_early_exit_command(CLI::App& app);   // cmd_early_exit.cpp
 // `bench infer` under `bench` (cmd_bench_infer.cpp); returns -1 when another bench subcommand ran.
 Command add_bench_infer_command(CLI::App& bench);
 

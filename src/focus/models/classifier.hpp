@@ -43,6 +43,13 @@ class Classifier : public Module {
   virtual std::string name() const = 0;
   // The kind of input: "image" ((N, C, S, S) F32) or "text" ((N, L) I64 token ids).
   virtual std::string input_kind() const = 0;
+  // Models with early-exit classifiers (vit "exits"): the loss of the exit classifiers on the
+  // labels y of the last training-mode forward (summed over exits; the trainer adds it to the
+  // final classifier's, so they train jointly), then forgotten. Undefined when there is none.
+  virtual Tensor exit_loss(const Tensor& y) {
+    (void)y;
+    return Tensor();
+  }
 };
 
 // Names accepted by make_classifier: "cnn_se", "vit", "text_transformer".

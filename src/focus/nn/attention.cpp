@@ -2,6 +2,7 @@
 #include "focus/nn/attention.hpp"
 
 #include "focus/nn/init.hpp"
+#include "focus/ops/elementwise.hpp"
 #include "focus/ops/view.hpp"
 
 namespace focus {
@@ -12,9 +13,12 @@ MultiHeadAttentionOptions checked(MultiHeadAttentionOptions o) {
   init::positive(o.d_model, "MultiHeadAttention: d_model");
   init::positive(o.n_heads, "MultiHeadAttention: n_heads");
   if (o.n_kv_heads == 0) o.n_kv_heads = o.n_heads;
-  FOCUS_CHECK(o.d_model % o.n_heads == 0, ValueError,
+  FOCUS_CHECK(o.head_dim > 0 || o.d_model % o.n_heads == 0, ValueError,
               "MultiHeadAttention: d_model {} is not divisible by n_heads {}", o.d_model,
               o.n_heads);
+  FOCUS_CHECK(o.head_dim >= 0, ValueError, "MultiHeadAttention: head_dim {} is negative",
+              o.head_dim);
+  if (o.head_dim == 0) o.head_dim = o.d_model / o.n_heads;
   FOCUS_CHECK(o.n_kv_heads > 0 && o.n_heads % o.n_kv_heads == 0, ValueError,
               "MultiHeadAttention: n_heads {} is not a multiple of n_kv_heads {}", o.n_heads,
               o.n_kv_heads);
@@ -45,11 +49,10 @@ Tensor to_heads(const Tensor& x, int64_t heads) {
 
 MultiHeadAttention::MultiHeadAttention(const MultiHeadAttentionOptions& o, Rng& rng)
     : opt_(checked(o)),
-      q_proj(projection(opt_.d_model, opt_.d_model, opt_.bias, rng)),
-      k_proj(projection(opt_.d_model, opt_.n_kv_heads * (opt_.d_model / opt_.n_heads), opt_.bias,
-                        rng)),
+      q_proj(projection(opt_.d_model, opt_.n_heads * opt_.head_dim, opt_.bias, rng)),
+      k_proj(projection(opt_.d_model, opt_.n_kv_heads * opt_.head_dim, opt_.bias, rng)),
       v_proj(projection(opt_.d_model, k_proj->out_features(), opt_.bias, rng)),
-      out_proj(std::make_shared<Linear>(opt_.d_model, opt_.d_model, rng, opt_.bias)),
+      out_proj(std::make_shared<Linear>(q_proj->out_features(), opt_.d_model, rng, opt_.bias)),
       rng_(rng.next_u64()) {
   if (opt_.bias) {
     Tensor b = out_proj->bias;
@@ -85,14 +88,22 @@ Tensor MultiHeadAttention::attend(const Tensor& q, const Tensor& k, const Tensor
   ao.dropout_p = opt_.dropout;
   ao.training = is_training();
   ao.rng = &rng_;
-  const Tensor o = scaled_dot_product_attention(q, k, v, ao, weights_out);  // (B, H, Lq, Dh)
-  return out_proj->forward(reshape(transpose(o, 1, 2), {B, Lq, opt_.d_model}));
+  Tensor o = scaled_dot_product_attention(q, k, v, ao, weights_out);  // (B, H, Lq, Dh)
+  if (gate_.defined()) o = mul(o, reshape(gate_, {1, opt_.n_heads, 1, 1}));
+  return out_proj->forward(reshape(transpose(o, 1, 2), {B, Lq, opt_.n_heads * opt_.head_dim}));
+}
+
+void MultiHeadAttention::set_head_gate(const Tensor& gate) {
+  FOCUS_CHECK(!gate.defined() || (gate.dim() == 1 && gate.size(0) == opt_.n_heads), ShapeError,
+              "MultiHeadAttention::set_head_gate: gate {} must be ({}) (one per head)",
+              gate.defined() ? to_string(gate.shape()) : std::string("undefined"), opt_.n_heads);
+  gate_ = gate;
 }
 
 // ---- incremental decoding ----------------------------------------------------------------------
 
 KvCache MultiHeadAttention::make_cache(int64_t batch, int64_t capacity) const {
-  return KvCache(batch, opt_.n_kv_heads, opt_.d_model / opt_.n_heads, capacity,
+  return KvCache(batch, opt_.n_kv_heads, opt_.head_dim, capacity,
                  q_proj->weight.dtype());
 }
 
@@ -111,9 +122,9 @@ Tensor MultiHeadAttention::forward_cached(const Tensor& query, KvCache& cache,
                                           const Tensor& counts) {
   check_query(query, cache.batch(), "forward_cached");
   FOCUS_CHECK(
-      cache.kv_heads() == opt_.n_kv_heads && cache.head_dim() == opt_.d_model / opt_.n_heads,
+      cache.kv_heads() == opt_.n_kv_heads && cache.head_dim() == opt_.head_dim,
       ShapeError, "MultiHeadAttention::forward_cached: cache of {} heads x {} vs layer {} x {}",
-      cache.kv_heads(), cache.head_dim(), opt_.n_kv_heads, opt_.d_model / opt_.n_heads);
+      cache.kv_heads(), cache.head_dim(), opt_.n_kv_heads, opt_.head_dim);
   const Tensor q = to_heads(q_proj->forward(query), opt_.n_heads);  // (B, H, T, Dh)
   const KvStep step = cache.append(to_heads(k_proj->forward(query), opt_.n_kv_heads),
                                    to_heads(v_proj->forward(query), opt_.n_kv_heads), counts);
@@ -134,9 +145,9 @@ void MultiHeadAttention::cache_memory(const Tensor& memory, CrossKvCache& cache,
 Tensor MultiHeadAttention::forward_cross_cached(const Tensor& query, const CrossKvCache& cache) {
   const Tensor& k = cache.keys();  // (B, Hkv, S, Dh)
   check_query(query, k.size(0), "forward_cross_cached");
-  FOCUS_CHECK(k.size(1) == opt_.n_kv_heads && k.size(3) == opt_.d_model / opt_.n_heads, ShapeError,
+  FOCUS_CHECK(k.size(1) == opt_.n_kv_heads && k.size(3) == opt_.head_dim, ShapeError,
               "MultiHeadAttention::forward_cross_cached: cached keys {} vs layer {} heads x {}",
-              to_string(k.shape()), opt_.n_kv_heads, opt_.d_model / opt_.n_heads);
+              to_string(k.shape()), opt_.n_kv_heads, opt_.head_dim);
   const Tensor q = to_heads(q_proj->forward(query), opt_.n_heads);  // (B, H, T, Dh)
   return attend(q, k, cache.values(), cache.mask(), nullptr);
 }

@@ -3,7 +3,11 @@
 // scaled_dot_product_attention (ops/attention.hpp). Parameter names in docs/DESIGN.md.
 // MultiHeadAttention also decodes incrementally (inference only) over a KvCache (self-attention)
 // or a CrossKvCache (encoder K/V projected once), see nn/kv_cache.hpp.
-//   Letters: B batch, Lq queries, Lk keys, E = d_model, H heads, Hkv K/V heads, Dh = E / H,
+// Pruned heads (Michel et al. 2019, models/head_pruning.hpp): options.head_dim fixes Dh, so a
+// layer may keep fewer heads than E / Dh; the projections are then E -> H Dh (q), E -> Hkv Dh
+// (k, v) and H Dh -> E (out). A head gate (set_head_gate) scales each head's output before out_proj
+// (a gate at zero removes the head; its gradient is the head's importance).
+//   Letters: B batch, Lq queries, Lk keys, E = d_model, H heads, Hkv K/V heads, Dh = E / H or head_dim,
 //   T new tokens of a decoding step, S source (encoder) length.
 #pragma once
 #include <memory>
@@ -22,6 +26,7 @@ struct MultiHeadAttentionOptions {
   int64_t n_kv_heads = 0;  // 0: n_heads; else must divide n_heads
   bool bias = true;
   double dropout = 0.0;  // on the attention probabilities, in training
+  int64_t head_dim = 0;  // 0: d_model / n_heads (which must divide); else any positive Dh
 };
 
 class MultiHeadAttention : public Module {
@@ -34,7 +39,11 @@ class MultiHeadAttention : public Module {
   // weights_out, if given, receives the per-head probabilities (B, H, Lq, Lk).
   Tensor forward(const Tensor& query, const Tensor& key_value = Tensor(),
                  const AttentionMask& mask = {}, Tensor* weights_out = nullptr);
-  const MultiHeadAttentionOptions& options() const { return opt_; }
+  const MultiHeadAttentionOptions& options() const { return opt_; }  // head_dim resolved
+  // A gate per head, (H) in the parameters' dtype, multiplying head h's output (undefined: none).
+  // It may require grad (head importance, models/head_pruning.hpp). ShapeError for another shape.
+  void set_head_gate(const Tensor& gate);
+  const Tensor& head_gate() const { return gate_; }
 
   // ---- incremental decoding (no dropout: throws StateError in training mode with dropout) ----
   // An empty self-attention cache sized for this layer, in its parameters' dtype.
@@ -59,6 +68,7 @@ class MultiHeadAttention : public Module {
                 Tensor* weights_out);
   void check_query(const Tensor& query, int64_t batch, const char* where) const;
   Rng rng_;  // attention dropout masks
+  Tensor gate_;  // (H) or undefined
 };
 
 class AttentionPooling : public Module {

@@ -9,7 +9,7 @@ namespace focus {
 
 namespace {
 MultiHeadAttentionOptions attention_options(const TransformerLayerOptions& o) {
-  return {o.d_model, o.n_heads, o.n_kv_heads, o.bias, o.attn_dropout};
+  return {o.d_model, o.n_heads, o.n_kv_heads, o.bias, o.attn_dropout, o.head_dim};
 }
 }  // namespace
 

@@ -33,6 +33,7 @@ struct TransformerLayerOptions {
   double attn_dropout = 0.0;  // on the attention probabilities
   bool bias = true;
   double norm_eps = 1e-5;
+  int64_t head_dim = 0;  // 0: d_model / n_heads; else fixed (a layer with pruned heads)
 };
 using TransformerEncoderLayerOptions = TransformerLayerOptions;
 using TransformerDecoderLayerOptions = TransformerLayerOptions;

@@ -253,6 +253,7 @@ StepStats Trainer::step_rows(const StepPlan& plan, const Tensor& x, const Tensor
     const Tensor ym = y.slice(0, lo - base, hi - base).contiguous();
     Tensor logits = model_.forward(xm);  // (b, classes)
     Tensor loss = this->loss(logits, ym);
+    if (const Tensor exits = model_.exit_loss(ym); exits.defined()) loss = add(loss, exits);
     const double w = double(hi - lo) / double(B);
     correct[size_t(a - plan.first)] = count_correct(logits, ym);
     const double value = loss.item() * w;
