@@ -61,7 +61,9 @@ TEST(ServeRecommend, TopKExcludesTheHistoryAndMatchesThePredictor) {
                            "application/json");
   ASSERT_EQ(all->status, 200) << all->body;
   std::set<std::string> got;
-  for (const auto& it : body_of(all)["items"]) got.insert(it["item"].get<std::string>());
+  const json all_items = body_of(all)["items"];  // kept: a range-for over a temporary's member dangles
+  for (const auto& it : all_items) got.insert(it["item"].get<std::string>());
+  EXPECT_EQ(got.size(), 5u) << all->body;
   EXPECT_EQ(got, (std::set<std::string>{"m20", "m40", "m60", "m70", "m80"}));
   // A history longer than max_len keeps its last 4 items: the scores are those of that suffix,
   // with the dropped items excluded too.
@@ -83,10 +85,10 @@ TEST(ServeRecommend, BadRequestsGet4xxAndTheServerGoesOn) {
   auto c = f.client();
   const std::pair<std::string, std::string> cases[] = {
       {json{{"history", {"m10", "m999"}}}.dump(), "input 1: unknown item id 'm999'"},
-      {json{{"history", json::array()}}.dump(), "\"history\" must be a non-empty array"},
-      {json{{"items", {"m10"}}}.dump(), "\"history\" must be a non-empty array"},
+      {json{{"history", json::array()}}.dump(), "must be a non-empty array of item ids"},
+      {json{{"items", {"m10"}}}.dump(), "must be a non-empty array of item ids"},
       {json{{"history", {"m10", 2.5}}}.dump(), "history[1] must be an item id"},
-      {json{{"history", {"m10"}}, {"k", 0}}.dump(), "\"k\""},
+      {json{{"history", {"m10"}}, {"k", 0}}.dump(), "is 0, must be in [1, 1000]"},
       {"{\"history\": [", "malformed JSON"},
   };
   for (const auto& [body, want] : cases) {
