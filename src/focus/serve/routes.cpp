@@ -147,8 +147,8 @@ void Server::Impl::infer_v2(Ctx& c, const std::string& name) {
   const auto m = begin_work(c, deadline, place);
   if (!m) return;
   if (m->kind != ModelKind::Image)
-    throw RequestError(400, fmt::format("model '{}' is a {} model: use POST /v1/models/{}/{}", name,
-                                        model_kind_name(m->kind), name, model_kind_endpoint(m->kind)));
+    throw RequestError(400, fmt::format("model '{}' is {}: use POST /v1/models/{}/{}", name,
+                                        model_kind_phrase(m->kind), name, model_kind_endpoint(m->kind)));
   V2InferRequest r = decode_v2_infer(c.req.body, limits);
   if (r.inputs.size() != 1)
     throw RequestError(400, fmt::format("the model takes one input tensor (\"pixels\"), got {}", r.inputs.size()));
@@ -208,8 +208,8 @@ void Server::Impl::classify(Ctx& c, const std::string& name) {
   const std::string top_param = c.req.has_param("top") ? c.req.get_param_value("top") : "";
   if (m->kind == ModelKind::Text) return classify_text(c, m, deadline, place, top_param);
   if (m->kind != ModelKind::Image)
-    throw RequestError(400, fmt::format("model '{}' is a {} model: use POST /v1/models/{}/{}", name,
-                                        model_kind_name(m->kind), name, model_kind_endpoint(m->kind)));
+    throw RequestError(400, fmt::format("model '{}' is {}: use POST /v1/models/{}/{}", name,
+                                        model_kind_phrase(m->kind), name, model_kind_endpoint(m->kind)));
   ClassifyRequest r = decode_classify(c.req.body, header(c.req, "Content-Type"), top_param, limits);
   auto job = make_job(m, deadline);
   job->batch_key = "image";
@@ -318,8 +318,8 @@ void Server::Impl::translate(Ctx& c, const std::string& name) {
   const auto m = begin_work(c, deadline, place);
   if (!m) return;
   if (m->kind != ModelKind::Seq2Seq)
-    throw RequestError(400, fmt::format("model '{}' is a {} model: use POST /v1/models/{}/{}", name,
-                                        model_kind_name(m->kind), name, model_kind_endpoint(m->kind)));
+    throw RequestError(400, fmt::format("model '{}' is {}: use POST /v1/models/{}/{}", name,
+                                        model_kind_phrase(m->kind), name, model_kind_endpoint(m->kind)));
   TranslateRequest r = decode_translate(c.req.body, limits);
   if (log.log_inputs()) c.rec.inputs = r.inputs;
   auto job = make_job(m, deadline);
@@ -427,8 +427,8 @@ void Server::Impl::recommend(Ctx& c, const std::string& name) {
   const auto m = begin_work(c, deadline, place);
   if (!m) return;
   if (m->kind != ModelKind::Recsys)
-    throw RequestError(400, fmt::format("model '{}' is a {} model: use POST /v1/models/{}/{}", name,
-                                        model_kind_name(m->kind), name, model_kind_endpoint(m->kind)));
+    throw RequestError(400, fmt::format("model '{}' is {}: use POST /v1/models/{}/{}", name,
+                                        model_kind_phrase(m->kind), name, model_kind_endpoint(m->kind)));
   RecommendRequest r = decode_recommend(c.req.body, limits);
   if (log.log_inputs()) c.rec.inputs = r.history;
   m->recsys->item_indices(r.history);  // InputError (an unknown item: 400) now, before queueing

@@ -57,6 +57,11 @@ const char* model_kind_name(ModelKind k) {
   return k == ModelKind::Image ? "image" : k == ModelKind::Text ? "text" : k == ModelKind::Seq2Seq ? "seq2seq" : "recsys";
 }
 
+const char* model_kind_phrase(ModelKind k) {
+  return k == ModelKind::Image ? "an image classifier" : k == ModelKind::Text ? "a text classifier"
+         : k == ModelKind::Seq2Seq ? "a seq2seq model" : "a recommender";
+}
+
 const char* model_kind_endpoint(ModelKind k) {
   return k == ModelKind::Seq2Seq ? "translate" : k == ModelKind::Recsys ? "recommend" : "classify";
 }

@@ -18,6 +18,8 @@ namespace focus {
 
 enum class ModelKind { Image, Text, Seq2Seq, Recsys };
 const char* model_kind_name(ModelKind k);  // "image", "text", "seq2seq", "recsys"
+// The kind in a sentence: "an image classifier", "a text classifier", "a seq2seq model", "a recommender".
+const char* model_kind_phrase(ModelKind k);
 // The endpoint a kind answers on: classify (image, text), translate, recommend.
 const char* model_kind_endpoint(ModelKind k);
 
