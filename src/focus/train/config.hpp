@@ -87,7 +87,8 @@ template <class V>
 void visit_fields(TrainConfig& c, V&& v) {
   v("task", c.task, "task: fashion-mnist | text | g2p | translate | recsys");
   v("model", c.model,
-    "model: cnn-se | vit (images), text-transformer (text), transformer (g2p, translate); "
+    "model: cnn-se | vit (images), text-transformer (text), transformer (g2p, translate), "
+    "sasrec (recsys); "
     "default by task");
   v("model-config", c.model_config, "model hyper-parameters as a JSON object");
   v("epochs", c.epochs, "training epochs");
