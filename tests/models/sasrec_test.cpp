@@ -96,3 +96,35 @@ TEST(SasRec, Registry) {
   EXPECT_EQ(m->input_kind(), "items");
   EXPECT_EQ(m->forward(ids({1, 2}, 1, 2)).shape(), (Shape{1, 9}));
 }
+
+TEST(SasRec, SampledNegativesScoreTheTargetFirstAndMatchTheFullLogits) {
+  Rng rng(10);
+  SasRecConfig c = tiny();
+  c.negatives = 3;
+  SasRec m(c, rng);
+  m.train();  // dropout 0: training mode only switches the sampled loss on
+  const Tensor x = ids({1, 2, 3, 4, 5, 6, 0, 0}, 2, 4);
+  const Tensor y = ids({2, 3, 4, 7, 6, 8, -100, -100}, 2, 4);
+  Rng* stream = nullptr;
+  for (auto& [name, r] : m.named_rngs())
+    if (name == "negatives.rng") stream = r;
+  ASSERT_NE(stream, nullptr);
+  const uint64_t seed = stream->seed(), offset = stream->offset();
+  const auto [logits, targets] = m.training_logits(x, y);
+  ASSERT_EQ(logits.shape(), (Shape{6, 4}));
+  EXPECT_EQ(targets.to_vector<int64_t>(), std::vector<int64_t>(6, 0));
+  // Column 0 is the target's full-softmax logit.
+  m.eval();
+  const auto [full, ft] = m.training_logits(x, y);
+  const auto fv = full.to_vector<float>(), sv = logits.to_vector<float>();
+  const auto tv = ft.to_vector<int64_t>();
+  for (int64_t r = 0; r < 6; ++r) EXPECT_NEAR(sv[size_t(r * 4)], fv[size_t(r * 9 + tv[size_t(r)])], 1e-5);
+  // Gradients through the sampled logits (the same draws each call: the stream reset).
+  m.train();
+  auto f = [&](const std::vector<Tensor>&) {
+    stream->set_state(seed, offset);
+    return m.training_logits(x, y).first;
+  };
+  EXPECT_TRUE(focus::testing::module_gradcheck(m, f, {}));
+  focus::testing::expect_error<ValueError>([] { SasRecConfig::from_json(json{{"negatives", -1}}); }, {"negatives"});
+}

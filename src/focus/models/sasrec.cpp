@@ -8,7 +8,9 @@
 #include "focus/models/config_reader.hpp"
 #include "focus/nn/init.hpp"
 #include "focus/nn/layers.hpp"
+#include "focus/ops/elementwise.hpp"
 #include "focus/ops/index.hpp"
+#include "focus/ops/reduce.hpp"
 #include "focus/ops/view.hpp"
 
 namespace focus {
@@ -23,7 +25,9 @@ SasRecConfig SasRecConfig::from_json(const nlohmann::json& j) {
   c.heads = r.get("heads", c.heads);
   c.mlp_ratio = r.get("mlp_ratio", c.mlp_ratio);
   c.dropout = r.get("dropout", c.dropout);
+  c.negatives = r.get("negatives", c.negatives);
   r.finish();
+  r.require(c.negatives >= 0, "negatives", "must be >= 0 (0: full softmax)");
   r.require(c.num_items >= 2, "num_items", "must be >= 2 (padding and one item)");
   const std::pair<const char*, int64_t> sizes[] = {{"max_len", c.max_len}, {"dim", c.dim}, {"heads", c.heads}};
   for (const auto& [key, value] : sizes) r.require(value > 0, key, "must be positive");
@@ -36,7 +40,8 @@ SasRecConfig SasRecConfig::from_json(const nlohmann::json& j) {
 
 nlohmann::json SasRecConfig::to_json() const {
   return {{"num_items", num_items}, {"max_len", max_len}, {"dim", dim},      {"depth", depth},
-          {"heads", heads},         {"mlp_ratio", mlp_ratio}, {"dropout", dropout}};
+          {"heads", heads},         {"mlp_ratio", mlp_ratio}, {"dropout", dropout},
+          {"negatives", negatives}};
 }
 
 SasRec::SasRec(const SasRecConfig& cfg, Rng& rng) : cfg_(cfg) {
@@ -56,6 +61,8 @@ SasRec::SasRec(const SasRecConfig& cfg, Rng& rng) : cfg_(cfg) {
     blocks_.push_back(register_module("blocks." + std::to_string(i),
                                       std::make_shared<TransformerEncoderLayer>(lo, rng)));
   norm_ = register_module("norm", std::make_shared<LayerNorm>(D));
+  neg_rng_ = Rng(rng.next_u64());  // drawn last: the layers' initial weights do not depend on it
+  register_rng("negatives.rng", &neg_rng_);
 }
 
 Tensor SasRec::hidden(const Tensor& ids) {
@@ -116,7 +123,24 @@ std::pair<Tensor, Tensor> SasRec::training_logits(const Tensor& ids, const Tenso
   const int64_t M = int64_t(rows.size());
   FOCUS_CHECK(M > 0, ValueError, "sasrec: a training batch without targets");
   const Tensor sel = index_select(reshape(h, {N * L, D}), 0, Tensor::from_vector(rows, {M}));  // (M, D)
-  return {items_->project(sel), Tensor::from_vector(targets, {M})};  // (M, V), (M)
+  if (cfg_.negatives == 0 || !is_training())
+    return {items_->project(sel), Tensor::from_vector(targets, {M})};  // (M, V), (M)
+  const int64_t K = cfg_.negatives + 1, V = cfg_.num_items;
+  const CounterDraw draw = reserve_counters(neg_rng_, uint64_t(4 * M * K));
+  Rng r(draw.seed);
+  r.set_state(draw.seed, draw.offset);
+  std::vector<int64_t> cand(size_t(M * K));  // per target: the target, then K - 1 negatives
+  for (int64_t m = 0; m < M; ++m) {
+    const int64_t t = targets[size_t(m)];
+    cand[size_t(m * K)] = t;
+    for (int64_t k = 1; k < K; ++k) {
+      const int64_t j = 1 + r.randint(V - 1);
+      cand[size_t(m * K + k)] = j != t ? j : t % (V - 1) + 1;
+    }
+  }
+  const Tensor e = items_->forward(Tensor::from_vector(cand, {M, K}));  // (M, K, D)
+  const Tensor logits = sum(mul(e, unsqueeze(sel, 1)), {2});           // (M, K)
+  return {logits, Tensor::zeros({M}, DType::I64)};                      // target index 0
 }
 
 nlohmann::json SasRec::config() const { return cfg_.to_json(); }

@@ -10,7 +10,11 @@
 //   model file, the trainer's validation and serving use it).
 // training_logits: every position's next item at once, as SASRec trains: y (N, L) holds the
 //   next item of each position (-100 on padding); only those rows are projected ((M, V) logits
-//   and (M) targets, M the non-padding positions), the full softmax over every item.
+//   and (M) targets, M the non-padding positions), the full softmax over every item. With
+//   negatives = k > 0 (in training mode) each target is scored against k items drawn uniformly
+//   from 1..V-1 instead (a draw equal to the target is replaced by the next item): (M, 1 + k)
+//   logits, the target first (targets all 0); uniform draws need no log-q correction. The draws
+//   come from the model's random stream "negatives.rng" (checkpointed, counter-based as dropout's).
 // Letters: N batch, L positions, D = dim, H heads, V items (padding included), M targets.
 // Parameter names: items.weight, pos.weight, blocks.{i}.*, norm.*.
 #pragma once
@@ -18,6 +22,7 @@
 #include <vector>
 
 #include "focus/models/classifier.hpp"
+#include "focus/tensor/rng.hpp"
 
 namespace focus {
 
@@ -35,6 +40,7 @@ struct SasRecConfig {
   int64_t heads = 2;
   double mlp_ratio = 1.0;
   double dropout = 0.2;
+  int64_t negatives = 0;  // 0: full softmax in training; k: k sampled negatives per target
 
   static SasRecConfig from_json(const nlohmann::json& j);  // ValueError on bad keys/values
   nlohmann::json to_json() const;
@@ -58,6 +64,7 @@ class SasRec : public Classifier {
   std::shared_ptr<Dropout> dropout_;
   std::vector<std::shared_ptr<TransformerEncoderLayer>> blocks_;
   std::shared_ptr<LayerNorm> norm_;
+  Rng neg_rng_;
 };
 
 }  // namespace focus
