@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <charconv>
 #include <fstream>
-#include <map>
 #include <unordered_map>
 
 #include "focus/io/atomic_file.hpp"
