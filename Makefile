@@ -1,6 +1,6 @@
 # The README's two commands: `make demo` and `make test`. Each installs what is missing, then
 # configures, builds, fetches the data (tools/fetch-data.sh) and runs. Other targets: build, data,
-# bench, bench-serve, bench-slo, bench-ort, bench-text, bench-spam, fixtures, asan, fuzz, clean.
+# bench, bench-serve, bench-slo, bench-ort, bench-text, bench-spam, bench-recsys, fixtures, asan, fuzz, clean.
 BUILD ?= build
 BUILD_TYPE ?= Release
 CMAKE_FLAGS ?=
@@ -8,7 +8,7 @@ JOBS ?= $(shell nproc)
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps data configure build test demo bench bench-serve bench-slo bench-ort bench-kernels bench-text bench-spam fixtures asan fuzz clean
+.PHONY: all deps data configure build test demo bench bench-serve bench-slo bench-ort bench-kernels bench-text bench-spam bench-recsys fixtures asan fuzz clean
 
 all: build
 
@@ -36,6 +36,14 @@ demo: build data
 bench: build
 	@tools/install-deps.sh python3-torch
 	bench/run_all.sh $(BUILD)
+
+# The sequential recommender (issue 20): focus's sasrec next to its PyTorch twin and the popularity
+# and Markov baselines on the synthetic interactions, with the generator's oracle
+# (bench/compare_recsys.py; docs/RESULTS_RECSYS.md): ~15 minutes; QUICK=1 for ~5 minutes.
+bench-recsys: configure
+	@tools/install-deps.sh python3-torch
+	cmake --build $(BUILD) -j $(JOBS) --target focus
+	/usr/bin/python3 bench/compare_recsys.py --build $(BUILD) $(if $(QUICK),--quick)
 
 # focus serve next to its FastAPI + uvicorn + PyTorch twin (bench/compare_serve.py, issue 18):
 # ~15 minutes; QUICK=1 for one round of short runs (~3 minutes).

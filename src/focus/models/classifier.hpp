@@ -6,6 +6,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -38,10 +39,17 @@ class Classifier : public Module {
     (void)trace;
     return forward(x);
   }
+  // The logits the training loss is taken over, and their targets: forward(x) and y by default
+  // (one label per sample). A sequence model trained at every position (sasrec) takes y holding
+  // a target per position and returns one logit row per target. Targets of -100 are ignored.
+  virtual std::pair<Tensor, Tensor> training_logits(const Tensor& x, const Tensor& y) {
+    return {forward(x), y};
+  }
   // The full config (defaults filled in): make_classifier(name(), config()) rebuilds the model.
   virtual nlohmann::json config() const = 0;
   virtual std::string name() const = 0;
-  // The kind of input: "image" ((N, C, S, S) F32) or "text" ((N, L) I64 token ids).
+  // The kind of input: "image" ((N, C, S, S) F32), "text" ((N, L) I64 token ids) or "items"
+  // ((N, L) I64 item histories, sasrec).
   virtual std::string input_kind() const = 0;
   // Models with early-exit classifiers (vit "exits"): the loss of the exit classifiers on the
   // labels y of the last training-mode forward (summed over exits; the trainer adds it to the
@@ -52,7 +60,7 @@ class Classifier : public Module {
   }
 };
 
-// Names accepted by make_classifier: "cnn_se", "vit", "text_transformer".
+// Names accepted by make_classifier: "cnn_se", "vit", "text_transformer", "sasrec".
 std::vector<std::string> classifier_names();
 // Builds a freshly initialised model. Keys missing from `config` take their defaults; an unknown
 // name, an unknown key, a value of the wrong type or out of range throws ValueError.

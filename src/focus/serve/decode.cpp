@@ -282,6 +282,28 @@ TranslateRequest decode_translate(std::string_view body, const DecodeLimits& lim
   return r;
 }
 
+RecommendRequest decode_recommend(std::string_view body, const DecodeLimits& lim) {
+  const json j = parse_json(body);
+  RecommendRequest r;
+  const auto h = j.find("history");
+  if (h == j.end() || !h->is_array() || h->empty())
+    bad("\"history\" must be a non-empty array of item ids (strings or integers)");
+  if (int64_t(h->size()) > lim.max_items)
+    throw RequestError(413, fmt::format("{} history items, over the limit of {} per request", h->size(), lim.max_items));
+  for (size_t i = 0; i < h->size(); ++i) {
+    const json& v = (*h)[i];
+    if (v.is_string() && !v.get_ref<const std::string&>().empty() &&
+        int64_t(v.get_ref<const std::string&>().size()) <= lim.max_text_bytes)
+      r.history.push_back(v.get<std::string>());
+    else if (v.is_number_integer())
+      r.history.push_back(v.dump());
+    else
+      bad(fmt::format("history[{}] must be an item id (a non-empty string or an integer), got {}", i, v.dump().substr(0, 64)));
+  }
+  r.k = get_int(j, "k", 10, 1, 1000);
+  return r;
+}
+
 ExplainRequest decode_explain(std::string_view body, std::string_view content_type,
                               bool image_model, const DecodeLimits& lim) {
   ExplainRequest r;

@@ -83,6 +83,15 @@ struct ExplainRequest {
   int64_t layer = -1, head = -1, target = -1;
   bool maps = false;       // include the raw attention maps (large)
 };
+// /v1/models/{m}/recommend: {"history": [ID, ...], "k": 10}; ids are strings or integers (an
+// integer means its decimal text, as ratings.dat's MovieIDs); 1 to max_items of them; k in
+// [1, 1000], default 10.
+struct RecommendRequest {
+  std::vector<std::string> history;
+  int64_t k = 10;
+};
+RecommendRequest decode_recommend(std::string_view body, const DecodeLimits& limits = {});
+
 ExplainRequest decode_explain(std::string_view body, std::string_view content_type,
                               bool image_model, const DecodeLimits& limits = {});
 

@@ -65,6 +65,7 @@ void Server::Impl::routes() {
       kRoleInfer);
   add("POST", {"/v1/models/*/classify"}, [this](Ctx& c) { classify(c, c.req.matches[1]); }, kRoleInfer);
   add("POST", {"/v1/models/*/translate"}, [this](Ctx& c) { translate(c, c.req.matches[1]); }, kRoleInfer);
+  add("POST", {"/v1/models/*/recommend"}, [this](Ctx& c) { recommend(c, c.req.matches[1]); }, kRoleInfer);
   add("POST", {"/v1/models/*/explain"}, [this](Ctx& c) { explain(c, c.req.matches[1]); }, kRoleExplain);
   add("GET", {"/v1/models"}, [this](Ctx& c) {
     if (!authorize(c, 0)) return;
@@ -146,9 +147,8 @@ void Server::Impl::infer_v2(Ctx& c, const std::string& name) {
   const auto m = begin_work(c, deadline, place);
   if (!m) return;
   if (m->kind != ModelKind::Image)
-    throw RequestError(400, fmt::format("model '{}' is a {} model: use POST /v1/models/{}/{}", name,
-                                        model_kind_name(m->kind), name,
-                                        m->kind == ModelKind::Text ? "classify" : "translate"));
+    throw RequestError(400, fmt::format("model '{}' is {}: use POST /v1/models/{}/{}", name,
+                                        model_kind_phrase(m->kind), name, model_kind_endpoint(m->kind)));
   V2InferRequest r = decode_v2_infer(c.req.body, limits);
   if (r.inputs.size() != 1)
     throw RequestError(400, fmt::format("the model takes one input tensor (\"pixels\"), got {}", r.inputs.size()));
@@ -208,7 +208,8 @@ void Server::Impl::classify(Ctx& c, const std::string& name) {
   const std::string top_param = c.req.has_param("top") ? c.req.get_param_value("top") : "";
   if (m->kind == ModelKind::Text) return classify_text(c, m, deadline, place, top_param);
   if (m->kind != ModelKind::Image)
-    throw RequestError(400, fmt::format("model '{}' is a seq2seq model: use POST /v1/models/{}/translate", name, name));
+    throw RequestError(400, fmt::format("model '{}' is {}: use POST /v1/models/{}/{}", name,
+                                        model_kind_phrase(m->kind), name, model_kind_endpoint(m->kind)));
   ClassifyRequest r = decode_classify(c.req.body, header(c.req, "Content-Type"), top_param, limits);
   auto job = make_job(m, deadline);
   job->batch_key = "image";
@@ -317,7 +318,8 @@ void Server::Impl::translate(Ctx& c, const std::string& name) {
   const auto m = begin_work(c, deadline, place);
   if (!m) return;
   if (m->kind != ModelKind::Seq2Seq)
-    throw RequestError(400, fmt::format("model '{}' is an image classifier: use POST /v1/models/{}/classify", name, name));
+    throw RequestError(400, fmt::format("model '{}' is {}: use POST /v1/models/{}/{}", name,
+                                        model_kind_phrase(m->kind), name, model_kind_endpoint(m->kind)));
   TranslateRequest r = decode_translate(c.req.body, limits);
   if (log.log_inputs()) c.rec.inputs = r.inputs;
   auto job = make_job(m, deadline);
@@ -344,6 +346,8 @@ void Server::Impl::explain(Ctx& c, const std::string& name) {
   Place* place = nullptr;
   const auto m = begin_work(c, deadline, place);
   if (!m) return;
+  if (m->kind == ModelKind::Recsys)
+    throw RequestError(400, fmt::format("model '{}' is a recsys model: it has no explanations; use POST /v1/models/{}/recommend", name, name));
   const bool image = m->kind == ModelKind::Image;
   ExplainRequest r = decode_explain(c.req.body, header(c.req, "Content-Type"), image, limits);
   if (m->kind == ModelKind::Text) {  // token importance from the attention pooling
@@ -413,6 +417,31 @@ void Server::Impl::explain(Ctx& c, const std::string& name) {
   result["model"] = name;
   result["model_version"] = m->version;
   reply(c, 200, result);
+}
+
+// A recommender's answer: the top k items after the history, its own items excluded. The model
+// runs the job alone (one history, one forward).
+void Server::Impl::recommend(Ctx& c, const std::string& name) {
+  SteadyClock::time_point deadline;
+  Place* place = nullptr;
+  const auto m = begin_work(c, deadline, place);
+  if (!m) return;
+  if (m->kind != ModelKind::Recsys)
+    throw RequestError(400, fmt::format("model '{}' is {}: use POST /v1/models/{}/{}", name,
+                                        model_kind_phrase(m->kind), name, model_kind_endpoint(m->kind)));
+  RecommendRequest r = decode_recommend(c.req.body, limits);
+  if (log.log_inputs()) c.rec.inputs = r.history;
+  m->recsys->item_indices(r.history);  // InputError (an unknown item: 400) now, before queueing
+  auto job = make_job(m, deadline);
+  std::vector<Recommendation> out;
+  job->run_alone = [&out, &r](Job& j) { out = j.model->recsys->recommend(r.history, r.k); };
+  place->decoded();
+  if (!run_job(c, job)) return;
+  json items = json::array();
+  for (const Recommendation& x : out)
+    items.push_back({{"item", x.item}, {"score", x.score}, {"probability", x.probability}});
+  reply(c, 200, {{"model", name}, {"model_version", m->version}, {"k", r.k},
+                 {"history_length", r.history.size()}, {"items", items}});
 }
 
 }  // namespace focus

@@ -26,6 +26,9 @@ std::shared_ptr<const ServedModel> load_served_model(const std::string& name,
   } else if (LoadedClassifier lc = load_classifier(path); lc.model->input_kind() == "text") {
     m->kind = ModelKind::Text;
     m->text = std::make_unique<TextPredictor>(std::move(lc));
+  } else if (lc.model->input_kind() == "items") {
+    m->kind = ModelKind::Recsys;
+    m->recsys = std::make_unique<Recommender>(std::move(lc), path);
   } else {
     m->kind = ModelKind::Image;
     ImagePredictorOptions io;
@@ -51,7 +54,16 @@ std::shared_ptr<const ServedModel> load_served_model(const std::string& name,
 }
 
 const char* model_kind_name(ModelKind k) {
-  return k == ModelKind::Image ? "image" : k == ModelKind::Text ? "text" : "seq2seq";
+  return k == ModelKind::Image ? "image" : k == ModelKind::Text ? "text" : k == ModelKind::Seq2Seq ? "seq2seq" : "recsys";
+}
+
+const char* model_kind_phrase(ModelKind k) {
+  return k == ModelKind::Image ? "an image classifier" : k == ModelKind::Text ? "a text classifier"
+         : k == ModelKind::Seq2Seq ? "a seq2seq model" : "a recommender";
+}
+
+const char* model_kind_endpoint(ModelKind k) {
+  return k == ModelKind::Seq2Seq ? "translate" : k == ModelKind::Recsys ? "recommend" : "classify";
 }
 
 nlohmann::json ServedModel::metadata() const {
@@ -60,6 +72,9 @@ nlohmann::json ServedModel::metadata() const {
     j["inputs"] = {{{"name", "pixels"}, {"datatype", "FP32"},
                     {"shape", {-1, image->channels(), image->image_size(), image->image_size()}}}};
     j["outputs"] = {{{"name", "probabilities"}, {"datatype", "FP32"}, {"shape", {-1, image->num_classes()}}}};
+  } else if (kind == ModelKind::Recsys) {
+    j["inputs"] = {{{"name", "history"}, {"datatype", "BYTES"}, {"shape", {-1}}}};
+    j["outputs"] = {{{"name", "items"}, {"datatype", "BYTES"}, {"shape", {-1}}}};
   } else if (kind == ModelKind::Text) {
     j["inputs"] = {{{"name", "text"}, {"datatype", "BYTES"}, {"shape", {-1}}}};
     j["outputs"] = {{{"name", "probabilities"}, {"datatype", "FP32"}, {"shape", {-1, text->num_classes()}}}};
@@ -83,6 +98,11 @@ nlohmann::json ServedModel::summary() const {
       j["slo_ladder"] = {image->weights()};
       for (const auto& f : faster) j["slo_ladder"].push_back(f->weights());
     }
+  } else if (kind == ModelKind::Recsys) {
+    j["kind"] = "recommender";
+    j["endpoints"] = {"recommend"};
+    j["items"] = recsys->num_items();
+    j["max_history"] = recsys->max_len();
   } else if (kind == ModelKind::Text) {
     j["kind"] = "text-classifier";
     j["endpoints"] = {"classify", "explain"};

@@ -1,5 +1,5 @@
 // A model as the server holds it: the predictor for its family (image classifier, text
-// classifier or seq2seq translator), its name, file, version (the first 12 hex digits of the file's SHA-256, so two
+// classifier, seq2seq translator or sequential recommender), its name, file, version (the first 12 hex digits of the file's SHA-256, so two
 // replicas serving the same bytes report the same version) and load time. Immutable once loaded
 // and shared (shared_ptr<const ServedModel>): a reload builds a new one and swaps the pointer, and
 // requests admitted before the swap finish on the version they were admitted to.
@@ -10,13 +10,18 @@
 #include <nlohmann/json.hpp>
 
 #include "focus/infer/image_predictor.hpp"
+#include "focus/infer/recommender.hpp"
 #include "focus/infer/text_predictor.hpp"
 #include "focus/infer/translator.hpp"
 
 namespace focus {
 
-enum class ModelKind { Image, Text, Seq2Seq };
-const char* model_kind_name(ModelKind k);  // "image", "text", "seq2seq"
+enum class ModelKind { Image, Text, Seq2Seq, Recsys };
+const char* model_kind_name(ModelKind k);  // "image", "text", "seq2seq", "recsys"
+// The kind in a sentence: "an image classifier", "a text classifier", "a seq2seq model", "a recommender".
+const char* model_kind_phrase(ModelKind k);
+// The endpoint a kind answers on: classify (image, text), translate, recommend.
+const char* model_kind_endpoint(ModelKind k);
 
 struct ServedModelOptions {
   DType weights = DType::F32;  // seq2seq inference weights (F32 or BF16)
@@ -40,6 +45,7 @@ struct ServedModel {
   }
   std::unique_ptr<Translator> translator;  // kind == Seq2Seq
   std::unique_ptr<TextPredictor> text;     // kind == Text
+  std::unique_ptr<Recommender> recsys;     // kind == Recsys
 
   // The V2 model metadata (/v2/models/{m}): name, versions, platform, inputs, outputs.
   nlohmann::json metadata() const;

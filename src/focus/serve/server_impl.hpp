@@ -372,6 +372,7 @@ struct Server::Impl {
   void classify_text(Ctx& c, const std::shared_ptr<const ServedModel>& m, SteadyClock::time_point deadline,
                      Place* place, const std::string& top_param);
   void translate(Ctx& c, const std::string& name);
+  void recommend(Ctx& c, const std::string& name);
   void explain(Ctx& c, const std::string& name);
   nlohmann::json evidence(const std::shared_ptr<const ServedModel>& m, const Image& image);
   void repository_load(Ctx& c, const std::string& name);

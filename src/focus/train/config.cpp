@@ -38,7 +38,9 @@ bool is_seq2seq_task(const std::string& task) { return task == "g2p" || task == 
 
 TrainConfig with_task_defaults(TrainConfig c) {
   const bool s2s = is_seq2seq_task(c.task);
-  if (c.model.empty()) c.model = s2s ? "transformer" : c.task == "text" ? "text-transformer" : "vit";
+  if (c.model.empty())
+    c.model = s2s ? "transformer" : c.task == "text" ? "text-transformer" : c.task == "recsys" ? "sasrec" : "vit";
+  if (c.task == "recsys" && c.max_len == TrainConfig{}.max_len) c.max_len = 50;
   if (c.task == "text" && c.src_tokenizer.empty()) c.src_tokenizer = "word";
   // Text: the image default (5,000 held-out images) would swallow a few thousand sentences.
   if (c.task == "text" && c.val_size == TrainConfig{}.val_size) c.val_size = 300;
@@ -55,7 +57,7 @@ void validate(const TrainConfig& c) {
     for (const char* o : ok) list += std::string(list.empty() ? "" : ", ") + o;
     throw ValueError(fmt::format("--{} '{}' is not one of: {}", name, v, list));
   };
-  choice("task", c.task, {"fashion-mnist", "text", "g2p", "translate"});
+  choice("task", c.task, {"fashion-mnist", "text", "g2p", "translate", "recsys"});
   if (is_seq2seq_task(c.task)) {
     choice("model", c.model, {"transformer"});
     choice("src-tokenizer", c.src_tokenizer, {"char", "word", "bpe"});
@@ -90,6 +92,13 @@ void validate(const TrainConfig& c) {
                 "--valid FILE), not both");
     FOCUS_CHECK(c.train_file.empty() || !c.valid_file.empty(), ValueError,
                 "--task text --train FILE needs --valid FILE");
+  } else if (c.task == "recsys") {
+    choice("model", c.model, {"sasrec"});
+    FOCUS_CHECK(!c.interactions.empty(), ValueError,
+                "--task recsys needs --interactions FILE (ratings.dat or user,item,timestamp CSV) "
+                "or --interactions synthetic");
+    FOCUS_CHECK(c.max_len >= 1, ValueError, "--max-len must be >= 1, got {}", c.max_len);
+    FOCUS_CHECK(c.eval_negatives >= 1, ValueError, "--eval-negatives must be >= 1, got {}", c.eval_negatives);
   } else {
     choice("model", c.model, {"cnn-se", "vit"});
   }

@@ -12,7 +12,7 @@ namespace CLI { class App; }
 namespace focus {
 
 struct TrainConfig {
-  std::string task = "fashion-mnist";  // fashion-mnist | text | g2p | translate
+  std::string task = "fashion-mnist";  // fashion-mnist | text | g2p | translate | recsys
   std::string model;                   // cnn-se | vit | transformer; "" = the task's default
   std::string model_config = "{}";     // JSON object of model hyper-parameters
   int epochs = 10;
@@ -72,6 +72,10 @@ struct TrainConfig {
   int min_count = 2;                   // tokenizer: symbols seen fewer times -> <unk>
   int max_len = 64;                    // tokens kept of each text
   double token_dropout = 0.0;          // training tokens replaced by <unk> with this probability
+  // Sequential recommendation (task recsys).
+  std::string interactions;            // ratings.dat, user,item,timestamp CSV, or "synthetic"
+  std::string synthetic = "{}";        // the generator's config (data/synthetic_interactions.hpp)
+  int eval_negatives = 100;            // sampled negatives of the (reported apart) sampled metrics
 };
 
 // Fills what "" leaves to the task (model, tokenizers); ValueError for an unknown task.
@@ -81,9 +85,10 @@ bool is_seq2seq_task(const std::string& task);
 // Calls v(name, field&, help) for every field, in a fixed order.
 template <class V>
 void visit_fields(TrainConfig& c, V&& v) {
-  v("task", c.task, "task: fashion-mnist | text | g2p | translate");
+  v("task", c.task, "task: fashion-mnist | text | g2p | translate | recsys");
   v("model", c.model,
-    "model: cnn-se | vit (images), text-transformer (text), transformer (g2p, translate); "
+    "model: cnn-se | vit (images), text-transformer (text), transformer (g2p, translate), "
+    "sasrec (recsys); "
     "default by task");
   v("model-config", c.model_config, "model hyper-parameters as a JSON object");
   v("epochs", c.epochs, "training epochs");
@@ -165,9 +170,17 @@ void visit_fields(TrainConfig& c, V&& v) {
     "sentiment:<site>[,<site>] (amazon, imdb, yelp); --val-size held out, stratified");
   v("class-weights", c.class_weights, "text: weight the loss by balanced class weights (imbalance)");
   v("min-count", c.min_count, "text: tokenizer symbols seen fewer times in training become <unk>");
-  v("max-len", c.max_len, "text: tokens kept of each text");
+  v("max-len", c.max_len, "text: tokens kept of each text; recsys: items of history kept (default 50)");
   v("token-dropout", c.token_dropout,
     "text: replace each training token by <unk> with this probability (word dropout)");
+  v("interactions", c.interactions,
+    "recsys: MovieLens ratings.dat (UserID::MovieID::Rating::Timestamp), a user,item,timestamp "
+    "CSV, or 'synthetic' (the generator of --synthetic)");
+  v("synthetic", c.synthetic,
+    "recsys: the synthetic generator's config as a JSON object (users, items, clusters, "
+    "successors, min_len, max_len, p_transition, p_taste, zipf, seed)");
+  v("eval-negatives", c.eval_negatives,
+    "recsys: negatives of the sampled HR/NDCG (reported apart from the full ranking)");
 }
 
 // Adds one --flag per field to `app` (and --config FILE, --dump-config).

@@ -36,6 +36,12 @@ int64_t count_correct(const Tensor& logits, const Tensor& y) {
   return c;
 }
 
+int64_t count_targets(const Tensor& y) {
+  int64_t n = 0;
+  for (int64_t t : y.to_vector<int64_t>()) n += t != -100;
+  return n;
+}
+
 double elapsed(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -245,27 +251,33 @@ StepStats Trainer::step_rows(const StepPlan& plan, const Tensor& x, const Tensor
   const int64_t B = plan.rows, base = plan.rank_rows().first;
   opt_->zero_grad();
   std::vector<int64_t> correct(size_t(plan.last - plan.first), 0);
+  std::vector<int64_t> counted(size_t(plan.last - plan.first), 0);
   const int64_t step = opt_->steps() + 1;
   const uint64_t salt = cfg_.seed * 0x100000001B3ull + uint64_t(opt_->steps());
-  double stats[2] = {0, 0};  // loss, correct: this rank's, then every rank's
+  double stats[3] = {0, 0, 0};  // loss, correct, targets: this rank's, then every rank's
   stats[0] = group_->backward(plan, salt, step, [&](int64_t a, int64_t lo, int64_t hi) {
     const Tensor xm = x.slice(0, lo - base, hi - base).contiguous();
     const Tensor ym = y.slice(0, lo - base, hi - base).contiguous();
-    Tensor logits = model_.forward(xm);  // (b, classes)
-    Tensor loss = this->loss(logits, ym);
+    // (b, classes) logits and (b) targets; a sequence model: one row per target position
+    auto [logits, targets] = model_.training_logits(xm, ym);
+    Tensor loss = this->loss(logits, targets);
+    // Early-exit classifiers (models/vit.hpp): their loss, from the forward just run
     if (const Tensor exits = model_.exit_loss(ym); exits.defined()) loss = add(loss, exits);
     const double w = double(hi - lo) / double(B);
-    correct[size_t(a - plan.first)] = count_correct(logits, ym);
+    correct[size_t(a - plan.first)] = count_correct(logits, targets);
+    counted[size_t(a - plan.first)] = count_targets(targets);
     const double value = loss.item() * w;
     if (w != 1.0) loss = mul(loss, w);
     loss.backward();
     return value;
   });
   for (int64_t c : correct) stats[1] += double(c);
+  for (int64_t c : counted) stats[2] += double(c);
   group_->sum(stats);
   StepStats s;
   s.loss = stats[0];
   s.correct = int64_t(stats[1]);
+  s.targets = int64_t(stats[2]);
   kill_point("step");  // mid-step: gradients computed, the weights not yet updated
   const auto params = model_.parameters();
   s.grad_norm = cfg_.clip > 0 ? clip_grad_norm(params, cfg_.clip) : grad_norm(params);
@@ -322,7 +334,7 @@ std::vector<nlohmann::json> Trainer::fit() {
     group_->take_comm_seconds();
     const BudgetClock clock(parse_clock_kind(cfg_.time_clock));
     double loss_sum = 0;
-    int64_t correct = 0, seen = 0;
+    int64_t correct = 0, seen = 0, targets = 0;
     bool out_of_time = false;
     for (int64_t b = 0; b < nb; ++b) {
       const StepPlan plan = group_->plan(loader.batch_rows(b));
@@ -334,8 +346,9 @@ std::vector<nlohmann::json> Trainer::fit() {
       const int64_t n = plan.rows;
       loss_sum += s.loss * double(n);
       correct += s.correct;
+      targets += s.targets;
       seen += n;
-      if (root) progress.update(b, loss_sum / double(seen), double(correct) / double(seen), seen);
+      if (root) progress.update(b, loss_sum / double(seen), double(correct) / double(std::max<int64_t>(targets, 1)), seen);
       if (cfg_.time_limit_min > 0) {  // any rank out of time stops every rank at this batch
         double late = train_seconds + clock.seconds() > cfg_.time_limit_min * 60 ? 1 : 0;
         group_->sum({&late, 1});
@@ -356,7 +369,7 @@ std::vector<nlohmann::json> Trainer::fit() {
                           {"step", opt_->steps()},
                           {"lr", opt_->lr()},
                           {"train_loss", loss_sum / double(std::max<int64_t>(seen, 1))},
-                          {"train_acc", double(correct) / double(std::max<int64_t>(seen, 1))},
+                          {"train_acc", double(correct) / double(std::max<int64_t>(targets, 1))},
                           {"val_loss", val.loss},
                           {"val_acc", val.accuracy()},
                           {"epoch_seconds", epoch_seconds},
@@ -364,6 +377,10 @@ std::vector<nlohmann::json> Trainer::fit() {
                           {"train_seconds_total", train_seconds},
                           {"stolen_seconds", stolen},
                           {"wall_seconds", elapsed(t_start)}};
+    if (targets != seen) {  // a sequence model's targets (positions) per second
+      rec["train_targets"] = targets;
+      rec["targets_per_s"] = double(targets) / epoch_seconds;
+    }
     if (train_only_ > 0) rec["extra_train_images"] = train_only_;
     if (group_->size() > 1) {
       rec["ranks"] = group_->size();
