@@ -6,6 +6,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -37,6 +38,12 @@ class Classifier : public Module {
   virtual Tensor forward_traced(const Tensor& x, ForwardTrace& trace) {
     (void)trace;
     return forward(x);
+  }
+  // The outputs the trainer scores and their targets, for a batch's input x and targets y: by
+  // default (forward(x), y), one (classes) row per input. A model predicting several things per
+  // input (text_mlm: the masked tokens) returns (M, classes) logits and their (M) targets.
+  virtual std::pair<Tensor, Tensor> forward_scored(const Tensor& x, const Tensor& y) {
+    return {forward(x), y};
   }
   // The full config (defaults filled in): make_classifier(name(), config()) rebuilds the model.
   virtual nlohmann::json config() const = 0;

@@ -92,9 +92,9 @@ EvalResult evaluate(Classifier& model, const ClassificationData& data,
   for (size_t s = 0; s < indices.size(); s += size_t(batch)) {
     const size_t n = std::min(indices.size() - s, size_t(batch));
     Batch b = data.batch(std::span<const int64_t>(indices.data() + s, n), BatchDraw{});
-    Tensor logits = model.forward(b.x);  // (B, classes)
-    loss_sum += cross_entropy(logits, b.y).item() * double(n);
-    r.cm.add_batch(logits, b.y);
+    const auto [logits, y] = model.forward_scored(b.x, b.y);  // (B, classes), (B)
+    loss_sum += cross_entropy(logits, y).item() * double(n);
+    r.cm.add_batch(logits, y);
     if (logits_out) {
       const Tensor z = logits.to(DType::F64).contiguous();
       const double* p = z.data<double>();
@@ -250,8 +250,8 @@ StepStats Trainer::step_rows(const StepPlan& plan, const Tensor& x, const Tensor
   double stats[2] = {0, 0};  // loss, correct: this rank's, then every rank's
   stats[0] = group_->backward(plan, salt, step, [&](int64_t a, int64_t lo, int64_t hi) {
     const Tensor xm = x.slice(0, lo - base, hi - base).contiguous();
-    const Tensor ym = y.slice(0, lo - base, hi - base).contiguous();
-    Tensor logits = model_.forward(xm);  // (b, classes)
+    const auto [logits, ym] =  // (b, classes), (b); (M, classes), (M) for text_mlm
+        model_.forward_scored(xm, y.slice(0, lo - base, hi - base).contiguous());
     Tensor loss = this->loss(logits, ym);
     const double w = double(hi - lo) / double(B);
     correct[size_t(a - plan.first)] = count_correct(logits, ym);
