@@ -30,6 +30,7 @@ Command add_simulate_review_command(CLI::App& app);  // cmd_simulate_review.cpp
 Command add_review_command(CLI::App& app);           // cmd_review.cpp
 Command add_promote_command(CLI::App& app);          // cmd_promote.cpp
 Command add_cv_command(CLI::App& app);  // cmd_text.cpp
+Command add_pretrain_command(CLI::App& app);  // cmd_pretrain.cpp
 Command add_text_import_command(CLI::App& app);  // cmd_text_import.cpp
 Command add_quantize_command(CLI::App& app);  // cmd_quantize.cpp
 Command add_plan_command(CLI::App& app);      // cmd_plan.cpp

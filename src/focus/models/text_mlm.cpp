@@ -1,6 +1,8 @@
 // text-mlm model (see text_mlm.hpp).
 #include "focus/models/text_mlm.hpp"
 
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
 #include "focus/nn/layers.hpp"
@@ -19,7 +21,9 @@ TextMlm::TextMlm(const TextTransformerConfig& cfg, Rng& rng) : TextEncoderModel(
 
 Tensor TextMlm::head(const Tensor& h) {
   const Tensor t = norm_->forward(gelu(dense_->forward(h)));  // (..., D)
-  return add(token_embedding().project(t), bias_);      // (..., V)
+  // The table's rows are N(0, 1) (the classifier's input embedding): 1/sqrt(D) keeps the initial
+  // logits at unit scale (unscaled, the first loss is ~3x log V).
+  return add(mul(token_embedding().project(t), 1.0 / std::sqrt(double(cfg_.dim))), bias_);  // (..., V)
 }
 
 Tensor TextMlm::forward(const Tensor& ids) {

@@ -3,7 +3,7 @@
 // names (TextEncoderModel: tok_embed.*, pos_embed.*, blocks.*, norm.*), so `--init FILE` copies
 // them into a text_transformer by name; the head is dropped at fine-tuning.
 //   head: Linear D -> D, GELU, LayerNorm, then the tied projection onto the token embedding
-//         (h @ tok_embed.weight^T) plus a per-token bias (mlm_bias, V), as BERT's.
+//         (h @ tok_embed.weight^T / sqrt(D)) plus a per-token bias (mlm_bias, V), as BERT's.
 // Targets: (N, L) I64, the original token at the positions to predict and kIgnore (-100)
 // elsewhere; forward_scored keeps only the predicted positions, so the loss and the accuracy the
 // trainer computes are the masked-token ones.

@@ -12,7 +12,7 @@ namespace CLI { class App; }
 namespace focus {
 
 struct TrainConfig {
-  std::string task = "fashion-mnist";  // fashion-mnist | text | g2p | translate
+  std::string task = "fashion-mnist";  // fashion-mnist | text | mlm | g2p | translate
   std::string model;                   // cnn-se | vit | transformer; "" = the task's default
   std::string model_config = "{}";     // JSON object of model hyper-parameters
   int epochs = 10;
@@ -72,6 +72,10 @@ struct TrainConfig {
   int min_count = 2;                   // tokenizer: symbols seen fewer times -> <unk>
   int max_len = 64;                    // tokens kept of each text
   double token_dropout = 0.0;          // training tokens replaced by <unk> with this probability
+  std::string init;                    // text: start the encoder from this pretrained model file
+  // Masked-token pretraining (task mlm, `focus pretrain`; train/pretrain.hpp).
+  std::string corpus = "moby-dick,sotu,ham";  // unlabelled corpora of the data cache
+  double mask_prob = 0.15;             // share of each sequence's tokens predicted
 };
 
 // Fills what "" leaves to the task (model, tokenizers); ValueError for an unknown task.
@@ -168,6 +172,13 @@ void visit_fields(TrainConfig& c, V&& v) {
   v("max-len", c.max_len, "text: tokens kept of each text");
   v("token-dropout", c.token_dropout,
     "text: replace each training token by <unk> with this probability (word dropout)");
+  v("init", c.init,
+    "text: start the encoder from this pretrained model (focus pretrain's model_best.safetensors; "
+    "its tokenizer and encoder, a fresh pooling and head)");
+  v("corpus", c.corpus,
+    "mlm: unlabelled corpora, comma-separated: moby-dick, sotu, ham, sentiment (the sentiment "
+    "sentences without labels: transductive)");
+  v("mask-prob", c.mask_prob, "mlm: share of each sequence's tokens masked and predicted");
 }
 
 // Adds one --flag per field to `app` (and --config FILE, --dump-config).

@@ -245,9 +245,10 @@ StepStats Trainer::step_rows(const StepPlan& plan, const Tensor& x, const Tensor
   const int64_t B = plan.rows, base = plan.rank_rows().first;
   opt_->zero_grad();
   std::vector<int64_t> correct(size_t(plan.last - plan.first), 0);
+  std::vector<int64_t> scored(correct.size(), 0);  // rows scored (text_mlm: masked tokens)
   const int64_t step = opt_->steps() + 1;
   const uint64_t salt = cfg_.seed * 0x100000001B3ull + uint64_t(opt_->steps());
-  double stats[2] = {0, 0};  // loss, correct: this rank's, then every rank's
+  double stats[3] = {0, 0, 0};  // loss, correct, scored: this rank's, then every rank's
   stats[0] = group_->backward(plan, salt, step, [&](int64_t a, int64_t lo, int64_t hi) {
     const Tensor xm = x.slice(0, lo - base, hi - base).contiguous();
     const auto [logits, ym] =  // (b, classes), (b); (M, classes), (M) for text_mlm
@@ -255,16 +256,19 @@ StepStats Trainer::step_rows(const StepPlan& plan, const Tensor& x, const Tensor
     Tensor loss = this->loss(logits, ym);
     const double w = double(hi - lo) / double(B);
     correct[size_t(a - plan.first)] = count_correct(logits, ym);
+    scored[size_t(a - plan.first)] = ym.size(0);
     const double value = loss.item() * w;
     if (w != 1.0) loss = mul(loss, w);
     loss.backward();
     return value;
   });
   for (int64_t c : correct) stats[1] += double(c);
+  for (int64_t c : scored) stats[2] += double(c);
   group_->sum(stats);
   StepStats s;
   s.loss = stats[0];
   s.correct = int64_t(stats[1]);
+  s.scored = int64_t(stats[2]);
   kill_point("step");  // mid-step: gradients computed, the weights not yet updated
   const auto params = model_.parameters();
   s.grad_norm = cfg_.clip > 0 ? clip_grad_norm(params, cfg_.clip) : grad_norm(params);
@@ -321,7 +325,7 @@ std::vector<nlohmann::json> Trainer::fit() {
     group_->take_comm_seconds();
     const BudgetClock clock(parse_clock_kind(cfg_.time_clock));
     double loss_sum = 0;
-    int64_t correct = 0, seen = 0;
+    int64_t correct = 0, seen = 0, scored = 0;
     bool out_of_time = false;
     for (int64_t b = 0; b < nb; ++b) {
       const StepPlan plan = group_->plan(loader.batch_rows(b));
@@ -333,8 +337,9 @@ std::vector<nlohmann::json> Trainer::fit() {
       const int64_t n = plan.rows;
       loss_sum += s.loss * double(n);
       correct += s.correct;
+      scored += s.scored;
       seen += n;
-      if (root) progress.update(b, loss_sum / double(seen), double(correct) / double(seen), seen);
+      if (root) progress.update(b, loss_sum / double(seen), double(correct) / double(scored), seen);
       if (cfg_.time_limit_min > 0) {  // any rank out of time stops every rank at this batch
         double late = train_seconds + clock.seconds() > cfg_.time_limit_min * 60 ? 1 : 0;
         group_->sum({&late, 1});
@@ -355,7 +360,7 @@ std::vector<nlohmann::json> Trainer::fit() {
                           {"step", opt_->steps()},
                           {"lr", opt_->lr()},
                           {"train_loss", loss_sum / double(std::max<int64_t>(seen, 1))},
-                          {"train_acc", double(correct) / double(std::max<int64_t>(seen, 1))},
+                          {"train_acc", double(correct) / double(std::max<int64_t>(scored, 1))},
                           {"val_loss", val.loss},
                           {"val_acc", val.accuracy()},
                           {"epoch_seconds", epoch_seconds},
