@@ -55,6 +55,9 @@ bool is_text_model_file(const std::string& path);  // a classifier file with a t
 int eval_text(const std::string& model, const std::string& input, bool json);
 int predict_text(const std::string& model, const std::vector<std::string>& texts,
                  const std::string& input, int top, bool uncalibrated);
+// The text half of `explain` (cmd_explain_text.cpp).
+int explain_text_model(const std::string& model_path, const std::string& text, int64_t target,
+                       const std::string& out, bool faithfulness, bool json);
 // The seq2seq halves of `train` and `eval` (cmd_seq2seq.cpp).
 int train_seq2seq_and_report(const TrainConfig& cfg);
 int eval_seq2seq(const std::string& model_path, const std::string& task, const std::string& split,
