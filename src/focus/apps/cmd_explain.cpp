@@ -273,13 +273,13 @@ Command add_explain_command(CLI::App& app) {
       ->check(CLI::IsMember({"attention", "rollout", "grad-rollout", "grad-cam"}));
   sub->add_option("--layer", o->layer, "layer (-1 = last; rollout: up to this layer)");
   sub->add_option("--head", o->head, "head (-1 = mean over heads)");
-  sub->add_option("--target", o->target, "image models: class to explain (-1 = predicted)");
+  sub->add_option("--target", o->target, "image and text models: class to explain (-1 = predicted)");
   sub->add_option("--beam", o->beam, "seq2seq: beam size for the hypothesis")
       ->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--out", o->out, "write PNG / SVG heatmaps and JSON into this directory");
   sub->add_flag("--all", o->all, "with --out: every layer and head");
   sub->add_flag("--faithfulness", o->faithfulness,
-                "deletion / insertion curves (image cells / source tokens) vs random order");
+                "deletion / insertion curves (image cells / source or text tokens) vs random order");
   sub->add_option("--evaluate", o->evaluate,
                   "image models: mean deletion / insertion areas of every method over the first "
                   "N test images (instead of one explanation)")
