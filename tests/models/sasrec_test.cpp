@@ -48,7 +48,7 @@ TEST(SasRec, TrainingLogitsGradientsMatchFiniteDifferencesInDouble) {
   const Tensor x = ids({1, 2, 3, 4, 5, 6, 0, 0}, 2, 4);
   const Tensor y = ids({2, 3, 4, 7, 6, 8, -100, -100}, 2, 4);
   EXPECT_TRUE(focus::testing::module_gradcheck(
-      m, [&](const std::vector<Tensor>&) { return m.training_logits(x, y).first; }, {}));
+      m, [&](const std::vector<Tensor>&) { return m.forward_scored(x, y).first; }, {}));
 }
 
 TEST(SasRec, TrainingLogitsKeepTheTargetPositionsInOrder) {
@@ -57,7 +57,7 @@ TEST(SasRec, TrainingLogitsKeepTheTargetPositionsInOrder) {
   m.eval();
   const Tensor x = ids({1, 2, 3, 4, 5, 6, 0, 0}, 2, 4);
   const Tensor y = ids({2, 3, 4, 7, 6, 8, -100, -100}, 2, 4);
-  const auto [logits, targets] = m.training_logits(x, y);
+  const auto [logits, targets] = m.forward_scored(x, y);
   ASSERT_EQ(logits.shape(), (Shape{6, 9}));
   EXPECT_EQ(targets.to_vector<int64_t>(), (std::vector<int64_t>{2, 3, 4, 7, 6, 8}));
   // Row 5 (second history, position 1) equals forward's scores of the history {5, 6}.
@@ -86,7 +86,7 @@ TEST(SasRec, BadInputThrows) {
   focus::testing::expect_error<ValueError>([&] { m.forward(ids({0, 1}, 1, 2)); }, {"empty"});
   focus::testing::expect_error<ShapeError>([&] { m.forward(ids({1, 2, 3, 4, 5, 6, 7}, 1, 7)); }, {"max_len = 6"});
   focus::testing::expect_error<ValueError>(
-      [&] { m.training_logits(ids({1, 2}, 1, 2), ids({-100, -100}, 1, 2)); }, {"without targets"});
+      [&] { m.forward_scored(ids({1, 2}, 1, 2), ids({-100, -100}, 1, 2)); }, {"without targets"});
 }
 
 TEST(SasRec, Registry) {
@@ -110,12 +110,12 @@ TEST(SasRec, SampledNegativesScoreTheTargetFirstAndMatchTheFullLogits) {
     if (name == "negatives.rng") stream = r;
   ASSERT_NE(stream, nullptr);
   const uint64_t seed = stream->seed(), offset = stream->offset();
-  const auto [logits, targets] = m.training_logits(x, y);
+  const auto [logits, targets] = m.forward_scored(x, y);
   ASSERT_EQ(logits.shape(), (Shape{6, 4}));
   EXPECT_EQ(targets.to_vector<int64_t>(), std::vector<int64_t>(6, 0));
   // Column 0 is the target's full-softmax logit.
   m.eval();
-  const auto [full, ft] = m.training_logits(x, y);
+  const auto [full, ft] = m.forward_scored(x, y);
   const auto fv = full.to_vector<float>(), sv = logits.to_vector<float>();
   const auto tv = ft.to_vector<int64_t>();
   for (int64_t r = 0; r < 6; ++r) EXPECT_NEAR(sv[size_t(r * 4)], fv[size_t(r * 9 + tv[size_t(r)])], 1e-5);
@@ -123,7 +123,7 @@ TEST(SasRec, SampledNegativesScoreTheTargetFirstAndMatchTheFullLogits) {
   m.train();
   auto f = [&](const std::vector<Tensor>&) {
     stream->set_state(seed, offset);
-    return m.training_logits(x, y).first;
+    return m.forward_scored(x, y).first;
   };
   EXPECT_TRUE(focus::testing::module_gradcheck(m, f, {}));
   focus::testing::expect_error<ValueError>([] { SasRecConfig::from_json(json{{"negatives", -1}}); }, {"negatives"});

@@ -44,6 +44,7 @@ int run_cli(int argc, char** argv) {
   commands["review"] = add_review_command(app);
   commands["promote"] = add_promote_command(app);
   commands["cv"] = add_cv_command(app);
+  commands["pretrain"] = add_pretrain_command(app);
   commands["text-import"] = add_text_import_command(app);
   commands["quantize"] = add_quantize_command(app);
   commands["plan"] = add_plan_command(app);

@@ -3,6 +3,8 @@
 // Grad-CAM and the squeeze-and-excitation gates (cnn_se), as PNG overlays, JSON, or a Unicode
 // heatmap on the terminal; optional deletion / insertion faithfulness. Seq2seq models (a word or
 // sentence): the cross-attention alignment and self-attention maps as SVG, JSON or Unicode.
+// Text classifiers (a sentence): pooling, rollout and gradient x input per token
+// (cmd_explain_text.cpp).
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
@@ -261,7 +263,7 @@ Command add_explain_command(CLI::App& app) {
                  "cross-attention alignments (seq2seq)");
   auto o = std::make_shared<ExplainOpts>();
   sub->add_option("--model", o->model, "model file (.safetensors)")->required();
-  sub->add_option("--input", o->input, "image models: a PNG; seq2seq models: the source text");
+  sub->add_option("--input", o->input, "image models: a PNG; seq2seq and text models: the text");
   sub->add_option("--index", o->index, "image models: explain this Fashion-MNIST test image")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--data-dir", o->data_dir, "Fashion-MNIST directory")->capture_default_str();
@@ -271,13 +273,13 @@ Command add_explain_command(CLI::App& app) {
       ->check(CLI::IsMember({"attention", "rollout", "grad-rollout", "grad-cam"}));
   sub->add_option("--layer", o->layer, "layer (-1 = last; rollout: up to this layer)");
   sub->add_option("--head", o->head, "head (-1 = mean over heads)");
-  sub->add_option("--target", o->target, "image models: class to explain (-1 = predicted)");
+  sub->add_option("--target", o->target, "image and text models: class to explain (-1 = predicted)");
   sub->add_option("--beam", o->beam, "seq2seq: beam size for the hypothesis")
       ->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--out", o->out, "write PNG / SVG heatmaps and JSON into this directory");
   sub->add_flag("--all", o->all, "with --out: every layer and head");
   sub->add_flag("--faithfulness", o->faithfulness,
-                "deletion / insertion curves (image cells / source tokens) vs random order");
+                "deletion / insertion curves (image cells / source or text tokens) vs random order");
   sub->add_option("--evaluate", o->evaluate,
                   "image models: mean deletion / insertion areas of every method over the first "
                   "N test images (instead of one explanation)")
@@ -288,6 +290,8 @@ Command add_explain_command(CLI::App& app) {
     if (o->threads > 0) set_num_threads(o->threads);
     if (model_file_format(o->model).rfind("focus-seq2seq", 0) == 0)
       return explain_seq2seq_model(*o);
+    if (is_text_model_file(o->model))
+      return explain_text_model(o->model, o->input, o->target, o->out, o->faithfulness, o->json);
     if (o->evaluate > 0) return evaluate_faithfulness(*o);
     FOCUS_CHECK((o->index >= 0) != !o->input.empty(), ValueError,
                 "image models: give exactly one of --input PNG and --index N");

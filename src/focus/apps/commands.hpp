@@ -30,6 +30,7 @@ Command add_simulate_review_command(CLI::App& app);  // cmd_simulate_review.cpp
 Command add_review_command(CLI::App& app);           // cmd_review.cpp
 Command add_promote_command(CLI::App& app);          // cmd_promote.cpp
 Command add_cv_command(CLI::App& app);  // cmd_text.cpp
+Command add_pretrain_command(CLI::App& app);  // cmd_pretrain.cpp
 Command add_text_import_command(CLI::App& app);  // cmd_text_import.cpp
 Command add_quantize_command(CLI::App& app);  // cmd_quantize.cpp
 Command add_plan_command(CLI::App& app);      // cmd_plan.cpp
@@ -56,6 +57,9 @@ bool is_text_model_file(const std::string& path);  // a classifier file with a t
 int eval_text(const std::string& model, const std::string& input, bool json);
 int predict_text(const std::string& model, const std::vector<std::string>& texts,
                  const std::string& input, int top, bool uncalibrated);
+// The text half of `explain` (cmd_explain_text.cpp).
+int explain_text_model(const std::string& model_path, const std::string& text, int64_t target,
+                       const std::string& out, bool faithfulness, bool json);
 // The seq2seq halves of `train` and `eval` (cmd_seq2seq.cpp).
 int train_seq2seq_and_report(const TrainConfig& cfg);
 int eval_seq2seq(const std::string& model_path, const std::string& task, const std::string& split,

@@ -39,10 +39,12 @@ class Classifier : public Module {
     (void)trace;
     return forward(x);
   }
-  // The logits the training loss is taken over, and their targets: forward(x) and y by default
-  // (one label per sample). A sequence model trained at every position (sasrec) takes y holding
-  // a target per position and returns one logit row per target. Targets of -100 are ignored.
-  virtual std::pair<Tensor, Tensor> training_logits(const Tensor& x, const Tensor& y) {
+  // The outputs the trainer scores and their targets, for a batch's input x and targets y: by
+  // default (forward(x), y), one (classes) row per input. A model predicting several things per
+  // input returns (M, classes) logits and their (M) targets: text_mlm the masked tokens, sasrec
+  // (trained at every position: y (N, L)) one row per target position. Targets of -100 are
+  // ignored.
+  virtual std::pair<Tensor, Tensor> forward_scored(const Tensor& x, const Tensor& y) {
     return {forward(x), y};
   }
   // The full config (defaults filled in): make_classifier(name(), config()) rebuilds the model.

@@ -4,13 +4,14 @@
 #include "focus/models/cnn_se.hpp"
 #include "focus/models/image_classifier.hpp"
 #include "focus/models/sasrec.hpp"
+#include "focus/models/text_mlm.hpp"
 #include "focus/models/text_transformer.hpp"
 #include "focus/models/vit.hpp"
 
 namespace focus {
 
 std::vector<std::string> image_model_names() { return {"cnn_se", "vit"}; }
-std::vector<std::string> classifier_names() { return {"cnn_se", "vit", "text_transformer", "sasrec"}; }
+std::vector<std::string> classifier_names() { return {"cnn_se", "vit", "text_transformer", "text_mlm", "sasrec"}; }
 
 std::unique_ptr<ImageClassifier> make_image_model(const std::string& name,
                                                   const nlohmann::json& config, Rng& rng) {
@@ -24,9 +25,11 @@ std::unique_ptr<Classifier> make_classifier(const std::string& name, const nlohm
   if (name == "text_transformer")
     return std::make_unique<TextTransformer>(TextTransformerConfig::from_json(config), rng);
   if (name == "sasrec") return std::make_unique<SasRec>(SasRecConfig::from_json(config), rng);
+  if (name == "text_mlm")
+    return std::make_unique<TextMlm>(TextTransformerConfig::from_json(config), rng);
   if (name == "cnn_se" || name == "vit") return make_image_model(name, config, rng);
   throw ValueError(fmt::format(
-      "make_classifier: unknown model '{}' (known: cnn_se, vit, text_transformer, sasrec)", name));
+      "make_classifier: unknown model '{}' (known: cnn_se, vit, text_transformer, text_mlm, sasrec)", name));
 }
 
 }  // namespace focus

@@ -104,7 +104,8 @@ Tensor SasRec::forward(const Tensor& ids) {
   return items_->project(last);                                      // (N, V)
 }
 
-std::pair<Tensor, Tensor> SasRec::training_logits(const Tensor& ids, const Tensor& next) {
+std::pair<Tensor, Tensor> SasRec::forward_scored(const Tensor& ids, const Tensor& next) {
+  if (next.defined() && next.dim() == 1) return {forward(ids), next};  // evaluation: the next item
   Tensor h = hidden(ids);  // (N, L, D)
   const int64_t N = h.size(0), L = h.size(1), D = h.size(2);
   FOCUS_CHECK(next.defined() && next.dtype() == DType::I64 && next.dim() == 2 && next.size(0) == N &&

@@ -8,7 +8,8 @@
 // that follows it, so no padding mask is needed and a row's scores do not depend on its padding.
 // forward: (N, V) scores of the item after each row's last item (the Classifier contract: the
 //   model file, the trainer's validation and serving use it).
-// training_logits: every position's next item at once, as SASRec trains: y (N, L) holds the
+// forward_scored: y (N) (the trainer's validation): forward(x) and y. In training every
+//   position's next item at once, as SASRec trains: y (N, L) holds the
 //   next item of each position (-100 on padding); only those rows are projected ((M, V) logits
 //   and (M) targets, M the non-padding positions), the full softmax over every item. With
 //   negatives = k > 0 (in training mode) each target is scored against k items drawn uniformly
@@ -50,7 +51,7 @@ class SasRec : public Classifier {
  public:
   SasRec(const SasRecConfig& cfg, Rng& rng);
   Tensor forward(const Tensor& ids) override;  // (N, L) I64 -> (N, V)
-  std::pair<Tensor, Tensor> training_logits(const Tensor& ids, const Tensor& next) override;
+  std::pair<Tensor, Tensor> forward_scored(const Tensor& ids, const Tensor& next) override;
   Tensor hidden(const Tensor& ids);  // (N, L) I64 -> (N, L, D)
   nlohmann::json config() const override;
   std::string name() const override { return "sasrec"; }

@@ -46,7 +46,7 @@ nlohmann::json TextTransformerConfig::to_json() const {
           {"mlp_ratio", mlp_ratio},   {"dropout", dropout},     {"attn_dropout", attn_dropout}};
 }
 
-TextTransformer::TextTransformer(const TextTransformerConfig& cfg, Rng& rng) : cfg_(cfg) {
+TextEncoderModel::TextEncoderModel(const TextTransformerConfig& cfg, Rng& rng) : cfg_(cfg) {
   const int64_t D = cfg.dim;
   tok_embed_ = register_module("tok_embed", std::make_shared<Embedding>(cfg.vocab_size, D, rng));
   pos_embed_ = register_module("pos_embed",
@@ -62,6 +62,17 @@ TextTransformer::TextTransformer(const TextTransformerConfig& cfg, Rng& rng) : c
     blocks_.push_back(register_module("blocks." + std::to_string(i),
                                       std::make_shared<TransformerEncoderLayer>(lo, rng)));
   norm_ = register_module("norm", std::make_shared<LayerNorm>(D));
+}
+
+bool TextEncoderModel::is_encoder_parameter(const std::string& name) {
+  for (const char* p : {"tok_embed.", "pos_embed.", "blocks.", "norm."})
+    if (name.rfind(p, 0) == 0) return true;
+  return false;
+}
+
+TextTransformer::TextTransformer(const TextTransformerConfig& cfg, Rng& rng)
+    : TextEncoderModel(cfg, rng) {
+  const int64_t D = cfg.dim;
   pool_ = register_module(
       "pool", std::make_shared<AttentionPooling>(
                   MultiHeadAttentionOptions{D, cfg.heads, 0, true, cfg.attn_dropout}, rng));
@@ -84,6 +95,9 @@ Tensor TextTransformer::forward(const Tensor& ids) { return run(ids, nullptr); }
 Tensor TextTransformer::forward_traced(const Tensor& ids, ForwardTrace& trace) {
   return run(ids, &trace.attention);
 }
+Tensor TextTransformer::forward_embedded(const Tensor& ids, Tensor& embedded) {
+  return run(ids, nullptr, &embedded);
+}
 
 Tensor TextTransformer::pooling_weights(const Tensor& ids) {
   std::vector<Tensor> maps;
@@ -92,38 +106,51 @@ Tensor TextTransformer::pooling_weights(const Tensor& ids) {
   return mean(reshape(w, {w.size(0), w.size(1), w.size(3)}), {1});  // (N, L)
 }
 
-Tensor TextTransformer::run(const Tensor& ids, std::vector<Tensor>* maps) {
+Tensor TextEncoderModel::encode(const Tensor& ids) {
+  AttentionMask am;
+  return run_encoder(ids, am, nullptr);
+}
+
+Tensor TextEncoderModel::run_encoder(const Tensor& ids, AttentionMask& am,
+                                     std::vector<Tensor>* maps, Tensor* embedded) {
   FOCUS_CHECK(ids.dim() == 2 && ids.dtype() == DType::I64, ShapeError,
-              "text_transformer: input {} {} must be (N, L) I64 token ids",
+              "{}: input {} {} must be (N, L) I64 token ids", name(),
               to_string(ids.shape()), dtype_name(ids.dtype()));
   const int64_t N = ids.size(0), L = ids.size(1);
   FOCUS_CHECK(L >= 1 && L <= cfg_.max_len, ShapeError,
-              "text_transformer: {} tokens per row; the model takes 1 to max_len = {}", L,
+              "{}: {} tokens per row; the model takes 1 to max_len = {}", name(), L,
               cfg_.max_len);
   const Tensor mask = padding_mask(ids);  // (N, L)
   {
     const float* m = mask.data<float>();
-    const int64_t* p = ids.contiguous().data<int64_t>();
+    const Tensor c = ids.contiguous();
+    const int64_t* p = c.data<int64_t>();
     for (int64_t n = 0; n < N; ++n) {
       bool any = false;
       for (int64_t l = 0; l < L; ++l) {
         any = any || m[n * L + l] == 0.f;
         FOCUS_CHECK(p[n * L + l] >= 0 && p[n * L + l] < cfg_.vocab_size, ValueError,
-                    "text_transformer: token id {} (row {}, position {}) not in [0, {})",
+                    "{}: token id {} (row {}, position {}) not in [0, {})", name(),
                     p[n * L + l], n, l, cfg_.vocab_size);
       }
-      FOCUS_CHECK(any, ValueError, "text_transformer: row {} holds only padding", n);
+      FOCUS_CHECK(any, ValueError, "{}: row {} holds only padding", name(), n);
     }
   }
-  AttentionMask am;
   am.key_padding_mask = mask;
-  Tensor h = dropout_->forward(pos_embed_->forward(tok_embed_->forward(ids)));  // (N, L, D)
+  Tensor e = tok_embed_->forward(ids);  // (N, L, D)
+  if (embedded) *embedded = e;
+  Tensor h = dropout_->forward(pos_embed_->forward(e));  // (N, L, D)
   for (auto& block : blocks_) {
     Tensor w;
     h = block->forward(h, am, maps ? &w : nullptr);  // (N, L, D)
     if (maps) maps->push_back(w);                    // (N, H, L, L)
   }
-  h = norm_->forward(h);
+  return norm_->forward(h);
+}
+
+Tensor TextTransformer::run(const Tensor& ids, std::vector<Tensor>* maps, Tensor* embedded) {
+  AttentionMask am;
+  const Tensor h = run_encoder(ids, am, maps, embedded);  // (N, L, D)
   Tensor w;
   Tensor pooled = pool_->forward(h, am, maps ? &w : nullptr);  // (N, D)
   if (maps) maps->push_back(w);                                // (N, H, 1, L)

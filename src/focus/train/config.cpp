@@ -39,11 +39,16 @@ bool is_seq2seq_task(const std::string& task) { return task == "g2p" || task == 
 TrainConfig with_task_defaults(TrainConfig c) {
   const bool s2s = is_seq2seq_task(c.task);
   if (c.model.empty())
-    c.model = s2s ? "transformer" : c.task == "text" ? "text-transformer" : c.task == "recsys" ? "sasrec" : "vit";
+    c.model = s2s ? "transformer"
+              : c.task == "text" || c.task == "mlm" ? "text-transformer"
+              : c.task == "recsys" ? "sasrec"
+                                   : "vit";
   if (c.task == "recsys" && c.max_len == TrainConfig{}.max_len) c.max_len = 50;
   if (c.task == "text" && c.src_tokenizer.empty()) c.src_tokenizer = "word";
+  if (c.task == "mlm" && c.src_tokenizer.empty()) c.src_tokenizer = "bpe";
   // Text: the image default (5,000 held-out images) would swallow a few thousand sentences.
   if (c.task == "text" && c.val_size == TrainConfig{}.val_size) c.val_size = 300;
+  if (c.task == "mlm" && c.val_size == TrainConfig{}.val_size) c.val_size = 2000;
   if (s2s && c.src_tokenizer.empty()) c.src_tokenizer = c.task == "g2p" ? "char" : "bpe";
   if (s2s && c.tgt_tokenizer.empty()) c.tgt_tokenizer = c.task == "g2p" ? "word" : "bpe";
   return c;
@@ -57,7 +62,7 @@ void validate(const TrainConfig& c) {
     for (const char* o : ok) list += std::string(list.empty() ? "" : ", ") + o;
     throw ValueError(fmt::format("--{} '{}' is not one of: {}", name, v, list));
   };
-  choice("task", c.task, {"fashion-mnist", "text", "g2p", "translate", "recsys"});
+  choice("task", c.task, {"fashion-mnist", "text", "mlm", "g2p", "translate", "recsys"});
   if (is_seq2seq_task(c.task)) {
     choice("model", c.model, {"transformer"});
     choice("src-tokenizer", c.src_tokenizer, {"char", "word", "bpe"});
@@ -79,6 +84,15 @@ void validate(const TrainConfig& c) {
     FOCUS_CHECK(c.task != "translate" || (!c.train_file.empty() && !c.valid_file.empty()),
                 ValueError, "--task translate needs --train FILE and --valid FILE (TSV: "
                 "source<TAB>target per line)");
+  } else if (c.task == "mlm") {
+    choice("model", c.model, {"text-transformer"});
+    choice("src-tokenizer", c.src_tokenizer, {"char", "word", "bpe"});
+    FOCUS_CHECK(c.bpe_merges >= 0, ValueError, "--bpe-merges must be >= 0, got {}", c.bpe_merges);
+    FOCUS_CHECK(c.min_count >= 1, ValueError, "--min-count must be >= 1, got {}", c.min_count);
+    FOCUS_CHECK(c.max_len >= 4, ValueError, "--max-len must be >= 4, got {}", c.max_len);
+    FOCUS_CHECK(c.mask_prob > 0 && c.mask_prob <= 1, ValueError,
+                "--mask-prob must be in (0, 1], got {}", c.mask_prob);
+    FOCUS_CHECK(!c.corpus.empty(), ValueError, "--corpus is empty (moby-dick, sotu, ham, sentiment)");
   } else if (c.task == "text") {
     choice("model", c.model, {"text-transformer"});
     choice("src-tokenizer", c.src_tokenizer, {"char", "word", "bpe"});

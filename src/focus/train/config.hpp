@@ -12,7 +12,7 @@ namespace CLI { class App; }
 namespace focus {
 
 struct TrainConfig {
-  std::string task = "fashion-mnist";  // fashion-mnist | text | g2p | translate | recsys
+  std::string task = "fashion-mnist";  // fashion-mnist | text | mlm | g2p | translate | recsys
   std::string model;                   // cnn-se | vit | transformer; "" = the task's default
   std::string model_config = "{}";     // JSON object of model hyper-parameters
   int epochs = 10;
@@ -76,6 +76,10 @@ struct TrainConfig {
   std::string interactions;            // ratings.dat, user,item,timestamp CSV, or "synthetic"
   std::string synthetic = "{}";        // the generator's config (data/synthetic_interactions.hpp)
   int eval_negatives = 100;            // sampled negatives of the (reported apart) sampled metrics
+  std::string init;                    // text: start the encoder from this pretrained model file
+  // Masked-token pretraining (task mlm, `focus pretrain`; train/pretrain.hpp).
+  std::string corpus = "moby-dick,sotu,ham";  // unlabelled corpora of the data cache
+  double mask_prob = 0.15;             // share of each sequence's tokens predicted
 };
 
 // Fills what "" leaves to the task (model, tokenizers); ValueError for an unknown task.
@@ -181,6 +185,13 @@ void visit_fields(TrainConfig& c, V&& v) {
     "successors, min_len, max_len, p_transition, p_taste, zipf, seed)");
   v("eval-negatives", c.eval_negatives,
     "recsys: negatives of the sampled HR/NDCG (reported apart from the full ranking)");
+  v("init", c.init,
+    "text: start the encoder from this pretrained model (focus pretrain's model_best.safetensors; "
+    "its tokenizer and encoder, a fresh pooling and head)");
+  v("corpus", c.corpus,
+    "mlm: unlabelled corpora, comma-separated: moby-dick, sotu, ham, sentiment (the sentiment "
+    "sentences without labels: transductive)");
+  v("mask-prob", c.mask_prob, "mlm: share of each sequence's tokens masked and predicted");
 }
 
 // Adds one --flag per field to `app` (and --config FILE, --dump-config).

@@ -13,6 +13,8 @@
 #include "focus/models/classifier.hpp"
 #include "focus/tensor/rng.hpp"
 #include "focus/text/vocab.hpp"
+#include "focus/models/text_transformer.hpp"
+#include "focus/train/pretrain.hpp"
 #include "focus/train/trainer.hpp"
 
 namespace focus {
@@ -177,15 +179,26 @@ TextRunResult run_text_classification(const TrainConfig& cfg, const TextCorpus& 
                                       const std::vector<int64_t>& train,
                                       const std::vector<int64_t>& valid,
                                       const std::vector<int64_t>& test, Communicator* comm) {
-  const auto tok = learn_text_tokenizer(corpus, train, cfg);
+  const int64_t K = int64_t(corpus.class_names.size());
+  std::unique_ptr<Tokenizer> tok;
+  std::unique_ptr<Classifier> model;
+  if (!cfg.init.empty()) {  // the pretrained encoder and its tokenizer, a fresh pooling and head
+    auto tt = text_classifier_from_pretrained(cfg.init, K, nlohmann::json::parse(cfg.model_config),
+                                              cfg.seed, tok);
+    FOCUS_CHECK(cfg.max_len <= tt->cfg().max_len, ValueError,
+                "--max-len {} exceeds the pretrained encoder's max_len {} ('{}')", cfg.max_len,
+                tt->cfg().max_len, cfg.init);
+    model = std::move(tt);
+  } else {
+    tok = learn_text_tokenizer(corpus, train, cfg);
+    nlohmann::json mc = nlohmann::json::parse(cfg.model_config);
+    mc["vocab_size"] = tok->vocab().size();
+    mc["num_classes"] = K;
+    if (!mc.contains("max_len")) mc["max_len"] = cfg.max_len;
+    Rng rng(cfg.seed);
+    model = make_classifier("text_transformer", mc, rng);
+  }
   const TextClassificationData data = encode_corpus(corpus, *tok, cfg);
-  const int64_t K = data.num_classes();
-  nlohmann::json mc = nlohmann::json::parse(cfg.model_config);
-  mc["vocab_size"] = tok->vocab().size();
-  mc["num_classes"] = K;
-  if (!mc.contains("max_len")) mc["max_len"] = cfg.max_len;
-  Rng rng(cfg.seed);
-  auto model = make_classifier("text_transformer", mc, rng);
   ModelInfo info;
   info.tokenizer = tok->to_json().dump();
   std::vector<double> weights;

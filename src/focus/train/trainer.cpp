@@ -98,9 +98,9 @@ EvalResult evaluate(Classifier& model, const ClassificationData& data,
   for (size_t s = 0; s < indices.size(); s += size_t(batch)) {
     const size_t n = std::min(indices.size() - s, size_t(batch));
     Batch b = data.batch(std::span<const int64_t>(indices.data() + s, n), BatchDraw{});
-    Tensor logits = model.forward(b.x);  // (B, classes)
-    loss_sum += cross_entropy(logits, b.y).item() * double(n);
-    r.cm.add_batch(logits, b.y);
+    const auto [logits, y] = model.forward_scored(b.x, b.y);  // (B, classes), (B)
+    loss_sum += cross_entropy(logits, y).item() * double(n);
+    r.cm.add_batch(logits, y);
     if (logits_out) {
       const Tensor z = logits.to(DType::F64).contiguous();
       const double* p = z.data<double>();
@@ -258,8 +258,8 @@ StepStats Trainer::step_rows(const StepPlan& plan, const Tensor& x, const Tensor
   stats[0] = group_->backward(plan, salt, step, [&](int64_t a, int64_t lo, int64_t hi) {
     const Tensor xm = x.slice(0, lo - base, hi - base).contiguous();
     const Tensor ym = y.slice(0, lo - base, hi - base).contiguous();
-    // (b, classes) logits and (b) targets; a sequence model: one row per target position
-    auto [logits, targets] = model_.training_logits(xm, ym);
+    // (b, classes) logits and (b) targets; text_mlm / sasrec: (M, classes), (M)
+    auto [logits, targets] = model_.forward_scored(xm, ym);
     Tensor loss = this->loss(logits, targets);
     // Early-exit classifiers (models/vit.hpp): their loss, from the forward just run
     if (const Tensor exits = model_.exit_loss(ym); exits.defined()) loss = add(loss, exits);

@@ -73,7 +73,7 @@ std::vector<double> balanced_class_weights(const std::vector<int64_t>& labels, i
 struct StepStats {
   double loss = 0;      // mean loss over the batch
   int64_t correct = 0;  // correct predictions in the batch
-  int64_t targets = 0;  // predictions scored (the rows, or a sequence model's target positions)
+  int64_t targets = 0;  // predictions scored (the rows; text_mlm: the masked tokens; sasrec: positions)
   double grad_norm = 0; // before clipping
 };
 
