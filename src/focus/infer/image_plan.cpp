@@ -36,11 +36,11 @@ using Args = std::unordered_map<int, memory>;
 
 constexpr float kBnEps = 1e-5f;  // CnnSe's BatchNorm2d eps
 constexpr int64_t kMaxChunk = 256;
-// Chunks with less convolution work than this run on one thread: at batch 1 to 8 the parallel
-// regions' wake-ups cost more than the second core gives (cnn_se, 58 MFLOP an image: one thread
-// 3,511 images/s at batch 1 against 2,338 on two, 3,763 against 3,509 at batch 8; two threads
-// win from batch 16; docs/BENCHMARKS.md).
-constexpr double kSerialFlops = 500e6;
+// Chunks with less convolution work than this run on one thread: there the parallel regions'
+// wake-ups cost more than the second core gives. cnn_se (58 MFLOP an image) on the quiet 2-core
+// Zen 5: batch 1 one thread 3,499 images/s, two 1,909; batch 4 3,662 vs 4,289; batch 8 3,631 vs
+// 4,992 (docs/BENCHMARKS.md): one thread for batches 1 and 2.
+constexpr double kSerialFlops = 150e6;
 
 
 std::atomic<int> g_engine{-1};  // -1: not read yet
