@@ -16,6 +16,7 @@
 #include "focus/io/base64.hpp"
 #include "focus/serve/options.hpp"
 #include "focus/serve/scheduler.hpp"
+#include "focus/serve/served_model.hpp"
 #include "serve/serve_fixture.hpp"
 #include "support/expect_error.hpp"
 
@@ -170,10 +171,18 @@ TEST(Serve, AnSloTheModelCannotMeetMovesItToTheFasterVariant) {
     o.slo_ladder = {"f32", "int8"};
     o.slo_accuracy = {0.9, 0.85};
   });
-  // The default ladder's fast rung: bf16 convolutions where the CPU has them, else int8.
+  // The default ladder's fast rung is chosen per model at load (bf16 for cnn_se where the CPU
+  // has AVX512-BF16, else int8): the served model names it.
   ServeOptions plain;
   plain.slo_p99_ms = 5;
-  EXPECT_EQ(slo_ladder_of(plain), (std::vector<std::string>{"f32", bf16_plan_supported() ? "bf16" : "int8"}));
+  EXPECT_EQ(slo_ladder_of(plain), (std::vector<std::string>{"f32", "fast"}));
+  {
+    ServedModelOptions mo;
+    mo.image_ladder = slo_ladder_of(plain);
+    const auto served = load_served_model("cnn", f.image_path, mo);
+    ASSERT_EQ(served->rungs(), 2);
+    EXPECT_EQ(served->image_rung(1).weights(), bf16_plan_supported() ? "bf16" : "int8");
+  }
   auto c = f.client();
   const auto list = c->Get("/v1/models", f.auth("infer"));
   EXPECT_NE(list->body.find("\"slo_ladder\":[\"f32\",\"int8\"]"), std::string::npos) << list->body;

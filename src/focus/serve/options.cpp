@@ -2,7 +2,6 @@
 // apps/cmd_serve.cpp.
 #include "focus/serve/options.hpp"
 
-#include "focus/infer/image_plan.hpp"
 
 #include <cmath>
 #include <set>
@@ -35,9 +34,10 @@ std::pair<std::string, std::string> split_model_arg(const std::string& arg) {
 
 std::vector<std::string> slo_ladder_of(const ServeOptions& o) {
   if (!o.slo_ladder.empty()) return o.slo_ladder;
-  // The fast rung: bf16 convolutions where the CPU has them (1.8-2x f32 for cnn_se on the Zen 5,
-  // 0.03 points of accuracy), else int8 (docs/BUDGET.md; focus plan measures both).
-  if (o.image_weights == "f32") return {"f32", bf16_plan_supported() ? "bf16" : "int8"};
+  // "fast": chosen per model at load (serve/served_model.cpp): bf16 for cnn_se where the CPU has
+  // AVX512-BF16 (1.7-1.8x the compiled f32, 0.03 points), int8 otherwise (vit: 1.5-1.9x f32;
+  // int8 cnn_se is slower than the compiled f32); docs/BUDGET.md. focus plan measures all three.
+  if (o.image_weights == "f32") return {"f32", "fast"};
   return {o.image_weights};
 }
 

@@ -38,7 +38,7 @@ struct ServeOptions {
   std::string image_weights = "f32";  // image models: f32 | bf16 | int8 | auto (infer/)
   // The latency SLO (serve/slo_controller.hpp): > 0 serves image models by a ladder of variants.
   double slo_p99_ms = 0;
-  std::vector<std::string> slo_ladder;  // image weights, most accurate first (default: image-weights, bf16 or int8)
+  std::vector<std::string> slo_ladder;  // image weights, most accurate first (default: slo_ladder_of)
   std::vector<double> slo_accuracy;     // each rung's validation accuracy (focus plan), for the metrics
   double slo_window_ms = 1000;          // the controller's decision window
   std::string tls_cert, tls_key;     // both set: HTTPS
@@ -95,7 +95,8 @@ void visit_fields(ServeOptions& o, V&& v) {
     "latency SLO: > 0 lets a controller step image models down --slo-ladder (to faster variants) "
     "when a window's p99 nears it, and back up when load falls (0 = off)");
   v("slo-ladder", o.slo_ladder, "the SLO's variants, image weights from most accurate to fastest "
-    "(default: --image-weights then bf16 where the CPU has AVX512-BF16, else int8)");
+    "(default: --image-weights then the model's faster variant: bf16 for cnn_se where the CPU has "
+    "AVX512-BF16, else int8)");
   v("slo-accuracy", o.slo_accuracy, "each rung's validation accuracy (from focus plan), for "
     "focus_slo_effective_accuracy");
   v("slo-window-ms", o.slo_window_ms, "the SLO controller's decision window");

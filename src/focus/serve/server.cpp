@@ -162,7 +162,7 @@ Server::Server(const ServeOptions& options) : impl_(std::make_unique<Impl>(optio
   so.queue_capacity = s.opt.queue_capacity;
   so.slo_p99_ms = s.opt.slo_p99_ms;
   so.slo_window_ms = s.opt.slo_window_ms;
-  so.slo_ladder = slo_ladder_of(s.opt);
+  so.slo_ladder = s.opt.slo_ladder;  // empty: each model's rungs name themselves
   so.slo_accuracy = s.opt.slo_accuracy;
   s.sched = std::make_unique<Scheduler>(so, &s.metrics);
   if (!s.opt.review_store.empty()) {
