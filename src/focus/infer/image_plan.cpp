@@ -42,7 +42,6 @@ constexpr int64_t kMaxChunk = 256;
 // 4,992 (docs/BENCHMARKS.md): one thread for batches 1 and 2.
 constexpr double kSerialFlops = 150e6;
 
-
 std::atomic<int> g_engine{-1};  // -1: not read yet
 
 ImageEngine engine_from_env() {
