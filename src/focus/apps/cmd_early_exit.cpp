@@ -42,12 +42,6 @@ struct Opts {
   int threads = 0;
 };
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 int run_early_exit(Opts o) {
   if (o.threads > 0) set_num_threads(o.threads);
   const SplitSpec s = o.split.resolve(o.model);
@@ -137,20 +131,9 @@ int run_early_exit(Opts o) {
         blocks += vit.last_layers_used()[i];
       }
     }
-    once(2.0);
-    once(t);
-    std::vector<double> tf, te;
-    for (int r = 0; r < o.time_reps; ++r) {
-      if (r % 2 == 0) {
-        tf.push_back(once(2.0));
-        te.push_back(once(t));
-      } else {
-        te.push_back(once(t));
-        tf.push_back(once(2.0));
-      }
-    }
+    const auto [full_ms, exit_ms] =
+        interleaved_median_ms([&] { return once(2.0); }, [&] { return once(t); }, o.time_reps);
     const double acc = double(right) / double(vidx.size()), mean_blocks = double(blocks) / double(vidx.size());
-    const double full_ms = median(tf), exit_ms = median(te);
     std::printf("%-10.3f %9.2f %12.3f %10.2f %10.2f %9.1f\n", t, 100 * acc, mean_blocks, full_ms, exit_ms,
                 100 * (1 - exit_ms / full_ms));
     rows.push_back({{"threshold", t}, {"val_accuracy", acc}, {"mean_blocks", mean_blocks},

@@ -43,14 +43,7 @@ struct Opts {
   int threads = 0;
 };
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-// Median milliseconds of a forward pass of `pixels` through each predictor, timed interleaved
-// (a then b on even rounds, b then a on odd ones) after one warm-up each.
+// Median milliseconds of a forward pass of `pixels` through each predictor, timed interleaved.
 std::pair<double, double> time_pair(const ImagePredictor& a, const ImagePredictor& b,
                                     const Tensor& pixels, int reps) {
   auto once = [&](const ImagePredictor& p) {
@@ -58,19 +51,7 @@ std::pair<double, double> time_pair(const ImagePredictor& a, const ImagePredicto
     (void)p.logits(pixels);
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   };
-  once(a);
-  once(b);
-  std::vector<double> ta, tb;
-  for (int r = 0; r < reps; ++r) {
-    if (r % 2 == 0) {
-      ta.push_back(once(a));
-      tb.push_back(once(b));
-    } else {
-      tb.push_back(once(b));
-      ta.push_back(once(a));
-    }
-  }
-  return {median(ta), median(tb)};
+  return interleaved_median_ms([&] { return once(a); }, [&] { return once(b); }, reps);
 }
 
 // (n, C, S, S) pixels in [0, 1] of samples `idx` of `ds`.

@@ -1,4 +1,5 @@
-// Fine-tuning outside the validation split for the compression commands (fine_tune_cli.hpp).
+// Fine-tuning outside the validation split and interleaved timing for the compression commands
+// (fine_tune_cli.hpp).
 #include "focus/apps/fine_tune_cli.hpp"
 
 #include <algorithm>
@@ -44,6 +45,31 @@ void fine_tune_outside_val(ImageClassifier& model, const ModelInfo& info, const 
                labels.size(), cfg.out.c_str());
   fine_tune(cfg, model, info, train, px, labels, spec);
   model.eval();
+}
+
+namespace {
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+}  // namespace
+
+std::pair<double, double> interleaved_median_ms(const std::function<double()>& a,
+                                                const std::function<double()>& b, int reps) {
+  a();
+  b();
+  std::vector<double> ta, tb;
+  for (int r = 0; r < reps; ++r) {
+    if (r % 2 == 0) {
+      ta.push_back(a());
+      tb.push_back(b());
+    } else {
+      tb.push_back(b());
+      ta.push_back(a());
+    }
+  }
+  return {median(ta), median(tb)};
 }
 
 }  // namespace focus
