@@ -111,10 +111,10 @@ struct Weight {
 // Where an argument's data lives at run time.
 enum Slot { kInput, kPing, kPong, kOutput };
 struct Step {
-  dnnl::primitive prim;                                // empty for a host step
-  std::vector<std::pair<int, memory>> fixed;           // weights, biases, own scratch
-  std::vector<std::tuple<int, memory, Slot>> routed;  // activations: handle set per call
-  std::function<void(const void* src)> host = {};      // host step: reads routed[0]'s slot
+  dnnl::primitive prim;  // empty for a host step
+  Args args;             // every argument, built once (weights, biases, own scratch, activations)
+  std::vector<std::pair<memory, Slot>> routed;     // the activations: handles set per call
+  std::function<void(const void* src)> host = {};  // host step: reads routed[0]'s slot
 };
 
 float to_float(float v) { return v; }
@@ -223,9 +223,11 @@ class CnnSePlan final : public ImagePlan {
     size_t ping_bytes = 0;  // the largest activation routed to a ping-pong slot
   };
 
-  // Adds a step whose destination goes to `slot`: returns the destination's desc.
+  // Routes argument `arg` of `st`, an activation laid out as `md`, to `slot` (its handle set per call).
   static void add_routed(Step& st, int arg, const memory::desc& md, Slot slot, Net& net) {
-    st.routed.emplace_back(arg, memory(md, dnnl_state().eng, DNNL_MEMORY_NONE), slot);
+    const memory m(md, dnnl_state().eng, DNNL_MEMORY_NONE);
+    st.args.emplace(arg, m);
+    st.routed.emplace_back(m, slot);
     if (slot == kPing || slot == kPong) net.ping_bytes = std::max(net.ping_bytes, md.get_size());
   }
   static memory own(const memory::desc& md) { return memory(md, dnnl_state().eng); }
@@ -313,7 +315,7 @@ class CnnSePlan final : public ImagePlan {
         add_routed(st, DNNL_ARG_DST, dst, kOutput, net);
       } else {
         out = own(dst);
-        st.fixed.emplace_back(DNNL_ARG_DST, out);
+        st.args.emplace(DNNL_ARG_DST, out);
       }
       net.steps.push_back(std::move(st));
       return out;
@@ -383,16 +385,11 @@ class CnnSePlan final : public ImagePlan {
     };
     for (Step& st : net.steps) {
       if (st.host) {  // oneDNN's CPU stream has finished the steps before (in-order, blocking)
-        st.host(where(std::get<2>(st.routed[0])));
+        st.host(where(st.routed[0].second));
         continue;
       }
-      Args args;
-      for (auto& [arg, m] : st.fixed) args.emplace(arg, m);
-      for (auto& [arg, m, slot] : st.routed) {
-        m.set_data_handle(where(slot));
-        args.emplace(arg, m);
-      }
-      st.prim.execute(d.stream, args);
+      for (auto& [m, slot] : st.routed) m.set_data_handle(where(slot));
+      st.prim.execute(d.stream, st.args);
     }
     d.stream.wait();
   }
