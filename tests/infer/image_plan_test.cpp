@@ -2,7 +2,8 @@
 // mode (the reference built from the layers: conv, batch norm with non-trivial running
 // statistics, ReLU, SE, max-pool), at batches that split into several power-of-two chunks, odd
 // planes (pooling floors), three input channels (the input reordered); its input checks; the
-// engine switch; models and ISAs without a plan; the predictor running it.
+// engine switch; models and ISAs without a plan; the predictor running it; bf16; int8 (whole,
+// partial with F32 convolutions between int8 ones) within quantisation error of the F32 model.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -12,6 +13,7 @@
 #include "focus/autograd/node.hpp"
 #include "focus/infer/image_plan.hpp"
 #include "focus/infer/image_predictor.hpp"
+#include "focus/infer/quantize.hpp"
 #include "focus/kernels/cpu.hpp"
 #include "focus/models/cnn_se.hpp"
 #include "focus/models/vit.hpp"
@@ -81,6 +83,9 @@ TEST(ImagePlan, MatchesTheModelsForward) {
   for (int64_t n : {1, 3, 7, 1}) EXPECT_LT(plan_error(*plan, *m, images(n, 1, 28, 100 + n)), 1e-5) << n;
   // Odd planes: 30 -> 15 -> 7 -> 3 (pooling floors), a second geometry beside the first.
   EXPECT_LT(plan_error(*plan, *m, images(3, 1, 30, 7)), 1e-5);
+  // Every primitive built has a jit kernel (under AVX2, oneDNN's one-input-channel convolution
+  // into NHWC had none: a reference loop 15x slower than the whole rest of the net).
+  EXPECT_EQ(plan->describe().find("reference"), std::string::npos) << plan->describe();
 }
 
 TEST(ImagePlan, ThreeInputChannelsAndLargeBatch) {
@@ -93,6 +98,7 @@ TEST(ImagePlan, ThreeInputChannelsAndLargeBatch) {
   ASSERT_NE(plan, nullptr);
   EXPECT_LT(plan_error(*plan, *m, images(2, 3, 28, 5)), 1e-5);
   EXPECT_LT(plan_error(*plan, *m, images(300, 3, 16, 6)), 1e-5);  // 256 + 32 + 8 + 4
+  EXPECT_EQ(plan->describe().find("reference"), std::string::npos) << plan->describe();
 }
 
 TEST(ImagePlan, CopiesTheWeightsWhenCompiled) {
@@ -180,7 +186,7 @@ TEST(ImagePlan, Bf16WithinRoundingOrRefused) {
     EXPECT_LT(err, 3e-2) << n;
     EXPECT_GT(err, 0.0) << "bf16 rounding must show: is the plan really bf16?";
   }
-  expect_error<DTypeError>([&] { compile_image_plan(*m, DType::I8); }, {"I8"});
+  expect_error<DTypeError>([&] { compile_image_plan(*m, DType::F64); }, {"F64"});
 }
 
 TEST(ImagePlan, PredictorRunsThePlanAndAgreesWithTheLayers) {
@@ -199,6 +205,93 @@ TEST(ImagePlan, PredictorRunsThePlanAndAgreesWithTheLayers) {
                            b = layers.probabilities(pixels).to_vector<float>();
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5) << i;
+}
+
+// A cnn_se whose batch-norm statistics are those of `x` (momentum 1: one training-mode forward),
+// as after training on data like x, with affine parameters away from 1 / 0: the int8 plan takes
+// its activation ranges from these statistics.
+std::unique_ptr<CnnSe> model_fitted_to(const Tensor& x, uint64_t seed) {
+  CnnSeConfig c;
+  c.channels = {8, 16, 32};
+  c.se_reduction = 4;
+  c.bn_momentum = 1.0;
+  Rng rng(seed);
+  auto m = std::make_unique<CnnSe>(c, rng);
+  for (auto& [name, t] : m->named_parameters()) {
+    if (name.find(".bn") == std::string::npos) continue;
+    float* p = t.data<float>();
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] += float(0.3 * rng.normal());
+  }
+  m->train();
+  {
+    NoGradGuard no_grad;
+    m->forward(x);
+  }
+  m->eval();
+  return m;
+}
+
+// int8: u8 activations with a step of (mean + 6 sd) / 255 and 8-bit (7-bit without VNNI) weights
+// through five convolutions: about 1e-2 of the largest logit here; a wrong scale or bias is off
+// by far more, and an error of 0 would mean nothing was quantised.
+TEST(ImagePlan, Int8WithinQuantisationErrorOfTheModel) {
+  auto m = model_fitted_to(images(64, 1, 28, 70), 31);
+  const auto plan = compile_image_plan(*m, DType::I8, quantizable_layers(*m));
+  if (!onednn_expected()) {
+    EXPECT_EQ(plan, nullptr) << "no plan: the caller runs its int8 layers";
+    return;
+  }
+  ASSERT_NE(plan, nullptr);
+  EXPECT_NE(plan->describe().find("int8 (5 of 6 convolutions)"), std::string::npos) << plan->describe();
+  for (int64_t n : {1, 6, 40}) {
+    const double err = plan_error(*plan, *m, images(n, 1, 28, 80 + n));
+    EXPECT_LT(err, 4e-2) << n;
+    EXPECT_GT(err, 1e-5) << n;
+  }
+  // Inputs far outside the statistics' range saturate the u8 activations: finite, not garbage.
+  Tensor big = images(3, 1, 28, 90);
+  float* p = big.data<float>();
+  for (int64_t i = 0; i < big.numel(); ++i) p[i] *= 50.f;
+  for (float v : plan->forward(big).to_vector<float>()) EXPECT_TRUE(std::isfinite(v));
+  EXPECT_EQ(plan->describe().find("reference"), std::string::npos) << plan->describe();
+}
+
+// Some convolutions int8, others F32 between them: the activations are quantised and dequantised
+// at each change; no layer named: the F32 plan.
+TEST(ImagePlan, Int8PartialPlans) {
+  auto m = model_fitted_to(images(64, 1, 28, 71), 32);
+  const auto partial = compile_image_plan(*m, DType::I8, {"stages.1.conv1", "stages.2.conv1", "head"});
+  const auto none = compile_image_plan(*m, DType::I8, {});
+  if (!onednn_expected()) {
+    EXPECT_EQ(partial, nullptr);
+    return;
+  }
+  ASSERT_NE(partial, nullptr);
+  EXPECT_NE(partial->describe().find("int8 (2 of 6 convolutions)"), std::string::npos) << partial->describe();
+  const double err = plan_error(*partial, *m, images(7, 1, 28, 72));
+  EXPECT_LT(err, 3e-2);
+  EXPECT_GT(err, 1e-5);
+  ASSERT_NE(none, nullptr);
+  EXPECT_NE(none->describe().find("f32"), std::string::npos) << none->describe();
+  EXPECT_LT(plan_error(*none, *m, images(3, 1, 28, 73)), 1e-5);
+}
+
+TEST(ImagePlan, PredictorRunsTheInt8PlanOrItsLayers) {
+  const auto make = [](bool compiled) {
+    return ImagePredictor(LoadedModel{model_fitted_to(images(64, 1, 28, 74), 33), testing::tiny_image_info()},
+                          {.weights = "int8", .compiled = compiled});
+  };
+  const ImagePredictor fast = make(true), layers = make(false);
+  EXPECT_EQ(layers.engine(), "native");
+  EXPECT_EQ(fast.engine().find("int8") != std::string::npos, onednn_expected()) << fast.engine();
+  EXPECT_EQ(fast.weights(), "int8");
+  Tensor pixels = images(8, 1, 28, 75);
+  float* p = pixels.data<float>();
+  for (int64_t i = 0; i < pixels.numel(); ++i) p[i] = 1.f / (1.f + std::exp(-p[i]));  // [0, 1]
+  const std::vector<float> a = fast.probabilities(pixels).to_vector<float>(),
+                           b = layers.probabilities(pixels).to_vector<float>();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 0.05) << i;
 }
 
 }  // namespace

@@ -64,6 +64,7 @@ Command add_quantize_command(CLI::App& app) {
                                 {"accepted", r.accepted}, {"int8_path", qpath_name(qgemm_path())},
                                 {"calib_images", r.calib_images}, {"val_images", r.val_images},
                                 {"val_accuracy_f32", r.acc_f32}, {"val_accuracy_int8", r.acc_int8},
+                                {"val_accuracy_int8_compiled", std::isnan(r.acc_int8_compiled) ? nlohmann::json(nullptr) : nlohmann::json(r.acc_int8_compiled)},
                                 {"drop_points", r.drop_points()}, {"max_drop", o->q.max_drop},
                                 {"layer_tol", o->q.layer_tol}, {"layers", layers}};
       std::printf("%s\n", j.dump(2).c_str());

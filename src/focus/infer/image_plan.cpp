@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <tuple>
 #include <unordered_map>
 #include <vector>
@@ -94,9 +95,11 @@ struct Weight {
   tag plain;
   std::vector<float> data;
   std::vector<memory> reordered;
+  std::vector<int8_t> q = {};  // int8 weights (then `data` is unused)
   memory get(const memory::desc& want) {
     Dnnl& d = dnnl_state();
-    memory user({dims, dt::f32, plain}, d.eng, data.data());
+    memory user = q.empty() ? memory({dims, dt::f32, plain}, d.eng, data.data())
+                            : memory({dims, dt::s8, plain}, d.eng, q.data());
     if (want == user.get_desc()) return user;
     for (auto& m : reordered)
       if (m.get_desc() == want) return m;
@@ -118,6 +121,7 @@ struct Step {
 };
 
 float to_float(float v) { return v; }
+float to_float(uint8_t v) { return float(v); }
 float to_float(uint16_t bf16) {  // bfloat16: the high half of a float's bits
   const uint32_t bits = uint32_t(bf16) << 16;
   float f;
@@ -125,10 +129,11 @@ float to_float(uint16_t bf16) {  // bfloat16: the high half of a float's bits
   return f;
 }
 
-// o (N, C) = the mean over the HW positions of x (N, HW, C) (NHWC), in F32.
+// o (N, C) = scale x the mean over the HW positions of x (N, HW, C) (NHWC), in F32 (scale: a
+// u8 activation's step).
 template <class T>
-void plane_mean(float* o, const T* x, int64_t N, int64_t C, int64_t HW) {
-  const float inv = 1.f / float(HW);
+void plane_mean(float* o, const T* x, int64_t N, int64_t C, int64_t HW, float scale = 1.f) {
+  const float inv = scale / float(HW);
 #pragma omp parallel for if (N * HW * C >= 65536)
   for (int64_t n = 0; n < N; ++n) {
     float* on = o + n * C;
@@ -142,21 +147,64 @@ void plane_mean(float* o, const T* x, int64_t N, int64_t C, int64_t HW) {
   }
 }
 
+// A convolution with its batch norm folded in. int8: weights per output channel in s8 (`w.q`,
+// step s_w[o] = absmax / weight_max), the bias divided by s_in x s_w[o] (oneDNN adds the bias
+// before the output scale), out_scales[o] = s_in x s_w[o] / s_out; its input and output are u8
+// with the steps s_in = the range of the convolution before / 255 and s_out = range / 255.
+struct ConvWeights {
+  std::string name;  // "stages.S.convK"
+  Weight w, b;
+  float range = 0;  // the output's bound after ReLU (batch-norm statistics; see conv_range)
+  bool int8 = false;
+  std::vector<float> out_scales = {};
+};
+
 struct StageWeights {
   int64_t C, O, Cr;
-  Weight conv1_w, conv1_b, conv2_w, conv2_b, fc1_w, fc1_b, fc2_w, fc2_b;
+  ConvWeights conv1, conv2;
+  Weight fc1_w, fc1_b, fc2_w, fc2_b;
 };
+
+// What a plan is compiled for: the activations' type, the convolutions run in int8, measured
+// activation bounds (else the batch-norm statistics' ones), and whether to record each
+// convolution's largest output (measure_activation_ranges).
+struct PlanOptions {
+  dt act = dt::f32;
+  std::set<std::string> int8;
+  std::map<std::string, float> ranges;
+  bool observe = false;
+};
+
+// Standard deviations above the mean that bound a channel's folded output (see fold).
+constexpr float kRangeSigmas = 6.f;
+
+// Whether oneDNN's int8 convolutions here have VNNI (u8 x s8 sums in 32 bits); without it they
+// pair products into 16 bits with saturation, so weights keep 7 bits (|q| <= 63).
+bool int8_vnni() {
+  const unsigned isa = unsigned(dnnl::get_effective_cpu_isa());
+  const unsigned v512 = unsigned(dnnl::cpu_isa::avx512_core_vnni), v2 = unsigned(dnnl::cpu_isa::avx2_vnni);
+  return (isa & v512) == v512 || (isa & v2) == v2;
+}
 
 class CnnSePlan final : public ImagePlan {
  public:
-  CnnSePlan(const CnnSeConfig& cfg, const StateDict& sd, dt act) : cfg_(cfg), act_(act) {
+  // opt.int8: the convolutions (named "stages.S.convK") that run int8; any other runs in opt.act.
+  CnnSePlan(const CnnSeConfig& cfg, const StateDict& sd, const PlanOptions& opt)
+      : cfg_(cfg), act_(opt.act), observe_(opt.observe) {
+    dnnl_state();  // the ISA cap before int8_vnni() reads it
     int64_t in = cfg.in_channels;
     for (size_t s = 0; s < cfg.channels.size(); ++s) {
       const std::string p = "stages." + std::to_string(s) + ".";
       const int64_t O = cfg.channels[s], Cr = std::max<int64_t>(1, O / cfg.se_reduction);
-      StageWeights w{in, O, Cr, {}, {}, {}, {}, {}, {}, {}, {}};
-      fold(w.conv1_w, w.conv1_b, sd, p + "conv1", p + "bn1", in, O);
-      fold(w.conv2_w, w.conv2_b, sd, p + "conv2", p + "bn2", O, O);
+      StageWeights w{in, O, Cr, {}, {}, {}, {}, {}, {}};
+      fold(w.conv1, sd, p + "conv1", p + "bn1", in, O);
+      fold(w.conv2, sd, p + "conv2", p + "bn2", O, O);
+      for (ConvWeights* c : {&w.conv1, &w.conv2})
+        if (auto it = opt.ranges.find(c->name); it != opt.ranges.end()) c->range = std::max(it->second, 1e-6f);
+      // The first convolution reads the normalised image, whose range the plan does not know:
+      // it stays in F32 (its output is quantised for the next).
+      w.conv1.int8 = s > 0 && opt.int8.count(p + "conv1");
+      w.conv2.int8 = opt.int8.count(p + "conv2") > 0;
       w.fc1_w = {{Cr, O}, tag::oi, values(sd, p + "se.fc1.weight", size_t(Cr * O)), {}};
       w.fc1_b = {{Cr}, tag::x, values(sd, p + "se.fc1.bias", size_t(Cr)), {}};
       w.fc2_w = {{O, Cr}, tag::oi, values(sd, p + "se.fc2.weight", size_t(O * Cr)), {}};
@@ -168,12 +216,33 @@ class CnnSePlan final : public ImagePlan {
     const int64_t K = cfg.num_classes;
     head_w_ = {{K, in}, tag::oi, values(sd, "head.weight", size_t(K * in)), {}};
     head_b_ = {{K}, tag::x, values(sd, "head.bias", size_t(K)), {}};
-    dnnl_state();
+    const int weight_max = int8_vnni() ? 127 : 63;
+    const ConvWeights* prev = nullptr;
+    for (StageWeights& st : stages_)
+      for (ConvWeights* c : {&st.conv1, &st.conv2}) {
+        if (c->int8) {
+          quantize(*c, prev->range / 255.f, weight_max);
+          ++int8_count_;
+        }
+        prev = c;
+      }
+  }
+
+  // An observing plan's record (PlanOptions::observe): each convolution's largest output so far.
+  std::map<std::string, float> observed() const {
+    const std::lock_guard<std::mutex> lock(mu_);
+    return observed_;
   }
 
   std::string describe() const override {
-    return std::string("onednn cnn_se ") + (act_ == dt::bf16 ? "bf16" : "f32") + " (isa " +
-           isa_label() + ")";
+    const std::lock_guard<std::mutex> lock(mu_);  // reference_ grows as chunks are built
+    const std::string what =
+        int8_count_ > 0 ? "int8 (" + std::to_string(int8_count_) + " of " +
+                              std::to_string(2 * stages_.size()) + " convolutions)"
+                        : (act_ == dt::bf16 ? "bf16" : "f32");
+    std::string slow;
+    for (const std::string& r : reference_) slow += (slow.empty() ? "; reference kernels: " : ", ") + r;
+    return "onednn cnn_se " + what + " (isa " + isa_label() + slow + ")";
   }
 
   Tensor forward(const Tensor& x_in) override {
@@ -201,21 +270,50 @@ class CnnSePlan final : public ImagePlan {
  private:
   // conv (O, C, 3, 3) then eval batch norm -> w * a[o], b = beta + a * (0 - mean), a = gamma /
   // sqrt(var + eps) (the convs have no bias).
-  static void fold(Weight& w, Weight& b, const StateDict& sd, const std::string& conv,
+  // The range: a folded channel's output has, over the data the statistics came from, mean beta
+  // and standard deviation |gamma| sqrt(var / (var + eps)); the bound is the largest over the
+  // channels of max(beta, 0) + kRangeSigmas deviations (values above it saturate).
+  static void fold(ConvWeights& cw, const StateDict& sd, const std::string& conv,
                    const std::string& bn, int64_t C, int64_t O) {
+    cw.name = conv;
+    Weight& w = cw.w;
+    Weight& b = cw.b;
     std::vector<float> wt = values(sd, conv + ".weight", size_t(O * C * 9));
     const std::vector<float> g = values(sd, bn + ".weight", size_t(O)),
                              beta = values(sd, bn + ".bias", size_t(O)),
                              mean = values(sd, bn + ".running_mean", size_t(O)),
                              var = values(sd, bn + ".running_var", size_t(O));
     std::vector<float> bias(static_cast<size_t>(O));
+    float range = 1e-6f;
     for (size_t o = 0; o < size_t(O); ++o) {
       const float a = g[o] / std::sqrt(var[o] + kBnEps);
       for (size_t i = 0; i < size_t(C * 9); ++i) wt[o * size_t(C * 9) + i] *= a;
       bias[o] = beta[o] - a * mean[o];
+      const float sd_o = std::abs(g[o]) * std::sqrt(std::max(var[o], 0.f) / (var[o] + kBnEps));
+      range = std::max(range, std::max(beta[o], 0.f) + kRangeSigmas * sd_o);
     }
     w = {{O, C, 3, 3}, tag::oihw, std::move(wt), {}};
     b = {{O}, tag::x, std::move(bias), {}};
+    cw.range = range;
+  }
+
+  // The folded F32 weights of `cw` to int8 for an input step s_in (see ConvWeights).
+  static void quantize(ConvWeights& cw, float s_in, int weight_max) {
+    const int64_t O = cw.w.dims[0], per = int64_t(cw.w.data.size()) / O;
+    const float s_out = cw.range / 255.f;
+    cw.w.q.resize(cw.w.data.size());
+    cw.out_scales.resize(size_t(O));
+    for (int64_t o = 0; o < O; ++o) {
+      const float* wo = cw.w.data.data() + o * per;
+      float amax = 0;
+      for (int64_t i = 0; i < per; ++i) amax = std::max(amax, std::abs(wo[i]));
+      const float s_w = amax > 0 ? amax / float(weight_max) : 1.f;
+      for (int64_t i = 0; i < per; ++i)
+        cw.w.q[size_t(o * per + i)] = int8_t(std::lround(std::clamp(wo[i] / s_w, -float(weight_max), float(weight_max))));
+      cw.b.data[size_t(o)] /= s_in * s_w;
+      cw.out_scales[size_t(o)] = s_in * s_w / s_out;
+    }
+    cw.w.data.clear();
   }
 
   struct Net {
@@ -231,6 +329,14 @@ class CnnSePlan final : public ImagePlan {
     if (slot == kPing || slot == kPong) net.ping_bytes = std::max(net.ping_bytes, md.get_size());
   }
   static memory own(const memory::desc& md) { return memory(md, dnnl_state().eng); }
+  static bool is_reference(const dnnl::primitive_desc_base& pd) {
+    return std::string(pd.impl_info_str()).rfind("ref", 0) == 0;
+  }
+  // Remembers a primitive that runs oneDNN's reference loop (10-100x slower than its jit
+  // kernels: a layout or ISA it has no kernel for); describe() names them.
+  void note(const dnnl::primitive_desc_base& pd, const char* what) {
+    if (is_reference(pd)) reference_.insert(what);
+  }
 
   Net build(int64_t N, int64_t H, int64_t W) {
     Dnnl& d = dnnl_state();
@@ -243,18 +349,44 @@ class CnnSePlan final : public ImagePlan {
     auto other = [](Slot s) { return s == kPing ? kPong : kPing; };
     dnnl::post_ops relu_ops;
     relu_ops.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
-    dnnl::primitive_attr relu_attr;
-    relu_attr.set_post_ops(relu_ops);
 
-    auto conv = [&](Weight& w, Weight& b, int64_t O, bool first) {
-      const memory::dims dst_dims{N, O, H, W};
-      const memory::desc any_src(cur.dims(), act_, tag::any);
-      const dnnl::convolution_forward::desc cd(
-          dnnl::prop_kind::forward_inference, algorithm::convolution_direct,
-          first ? any_src : cur, memory::desc(w.dims, act_, tag::any),
-          memory::desc(b.dims, dt::f32, tag::x), memory::desc(dst_dims, act_, tag::nhwc),
-          {1, 1}, {1, 1}, {1, 1});
-      const dnnl::convolution_forward::primitive_desc pd(cd, relu_attr, d.eng);
+    float cur_range = 0;  // a u8 activation's bound: its step is cur_range / 255
+    // cur into type `to` (NHWC), value x scale, into the other slot (quantise / dequantise).
+    auto convert = [&](dt to, float scale) {
+      const memory::desc want(cur.dims(), to, tag::nhwc);
+      dnnl::primitive_attr attr;
+      attr.set_output_scales(0, {scale});
+      Step r{dnnl::reorder(dnnl::reorder::primitive_desc(d.eng, cur, d.eng, want, attr)), {}, {}};
+      const Slot to_slot = other(cur_slot);
+      add_routed(r, DNNL_ARG_FROM, cur, cur_slot, net);
+      add_routed(r, DNNL_ARG_TO, want, to_slot, net);
+      net.steps.push_back(std::move(r));
+      cur = want;
+      cur_slot = to_slot;
+    };
+    auto conv = [&](ConvWeights& cw, int64_t O, bool first) {
+      const dt type = cw.int8 ? dt::u8 : act_;  // its input's and output's
+      if (cw.int8 && cur.data_type() != dt::u8) convert(dt::u8, 255.f / cur_range);
+      if (!cw.int8 && cur.data_type() == dt::u8) convert(act_, cur_range / 255.f);
+      const memory::desc nhwc_dst({N, O, H, W}, type, tag::nhwc);
+      auto make = [&](tag dst_tag) {
+        const memory::desc any_src(cur.dims(), act_, tag::any);
+        const dnnl::convolution_forward::desc cd(
+            dnnl::prop_kind::forward_inference, algorithm::convolution_direct,
+            first ? any_src : cur, memory::desc(cw.w.dims, cw.int8 ? dt::s8 : act_, tag::any),
+            memory::desc(cw.b.dims, dt::f32, tag::x), memory::desc({N, O, H, W}, type, dst_tag),
+            {1, 1}, {1, 1}, {1, 1});
+        dnnl::primitive_attr attr;  // a fresh one: copies of an attr share its handle
+        attr.set_post_ops(relu_ops);
+        if (cw.int8) attr.set_output_scales(1 << 1, cw.out_scales);  // per output channel
+        return dnnl::convolution_forward::primitive_desc(cd, attr, d.eng);
+      };
+      dnnl::convolution_forward::primitive_desc pd = make(tag::nhwc);
+      // With AVX2 only, oneDNN has no jit kernel for one input channel into NHWC and falls back
+      // to its reference loop (870 ms for 256 images on conv 1x32, measured): let the first
+      // layer write the blocked layout its jit kernel wants, reordered to NHWC after.
+      if (first && is_reference(pd)) pd = make(tag::any);
+      note(pd, "convolution");
       if (pd.src_desc() != cur) {  // the first layer: the input into the layout it wants
         Step r{dnnl::reorder(dnnl::reorder::primitive_desc(d.eng, cur, d.eng, pd.src_desc())), {}, {}};
         add_routed(r, DNNL_ARG_FROM, cur, cur_slot, net);
@@ -265,7 +397,8 @@ class CnnSePlan final : public ImagePlan {
         cur_slot = to;
       }
       Step st{dnnl::convolution_forward(pd),
-              {{DNNL_ARG_WEIGHTS, w.get(pd.weights_desc())}, {DNNL_ARG_BIAS, b.get(pd.bias_desc())}},
+              {{DNNL_ARG_WEIGHTS, cw.w.get(pd.weights_desc())},
+               {DNNL_ARG_BIAS, cw.b.get(pd.bias_desc())}},
               {}};
       const Slot to = other(cur_slot);
       add_routed(st, DNNL_ARG_SRC, cur, cur_slot, net);
@@ -273,6 +406,26 @@ class CnnSePlan final : public ImagePlan {
       net.steps.push_back(std::move(st));
       cur = pd.dst_desc();
       cur_slot = to;
+      cur_range = cw.range;
+      if (cur != nhwc_dst) {
+        Step r{dnnl::reorder(dnnl::reorder::primitive_desc(d.eng, cur, d.eng, nhwc_dst)), {}, {}};
+        add_routed(r, DNNL_ARG_FROM, cur, cur_slot, net);
+        add_routed(r, DNNL_ARG_TO, nhwc_dst, other(cur_slot), net);
+        net.steps.push_back(std::move(r));
+        cur = nhwc_dst;
+        cur_slot = other(cur_slot);
+      }
+      if (observe_) {  // the largest output so far (cur is F32 here: observing plans are F32)
+        float* seen = &observed_[cw.name];
+        const size_t count = cur.get_size() / sizeof(float);
+        Step st;
+        st.host = [seen, count](const void* x) {
+          const float* v = static_cast<const float*>(x);
+          for (size_t i = 0; i < count; ++i) *seen = std::max(*seen, v[i]);
+        };
+        add_routed(st, DNNL_ARG_SRC, cur, cur_slot, net);
+        net.steps.push_back(std::move(st));
+      }
     };
     // (N, C) <- mean over the plane of cur (NHWC), into an own buffer; returns it. A host loop:
     // oneDNN 2.6's reduction has only its reference kernel for this layout (188 ms at
@@ -282,8 +435,11 @@ class CnnSePlan final : public ImagePlan {
       float* o = static_cast<float*>(out.get_data_handle());
       const int64_t HW = H * W;
       Step st;
+      const float step = cur_range / 255.f;
       if (cur.data_type() == dt::bf16)
         st.host = [o, N, C, HW](const void* x) { plane_mean(o, static_cast<const uint16_t*>(x), N, C, HW); };
+      else if (cur.data_type() == dt::u8)
+        st.host = [o, N, C, HW, step](const void* x) { plane_mean(o, static_cast<const uint8_t*>(x), N, C, HW, step); };
       else
         st.host = [o, N, C, HW](const void* x) { plane_mean(o, static_cast<const float*>(x), N, C, HW); };
       add_routed(st, DNNL_ARG_SRC, cur, cur_slot, net);
@@ -305,6 +461,7 @@ class CnnSePlan final : public ImagePlan {
                                             memory::desc(w.dims, dt::f32, tag::any),
                                             memory::desc(b.dims, dt::f32, tag::x), dst),
           attr, d.eng);
+      note(pd, "inner product");
       Step st{dnnl::inner_product_forward(pd),
               {{DNNL_ARG_SRC, src},
                {DNNL_ARG_WEIGHTS, w.get(pd.weights_desc())},
@@ -323,8 +480,8 @@ class CnnSePlan final : public ImagePlan {
 
     for (size_t s = 0; s < stages_.size(); ++s) {
       StageWeights& sw = stages_[s];
-      conv(sw.conv1_w, sw.conv1_b, sw.O, s == 0);
-      conv(sw.conv2_w, sw.conv2_b, sw.O, false);
+      conv(sw.conv1, sw.O, s == 0);
+      conv(sw.conv2, sw.O, false);
       // SE gates (N, O) from the conv output; the pool runs on the ungated map.
       const memory squeezed = mean(sw.O);
       const memory hidden = dense(squeezed, sw.fc1_w, sw.fc1_b, algorithm::eltwise_relu, false);
@@ -333,9 +490,10 @@ class CnnSePlan final : public ImagePlan {
       W /= 2;
       const dnnl::pooling_forward::primitive_desc pp(
           dnnl::pooling_forward::desc(dnnl::prop_kind::forward_inference, algorithm::pooling_max,
-                                      cur, memory::desc({N, sw.O, H, W}, act_, tag::nhwc),
+                                      cur, memory::desc({N, sw.O, H, W}, cur.data_type(), tag::nhwc),
                                       {2, 2}, {2, 2}, {0, 0}, {0, 0}),
           d.eng);
+      note(pp, "pooling");
       Step ps{dnnl::pooling_forward(pp), {}, {}};
       const Slot to = other(cur_slot);
       add_routed(ps, DNNL_ARG_SRC, cur, cur_slot, net);
@@ -348,6 +506,7 @@ class CnnSePlan final : public ImagePlan {
                       gates.get_data_handle());
       const dnnl::binary::primitive_desc bp(
           dnnl::binary::desc(algorithm::binary_mul, cur, g4.get_desc(), cur), d.eng);
+      note(bp, "binary");
       Step bs{dnnl::binary(bp), {{DNNL_ARG_SRC_1, g4}}, {}};
       add_routed(bs, DNNL_ARG_SRC_0, cur, cur_slot, net);
       add_routed(bs, DNNL_ARG_DST, cur, cur_slot, net);
@@ -397,11 +556,15 @@ class CnnSePlan final : public ImagePlan {
   CnnSeConfig cfg_;
   dt act_;  // the convolutions' and activations' type: f32, or bf16 (F32 accumulation, F32 bias)
   std::vector<StageWeights> stages_;
+  int int8_count_ = 0;  // convolutions run in int8
+  bool observe_ = false;
+  std::map<std::string, float> observed_;  // observe_: each convolution's largest output so far
+  std::set<std::string> reference_;  // the kinds of primitive built so far that run a reference loop
   Weight head_w_, head_b_;
   double flops_per_pixel_ = 0;  // multiply-adds per input pixel / 9, summed over the convs
   std::map<std::tuple<int64_t, int64_t, int64_t, int>, Net> nets_;  // (chunk, H, W, threads)
   std::vector<float> ping_, pong_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
 };
 
 }  // namespace
@@ -424,9 +587,11 @@ bool bf16_plan_supported() {
   return (unsigned(dnnl::get_effective_cpu_isa()) & want) == want;
 }
 
-std::unique_ptr<ImagePlan> compile_image_plan(const ImageClassifier& model, DType precision) {
-  FOCUS_CHECK(precision == DType::F32 || precision == DType::BF16, DTypeError,
-              "compile_image_plan: precision {} (F32 or BF16)", dtype_name(precision));
+std::unique_ptr<ImagePlan> compile_image_plan(const ImageClassifier& model, DType precision,
+                                              const std::vector<std::string>& int8_layers,
+                                              const std::map<std::string, float>& activation_ranges) {
+  FOCUS_CHECK(precision == DType::F32 || precision == DType::BF16 || precision == DType::I8,
+              DTypeError, "compile_image_plan: precision {} (F32, BF16 or I8)", dtype_name(precision));
   if (precision == DType::BF16)
     FOCUS_CHECK(bf16_plan_supported(), ValueError,
                 "bf16 inference needs a CPU with AVX512-BF16 or AMX and the oneDNN engine; here "
@@ -438,8 +603,20 @@ std::unique_ptr<ImagePlan> compile_image_plan(const ImageClassifier& model, DTyp
   const StateDict sd = model.state_dict();
   const auto w = sd.find("stages.0.conv1.weight");
   if (w == sd.end() || w->second.dtype() != DType::F32) return nullptr;  // e.g. after to(F64)
-  return std::make_unique<CnnSePlan>(CnnSeConfig::from_json(model.config()), sd,
-                                     precision == DType::BF16 ? dt::bf16 : dt::f32);
+  PlanOptions opt;
+  opt.act = precision == DType::BF16 ? dt::bf16 : dt::f32;
+  if (precision == DType::I8) opt.int8.insert(int8_layers.begin(), int8_layers.end());
+  opt.ranges = activation_ranges;
+  return std::make_unique<CnnSePlan>(CnnSeConfig::from_json(model.config()), sd, opt);
+}
+
+std::map<std::string, float> measure_activation_ranges(const ImageClassifier& model, const Tensor& x) {
+  if (!compile_image_plan(model)) return {};  // no plan here (and the model's checks)
+  PlanOptions opt;
+  opt.observe = true;
+  CnnSePlan plan(CnnSeConfig::from_json(model.config()), model.state_dict(), opt);
+  plan.forward(x);
+  return plan.observed();
 }
 
 }  // namespace focus

@@ -13,11 +13,13 @@
 // Batches are split into power-of-two chunks (1, 2, 4, ... up to the largest power <= 256) so
 // that at most nine primitive lists exist, each built on first use; the activations of every
 // chunk live in two buffers shared by all lists (sized by the largest chunk seen).
-// Models: cnn_se with F32 weights (run in F32 or BF16). Anything else (vit, int8 weights) compiles to null and runs
-// its own forward.
+// Models: cnn_se with F32 weights (run in F32, BF16 or int8). Anything else (vit) compiles to
+// null and runs its own forward.
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "focus/tensor/tensor.hpp"
 
@@ -48,8 +50,23 @@ class ImagePlan {
 // once, F32 accumulation and biases, the SE layers, the pooled features and the head in F32);
 // ValueError saying why where the CPU has no AVX512-BF16 / AMX (oneDNN's ISA, FOCUS_FORCE_ISA
 // included) or the engine is native.
+// precision I8: the convolutions named in int8_layers ("stages.S.convK", as
+// Module::named_modules names them; others are ignored) in int8: weights s8 per output channel,
+// activations u8 with one static step per tensor, range / 255: the range measured on data
+// (activation_ranges, from measure_activation_ranges; `focus quantize` stores them in the file),
+// else taken from the batch-norm statistics (the folded output's mean + 6 standard deviations,
+// the largest over the channels); F32 biases, SE layers, pooled features and head; the first
+// convolution (the normalised image's range is not known) in F32.
+// On a CPU without VNNI the weights keep 7 bits (oneDNN pairs u8 x s8 products into saturating
+// 16-bit sums there). Null where no plan exists (as F32), so the caller runs its own int8 layers.
 std::unique_ptr<ImagePlan> compile_image_plan(const ImageClassifier& model,
-                                              DType precision = DType::F32);
+                                              DType precision = DType::F32,
+                                              const std::vector<std::string>& int8_layers = {},
+                                              const std::map<std::string, float>& activation_ranges = {});
+// The largest output of each convolution (after batch norm and ReLU; named as above) over the
+// images x (N, C, H, W), normalised as the model takes them, through the F32 plan: an int8
+// plan's calibration. Empty where compile_image_plan(model) has no plan.
+std::map<std::string, float> measure_activation_ranges(const ImageClassifier& model, const Tensor& x);
 // Whether compile_image_plan(model, BF16) can run here.
 bool bf16_plan_supported();
 

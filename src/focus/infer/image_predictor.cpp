@@ -32,7 +32,10 @@ ImagePredictor::ImagePredictor(LoadedModel loaded, const ImagePredictorOptions& 
               ValueError, "ImagePredictor: weights '{}' must be f32, bf16, int8 or auto", opt_.weights);
   weights_ = opt_.weights == "auto" ? (loaded_.info.quantized ? "int8" : "f32") : opt_.weights;
   if (weights_ == "int8") {
-    set_int8_layers(*loaded_.model, int8_plan(*loaded_.model, loaded_.info), "ImagePredictor");
+    const std::vector<std::string> layers = int8_plan(*loaded_.model, loaded_.info);
+    set_int8_layers(*loaded_.model, layers, "ImagePredictor");  // checks the names
+    if (opt_.compiled)
+      plan_ = compile_image_plan(*loaded_.model, DType::I8, layers, loaded_.info.activation_ranges);
   } else if (weights_ == "bf16") {
     plan_ = compile_image_plan(*loaded_.model, DType::BF16);  // refused without AVX512-BF16
     if (!plan_) loaded_.model->set_inference_dtype(DType::BF16);  // vit: bf16 Linear weights

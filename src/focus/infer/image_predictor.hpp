@@ -37,9 +37,10 @@ struct ImagePredictorOptions {
   // infer/quantize.hpp); "auto" (int8 when the file has a plan, else f32).
   // ValueError for anything else.
   std::string weights = "f32";
-  // With F32 weights, run the model compiled for inference (infer/image_plan.hpp: batch norm
-  // folded, fused primitives, oneDNN) where a plan exists for it; false runs the model's own
-  // layers, as a caller that changes the model through model() needs (quantize does).
+  // With F32 or int8 weights, run the model compiled for inference (infer/image_plan.hpp: batch
+  // norm folded, fused primitives, oneDNN; int8 there has static activation steps) where a plan
+  // exists for it; false runs the model's own layers (int8: dynamic per-row activations), as a
+  // caller that changes the model through model() needs (quantize's per-layer errors do).
   bool compiled = true;
 };
 

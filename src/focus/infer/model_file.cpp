@@ -37,9 +37,11 @@ void save_model(const std::string& path, const Classifier& model, const ModelInf
   meta["temperature"] = fmt::format("{:.17g}", info.temperature);
   if (info.quantized)
     meta["quantization"] = nlohmann::json{{"scheme", "int8 weights per output channel (symmetric), "
-                                                     "int8 activations per row (dynamic)"},
+                                                     "int8 activations per row (dynamic); compiled "
+                                                     "plans: u8 activations, static steps"},
                                           {"int8", info.int8_layers},
                                           {"f32", info.f32_layers},
+                                          {"activation_ranges", info.activation_ranges},
                                           {"report", info.quantization_report}}
                                .dump();
   save_safetensors(path, model.state_dict(), meta);
@@ -83,6 +85,12 @@ LoadedClassifier load_classifier(const std::string& path) {
       out.info.int8_layers = q.at("int8").get<std::vector<std::string>>();
       out.info.f32_layers = q.at("f32").get<std::vector<std::string>>();
       if (q.contains("report")) out.info.quantization_report = q.at("report");
+      if (q.contains("activation_ranges"))
+        out.info.activation_ranges = q.at("activation_ranges").get<std::map<std::string, float>>();
+      for (const auto& [name, r] : out.info.activation_ranges)
+        FOCUS_CHECK(std::isfinite(r) && r > 0, FormatError,
+                    "'{}': quantization activation range of '{}' is {}: must be positive and finite",
+                    path, name, r);
     }
   });
   FOCUS_CHECK(out.model->input_kind() != "text" || !out.info.tokenizer.empty(), FormatError,

@@ -9,6 +9,7 @@
 // model loads with int8 weights, infer/quantize.hpp). Readable by any safetensors reader.
 // Written atomically (temp name + rename).
 #pragma once
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -32,6 +33,9 @@ struct ModelInfo {
   // others stay F32. quantized = false: no plan (int8 then means every Linear and Conv2d).
   bool quantized = false;
   std::vector<std::string> int8_layers, f32_layers;
+  // The compiled int8 plan's activation bounds, measured by `focus quantize` on its calibration
+  // images (infer/image_plan.hpp measure_activation_ranges): positive, finite; empty: none.
+  std::map<std::string, float> activation_ranges;
   nlohmann::json quantization_report;  // what `focus quantize` measured (kept verbatim)
 };
 

@@ -123,14 +123,29 @@ QuantizeResult quantize_model_file(const std::string& in, const std::string& out
     (e.int8 ? int8 : f32).push_back(e.name);
   }
   r.acc_f32 = dataset_accuracy(p, ds, val);
+  // The compiled plan's activation bounds, on the calibration images (F32 layers: measured
+  // before the int8 layers are switched on; empty where there is no plan here).
+  const std::map<std::string, float> ranges =
+      measure_activation_ranges(p.model(), p.normalized(gather_pixels(p, ds, calib)));
   set_int8_layers(p.model(), int8, in);
   r.acc_int8 = dataset_accuracy(p, ds, val);
+  {
+    LoadedModel planned = load_model(in);
+    planned.info.quantized = true;
+    planned.info.int8_layers = int8;
+    planned.info.activation_ranges = ranges;
+    ImagePredictorOptions co;
+    co.weights = "int8";
+    const ImagePredictor compiled(std::move(planned), co);
+    if (compiled.engine() != "native") r.acc_int8_compiled = dataset_accuracy(compiled, ds, val);
+  }
   r.accepted = r.drop_points() <= opt.max_drop;
   if (!r.accepted) return r;
   LoadedModel loaded = load_model(in);  // fresh F32 tensors to save, the plan in the metadata
   loaded.info.quantized = true;
   loaded.info.int8_layers = int8;
   loaded.info.f32_layers = f32;
+  loaded.info.activation_ranges = ranges;
   nlohmann::json layers = nlohmann::json::array();
   for (const LayerQuantError& e : r.layers)
     layers.push_back({{"name", e.name}, {"rel_l2", e.rel_l2}, {"int8", e.int8}});
@@ -141,6 +156,8 @@ QuantizeResult quantize_model_file(const std::string& in, const std::string& out
                                      {"val_accuracy_f32", r.acc_f32},
                                      {"val_accuracy_int8", r.acc_int8},
                                      {"layers", layers}};
+  if (!std::isnan(r.acc_int8_compiled))
+    loaded.info.quantization_report["val_accuracy_int8_compiled"] = r.acc_int8_compiled;
   save_model(out, *loaded.model, loaded.info);
   return r;
 }
@@ -154,10 +171,14 @@ std::string format_quantize_report(const QuantizeResult& r, const QuantizeOption
   const int64_t n8 = std::count_if(r.layers.begin(), r.layers.end(), [](auto& e) { return e.int8; });
   s += fmt::format(
       "\n{} of {} layers int8 (tolerance {:.2f}% relative L2, {} calibration images)\n"
-      "validation accuracy ({} images): f32 {:.2f}%, int8 plan {:.2f}%: drop {:.2f} points "
+      "validation accuracy ({} images): f32 {:.2f}%, int8 plan {:.2f}%{}: drop {:.2f} points "
       "(max {:.2f})\n{}\n",
       n8, r.layers.size(), 100 * opt.layer_tol, r.calib_images, r.val_images, 100 * r.acc_f32,
-      100 * r.acc_int8, r.drop_points(), opt.max_drop,
+      100 * r.acc_int8,
+      std::isnan(r.acc_int8_compiled)
+          ? std::string()
+          : fmt::format(" (compiled, static steps: {:.2f}%)", 100 * r.acc_int8_compiled),
+      r.drop_points(), opt.max_drop,
       r.accepted ? "accepted" : "REFUSED: the int8 plan loses more than --max-drop; nothing written");
   return s;
 }
