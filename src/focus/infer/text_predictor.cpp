@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "focus/autograd/node.hpp"
+#include "focus/infer/image_predictor.hpp"
+#include "focus/kernels/cpu.hpp"
 #include "focus/models/text_transformer.hpp"
 #include "focus/ops/reduce.hpp"
 #include "focus/ops/view.hpp"
@@ -45,8 +47,13 @@ Tensor TextPredictor::encode(const std::vector<std::string>& texts,
 
 Tensor TextPredictor::logits(const std::vector<std::string>& texts) const {
   FOCUS_CHECK(!texts.empty(), ValueError, "TextPredictor: no text");
+  return logits_ids(encode(texts, nullptr));  // (N, K)
+}
+
+Tensor TextPredictor::logits_ids(const Tensor& ids) const {
   NoGradGuard no_grad;
-  return model_->forward(encode(texts, nullptr));  // (N, K)
+  ScopedThreads threads(inference_threads(ids.dim() == 2 ? ids.size(0) : 1));
+  return model_->forward(ids);  // (N, K)
 }
 
 std::vector<TextPrediction> TextPredictor::predict(const std::vector<std::string>& texts) const {
@@ -54,6 +61,7 @@ std::vector<TextPrediction> TextPredictor::predict(const std::vector<std::string
   NoGradGuard no_grad;
   std::vector<std::vector<int64_t>> ids;
   const Tensor x = encode(texts, &ids);  // (N, L)
+  ScopedThreads threads(inference_threads(x.size(0)));
   ForwardTrace trace;
   const Tensor z = model_->forward_traced(x, trace).to(DType::F64).contiguous();  // (N, K)
   const Tensor& w4 = trace.attention.back();  // (N, H, 1, L)

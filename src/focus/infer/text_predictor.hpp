@@ -37,6 +37,10 @@ class TextPredictor {
   std::vector<TextPrediction> predict(const std::vector<std::string>& texts) const;
   // Raw logits (N, K) F32 of the texts (no temperature).
   Tensor logits(const std::vector<std::string>& texts) const;
+  // Raw logits (N, K) F32 of token ids (N, L) I64, right-padded with 0 (the model's checks:
+  // ShapeError / ValueError). No autograd graph; a batch of up to 8 rows runs on one thread
+  // (infer/image_predictor.hpp inference_threads).
+  Tensor logits_ids(const Tensor& ids) const;
 
   const ModelInfo& info() const { return info_; }
   const Tokenizer& tokenizer() const { return *tok_; }
