@@ -3,7 +3,8 @@
 //   inference: batch 1, --len token ids (default 64, no padding) -> logits through
 //     TextPredictor::logits_ids (no graph; batch 1 runs on one thread), timed request by request
 //     after --warmup untimed ones: median, p99, mean, requests/s (= requests / their total time).
-//     From token ids, not text, so tokenizers are not compared (the twin has none).
+//     From token ids, not text, so tokenizers are not compared (the twin has none). --path
+//     reference times the model's forward instead of the fast path (infer/text_fast.hpp).
 //   training: one fixed batch of --train-batch rows x --len ids with fixed labels, train mode
 //     (the model's dropout), zero_grad + forward + cross-entropy + backward + AdamW step (lr 1e-3,
 //     weight decay 1e-2: torch's AdamW defaults), --train-steps timed steps after
@@ -63,6 +64,7 @@ Command add_bench_text_command(CLI::App& bench) {
     int64_t len = 64, requests = 2000, warmup = 200, train_batch = 32;
     int threads = 0, train_steps = 20, train_warmup = 3;
     bool no_train = false, no_infer = false;
+    std::string path = "fast";
   };
   auto o = std::make_shared<Opts>();
   b->add_option("--model", o->model, "text model file (.safetensors, focus train --task text)")->required();
@@ -77,12 +79,15 @@ Command add_bench_text_command(CLI::App& bench) {
   b->add_option("--train-steps", o->train_steps, "timed training steps")->check(CLI::PositiveNumber)
       ->capture_default_str();
   b->add_option("--train-warmup", o->train_warmup, "untimed training steps first")->capture_default_str();
+  b->add_option("--path", o->path, "inference path: fast (infer/text_fast.hpp) | reference (the model's forward)")
+      ->check(CLI::IsMember({"fast", "reference"}))->capture_default_str();
   b->add_flag("--no-train", o->no_train, "skip the training timer");
   b->add_flag("--no-infer", o->no_infer, "skip the inference timer");
   return [o, b] {
     if (!b->parsed()) return -1;
     if (o->threads > 0) set_num_threads(o->threads);
-    const TextPredictor p = TextPredictor::load(o->model, /*calibrated=*/false);
+    TextPredictor p = TextPredictor::load(o->model, /*calibrated=*/false);
+    p.set_path(o->path == "fast" ? TextPath::Fast : TextPath::Reference);
     LoadedClassifier lm = load_classifier(o->model);
     auto* tm = dynamic_cast<TextTransformer*>(lm.model.get());
     FOCUS_CHECK(tm != nullptr, FormatError, "bench text: {} holds no text model", o->model);
@@ -92,7 +97,8 @@ Command add_bench_text_command(CLI::App& bench) {
                 L, cfg.max_len);
     nlohmann::json out = {{"model", o->model},         {"config", cfg.to_json()},
                           {"threads", num_threads()},  {"isa", isa_name(active_isa())},
-                          {"len", L},                  {"input", "token ids"}};
+                          {"len", L},                  {"input", "token ids"},
+                          {"path", p.path() == TextPath::Fast ? "fast" : "reference"}};
     // Check inputs' logits.
     const Tensor x1 = bench_ids({L}, L, V);  // (1, L)
     out["check"]["batch1_logits"] = p.logits_ids(x1).contiguous().to_vector<float>();

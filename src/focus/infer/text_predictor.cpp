@@ -7,6 +7,7 @@
 
 #include "focus/autograd/node.hpp"
 #include "focus/infer/image_predictor.hpp"
+#include "focus/infer/text_fast.hpp"
 #include "focus/kernels/cpu.hpp"
 #include "focus/models/text_transformer.hpp"
 #include "focus/ops/reduce.hpp"
@@ -25,7 +26,11 @@ TextPredictor::TextPredictor(LoadedClassifier lm, bool calibrated)
   max_len_ = text_->cfg().max_len;
   temperature_ = calibrated ? info_.temperature : 1.0;
   model_->eval();
+  fast_ = TextFastPath::build(*text_);
 }
+
+TextPredictor::~TextPredictor() = default;
+TextPredictor::TextPredictor(TextPredictor&&) noexcept = default;
 
 TextPredictor TextPredictor::load(const std::string& path, bool calibrated) {
   return TextPredictor(load_classifier(path), calibrated);
@@ -53,7 +58,8 @@ Tensor TextPredictor::logits(const std::vector<std::string>& texts) const {
 Tensor TextPredictor::logits_ids(const Tensor& ids) const {
   NoGradGuard no_grad;
   ScopedThreads threads(inference_threads(ids.dim() == 2 ? ids.size(0) : 1));
-  return model_->forward(ids);  // (N, K)
+  if (path() == TextPath::Fast) return fast_->logits(ids);  // (N, K)
+  return model_->forward(ids);                               // (N, K)
 }
 
 std::vector<TextPrediction> TextPredictor::predict(const std::vector<std::string>& texts) const {
