@@ -105,7 +105,7 @@ std::unique_ptr<TextFastPath> TextFastPath::build(const TextTransformer& model) 
   return f;
 }
 
-Tensor TextFastPath::logits(const Tensor& ids) const {
+Tensor TextFastPath::logits(const Tensor& ids, Tensor* pooling) const {
   FOCUS_CHECK(ids.dim() == 2 && ids.dtype() == DType::I64, ShapeError,
               "text_transformer: input {} {} must be (N, L) I64 token ids", to_string(ids.shape()),
               dtype_name(ids.dtype()));
@@ -178,6 +178,16 @@ Tensor TextFastPath::logits(const Tensor& ids) const {
   pp.q_stride = AttnLayout{0, Dh, D};
   pp.k_stride = pp.v_stride = AttnLayout{L * 2 * D, Dh, 2 * D};
   attention_forward<float>(pp, pooled_.data(), AttnLayout{D, Dh, D}, lse_.data());  // (N, 1, H, Dh)
+  if (pooling) {
+    *pooling = Tensor::zeros({N, L});  // (N, L)
+    float* w = pooling->data<float>();
+    grow(probs_, size_t(L));
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t hh = 0; hh < H; ++hh) {
+        attention_probs<float>(pp, lse_.data(), n, hh, 0, 1, probs_.data(), L);  // (1, L)
+        for (int64_t l = 0; l < L; ++l) w[n * L + l] += probs_[size_t(l)] / float(H);
+      }
+  }
   linear(pooled_.data(), N, D, pool_wo_.data<float>(), pool_bo_.data<float>(), D, pooled2_.data(),
          false);  // (N, D)
   Tensor z = Tensor::empty({N, K_});  // (N, K)

@@ -31,8 +31,10 @@ class TextFastPath {
   static std::unique_ptr<TextFastPath> build(const TextTransformer& model);
   // ids (N, L) I64 right-padded with 0 -> logits (N, K) F32. The model's checks, the same
   // messages: ShapeError for a bad shape or L outside [1, max_len], ValueError for an id outside
-  // [0, vocab) or a row of only padding.
-  Tensor logits(const Tensor& ids) const;
+  // [0, vocab) or a row of only padding. pooling (optional) receives the pooling weights averaged
+  // over heads, (N, L) F32, 0 on padding (TextTransformer::pooling_weights), recomputed from the
+  // fused attention's log-sum-exp (kernels/attention.hpp attention_probs).
+  Tensor logits(const Tensor& ids, Tensor* pooling = nullptr) const;
 
  private:
   struct Block {
@@ -47,7 +49,7 @@ class TextFastPath {
   Tensor pool_query_, pool_wq_, pool_bq_, pool_wo_, pool_bo_, head_w_, head_b_;
   std::vector<float> pool_wkv_, pool_bkv_;  // (2D, D), (2D): k, v stacked
   // Workspace, grown to the largest batch seen.
-  mutable std::vector<float> h_, t_, qkv_, o_, f_, g_, mean_, rstd_, lse_, q1_, pooled_, pooled2_;
+  mutable std::vector<float> h_, t_, qkv_, o_, f_, g_, mean_, rstd_, lse_, q1_, pooled_, pooled2_, probs_;
   mutable std::vector<uint8_t> pad_;
 };
 

@@ -68,10 +68,17 @@ std::vector<TextPrediction> TextPredictor::predict(const std::vector<std::string
   std::vector<std::vector<int64_t>> ids;
   const Tensor x = encode(texts, &ids);  // (N, L)
   ScopedThreads threads(inference_threads(x.size(0)));
-  ForwardTrace trace;
-  const Tensor z = model_->forward_traced(x, trace).to(DType::F64).contiguous();  // (N, K)
-  const Tensor& w4 = trace.attention.back();  // (N, H, 1, L)
-  const Tensor w = mean(reshape(w4, {w4.size(0), w4.size(1), w4.size(3)}), {1}).to(DType::F64).contiguous();
+  Tensor z, w;  // (N, K) logits, (N, L) pooling weights
+  if (path() == TextPath::Fast) {
+    z = fast_->logits(x, &w);
+  } else {
+    ForwardTrace trace;
+    z = model_->forward_traced(x, trace);
+    const Tensor& w4 = trace.attention.back();  // (N, H, 1, L)
+    w = mean(reshape(w4, {w4.size(0), w4.size(1), w4.size(3)}), {1});
+  }
+  z = z.to(DType::F64).contiguous();
+  w = w.to(DType::F64).contiguous();
   const int64_t K = z.size(1), L = x.size(1);
   const double* zp = z.data<double>();
   const double* wp = w.data<double>();

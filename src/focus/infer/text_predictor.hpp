@@ -22,7 +22,7 @@ class TextTransformer;
 
 // How logits are computed: Fast (infer/text_fast.hpp: the kernels over a kept workspace, the
 // default where the model allows it) or Reference (the model's forward through ops and layers).
-// predict() (which also returns the pooling weights) always runs the reference forward.
+// Both logits() and predict() (its pooling weights included) follow the path.
 enum class TextPath { Fast, Reference };
 
 struct TextPrediction {
