@@ -115,6 +115,7 @@ Tensor TextFastPath::logits(const Tensor& ids, Tensor* pooling) const {
   FOCUS_CHECK(N >= 1, ShapeError, "text_transformer: no rows");
   const Tensor idc = ids.contiguous();
   const int64_t* id = idc.data<int64_t>();
+  std::lock_guard<std::mutex> lock(mu_);
   grow(pad_, size_t(R));
   for (int64_t n = 0; n < N; ++n) {
     bool any = false;

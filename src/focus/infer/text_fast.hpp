@@ -11,11 +11,12 @@
 // within 1e-4 + 1e-4 |x| at several lengths and batch sizes, padded or not). The reference path
 // (the model's forward through ops and layers) stays selectable: TextPredictor::set_path.
 // Weights are copied (fused QKV, K/V of the pooling) or shared with the model at build time: a
-// later in-place change to the model's weights needs a new TextFastPath. Not re-entrant (the
-// workspace): one caller at a time, as TextPredictor.
+// later in-place change to the model's weights needs a new TextFastPath. Calls from several
+// threads serialise on the workspace (a mutex).
 //   Letters: N batch, L tokens, D = dim, H heads, Dh = D / H, F = MLP width, K classes.
 #pragma once
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "focus/tensor/tensor.hpp"
@@ -51,6 +52,7 @@ class TextFastPath {
   // Workspace, grown to the largest batch seen.
   mutable std::vector<float> h_, t_, qkv_, o_, f_, g_, mean_, rstd_, lse_, q1_, pooled_, pooled2_, probs_;
   mutable std::vector<uint8_t> pad_;
+  mutable std::mutex mu_;  // guards the workspace
 };
 
 }  // namespace focus
