@@ -2,7 +2,9 @@
 // bench/compare_text.py (its PyTorch twin is bench/text_torch.py, which builds the same inputs).
 //   inference: batch 1, --len token ids (default 64, no padding) -> logits through
 //     TextPredictor::logits_ids (no graph; batch 1 runs on one thread), timed request by request
-//     after --warmup untimed ones: median, p99, mean, requests/s (= requests / their total time).
+//     after --warmup untimed ones: median, p99, mean, requests/s (= requests / their total time);
+//     also the median and p99 of each request's on-CPU time (this thread's CPU clock), which
+//     leave out the waits for a core on a loaded machine.
 //     From token ids, not text, so tokenizers are not compared (the twin has none). --path
 //     reference times the model's forward instead of the fast path (infer/text_fast.hpp).
 //   training: one fixed batch of --train-batch rows x --len ids with fixed labels, train mode
@@ -18,6 +20,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -52,6 +55,14 @@ double percentile(std::vector<double> v, double q) {  // nearest rank
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// This thread's CPU time (batch-1 inference runs on the calling thread): a request's on-CPU
+// time, which leaves out the time the scheduler gave other processes.
+double thread_cpu_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return 1e3 * double(ts.tv_sec) + 1e-6 * double(ts.tv_nsec);
 }
 
 }  // namespace
@@ -109,13 +120,16 @@ Command add_bench_text_command(CLI::App& bench) {
 
     if (!o->no_infer) {
       for (int64_t i = 0; i < o->warmup; ++i) p.logits_ids(x1);
-      std::vector<double> ms;
+      std::vector<double> ms, cpu_ms;
       ms.reserve(size_t(o->requests));
+      cpu_ms.reserve(size_t(o->requests));
       const auto all0 = std::chrono::steady_clock::now();
       for (int64_t i = 0; i < o->requests; ++i) {
+        const double c0 = thread_cpu_ms();
         const auto t0 = std::chrono::steady_clock::now();
         const Tensor z = p.logits_ids(x1);  // (1, K)
         ms.push_back(1e3 * seconds_since(t0));
+        cpu_ms.push_back(thread_cpu_ms() - c0);
         FOCUS_CHECK(std::isfinite(z.contiguous().data<float>()[0]), StateError,
                     "bench text: a non-finite logit");
       }
@@ -124,7 +138,8 @@ Command add_bench_text_command(CLI::App& bench) {
       for (double v : ms) sum += v;
       out["infer"] = {{"requests", o->requests},           {"median_ms", percentile(ms, 0.5)},
                       {"p99_ms", percentile(ms, 0.99)},    {"mean_ms", sum / double(ms.size())},
-                      {"requests_per_s", double(o->requests) / total}};
+                      {"requests_per_s", double(o->requests) / total},
+                      {"cpu_median_ms", percentile(cpu_ms, 0.5)}, {"cpu_p99_ms", percentile(cpu_ms, 0.99)}};
     }
     if (!o->no_train) {
       const int64_t B = o->train_batch;
