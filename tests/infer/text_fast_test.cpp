@@ -66,9 +66,9 @@ TEST(TextFastPath, EqualsTheReferenceForwardAtSeveralLengthsAndBatches) {
   TextTransformerConfig a;
   a.vocab_size = 50, a.max_len = 70, a.num_classes = 3, a.dim = 16, a.depth = 2, a.heads = 4;
   TextTransformerConfig b = a;
-  b.dim = 12, b.heads = 3, b.depth = 1, b.mlp_ratio = 1.5, b.num_classes = 2;  // Dh 4, F 18
+  b.dim = 12, b.heads = 2, b.depth = 1, b.mlp_ratio = 1.5, b.num_classes = 2;  // Dh 6, F 18
   TextTransformerConfig c = a;
-  c.depth = 0;  // embeddings, final norm and pooling only
+  c.depth = 0, c.heads = 1;  // embeddings, final norm and pooling only; Dh 16
   const std::vector<std::vector<int64_t>> batches = {
       {1}, {5}, {64}, {70}, {17, 17, 3}, {64, 40, 17, 5}, {33, 1, 33, 20, 9, 33, 2, 30, 31}};
   uint64_t seed = 1;
