@@ -1,6 +1,6 @@
 # The README's two commands: `make demo` and `make test`. Each installs what is missing, then
 # configures, builds, fetches the data (tools/fetch-data.sh) and runs. Other targets: build, data,
-# bench, bench-serve, bench-slo, bench-ort, bench-kernels, bench-text, bench-text-pretrain, bench-spam, bench-recsys, fixtures, asan, fuzz, clean.
+# bench, bench-serve, bench-slo, bench-ort, bench-kernels, bench-text, bench-text-pretrain, bench-text-speed, bench-spam, bench-recsys, fixtures, asan, fuzz, clean.
 BUILD ?= build
 BUILD_TYPE ?= Release
 CMAKE_FLAGS ?=
@@ -8,7 +8,7 @@ JOBS ?= $(shell nproc)
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps data configure build test demo bench bench-serve bench-slo bench-ort bench-kernels bench-text bench-text-pretrain bench-spam bench-recsys fixtures asan fuzz clean
+.PHONY: all deps data configure build test demo bench bench-serve bench-slo bench-ort bench-kernels bench-text bench-text-pretrain bench-text-speed bench-spam bench-recsys fixtures asan fuzz clean
 
 all: build
 
@@ -116,6 +116,14 @@ bench-text-pretrain: configure data
 SPAM_FLAGS ?= --src-tokenizer word --min-count 2 --max-len 512 --epochs 10 --patience 4 --batch 32 \
   --lr 3e-3 --weight-decay 0.5 --token-dropout 0.1 --threads 2 \
   --model-config '{"dim": 64, "depth": 1, "heads": 2, "dropout": 0.2}'
+# Text classification speed against the PyTorch 1.13 twin (bench/compare_text.py, issue 20):
+# batch-1 inference on 64 token ids (median, p99, requests/s) and training tokens/s, interleaved
+# rounds at 1 and 2 threads; ~3 minutes (QUICK=1: ~40 s).
+bench-text-speed: configure data
+	@tools/install-deps.sh python3-torch
+	cmake --build $(BUILD) -j $(JOBS) --target focus
+	/usr/bin/python3 bench/compare_text.py --build $(BUILD) $(if $(QUICK),--quick)
+
 bench-spam: configure data
 	@tools/install-deps.sh python3-sklearn
 	cmake --build $(BUILD) -j $(JOBS) --target focus

@@ -33,7 +33,7 @@ bool contains(const std::string& s, const std::string& what) { return s.find(wha
 
 TEST(Cli, HelpEverywhere) {
   for (const char* cmd : {"--help", "train --help", "eval --help", "predict --help", "demo --help",
-                          "bench gemm --help", "bench infer --help", "quantize --help"}) {
+                          "bench gemm --help", "bench infer --help", "bench text --help", "quantize --help"}) {
     const Result r = run(cmd);
     EXPECT_EQ(r.code, 0) << cmd << "\n" << r.out;
     EXPECT_TRUE(contains(r.out, "Usage")) << cmd << "\n" << r.out;

@@ -1,7 +1,8 @@
 // Text classification end to end through the `focus` binary: train --task text on a small
 // separable TSV (JSON-lines validation), the run's files and its test metrics; eval and predict
 // on raw text from the saved model (tokenizer inside); clear errors for a malformed training
-// line, a validation label the training data lacks, and a text model given where a PNG is read.
+// line, a validation label the training data lacks, and a text model given where a PNG is read;
+// `focus bench text` (its JSON, its two inference paths agreeing, a --len past max_len refused).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -90,4 +91,34 @@ TEST_F(TextCli, BadInputsNameFileAndLine) {
   const auto c = run_command(focus("train --task text --train " + path("train.tsv") + " --out " + path("r3")));
   EXPECT_EQ(c.code, 1);
   EXPECT_TRUE(contains(c.out, "--valid")) << c.out;
+}
+
+TEST_F(TextCli, BenchTextReportsBothPathsAndRefusesALengthPastMaxLen) {
+  const auto t = run_command(focus(
+      "train --task text --train " + path("train.tsv") + " --valid " + path("valid.jsonl") +
+      " --epochs 1 --batch 16 --threads 1 --min-count 1"
+      " --model-config '{\"dim\": 16, \"depth\": 1, \"heads\": 2, \"max_len\": 12}' --out " + path("run")));
+  ASSERT_EQ(t.code, 0) << t.out;
+  const std::string model = path("run/model_best.safetensors");
+  nlohmann::json out[2];
+  const char* paths[2] = {"fast", "reference"};
+  for (int i = 0; i < 2; ++i) {
+    const auto r = run_command(focus("bench text --model " + model + " --len 12 --requests 7 --warmup 1"
+                                     " --train-batch 4 --train-steps 2 --train-warmup 1 --threads 1 --path " +
+                                     paths[i] + " 2>/dev/null"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    out[i] = nlohmann::json::parse(r.out);
+    EXPECT_EQ(out[i]["path"], paths[i]);
+    EXPECT_EQ(out[i]["infer"]["requests"], 7);
+    EXPECT_GE(out[i]["infer"]["p99_ms"].get<double>(), out[i]["infer"]["median_ms"].get<double>());
+    EXPECT_GT(out[i]["train"]["tokens_per_s"].get<double>(), 0.0);
+    EXPECT_EQ(out[i]["check"]["padded_lengths"], nlohmann::json({12, 12, 12, 5}));  // min(len, 64 40 17 5)
+    EXPECT_EQ(out[i]["check"]["padded_logits"].size(), 8u);
+  }
+  for (const char* key : {"batch1_logits", "padded_logits"})
+    for (size_t k = 0; k < out[0]["check"][key].size(); ++k)
+      EXPECT_NEAR(out[0]["check"][key][k].get<double>(), out[1]["check"][key][k].get<double>(), 1e-4) << key;
+  const auto bad = run_command(focus("bench text --model " + model + " --len 13 --no-train --no-infer"));
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_TRUE(contains(bad.out, "max_len 12")) << bad.out;
 }

@@ -66,7 +66,8 @@ TEST(TextModelFile, RoundTripsWeightsTokenizerAndPredictions) {
   std::vector<const std::vector<int64_t>*> ptrs;
   for (const auto& t : texts) rows.push_back(encode_for_classification(*s.tok, t, 6));
   for (const auto& r : rows) ptrs.push_back(&r);
-  EXPECT_EQ(max_abs_diff(z, s.model->forward(pad_token_rows(ptrs))), 0.0);
+  // The predictor's fast path (infer/text_fast.hpp): the forward's logits up to float rounding.
+  EXPECT_LT(max_abs_diff(z, s.model->forward(pad_token_rows(ptrs))), 1e-5);
   const auto preds = p.predict(texts);
   ASSERT_EQ(preds.size(), 3u);
   EXPECT_EQ(preds[0].tokens, (std::vector<std::string>{"good", "phone", "<unk>"}));

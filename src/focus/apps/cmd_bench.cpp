@@ -179,9 +179,11 @@ Command add_bench_command(CLI::App& app) {
       ->capture_default_str();
   Command attention = add_bench_attention_command(*bench);
   Command infer = add_bench_infer_command(*bench);
-  return [o, g, attention, infer] {
+  Command text = add_bench_text_command(*bench);
+  return [o, g, attention, infer, text] {
     if (!g->parsed()) {
-      const int rc = infer();
+      int rc = infer();
+      if (rc == -1) rc = text();
       return rc != -1 ? rc : attention();
     }
     if (o->threads > 0) set_num_threads(o->threads);

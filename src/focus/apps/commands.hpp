@@ -19,6 +19,7 @@ Command add_demo_command(CLI::App& app);
 Command add_bench_command(CLI::App& app);
 // `bench attention` under `bench`; its command returns -1 when another bench subcommand ran.
 Command add_bench_attention_command(CLI::App& bench);
+Command add_bench_text_command(CLI::App& bench);  // cmd_bench_text.cpp
 Command add_translate_command(CLI::App& app);
 Command add_explain_command(CLI::App& app);
 Command add_report_command(CLI::App& app);  // cmd_report.cpp

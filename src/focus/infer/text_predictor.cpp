@@ -6,6 +6,9 @@
 #include <nlohmann/json.hpp>
 
 #include "focus/autograd/node.hpp"
+#include "focus/infer/image_predictor.hpp"
+#include "focus/infer/text_fast.hpp"
+#include "focus/kernels/cpu.hpp"
 #include "focus/models/text_transformer.hpp"
 #include "focus/ops/reduce.hpp"
 #include "focus/ops/view.hpp"
@@ -23,7 +26,11 @@ TextPredictor::TextPredictor(LoadedClassifier lm, bool calibrated)
   max_len_ = text_->cfg().max_len;
   temperature_ = calibrated ? info_.temperature : 1.0;
   model_->eval();
+  fast_ = TextFastPath::build(*text_);
 }
+
+TextPredictor::~TextPredictor() = default;
+TextPredictor::TextPredictor(TextPredictor&&) noexcept = default;
 
 TextPredictor TextPredictor::load(const std::string& path, bool calibrated) {
   return TextPredictor(load_classifier(path), calibrated);
@@ -45,8 +52,14 @@ Tensor TextPredictor::encode(const std::vector<std::string>& texts,
 
 Tensor TextPredictor::logits(const std::vector<std::string>& texts) const {
   FOCUS_CHECK(!texts.empty(), ValueError, "TextPredictor: no text");
+  return logits_ids(encode(texts, nullptr));  // (N, K)
+}
+
+Tensor TextPredictor::logits_ids(const Tensor& ids) const {
   NoGradGuard no_grad;
-  return model_->forward(encode(texts, nullptr));  // (N, K)
+  ScopedThreads threads(inference_threads(ids.dim() == 2 ? ids.size(0) : 1));
+  if (path() == TextPath::Fast) return fast_->logits(ids);  // (N, K)
+  return model_->forward(ids);                               // (N, K)
 }
 
 std::vector<TextPrediction> TextPredictor::predict(const std::vector<std::string>& texts) const {
@@ -54,10 +67,18 @@ std::vector<TextPrediction> TextPredictor::predict(const std::vector<std::string
   NoGradGuard no_grad;
   std::vector<std::vector<int64_t>> ids;
   const Tensor x = encode(texts, &ids);  // (N, L)
-  ForwardTrace trace;
-  const Tensor z = model_->forward_traced(x, trace).to(DType::F64).contiguous();  // (N, K)
-  const Tensor& w4 = trace.attention.back();  // (N, H, 1, L)
-  const Tensor w = mean(reshape(w4, {w4.size(0), w4.size(1), w4.size(3)}), {1}).to(DType::F64).contiguous();
+  ScopedThreads threads(inference_threads(x.size(0)));
+  Tensor z, w;  // (N, K) logits, (N, L) pooling weights
+  if (path() == TextPath::Fast) {
+    z = fast_->logits(x, &w);
+  } else {
+    ForwardTrace trace;
+    z = model_->forward_traced(x, trace);
+    const Tensor& w4 = trace.attention.back();  // (N, H, 1, L)
+    w = mean(reshape(w4, {w4.size(0), w4.size(1), w4.size(3)}), {1});
+  }
+  z = z.to(DType::F64).contiguous();
+  w = w.to(DType::F64).contiguous();
   const int64_t K = z.size(1), L = x.size(1);
   const double* zp = z.data<double>();
   const double* wp = w.data<double>();

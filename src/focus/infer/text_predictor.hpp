@@ -17,7 +17,13 @@
 
 namespace focus {
 
+class TextFastPath;
 class TextTransformer;
+
+// How logits are computed: Fast (infer/text_fast.hpp: the kernels over a kept workspace, the
+// default where the model allows it) or Reference (the model's forward through ops and layers).
+// Both logits() and predict() (its pooling weights included) follow the path.
+enum class TextPath { Fast, Reference };
 
 struct TextPrediction {
   int64_t label = 0;                 // argmax
@@ -30,6 +36,8 @@ class TextPredictor {
  public:
   // FormatError when the file holds no text model; `calibrated` false: temperature 1.
   explicit TextPredictor(LoadedClassifier lm, bool calibrated = true);
+  ~TextPredictor();
+  TextPredictor(TextPredictor&&) noexcept;
   static TextPredictor load(const std::string& path, bool calibrated = true);
 
   // One forward over the whole batch (empty input: empty output). Texts must be valid UTF-8
@@ -37,6 +45,14 @@ class TextPredictor {
   std::vector<TextPrediction> predict(const std::vector<std::string>& texts) const;
   // Raw logits (N, K) F32 of the texts (no temperature).
   Tensor logits(const std::vector<std::string>& texts) const;
+  // Raw logits (N, K) F32 of token ids (N, L) I64, right-padded with 0 (the model's checks:
+  // ShapeError / ValueError). No autograd graph; a batch of up to 8 rows runs on one thread
+  // (infer/image_predictor.hpp inference_threads).
+  Tensor logits_ids(const Tensor& ids) const;
+
+  // Fast falls back to Reference when the model is outside the fast path (path() then says so).
+  void set_path(TextPath path) { use_fast_ = path == TextPath::Fast; }
+  TextPath path() const { return use_fast_ && fast_ ? TextPath::Fast : TextPath::Reference; }
 
   const ModelInfo& info() const { return info_; }
   const Tokenizer& tokenizer() const { return *tok_; }
@@ -51,6 +67,8 @@ class TextPredictor {
   std::unique_ptr<Tokenizer> tok_;
   int64_t max_len_ = 0;
   double temperature_ = 1;
+  std::unique_ptr<TextFastPath> fast_;  // null when the model is outside the fast path
+  bool use_fast_ = true;
 };
 
 }  // namespace focus

@@ -1,0 +1,139 @@
+// The fast text-transformer inference path (infer/text_fast.hpp) against the model's reference
+// forward: logits within 1e-4 + 1e-4 |x| and pooling weights within 1e-5, at several lengths
+// and batch sizes, padded or not, with every parameter perturbed off its initial value (so
+// biases and LayerNorm affine terms count); the model's input checks with the same error types;
+// TextPredictor's two paths agree on logits and predictions. CTest reruns it under
+// FOCUS_FORCE_ISA=avx2 and scalar.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "data/temp_dir.hpp"
+#include "focus/autograd/node.hpp"
+#include "focus/infer/model_file.hpp"
+#include "focus/infer/text_fast.hpp"
+#include "focus/infer/text_predictor.hpp"
+#include "focus/models/text_transformer.hpp"
+#include "focus/tensor/rng.hpp"
+#include "focus/text/labelled.hpp"
+#include "support/expect_error.hpp"
+#include "support/gradcheck.hpp"
+
+using namespace focus;
+using focus::testing::expect_error;
+using focus::testing::max_abs_diff;
+
+namespace {
+
+std::unique_ptr<TextTransformer> make_model(const TextTransformerConfig& c, uint64_t seed) {
+  Rng rng(seed);
+  auto m = std::make_unique<TextTransformer>(c, rng);
+  for (auto& [name, t] : m->named_parameters()) {
+    std::vector<float> noise(size_t(t.numel()));
+    rng.fill_uniform(noise.data(), t.numel(), -0.3f, 0.3f);
+    float* p = t.data<float>();
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] += noise[size_t(i)];
+  }
+  m->eval();
+  return m;
+}
+
+// (N, L) ids, row n holding lengths[n] ids in [1, V) then padding.
+Tensor random_ids(const std::vector<int64_t>& lengths, int64_t L, int64_t V, Rng& rng) {
+  std::vector<int64_t> v(lengths.size() * size_t(L), 0);
+  for (size_t n = 0; n < lengths.size(); ++n)
+    for (int64_t l = 0; l < lengths[n]; ++l) v[n * size_t(L) + size_t(l)] = 1 + rng.randint(V - 1);
+  return Tensor::from_vector(v, {int64_t(lengths.size()), L});
+}
+
+// Largest |a - b| / (1e-4 + 1e-4 |b|): <= 1 is within the stated tolerance.
+double worst_ratio(const Tensor& a, const Tensor& b) {
+  const std::vector<float> x = a.contiguous().to_vector<float>(), y = b.contiguous().to_vector<float>();
+  EXPECT_EQ(x.size(), y.size());
+  double w = 0;
+  for (size_t i = 0; i < x.size() && i < y.size(); ++i)
+    w = std::max(w, std::abs(double(x[i]) - double(y[i])) / (1e-4 + 1e-4 * std::abs(double(y[i]))));
+  return w;
+}
+
+}  // namespace
+
+TEST(TextFastPath, EqualsTheReferenceForwardAtSeveralLengthsAndBatches) {
+  struct Case {
+    TextTransformerConfig cfg;
+    std::vector<std::vector<int64_t>> batches;  // row lengths; L = the first row's
+  };
+  TextTransformerConfig a;
+  a.vocab_size = 50, a.max_len = 70, a.num_classes = 3, a.dim = 16, a.depth = 2, a.heads = 4;
+  TextTransformerConfig b = a;
+  b.dim = 12, b.heads = 2, b.depth = 1, b.mlp_ratio = 1.5, b.num_classes = 2;  // Dh 6, F 18
+  TextTransformerConfig c = a;
+  c.depth = 0, c.heads = 1;  // embeddings, final norm and pooling only; Dh 16
+  const std::vector<std::vector<int64_t>> batches = {
+      {1}, {5}, {64}, {70}, {17, 17, 3}, {64, 40, 17, 5}, {33, 1, 33, 20, 9, 33, 2, 30, 31}};
+  uint64_t seed = 1;
+  for (const TextTransformerConfig& cfg : {a, b, c}) {
+    auto m = make_model(cfg, seed++);
+    auto fast = TextFastPath::build(*m);
+    ASSERT_NE(fast, nullptr);
+    Rng rng(seed++);
+    for (const auto& lens : batches) {
+      const Tensor x = random_ids(lens, lens[0], cfg.vocab_size, rng);
+      NoGradGuard no_grad;
+      Tensor w;
+      const Tensor z = fast->logits(x, &w);
+      const Tensor ref = m->forward(x);
+      ASSERT_EQ(z.shape(), ref.shape());
+      EXPECT_LE(worst_ratio(z, ref), 1.0) << "dim " << cfg.dim << " rows " << lens.size() << " L " << lens[0];
+      EXPECT_LT(max_abs_diff(w, m->pooling_weights(x)), 1e-5);
+      // Twice through the same workspace: the same logits (no state leaks between calls).
+      EXPECT_EQ(max_abs_diff(fast->logits(x), z), 0.0);
+    }
+  }
+}
+
+TEST(TextFastPath, ChecksItsInputLikeTheModel) {
+  TextTransformerConfig cfg;
+  cfg.vocab_size = 20, cfg.max_len = 8, cfg.dim = 8, cfg.depth = 1, cfg.heads = 2;
+  auto m = make_model(cfg, 3);
+  auto fast = TextFastPath::build(*m);
+  ASSERT_NE(fast, nullptr);
+  expect_error<ValueError>([&] { fast->logits(Tensor::from_vector(std::vector<int64_t>{3, 20}, {1, 2})); },
+                           {"token id 20", "row 0, position 1", "[0, 20)"});
+  expect_error<ValueError>([&] { fast->logits(Tensor::from_vector(std::vector<int64_t>{3, 4, 0, 0}, {2, 2})); },
+                           {"row 1 holds only padding"});
+  expect_error<ShapeError>([&] { fast->logits(Tensor::from_vector(std::vector<int64_t>(9, 1), {1, 9})); },
+                           {"9 tokens", "max_len = 8"});
+  expect_error<ShapeError>([&] { fast->logits(Tensor::zeros({1, 4})); }, {"I64"});
+}
+
+TEST(TextFastPath, PredictorPathsAgree) {
+  focus::testing::TempDir dir;
+  auto tok = train_tokenizer("word", {"good phone", "bad phone", "great battery", "awful screen"});
+  TextTransformerConfig cfg;
+  cfg.vocab_size = tok->vocab().size(), cfg.max_len = 6, cfg.dim = 8, cfg.depth = 1, cfg.heads = 2;
+  auto m = make_model(cfg, 5);
+  ModelInfo info;
+  info.class_names = {"negative", "positive"};
+  info.task = "text";
+  info.tokenizer = tok->to_json().dump();
+  const std::string path = dir.file("m.safetensors");
+  save_model(path, *m, info);
+  TextPredictor p = TextPredictor::load(path);
+  EXPECT_EQ(p.path(), TextPath::Fast);
+  const std::vector<std::string> texts = {"Good phone!", "awful, awful screen", "unseen words"};
+  const Tensor zf = p.logits(texts);
+  const auto pf = p.predict(texts);
+  p.set_path(TextPath::Reference);
+  EXPECT_EQ(p.path(), TextPath::Reference);
+  const Tensor zr = p.logits(texts);
+  const auto pr = p.predict(texts);
+  EXPECT_LE(worst_ratio(zf, zr), 1.0);
+  ASSERT_EQ(pf.size(), pr.size());
+  for (size_t i = 0; i < pf.size(); ++i) {
+    EXPECT_EQ(pf[i].tokens, pr[i].tokens);
+    ASSERT_EQ(pf[i].pooling.size(), pr[i].pooling.size());
+    for (size_t t = 0; t < pf[i].pooling.size(); ++t) EXPECT_NEAR(pf[i].pooling[t], pr[i].pooling[t], 1e-5);
+    for (size_t k = 0; k < pf[i].probs.size(); ++k) EXPECT_NEAR(pf[i].probs[k], pr[i].probs[k], 1e-5);
+  }
+}
