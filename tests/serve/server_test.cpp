@@ -171,17 +171,16 @@ TEST(Serve, AnSloTheModelCannotMeetMovesItToTheFasterVariant) {
     o.slo_ladder = {"f32", "int8"};
     o.slo_accuracy = {0.9, 0.85};
   });
-  // The default ladder's fast rung is chosen per model at load (bf16 for cnn_se where the CPU
-  // has AVX512-BF16, else int8): the served model names it.
+  // The default ladder: f32, then int8 (the faster variant of every image model).
   ServeOptions plain;
   plain.slo_p99_ms = 5;
-  EXPECT_EQ(slo_ladder_of(plain), (std::vector<std::string>{"f32", "fast"}));
+  EXPECT_EQ(slo_ladder_of(plain), (std::vector<std::string>{"f32", "int8"}));
   {
     ServedModelOptions mo;
     mo.image_ladder = slo_ladder_of(plain);
     const auto served = load_served_model("cnn", f.image_path, mo);
     ASSERT_EQ(served->rungs(), 2);
-    EXPECT_EQ(served->image_rung(1).weights(), bf16_plan_supported() ? "bf16" : "int8");
+    EXPECT_EQ(served->image_rung(1).weights(), "int8");
   }
   auto c = f.client();
   const auto list = c->Get("/v1/models", f.auth("infer"));

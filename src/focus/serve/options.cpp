@@ -34,10 +34,9 @@ std::pair<std::string, std::string> split_model_arg(const std::string& arg) {
 
 std::vector<std::string> slo_ladder_of(const ServeOptions& o) {
   if (!o.slo_ladder.empty()) return o.slo_ladder;
-  // "fast": chosen per model at load (serve/served_model.cpp): bf16 for cnn_se where the CPU has
-  // AVX512-BF16 (1.7-1.8x the compiled f32, 0.03 points), int8 otherwise (vit: 1.5-1.9x f32;
-  // int8 cnn_se is slower than the compiled f32); docs/BUDGET.md. focus plan measures all three.
-  if (o.image_weights == "f32") return {"f32", "fast"};
+  // int8: the faster variant of both image models (compiled cnn_se 2.1-2.3x f32, vit 1.5-1.9x;
+  // bf16 cnn_se 1.7-1.8x); docs/BUDGET.md. focus plan measures all three.
+  if (o.image_weights == "f32") return {"f32", "int8"};
   return {o.image_weights};
 }
 

@@ -95,8 +95,7 @@ void visit_fields(ServeOptions& o, V&& v) {
     "latency SLO: > 0 lets a controller step image models down --slo-ladder (to faster variants) "
     "when a window's p99 nears it, and back up when load falls (0 = off)");
   v("slo-ladder", o.slo_ladder, "the SLO's variants, image weights from most accurate to fastest "
-    "(default: --image-weights then the model's faster variant: bf16 for cnn_se where the CPU has "
-    "AVX512-BF16, else int8)");
+    "(default: --image-weights then int8, the faster variant of every image model)");
   v("slo-accuracy", o.slo_accuracy, "each rung's validation accuracy (from focus plan), for "
     "focus_slo_effective_accuracy");
   v("slo-window-ms", o.slo_window_ms, "the SLO controller's decision window");

@@ -1,8 +1,6 @@
 // Loading a model for serving (see served_model.hpp).
 #include "focus/serve/served_model.hpp"
 
-#include "focus/infer/image_plan.hpp"
-
 #include <chrono>
 #include <fstream>
 #include <iterator>
@@ -39,8 +37,6 @@ std::shared_ptr<const ServedModel> load_served_model(const std::string& name,
     m->image = std::make_unique<ImagePredictor>(as_image_model(std::move(lc), path), io);
     for (size_t i = 1; i < opt.image_ladder.size(); ++i) {
       io.weights = opt.image_ladder[i];
-      if (io.weights == "fast")  // the default ladder's fast rung, by what is faster for the model
-        io.weights = m->image->model().name() == "cnn_se" && bf16_plan_supported() ? "bf16" : "int8";
       m->faster.push_back(std::make_unique<ImagePredictor>(path, io));
     }
   }
