@@ -88,6 +88,24 @@ TEST(PlanCli, MeasuresVariantsPicksWithinTheBudgetAndRefusesTheImpossible) {
   EXPECT_NE(no.out.find("no variant meets the budget"), std::string::npos) << no.out;
   EXPECT_NE(no.out.find("the closest is"), std::string::npos) << no.out;
   EXPECT_FALSE(fs::exists(dir + "/serve.json"));
+  // A candidate file (here a copy of the model, as a pruned or early-exit file would be) adds
+  // its variants under its name; the config serves the chosen file.
+  fs::copy_file(model, dir + "/twin.safetensors");
+  const auto pc = run("plan --json --budget rss_mb=100000 -o " + dir + "/cand.json --candidate " + dir +
+                      "/twin.safetensors" + common + " 2>/dev/null");
+  ASSERT_EQ(pc.code, 0) << pc.out;
+  const nlohmann::json jc = nlohmann::json::parse(pc.out.substr(pc.out.find('{')));
+  ASSERT_EQ(jc["variants"].size(), 8u);
+  EXPECT_EQ(jc["variants"][4]["name"], "twin f32 t1 b1");
+  EXPECT_EQ(jc["variants"][4]["file"], 1);
+  EXPECT_EQ(jc["variants"][4]["accuracy"], jc["variants"][0]["accuracy"]);  // the same weights
+  const auto dc = run("serve --config " + dir + "/cand.json --keys " + dir + "/keys.json --dump-config");
+  ASSERT_EQ(dc.code, 0) << dc.out;
+  const std::string served = jc["chosen"]["file"] == 1 ? dir + "/twin.safetensors" : model;
+  EXPECT_NE(dc.out.find(fs::absolute(served).string()), std::string::npos) << dc.out;
+  const auto nc = run("plan --budget rss_mb=100000 --candidate " + dir + "/keys.json" + common + " 2>&1");
+  EXPECT_NE(nc.code, 0);
+  EXPECT_NE(nc.out.find("keys.json"), std::string::npos) << nc.out;
   // A bad budget is a clear error.
   const auto bad = run("plan --budget p95_ms=3" + common + " 2>&1");
   EXPECT_NE(bad.code, 0);

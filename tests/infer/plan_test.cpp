@@ -97,6 +97,15 @@ TEST(Plan, TheSloLadderStepsToFasterVariantsOfTheSameShape) {
   evaluate(r, Budget{});
   EXPECT_EQ(slo_ladder(r, 0), (std::vector<size_t>{0, 1}));  // same threads and batch only
   EXPECT_EQ(slo_ladder(r, 1), (std::vector<size_t>{1}));     // f32 t2 b8 is slower: no step to it
+  // A candidate file's variants (a pruned model, say) are another model: no step between files.
+  VariantResult pruned = vr("int8", 2, 8, 0.91, 1.0, 1.2, 50);
+  pruned.v.file = 1;
+  pruned.v.label = "pruned";
+  r.push_back(pruned);
+  evaluate(r, Budget{});
+  EXPECT_EQ(slo_ladder(r, 0), (std::vector<size_t>{0, 1}));
+  EXPECT_EQ(r[4].v.name(), "pruned int8 t2 b8");
+  EXPECT_EQ(r[0].v.name(), "f32 t2 b8");
 }
 
 TEST(Plan, TheChartShowsEveryVariantAndTheChoice) {

@@ -1,6 +1,8 @@
 // `focus plan --model M --budget 'p99_ms=5,rss_mb=150' [--qps Q] [--min-accuracy A]`: the
-// inference planner of an image model (docs/BUDGET.md). It enumerates variants (inference weights
-// f32 / int8 x compute threads x batch size), measures each on this machine, and picks the most
+// inference planner of an image model (docs/BUDGET.md). It enumerates variants (model file x
+// inference weights f32 / bf16 / int8 x compute threads x batch size; the files: the model and
+// --candidate files made from it, e.g. by `focus prune-heads` or `focus early-exit`, labelled by
+// their names), measures each on this machine, and picks the most
 // accurate one within the budget (infer/plan.hpp decides; this file measures):
 //   - accuracy: each weights' top-1 accuracy on the run's validation split (rebuilt from the
 //     config.json beside the model, as `focus calibrate` does; --val-limit caps it);
@@ -44,6 +46,7 @@ namespace {
 
 struct Opts {
   std::string model, budget, out, svg, name, data_dir = kFashionMnistDir, measure;
+  std::vector<std::string> candidates;  // other files of the same model (pruned, early exit)
   std::vector<std::string> weights;  // empty: f32, bf16 (where the CPU has it), int8
   std::vector<int> threads;
   std::vector<int64_t> batches{1, 8, 32};
@@ -103,10 +106,10 @@ int measure_variant(const Opts& o) {
   return 0;
 }
 
-// Runs this binary as a child measuring `v`; its JSON and its peak RSS (MB).
-VariantResult spawn_measure(const Opts& o, const Variant& v) {
+// Runs this binary as a child measuring `v` of the model file `path`; its JSON and its peak RSS (MB).
+VariantResult spawn_measure(const Opts& o, const std::string& path, const Variant& v) {
   const std::string exe = std::filesystem::read_symlink("/proc/self/exe").string();
-  const std::vector<std::string> args = {exe, "plan", "--model", o.model, "--budget", o.budget,
+  const std::vector<std::string> args = {exe, "plan", "--model", path, "--budget", o.budget,
                                          "--seconds", fmt::format("{}", o.seconds), "--measure-variant",
                                          fmt::format("{}:{}:{}", v.weights, v.threads, v.batch)};
   std::vector<char*> argv;
@@ -162,23 +165,40 @@ int plan(Opts o) {
     o.weights = {"f32", "int8"};
     if (bf16_plan_supported()) o.weights.insert(o.weights.begin() + 1, "bf16");
   }
-  std::map<std::string, double> acc;
-  for (const std::string& w : o.weights) {
-    ImagePredictorOptions io;
-    io.weights = w;
-    acc[w] = dataset_accuracy(ImagePredictor(o.model, io), train, vidx);
+  // The files: the model, then its candidates, labelled by their names (made unique).
+  std::vector<std::string> files{o.model}, labels{""};
+  for (const std::string& c : o.candidates) {
+    std::string label = std::filesystem::path(c).stem().string();
+    if (std::find(labels.begin(), labels.end(), label) != labels.end())
+      label += "#" + std::to_string(files.size());
+    files.push_back(c);
+    labels.push_back(label);
   }
+  std::map<std::pair<int, std::string>, double> acc;  // (file, weights) -> validation accuracy
+  int64_t classes = 0;
+  for (size_t f = 0; f < files.size(); ++f)
+    for (const std::string& w : o.weights) {
+      ImagePredictorOptions io;
+      io.weights = w;
+      const ImagePredictor p(files[f], io);
+      if (f == 0) classes = p.num_classes();
+      FOCUS_CHECK(p.num_classes() == classes, ValueError,
+                  "--candidate {}: {} classes, the model has {}: not a version of the same model",
+                  files[f], p.num_classes(), classes);
+      acc[{int(f), w}] = dataset_accuracy(p, train, vidx);
+    }
   std::vector<VariantResult> r;
-  for (const std::string& w : o.weights)
-    for (int t : threads)
-      for (int64_t B : o.batches) {
-        VariantResult x = spawn_measure(o, Variant{w, t, B});
-        x.accuracy = acc[w];
-        r.push_back(x);
-        if (!o.json)
-          std::fprintf(stderr, "measured %-14s batch p50 %8.2f ms  p99 %8.2f ms  RSS %6.0f MB\n", x.v.name().c_str(),
-                       x.batch_p50_ms, x.batch_p99_ms, x.rss_mb);
-      }
+  for (size_t f = 0; f < files.size(); ++f)
+    for (const std::string& w : o.weights)
+      for (int t : threads)
+        for (int64_t B : o.batches) {
+          VariantResult x = spawn_measure(o, files[f], Variant{w, t, B, int(f), labels[f]});
+          x.accuracy = acc[{int(f), w}];
+          r.push_back(x);
+          if (!o.json)
+            std::fprintf(stderr, "measured %-24s batch p50 %8.2f ms  p99 %8.2f ms  RSS %6.0f MB\n",
+                         x.v.name().c_str(), x.batch_p50_ms, x.batch_p99_ms, x.rss_mb);
+        }
   evaluate(r, b);
   mark_front(r);
   const PlanChoice c = choose(r, b);
@@ -186,7 +206,8 @@ int plan(Opts o) {
   nlohmann::json config;
   if (c.index) {
     const VariantResult& x = r[*c.index];
-    config = {{"model", {fmt::format("{}={}", name.empty() ? "model" : name, std::filesystem::absolute(o.model).string())}},
+    config = {{"model", {fmt::format("{}={}", name.empty() ? "model" : name,
+                                     std::filesystem::absolute(files[size_t(x.v.file)]).string())}},
               {"threads", x.v.threads}, {"max-batch", x.v.batch}, {"image-weights", x.v.weights}};
     if (std::isfinite(b.p99_ms)) {  // the controller's ladder: faster variants to step down to
       config["slo-p99-ms"] = b.p99_ms;
@@ -211,11 +232,11 @@ int plan(Opts o) {
   } else {
     std::printf("plan for %s: %s; accuracy on %zu validation images%s\n\n", o.model.c_str(), format_budget(b).c_str(),
                 vidx.size(), b.qps > 0 ? "; latency = batch compute + (batch - 1) / qps to fill it" : "");
-    std::printf("%-15s %9s %9s %9s %8s %10s %6s %7s  %s\n", "variant", "accuracy", "p50 ms", "p99 ms", "RSS MB",
+    std::printf("%-24s %9s %9s %9s %8s %10s %6s %7s  %s\n", "variant", "accuracy", "p50 ms", "p99 ms", "RSS MB",
                 "items/s", "front", "within", "misses");
     for (size_t i = 0; i < r.size(); ++i) {
       const VariantResult& x = r[i];
-      std::printf("%-15s %8.2f%% %9.2f %9.2f %8.0f %10.0f %6s %7s  %s%s\n", x.v.name().c_str(), 100 * x.accuracy,
+      std::printf("%-24s %8.2f%% %9.2f %9.2f %8.0f %10.0f %6s %7s  %s%s\n", x.v.name().c_str(), 100 * x.accuracy,
                   x.p50_ms, x.p99_ms, x.rss_mb, x.throughput, x.on_front ? "*" : "", x.within ? "yes" : "no",
                   x.misses.c_str(), c.index && *c.index == i ? "   <- chosen" : "");
     }
@@ -249,6 +270,10 @@ Command add_plan_command(CLI::App& app) {
   sub->add_option("--weights", o->weights,
                   "inference weights to try (default f32, bf16 where the CPU has AVX512-BF16, int8)")
       ->delimiter(',')->check(CLI::IsMember({"f32", "bf16", "int8"}));
+  sub->add_option("--candidate", o->candidates,
+                  "another file of the same model to plan among (e.g. from focus prune-heads or "
+                  "focus early-exit; repeatable): its variants are measured the same way")
+      ->check(CLI::ExistingFile);
   sub->add_option("--threads", o->threads, "compute threads to try (default: 1 and all cores)")
       ->delimiter(',')->check(CLI::PositiveNumber);
   sub->add_option("--batch", o->batches, "batch sizes to try")->delimiter(',')->check(CLI::PositiveNumber)

@@ -81,7 +81,9 @@ std::string format_budget(const Budget& b) {
   return s;
 }
 
-std::string Variant::name() const { return fmt::format("{} t{} b{}", weights, threads, batch); }
+std::string Variant::name() const {
+  return fmt::format("{}{}{} t{} b{}", label, label.empty() ? "" : " ", weights, threads, batch);
+}
 
 void evaluate(std::vector<VariantResult>& r, const Budget& b) {
   for (VariantResult& x : r) {
@@ -139,8 +141,8 @@ PlanChoice choose(const std::vector<VariantResult>& r, const Budget& b) {
 std::vector<size_t> slo_ladder(const std::vector<VariantResult>& r, size_t chosen) {
   std::vector<size_t> others;
   for (size_t i = 0; i < r.size(); ++i)
-    if (i != chosen && r[i].v.threads == r[chosen].v.threads && r[i].v.batch == r[chosen].v.batch &&
-        r[i].v.weights != r[chosen].v.weights)
+    if (i != chosen && r[i].v.file == r[chosen].v.file && r[i].v.threads == r[chosen].v.threads &&
+        r[i].v.batch == r[chosen].v.batch && r[i].v.weights != r[chosen].v.weights)
       others.push_back(i);
   std::sort(others.begin(), others.end(), [&](size_t a, size_t b) { return r[a].accuracy > r[b].accuracy; });
   std::vector<size_t> ladder{chosen};
@@ -150,7 +152,8 @@ std::vector<size_t> slo_ladder(const std::vector<VariantResult>& r, size_t chose
 }
 
 nlohmann::json variant_json(const VariantResult& r) {
-  return {{"weights", r.v.weights},       {"threads", r.v.threads},     {"batch", r.v.batch},
+  return {{"name", r.v.name()},           {"file", r.v.file},
+          {"weights", r.v.weights},       {"threads", r.v.threads},     {"batch", r.v.batch},
           {"accuracy", r.accuracy},       {"batch_p50_ms", r.batch_p50_ms}, {"batch_p99_ms", r.batch_p99_ms},
           {"p50_ms", r.p50_ms},           {"p99_ms", r.p99_ms},         {"rss_mb", r.rss_mb},
           {"throughput", r.throughput},   {"on_front", r.on_front},     {"within", r.within},

@@ -1,5 +1,6 @@
 // The inference planner's decisions (`focus plan`, apps/cmd_plan.cpp, docs/BUDGET.md): given
-// measured variants of one model (inference weights x compute threads x batch size, each with
+// measured variants of one model (model file x inference weights x compute threads x batch size;
+// the files: the model and candidates made from it, pruned or with early exits; each with
 // its accuracy on the validation split, its latency distribution and its peak memory), which are
 // Pareto-optimal, which meet a budget, and which to serve: the most accurate within the budget
 // (ties: lower p99, then less memory, then fewer threads). A budget nothing meets is refused,
@@ -37,10 +38,14 @@ Budget parse_budget(const std::string& text);
 std::string format_budget(const Budget& b);
 
 struct Variant {
-  std::string weights = "f32";  // f32 | int8
+  std::string weights = "f32";  // f32 | bf16 | int8
   int threads = 1;
   int64_t batch = 1;
-  std::string name() const;  // "int8 t2 b8"
+  // Which model file (0: the planned model; k: its k-th candidate, e.g. a pruned or early-exit
+  // version) and its label in names ("" for the planned model).
+  int file = 0;
+  std::string label;
+  std::string name() const;  // "int8 t2 b8", "pruned int8 t2 b8"
 };
 
 struct VariantResult {
@@ -71,7 +76,7 @@ struct PlanChoice {
 PlanChoice choose(const std::vector<VariantResult>& r, const Budget& b);
 
 // The SLO ladder of a served choice (focus serve --slo-ladder): the chosen variant, then the
-// variants of other weights at the same threads and batch that are faster than the rung before,
+// variants of other weights of the same file at the same threads and batch that are faster than the rung before,
 // in decreasing accuracy: the controller steps down it when load rises. Indices into r.
 std::vector<size_t> slo_ladder(const std::vector<VariantResult>& r, size_t chosen);
 
