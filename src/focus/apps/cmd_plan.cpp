@@ -6,8 +6,10 @@
 // accurate one within the budget (infer/plan.hpp decides; this file measures):
 //   - accuracy: each weights' top-1 accuracy on the run's validation split (rebuilt from the
 //     config.json beside the model, as `focus calibrate` does; --val-limit caps it);
-//   - latency: each variant in its own child process (this binary, `--measure-variant`): random
-//     batches timed call by call after a warm-up, for --seconds, giving the batch's p50 / p99;
+//   - latency: each variant in its own child process (this binary, `--measure-variant`): a batch
+//     of validation images (written once to a file the children read: an early-exit model's
+//     time depends on how sure it is, so noise would mislead) timed call by call after a
+//     warm-up, for --seconds, giving the batch's p50 / p99;
 //   - memory: that child's peak resident set (VmHWM of its own address space, read by the child
 //     at the end: wait4's ru_maxrss would also count the parent's pages from before the exec):
 //     the libraries, the model, its weights in the variant's form and the batch's activations,
@@ -21,8 +23,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -45,7 +49,7 @@ namespace focus {
 namespace {
 
 struct Opts {
-  std::string model, budget, out, svg, name, data_dir = kFashionMnistDir, measure;
+  std::string model, budget, out, svg, name, data_dir = kFashionMnistDir, measure, inputs;
   std::vector<std::string> candidates;  // other files of the same model (pruned, early exit)
   std::vector<std::string> weights;  // empty: f32, bf16 (where the CPU has it), int8
   std::vector<int> threads;
@@ -90,8 +94,12 @@ int measure_variant(const Opts& o) {
   io.max_batch = v.batch;
   const ImagePredictor p(o.model, io);
   Tensor x = Tensor::empty({v.batch, p.channels(), p.image_size(), p.image_size()});  // (B, C, S, S)
-  Rng rng(11);
-  rng.fill_uniform(x.data<float>(), x.numel(), 0.f, 1.f);
+  {  // the first B images of the parent's file (pixels in [0, 1], F32)
+    std::ifstream f(o.inputs, std::ios::binary);
+    f.read(reinterpret_cast<char*>(x.data<float>()), std::streamsize(x.numel() * sizeof(float)));
+    FOCUS_CHECK(f.gcount() == std::streamsize(x.numel() * sizeof(float)), IOError,
+                "plan: cannot read {} images from '{}'", v.batch, o.inputs);
+  }
   for (int i = 0; i < 3; ++i) p.logits(x);  // warm-up: packed weights, caches
   std::vector<double> ms;
   const auto start = std::chrono::steady_clock::now();
@@ -110,7 +118,8 @@ int measure_variant(const Opts& o) {
 VariantResult spawn_measure(const Opts& o, const std::string& path, const Variant& v) {
   const std::string exe = std::filesystem::read_symlink("/proc/self/exe").string();
   const std::vector<std::string> args = {exe, "plan", "--model", path, "--budget", o.budget,
-                                         "--seconds", fmt::format("{}", o.seconds), "--measure-variant",
+                                         "--seconds", fmt::format("{}", o.seconds), "--measure-inputs", o.inputs,
+                                         "--measure-variant",
                                          fmt::format("{}:{}:{}", v.weights, v.threads, v.batch)};
   std::vector<char*> argv;
   for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
@@ -173,6 +182,22 @@ int plan(Opts o) {
       label += "#" + std::to_string(files.size());
     files.push_back(c);
     labels.push_back(label);
+  }
+  // The children's inputs: the first validation images, as many as the largest batch.
+  FOCUS_CHECK(!vidx.empty(), ValueError, "plan: the validation split of {} is empty", o.model);
+  std::string dir = (std::filesystem::temp_directory_path() / "focus_plan_XXXXXX").string();
+  FOCUS_CHECK(mkdtemp(dir.data()) != nullptr, IOError, "plan: cannot make a directory in {}: {}",
+              std::filesystem::temp_directory_path().string(), std::strerror(errno));
+  const std::shared_ptr<void> remove_dir(nullptr, [&dir](void*) { std::filesystem::remove_all(dir); });
+  o.inputs = dir + "/inputs.f32";
+  {
+    const int64_t B = *std::max_element(o.batches.begin(), o.batches.end());
+    std::vector<int64_t> first;
+    for (int64_t i = 0; i < B; ++i) first.push_back(vidx[size_t(i) % vidx.size()]);
+    const Tensor px = dataset_pixels(ImagePredictor(o.model), train, first);  // (B, C, S, S)
+    std::ofstream f(o.inputs, std::ios::binary);
+    f.write(reinterpret_cast<const char*>(px.data<float>()), std::streamsize(px.numel() * sizeof(float)));
+    FOCUS_CHECK(f.good(), IOError, "plan: cannot write '{}'", o.inputs);
   }
   std::map<std::pair<int, std::string>, double> acc;  // (file, weights) -> validation accuracy
   int64_t classes = 0;
@@ -290,6 +315,7 @@ Command add_plan_command(CLI::App& app) {
   o->split.add_to(sub);
   sub->add_option("--measure-variant", o->measure, "(internal) measure one variant WEIGHTS:THREADS:BATCH")
       ->group("");
+  sub->add_option("--measure-inputs", o->inputs, "(internal) the images the variant is timed on")->group("");
   return [o] { return o->measure.empty() ? plan(*o) : measure_variant(*o); };
 }
 

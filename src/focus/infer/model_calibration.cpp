@@ -5,23 +5,31 @@
 
 namespace focus {
 
-std::vector<double> dataset_logits(const ImagePredictor& predictor, const ImageDataset& ds,
-                                   std::span<const int64_t> indices) {
-  const int64_t C = predictor.channels(), S = predictor.image_size(), K = predictor.num_classes();
+Tensor dataset_pixels(const ImagePredictor& predictor, const ImageDataset& ds,
+                      std::span<const int64_t> indices) {
+  const int64_t C = predictor.channels(), S = predictor.image_size(), D = C * S * S;
+  const int64_t n = int64_t(indices.size());
   FOCUS_CHECK(ds.channels() == C && ds.height() == S && ds.width() == S, ShapeError,
               "dataset images are ({}, {}, {}), the model takes ({}, {}, {})", ds.channels(),
               ds.height(), ds.width(), C, S, S);
-  const int64_t D = C * S * S, chunk = 1024;
+  Tensor pixels = Tensor::empty({n, C, S, S});  // (n, C, S, S) in [0, 1]
+  float* dst = pixels.data<float>();
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t k = indices[size_t(i)];
+    FOCUS_CHECK(k >= 0 && k < ds.size(), ValueError, "index {} outside the dataset ({} images)", k, ds.size());
+    const uint8_t* src = ds.image(k);
+    for (int64_t j = 0; j < D; ++j) dst[i * D + j] = float(src[j]) / 255.f;
+  }
+  return pixels;
+}
+
+std::vector<double> dataset_logits(const ImagePredictor& predictor, const ImageDataset& ds,
+                                   std::span<const int64_t> indices) {
+  const size_t chunk = 1024;
   std::vector<double> out;
-  out.reserve(indices.size() * size_t(K));
-  for (size_t lo = 0; lo < indices.size(); lo += size_t(chunk)) {
-    const int64_t n = std::min<int64_t>(chunk, int64_t(indices.size() - lo));
-    Tensor pixels = Tensor::empty({n, C, S, S});  // (n, C, S, S) in [0, 1]
-    float* dst = pixels.data<float>();
-    for (int64_t i = 0; i < n; ++i) {
-      const uint8_t* src = ds.image(indices[lo + size_t(i)]);
-      for (int64_t j = 0; j < D; ++j) dst[i * D + j] = float(src[j]) / 255.f;
-    }
+  out.reserve(indices.size() * size_t(predictor.num_classes()));
+  for (size_t lo = 0; lo < indices.size(); lo += chunk) {
+    const Tensor pixels = dataset_pixels(predictor, ds, indices.subspan(lo, std::min(chunk, indices.size() - lo)));
     const std::vector<float> z = predictor.logits(pixels).to_vector<float>();  // (n, K)
     out.insert(out.end(), z.begin(), z.end());
   }

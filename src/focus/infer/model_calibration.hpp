@@ -19,6 +19,10 @@
 
 namespace focus {
 
+// The pixels of samples `indices` of `ds`, in [0, 1]: (n, C, S, S) F32, what predictor.logits
+// takes. ShapeError / ValueError as dataset_logits.
+Tensor dataset_pixels(const ImagePredictor& predictor, const ImageDataset& ds,
+                      std::span<const int64_t> indices);
 // The raw logits (no temperature) of samples `indices` of `ds`: (n, K) row-major, doubles.
 // ShapeError when the dataset's images do not have the model's (C, S, S) shape; ValueError for an
 // index outside the dataset.

@@ -21,22 +21,6 @@ bool quantizable(const Module* m) {
   return dynamic_cast<const Linear*>(m) != nullptr || dynamic_cast<const Conv2d*>(m) != nullptr;
 }
 
-Tensor gather_pixels(const ImagePredictor& p, const ImageDataset& ds, std::span<const int64_t> idx) {
-  const int64_t C = p.channels(), S = p.image_size(), D = C * S * S, n = int64_t(idx.size());
-  FOCUS_CHECK(ds.channels() == C && ds.height() == S && ds.width() == S, ShapeError,
-              "dataset images are ({}, {}, {}), the model takes ({}, {}, {})", ds.channels(),
-              ds.height(), ds.width(), C, S, S);
-  Tensor pixels = Tensor::empty({n, C, S, S});  // (n, C, S, S) in [0, 1]
-  float* dst = pixels.data<float>();
-  for (int64_t i = 0; i < n; ++i) {
-    FOCUS_CHECK(idx[size_t(i)] >= 0 && idx[size_t(i)] < ds.size(), ValueError,
-                "index {} outside the dataset ({} images)", idx[size_t(i)], ds.size());
-    const uint8_t* src = ds.image(idx[size_t(i)]);
-    for (int64_t j = 0; j < D; ++j) dst[i * D + j] = float(src[j]) / 255.f;
-  }
-  return pixels;
-}
-
 }  // namespace
 
 std::vector<std::string> quantizable_layers(const Module& m) {
@@ -116,7 +100,8 @@ QuantizeResult quantize_model_file(const std::string& in, const std::string& out
   QuantizeResult r;
   r.calib_images = int64_t(calib.size());
   r.val_images = int64_t(val.size());
-  r.layers = measure_layer_errors(p, gather_pixels(p, ds, calib));
+  const Tensor calib_pixels = dataset_pixels(p, ds, calib);  // (n, C, S, S) in [0, 1]
+  r.layers = measure_layer_errors(p, calib_pixels);
   std::vector<std::string> int8, f32;
   for (LayerQuantError& e : r.layers) {
     e.int8 = e.rel_l2 <= opt.layer_tol;
@@ -126,7 +111,7 @@ QuantizeResult quantize_model_file(const std::string& in, const std::string& out
   // The compiled plan's activation bounds, on the calibration images (F32 layers: measured
   // before the int8 layers are switched on; empty where there is no plan here).
   const std::map<std::string, float> ranges =
-      measure_activation_ranges(p.model(), p.normalized(gather_pixels(p, ds, calib)));
+      measure_activation_ranges(p.model(), p.normalized(calib_pixels));
   set_int8_layers(p.model(), int8, in);
   r.acc_int8 = dataset_accuracy(p, ds, val);
   {
