@@ -18,8 +18,13 @@ vit: focus's default vit, global batch 128 (64 a rank), no augmentation, Fashion
 g2p: the default g2p transformer, --max-tokens 4096 global batches; focus trains on CMUdict
      (the first --g2p-words lines, --limit-train of their training words), torch on seq2seq_bench's CMUdict-shaped synthetic batches (the same
      length distribution, not the same words: tokens/s comparable, not identical batches).
-The 1-minute load average is recorded before each run. Medians over rounds are reported.
-Usage: /usr/bin/python3 bench/ddp_compare.py --build build [--rounds 3] [--json-out raw.json]
+The 1-minute load average is recorded before each run, and each run's peak RSS (the largest
+process: a rank, or the one process). Medians over rounds are reported.
+A/B of two focus builds: --baseline-build DIR runs DIR/focus too, right after each focus run of
+--build (same arguments; "@base" after its name), e.g. the commit before a change.
+--blocking false skips the blocking-all-reduce runs, --torch false the PyTorch runs.
+Usage: /usr/bin/python3 bench/ddp_compare.py --build build [--rounds 3] [--models g2p]
+       [--baseline-build DIR] [--json-out raw.json]
 """
 import argparse
 import json
@@ -46,7 +51,18 @@ def focus_args(build, model, out, steps, limit_g2p, cmudict):
             "--epochs", "2", "--eval-limit", "20", "--beam", "1", "--out", out]
 
 
-def run_focus(build, model, ranks, steps, limit_g2p, cmudict, overlap=True):
+def run_measured(cmd, env):
+    """Runs cmd; returns (CompletedProcess, peak RSS in KiB of the largest process under it)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        p = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(cmd, p.returncode, out.read(), err.read()), usage.ru_maxrss
+
+
+def run_focus(build, model, ranks, steps, limit_g2p, cmudict, overlap=True, tag=""):
     out = tempfile.mkdtemp(prefix=f"focus-ddp-{model}-")
     try:
         cmd = focus_args(build, model, out, steps, limit_g2p, cmudict)
@@ -58,14 +74,15 @@ def run_focus(build, model, ranks, steps, limit_g2p, cmudict, overlap=True):
         else:
             env["FOCUS_NUM_THREADS"] = "2"
         load = os.getloadavg()[0]
-        r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        r, rss_kb = run_measured(cmd, env)
         if r.returncode != 0:
             raise SystemExit(f"ddp_compare: {' '.join(cmd)} failed:\n{r.stdout}\n{r.stderr}")
         with open(os.path.join(out, "metrics.jsonl")) as f:
             rec = [json.loads(l) for l in f if l.strip()][-1]
         per_s = rec["images_per_s"] if model == "vit" else rec["tokens_per_s"]
-        name = f"focus-{ranks}" + ("" if overlap else "-blocking")
+        name = f"focus-{ranks}" + ("" if overlap else "-blocking") + tag
         res = {"framework": name, "model": model, "per_s": per_s, "load1": load,
+               "peak_rss_mib": rss_kb / 1024,
                "epoch_seconds": rec["epoch_seconds"], "steps": rec["step"] // 2}
         if ranks == 2:
             res["comm_seconds"] = rec["comm_seconds"]
@@ -82,11 +99,12 @@ def run_torch(model, steps, batches):
     if model == "g2p":
         cmd += ["--batches", batches]
     load = os.getloadavg()[0]
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r, rss_kb = run_measured(cmd, dict(os.environ))
     if r.returncode != 0:
         raise SystemExit(f"ddp_compare: {' '.join(cmd)} failed:\n{r.stdout}\n{r.stderr}")
     res = json.loads(r.stdout.strip().splitlines()[-1])
     res["load1"] = load
+    res["peak_rss_mib"] = rss_kb / 1024
     return res
 
 
@@ -102,6 +120,10 @@ def main():
     ap.add_argument("--g2p-words", type=int, default=10000, help="CMUdict lines kept")
     ap.add_argument("--one-process", default="true", choices=["true", "false"],
                     help="also run focus in 1 process x 2 threads")
+    ap.add_argument("--baseline-build", help="also run DIR/focus after each focus run (A/B)")
+    ap.add_argument("--blocking", default="true", choices=["true", "false"],
+                    help="also run focus 2 ranks with the blocking all-reduce")
+    ap.add_argument("--torch", default="true", choices=["true", "false"])
     ap.add_argument("--json-out")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="focus-ddp-")
@@ -123,37 +145,61 @@ def main():
         for model in models:
             steps = args.vit_steps if model == "vit" else args.g2p_steps
             order = ["focus", "torch"] if rnd % 2 == 0 else ["torch", "focus"]
+            # (build, tag) pairs: the build under test, then the baseline; swapped on odd rounds.
+            builds = [(args.build, "")] + ([(args.baseline_build, "@base")]
+                                           if args.baseline_build else [])
+            if rnd % 2 == 1:
+                builds.reverse()
+            overlaps = [True, False] if args.blocking == "true" else [True]
             for who in order:
                 if who == "focus":
-                    for overlap in ([True, False] if rnd % 2 == 0 else [False, True]):
-                        runs.append(run_focus(args.build, model, 2, steps, args.g2p_limit, cmudict,
-                                              overlap))
-                        print(json.dumps(runs[-1]), file=sys.stderr)
+                    for overlap in (overlaps if rnd % 2 == 0 else overlaps[::-1]):
+                        for build, tag in builds:
+                            runs.append(run_focus(build, model, 2, steps, args.g2p_limit, cmudict,
+                                                  overlap, tag))
+                            print(json.dumps(runs[-1]), file=sys.stderr)
                     if args.one_process == "true":
-                        runs.append(run_focus(args.build, model, 1, steps, args.g2p_limit, cmudict))
-                        print(json.dumps(runs[-1]), file=sys.stderr)
-                else:
+                        for build, tag in builds:
+                            runs.append(run_focus(build, model, 1, steps, args.g2p_limit, cmudict,
+                                                  tag=tag))
+                            print(json.dumps(runs[-1]), file=sys.stderr)
+                elif args.torch == "true":
                     runs.append(run_torch(model, steps, batches))
                     print(json.dumps(runs[-1]), file=sys.stderr)
     shutil.rmtree(tmp, ignore_errors=True)
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(runs, f, indent=1)
+    def med(model, fw, key="per_s"):
+        xs = [r[key] for r in runs if r["model"] == model and r["framework"] == fw]
+        return (statistics.median(xs), min(xs), max(xs)) if xs else (float("nan"),) * 3
+
     print("| model | focus, 2 ranks x 1 thread, overlapped | PyTorch DDP (gloo), 2 x 1 | "
           "focus / torch | focus step in the exchange | focus, 2 ranks, blocking all-reduce | "
           "its step in the exchange | focus, 1 process x 2 threads |")
     print("|---|---|---|---|---|---|---|---|")
     for model in models:
-        def med(fw, key="per_s"):
-            xs = [r[key] for r in runs if r["model"] == model and r["framework"] == fw]
-            return (statistics.median(xs), min(xs), max(xs)) if xs else (float("nan"),) * 3
-        f2, t2, f1, fb = med("focus-2"), med("torch-ddp"), med("focus-1"), med("focus-2-blocking")
-        cf, cb = med("focus-2", "comm_fraction"), med("focus-2-blocking", "comm_fraction")
+        f2, t2 = med(model, "focus-2"), med(model, "torch-ddp")
+        f1, fb = med(model, "focus-1"), med(model, "focus-2-blocking")
+        cf = med(model, "focus-2", "comm_fraction")
+        cb = med(model, "focus-2-blocking", "comm_fraction")
         unit = "images/s" if model == "vit" else "tokens/s"
         print(f"| {model} | {f2[0]:.0f} {unit} ({f2[1]:.0f}..{f2[2]:.0f}) | {t2[0]:.0f} "
               f"({t2[1]:.0f}..{t2[2]:.0f}) | {f2[0] / t2[0]:.2f}x | {100 * cf[0]:.1f}% "
               f"({100 * cf[1]:.1f}..{100 * cf[2]:.1f}) | {fb[0]:.0f} ({fb[1]:.0f}..{fb[2]:.0f}) | "
               f"{100 * cb[0]:.1f}% | {f1[0]:.0f} ({f1[1]:.0f}..{f1[2]:.0f}) |")
+    # Every configuration: median (min..max) throughput, peak RSS and load.
+    print()
+    print("| model | run | median (min..max) | focus-2 / it | peak RSS MiB, median (max) | "
+          "load, median (max) |")
+    print("|---|---|---|---|---|---|")
+    for model in models:
+        names = sorted({r["framework"] for r in runs if r["model"] == model})
+        base = med(model, "focus-2")[0]
+        for fw in names:
+            v, rss, load = med(model, fw), med(model, fw, "peak_rss_mib"), med(model, fw, "load1")
+            print(f"| {model} | {fw} | {v[0]:.0f} ({v[1]:.0f}..{v[2]:.0f}) | {base / v[0]:.2f}x | "
+                  f"{rss[0]:.0f} ({rss[2]:.0f}) | {load[0]:.1f} ({load[2]:.1f}) |")
 
 
 if __name__ == "__main__":

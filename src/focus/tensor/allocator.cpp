@@ -1,11 +1,13 @@
-// Host block cache (see allocator.hpp): per-class free lists under one mutex.
+// Host block cache (see allocator.hpp): per-class free lists in one LRU order, under one mutex.
 #include "focus/tensor/allocator.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <list>
 #include <mutex>
-#include <vector>
 
 #include "focus/tensor/error.hpp"
 
@@ -16,6 +18,7 @@ namespace {
 constexpr int kSub = 8;                    // classes per power of two
 constexpr int kClasses = 64 * kSub;        // covers every size_t
 constexpr size_t kAlign = 64;
+constexpr int kReach = kCacheReach;
 
 // GCC defines __SANITIZE_ADDRESS__ under -fsanitize=address; clang (the fuzz build) only answers
 // __has_feature(address_sanitizer).
@@ -27,7 +30,7 @@ constexpr size_t kAlign = 64;
 #if defined(__SANITIZE_ADDRESS__) || defined(FOCUS_ADDRESS_SANITIZER)
 constexpr size_t kDefaultLimit = 0;
 #else
-constexpr size_t kDefaultLimit = size_t(64) << 20;
+constexpr size_t kDefaultLimit = size_t(1) << 30;
 #endif
 
 size_t limit_from_env() {
@@ -52,22 +55,53 @@ Class class_of(size_t b) {
   return {k * kSub + static_cast<int>(m - 8), m << k};
 }
 
+constexpr size_t kFootprintFloor = size_t(64) << 20;
+constexpr size_t kFootprintSlackPercent = 25;
+
 void* system_alloc(size_t size) { return std::aligned_alloc(kAlign, size); }
 
 struct Cache {
+  // A cached block; `lru` holds them oldest first, and each class's deque holds iterators to its
+  // own blocks in the same order (so a class's oldest block is the front of both).
+  struct Node {
+    void* ptr;
+    int cls;
+  };
   std::mutex mu;
-  std::vector<void*> lists[kClasses];
+  std::list<Node> lru;
+  std::deque<std::list<Node>::iterator> lists[kClasses];
   size_t cached = 0;
   size_t limit = limit_from_env();
   HostAllocStats stats;
 
-  // Caller holds mu.
+  static size_t class_size(int cls) { return size_t(8 + cls % kSub) << (cls / kSub); }
+
+  // Caller holds mu. Returns the least recently cached block to the system.
+  void pop_oldest_locked() {
+    const Node n = lru.front();
+    lists[n.cls].pop_front();
+    lru.pop_front();
+    cached -= class_size(n.cls);
+    std::free(n.ptr);
+  }
+  void evict_oldest_locked() {
+    pop_oldest_locked();
+    ++stats.evictions;
+  }
   void flush_locked() {
-    for (auto& l : lists) {
-      for (void* p : l) std::free(p);
-      l.clear();
-    }
-    cached = 0;
+    while (!lru.empty()) pop_oldest_locked();
+  }
+  // Evicts until `incoming` more bytes in use fit under the footprint bound (see the header).
+  void make_room_for_locked(size_t incoming) {
+    const size_t in_use = stats.in_use_bytes + incoming;
+    const size_t peak = stats.peak_in_use_bytes;
+    const size_t bound =
+        std::max({peak + peak / 100 * kFootprintSlackPercent, in_use, kFootprintFloor});
+    while (!lru.empty() && in_use + cached > bound) evict_oldest_locked();
+  }
+  void note_in_use_locked(size_t size) {
+    stats.in_use_bytes += size;
+    stats.peak_in_use_bytes = std::max(stats.peak_in_use_bytes, stats.in_use_bytes);
   }
 };
 
@@ -84,10 +118,11 @@ size_t host_block_size(size_t bytes) {
   return class_of(bytes).size;
 }
 
-void* host_alloc(size_t bytes) {
+void* host_alloc(size_t bytes, size_t* block_bytes) {
   if (bytes < kCacheMinBytes) {
     void* p = system_alloc(host_block_size(bytes));
     if (!p) throw Error(fmt::format("out of memory allocating {} bytes", bytes));
+    if (block_bytes) *block_bytes = bytes;
     return p;
   }
   const Class c = class_of(bytes);
@@ -95,14 +130,25 @@ void* host_alloc(size_t bytes) {
   {
     std::lock_guard<std::mutex> lock(ca.mu);
     ++ca.stats.allocs;
-    auto& l = ca.lists[c.index];
-    if (!l.empty()) {
-      void* p = l.back();
+    // The nearest class with a cached block, from the request's own up to kReach above it (only
+    // its own when the caller cannot free by the block's size); of that class the most recently
+    // cached block (the likeliest still in the CPU's caches).
+    const int last = block_bytes ? std::min(c.index + kReach, kClasses - 1) : c.index;
+    for (int j = c.index; j <= last; ++j) {
+      auto& l = ca.lists[j];
+      if (l.empty()) continue;
+      const auto it = l.back();
+      void* p = it->ptr;
       l.pop_back();
-      ca.cached -= c.size;
+      ca.lru.erase(it);
+      const size_t size = Cache::class_size(j);
+      ca.cached -= size;
+      ca.note_in_use_locked(size);
       ++ca.stats.hits;
+      if (block_bytes) *block_bytes = size;
       return p;
     }
+    ca.make_room_for_locked(c.size);
   }
   void* p = system_alloc(c.size);
   if (!p) {
@@ -110,6 +156,9 @@ void* host_alloc(size_t bytes) {
     p = system_alloc(c.size);
   }
   if (!p) throw Error(fmt::format("out of memory allocating {} bytes", bytes));
+  std::lock_guard<std::mutex> lock(ca.mu);
+  ca.note_in_use_locked(c.size);
+  if (block_bytes) *block_bytes = c.size;
   return p;
 }
 
@@ -119,12 +168,10 @@ void host_free(void* ptr, size_t bytes) {
   const Class c = class_of(bytes);
   Cache& ca = cache();
   std::lock_guard<std::mutex> lock(ca.mu);
+  ca.stats.in_use_bytes -= c.size;
   if (c.size > ca.limit) return std::free(ptr);
-  if (ca.cached + c.size > ca.limit) {
-    ca.flush_locked();
-    ++ca.stats.flushes;
-  }
-  ca.lists[c.index].push_back(ptr);
+  while (ca.cached + c.size > ca.limit) ca.evict_oldest_locked();
+  ca.lists[c.index].push_back(ca.lru.insert(ca.lru.end(), Cache::Node{ptr, c.index}));
   ca.cached += c.size;
 }
 
@@ -132,7 +179,7 @@ void set_host_cache_limit(size_t bytes) {
   Cache& ca = cache();
   std::lock_guard<std::mutex> lock(ca.mu);
   ca.limit = bytes;
-  if (ca.cached > bytes) ca.flush_locked();
+  while (ca.cached > bytes) ca.evict_oldest_locked();
 }
 
 size_t host_cache_limit() {

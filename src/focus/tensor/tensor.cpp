@@ -12,8 +12,10 @@
 
 namespace focus {
 
-Storage::Storage(size_t n) : ptr(host_alloc(n)), nbytes(n) {}
-Storage::~Storage() { host_free(ptr, nbytes); }
+// block_bytes is set in the body: its default member initialiser would overwrite a value stored
+// through a pointer during ptr's initialisation.
+Storage::Storage(size_t n) : nbytes(n) { ptr = host_alloc(n, &block_bytes); }
+Storage::~Storage() { host_free(ptr, block_bytes); }
 
 size_t dtype_size(DType t) {
   switch (t) {

@@ -25,6 +25,7 @@ struct Storage {
   Storage& operator=(const Storage&) = delete;
   void* ptr = nullptr;
   size_t nbytes = 0;
+  size_t block_bytes = 0;  // what host_alloc really gave (>= nbytes; see tensor/allocator.hpp)
 };
 
 struct AutogradMeta;
