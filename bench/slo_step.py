@@ -1,8 +1,7 @@
 #!/usr/bin/python3
 """Issue 22's controller benchmark: a load step from 50% to 150% of the f32 variant's capacity
 against `focus serve`, once with the model fixed in f32 and once with the latency SLO controller
-(--slo-p99-ms: the default ladder, f32 then the model's faster variant (bf16 for cnn_se where
-the CPU has AVX512-BF16, else int8), and early shedding), same model file, same machine,
+(--slo-p99-ms: the default ladder, f32 then int8, and early shedding), same model file, same machine,
 the two configurations alternated round by round.
 
 Protocol: the f32 server's capacity (wrk, closed loop, --sat-conns connections, batch-1 V2
