@@ -22,7 +22,6 @@ import json
 import math
 import re
 import statistics
-import struct
 import sys
 import time
 
@@ -30,26 +29,6 @@ import torch_common as tc  # sets the environment before torch is imported
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-
-DTYPES = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64, "I32": torch.int32}
-
-
-def read_safetensors(path):
-    """-> (name -> tensor, metadata dict)."""
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    body = memoryview(data)[8 + n:]
-    out = {}
-    for name, h in header.items():
-        b, e = h["data_offsets"]
-        t = torch.frombuffer(bytearray(body[b:e]), dtype=DTYPES[h["dtype"]]) if e > b else \
-            torch.empty(0, dtype=DTYPES[h["dtype"]])
-        out[name] = t.reshape(h["shape"])
-    return out, meta
-
 
 def sinusoids(max_len, dim):
     """(max_len, dim) as focus's SinusoidalPositionalEncoding: even i sin, odd i cos of
@@ -127,7 +106,7 @@ def main():
     args = ap.parse_args()
     threads = tc.setup_threads(args.threads)
     torch.manual_seed(1)
-    tensors, meta = read_safetensors(args.batches)
+    tensors, meta = tc.read_safetensors(args.batches, "seq2seq_torch")
     cfg = json.loads(meta["config"])
     n = args.warmup + args.steps
     if n > int(meta["batches"]):

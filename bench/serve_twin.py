@@ -51,11 +51,10 @@ import hmac
 import io
 import json
 import os
-import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import torch_common  # noqa: E402,F401  (sets OpenBLAS / OpenMP before torch loads)
+import torch_common  # noqa: E402  (sets OpenBLAS / OpenMP before torch loads)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch_models  # noqa: E402
@@ -67,23 +66,6 @@ from fastapi.concurrency import run_in_threadpool  # noqa: E402
 from fastapi.exceptions import RequestValidationError  # noqa: E402
 from fastapi.responses import JSONResponse  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
-
-
-def read_safetensors(path):
-    """-> ({name: float32 tensor}, metadata {str: str}, sha256 hex of the whole file)."""
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    body = memoryview(data)[8 + n:]
-    tensors = {}
-    for name, h in header.items():
-        if h["dtype"] != "F32":
-            raise SystemExit(f"serve_twin: {path}: {name} is {h['dtype']}, expected F32")
-        b, e = h["data_offsets"]
-        tensors[name] = torch.from_numpy(np.frombuffer(body[b:e], dtype="<f4").copy()).reshape(h["shape"])
-    return tensors, meta, hashlib.sha256(data).hexdigest()
 
 
 def build_model(kind, cfg):
@@ -107,51 +89,20 @@ def build_model(kind, cfg):
     raise SystemExit(f"serve_twin: model family {kind!r} is not rebuilt here (cnn_se, vit)")
 
 
-def focus_state_dict(model, tensors, path):
-    """torch's state dict filled from focus's names: in_proj = cat(q_proj, k_proj, v_proj);
-    BatchNorm's num_batches_tracked (torch only) kept. Every focus tensor must be used."""
-    sd, used = {}, set()
-    for key, ref in model.state_dict().items():
-        if key.endswith("num_batches_tracked"):
-            sd[key] = ref
-            continue
-        src = None
-        for packed, leaf in (("in_proj_weight", "weight"), ("in_proj_bias", "bias")):
-            if key.endswith(packed):
-                prefix = key[: -len(packed)]
-                names = [f"{prefix}{p}.{leaf}" for p in ("q_proj", "k_proj", "v_proj")]
-                missing = [n for n in names if n not in tensors]
-                if missing:
-                    raise SystemExit(f"serve_twin: {path} lacks {missing}")
-                src = torch.cat([tensors[n] for n in names], 0)
-                used.update(names)
-        if src is None:
-            if key not in tensors:
-                raise SystemExit(f"serve_twin: {path} lacks {key}")
-            src = tensors[key]
-            used.add(key)
-        if tuple(src.shape) != tuple(ref.shape):
-            raise SystemExit(f"serve_twin: {path}: {key} is {tuple(src.shape)}, torch wants "
-                             f"{tuple(ref.shape)}")
-        sd[key] = src
-    unused = sorted(set(tensors) - used)
-    if unused:
-        raise SystemExit(f"serve_twin: {path} has tensors the twin does not use: {unused}")
-    return sd
-
-
 class Served:
     """One model: the torch module in eval mode, its normalisation, classes and version."""
 
     def __init__(self, name, path):
-        tensors, meta, sha = read_safetensors(path)
+        tensors, meta = torch_common.read_safetensors(path, "serve_twin")
+        with open(path, "rb") as f:
+            sha = hashlib.sha256(f.read()).hexdigest()
         if not meta.get("format", "").startswith("focus-image-classifier/"):
             raise SystemExit(f"serve_twin: {path} is not a focus image classifier")
         cfg = json.loads(meta.get("model_config", "{}"))
         norm = json.loads(meta["normalization"])
         self.name, self.kind, self.version = name, meta["model"], sha[:12]
         self.model = build_model(self.kind, cfg)
-        self.model.load_state_dict(focus_state_dict(self.model, tensors, path))
+        self.model.load_state_dict(torch_common.focus_state_dict(self.model, tensors, path, "serve_twin"))
         self.model.eval()
         self.mean, self.std = float(norm["mean"]), float(norm["std"])
         self.channels = cfg.get("in_channels", 1)

@@ -29,7 +29,6 @@ Prints one JSON line. Usage: /usr/bin/python3 bench/text_torch.py MODEL.safetens
 import argparse
 import json
 import math
-import struct
 import sys
 import time
 
@@ -37,27 +36,6 @@ import torch_common as tc
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-DTYPES = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64, "I32": torch.int32}
-
-
-def read_safetensors(path):
-    """-> (name -> tensor, metadata dict)."""
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    body = memoryview(data)[8 + n:]
-    out = {}
-    for name, h in header.items():
-        if h["dtype"] not in DTYPES:
-            raise SystemExit(f"text_torch: {path}: tensor {name} is {h['dtype']} (f32 models only)")
-        b, e = h["data_offsets"]
-        t = torch.frombuffer(bytearray(body[b:e]), dtype=DTYPES[h["dtype"]]) if e > b else \
-            torch.empty(0, dtype=DTYPES[h["dtype"]])
-        out[name] = t.reshape(h["shape"])
-    return out, meta
 
 
 class AttentionPooling(nn.Module):
@@ -98,35 +76,14 @@ class TextTransformer(nn.Module):
 
 
 def load_model(path):
-    tensors, meta = read_safetensors(path)
+    tensors, meta = tc.read_safetensors(path, "text_torch")
     if meta.get("model") != "text_transformer":
         raise SystemExit(f"text_torch: {path} holds a {meta.get('model')!r} model, not text_transformer")
     defaults = {"vocab_size": 1000, "max_len": 128, "num_classes": 2, "dim": 64, "depth": 2,
                 "heads": 4, "mlp_ratio": 2.0, "dropout": 0.1, "attn_dropout": 0.0}
     cfg = {**defaults, **json.loads(meta["model_config"])}
     model = TextTransformer(cfg)
-    sd, used = {}, set()
-    for key, ref in model.state_dict().items():
-        src = None
-        for packed, leaf in (("in_proj_weight", "weight"), ("in_proj_bias", "bias")):
-            if key.endswith(packed):
-                prefix = key[: -len(packed)]
-                names = [f"{prefix}{p}.{leaf}" for p in ("q_proj", "k_proj", "v_proj")]
-                missing = [n for n in names if n not in tensors]
-                if missing:
-                    raise SystemExit(f"text_torch: {path} lacks {missing}")
-                src = torch.cat([tensors[n] for n in names], 0)
-                used.update(names)
-        if src is None:
-            if key not in tensors:
-                raise SystemExit(f"text_torch: {path} lacks {key}")
-            src, _ = tensors[key], used.add(key)
-        if tuple(src.shape) != tuple(ref.shape):
-            raise SystemExit(f"text_torch: {path}: {key} is {tuple(src.shape)}, torch wants {tuple(ref.shape)}")
-        sd[key] = src
-    unused = sorted(set(tensors) - used)
-    if unused:
-        raise SystemExit(f"text_torch: {path} has tensors the twin does not use: {unused}")
+    sd = tc.focus_state_dict(model, tensors, path, "text_torch")
     model.load_state_dict(sd)
     return model, cfg
 

@@ -1,4 +1,5 @@
-"""Shared setup for the PyTorch twins of focus's benchmarks (gemm_torch.py, torch_models.py).
+"""Shared setup for the PyTorch twins of focus's benchmarks (gemm_torch.py, torch_models.py), and
+reading focus's .safetensors files into them (read_safetensors, focus_state_dict).
 
 PyTorch gets its fair settings here, before torch is imported: OpenBLAS on the core focus picks for
 the same CPU (SkylakeX on AVX-512, Haswell on AVX2; the AVX-512 machines export Haswell, and
@@ -9,8 +10,10 @@ turns), and as many intra-op threads as focus uses. Import this module before to
 Limits: Linux only (peak memory comes from /proc/self/status).
 """
 import ctypes
+import json
 import os
 import statistics
+import struct
 import time
 
 
@@ -110,3 +113,59 @@ def time_calls(fn, warmup, reps):
 
 def median(xs):
     return statistics.median(xs)
+
+
+DTYPES = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64, "I32": torch.int32}
+
+
+def read_safetensors(path, who):
+    """-> ({name: tensor}, metadata {str: str}) of a .safetensors file; `who` names the caller in
+    errors (SystemExit for a dtype not in DTYPES)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    body = memoryview(data)[8 + n:]
+    out = {}
+    for name, h in header.items():
+        if h["dtype"] not in DTYPES:
+            raise SystemExit(f"{who}: {path}: tensor {name} is {h['dtype']} (one of {sorted(DTYPES)})")
+        b, e = h["data_offsets"]
+        t = torch.frombuffer(bytearray(body[b:e]), dtype=DTYPES[h["dtype"]]) if e > b else \
+            torch.empty(0, dtype=DTYPES[h["dtype"]])
+        out[name] = t.reshape(h["shape"])
+    return out, meta
+
+
+def focus_state_dict(model, tensors, path, who):
+    """torch's state dict of `model` filled from focus's tensor names: in_proj = cat(q_proj,
+    k_proj, v_proj); BatchNorm's num_batches_tracked (torch only) kept. Every focus tensor must be
+    used and every shape must match (SystemExit naming `who`, the file and the tensor)."""
+    sd, used = {}, set()
+    for key, ref in model.state_dict().items():
+        if key.endswith("num_batches_tracked"):
+            sd[key] = ref
+            continue
+        src = None
+        for packed, leaf in (("in_proj_weight", "weight"), ("in_proj_bias", "bias")):
+            if key.endswith(packed):
+                prefix = key[: -len(packed)]
+                names = [f"{prefix}{p}.{leaf}" for p in ("q_proj", "k_proj", "v_proj")]
+                missing = [n for n in names if n not in tensors]
+                if missing:
+                    raise SystemExit(f"{who}: {path} lacks {missing}")
+                src = torch.cat([tensors[n] for n in names], 0)
+                used.update(names)
+        if src is None:
+            if key not in tensors:
+                raise SystemExit(f"{who}: {path} lacks {key}")
+            src = tensors[key]
+            used.add(key)
+        if tuple(src.shape) != tuple(ref.shape):
+            raise SystemExit(f"{who}: {path}: {key} is {tuple(src.shape)}, torch wants {tuple(ref.shape)}")
+        sd[key] = src
+    unused = sorted(set(tensors) - used)
+    if unused:
+        raise SystemExit(f"{who}: {path} has tensors the twin does not use: {unused}")
+    return sd
