@@ -294,5 +294,45 @@ TEST(ImagePlan, PredictorRunsTheInt8PlanOrItsLayers) {
   for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 0.05) << i;
 }
 
+// The predictor's warm-up builds the list of every chunk size a batch of up to max_batch splits
+// into, so later calls build nothing.
+TEST(ImagePlan, WarmUpPreparesEveryChunkSize) {
+  ImagePredictorOptions o;
+  o.max_batch = 12;
+  const ImagePredictor p(LoadedModel{model_with_stats(1, 41), testing::tiny_image_info()}, o);
+  EXPECT_EQ(p.warm_up(), (std::vector<int64_t>{1, 2, 4, 8, 12}));
+  if (!p.plan()) {
+    EXPECT_FALSE(onednn_expected());
+    return;
+  }
+  std::vector<int64_t> chunks;
+  for (const auto& [n, threads] : p.plan()->prepared()) chunks.push_back(n);
+  EXPECT_EQ(chunks, (std::vector<int64_t>{1, 2, 4, 8}));
+  const auto before = p.plan()->prepared();
+  Tensor x = images(11, 1, 28, 42);  // 8 + 2 + 1
+  float* v = x.data<float>();
+  for (int64_t i = 0; i < x.numel(); ++i) v[i] = 1.f / (1.f + std::exp(-v[i]));
+  p.logits(x);
+  EXPECT_EQ(p.plan()->prepared(), before);
+}
+
+// A large chunk runs on the thread policy's count (kernels/cpu.hpp), also from a thread other
+// than the one that set it (the server's batcher): OpenMP's own count is per thread.
+TEST(ImagePlan, LargeChunksFollowTheThreadPolicyOnEveryThread) {
+  auto m = model_with_stats(1, 43);
+  const auto plan = compile_image_plan(*m);
+  if (!plan) {
+    EXPECT_FALSE(onednn_expected());
+    return;
+  }
+  const int was = num_threads();
+  set_num_threads(1);
+  std::thread([&] { plan->forward(images(64, 1, 28, 44)); }).join();  // 64 x 3.7 MFLOP: large
+  set_num_threads(was);
+  const auto built = plan->prepared();
+  ASSERT_EQ(built.size(), 1u);
+  EXPECT_EQ(built[0], (std::pair<int64_t, int>{64, 1}));
+}
+
 }  // namespace
 }  // namespace focus

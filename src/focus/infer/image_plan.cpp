@@ -6,6 +6,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
@@ -232,6 +233,15 @@ class CnnSePlan final : public ImagePlan {
   std::map<std::string, float> observed() const {
     const std::lock_guard<std::mutex> lock(mu_);
     return observed_;
+  }
+
+  std::vector<std::pair<int64_t, int>> prepared() const override {
+    const std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::pair<int64_t, int>> out;
+    for (const auto& [key, net] : nets_) out.emplace_back(std::get<0>(key), std::get<3>(key));
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
   }
 
   std::string describe() const override {
@@ -518,10 +528,12 @@ class CnnSePlan final : public ImagePlan {
   }
 
   // The chunk's primitives are built and run with the same thread count (oneDNN's kernels block
-  // their work for the count they were created with).
-  int chunk_threads(int64_t n, int64_t H, int64_t W) {
+  // their work for the count they were created with): one, or the thread policy's count
+  // (kernels/cpu.hpp; not OpenMP's own, which a thread other than the one that set the policy,
+  // such as the server's batcher, does not inherit).
+  int chunk_threads(int64_t n, int64_t H, int64_t W) const {
     const double per_image = 2.0 * 9 * H * W * flops_per_pixel_;
-    return double(n) * per_image < kSerialFlops ? 1 : omp_get_max_threads();
+    return double(n) * per_image < kSerialFlops ? 1 : num_threads();
   }
 
   void run(int64_t n, int64_t H, int64_t W, float* x, float* y) {

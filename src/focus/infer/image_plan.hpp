@@ -11,14 +11,16 @@
 // model's own forward (the reference) runs instead. FOCUS_FORCE_ISA=avx2 caps oneDNN at AVX2;
 // FOCUS_FORCE_ISA=scalar turns compiling off (oneDNN has no scalar path).
 // Batches are split into power-of-two chunks (1, 2, 4, ... up to the largest power <= 256) so
-// that at most nine primitive lists exist, each built on first use; the activations of every
-// chunk live in two buffers shared by all lists (sized by the largest chunk seen).
+// that at most nine primitive lists exist (per thread count), each built on first use; the
+// activations of every chunk live in two buffers shared by all lists (sized by the largest chunk
+// seen).
 // Models: cnn_se with F32 weights (run in F32, BF16 or int8). Anything else (vit) compiles to
 // null and runs its own forward.
 #pragma once
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "focus/tensor/tensor.hpp"
@@ -42,6 +44,10 @@ class ImagePlan {
   virtual Tensor forward(const Tensor& x) = 0;
   // "onednn cnn_se (isa avx512_core)": what runs, for logs and benchmarks.
   virtual std::string describe() const = 0;
+  // The (chunk size, threads) whose primitive lists are built so far, ascending (a list is built
+  // on first use, which costs that call milliseconds: ImagePredictor::warm_up). Chunks under
+  // 150 MFLOP run on one thread, larger ones on the thread policy's count (kernels/cpu.hpp).
+  virtual std::vector<std::pair<int64_t, int>> prepared() const = 0;
 };
 
 // Compiles `model` as it is now (later writes into its weights are not seen): null when there is

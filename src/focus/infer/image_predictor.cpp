@@ -84,6 +84,14 @@ Tensor ImagePredictor::logits(const Tensor& pixels) const {
 
 std::string ImagePredictor::engine() const { return plan_ ? plan_->describe() : "native"; }
 
+std::vector<int64_t> ImagePredictor::warm_up() const {
+  std::vector<int64_t> sizes;
+  for (int64_t b = 1; b <= opt_.max_batch; b *= 2) sizes.push_back(b);
+  if (sizes.back() != opt_.max_batch) sizes.push_back(opt_.max_batch);  // the native path's largest
+  for (int64_t b : sizes) logits(Tensor::zeros({b, channels_, size_, size_}));  // (b, C, S, S)
+  return sizes;
+}
+
 Tensor ImagePredictor::probabilities(const Tensor& pixels) const {
   Tensor z = logits(pixels);  // (N, K)
   const double t = temperature();

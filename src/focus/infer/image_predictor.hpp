@@ -91,11 +91,20 @@ class ImagePredictor {
   // pixels (N, C, S, S) in [0, 1] -> the model's input, normalised with the file's mean / std.
   Tensor normalized(const Tensor& pixels) const;
 
+  // Runs a batch of blank images of every size the forward pass splits batches of up to
+  // max_batch into (powers of two), so that nothing is built or allocated on a later call of up
+  // to max_batch images: the compiled plan's primitive lists and activation buffers, packed
+  // weights. A server calls it at load, so its first requests wait for no compilation and its
+  // memory does not grow under load. Returns the batch sizes run.
+  std::vector<int64_t> warm_up() const;
+
   const ModelInfo& info() const { return loaded_.info; }
   // "f32", "bf16" or "int8": what the model runs ("auto" resolved).
   const std::string& weights() const { return weights_; }
   // What runs the forward pass: the plan's describe() ("onednn cnn_se (isa ...)") or "native".
   std::string engine() const;
+  // The compiled plan the predictor runs, or null (the model's own layers).
+  const ImagePlan* plan() const { return plan_.get(); }
   // The model in eval mode (evaluation and explanations run it directly).
   ImageClassifier& model() const { return *loaded_.model; }
 

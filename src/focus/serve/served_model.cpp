@@ -39,6 +39,10 @@ std::shared_ptr<const ServedModel> load_served_model(const std::string& name,
       io.weights = opt.image_ladder[i];
       m->faster.push_back(std::make_unique<ImagePredictor>(path, io));
     }
+    // Every batch size built now: no request waits for a compilation, memory does not grow
+    // under load (the load time includes it).
+    m->image->warm_up();
+    for (const auto& f : m->faster) f->warm_up();
   }
   {
     std::ifstream f(path, std::ios::binary);
