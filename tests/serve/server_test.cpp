@@ -545,7 +545,8 @@ TEST(Serve, Seq2SeqModelsServeInt8WeightsWhenAsked) {
   const auto list = c->Get("/v1/models", f.auth("infer"));
   ASSERT_EQ(list->status, 200) << list->body;
   bool seen = false;
-  for (const json& m : body_json(list)["models"])
+  const json models = body_json(list)["models"];
+  for (const json& m : models)
     if (m["name"] == "s2s") {
       seen = true;
       EXPECT_EQ(m["weights"], "int8") << m.dump();
