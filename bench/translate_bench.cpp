@@ -11,8 +11,13 @@
 // mismatch is an error; float sums differ in order, but g2p outputs are short and never tie here).
 // --dump-sources FILE writes the source ids and focus's outputs for the PyTorch twin
 // (bench/translate_torch.py; bench/compare_translate.py runs the two in turns).
-// --weights bf16 decodes with bf16 inference weights (Module::set_inference_dtype); the words
-// whose output equals the F32 model's are counted (words_equal_f32).
+// --weights bf16 / int8 decodes with bf16 or int8 inference weights (Module::set_inference_dtype;
+// int8: every Linear and, unless --int8-output false, the tied output projection); the words
+// whose output equals the F32 model's are counted (words_equal_f32). Each variant's WER / PER
+// on the decoded words is reported beside its speed. Several --weights
+// (f32,int8) load one model each and time them in interleaved rounds (round k times every
+// variant once), medians per variant and the ratio against the first; --cached-only leaves out
+// the uncached path. The load average before and after is printed (a shared machine).
 // Limits: greedy only (beam search always uses the caches); F32 activations; the finished words
 // leave the batch on both paths.
 #include <CLI/CLI.hpp>
@@ -30,8 +35,10 @@
 #include "focus/kernels/cpu.hpp"
 #include "focus/models/seq2seq.hpp"
 #include "focus/models/seq2seq_search.hpp"
+#include "focus/nn/linear.hpp"
 #include "focus/ops/index.hpp"
 #include "focus/tensor/error.hpp"
+#include "focus/text/metrics.hpp"
 #include "focus/train/config.hpp"
 #include "focus/train/seq2seq_data.hpp"
 
@@ -113,31 +120,72 @@ Outputs decode_all(Seq2Seq& model, const Outputs& src, int64_t batch, const Deco
   return out;
 }
 
+DType dtype_of(const std::string& w) {
+  return w == "bf16" ? DType::BF16 : w == "int8" ? DType::I8 : DType::F32;
+}
+
+// The first line of /proc/loadavg's three figures, or "" where it cannot be read.
+std::string load_average() {
+  std::FILE* f = std::fopen("/proc/loadavg", "r");
+  if (!f) return "";
+  char buf[128] = {0};
+  const bool ok = std::fgets(buf, sizeof(buf), f) != nullptr;
+  std::fclose(f);
+  if (!ok) return "";
+  std::string s(buf);
+  size_t cut = 0;
+  for (int field = 0; field < 3 && cut != std::string::npos; ++field) cut = s.find(' ', cut + 1);
+  return s.substr(0, cut);
+}
+
 int run(int argc, char** argv) {
   CLI::App app{"focus translation decoding benchmark: words/s with and without the KV caches"};
-  std::string model_path, cmudict, dump, weights = "f32";
+  std::string model_path, cmudict, dump;
+  std::vector<std::string> weights = {"f32"};
   std::vector<int64_t> batches = {1, 64};
   int64_t words = 1000;
   int reps = 3, threads = 0;
-  bool json = false;
+  bool json = false, cached_only = false, int8_output = true;
   app.add_option("--model", model_path, "a focus seq2seq model file (g2p)")->required();
   app.add_option("--cmudict", cmudict, "CMUdict dict.txt (default: the data cache)");
   app.add_option("--words", words, "test-split words decoded")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--batch", batches, "batches, comma-separated")->delimiter(',')->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--reps", reps, "timed passes per path")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--threads", threads, "threads (0 = policy)");
-  app.add_option("--weights", weights, "inference weights: f32 or bf16")
+  app.add_option("--weights", weights,
+                 "inference weights, comma-separated (f32, bf16, int8); several: timed in "
+                 "interleaved rounds, ratios against the first")
+      ->delimiter(',')
       ->capture_default_str()
-      ->check(CLI::IsMember({"f32", "bf16"}));
+      ->check(CLI::IsMember({"f32", "bf16", "int8"}));
+  app.add_option("--int8-output", int8_output,
+                 "int8: the tied output projection int8 too (false: F32)")
+      ->capture_default_str();
+  app.add_flag("--cached-only", cached_only, "time (and verify) the KV-cache path only");
   app.add_flag("--json", json, "print JSON");
   app.add_option("--dump-sources", dump,
                  "write the source ids and focus's greedy outputs (JSON) for translate_torch.py");
   CLI11_PARSE(app, argc, argv);
   if (threads > 0) set_num_threads(threads);
+  for (size_t i = 0; i < weights.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      FOCUS_CHECK(weights[i] != weights[j], ValueError, "translate_bench: --weights {} given twice",
+                  weights[i]);
 
-  Seq2SeqModelFile f = load_seq2seq(model_path);
-  FOCUS_CHECK(f.task == "g2p", ValueError, "translate_bench: {} is a '{}' model; it needs a g2p model",
-              model_path, f.task);
+  // One model per variant, its inference weights prepared once.
+  std::vector<Seq2SeqModelFile> models;
+  for (const std::string& w : weights) {
+    models.push_back(load_seq2seq(model_path));
+    Seq2SeqModelFile& f = models.back();
+    FOCUS_CHECK(f.task == "g2p", ValueError,
+                "translate_bench: {} is a '{}' model; it needs a g2p model", model_path, f.task);
+    f.model->eval();
+    f.model->set_inference_dtype(dtype_of(w));
+    if (w == "int8" && !int8_output)
+      for (const auto& [name, m] : f.model->named_modules())
+        if (auto* e = dynamic_cast<Embedding*>(m)) e->set_inference_dtype(DType::F32);
+  }
+  const Seq2SeqModelFile& f = models[0];
   TrainConfig cfg;
   cfg.task = "g2p";
   cfg.cmudict = cmudict;
@@ -151,71 +199,129 @@ int run(int argc, char** argv) {
     src_tokens += int64_t(src.back().size());
   }
 
-  FOCUS_CHECK(dump.empty() || weights == "f32", ValueError,
+  FOCUS_CHECK(dump.empty() || weights == std::vector<std::string>{"f32"}, ValueError,
               "translate_bench: --dump-sources needs --weights f32 (the PyTorch twin runs F32)");
-  Outputs f32_outputs;  // --weights bf16: the F32 model's greedy outputs
-  if (weights == "bf16") {
-    f32_outputs = decode_all(*f.model, src, 64, greedy_cached);
-    f.model->set_inference_dtype(DType::BF16);
+  Outputs f32_outputs;  // the F32 model's greedy outputs, where a variant is not F32
+  if (weights != std::vector<std::string>{"f32"}) {
+    Seq2SeqModelFile ref = load_seq2seq(model_path);
+    ref.model->eval();
+    f32_outputs = decode_all(*ref.model, src, 64, greedy_cached);
   }
+  const std::string load_before = load_average();
 
   nlohmann::json results = nlohmann::json::array();
   for (const int64_t batch : batches) {
-    // Verify: the two paths agree on every word.
-    const Outputs cached = decode_all(*f.model, src, batch, greedy_cached);
-    const Outputs uncached = decode_all(*f.model, src, batch, greedy_uncached);
-    for (size_t i = 0; i < src.size(); ++i)
-      FOCUS_CHECK(cached[i] == uncached[i], StateError,
-                  "translate_bench: batch {} word {} ('{}'): cached and uncached greedy outputs differ",
-                  batch, i, data.test.groups[i].source);
-    if (!dump.empty() && results.empty())
-      write_file_atomic(dump, nlohmann::json{{"sources", src}, {"outputs", cached}}.dump());
+    nlohmann::json variants = nlohmann::json::array();
+    std::vector<std::vector<double>> times(weights.size() * 2);  // [variant][cached, uncached]
     int64_t out_tokens = 0;
-    for (const auto& o : cached) out_tokens += int64_t(o.size());
-    nlohmann::json r = {{"batch", batch}, {"words", src.size()}, {"output_tokens", out_tokens}};
-    if (!f32_outputs.empty()) {
-      int64_t same = 0;
-      for (size_t i = 0; i < src.size(); ++i) same += cached[i] == f32_outputs[i];
-      r["words_equal_f32"] = same;
-    }
-    for (const auto& [name, dec] : {std::pair<const char*, Decoder>{"cached", greedy_cached},
-                                    std::pair<const char*, Decoder>{"uncached", greedy_uncached}}) {
-      std::vector<double> t;
-      for (int k = 0; k < reps; ++k) {
-        const auto t0 = std::chrono::steady_clock::now();
-        decode_all(*f.model, src, batch, dec);
-        t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    for (size_t v = 0; v < weights.size(); ++v) {
+      Seq2Seq& model = *models[v].model;
+      // Verify: the two paths agree on every word.
+      const Outputs cached = decode_all(model, src, batch, greedy_cached);
+      if (!cached_only) {
+        const Outputs uncached = decode_all(model, src, batch, greedy_uncached);
+        for (size_t i = 0; i < src.size(); ++i)
+          FOCUS_CHECK(cached[i] == uncached[i], StateError,
+                      "translate_bench: {} weights batch {} word {} ('{}'): cached and uncached "
+                      "greedy outputs differ",
+                      weights[v], batch, i, data.test.groups[i].source);
       }
-      const double s = median(t);
-      r[name] = {{"median_s", s}, {"words_per_s", double(src.size()) / s},
-                 {"tokens_per_s", double(out_tokens) / s}};
+      if (!dump.empty() && results.empty())
+        write_file_atomic(dump, nlohmann::json{{"sources", src}, {"outputs", cached}}.dump());
+      int64_t tokens = 0;
+      for (const auto& o : cached) tokens += int64_t(o.size());
+      if (v == 0) out_tokens = tokens;
+      // WER / PER (%) of these words against their references (text/metrics.hpp).
+      std::vector<std::string> hyps;
+      std::vector<std::vector<std::string>> refs;
+      for (size_t i = 0; i < src.size(); ++i) {
+        hyps.push_back(models[v].tgt_tok->decode(cached[i]));
+        refs.push_back(data.test.groups[i].refs);
+      }
+      const G2PScore g = score_g2p(hyps, refs);
+      nlohmann::json r = {{"weights", weights[v]}, {"output_tokens", tokens},
+                          {"wer", 100 * g.wer()}, {"per", 100 * g.per()}};
+      if (!f32_outputs.empty()) {
+        int64_t same = 0;
+        for (size_t i = 0; i < src.size(); ++i) same += cached[i] == f32_outputs[i];
+        r["words_equal_f32"] = same;
+      }
+      variants.push_back(r);
     }
-    r["cache_speedup"] = r["uncached"]["median_s"].get<double>() / r["cached"]["median_s"].get<double>();
+    // Interleaved rounds: each round times every variant once, so a change of load on the
+    // shared machine falls on all of them alike.
+    for (int k = 0; k < reps; ++k)
+      for (size_t v = 0; v < weights.size(); ++v)
+        for (int path = 0; path < (cached_only ? 1 : 2); ++path) {
+          const auto t0 = std::chrono::steady_clock::now();
+          decode_all(*models[v].model, src, batch, path == 0 ? Decoder(greedy_cached) : Decoder(greedy_uncached));
+          times[v * 2 + size_t(path)].push_back(
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        }
+    for (size_t v = 0; v < weights.size(); ++v) {
+      nlohmann::json& r = variants[v];
+      const int64_t tokens = r["output_tokens"].get<int64_t>();
+      for (int path = 0; path < (cached_only ? 1 : 2); ++path) {
+        const double s = median(times[v * 2 + size_t(path)]);
+        r[path == 0 ? "cached" : "uncached"] = {{"median_s", s},
+                                                {"words_per_s", double(src.size()) / s},
+                                                {"tokens_per_s", double(tokens) / s}};
+      }
+      if (!cached_only)
+        r["cache_speedup"] = r["uncached"]["median_s"].get<double>() / r["cached"]["median_s"].get<double>();
+      r["cached_speedup_vs_" + weights[0]] =
+          variants[0]["cached"]["median_s"].get<double>() / r["cached"]["median_s"].get<double>();
+    }
+    // The first variant's figures at the top level (the one-variant schema compare_translate.py reads).
+    nlohmann::json r = variants[0];
+    r.erase("weights");
+    r["batch"] = batch;
+    r["words"] = src.size();
+    r["output_tokens"] = out_tokens;
+    if (weights.size() > 1) r["variants"] = variants;
     results.push_back(r);
   }
+  const std::string load_after = load_average();
   if (json) {
     std::printf("%s\n", nlohmann::json{{"model", model_path},
                                        {"threads", num_threads()},
-                                       {"weights", weights},
+                                       {"weights", weights.size() == 1 ? nlohmann::json(weights[0])
+                                                                       : nlohmann::json(weights)},
+                                       {"int8_output", int8_output},
                                        {"source_tokens", src_tokens},
+                                       {"loadavg_before", load_before},
+                                       {"loadavg_after", load_after},
                                        {"results", results}}
                             .dump(2)
                             .c_str());
     return 0;
   }
+  std::string names;
+  for (const auto& w : weights) names += (names.empty() ? "" : ", ") + w;
   std::printf("focus translate_bench: %s, %zu test words (%lld source tokens), %s weights, %d "
-              "threads, greedy\n",
-              model_path.c_str(), src.size(), (long long)src_tokens, weights.c_str(), num_threads());
-  std::printf("  cached and uncached outputs agree on every word\n");
-  for (const auto& r : results)
-    std::printf("batch %4lld: KV cache %8.1f words/s, no cache %8.1f words/s, cache %.2fx\n",
-                (long long)r["batch"].get<int64_t>(), r["cached"]["words_per_s"].get<double>(),
-                r["uncached"]["words_per_s"].get<double>(), r["cache_speedup"].get<double>());
-  for (const auto& r : results)
-    if (r.contains("words_equal_f32"))
-      std::printf("batch %4lld: %lld of %lld words decode as with the F32 weights\n",
-                  (long long)r["batch"].get<int64_t>(), (long long)r["words_equal_f32"].get<int64_t>(),
-                  (long long)r["words"].get<int64_t>());
+              "threads, greedy; load %s -> %s\n",
+              model_path.c_str(), src.size(), (long long)src_tokens, names.c_str(), num_threads(),
+              load_before.c_str(), load_after.c_str());
+  if (!cached_only) std::printf("  cached and uncached outputs agree on every word\n");
+  for (const auto& r : results) {
+    const nlohmann::json vs = r.contains("variants") ? r["variants"]
+                                                      : nlohmann::json::array({r});
+    for (size_t v = 0; v < vs.size(); ++v) {
+      const auto& x = vs[v];
+      std::printf("batch %4lld %-5s: KV cache %8.1f words/s", (long long)r["batch"].get<int64_t>(),
+                  weights[v].c_str(), x["cached"]["words_per_s"].get<double>());
+      if (x.contains("uncached"))
+        std::printf(", no cache %8.1f words/s, cache %.2fx", x["uncached"]["words_per_s"].get<double>(),
+                    x["cache_speedup"].get<double>());
+      if (v > 0)
+        std::printf(", %.2fx %s", x["cached_speedup_vs_" + weights[0]].get<double>(), weights[0].c_str());
+      std::printf(", WER %.2f%% PER %.2f%%", x["wer"].get<double>(), x["per"].get<double>());
+      if (x.contains("words_equal_f32"))
+        std::printf(", %lld of %lld words as F32", (long long)x["words_equal_f32"].get<int64_t>(),
+                    (long long)r["words"].get<int64_t>());
+      std::printf("\n");
+    }
+  }
   return 0;
 }
 

@@ -1,7 +1,8 @@
 // The seq2seq commands end to end through the `focus` binary: train --task translate on a tiny
 // TSV, translate with bad lines in the input (each named on stderr, the rest still translated,
-// exit 1), n-best output, eval with BLEU/chrF JSON, and clear errors for a wrong task, a missing
-// TSV, a malformed TSV line and a translate run without --train.
+// exit 1), n-best output, eval with BLEU/chrF JSON (f32, bf16 and int8 weights), and clear
+// errors for a wrong task, a missing TSV, a malformed TSV line and a translate run without
+// --train.
 #include <gtest/gtest.h>
 
 #include <array>
@@ -105,6 +106,19 @@ TEST_F(Seq2SeqCli, TrainTranslateEval) {
                               path("in2.txt"), dir_);
   EXPECT_EQ(tr16.code, 0) << tr16.err;
   EXPECT_TRUE(contains(tr16.out, "abc\t")) << tr16.out;
+  // int8 inference weights: accepted by eval (the JSON names them) and translate.
+  const Result ev8 = run("eval --json --beam 2 --weights int8 --model " + model + " --input " +
+                             path("valid.tsv"), dir_);
+  ASSERT_EQ(ev8.code, 0) << ev8.err;
+  const auto j8 = nlohmann::json::parse(ev8.out);
+  EXPECT_EQ(j8["weights"], "int8") << ev8.out;
+  EXPECT_EQ(j["weights"], "f32") << ev.out;
+  EXPECT_TRUE(j8["greedy"].contains("bleu") && j8["beam2"].contains("chrf")) << ev8.out;
+  const Result tr8 = run("translate --threads 1 --weights int8 --model " + model + " --input " +
+                             path("in2.txt"), dir_);
+  EXPECT_EQ(tr8.code, 0) << tr8.err;
+  EXPECT_TRUE(contains(tr8.out, "abc\t")) << tr8.out;
+  EXPECT_FALSE(contains(tr8.err, "image models")) << tr8.err;
   const Result bad16 = run("translate --weights fp8 --model " + model + " --input " + path("in2.txt"), dir_);
   EXPECT_NE(bad16.code, 0);
   EXPECT_TRUE(contains(bad16.err, "--weights")) << bad16.err;

@@ -1,16 +1,22 @@
 // Translator: input checks (one InputError per bad item, naming it and the problem), batched
-// answers equal to single ones (greedy and beam, n-best, several length buckets, bf16 weights),
+// answers equal to single ones (greedy and beam, n-best, several length buckets, bf16 and int8
+// weights), int8 weights really running (every Linear int8, the decoder's one-token KV-cache
+// steps and the tied projection off F32 by a bounded amount, translations close to F32's),
 // the same hypotheses as the searches run directly on one sentence, scoring equal to
 // score_corpus, and the `focus translate` CLI printing exactly the Translator's answers for a
 // model trained in the test.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
 #include "apps/reverse_task.hpp"
 #include "data/temp_dir.hpp"
+#include "focus/autograd/node.hpp"
 #include "focus/infer/translator.hpp"
+#include "focus/models/seq2seq.hpp"
+#include "focus/nn/linear.hpp"
 #include "infer/infer_fixtures.hpp"
 #include "support/expect_error.hpp"
 #include "support/run_command.hpp"
@@ -65,7 +71,7 @@ TEST(Translator, InputErrorsNameTheItem) {
 }
 
 TEST(Translator, BatchedEqualsSingle) {
-  for (DType weights : {DType::F32, DType::BF16}) {
+  for (DType weights : {DType::F32, DType::BF16, DType::I8}) {
     for (int64_t beam : {1, 3}) {
       SearchOptions so;
       so.beam = beam;
@@ -82,6 +88,78 @@ TEST(Translator, BatchedEqualsSingle) {
         }
       }
     }
+  }
+}
+
+// The logits of the decoder's incremental path: the sources of kInputs[0..3] encoded, then three
+// one-token steps (rows of one token each: the KV caches' few-row products), concatenated.
+std::vector<float> step_logits(const Translator& tr) {
+  NoGradGuard no_grad;
+  std::vector<std::vector<int64_t>> src;
+  for (size_t i = 0; i < 4; ++i) src.push_back(tr.encode(kInputs[i]));
+  Tensor s, len;
+  make_source_batch(src, {0, 1, 2, 3}, s, len);
+  Seq2Seq& m = tr.model();
+  Seq2SeqDecodeState state = m.start_decoding(m.encode(s, len), len);
+  std::vector<float> out;
+  for (int64_t tok : {Seq2Seq::kBos, int64_t(4), int64_t(5)}) {
+    const Tensor t = Tensor::from_vector(std::vector<int64_t>(4, tok), {4, 1});
+    const std::vector<float> l = m.decode_step(t, state).to_vector<float>();  // (4, 1, V)
+    out.insert(out.end(), l.begin(), l.end());
+  }
+  return out;
+}
+
+// ||a - b|| / ||a||.
+double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    den += double(a[i]) * a[i];
+  }
+  return std::sqrt(num / den);
+}
+
+TEST(Translator, Int8WeightsRunEveryLinearAndTheDecoderSteps) {
+  const Translator f32(testing::tiny_seq2seq());
+  const Translator i8(testing::tiny_seq2seq(), {.weights = DType::I8});
+  const Translator i8_f32_out(testing::tiny_seq2seq(), {.weights = DType::I8, .int8_output = false});
+  // Every Linear of encoder and decoder runs int8 (1 + 1 layers: 4 + 2 and 4 + 4 + 2).
+  std::vector<std::string> linears;
+  for (const auto& [name, m] : f32.model().named_modules())
+    if (dynamic_cast<const Linear*>(m)) linears.push_back(name);
+  EXPECT_EQ(linears.size(), 16u);
+  EXPECT_EQ(i8.int8_layers(), linears);
+  EXPECT_EQ(i8_f32_out.int8_layers(), linears);
+  EXPECT_TRUE(f32.int8_layers().empty());
+  EXPECT_TRUE(Translator(testing::tiny_seq2seq(), {.weights = DType::BF16}).int8_layers().empty());
+  EXPECT_EQ(i8.weights(), DType::I8);
+
+  // The one-token steps differ from F32 (the int8 products ran) by a bounded amount: int8 per
+  // channel and per row keeps each product within ~1% here.
+  const std::vector<float> a = step_logits(f32), b = step_logits(i8), c = step_logits(i8_f32_out);
+  ASSERT_EQ(a.size(), b.size());
+  const double err = rel_l2(a, b), err_f32_out = rel_l2(a, c);
+  EXPECT_GT(err, 1e-4) << "int8 logits equal to F32's: the int8 path did not run";
+  EXPECT_LT(err, 0.03);
+  EXPECT_GT(err_f32_out, 1e-4);
+  EXPECT_LT(err_f32_out, 0.03);
+  // The tied output projection is int8 too unless int8_output is false.
+  EXPECT_GT(rel_l2(b, c), 1e-5) << "the output projection did not change with int8_output";
+  EXPECT_EQ(step_logits(i8), b) << "int8 decoding is not deterministic";
+
+  // Translations: the same best hypothesis on most inputs, scores close.
+  for (int64_t beam : {1, 3}) {
+    SearchOptions so;
+    so.beam = beam;
+    const auto want = f32.translate(kInputs, so), got = i8.translate(kInputs, so);
+    size_t same = 0;
+    for (size_t i = 0; i < kInputs.size(); ++i) {
+      same += got[i].nbest[0].tokens == want[i].nbest[0].tokens;
+      if (got[i].nbest[0].tokens == want[i].nbest[0].tokens)
+        EXPECT_NEAR(got[i].nbest[0].score, want[i].nbest[0].score, 0.05) << kInputs[i];
+    }
+    EXPECT_GE(same, kInputs.size() - 1) << "beam " << beam;
   }
 }
 
@@ -141,13 +219,14 @@ TEST(Translator, TranslateCliPrintsTheTranslatorsAnswers) {
   // A checkpoint is refused by the predictor as by the CLI.
   expect_error<FormatError>([&] { Translator x(dir.file("run/checkpoint_last.safetensors")); },
                             {"checkpoint_last.safetensors"});
-  for (const char* weights : {"f32", "bf16"}) {
+  for (const char* weights : {"f32", "bf16", "int8"}) {
     const auto cli = testing::run_command("(" + std::string(FOCUS_BINARY) +
                                           " translate --threads 1 --beam 3 --nbest 2 --weights " +
                                           weights + " --model " + model + " --input " +
                                           dir.file("in.txt") + ") 2>/dev/null");
     ASSERT_EQ(cli.code, 0) << cli.out;
-    const Translator tr(model, {.weights = std::string(weights) == "bf16" ? DType::BF16 : DType::F32});
+    const std::string w = weights;
+    const Translator tr(model, {.weights = w == "bf16" ? DType::BF16 : w == "int8" ? DType::I8 : DType::F32});
     SearchOptions so;
     so.beam = 3;
     so.nbest = 2;

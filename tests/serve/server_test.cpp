@@ -538,5 +538,43 @@ TEST(Serve, ShutdownDrainsAdmittedWork) {
   EXPECT_EQ(ok.load() + refused.load(), 24);
 }
 
+TEST(Serve, Seq2SeqModelsServeInt8WeightsWhenAsked) {
+  ServeFixture f("s2s_int8", [](ServeOptions& o) { o.weights = "int8"; });
+  auto c = f.client();
+  const auto list = c->Get("/v1/models", f.auth("infer"));
+  ASSERT_EQ(list->status, 200) << list->body;
+  bool seen = false;
+  const json models = body_json(list)["models"];
+  for (const json& m : models)
+    if (m["name"] == "s2s") {
+      seen = true;
+      EXPECT_EQ(m["weights"], "int8") << m.dump();
+    }
+  EXPECT_TRUE(seen) << list->body;
+  // The answers of the int8 Translator in process, scores included.
+  const auto tr = c->Post("/v1/models/s2s/translate", f.auth("infer"),
+                          R"({"inputs": ["abc", "cab"], "beam": 3, "nbest": 2})", "application/json");
+  ASSERT_EQ(tr->status, 200) << tr->body;
+  const Translator t(f.seq_path, {.weights = DType::I8});
+  SearchOptions so;
+  so.beam = 3;
+  so.nbest = 2;
+  const auto want = t.translate({"abc", "cab"}, so);
+  const json got = body_json(tr)["translations"];
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    ASSERT_EQ(got[i]["nbest"].size(), want[i].nbest.size());
+    for (size_t k = 0; k < want[i].nbest.size(); ++k) {
+      EXPECT_EQ(got[i]["nbest"][k]["text"], want[i].nbest[k].text);
+      EXPECT_NEAR(got[i]["nbest"][k]["score"].get<double>(), want[i].nbest[k].score, 1e-4);
+    }
+  }
+  ServeOptions bad;
+  bad.models = {"s2s=" + f.seq_path};
+  bad.keys = f.keys_path;
+  bad.weights = "int4";
+  testing::expect_error<ValueError>([&] { validate(bad); }, {"--weights 'int4'", "int8"});
+}
+
 }  // namespace
 }  // namespace focus

@@ -140,19 +140,19 @@ int train_seq2seq_and_report(const TrainConfig& cfg_in) {
   return 0;
 }
 
+// auto: f32 (a seq2seq file carries no int8 plan from `focus quantize`).
 DType weights_dtype(const std::string& weights) {
-  FOCUS_CHECK(weights != "int8", ValueError,
-              "--weights int8 is for image models (cnn_se, vit); a seq2seq model runs f32 or bf16");
-  return weights == "bf16" ? DType::BF16 : DType::F32;
+  return weights == "bf16" ? DType::BF16 : weights == "int8" ? DType::I8 : DType::F32;
 }
 
 void add_weights_option(CLI::App* sub, std::string& weights) {
   sub->add_option("--weights", weights,
                   "inference weights: f32; bf16 (seq2seq models: decoding up to 16 rows streams "
-                  "half the bytes; results within bf16 rounding); int8 (image models: int8 "
-                  "weights per output channel, activations per row, for the layers of the "
-                  "file's plan from `focus quantize`, else every Linear and Conv2d); auto (int8 "
-                  "for a file `focus quantize` wrote, else f32)")
+                  "half the bytes; results within bf16 rounding); int8 (int8 weights per output "
+                  "channel, activations per row: image models for the layers of the file's plan "
+                  "from `focus quantize`, else every Linear and Conv2d; seq2seq models every "
+                  "Linear of encoder and decoder and the output projection); auto (int8 for a "
+                  "file `focus quantize` wrote, else f32)")
       ->check(CLI::IsMember({"f32", "bf16", "int8", "auto"}))
       ->capture_default_str();
 }
@@ -177,8 +177,10 @@ int eval_seq2seq(const std::string& model_path, const std::string& task, const s
   }
   FOCUS_CHECK(!groups.empty(), ValueError, "nothing to evaluate on");
   if (!json) std::printf("%s: %s, %zu %s, %s weights\n", model_path.c_str(), input.empty() ? split.c_str() : input.c_str(),
-                         groups.size(), tr.task() == "g2p" ? "words" : "sentences", weights == "bf16" ? "bf16" : "f32");
-  const nlohmann::json j = evaluate_file(tr, groups, beam, length_penalty, worst, !json);
+                         groups.size(), tr.task() == "g2p" ? "words" : "sentences",
+                         weights == "auto" ? "f32" : weights.c_str());
+  nlohmann::json j = evaluate_file(tr, groups, beam, length_penalty, worst, !json);
+  j["weights"] = weights == "auto" ? "f32" : weights;
   if (json) std::printf("%s\n", j.dump(2).c_str());
   return 0;
 }

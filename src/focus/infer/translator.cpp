@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include "focus/models/seq2seq.hpp"
+#include "focus/nn/linear.hpp"
 #include "focus/text/vocab.hpp"
 
 namespace focus {
@@ -18,10 +19,20 @@ Translator::Translator(Seq2SeqModelFile file, const TranslatorOptions& opt)
   FOCUS_CHECK(opt_.max_tokens >= 1, ValueError, "Translator: max_tokens {} must be >= 1",
               opt_.max_tokens);
   file_.model->eval();
-  // int8 is for image models so far (the seq2seq decoder's few-row products are not its case).
-  FOCUS_CHECK(opt_.weights == DType::F32 || opt_.weights == DType::BF16, DTypeError,
-              "Translator: inference weights {} not supported (F32, BF16)", dtype_name(opt_.weights));
+  FOCUS_CHECK(opt_.weights == DType::F32 || opt_.weights == DType::BF16 || opt_.weights == DType::I8,
+              DTypeError, "Translator: inference weights {} not supported (F32, BF16, I8)",
+              dtype_name(opt_.weights));
   file_.model->set_inference_dtype(opt_.weights);
+  if (opt_.weights == DType::I8 && !opt_.int8_output)
+    for (const auto& [name, m] : file_.model->named_modules())
+      if (auto* e = dynamic_cast<Embedding*>(m)) e->set_inference_dtype(DType::F32);
+}
+
+std::vector<std::string> Translator::int8_layers() const {
+  std::vector<std::string> out;
+  for (const auto& [name, m] : file_.model->named_modules())
+    if (const auto* l = dynamic_cast<const Linear*>(m); l && l->int8_active()) out.push_back(name);
+  return out;
 }
 
 std::string Translator::normalize(const std::string& text) const {

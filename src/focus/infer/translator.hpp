@@ -1,7 +1,10 @@
 // Translator: the seq2seq predictor. Loads a focus seq2seq model file with its tokenizers,
-// prepares the weights for inference once (eval mode; bf16 packed panels with weights = BF16,
-// Module::set_inference_dtype), checks every input in one place (empty text, symbols the source
-// tokenizer cannot encode, more tokens than the model's max_len: InputError naming the item),
+// prepares the weights for inference once (eval mode; Module::set_inference_dtype: bf16 packed
+// panels with weights = BF16; with I8 every Linear of encoder and decoder (attention projections,
+// feed-forward) and the tied output projection get int8 weights per output channel, activations
+// quantised per row on each call, the decoder's one-token steps included), checks every input in
+// one place (empty text, symbols the source tokenizer cannot encode, more tokens than the model's
+// max_len: InputError naming the item),
 // normalises sources per task (g2p: lower-cased), and decodes in length-bucketed batches with
 // greedy (beam 1) or beam search, n-best per input. A batched answer equals the answer to the
 // same input alone (the searches treat each row independently; tests/infer checks it).
@@ -25,7 +28,9 @@
 namespace focus {
 
 struct TranslatorOptions {
-  DType weights = DType::F32;  // F32 or BF16 inference weights
+  DType weights = DType::F32;  // F32, BF16 or I8 inference weights
+  // I8 only: the tied output projection (h @ tgt_emb^T) int8 too; false keeps it F32.
+  bool int8_output = true;
   int64_t max_tokens = 4096;   // source tokens per decoding batch (beam rows count beam times)
 };
 
@@ -77,6 +82,10 @@ class Translator {
   // The model, in eval mode with the prepared weights (explanations run it directly).
   Seq2Seq& model() const { return *file_.model; }
   DType weights() const { return opt_.weights; }
+  // The Linear layers that run int8 (weights = I8; Linear::int8_active), by
+  // Module::named_modules name; empty otherwise. The tied output projection is not a Linear:
+  // it is int8 with weights = I8 and int8_output (tests/infer compare its logits).
+  std::vector<std::string> int8_layers() const;
 
  private:
   Seq2SeqModelFile file_;

@@ -69,8 +69,8 @@ void validate(const ServeOptions& o) {
   FOCUS_CHECK(o.threads >= 0 && o.drain_timeout_ms >= 0 && o.poll_ms >= 0, ValueError,
               "--threads, --drain-timeout-ms and --poll-ms must be >= 0");
   FOCUS_CHECK(o.http_nice >= 0 && o.http_nice <= 19, ValueError, "--http-nice {} must be in [0, 19]", o.http_nice);
-  FOCUS_CHECK(o.weights == "f32" || o.weights == "bf16", ValueError,
-              "--weights '{}' must be f32 or bf16", o.weights);
+  FOCUS_CHECK(o.weights == "f32" || o.weights == "bf16" || o.weights == "int8", ValueError,
+              "--weights '{}' must be f32, bf16 or int8", o.weights);
   FOCUS_CHECK(o.image_weights == "f32" || o.image_weights == "bf16" || o.image_weights == "int8" ||
                   o.image_weights == "auto",
               ValueError, "--image-weights '{}' must be f32, bf16, int8 or auto", o.image_weights);

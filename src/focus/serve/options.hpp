@@ -34,7 +34,7 @@ struct ServeOptions {
   int64_t retry_after_s = 1;         // Retry-After of a full queue
   std::string access_log;            // JSON-lines access log: a file, "-" = stderr, "" = none
   bool log_inputs = false;           // also log text inputs, masked (e-mails, phones, digit runs)
-  std::string weights = "f32";       // seq2seq inference weights: f32 | bf16
+  std::string weights = "f32";       // seq2seq inference weights: f32 | bf16 | int8
   std::string image_weights = "f32";  // image models: f32 | bf16 | int8 | auto (infer/)
   // The latency SLO (serve/slo_controller.hpp): > 0 serves image models by a ladder of variants.
   double slo_p99_ms = 0;
@@ -87,7 +87,7 @@ void visit_fields(ServeOptions& o, V&& v) {
   v("retry-after-s", o.retry_after_s, "Retry-After of a 429 for a full queue");
   v("access-log", o.access_log, "JSON-lines access log file (- = stderr)");
   v("log-inputs", o.log_inputs, "write text inputs to the access log, masked");
-  v("weights", o.weights, "seq2seq inference weights: f32 | bf16");
+  v("weights", o.weights, "seq2seq inference weights: f32 | bf16 | int8 (every Linear and the output projection)");
   v("image-weights", o.image_weights,
     "image models' inference weights: f32 | bf16 (AVX512-BF16 / AMX CPUs for cnn_se) | int8 (the "
     "file's int8 plan, else every layer) | auto (int8 when the file has a plan from focus quantize)");

@@ -116,6 +116,8 @@ nlohmann::json ServedModel::summary() const {
     j["kind"] = "seq2seq";
     j["task"] = translator->task();
     j["endpoints"] = {"translate", "explain"};
+    const DType w = translator->weights();
+    j["weights"] = w == DType::I8 ? "int8" : w == DType::BF16 ? "bf16" : "f32";
   }
   return j;
 }

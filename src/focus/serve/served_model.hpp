@@ -24,7 +24,7 @@ const char* model_kind_phrase(ModelKind k);
 const char* model_kind_endpoint(ModelKind k);
 
 struct ServedModelOptions {
-  DType weights = DType::F32;  // seq2seq inference weights (F32 or BF16)
+  DType weights = DType::F32;  // seq2seq inference weights (F32, BF16 or I8)
   int64_t max_batch = 64;      // image predictor's chunk size
   std::string image_weights = "f32";  // image models: f32 | int8 | auto (ImagePredictorOptions)
   // Image models under an SLO: the ladder's weights, most accurate first (rung 0 replaces

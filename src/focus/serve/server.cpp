@@ -139,7 +139,9 @@ Server::Server(const ServeOptions& options) : impl_(std::make_unique<Impl>(optio
   if (s.keys.size() == 0)
     std::fprintf(stderr, "focus serve: warning: %s holds no keys; every request but health will get 401\n",
                  s.opt.keys.c_str());
-  s.model_opt.weights = s.opt.weights == "bf16" ? DType::BF16 : DType::F32;
+  s.model_opt.weights = s.opt.weights == "bf16"   ? DType::BF16
+                        : s.opt.weights == "int8" ? DType::I8
+                                                  : DType::F32;
   s.model_opt.max_batch = s.opt.max_batch;
   s.model_opt.image_weights = s.opt.image_weights;
   if (s.opt.slo_p99_ms > 0) s.model_opt.image_ladder = slo_ladder_of(s.opt);
