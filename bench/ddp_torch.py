@@ -57,7 +57,7 @@ def worker(rank, args, port, queue):
         steps = [loss_of] * (args.warmup + args.steps)
     else:
         import seq2seq_torch as st
-        tensors, meta = st.read_safetensors(args.batches)
+        tensors, meta = tc.read_safetensors(args.batches, "ddp_torch")
         cfg = json.loads(meta["config"])
         n = args.warmup + args.steps
         if n > int(meta["batches"]):

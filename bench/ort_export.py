@@ -22,21 +22,21 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import torch_common  # noqa: E402,F401  (sets OpenBLAS / OpenMP before torch loads)
+import torch_common  # noqa: E402  (sets OpenBLAS / OpenMP before torch loads)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from serve_twin import build_model, focus_state_dict, read_safetensors  # noqa: E402
+from serve_twin import build_model  # noqa: E402
 
 
 
 def load_twin(path):
     """-> (torch twin in eval mode with the file's weights, model family, config)."""
-    tensors, meta, _ = read_safetensors(path)
+    tensors, meta = torch_common.read_safetensors(path, "ort_export")
     if not meta.get("format", "").startswith("focus-image-classifier/"):
         raise SystemExit(f"ort_export: {path} is not a focus image classifier")
     cfg = json.loads(meta.get("model_config", "{}"))
     model = build_model(meta["model"], cfg)
-    model.load_state_dict(focus_state_dict(model, tensors, path))
+    model.load_state_dict(torch_common.focus_state_dict(model, tensors, path, "ort_export"))
     return model.eval(), meta["model"], cfg
 
 

@@ -26,7 +26,7 @@ import torch_common as tc  # sets the environment before torch is imported
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from seq2seq_torch import Seq2Seq, load_focus_params, read_safetensors  # noqa: E402
+from seq2seq_torch import Seq2Seq, load_focus_params  # noqa: E402
 
 PAD, BOS, EOS = 0, 1, 2  # focus's Vocab specials
 
@@ -154,7 +154,7 @@ def main():
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     threads = tc.setup_threads(args.threads)
-    params, meta = read_safetensors(args.model)
+    params, meta = tc.read_safetensors(args.model, "translate_torch")
     cfg = json.loads(meta["model_config"])
     cfg["dropout"] = 0.0
     model = Seq2Seq(cfg)
