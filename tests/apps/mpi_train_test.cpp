@@ -3,7 +3,8 @@
 // - two ranks give the parameters that one process gives on the same global batches, BIT FOR BIT
 //   (dropout and augmentation on): one process with --accum 2 --data-parallel runs the same two
 //   parts with the same dropout streams and adds their gradients as a + b, which is what a
-//   2-rank all-reduce computes (train/distributed.hpp); images (vit) and seq2seq (translate);
+//   2-rank all-reduce computes (train/distributed.hpp); images (vit), seq2seq (translate), text
+//   classification and the recommender (the tasks of the one training loop);
 // - the all-reduce overlapped with the backward pass equals the blocking one, bit for bit
 //   (seq2seq with a tied embedding, 2 parts per rank, small buckets; images);
 // - resume on two ranks after rank 0 was killed right after its epoch-1 checkpoint equals the
@@ -105,6 +106,33 @@ void expect_same_model(const std::string& a, const std::string& b) {
   EXPECT_EQ(differ, 0);
 }
 
+// A text task: "pos" texts hold good / great, "neg" ones bad / awful, among fillers.
+void write_text_tsvs(const TempDir& d) {
+  const char* fill[] = {"the", "phone", "screen", "battery", "was", "really", "quite", "case"};
+  std::ofstream train(d.file("text_train.tsv")), valid(d.file("text_valid.tsv"));
+  for (int i = 0; i < 100; ++i) {
+    const bool pos = i % 2 == 0;
+    const std::string word = pos ? (i % 4 == 0 ? "good" : "great") : (i % 4 == 1 ? "bad" : "awful");
+    (i < 80 ? train : valid) << (pos ? "pos" : "neg") << "\t" << fill[i % 8] << " " << fill[(i / 8) % 8]
+                             << " " << word << " " << fill[(i / 3) % 8] << "\n";
+  }
+}
+
+std::string text_args(const TempDir& d) {
+  return std::string(FOCUS_BINARY) + " train --task text --train " + d.file("text_train.tsv") +
+         " --valid " + d.file("text_valid.tsv") + " --epochs 2 --batch 16 --min-count 1"
+         " --model-config '{\"dim\":16,\"depth\":1,\"heads\":2,\"dropout\":0.1}'";
+}
+
+// A recommender task: 40 users walking a cycle of 12 items from different starts.
+std::string recsys_args(const TempDir& d) {
+  std::ofstream f(d.file("ratings.dat"));
+  for (int u = 1; u <= 40; ++u)
+    for (int t = 0; t < 8; ++t) f << u << "::" << 100 + 10 * ((u + t) % 12) << "::" << 1 + t % 5 << "::" << 1000 + t << "\n";
+  return std::string(FOCUS_BINARY) + " train --task recsys --interactions " + d.file("ratings.dat") +
+         " --epochs 2 --batch 8 --model-config '{\"dim\":16,\"depth\":1}'";
+}
+
 CommandResult one_process(const std::string& args, const std::string& out) {
   return run_command("FOCUS_NUM_THREADS=1 " + args + " --accum 2 --data-parallel true --out " + out);
 }
@@ -122,6 +150,30 @@ TEST(MpiTrain, TwoRanksEqualOneProcessSeq2Seq) {
   EXPECT_TRUE(contains(two.out, "data-parallel training on 2 ranks (mpi)")) << two.out;
   expect_same_model(d.file("one/model_last.safetensors"), d.file("two/model_last.safetensors"));
   expect_same_model(d.file("one/checkpoint_last.safetensors"), d.file("two/checkpoint_last.safetensors"));
+}
+
+TEST(MpiTrain, TwoRanksEqualOneProcessText) {
+  SKIP_WITHOUT_MPI();
+  TempDir d;
+  write_text_tsvs(d);
+  const CommandResult one = one_process(text_args(d), d.file("one"));
+  ASSERT_EQ(one.code, 0) << one.out;
+  const CommandResult two = run_command(kMpirun + "-np 2 " + text_args(d) + " --out " + d.file("two"));
+  ASSERT_EQ(two.code, 0) << two.out;
+  EXPECT_TRUE(contains(two.out, "data-parallel training on 2 ranks (mpi)")) << two.out;
+  expect_same_model(d.file("one/model_last.safetensors"), d.file("two/model_last.safetensors"));
+}
+
+TEST(MpiTrain, TwoRanksEqualOneProcessRecommender) {
+  SKIP_WITHOUT_MPI();
+  TempDir d;
+  const std::string args = recsys_args(d);
+  const CommandResult one = one_process(args, d.file("one"));
+  ASSERT_EQ(one.code, 0) << one.out;
+  const CommandResult two = run_command(kMpirun + "-np 2 " + args + " --out " + d.file("two"));
+  ASSERT_EQ(two.code, 0) << two.out;
+  EXPECT_TRUE(contains(two.out, "data-parallel training on 2 ranks (mpi)")) << two.out;
+  expect_same_model(d.file("one/model_last.safetensors"), d.file("two/model_last.safetensors"));
 }
 
 TEST(MpiTrain, TwoRanksEqualOneProcessImages) {

@@ -202,8 +202,10 @@ int train_and_report(const TrainConfig& cfg_in) {
 // `focus train --task recsys`: one run (train/recsys_data.hpp) and its table.
 int train_recsys_and_report(const TrainConfig& cfg) {
   if (cfg.threads > 0) set_num_threads(cfg.threads);
-  FOCUS_CHECK(world().size() == 1, ValueError, "--task recsys trains in one process (no mpirun)");
-  const nlohmann::json r = run_recsys(cfg);
+  Communicator& comm = world();  // mpirun: MPI's ranks; else this process alone
+  report_ranks(comm);
+  const nlohmann::json r = run_recsys(cfg, &comm);
+  if (comm.rank() != 0) return 0;  // rank 0 reports
   std::printf("test fold, %lld users, %lld items; HR@10 / NDCG@10 against every item (sampled: "
               "against %d negatives, reported apart: it overstates)\n",
               r["data"]["users"].get<long long>(), r["data"]["items"].get<long long>(), cfg.eval_negatives);

@@ -110,10 +110,12 @@ nlohmann::json run_recsys(const TrainConfig& cfg, Communicator* comm) {
   FOCUS_CHECK(d.num_users() >= 2, ValueError, "'{}': {} users with 3 or more interactions; need 2 or more",
               cfg.interactions, d.num_users());
   const SequenceData data(d, cfg.max_len);
+  const bool root = !comm || comm->rank() == 0;  // rank 0 alone reports and writes
   TrainValSplit split;
   split.train = data.trainable_users();
   for (int64_t u = 0; u < d.num_users(); ++u) split.val.push_back(u);
-  std::fprintf(stderr, "focus: recsys: %lld users, %lld items, %lld interactions (%lld users under 3 skipped); "
+  if (root)
+    std::fprintf(stderr, "focus: recsys: %lld users, %lld items, %lld interactions (%lld users under 3 skipped); "
                "%zu training users\n", (long long)d.num_users(), (long long)d.num_items() - 1,
                (long long)d.num_interactions(), (long long)d.skipped_users, split.train.size());
   nlohmann::json mc = nlohmann::json::parse(cfg.model_config);
@@ -122,12 +124,15 @@ nlohmann::json run_recsys(const TrainConfig& cfg, Communicator* comm) {
   mc["max_len"] = cfg.max_len;
   Rng rng(cfg.seed);
   SasRec model(SasRecConfig::from_json(mc), rng);
-  std::filesystem::create_directories(cfg.out);
-  if (synthetic) write_interactions_csv(cfg.out + "/interactions.csv", d);
+  if (root) {
+    std::filesystem::create_directories(cfg.out);
+    if (synthetic) write_interactions_csv(cfg.out + "/interactions.csv", d);
+  }
   ModelInfo info;
   info.task = "recsys";
   Trainer trainer(cfg, model, data, comm, split, info);
   const auto history = trainer.fit();
+  if (!root) return {};  // the ranks hold the same model; rank 0 evaluates it
   // The best model (validation HR@1) ranks the test items.
   const LoadedClassifier best = load_classifier(cfg.out + "/model_best.safetensors");
   nlohmann::json out;

@@ -50,7 +50,9 @@ Tensor history_batch(const std::vector<std::span<const int64_t>>& histories, int
 BatchScorer model_scorer(Classifier& model, int64_t max_len);
 
 // One run: trains, scores the test fold, writes cfg.out/test_metrics.json and returns it
-// ({"model": {...}, "popularity": {...}, "markov": {...}, "oracle": {...}, ...}).
+// ({"model": {...}, "popularity": {...}, "markov": {...}, "oracle": {...}, ...}). With a
+// communicator of several ranks (mpirun), each trains on its shard of every global batch
+// (train/trainer.hpp); rank 0 alone writes and evaluates, the other ranks return {}.
 nlohmann::json run_recsys(const TrainConfig& cfg, Communicator* comm = nullptr);
 
 }  // namespace focus
