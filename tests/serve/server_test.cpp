@@ -32,6 +32,21 @@ json body_json(const httplib::Result& r) {
   return r ? json::parse(r->body, nullptr, false) : json();
 }
 
+// GET /v1/models lists the model `name` serving `weights`.
+void expect_listed_with_weights(ServeFixture& f, httplib::Client& c, const std::string& name,
+                                const std::string& weights) {
+  const auto list = c.Get("/v1/models", f.auth("infer"));
+  ASSERT_EQ(list->status, 200) << list->body;
+  bool seen = false;
+  const json models = body_json(list)["models"];
+  for (const json& m : models)
+    if (m["name"] == name) {
+      seen = true;
+      EXPECT_EQ(m["weights"], weights) << m.dump();
+    }
+  EXPECT_TRUE(seen) << list->body;
+}
+
 struct Endpoint {
   std::string method, path, body, type, role;
 };
@@ -135,16 +150,7 @@ TEST(Serve, AnswersCarryTheRightContent) {
 TEST(Serve, ImageModelsServeInt8WeightsWhenAsked) {
   ServeFixture f("int8", [](ServeOptions& o) { o.image_weights = "int8"; });
   auto c = f.client();
-  const auto list = c->Get("/v1/models", f.auth("infer"));
-  ASSERT_EQ(list->status, 200) << list->body;
-  bool seen = false;
-  const json models = body_json(list)["models"];
-  for (const json& m : models)
-    if (m["name"] == "cnn") {
-      seen = true;
-      EXPECT_EQ(m["weights"], "int8") << m.dump();
-    }
-  EXPECT_TRUE(seen) << list->body;
+  expect_listed_with_weights(f, *c, "cnn", "int8");
   const auto [body, pixels] = v2_body(2, 11);
   const auto r = c->Post("/v2/models/cnn/infer", f.auth("infer"), body, "application/json");
   ASSERT_EQ(r->status, 200) << r->body;
@@ -541,16 +547,7 @@ TEST(Serve, ShutdownDrainsAdmittedWork) {
 TEST(Serve, Seq2SeqModelsServeInt8WeightsWhenAsked) {
   ServeFixture f("s2s_int8", [](ServeOptions& o) { o.weights = "int8"; });
   auto c = f.client();
-  const auto list = c->Get("/v1/models", f.auth("infer"));
-  ASSERT_EQ(list->status, 200) << list->body;
-  bool seen = false;
-  const json models = body_json(list)["models"];
-  for (const json& m : models)
-    if (m["name"] == "s2s") {
-      seen = true;
-      EXPECT_EQ(m["weights"], "int8") << m.dump();
-    }
-  EXPECT_TRUE(seen) << list->body;
+  expect_listed_with_weights(f, *c, "s2s", "int8");
   // The answers of the int8 Translator in process, scores included.
   const auto tr = c->Post("/v1/models/s2s/translate", f.auth("infer"),
                           R"({"inputs": ["abc", "cab"], "beam": 3, "nbest": 2})", "application/json");
