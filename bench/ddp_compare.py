@@ -23,6 +23,8 @@ process: a rank, or the one process). Medians over rounds are reported.
 A/B of two focus builds: --baseline-build DIR runs DIR/focus too, right after each focus run of
 --build (same arguments; "@base" after its name), e.g. the commit before a change.
 --blocking false skips the blocking-all-reduce runs, --torch false the PyTorch runs.
+A run past --timeout seconds (600) is killed with every process of its session and reported as
+hung, outside the medians (PyTorch's gloo has hung that way, one worker spinning).
 Usage: /usr/bin/python3 bench/ddp_compare.py --build build [--rounds 3] [--models g2p]
        [--baseline-build DIR] [--json-out raw.json]
 """
@@ -30,10 +32,12 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # No --oversubscribe: 2 ranks fit the 2 cores, and oversubscribed OpenMPI yields the CPU in every
@@ -51,18 +55,42 @@ def focus_args(build, model, out, steps, limit_g2p, cmudict):
             "--epochs", "2", "--eval-limit", "20", "--beam", "1", "--out", out]
 
 
-def run_measured(cmd, env):
-    """Runs cmd; returns (CompletedProcess, peak RSS in KiB of the largest process under it)."""
+def run_measured(cmd, env, timeout):
+    """Runs cmd in a session of its own; returns (CompletedProcess, peak RSS in KiB of the largest
+    process under it), or (None, 0) when it ran past `timeout` seconds: then every process of its
+    session (mpirun's ranks, torch's workers) is killed, so a hung run leaves nothing spinning
+    on the cores the next run measures."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        p = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(p.pid, 0)
+        p = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, text=True,
+                             start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+            if pid != 0:
+                break
+            if time.monotonic() > deadline:
+                os.killpg(p.pid, signal.SIGKILL)
+                os.wait4(p.pid, 0)
+                print(f"ddp_compare: {' '.join(cmd[:4])} ... ran past {timeout:.0f} s: killed",
+                      file=sys.stderr)
+                return None, 0
+            time.sleep(0.2)
         p.returncode = os.waitstatus_to_exitcode(status)
+        try:  # whatever the run left in its session (a torch worker after its teardown)
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         out.seek(0)
         err.seek(0)
         return subprocess.CompletedProcess(cmd, p.returncode, out.read(), err.read()), usage.ru_maxrss
 
 
-def run_focus(build, model, ranks, steps, limit_g2p, cmudict, overlap=True, tag=""):
+def hung(framework, model, load, timeout):
+    return {"framework": framework, "model": model, "hung": True, "load1": load,
+            "timeout_s": timeout}
+
+
+def run_focus(build, model, ranks, steps, limit_g2p, cmudict, timeout, overlap=True, tag=""):
     out = tempfile.mkdtemp(prefix=f"focus-ddp-{model}-")
     try:
         cmd = focus_args(build, model, out, steps, limit_g2p, cmudict)
@@ -73,14 +101,16 @@ def run_focus(build, model, ranks, steps, limit_g2p, cmudict, overlap=True, tag=
             cmd = MPIRUN + cmd
         else:
             env["FOCUS_NUM_THREADS"] = "2"
+        name = f"focus-{ranks}" + ("" if overlap else "-blocking") + tag
         load = os.getloadavg()[0]
-        r, rss_kb = run_measured(cmd, env)
+        r, rss_kb = run_measured(cmd, env, timeout)
+        if r is None:
+            return hung(name, model, load, timeout)
         if r.returncode != 0:
             raise SystemExit(f"ddp_compare: {' '.join(cmd)} failed:\n{r.stdout}\n{r.stderr}")
         with open(os.path.join(out, "metrics.jsonl")) as f:
             rec = [json.loads(l) for l in f if l.strip()][-1]
         per_s = rec["images_per_s"] if model == "vit" else rec["tokens_per_s"]
-        name = f"focus-{ranks}" + ("" if overlap else "-blocking") + tag
         res = {"framework": name, "model": model, "per_s": per_s, "load1": load,
                "peak_rss_mib": rss_kb / 1024,
                "epoch_seconds": rec["epoch_seconds"], "steps": rec["step"] // 2}
@@ -93,13 +123,15 @@ def run_focus(build, model, ranks, steps, limit_g2p, cmudict, overlap=True, tag=
         shutil.rmtree(out, ignore_errors=True)
 
 
-def run_torch(model, steps, batches):
+def run_torch(model, steps, batches, timeout):
     cmd = ["/usr/bin/python3", os.path.join(HERE, "ddp_torch.py"), "--model", model,
            "--steps", str(steps), "--warmup", "3"]
     if model == "g2p":
         cmd += ["--batches", batches]
     load = os.getloadavg()[0]
-    r, rss_kb = run_measured(cmd, dict(os.environ))
+    r, rss_kb = run_measured(cmd, dict(os.environ), timeout)
+    if r is None:
+        return hung("torch-ddp", model, load, timeout)
     if r.returncode != 0:
         raise SystemExit(f"ddp_compare: {' '.join(cmd)} failed:\n{r.stdout}\n{r.stderr}")
     res = json.loads(r.stdout.strip().splitlines()[-1])
@@ -124,6 +156,8 @@ def main():
     ap.add_argument("--blocking", default="true", choices=["true", "false"],
                     help="also run focus 2 ranks with the blocking all-reduce")
     ap.add_argument("--torch", default="true", choices=["true", "false"])
+    ap.add_argument("--timeout", type=float, default=600,
+                    help="seconds a run may take before it counts as hung and is killed")
     ap.add_argument("--json-out")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="focus-ddp-")
@@ -156,22 +190,23 @@ def main():
                     for overlap in (overlaps if rnd % 2 == 0 else overlaps[::-1]):
                         for build, tag in builds:
                             runs.append(run_focus(build, model, 2, steps, args.g2p_limit, cmudict,
-                                                  overlap, tag))
+                                                  args.timeout, overlap, tag))
                             print(json.dumps(runs[-1]), file=sys.stderr)
                     if args.one_process == "true":
                         for build, tag in builds:
                             runs.append(run_focus(build, model, 1, steps, args.g2p_limit, cmudict,
-                                                  tag=tag))
+                                                  args.timeout, tag=tag))
                             print(json.dumps(runs[-1]), file=sys.stderr)
                 elif args.torch == "true":
-                    runs.append(run_torch(model, steps, batches))
+                    runs.append(run_torch(model, steps, batches, args.timeout))
                     print(json.dumps(runs[-1]), file=sys.stderr)
     shutil.rmtree(tmp, ignore_errors=True)
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(runs, f, indent=1)
     def med(model, fw, key="per_s"):
-        xs = [r[key] for r in runs if r["model"] == model and r["framework"] == fw]
+        xs = [r[key] for r in runs
+              if r["model"] == model and r["framework"] == fw and not r.get("hung")]
         return (statistics.median(xs), min(xs), max(xs)) if xs else (float("nan"),) * 3
 
     print("| model | focus, 2 ranks x 1 thread, overlapped | PyTorch DDP (gloo), 2 x 1 | "
@@ -200,6 +235,15 @@ def main():
             v, rss, load = med(model, fw), med(model, fw, "peak_rss_mib"), med(model, fw, "load1")
             print(f"| {model} | {fw} | {v[0]:.0f} ({v[1]:.0f}..{v[2]:.0f}) | {base / v[0]:.2f}x | "
                   f"{rss[0]:.0f} ({rss[2]:.0f}) | {load[0]:.1f} ({load[2]:.1f}) |")
+    stuck = [r for r in runs if r.get("hung")]
+    torn = [r for r in runs if r.get("teardown_hung")]
+    if stuck or torn:
+        print()
+    for r in stuck:
+        print(f"hung and killed after {r['timeout_s']:.0f} s (not in the medians): "
+              f"{r['framework']} {r['model']}")
+    for r in torn:
+        print(f"measured, then hung in its teardown (killed; counted): {r['framework']} {r['model']}")
 
 
 if __name__ == "__main__":

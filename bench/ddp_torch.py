@@ -24,6 +24,8 @@ import argparse
 import json
 import math
 import os
+import queue as queue_mod
+import socket
 import sys
 import time
 
@@ -137,19 +139,40 @@ def main():
     ap.add_argument("--batches", help="g2p: seq2seq_bench --dump-batches file")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--port", type=int, default=29517)
+    ap.add_argument("--port", type=int, default=0, help="the rendezvous port; 0: a free one")
+    ap.add_argument("--teardown-timeout", type=float, default=60,
+                    help="seconds the processes get to exit after the result")
     args = ap.parse_args()
     if args.model == "g2p" and not args.batches:
         ap.error("--model g2p needs --batches FILE")
+    if args.port == 0:  # a free port: a process left over from an earlier run holds none of ours
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            args.port = s.getsockname()[1]
     import torch.multiprocessing as mp
     ctx = mp.get_context("spawn")
-    queue = ctx.SimpleQueue()
+    queue = ctx.Queue()
     procs = mp.start_processes(worker, args=(args, args.port, queue), nprocs=2,
                                start_method="spawn", join=False)
-    while not procs.join(timeout=5):  # raises, with the traceback, when a process fails
-        pass
-    print(json.dumps(queue.get()))
-
+    result = None
+    while result is None:
+        try:
+            result = queue.get(timeout=5)
+        except queue_mod.Empty:
+            if procs.join(timeout=0.1):  # raises, with the traceback, when a process fails
+                raise SystemExit("ddp_torch: the processes ended without a result")
+    # The result is complete (timed, replicas compared); gloo's teardown has been seen to hang
+    # (one process spinning): give the processes a bound, then end them and say so.
+    deadline = time.monotonic() + args.teardown_timeout
+    while not procs.join(timeout=1):
+        if time.monotonic() > deadline:
+            for p in procs.processes:
+                p.kill()
+            result["teardown_hung"] = True
+            print("ddp_torch: the processes did not exit within "
+                  f"{args.teardown_timeout:.0f} s of the result; killed", file=sys.stderr)
+            break
+    print(json.dumps(result))
 
 if __name__ == "__main__":
     main()
