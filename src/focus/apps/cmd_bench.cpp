@@ -173,7 +173,7 @@ Command add_bench_command(CLI::App& app) {
                 "auto | blas | small | reference | panels-f32 | panels-bf16 (packed inference "
                 "weights, --trans nt) | int8 (int8 weights, dynamic int8 rows, --trans nt: "
                 "GOPS in the GFLOP/s column)")
-      ->check(CLI::IsMember({"auto", "blas", "small", "reference", "panels-f32", "panels-bf16", "int8"}));
+      ->check(CLI::IsMember({"auto", "blas", "onednn", "small", "reference", "panels-f32", "panels-bf16", "int8"}));
   g->add_option("--trans", o->trans, "nn | nt | tn | tt: op(A) op(B) (t = stored transposed)")
       ->check(CLI::IsMember({"nn", "nt", "tn", "tt"}))
       ->capture_default_str();
@@ -188,6 +188,7 @@ Command add_bench_command(CLI::App& app) {
     }
     if (o->threads > 0) set_num_threads(o->threads);
     set_gemm_kernel(o->kernel == "blas"      ? GemmKernel::Blas
+                    : o->kernel == "onednn"  ? GemmKernel::OneDnn
                     : o->kernel == "small"   ? GemmKernel::Small
                     : o->kernel == "reference" ? GemmKernel::Reference
                                              : GemmKernel::Auto);

@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "focus/kernels/cpu.hpp"
+#include "focus/kernels/onednn.hpp"
 #include "focus/models/cnn_se.hpp"
 #include "focus/models/image_classifier.hpp"
 #include "focus/tensor/error.hpp"
@@ -54,15 +55,14 @@ ImageEngine engine_from_env() {
   return ImageEngine::OneDnn;
 }
 
-// oneDNN's engine and stream, and its ISA cap from FOCUS_FORCE_ISA (set once, before the first
-// primitive, as oneDNN requires).
+// oneDNN's engine and stream, made after its ISA cap (kernels/onednn.hpp).
 struct Dnnl {
   dnnl::engine eng{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{eng};
 };
 Dnnl& dnnl_state() {
   static Dnnl* d = [] {
-    if (active_isa() == Isa::Avx2) dnnl::set_max_cpu_isa(dnnl::cpu_isa::avx2);
+    onednn_init();
     return new Dnnl();  // leaked on purpose: plans may outlive static destruction order
   }();
   return *d;

@@ -10,10 +10,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 #include <vector>
+
+#include <oneapi/dnnl/dnnl.h>
 
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/gemv.hpp"
+#include "focus/kernels/onednn.hpp"
 #include "focus/tensor/error.hpp"
 
 namespace focus {
@@ -91,6 +95,7 @@ GemmKernel initial_kernel() {
   if (!std::strcmp(e, "reference")) return GemmKernel::Reference;
   if (!std::strcmp(e, "small")) return GemmKernel::Small;
   if (!std::strcmp(e, "blas")) return GemmKernel::Blas;
+  if (!std::strcmp(e, "onednn")) return GemmKernel::OneDnn;
   return GemmKernel::Auto;
 }
 std::atomic<GemmKernel> g_kernel{initial_kernel()};
@@ -118,13 +123,19 @@ void gemm_dispatch(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, c
   check_args<T>("gemm", M, N, K, ta, tb, lda, ldb, ldc);
   if (M == 0 || N == 0) return;
   GemmKernel k = g_kernel.load();
+  constexpr bool f32 = std::is_same_v<T, float>;
   if (k == GemmKernel::Auto)
     k = M * N * K <= kSmallWork || (tb && !ta && M <= kGemvRows) ? GemmKernel::Small
+        : f32 && onednn_enabled()                                 ? GemmKernel::OneDnn
                                                                   : GemmKernel::Blas;
+  if (k == GemmKernel::OneDnn && !f32) k = GemmKernel::Blas;
   if (k == GemmKernel::Blas && !blas_available()) k = GemmKernel::Small;
   switch (k) {
     case GemmKernel::Reference: return gemm_reference(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     case GemmKernel::Small: return gemm_small(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    case GemmKernel::OneDnn:
+      if constexpr (f32) return gemm_onednn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      [[fallthrough]];
     default: return gemm_blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   }
 }
@@ -216,6 +227,17 @@ void gemm_small(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, cons
       for (int64_t j = 0; j < N; ++j) c[j] = alpha * r[j] + beta * c[j];
     }
   }
+}
+
+void gemm_onednn(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                 int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  onednn_init();
+  // Row-major like the rest of focus; oneDNN threads over OpenMP with this thread's count
+  // (ScopedThreads), as OpenBLAS does.
+  const dnnl_status_t st = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B,
+                                      ldb, beta, C, ldc);
+  FOCUS_CHECK(st == dnnl_success, StateError, "gemm_onednn: dnnl_sgemm failed (status {}) for "
+              "M={} N={} K={}", int(st), M, N, K);
 }
 
 template <>

@@ -7,9 +7,14 @@
 //              than the arithmetic (batch-1 inference, attention tiles), and for x @ W^T with
 //              at most 16 rows of x at any size (row dot products, threaded when large: decoding
 //              one token through a Linear, where the BLAS would pack all of W every call).
+//   - onednn:  oneDNN's dnnl_sgemm (F32 only; JIT kernels for the CPU, capped like every oneDNN
+//              call by kernels/onednn.hpp): 1.1-1.8x OpenBLAS on the skinny products of the
+//              models here (docs/BENCHMARKS.md, "GEMM: oneDNN's sgemm").
 //   - reference: the naive triple loop, the oracle for tests.
-// gemm() picks small or blas by size; FOCUS_GEMM=reference|small|blas (or set_gemm_kernel) forces
-// one. If OpenBLAS cannot be loaded, gemm() says so once on stderr and uses `small`.
+// gemm() picks small by size, else onednn for F32 where oneDNN runs (not under
+// FOCUS_FORCE_ISA=scalar) and blas otherwise; FOCUS_GEMM=reference|small|blas|onednn (or
+// set_gemm_kernel) forces one (onednn falls back to blas for F64). If OpenBLAS cannot be loaded,
+// gemm() says so once on stderr and uses `small` where it would have used blas.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -18,7 +23,7 @@
 
 namespace focus {
 
-enum class GemmKernel { Auto, Blas, Small, Reference };
+enum class GemmKernel { Auto, Blas, Small, Reference, OneDnn };
 void set_gemm_kernel(GemmKernel k);  // Auto restores size-based choice
 GemmKernel gemm_kernel();
 std::string gemm_backend_info();     // e.g. "OpenBLAS 0.3.21 (core SkylakeX, 2 threads)"
@@ -41,6 +46,9 @@ void gemm_reference(bool transa, bool transb, int64_t M, int64_t N, int64_t K, T
 template <class T>
 void gemm_small(bool transa, bool transb, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
                 int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+void gemm_onednn(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha,
+                 const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                 int64_t ldc);
 template <class T>
 void gemm_blas(bool transa, bool transb, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
                int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
