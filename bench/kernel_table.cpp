@@ -3,7 +3,8 @@
 // made for each shape; docs/BENCHMARKS.md "Kernel table").
 //   GEMM  C (M, N) = A (M, K) @ B (K, N), row-major F32: OpenBLAS sgemm (focus's gemm_blas),
 //         focus's blocked AVX-512 convolution GEMM (conv_gemm; AVX2 machines fall back to the
-//         BLAS inside it), oneDNN matmul (its own blocking, B as given).
+//         BLAS inside it), oneDNN matmul (its own blocking, B as given), oneDNN's dnnl_sgemm
+//         (focus's gemm_onednn: what gemm() runs for F32 where oneDNN runs).
 //   conv  3x3, stride 1, padding 1, F32, cnn_se's six shapes at batch 1 and 256: focus's im2col +
 //         GEMM conv2d (kernels/conv), oneDNN with NCHW tensors (what focus's autograd holds) and
 //         with NHWC (what the compiled plan, infer/image_plan, keeps between layers); weights in
@@ -28,6 +29,7 @@
 #include "focus/kernels/conv_gemm.hpp"
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/gemm.hpp"
+#include "focus/kernels/onednn.hpp"
 #include "focus/tensor/error.hpp"
 #include "focus/tensor/rng.hpp"
 
@@ -71,7 +73,8 @@ struct Dnnl {
 };
 
 nlohmann::json gemm_row(Dnnl& d, int64_t M, int64_t N, int64_t K, double peak, bool quick, Rng& rng) {
-  std::vector<float> A(size_t(M * K)), B(size_t(K * N)), C1(size_t(M * N)), C2(C1.size()), C3(C1.size());
+  std::vector<float> A(size_t(M * K)), B(size_t(K * N)), C1(size_t(M * N)), C2(C1.size()),
+      C3(C1.size()), C4(C1.size());
   rng.fill_normal(A.data(), M * K, 0.f, 1.f);
   rng.fill_normal(B.data(), K * N, 0.f, 1.f);
   dnnl::memory::desc ad({M, K}, dt::f32, tag::ab), bd({K, N}, dt::f32, tag::ab), cd({M, N}, dt::f32, tag::ab);
@@ -84,7 +87,8 @@ nlohmann::json gemm_row(Dnnl& d, int64_t M, int64_t N, int64_t K, double peak, b
       [&] {
         mm.execute(d.s, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
         d.s.wait();
-      }};
+      },
+      [&] { gemm_onednn(false, false, M, N, K, 1.f, A.data(), K, B.data(), N, 0.f, C4.data(), N); }};
   for (auto& f : fs) f();
   for (int t = 0; t < 64; ++t) {
     const int64_t i = rng.randint(M), j = rng.randint(N);
@@ -94,12 +98,13 @@ nlohmann::json gemm_row(Dnnl& d, int64_t M, int64_t N, int64_t K, double peak, b
     check_close(C1[at], ref, double(K), "OpenBLAS gemm");
     check_close(C2[at], ref, double(K), "focus conv_gemm");
     check_close(C3[at], ref, double(K), "oneDNN matmul");
+    check_close(C4[at], ref, double(K), "oneDNN sgemm");
   }
   const double flops = 2.0 * M * N * K;
   const std::vector<double> t = interleaved(fs, flops, quick);
   return {{"kind", "gemm"}, {"shape", fmt::format("{}x{}x{}", M, N, K)},
           {"gflops", {{"openblas", flops / t[0] / 1e9}, {"focus", flops / t[1] / 1e9},
-                      {"onednn", flops / t[2] / 1e9}}},
+                      {"onednn", flops / t[2] / 1e9}, {"onednn_sgemm", flops / t[3] / 1e9}}},
           {"peak", peak}};
 }
 
@@ -191,12 +196,14 @@ int main(int argc, char** argv) {
   app.add_flag("--json", json, "print JSON");
   CLI11_PARSE(app, argc, argv);
   try {
+    onednn_init();  // FOCUS_FORCE_ISA's cap before the first JIT kernel
     Dnnl d;
     Rng rng(7);
     const double peak = measure_fma_peak_gflops();
     nlohmann::json rows = nlohmann::json::array();
     const int64_t gemms[][3] = {{2048, 2048, 2048}, {1024, 1024, 64}, {6400, 128, 64},
-                                {6272, 128, 1152}, {784, 32, 288},   {50, 192, 64}};
+                                {6272, 128, 1152}, {784, 32, 288},   {50, 192, 64},
+                                {2048, 256, 256},  {2048, 1024, 256}, {2048, 256, 1024}};  // g2p
     for (auto& s : gemms) rows.push_back(gemm_row(d, s[0], s[1], s[2], peak, quick, rng));
     const int64_t convs[][3] = {{1, 28, 32}, {32, 28, 32}, {32, 14, 64}, {64, 14, 64}, {64, 7, 128}, {128, 7, 128}};
     for (int64_t n : {int64_t(1), int64_t(256)})
