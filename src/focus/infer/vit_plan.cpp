@@ -154,7 +154,7 @@ class VitPlan final : public ImagePlan {
   }
 
   std::string describe() const override {
-    return std::string("native vit ") + (int8_ ? "int8 (fused, " + qpath_name(qgemm_path()) + ")" : "f32");
+    return std::string("vit plan ") + (int8_ ? "int8 (fused, " + qpath_name(qgemm_path()) + ")" : "f32");
   }
 
   std::vector<std::pair<int64_t, int>> prepared() const override {
