@@ -13,6 +13,7 @@
 #include "focus/infer/image_predictor.hpp"
 #include "focus/infer/quantize.hpp"
 #include "focus/infer/vit_plan.hpp"
+#include "focus/kernels/cpu.hpp"
 #include "focus/models/vit.hpp"
 #include "focus/tensor/rng.hpp"
 #include "infer/infer_fixtures.hpp"
@@ -103,6 +104,29 @@ TEST(VitPlan, Int8MatchesTheModelsInt8LayersAndStaysNearF32) {
     EXPECT_GT(err, 0.0) << stem;
     EXPECT_LT(err, 0.05 * max_abs(f32)) << stem;
   }
+}
+
+// int8 runs chunks of images through the whole network, over the threads: the answer does not
+// depend on the thread count or on which chunk an image falls in.
+TEST(VitPlan, Int8ChunksGiveTheSameLogitsOnAnyThreadCount) {
+  auto m = small_vit("conv", 11);
+  const std::vector<std::string> layers = quantizable_layers(*m);
+  const auto plan = compile_vit_plan(*m, DType::I8, layers);
+  ASSERT_NE(plan, nullptr);
+  const Tensor x = inputs(21, 12);  // chunks of 8, 8, 5
+  Tensor one, two;
+  {
+    ScopedThreads t(1);
+    one = plan->forward(x);
+  }
+  {
+    ScopedThreads t(2);
+    two = plan->forward(x);
+  }
+  EXPECT_EQ(one.to_vector<float>(), two.to_vector<float>());
+  const std::vector<float> all = one.to_vector<float>();
+  const std::vector<float> last = plan->forward(x.slice(0, 20, 21)).to_vector<float>();  // alone
+  for (size_t k = 0; k < last.size(); ++k) EXPECT_EQ(last[k], all[20 * last.size() + k]);
 }
 
 TEST(VitPlan, DeclinesWhatItDoesNotRun) {
