@@ -32,9 +32,13 @@ VitConfig small_config(const std::string& stem) {
 
 // A vit with its batch-norm statistics and LayerNorm affines off their defaults (so a wrong fold
 // or a skipped norm shows), in eval mode.
-std::unique_ptr<Vit> small_vit(const std::string& stem, uint64_t seed) {
+std::unique_ptr<Vit> small_vit(const std::string& stem, uint64_t seed,
+                               const std::vector<int64_t>& layer_heads = {}, int64_t kv_heads = 0) {
   Rng rng(seed);
-  auto m = std::make_unique<Vit>(small_config(stem), rng);
+  VitConfig c = small_config(stem);
+  c.layer_heads = layer_heads;
+  c.kv_heads = kv_heads;
+  auto m = std::make_unique<Vit>(c, rng);
   NoGradGuard no_grad;
   for (auto& [name, t] : m->state_dict()) {
     float* v = t.data<float>();
@@ -106,6 +110,23 @@ TEST(VitPlan, Int8MatchesTheModelsInt8LayersAndStaysNearF32) {
   }
 }
 
+// Pruned blocks (fewer heads, smaller Q/K/V/out matrices) and grouped K/V heads, F32 and int8.
+TEST(VitPlan, PrunedAndGroupedHeads) {
+  for (const auto& [heads, kv] : std::vector<std::pair<std::vector<int64_t>, int64_t>>{
+           {{4, 2, 4}, 0}, {{}, 2}, {{2, 4, 2}, 2}}) {
+    auto m = small_vit("conv", 13, heads, kv);
+    const Tensor x = inputs(5, 14), want = reference(*m, x);
+    const auto f32 = compile_vit_plan(*m, DType::F32);
+    ASSERT_NE(f32, nullptr);
+    EXPECT_LT(max_diff(f32->forward(x), want), 1e-4 * (1 + max_abs(want))) << kv;
+    const std::vector<std::string> layers = quantizable_layers(*m);
+    set_int8_layers(*m, layers, "test");
+    const auto i8 = compile_vit_plan(*m, DType::I8, layers);
+    ASSERT_NE(i8, nullptr);
+    EXPECT_LT(max_diff(i8->forward(x), reference(*m, x)), 2e-3 * max_abs(want)) << kv;
+  }
+}
+
 // int8 runs chunks of images through the whole network, over the threads: the answer does not
 // depend on the thread count or on which chunk an image falls in.
 TEST(VitPlan, Int8ChunksGiveTheSameLogitsOnAnyThreadCount) {
@@ -138,9 +159,6 @@ TEST(VitPlan, DeclinesWhatItDoesNotRun) {
   Rng rng(6);
   VitConfig c = small_config("conv");
   c.pool = "attn";
-  EXPECT_EQ(compile_vit_plan(Vit(c, rng), DType::F32), nullptr);
-  c = small_config("conv");
-  c.layer_heads = {4, 2, 4};
   EXPECT_EQ(compile_vit_plan(Vit(c, rng), DType::F32), nullptr);
   c = small_config("conv");
   c.exits = {0};

@@ -81,6 +81,7 @@ class VitPlan final : public ImagePlan {
  public:
   VitPlan(const VitConfig& c, const StateDict& sd, bool int8) : int8_(int8) {
     S_ = c.image_size, Cin_ = c.in_channels, D_ = c.dim, H_ = c.heads, K_ = c.num_classes;
+    Dh_ = c.dim / c.heads;
     F_ = std::lround(c.mlp_ratio * double(D_));
     side_ = c.image_size / c.patch, P_ = side_ * side_, T_ = P_ + 1;
     auto get = [&](const std::string& name) -> const Tensor& {
@@ -130,7 +131,10 @@ class VitPlan final : public ImagePlan {
       b.out = lin({&get(a + "out_proj.weight")}, {&get(a + "out_proj.bias")});
       b.l1 = lin({&get(p + "linear1.weight")}, {&get(p + "linear1.bias")});
       b.l2 = lin({&get(p + "linear2.weight")}, {&get(p + "linear2.bias")});
-      FOCUS_CHECK(b.qkv.O == 3 * D_ && b.qkv.I == D_ && b.out.O == D_ && b.l1.O == F_ &&
+      b.heads = c.heads_in(i);
+      b.kv_heads = c.kv_heads == 0 ? b.heads : b.heads * c.kv_heads / c.heads;  // as Vit's
+      FOCUS_CHECK(b.qkv.O == (b.heads + 2 * b.kv_heads) * Dh_ && b.qkv.I == D_ && b.out.O == D_ &&
+                      b.out.I == b.heads * Dh_ && b.l1.O == F_ &&
                       b.l1.I == D_ && b.l2.O == D_ && b.l2.I == F_,
                   ValueError, "vit plan: block {} has unexpected shapes", i);
       blocks_.push_back(std::move(b));
@@ -197,7 +201,8 @@ class VitPlan final : public ImagePlan {
   };
   struct Block {
     std::vector<float> ln1_w, ln1_b, ln2_w, ln2_b;
-    Lin qkv, out, l1, l2;  // qkv: q, k, v stacked (3D, D)
+    int64_t heads = 0, kv_heads = 0;  // after pruning, the block's own
+    Lin qkv, out, l1, l2;  // qkv: q, k, v stacked ((heads + 2 kv_heads) Dh, D)
   };
 
   void finish_conv(Conv& cv, const std::vector<float>& w, const std::vector<float>& a) {
@@ -297,30 +302,33 @@ class VitPlan final : public ImagePlan {
 
   // The blocks, the final norm and the head on the tokens in ws.h: logits z (N, K).
   void encode(int64_t N, Work& ws, float* z) const {
-    const int64_t D = D_, H = H_, Dh = D_ / H_, T = T_, R = N * T;
+    const int64_t D = D_, Dh = Dh_, T = T_, R = N * T;
     float* h = ws.h.data();
-    float* qkv = grow(ws.qkv, R * 3 * D);
+    float* qkv = grow(ws.qkv, R * 3 * D);  // at most: (N, T, (H + 2 Hkv) Dh) per block
     float* o = grow(ws.o, R * D);
-    float* lse = grow(ws.lse, N * H * T);
-    AttnProblem<float> ap;
-    ap.B = N, ap.H = H, ap.Hkv = H, ap.Lq = T, ap.Lk = T, ap.D = Dh, ap.Dv = Dh;
-    ap.scale = 1.0 / std::sqrt(double(Dh));
-    const AttnLayout qkv_stride{T * 3 * D, Dh, 3 * D};
-    ap.q = qkv, ap.k = qkv + D, ap.v = qkv + 2 * D;
-    ap.q_stride = ap.k_stride = ap.v_stride = qkv_stride;
+    float* lse = grow(ws.lse, N * H_ * T);
+    // Block b's attention: H query heads and Hkv K/V heads of Dh (fewer after pruning), Lq queries.
+    auto attend = [&](const Block& b, int64_t Lq) {
+      const int64_t W = (b.heads + 2 * b.kv_heads) * Dh, Hd = b.heads * Dh;  // qkv row, o row
+      AttnProblem<float> ap;
+      ap.B = N, ap.H = b.heads, ap.Hkv = b.kv_heads, ap.Lq = Lq, ap.Lk = T, ap.D = Dh, ap.Dv = Dh;
+      ap.scale = 1.0 / std::sqrt(double(Dh));
+      ap.q = qkv, ap.k = qkv + Hd, ap.v = ap.k + b.kv_heads * Dh;
+      ap.q_stride = ap.k_stride = ap.v_stride = AttnLayout{T * W, Dh, W};
+      attention_forward<float>(ap, o, AttnLayout{Lq * Hd, Dh, Hd}, lse);  // (N, Lq, H, Dh)
+    };
     const size_t depth = blocks_.size();
     for (size_t i = 0; i + 1 < depth; ++i) {
       const Block& b = blocks_[i];
-      linear(ws, qkv, h, R, b.qkv, &b.ln1_w, &b.ln1_b, false, false);  // (N, T, 3D)
-      attention_forward<float>(ap, o, AttnLayout{T * D, Dh, D}, lse);  // (N, T, H, Dh)
+      linear(ws, qkv, h, R, b.qkv, &b.ln1_w, &b.ln1_b, false, false);  // (N, T, (H + 2 Hkv) Dh)
+      attend(b, T);
       linear(ws, h, o, R, b.out, nullptr, nullptr, false, true);
       mlp(ws, h, R, b);
     }
     // The last block: only the class token's row goes on.
     const Block& b = blocks_.back();
     linear(ws, qkv, h, R, b.qkv, &b.ln1_w, &b.ln1_b, false, false);
-    ap.Lq = 1;
-    attention_forward<float>(ap, o, AttnLayout{D, Dh, D}, lse);  // (N, 1, H, Dh)
+    attend(b, 1);  // (N, 1, H, Dh)
     float* c = grow(ws.c, N * D);  // (N, D): the class tokens
     for (int64_t n = 0; n < N; ++n) std::copy(h + n * T * D, h + n * T * D + D, c + n * D);
     linear(ws, c, o, N, b.out, nullptr, nullptr, false, true);
@@ -329,7 +337,7 @@ class VitPlan final : public ImagePlan {
   }
 
   bool int8_ = false;
-  int64_t S_ = 0, Cin_ = 0, D_ = 0, H_ = 0, K_ = 0, F_ = 0, side_ = 0, P_ = 0, T_ = 0;
+  int64_t S_ = 0, Cin_ = 0, D_ = 0, H_ = 0, Dh_ = 0, K_ = 0, F_ = 0, side_ = 0, P_ = 0, T_ = 0;
   std::vector<Conv> stem_;
   Conv embed_;
   std::vector<float> cls_, pos_, norm_w_, norm_b_;
@@ -364,8 +372,7 @@ std::unique_ptr<ImagePlan> compile_vit_plan(const ImageClassifier& model, DType 
                                             const std::vector<std::string>& int8_layers) {
   if (model.name() != "vit" || (precision != DType::F32 && precision != DType::I8)) return nullptr;
   const VitConfig c = VitConfig::from_json(model.config());
-  if (c.pool != "cls" || !c.layer_heads.empty() || (c.kv_heads != 0 && c.kv_heads != c.heads) ||
-      (!c.exits.empty() && c.exit_threshold <= 1.0))
+  if (c.pool != "cls" || (!c.exits.empty() && c.exit_threshold <= 1.0))
     return nullptr;
   const StateDict sd = model.state_dict();
   for (const auto& [name, t] : sd)

@@ -16,9 +16,10 @@
 // prologue, dequantisation + bias (+ GELU) + the residual add in its epilogue, the MLP's hidden
 // layer never leaving cache. Attention, the softmax and the LayerNorm statistics stay F32.
 // The logits equal Vit::forward's in eval mode (same weights, same int8 layers) up to float
-// rounding (tests/infer/vit_plan_test.cpp). Models it runs: a vit with pool "cls", no pruned
-// heads, no grouped K/V heads, no early exit (exit_threshold > 1), F32 weights; anything else
-// gives null (the model's own forward runs). int8 needs every Conv2d and Linear the plan uses in
+// rounding (tests/infer/vit_plan_test.cpp). Models it runs: a vit with pool "cls" (pruned heads
+// and grouped K/V heads included), no early exit (exit_threshold > 1: a plan compiled before a
+// later set_exit_policy keeps the plain forward), F32 weights; anything else gives null (the
+// model's own forward runs). int8 needs every Conv2d and Linear the plan uses in
 // int8_layers (a `focus quantize` file that keeps some in F32 runs the layers); else null.
 #pragma once
 #include <memory>
