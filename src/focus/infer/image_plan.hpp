@@ -14,8 +14,9 @@
 // that at most nine primitive lists exist (per thread count), each built on first use; the
 // activations of every chunk live in two buffers shared by all lists (sized by the largest chunk
 // seen).
-// Models: cnn_se with F32 weights (run in F32, BF16 or int8). Anything else (vit) compiles to
-// null and runs its own forward.
+// Models: cnn_se with F32 weights (run in F32, BF16 or int8); the vit in F32 or int8 through its
+// own plan (infer/vit_plan.hpp: no oneDNN in it, so it also runs under FOCUS_FORCE_ISA=scalar).
+// Anything else compiles to null and runs its own forward.
 #pragma once
 #include <map>
 #include <memory>
