@@ -9,7 +9,7 @@
 // measured against focus's own im2col + GEMM in docs/BENCHMARKS.md ("Inference engine").
 // Switch: FOCUS_INFER_ENGINE=native (or set_image_engine) turns compiling off everywhere: the
 // model's own forward (the reference) runs instead. FOCUS_FORCE_ISA=avx2 caps oneDNN at AVX2;
-// FOCUS_FORCE_ISA=scalar turns compiling off (oneDNN has no scalar path).
+// FOCUS_FORCE_ISA=scalar turns the cnn_se plan off (oneDNN has no scalar path).
 // Batches are split into power-of-two chunks (1, 2, 4, ... up to the largest power <= 256) so
 // that at most nine primitive lists exist (per thread count), each built on first use; the
 // activations of every chunk live in two buffers shared by all lists (sized by the largest chunk
