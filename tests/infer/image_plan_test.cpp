@@ -155,13 +155,15 @@ TEST(ImagePlan, NoPlanForOtherModelsOrWithTheEngineOff) {
   VitConfig vc;
   Rng rng(1);
   Vit vit(vc, rng);
-  EXPECT_EQ(compile_image_plan(vit), nullptr);
+  EXPECT_EQ(compile_image_plan(vit) != nullptr, image_engine() == ImageEngine::OneDnn);  // vit_plan
+  EXPECT_TRUE(measure_activation_ranges(vit, Tensor::zeros({1, 1, 28, 28})).empty());
   auto m = model_with_stats(1, 15);
   m->to(DType::F64);
   EXPECT_EQ(compile_image_plan(*m), nullptr);  // F64 weights: the model's own forward
   const ImageEngine was = image_engine();
   set_image_engine(ImageEngine::Native);
   EXPECT_EQ(compile_image_plan(*model_with_stats(1, 16)), nullptr);
+  EXPECT_EQ(compile_image_plan(vit), nullptr);
   set_image_engine(was);
 }
 

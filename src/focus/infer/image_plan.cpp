@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "focus/infer/vit_plan.hpp"
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/onednn.hpp"
 #include "focus/models/cnn_se.hpp"
@@ -610,8 +611,9 @@ std::unique_ptr<ImagePlan> compile_image_plan(const ImageClassifier& model, DTyp
                 "the engine is {} and oneDNN's ISA is {} (FOCUS_FORCE_ISA={})",
                 image_engine() == ImageEngine::OneDnn ? "onednn" : "native",
                 active_isa() == Isa::Scalar ? "off" : isa_label(), isa_name(active_isa()));
-  if (image_engine() != ImageEngine::OneDnn || active_isa() == Isa::Scalar) return nullptr;
-  if (model.name() != "cnn_se") return nullptr;
+  if (image_engine() != ImageEngine::OneDnn) return nullptr;
+  if (model.name() == "vit") return compile_vit_plan(model, precision, int8_layers);
+  if (active_isa() == Isa::Scalar || model.name() != "cnn_se") return nullptr;
   const StateDict sd = model.state_dict();
   const auto w = sd.find("stages.0.conv1.weight");
   if (w == sd.end() || w->second.dtype() != DType::F32) return nullptr;  // e.g. after to(F64)
@@ -623,7 +625,7 @@ std::unique_ptr<ImagePlan> compile_image_plan(const ImageClassifier& model, DTyp
 }
 
 std::map<std::string, float> measure_activation_ranges(const ImageClassifier& model, const Tensor& x) {
-  if (!compile_image_plan(model)) return {};  // no plan here (and the model's checks)
+  if (model.name() != "cnn_se" || !compile_image_plan(model)) return {};  // no plan here
   PlanOptions opt;
   opt.observe = true;
   CnnSePlan plan(CnnSeConfig::from_json(model.config()), model.state_dict(), opt);

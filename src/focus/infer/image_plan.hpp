@@ -9,13 +9,14 @@
 // measured against focus's own im2col + GEMM in docs/BENCHMARKS.md ("Inference engine").
 // Switch: FOCUS_INFER_ENGINE=native (or set_image_engine) turns compiling off everywhere: the
 // model's own forward (the reference) runs instead. FOCUS_FORCE_ISA=avx2 caps oneDNN at AVX2;
-// FOCUS_FORCE_ISA=scalar turns compiling off (oneDNN has no scalar path).
+// FOCUS_FORCE_ISA=scalar turns the cnn_se plan off (oneDNN has no scalar path).
 // Batches are split into power-of-two chunks (1, 2, 4, ... up to the largest power <= 256) so
 // that at most nine primitive lists exist (per thread count), each built on first use; the
 // activations of every chunk live in two buffers shared by all lists (sized by the largest chunk
 // seen).
-// Models: cnn_se with F32 weights (run in F32, BF16 or int8). Anything else (vit) compiles to
-// null and runs its own forward.
+// Models: cnn_se with F32 weights (run in F32, BF16 or int8); the vit in F32 or int8 through its
+// own plan (infer/vit_plan.hpp: no oneDNN in it, so it also runs under FOCUS_FORCE_ISA=scalar).
+// Anything else compiles to null and runs its own forward.
 #pragma once
 #include <map>
 #include <memory>

@@ -40,21 +40,23 @@ void layer_norm_forward(T* y, T* mean, T* rstd, const T* x, const T* w, const T*
   const T* pw = w ? w : d.data();
   const T* pb = b ? b : d.data() + C;
 #pragma omp parallel for schedule(static) if (R * C > kParallel)
-  for (int64_t r = 0; r < R; ++r) {
-    const T* xr = x + r * C;
-    T* yr = y + r * C;
-    T s = 0, ss = 0;
+  for (int64_t r = 0; r < R; ++r) layer_norm_row(y + r * C, mean + r, rstd + r, x + r * C, pw, pb, C, eps);
+}
+
+template <class T>
+void layer_norm_row(T* y, T* mean, T* rstd, const T* x, const T* w, const T* b, int64_t C,
+                    double eps) {
+  T s = 0, ss = 0;
 #pragma omp simd reduction(+ : s)
-    for (int64_t c = 0; c < C; ++c) s += xr[c];
-    const T m = s / static_cast<T>(C);
+  for (int64_t c = 0; c < C; ++c) s += x[c];
+  const T m = s / static_cast<T>(C);
 #pragma omp simd reduction(+ : ss)
-    for (int64_t c = 0; c < C; ++c) ss += (xr[c] - m) * (xr[c] - m);
-    const T rs = static_cast<T>(1.0 / std::sqrt(double(ss) / double(C) + eps));
-    mean[r] = m;
-    rstd[r] = rs;
+  for (int64_t c = 0; c < C; ++c) ss += (x[c] - m) * (x[c] - m);
+  const T rs = static_cast<T>(1.0 / std::sqrt(double(ss) / double(C) + eps));
+  *mean = m;
+  *rstd = rs;
 #pragma omp simd
-    for (int64_t c = 0; c < C; ++c) yr[c] = (xr[c] - m) * rs * pw[c] + pb[c];
-  }
+  for (int64_t c = 0; c < C; ++c) y[c] = (x[c] - m) * rs * w[c] + b[c];
 }
 
 template <class T>
@@ -192,6 +194,7 @@ void batch_norm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* 
 #define FOCUS_NORM_INSTANTIATE(T)                                                                 \
   template void layer_norm_forward<T>(T*, T*, T*, const T*, const T*, const T*, int64_t, int64_t, \
                                       double);                                                    \
+  template void layer_norm_row<T>(T*, T*, T*, const T*, const T*, const T*, int64_t, double);     \
   template void layer_norm_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*,        \
                                        const T*, int64_t, int64_t);                               \
   template void batch_norm_stats<T>(T*, T*, const T*, int64_t, int64_t, int64_t);                 \

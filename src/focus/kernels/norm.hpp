@@ -24,6 +24,11 @@ namespace focus {
 template <class T>
 void layer_norm_forward(T* y, T* mean, T* rstd, const T* x, const T* w, const T* b, int64_t R,
                         int64_t C, double eps);
+// One row of layer_norm_forward, serial (no OpenMP region: for fused kernels calling it per row
+// inside their own): y, x (C); w, b (C) not null; writes *mean and *rstd. The same values.
+template <class T>
+void layer_norm_row(T* y, T* mean, T* rstd, const T* x, const T* w, const T* b, int64_t C,
+                    double eps);
 template <class T>
 void layer_norm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* mean, const T* rstd,
                          const T* w, int64_t R, int64_t C);
