@@ -66,6 +66,25 @@ TEST(SloController, IdleTimeIsCalm) {
   EXPECT_EQ(c.level(1e7), 0);
 }
 
+// The batch cap keeps a batch's estimated compute within share x SLO: 0.25 x 20 ms at 0.2 ms an
+// item is 25 items; never below one item nor above max_batch; max_batch while nothing is measured.
+TEST(SloRules, BatchCapKeepsTheBatchComputeWithinItsShare) {
+  EXPECT_EQ(slo_batch_cap(20, 0.25, 0.2, 64), 25);
+  EXPECT_EQ(slo_batch_cap(20, 0.25, 0.21, 64), 23);  // rounded down: 24 x 0.21 ms passes 5 ms
+  EXPECT_EQ(slo_batch_cap(20, 0.5, 0.2, 64), 50);
+  EXPECT_EQ(slo_batch_cap(20, 0.25, 0.01, 64), 64);  // the cap never raises max_batch
+  EXPECT_EQ(slo_batch_cap(20, 0.25, 30, 64), 1);     // one item always runs
+  EXPECT_EQ(slo_batch_cap(20, 0.25, 0, 64), 64);     // not measured yet
+}
+
+// A request's estimate is what it has spent, the rest of the batch in progress, and the compute
+// of the items ahead and its own; the batch in progress counts (the estimate before it did not).
+TEST(SloRules, EstimateCountsTheTimeSpentTheBatchInProgressAndTheQueue) {
+  EXPECT_DOUBLE_EQ(slo_estimated_latency_ms(0, 0, 0, 1, 0.5), 0.5);
+  EXPECT_DOUBLE_EQ(slo_estimated_latency_ms(2, 3, 10, 2, 0.5), 2 + 3 + 6);
+  EXPECT_DOUBLE_EQ(slo_estimated_latency_ms(0, -4, 0, 1, 0.5), 0.5);  // a batch past its estimate: nothing left
+}
+
 TEST(SloController, BadOptionsAreRefused) {
   using testing::expect_error;
   expect_error<ValueError>([] { SloController(SloOptions{.p99_ms = 0}); }, {"must be > 0"});

@@ -50,7 +50,8 @@ class Metrics {
     std::string variant;   // the rung's weights
     double accuracy = -1;  // its validation accuracy (< 0: unknown)
     double target_ms = 0, last_p99_ms = 0;
-    double shed_factor = 0;  // admission refuses a wait past this x SLO
+    double shed_factor = 0;  // admission refuses an estimated latency past this x SLO
+    int64_t batch_cap = 0;   // the most items a batch of the rung may hold now
     int64_t windows = 0, windows_met = 0, steps_down = 0, steps_up = 0;
   };
   void set_slo(const std::string& model, const SloGauges& g);

@@ -62,4 +62,16 @@ int SloController::level(double now_s) {
   return level_;
 }
 
+int64_t slo_batch_cap(double slo_ms, double share, double ms_per_item, int64_t max_batch) {
+  if (!(ms_per_item > 0) || !(slo_ms > 0) || !(share > 0)) return max_batch;
+  const double fit = std::floor(share * slo_ms / ms_per_item);
+  return fit >= double(max_batch) ? max_batch : std::max<int64_t>(1, int64_t(fit));
+}
+
+double slo_estimated_latency_ms(double spent_ms, double in_progress_left_ms, int64_t items_ahead,
+                                int64_t items, double ms_per_item) {
+  return std::max(0.0, spent_ms) + std::max(0.0, in_progress_left_ms) +
+         double(std::max<int64_t>(0, items_ahead) + std::max<int64_t>(0, items)) * std::max(0.0, ms_per_item);
+}
+
 }  // namespace focus

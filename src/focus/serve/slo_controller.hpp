@@ -55,4 +55,23 @@ class SloController {
   Stats stats_;
 };
 
+// The SLO's two rules for the batcher (docs/BUDGET.md), pure: the scheduler feeds them its
+// measurements (a rung's recent compute time per item, the batch in progress, the queue).
+//
+// The most items one batch may hold under an SLO: the batch's estimated compute (items x the
+// rung's time per item) within share x SLO, at least 1, at most max_batch (max_batch while no
+// time per item is known, ms_per_item <= 0). A request waits for at most the rest of the batch
+// in progress and then computes in its own batch, so with share 0.25 these two take at most
+// half the SLO and leave the rest to reading, decoding and answering it. Without a cap, batches
+// under overload grow until a batch alone takes half the SLO (batches of 30-40 int8 cnn_se
+// images at ~0.3 ms each on 2 loaded cores).
+int64_t slo_batch_cap(double slo_ms, double share, double ms_per_item, int64_t max_batch);
+
+// A request's estimated latency (ms) if admitted now: what it has spent since it arrived
+// (reading and decoding it, `spent_ms`), the rest of the batch in progress (`in_progress_left_ms`),
+// and the compute of the items queued ahead of it and of its own at the recent time per item.
+// The scheduler sheds (refuses at once) a request whose estimate passes f x SLO.
+double slo_estimated_latency_ms(double spent_ms, double in_progress_left_ms, int64_t items_ahead,
+                                int64_t items, double ms_per_item);
+
 }  // namespace focus
