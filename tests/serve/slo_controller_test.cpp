@@ -85,6 +85,23 @@ TEST(SloRules, EstimateCountsTheTimeSpentTheBatchInProgressAndTheQueue) {
   EXPECT_DOUBLE_EQ(slo_estimated_latency_ms(0, -4, 0, 1, 0.5), 0.5);  // a batch past its estimate: nothing left
 }
 
+// A window in which admission shed requests is not calm, however low its p99: the rung holds
+// the SLO only by refusing load, so the controller does not step up to a slower one.
+TEST(SloController, AWindowThatShedIsNotCalm) {
+  SloController c(SloOptions{.p99_ms = 10, .rungs = 2, .up_windows = 3});
+  window(c, 0, 50, 20);
+  EXPECT_EQ(c.level(1.0), 1);
+  for (int w = 1; w <= 5; ++w) {
+    window(c, w, 50, 1);  // fast answers ...
+    c.shed(w + 0.5);      // ... because some are refused
+  }
+  EXPECT_EQ(c.level(6.0), 1);
+  c.shed(6.5, 3);  // only refusals, no answer: not calm either
+  EXPECT_EQ(c.level(7.0), 1);
+  for (int w = 7; w < 10; ++w) window(c, w, 50, 1);  // three calm windows without refusals
+  EXPECT_EQ(c.level(10.0), 0);
+}
+
 TEST(SloController, BadOptionsAreRefused) {
   using testing::expect_error;
   expect_error<ValueError>([] { SloController(SloOptions{.p99_ms = 0}); }, {"must be > 0"});

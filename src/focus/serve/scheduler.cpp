@@ -2,6 +2,7 @@
 #include "focus/serve/scheduler.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include "focus/serve/metrics.hpp"
 
@@ -72,8 +73,10 @@ Admit Scheduler::submit(const std::shared_ptr<Job>& job) {
       const double left = batch_end_estimate_ == SteadyClock::time_point::min()
                               ? 0 : std::chrono::duration<double, std::milli>(batch_end_estimate_ - now).count();
       if (per_item > 0 &&
-          slo_estimated_latency_ms(spent, left, q.items, job->items, per_item) > factor * opt_.slo_p99_ms)
+          slo_estimated_latency_ms(spent, left, q.items, job->items, per_item) > factor * opt_.slo_p99_ms) {
+        ++shed_since_[name];
         return Admit::Shed;
+      }
     }
     q.jobs.push_back(job);
     q.items += job->items;
@@ -289,7 +292,10 @@ int Scheduler::slo_rung(const ServedModel& m, SteadyClock::time_point now) {
   if (it == slo_.end())
     it = slo_.emplace(m.name, SloController(SloOptions{.p99_ms = opt_.slo_p99_ms, .rungs = m.rungs(),
                                                        .window_s = opt_.slo_window_ms / 1000.0})).first;
-  return std::min(it->second.level(std::chrono::duration<double>(now - t0_).count()), m.rungs() - 1);
+  const double t = std::chrono::duration<double>(now - t0_).count();
+  if (auto s = shed_since_.find(m.name); s != shed_since_.end() && s->second > 0)  // under mu_ (loop)
+    it->second.shed(t, std::exchange(s->second, 0));
+  return std::min(it->second.level(t), m.rungs() - 1);
 }
 
 void Scheduler::slo_done(const ServedModel& m, const std::vector<std::shared_ptr<Job>>& batch,

@@ -121,7 +121,8 @@ class Scheduler {
   void run_batch(std::vector<std::shared_ptr<Job>>& batch, int rung);
   void publish_depth(const std::string& model, const Queue& q);
   // The model's SLO rung for a batch starting now (0 without an SLO); slo_done feeds it the
-  // batch's latencies (from each request's arrival). Executor thread only.
+  // batch's latencies (from each request's arrival). Executor thread only; slo_rung under mu_
+  // (it passes on the sheds admission counted).
   int slo_rung(const ServedModel& m, SteadyClock::time_point now);
   void slo_done(const ServedModel& m, const std::vector<std::shared_ptr<Job>>& batch, SteadyClock::time_point end);
 
@@ -140,6 +141,7 @@ class Scheduler {
   SteadyClock::time_point batch_end_estimate_ = SteadyClock::time_point::min();
   double per_item_ms(const std::string& model, int rung) const;  // under mu_; 0 when unknown
   std::map<std::string, double> shed_factor_;  // under mu_: the adaptive f above, by model
+  std::map<std::string, int64_t> shed_since_;   // under mu_: sheds not yet told to the controller
   std::map<std::string, int64_t> slo_windows_seen_;  // executor thread: windows already acted on
   const SteadyClock::time_point t0_ = SteadyClock::now();
   std::thread thread_;

@@ -23,13 +23,24 @@ void SloController::observe(double now_s, double latency_ms) {
   latencies_.push_back(latency_ms);
 }
 
+void SloController::shed(double now_s, int64_t n) {
+  level(now_s);
+  sheds_ += std::max<int64_t>(0, n);
+}
+
 void SloController::calm_window() {
   if (++calm_ >= opt_.up_windows && level_ > 0) --level_, calm_ = 0, ++stats_.steps_up;
 }
 
 void SloController::close_window() {
   const double slo = opt_.p99_ms;
-  if (latencies_.empty()) return calm_window();  // no traffic: calm
+  const bool shed = sheds_ > 0;
+  sheds_ = 0;
+  if (latencies_.empty()) {  // no answer: calm unless everything was refused
+    if (shed) calm_ = 0;
+    else calm_window();
+    return;
+  }
   std::sort(latencies_.begin(), latencies_.end());
   const size_t n = latencies_.size();
   const double p99 = latencies_[std::min(n - 1, size_t(std::ceil(0.99 * double(n))) - 1)];
@@ -40,7 +51,7 @@ void SloController::close_window() {
   if (p99 > opt_.down_at * slo && int(n) >= opt_.min_samples) {
     calm_ = 0;
     if (level_ + 1 < opt_.rungs) ++level_, ++stats_.steps_down;
-  } else if (p99 < opt_.up_at * slo) {
+  } else if (p99 < opt_.up_at * slo && !shed) {
     calm_window();
   } else {
     calm_ = 0;
@@ -52,7 +63,7 @@ int SloController::level(double now_s) {
   while (now_s >= window_start_ + opt_.window_s) {
     close_window();
     window_start_ += opt_.window_s;
-    if (latencies_.empty() && now_s >= window_start_ + 64 * opt_.window_s) {
+    if (latencies_.empty() && sheds_ == 0 && now_s >= window_start_ + 64 * opt_.window_s) {
       // A long idle gap: every window in it was calm; skip ahead without a loop per window.
       const double skipped = std::floor((now_s - window_start_) / opt_.window_s);
       for (int64_t k = 0; k < int64_t(skipped) && level_ > 0; ++k) calm_window();  // at most rungs x up_windows

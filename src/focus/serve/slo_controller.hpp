@@ -5,7 +5,9 @@
 //   - time is cut into windows (window_s); at each window's end its requests' p99 is compared
 //     with the SLO: above down_at x SLO, one rung down (faster) at once; below up_at x SLO (or no
 //     request at all) for up_windows windows in a row, one rung up (hysteresis: the gap between
-//     up_at and down_at and the run of calm windows keep it from flapping);
+//     up_at and down_at and the run of calm windows keep it from flapping); a window in which
+//     admission refused requests to hold the SLO (shed) is never calm: the rung holds only
+//     because load is turned away, and a slower rung would hold less;
 //   - a window with fewer than min_samples requests does not move it down (too few to tell).
 // It also counts the windows that met the SLO (attainment) and the rung's share of time, so the
 // metrics can show the variant in use and the effective accuracy served. Pure and
@@ -32,6 +34,8 @@ class SloController {
 
   // A request finished at `now_s` (seconds, any monotonic origin) after `latency_ms`.
   void observe(double now_s, double latency_ms);
+  // `n` requests were refused (shed) at `now_s` to hold the SLO: their window is not calm.
+  void shed(double now_s, int64_t n = 1);
   // Closes every window that ended by now_s (deciding after each) and returns the rung to use.
   int level(double now_s);
 
@@ -52,6 +56,7 @@ class SloController {
   int calm_ = 0;
   double window_start_ = -1;  // < 0: no window open yet
   std::vector<double> latencies_;  // this window's
+  int64_t sheds_ = 0;              // this window's
   Stats stats_;
 };
 
