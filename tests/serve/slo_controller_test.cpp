@@ -102,6 +102,19 @@ TEST(SloController, AWindowThatShedIsNotCalm) {
   EXPECT_EQ(c.level(10.0), 0);
 }
 
+// A batch whose oldest request queued past queue_down_at x SLO steps down at once, mid-window,
+// once per window: the window's end then does not step again for the same overload.
+TEST(SloController, ALongQueueStepsDownAtOnceOncePerWindow) {
+  SloController c(SloOptions{.p99_ms = 20, .rungs = 3});
+  EXPECT_EQ(c.level(0.1, 9), 0);   // 9 ms < 0.5 x 20 ms
+  EXPECT_EQ(c.level(0.2, 11), 1);  // at once
+  EXPECT_EQ(c.level(0.3, 30), 1);  // not twice in a window
+  window(c, 0, 50, 30);            // the window missed: already stepped for it
+  EXPECT_EQ(c.level(1.0), 1);
+  EXPECT_EQ(c.level(1.1, 30), 2);  // a new window
+  EXPECT_EQ(c.stats().steps_down, 2);
+}
+
 TEST(SloController, BadOptionsAreRefused) {
   using testing::expect_error;
   expect_error<ValueError>([] { SloController(SloOptions{.p99_ms = 0}); }, {"must be > 0"});

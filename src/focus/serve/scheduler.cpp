@@ -133,7 +133,7 @@ void Scheduler::loop() {
     int rung = 0;
     int64_t max_items = opt_.max_batch;
     if (opt_.slo_p99_ms > 0 && !head->run_alone && head->model->kind == ModelKind::Image) {
-      rung = slo_rung(*head->model, now);
+      rung = slo_rung(*head->model, now, std::chrono::duration<double, std::milli>(now - head->admitted).count());
       max_items = slo_batch_cap(opt_.slo_p99_ms, opt_.slo_batch_share, per_item_ms(best_name, rung), opt_.max_batch);
     }
     const auto ready_at = head->admitted + delay;
@@ -286,7 +286,7 @@ void Scheduler::run_batch(std::vector<std::shared_ptr<Job>>& batch, int rung) {
   if (m.kind == ModelKind::Image && !batch.front()->run_alone) slo_done(m, batch, end);
 }
 
-int Scheduler::slo_rung(const ServedModel& m, SteadyClock::time_point now) {
+int Scheduler::slo_rung(const ServedModel& m, SteadyClock::time_point now, double head_wait_ms) {
   if (opt_.slo_p99_ms <= 0 || m.rungs() < 2) return 0;
   auto it = slo_.find(m.name);
   if (it == slo_.end())
@@ -295,7 +295,7 @@ int Scheduler::slo_rung(const ServedModel& m, SteadyClock::time_point now) {
   const double t = std::chrono::duration<double>(now - t0_).count();
   if (auto s = shed_since_.find(m.name); s != shed_since_.end() && s->second > 0)  // under mu_ (loop)
     it->second.shed(t, std::exchange(s->second, 0));
-  return std::min(it->second.level(t), m.rungs() - 1);
+  return std::min(it->second.level(t, head_wait_ms), m.rungs() - 1);
 }
 
 void Scheduler::slo_done(const ServedModel& m, const std::vector<std::shared_ptr<Job>>& batch,

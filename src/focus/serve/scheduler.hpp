@@ -120,10 +120,11 @@ class Scheduler {
   // `rung`: the SLO ladder's rung an image batch runs on (0 without an SLO).
   void run_batch(std::vector<std::shared_ptr<Job>>& batch, int rung);
   void publish_depth(const std::string& model, const Queue& q);
-  // The model's SLO rung for a batch starting now (0 without an SLO); slo_done feeds it the
+  // The model's SLO rung for a batch starting now whose oldest request queued head_wait_ms (0
+  // without an SLO); slo_done feeds it the
   // batch's latencies (from each request's arrival). Executor thread only; slo_rung under mu_
   // (it passes on the sheds admission counted).
-  int slo_rung(const ServedModel& m, SteadyClock::time_point now);
+  int slo_rung(const ServedModel& m, SteadyClock::time_point now, double head_wait_ms);
   void slo_done(const ServedModel& m, const std::vector<std::shared_ptr<Job>>& batch, SteadyClock::time_point end);
 
   SchedulerOptions opt_;

@@ -14,6 +14,7 @@ SloController::SloController(const SloOptions& opt) : opt_(opt) {
   FOCUS_CHECK(opt.window_s > 0, ValueError, "SLO window {} s must be > 0", opt.window_s);
   FOCUS_CHECK(opt.up_at > 0 && opt.up_at < opt.down_at && opt.down_at <= 1, ValueError,
               "SLO thresholds: need 0 < up_at ({}) < down_at ({}) <= 1", opt.up_at, opt.down_at);
+  FOCUS_CHECK(opt.queue_down_at > 0, ValueError, "SLO queue_down_at {} must be > 0", opt.queue_down_at);
   FOCUS_CHECK(opt.up_windows >= 1 && opt.min_samples >= 1, ValueError,
               "SLO: up_windows ({}) and min_samples ({}) must be >= 1", opt.up_windows, opt.min_samples);
 }
@@ -50,7 +51,7 @@ void SloController::close_window() {
   stats_.last_p99_ms = p99;
   if (p99 > opt_.down_at * slo && int(n) >= opt_.min_samples) {
     calm_ = 0;
-    if (level_ + 1 < opt_.rungs) ++level_, ++stats_.steps_down;
+    if (level_ + 1 < opt_.rungs && !stepped_in_window_) ++level_, ++stats_.steps_down;
   } else if (p99 < opt_.up_at * slo && !shed) {
     calm_window();
   } else {
@@ -58,10 +59,11 @@ void SloController::close_window() {
   }
 }
 
-int SloController::level(double now_s) {
+int SloController::level(double now_s, double head_wait_ms) {
   if (window_start_ < 0) window_start_ = std::floor(now_s / opt_.window_s) * opt_.window_s;  // aligned windows
   while (now_s >= window_start_ + opt_.window_s) {
     close_window();
+    stepped_in_window_ = false;
     window_start_ += opt_.window_s;
     if (latencies_.empty() && sheds_ == 0 && now_s >= window_start_ + 64 * opt_.window_s) {
       // A long idle gap: every window in it was calm; skip ahead without a loop per window.
@@ -69,6 +71,10 @@ int SloController::level(double now_s) {
       for (int64_t k = 0; k < int64_t(skipped) && level_ > 0; ++k) calm_window();  // at most rungs x up_windows
       window_start_ += skipped * opt_.window_s;
     }
+  }
+  if (head_wait_ms > opt_.queue_down_at * opt_.p99_ms && !stepped_in_window_ && level_ + 1 < opt_.rungs) {
+    ++level_, ++stats_.steps_down, calm_ = 0;
+    stepped_in_window_ = true;
   }
   return level_;
 }

@@ -8,7 +8,10 @@
 //     up_at and down_at and the run of calm windows keep it from flapping); a window in which
 //     admission refused requests to hold the SLO (shed) is never calm: the rung holds only
 //     because load is turned away, and a slower rung would hold less;
-//   - a window with fewer than min_samples requests does not move it down (too few to tell).
+//   - a window with fewer than min_samples requests does not move it down (too few to tell);
+//   - between window ends, a batch whose oldest request has queued longer than queue_down_at x
+//     SLO moves one rung down at once (at most once per window): a load step is met within a
+//     batch rather than at the end of a window that already missed.
 // It also counts the windows that met the SLO (attainment) and the rung's share of time, so the
 // metrics can show the variant in use and the effective accuracy served. Pure and
 // single-threaded: the scheduler's executor owns one per model and feeds it its clock.
@@ -26,6 +29,7 @@ struct SloOptions {
   double up_at = 0.4;     // a calm window: p99 < up_at x SLO, or no request
   int up_windows = 3;     // calm windows in a row before one step up
   int min_samples = 10;   // requests a window needs to move the level down
+  double queue_down_at = 0.5;  // step down at once when a batch's head queued this x SLO
 };
 
 class SloController {
@@ -37,7 +41,8 @@ class SloController {
   // `n` requests were refused (shed) at `now_s` to hold the SLO: their window is not calm.
   void shed(double now_s, int64_t n = 1);
   // Closes every window that ended by now_s (deciding after each) and returns the rung to use.
-  int level(double now_s);
+  // `head_wait_ms`: how long the oldest request of the batch about to run has queued.
+  int level(double now_s, double head_wait_ms = 0);
 
   struct Stats {
     int64_t windows = 0;         // closed windows with at least one request
@@ -54,6 +59,7 @@ class SloController {
   SloOptions opt_;
   int level_ = 0;
   int calm_ = 0;
+  bool stepped_in_window_ = false;  // a queue-delay step this window
   double window_start_ = -1;  // < 0: no window open yet
   std::vector<double> latencies_;  // this window's
   int64_t sheds_ = 0;              // this window's
