@@ -181,6 +181,7 @@ void Metrics::set_slo(const std::string& model, const SloGauges& g) {
   const std::string prefix = m + ",variant=";
   for (auto& [labels, v] : variants)
     if (labels.rfind(prefix, 0) == 0) v = 0;
+  for (const std::string& name : g.ladder) variants[fmt::format("{}\"{}\"", prefix, prometheus_label(name))] = 0;
   variants[fmt::format("{}\"{}\"", prefix, prometheus_label(g.variant))] = 1;
   if (g.accuracy >= 0) gauges_["focus_slo_effective_accuracy"][m] = g.accuracy;
   gauges_["focus_slo_shed_factor"][m] = g.shed_factor;

@@ -48,6 +48,7 @@ class Metrics {
   struct SloGauges {
     int rung = 0;
     std::string variant;   // the rung's weights
+    std::vector<std::string> ladder;  // every rung's (each gets a focus_slo_variant gauge)
     double accuracy = -1;  // its validation accuracy (< 0: unknown)
     double target_ms = 0, last_p99_ms = 0;
     double shed_factor = 0;  // admission refuses an estimated latency past this x SLO

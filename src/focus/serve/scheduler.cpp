@@ -328,7 +328,9 @@ void Scheduler::slo_done(const ServedModel& m, const std::vector<std::shared_ptr
   if (!metrics_) return;
   Metrics::SloGauges g;
   g.rung = rung;
-  g.variant = size_t(rung) < opt_.slo_ladder.size() ? opt_.slo_ladder[size_t(rung)] : m.image_rung(rung).weights();
+  for (int k = 0; k < m.rungs(); ++k)
+    g.ladder.push_back(size_t(k) < opt_.slo_ladder.size() ? opt_.slo_ladder[size_t(k)] : m.image_rung(k).weights());
+  g.variant = g.ladder[size_t(rung)];
   g.accuracy = size_t(rung) < opt_.slo_accuracy.size() ? opt_.slo_accuracy[size_t(rung)] : -1;
   g.target_ms = opt_.slo_p99_ms;
   g.windows = c.stats().windows;
