@@ -133,7 +133,9 @@ void Scheduler::loop() {
     int rung = 0;
     int64_t max_items = opt_.max_batch;
     if (opt_.slo_p99_ms > 0 && !head->run_alone && head->model->kind == ModelKind::Image) {
-      rung = slo_rung(*head->model, now, std::chrono::duration<double, std::milli>(now - head->admitted).count());
+      // The head's wait beyond the delay it was told to wait for company.
+      const double waited = std::chrono::duration<double, std::milli>(now - head->admitted).count();
+      rung = slo_rung(*head->model, now, std::max(0.0, waited - opt_.max_queue_delay_ms));
       max_items = slo_batch_cap(opt_.slo_p99_ms, opt_.slo_batch_share, per_item_ms(best_name, rung), opt_.max_batch);
     }
     const auto ready_at = head->admitted + delay;

@@ -41,7 +41,8 @@ class SloController {
   // `n` requests were refused (shed) at `now_s` to hold the SLO: their window is not calm.
   void shed(double now_s, int64_t n = 1);
   // Closes every window that ended by now_s (deciding after each) and returns the rung to use.
-  // `head_wait_ms`: how long the oldest request of the batch about to run has queued.
+  // `head_wait_ms`: how long the oldest request of the batch about to run has queued (beyond a
+  // deliberate wait for company).
   int level(double now_s, double head_wait_ms = 0);
 
   struct Stats {
