@@ -6,8 +6,9 @@
 // executor takes the queue whose head has waited longest and, once that head has waited
 // max_queue_delay (0: at once) or the queue holds max_batch items, runs one batch made of the
 // queued jobs that share the head's model version and batch key (same search options), in
-// arrival order, up to max_batch items (a single job larger than that runs alone). Batches
-// therefore grow with load by themselves: while one batch computes, the next one queues.
+// arrival order, up to max_batch items (a single job larger than that runs alone; under an SLO an
+// image batch is capped lower, by its estimated compute). Batches therefore grow with load by
+// themselves: while one batch computes, the next one queues.
 // Limits: a full queue refuses at once (queue_full -> 429); a job whose deadline passes before
 // its batch starts is not run (504, by the executor or by the waiting thread, whichever sees it
 // first); a job cancelled while queued (its client went away) is dropped. A job that has
