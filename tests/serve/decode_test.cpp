@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
 
 #include "focus/data/png.hpp"
 #include "focus/io/base64.hpp"
@@ -73,6 +76,74 @@ TEST(DecodeV2, LimitsAre413) {
                  413, "5 items");
   expect_refused([&] { decode_v2_infer(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1,1000000000000],"data":[]}]})", lim); },
                  413, "limit of 100 values");
+}
+
+// The fast path reads the common form itself (it must not decline it: that is its point) and
+// gives what the JSON tree gives: every value as the tree's double rounded to float.
+TEST(DecodeV2, FastPathReadsTheCommonFormAsTheJsonTreeDoes) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<double> u(-3, 3);
+  for (int round = 0; round < 50; ++round) {
+    const int n = 1 + round % 7;
+    std::string data;
+    for (int i = 0; i < 2 * n; ++i) {
+      const double v = u(rng) * std::pow(10.0, double(int(rng() % 9) - 4));
+      switch ((round + i) % 5) {  // what clients print: %g, full precision, integers, exponents, zero
+        case 0: data += fmt::format("{:.6g}", v); break;
+        case 1: data += fmt::format("{:.17g}", v); break;
+        case 2: data += fmt::format("{}", int64_t(v * 1000)); break;
+        case 3: data += fmt::format("{:.3e}", v); break;
+        default: data += (round % 2 ? "-0" : "0"); break;
+      }
+      data += i + 1 < 2 * n ? (i % 3 ? "," : " ,\n ") : "";
+    }
+    const std::string body = fmt::format(
+        R"({{ "id" : "r{}", "inputs":[{{"name":"pixels","shape":[{}, 2],"datatype":"FP32","data":[{}]}}] }})", round, n, data);
+    const std::optional<V2InferRequest> fast = decode_v2_infer_fast(body);
+    ASSERT_TRUE(fast.has_value()) << body;
+    const json tree = json::parse(body);
+    EXPECT_EQ(fast->id, tree["id"].get<std::string>());
+    ASSERT_EQ(fast->inputs.size(), 1u);
+    EXPECT_EQ(fast->inputs[0].name, "pixels");
+    EXPECT_EQ(fast->inputs[0].shape, (std::vector<int64_t>{n, 2}));
+    std::vector<float> want;
+    for (const json& e : tree["inputs"][0]["data"]) want.push_back(float(e.get<double>()));
+    EXPECT_EQ(fast->inputs[0].data, want) << body;
+  }
+}
+
+// Anything outside the common form, and every body the general path refuses, is declined: the
+// general path then decodes it or names the problem.
+TEST(DecodeV2, FastPathDeclinesOtherFormsAndErrors) {
+  const auto t = [](const std::string& tensor) { return R"({"inputs":[)" + tensor + "]}"; };
+  for (const std::string& body : {
+           t(R"({"name":"x\u0041","datatype":"FP32","shape":[1],"data":[1]})"),  // an escape
+           t(R"({"name":"x","datatype":"FP32","shape":[1,2],"data":[[1,2]]})"),    // nested data
+           t(R"({"name":"x","datatype":"FP32","shape":[1],"data":[1],"parameters":{}})"),
+           t(R"({"name":"x","name":"y","datatype":"FP32","shape":[1],"data":[1]})"),  // twice
+           t(R"({"name":"x","datatype":"FP32","shape":[1],"data":[1]})") + " x",       // trailing
+           t(R"({"name":"x","datatype":"FP32","shape":[1],"data":[1e400]})"),
+           t(R"({"name":"x","datatype":"FP32","shape":[1],"data":[1e39]})"),
+           t(R"({"name":"x","datatype":"FP32","shape":[1],"data":[01]})"),
+           t(R"({"name":"x","datatype":"FP32","shape":[1],"data":[1.]})"),
+           t(R"({"name":"x","datatype":"FP32","shape":[1],"data":[1234567890123456789]})"),
+           t(R"({"name":"x","datatype":"FP32","shape":[1.0],"data":[1]})"),
+           t(R"({"name":"x","datatype":"FP32","shape":[],"data":[]})"),
+           t(R"({"name":"x","datatype":"FP16","shape":[1],"data":[1]})"),
+           t(R"({"name":"x","datatype":"FP32","shape":[2],"data":[1]})"),
+           t(R"({"name":"x","datatype":"FP32","shape":[-1],"data":[]})"),
+           t(R"({"name":"x","datatype":"FP32","shape":[1],"data":["a"]})"),
+           t(R"({"name":"x","datatype":"FP32","shape":[1]})"),
+           t(R"({"name":"x","datatype":"FP32","shape":[9],"data":[1,2,3,4,5,6,7,8,9]})"),  // 9 items > 8
+           std::string(R"({"inputs":[]})"), std::string("{}"), std::string(""), std::string("[1]"),
+           std::string("{\"inputs\": [1,")}) {
+    DecodeLimits lim;
+    lim.max_items = 8;
+    EXPECT_FALSE(decode_v2_infer_fast(body, lim).has_value()) << body;
+  }
+  // A declined form the general path accepts still decodes, to the same values.
+  EXPECT_EQ(decode_v2_infer(t(R"({"name":"x","datatype":"FP32","shape":[1,2],"data":[[1,2]]})")).inputs[0].data,
+            (std::vector<float>{1, 2}));
 }
 
 TEST(DecodeClassify, PngBodyAndBase64JsonDecodeTheSameImage) {

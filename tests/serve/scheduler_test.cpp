@@ -124,5 +124,52 @@ TEST(Scheduler, DrainFinishesAdmittedWorkAndRefusesNew) {
   EXPECT_EQ(s.submit(image_job(1, 99)), Admit::Draining);
 }
 
+// Under an SLO a batch's estimated compute stays within slo_batch_share x SLO: with a share so
+// small that one item passes it, queued requests that would batch together run one by one.
+TEST(Scheduler, TheSloCapsABatchByItsEstimatedCompute) {
+  SchedulerOptions so;
+  so.max_batch = 16;
+  so.max_queue_delay_ms = 30;  // let the jobs gather (as in BatchedAnswersEqualSingleOnes)
+  so.slo_p99_ms = 60000;       // no shedding
+  so.slo_batch_share = 1e-9;
+  Scheduler s(so, nullptr);
+  auto first = image_job(1, 40);  // measures the time per item
+  ASSERT_EQ(s.submit(first), Admit::Ok);
+  wait(*first);
+  std::vector<std::shared_ptr<Job>> jobs;
+  for (int i = 0; i < 6; ++i) jobs.push_back(image_job(1, 41 + i));
+  for (auto& j : jobs) ASSERT_EQ(s.submit(j), Admit::Ok);
+  for (auto& j : jobs) {
+    wait(*j);
+    EXPECT_EQ(j->status, 0) << j->error;
+    EXPECT_EQ(j->batch_items, 1);
+  }
+}
+
+// Shedding counts the time a request spent before it was queued: one that arrived long ago is
+// refused behind a short queue that admits a fresh one; an empty queue still admits anything.
+TEST(Scheduler, SheddingCountsTheTimeSinceTheRequestArrived) {
+  SchedulerOptions so;
+  so.max_queue_delay_ms = 300;  // the queue holds its head for a while
+  so.slo_p99_ms = 1000;
+  Scheduler s(so, nullptr);
+  auto first = image_job(1, 50);  // measures the time per item
+  ASSERT_EQ(s.submit(first), Admit::Ok);
+  wait(*first);
+  const auto old_request = [](uint64_t seed) {
+    auto j = image_job(1, seed);
+    j->received = j->admitted - std::chrono::seconds(5);
+    return j;
+  };
+  auto head = old_request(51);
+  EXPECT_EQ(s.submit(head), Admit::Ok);             // the queue was empty
+  EXPECT_EQ(s.submit(old_request(52)), Admit::Shed);  // 5 s spent: past 0.8 x 1 s
+  auto fresh = image_job(1, 53);
+  EXPECT_EQ(s.submit(fresh), Admit::Ok);
+  wait(*head);
+  wait(*fresh);
+  EXPECT_EQ(fresh->status, 0) << fresh->error;
+}
+
 }  // namespace
 }  // namespace focus

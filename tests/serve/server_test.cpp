@@ -169,8 +169,9 @@ TEST(Serve, ImageModelsServeInt8WeightsWhenAsked) {
 }
 
 TEST(Serve, AnSloTheModelCannotMeetMovesItToTheFasterVariant) {
-  // A 1 us SLO: every window with enough requests is over it, so the controller steps the image
-  // model from f32 down to int8, and the answers then come from the int8 variant.
+  // A 1 us SLO: the first batch's queueing is over half of it (the controller steps the image
+  // model from f32 down to int8 at once) and every window is over it (the shedding factor
+  // halves); the answers then come from the int8 variant.
   ServeFixture f("slo", [](ServeOptions& o) {
     o.slo_p99_ms = 0.001;
     o.slo_window_ms = 100;
@@ -197,7 +198,9 @@ TEST(Serve, AnSloTheModelCannotMeetMovesItToTheFasterVariant) {
     ASSERT_EQ(c->Post("/v2/models/cnn/infer", f.auth("infer"), body, "application/json")->status, 200);
     if (i % 10 == 9) {
       m = c->Get("/metrics", f.auth("metrics"))->body;
-      if (m.find("focus_slo_rung{model=\"cnn\"} 1") != std::string::npos) break;
+      if (m.find("focus_slo_rung{model=\"cnn\"} 1") != std::string::npos &&
+          m.find("focus_slo_shed_factor{model=\"cnn\"} 0.8") == std::string::npos)
+        break;
     }
   }
   ASSERT_NE(m.find("focus_slo_rung{model=\"cnn\"} 1"), std::string::npos) << m;

@@ -66,6 +66,55 @@ TEST(SloController, IdleTimeIsCalm) {
   EXPECT_EQ(c.level(1e7), 0);
 }
 
+// The batch cap keeps a batch's estimated compute within share x SLO: 0.25 x 20 ms at 0.2 ms an
+// item is 25 items; never below one item nor above max_batch; max_batch while nothing is measured.
+TEST(SloRules, BatchCapKeepsTheBatchComputeWithinItsShare) {
+  EXPECT_EQ(slo_batch_cap(20, 0.25, 0.2, 64), 25);
+  EXPECT_EQ(slo_batch_cap(20, 0.25, 0.21, 64), 23);  // rounded down: 24 x 0.21 ms passes 5 ms
+  EXPECT_EQ(slo_batch_cap(20, 0.5, 0.2, 64), 50);
+  EXPECT_EQ(slo_batch_cap(20, 0.25, 0.01, 64), 64);  // the cap never raises max_batch
+  EXPECT_EQ(slo_batch_cap(20, 0.25, 30, 64), 1);     // one item always runs
+  EXPECT_EQ(slo_batch_cap(20, 0.25, 0, 64), 64);     // not measured yet
+}
+
+// A request's estimate is what it has spent, the rest of the batch in progress, and the compute
+// of the items ahead and its own; the batch in progress counts (the estimate before it did not).
+TEST(SloRules, EstimateCountsTheTimeSpentTheBatchInProgressAndTheQueue) {
+  EXPECT_DOUBLE_EQ(slo_estimated_latency_ms(0, 0, 0, 1, 0.5), 0.5);
+  EXPECT_DOUBLE_EQ(slo_estimated_latency_ms(2, 3, 10, 2, 0.5), 2 + 3 + 6);
+  EXPECT_DOUBLE_EQ(slo_estimated_latency_ms(0, -4, 0, 1, 0.5), 0.5);  // a batch past its estimate: nothing left
+}
+
+// A window in which admission shed requests is not calm, however low its p99: the rung holds
+// the SLO only by refusing load, so the controller does not step up to a slower one.
+TEST(SloController, AWindowThatShedIsNotCalm) {
+  SloController c(SloOptions{.p99_ms = 10, .rungs = 2, .up_windows = 3});
+  window(c, 0, 50, 20);
+  EXPECT_EQ(c.level(1.0), 1);
+  for (int w = 1; w <= 5; ++w) {
+    window(c, w, 50, 1);  // fast answers ...
+    c.shed(w + 0.5);      // ... because some are refused
+  }
+  EXPECT_EQ(c.level(6.0), 1);
+  c.shed(6.5, 3);  // only refusals, no answer: not calm either
+  EXPECT_EQ(c.level(7.0), 1);
+  for (int w = 7; w < 10; ++w) window(c, w, 50, 1);  // three calm windows without refusals
+  EXPECT_EQ(c.level(10.0), 0);
+}
+
+// A batch whose oldest request queued past queue_down_at x SLO steps down at once, mid-window,
+// once per window: the window's end then does not step again for the same overload.
+TEST(SloController, ALongQueueStepsDownAtOnceOncePerWindow) {
+  SloController c(SloOptions{.p99_ms = 20, .rungs = 3});
+  EXPECT_EQ(c.level(0.1, 9), 0);   // 9 ms < 0.5 x 20 ms
+  EXPECT_EQ(c.level(0.2, 11), 1);  // at once
+  EXPECT_EQ(c.level(0.3, 30), 1);  // not twice in a window
+  window(c, 0, 50, 30);            // the window missed: already stepped for it
+  EXPECT_EQ(c.level(1.0), 1);
+  EXPECT_EQ(c.level(1.1, 30), 2);  // a new window
+  EXPECT_EQ(c.stats().steps_down, 2);
+}
+
 TEST(SloController, BadOptionsAreRefused) {
   using testing::expect_error;
   expect_error<ValueError>([] { SloController(SloOptions{.p99_ms = 0}); }, {"must be > 0"});

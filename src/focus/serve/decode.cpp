@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "focus/data/png.hpp"
 #include "focus/io/base64.hpp"
@@ -128,9 +129,164 @@ void flatten_nested(const json& a, const std::vector<int64_t>& shape, size_t dim
   }
 }
 
+// The fast reader of decode_v2_infer_fast: a cursor over the body that reads the JSON of the
+// common V2 form and answers false (decline) on anything else.
+struct FastReader {
+  const char* p;
+  const char* end;
+  void ws() {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) ++p;
+  }
+  bool eat(char c) {
+    ws();
+    if (p >= end || *p != c) return false;
+    ++p;
+    return true;
+  }
+  static bool digit(char c) { return c >= '0' && c <= '9'; }
+  // A string of printable ASCII without escapes (the others: decline).
+  bool str(std::string_view& s) {
+    if (!eat('"')) return false;
+    const char* b = p;
+    while (p < end && *p != '"') {
+      const unsigned char c = static_cast<unsigned char>(*p);
+      if (c == '\\' || c < 0x20 || c >= 0x80) return false;
+      ++p;
+    }
+    if (p >= end) return false;
+    s = std::string_view(b, size_t(p - b));
+    ++p;
+    return true;
+  }
+  // A JSON number, as the DOM parser's value read as double: integers of up to 18 digits exactly
+  // (longer ones: decline), the others correctly rounded (from_chars, as strtod); `integer` says
+  // which it was.
+  bool number(double& v, bool& integer) {
+    ws();
+    const char* b = p;
+    if (p < end && *p == '-') ++p;
+    if (p >= end || !digit(*p)) return false;
+    if (*p == '0') {
+      ++p;
+    } else {
+      while (p < end && digit(*p)) ++p;
+    }
+    integer = true;
+    if (p < end && *p == '.') {
+      ++p, integer = false;
+      if (p >= end || !digit(*p)) return false;
+      while (p < end && digit(*p)) ++p;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+      ++p, integer = false;
+      if (p < end && (*p == '+' || *p == '-')) ++p;
+      if (p >= end || !digit(*p)) return false;
+      while (p < end && digit(*p)) ++p;
+    }
+    if (integer) {
+      if (p - b > 18) return false;
+      int64_t i = 0;
+      if (std::from_chars(b, p, i).ec != std::errc()) return false;
+      v = double(i);
+      return true;
+    }
+    return std::from_chars(b, p, v).ec == std::errc();
+  }
+  // One input tensor {"name", "datatype", "shape", "data"} (each once, no other key; data flat).
+  bool tensor(V2Tensor& t, const DecodeLimits& lim) {
+    if (!eat('{')) return false;
+    bool name = false, dtype = false, shape = false, data = false;
+    do {
+      std::string_view key, s;
+      if (!str(key) || !eat(':')) return false;
+      if (key == "name" && !name) {
+        if (!str(s)) return false;
+        t.name = s, name = true;
+      } else if (key == "datatype" && !dtype) {
+        if (!str(s)) return false;
+        t.datatype = s, dtype = true;
+      } else if (key == "shape" && !shape) {
+        if (!eat('[')) return false;
+        do {
+          double d = 0;
+          bool integer = false;
+          if (!number(d, integer) || !integer || d < 0 || t.shape.size() >= 8) return false;
+          t.shape.push_back(int64_t(d));
+        } while (eat(','));
+        if (!eat(']')) return false;
+        shape = true;
+      } else if (key == "data" && !data) {
+        if (!eat('[')) return false;
+        if (shape) t.data.reserve(std::min(size_t(count_of(t.shape, lim)), size_t(end - p) / 2 + 1));
+        ws();
+        if (p < end && *p != ']') {
+          do {
+            double v = 0;
+            bool integer = false;
+            if (!number(v, integer) || !std::isfinite(float(v))) return false;
+            t.data.push_back(float(v));
+          } while (eat(','));
+        }
+        if (!eat(']')) return false;
+        data = true;
+      } else {
+        return false;
+      }
+    } while (eat(','));
+    if (!eat('}') || !name || !dtype || !shape || !data) return false;
+    if (t.datatype != "FP32" && t.datatype != "FP64" && t.datatype != "INT32" && t.datatype != "INT64")
+      return false;
+    const int64_t count = count_of(t.shape, lim);
+    return count >= 0 && t.shape[0] <= lim.max_items && int64_t(t.data.size()) == count;
+  }
+  // The values a shape holds; -1 past lim.max_values (the general path's 413).
+  static int64_t count_of(const std::vector<int64_t>& shape, const DecodeLimits& lim) {
+    int64_t count = 1;
+    for (const int64_t n : shape) {
+      if (n > 0 && count > lim.max_values / n) return -1;
+      count *= n;
+    }
+    return count;
+  }
+};
+
 }  // namespace
 
+std::optional<V2InferRequest> decode_v2_infer_fast(std::string_view body, const DecodeLimits& lim) {
+  FastReader in{body.data(), body.data() + body.size()};
+  V2InferRequest r;
+  bool id = false, inputs = false;
+  if (!in.eat('{')) return std::nullopt;
+  do {
+    std::string_view key, s;
+    if (!in.str(key) || !in.eat(':')) return std::nullopt;
+    if (key == "id" && !id) {
+      if (!in.str(s)) return std::nullopt;
+      r.id = s, id = true;
+    } else if (key == "inputs" && !inputs) {
+      if (!in.eat('[')) return std::nullopt;
+      int64_t total = 0;
+      do {
+        V2Tensor t;
+        if (!in.tensor(t, lim)) return std::nullopt;
+        total += int64_t(t.data.size());
+        if (total > lim.max_values) return std::nullopt;
+        r.inputs.push_back(std::move(t));
+      } while (in.eat(','));
+      if (!in.eat(']')) return std::nullopt;
+      inputs = true;
+    } else {
+      return std::nullopt;
+    }
+  } while (in.eat(','));
+  if (!in.eat('}') || !inputs) return std::nullopt;
+  in.ws();
+  if (in.p != in.end) return std::nullopt;
+  return r;
+}
+
 V2InferRequest decode_v2_infer(std::string_view body, const DecodeLimits& lim) {
+  if (auto fast = decode_v2_infer_fast(body, lim)) return std::move(*fast);
   const json j = parse_json(body);
   V2InferRequest r;
   if (const auto id = j.find("id"); id != j.end()) {

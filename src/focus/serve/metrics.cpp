@@ -40,7 +40,8 @@ const char* kHelp[][3] = {
     {"focus_slo_rung", "gauge", "The SLO ladder's rung serving the model (0 = the most accurate variant)."},
     {"focus_slo_variant", "gauge", "1 for the variant serving the model under the SLO, 0 for the others."},
     {"focus_slo_effective_accuracy", "gauge", "Validation accuracy of the variant in use (--slo-accuracy)."},
-    {"focus_slo_shed_factor", "gauge", "Admission sheds a request whose estimated wait passes this x the SLO (adaptive)."},
+    {"focus_slo_shed_factor", "gauge", "Admission sheds a request whose estimated latency passes this x the SLO (adaptive)."},
+    {"focus_slo_batch_cap", "gauge", "The most items a batch may hold under the SLO (its estimated compute within a share of it)."},
     {"focus_slo_window_p99_seconds", "gauge", "p99 latency of the controller's last window with requests."},
     {"focus_slo_windows_total", "counter", "Controller windows with requests, by outcome (met, missed)."},
     {"focus_slo_steps_total", "counter", "Controller moves along the ladder, by direction (down = faster, up)."},
@@ -180,9 +181,11 @@ void Metrics::set_slo(const std::string& model, const SloGauges& g) {
   const std::string prefix = m + ",variant=";
   for (auto& [labels, v] : variants)
     if (labels.rfind(prefix, 0) == 0) v = 0;
+  for (const std::string& name : g.ladder) variants[fmt::format("{}\"{}\"", prefix, prometheus_label(name))] = 0;
   variants[fmt::format("{}\"{}\"", prefix, prometheus_label(g.variant))] = 1;
   if (g.accuracy >= 0) gauges_["focus_slo_effective_accuracy"][m] = g.accuracy;
   gauges_["focus_slo_shed_factor"][m] = g.shed_factor;
+  gauges_["focus_slo_batch_cap"][m] = double(g.batch_cap);
   if (g.windows > 0) gauges_["focus_slo_window_p99_seconds"][m] = g.last_p99_ms / 1000.0;
   counters_["focus_slo_windows_total"][m + ",outcome=\"met\""] = double(g.windows_met);
   counters_["focus_slo_windows_total"][m + ",outcome=\"missed\""] = double(g.windows - g.windows_met);

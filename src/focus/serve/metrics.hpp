@@ -48,9 +48,11 @@ class Metrics {
   struct SloGauges {
     int rung = 0;
     std::string variant;   // the rung's weights
+    std::vector<std::string> ladder;  // every rung's (each gets a focus_slo_variant gauge)
     double accuracy = -1;  // its validation accuracy (< 0: unknown)
     double target_ms = 0, last_p99_ms = 0;
-    double shed_factor = 0;  // admission refuses a wait past this x SLO
+    double shed_factor = 0;  // admission refuses an estimated latency past this x SLO
+    int64_t batch_cap = 0;   // the most items a batch of the rung may hold now
     int64_t windows = 0, windows_met = 0, steps_down = 0, steps_up = 0;
   };
   void set_slo(const std::string& model, const SloGauges& g);

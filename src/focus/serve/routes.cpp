@@ -158,7 +158,7 @@ void Server::Impl::infer_v2(Ctx& c, const std::string& name) {
   if (t.shape.size() != 4 || !std::equal(want.begin(), want.end(), t.shape.begin() + 1) || t.shape[0] < 1)
     throw RequestError(400, fmt::format("inputs[0].shape {} must be [N, {}, {}, {}] with N >= 1",
                                         json(t.shape).dump(), want[0], want[1], want[2]));
-  auto job = make_job(m, deadline);
+  auto job = make_job(c, m, deadline);
   job->batch_key = "image";
   job->items = t.shape[0];
   job->pixels = Tensor::from_vector(t.data, t.shape);  // (N, C, S, S)
@@ -211,7 +211,7 @@ void Server::Impl::classify(Ctx& c, const std::string& name) {
     throw RequestError(400, fmt::format("model '{}' is {}: use POST /v1/models/{}/{}", name,
                                         model_kind_phrase(m->kind), name, model_kind_endpoint(m->kind)));
   ClassifyRequest r = decode_classify(c.req.body, header(c.req, "Content-Type"), top_param, limits);
-  auto job = make_job(m, deadline);
+  auto job = make_job(c, m, deadline);
   job->batch_key = "image";
   job->items = int64_t(r.images.size());
   job->pixels = m->image->pixels(r.images);  // (N, C, S, S)
@@ -251,7 +251,9 @@ void Server::Impl::classify(Ctx& c, const std::string& name) {
 // attention rollout (ViT) or Grad-CAM (CNN) overlay, computed through the scheduler like any
 // explain request. Throws when it cannot run within 5 s (the item is then queued without it).
 json Server::Impl::evidence(const std::shared_ptr<const ServedModel>& m, const Image& image) {
-  auto job = make_job(m, SteadyClock::now() + std::chrono::seconds(5));
+  auto job = std::make_shared<Job>();  // no request of its own: runs alone, outside the SLO
+  job->model = m;
+  job->deadline = SteadyClock::now() + std::chrono::seconds(5);
   job->batch_key = "explain";
   const Tensor pixels = m->image->pixels({image});  // (1, C, S, S)
   json result;
@@ -279,7 +281,7 @@ void Server::Impl::classify_text(Ctx& c, const std::shared_ptr<const ServedModel
                                  SteadyClock::time_point deadline, Place* place, const std::string& top_param) {
   ClassifyTextRequest r = decode_classify_text(c.req.body, top_param, limits);
   if (log.log_inputs()) c.rec.inputs = r.texts;
-  auto job = make_job(m, deadline);
+  auto job = make_job(c, m, deadline);
   job->batch_key = "text";
   job->items = int64_t(r.texts.size());
   job->texts = r.texts;
@@ -322,7 +324,7 @@ void Server::Impl::translate(Ctx& c, const std::string& name) {
                                         model_kind_phrase(m->kind), name, model_kind_endpoint(m->kind)));
   TranslateRequest r = decode_translate(c.req.body, limits);
   if (log.log_inputs()) c.rec.inputs = r.inputs;
-  auto job = make_job(m, deadline);
+  auto job = make_job(c, m, deadline);
   job->items = int64_t(r.inputs.size());
   for (size_t i = 0; i < r.inputs.size(); ++i) job->sources.push_back(m->translator->encode(r.inputs[i], i));
   job->texts = std::move(r.inputs);
@@ -353,7 +355,7 @@ void Server::Impl::explain(Ctx& c, const std::string& name) {
   if (m->kind == ModelKind::Text) {  // token importance from the attention pooling
     if (r.text.find_first_not_of(" \t\r\n") == std::string::npos) throw RequestError(400, "\"input\" is empty");
     if (log.log_inputs()) c.rec.inputs = {r.text};
-    auto job = make_job(m, deadline);
+    auto job = make_job(c, m, deadline);
     job->batch_key = "text";
     job->texts = {r.text};
     place->decoded();
@@ -366,7 +368,7 @@ void Server::Impl::explain(Ctx& c, const std::string& name) {
                    {"probabilities", p.probs}, {"tokens", p.tokens}, {"relevance", p.pooling}});
     return;
   }
-  auto job = make_job(m, deadline);
+  auto job = make_job(c, m, deadline);
   json result;
   if (image) {
     ImageExplainOptions eo;
@@ -432,7 +434,7 @@ void Server::Impl::recommend(Ctx& c, const std::string& name) {
   RecommendRequest r = decode_recommend(c.req.body, limits);
   if (log.log_inputs()) c.rec.inputs = r.history;
   m->recsys->item_indices(r.history);  // InputError (an unknown item: 400) now, before queueing
-  auto job = make_job(m, deadline);
+  auto job = make_job(c, m, deadline);
   std::vector<Recommendation> out;
   job->run_alone = [&out, &r](Job& j) { out = j.model->recsys->recommend(r.history, r.k); };
   place->decoded();

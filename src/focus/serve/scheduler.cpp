@@ -2,6 +2,7 @@
 #include "focus/serve/scheduler.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include "focus/serve/metrics.hpp"
 
@@ -60,11 +61,20 @@ Admit Scheduler::submit(const std::shared_ptr<Job>& job) {
       for (const auto& j : q.jobs) q.items += j->items;
       if (int64_t(q.jobs.size()) >= opt_.queue_capacity) return Admit::QueueFull;
     }
-    if (opt_.slo_p99_ms > 0 && !job->run_alone) {  // shed early: it would wait past the SLO
-      const auto it = ms_per_item_.find(job->model->name);
-      const auto f = shed_factor_.find(job->model->name);
+    if (opt_.slo_p99_ms > 0 && !job->run_alone && q.items > 0) {  // shed early: it would miss the SLO
+      const std::string& name = job->model->name;
+      const auto r = rung_now_.find(name);
+      const double per_item = per_item_ms(name, r == rung_now_.end() ? 0 : r->second);
+      const auto f = shed_factor_.find(name);
       const double factor = f == shed_factor_.end() ? opt_.slo_shed_at : f->second;
-      if (it != ms_per_item_.end() && double(q.items) * it->second > factor * opt_.slo_p99_ms) {
+      const auto now = SteadyClock::now();
+      const auto arrived = job->received == SteadyClock::time_point{} ? job->admitted : job->received;
+      const double spent = std::chrono::duration<double, std::milli>(job->admitted - arrived).count();
+      const double left = batch_end_estimate_ == SteadyClock::time_point::min()
+                              ? 0 : std::chrono::duration<double, std::milli>(batch_end_estimate_ - now).count();
+      if (per_item > 0 &&
+          slo_estimated_latency_ms(spent, left, q.items, job->items, per_item) > factor * opt_.slo_p99_ms) {
+        ++shed_since_[name];
         return Admit::Shed;
       }
     }
@@ -118,21 +128,30 @@ void Scheduler::loop() {
       continue;
     }
     const auto now = SteadyClock::now();
-    const auto ready_at = best->jobs.front()->admitted + delay;
-    if (best->items < opt_.max_batch && now < ready_at && !draining_) {
+    const std::shared_ptr<Job> head = best->jobs.front();
+    // Under an SLO an image batch runs on the controller's rung, capped by its compute estimate.
+    int rung = 0;
+    int64_t max_items = opt_.max_batch;
+    if (opt_.slo_p99_ms > 0 && !head->run_alone && head->model->kind == ModelKind::Image) {
+      // The head's wait beyond the delay it was told to wait for company.
+      const double waited = std::chrono::duration<double, std::milli>(now - head->admitted).count();
+      rung = slo_rung(*head->model, now, std::max(0.0, waited - opt_.max_queue_delay_ms));
+      max_items = slo_batch_cap(opt_.slo_p99_ms, opt_.slo_batch_share, per_item_ms(best_name, rung), opt_.max_batch);
+    }
+    const auto ready_at = head->admitted + delay;
+    if (best->items < max_items && now < ready_at && !draining_) {
       cv_.wait_until(lock, ready_at);
       continue;
     }
-    // Take the head's companions, in order, up to max_batch items.
-    const std::shared_ptr<Job> head = best->jobs.front();
+    // Take the head's companions, in order, up to max_items.
     std::vector<std::shared_ptr<Job>> batch;
     int64_t items = 0;
     for (auto it = best->jobs.begin(); it != best->jobs.end();) {
       Job& j = **it;
       const bool same = j.model == head->model && j.batch_key == head->batch_key && !j.run_alone &&
                         !head->run_alone;
-      if (&j != head.get() && (!same || items + j.items > opt_.max_batch)) {
-        if (items >= opt_.max_batch) break;
+      if (&j != head.get() && (!same || items + j.items > max_items)) {
+        if (items >= max_items) break;
         ++it;
         continue;
       }
@@ -157,15 +176,25 @@ void Scheduler::loop() {
     publish_depth(best_name, *best);
     if (batch.empty()) continue;
     busy_ = true;
+    const double estimate = double(items) * per_item_ms(best_name, rung);
+    batch_end_estimate_ = estimate > 0 ? now + std::chrono::duration_cast<SteadyClock::duration>(
+                                                   std::chrono::duration<double, std::milli>(estimate))
+                                       : SteadyClock::time_point::min();
     lock.unlock();
-    run_batch(batch);
+    run_batch(batch, rung);
     lock.lock();
     busy_ = false;
+    batch_end_estimate_ = SteadyClock::time_point::min();
     idle_cv_.notify_all();
   }
 }
 
-void Scheduler::run_batch(std::vector<std::shared_ptr<Job>>& batch) {
+double Scheduler::per_item_ms(const std::string& model, int rung) const {
+  const auto it = ms_per_item_.find(model);
+  return it == ms_per_item_.end() || size_t(rung) >= it->second.size() ? 0 : it->second[size_t(rung)];
+}
+
+void Scheduler::run_batch(std::vector<std::shared_ptr<Job>>& batch, int rung) {
   const auto start = SteadyClock::now();
   int64_t items = 0;
   for (auto& j : batch) items += j->items;
@@ -184,7 +213,6 @@ void Scheduler::run_batch(std::vector<std::shared_ptr<Job>>& batch) {
         std::copy(x.data<float>(), x.data<float>() + j->items * D, all.data<float>() + row * D);
         row += j->items;
       }
-      const int rung = slo_rung(m, start);
       const Tensor probs = m.image_rung(rung).probabilities(all);  // (items, K)
       const int64_t K = probs.size(1);
       row = 0;
@@ -225,7 +253,7 @@ void Scheduler::run_batch(std::vector<std::shared_ptr<Job>>& batch) {
     if (batch.size() > 1) {
       for (auto& j : batch) {
         std::vector<std::shared_ptr<Job>> one{j};
-        run_batch(one);
+        run_batch(one, rung);
       }
       return;
     }
@@ -239,11 +267,14 @@ void Scheduler::run_batch(std::vector<std::shared_ptr<Job>>& batch) {
     return;
   }
   const double compute = std::chrono::duration<double>(SteadyClock::now() - start).count();
-  if (opt_.slo_p99_ms > 0 && !batch.front()->run_alone && items > 0) {  // the shedding estimate
+  if (opt_.slo_p99_ms > 0 && !batch.front()->run_alone && items > 0) {  // the SLO's estimates
     std::lock_guard<std::mutex> lock(mu_);
     const double per_item = 1000.0 * compute / double(items);
-    auto [it, fresh] = ms_per_item_.emplace(m.name, per_item);
-    if (!fresh) it->second = 0.8 * it->second + 0.2 * per_item;
+    std::vector<double>& by_rung = ms_per_item_[m.name];
+    if (by_rung.size() <= size_t(rung)) by_rung.resize(size_t(rung) + 1, 0.0);
+    double& est = by_rung[size_t(rung)];
+    est = est > 0 ? 0.8 * est + 0.2 * per_item : per_item;
+    rung_now_[m.name] = rung;
   }
   if (metrics_) {
     metrics_->observe_batch(m.name, items);
@@ -257,13 +288,16 @@ void Scheduler::run_batch(std::vector<std::shared_ptr<Job>>& batch) {
   if (m.kind == ModelKind::Image && !batch.front()->run_alone) slo_done(m, batch, end);
 }
 
-int Scheduler::slo_rung(const ServedModel& m, SteadyClock::time_point now) {
+int Scheduler::slo_rung(const ServedModel& m, SteadyClock::time_point now, double head_wait_ms) {
   if (opt_.slo_p99_ms <= 0 || m.rungs() < 2) return 0;
   auto it = slo_.find(m.name);
   if (it == slo_.end())
     it = slo_.emplace(m.name, SloController(SloOptions{.p99_ms = opt_.slo_p99_ms, .rungs = m.rungs(),
                                                        .window_s = opt_.slo_window_ms / 1000.0})).first;
-  return std::min(it->second.level(std::chrono::duration<double>(now - t0_).count()), m.rungs() - 1);
+  const double t = std::chrono::duration<double>(now - t0_).count();
+  if (auto s = shed_since_.find(m.name); s != shed_since_.end() && s->second > 0)  // under mu_ (loop)
+    it->second.shed(t, std::exchange(s->second, 0));
+  return std::min(it->second.level(t, head_wait_ms), m.rungs() - 1);
 }
 
 void Scheduler::slo_done(const ServedModel& m, const std::vector<std::shared_ptr<Job>>& batch,
@@ -272,10 +306,13 @@ void Scheduler::slo_done(const ServedModel& m, const std::vector<std::shared_ptr
   if (it == slo_.end()) return;
   SloController& c = it->second;
   const double now = std::chrono::duration<double>(end - t0_).count();
-  for (const auto& j : batch)
-    if (j->status == 0) c.observe(now, std::chrono::duration<double, std::milli>(end - j->admitted).count());
+  for (const auto& j : batch) {
+    const auto arrived = j->received == SteadyClock::time_point{} ? j->admitted : j->received;
+    if (j->status == 0) c.observe(now, std::chrono::duration<double, std::milli>(end - arrived).count());
+  }
   const int rung = std::min(c.level(now), m.rungs() - 1);
   double shed = opt_.slo_shed_at;
+  int64_t cap = opt_.max_batch;
   {  // AIMD on the shedding factor, once per closed window with requests
     std::lock_guard<std::mutex> lock(mu_);
     auto [f, fresh] = shed_factor_.emplace(m.name, opt_.slo_shed_at);
@@ -288,11 +325,14 @@ void Scheduler::slo_done(const ServedModel& m, const std::vector<std::shared_ptr
         f->second = std::min(opt_.slo_shed_at, f->second + 0.05);
     }
     shed = f->second;
+    cap = slo_batch_cap(opt_.slo_p99_ms, opt_.slo_batch_share, per_item_ms(m.name, rung), opt_.max_batch);
   }
   if (!metrics_) return;
   Metrics::SloGauges g;
   g.rung = rung;
-  g.variant = size_t(rung) < opt_.slo_ladder.size() ? opt_.slo_ladder[size_t(rung)] : m.image_rung(rung).weights();
+  for (int k = 0; k < m.rungs(); ++k)
+    g.ladder.push_back(size_t(k) < opt_.slo_ladder.size() ? opt_.slo_ladder[size_t(k)] : m.image_rung(k).weights());
+  g.variant = g.ladder[size_t(rung)];
   g.accuracy = size_t(rung) < opt_.slo_accuracy.size() ? opt_.slo_accuracy[size_t(rung)] : -1;
   g.target_ms = opt_.slo_p99_ms;
   g.windows = c.stats().windows;
@@ -301,6 +341,7 @@ void Scheduler::slo_done(const ServedModel& m, const std::vector<std::shared_ptr
   g.steps_up = c.stats().steps_up;
   g.last_p99_ms = c.stats().last_p99_ms;
   g.shed_factor = shed;
+  g.batch_cap = cap;
   metrics_->set_slo(m.name, g);
 }
 

@@ -6,8 +6,9 @@
 // executor takes the queue whose head has waited longest and, once that head has waited
 // max_queue_delay (0: at once) or the queue holds max_batch items, runs one batch made of the
 // queued jobs that share the head's model version and batch key (same search options), in
-// arrival order, up to max_batch items (a single job larger than that runs alone). Batches
-// therefore grow with load by themselves: while one batch computes, the next one queues.
+// arrival order, up to max_batch items (a single job larger than that runs alone; under an SLO an
+// image batch is capped lower, by its estimated compute). Batches therefore grow with load by
+// themselves: while one batch computes, the next one queues.
 // Limits: a full queue refuses at once (queue_full -> 429); a job whose deadline passes before
 // its batch starts is not run (504, by the executor or by the waiting thread, whichever sees it
 // first); a job cancelled while queued (its client went away) is dropped. A job that has
@@ -43,13 +44,17 @@ struct SchedulerOptions {
   double slo_window_ms = 1000;
   std::vector<std::string> slo_ladder;  // the rungs' names (weights), for the metrics
   std::vector<double> slo_accuracy;     // their accuracies, when known
-  // With an SLO, admission also sheds load early (Clockwork-style): a job whose queue would make
-  // it wait past f x SLO (the items queued ahead of it x the model's recent compute time per item;
-  // an empty queue always admits) is refused at once (Admit::Shed -> 429) rather than answered
-  // late. The estimate leaves out the batch in progress and the HTTP layer's time, so f adapts
+  // With an SLO, admission also sheds load early (Clockwork-style): a job whose estimated latency
+  // passes f x SLO (slo_estimated_latency_ms: the time since its request arrived, the rest of the
+  // batch in progress, the items queued ahead and its own at the rung's recent compute time per
+  // item; an empty queue always admits) is refused at once (Admit::Shed -> 429) rather than
+  // answered late. The estimate leaves out answering and the cores' other work, so f adapts
   // (AIMD, per model): halved after a window whose p99 missed the SLO, raised by 0.05 after one
   // under 0.6 x SLO, between 0.02 and slo_shed_at.
   double slo_shed_at = 0.8;
+  // And an image model's batches are capped (slo_batch_cap): their estimated compute within
+  // slo_batch_share x SLO.
+  double slo_batch_share = 0.25;
 };
 
 using SteadyClock = std::chrono::steady_clock;
@@ -62,6 +67,8 @@ struct Job {
   std::string batch_key;            // jobs batch together only with equal keys
   int64_t items = 1;
   SteadyClock::time_point admitted, deadline, started, finished;
+  // When its request arrived (headers in; the SLO's latencies run from it): default `admitted`.
+  SteadyClock::time_point received{};
   // Image jobs: pixels (n, C, S, S) in [0, 1] -> probs (n, K).
   Tensor pixels, probs;
   // Translation jobs: inputs, their ids (Translator::encode), the search -> results.
@@ -111,11 +118,14 @@ class Scheduler {
     int64_t items = 0;
   };
   void loop();
-  void run_batch(std::vector<std::shared_ptr<Job>>& batch);
+  // `rung`: the SLO ladder's rung an image batch runs on (0 without an SLO).
+  void run_batch(std::vector<std::shared_ptr<Job>>& batch, int rung);
   void publish_depth(const std::string& model, const Queue& q);
-  // The model's SLO rung for a batch starting now (0 without an SLO); slo_done feeds it the
-  // batch's latencies. Executor thread only.
-  int slo_rung(const ServedModel& m, SteadyClock::time_point now);
+  // The model's SLO rung for a batch starting now whose oldest request queued head_wait_ms (0
+  // without an SLO); slo_done feeds it the
+  // batch's latencies (from each request's arrival). Executor thread only; slo_rung under mu_
+  // (it passes on the sheds admission counted).
+  int slo_rung(const ServedModel& m, SteadyClock::time_point now, double head_wait_ms);
   void slo_done(const ServedModel& m, const std::vector<std::shared_ptr<Job>>& batch, SteadyClock::time_point end);
 
   SchedulerOptions opt_;
@@ -126,8 +136,14 @@ class Scheduler {
   std::atomic<bool> stop_{false}, draining_{false};
   bool busy_ = false;  // under mu_: a batch is running
   std::map<std::string, SloController> slo_;  // by model name (executor thread)
-  std::map<std::string, double> ms_per_item_;  // under mu_: recent compute time per item, by model
+  // Under mu_: recent compute time per item, by model and rung (0: not measured yet); the rung the
+  // model's latest batch ran on; the estimated end of the batch in progress (none: min()).
+  std::map<std::string, std::vector<double>> ms_per_item_;
+  std::map<std::string, int> rung_now_;
+  SteadyClock::time_point batch_end_estimate_ = SteadyClock::time_point::min();
+  double per_item_ms(const std::string& model, int rung) const;  // under mu_; 0 when unknown
   std::map<std::string, double> shed_factor_;  // under mu_: the adaptive f above, by model
+  std::map<std::string, int64_t> shed_since_;   // under mu_: sheds not yet told to the controller
   std::map<std::string, int64_t> slo_windows_seen_;  // executor thread: windows already acted on
   const SteadyClock::time_point t0_ = SteadyClock::now();
   std::thread thread_;

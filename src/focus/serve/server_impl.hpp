@@ -326,10 +326,12 @@ struct Server::Impl {
     return true;
   }
 
-  std::shared_ptr<Job> make_job(const std::shared_ptr<const ServedModel>& m, SteadyClock::time_point deadline) {
+  // A request's job: the SLO's latencies run from the request's arrival (c.t0).
+  std::shared_ptr<Job> make_job(const Ctx& c, const std::shared_ptr<const ServedModel>& m, SteadyClock::time_point deadline) {
     auto job = std::make_shared<Job>();
     job->model = m;
     job->deadline = deadline;
+    job->received = c.t0;
     return job;
   }
 
