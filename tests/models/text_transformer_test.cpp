@@ -2,10 +2,13 @@
 // double precision (the masked attention pooling and the masked encoder included), masking
 // (padded positions get zero pooling weight, logits do not depend on the padding length),
 // pooling weights summing to one, and the registry. The n-gram branch: its logits against a
-// reference summed by hand from the table, its gradients (the table's included) against central
-// differences, padding invariance, the hash pinned, old configs unchanged.
+// reference summed by hand from the table (scale x sum / sqrt(count)), its gradients (the
+// table's included) against central differences, padding invariance, the hash pinned, old
+// configs unchanged.
 //   Letters: N batch, L tokens, H heads.
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 #include <nlohmann/json.hpp>
 
@@ -197,11 +200,11 @@ TEST(TextTransformer, NgramBranchEqualsAReferenceSummedFromTheTable) {
     return table.select(0, text_ngram_bucket(g.data(), int64_t(g.size()), 13)).to(DType::F64);
   };
   // Row 0: 4, 5, 6, 4 5, 5 6. Row 1: 7, 3, 7, 3, 9, 7 3 (twice), 3 7, 3 9.
-  const Tensor r0 = mul(add(add(add(add(row({4}), row({5})), row({6})), row({4, 5})), row({5, 6})), 2.5 / 5);
+  const Tensor r0 = mul(add(add(add(add(row({4}), row({5})), row({6})), row({4, 5})), row({5, 6})), 2.5 / std::sqrt(5.0));
   Tensor r1 = row({9});
   for (auto g : std::vector<std::vector<int64_t>>{{7}, {3}, {7}, {3}, {7, 3}, {3, 7}, {7, 3}, {3, 9}})
     r1 = add(r1, row(g));
-  r1 = mul(r1, 2.5 / 9);
+  r1 = mul(r1, 2.5 / 3);  // 9 n-grams
   const Tensor wide = m.ngram_logits(x);  // (2, 3)
   EXPECT_LT(max_abs_diff(select(wide, 0, 0).to(DType::F64), r0), 1e-6);
   EXPECT_LT(max_abs_diff(select(wide, 0, 1).to(DType::F64), r1), 1e-6);

@@ -90,7 +90,8 @@ void text_ngram_features(const int64_t* ids, int64_t N, int64_t L, int64_t order
         count += valid;
       }
     }
-    for (int64_t s = 0; s < L * order; ++s) w[s] /= double(std::max<int64_t>(count, 1));
+    const double norm = std::sqrt(double(std::max<int64_t>(count, 1)));
+    for (int64_t s = 0; s < L * order; ++s) w[s] /= norm;
   }
 }
 

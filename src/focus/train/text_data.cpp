@@ -253,6 +253,8 @@ TextRunResult run_text_classification(const TrainConfig& cfg, const TextCorpus& 
   res.metrics["ece"] = cal.ece;
   res.metrics["nll"] = cal.nll;
   res.metrics["scored"] = test.empty() ? "valid" : "test";
+  res.test_logits = std::move(zt);
+  res.test_labels = std::move(yt);
   return res;
 }
 

@@ -79,6 +79,8 @@ struct TextRunResult {
   double train_seconds = 0;
   std::string model_path;  // model_best.safetensors, or model_last with last_epoch (calibrated)
   nlohmann::json metrics;  // metrics_to_json + roc_auc + calibration
+  std::vector<double> test_logits;  // (scored rows, K) row-major, raw (before the temperature)
+  std::vector<int64_t> test_labels; // (scored rows)
 };
 
 // Trains text-transformer on rows `train`, validates (early stopping, model_best, temperature)
