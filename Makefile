@@ -86,12 +86,11 @@ bench-ort: configure
 TEXT_CV_FLAGS ?= --epochs 30 --patience 6 --batch 32 --lr 3e-3 --weight-decay 0.5 \
   --label-smoothing 0.1 --token-dropout 0.1 --src-tokenizer bpe --bpe-merges 1500 --threads 1 \
   --model-config '{"dim": 32, "depth": 1, "heads": 2, "dropout": 0.3}'
-# TEXT_WIDE_FLAGS: the same with the n-gram branch (wide & deep; no encoder block), refit on all of
-# a fold's training rows and 5 seeds per fold (docs/RESULTS.md "The n-gram branch"); ~10 more
-# minutes of one thread.
+# TEXT_WIDE_FLAGS: the same with the n-gram branch (wide & deep), refit on all of a fold's training
+# rows and 5 seeds per fold (docs/RESULTS.md "The n-gram branch"); ~20 more minutes of one thread.
 TEXT_WIDE_FLAGS ?= --epochs 30 --patience 6 --batch 32 --lr 3e-3 --weight-decay 0.5 \
   --label-smoothing 0.1 --token-dropout 0.1 --src-tokenizer bpe --bpe-merges 1500 --threads 1 \
-  --refit --seeds 5 --model-config '{"dim": 16, "depth": 0, "heads": 1, "dropout": 0.3, \
+  --refit --seeds 5 --model-config '{"dim": 32, "depth": 1, "heads": 2, "dropout": 0.3, \
   "ngram_buckets": 200000, "ngram_order": 2, "ngram_scale": 10}'
 bench-text: configure data
 	@tools/install-deps.sh python3-sklearn
