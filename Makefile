@@ -86,13 +86,23 @@ bench-ort: configure
 TEXT_CV_FLAGS ?= --epochs 30 --patience 6 --batch 32 --lr 3e-3 --weight-decay 0.5 \
   --label-smoothing 0.1 --token-dropout 0.1 --src-tokenizer bpe --bpe-merges 1500 --threads 1 \
   --model-config '{"dim": 32, "depth": 1, "heads": 2, "dropout": 0.3}'
+# TEXT_WIDE_FLAGS: the same with the n-gram branch (wide & deep), refit on all of a fold's training
+# rows and 5 seeds per fold (docs/RESULTS.md "The n-gram branch"); ~20 more minutes of one thread.
+TEXT_WIDE_FLAGS ?= --epochs 30 --patience 6 --batch 32 --lr 3e-3 --weight-decay 0.5 \
+  --label-smoothing 0.1 --token-dropout 0.1 --src-tokenizer bpe --bpe-merges 1500 --threads 1 \
+  --refit --seeds 5 --model-config '{"dim": 32, "depth": 1, "heads": 2, "dropout": 0.3, \
+  "ngram_buckets": 200000, "ngram_order": 2, "ngram_scale": 10}'
 bench-text: configure data
 	@tools/install-deps.sh python3-sklearn
 	cmake --build $(BUILD) -j $(JOBS) --target focus
 	$(BUILD)/focus cv --data sentiment --folds 10 $(TEXT_CV_FLAGS) --out runs/text-cv --folds-out runs/text-cv/folds.tsv
-	/usr/bin/python3 bench/text_baselines.py runs/text-cv/folds.tsv --focus runs/text-cv/cv.json
+	$(BUILD)/focus cv --data sentiment --folds 10 $(TEXT_WIDE_FLAGS) --out runs/text-cv-wide
+	/usr/bin/python3 bench/text_baselines.py runs/text-cv/folds.tsv --focus plain=runs/text-cv/cv.json \
+	  --focus wide=runs/text-cv-wide/cv.json
 	$(BUILD)/focus cv --data sentiment --cross-site $(TEXT_CV_FLAGS) --out runs/text-sites --folds-out runs/text-sites/folds.tsv
-	/usr/bin/python3 bench/text_baselines.py runs/text-sites/folds.tsv --focus runs/text-sites/cv.json
+	$(BUILD)/focus cv --data sentiment --cross-site $(TEXT_WIDE_FLAGS) --out runs/text-sites-wide
+	/usr/bin/python3 bench/text_baselines.py runs/text-sites/folds.tsv --focus plain=runs/text-sites/cv.json \
+	  --focus wide=runs/text-sites-wide/cv.json
 
 # Masked-token pretraining (docs/RESULTS.md, issue 20): `focus pretrain` on the unlabelled text
 # (Moby-Dick, SOTU, SpamAssassin ham; 22 minutes of one thread), then the same 10 folds fine-tuned

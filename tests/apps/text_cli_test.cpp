@@ -2,7 +2,8 @@
 // separable TSV (JSON-lines validation), the run's files and its test metrics; eval and predict
 // on raw text from the saved model (tokenizer inside); clear errors for a malformed training
 // line, a validation label the training data lacks, and a text model given where a PNG is read;
-// `focus bench text` (its JSON, its two inference paths agreeing, a --len past max_len refused).
+// `focus bench text` (its JSON, its two inference paths agreeing, a --len past max_len refused);
+// `focus cv --refit --seeds 2` with the n-gram branch (each fold's members, refits, cv.json).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -121,4 +122,35 @@ TEST_F(TextCli, BenchTextReportsBothPathsAndRefusesALengthPastMaxLen) {
   const auto bad = run_command(focus("bench text --model " + model + " --len 13 --no-train --no-infer"));
   EXPECT_EQ(bad.code, 1);
   EXPECT_TRUE(contains(bad.out, "max_len 12")) << bad.out;
+}
+
+TEST_F(TextCli, CvRefitsAndEnsemblesSeedsWithTheNgramBranch) {
+  const auto t = run_command(focus(
+      "cv --task text --train " + path("train.tsv") + " --valid " + path("valid.jsonl") +
+      " --folds 3 --refit --seeds 2 --val-size 20 --epochs 4 --patience 2 --batch 16 --lr 3e-3"
+      " --threads 1 --min-count 1 --model-config '{\"dim\": 8, \"depth\": 0, \"heads\": 1,"
+      " \"ngram_buckets\": 1000, \"ngram_scale\": 5}' --out " + path("cv")));
+  ASSERT_EQ(t.code, 0) << t.out;
+  EXPECT_TRUE(contains(t.out, "held-out run: accuracy")) << t.out;
+  std::ifstream f(path("cv/cv.json"));
+  const nlohmann::json j = nlohmann::json::parse(f);
+  ASSERT_EQ(j["folds"].size(), 3u) << j.dump();
+  for (const auto& fold : j["folds"]) {
+    EXPECT_EQ(fold["seeds"], 2);
+    EXPECT_EQ(fold["refit"], true);
+    ASSERT_EQ(fold["members"].size(), 2u) << fold.dump();
+    EXPECT_NE(fold["members"][0]["seed"], fold["members"][1]["seed"]);
+    for (const auto& m : fold["members"]) {
+      EXPECT_GE(m["best_epoch"].get<int>(), 1);
+      EXPECT_TRUE(m.contains("refit_accuracy")) << m.dump();
+    }
+  }
+  EXPECT_GE(j["mean_accuracy"].get<double>(), 0.8) << j.dump();
+  // The refit's scored model is its last epoch's; the model file carries the n-gram branch.
+  EXPECT_TRUE(fs::exists(path("cv/fold_0/refit/model_last.safetensors")));
+  EXPECT_TRUE(fs::exists(path("cv/fold_0/seed_1/refit/model_last.safetensors")));
+  const auto e = run_command(focus("explain --model " + path("cv/fold_0/refit/model_last.safetensors") +
+                                   " --input 'the battery was great' --json"));
+  ASSERT_EQ(e.code, 0) << e.out;
+  EXPECT_EQ(nlohmann::json::parse(e.out)["ngram"].size(), 4u) << e.out;
 }

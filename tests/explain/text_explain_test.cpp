@@ -1,6 +1,7 @@
 // Text explanations (explain/text_explain.hpp): gradient x input against a central finite
 // difference of the logit in the token's embedding scale; rollout rows (and the rolled-out
-// pooling) summing to 1; pooling weights summing to 1; deletion faithfulness curves' ends.
+// pooling) summing to 1; pooling weights summing to 1; deletion faithfulness curves' ends; the
+// n-gram branch's share summing to its centred target logit (and absent without the branch).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -93,4 +94,29 @@ TEST(TextExplain, DeletionCurveStartsAtTheModelsProbability) {
   EXPECT_NE(text_heatmap_line(e.tokens, e.grad_input, false).find("movie("), std::string::npos);
   EXPECT_NE(text_explanation_html(e, {"neg", "pos"}, "the <movie>").find("the &lt;movie&gt;"),
             std::string::npos);
+}
+
+TEST(TextExplain, NgramShareSumsToTheBranchsCentredLogit) {
+  Fixture plain;
+  EXPECT_TRUE(explain_text(plain.model, *plain.tok, plain.ids, 1).ngram.empty());
+  auto tok = train_tokenizer("word", {"good bad plot movie was the a very"});
+  Rng rng(22);
+  TextTransformer m(TextTransformerConfig::from_json({{"vocab_size", tok->vocab().size()}, {"max_len", 10},
+                                                     {"num_classes", 3}, {"dim", 8}, {"depth", 1},
+                                                     {"heads", 2}, {"ngram_buckets", 31},
+                                                     {"ngram_order", 3}, {"ngram_scale", 2.0}}),
+                    rng);
+  Tensor table = m.ngram_table();
+  rng.fill_uniform(table.data<float>(), table.numel(), -1.f, 1.f);
+  const std::vector<int64_t> ids = tok->encode("the movie was very very good");
+  for (int64_t target : {0, 2}) {
+    const TextExplanation e = explain_text(m, *tok, ids, target);
+    ASSERT_EQ(e.ngram.size(), ids.size());
+    NoGradGuard ng;
+    const auto z = m.ngram_logits(Tensor::from_vector(ids, {1, int64_t(ids.size())}))
+                       .to(DType::F64).to_vector<double>();  // (3)
+    const double centred = z[size_t(target)] - (z[0] + z[1] + z[2]) / 3;
+    EXPECT_NEAR(std::accumulate(e.ngram.begin(), e.ngram.end(), 0.0), centred, 1e-5) << target;
+    EXPECT_GT(std::abs(centred), 1e-3);
+  }
 }

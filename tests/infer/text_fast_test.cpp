@@ -1,6 +1,6 @@
 // The fast text-transformer inference path (infer/text_fast.hpp) against the model's reference
 // forward: logits within 1e-4 + 1e-4 |x| and pooling weights within 1e-5, at several lengths
-// and batch sizes, padded or not, with every parameter perturbed off its initial value (so
+// and batch sizes, padded or not, with and without the n-gram branch, with every parameter perturbed off its initial value (so
 // biases and LayerNorm affine terms count); the model's input checks with the same error types;
 // TextPredictor's two paths agree on logits and predictions. CTest reruns it under
 // FOCUS_FORCE_ISA=avx2 and scalar.
@@ -11,6 +11,7 @@
 #include "data/temp_dir.hpp"
 #include "focus/autograd/node.hpp"
 #include "focus/infer/model_file.hpp"
+#include "focus/io/safetensors.hpp"
 #include "focus/infer/text_fast.hpp"
 #include "focus/infer/text_predictor.hpp"
 #include "focus/models/text_transformer.hpp"
@@ -69,10 +70,12 @@ TEST(TextFastPath, EqualsTheReferenceForwardAtSeveralLengthsAndBatches) {
   b.dim = 12, b.heads = 2, b.depth = 1, b.mlp_ratio = 1.5, b.num_classes = 2;  // Dh 6, F 18
   TextTransformerConfig c = a;
   c.depth = 0, c.heads = 1;  // embeddings, final norm and pooling only; Dh 16
+  TextTransformerConfig d = b;  // the n-gram branch: trigrams, collisions (97 buckets), scaled
+  d.ngram_buckets = 97, d.ngram_order = 3, d.ngram_scale = 4.0;
   const std::vector<std::vector<int64_t>> batches = {
       {1}, {5}, {64}, {70}, {17, 17, 3}, {64, 40, 17, 5}, {33, 1, 33, 20, 9, 33, 2, 30, 31}};
   uint64_t seed = 1;
-  for (const TextTransformerConfig& cfg : {a, b, c}) {
+  for (const TextTransformerConfig& cfg : {a, b, c, d}) {
     auto m = make_model(cfg, seed++);
     auto fast = TextFastPath::build(*m);
     ASSERT_NE(fast, nullptr);
@@ -110,30 +113,36 @@ TEST(TextFastPath, ChecksItsInputLikeTheModel) {
 TEST(TextFastPath, PredictorPathsAgree) {
   focus::testing::TempDir dir;
   auto tok = train_tokenizer("word", {"good phone", "bad phone", "great battery", "awful screen"});
-  TextTransformerConfig cfg;
-  cfg.vocab_size = tok->vocab().size(), cfg.max_len = 6, cfg.dim = 8, cfg.depth = 1, cfg.heads = 2;
-  auto m = make_model(cfg, 5);
-  ModelInfo info;
-  info.class_names = {"negative", "positive"};
-  info.task = "text";
-  info.tokenizer = tok->to_json().dump();
-  const std::string path = dir.file("m.safetensors");
-  save_model(path, *m, info);
-  TextPredictor p = TextPredictor::load(path);
-  EXPECT_EQ(p.path(), TextPath::Fast);
-  const std::vector<std::string> texts = {"Good phone!", "awful, awful screen", "unseen words"};
-  const Tensor zf = p.logits(texts);
-  const auto pf = p.predict(texts);
-  p.set_path(TextPath::Reference);
-  EXPECT_EQ(p.path(), TextPath::Reference);
-  const Tensor zr = p.logits(texts);
-  const auto pr = p.predict(texts);
-  EXPECT_LE(worst_ratio(zf, zr), 1.0);
-  ASSERT_EQ(pf.size(), pr.size());
-  for (size_t i = 0; i < pf.size(); ++i) {
-    EXPECT_EQ(pf[i].tokens, pr[i].tokens);
-    ASSERT_EQ(pf[i].pooling.size(), pr[i].pooling.size());
-    for (size_t t = 0; t < pf[i].pooling.size(); ++t) EXPECT_NEAR(pf[i].pooling[t], pr[i].pooling[t], 1e-5);
-    for (size_t k = 0; k < pf[i].probs.size(); ++k) EXPECT_NEAR(pf[i].probs[k], pr[i].probs[k], 1e-5);
+  for (int64_t buckets : {0, 64}) {  // without the n-gram branch (as files before it) and with it
+    TextTransformerConfig cfg;
+    cfg.vocab_size = tok->vocab().size(), cfg.max_len = 6, cfg.dim = 8, cfg.depth = 1, cfg.heads = 2;
+    cfg.ngram_buckets = buckets;
+    auto m = make_model(cfg, 5);
+    ModelInfo info;
+    info.class_names = {"negative", "positive"};
+    info.task = "text";
+    info.tokenizer = tok->to_json().dump();
+    const std::string path = dir.file("m" + std::to_string(buckets) + ".safetensors");
+    save_model(path, *m, info);
+    // Without the branch the file's config holds no n-gram key: the file is what it was before.
+    const auto meta = load_safetensors(path).metadata;
+    EXPECT_EQ(meta.at("model_config").find("ngram") == std::string::npos, buckets == 0);
+    TextPredictor p = TextPredictor::load(path);
+    EXPECT_EQ(p.path(), TextPath::Fast);
+    const std::vector<std::string> texts = {"Good phone!", "awful, awful screen", "unseen words"};
+    const Tensor zf = p.logits(texts);
+    const auto pf = p.predict(texts);
+    p.set_path(TextPath::Reference);
+    EXPECT_EQ(p.path(), TextPath::Reference);
+    const Tensor zr = p.logits(texts);
+    const auto pr = p.predict(texts);
+    EXPECT_LE(worst_ratio(zf, zr), 1.0) << buckets << " buckets";
+    ASSERT_EQ(pf.size(), pr.size());
+    for (size_t i = 0; i < pf.size(); ++i) {
+      EXPECT_EQ(pf[i].tokens, pr[i].tokens);
+      ASSERT_EQ(pf[i].pooling.size(), pr[i].pooling.size());
+      for (size_t t = 0; t < pf[i].pooling.size(); ++t) EXPECT_NEAR(pf[i].pooling[t], pr[i].pooling[t], 1e-5);
+      for (size_t k = 0; k < pf[i].probs.size(); ++k) EXPECT_NEAR(pf[i].probs[k], pr[i].probs[k], 1e-5);
+    }
   }
 }

@@ -1,15 +1,21 @@
 // text-transformer: config parsing, the whole model's gradients against central differences in
 // double precision (the masked attention pooling and the masked encoder included), masking
 // (padded positions get zero pooling weight, logits do not depend on the padding length),
-// pooling weights summing to one, and the registry.
+// pooling weights summing to one, and the registry. The n-gram branch: its logits against a
+// reference summed by hand from the table (scale x sum / sqrt(count)), its gradients (the
+// table's included) against central differences, padding invariance, the hash pinned, old
+// configs unchanged.
 //   Letters: N batch, L tokens, H heads.
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 #include <nlohmann/json.hpp>
 
 #include "focus/models/classifier.hpp"
 #include "focus/models/text_transformer.hpp"
 #include "focus/nn/attention.hpp"
+#include "focus/ops/elementwise.hpp"
 #include "focus/ops/reduce.hpp"
 #include "focus/ops/view.hpp"
 #include "focus/tensor/rng.hpp"
@@ -44,6 +50,23 @@ TEST(TextTransformer, ConfigDefaultsAndErrors) {
       [] { TextTransformerConfig::from_json(json{{"dim", 10}, {"heads", 4}}); }, {"heads", "10"});
   focus::testing::expect_error<ValueError>([] { TextTransformerConfig::from_json(json{{"vocab_size", 0}}); },
                                     {"vocab_size"});
+  // The n-gram branch: off by default, and a config without its keys writes none (old files
+  // read and write as before); when on, both keys are written.
+  EXPECT_EQ(d.ngram_buckets, 0);
+  EXPECT_FALSE(tiny().to_json().contains("ngram_buckets"));
+  EXPECT_FALSE(tiny().to_json().contains("ngram_order"));
+  json on = tiny().to_json();
+  on["ngram_buckets"] = 100;
+  EXPECT_EQ(TextTransformerConfig::from_json(on).to_json()["ngram_order"], 2);
+  EXPECT_EQ(TextTransformerConfig::from_json(on).to_json()["ngram_scale"], 1.0);
+  focus::testing::expect_error<ValueError>(
+      [] { TextTransformerConfig::from_json(json{{"ngram_buckets", -1}}); }, {"ngram_buckets", ">= 0"});
+  focus::testing::expect_error<ValueError>(
+      [] { TextTransformerConfig::from_json(json{{"ngram_buckets", 8}, {"ngram_order", 5}}); },
+      {"ngram_order", "[1, 4]"});
+  focus::testing::expect_error<ValueError>(
+      [] { TextTransformerConfig::from_json(json{{"ngram_buckets", 8}, {"ngram_scale", 0}}); },
+      {"ngram_scale", "positive"});
 }
 
 TEST(TextTransformer, GradientsMatchFiniteDifferencesInDouble) {
@@ -116,4 +139,104 @@ TEST(TextTransformer, RegistryBuildsItAndRoundTripsItsConfig) {
   focus::testing::expect_error<ValueError>([&] { make_classifier("bert", json::object(), rng); },
                                     {"unknown model 'bert'"});
   EXPECT_EQ(make_classifier("vit", json::object(), rng)->input_kind(), "image");
+}
+
+namespace {
+
+TextTransformerConfig tiny_ngram(int64_t buckets, int64_t order, double scale = 1.0) {
+  TextTransformerConfig c = tiny();
+  c.ngram_buckets = buckets;
+  c.ngram_order = order;
+  c.ngram_scale = scale;
+  return c;
+}
+
+Tensor param(const Module& m, const std::string& name) {
+  for (const auto& [n, t] : m.named_parameters())
+    if (n == name) return t;
+  ADD_FAILURE() << "no parameter " << name;
+  return Tensor();
+}
+
+// Fills every parameter of m with uniform noise in +-0.5 (the n-gram table starts at zero).
+void perturb(Module& m, uint64_t seed) {
+  Rng rng(seed);
+  for (auto& [name, t] : m.named_parameters()) {
+    std::vector<float> noise(size_t(t.numel()));
+    rng.fill_uniform(noise.data(), t.numel(), -0.5f, 0.5f);
+    float* p = t.data<float>();
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] += noise[size_t(i)];
+  }
+}
+
+}  // namespace
+
+TEST(TextTransformer, NgramHashIsPinned) {
+  // Saved tables depend on the hash: these values must not change across platforms or releases.
+  const int64_t a[] = {4, 5, 6};
+  EXPECT_EQ(text_ngram_bucket(a, 1, 1000003), 915169);
+  EXPECT_EQ(text_ngram_bucket(a, 2, 1000003), 839901);
+  EXPECT_EQ(text_ngram_bucket(a, 3, 1000003), 122795);
+  EXPECT_NE(text_ngram_bucket(a, 2, 1000003), text_ngram_bucket(a + 1, 2, 1000003));
+}
+
+TEST(TextTransformer, NgramBranchEqualsAReferenceSummedFromTheTable) {
+  Rng rng(8), rng_plain(8);
+  TextTransformer m(tiny_ngram(13, 2, 2.5), rng);
+  TextTransformer plain(tiny(), rng_plain);
+  m.eval();
+  plain.eval();
+  // The branch draws nothing from the seed: every other tensor equals the plain model's.
+  for (const auto& [name, t] : plain.named_parameters())
+    EXPECT_EQ(max_abs_diff(t, param(m, name)), 0.0) << name;
+  // It starts at zero: the logits are the plain model's.
+  const Tensor x = ids({4, 5, 6, 0, 0, 7, 3, 7, 3, 9}, 2, 5);  // row 0 padded
+  EXPECT_LT(max_abs_diff(m.forward(x), plain.forward(x)), 1e-6);
+  perturb(m, 9);
+  NamedTensors rest = plain.named_parameters();
+  for (auto& [name, t] : rest) t.copy_(param(m, name));  // the same perturbation of the rest
+  const Tensor table = param(m, "ngram_table");  // (13, 3)
+  auto row = [&](std::vector<int64_t> g) {
+    return table.select(0, text_ngram_bucket(g.data(), int64_t(g.size()), 13)).to(DType::F64);
+  };
+  // Row 0: 4, 5, 6, 4 5, 5 6. Row 1: 7, 3, 7, 3, 9, 7 3 (twice), 3 7, 3 9.
+  const Tensor r0 = mul(add(add(add(add(row({4}), row({5})), row({6})), row({4, 5})), row({5, 6})), 2.5 / std::sqrt(5.0));
+  Tensor r1 = row({9});
+  for (auto g : std::vector<std::vector<int64_t>>{{7}, {3}, {7}, {3}, {7, 3}, {3, 7}, {7, 3}, {3, 9}})
+    r1 = add(r1, row(g));
+  r1 = mul(r1, 2.5 / 3);  // 9 n-grams
+  const Tensor wide = m.ngram_logits(x);  // (2, 3)
+  EXPECT_LT(max_abs_diff(select(wide, 0, 0).to(DType::F64), r0), 1e-6);
+  EXPECT_LT(max_abs_diff(select(wide, 0, 1).to(DType::F64), r1), 1e-6);
+  EXPECT_LT(max_abs_diff(m.forward(x), add(plain.forward(x), wide)), 1e-5);
+  // Off: zeros.
+  EXPECT_EQ(max_abs_diff(plain.ngram_logits(x), Tensor::zeros({2, 3})), 0.0);
+}
+
+TEST(TextTransformer, NgramBranchGradientsMatchFiniteDifferencesInDouble) {
+  for (int64_t order : {1, 3}) {
+    Rng rng(10 + uint64_t(order));
+    TextTransformer m(tiny_ngram(7, order, 3.0), rng);  // 7 buckets: collisions in the table
+    perturb(m, 20 + uint64_t(order));
+    const Tensor x = ids({4, 5, 6, 7, 8, 9, 10, 0, 0, 0, 3, 0, 0, 0, 0}, 3, 5);
+    EXPECT_TRUE(focus::testing::module_gradcheck(
+        m, [&](const std::vector<Tensor>&) { return m.forward(x); }, {}))
+        << "order " << order;
+  }
+}
+
+TEST(TextTransformer, NgramBranchIgnoresTrailingPadding) {
+  Rng rng(12);
+  TextTransformer m(tiny_ngram(50, 3), rng);
+  perturb(m, 13);
+  m.eval();
+  const Tensor alone = ids({4, 9, 6}, 1, 3);
+  const Tensor padded = ids({4, 9, 6, 0, 0, 0, 0, 0}, 1, 8);
+  const Tensor batch = ids({4, 9, 6, 0, 0, 11, 2, 3, 5, 7}, 2, 5);
+  const Tensor w1 = m.ngram_logits(alone);
+  EXPECT_LT(max_rel_diff(m.ngram_logits(padded), w1), 1e-6);
+  EXPECT_LT(max_rel_diff(select(m.ngram_logits(batch), 0, 0), select(w1, 0, 0)), 1e-6);
+  const Tensor y1 = m.forward(alone);
+  EXPECT_LT(max_rel_diff(m.forward(padded), y1), 1e-5);
+  EXPECT_LT(max_rel_diff(select(m.forward(batch), 0, 0), select(y1, 0, 0)), 1e-5);
 }

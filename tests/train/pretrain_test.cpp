@@ -134,6 +134,10 @@ TEST(TextMlm, ScoredOutputsAreTheFullForwardsRows) {
     for (int v = 0; v < 20; ++v) EXPECT_NEAR(s[size_t(r * 20 + v)], f[size_t(pos[r] * 20 + v)], 1e-5);
   focus::testing::expect_error<ShapeError>([&] { m.forward_scored(ids, Tensor::zeros({2, 5}, DType::I64)); },
                                     {"targets"});
+  // The n-gram branch is the classifier's: the masked-token model refuses it.
+  focus::testing::expect_error<ValueError>(
+      [&] { TextMlm(TextTransformerConfig::from_json({{"vocab_size", 20}, {"ngram_buckets", 8}}), rng); },
+      {"ngram_buckets 8", "text_transformer"});
 }
 
 TEST(Pretrain, TinyRunLowersTheMaskedTokenLoss) {

@@ -1,5 +1,6 @@
 // The text half of `focus explain` (explain/text_explain.hpp): for a text-transformer model file
-// and --input TEXT, the prediction and per-token pooling, rollout and gradient x input as shaded
+// and --input TEXT, the prediction and per-token pooling, rollout, gradient x input (and the
+// n-gram branch's share, when the model has one) as shaded
 // terminal lines (or JSON), an HTML page with --out, deletion faithfulness with --faithfulness.
 #include <unistd.h>
 
@@ -38,10 +39,14 @@ int explain_text_model(const std::string& model_path, const std::string& text, i
                       {"pooling", e.pooling},
                       {"rollout", e.rollout},
                       {"grad_input", e.grad_input}};
+  std::vector<std::pair<const char*, const std::vector<double>*>> methods = {
+      {"pooling", &e.pooling}, {"rollout", &e.rollout}, {"grad_input", &e.grad_input}};
+  if (!e.ngram.empty()) {
+    j["ngram"] = e.ngram;
+    methods.push_back({"ngram", &e.ngram});
+  }
   if (faithfulness) {
     Rng rng(1);
-    const std::pair<const char*, const std::vector<double>*> methods[] = {
-        {"pooling", &e.pooling}, {"rollout", &e.rollout}, {"grad_input", &e.grad_input}};
     for (const auto& [name, scores] : methods)
       j["faithfulness"][name] = faithfulness_to_json(text_faithfulness(*model, ids, *scores, e.target, rng, 5));
   }
@@ -60,8 +65,9 @@ int explain_text_model(const std::string& model_path, const std::string& text, i
   std::printf("pooling     %s\n", text_heatmap_line(e.tokens, e.pooling, colour).c_str());
   std::printf("rollout     %s\n", text_heatmap_line(e.tokens, e.rollout, colour).c_str());
   std::printf("grad*input  %s\n", text_heatmap_line(e.tokens, e.grad_input, colour).c_str());
+  if (!e.ngram.empty()) std::printf("n-grams     %s\n", text_heatmap_line(e.tokens, e.ngram, colour).c_str());
   if (faithfulness)
-    for (const char* m : {"pooling", "rollout", "grad_input"})
+    for (const auto& [m, scores] : methods)
       std::printf("deletion area %-10s %.4f  (random order %.4f; lower = more faithful)\n", m,
                   j["faithfulness"][m]["deletion_area"].get<double>(),
                   j["faithfulness"][m]["deletion_area_random"].get<double>());

@@ -2,6 +2,10 @@
 // stratified seeded k-fold cross-validation (and --cross-site: train on every site but one, test
 // on that one), printing each fold's and the mean accuracy. The folds can be written to a TSV
 // (--folds-out) that bench/text_baselines.py reads, so the baselines score the same folds.
+// --refit: each fold's run (early stopping on its held-out rows) is followed by a second run on
+// all of the fold's training rows (the held-out ones included, as the baselines train) for the
+// epochs the first found best, whose last epoch is scored. --seeds K: K models per fold (seeds
+// seed + 1000 j; the same held-out rows), scored by their mean softmax probability.
 #include <CLI/CLI.hpp>
 #include <cmath>
 #include <algorithm>
@@ -183,6 +187,8 @@ Command add_cv_command(CLI::App& app) {
     bool cross_site = false;
     std::string folds_out;
     int only_fold = -1;
+    bool refit = false;
+    int seeds = 1;
   };
   auto st = std::make_shared<State>();
   st->cfg.task = "text";
@@ -194,6 +200,14 @@ Command add_cv_command(CLI::App& app) {
   sub->add_option("--folds-out", st->folds_out,
                   "write fold<TAB>site<TAB>label<TAB>text per text (for bench/text_baselines.py)");
   sub->add_option("--only-fold", st->only_fold, "run this fold only (0-based; -1 = all)");
+  sub->add_flag("--refit", st->refit,
+                "after early stopping, retrain on all of the fold's training rows (held-out ones "
+                "included) for the best epoch count and score that model; its temperature is "
+                "fitted on rows it trained on");
+  sub->add_option("--seeds", st->seeds,
+                  "models per fold (seeds seed + 1000 j), scored by their mean softmax probability")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
   return [st] {
     TrainConfig cfg = st->cfg;
     if (!st->config_file.empty()) load_config_file(cfg, st->config_file);
@@ -242,15 +256,79 @@ Command add_cv_command(CLI::App& app) {
       const TrainValSplit s = hold_out(corpus, rest, cfg.val_size, cfg.seed + k);
       TrainConfig fc = cfg;
       fc.out = base + "/" + (st->cross_site ? fold_names[k] : "fold_" + std::to_string(k));
-      const TextRunResult r = run_text_classification(fc, corpus, s.train, s.val, test);
+      nlohmann::json entry = {{"fold", fold_names[k]}, {"test", test.size()}};
+      nlohmann::json members = nlohmann::json::array();
+      size_t trained = s.train.size();
+      // One model: early stopping on the held-out rows, then (--refit) all the training rows.
+      auto member = [&](int j) {
+        TrainConfig mc = fc;
+        mc.seed = cfg.seed + 1000 * uint64_t(j);
+        if (j > 0) mc.out = fc.out + "/seed_" + std::to_string(j);
+        TextRunResult r = run_text_classification(mc, corpus, s.train, s.val, test);
+        nlohmann::json m = {{"seed", mc.seed}, {"accuracy", r.accuracy}, {"epochs", r.epochs},
+                            {"best_epoch", r.best_epoch}};
+        if (st->refit) {
+          std::printf("%-10s held-out run: accuracy %.2f%%, best epoch %d of %d\n",
+                      fold_names[k].c_str(), 100 * r.accuracy, r.best_epoch, r.epochs);
+          TrainConfig rc = mc;
+          rc.epochs = std::max(1, r.best_epoch);
+          rc.patience = 0;
+          rc.out = mc.out + "/refit";
+          std::vector<int64_t> all = s.train;
+          all.insert(all.end(), s.val.begin(), s.val.end());
+          trained = all.size();
+          const double first_seconds = r.train_seconds;
+          r = run_text_classification(rc, corpus, all, s.val, test, nullptr, true);
+          r.train_seconds += first_seconds;
+          m["refit_accuracy"] = r.accuracy;
+        }
+        members.push_back(m);
+        return r;
+      };
+      TextRunResult r = member(0);
+      if (st->seeds > 1) {  // mean softmax probability of the members
+        const int64_t K = int64_t(corpus.class_names.size()), T = int64_t(r.test_labels.size());
+        std::vector<double> prob(size_t(T * K), 0.0);
+        auto add_probs = [&](const std::vector<double>& z) {
+          for (int64_t i = 0; i < T; ++i) {
+            const double* zi = z.data() + i * K;
+            const double mx = *std::max_element(zi, zi + K);
+            double sum = 0;
+            for (int64_t c = 0; c < K; ++c) sum += std::exp(zi[c] - mx);
+            for (int64_t c = 0; c < K; ++c) prob[size_t(i * K + c)] += std::exp(zi[c] - mx) / sum / st->seeds;
+          }
+        };
+        add_probs(r.test_logits);
+        for (int j = 1; j < st->seeds; ++j) {
+          const TextRunResult rj = member(j);
+          add_probs(rj.test_logits);
+          r.train_seconds += rj.train_seconds;
+          r.epochs += rj.epochs;
+        }
+        ConfusionMatrix cm(K);
+        for (int64_t i = 0; i < T; ++i)
+          cm.add(r.test_labels[size_t(i)],
+                 int64_t(std::max_element(prob.begin() + i * K, prob.begin() + (i + 1) * K) -
+                         (prob.begin() + i * K)));
+        const ClassificationReport rep = classification_report(cm);
+        r.accuracy = rep.accuracy;
+        r.macro_f1 = rep.macro_f1;
+        if (K == 2) {
+          std::vector<double> score;
+          for (int64_t i = 0; i < T; ++i) score.push_back(prob[size_t(2 * i + 1)]);
+          r.roc_auc = roc_auc(score, r.test_labels);
+        }
+      }
+      entry["members"] = members;
       accs.push_back(r.accuracy);
       std::printf("%-10s accuracy %.2f%%  macro-F1 %.4f  ROC-AUC %.4f  (%zu train, %zu valid, %zu test; %d epochs, %.0f s)\n",
-                  fold_names[k].c_str(), 100 * r.accuracy, r.macro_f1, r.roc_auc, s.train.size(),
+                  fold_names[k].c_str(), 100 * r.accuracy, r.macro_f1, r.roc_auc, trained,
                   s.val.size(), test.size(), r.epochs, r.train_seconds);
       std::fflush(stdout);
-      folds_json.push_back({{"fold", fold_names[k]}, {"accuracy", r.accuracy}, {"macro_f1", r.macro_f1},
-                            {"roc_auc", r.roc_auc}, {"test", test.size()}, {"epochs", r.epochs},
-                            {"train_seconds", r.train_seconds}});
+      entry.update({{"accuracy", r.accuracy}, {"macro_f1", r.macro_f1}, {"roc_auc", r.roc_auc},
+                    {"epochs", r.epochs}, {"train_seconds", r.train_seconds}, {"refit", st->refit},
+                    {"seeds", st->seeds}});
+      folds_json.push_back(entry);
     }
     double mean = 0, sd = 0;
     for (double a : accs) mean += a / double(accs.size());

@@ -79,6 +79,27 @@ TextExplanation explain_text(TextTransformer& model, const Tokenizer& tok,
   for (int64_t l = 0; l < L; ++l)
     for (int64_t d = 0; d < D; ++d) e.grad_input[size_t(l)] += g[size_t(l * D + d)] * x[size_t(l * D + d)];
   model.zero_grad();
+  // The n-gram branch's share of the centred target logit, split over each n-gram's tokens.
+  if (model.ngram_table().defined()) {
+    const TextTransformerConfig& c = model.cfg();
+    const Tensor table = model.ngram_table().detach().to(DType::F64).contiguous();  // (B, K)
+    const double* t = table.data<double>();
+    const int64_t S = L * c.ngram_order;
+    std::vector<int64_t> bucket(static_cast<size_t>(S));
+    std::vector<double> w(static_cast<size_t>(S));
+    text_ngram_features(ids.data(), 1, L, c.ngram_order, c.ngram_buckets, bucket.data(), w.data());
+    e.ngram.assign(size_t(L), 0.0);
+    for (int64_t l = 0; l < L; ++l)
+      for (int64_t n = 1; n <= c.ngram_order; ++n) {
+        const int64_t s = l * c.ngram_order + n - 1;
+        if (w[size_t(s)] == 0) continue;
+        const double* row = t + bucket[size_t(s)] * K;
+        double mean_k = 0;
+        for (int64_t k = 0; k < K; ++k) mean_k += row[k] / double(K);
+        const double v = c.ngram_scale * w[size_t(s)] * (row[target] - mean_k) / double(n);
+        for (int64_t i = l; i < l + n; ++i) e.ngram[size_t(i)] += v;
+      }
+  }
   return e;
 }
 
@@ -146,7 +167,7 @@ std::string text_explanation_html(const TextExplanation& e, const std::vector<st
          fmt::format("<p>{}</p>\n<p>class <b>{}</b>, p = {:.3f}</p>\n<table>\n", xml_escape(text),
                      xml_escape(cls), e.probs[size_t(e.target)]) +
          row("pooling", e.pooling) + row("rollout", e.rollout) + row("gradient x input", e.grad_input) +
-         "</table></body></html>\n";
+         (e.ngram.empty() ? std::string() : row("n-grams", e.ngram)) + "</table></body></html>\n";
 }
 
 }  // namespace focus

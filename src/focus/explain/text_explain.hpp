@@ -5,6 +5,10 @@
 //                summing to 1, so r sums to 1 over the tokens
 //   grad_input   gradient x input on the token embeddings: sum_d (d logit_target / d e_ld) e_ld
 //                (signed; the first-order effect of scaling token l's embedding)
+//   ngram        with the n-gram branch only (models/text_transformer.hpp): its exact share of
+//                the target's logit, centred over the classes (logit_target - mean_k logit_k),
+//                each n-gram's term split evenly over its tokens (signed; the tokens' sum is the
+//                branch's centred target logit). The other three do not see that branch.
 // and deletion faithfulness (explain/image_explain.hpp faithfulness_by_scores): tokens replaced
 // by <unk> in the order of a score vs random orders; lower deletion area = more faithful.
 // Rendered as a terminal line (ANSI background per token) and an HTML page.
@@ -28,6 +32,7 @@ struct TextExplanation {
   int64_t target = 0;               // the explained class (the predicted one by default)
   std::vector<double> probs;        // softmax of the logits (temperature 1)
   std::vector<double> pooling, rollout, grad_input;  // per token (see above)
+  std::vector<double> ngram;        // per token; empty without the n-gram branch
   Tensor rollout_matrix;            // (L, L) R, each row summing to 1
 };
 

@@ -102,6 +102,12 @@ std::unique_ptr<TextFastPath> TextFastPath::build(const TextTransformer& model) 
     if (!t.defined()) return nullptr;
   f->pool_wkv_ = stack({&wk, &wv});
   f->pool_bkv_ = stack({&bk, &bv});
+  if (c.ngram_buckets > 0) {
+    f->ngram_ = get("ngram_table", {c.ngram_buckets, c.num_classes});
+    if (!f->ngram_.defined()) return nullptr;
+    f->ngram_order_ = c.ngram_order;
+    f->ngram_scale_ = c.ngram_scale;
+  }
   return f;
 }
 
@@ -194,6 +200,24 @@ Tensor TextFastPath::logits(const Tensor& ids, Tensor* pooling) const {
   Tensor z = Tensor::empty({N, K_});  // (N, K)
   linear(pooled2_.data(), N, D, head_w_.data<float>(), head_b_.data<float>(), K_, z.data<float>(),
          false);
+  if (ngram_.defined()) {  // the n-gram branch: sum of weight * table row, in double, per row
+    const int64_t S = L * ngram_order_;
+    grow(ngram_bucket_, size_t(N * S));
+    grow(ngram_weight_, size_t(N * S));
+    text_ngram_features(id, N, L, ngram_order_, ngram_.size(0), ngram_bucket_.data(),
+                        ngram_weight_.data());
+    const float* table = ngram_.data<float>();
+    float* zp = z.data<float>();
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < K_; ++k) {
+        double acc = 0;
+        for (int64_t s = 0; s < S; ++s) {
+          const double w = ngram_weight_[size_t(n * S + s)];
+          if (w != 0) acc += w * table[ngram_bucket_[size_t(n * S + s)] * K_ + k];
+        }
+        zp[n * K_ + k] += float(acc * ngram_scale_);
+      }
+  }
   return z;
 }
 

@@ -6,7 +6,8 @@
 //   strides (no head transposes) with the padding mask -> out_proj GEMM accumulated into h ->
 //   LayerNorm -> linear1 + GELU -> linear2 accumulated into h; final LayerNorm; pooling: the
 //   query projected once per call, K/V of the tokens in one GEMM, fused attention of one query,
-//   out_proj, head.
+//   out_proj, head; with the n-gram branch, the mean of the n-grams' table rows added to the logits
+//   (models/text_transformer.hpp text_ngram_features).
 // It gives the model's forward() logits up to float rounding (tests/infer/text_fast_test.cpp:
 // within 1e-4 + 1e-4 |x| at several lengths and batch sizes, padded or not). The reference path
 // (the model's forward through ops and layers) stays selectable: TextPredictor::set_path.
@@ -49,9 +50,14 @@ class TextFastPath {
   std::vector<Block> blocks_;
   Tensor pool_query_, pool_wq_, pool_bq_, pool_wo_, pool_bo_, head_w_, head_b_;
   std::vector<float> pool_wkv_, pool_bkv_;  // (2D, D), (2D): k, v stacked
+  Tensor ngram_;                            // (buckets, K); undefined without the n-gram branch
+  int64_t ngram_order_ = 0;
+  double ngram_scale_ = 1;
   // Workspace, grown to the largest batch seen.
   mutable std::vector<float> h_, t_, qkv_, o_, f_, g_, mean_, rstd_, lse_, q1_, pooled_, pooled2_, probs_;
   mutable std::vector<uint8_t> pad_;
+  mutable std::vector<int64_t> ngram_bucket_;
+  mutable std::vector<double> ngram_weight_;
   mutable std::mutex mu_;  // guards the workspace
 };
 

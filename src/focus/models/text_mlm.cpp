@@ -14,6 +14,9 @@
 namespace focus {
 
 TextMlm::TextMlm(const TextTransformerConfig& cfg, Rng& rng) : TextEncoderModel(cfg, rng) {
+  FOCUS_CHECK(cfg.ngram_buckets == 0, ValueError,
+              "text_mlm: ngram_buckets {}: the n-gram branch belongs to the classifier "
+              "(text_transformer), not to the masked-token model", cfg.ngram_buckets);
   dense_ = register_module("mlm_dense", std::make_shared<Linear>(cfg.dim, cfg.dim, rng));
   norm_ = register_module("mlm_norm", std::make_shared<LayerNorm>(cfg.dim));
   bias_ = register_parameter("mlm_bias", Tensor::zeros({cfg.vocab_size}));

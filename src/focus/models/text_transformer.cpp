@@ -1,12 +1,15 @@
 // text-transformer model (see text_transformer.hpp).
 #include "focus/models/text_transformer.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include <nlohmann/json.hpp>
 
 #include "focus/models/config_reader.hpp"
 #include "focus/nn/layers.hpp"
+#include "focus/ops/elementwise.hpp"
+#include "focus/ops/index.hpp"
 #include "focus/ops/reduce.hpp"
 #include "focus/ops/view.hpp"
 
@@ -24,6 +27,9 @@ TextTransformerConfig TextTransformerConfig::from_json(const nlohmann::json& j) 
   c.mlp_ratio = r.get("mlp_ratio", c.mlp_ratio);
   c.dropout = r.get("dropout", c.dropout);
   c.attn_dropout = r.get("attn_dropout", c.attn_dropout);
+  c.ngram_buckets = r.get("ngram_buckets", c.ngram_buckets);
+  c.ngram_order = r.get("ngram_order", c.ngram_order);
+  c.ngram_scale = r.get("ngram_scale", c.ngram_scale);
   r.finish();
   const std::pair<const char*, int64_t> sizes[] = {{"vocab_size", c.vocab_size},
                                                    {"max_len", c.max_len},
@@ -37,13 +43,56 @@ TextTransformerConfig TextTransformerConfig::from_json(const nlohmann::json& j) 
             "must be positive");
   r.require(c.dropout >= 0.0 && c.dropout < 1.0, "dropout", "must be in [0, 1)");
   r.require(c.attn_dropout >= 0.0 && c.attn_dropout < 1.0, "attn_dropout", "must be in [0, 1)");
+  r.require(c.ngram_buckets >= 0, "ngram_buckets", "must be >= 0 (0: no n-gram branch)");
+  r.require(c.ngram_order >= 1 && c.ngram_order <= 4, "ngram_order", "must be in [1, 4]");
+  r.require(c.ngram_scale > 0 && std::isfinite(c.ngram_scale), "ngram_scale", "must be positive");
   return c;
 }
 
 nlohmann::json TextTransformerConfig::to_json() const {
-  return {{"vocab_size", vocab_size}, {"max_len", max_len},     {"num_classes", num_classes},
-          {"dim", dim},               {"depth", depth},         {"heads", heads},
-          {"mlp_ratio", mlp_ratio},   {"dropout", dropout},     {"attn_dropout", attn_dropout}};
+  nlohmann::json j = {{"vocab_size", vocab_size}, {"max_len", max_len},     {"num_classes", num_classes},
+                      {"dim", dim},               {"depth", depth},         {"heads", heads},
+                      {"mlp_ratio", mlp_ratio},   {"dropout", dropout},     {"attn_dropout", attn_dropout}};
+  if (ngram_buckets > 0) {
+    j["ngram_buckets"] = ngram_buckets;
+    j["ngram_order"] = ngram_order;
+    j["ngram_scale"] = ngram_scale;
+  }
+  return j;
+}
+
+int64_t text_ngram_bucket(const int64_t* ids, int64_t n, int64_t buckets) {
+  auto mix = [](uint64_t x) {  // splitmix64's finaliser
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+  };
+  uint64_t h = mix(uint64_t(n));
+  for (int64_t i = 0; i < n; ++i) h = mix(h ^ uint64_t(ids[i]));
+  return int64_t(h % uint64_t(buckets));
+}
+
+void text_ngram_features(const int64_t* ids, int64_t N, int64_t L, int64_t order, int64_t buckets,
+                         int64_t* bucket, double* weight) {
+  for (int64_t r = 0; r < N; ++r) {
+    const int64_t* row = ids + r * L;
+    int64_t* b = bucket + r * L * order;
+    double* w = weight + r * L * order;
+    int64_t count = 0;
+    for (int64_t l = 0; l < L; ++l) {
+      int64_t run = 0;  // non-padding ids from l on, up to order
+      while (run < order && l + run < L && row[l + run] != 0) ++run;
+      for (int64_t n = 1; n <= order; ++n) {
+        const bool valid = n <= run;
+        b[l * order + n - 1] = valid ? text_ngram_bucket(row + l, n, buckets) : 0;
+        w[l * order + n - 1] = valid ? 1.0 : 0.0;
+        count += valid;
+      }
+    }
+    const double norm = std::sqrt(double(std::max<int64_t>(count, 1)));
+    for (int64_t s = 0; s < L * order; ++s) w[s] /= norm;
+  }
 }
 
 TextEncoderModel::TextEncoderModel(const TextTransformerConfig& cfg, Rng& rng) : cfg_(cfg) {
@@ -77,6 +126,8 @@ TextTransformer::TextTransformer(const TextTransformerConfig& cfg, Rng& rng)
       "pool", std::make_shared<AttentionPooling>(
                   MultiHeadAttentionOptions{D, cfg.heads, 0, true, cfg.attn_dropout}, rng));
   head_ = register_module("head", std::make_shared<Linear>(D, cfg.num_classes, rng));
+  if (cfg.ngram_buckets > 0)  // last, and drawing nothing: the other tensors are as without it
+    ngram_ = register_parameter("ngram_table", Tensor::zeros({cfg.ngram_buckets, cfg.num_classes}));
 }
 
 Tensor padding_mask(const Tensor& ids) {
@@ -97,6 +148,25 @@ Tensor TextTransformer::forward_traced(const Tensor& ids, ForwardTrace& trace) {
 }
 Tensor TextTransformer::forward_embedded(const Tensor& ids, Tensor& embedded) {
   return run(ids, nullptr, &embedded);
+}
+
+Tensor TextTransformer::ngram_logits(const Tensor& ids) {
+  AttentionMask am;
+  const Tensor h = run_encoder(ids, am, nullptr);  // the checks (the encoder's output is unused)
+  if (!ngram_.defined()) return Tensor::zeros({ids.size(0), cfg_.num_classes}, h.dtype());
+  return wide(ids);
+}
+
+Tensor TextTransformer::wide(const Tensor& ids) const {
+  const int64_t N = ids.size(0), L = ids.size(1), S = L * cfg_.ngram_order;
+  const Tensor c = ids.contiguous();
+  Tensor bucket = Tensor::empty({N, S}, DType::I64);   // (N, S)
+  Tensor weight = Tensor::empty({N, S, 1}, DType::F64);  // (N, S, 1)
+  text_ngram_features(c.data<int64_t>(), N, L, cfg_.ngram_order, cfg_.ngram_buckets,
+                      bucket.data<int64_t>(), weight.data<double>());
+  if (cfg_.ngram_scale != 1.0) weight = mul(weight, cfg_.ngram_scale);
+  const Tensor rows = embedding(ngram_, bucket);            // (N, S, K)
+  return sum(mul(rows, weight.to(ngram_.dtype())), {1});  // (N, K)
 }
 
 Tensor TextTransformer::pooling_weights(const Tensor& ids) {
@@ -154,7 +224,8 @@ Tensor TextTransformer::run(const Tensor& ids, std::vector<Tensor>* maps, Tensor
   Tensor w;
   Tensor pooled = pool_->forward(h, am, maps ? &w : nullptr);  // (N, D)
   if (maps) maps->push_back(w);                                // (N, H, 1, L)
-  return head_->forward(pooled);                               // (N, classes)
+  const Tensor z = head_->forward(pooled);                     // (N, classes)
+  return ngram_.defined() ? add(z, wide(ids)) : z;
 }
 
 nlohmann::json TextTransformer::config() const { return cfg_.to_json(); }

@@ -5,11 +5,22 @@
 //   pooling: AttentionPooling, a learned query attending over the tokens with the padding mask;
 //     its weights (head-averaged) are the model's first explanation (pooling_weights)
 //   head: Linear D -> classes.
+//   n-gram branch ("wide & deep", fastText-style; off when ngram_buckets = 0, the default): every
+//     n-gram of orders 1..ngram_order of consecutive non-padding ids is hashed
+//     (text_ngram_bucket) into one of ngram_buckets rows of a table (buckets, classes), zero at
+//     initialisation; ngram_scale x the sum of the row's n-grams' rows / sqrt(their count) is
+//     added to the head's logits (as an L2-normalised bag of n-grams; a plain mean measured 1.0
+//     points under it on sentiment, docs/RESULTS.md). It is what lets a bag of words reach TF-IDF
+//     + LR's figures, trained jointly with the encoder. Under Adam(W) the scale is the table's
+//     learning-rate multiplier (a parameter's update does not depend on its gradient's scale) and
+//     divides the weight decay's pull in logit units: at scale 1, decoupled decay 0.5 keeps
+//     every row too small to matter.
 // Padding: a padded position is never attended to, and every other computation is per token, so
 // a sequence's logits do not depend on how much padding follows it (or where it is). Inputs are
 // (N, L) I64 with L <= max_len; every row must hold at least one non-padding id (ValueError).
 // Letters: N batch, L tokens, D = dim, H heads, V vocabulary.
-// Parameter names: tok_embed.weight, pos_embed.weight, blocks.{i}.*, norm.*, pool.*, head.*.
+// Parameter names: tok_embed.weight, pos_embed.weight, blocks.{i}.*, norm.*, pool.*, head.*,
+// ngram_table (only with ngram_buckets > 0: files without it load unchanged).
 #pragma once
 #include <memory>
 #include <string>
@@ -38,8 +49,12 @@ struct TextTransformerConfig {
   double mlp_ratio = 2.0;
   double dropout = 0.1;       // after the positions, in residual branches and the MLP
   double attn_dropout = 0.0;  // on attention probabilities (encoder and pooling)
+  int64_t ngram_buckets = 0;  // rows of the n-gram branch's hashed table; 0: no branch
+  int64_t ngram_order = 2;    // n-grams of orders 1..ngram_order (1 to 4)
+  double ngram_scale = 1.0;   // the branch's logits = ngram_scale x sum / sqrt(count) (> 0)
 
   static TextTransformerConfig from_json(const nlohmann::json& j);  // ValueError on bad keys/values
+  // The n-gram keys are written only when the branch is on (files without it stay as they were).
   nlohmann::json to_json() const;
 };
 
@@ -94,12 +109,30 @@ class TextTransformer : public TextEncoderModel {
 
   // The pooling layer alone (tests: gradient checks of the pooling over given features).
   AttentionPooling& pool() { return *pool_; }
+  // The n-gram branch's logits (N, classes) for ids (N, L) I64 (the model's checks); zeros when
+  // the branch is off. forward() = the head's logits + these.
+  Tensor ngram_logits(const Tensor& ids);
+  // The n-gram table (ngram_buckets, classes); undefined when the branch is off.
+  const Tensor& ngram_table() const { return ngram_; }
 
  private:
   Tensor run(const Tensor& ids, std::vector<Tensor>* maps, Tensor* embedded = nullptr);
+  Tensor wide(const Tensor& ids) const;  // (N, classes); ids already checked
   std::shared_ptr<AttentionPooling> pool_;
   std::shared_ptr<Linear> head_;
+  Tensor ngram_;  // (ngram_buckets, classes), undefined when the branch is off
 };
+
+// The bucket in [0, buckets) of the n-gram ids[0..n) (n >= 1, buckets >= 1): a fixed 64-bit
+// mix (splitmix64's finaliser over the order and each id), the same on every platform: saved
+// models depend on it.
+int64_t text_ngram_bucket(const int64_t* ids, int64_t n, int64_t buckets);
+// The n-gram features of ids (N, L), row-major: slot (row r, position l, order n) at
+// r * L * order + l * order + (n - 1) gets the bucket of ids[l..l+n) and the weight
+// 1 / sqrt(the row's number of such n-grams) when those n ids are all non-padding (inside the
+// row), else bucket 0 and weight 0. A row's non-zero slots do not depend on padding after its last token.
+void text_ngram_features(const int64_t* ids, int64_t N, int64_t L, int64_t order, int64_t buckets,
+                         int64_t* bucket, double* weight);
 
 // The padding mask of token ids (N, L) I64: (N, L) F32, 1 where the id is Vocab::kPad (0).
 Tensor padding_mask(const Tensor& ids);

@@ -178,7 +178,8 @@ TextClassificationData encode_corpus(const TextCorpus& corpus, const Tokenizer& 
 TextRunResult run_text_classification(const TrainConfig& cfg, const TextCorpus& corpus,
                                       const std::vector<int64_t>& train,
                                       const std::vector<int64_t>& valid,
-                                      const std::vector<int64_t>& test, Communicator* comm) {
+                                      const std::vector<int64_t>& test, Communicator* comm,
+                                      bool last_epoch) {
   const int64_t K = int64_t(corpus.class_names.size());
   std::unique_ptr<Tokenizer> tok;
   std::unique_ptr<Classifier> model;
@@ -211,10 +212,15 @@ TextRunResult run_text_classification(const TrainConfig& cfg, const TextCorpus& 
   const auto history = trainer.fit();
   TextRunResult res;
   res.epochs = int(history.size());
+  double best = -1;
+  for (size_t e = 0; e < history.size(); ++e) {
+    const double acc = history[e].value("val_acc", 0.0);
+    if (acc > best) best = acc, res.best_epoch = int(e) + 1;
+  }
   res.train_seconds = history.empty() ? 0 : history.back().value("train_seconds_total", 0.0);
-  res.model_path = cfg.out + "/model_best.safetensors";
+  res.model_path = cfg.out + (last_epoch ? "/model_last.safetensors" : "/model_best.safetensors");
   if (comm && comm->rank() != 0) return res;
-  // Temperature on the validation rows, written into model_best.
+  // Temperature on the validation rows, written into the scored model file.
   LoadedClassifier lc = load_classifier(res.model_path);
   std::vector<double> z;
   evaluate(*lc.model, data, valid, 256, &z);
@@ -247,6 +253,8 @@ TextRunResult run_text_classification(const TrainConfig& cfg, const TextCorpus& 
   res.metrics["ece"] = cal.ece;
   res.metrics["nll"] = cal.nll;
   res.metrics["scored"] = test.empty() ? "valid" : "test";
+  res.test_logits = std::move(zt);
+  res.test_labels = std::move(yt);
   return res;
 }
 

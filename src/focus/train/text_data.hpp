@@ -75,19 +75,23 @@ struct TextRunResult {
   double roc_auc = -1;  // two classes only (-1 otherwise)
   double temperature = 1, test_nll = 0;
   int epochs = 0;
+  int best_epoch = 0;  // 1-based: the epoch of the best validation accuracy (the first of ties)
   double train_seconds = 0;
-  std::string model_path;  // model_best.safetensors (calibrated)
+  std::string model_path;  // model_best.safetensors, or model_last with last_epoch (calibrated)
   nlohmann::json metrics;  // metrics_to_json + roc_auc + calibration
+  std::vector<double> test_logits;  // (scored rows, K) row-major, raw (before the temperature)
+  std::vector<int64_t> test_labels; // (scored rows)
 };
 
 // Trains text-transformer on rows `train`, validates (early stopping, model_best, temperature)
 // on rows `valid`, and scores rows `test` (none: the validation rows are scored). The tokenizer is
 // learned on `train`. Files go to cfg.out (train/trainer.hpp); the model file carries the
-// tokenizer. `quiet` silences the per-epoch progress.
+// tokenizer. `last_epoch`: score the last epoch's model (model_last) instead of the best one (a
+// refit whose validation rows are among its training rows: `focus cv --refit`).
 TextRunResult run_text_classification(const TrainConfig& cfg, const TextCorpus& corpus,
                                       const std::vector<int64_t>& train,
                                       const std::vector<int64_t>& valid,
                                       const std::vector<int64_t>& test,
-                                      Communicator* comm = nullptr);
+                                      Communicator* comm = nullptr, bool last_epoch = false);
 
 }  // namespace focus
