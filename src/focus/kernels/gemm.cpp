@@ -5,6 +5,7 @@
 #include <immintrin.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -117,6 +118,15 @@ constexpr int64_t kSmallWork = 48 * 48 * 48;
 // rows: batch-1 decoding), whatever their size: the BLAS would pack all of W on every call.
 constexpr int64_t kGemvRows = 16;
 
+// Where oneDNN's sgemm is the faster F32 kernel (quiet A/B, docs/BENCHMARKS.md "GEMM: oneDNN's
+// sgemm"): every product on AVX-512 (g2p training 1.06x, vit training 1.35x, the compiled vit
+// 1.43x at batch 256); with AVX2 only the skinny ones, whose smaller of N and K is at most 128
+// (vit: 1.25x), while OpenBLAS's Haswell kernels stay 5% ahead on g2p's 256- and 1024-wide products.
+bool onednn_wins(int64_t N, int64_t K) {
+  if (!onednn_enabled()) return false;
+  return active_isa() == Isa::Avx512 || std::min(N, K) <= 128;
+}
+
 template <class T>
 void gemm_dispatch(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
                    int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
@@ -126,7 +136,7 @@ void gemm_dispatch(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, c
   constexpr bool f32 = std::is_same_v<T, float>;
   if (k == GemmKernel::Auto)
     k = M * N * K <= kSmallWork || (tb && !ta && M <= kGemvRows) ? GemmKernel::Small
-        : f32 && onednn_enabled()                                 ? GemmKernel::OneDnn
+        : f32 && onednn_wins(N, K)                                ? GemmKernel::OneDnn
                                                                   : GemmKernel::Blas;
   if (k == GemmKernel::OneDnn && !f32) k = GemmKernel::Blas;
   if (k == GemmKernel::Blas && !blas_available()) k = GemmKernel::Small;

@@ -9,10 +9,11 @@
 //              one token through a Linear, where the BLAS would pack all of W every call).
 //   - onednn:  oneDNN's dnnl_sgemm (F32 only; JIT kernels for the CPU, capped like every oneDNN
 //              call by kernels/onednn.hpp): 1.1-1.8x OpenBLAS on the skinny products of the
-//              models here (docs/BENCHMARKS.md, "GEMM: oneDNN's sgemm").
+//              models here on AVX-512 (docs/BENCHMARKS.md, "GEMM: oneDNN's sgemm").
 //   - reference: the naive triple loop, the oracle for tests.
 // gemm() picks small by size, else onednn for F32 where oneDNN runs (not under
-// FOCUS_FORCE_ISA=scalar) and blas otherwise; FOCUS_GEMM=reference|small|blas|onednn (or
+// FOCUS_FORCE_ISA=scalar) and wins (every product on AVX-512; with AVX2 only, products whose
+// smaller of N and K is at most 128), and blas otherwise; FOCUS_GEMM=reference|small|blas|onednn (or
 // set_gemm_kernel) forces one (onednn falls back to blas for F64). If OpenBLAS cannot be loaded,
 // gemm() says so once on stderr and uses `small` where it would have used blas.
 #pragma once
