@@ -22,15 +22,6 @@ void grow(V& v, size_t n) {
   if (v.size() < n) v.resize(n);
 }
 
-// y (R, O) = x (R, I) W^T (W (O, I)) + b, or y += that when accumulate.
-void linear(const float* x, int64_t R, int64_t I, const float* w, const float* b, int64_t O,
-            float* y, bool accumulate) {
-  gemm(false, true, R, O, I, 1.f, x, I, w, I, accumulate ? 1.f : 0.f, y, O);
-  if (b)
-    for (int64_t r = 0; r < R; ++r)
-      for (int64_t o = 0; o < O; ++o) y[r * O + o] += b[o];
-}
-
 std::vector<float> stack(std::initializer_list<const Tensor*> parts) {
   std::vector<float> out;
   for (const Tensor* t : parts) {
@@ -162,23 +153,23 @@ Tensor TextFastPath::logits(const Tensor& ids, Tensor* pooling) const {
   for (const Block& k : blocks_) {
     layer_norm_forward<float>(t, mean_.data(), rstd_.data(), h, k.ln1_w.data<float>(),
                               k.ln1_b.data<float>(), R, D, kNormEps);
-    linear(t, R, D, k.wqkv.data(), k.bqkv.data(), 3 * D, qkv, false);  // (N, L, 3D)
+    linear_rows(t, R, D, k.wqkv.data(), k.bqkv.data(), 3 * D, qkv, false);  // (N, L, 3D)
     ap.q = qkv, ap.k = qkv + D, ap.v = qkv + 2 * D;
     ap.q_stride = ap.k_stride = ap.v_stride = qkv_stride;
     attention_forward<float>(ap, o, o_stride, lse_.data());  // (N, L, H, Dh)
-    linear(o, R, D, k.wo.data<float>(), k.bo.data<float>(), D, h, true);
+    linear_rows(o, R, D, k.wo.data<float>(), k.bo.data<float>(), D, h, true);
     layer_norm_forward<float>(t, mean_.data(), rstd_.data(), h, k.ln2_w.data<float>(),
                               k.ln2_b.data<float>(), R, D, kNormEps);
-    linear(t, R, D, k.w1.data<float>(), k.b1.data<float>(), F, f_.data(), false);  // (R, F)
+    linear_rows(t, R, D, k.w1.data<float>(), k.b1.data<float>(), F, f_.data(), false);  // (R, F)
     unary_forward<float>(UnaryOp::Gelu, g_.data(), f_.data(), R * F, 0.0);
-    linear(g_.data(), R, F, k.w2.data<float>(), k.b2.data<float>(), D, h, true);
+    linear_rows(g_.data(), R, F, k.w2.data<float>(), k.b2.data<float>(), D, h, true);
   }
   layer_norm_forward<float>(t, mean_.data(), rstd_.data(), h, norm_w_.data<float>(),
                             norm_b_.data<float>(), R, D, kNormEps);
   // Pooling: one learned query over the tokens.
-  linear(pool_query_.data<float>(), 1, D, pool_wq_.data<float>(), pool_bq_.data<float>(), D,
+  linear_rows(pool_query_.data<float>(), 1, D, pool_wq_.data<float>(), pool_bq_.data<float>(), D,
          q1_.data(), false);                                                      // (1, D)
-  linear(t, R, D, pool_wkv_.data(), pool_bkv_.data(), 2 * D, qkv, false);  // (N, L, 2D)
+  linear_rows(t, R, D, pool_wkv_.data(), pool_bkv_.data(), 2 * D, qkv, false);  // (N, L, 2D)
   AttnProblem<float> pp = ap;
   pp.Lq = 1;
   pp.q = q1_.data(), pp.k = qkv, pp.v = qkv + D;
@@ -195,10 +186,10 @@ Tensor TextFastPath::logits(const Tensor& ids, Tensor* pooling) const {
         for (int64_t l = 0; l < L; ++l) w[n * L + l] += probs_[size_t(l)] / float(H);
       }
   }
-  linear(pooled_.data(), N, D, pool_wo_.data<float>(), pool_bo_.data<float>(), D, pooled2_.data(),
+  linear_rows(pooled_.data(), N, D, pool_wo_.data<float>(), pool_bo_.data<float>(), D, pooled2_.data(),
          false);  // (N, D)
   Tensor z = Tensor::empty({N, K_});  // (N, K)
-  linear(pooled2_.data(), N, D, head_w_.data<float>(), head_b_.data<float>(), K_, z.data<float>(),
+  linear_rows(pooled2_.data(), N, D, head_w_.data<float>(), head_b_.data<float>(), K_, z.data<float>(),
          false);
   if (ngram_.defined()) {  // the n-gram branch: sum of weight * table row, in double, per row
     const int64_t S = L * ngram_order_;

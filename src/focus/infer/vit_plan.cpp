@@ -38,15 +38,6 @@ T* grow(std::vector<T>& v, int64_t n) {
 
 std::vector<float> values(const Tensor& t) { return t.contiguous().to_vector<float>(); }
 
-// y (R, O) = x (R, I) W^T + b (W (O, I)), or y += that when accumulate.
-void linear_f32(const float* x, int64_t R, int64_t I, const float* w, const float* b, int64_t O,
-                float* y, bool accumulate) {
-  gemm(false, true, R, O, I, 1.f, x, I, w, I, accumulate ? 1.f : 0.f, y, O);
-  if (b)
-    for (int64_t r = 0; r < R; ++r)
-      for (int64_t o = 0; o < O; ++o) y[r * O + o] += b[o];
-}
-
 // A convolution with its batch norm and ReLU (stem) or alone (patch embedding).
 struct Conv {
   int64_t C = 0, O = 0, KS = 0, stride = 1, pad = 0;
@@ -258,7 +249,7 @@ class VitPlan final : public ImagePlan {
                                 R, l.I, double(kNormEps));
       src = t;
     }
-    linear_f32(src, R, l.I, l.w.data(), l.b.data(), l.O, y, accumulate);
+    linear_rows(src, R, l.I, l.w.data(), l.b.data(), l.O, y, accumulate);
     if (gelu) unary_forward<float>(UnaryOp::Gelu, y, y, R * l.O, 0.0);
   }
 

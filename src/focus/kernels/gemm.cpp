@@ -187,6 +187,14 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const
   gemm_dispatch<double>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+void linear_rows(const float* x, int64_t R, int64_t I, const float* w, const float* b, int64_t O,
+                 float* y, bool accumulate) {
+  gemm(false, true, R, O, I, 1.f, x, I, w, I, accumulate ? 1.f : 0.f, y, O);
+  if (b)
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t o = 0; o < O; ++o) y[r * O + o] += b[o];
+}
+
 template <class T>
 void gemm_reference(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
                     int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {

@@ -40,6 +40,11 @@ void gemm(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha
 void gemm(bool transa, bool transb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
           int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc);
 
+// A Linear over rows, as the inference plans run it: y (R, O) = x (R, I) W^T + b (W (O, I), b (O) or
+// null), or y += that when accumulate.
+void linear_rows(const float* x, int64_t R, int64_t I, const float* w, const float* b, int64_t O,
+                 float* y, bool accumulate);
+
 // The kernels themselves, same signature, for tests and benchmarks.
 template <class T>
 void gemm_reference(bool transa, bool transb, int64_t M, int64_t N, int64_t K, T alpha, const T* A,

@@ -53,25 +53,6 @@ void quantize_block(Scratch& s, const float* x, int64_t ldx, int64_t mb, const Q
   quantize_rows_for(w, grow(s.q, mb * K), K, grow(s.sx, mb), src, ld, mb);
 }
 
-// out (mb, w.N) row stride ldo = acc * scale_x[m] * scale_w[n] + bias[n], as qlinear_forward's
-// epilogue computes it.
-void dequantize(float* out, int64_t ldo, const int32_t* acc, const float* sx, int64_t mb,
-                const QWeight& w, const float* bias) {
-  const float* sw = w.scale.data();
-  for (int64_t m = 0; m < mb; ++m) {
-    float* o = out + m * ldo;
-    const int32_t* a = acc + m * w.N;
-    const float s = sx[m];
-    if (bias) {
-#pragma omp simd
-      for (int64_t n = 0; n < w.N; ++n) o[n] = float(a[n]) * (s * sw[n]) + bias[n];
-    } else {
-#pragma omp simd
-      for (int64_t n = 0; n < w.N; ++n) o[n] = float(a[n]) * (s * sw[n]);
-    }
-  }
-}
-
 // v (n values) <- ep(v).
 void activate(float* v, int64_t n, QEpilogue ep) {
   if (ep == QEpilogue::Gelu) {
@@ -107,12 +88,12 @@ void qlinear_fused(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t M
       qgemm_s32(acc, w.N, s.q.data(), w.K, mb, w);
       if (!accumulate) {
         float* out = y + m0 * ldy;
-        dequantize(out, ldy, acc, s.sx.data(), mb, w, bias);
+        qdequantize_rows(out, ldy, acc, w.N, s.sx.data(), mb, w, bias);
         if (ep != QEpilogue::None)
           for (int64_t m = 0; m < mb; ++m) activate(out + m * ldy, w.N, ep);
       } else {
         float* v = grow(s.ys, mb * w.N);
-        dequantize(v, w.N, acc, s.sx.data(), mb, w, bias);
+        qdequantize_rows(v, w.N, acc, w.N, s.sx.data(), mb, w, bias);
         activate(v, mb * w.N, ep);
         add_rows(y + m0 * ldy, ldy, v, mb, w.N);
       }
@@ -137,12 +118,12 @@ void qmlp_residual(float* h, int64_t ldh, int64_t M, const RowNorm& norm, const 
       int32_t* acc = grow(s.acc, mb * std::max(F, D));
       qgemm_s32(acc, F, s.q.data(), D, mb, w1);
       float* hid = grow(s.hid, mb * F);  // (mb, F)
-      dequantize(hid, F, acc, s.sx.data(), mb, w1, b1);
+      qdequantize_rows(hid, F, acc, w1.N, s.sx.data(), mb, w1, b1);
       activate(hid, mb * F, QEpilogue::Gelu);
       quantize_rows_for(w2, grow(s.q, mb * F), F, s.sx.data(), hid, F, mb);
       qgemm_s32(acc, D, s.q.data(), F, mb, w2);
       float* v = grow(s.ys, mb * D);
-      dequantize(v, D, acc, s.sx.data(), mb, w2, b2);
+      qdequantize_rows(v, D, acc, w2.N, s.sx.data(), mb, w2, b2);
       add_rows(rows, ldh, v, mb, D);
     }
   });

@@ -178,10 +178,8 @@ void qgemm_s32(int32_t* acc, int64_t ldc, const int8_t* qa, int64_t lda, int64_t
   }
 }
 
-namespace {
-
-void epilogue(float* y, int64_t ldy, const int32_t* acc, int64_t ldc, const float* sx, int64_t M,
-              const QWeight& w, const float* bias, QEpilogue ep) {
+void qdequantize_rows(float* y, int64_t ldy, const int32_t* acc, int64_t ldc, const float* sx,
+                      int64_t M, const QWeight& w, const float* bias) {
   const float* sw = w.scale.data();
   for (int64_t m = 0; m < M; ++m) {
     float* out = y + m * ldy;
@@ -194,6 +192,16 @@ void epilogue(float* y, int64_t ldy, const int32_t* acc, int64_t ldc, const floa
 #pragma omp simd
       for (int64_t n = 0; n < w.N; ++n) out[n] = float(a[n]) * (s * sw[n]);
     }
+  }
+}
+
+namespace {
+
+void epilogue(float* y, int64_t ldy, const int32_t* acc, int64_t ldc, const float* sx, int64_t M,
+              const QWeight& w, const float* bias, QEpilogue ep) {
+  qdequantize_rows(y, ldy, acc, ldc, sx, M, w, bias);
+  for (int64_t m = 0; m < M; ++m) {
+    float* out = y + m * ldy;
     if (ep == QEpilogue::Relu) {
 #pragma omp simd
       for (int64_t n = 0; n < w.N; ++n) out[n] = std::max(out[n], 0.0f);

@@ -75,6 +75,11 @@ void qgemm_s32_vnni512(int32_t* acc, int64_t ldc, const int8_t* qa, int64_t lda,
 void qgemm_s32(int32_t* acc, int64_t ldc, const int8_t* qa, int64_t lda, int64_t M,
                const QWeight& w);
 
+// y (M, N) row stride ldy <- acc (M, N) row stride ldc * scale_x[m] * w.scale[n] + bias[n] (bias
+// null: none): the dequantisation every int8 product ends with (qlinear_forward, kernels/qfused).
+void qdequantize_rows(float* y, int64_t ldy, const int32_t* acc, int64_t ldc, const float* scale_x,
+                      int64_t M, const QWeight& w, const float* bias);
+
 // The whole product: y (M, N) row stride ldy <- x (M, K) row stride ldx, bias (N) or null.
 // Rows in blocks; the blocks over the thread policy's threads when the product is large and the
 // caller is not inside a parallel region.
