@@ -25,6 +25,7 @@
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/onednn.hpp"
 #include "focus/models/cnn_se.hpp"
+#include "focus/nn/norm.hpp"
 #include "focus/models/image_classifier.hpp"
 #include "focus/tensor/error.hpp"
 
@@ -294,17 +295,15 @@ class CnnSePlan final : public ImagePlan {
                              beta = values(sd, bn + ".bias", size_t(O)),
                              mean = values(sd, bn + ".running_mean", size_t(O)),
                              var = values(sd, bn + ".running_var", size_t(O));
-    std::vector<float> bias(static_cast<size_t>(O));
+    BatchNormFold f = fold_batch_norm(g, beta, mean, var, kBnEps);
     float range = 1e-6f;
     for (size_t o = 0; o < size_t(O); ++o) {
-      const float a = g[o] / std::sqrt(var[o] + kBnEps);
-      for (size_t i = 0; i < size_t(C * 9); ++i) wt[o * size_t(C * 9) + i] *= a;
-      bias[o] = beta[o] - a * mean[o];
+      for (size_t i = 0; i < size_t(C * 9); ++i) wt[o * size_t(C * 9) + i] *= f.scale[o];
       const float sd_o = std::abs(g[o]) * std::sqrt(std::max(var[o], 0.f) / (var[o] + kBnEps));
       range = std::max(range, std::max(beta[o], 0.f) + kRangeSigmas * sd_o);
     }
     w = {{O, C, 3, 3}, tag::oihw, std::move(wt), {}};
-    b = {{O}, tag::x, std::move(bias), {}};
+    b = {{O}, tag::x, std::move(f.shift), {}};
     cw.range = range;
   }
 

@@ -19,6 +19,7 @@
 #include "focus/kernels/qfused.hpp"
 #include "focus/kernels/unary.hpp"
 #include "focus/models/vit.hpp"
+#include "focus/nn/norm.hpp"
 
 namespace focus {
 
@@ -89,13 +90,9 @@ class VitPlan final : public ImagePlan {
       const std::vector<float> wv = values(w), mean = values(get(p + ".bn.running_mean")),
                                var = values(get(p + ".bn.running_var")),
                                gamma = values(get(p + ".bn.weight")), beta = values(get(p + ".bn.bias"));
-      std::vector<float> a(size_t(cv.O));
-      cv.b.resize(size_t(cv.O));
-      for (size_t o = 0; o < size_t(cv.O); ++o) {  // as Conv2d::forward_bn
-        a[o] = gamma[o] / std::sqrt(var[o] + kNormEps);
-        cv.b[o] = beta[o] + a[o] * (0.0f - mean[o]);
-      }
-      finish_conv(cv, wv, a);
+      BatchNormFold f = fold_batch_norm(gamma, beta, mean, var, kNormEps);  // as Conv2d::forward_bn
+      cv.b = std::move(f.shift);
+      finish_conv(cv, wv, f.scale);
       stem_.push_back(std::move(cv));
       in = stem_.back().O;
     }

@@ -151,9 +151,8 @@ Tensor TextTransformer::forward_embedded(const Tensor& ids, Tensor& embedded) {
 }
 
 Tensor TextTransformer::ngram_logits(const Tensor& ids) {
-  AttentionMask am;
-  const Tensor h = run_encoder(ids, am, nullptr);  // the checks (the encoder's output is unused)
-  if (!ngram_.defined()) return Tensor::zeros({ids.size(0), cfg_.num_classes}, h.dtype());
+  checked_padding_mask(ids);
+  if (!ngram_.defined()) return Tensor::zeros({ids.size(0), cfg_.num_classes}, head_->weight.dtype());
   return wide(ids);
 }
 
@@ -181,8 +180,7 @@ Tensor TextEncoderModel::encode(const Tensor& ids) {
   return run_encoder(ids, am, nullptr);
 }
 
-Tensor TextEncoderModel::run_encoder(const Tensor& ids, AttentionMask& am,
-                                     std::vector<Tensor>* maps, Tensor* embedded) {
+Tensor TextEncoderModel::checked_padding_mask(const Tensor& ids) const {
   FOCUS_CHECK(ids.dim() == 2 && ids.dtype() == DType::I64, ShapeError,
               "{}: input {} {} must be (N, L) I64 token ids", name(),
               to_string(ids.shape()), dtype_name(ids.dtype()));
@@ -191,21 +189,25 @@ Tensor TextEncoderModel::run_encoder(const Tensor& ids, AttentionMask& am,
               "{}: {} tokens per row; the model takes 1 to max_len = {}", name(), L,
               cfg_.max_len);
   const Tensor mask = padding_mask(ids);  // (N, L)
-  {
-    const float* m = mask.data<float>();
-    const Tensor c = ids.contiguous();
-    const int64_t* p = c.data<int64_t>();
-    for (int64_t n = 0; n < N; ++n) {
-      bool any = false;
-      for (int64_t l = 0; l < L; ++l) {
-        any = any || m[n * L + l] == 0.f;
-        FOCUS_CHECK(p[n * L + l] >= 0 && p[n * L + l] < cfg_.vocab_size, ValueError,
-                    "{}: token id {} (row {}, position {}) not in [0, {})", name(),
-                    p[n * L + l], n, l, cfg_.vocab_size);
-      }
-      FOCUS_CHECK(any, ValueError, "{}: row {} holds only padding", name(), n);
+  const float* m = mask.data<float>();
+  const Tensor c = ids.contiguous();
+  const int64_t* p = c.data<int64_t>();
+  for (int64_t n = 0; n < N; ++n) {
+    bool any = false;
+    for (int64_t l = 0; l < L; ++l) {
+      any = any || m[n * L + l] == 0.f;
+      FOCUS_CHECK(p[n * L + l] >= 0 && p[n * L + l] < cfg_.vocab_size, ValueError,
+                  "{}: token id {} (row {}, position {}) not in [0, {})", name(),
+                  p[n * L + l], n, l, cfg_.vocab_size);
     }
+    FOCUS_CHECK(any, ValueError, "{}: row {} holds only padding", name(), n);
   }
+  return mask;
+}
+
+Tensor TextEncoderModel::run_encoder(const Tensor& ids, AttentionMask& am,
+                                     std::vector<Tensor>* maps, Tensor* embedded) {
+  const Tensor mask = checked_padding_mask(ids);  // (N, L)
   am.key_padding_mask = mask;
   Tensor e = tok_embed_->forward(ids);  // (N, L, D)
   if (embedded) *embedded = e;

@@ -81,6 +81,8 @@ class TextEncoderModel : public Classifier {
   // (N, L, D) before the positions, attached to the graph (gradient x input).
   Tensor run_encoder(const Tensor& ids, AttentionMask& am, std::vector<Tensor>* maps,
                      Tensor* embedded = nullptr);
+  // run_encoder's checks of ids (the same errors); the padding mask (N, L) they are made on.
+  Tensor checked_padding_mask(const Tensor& ids) const;
   TextTransformerConfig cfg_;
 
  private:

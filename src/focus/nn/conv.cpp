@@ -51,14 +51,10 @@ Tensor Conv2d::forward_bn(const Tensor& x, BatchNorm2d& bn, bool relu) const {
   const std::vector<float> mean = bn.running_mean.to_vector<float>(),
                            var = bn.running_var.to_vector<float>(),
                            gamma = bn.weight.to_vector<float>(), beta = bn.bias.to_vector<float>();
-  const std::vector<float> b0 = bias.defined() ? bias.to_vector<float>() : std::vector<float>(size_t(O), 0.0f);
-  std::vector<float> a(static_cast<size_t>(O)), c(static_cast<size_t>(O));
-  for (size_t o = 0; o < size_t(O); ++o) {
-    a[o] = gamma[o] / std::sqrt(var[o] + float(bn.eps));
-    c[o] = beta[o] + a[o] * (b0[o] - mean[o]);
-  }
-  return conv2d_int8(x, *int8_, Tensor::from_vector(c, {O}), weight.size(2), stride, padding,
-                     Tensor::from_vector(a, {O}), relu);
+  const BatchNormFold f = fold_batch_norm(gamma, beta, mean, var, float(bn.eps),
+                                          bias.defined() ? bias.to_vector<float>() : std::vector<float>{});
+  return conv2d_int8(x, *int8_, Tensor::from_vector(f.shift, {O}), weight.size(2), stride, padding,
+                     Tensor::from_vector(f.scale, {O}), relu);
 }
 
 void Conv2d::on_inference_dtype(DType dtype) {

@@ -1,6 +1,8 @@
 // LayerNorm (over the last dim) and BatchNorm2d (per channel of NCHW) layers; parameter and
 // buffer names as torch (BatchNorm2d has no num_batches_tracked: momentum is always used).
 #pragma once
+#include <vector>
+
 #include "focus/nn/module.hpp"
 
 namespace focus {
@@ -26,5 +28,16 @@ class BatchNorm2d : public Module {
   const Tensor weight, bias, running_mean, running_var;  // (C) each
   const double eps, momentum;
 };
+
+// Eval-mode batch norm after a convolution with bias b0 (empty: none), per channel o, as one affine
+// map of the convolution's bias-free output z: bn(z + b0) = scale[o] * z + shift[o], with scale =
+// gamma / sqrt(var + eps) and shift = beta + scale * (b0 - mean). What every folded convolution
+// (nn/conv's int8 path, the compiled plans of infer/) multiplies and adds.
+struct BatchNormFold {
+  std::vector<float> scale, shift;  // (C) each
+};
+BatchNormFold fold_batch_norm(const std::vector<float>& gamma, const std::vector<float>& beta,
+                              const std::vector<float>& mean, const std::vector<float>& var,
+                              float eps, const std::vector<float>& b0 = {});
 
 }  // namespace focus

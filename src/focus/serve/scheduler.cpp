@@ -68,8 +68,7 @@ Admit Scheduler::submit(const std::shared_ptr<Job>& job) {
       const auto f = shed_factor_.find(name);
       const double factor = f == shed_factor_.end() ? opt_.slo_shed_at : f->second;
       const auto now = SteadyClock::now();
-      const auto arrived = job->received == SteadyClock::time_point{} ? job->admitted : job->received;
-      const double spent = std::chrono::duration<double, std::milli>(job->admitted - arrived).count();
+      const double spent = std::chrono::duration<double, std::milli>(job->admitted - job->arrived()).count();
       const double left = batch_end_estimate_ == SteadyClock::time_point::min()
                               ? 0 : std::chrono::duration<double, std::milli>(batch_end_estimate_ - now).count();
       if (per_item > 0 &&
@@ -306,10 +305,8 @@ void Scheduler::slo_done(const ServedModel& m, const std::vector<std::shared_ptr
   if (it == slo_.end()) return;
   SloController& c = it->second;
   const double now = std::chrono::duration<double>(end - t0_).count();
-  for (const auto& j : batch) {
-    const auto arrived = j->received == SteadyClock::time_point{} ? j->admitted : j->received;
-    if (j->status == 0) c.observe(now, std::chrono::duration<double, std::milli>(end - arrived).count());
-  }
+  for (const auto& j : batch)
+    if (j->status == 0) c.observe(now, std::chrono::duration<double, std::milli>(end - j->arrived()).count());
   const int rung = std::min(c.level(now), m.rungs() - 1);
   double shed = opt_.slo_shed_at;
   int64_t cap = opt_.max_batch;

@@ -69,6 +69,7 @@ struct Job {
   SteadyClock::time_point admitted, deadline, started, finished;
   // When its request arrived (headers in; the SLO's latencies run from it): default `admitted`.
   SteadyClock::time_point received{};
+  SteadyClock::time_point arrived() const { return received == SteadyClock::time_point{} ? admitted : received; }
   // Image jobs: pixels (n, C, S, S) in [0, 1] -> probs (n, K).
   Tensor pixels, probs;
   // Translation jobs: inputs, their ids (Translator::encode), the search -> results.
