@@ -9,6 +9,7 @@ pkgs=(build-essential cmake ninja-build pkg-config libopenblas0-openmp libcli11-
       libsqlite3-dev libpq-dev postgresql  # the review queue; tests start a private postgres (tests/review)
       libgmime-3.0-dev libxml2-dev  # the spam task's mail reader (src/focus/text/mail.cpp, html_text.cpp)
       libdnnl-dev  # the compiled inference path (src/focus/infer/image_plan.cpp)
+      ocl-icd-opencl-dev  # only a Recommends of libdnnl-dev, but its dnnl-config.cmake requires OpenCL
       libopenmpi-dev openmpi-bin  # multi-process training (src/focus/dist, tests/dist)
       chromium  # headless, for the report tests (tests/explain/report_test.cpp)
       prometheus  # promtool: the server's metrics and alert rules (tests/serve)
