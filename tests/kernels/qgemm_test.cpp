@@ -75,6 +75,50 @@ TEST(QGemm, EveryPathGivesTheReferenceIntegers) {
   }
 }
 
+// qgemm_dequant (the VNNI kernel dequantises in its store) equals qgemm_s32 followed by
+// qdequantize_rows, = and +=, with and without a bias, on strided outputs; columns past N and
+// rows past M are not written.
+TEST(QGemm, DequantisingProductMatchesComposition) {
+  Rng rng(23);
+  for (const Shape& s : kShapes) {
+    const auto W = normal(s.N * s.K, rng), X = normal(s.M * s.K, rng), b = normal(s.N, rng);
+    std::vector<int8_t> qa(static_cast<size_t>(s.M * s.K));
+    std::vector<float> sx(static_cast<size_t>(s.M));
+    quantize_rows(qa.data(), s.K, sx.data(), X.data(), s.K, s.M, s.K);
+    for (QPath p : kPaths) {
+      if (!qpath_supported(p)) continue;
+      const QWeight w = pack_qweight(W.data(), s.N, s.K, p);
+      std::vector<int32_t> acc(static_cast<size_t>(s.M * s.N));
+      qgemm_s32(acc.data(), s.N, qa.data(), s.K, s.M, w);
+      for (const float* bias : {b.data(), static_cast<const float*>(nullptr)})
+        for (bool accumulate : {false, true}) {
+          const int64_t ldy = s.N + 5;
+          const auto y0 = normal(s.M * ldy, rng);
+          std::vector<float> want = y0, got = y0;
+          std::vector<float> d(static_cast<size_t>(s.M * s.N));
+          qdequantize_rows(d.data(), s.N, acc.data(), s.N, sx.data(), s.M, w, bias);
+          for (int64_t m = 0; m < s.M; ++m)
+            for (int64_t n = 0; n < s.N; ++n) {
+              float& o = want[size_t(m * ldy + n)];
+              o = accumulate ? o + d[size_t(m * s.N + n)] : d[size_t(m * s.N + n)];
+            }
+          qgemm_dequant(got.data(), ldy, qa.data(), s.K, s.M, w, sx.data(), bias, accumulate);
+          for (int64_t m = 0; m < s.M; ++m)
+            for (int64_t n = 0; n < ldy; ++n) {
+              const float e = want[size_t(m * ldy + n)], g = got[size_t(m * ldy + n)];
+              if (n >= s.N) {
+                ASSERT_EQ(g, e) << "wrote padding column " << n;
+                continue;
+              }
+              ASSERT_NEAR(g, e, 1e-5f * (1.0f + std::fabs(e)))
+                  << qpath_name(p) << " " << s.M << "x" << s.N << "x" << s.K << " bias "
+                  << (bias != nullptr) << " accumulate " << accumulate << " at " << m << "," << n;
+            }
+        }
+    }
+  }
+}
+
 // The vector quantisers give the reference's integers and scales (ties included: values placed
 // exactly on .5 steps).
 TEST(QGemm, VectorQuantisersMatchReference) {

@@ -156,7 +156,7 @@ Tensor TextFastPath::logits(const Tensor& ids, Tensor* pooling) const {
     linear_rows(t, R, D, k.wqkv.data(), k.bqkv.data(), 3 * D, qkv, false);  // (N, L, 3D)
     ap.q = qkv, ap.k = qkv + D, ap.v = qkv + 2 * D;
     ap.q_stride = ap.k_stride = ap.v_stride = qkv_stride;
-    attention_forward<float>(ap, o, o_stride, lse_.data());  // (N, L, H, Dh)
+    attention_forward<float>(ap, o, o_stride, nullptr);  // (N, L, H, Dh); no LSE wanted
     linear_rows(o, R, D, k.wo.data<float>(), k.bo.data<float>(), D, h, true);
     layer_norm_forward<float>(t, mean_.data(), rstd_.data(), h, k.ln2_w.data<float>(),
                               k.ln2_b.data<float>(), R, D, kNormEps);

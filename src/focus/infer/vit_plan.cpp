@@ -185,7 +185,7 @@ class VitPlan final : public ImagePlan {
  private:
   // Activations of one run (a whole batch in F32, a chunk in int8), grown to the largest seen.
   struct Work {
-    std::vector<float> s0, s1, h, t, mean, rstd, qkv, o, lse, f, c;
+    std::vector<float> s0, s1, h, t, mean, rstd, qkv, o, f, c;
   };
   struct Block {
     std::vector<float> ln1_w, ln1_b, ln2_w, ln2_b;
@@ -294,7 +294,6 @@ class VitPlan final : public ImagePlan {
     float* h = ws.h.data();
     float* qkv = grow(ws.qkv, R * 3 * D);  // at most: (N, T, (H + 2 Hkv) Dh) per block
     float* o = grow(ws.o, R * D);
-    float* lse = grow(ws.lse, N * H_ * T);
     // Block b's attention: H query heads and Hkv K/V heads of Dh (fewer after pruning), Lq queries.
     auto attend = [&](const Block& b, int64_t Lq) {
       const int64_t W = (b.heads + 2 * b.kv_heads) * Dh, Hd = b.heads * Dh;  // qkv row, o row
@@ -303,7 +302,7 @@ class VitPlan final : public ImagePlan {
       ap.scale = 1.0 / std::sqrt(double(Dh));
       ap.q = qkv, ap.k = qkv + Hd, ap.v = ap.k + b.kv_heads * Dh;
       ap.q_stride = ap.k_stride = ap.v_stride = AttnLayout{T * W, Dh, W};
-      attention_forward<float>(ap, o, AttnLayout{Lq * Hd, Dh, Hd}, lse);  // (N, Lq, H, Dh)
+      attention_forward<float>(ap, o, AttnLayout{Lq * Hd, Dh, Hd}, nullptr);  // (N, Lq, H, Dh)
     };
     const size_t depth = blocks_.size();
     for (size_t i = 0; i + 1 < depth; ++i) {

@@ -28,6 +28,9 @@ AttentionIsa isa_from_env() {
 }
 
 std::atomic<AttentionIsa> g_isa{isa_from_env()};
+std::atomic<bool> g_short{!(std::getenv("FOCUS_ATTENTION_SHORT") &&
+                            std::strcmp(std::getenv("FOCUS_ATTENTION_SHORT"), "0") == 0)};
+
 
 template <class T>
 attn::TaskSet<T> task_set() {
@@ -72,6 +75,16 @@ void check_problem(const AttnProblem<T>& p) {
 
 void set_attention_isa(AttentionIsa isa) { g_isa = isa; }
 
+// A problem without bias, window or dropout whose keys fit the short forward's workspace, with
+// more query rows than the decoding path's few (kernels/attention_impl.hpp).
+template <class T>
+bool attention_runs_short(const AttnProblem<T>& p) {
+  return g_short.load() && !p.bias && p.dropout_p == 0 && p.window_left < 0 &&
+         p.window_right < 0 && p.Lk <= attn::kShortKeys && p.Lq > 4;
+}
+void set_attention_short_path(bool on) { g_short = on; }
+bool attention_short_path() { return g_short.load(); }
+
 AttentionIsa attention_isa() {
   const Isa cpu = active_isa();
   const AttentionIsa best = cpu == Isa::Avx512 ? AttentionIsa::Avx512
@@ -96,13 +109,18 @@ template <class T>
 void attention_forward(const AttnProblem<T>& p, T* o, AttnLayout os, T* lse) {
   check_problem(p);
   const attn::TaskSet<T> ts = task_set<T>();
+  const double flops = 2.0 * p.B * p.H * p.Lq * p.Lk * (p.D + p.Dv);
+  if (attention_runs_short(p)) {
+    run_tasks<T>(p.B * p.H, attn::short_workspace(p.D, p.Dv, p.Lk), flops,
+                 [&](int64_t t, T* ws) { ts.forward_short(p, o, os, lse, t, ws); });
+    return;
+  }
   // Runs of query blocks per task: long runs amortise packing each key block, but keep at least
   // 4 tasks per thread (causal rows differ in cost) and at most 1024 rows.
   const int64_t nqb = (p.Lq + attn::kBQ - 1) / attn::kBQ;
   const int64_t nblk = std::clamp<int64_t>(p.B * p.H * nqb / (4 * num_threads()), 1,
                                            std::min<int64_t>(nqb, 1024 / attn::kBQ));
   const int64_t tasks = p.B * p.H * ((nqb + nblk - 1) / nblk);
-  const double flops = 2.0 * p.B * p.H * p.Lq * p.Lk * (p.D + p.Dv);
   run_tasks<T>(tasks, attn::forward_workspace(p.D, p.Dv, nblk), flops,
                [&](int64_t t, T* ws) { ts.forward(p, o, os, lse, t, nblk, ws); });
 }
@@ -179,6 +197,7 @@ void attention_probs(const AttnProblem<T>& p, const T* lse, int64_t b, int64_t h
 
 #define FOCUS_ATTENTION_INSTANTIATE(T)                                                         \
   template void attention_forward<T>(const AttnProblem<T>&, T*, AttnLayout, T*);               \
+  template bool attention_runs_short<T>(const AttnProblem<T>&);                                 \
   template void attention_backward<T>(const AttnProblem<T>&, const T*, AttnLayout, const T*,   \
                                       AttnLayout, const T*, T*, AttnLayout, T*, AttnLayout, T*, \
                                       AttnLayout, T*);                                          \

@@ -6,6 +6,9 @@
 // O(threads * G * Lq * D) in the backward (dQ accumulator per K/V head).
 //   Letters: B batch, H query heads, Hkv K/V heads (G = H / Hkv query heads share one, query
 //   head h uses K/V head h / G), Lq queries, Lk keys, D query/key head dim, Dv value head dim.
+// Problems without bias, window or dropout whose keys are few (<= 256) and queries more than 4 run
+// a short-sequence forward with the queries in the vector lanes (FOCUS_ATTENTION_SHORT=0 or
+// set_attention_short_path(false) turns it off: the blocked forward then runs them).
 // Paths: AVX-512 and AVX2 (chosen at run time from active_isa()) and a scalar path; F32 takes
 // any of them, F64 the scalar one (for gradient checks). FOCUS_ATTENTION_ISA=scalar|avx2|avx512
 // (or set_attention_isa) forces a path. The plain reference built from primitives lives in
@@ -50,7 +53,15 @@ struct AttnProblem {
   uint64_t seed = 0, offset = 0;
 };
 
-// o (B, H, Lq, Dv) through o_stride; lse (B, H, Lq) packed. Overwrites both.
+void set_attention_short_path(bool on);  // default on (off with FOCUS_ATTENTION_SHORT=0)
+bool attention_short_path();
+
+// Whether attention_forward runs p on the short-sequence forward (the switch included).
+template <class T>
+bool attention_runs_short(const AttnProblem<T>& p);
+
+// o (B, H, Lq, Dv) through o_stride; lse (B, H, Lq) packed, or null when not wanted (inference:
+// no backward will read it). Overwrites both.
 template <class T>
 void attention_forward(const AttnProblem<T>& p, T* o, AttnLayout o_stride, T* lse);
 

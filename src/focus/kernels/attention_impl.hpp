@@ -281,13 +281,129 @@ struct Kern : simd::Simd<T, W> {
       }
     }
     T* orow0 = o + b * os.b + h * os.h + r0 * os.l;
-    T* lrow0 = lse + (b * p.H + h) * p.Lq + r0;
     for (int64_t r = 0; r < rows; ++r) {
       const T inv = lrow[r] > 0 ? T(1) / lrow[r] : T(0);
       T* dst = orow0 + r * os.l;
       const T* src = Oa + r * Dvp;
       for (int64_t c = 0; c < Dv; ++c) dst[c] = src[c] * inv;
-      lrow0[r] = lrow[r] > 0 ? mrow[r] + std::log(lrow[r]) : kNegInf;
+    }
+    if (lse) {
+      T* lrow0 = lse + (b * p.H + h) * p.Lq + r0;
+      for (int64_t r = 0; r < rows; ++r)
+        lrow0[r] = lrow[r] > 0 ? mrow[r] + std::log(lrow[r]) : kNegInf;
+    }
+  }
+
+  // ---- short key sequences: queries in the lanes ------------------------------------------
+  // For a problem without bias, window or dropout whose keys fit short_workspace (a vit's 50
+  // tokens, a sentence): W queries at a time sit in the lanes of a vector. S^T (Lk, W) = K Qs^T
+  // with the group's queries transposed once; the softmax runs down the keys (a vertical max and
+  // sum: no horizontal reductions, no padding columns to mask); O^T (Dv, W) = V^T P^T accumulates
+  // in registers, kShortDv value dims at a time. Keys past key_lengths[b] are not read, padded
+  // keys are skipped. Task t: one (b, h), all its queries. lse may be null (inference).
+  static constexpr int kShortDv = 16;
+
+  // O^T rows d0 .. d0 + DN: acc (DN vectors of W lanes) = sum over visible keys j of
+  // V[j, d] * P^T[j], then times inv (1 / the lanes' sums).
+  template <int DN>
+  static void short_pv(const T* vh, int64_t vl, const uint8_t* pad, int64_t len, const T* St,
+                       V inv, T* Ot) {
+    V acc[DN];
+#pragma GCC unroll 16
+    for (int c = 0; c < DN; ++c) acc[c] = V{};
+    for (int64_t j = 0; j < len; ++j) {
+      if (pad && pad[j]) continue;
+      const V e = load(St + j * W);
+      const T* vr = vh + j * vl;
+#pragma GCC unroll 16
+      for (int c = 0; c < DN; ++c) acc[c] += bcast(vr[c]) * e;
+    }
+#pragma GCC unroll 16
+    for (int c = 0; c < DN; ++c) store(Ot + c * W, acc[c] * inv);
+  }
+
+  static void forward_short(const AttnProblem<T>& p, T* o, AttnLayout os, T* lse, int64_t t,
+                            T* ws) {
+    const int64_t b = t / p.H, h = t % p.H, hk = h / (p.H / p.Hkv);
+    const int64_t D = p.D, Dv = p.Dv, len = key_length(p, b), kl = p.k_stride.l, vl = p.v_stride.l;
+    const uint8_t* pad = p.key_padding ? p.key_padding + b * p.Lk : nullptr;
+    const T* qh = p.q + b * p.q_stride.b + h * p.q_stride.h;
+    const T* kh = p.k + b * p.k_stride.b + hk * p.k_stride.h;
+    const T* vh = p.v + b * p.v_stride.b + hk * p.v_stride.h;
+    T* Qt = take(ws, D * W);     // (D, W): the group's queries times scale, one per lane
+    T* St = take(ws, p.Lk * W);  // (Lk, W): scores, then exp(score - max)
+    T* Ot = take(ws, Dv * W);    // (Dv, W): the group's outputs
+    T* stat = take(ws, 2 * W);   // the lanes' max and sum (for the LSE)
+    const T scale = static_cast<T>(p.scale);
+    int64_t visible = 0;
+    for (int64_t j = 0; j < len; ++j) visible += !(pad && pad[j]);
+    for (int64_t i0 = 0; i0 < p.Lq; i0 += W) {
+      const int64_t lanes = std::min<int64_t>(W, p.Lq - i0);
+      T* orow = o + b * os.b + h * os.h + i0 * os.l;
+      T* lrow = lse ? lse + (b * p.H + h) * p.Lq + i0 : nullptr;
+      if (visible == 0) {  // nothing to attend to: zero output, LSE -inf
+        for (int64_t l = 0; l < lanes; ++l) {
+          std::fill(orow + l * os.l, orow + l * os.l + Dv, T(0));
+          if (lrow) lrow[l] = kNegInf;
+        }
+        continue;
+      }
+      for (int64_t l = 0; l < W; ++l) {
+        const T* q = qh + (i0 + l) * p.q_stride.l;
+        for (int64_t d = 0; d < D; ++d) Qt[d * W + l] = l < lanes ? scale * q[d] : T(0);
+      }
+      // S^T: four keys at a time, two partial sums each (eight independent chains).
+      int64_t j = 0;
+      for (; j + 4 <= len; j += 4) {
+        const T *k0 = kh + j * kl, *k1 = k0 + kl, *k2 = k1 + kl, *k3 = k2 + kl;
+        V a0 = V{}, a1 = V{}, a2 = V{}, a3 = V{}, c0 = V{}, c1 = V{}, c2 = V{}, c3 = V{};
+        int64_t d = 0;
+        for (; d + 2 <= D; d += 2) {
+          const V x = load(Qt + d * W), y = load(Qt + (d + 1) * W);
+          a0 += bcast(k0[d]) * x, c0 += bcast(k0[d + 1]) * y;
+          a1 += bcast(k1[d]) * x, c1 += bcast(k1[d + 1]) * y;
+          a2 += bcast(k2[d]) * x, c2 += bcast(k2[d + 1]) * y;
+          a3 += bcast(k3[d]) * x, c3 += bcast(k3[d + 1]) * y;
+        }
+        if (d < D) {
+          const V x = load(Qt + d * W);
+          a0 += bcast(k0[d]) * x, a1 += bcast(k1[d]) * x;
+          a2 += bcast(k2[d]) * x, a3 += bcast(k3[d]) * x;
+        }
+        store(St + j * W, a0 + c0);
+        store(St + (j + 1) * W, a1 + c1);
+        store(St + (j + 2) * W, a2 + c2);
+        store(St + (j + 3) * W, a3 + c3);
+      }
+      for (; j < len; ++j) {
+        const T* kr = kh + j * kl;
+        V a = V{};
+        for (int64_t d = 0; d < D; ++d) a += bcast(kr[d]) * load(Qt + d * W);
+        store(St + j * W, a);
+      }
+      V mx = bcast(kNegInf);
+      for (j = 0; j < len; ++j)
+        if (!(pad && pad[j])) mx = vmax(mx, load(St + j * W));
+      V sum = V{};
+      for (j = 0; j < len; ++j) {
+        if (pad && pad[j]) continue;
+        const V e = Simd::vexp(load(St + j * W) - mx);
+        store(St + j * W, e);
+        sum += e;
+      }
+      const V inv = bcast(T(1)) / sum;
+      int64_t d0 = 0;
+      for (; d0 + kShortDv <= Dv; d0 += kShortDv)
+        short_pv<kShortDv>(vh + d0, vl, pad, len, St, inv, Ot + d0 * W);
+      for (; d0 + 4 <= Dv; d0 += 4) short_pv<4>(vh + d0, vl, pad, len, St, inv, Ot + d0 * W);
+      for (; d0 < Dv; ++d0) short_pv<1>(vh + d0, vl, pad, len, St, inv, Ot + d0 * W);
+      for (int64_t l = 0; l < lanes; ++l)
+        for (int64_t d = 0; d < Dv; ++d) orow[l * os.l + d] = Ot[d * W + l];
+      if (lrow) {
+        store(stat, mx);
+        store(stat + W, sum);
+        for (int64_t l = 0; l < lanes; ++l) lrow[l] = stat[l] + std::log(stat[W + l]);
+      }
     }
   }
 
@@ -529,7 +645,7 @@ struct Kern : simd::Simd<T, W> {
     }
   }
 
-  static TaskSet<T> task_set() { return {&forward, &backward, &probs}; }
+  static TaskSet<T> task_set() { return {&forward, &backward, &probs, &forward_short}; }
 };
 
 }  // namespace

@@ -23,6 +23,12 @@ inline int64_t forward_workspace(int64_t D, int64_t Dv, int64_t nblk) {
   const int64_t Dp = padded(D), Dvp = padded(Dv), rows = nblk * kBQ;
   return rows * Dp + Dp * kBK + kBK * Dvp + kBQ * kBK + rows * Dvp + 2 * rows + 8 * kPad;
 }
+// The short-sequence forward (queries in the lanes of one vector): Lk keys at most.
+inline int64_t short_workspace(int64_t D, int64_t Dv, int64_t Lk) {
+  return (D + Lk + Dv + 2) * kPad + 4 * kPad;
+}
+// Keys the short-sequence forward takes (its scores stay in L1 / L2: Lk x 64 bytes).
+constexpr int64_t kShortKeys = 256;
 inline int64_t backward_workspace(int64_t D, int64_t Dv, int64_t G, int64_t Lq) {
   const int64_t Dp = padded(D), Dvp = padded(Dv);
   return Dp * kBK + kBK * Dp + Dvp * kBK + kBQ * Dp + kBQ * Dvp + 3 * kBQ * kBK + kBK * Dp +
@@ -55,6 +61,9 @@ struct TaskSet {
   // Rows [i0, i0 + rows) (rows <= kBQ) of head h of batch b.
   void (*probs)(const AttnProblem<T>& p, const T* lse, int64_t b, int64_t h, int64_t i0,
                 int64_t rows, T* out, int64_t ldo, T* ws);
+  // Task t < B * H: every query of (b, h), queries in the lanes (no bias, window or dropout;
+  // Lk <= kShortKeys); lse may be null.
+  void (*forward_short)(const AttnProblem<T>& p, T* o, AttnLayout os, T* lse, int64_t t, T* ws);
 };
 
 TaskSet<float> tasks_avx512();

@@ -20,7 +20,6 @@ constexpr int64_t kRows = 48;
 struct Scratch {
   std::vector<float> xs, ys, hid, mean, rstd, sx;
   std::vector<int8_t> q;
-  std::vector<int32_t> acc;
 };
 
 // Per-thread scratch kept between calls (no allocation, no page faults per call).
@@ -84,16 +83,14 @@ void qlinear_fused(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t M
     for (int64_t m0 = lo; m0 < hi; m0 += kRows) {
       const int64_t mb = std::min(kRows, hi - m0);
       quantize_block(s, x + m0 * ldx, ldx, mb, w, norm);
-      int32_t* acc = grow(s.acc, mb * w.N);
-      qgemm_s32(acc, w.N, s.q.data(), w.K, mb, w);
-      if (!accumulate) {
+      if (!accumulate || ep == QEpilogue::None) {
         float* out = y + m0 * ldy;
-        qdequantize_rows(out, ldy, acc, w.N, s.sx.data(), mb, w, bias);
+        qgemm_dequant(out, ldy, s.q.data(), w.K, mb, w, s.sx.data(), bias, accumulate);
         if (ep != QEpilogue::None)
           for (int64_t m = 0; m < mb; ++m) activate(out + m * ldy, w.N, ep);
-      } else {
+      } else {  // y += ep(...): the activation needs the product alone first
         float* v = grow(s.ys, mb * w.N);
-        qdequantize_rows(v, w.N, acc, w.N, s.sx.data(), mb, w, bias);
+        qgemm_dequant(v, w.N, s.q.data(), w.K, mb, w, s.sx.data(), bias, false);
         activate(v, mb * w.N, ep);
         add_rows(y + m0 * ldy, ldy, v, mb, w.N);
       }
@@ -115,16 +112,11 @@ void qmlp_residual(float* h, int64_t ldh, int64_t M, const RowNorm& norm, const 
       const int64_t mb = std::min(kRows, hi - m0);
       float* rows = h + m0 * ldh;
       quantize_block(s, rows, ldh, mb, w1, norm);
-      int32_t* acc = grow(s.acc, mb * std::max(F, D));
-      qgemm_s32(acc, F, s.q.data(), D, mb, w1);
       float* hid = grow(s.hid, mb * F);  // (mb, F)
-      qdequantize_rows(hid, F, acc, w1.N, s.sx.data(), mb, w1, b1);
+      qgemm_dequant(hid, F, s.q.data(), D, mb, w1, s.sx.data(), b1, false);
       activate(hid, mb * F, QEpilogue::Gelu);
       quantize_rows_for(w2, grow(s.q, mb * F), F, s.sx.data(), hid, F, mb);
-      qgemm_s32(acc, D, s.q.data(), F, mb, w2);
-      float* v = grow(s.ys, mb * D);
-      qdequantize_rows(v, D, acc, w2.N, s.sx.data(), mb, w2, b2);
-      add_rows(rows, ldh, v, mb, D);
+      qgemm_dequant(rows, ldh, s.q.data(), F, mb, w2, s.sx.data(), b2, true);
     }
   });
 }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/parallel.hpp"
@@ -65,7 +66,7 @@ size_t QWeight::bytes() const {
   const size_t panel = path == QPath::Vnni512 ? size_t(Np * Kp)
                        : path == QPath::Avx2  ? size_t(Np * Kp) * 2
                                               : 0;
-  return q.size() + scale.size() * 4 + colsum.size() * 4 + panel;
+  return q.size() + scale.size() * 4 + colsum.size() * 4 + shift.size() * 4 + panel;
 }
 
 QWeight pack_qweight(const float* W, int64_t N, int64_t K) {
@@ -107,6 +108,8 @@ QWeight pack_qweight(const float* W, int64_t N, int64_t K, QPath path) {
     w.Kp = round_up(K, 4);
     w.Np = round_up(N, 16);
     w.panels = aligned_bytes(size_t(w.Np * w.Kp));
+    w.shift.assign(size_t(w.Np), 0);
+    for (int64_t n = 0; n < N; ++n) w.shift[size_t(n)] = 128 * w.colsum[size_t(n)];
     int8_t* P = w.panels.get();
     for (int64_t n = 0; n < N; ++n)
       for (int64_t k = 0; k < K; ++k)
@@ -175,6 +178,25 @@ void qgemm_s32(int32_t* acc, int64_t ldc, const int8_t* qa, int64_t lda, int64_t
     case QPath::Vnni512: return qgemm_s32_vnni512(acc, ldc, qa, lda, M, w);
     case QPath::Avx2: return qgemm_s32_avx2(acc, ldc, qa, lda, M, w);
     default: return qgemm_s32_scalar(acc, ldc, qa, lda, M, w);
+  }
+}
+
+void qgemm_dequant(float* y, int64_t ldy, const int8_t* qa, int64_t lda, int64_t M,
+                   const QWeight& w, const float* scale_x, const float* bias, bool accumulate) {
+  if (M <= 0) return;
+  if (w.path == QPath::Vnni512) return qgemm_f32_vnni512(y, ldy, qa, lda, M, w, scale_x, bias, accumulate);
+  thread_local std::vector<int32_t> acc;
+  thread_local std::vector<float> v;
+  acc.resize(std::max(acc.size(), size_t(M * w.N)));
+  qgemm_s32(acc.data(), w.N, qa, lda, M, w);
+  if (!accumulate) return qdequantize_rows(y, ldy, acc.data(), w.N, scale_x, M, w, bias);
+  v.resize(std::max(v.size(), size_t(M * w.N)));
+  qdequantize_rows(v.data(), w.N, acc.data(), w.N, scale_x, M, w, bias);
+  for (int64_t m = 0; m < M; ++m) {
+    float* o = y + m * ldy;
+    const float* a = v.data() + m * w.N;
+#pragma omp simd
+    for (int64_t n = 0; n < w.N; ++n) o[n] += a[n];
   }
 }
 

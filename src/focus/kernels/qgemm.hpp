@@ -6,9 +6,9 @@
 //   - acc[m, n] = sum_k qx[m, k] * qw[n, k] in int32, exact on every path;
 //     y[m, n] = acc * scale_x[m] * scale_w[n] + bias[n], then the epilogue (none, ReLU, GELU).
 // Paths (one signature, qgemm_s32_<path>; qgemm_path() picks one, FOCUS_FORCE_ISA lowers it):
-//   - Vnni512 (AVX512-VNNI vpdpbusd, u8 x s8 -> s32): the s8 activations are shifted to u8
-//     (+128) and the shift is taken out again with the weights' column sums (128 * sum_k qw[n, k]),
-//     so the result is the same integer. Weights in panels [N/16][K/4][16][4] bytes; register
+//   - Vnni512 (AVX512-VNNI vpdpbusd, u8 x s8 -> s32): the s8 activations are flipped to u8
+//     (+128) as the kernel reads them and the shift is taken out again with the weights' column
+//     sums (128 * sum_k qw[n, k]), so the result is the same integer. Weights in panels [N/16][K/4][16][4] bytes; register
 //     tile 6 rows x 64 columns (24 accumulators).
 //   - Avx2 (vpmaddwd on s16): activations and weights widened to int16, each pair of products
 //     summed straight into an int32 lane (vpmaddubsw would sum u8 x s8 pairs into int16 and
@@ -40,7 +40,8 @@ struct QWeight {
   QPath path = QPath::Scalar;
   std::vector<int8_t> q;     // (N, K) row-major: the quantised weight (the scalar path's operand)
   std::vector<float> scale;  // (N)
-  std::vector<int32_t> colsum;  // (N) sum_k q[n, k] (the Vnni512 shift correction)
+  std::vector<int32_t> colsum;  // (N) sum_k q[n, k]
+  std::vector<int32_t> shift;   // Vnni512: (Np) 128 * colsum, zero-padded (the u8 shift's correction)
   std::shared_ptr<int8_t[]> panels;  // path layout (Vnni512: int8, Avx2: int16 bytes), 64-aligned
   size_t bytes() const;      // memory the packed copy holds
 };
@@ -74,6 +75,15 @@ void qgemm_s32_vnni512(int32_t* acc, int64_t ldc, const int8_t* qa, int64_t lda,
 // w.path's kernel.
 void qgemm_s32(int32_t* acc, int64_t ldc, const int8_t* qa, int64_t lda, int64_t M,
                const QWeight& w);
+
+// The product dequantised: y (M, N) row stride ldy =, or += when accumulate, (qa @ w.q^T) *
+// scale_x[m] * w.scale[n] + bias[n] (bias null: none); the numbers of qgemm_s32 followed by
+// qdequantize_rows. The Vnni512 path dequantises in its tiles' store (no int32 pass through
+// memory); the others run exactly that composition on per-thread scratch.
+void qgemm_dequant(float* y, int64_t ldy, const int8_t* qa, int64_t lda, int64_t M,
+                   const QWeight& w, const float* scale_x, const float* bias, bool accumulate);
+void qgemm_f32_vnni512(float* y, int64_t ldy, const int8_t* qa, int64_t lda, int64_t M,
+                       const QWeight& w, const float* scale_x, const float* bias, bool accumulate);
 
 // y (M, N) row stride ldy <- acc (M, N) row stride ldc * scale_x[m] * w.scale[n] + bias[n] (bias
 // null: none): the dequantisation every int8 product ends with (qlinear_forward, kernels/qfused).

@@ -1,15 +1,16 @@
 // The int8 GEMM's AVX512-VNNI path (see qgemm.hpp): vpdpbusd multiplies 4 u8 activations by 4
-// s8 weights and adds the 4 products to an int32 lane. Activations are shifted to u8 (+128) a
-// block of rows at a time; the shift is removed with 128 * colsum(w). Register tile: 6 rows x 4
-// vectors of 16 output channels (24 accumulators, 4 weight vectors, 1 broadcast). Loop order per
-// block of rows: 64-channel slices of the weight panels (Kp x 64 bytes, L1-sized for the K here)
-// outer, rows inner, so a slice is read from memory once per block.
+// s8 weights and adds the 4 products to an int32 lane. Each broadcast quad of s8 activations is
+// flipped to u8 (x ^ 0x80 = x + 128) as it is read, and the shift is removed with the weight's
+// 128 * colsum (QWeight::shift) in the tile's store; no copy of the activations is made. Register
+// tile: 6 rows x 4 vectors of 16 output channels (24 accumulators, 4 weight vectors, 1
+// broadcast). Loop order: 64-channel slices of the weight panels (Kp x 64 bytes, L1-sized for the
+// K here) outer, rows inner. The store writes the int32 sums (qgemm_s32_vnni512) or dequantises
+// them straight to F32 with the bias, = or += (qgemm_f32_vnni512).
 // Called only when the CPU has AVX512-VNNI (qgemm_path / tests check qpath_supported).
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstring>
-#include <vector>
 
 #include "focus/kernels/qgemm.hpp"
 #include "focus/tensor/error.hpp"
@@ -26,7 +27,6 @@ namespace {
 
 constexpr int kMr = 6;   // rows per tile
 constexpr int kNb = 4;   // 16-channel vectors per tile
-constexpr int64_t kBlock = 96;  // rows shifted to u8 at a time
 
 // acc += dot4(a_u8, b_s8) per lane, in place. Inline asm ties the accumulator to its register:
 // with the intrinsic, GCC 12 copied every accumulator to a fresh register (and spilled it) on
@@ -36,42 +36,96 @@ inline __m512i dpbusd(__m512i acc, __m512i a, __m512i b) {
   return acc;
 }
 
-// acc (MR, 16*NB) for rows A (u8, stride lda) and channels n0.. of the panels.
+// Four s8 activations k..k+3 of a row as u8 (x ^ 0x80 = x + 128), one 32-bit word. The last
+// quad of a row whose K is not a multiple of 4 is read byte by byte, padded with 0 (128 after
+// the flip), which meets the panels' zero padding.
+inline int32_t quad(const int8_t* row, int64_t k, int64_t K) {
+  uint32_t a4 = 0;
+  if (k + 4 <= K) std::memcpy(&a4, row + k, 4);
+  else std::memcpy(&a4, row + k, size_t(K - k));
+  return int32_t(a4 ^ 0x80808080u);
+}
+
+// Where a tile's results go: int32 sums (C), or dequantised F32 (Y = sum * sx[row] * sw[col] +
+// bias[col], or Y +=), the formula of qdequantize_rows.
+struct TileOut {
+  int32_t* C = nullptr;
+  float* Y = nullptr;
+  int64_t ld = 0;
+  const int32_t* corr = nullptr;  // 128 * colsum of the tile's channels
+  const float* sx = nullptr;      // the tile's rows' scales (Y)
+  const float* sw = nullptr;      // the tile's channels' scales (Y)
+  const float* bias = nullptr;    // the tile's channels' biases (Y) or null
+  bool accumulate = false;
+  int64_t ncols = 0;
+};
+
+// One step of the tile: the MR rows' quads a4 against quad q of the NB panel vectors.
 template <int MR, int NB>
-void tile(int32_t* C, int64_t ldc, const uint8_t* A, int64_t lda, const int8_t* P,
-          int64_t block_stride, int64_t Kq, const int32_t* corr, int64_t ncols) {
+[[gnu::always_inline]] inline void step(__m512i (&acc)[MR][NB], const int8_t* P,
+                                        int64_t block_stride, int64_t q, const int32_t (&a4)[MR]) {
+  __m512i b[NB];
+  #pragma GCC unroll 8
+  for (int j = 0; j < NB; ++j)
+    b[j] = _mm512_load_si512(reinterpret_cast<const void*>(P + j * block_stride + q * 64));
+  #pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    const __m512i a = _mm512_set1_epi32(a4[i]);
+    #pragma GCC unroll 8
+    for (int j = 0; j < NB; ++j) acc[i][j] = dpbusd(acc[i][j], a, b[j]);
+  }
+}
+
+// The tile (MR rows x 16*NB channels) of rows A (s8, stride lda, K values) against the panels.
+template <int MR, int NB>
+void tile(const TileOut& o, const int8_t* A, int64_t lda, int64_t K, const int8_t* P,
+          int64_t block_stride, int64_t Kq) {
   __m512i acc[MR][NB];
   #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
     #pragma GCC unroll 8
     for (int j = 0; j < NB; ++j) acc[i][j] = _mm512_setzero_si512();
-  for (int64_t q = 0; q < Kq; ++q) {
-    __m512i b[NB];
-    #pragma GCC unroll 8
-    for (int j = 0; j < NB; ++j)
-      b[j] = _mm512_load_si512(reinterpret_cast<const void*>(P + j * block_stride + q * 64));
+  const int64_t whole = K / 4;  // quads read as words; the rest (at most one) through quad()
+  int32_t a4[MR];
+  for (int64_t q = 0; q < whole; ++q) {
     #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
-      int32_t a4;
-      std::memcpy(&a4, A + i * lda + q * 4, 4);
-      const __m512i a = _mm512_set1_epi32(a4);
-      #pragma GCC unroll 8
-      for (int j = 0; j < NB; ++j) acc[i][j] = dpbusd(acc[i][j], a, b[j]);
+      uint32_t v;
+      std::memcpy(&v, A + i * lda + q * 4, 4);
+      a4[i] = int32_t(v ^ 0x80808080u);
     }
+    step<MR, NB>(acc, P, block_stride, q, a4);
+  }
+  for (int64_t q = whole; q < Kq; ++q) {
+    for (int i = 0; i < MR; ++i) a4[i] = quad(A + i * lda, q * 4, K);
+    step<MR, NB>(acc, P, block_stride, q, a4);
   }
   #pragma GCC unroll 8
   for (int j = 0; j < NB; ++j) {
-    const int64_t valid = std::min<int64_t>(16, ncols - 16 * j);
+    const int64_t valid = std::min<int64_t>(16, o.ncols - 16 * j);
     const __mmask16 mask = valid >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << valid) - 1);
-    const __m512i c = _mm512_maskz_loadu_epi32(mask, corr + 16 * j);
+    const __m512i c = _mm512_maskz_loadu_epi32(mask, o.corr + 16 * j);
+    if (!o.Y) {
+      #pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i)
+        _mm512_mask_storeu_epi32(o.C + i * o.ld + 16 * j, mask, _mm512_sub_epi32(acc[i][j], c));
+      continue;
+    }
+    const __m512 sw = _mm512_maskz_loadu_ps(mask, o.sw + 16 * j);
+    const __m512 bias = o.bias ? _mm512_maskz_loadu_ps(mask, o.bias + 16 * j) : _mm512_setzero_ps();
     #pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i)
-      _mm512_mask_storeu_epi32(C + i * ldc + 16 * j, mask, _mm512_sub_epi32(acc[i][j], c));
+    for (int i = 0; i < MR; ++i) {
+      float* y = o.Y + i * o.ld + 16 * j;
+      const __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][j], c));
+      __m512 r = _mm512_fmadd_ps(v, _mm512_mul_ps(_mm512_set1_ps(o.sx[i]), sw), bias);
+      if (o.accumulate) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mask, y));
+      _mm512_mask_storeu_ps(y, mask, r);
+    }
   }
 }
 
-using TileFn = void (*)(int32_t*, int64_t, const uint8_t*, int64_t, const int8_t*, int64_t,
-                        int64_t, const int32_t*, int64_t);
+using TileFn = void (*)(const TileOut&, const int8_t*, int64_t, int64_t, const int8_t*, int64_t,
+                        int64_t);
 
 template <int MR>
 TileFn pick_nb(int nb) {
@@ -91,6 +145,28 @@ TileFn pick(int mr, int nb) {
     case 4: return pick_nb<4>(nb);
     case 5: return pick_nb<5>(nb);
     default: return pick_nb<6>(nb);
+  }
+}
+
+// The product's loop: 64-channel slices of the panels outer (a slice, Kp x 64 bytes, stays in
+// L1 across the rows), 6-row tiles inner. `out` holds the row-0 / channel-0 pointers.
+void run(const TileOut& out, const int8_t* qa, int64_t lda, int64_t M, const QWeight& w) {
+  FOCUS_CHECK(w.path == QPath::Vnni512 && w.panels && int64_t(w.shift.size()) == w.Np, ValueError,
+              "qgemm (avx512-vnni): weight packed for {}", qpath_name(w.path));
+  const int64_t Kq = w.Kp / 4, block_stride = Kq * 64;
+  for (int64_t n0 = 0; n0 < w.N; n0 += 16 * kNb) {
+    TileOut o = out;
+    o.ncols = std::min<int64_t>(16 * kNb, w.N - n0);
+    o.corr = w.shift.data() + n0;
+    if (o.Y) o.sw = w.scale.data() + n0, o.bias = out.bias ? out.bias + n0 : nullptr;
+    const int nb = int((o.ncols + 15) / 16);
+    const int8_t* P = w.panels.get() + (n0 / 16) * block_stride;
+    for (int64_t i = 0; i < M; i += kMr) {
+      TileOut t = o;
+      if (t.Y) t.Y = out.Y + i * out.ld + n0, t.sx = out.sx + i;
+      else t.C = out.C + i * out.ld + n0;
+      pick(int(std::min<int64_t>(kMr, M - i)), nb)(t, qa + i * lda, lda, w.K, P, block_stride, Kq);
+    }
   }
 }
 
@@ -128,32 +204,16 @@ void quantize_rows_avx512(int8_t* q, int64_t ldq, float* scale, const float* x, 
 
 void qgemm_s32_vnni512(int32_t* acc, int64_t ldc, const int8_t* qa, int64_t lda, int64_t M,
                        const QWeight& w) {
-  FOCUS_CHECK(w.path == QPath::Vnni512 && w.panels, ValueError,
-              "qgemm_s32_vnni512: weight packed for {}", qpath_name(w.path));
-  const int64_t Kp = w.Kp, Kq = Kp / 4, block_stride = Kq * 64;
-  // 128 * colsum, padded to whole vectors.
-  std::vector<int32_t> corr(static_cast<size_t>(w.Np), 0);
-  for (int64_t n = 0; n < w.N; ++n) corr[size_t(n)] = 128 * w.colsum[size_t(n)];
-  std::vector<uint8_t> A(static_cast<size_t>(std::min(kBlock, M) * Kp));
-  for (int64_t m0 = 0; m0 < M; m0 += kBlock) {
-    const int64_t mb = std::min(kBlock, M - m0);
-    for (int64_t i = 0; i < mb; ++i) {
-      const int8_t* src = qa + (m0 + i) * lda;
-      uint8_t* dst = A.data() + i * Kp;
-      for (int64_t k = 0; k < w.K; ++k) dst[k] = uint8_t(int(src[k]) + 128);
-      for (int64_t k = w.K; k < Kp; ++k) dst[k] = 128;  // times a zero weight
-    }
-    for (int64_t n0 = 0; n0 < w.N; n0 += 16 * kNb) {
-      const int64_t ncols = std::min<int64_t>(16 * kNb, w.N - n0);
-      const int nb = int((ncols + 15) / 16);
-      const int8_t* P = w.panels.get() + (n0 / 16) * block_stride;
-      for (int64_t i = 0; i < mb; i += kMr) {
-        const int mr = int(std::min<int64_t>(kMr, mb - i));
-        pick(mr, nb)(acc + (m0 + i) * ldc + n0, ldc, A.data() + i * Kp, Kp, P, block_stride, Kq,
-                     corr.data() + n0, ncols);
-      }
-    }
-  }
+  TileOut o;
+  o.C = acc, o.ld = ldc;
+  run(o, qa, lda, M, w);
+}
+
+void qgemm_f32_vnni512(float* y, int64_t ldy, const int8_t* qa, int64_t lda, int64_t M,
+                       const QWeight& w, const float* scale_x, const float* bias, bool accumulate) {
+  TileOut o;
+  o.Y = y, o.ld = ldy, o.sx = scale_x, o.bias = bias, o.accumulate = accumulate;
+  run(o, qa, lda, M, w);
 }
 
 }  // namespace focus
