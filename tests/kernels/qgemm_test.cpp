@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "focus/kernels/conv.hpp"
+#include "focus/kernels/norm.hpp"
 #include "focus/kernels/qconv.hpp"
 #include "focus/kernels/qgemm.hpp"
 #include "focus/tensor/error.hpp"
@@ -116,6 +117,50 @@ TEST(QGemm, DequantisingProductMatchesComposition) {
             }
         }
     }
+  }
+}
+
+// The LayerNorm + quantisation of the VNNI path (a row in registers) against layer_norm_row and
+// the reference quantiser: the same scales to float rounding, integers at most one step apart
+// (a value on a rounding edge), nearly all equal; K outside what it takes is declined.
+TEST(QGemm, LayerNormQuantiserMatchesComposition) {
+  Rng rng(29);
+  for (int64_t K : {16, 64, 128, 256}) {
+    const int64_t M = 37;
+    auto X = normal(M * (K + 3), rng), g = normal(K, rng), b = normal(K, rng);
+    for (int64_t i = 0; i < M * (K + 3); i += 7) X[size_t(i)] = 3.0f * X[size_t(i)] + 1.5f;
+    std::vector<float> t(static_cast<size_t>(M * K)), stat(static_cast<size_t>(2 * M)),
+        want_s(static_cast<size_t>(M)), got_s(static_cast<size_t>(M));
+    for (int64_t m = 0; m < M; ++m)
+      layer_norm_row<float>(t.data() + m * K, &stat[size_t(m)], &stat[size_t(M + m)],
+                            X.data() + m * (K + 3), g.data(), b.data(), K, 1e-5);
+    std::vector<int8_t> want(size_t(M * K)), got(size_t(M * K));
+    quantize_rows(want.data(), K, want_s.data(), t.data(), K, M, K);
+    for (QPath p : kPaths) {
+      if (!qpath_supported(p)) continue;
+      const auto W = normal(3 * K, rng);
+      const QWeight w = pack_qweight(W.data(), 3, K, p);
+      quantize_rows_layer_norm_for(w, got.data(), K, got_s.data(), X.data(), K + 3, M, g.data(),
+                                   b.data(), 1e-5f);
+      int64_t differ = 0;
+      for (int64_t m = 0; m < M; ++m) {
+        ASSERT_NEAR(got_s[size_t(m)], want_s[size_t(m)], 1e-5f * want_s[size_t(m)]) << qpath_name(p) << " K " << K;
+        for (int64_t k = 0; k < K; ++k) {
+          const int d = std::abs(int(got[size_t(m * K + k)]) - int(want[size_t(m * K + k)]));
+          ASSERT_LE(d, 1) << qpath_name(p) << " K " << K << " at " << m << "," << k;
+          differ += d;
+        }
+      }
+      EXPECT_LE(differ, M * K / 100) << qpath_name(p) << " K " << K;
+      if (p != QPath::Vnni512) EXPECT_EQ(differ, 0) << qpath_name(p);
+    }
+  }
+  if (qpath_supported(QPath::Vnni512)) {
+    std::vector<float> x(300, 1.0f), g(300, 1.0f), b(300, 0.0f), s(1);
+    std::vector<int8_t> q(300);
+    for (int64_t K : {8, 24, 272})
+      EXPECT_FALSE(quantize_rows_layer_norm_avx512(q.data(), K, s.data(), x.data(), K, 1, K,
+                                                   g.data(), b.data(), 1e-5f)) << K;
   }
 }
 

@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <vector>
 
-#include "focus/kernels/norm.hpp"
 #include "focus/kernels/parallel.hpp"
 #include "focus/kernels/unary.hpp"
 #include "focus/tensor/error.hpp"
@@ -18,7 +17,7 @@ namespace {
 constexpr int64_t kRows = 48;
 
 struct Scratch {
-  std::vector<float> xs, ys, hid, mean, rstd, sx;
+  std::vector<float> ys, hid, sx;
   std::vector<int8_t> q;
 };
 
@@ -37,19 +36,11 @@ T* grow(std::vector<T>& v, int64_t n) {
 // q (mb, w.K), sx (mb) <- the block's rows of x, through the LayerNorm when there is one.
 void quantize_block(Scratch& s, const float* x, int64_t ldx, int64_t mb, const QWeight& w,
                     const RowNorm& norm) {
-  const int64_t K = w.K;
-  const float* src = x;
-  int64_t ld = ldx;
-  if (norm.weight) {
-    float* t = grow(s.xs, mb * K);
-    float* mean = grow(s.mean, mb);
-    float* rstd = grow(s.rstd, mb);
-    for (int64_t m = 0; m < mb; ++m)
-      layer_norm_row<float>(t + m * K, mean + m, rstd + m, x + m * ldx, norm.weight, norm.bias, K,
-                            double(norm.eps));
-    src = t, ld = K;
-  }
-  quantize_rows_for(w, grow(s.q, mb * K), K, grow(s.sx, mb), src, ld, mb);
+  if (norm.weight)
+    quantize_rows_layer_norm_for(w, grow(s.q, mb * w.K), w.K, grow(s.sx, mb), x, ldx, mb,
+                                 norm.weight, norm.bias, norm.eps);
+  else
+    quantize_rows_for(w, grow(s.q, mb * w.K), w.K, grow(s.sx, mb), x, ldx, mb);
 }
 
 // v (n values) <- ep(v).

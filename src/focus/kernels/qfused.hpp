@@ -9,9 +9,11 @@
 //   qlinear_fused: y (M, N) = or += ep(dequant(q(LN(x)) @ W^T) + bias)
 //   qmlp_residual: h (M, D) += W2 q(gelu(W1 q(LN(h)) + b1)) + b2: both linears of a feed-forward,
 //                  its (rows, F) hidden layer never written out
-// The integers and scales are those of the unfused composition (layer_norm_forward, then
-// qlinear_forward, unary_forward(Gelu), add) on every path: the same quantiser of w.path and the
-// same kernels run on the same F32 rows; tests/kernels/qfused_test.cpp checks it against that
+// The numbers are those of the unfused composition (layer_norm_forward, then qlinear_forward,
+// unary_forward(Gelu), add): the same quantiser of w.path and the same kernels on the same F32
+// rows, except that the VNNI path normalises and quantises a row in registers
+// (quantize_rows_layer_norm_for: the same formula, its sums in another order, so a value on a
+// rounding edge may land one step away); tests/kernels/qfused_test.cpp checks it against that
 // composition and against a double product. Rows split over the thread policy's threads when the
 // product is large and the caller is not inside a parallel region.
 #pragma once

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "focus/kernels/cpu.hpp"
+#include "focus/kernels/norm.hpp"
 #include "focus/kernels/parallel.hpp"
 #include "focus/tensor/error.hpp"
 
@@ -158,6 +159,21 @@ void quantize_rows_for(const QWeight& w, int8_t* q, int64_t ldq, float* scale, c
     quantize_rows_avx2(q, ldq, scale, x, ldx, M, w.K);
   else
     quantize_rows(q, ldq, scale, x, ldx, M, w.K);
+}
+
+void quantize_rows_layer_norm_for(const QWeight& w, int8_t* q, int64_t ldq, float* scale,
+                                  const float* x, int64_t ldx, int64_t M, const float* weight,
+                                  const float* bias, float eps) {
+  if (w.path == QPath::Vnni512 &&
+      quantize_rows_layer_norm_avx512(q, ldq, scale, x, ldx, M, w.K, weight, bias, eps))
+    return;
+  thread_local std::vector<float> t, stat;  // (M, K) normalised rows; mean and rstd
+  t.resize(std::max(t.size(), size_t(M * w.K)));
+  stat.resize(std::max(stat.size(), size_t(2 * M)));
+  for (int64_t m = 0; m < M; ++m)
+    layer_norm_row<float>(t.data() + m * w.K, stat.data() + m, stat.data() + M + m, x + m * ldx,
+                          weight, bias, w.K, double(eps));
+  quantize_rows_for(w, q, ldq, scale, t.data(), w.K, M);
 }
 
 void qgemm_s32_scalar(int32_t* acc, int64_t ldc, const int8_t* qa, int64_t lda, int64_t M,

@@ -64,6 +64,18 @@ void quantize_rows_avx512(int8_t* q, int64_t ldq, float* scale, const float* x, 
 void quantize_rows_for(const QWeight& w, int8_t* q, int64_t ldq, float* scale, const float* x,
                        int64_t ldx, int64_t M);
 
+// The same of each row's LayerNorm (weight, bias (w.K), eps): the rows of layer_norm_row
+// quantised per row. The Vnni512 path normalises and quantises a row in registers in one pass
+// (w.K a multiple of 16, at most 256; the same formula, its sums in another order); otherwise
+// layer_norm_row into per-thread scratch, then quantize_rows_for (the reference).
+void quantize_rows_layer_norm_for(const QWeight& w, int8_t* q, int64_t ldq, float* scale,
+                                  const float* x, int64_t ldx, int64_t M, const float* weight,
+                                  const float* bias, float eps);
+// false when K is outside what it takes (K % 16 != 0 or K > 256).
+bool quantize_rows_layer_norm_avx512(int8_t* q, int64_t ldq, float* scale, const float* x,
+                                     int64_t ldx, int64_t M, int64_t K, const float* weight,
+                                     const float* bias, float eps);
+
 // acc (M, N) row stride ldc = qa (M, K) row stride lda @ w.q^T, exact. Each path reads w's panels
 // for its own layout (w.path must match; the scalar one reads w.q).
 void qgemm_s32_scalar(int32_t* acc, int64_t ldc, const int8_t* qa, int64_t lda, int64_t M,

@@ -95,10 +95,10 @@ void quantize_rows_avx2(int8_t* q, int64_t ldq, float* scale, const float* x, in
     __m256 vmax = _mm256_setzero_ps();
     for (int64_t k = 0; k < K8; k += 8)
       vmax = _mm256_max_ps(vmax, _mm256_and_ps(_mm256_loadu_ps(row + k), absmask));
-    alignas(32) float lanes[8];
-    _mm256_store_ps(lanes, vmax);
-    float amax = 0;
-    for (float v : lanes) amax = std::max(amax, v);
+    // A tree of 3 max steps, not a chain of 8 dependent scalar ones (every lane is >= 0).
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
     for (int64_t k = K8; k < K; ++k) amax = std::max(amax, std::fabs(row[k]));
     scale[m] = amax / 127.0f;
     const float invs = amax > 0 ? 127.0f / amax : 0.0f;

@@ -10,7 +10,9 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "focus/kernels/qgemm.hpp"
 #include "focus/tensor/error.hpp"
@@ -184,10 +186,8 @@ void quantize_rows_avx512(int8_t* q, int64_t ldq, float* scale, const float* x, 
       const __m512i bits = _mm512_maskz_loadu_epi32(mask, row + k);
       vmax = _mm512_max_ps(vmax, _mm512_castsi512_ps(_mm512_and_si512(bits, absmask)));
     }
-    alignas(64) float lanes[16];
-    _mm512_store_ps(lanes, vmax);
-    float amax = 0;
-    for (float v : lanes) amax = std::max(amax, v);
+    // A tree of 4 max steps, not a chain of 16 dependent scalar ones (every lane is >= 0).
+    const float amax = _mm512_reduce_max_ps(vmax);
     scale[m] = amax / 127.0f;
     const __m512 inv = _mm512_set1_ps(amax > 0 ? 127.0f / amax : 0.0f);
     int8_t* out = q + m * ldq;
@@ -200,6 +200,68 @@ void quantize_rows_avx512(int8_t* q, int64_t ldq, float* scale, const float* x, 
       _mm512_mask_cvtepi32_storeu_epi8(out + k, mask, v);
     }
   }
+}
+
+namespace {
+
+// One row: y = (x - mean) rstd w + b in NV vectors (as layer_norm_row: mean and variance in
+// float, rstd = 1 / sqrt(var + eps) in double), then quantised as quantize_rows_avx512.
+template <int NV>
+void layer_norm_quantize_row(int8_t* q, float* scale, const float* x, const float* w,
+                             const float* b, double eps) {
+  constexpr int64_t K = 16 * NV;
+  __m512 v[NV];
+  __m512 acc = _mm512_setzero_ps();
+  #pragma GCC unroll 16
+  for (int i = 0; i < NV; ++i) acc = _mm512_add_ps(acc, v[i] = _mm512_loadu_ps(x + 16 * i));
+  const float mean = _mm512_reduce_add_ps(acc) / float(K);
+  const __m512 mv = _mm512_set1_ps(mean);
+  acc = _mm512_setzero_ps();
+  #pragma GCC unroll 16
+  for (int i = 0; i < NV; ++i) {
+    v[i] = _mm512_sub_ps(v[i], mv);
+    acc = _mm512_fmadd_ps(v[i], v[i], acc);
+  }
+  const float var_sum = _mm512_reduce_add_ps(acc);
+  const __m512 rs = _mm512_set1_ps(float(1.0 / std::sqrt(double(var_sum) / double(K) + eps)));
+  __m512 vmax = _mm512_setzero_ps();
+  const __m512i absmask = _mm512_set1_epi32(0x7FFFFFFF);
+  #pragma GCC unroll 16
+  for (int i = 0; i < NV; ++i) {
+    v[i] = _mm512_fmadd_ps(_mm512_mul_ps(v[i], rs), _mm512_loadu_ps(w + 16 * i),
+                           _mm512_loadu_ps(b + 16 * i));
+    vmax = _mm512_max_ps(vmax, _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v[i]), absmask)));
+  }
+  const float amax = _mm512_reduce_max_ps(vmax);
+  *scale = amax / 127.0f;
+  const __m512 inv = _mm512_set1_ps(amax > 0 ? 127.0f / amax : 0.0f);
+  const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+  #pragma GCC unroll 16
+  for (int i = 0; i < NV; ++i) {
+    __m512i r = _mm512_cvtps_epi32(_mm512_mul_ps(v[i], inv));
+    r = _mm512_min_epi32(_mm512_max_epi32(r, lo), hi);
+    _mm512_mask_cvtepi32_storeu_epi8(q + 16 * i, __mmask16(0xFFFF), r);
+  }
+}
+
+using LnRowFn = void (*)(int8_t*, float*, const float*, const float*, const float*, double);
+
+template <int... NV>
+LnRowFn ln_row_for(int64_t nv, std::integer_sequence<int, NV...>) {
+  LnRowFn f = nullptr;
+  ((nv == NV + 1 ? (f = layer_norm_quantize_row<NV + 1>, 0) : 0), ...);
+  return f;
+}
+
+}  // namespace
+
+bool quantize_rows_layer_norm_avx512(int8_t* q, int64_t ldq, float* scale, const float* x,
+                                     int64_t ldx, int64_t M, int64_t K, const float* weight,
+                                     const float* bias, float eps) {
+  if (K % 16 != 0 || K > 256 || K < 16) return false;
+  const LnRowFn row = ln_row_for(K / 16, std::make_integer_sequence<int, 16>{});
+  for (int64_t m = 0; m < M; ++m) row(q + m * ldq, scale + m, x + m * ldx, weight, bias, double(eps));
+  return true;
 }
 
 void qgemm_s32_vnni512(int32_t* acc, int64_t ldc, const int8_t* qa, int64_t lda, int64_t M,
