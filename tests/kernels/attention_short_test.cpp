@@ -1,7 +1,7 @@
 // The fused attention's short-sequence forward (queries in the vector lanes,
 // kernels/attention_impl.hpp forward_short) against attention computed in double by hand and
 // against the blocked forward it replaces, on every ISA path the CPU has: query counts across the
-// lane widths (5 .. 70), key counts 1 .. 256, head dims off the register chunks (D 7, 16, 24;
+// lane widths (5 .. 70; tails of 1 .. 4 rows, which take the few-rows path), key counts 1 .. 256, head dims off the register chunks (D 7, 16, 24;
 // Dv 5, 16, 20, 36), GQA, key lengths (0 included), key padding (a batch row fully padded
 // included), strided operands; the LSE, and no LSE (null). Problems with a bias, a window or
 // dropout, or more keys than it takes, do not take it.
@@ -122,6 +122,7 @@ TEST(ShortAttention, MatchesByHandAndBlockedForward) {
       {2, 2, 1, 70, 256, 7, 5, false, true},      // most keys, odd dims, padding (last row all)
       {2, 8, 2, 5, 1, 16, 36, true, true},        // one key, Dv 2 x 16 + 4
       {1, 2, 2, 64, 129, 32, 16},                 // whole lane groups
+      {3, 2, 2, 36, 40, 16, 16, true, true},      // a tail of 4 rows (few-rows path), masks
   };
   Rng rng(31);
   Restore restore;

@@ -300,7 +300,9 @@ struct Kern : simd::Simd<T, W> {
   // with the group's queries transposed once; the softmax runs down the keys (a vertical max and
   // sum: no horizontal reductions, no padding columns to mask); O^T (Dv, W) = V^T P^T accumulates
   // in registers, kShortDv value dims at a time. Keys past key_lengths[b] are not read, padded
-  // keys are skipped. Task t: one (b, h), all its queries. lse may be null (inference).
+  // keys are skipped. A tail of kFewRows queries or fewer runs the few-rows path of forward (a
+  // vector pass would cost as much as W rows). Task t: one (b, h), all its queries. lse may be
+  // null (inference).
   static constexpr int kShortDv = 16;
 
   // O^T rows d0 .. d0 + DN: acc (DN vectors of W lanes) = sum over visible keys j of
@@ -331,7 +333,8 @@ struct Kern : simd::Simd<T, W> {
     const T* kh = p.k + b * p.k_stride.b + hk * p.k_stride.h;
     const T* vh = p.v + b * p.v_stride.b + hk * p.v_stride.h;
     T* Qt = take(ws, D * W);     // (D, W): the group's queries times scale, one per lane
-    T* St = take(ws, p.Lk * W);  // (Lk, W): scores, then exp(score - max)
+    // (Lk, W): scores, then exp(score - max); or the workspace of a tail's few-rows forward
+    T* St = take(ws, std::max(p.Lk * W, forward_workspace(D, Dv, 1)));
     T* Ot = take(ws, Dv * W);    // (Dv, W): the group's outputs
     T* stat = take(ws, 2 * W);   // the lanes' max and sum (for the LSE)
     const T scale = static_cast<T>(p.scale);
@@ -339,6 +342,16 @@ struct Kern : simd::Simd<T, W> {
     for (int64_t j = 0; j < len; ++j) visible += !(pad && pad[j]);
     for (int64_t i0 = 0; i0 < p.Lq; i0 += W) {
       const int64_t lanes = std::min<int64_t>(W, p.Lq - i0);
+      if (lanes <= kFewRows && W > 1) {  // a short tail: a whole vector pass costs more
+        AttnProblem<T> tail = p;  // rows i0.. of this head alone, through the few-rows path
+        tail.B = tail.H = tail.Hkv = 1, tail.Lq = lanes;
+        tail.q = qh + i0 * p.q_stride.l, tail.k = kh, tail.v = vh;
+        tail.key_lengths = p.key_lengths ? p.key_lengths + b : nullptr;
+        tail.key_padding = pad;
+        forward(tail, o + b * os.b + h * os.h + i0 * os.l, os,
+                lse ? lse + (b * p.H + h) * p.Lq + i0 : nullptr, 0, 1, St);
+        break;
+      }
       T* orow = o + b * os.b + h * os.h + i0 * os.l;
       T* lrow = lse ? lse + (b * p.H + h) * p.Lq + i0 : nullptr;
       if (visible == 0) {  // nothing to attend to: zero output, LSE -inf

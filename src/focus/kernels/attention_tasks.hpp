@@ -5,6 +5,7 @@
 //   Tasks: forward, a run of query blocks of one (b, h); probs, one block of kBQ queries; backward, one chunk of
 //   key blocks of one (b, hkv) for all G query heads that share it.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 #include "focus/kernels/attention.hpp"
@@ -24,8 +25,9 @@ inline int64_t forward_workspace(int64_t D, int64_t Dv, int64_t nblk) {
   return rows * Dp + Dp * kBK + kBK * Dvp + kBQ * kBK + rows * Dvp + 2 * rows + 8 * kPad;
 }
 // The short-sequence forward (queries in the lanes of one vector): Lk keys at most.
+// (a tail of few rows runs the blocked forward in the scores' space).
 inline int64_t short_workspace(int64_t D, int64_t Dv, int64_t Lk) {
-  return (D + Lk + Dv + 2) * kPad + 4 * kPad;
+  return (D + Dv + 2) * kPad + std::max(Lk * kPad, forward_workspace(D, Dv, 1)) + 4 * kPad;
 }
 // Keys the short-sequence forward takes (its scores stay in L1 / L2: Lk x 64 bytes).
 constexpr int64_t kShortKeys = 256;

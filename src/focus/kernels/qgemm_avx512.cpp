@@ -178,78 +178,103 @@ void quantize_rows_avx512(int8_t* q, int64_t ldq, float* scale, const float* x, 
                           int64_t M, int64_t K) {
   const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127),
                 absmask = _mm512_set1_epi32(0x7FFFFFFF);
-  for (int64_t m = 0; m < M; ++m) {
-    const float* row = x + m * ldx;
-    __m512 vmax = _mm512_setzero_ps();
-    for (int64_t k = 0; k < K; k += 16) {
-      const __mmask16 mask = K - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (K - k)) - 1);
-      const __m512i bits = _mm512_maskz_loadu_epi32(mask, row + k);
-      vmax = _mm512_max_ps(vmax, _mm512_castsi512_ps(_mm512_and_si512(bits, absmask)));
+  // Two passes over a block of rows, each row's work independent of the others' (the core
+  // overlaps rows instead of waiting on one row's reduction and division): the rows' max |x|,
+  // then their scales and integers.
+  constexpr int64_t kRows = 64;
+  float amax[kRows];
+  for (int64_t m0 = 0; m0 < M; m0 += kRows) {
+    const int64_t mb = std::min(kRows, M - m0);
+    for (int64_t i = 0; i < mb; ++i) {
+      const float* row = x + (m0 + i) * ldx;
+      __m512 vmax = _mm512_setzero_ps();
+      for (int64_t k = 0; k < K; k += 16) {
+        const __mmask16 mask = K - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (K - k)) - 1);
+        const __m512i bits = _mm512_maskz_loadu_epi32(mask, row + k);
+        vmax = _mm512_max_ps(vmax, _mm512_castsi512_ps(_mm512_and_si512(bits, absmask)));
+      }
+      amax[i] = _mm512_reduce_max_ps(vmax);  // a tree of 4 steps (every lane is >= 0)
     }
-    // A tree of 4 max steps, not a chain of 16 dependent scalar ones (every lane is >= 0).
-    const float amax = _mm512_reduce_max_ps(vmax);
-    scale[m] = amax / 127.0f;
-    const __m512 inv = _mm512_set1_ps(amax > 0 ? 127.0f / amax : 0.0f);
-    int8_t* out = q + m * ldq;
-    for (int64_t k = 0; k < K; k += 16) {
-      const __mmask16 mask = K - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (K - k)) - 1);
-      // Round to nearest even (the default MXCSR mode), as the scalar nearbyint.
-      const __m512 xv = _mm512_castsi512_ps(_mm512_maskz_loadu_epi32(mask, row + k));
-      __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(xv, inv));
-      v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
-      _mm512_mask_cvtepi32_storeu_epi8(out + k, mask, v);
+    for (int64_t i = 0; i < mb; ++i) {
+      const float* row = x + (m0 + i) * ldx;
+      scale[m0 + i] = amax[i] / 127.0f;
+      const __m512 inv = _mm512_set1_ps(amax[i] > 0 ? 127.0f / amax[i] : 0.0f);
+      int8_t* out = q + (m0 + i) * ldq;
+      for (int64_t k = 0; k < K; k += 16) {
+        const __mmask16 mask = K - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (K - k)) - 1);
+        // Round to nearest even (the default MXCSR mode), as the scalar nearbyint.
+        const __m512 xv = _mm512_castsi512_ps(_mm512_maskz_loadu_epi32(mask, row + k));
+        __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(xv, inv));
+        v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+        _mm512_mask_cvtepi32_storeu_epi8(out + k, mask, v);
+      }
     }
   }
 }
 
 namespace {
 
-// One row: y = (x - mean) rstd w + b in NV vectors (as layer_norm_row: mean and variance in
-// float, rstd = 1 / sqrt(var + eps) in double), then quantised as quantize_rows_avx512.
+// The LayerNorm and quantisation of a block of rows in two passes, each row's work independent
+// of the others' (the core overlaps rows): the rows' mean and sum of squared deviations, then
+// y = (x - mean) rstd w + b and its integers. As layer_norm_row: mean and variance in float,
+// rstd = 1 / sqrt(var + eps) in double; the quantiser as quantize_rows_avx512's.
 template <int NV>
-void layer_norm_quantize_row(int8_t* q, float* scale, const float* x, const float* w,
-                             const float* b, double eps) {
-  constexpr int64_t K = 16 * NV;
-  __m512 v[NV];
-  __m512 acc = _mm512_setzero_ps();
-  #pragma GCC unroll 16
-  for (int i = 0; i < NV; ++i) acc = _mm512_add_ps(acc, v[i] = _mm512_loadu_ps(x + 16 * i));
-  const float mean = _mm512_reduce_add_ps(acc) / float(K);
-  const __m512 mv = _mm512_set1_ps(mean);
-  acc = _mm512_setzero_ps();
-  #pragma GCC unroll 16
-  for (int i = 0; i < NV; ++i) {
-    v[i] = _mm512_sub_ps(v[i], mv);
-    acc = _mm512_fmadd_ps(v[i], v[i], acc);
-  }
-  const float var_sum = _mm512_reduce_add_ps(acc);
-  const __m512 rs = _mm512_set1_ps(float(1.0 / std::sqrt(double(var_sum) / double(K) + eps)));
-  __m512 vmax = _mm512_setzero_ps();
+void layer_norm_quantize_rows(int8_t* q, int64_t ldq, float* scale, const float* x, int64_t ldx,
+                              int64_t M, const float* w, const float* b, double eps) {
+  constexpr int64_t K = 16 * NV, kRows = 64;
+  float mean[kRows], rstd[kRows];
   const __m512i absmask = _mm512_set1_epi32(0x7FFFFFFF);
-  #pragma GCC unroll 16
-  for (int i = 0; i < NV; ++i) {
-    v[i] = _mm512_fmadd_ps(_mm512_mul_ps(v[i], rs), _mm512_loadu_ps(w + 16 * i),
-                           _mm512_loadu_ps(b + 16 * i));
-    vmax = _mm512_max_ps(vmax, _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v[i]), absmask)));
-  }
-  const float amax = _mm512_reduce_max_ps(vmax);
-  *scale = amax / 127.0f;
-  const __m512 inv = _mm512_set1_ps(amax > 0 ? 127.0f / amax : 0.0f);
   const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
-  #pragma GCC unroll 16
-  for (int i = 0; i < NV; ++i) {
-    __m512i r = _mm512_cvtps_epi32(_mm512_mul_ps(v[i], inv));
-    r = _mm512_min_epi32(_mm512_max_epi32(r, lo), hi);
-    _mm512_mask_cvtepi32_storeu_epi8(q + 16 * i, __mmask16(0xFFFF), r);
+  for (int64_t m0 = 0; m0 < M; m0 += kRows) {
+    const int64_t mb = std::min(kRows, M - m0);
+    for (int64_t i = 0; i < mb; ++i) {
+      const float* row = x + (m0 + i) * ldx;
+      __m512 v[NV];
+      __m512 acc = _mm512_setzero_ps();
+      #pragma GCC unroll 16
+      for (int j = 0; j < NV; ++j) acc = _mm512_add_ps(acc, v[j] = _mm512_loadu_ps(row + 16 * j));
+      mean[i] = _mm512_reduce_add_ps(acc) / float(K);
+      const __m512 mv = _mm512_set1_ps(mean[i]);
+      acc = _mm512_setzero_ps();
+      #pragma GCC unroll 16
+      for (int j = 0; j < NV; ++j) {
+        const __m512 d = _mm512_sub_ps(v[j], mv);
+        acc = _mm512_fmadd_ps(d, d, acc);
+      }
+      rstd[i] = float(1.0 / std::sqrt(double(_mm512_reduce_add_ps(acc)) / double(K) + eps));
+    }
+    for (int64_t i = 0; i < mb; ++i) {
+      const float* row = x + (m0 + i) * ldx;
+      const __m512 mv = _mm512_set1_ps(mean[i]), rs = _mm512_set1_ps(rstd[i]);
+      __m512 v[NV];
+      __m512 vmax = _mm512_setzero_ps();
+      #pragma GCC unroll 16
+      for (int j = 0; j < NV; ++j) {
+        v[j] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(row + 16 * j), mv), rs),
+                               _mm512_loadu_ps(w + 16 * j), _mm512_loadu_ps(b + 16 * j));
+        vmax = _mm512_max_ps(vmax, _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v[j]), absmask)));
+      }
+      const float amax = _mm512_reduce_max_ps(vmax);
+      scale[m0 + i] = amax / 127.0f;
+      const __m512 inv = _mm512_set1_ps(amax > 0 ? 127.0f / amax : 0.0f);
+      int8_t* out = q + (m0 + i) * ldq;
+      #pragma GCC unroll 16
+      for (int j = 0; j < NV; ++j) {
+        __m512i r = _mm512_cvtps_epi32(_mm512_mul_ps(v[j], inv));
+        r = _mm512_min_epi32(_mm512_max_epi32(r, lo), hi);
+        _mm512_mask_cvtepi32_storeu_epi8(out + 16 * j, __mmask16(0xFFFF), r);
+      }
+    }
   }
 }
 
-using LnRowFn = void (*)(int8_t*, float*, const float*, const float*, const float*, double);
+using LnRowsFn = void (*)(int8_t*, int64_t, float*, const float*, int64_t, int64_t, const float*,
+                          const float*, double);
 
 template <int... NV>
-LnRowFn ln_row_for(int64_t nv, std::integer_sequence<int, NV...>) {
-  LnRowFn f = nullptr;
-  ((nv == NV + 1 ? (f = layer_norm_quantize_row<NV + 1>, 0) : 0), ...);
+LnRowsFn ln_rows_for(int64_t nv, std::integer_sequence<int, NV...>) {
+  LnRowsFn f = nullptr;
+  ((nv == NV + 1 ? (f = layer_norm_quantize_rows<NV + 1>, 0) : 0), ...);
   return f;
 }
 
@@ -259,8 +284,8 @@ bool quantize_rows_layer_norm_avx512(int8_t* q, int64_t ldq, float* scale, const
                                      int64_t ldx, int64_t M, int64_t K, const float* weight,
                                      const float* bias, float eps) {
   if (K % 16 != 0 || K > 256 || K < 16) return false;
-  const LnRowFn row = ln_row_for(K / 16, std::make_integer_sequence<int, 16>{});
-  for (int64_t m = 0; m < M; ++m) row(q + m * ldq, scale + m, x + m * ldx, weight, bias, double(eps));
+  ln_rows_for(K / 16, std::make_integer_sequence<int, 16>{})(q, ldq, scale, x, ldx, M, weight, bias,
+                                                            double(eps));
   return true;
 }
 
