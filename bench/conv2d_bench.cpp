@@ -1,8 +1,8 @@
 // conv2d kernel timings at the layer shapes of cnn_se (batch 128 by default, 3x3, padding 1), F32:
-// forward and backward (dx, dw) in ms and GFLOP/s for three lowerings, run interleaved call by call
-// so that the load of a shared machine hits them alike: one image per OpenBLAS GEMM (the kernel
-// before grouping), images grouped into ~1024-column OpenBLAS GEMMs, and grouped with our GEMM
-// (kernels/conv_gemm, the default). Verifies each first: forward and every gradient against the
+// forward and backward (dx, dw) in ms and GFLOP/s for three kernels, run interleaved call by call
+// so that the load of a shared machine hits them alike: im2col with images grouped into
+// ~512-column OpenBLAS GEMMs, the same with the default GEMM choice (kernels/conv_gemm), and
+// oneDNN's convolution primitives (kernels/conv_onednn). Verifies each first: forward and every gradient against the
 // direct reference kernel on 2 images of each shape. Medians (FOCUS_BENCH_BEST=1: minima, the
 // least disturbed calls) and the mean CPU time per call.
 // Run: ./build/conv2d_bench [batch] [reps]   (FOCUS_NUM_THREADS=1 for one thread)
@@ -29,15 +29,15 @@ static double cpu_ms() {
   return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
-// One way of running conv2d: the group width and the GEMM.
+// One way of running conv2d: the kernel and the GEMM under im2col.
 struct Variant {
   const char* name;
-  int64_t group_columns;
+  ConvKernel conv;
   GemmKernel gemm;
 };
-const Variant kVariants[] = {{"per-image, OpenBLAS", 1, GemmKernel::Blas},
-                             {"grouped, OpenBLAS", 512, GemmKernel::Blas},
-                             {"grouped, own GEMM", 512, GemmKernel::Auto}};
+const Variant kVariants[] = {{"im2col, OpenBLAS", ConvKernel::Im2col, GemmKernel::Blas},
+                             {"im2col, default GEMM", ConvKernel::Im2col, GemmKernel::Auto},
+                             {"oneDNN conv", ConvKernel::OneDnn, GemmKernel::Auto}};
 constexpr int kNumVariants = 3;
 
 // Wall ms of each call, per variant.
@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
     Times fwd, bwd;
     for (int r = -1; r < reps; ++r)  // round -1: verification and warm-up
       for (int v = 0; v < kNumVariants; ++v) {
-        set_conv_group_columns(kVariants[v].group_columns);
+        set_conv_kernel(kVariants[v].conv);
         set_gemm_kernel(kVariants[v].gemm);
         if (r < 0) {
           const double err = verify(g, rng);

@@ -1,4 +1,5 @@
-// Convolution (im2col + GEMM, and the direct reference) and pooling kernels (see conv.hpp).
+// Convolution (the dispatch, im2col + GEMM, and the direct reference) and pooling kernels (see
+// conv.hpp; the oneDNN kernels are in conv_onednn.cpp).
 // Letters: N images, C input channels, O output channels, KH x KW kernel, OH x OW output,
 // CKK = C*KH*KW (the im2col rows), OHW = OH*OW (its columns).
 #include "focus/kernels/conv.hpp"
@@ -12,19 +13,27 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/conv_gemm.hpp"
+#include "focus/kernels/conv_onednn.hpp"
+#include "focus/kernels/onednn.hpp"
 
 namespace focus {
 
 namespace {
 
-std::atomic<bool> g_reference{[] {
+ConvKernel initial_conv_kernel() {
   const char* e = std::getenv("FOCUS_CONV");
-  return e && std::strcmp(e, "reference") == 0;
-}()};
+  if (!e) return ConvKernel::Auto;
+  if (!std::strcmp(e, "reference")) return ConvKernel::Reference;
+  if (!std::strcmp(e, "im2col")) return ConvKernel::Im2col;
+  if (!std::strcmp(e, "onednn")) return ConvKernel::OneDnn;
+  return ConvKernel::Auto;
+}
+std::atomic<ConvKernel> g_kernel{initial_conv_kernel()};
 
 // Output columns [lo, hi) whose input column ow*stride - padding + k falls inside [0, W).
 inline void valid_range(int64_t k, int64_t W, int64_t OW, int64_t stride, int64_t padding,
@@ -50,10 +59,10 @@ constexpr int64_t kGroupBytes = int64_t(1) << 20;
 
 }  // namespace
 
-void set_conv_reference(bool on) { g_reference = on; }
+void set_conv_kernel(ConvKernel k) { g_kernel = k; }
+ConvKernel conv_kernel() { return g_kernel.load(); }
 void set_conv_group_columns(int64_t columns) { g_group_columns = std::max<int64_t>(1, columns); }
 int64_t conv_group_columns() { return g_group_columns.load(); }
-bool conv_reference() { return g_reference.load(); }
 
 // ---- im2col / col2im --------------------------------------------------------------------------
 
@@ -113,15 +122,39 @@ void col2im(T* dx, const T* col, int64_t ld, const ConvGeom& g) {
 
 // ---- conv2d: grouped im2col + GEMM -------------------------------------------------------------
 
+// ---- conv2d: dispatch ---------------------------------------------------------------------------
+
+// Measured at cnn_se's layers, batch 128, 2 threads (bench/conv2d_bench.cpp; docs/BENCHMARKS.md
+// "cnn_se training on oneDNN convolutions"): oneDNN's forward + backward took 0.55-0.75x the
+// im2col kernel's time from 32 input channels up, on AVX-512 and capped at AVX2 alike; on the
+// first layer (1 input channel) its backward_weights took 2.5x. Shapes not measured (strided,
+// other kernel sizes: the vit's patch embedding) stay on im2col.
+bool conv_onednn_wins(const ConvGeom& g) {
+  if (!onednn_enabled()) return false;
+  return g.KH == 3 && g.KW == 3 && g.stride == 1 && g.C >= 16;
+}
+
 template <class T>
 void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeom& g) {
-  if (conv_reference()) return conv2d_forward_reference(y, x, w, b, g);
+  const ConvKernel k = conv_kernel();
+  if (k == ConvKernel::Reference) return conv2d_forward_reference(y, x, w, b, g);
+  if constexpr (std::is_same_v<T, float>) {
+    if ((k == ConvKernel::OneDnn || (k == ConvKernel::Auto && conv_onednn_wins(g))) &&
+        conv2d_forward_onednn(y, x, w, b, g, k == ConvKernel::OneDnn))
+      return;
+  }
   conv2d_forward_im2col(y, x, w, b, g);
 }
 
 template <class T>
 void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const ConvGeom& g) {
-  if (conv_reference()) return conv2d_backward_reference(dx, dw, db, dy, x, w, g);
+  const ConvKernel k = conv_kernel();
+  if (k == ConvKernel::Reference) return conv2d_backward_reference(dx, dw, db, dy, x, w, g);
+  if constexpr (std::is_same_v<T, float>) {
+    if ((k == ConvKernel::OneDnn || (k == ConvKernel::Auto && conv_onednn_wins(g))) &&
+        conv2d_backward_onednn(dx, dw, db, dy, x, w, g, k == ConvKernel::OneDnn))
+      return;
+  }
   conv2d_backward_im2col(dx, dw, db, dy, x, w, g);
 }
 
