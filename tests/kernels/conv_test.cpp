@@ -330,6 +330,21 @@ TEST(PoolKernel, MatchesNaiveLoops) {
   }
 }
 
+TEST(PoolKernel, MaxTwoByTwoPathKeepsTheFirstOfTiesAndOddEdges) {
+  // The 2x2 / stride 2 path: odd planes (the last row and column dropped), many ties (values
+  // 0, 1, 2), against the naive loops' first maximum in row-major order.
+  Rng rng(18);
+  const PoolGeom g{5, 7, 9, 2, 2, 0};
+  std::vector<float> x(5 * 7 * 9);
+  for (auto& v : x) v = float(rng.randint(3));
+  std::vector<float> y(5 * 3 * 4), yn;
+  std::vector<int32_t> arg(y.size()), argn;
+  naive_pool(x, g, true, yn, argn);
+  max_pool2d_forward(y.data(), arg.data(), x.data(), g);
+  EXPECT_EQ(y, yn);
+  EXPECT_EQ(arg, argn);
+}
+
 TEST(PoolKernel, MaxPropagatesNan) {
   const PoolGeom g{1, 2, 2, 2, 2, 0};
   const float nan = std::numeric_limits<float>::quiet_NaN();
@@ -339,4 +354,13 @@ TEST(PoolKernel, MaxPropagatesNan) {
   max_pool2d_forward(&y, &arg, x.data(), g);
   EXPECT_TRUE(std::isnan(y));
   EXPECT_EQ(arg, 1);
+  // The general path (3x3 windows) and the 2x2 one agree: the last NaN of the window wins.
+  const std::vector<float> x4{nan, 1.f, 2.f, nan};
+  max_pool2d_forward(&y, &arg, x4.data(), g);
+  EXPECT_TRUE(std::isnan(y));
+  EXPECT_EQ(arg, 3);
+  const PoolGeom g3{1, 2, 2, 3, 3, 1};
+  max_pool2d_forward(&y, &arg, x4.data(), g3);
+  EXPECT_TRUE(std::isnan(y));
+  EXPECT_EQ(arg, 3);
 }

@@ -369,8 +369,43 @@ inline void window_rows(const PoolGeom& g, int64_t oh, int64_t& h0, int64_t& h1)
 
 // Windows are scanned row by row, so a strict `>` keeps the first maximum in row-major order;
 // a NaN in a window wins (propagates), as in torch.
+namespace {
+
+// The common 2x2 window, stride 2, no padding (cnn_se's pool): each output reads two input rows
+// at 2*ow and 2*ow + 1, the same four candidates in the same order as the general loop below
+// (so the same winner, NaN rule included), without its passes over the output row per window
+// element (5% of the cnn_se training step before, measured with perf).
+template <class T>
+void max_pool2x2(T* y, int32_t* argmax, const T* x, const PoolGeom& g) {
+  const int64_t OH = g.OH(), OW = g.OW(), HW = g.H * g.W, W = g.W;
+#pragma omp parallel for schedule(static) if (pool_parallel(g))
+  for (int64_t pl = 0; pl < g.planes; ++pl) {
+    const T* xp = x + pl * HW;
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      const int64_t r0 = 2 * oh * W, r1 = r0 + W;  // offsets of the window's two rows
+      T* yr = y + (pl * OH + oh) * OW;
+      int32_t* ar = argmax + (pl * OH + oh) * OW;
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        const int64_t c0 = r0 + 2 * ow, c1 = r1 + 2 * ow;
+        T best = xp[c0];
+        int64_t at = c0;
+        if (xp[c0 + 1] > best || xp[c0 + 1] != xp[c0 + 1]) best = xp[c0 + 1], at = c0 + 1;
+        if (xp[c1] > best || xp[c1] != xp[c1]) best = xp[c1], at = c1;
+        if (xp[c1 + 1] > best || xp[c1 + 1] != xp[c1 + 1]) best = xp[c1 + 1], at = c1 + 1;
+        // best starts at the first candidate rather than -inf: the same winner, since a first
+        // candidate of -inf (or NaN) is what the general loop would keep too.
+        yr[ow] = best;
+        ar[ow] = static_cast<int32_t>(at);
+      }
+    }
+  }
+}
+
+}  // namespace
+
 template <class T>
 void max_pool2d_forward(T* y, int32_t* argmax, const T* x, const PoolGeom& g) {
+  if (g.K == 2 && g.stride == 2 && g.padding == 0) return max_pool2x2(y, argmax, x, g);
   const int64_t OH = g.OH(), OW = g.OW(), HW = g.H * g.W, s = g.stride, p = g.padding;
 #pragma omp parallel for schedule(static) if (pool_parallel(g))
   for (int64_t pl = 0; pl < g.planes; ++pl) {
