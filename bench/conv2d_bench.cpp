@@ -1,8 +1,9 @@
 // conv2d kernel timings at the layer shapes of cnn_se (batch 128 by default, 3x3, padding 1), F32:
-// forward and backward (dx, dw) in ms and GFLOP/s for three kernels, run interleaved call by call
-// so that the load of a shared machine hits them alike: im2col with images grouped into
-// ~512-column OpenBLAS GEMMs, the same with the default GEMM choice (kernels/conv_gemm), and
-// oneDNN's convolution primitives (kernels/conv_onednn). Verifies each first: forward and every gradient against the
+// forward and backward (dx, dw) in ms and GFLOP/s (direct-convolution FLOPs, for every kernel)
+// for four choices, run interleaved call by call so that the load of a shared machine hits them
+// alike: im2col with images grouped into ~512-column GEMMs (kernels/conv_gemm), oneDNN's
+// convolution primitives with the direct algorithm and with Winograd for every pass
+// (kernels/conv_onednn), and the default choice (kernels/conv.hpp). Verifies each first: forward and every gradient against the
 // direct reference kernel on 2 images of each shape. Medians (FOCUS_BENCH_BEST=1: minima, the
 // least disturbed calls) and the mean CPU time per call.
 // Run: ./build/conv2d_bench [batch] [reps]   (FOCUS_NUM_THREADS=1 for one thread)
@@ -35,10 +36,11 @@ struct Variant {
   ConvKernel conv;
   GemmKernel gemm;
 };
-const Variant kVariants[] = {{"im2col, OpenBLAS", ConvKernel::Im2col, GemmKernel::Blas},
-                             {"im2col, default GEMM", ConvKernel::Im2col, GemmKernel::Auto},
-                             {"oneDNN conv", ConvKernel::OneDnn, GemmKernel::Auto}};
-constexpr int kNumVariants = 3;
+const Variant kVariants[] = {{"im2col", ConvKernel::Im2col, GemmKernel::Auto},
+                             {"oneDNN direct", ConvKernel::OneDnn, GemmKernel::Auto},
+                             {"oneDNN Winograd", ConvKernel::Winograd, GemmKernel::Auto},
+                             {"default", ConvKernel::Auto, GemmKernel::Auto}};
+constexpr int kNumVariants = 4;
 
 // Wall ms of each call, per variant.
 struct Times {

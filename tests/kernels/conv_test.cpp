@@ -157,18 +157,18 @@ namespace {
 // The oneDNN kernels against the reference for one geometry (F32): forward with and without
 // bias, and backward with every subset of dx, dw, db asked for. Each call must run on oneDNN
 // where oneDNN is enabled (it reports false otherwise) and must refuse under the scalar ISA.
-void check_onednn(const ConvGeom& g, Rng& rng) {
+void check_onednn(const ConvGeom& g, Rng& rng, const OneDnnConvOptions& opt, double tol) {
   const int64_t xn = g.N * g.C * g.H * g.W, wn = g.O * g.C * g.KH * g.KW, yn = g.N * g.O * g.OH() * g.OW();
   const auto x = randn<float>(xn, rng), w = randn<float>(wn, rng), b = randn<float>(g.O, rng),
              dy = randn<float>(yn, rng);
   const auto where = ::testing::Message() << "N=" << g.N << " C=" << g.C << " H=" << g.H << " W=" << g.W
                                           << " O=" << g.O << " K=" << g.KH << "x" << g.KW
-                                          << " s=" << g.stride << " p=" << g.padding;
+                                          << " s=" << g.stride << " p=" << g.padding
+                                          << " winograd " << opt.winograd;
   const bool on = onednn_enabled();
-  const double tol = 1e-5;
   for (const float* bias : {b.data(), static_cast<const float*>(nullptr)}) {
     std::vector<float> y(yn, -7.f), yr(yn);
-    ASSERT_EQ(conv2d_forward_onednn(y.data(), x.data(), w.data(), bias, g), on) << where;
+    ASSERT_EQ(conv2d_forward_onednn(y.data(), x.data(), w.data(), bias, g, opt), on) << where;
     if (!on) return;
     conv2d_forward_reference(yr.data(), x.data(), w.data(), bias, g);
     EXPECT_LT(rel_diff(y, yr), tol) << "forward, bias " << (bias != nullptr) << " " << where;
@@ -178,7 +178,7 @@ void check_onednn(const ConvGeom& g, Rng& rng) {
   for (int mask = 1; mask < 8; ++mask) {  // bit 0 dx, bit 1 dw, bit 2 db
     std::vector<float> dx(xn, -7.f), dw(wn, -7.f), db(g.O, -7.f);  // -7: written, not accumulated
     ASSERT_TRUE(conv2d_backward_onednn(mask & 1 ? dx.data() : nullptr, mask & 2 ? dw.data() : nullptr,
-                                       mask & 4 ? db.data() : nullptr, dy.data(), x.data(), w.data(), g))
+                                       mask & 4 ? db.data() : nullptr, dy.data(), x.data(), w.data(), g, opt))
         << where;
     if (mask & 1) EXPECT_LT(rel_diff(dx, dxr), tol) << "dx, mask " << mask << " " << where;
     if (mask & 2) EXPECT_LT(rel_diff(dw, dwr), tol) << "dw, mask " << mask << " " << where;
@@ -197,8 +197,12 @@ TEST(ConvKernel, OneDnnMatchesReference) {
                             ConvGeom{2, 128, 7, 7, 128, 3, 3, 1, 1}, ConvGeom{2, 5, 9, 7, 13, 3, 3, 1, 1},
                             ConvGeom{3, 17, 10, 11, 9, 3, 3, 2, 1}, ConvGeom{2, 6, 12, 9, 20, 3, 2, 3, 2},
                             ConvGeom{2, 7, 8, 8, 3, 4, 4, 4, 0}, ConvGeom{2, 24, 6, 5, 19, 1, 1, 1, 0},
-                            ConvGeom{1, 3, 5, 6, 4, 2, 3, 1, 0}, ConvGeom{4, 33, 9, 9, 31, 3, 3, 1, 2}})
-    check_onednn(g, rng);
+                            ConvGeom{1, 3, 5, 6, 4, 2, 3, 1, 0}, ConvGeom{4, 33, 9, 9, 31, 3, 3, 1, 2}}) {
+    check_onednn(g, rng, {false, true}, 1e-5);
+    // Winograd where oneDNN has it (3x3 stride 1 on AVX-512), direct elsewhere. Its transforms
+    // multiply the inputs' rounding by constants up to ~10 (F(4x4, 3x3)): 1e-4 relative.
+    check_onednn(g, rng, {true, true}, 1e-4);
+  }
 }
 
 TEST(ConvKernel, SwitchRoutesDispatch) {
@@ -208,14 +212,15 @@ TEST(ConvKernel, SwitchRoutesDispatch) {
   for (const ConvGeom& g : {ConvGeom{2, 3, 6, 5, 4, 3, 2, 1, 1}, ConvGeom{2, 20, 6, 6, 18, 3, 3, 1, 1}}) {
     const auto x = randn<float>(g.N * g.C * g.H * g.W, rng), w = randn<float>(g.O * g.C * g.KH * g.KW, rng);
     const int64_t yn = g.N * g.O * g.OH() * g.OW();
-    std::vector<float> y(yn), ref(yn), im(yn), dnn(yn, 0.f);
+    std::vector<float> y(yn), ref(yn), im(yn), dnn(yn, 0.f), wino(yn, 0.f);
     const float* nob = nullptr;
     conv2d_forward_reference(ref.data(), x.data(), w.data(), nob, g);
     conv2d_forward_im2col(im.data(), x.data(), w.data(), nob, g);
-    const bool on = conv2d_forward_onednn(dnn.data(), x.data(), w.data(), nob, g);
+    const bool on = conv2d_forward_onednn(dnn.data(), x.data(), w.data(), nob, g, {false, true});
+    conv2d_forward_onednn(wino.data(), x.data(), w.data(), nob, g, {true, true});
     for (const auto& [k, want] : std::vector<std::pair<ConvKernel, const std::vector<float>*>>{
              {ConvKernel::Reference, &ref}, {ConvKernel::Im2col, &im}, {ConvKernel::OneDnn, on ? &dnn : &im},
-             {ConvKernel::Auto, on && conv_onednn_wins(g) ? &dnn : &im}}) {
+             {ConvKernel::Winograd, on ? &wino : &im}, {ConvKernel::Auto, on && conv_onednn_wins(g) ? &wino : &im}}) {
       set_conv_kernel(k);
       conv2d_forward(y.data(), x.data(), w.data(), nob, g);
       EXPECT_EQ(y, *want) << "kernel " << int(k) << " C " << g.C;

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
@@ -31,6 +32,7 @@ ConvKernel initial_conv_kernel() {
   if (!std::strcmp(e, "reference")) return ConvKernel::Reference;
   if (!std::strcmp(e, "im2col")) return ConvKernel::Im2col;
   if (!std::strcmp(e, "onednn")) return ConvKernel::OneDnn;
+  if (!std::strcmp(e, "winograd")) return ConvKernel::Winograd;
   return ConvKernel::Auto;
 }
 std::atomic<ConvKernel> g_kernel{initial_conv_kernel()};
@@ -125,23 +127,39 @@ void col2im(T* dx, const T* col, int64_t ld, const ConvGeom& g) {
 // ---- conv2d: dispatch ---------------------------------------------------------------------------
 
 // Measured at cnn_se's layers, batch 128, 2 threads (bench/conv2d_bench.cpp; docs/BENCHMARKS.md
-// "cnn_se training on oneDNN convolutions"): oneDNN's forward + backward took 0.55-0.75x the
-// im2col kernel's time from 32 input channels up, on AVX-512 and capped at AVX2 alike; on the
-// first layer (1 input channel) its backward_weights took 2.5x. Shapes not measured (strided,
+// "cnn_se training on oneDNN convolutions"): oneDNN's direct forward + backward took 0.55-0.75x
+// the im2col kernel's time from 32 input channels up, on AVX-512 and capped at AVX2 alike, and
+// Winograd (AVX-512 only) 0.35-0.5x, every pass included; on the first layer (1 input channel)
+// oneDNN's backward_weights took 2.5x im2col's, Winograd's more. Shapes not measured (strided,
 // other kernel sizes: the vit's patch embedding) stay on im2col.
 bool conv_onednn_wins(const ConvGeom& g) {
   if (!onednn_enabled()) return false;
   return g.KH == 3 && g.KW == 3 && g.stride == 1 && g.C >= 16;
 }
 
+namespace {
+
+// The oneDNN options kernel k takes for g, or nothing where it runs im2col (or the reference).
+std::optional<OneDnnConvOptions> onednn_options(ConvKernel k, const ConvGeom& g) {
+  switch (k) {
+    case ConvKernel::OneDnn: return OneDnnConvOptions{false, true};
+    case ConvKernel::Winograd: return OneDnnConvOptions{true, true};
+    case ConvKernel::Auto:
+      if (!conv_onednn_wins(g)) return std::nullopt;
+      return OneDnnConvOptions{true, false};
+    default: return std::nullopt;
+  }
+}
+
+}  // namespace
+
 template <class T>
 void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeom& g) {
   const ConvKernel k = conv_kernel();
   if (k == ConvKernel::Reference) return conv2d_forward_reference(y, x, w, b, g);
   if constexpr (std::is_same_v<T, float>) {
-    if ((k == ConvKernel::OneDnn || (k == ConvKernel::Auto && conv_onednn_wins(g))) &&
-        conv2d_forward_onednn(y, x, w, b, g, k == ConvKernel::OneDnn))
-      return;
+    const auto opt = onednn_options(k, g);
+    if (opt && conv2d_forward_onednn(y, x, w, b, g, *opt)) return;
   }
   conv2d_forward_im2col(y, x, w, b, g);
 }
@@ -151,9 +169,8 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, c
   const ConvKernel k = conv_kernel();
   if (k == ConvKernel::Reference) return conv2d_backward_reference(dx, dw, db, dy, x, w, g);
   if constexpr (std::is_same_v<T, float>) {
-    if ((k == ConvKernel::OneDnn || (k == ConvKernel::Auto && conv_onednn_wins(g))) &&
-        conv2d_backward_onednn(dx, dw, db, dy, x, w, g, k == ConvKernel::OneDnn))
-      return;
+    const auto opt = onednn_options(k, g);
+    if (opt && conv2d_backward_onednn(dx, dw, db, dy, x, w, g, *opt)) return;
   }
   conv2d_backward_im2col(dx, dw, db, dy, x, w, g);
 }

@@ -2,18 +2,21 @@
 //   conv2d kernels, one signature:
 //     onednn:    oneDNN's convolution primitives (forward_training, backward_data,
 //                backward_weights; kernels/conv_onednn.hpp), F32 only, blocked layouts with the
-//                reorders from and to NCHW in each call.
+//                reorders from and to NCHW in each call, direct algorithm.
+//     winograd:  the same with oneDNN's Winograd F(4x4, 3x3) for every pass where it has one
+//                (3x3, stride 1, AVX-512), direct elsewhere.
 //     im2col:    im2col + GEMM over groups of images: a group's im2col matrices sit side by side
 //                (C*KH*KW rows, about 512 columns, at most 1 MiB per thread) so that small planes
 //                still give wide GEMMs (kernels/conv_gemm); groups in parallel, each GEMM
 //                single-threaded inside the OpenMP region; a single image (batch-1 inference)
 //                gets the GEMM's threads.
 //     reference: the direct 7-loop convolution in double, the test oracle.
-//   conv2d_forward / conv2d_backward pick onednn for F32 where it wins (conv_onednn_wins below,
+//   conv2d_forward / conv2d_backward pick oneDNN for F32 where it wins (conv_onednn_wins below,
 //   measured shape by shape: docs/BENCHMARKS.md "cnn_se training on oneDNN convolutions") and
-//   oneDNN runs (not under FOCUS_FORCE_ISA=scalar), im2col otherwise;
-//   FOCUS_CONV=reference|im2col|onednn (or set_conv_kernel) forces one (onednn falls back to
-//   im2col for F64 and where oneDNN has no primitive for the geometry).
+//   oneDNN runs (not under FOCUS_FORCE_ISA=scalar), Winograd where oneDNN has it; im2col
+//   otherwise.
+//   FOCUS_CONV=reference|im2col|onednn|winograd (or set_conv_kernel) forces one (onednn and
+//   winograd fall back to im2col for F64 and where oneDNN has no primitive for the geometry).
 //   pooling: max (with argmax for the backward) and average (count_include_pad) over square
 //           windows, planes in parallel.
 // Limits: groups = 1, no dilation, square stride/padding; callers validate shapes (ops/conv.cpp).
@@ -30,7 +33,7 @@ struct ConvGeom {
   int64_t OW() const { return (W + 2 * padding - KW) / stride + 1; }
 };
 
-enum class ConvKernel { Auto, Im2col, OneDnn, Reference };
+enum class ConvKernel { Auto, Im2col, OneDnn, Winograd, Reference };
 void set_conv_kernel(ConvKernel k);  // Auto restores the per-shape choice
 ConvKernel conv_kernel();
 // The automatic choice's rule: true where the oneDNN kernels beat im2col for g (F32).

@@ -86,7 +86,7 @@ struct Prims {
   Move x_bw, dy_bw, dw_bw, db_bw;       // backward weights
   bool reference = false;               // some primitive is oneDNN's reference loop
 
-  Prims(const ConvGeom& g, bool bias) {
+  Prims(const ConvGeom& g, bool bias, const OneDnnConvOptions& opt) {
     const memory::dims strides{g.stride, g.stride}, pad{g.padding, g.padding};
     x = memory::desc({g.N, g.C, g.H, g.W}, dt::f32, tag::nchw);
     w = memory::desc({g.O, g.C, g.KH, g.KW}, dt::f32, tag::oihw);
@@ -94,17 +94,30 @@ struct Prims {
     b = memory::desc({g.O}, dt::f32, tag::x);
     const memory::desc xa(x.dims(), dt::f32, tag::any), wa(w.dims(), dt::f32, tag::any),
         ya(y.dims(), dt::f32, tag::any), ba(b.dims(), dt::f32, tag::any);
-    const auto direct = dnnl::algorithm::convolution_direct;
-    const auto fd = bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
-                                                           direct, xa, wa, ba, ya, strides, pad, pad)
-                         : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
-                                                           direct, xa, wa, ya, strides, pad, pad);
-    fwd_pd = dnnl::convolution_forward::primitive_desc(fd, engine());
-    bd_pd = dnnl::convolution_backward_data::primitive_desc(
-        dnnl::convolution_backward_data::desc(direct, xa, wa, ya, strides, pad, pad), engine(), fwd_pd);
-    const auto bwd = bias ? dnnl::convolution_backward_weights::desc(direct, xa, wa, ba, ya, strides, pad, pad)
-                          : dnnl::convolution_backward_weights::desc(direct, xa, wa, ya, strides, pad, pad);
-    bw_pd = dnnl::convolution_backward_weights::primitive_desc(bwd, engine(), fwd_pd);
+    // Each pass tries Winograd first where asked, and falls back to direct where oneDNN has none.
+    auto first_of = [](bool wino, auto make) {
+      if (wino) try {
+          return make(dnnl::algorithm::convolution_winograd);
+        } catch (const dnnl::error&) {
+        }
+      return make(dnnl::algorithm::convolution_direct);
+    };
+    fwd_pd = first_of(opt.winograd, [&](dnnl::algorithm alg) {
+      const auto fd = bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg,
+                                                             xa, wa, ba, ya, strides, pad, pad)
+                           : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg,
+                                                             xa, wa, ya, strides, pad, pad);
+      return dnnl::convolution_forward::primitive_desc(fd, engine());
+    });
+    bd_pd = first_of(opt.winograd, [&](dnnl::algorithm alg) {
+      return dnnl::convolution_backward_data::primitive_desc(
+          dnnl::convolution_backward_data::desc(alg, xa, wa, ya, strides, pad, pad), engine(), fwd_pd);
+    });
+    bw_pd = first_of(opt.winograd, [&](dnnl::algorithm alg) {
+      const auto bwd = bias ? dnnl::convolution_backward_weights::desc(alg, xa, wa, ba, ya, strides, pad, pad)
+                            : dnnl::convolution_backward_weights::desc(alg, xa, wa, ya, strides, pad, pad);
+      return dnnl::convolution_backward_weights::primitive_desc(bwd, engine(), fwd_pd);
+    });
     for (const char* impl : {fwd_pd.impl_info_str(), bd_pd.impl_info_str(), bw_pd.impl_info_str()})
       reference = reference || std::string(impl).rfind("ref", 0) == 0;
     fwd = dnnl::convolution_forward(fwd_pd);
@@ -124,23 +137,24 @@ struct Prims {
 };
 
 using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                       int64_t, bool>;
+                       int64_t, bool, bool>;
 
-// The cached primitives for (g, bias), made on first use; null where oneDNN has none (or only
+// The cached primitives for (g, bias, Winograd or not), made on first use; null where oneDNN has none (or only
 // its reference loop and the caller does not allow it). Entries are never evicted: a process
 // sees a handful of geometries (its layers at its batch sizes).
-std::shared_ptr<const Prims> prims(const ConvGeom& g, bool bias, bool allow_reference) {
+std::shared_ptr<const Prims> prims(const ConvGeom& g, bool bias, const OneDnnConvOptions& opt) {
   if (!onednn_enabled()) return nullptr;
   static std::mutex mu;
   static std::map<Key, std::shared_ptr<const Prims>> cache;  // null: oneDNN cannot
-  const Key key{g.N, g.C, g.H, g.W, g.O, g.KH, g.KW, g.stride, g.padding, bias};
+  const Key key{g.N,         g.C,       g.H,    g.W, g.O, g.KH, g.KW, g.stride, g.padding,
+                bias, opt.winograd};
   std::shared_ptr<const Prims> p;
   {
     std::lock_guard<std::mutex> lock(mu);
     auto it = cache.find(key);
     if (it == cache.end()) {
       try {
-        p = std::make_shared<const Prims>(g, bias);
+        p = std::make_shared<const Prims>(g, bias, opt);
       } catch (const dnnl::error&) {
         p = nullptr;  // no implementation for this geometry
       }
@@ -148,7 +162,7 @@ std::shared_ptr<const Prims> prims(const ConvGeom& g, bool bias, bool allow_refe
     }
     p = it->second;
   }
-  if (p && p->reference && !allow_reference) return nullptr;
+  if (p && p->reference && !opt.allow_reference) return nullptr;
   return p;
 }
 
@@ -161,8 +175,8 @@ dnnl::stream& stream() {
 
 // Scratch slots: 0 x, 1 w, 2 y.
 bool conv2d_forward_onednn(float* y, const float* x, const float* w, const float* b,
-                           const ConvGeom& g, bool allow_reference) {
-  const auto p = prims(g, b != nullptr, allow_reference);
+                           const ConvGeom& g, const OneDnnConvOptions& opt) {
+  const auto p = prims(g, b != nullptr, opt);
   if (!p) return false;
   dnnl::stream& s = stream();
   memory ux(p->x, engine(), const_cast<float*>(x)), uw(p->w, engine(), const_cast<float*>(w)),
@@ -182,8 +196,8 @@ bool conv2d_forward_onednn(float* y, const float* x, const float* w, const float
 // Scratch slots: 0 dy (backward data), 1 w, 2 dx, 3 x, 4 dy (backward weights, where its layout
 // differs from backward data's), 5 dw (or its stand-in when only db is asked for).
 bool conv2d_backward_onednn(float* dx, float* dw, float* db, const float* dy, const float* x,
-                            const float* w, const ConvGeom& g, bool allow_reference) {
-  const auto p = prims(g, db != nullptr, allow_reference);
+                            const float* w, const ConvGeom& g, const OneDnnConvOptions& opt) {
+  const auto p = prims(g, db != nullptr, opt);
   if (!p) return false;
   dnnl::stream& s = stream();
   memory udy(p->y, engine(), const_cast<float*>(dy));
