@@ -379,11 +379,12 @@ class CnnSePlan final : public ImagePlan {
       if (cw.int8 && cur.data_type() != dt::u8) convert(dt::u8, 255.f / cur_range);
       if (!cw.int8 && cur.data_type() == dt::u8) convert(act_, cur_range / 255.f);
       const memory::desc nhwc_dst({N, O, H, W}, type, tag::nhwc);
-      auto make = [&](tag dst_tag) {
+      auto make = [&](tag dst_tag, algorithm alg = algorithm::convolution_direct) {
         const memory::desc any_src(cur.dims(), act_, tag::any);
+        const bool own_src = first || alg == algorithm::convolution_winograd;
         const dnnl::convolution_forward::desc cd(
-            dnnl::prop_kind::forward_inference, algorithm::convolution_direct,
-            first ? any_src : cur, memory::desc(cw.w.dims, cw.int8 ? dt::s8 : act_, tag::any),
+            dnnl::prop_kind::forward_inference, alg,
+            own_src ? any_src : cur, memory::desc(cw.w.dims, cw.int8 ? dt::s8 : act_, tag::any),
             memory::desc(cw.b.dims, dt::f32, tag::x), memory::desc({N, O, H, W}, type, dst_tag),
             {1, 1}, {1, 1}, {1, 1});
         dnnl::primitive_attr attr;  // a fresh one: copies of an attr share its handle
@@ -396,8 +397,20 @@ class CnnSePlan final : public ImagePlan {
       // to its reference loop (870 ms for 256 images on conv 1x32, measured): let the first
       // layer write the blocked layout its jit kernel wants, reordered to NHWC after.
       if (first && is_reference(pd)) pd = make(tag::any);
+      // F32 planes of 28x28 and more from 16 channels on: oneDNN's Winograd F(4x4, 3x3) in its
+      // own blocked layout, the reorders from and to NHWC around it (conv 32->32 at 28x28, batch
+      // 1, one thread: 0.11 ms against 0.18 direct, reorders counted; no gain at 14x14, a loss
+      // at 7x7: bench/dnnl/conv_train_dnnl_bench.cpp). AVX-512 only; elsewhere it stays direct.
+      if (!first && !cw.int8 && act_ == dt::f32 && H * W >= 28 * 28 && cur.dims()[1] >= 16) {
+        try {
+          const dnnl::convolution_forward::primitive_desc wpd =
+              make(tag::any, algorithm::convolution_winograd);
+          if (!is_reference(wpd)) pd = wpd;
+        } catch (const dnnl::error&) {  // no Winograd kernel here: direct
+        }
+      }
       note(pd, "convolution");
-      if (pd.src_desc() != cur) {  // the first layer: the input into the layout it wants
+      if (pd.src_desc() != cur) {  // the first layer, Winograd: the input into the layout it wants
         Step r{dnnl::reorder(dnnl::reorder::primitive_desc(d.eng, cur, d.eng, pd.src_desc())), {}, {}};
         add_routed(r, DNNL_ARG_FROM, cur, cur_slot, net);
         const Slot to = cur_slot == kPing ? kPong : kPing;
