@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <thread>
 #include <vector>
 
 #include "focus/kernels/conv.hpp"
@@ -203,6 +204,21 @@ TEST(ConvKernel, OneDnnMatchesReference) {
     // multiply the inputs' rounding by constants up to ~10 (F(4x4, 3x3)): 1e-4 relative.
     check_onednn(g, rng, {true, true}, 1e-4);
   }
+}
+
+TEST(ConvKernel, OneDnnAcrossThreadCountsAndThreads) {
+  // The primitives are cached per thread count: one thread, two, then two again from another
+  // thread (whose OpenMP count is its own), each against the reference, Winograd and direct.
+  Rng rng(19);
+  const ConvGeom g{6, 32, 14, 14, 24, 3, 3, 1, 1};
+  const int saved = num_threads();
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    check_onednn(g, rng, {true, true}, 1e-4);
+    check_onednn(g, rng, {false, true}, 1e-5);
+  }
+  std::thread([&] { check_onednn(g, rng, {true, true}, 1e-4); }).join();
+  set_num_threads(saved);
 }
 
 TEST(ConvKernel, SwitchRoutesDispatch) {

@@ -397,10 +397,14 @@ class CnnSePlan final : public ImagePlan {
       // to its reference loop (870 ms for 256 images on conv 1x32, measured): let the first
       // layer write the blocked layout its jit kernel wants, reordered to NHWC after.
       if (first && is_reference(pd)) pd = make(tag::any);
-      // F32 planes of 28x28 and more from 16 channels on: oneDNN's Winograd F(4x4, 3x3) in its
-      // own blocked layout, the reorders from and to NHWC around it (conv 32->32 at 28x28, batch
-      // 1, one thread: 0.11 ms against 0.18 direct, reorders counted; no gain at 14x14, a loss
-      // at 7x7: bench/dnnl/conv_train_dnnl_bench.cpp). AVX-512 only; elsewhere it stays direct.
+      // F32 planes of 28x28 and more from 16 input channels on: oneDNN's Winograd (for
+      // inference `jit_fp32_wino_2x3`) in its own blocked layout, the reorders from and to NHWC
+      // around it: cnn_se's conv 32->32 at batch 1, one thread, 0.071 ms against 0.11 direct
+      // (brgconv NHWC); the batch-1 plan +10% (docs/BENCHMARKS.md). AVX-512 only; elsewhere it
+      // stays direct. Not on the smaller planes although it is faster there too (64->64 at
+      // 14x14 0.072 against 0.115 ms; the batch-1 plan +28% with every layer on it): with them,
+      // ImagePlan.ConcurrentCallsRunOneAtATime crashes inside oneDNN 2.6's kernel (calls from
+      // several threads, one at a time), every run; with this rule it passes (30 of 30 runs).
       if (!first && !cw.int8 && act_ == dt::f32 && H * W >= 28 * 28 && cur.dims()[1] >= 16) {
         try {
           const dnnl::convolution_forward::primitive_desc wpd =

@@ -3,6 +3,7 @@
 #include "focus/kernels/conv_onednn.hpp"
 
 #include <oneapi/dnnl/dnnl.hpp>
+#include <omp.h>
 
 #include <cstdlib>
 #include <map>
@@ -12,6 +13,7 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "focus/kernels/cpu.hpp"
 #include "focus/kernels/onednn.hpp"
 
 namespace focus {
@@ -30,22 +32,18 @@ dnnl::engine& engine() {
   return *e;
 }
 
-// A reorder from one layout to another, or nothing where the two agree.
-struct Move {
-  bool needed = false;
-  dnnl::reorder prim;
-  Move() = default;
-  Move(const memory::desc& from, const memory::desc& to) : needed(from != to) {
-    if (needed) prim = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), from, engine(), to));
-  }
-  void run(dnnl::stream& s, memory& from, memory& to) const {
-    if (needed) prim.execute(s, from, to);
-  }
-};
+// Every primitive here takes its scratch memory from the caller (scratchpad_mode::user): oneDNN's
+// own (library) scratchpad is thread-local and set up by the thread that made the primitive, and
+// a primitive made in one thread and run in another crashed in its kernel (Winograd, measured).
+dnnl::primitive_attr user_scratchpad() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
 
 // Per-thread scratch for the blocked copies, kept between calls (a fresh 13 MB buffer per call
 // would page-fault its way in every time). Slot i holds one argument of one call.
-constexpr int kSlots = 6;
+constexpr int kSlots = 7;  // 0..5 the arguments, 6 the primitives' scratchpad
 struct Scratch {
   struct Free {
     void operator()(void* p) const { std::free(p); }
@@ -70,6 +68,31 @@ memory bind(const memory::desc& want, const memory::desc& plain, const void* use
   void* p = want == plain ? const_cast<void*>(user) : t_scratch.get(slot, want.get_size());
   return memory(want, engine(), p);
 }
+
+// Runs `prim` with `args` and its scratchpad (scratch slot 6) on stream s.
+void run(const dnnl::primitive& prim, const dnnl::primitive_desc_base& pd, dnnl::stream& s,
+         std::unordered_map<int, memory> args) {
+  const memory::desc pad = pd.scratchpad_desc();
+  if (pad.get_size() > 0)
+    args.emplace(DNNL_ARG_SCRATCHPAD, memory(pad, engine(), t_scratch.get(6, pad.get_size())));
+  prim.execute(s, args);
+}
+
+// A reorder from one layout to another, or nothing where the two agree.
+struct Move {
+  bool needed = false;
+  dnnl::reorder::primitive_desc pd;
+  dnnl::reorder prim;
+  Move() = default;
+  Move(const memory::desc& from, const memory::desc& to) : needed(from != to) {
+    if (!needed) return;
+    pd = dnnl::reorder::primitive_desc(engine(), from, engine(), to, user_scratchpad());
+    prim = dnnl::reorder(pd);
+  }
+  void run(dnnl::stream& s, memory& from, memory& to) const {
+    if (needed) focus::run(prim, pd, s, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
+  }
+};
 
 // Everything one geometry needs, made once: the three primitives and the reorders between
 // focus's plain layouts and theirs. `bias`: the forward adds b / backward_weights writes db.
@@ -107,16 +130,17 @@ struct Prims {
                                                              xa, wa, ba, ya, strides, pad, pad)
                            : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg,
                                                              xa, wa, ya, strides, pad, pad);
-      return dnnl::convolution_forward::primitive_desc(fd, engine());
+      return dnnl::convolution_forward::primitive_desc(fd, user_scratchpad(), engine());
     });
     bd_pd = first_of(opt.winograd, [&](dnnl::algorithm alg) {
       return dnnl::convolution_backward_data::primitive_desc(
-          dnnl::convolution_backward_data::desc(alg, xa, wa, ya, strides, pad, pad), engine(), fwd_pd);
+          dnnl::convolution_backward_data::desc(alg, xa, wa, ya, strides, pad, pad), user_scratchpad(),
+          engine(), fwd_pd);
     });
     bw_pd = first_of(opt.winograd, [&](dnnl::algorithm alg) {
       const auto bwd = bias ? dnnl::convolution_backward_weights::desc(alg, xa, wa, ba, ya, strides, pad, pad)
                             : dnnl::convolution_backward_weights::desc(alg, xa, wa, ya, strides, pad, pad);
-      return dnnl::convolution_backward_weights::primitive_desc(bwd, engine(), fwd_pd);
+      return dnnl::convolution_backward_weights::primitive_desc(bwd, user_scratchpad(), engine(), fwd_pd);
     });
     for (const char* impl : {fwd_pd.impl_info_str(), bd_pd.impl_info_str(), bw_pd.impl_info_str()})
       reference = reference || std::string(impl).rfind("ref", 0) == 0;
@@ -137,17 +161,19 @@ struct Prims {
 };
 
 using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                       int64_t, bool, bool>;
+                       int64_t, bool, bool, int>;
 
-// The cached primitives for (g, bias, Winograd or not), made on first use; null where oneDNN has none (or only
-// its reference loop and the caller does not allow it). Entries are never evicted: a process
-// sees a handful of geometries (its layers at its batch sizes).
+// The cached primitives for (g, bias, Winograd or not, the thread count), made on first use
+// (oneDNN's kernels size their work and scratch for the thread count they were created with, so
+// a call under another count gets its own); null where oneDNN has none (or only its reference
+// loop and the caller does not allow it). Entries are never evicted: a process sees a handful of
+// geometries (its layers at its batch sizes).
 std::shared_ptr<const Prims> prims(const ConvGeom& g, bool bias, const OneDnnConvOptions& opt) {
   if (!onednn_enabled()) return nullptr;
   static std::mutex mu;
   static std::map<Key, std::shared_ptr<const Prims>> cache;  // null: oneDNN cannot
   const Key key{g.N,         g.C,       g.H,    g.W, g.O, g.KH, g.KW, g.stride, g.padding,
-                bias, opt.winograd};
+                bias, opt.winograd, omp_get_max_threads()};
   std::shared_ptr<const Prims> p;
   {
     std::lock_guard<std::mutex> lock(mu);
@@ -176,6 +202,7 @@ dnnl::stream& stream() {
 // Scratch slots: 0 x, 1 w, 2 y.
 bool conv2d_forward_onednn(float* y, const float* x, const float* w, const float* b,
                            const ConvGeom& g, const OneDnnConvOptions& opt) {
+  const ScopedThreads threads(num_threads());  // the policy's count on any calling thread
   const auto p = prims(g, b != nullptr, opt);
   if (!p) return false;
   dnnl::stream& s = stream();
@@ -187,7 +214,7 @@ bool conv2d_forward_onednn(float* y, const float* x, const float* w, const float
   p->w_fwd.run(s, uw, sw);
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, sx}, {DNNL_ARG_WEIGHTS, sw}, {DNNL_ARG_DST, sy}};
   if (b) args.emplace(DNNL_ARG_BIAS, memory(p->fwd_pd.bias_desc(), engine(), const_cast<float*>(b)));
-  p->fwd.execute(s, args);
+  run(p->fwd, p->fwd_pd, s, std::move(args));
   p->y_fwd.run(s, sy, uy);
   s.wait();
   return true;
@@ -197,6 +224,7 @@ bool conv2d_forward_onednn(float* y, const float* x, const float* w, const float
 // differs from backward data's), 5 dw (or its stand-in when only db is asked for).
 bool conv2d_backward_onednn(float* dx, float* dw, float* db, const float* dy, const float* x,
                             const float* w, const ConvGeom& g, const OneDnnConvOptions& opt) {
+  const ScopedThreads threads(num_threads());  // the policy's count on any calling thread
   const auto p = prims(g, db != nullptr, opt);
   if (!p) return false;
   dnnl::stream& s = stream();
@@ -207,7 +235,7 @@ bool conv2d_backward_onednn(float* dx, float* dw, float* db, const float* dy, co
     memory sw = bind(p->bd_pd.weights_desc(), p->w, w, 1), sdx = bind(p->bd_pd.diff_src_desc(), p->x, dx, 2);
     p->dy_bd.run(s, udy, sdy);
     p->w_bd.run(s, uw, sw);
-    p->bd.execute(s, {{DNNL_ARG_DIFF_DST, sdy}, {DNNL_ARG_WEIGHTS, sw}, {DNNL_ARG_DIFF_SRC, sdx}});
+    run(p->bd, p->bd_pd, s, {{DNNL_ARG_DIFF_DST, sdy}, {DNNL_ARG_WEIGHTS, sw}, {DNNL_ARG_DIFF_SRC, sdx}});
     p->dx_bd.run(s, sdx, udx);
   }
   if (dw || db) {
@@ -232,7 +260,7 @@ bool conv2d_backward_onednn(float* dx, float* dw, float* db, const float* dy, co
       sdb = p->db_bw.needed ? memory(p->bw_pd.diff_bias_desc(), engine()) : udb;
       args.emplace(DNNL_ARG_DIFF_BIAS, sdb);
     }
-    p->bw.execute(s, args);
+    run(p->bw, p->bw_pd, s, std::move(args));
     if (dw) {
       memory udw(p->w, engine(), dw);
       p->dw_bw.run(s, sdw, udw);

@@ -4,8 +4,8 @@
 //   into the blocked layouts the primitive picked (nChw16c on AVX-512, nChw8c on AVX2) and the
 //   results back. Primitives and reorders are made once per geometry and cached (process-wide,
 //   thread-safe); the blocked copies live in per-thread buffers reused from call to call.
-//   oneDNN runs on the caller's OpenMP thread count, capped by FOCUS_FORCE_ISA through
-//   kernels/onednn.hpp; under the forced scalar ISA it does not run at all.
+//   oneDNN runs on the thread policy's count (kernels/cpu.hpp) from any calling thread, capped
+//   by FOCUS_FORCE_ISA through kernels/onednn.hpp; under the forced scalar ISA it does not run.
 // Algorithm: direct, or Winograd F(4x4, 3x3) for each pass where asked for and oneDNN has it
 // (3x3, stride 1, AVX-512: `jit_wino_4x3`; elsewhere the pass quietly stays direct). Winograd does
 // about half the multiply-adds of the direct convolution; its transforms cost some precision
