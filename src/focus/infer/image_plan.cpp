@@ -115,7 +115,8 @@ struct Weight {
 };
 
 // Where an argument's data lives at run time.
-enum Slot { kInput, kPing, kPong, kOutput };
+// kScratch: the convolutions' scratchpad (one buffer: the steps run one after another).
+enum Slot { kInput, kPing, kPong, kOutput, kScratch };
 struct Step {
   dnnl::primitive prim;  // empty for a host step
   Args args;             // every argument, built once (weights, biases, own scratch, activations)
@@ -329,6 +330,7 @@ class CnnSePlan final : public ImagePlan {
   struct Net {
     std::vector<Step> steps;
     size_t ping_bytes = 0;  // the largest activation routed to a ping-pong slot
+    size_t scratch_bytes = 0;  // the largest convolution scratchpad
   };
 
   // Routes argument `arg` of `st`, an activation laid out as `md`, to `slot` (its handle set per call).
@@ -337,6 +339,7 @@ class CnnSePlan final : public ImagePlan {
     st.args.emplace(arg, m);
     st.routed.emplace_back(m, slot);
     if (slot == kPing || slot == kPong) net.ping_bytes = std::max(net.ping_bytes, md.get_size());
+    if (slot == kScratch) net.scratch_bytes = std::max(net.scratch_bytes, md.get_size());
   }
   static memory own(const memory::desc& md) { return memory(md, dnnl_state().eng); }
   static bool is_reference(const dnnl::primitive_desc_base& pd) {
@@ -389,6 +392,10 @@ class CnnSePlan final : public ImagePlan {
             {1, 1}, {1, 1}, {1, 1});
         dnnl::primitive_attr attr;  // a fresh one: copies of an attr share its handle
         attr.set_post_ops(relu_ops);
+        // The plan's own scratchpad: oneDNN's (library) one is thread-local, set up by the thread
+        // that made the primitive, and a Winograd convolution made in one thread and run in
+        // another crashed in its kernel (ImagePlan.ConcurrentCallsRunOneAtATime).
+        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
         if (cw.int8) attr.set_output_scales(1 << 1, cw.out_scales);  // per output channel
         return dnnl::convolution_forward::primitive_desc(cd, attr, d.eng);
       };
@@ -397,15 +404,13 @@ class CnnSePlan final : public ImagePlan {
       // to its reference loop (870 ms for 256 images on conv 1x32, measured): let the first
       // layer write the blocked layout its jit kernel wants, reordered to NHWC after.
       if (first && is_reference(pd)) pd = make(tag::any);
-      // F32 planes of 28x28 and more from 16 input channels on: oneDNN's Winograd (for
-      // inference `jit_fp32_wino_2x3`) in its own blocked layout, the reorders from and to NHWC
-      // around it: cnn_se's conv 32->32 at batch 1, one thread, 0.071 ms against 0.11 direct
-      // (brgconv NHWC); the batch-1 plan +10% (docs/BENCHMARKS.md). AVX-512 only; elsewhere it
-      // stays direct. Not on the smaller planes although it is faster there too (64->64 at
-      // 14x14 0.072 against 0.115 ms; the batch-1 plan +28% with every layer on it): with them,
-      // ImagePlan.ConcurrentCallsRunOneAtATime crashes inside oneDNN 2.6's kernel (calls from
-      // several threads, one at a time), every run; with this rule it passes (30 of 30 runs).
-      if (!first && !cw.int8 && act_ == dt::f32 && H * W >= 28 * 28 && cur.dims()[1] >= 16) {
+      // F32 from 16 input channels on: oneDNN's Winograd (for inference `jit_fp32_wino_2x3`) in
+      // its own blocked layout, the reorders from and to NHWC around it. cnn_se, batch 1, one
+      // thread, per call: conv 32->32 at 28x28 0.071 ms against 0.11 direct (brgconv NHWC),
+      // 64->64 at 14x14 0.072 against 0.115, 128->128 at 7x7 0.081 against 0.105 (DNNL_VERBOSE);
+      // the whole batch-1 plan about +28% (docs/BENCHMARKS.md). AVX-512 only; elsewhere it
+      // stays direct.
+      if (!first && !cw.int8 && act_ == dt::f32 && cur.dims()[1] >= 16) {
         try {
           const dnnl::convolution_forward::primitive_desc wpd =
               make(tag::any, algorithm::convolution_winograd);
@@ -430,6 +435,8 @@ class CnnSePlan final : public ImagePlan {
       const Slot to = other(cur_slot);
       add_routed(st, DNNL_ARG_SRC, cur, cur_slot, net);
       add_routed(st, DNNL_ARG_DST, pd.dst_desc(), to, net);
+      if (pd.scratchpad_desc().get_size() > 0)
+        add_routed(st, DNNL_ARG_SCRATCHPAD, pd.scratchpad_desc(), kScratch, net);
       net.steps.push_back(std::move(st));
       cur = pd.dst_desc();
       cur_slot = to;
@@ -560,6 +567,7 @@ class CnnSePlan final : public ImagePlan {
     auto it = nets_.find(key);
     if (it == nets_.end()) it = nets_.emplace(key, build(n, H, W)).first;
     Net& net = it->second;
+    if (scratch_.size() * sizeof(float) < net.scratch_bytes) scratch_.assign(net.scratch_bytes / sizeof(float) + 16, 0.f);
     if (ping_.size() * sizeof(float) < net.ping_bytes) {
       ping_.assign(net.ping_bytes / sizeof(float) + 16, 0.f);
       pong_.assign(net.ping_bytes / sizeof(float) + 16, 0.f);
@@ -569,6 +577,7 @@ class CnnSePlan final : public ImagePlan {
       return slot == kInput ? static_cast<void*>(x)
              : slot == kPing ? static_cast<void*>(ping_.data())
              : slot == kPong ? static_cast<void*>(pong_.data())
+             : slot == kScratch ? static_cast<void*>(scratch_.data())
                              : static_cast<void*>(y);
     };
     for (Step& st : net.steps) {
@@ -592,7 +601,7 @@ class CnnSePlan final : public ImagePlan {
   Weight head_w_, head_b_;
   double flops_per_pixel_ = 0;  // multiply-adds per input pixel / 9, summed over the convs
   std::map<std::tuple<int64_t, int64_t, int64_t, int>, Net> nets_;  // (chunk, H, W, threads)
-  std::vector<float> ping_, pong_;
+  std::vector<float> ping_, pong_, scratch_;
   mutable std::mutex mu_;
 };
 
