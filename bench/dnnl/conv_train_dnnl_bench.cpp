@@ -1,8 +1,9 @@
 // oneDNN's f32 training convolutions (forward_training, backward_data, backward_weights) at the
-// layer shapes of cnn_se at batch 128, in two layouts: plain NCHW activations given to the
-// primitive as they are (`nchw`), and the primitive's own layout (`any`, usually nChw16c) with
-// the reorders from and to NCHW counted in the time. For the choice "focus's im2col kernel or
-// oneDNN's" per shape (kernels/conv_onednn.hpp; focus's side: `build/conv2d_bench`).
+// layer shapes of cnn_se at batch 128: the direct algorithm with plain NCHW activations given to
+// the primitive as they are (`nchw`), in the primitive's own layout (`any`, usually nChw16c) and
+// in NHWC, and Winograd in its own layout; the reorders from and to NCHW are counted in the time.
+// For the choice of layout and algorithm in kernels/conv_onednn (focus's side, im2col against
+// oneDNN inside focus: `build/conv2d_bench`).
 // Standalone, like int8_dnnl_bench.cpp:
 //   g++ -O2 -std=c++20 -fopenmp bench/dnnl/conv_train_dnnl_bench.cpp -ldnnl -o /tmp/conv_train_dnnl
 //   OMP_NUM_THREADS=2 /tmp/conv_train_dnnl [batch]
@@ -51,7 +52,7 @@ int main(int argc, char** argv) {
   stream s(eng);
   struct L { int64_t C, O, H; };
   const L layers[] = {{1, 32, 28}, {32, 32, 28}, {32, 64, 14}, {64, 64, 14}, {64, 128, 7}, {128, 128, 7}};
-  std::printf("%-16s %-5s %9s %9s %9s  impl (fwd / bwd data / bwd weights)\n", "layer", "tag", "fwd",
+  std::printf("%-16s %-5s %-8s %9s %9s %9s  impl (fwd / bwd data / bwd weights)\n", "layer", "tag", "algo", "fwd",
               "bwd_data", "bwd_w");
   for (const L& l : layers) {
     const memory::dims xd{N, l.C, l.H, l.H}, wd{l.O, l.C, 3, 3}, yd{N, l.O, l.H, l.H}, bd{l.O};
@@ -62,8 +63,10 @@ int main(int argc, char** argv) {
         uy({yd, dt::f32, tag::nchw}, eng, y.data()), udy({yd, dt::f32, tag::nchw}, eng, dy.data()),
         udx({xd, dt::f32, tag::nchw}, eng, dx.data()), udw({wd, dt::f32, tag::oihw}, eng, dw.data()),
         udb({bd, dt::f32, tag::x}, eng, db.data());
-    for (tag act : {tag::any})
-    for (algorithm alg : {algorithm::convolution_direct, algorithm::convolution_winograd, algorithm::convolution_auto}) {
+    for (const auto& [act, alg] : {std::pair{tag::nchw, algorithm::convolution_direct},
+                                   std::pair{tag::any, algorithm::convolution_direct},
+                                   std::pair{tag::nhwc, algorithm::convolution_direct},
+                                   std::pair{tag::any, algorithm::convolution_winograd}}) try {
       const memory::desc xm(xd, dt::f32, act), ym(yd, dt::f32, act), wm(wd, dt::f32, tag::any);
       const convolution_forward::desc fd(prop_kind::forward_training, alg,
                                          xm, wm, ym, {1, 1}, {1, 1}, {1, 1});
@@ -104,8 +107,12 @@ int main(int argc, char** argv) {
       });
       char name[32];
       std::snprintf(name, sizeof name, "%ldx%ld@%ld", long(l.C), long(l.O), long(l.H));
-      std::printf("%-16s %-5s %9.2f %9.2f %9.2f  %s / %s / %s\n", name, act == tag::nchw ? "nchw" : act == tag::any ? "any" : "nhwc",
-                  tf, tbd, tbw, fpd.impl_info_str(), bdpd.impl_info_str(), bwpd.impl_info_str());
+      std::printf("%-16s %-5s %-8s %9.2f %9.2f %9.2f  %s / %s / %s\n", name,
+                  act == tag::nchw ? "nchw" : act == tag::any ? "any" : "nhwc",
+                  alg == algorithm::convolution_direct ? "direct" : "winograd", tf, tbd, tbw,
+                  fpd.impl_info_str(), bdpd.impl_info_str(), bwpd.impl_info_str());
+    } catch (const dnnl::error&) {
+      std::printf("%ldx%ld@%ld: no primitive for this layout / algorithm\n", long(l.C), long(l.O), long(l.H));
     }
   }
   return 0;
