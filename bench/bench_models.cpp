@@ -24,6 +24,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -70,6 +71,14 @@ double seconds(const std::function<void()>& fn) {
   const auto t0 = std::chrono::steady_clock::now();
   fn();
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// CPU seconds of the whole process (all threads): on a loaded machine a steadier measure of the
+// work than wall time (idle OpenMP threads sleep: OMP_WAIT_POLICY=PASSIVE).
+double cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
 }
 
 double median_seconds(const std::function<void()>& fn, int warmup, int reps) {
@@ -175,10 +184,13 @@ nlohmann::json bench_train(ImageClassifier& m, int64_t batch, int iters, int64_t
   check(std::all_of(losses.begin(), losses.end(), [](double v) { return std::isfinite(v); }) &&
             losses.back() < losses.front(),
         fmt::format("training losses fall on a fixed batch: {}", fmt::join(losses, ", ")));
+  const double cpu0 = cpu_seconds();
   const double med = median_seconds(step, 0, iters);
+  const double cpu_ms = (cpu_seconds() - cpu0) * 1e3 / iters;
   return {{"batch", batch},
           {"iters", iters},
           {"median_ms", med * 1e3},
+          {"cpu_ms_per_step", cpu_ms},
           {"images_per_s", batch / med},
           {"loss_first", losses.front()},
           {"loss_after_warmup", losses[warmup - 1]},

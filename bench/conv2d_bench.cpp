@@ -1,8 +1,9 @@
 // conv2d kernel timings at the layer shapes of cnn_se (batch 128 by default, 3x3, padding 1), F32:
-// forward and backward (dx, dw) in ms and GFLOP/s for three lowerings, run interleaved call by call
-// so that the load of a shared machine hits them alike: one image per OpenBLAS GEMM (the kernel
-// before grouping), images grouped into ~1024-column OpenBLAS GEMMs, and grouped with our GEMM
-// (kernels/conv_gemm, the default). Verifies each first: forward and every gradient against the
+// forward and backward (dx, dw) in ms and GFLOP/s (direct-convolution FLOPs, for every kernel)
+// for four choices, run interleaved call by call so that the load of a shared machine hits them
+// alike: im2col with images grouped into ~512-column GEMMs (kernels/conv_gemm), oneDNN's
+// convolution primitives with the direct algorithm and with Winograd for every pass
+// (kernels/conv_onednn), and the default choice (kernels/conv.hpp). Verifies each first: forward and every gradient against the
 // direct reference kernel on 2 images of each shape. Medians (FOCUS_BENCH_BEST=1: minima, the
 // least disturbed calls) and the mean CPU time per call.
 // Run: ./build/conv2d_bench [batch] [reps]   (FOCUS_NUM_THREADS=1 for one thread)
@@ -29,16 +30,17 @@ static double cpu_ms() {
   return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
-// One way of running conv2d: the group width and the GEMM.
+// One way of running conv2d: the kernel and the GEMM under im2col.
 struct Variant {
   const char* name;
-  int64_t group_columns;
+  ConvKernel conv;
   GemmKernel gemm;
 };
-const Variant kVariants[] = {{"per-image, OpenBLAS", 1, GemmKernel::Blas},
-                             {"grouped, OpenBLAS", 512, GemmKernel::Blas},
-                             {"grouped, own GEMM", 512, GemmKernel::Auto}};
-constexpr int kNumVariants = 3;
+const Variant kVariants[] = {{"im2col", ConvKernel::Im2col, GemmKernel::Auto},
+                             {"oneDNN direct", ConvKernel::OneDnn, GemmKernel::Auto},
+                             {"oneDNN Winograd", ConvKernel::Winograd, GemmKernel::Auto},
+                             {"default", ConvKernel::Auto, GemmKernel::Auto}};
+constexpr int kNumVariants = 4;
 
 // Wall ms of each call, per variant.
 struct Times {
@@ -101,7 +103,7 @@ int main(int argc, char** argv) {
     Times fwd, bwd;
     for (int r = -1; r < reps; ++r)  // round -1: verification and warm-up
       for (int v = 0; v < kNumVariants; ++v) {
-        set_conv_group_columns(kVariants[v].group_columns);
+        set_conv_kernel(kVariants[v].conv);
         set_gemm_kernel(kVariants[v].gemm);
         if (r < 0) {
           const double err = verify(g, rng);

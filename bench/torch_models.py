@@ -20,6 +20,7 @@ Usage: /usr/bin/python3 bench/torch_models.py --model cnn_se|vit [--batch 128] [
 import argparse
 import json
 import math
+import time
 import sys
 
 import torch_common as tc
@@ -201,10 +202,12 @@ def bench_train(model, batch, iters, gen, warmup=5):
         step()
     if not all(math.isfinite(v) for v in losses) or not losses[-1] < losses[0]:
         raise SystemExit(f"torch_models: training losses do not fall on a fixed batch: {losses}")
+    cpu0 = time.process_time()  # all threads: steadier than wall time on a loaded machine
     times = tc.time_calls(step, warmup=0, reps=iters)
+    cpu_ms = (time.process_time() - cpu0) * 1e3 / iters
     med = tc.median(times)
     return {"batch": batch, "iters": iters, "median_ms": med * 1e3, "images_per_s": batch / med,
-            "loss_first": losses[0], "loss_after_warmup": losses[warmup - 1],
+            "cpu_ms_per_step": cpu_ms, "loss_first": losses[0], "loss_after_warmup": losses[warmup - 1],
             "rss_before_mib": rss0, "peak_rss_mib": tc.peak_rss_mib()}
 
 

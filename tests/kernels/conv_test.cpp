@@ -1,6 +1,8 @@
-// Convolution and pooling kernels: the im2col + GEMM conv against the direct reference on random
-// shapes (forward and every backward output, F32 and F64, pointwise and strided cases, sizes big
-// enough for the threaded path, small planes grouped several images per GEMM), im2col/col2im as adjoints, pooling against naive loops.
+// Convolution and pooling kernels: the im2col + GEMM conv and the oneDNN conv against the direct
+// reference on random shapes (forward and every backward output, F32 and F64 for im2col, pointwise
+// and strided cases, channel counts off the 8/16 blocks, sizes big enough for the threaded path,
+// small planes grouped several images per GEMM), the kernel switch, im2col/col2im as adjoints,
+// pooling against naive loops.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,11 +10,14 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <thread>
 #include <vector>
 
 #include "focus/kernels/conv.hpp"
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/conv_gemm.hpp"
+#include "focus/kernels/conv_onednn.hpp"
+#include "focus/kernels/onednn.hpp"
 #include "focus/kernels/gemm.hpp"
 #include "focus/tensor/rng.hpp"
 
@@ -148,17 +153,105 @@ TEST(ConvKernel, ConvGemmMatchesReferenceGemm) {
   EXPECT_EQ(blocked, active_isa() == Isa::Avx512 && gemm_kernel() == GemmKernel::Auto ? 28 : 0);
 }
 
-TEST(ConvKernel, ReferenceSwitchRoutesDispatch) {
-  // The dispatcher with the reference forced equals the reference itself, bit for bit.
+namespace {
+
+// The oneDNN kernels against the reference for one geometry (F32): forward with and without
+// bias, and backward with every subset of dx, dw, db asked for. Each call must run on oneDNN
+// where oneDNN is enabled (it reports false otherwise) and must refuse under the scalar ISA.
+void check_onednn(const ConvGeom& g, Rng& rng, const OneDnnConvOptions& opt, double tol) {
+  const int64_t xn = g.N * g.C * g.H * g.W, wn = g.O * g.C * g.KH * g.KW, yn = g.N * g.O * g.OH() * g.OW();
+  const auto x = randn<float>(xn, rng), w = randn<float>(wn, rng), b = randn<float>(g.O, rng),
+             dy = randn<float>(yn, rng);
+  const auto where = ::testing::Message() << "N=" << g.N << " C=" << g.C << " H=" << g.H << " W=" << g.W
+                                          << " O=" << g.O << " K=" << g.KH << "x" << g.KW
+                                          << " s=" << g.stride << " p=" << g.padding
+                                          << " winograd " << opt.winograd;
+  const bool on = onednn_enabled();
+  for (const float* bias : {b.data(), static_cast<const float*>(nullptr)}) {
+    std::vector<float> y(yn, -7.f), yr(yn);
+    ASSERT_EQ(conv2d_forward_onednn(y.data(), x.data(), w.data(), bias, g, opt), on) << where;
+    if (!on) return;
+    conv2d_forward_reference(yr.data(), x.data(), w.data(), bias, g);
+    EXPECT_LT(rel_diff(y, yr), tol) << "forward, bias " << (bias != nullptr) << " " << where;
+  }
+  std::vector<float> dxr(xn), dwr(wn), dbr(g.O);
+  conv2d_backward_reference(dxr.data(), dwr.data(), dbr.data(), dy.data(), x.data(), w.data(), g);
+  for (int mask = 1; mask < 8; ++mask) {  // bit 0 dx, bit 1 dw, bit 2 db
+    std::vector<float> dx(xn, -7.f), dw(wn, -7.f), db(g.O, -7.f);  // -7: written, not accumulated
+    ASSERT_TRUE(conv2d_backward_onednn(mask & 1 ? dx.data() : nullptr, mask & 2 ? dw.data() : nullptr,
+                                       mask & 4 ? db.data() : nullptr, dy.data(), x.data(), w.data(), g, opt))
+        << where;
+    if (mask & 1) EXPECT_LT(rel_diff(dx, dxr), tol) << "dx, mask " << mask << " " << where;
+    if (mask & 2) EXPECT_LT(rel_diff(dw, dwr), tol) << "dw, mask " << mask << " " << where;
+    if (mask & 4) EXPECT_LT(rel_diff(db, dbr), tol) << "db, mask " << mask << " " << where;
+  }
+}
+
+}  // namespace
+
+TEST(ConvKernel, OneDnnMatchesReference) {
+  Rng rng(17);
+  // cnn_se's layers (3x3, padding 1) cut to 3 images, channel counts off the 8/16 blocks,
+  // strides 2 and 3 with padding 0..2 (including a floor in OH), non-square kernels and planes,
+  // pointwise, one input channel, and a batch of 1.
+  for (const ConvGeom& g : {ConvGeom{3, 1, 28, 28, 32, 3, 3, 1, 1}, ConvGeom{3, 32, 14, 14, 64, 3, 3, 1, 1},
+                            ConvGeom{2, 128, 7, 7, 128, 3, 3, 1, 1}, ConvGeom{2, 5, 9, 7, 13, 3, 3, 1, 1},
+                            ConvGeom{3, 17, 10, 11, 9, 3, 3, 2, 1}, ConvGeom{2, 6, 12, 9, 20, 3, 2, 3, 2},
+                            ConvGeom{2, 7, 8, 8, 3, 4, 4, 4, 0}, ConvGeom{2, 24, 6, 5, 19, 1, 1, 1, 0},
+                            ConvGeom{1, 3, 5, 6, 4, 2, 3, 1, 0}, ConvGeom{4, 33, 9, 9, 31, 3, 3, 1, 2}}) {
+    check_onednn(g, rng, {false, true}, 1e-5);
+    // Winograd where oneDNN has it (3x3 stride 1 on AVX-512), direct elsewhere. Its transforms
+    // multiply the inputs' rounding by constants up to ~10 (F(4x4, 3x3)): 1e-4 relative.
+    check_onednn(g, rng, {true, true}, 1e-4);
+  }
+}
+
+TEST(ConvKernel, OneDnnAcrossThreadCountsAndThreads) {
+  // The primitives are cached per thread count: one thread, two, then two again from another
+  // thread (whose OpenMP count is its own), each against the reference, Winograd and direct.
+  Rng rng(19);
+  const ConvGeom g{6, 32, 14, 14, 24, 3, 3, 1, 1};
+  const int saved = num_threads();
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    check_onednn(g, rng, {true, true}, 1e-4);
+    check_onednn(g, rng, {false, true}, 1e-5);
+  }
+  std::thread([&] { check_onednn(g, rng, {true, true}, 1e-4); }).join();
+  set_num_threads(saved);
+}
+
+TEST(ConvKernel, SwitchRoutesDispatch) {
+  // The dispatcher with a kernel forced equals that kernel called directly, bit for bit; Auto
+  // takes oneDNN exactly where conv_onednn_wins says so.
   Rng rng(13);
-  const ConvGeom g{2, 3, 6, 5, 4, 3, 2, 1, 1};
-  const auto x = randn<float>(2 * 3 * 6 * 5, rng), w = randn<float>(4 * 3 * 3 * 2, rng);
-  std::vector<float> y(2 * 4 * g.OH() * g.OW()), yr(y.size());
-  set_conv_reference(true);
-  conv2d_forward(y.data(), x.data(), w.data(), static_cast<const float*>(nullptr), g);
-  set_conv_reference(false);
-  conv2d_forward_reference(yr.data(), x.data(), w.data(), static_cast<const float*>(nullptr), g);
-  EXPECT_EQ(y, yr);
+  for (const ConvGeom& g : {ConvGeom{2, 3, 6, 5, 4, 3, 2, 1, 1}, ConvGeom{2, 20, 6, 6, 18, 3, 3, 1, 1}}) {
+    const auto x = randn<float>(g.N * g.C * g.H * g.W, rng), w = randn<float>(g.O * g.C * g.KH * g.KW, rng);
+    const int64_t yn = g.N * g.O * g.OH() * g.OW();
+    std::vector<float> y(yn), ref(yn), im(yn), dnn(yn, 0.f), wino(yn, 0.f);
+    const float* nob = nullptr;
+    conv2d_forward_reference(ref.data(), x.data(), w.data(), nob, g);
+    conv2d_forward_im2col(im.data(), x.data(), w.data(), nob, g);
+    const bool on = conv2d_forward_onednn(dnn.data(), x.data(), w.data(), nob, g, {false, true});
+    conv2d_forward_onednn(wino.data(), x.data(), w.data(), nob, g, {true, true});
+    for (const auto& [k, want] : std::vector<std::pair<ConvKernel, const std::vector<float>*>>{
+             {ConvKernel::Reference, &ref}, {ConvKernel::Im2col, &im}, {ConvKernel::OneDnn, on ? &dnn : &im},
+             {ConvKernel::Winograd, on ? &wino : &im}, {ConvKernel::Auto, on && conv_onednn_wins(g) ? &wino : &im}}) {
+      set_conv_kernel(k);
+      conv2d_forward(y.data(), x.data(), w.data(), nob, g);
+      EXPECT_EQ(y, *want) << "kernel " << int(k) << " C " << g.C;
+    }
+    set_conv_kernel(ConvKernel::Auto);
+  }
+  // F64 never goes to oneDNN: forced onednn runs im2col.
+  const ConvGeom g{2, 4, 5, 5, 3, 3, 3, 1, 1};
+  const auto x = randn<double>(2 * 4 * 25, rng), w = randn<double>(3 * 4 * 9, rng);
+  std::vector<double> y(2 * 3 * 25), im(y.size());
+  conv2d_forward_im2col(im.data(), x.data(), w.data(), static_cast<const double*>(nullptr), g);
+  set_conv_kernel(ConvKernel::OneDnn);
+  conv2d_forward(y.data(), x.data(), w.data(), static_cast<const double*>(nullptr), g);
+  set_conv_kernel(ConvKernel::Auto);
+  EXPECT_EQ(y, im);
 }
 
 TEST(ConvKernel, Col2imIsTheAdjointOfIm2col) {
@@ -258,6 +351,21 @@ TEST(PoolKernel, MatchesNaiveLoops) {
   }
 }
 
+TEST(PoolKernel, MaxTwoByTwoPathKeepsTheFirstOfTiesAndOddEdges) {
+  // The 2x2 / stride 2 path: odd planes (the last row and column dropped), many ties (values
+  // 0, 1, 2), against the naive loops' first maximum in row-major order.
+  Rng rng(18);
+  const PoolGeom g{5, 7, 9, 2, 2, 0};
+  std::vector<float> x(5 * 7 * 9);
+  for (auto& v : x) v = float(rng.randint(3));
+  std::vector<float> y(5 * 3 * 4), yn;
+  std::vector<int32_t> arg(y.size()), argn;
+  naive_pool(x, g, true, yn, argn);
+  max_pool2d_forward(y.data(), arg.data(), x.data(), g);
+  EXPECT_EQ(y, yn);
+  EXPECT_EQ(arg, argn);
+}
+
 TEST(PoolKernel, MaxPropagatesNan) {
   const PoolGeom g{1, 2, 2, 2, 2, 0};
   const float nan = std::numeric_limits<float>::quiet_NaN();
@@ -267,4 +375,13 @@ TEST(PoolKernel, MaxPropagatesNan) {
   max_pool2d_forward(&y, &arg, x.data(), g);
   EXPECT_TRUE(std::isnan(y));
   EXPECT_EQ(arg, 1);
+  // The general path (3x3 windows) and the 2x2 one agree: the last NaN of the window wins.
+  const std::vector<float> x4{nan, 1.f, 2.f, nan};
+  max_pool2d_forward(&y, &arg, x4.data(), g);
+  EXPECT_TRUE(std::isnan(y));
+  EXPECT_EQ(arg, 3);
+  const PoolGeom g3{1, 2, 2, 3, 3, 1};
+  max_pool2d_forward(&y, &arg, x4.data(), g3);
+  EXPECT_TRUE(std::isnan(y));
+  EXPECT_EQ(arg, 3);
 }

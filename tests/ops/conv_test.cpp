@@ -63,7 +63,9 @@ TEST(Conv2d, Gradients) {
 }
 
 TEST(Conv2d, MatchesReferenceKernelWithGradients) {
-  // F32 op (im2col) vs the same op with the direct reference kernel forced, on random shapes.
+  // F32 op on each fast kernel (im2col, oneDNN direct and Winograd; oneDNN's odd shapes fall back
+  // to im2col where it has no primitive) vs the same op with the direct reference kernel forced,
+  // on random shapes. Winograd: 1e-4 (its transforms scale the rounding; kernels/conv_onednn.hpp).
   Rng rng(32);
   for (int trial = 0; trial < 8; ++trial) {
     const int64_t N = 1 + rng.randint(4), C = 1 + rng.randint(5), O = 1 + rng.randint(6);
@@ -71,22 +73,28 @@ TEST(Conv2d, MatchesReferenceKernelWithGradients) {
     const int64_t H = K + rng.randint(9), W = K + rng.randint(9);
     const Tensor x = Tensor::randn({N, C, H, W}, rng), w = Tensor::randn({O, C, K, K}, rng),
                  b = Tensor::randn({O}, rng);
-    Tensor out[2], grads[2][3];
-    for (int ref = 0; ref < 2; ++ref) {
-      set_conv_reference(ref == 1);
+    Tensor out[4], grads[4][3];
+    const ConvKernel kernels[4] = {ConvKernel::Reference, ConvKernel::Im2col, ConvKernel::OneDnn,
+                                   ConvKernel::Winograd};
+    for (int k = 0; k < 4; ++k) {
+      set_conv_kernel(kernels[k]);
       Tensor xr = x.clone(), wr = w.clone(), br = b.clone();
       xr.requires_grad_(true);
       wr.requires_grad_(true);
       br.requires_grad_(true);
-      out[ref] = conv2d(xr, wr, br, s, p);
-      out[ref].backward(Tensor::ones(out[ref].shape()));
-      grads[ref][0] = xr.grad();
-      grads[ref][1] = wr.grad();
-      grads[ref][2] = br.grad();
+      out[k] = conv2d(xr, wr, br, s, p);
+      out[k].backward(Tensor::ones(out[k].shape()));
+      grads[k][0] = xr.grad();
+      grads[k][1] = wr.grad();
+      grads[k][2] = br.grad();
     }
-    set_conv_reference(false);
-    EXPECT_LT(max_rel_diff(out[0], out[1]), 1e-5) << "trial " << trial;
-    for (int i = 0; i < 3; ++i) EXPECT_LT(max_rel_diff(grads[0][i], grads[1][i]), 1e-5) << i;
+    set_conv_kernel(ConvKernel::Auto);
+    for (int k = 1; k < 4; ++k) {
+      const double tol = kernels[k] == ConvKernel::Winograd ? 1e-4 : 1e-5;
+      EXPECT_LT(max_rel_diff(out[k], out[0]), tol) << "trial " << trial << " kernel " << k;
+      for (int i = 0; i < 3; ++i)
+        EXPECT_LT(max_rel_diff(grads[k][i], grads[0][i]), tol) << "trial " << trial << " kernel " << k << " grad " << i;
+    }
   }
 }
 

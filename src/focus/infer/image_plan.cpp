@@ -115,7 +115,8 @@ struct Weight {
 };
 
 // Where an argument's data lives at run time.
-enum Slot { kInput, kPing, kPong, kOutput };
+// kScratch: the convolutions' scratchpad (one buffer: the steps run one after another).
+enum Slot { kInput, kPing, kPong, kOutput, kScratch };
 struct Step {
   dnnl::primitive prim;  // empty for a host step
   Args args;             // every argument, built once (weights, biases, own scratch, activations)
@@ -329,6 +330,7 @@ class CnnSePlan final : public ImagePlan {
   struct Net {
     std::vector<Step> steps;
     size_t ping_bytes = 0;  // the largest activation routed to a ping-pong slot
+    size_t scratch_bytes = 0;  // the largest convolution scratchpad
   };
 
   // Routes argument `arg` of `st`, an activation laid out as `md`, to `slot` (its handle set per call).
@@ -337,6 +339,7 @@ class CnnSePlan final : public ImagePlan {
     st.args.emplace(arg, m);
     st.routed.emplace_back(m, slot);
     if (slot == kPing || slot == kPong) net.ping_bytes = std::max(net.ping_bytes, md.get_size());
+    if (slot == kScratch) net.scratch_bytes = std::max(net.scratch_bytes, md.get_size());
   }
   static memory own(const memory::desc& md) { return memory(md, dnnl_state().eng); }
   static bool is_reference(const dnnl::primitive_desc_base& pd) {
@@ -379,15 +382,20 @@ class CnnSePlan final : public ImagePlan {
       if (cw.int8 && cur.data_type() != dt::u8) convert(dt::u8, 255.f / cur_range);
       if (!cw.int8 && cur.data_type() == dt::u8) convert(act_, cur_range / 255.f);
       const memory::desc nhwc_dst({N, O, H, W}, type, tag::nhwc);
-      auto make = [&](tag dst_tag) {
+      auto make = [&](tag dst_tag, algorithm alg = algorithm::convolution_direct) {
         const memory::desc any_src(cur.dims(), act_, tag::any);
+        const bool own_src = first || alg == algorithm::convolution_winograd;
         const dnnl::convolution_forward::desc cd(
-            dnnl::prop_kind::forward_inference, algorithm::convolution_direct,
-            first ? any_src : cur, memory::desc(cw.w.dims, cw.int8 ? dt::s8 : act_, tag::any),
+            dnnl::prop_kind::forward_inference, alg,
+            own_src ? any_src : cur, memory::desc(cw.w.dims, cw.int8 ? dt::s8 : act_, tag::any),
             memory::desc(cw.b.dims, dt::f32, tag::x), memory::desc({N, O, H, W}, type, dst_tag),
             {1, 1}, {1, 1}, {1, 1});
         dnnl::primitive_attr attr;  // a fresh one: copies of an attr share its handle
         attr.set_post_ops(relu_ops);
+        // The plan's own scratchpad: oneDNN's (library) one is thread-local, set up by the thread
+        // that made the primitive, and a Winograd convolution made in one thread and run in
+        // another crashed in its kernel (ImagePlan.ConcurrentCallsRunOneAtATime).
+        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
         if (cw.int8) attr.set_output_scales(1 << 1, cw.out_scales);  // per output channel
         return dnnl::convolution_forward::primitive_desc(cd, attr, d.eng);
       };
@@ -396,8 +404,22 @@ class CnnSePlan final : public ImagePlan {
       // to its reference loop (870 ms for 256 images on conv 1x32, measured): let the first
       // layer write the blocked layout its jit kernel wants, reordered to NHWC after.
       if (first && is_reference(pd)) pd = make(tag::any);
+      // F32 from 16 input channels on: oneDNN's Winograd (for inference `jit_fp32_wino_2x3`) in
+      // its own blocked layout, the reorders from and to NHWC around it. cnn_se, batch 1, one
+      // thread, per call: conv 32->32 at 28x28 0.071 ms against 0.11 direct (brgconv NHWC),
+      // 64->64 at 14x14 0.072 against 0.115, 128->128 at 7x7 0.081 against 0.105 (DNNL_VERBOSE);
+      // the whole batch-1 plan about +28% (docs/BENCHMARKS.md). AVX-512 only; elsewhere it
+      // stays direct.
+      if (!first && !cw.int8 && act_ == dt::f32 && cur.dims()[1] >= 16) {
+        try {
+          const dnnl::convolution_forward::primitive_desc wpd =
+              make(tag::any, algorithm::convolution_winograd);
+          if (!is_reference(wpd)) pd = wpd;
+        } catch (const dnnl::error&) {  // no Winograd kernel here: direct
+        }
+      }
       note(pd, "convolution");
-      if (pd.src_desc() != cur) {  // the first layer: the input into the layout it wants
+      if (pd.src_desc() != cur) {  // the first layer, Winograd: the input into the layout it wants
         Step r{dnnl::reorder(dnnl::reorder::primitive_desc(d.eng, cur, d.eng, pd.src_desc())), {}, {}};
         add_routed(r, DNNL_ARG_FROM, cur, cur_slot, net);
         const Slot to = cur_slot == kPing ? kPong : kPing;
@@ -413,6 +435,8 @@ class CnnSePlan final : public ImagePlan {
       const Slot to = other(cur_slot);
       add_routed(st, DNNL_ARG_SRC, cur, cur_slot, net);
       add_routed(st, DNNL_ARG_DST, pd.dst_desc(), to, net);
+      if (pd.scratchpad_desc().get_size() > 0)
+        add_routed(st, DNNL_ARG_SCRATCHPAD, pd.scratchpad_desc(), kScratch, net);
       net.steps.push_back(std::move(st));
       cur = pd.dst_desc();
       cur_slot = to;
@@ -543,6 +567,7 @@ class CnnSePlan final : public ImagePlan {
     auto it = nets_.find(key);
     if (it == nets_.end()) it = nets_.emplace(key, build(n, H, W)).first;
     Net& net = it->second;
+    if (scratch_.size() * sizeof(float) < net.scratch_bytes) scratch_.assign(net.scratch_bytes / sizeof(float) + 16, 0.f);
     if (ping_.size() * sizeof(float) < net.ping_bytes) {
       ping_.assign(net.ping_bytes / sizeof(float) + 16, 0.f);
       pong_.assign(net.ping_bytes / sizeof(float) + 16, 0.f);
@@ -552,6 +577,7 @@ class CnnSePlan final : public ImagePlan {
       return slot == kInput ? static_cast<void*>(x)
              : slot == kPing ? static_cast<void*>(ping_.data())
              : slot == kPong ? static_cast<void*>(pong_.data())
+             : slot == kScratch ? static_cast<void*>(scratch_.data())
                              : static_cast<void*>(y);
     };
     for (Step& st : net.steps) {
@@ -575,7 +601,7 @@ class CnnSePlan final : public ImagePlan {
   Weight head_w_, head_b_;
   double flops_per_pixel_ = 0;  // multiply-adds per input pixel / 9, summed over the convs
   std::map<std::tuple<int64_t, int64_t, int64_t, int>, Net> nets_;  // (chunk, H, W, threads)
-  std::vector<float> ping_, pong_;
+  std::vector<float> ping_, pong_, scratch_;
   mutable std::mutex mu_;
 };
 

@@ -1,4 +1,5 @@
-// Convolution (im2col + GEMM, and the direct reference) and pooling kernels (see conv.hpp).
+// Convolution (the dispatch, im2col + GEMM, and the direct reference) and pooling kernels (see
+// conv.hpp; the oneDNN kernels are in conv_onednn.cpp).
 // Letters: N images, C input channels, O output channels, KH x KW kernel, OH x OW output,
 // CKK = C*KH*KW (the im2col rows), OHW = OH*OW (its columns).
 #include "focus/kernels/conv.hpp"
@@ -12,19 +13,29 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <optional>
+#include <type_traits>
 #include <vector>
 
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/conv_gemm.hpp"
+#include "focus/kernels/conv_onednn.hpp"
+#include "focus/kernels/onednn.hpp"
 
 namespace focus {
 
 namespace {
 
-std::atomic<bool> g_reference{[] {
+ConvKernel initial_conv_kernel() {
   const char* e = std::getenv("FOCUS_CONV");
-  return e && std::strcmp(e, "reference") == 0;
-}()};
+  if (!e) return ConvKernel::Auto;
+  if (!std::strcmp(e, "reference")) return ConvKernel::Reference;
+  if (!std::strcmp(e, "im2col")) return ConvKernel::Im2col;
+  if (!std::strcmp(e, "onednn")) return ConvKernel::OneDnn;
+  if (!std::strcmp(e, "winograd")) return ConvKernel::Winograd;
+  return ConvKernel::Auto;
+}
+std::atomic<ConvKernel> g_kernel{initial_conv_kernel()};
 
 // Output columns [lo, hi) whose input column ow*stride - padding + k falls inside [0, W).
 inline void valid_range(int64_t k, int64_t W, int64_t OW, int64_t stride, int64_t padding,
@@ -50,10 +61,10 @@ constexpr int64_t kGroupBytes = int64_t(1) << 20;
 
 }  // namespace
 
-void set_conv_reference(bool on) { g_reference = on; }
+void set_conv_kernel(ConvKernel k) { g_kernel = k; }
+ConvKernel conv_kernel() { return g_kernel.load(); }
 void set_conv_group_columns(int64_t columns) { g_group_columns = std::max<int64_t>(1, columns); }
 int64_t conv_group_columns() { return g_group_columns.load(); }
-bool conv_reference() { return g_reference.load(); }
 
 // ---- im2col / col2im --------------------------------------------------------------------------
 
@@ -113,15 +124,54 @@ void col2im(T* dx, const T* col, int64_t ld, const ConvGeom& g) {
 
 // ---- conv2d: grouped im2col + GEMM -------------------------------------------------------------
 
+// ---- conv2d: dispatch ---------------------------------------------------------------------------
+
+// Measured at cnn_se's layers, batch 128, 2 threads (bench/conv2d_bench.cpp; docs/BENCHMARKS.md
+// "cnn_se training on oneDNN convolutions"): oneDNN's direct forward + backward took 0.55-0.75x
+// the im2col kernel's time from 32 input channels up, on AVX-512 and capped at AVX2 alike, and
+// Winograd (AVX-512 only) 0.35-0.5x, every pass included; on the first layer (1 input channel)
+// oneDNN's backward_weights took 2.5x im2col's, Winograd's more. Shapes not measured (strided,
+// other kernel sizes: the vit's patch embedding) stay on im2col.
+bool conv_onednn_wins(const ConvGeom& g) {
+  if (!onednn_enabled()) return false;
+  return g.KH == 3 && g.KW == 3 && g.stride == 1 && g.C >= 16;
+}
+
+namespace {
+
+// The oneDNN options kernel k takes for g, or nothing where it runs im2col (or the reference).
+std::optional<OneDnnConvOptions> onednn_options(ConvKernel k, const ConvGeom& g) {
+  switch (k) {
+    case ConvKernel::OneDnn: return OneDnnConvOptions{false, true};
+    case ConvKernel::Winograd: return OneDnnConvOptions{true, true};
+    case ConvKernel::Auto:
+      if (!conv_onednn_wins(g)) return std::nullopt;
+      return OneDnnConvOptions{true, false};
+    default: return std::nullopt;
+  }
+}
+
+}  // namespace
+
 template <class T>
 void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeom& g) {
-  if (conv_reference()) return conv2d_forward_reference(y, x, w, b, g);
+  const ConvKernel k = conv_kernel();
+  if (k == ConvKernel::Reference) return conv2d_forward_reference(y, x, w, b, g);
+  if constexpr (std::is_same_v<T, float>) {
+    const auto opt = onednn_options(k, g);
+    if (opt && conv2d_forward_onednn(y, x, w, b, g, *opt)) return;
+  }
   conv2d_forward_im2col(y, x, w, b, g);
 }
 
 template <class T>
 void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const ConvGeom& g) {
-  if (conv_reference()) return conv2d_backward_reference(dx, dw, db, dy, x, w, g);
+  const ConvKernel k = conv_kernel();
+  if (k == ConvKernel::Reference) return conv2d_backward_reference(dx, dw, db, dy, x, w, g);
+  if constexpr (std::is_same_v<T, float>) {
+    const auto opt = onednn_options(k, g);
+    if (opt && conv2d_backward_onednn(dx, dw, db, dy, x, w, g, *opt)) return;
+  }
   conv2d_backward_im2col(dx, dw, db, dy, x, w, g);
 }
 
@@ -336,8 +386,43 @@ inline void window_rows(const PoolGeom& g, int64_t oh, int64_t& h0, int64_t& h1)
 
 // Windows are scanned row by row, so a strict `>` keeps the first maximum in row-major order;
 // a NaN in a window wins (propagates), as in torch.
+namespace {
+
+// The common 2x2 window, stride 2, no padding (cnn_se's pool): each output reads two input rows
+// at 2*ow and 2*ow + 1, the same four candidates in the same order as the general loop below
+// (so the same winner, NaN rule included), without its passes over the output row per window
+// element (5% of the cnn_se training step before, measured with perf).
+template <class T>
+void max_pool2x2(T* y, int32_t* argmax, const T* x, const PoolGeom& g) {
+  const int64_t OH = g.OH(), OW = g.OW(), HW = g.H * g.W, W = g.W;
+#pragma omp parallel for schedule(static) if (pool_parallel(g))
+  for (int64_t pl = 0; pl < g.planes; ++pl) {
+    const T* xp = x + pl * HW;
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      const int64_t r0 = 2 * oh * W, r1 = r0 + W;  // offsets of the window's two rows
+      T* yr = y + (pl * OH + oh) * OW;
+      int32_t* ar = argmax + (pl * OH + oh) * OW;
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        const int64_t c0 = r0 + 2 * ow, c1 = r1 + 2 * ow;
+        T best = xp[c0];
+        int64_t at = c0;
+        if (xp[c0 + 1] > best || xp[c0 + 1] != xp[c0 + 1]) best = xp[c0 + 1], at = c0 + 1;
+        if (xp[c1] > best || xp[c1] != xp[c1]) best = xp[c1], at = c1;
+        if (xp[c1 + 1] > best || xp[c1 + 1] != xp[c1 + 1]) best = xp[c1 + 1], at = c1 + 1;
+        // best starts at the first candidate rather than -inf: the same winner, since a first
+        // candidate of -inf (or NaN) is what the general loop would keep too.
+        yr[ow] = best;
+        ar[ow] = static_cast<int32_t>(at);
+      }
+    }
+  }
+}
+
+}  // namespace
+
 template <class T>
 void max_pool2d_forward(T* y, int32_t* argmax, const T* x, const PoolGeom& g) {
+  if (g.K == 2 && g.stride == 2 && g.padding == 0) return max_pool2x2(y, argmax, x, g);
   const int64_t OH = g.OH(), OW = g.OW(), HW = g.H * g.W, s = g.stride, p = g.padding;
 #pragma omp parallel for schedule(static) if (pool_parallel(g))
   for (int64_t pl = 0; pl < g.planes; ++pl) {

@@ -1,10 +1,22 @@
 // Raw NCHW convolution and pooling kernels on pointers (no autograd, no Tensor), F32 and F64.
-//   conv2d: im2col + GEMM over groups of images: a group's im2col matrices sit side by side
-//           (C*KH*KW rows, about 512 columns, at most 1 MiB per thread) so that small planes
-//           still give wide GEMMs (kernels/conv_gemm); groups in parallel, each GEMM
-//           single-threaded inside the OpenMP region; a single image (batch-1 inference) gets
-//           OpenBLAS's threads. A direct 7-loop reference with the same signature is the test
-//           oracle, and FOCUS_CONV=reference (or set_conv_reference) forces it.
+//   conv2d kernels, one signature:
+//     onednn:    oneDNN's convolution primitives (forward_training, backward_data,
+//                backward_weights; kernels/conv_onednn.hpp), F32 only, blocked layouts with the
+//                reorders from and to NCHW in each call, direct algorithm.
+//     winograd:  the same with oneDNN's Winograd F(4x4, 3x3) for every pass where it has one
+//                (3x3, stride 1, AVX-512), direct elsewhere.
+//     im2col:    im2col + GEMM over groups of images: a group's im2col matrices sit side by side
+//                (C*KH*KW rows, about 512 columns, at most 1 MiB per thread) so that small planes
+//                still give wide GEMMs (kernels/conv_gemm); groups in parallel, each GEMM
+//                single-threaded inside the OpenMP region; a single image (batch-1 inference)
+//                gets the GEMM's threads.
+//     reference: the direct 7-loop convolution in double, the test oracle.
+//   conv2d_forward / conv2d_backward pick oneDNN for F32 where it wins (conv_onednn_wins below,
+//   measured shape by shape: docs/BENCHMARKS.md "cnn_se training on oneDNN convolutions") and
+//   oneDNN runs (not under FOCUS_FORCE_ISA=scalar), Winograd where oneDNN has it; im2col
+//   otherwise.
+//   FOCUS_CONV=reference|im2col|onednn|winograd (or set_conv_kernel) forces one (onednn and
+//   winograd fall back to im2col for F64 and where oneDNN has no primitive for the geometry).
 //   pooling: max (with argmax for the backward) and average (count_include_pad) over square
 //           windows, planes in parallel.
 // Limits: groups = 1, no dilation, square stride/padding; callers validate shapes (ops/conv.cpp).
@@ -21,8 +33,11 @@ struct ConvGeom {
   int64_t OW() const { return (W + 2 * padding - KW) / stride + 1; }
 };
 
-void set_conv_reference(bool on);  // true forces the direct reference kernels
-bool conv_reference();
+enum class ConvKernel { Auto, Im2col, OneDnn, Winograd, Reference };
+void set_conv_kernel(ConvKernel k);  // Auto restores the per-shape choice
+ConvKernel conv_kernel();
+// The automatic choice's rule: true where the oneDNN kernels beat im2col for g (F32).
+bool conv_onednn_wins(const ConvGeom& g);
 // The grouped lowering's target GEMM width: images are grouped until a group has about this many
 // output positions (default 512; 1 = one image per GEMM). For benchmarks and tests.
 void set_conv_group_columns(int64_t columns);

@@ -2,7 +2,8 @@
 // per row for the statistics (mean, then squared deviations) in T over vector lanes; the
 // weight/bias gradients sum in T over blocks of kRowBlock rows, then across blocks into
 // per-thread double buffers, added up at the end. batch_norm: parallel over channels; each
-// channel is N contiguous blocks of S, its sums in double.
+// channel is N contiguous blocks of S, each block summed in T over vector lanes (full-width
+// vectors for F32), the blocks' sums added in double.
 #include "focus/kernels/norm.hpp"
 
 #include <omp.h>
@@ -129,14 +130,19 @@ void batch_norm_stats(T* mean, T* var, const T* x, int64_t N, int64_t C, int64_t
     double s = 0, ss = 0;
     for (int64_t n = 0; n < N; ++n) {
       const T* xs = x + (n * C + c) * S;
-#pragma omp simd reduction(+ : s)
-      for (int64_t i = 0; i < S; ++i) s += xs[i];
+      T bs = 0;
+#pragma omp simd reduction(+ : bs)
+      for (int64_t i = 0; i < S; ++i) bs += xs[i];
+      s += double(bs);
     }
     const double m = s / M;
+    const T mt = static_cast<T>(m);
     for (int64_t n = 0; n < N; ++n) {
       const T* xs = x + (n * C + c) * S;
-#pragma omp simd reduction(+ : ss)
-      for (int64_t i = 0; i < S; ++i) ss += (xs[i] - m) * (xs[i] - m);
+      T bss = 0;
+#pragma omp simd reduction(+ : bss)
+      for (int64_t i = 0; i < S; ++i) bss += (xs[i] - mt) * (xs[i] - mt);
+      ss += double(bss);
     }
     mean[c] = static_cast<T>(m);
     var[c] = static_cast<T>(ss / M);
@@ -169,11 +175,14 @@ void batch_norm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* 
     for (int64_t n = 0; n < N; ++n) {
       const T* xs = x + (n * C + c) * S;
       const T* g = dy + (n * C + c) * S;
-#pragma omp simd reduction(+ : sg, sgx)
+      T bg = 0, bgx = 0;
+#pragma omp simd reduction(+ : bg, bgx)
       for (int64_t i = 0; i < S; ++i) {
-        sg += g[i];
-        sgx += g[i] * (xs[i] - m) * rs;
+        bg += g[i];
+        bgx += g[i] * (xs[i] - m);
       }
+      sg += double(bg);
+      sgx += double(bgx) * double(rs);
     }
     if (dw) dw[c] = static_cast<T>(sgx);
     if (db) db[c] = static_cast<T>(sg);
