@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Binary text baselines on the splits `focus text-import spam|topic --out DIR` wrote: TF-IDF +
-logistic regression and multinomial naive Bayes (scikit-learn, Debian python3-sklearn) on exactly
+logistic regression, multinomial naive Bayes and NBSVM (bench/nbsvm.py; scikit-learn, Debian
+python3-sklearn) on exactly
 the same texts (DIR/<split>/{train,valid,test}.tsv, label<TAB>text), printed beside focus's
 figures (the test_metrics.json of `focus train --task text` on the same split). The negative
 label is "ham" or "other"; the positive one (spam, corn, grain) is the other label.
@@ -25,6 +26,8 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 from sklearn.naive_bayes import MultinomialNB
+
+from nbsvm import NBLogisticRegression
 
 TOKENS = r"(?u)\b\w[\w'$]*\b|[!?$%]"
 
@@ -62,6 +65,10 @@ def models():
         "naive Bayes": lambda: (CountVectorizer(ngram_range=(1, 2), min_df=2, token_pattern=TOKENS,
                                                 lowercase=True),
                                 MultinomialNB(alpha=0.1)),
+        # NBSVM (LR variant, bench/nbsvm.py): binary word 1-2 grams scaled by NB log-count ratios.
+        "NBSVM": lambda: (CountVectorizer(ngram_range=(1, 2), min_df=2, token_pattern=TOKENS,
+                                          lowercase=True, binary=True),
+                          NBLogisticRegression(alpha=1.0, C=1.0)),
     }
 
 

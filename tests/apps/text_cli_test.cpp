@@ -3,7 +3,9 @@
 // on raw text from the saved model (tokenizer inside); clear errors for a malformed training
 // line, a validation label the training data lacks, and a text model given where a PNG is read;
 // `focus bench text` (its JSON, its two inference paths agreeing, a --len past max_len refused);
-// `focus cv --refit --seeds 2` with the n-gram branch (each fold's members, refits, cv.json).
+// `focus cv --refit --seeds 2` with the n-gram branch (each fold's members, refits, cv.json);
+// `focus cv` with NB-weighted n-grams (ratios fitted and saved, the held-out validation scores in
+// cv.json, explain on the model).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -12,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "focus/io/safetensors.hpp"
 #include "support/run_command.hpp"
 
 namespace fs = std::filesystem;
@@ -151,6 +154,39 @@ TEST_F(TextCli, CvRefitsAndEnsemblesSeedsWithTheNgramBranch) {
   EXPECT_TRUE(fs::exists(path("cv/fold_0/seed_1/refit/model_last.safetensors")));
   const auto e = run_command(focus("explain --model " + path("cv/fold_0/refit/model_last.safetensors") +
                                    " --input 'the battery was great' --json"));
+  ASSERT_EQ(e.code, 0) << e.out;
+  EXPECT_EQ(nlohmann::json::parse(e.out)["ngram"].size(), 4u) << e.out;
+}
+
+TEST_F(TextCli, CvWithNbWeightedNgramsFitsSavesAndReportsValidation) {
+  const auto t = run_command(focus(
+      "cv --task text --train " + path("train.tsv") + " --valid " + path("valid.jsonl") +
+      " --folds 3 --val-size 20 --epochs 4 --patience 2 --batch 16 --lr 3e-3 --threads 1"
+      " --min-count 1 --model-config '{\"dim\": 8, \"depth\": 0, \"heads\": 1,"
+      " \"ngram_buckets\": 1000, \"ngram_scale\": 5, \"ngram_nb\": 1.0}' --out " + path("cvnb")));
+  ASSERT_EQ(t.code, 0) << t.out;
+  EXPECT_TRUE(contains(t.out, "held-out validation accuracy")) << t.out;
+  std::ifstream f(path("cvnb/cv.json"));
+  const nlohmann::json j = nlohmann::json::parse(f);
+  ASSERT_EQ(j["folds"].size(), 3u) << j.dump();
+  double val = 0;
+  for (const auto& fold : j["folds"]) {
+    const double v = fold["members"][0]["val_accuracy"].get<double>();
+    EXPECT_GT(v, 0.0) << fold.dump();
+    EXPECT_LE(v, 1.0) << fold.dump();
+    val += v / 3;
+  }
+  EXPECT_NEAR(j["mean_val_accuracy"].get<double>(), val, 1e-12) << j.dump();
+  // The ratios were fitted on the fold's training rows and travel in the model file.
+  const std::string model = path("cvnb/fold_0/model_best.safetensors");
+  const focus::SafetensorsFile file = focus::load_safetensors(model);
+  EXPECT_NE(file.metadata.at("model_config").find("ngram_nb"), std::string::npos);
+  const auto r = file.tensors.at("ngram_nb_ratio").to_vector<float>();
+  ASSERT_EQ(r.size(), 2000u);
+  double largest = 0;
+  for (float x : r) largest = std::max(largest, double(std::abs(x)));
+  EXPECT_GT(largest, 0.1);
+  const auto e = run_command(focus("explain --model " + model + " --input 'the battery was great' --json"));
   ASSERT_EQ(e.code, 0) << e.out;
   EXPECT_EQ(nlohmann::json::parse(e.out)["ngram"].size(), 4u) << e.out;
 }

@@ -1,7 +1,7 @@
 // The fast text-transformer inference path (infer/text_fast.hpp) against the model's reference
 // forward: logits within 1e-4 + 1e-4 |x| and pooling weights within 1e-5, at several lengths
-// and batch sizes, padded or not, with and without the n-gram branch, with every parameter perturbed off its initial value (so
-// biases and LayerNorm affine terms count); the model's input checks with the same error types;
+// and batch sizes, padded or not, with and without the n-gram branch (and NB-weighted), with every
+// parameter perturbed off its initial value (so biases and LayerNorm affine terms count); the model's input checks with the same error types;
 // TextPredictor's two paths agree on logits and predictions. CTest reruns it under
 // FOCUS_FORCE_ISA=avx2 and scalar.
 #include <gtest/gtest.h>
@@ -57,6 +57,20 @@ double worst_ratio(const Tensor& a, const Tensor& b) {
   return w;
 }
 
+// Fits m's NB ratios on 40 random rows with random labels (non-zero ratios on many buckets).
+void fit_random_ratios(TextTransformer& m, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<std::vector<int64_t>> rows;
+  std::vector<int64_t> labels;
+  for (int i = 0; i < 40; ++i) {
+    std::vector<int64_t> r(size_t(3 + rng.randint(10)));
+    for (auto& id : r) id = 1 + rng.randint(m.cfg().vocab_size - 1);
+    rows.push_back(r);
+    labels.push_back(rng.randint(m.cfg().num_classes));
+  }
+  m.fit_ngram_nb(rows, labels);
+}
+
 }  // namespace
 
 TEST(TextFastPath, EqualsTheReferenceForwardAtSeveralLengthsAndBatches) {
@@ -72,11 +86,14 @@ TEST(TextFastPath, EqualsTheReferenceForwardAtSeveralLengthsAndBatches) {
   c.depth = 0, c.heads = 1;  // embeddings, final norm and pooling only; Dh 16
   TextTransformerConfig d = b;  // the n-gram branch: trigrams, collisions (97 buckets), scaled
   d.ngram_buckets = 97, d.ngram_order = 3, d.ngram_scale = 4.0;
+  TextTransformerConfig e = d;  // NB-weighted n-grams: the ratios fitted on random rows below
+  e.ngram_nb = 0.5;
   const std::vector<std::vector<int64_t>> batches = {
       {1}, {5}, {64}, {70}, {17, 17, 3}, {64, 40, 17, 5}, {33, 1, 33, 20, 9, 33, 2, 30, 31}};
   uint64_t seed = 1;
-  for (const TextTransformerConfig& cfg : {a, b, c, d}) {
+  for (const TextTransformerConfig& cfg : {a, b, c, d, e}) {
     auto m = make_model(cfg, seed++);
+    if (cfg.ngram_nb > 0) fit_random_ratios(*m, seed);
     auto fast = TextFastPath::build(*m);
     ASSERT_NE(fast, nullptr);
     Rng rng(seed++);
@@ -113,11 +130,14 @@ TEST(TextFastPath, ChecksItsInputLikeTheModel) {
 TEST(TextFastPath, PredictorPathsAgree) {
   focus::testing::TempDir dir;
   auto tok = train_tokenizer("word", {"good phone", "bad phone", "great battery", "awful screen"});
-  for (int64_t buckets : {0, 64}) {  // without the n-gram branch (as files before it) and with it
+  // Without the n-gram branch (as files before it), with it, with it NB-weighted (64 + 1).
+  for (int64_t buckets : {0, 64, 65}) {
     TextTransformerConfig cfg;
     cfg.vocab_size = tok->vocab().size(), cfg.max_len = 6, cfg.dim = 8, cfg.depth = 1, cfg.heads = 2;
     cfg.ngram_buckets = buckets;
+    cfg.ngram_nb = buckets == 65 ? 1.0 : 0.0;
     auto m = make_model(cfg, 5);
+    if (cfg.ngram_nb > 0) fit_random_ratios(*m, 6);
     ModelInfo info;
     info.class_names = {"negative", "positive"};
     info.task = "text";
@@ -127,8 +147,16 @@ TEST(TextFastPath, PredictorPathsAgree) {
     // Without the branch the file's config holds no n-gram key: the file is what it was before.
     const auto meta = load_safetensors(path).metadata;
     EXPECT_EQ(meta.at("model_config").find("ngram") == std::string::npos, buckets == 0);
+    EXPECT_EQ(meta.at("model_config").find("ngram_nb") == std::string::npos, buckets != 65);
     TextPredictor p = TextPredictor::load(path);
     EXPECT_EQ(p.path(), TextPath::Fast);
+    if (buckets == 65) {  // the ratios travel in the file
+      auto reread = load_classifier(path);
+      auto* tt = dynamic_cast<TextTransformer*>(reread.model.get());
+      ASSERT_NE(tt, nullptr);
+      EXPECT_EQ(max_abs_diff(tt->ngram_nb_ratio(), m->ngram_nb_ratio()), 0.0);
+      EXPECT_GT(max_abs_diff(tt->ngram_nb_ratio(), Tensor::zeros({65, 2})), 0.1);
+    }
     const std::vector<std::string> texts = {"Good phone!", "awful, awful screen", "unseen words"};
     const Tensor zf = p.logits(texts);
     const auto pf = p.predict(texts);

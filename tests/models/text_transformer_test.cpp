@@ -4,7 +4,8 @@
 // pooling weights summing to one, and the registry. The n-gram branch: its logits against a
 // reference summed by hand from the table (scale x sum / sqrt(count)), its gradients (the
 // table's included) against central differences, padding invariance, the hash pinned, old
-// configs unchanged.
+// configs unchanged. NB-weighted n-grams: the log-count ratios against a hand computation, the
+// branch against the ratio-weighted sum, gradients in double, the config and its errors.
 //   Letters: N batch, L tokens, H heads.
 #include <gtest/gtest.h>
 
@@ -239,4 +240,106 @@ TEST(TextTransformer, NgramBranchIgnoresTrailingPadding) {
   const Tensor y1 = m.forward(alone);
   EXPECT_LT(max_rel_diff(m.forward(padded), y1), 1e-5);
   EXPECT_LT(max_rel_diff(select(m.forward(batch), 0, 0), select(y1, 0, 0)), 1e-5);
+}
+
+// ---- NB-weighted n-grams (NBSVM) ----------------------------------------------------------------
+
+TEST(TextTransformer, NgramNbConfigIsCheckedAndWrittenOnlyWhenOn) {
+  TextTransformerConfig c = tiny_ngram(100, 2);
+  EXPECT_FALSE(c.to_json().contains("ngram_nb"));
+  json on = c.to_json();
+  on["ngram_nb"] = 0.5;
+  EXPECT_EQ(TextTransformerConfig::from_json(on).to_json()["ngram_nb"], 0.5);
+  focus::testing::expect_error<ValueError>([] { TextTransformerConfig::from_json(json{{"ngram_nb", 1.0}}); },
+                           {"ngram_nb", "ngram_buckets > 0"});
+  focus::testing::expect_error<ValueError>(
+      [] { TextTransformerConfig::from_json(json{{"ngram_buckets", 8}, {"ngram_nb", -1.0}}); },
+      {"ngram_nb", ">= 0"});
+  // Off: no buffer (files without the key load as before); on: the buffer, zero until fitted.
+  Rng rng(1), rng_nb(1);
+  TextTransformer plain(tiny_ngram(100, 2), rng);
+  EXPECT_TRUE(plain.named_buffers().empty());
+  EXPECT_FALSE(plain.ngram_nb_ratio().defined());
+  TextTransformerConfig nb = tiny_ngram(100, 2);
+  nb.ngram_nb = 1.0;
+  TextTransformer m(nb, rng_nb);
+  ASSERT_EQ(m.named_buffers().size(), 1u);
+  EXPECT_EQ(m.named_buffers()[0].first, "ngram_nb_ratio");
+  EXPECT_EQ(m.named_parameters().size(), plain.named_parameters().size());  // no new parameter
+}
+
+TEST(TextTransformer, NgramNbRatiosEqualAHandComputation) {
+  // Unigrams and bigrams, 1000003 buckets (no collisions among these few ids), alpha 1, K = 2.
+  // Rows (label): {4 5 4} (1), {4 6} (0), {7} (0). Each row counts a bucket once (binary).
+  const int64_t B = 1000003;
+  const std::vector<std::vector<int64_t>> rows = {{4, 5, 4}, {4, 6}, {7}};
+  const std::vector<int64_t> labels = {1, 0, 0};
+  const std::vector<double> r = text_ngram_nb_ratios(rows, labels, 2, 2, B, 1.0);
+  ASSERT_EQ(r.size(), size_t(B * 2));
+  auto at = [&](std::vector<int64_t> g, int64_t k) {
+    return r[size_t(text_ngram_bucket(g.data(), int64_t(g.size()), B) * 2 + k)];
+  };
+  // Buckets seen: 4, 5, 45, 54 (class 1); 4, 6, 46, 7 (class 0): 7 distinct n-grams.
+  // Class 1 counts: 4:1 5:1 45:1 54:1, others 0 -> sum (c1 + 1) = 4 x 2 + 3 x 1 = 11.
+  // Rest (class 0) counts: 4:1 6:1 46:1 7:1 -> sum (c0 + 1) = 4 x 2 + 3 x 1 = 11.
+  const double l2 = std::log(2.0), l1 = 0.0, n = std::log(11.0);
+  EXPECT_NEAR(at({4}, 1), (l2 - n) - (l2 - n), 1e-12);      // in both classes: 0
+  EXPECT_NEAR(at({5}, 1), (l2 - n) - (l1 - n), 1e-12);      // class 1 only: log 2
+  EXPECT_NEAR(at({4, 5}, 1), std::log(2.0), 1e-12);
+  EXPECT_NEAR(at({5, 4}, 1), std::log(2.0), 1e-12);
+  EXPECT_NEAR(at({6}, 1), -std::log(2.0), 1e-12);           // class 0 only
+  EXPECT_NEAR(at({7}, 0), std::log(2.0), 1e-12);            // class 0 against the rest
+  EXPECT_NEAR(at({5}, 0), -std::log(2.0), 1e-12);
+  const int64_t unseen[] = {9};
+  EXPECT_EQ(r[size_t(text_ngram_bucket(unseen, 1, B) * 2)], 0.0);  // no row holds it: 0
+  // Three classes, one row each, unigrams: 4 in classes 0 and 1, 5 in class 2 only.
+  const std::vector<double> r3 = text_ngram_nb_ratios({{4}, {4}, {5}}, {0, 1, 2}, 3, 1, B, 1.0);
+  const int64_t u4[] = {4}, u5[] = {5};
+  const size_t b4 = size_t(text_ngram_bucket(u4, 1, B)), b5 = size_t(text_ngram_bucket(u5, 1, B));
+  // Class 2: c(4) = 0, c(5) = 1 -> sums 1 + 2 = 3; rest: c(4) = 2, c(5) = 0 -> sums 3 + 1 = 4.
+  EXPECT_NEAR(r3[b5 * 3 + 2], std::log(2.0 / 3) - std::log(1.0 / 4), 1e-12);
+  EXPECT_NEAR(r3[b4 * 3 + 2], std::log(1.0 / 3) - std::log(3.0 / 4), 1e-12);
+  // Bad input: a clear error, no abort.
+  focus::testing::expect_error<ValueError>([&] { text_ngram_nb_ratios(rows, {1, 0}, 2, 2, B, 1.0); }, {"3 rows but 2 labels"});
+  focus::testing::expect_error<ValueError>([&] { text_ngram_nb_ratios(rows, {1, 0, 2}, 2, 2, B, 1.0); }, {"row 2", "label 2"});
+  focus::testing::expect_error<ValueError>([&] { text_ngram_nb_ratios(rows, labels, 2, 2, B, 0.0); }, {"alpha"});
+}
+
+TEST(TextTransformer, NgramNbBranchEqualsTheRatioWeightedSumAndItsGradientsCheck) {
+  Rng rng(30), rng_plain(30);
+  TextTransformerConfig c = tiny_ngram(13, 2, 2.5);
+  c.ngram_nb = 0.5;
+  TextTransformer m(c, rng);
+  TextTransformer plain(tiny_ngram(13, 2, 2.5), rng_plain);  // the same branch without the ratios
+  focus::testing::expect_error<ValueError>([&] { plain.fit_ngram_nb({{4}}, {0}); }, {"ngram_nb > 0"});
+  focus::testing::expect_error<ValueError>([&] { m.fit_ngram_nb({{4}, {}}, {0, 1}); }, {"row 1 is empty"});
+  focus::testing::expect_error<ValueError>([&] { m.fit_ngram_nb({{4, 12}}, {0}); }, {"token id 12", "[0, 12)"});
+  m.fit_ngram_nb({{4, 5, 6}, {7, 3}, {4, 9}, {3, 3, 8}}, {0, 1, 2, 1});
+  perturb(m, 31);
+  for (auto& [name, t] : plain.named_parameters()) t.copy_(param(m, name));
+  m.eval();
+  plain.eval();
+  const Tensor x = ids({4, 5, 6, 0, 0, 7, 3, 7, 3, 9}, 2, 5);  // row 0 padded
+  // By hand: every slot's table row times its ratio row (the same bucket), summed, scaled.
+  const Tensor table = param(m, "ngram_table").to(DType::F64), ratio = m.ngram_nb_ratio().to(DType::F64);
+  auto row = [&](std::vector<int64_t> g) {
+    const int64_t b = text_ngram_bucket(g.data(), int64_t(g.size()), 13);
+    return mul(table.select(0, b), ratio.select(0, b));
+  };
+  Tensor r0 = row({4});
+  for (auto g : std::vector<std::vector<int64_t>>{{5}, {6}, {4, 5}, {5, 6}}) r0 = add(r0, row(g));
+  r0 = mul(r0, 2.5 / std::sqrt(5.0));
+  const Tensor wide = m.ngram_logits(x);  // (2, 3)
+  EXPECT_LT(max_abs_diff(select(wide, 0, 0).to(DType::F64), r0), 1e-5);
+  EXPECT_GT(max_abs_diff(wide, plain.ngram_logits(x)), 1e-3);  // the ratios matter
+  EXPECT_LT(max_abs_diff(m.forward(x), add(sub(plain.forward(x), plain.ngram_logits(x)), wide)), 1e-5);
+  // The effective table (explain, fast path) is the table times the ratios.
+  EXPECT_LT(max_abs_diff(m.ngram_effective_table(), mul(table, ratio)), 1e-12);
+  // Gradients in double (the ratios are fixed data: no gradient, not a parameter).
+  TextTransformer md(c, rng);
+  md.fit_ngram_nb({{4, 5, 6}, {7, 3}, {4, 9}, {3, 3, 8}}, {0, 1, 2, 1});
+  perturb(md, 32);
+  const Tensor xd = ids({4, 5, 6, 7, 8, 9, 10, 0, 0, 0, 3, 0, 0, 0, 0}, 3, 5);
+  EXPECT_TRUE(focus::testing::module_gradcheck(
+      md, [&](const std::vector<Tensor>&) { return md.forward(xd); }, {}));
 }

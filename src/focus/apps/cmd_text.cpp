@@ -248,6 +248,8 @@ Command add_cv_command(CLI::App& app) {
     }
     const std::string base = cfg.out;
     std::vector<double> accs;
+    double val_sum = 0;  // the members' best held-out accuracies (inner validation: choose on this)
+    int64_t val_n = 0;
     nlohmann::json folds_json = nlohmann::json::array();
     for (size_t k = 0; k < fold_names.size(); ++k) {
       if (st->only_fold >= 0 && int64_t(k) != st->only_fold) continue;
@@ -266,7 +268,8 @@ Command add_cv_command(CLI::App& app) {
         if (j > 0) mc.out = fc.out + "/seed_" + std::to_string(j);
         TextRunResult r = run_text_classification(mc, corpus, s.train, s.val, test);
         nlohmann::json m = {{"seed", mc.seed}, {"accuracy", r.accuracy}, {"epochs", r.epochs},
-                            {"best_epoch", r.best_epoch}};
+                            {"best_epoch", r.best_epoch}, {"val_accuracy", r.best_val_accuracy}};
+        val_sum += r.best_val_accuracy, ++val_n;
         if (st->refit) {
           std::printf("%-10s held-out run: accuracy %.2f%%, best epoch %d of %d\n",
                       fold_names[k].c_str(), 100 * r.accuracy, r.best_epoch, r.epochs);
@@ -335,9 +338,13 @@ Command add_cv_command(CLI::App& app) {
     for (double a : accs) sd += (a - mean) * (a - mean) / double(std::max<size_t>(1, accs.size() - 1));
     std::printf("mean       accuracy %.2f%% (sd %.2f over %zu %s)\n", 100 * mean, 100 * std::sqrt(sd),
                 accs.size(), st->cross_site ? "sites" : "folds");
+    const double val_mean = val_n > 0 ? val_sum / double(val_n) : 0.0;
+    std::printf("mean       held-out validation accuracy %.2f%% (best epoch; the inner score to choose "
+                "configurations on)\n", 100 * val_mean);
     std::filesystem::create_directories(base);
     write_file_atomic(base + "/cv.json", nlohmann::json{{"folds", folds_json}, {"mean_accuracy", mean},
-                                                          {"sd", std::sqrt(sd)}, {"config", to_json(cfg)}}
+                                                          {"sd", std::sqrt(sd)}, {"mean_val_accuracy", val_mean},
+                                                          {"config", to_json(cfg)}}
                                              .dump(2) + "\n");
     return 0;
   };

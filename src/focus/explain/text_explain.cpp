@@ -82,7 +82,7 @@ TextExplanation explain_text(TextTransformer& model, const Tokenizer& tok,
   // The n-gram branch's share of the centred target logit, split over each n-gram's tokens.
   if (model.ngram_table().defined()) {
     const TextTransformerConfig& c = model.cfg();
-    const Tensor table = model.ngram_table().detach().to(DType::F64).contiguous();  // (B, K)
+    const Tensor table = model.ngram_effective_table();  // (B, K) F64, NB ratios applied
     const double* t = table.data<double>();
     const int64_t S = L * c.ngram_order;
     std::vector<int64_t> bucket(static_cast<size_t>(S));

@@ -96,6 +96,8 @@ std::unique_ptr<TextFastPath> TextFastPath::build(const TextTransformer& model) 
   if (c.ngram_buckets > 0) {
     f->ngram_ = get("ngram_table", {c.ngram_buckets, c.num_classes});
     if (!f->ngram_.defined()) return nullptr;
+    // NB-weighted: the table times the ratios once, here (the reference multiplies per slot).
+    if (c.ngram_nb > 0) f->ngram_ = model.ngram_effective_table().to(DType::F32).contiguous();
     f->ngram_order_ = c.ngram_order;
     f->ngram_scale_ = c.ngram_scale;
   }

@@ -30,6 +30,7 @@ TextTransformerConfig TextTransformerConfig::from_json(const nlohmann::json& j) 
   c.ngram_buckets = r.get("ngram_buckets", c.ngram_buckets);
   c.ngram_order = r.get("ngram_order", c.ngram_order);
   c.ngram_scale = r.get("ngram_scale", c.ngram_scale);
+  c.ngram_nb = r.get("ngram_nb", c.ngram_nb);
   r.finish();
   const std::pair<const char*, int64_t> sizes[] = {{"vocab_size", c.vocab_size},
                                                    {"max_len", c.max_len},
@@ -46,6 +47,9 @@ TextTransformerConfig TextTransformerConfig::from_json(const nlohmann::json& j) 
   r.require(c.ngram_buckets >= 0, "ngram_buckets", "must be >= 0 (0: no n-gram branch)");
   r.require(c.ngram_order >= 1 && c.ngram_order <= 4, "ngram_order", "must be in [1, 4]");
   r.require(c.ngram_scale > 0 && std::isfinite(c.ngram_scale), "ngram_scale", "must be positive");
+  r.require(c.ngram_nb >= 0 && std::isfinite(c.ngram_nb), "ngram_nb", "must be >= 0 (0: off)");
+  r.require(c.ngram_nb == 0 || c.ngram_buckets > 0, "ngram_nb",
+            "needs the n-gram branch (ngram_buckets > 0)");
   return c;
 }
 
@@ -57,6 +61,7 @@ nlohmann::json TextTransformerConfig::to_json() const {
     j["ngram_buckets"] = ngram_buckets;
     j["ngram_order"] = ngram_order;
     j["ngram_scale"] = ngram_scale;
+    if (ngram_nb > 0) j["ngram_nb"] = ngram_nb;
   }
   return j;
 }
@@ -95,6 +100,56 @@ void text_ngram_features(const int64_t* ids, int64_t N, int64_t L, int64_t order
   }
 }
 
+std::vector<double> text_ngram_nb_ratios(const std::vector<std::vector<int64_t>>& rows,
+                                         const std::vector<int64_t>& labels, int64_t K,
+                                         int64_t order, int64_t buckets, double alpha) {
+  FOCUS_CHECK(rows.size() == labels.size(), ValueError,
+              "text_ngram_nb_ratios: {} rows but {} labels", rows.size(), labels.size());
+  FOCUS_CHECK(K >= 2 && order >= 1 && buckets >= 1 && alpha > 0 && std::isfinite(alpha), ValueError,
+              "text_ngram_nb_ratios: K {} (>= 2), order {} (>= 1), buckets {} (>= 1), alpha {} (> 0)",
+              K, order, buckets, alpha);
+  std::vector<double> count(size_t(buckets * K), 0.0);  // (buckets, K): rows holding the bucket
+  std::vector<int64_t> bucket;
+  std::vector<double> weight;
+  std::vector<int64_t> seen;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const int64_t k = labels[i], L = int64_t(rows[i].size());
+    FOCUS_CHECK(k >= 0 && k < K, ValueError, "text_ngram_nb_ratios: row {} has label {} not in [0, {})",
+                i, k, K);
+    if (L == 0) continue;
+    bucket.resize(size_t(L * order));
+    weight.resize(size_t(L * order));
+    text_ngram_features(rows[i].data(), 1, L, order, buckets, bucket.data(), weight.data());
+    seen.clear();
+    for (size_t s = 0; s < bucket.size(); ++s)
+      if (weight[s] != 0) seen.push_back(bucket[s]);
+    std::sort(seen.begin(), seen.end());
+    seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
+    for (int64_t b : seen) count[size_t(b * K + k)] += 1;
+  }
+  std::vector<double> total(size_t(buckets), 0.0);  // rows of any class holding the bucket
+  for (int64_t b = 0; b < buckets; ++b)
+    for (int64_t k = 0; k < K; ++k) total[size_t(b)] += count[size_t(b * K + k)];
+  std::vector<double> norm_k(size_t(K), 0.0), norm_rest(size_t(K), 0.0);
+  for (int64_t b = 0; b < buckets; ++b) {
+    if (total[size_t(b)] == 0) continue;
+    for (int64_t k = 0; k < K; ++k) {
+      norm_k[size_t(k)] += count[size_t(b * K + k)] + alpha;
+      norm_rest[size_t(k)] += total[size_t(b)] - count[size_t(b * K + k)] + alpha;
+    }
+  }
+  std::vector<double> r(size_t(buckets * K), 0.0);
+  for (int64_t b = 0; b < buckets; ++b) {
+    if (total[size_t(b)] == 0) continue;
+    for (int64_t k = 0; k < K; ++k) {
+      const double ck = count[size_t(b * K + k)], rest = total[size_t(b)] - ck;
+      r[size_t(b * K + k)] = std::log((ck + alpha) / norm_k[size_t(k)]) -
+                             std::log((rest + alpha) / norm_rest[size_t(k)]);
+    }
+  }
+  return r;
+}
+
 TextEncoderModel::TextEncoderModel(const TextTransformerConfig& cfg, Rng& rng) : cfg_(cfg) {
   const int64_t D = cfg.dim;
   tok_embed_ = register_module("tok_embed", std::make_shared<Embedding>(cfg.vocab_size, D, rng));
@@ -128,6 +183,8 @@ TextTransformer::TextTransformer(const TextTransformerConfig& cfg, Rng& rng)
   head_ = register_module("head", std::make_shared<Linear>(D, cfg.num_classes, rng));
   if (cfg.ngram_buckets > 0)  // last, and drawing nothing: the other tensors are as without it
     ngram_ = register_parameter("ngram_table", Tensor::zeros({cfg.ngram_buckets, cfg.num_classes}));
+  if (cfg.ngram_nb > 0)  // filled by fit_ngram_nb (or a model file)
+    nb_ = register_buffer("ngram_nb_ratio", Tensor::zeros({cfg.ngram_buckets, cfg.num_classes}));
 }
 
 Tensor padding_mask(const Tensor& ids) {
@@ -164,8 +221,34 @@ Tensor TextTransformer::wide(const Tensor& ids) const {
   text_ngram_features(c.data<int64_t>(), N, L, cfg_.ngram_order, cfg_.ngram_buckets,
                       bucket.data<int64_t>(), weight.data<double>());
   if (cfg_.ngram_scale != 1.0) weight = mul(weight, cfg_.ngram_scale);
-  const Tensor rows = embedding(ngram_, bucket);            // (N, S, K)
+  Tensor rows = embedding(ngram_, bucket);  // (N, S, K)
+  if (nb_.defined()) rows = mul(rows, embedding(nb_.detach().to(ngram_.dtype()), bucket));  // (N, S, K)
   return sum(mul(rows, weight.to(ngram_.dtype())), {1});  // (N, K)
+}
+
+Tensor TextTransformer::ngram_effective_table() const {
+  if (!ngram_.defined()) return Tensor();
+  const Tensor t = ngram_.detach().to(DType::F64);  // (B, K)
+  return nb_.defined() ? mul(t, nb_.detach().to(DType::F64)).contiguous() : t.contiguous();
+}
+
+void TextTransformer::fit_ngram_nb(const std::vector<std::vector<int64_t>>& rows,
+                                   const std::vector<int64_t>& labels) {
+  FOCUS_CHECK(nb_.defined(), ValueError,
+              "text_transformer: fit_ngram_nb needs ngram_nb > 0 in the model config");
+  FOCUS_CHECK(!rows.empty(), ValueError, "text_transformer: fit_ngram_nb: no rows");
+  for (size_t i = 0; i < rows.size(); ++i) {
+    FOCUS_CHECK(!rows[i].empty(), ValueError, "text_transformer: fit_ngram_nb: row {} is empty", i);
+    for (int64_t id : rows[i])
+      FOCUS_CHECK(id >= 0 && id < cfg_.vocab_size, ValueError,
+                  "text_transformer: fit_ngram_nb: token id {} (row {}) not in [0, {})", id, i,
+                  cfg_.vocab_size);
+  }
+  const std::vector<double> r = text_ngram_nb_ratios(rows, labels, cfg_.num_classes, cfg_.ngram_order,
+                                                     cfg_.ngram_buckets, cfg_.ngram_nb);
+  Tensor t = Tensor::empty({cfg_.ngram_buckets, cfg_.num_classes}, DType::F64);  // (B, K)
+  std::copy(r.begin(), r.end(), t.data<double>());
+  nb_.copy_(t.to(nb_.dtype()));
 }
 
 Tensor TextTransformer::pooling_weights(const Tensor& ids) {

@@ -15,12 +15,18 @@
 //     learning-rate multiplier (a parameter's update does not depend on its gradient's scale) and
 //     divides the weight decay's pull in logit units: at scale 1, decoupled decay 0.5 keeps
 //     every row too small to matter.
+//   NB-weighted n-grams (NBSVM, Wang & Manning 2012; on when ngram_nb = alpha > 0): each slot's
+//     table row is multiplied elementwise by a fixed row of log-count ratios (buffer
+//     ngram_nb_ratio (buckets, classes), text_ngram_nb_ratios) learned from the training rows by
+//     fit_ngram_nb before training: logit_k += scale x sum_s w_s r[b_s, k] T[b_s, k]. The ratios
+//     are data, not parameters: no gradient, no weight decay; they are saved in the model file.
 // Padding: a padded position is never attended to, and every other computation is per token, so
 // a sequence's logits do not depend on how much padding follows it (or where it is). Inputs are
 // (N, L) I64 with L <= max_len; every row must hold at least one non-padding id (ValueError).
 // Letters: N batch, L tokens, D = dim, H heads, V vocabulary.
 // Parameter names: tok_embed.weight, pos_embed.weight, blocks.{i}.*, norm.*, pool.*, head.*,
-// ngram_table (only with ngram_buckets > 0: files without it load unchanged).
+// ngram_table (only with ngram_buckets > 0: files without it load unchanged); the buffer
+// ngram_nb_ratio (only with ngram_nb > 0).
 #pragma once
 #include <memory>
 #include <string>
@@ -52,6 +58,7 @@ struct TextTransformerConfig {
   int64_t ngram_buckets = 0;  // rows of the n-gram branch's hashed table; 0: no branch
   int64_t ngram_order = 2;    // n-grams of orders 1..ngram_order (1 to 4)
   double ngram_scale = 1.0;   // the branch's logits = ngram_scale x sum / sqrt(count) (> 0)
+  double ngram_nb = 0.0;      // NB weighting's smoothing alpha (> 0: on; needs ngram_buckets > 0)
 
   static TextTransformerConfig from_json(const nlohmann::json& j);  // ValueError on bad keys/values
   // The n-gram keys are written only when the branch is on (files without it stay as they were).
@@ -116,6 +123,15 @@ class TextTransformer : public TextEncoderModel {
   Tensor ngram_logits(const Tensor& ids);
   // The n-gram table (ngram_buckets, classes); undefined when the branch is off.
   const Tensor& ngram_table() const { return ngram_; }
+  // The NB log-count ratios (ngram_buckets, classes); undefined unless ngram_nb > 0.
+  const Tensor& ngram_nb_ratio() const { return nb_; }
+  // What the branch multiplies each slot's weight by, detached, F64 (ngram_buckets, classes):
+  // the table, times the NB ratios when on; undefined when the branch is off (explain, fast path).
+  Tensor ngram_effective_table() const;
+  // Learns the NB ratios from training rows (token ids, no padding needed; text_ngram_nb_ratios
+  // with the model's order, buckets and alpha) into ngram_nb_ratio. ValueError when ngram_nb is
+  // off, on a size mismatch, an empty row or a label outside [0, classes).
+  void fit_ngram_nb(const std::vector<std::vector<int64_t>>& rows, const std::vector<int64_t>& labels);
 
  private:
   Tensor run(const Tensor& ids, std::vector<Tensor>* maps, Tensor* embedded = nullptr);
@@ -123,6 +139,7 @@ class TextTransformer : public TextEncoderModel {
   std::shared_ptr<AttentionPooling> pool_;
   std::shared_ptr<Linear> head_;
   Tensor ngram_;  // (ngram_buckets, classes), undefined when the branch is off
+  Tensor nb_;     // (ngram_buckets, classes) buffer, undefined unless ngram_nb > 0
 };
 
 // The bucket in [0, buckets) of the n-gram ids[0..n) (n >= 1, buckets >= 1): a fixed 64-bit
@@ -135,6 +152,16 @@ int64_t text_ngram_bucket(const int64_t* ids, int64_t n, int64_t buckets);
 // row), else bucket 0 and weight 0. A row's non-zero slots do not depend on padding after its last token.
 void text_ngram_features(const int64_t* ids, int64_t N, int64_t L, int64_t order, int64_t buckets,
                          int64_t* bucket, double* weight);
+
+// NB log-count ratios of the n-grams of `rows` (token ids; a 0 id ends nothing, it is skipped
+// like padding) with labels in [0, K): each row counts each bucket once (binary features, as
+// NBSVM). For class k against the rest, with c_k(b) the number of class-k rows holding bucket b
+// and c_rest(b) that of the other rows, over the buckets B+ seen in any row:
+//   r[b, k] = log( (c_k(b) + alpha) / sum_{B+} (c_k + alpha) ) - log( (c_rest(b) + alpha) / sum_{B+} (c_rest + alpha) )
+// and r = 0 on buckets no row holds. Returns (buckets, K) row-major. alpha > 0.
+std::vector<double> text_ngram_nb_ratios(const std::vector<std::vector<int64_t>>& rows,
+                                         const std::vector<int64_t>& labels, int64_t K,
+                                         int64_t order, int64_t buckets, double alpha);
 
 // The padding mask of token ids (N, L) I64: (N, L) F32, 1 where the id is Vocab::kPad (0).
 Tensor padding_mask(const Tensor& ids);

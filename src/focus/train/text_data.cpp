@@ -200,6 +200,13 @@ TextRunResult run_text_classification(const TrainConfig& cfg, const TextCorpus& 
     model = make_classifier("text_transformer", mc, rng);
   }
   const TextClassificationData data = encode_corpus(corpus, *tok, cfg);
+  // NB-weighted n-grams: the log-count ratios from the training rows only (never valid/test).
+  if (auto* tt = dynamic_cast<TextTransformer*>(model.get()); tt && tt->cfg().ngram_nb > 0) {
+    std::vector<std::vector<int64_t>> rows;
+    std::vector<int64_t> y;
+    for (int64_t i : train) rows.push_back(data.ids(i)), y.push_back(corpus.labels[size_t(i)]);
+    tt->fit_ngram_nb(rows, y);
+  }
   ModelInfo info;
   info.tokenizer = tok->to_json().dump();
   std::vector<double> weights;
@@ -217,6 +224,7 @@ TextRunResult run_text_classification(const TrainConfig& cfg, const TextCorpus& 
     const double acc = history[e].value("val_acc", 0.0);
     if (acc > best) best = acc, res.best_epoch = int(e) + 1;
   }
+  res.best_val_accuracy = std::max(best, 0.0);
   res.train_seconds = history.empty() ? 0 : history.back().value("train_seconds_total", 0.0);
   res.model_path = cfg.out + (last_epoch ? "/model_last.safetensors" : "/model_best.safetensors");
   if (comm && comm->rank() != 0) return res;

@@ -76,6 +76,7 @@ struct TextRunResult {
   double temperature = 1, test_nll = 0;
   int epochs = 0;
   int best_epoch = 0;  // 1-based: the epoch of the best validation accuracy (the first of ties)
+  double best_val_accuracy = 0;  // that epoch's validation accuracy (an inner score, not test)
   double train_seconds = 0;
   std::string model_path;  // model_best.safetensors, or model_last with last_epoch (calibrated)
   nlohmann::json metrics;  // metrics_to_json + roc_auc + calibration
