@@ -81,7 +81,7 @@ bench-ort: configure
 	/usr/bin/python3 bench/compare_ort.py --build $(BUILD) $(if $(QUICK),--quick) \
 	  --out $(BUILD)/bench_ort.md --json-out $(BUILD)/bench_ort.json
 
-# Text classification (docs/RESULTS.md): 10-fold cross-validation of text-transformer on the
+# Text classification (docs/RESULTS_TEXT.md): 10-fold cross-validation of text-transformer on the
 # pooled sentiment sentences, and TF-IDF + logistic regression / naive Bayes on the same folds.
 TEXT_CV_FLAGS ?= --epochs 30 --patience 6 --batch 32 --lr 3e-3 --weight-decay 0.5 \
   --label-smoothing 0.1 --token-dropout 0.1 --src-tokenizer bpe --bpe-merges 1500 --threads 1 \
@@ -92,7 +92,7 @@ TEXT_WIDE_FLAGS ?= --epochs 30 --patience 6 --batch 32 --lr 3e-3 --weight-decay 
   --label-smoothing 0.1 --token-dropout 0.1 --src-tokenizer bpe --bpe-merges 1500 --threads 1 \
   --refit --seeds 5 --model-config '{"dim": 32, "depth": 1, "heads": 2, "dropout": 0.3, \
   "ngram_buckets": 200000, "ngram_order": 2, "ngram_scale": 10}'
-# TEXT_NB_FLAGS: NB-weighted n-grams, SGD + L2, depth 0, refit + 5 seeds (docs/RESULTS.md
+# TEXT_NB_FLAGS: NB-weighted n-grams, SGD + L2, depth 0, refit + 5 seeds (docs/RESULTS_TEXT.md
 # "NB-weighted n-grams", chosen on held-out validation); ~4 more minutes of one thread.
 TEXT_NB_FLAGS ?= --epochs 60 --patience 15 --batch 32 --optimizer sgd --momentum 0.9 --lr 0.1 \
   --weight-decay 0.01 --label-smoothing 0.1 --token-dropout 0.1 --src-tokenizer bpe --bpe-merges 1500 \
@@ -112,7 +112,7 @@ bench-text: configure data
 	/usr/bin/python3 bench/text_baselines.py runs/text-sites/folds.tsv --focus plain=runs/text-sites/cv.json \
 	  --focus wide=runs/text-sites-wide/cv.json --focus nb=runs/text-sites-nb/cv.json
 
-# Masked-token pretraining (docs/RESULTS.md, issue 20): `focus pretrain` on the unlabelled text
+# Masked-token pretraining (docs/RESULTS_TEXT.md, issue 20): `focus pretrain` on the unlabelled text
 # (Moby-Dick, SOTU, SpamAssassin ham; 22 minutes of one thread), then the same 10 folds fine-tuned
 # from it, beside from-scratch and TF-IDF + LR / naive Bayes of the same run. ~60 min on 2 cores.
 PRETRAIN_FLAGS ?= --corpus moby-dick,sotu,ham --threads 1 --epochs 8 --time-limit-min 22 --max-len 64 \
@@ -128,7 +128,7 @@ bench-text-pretrain: configure data
 	/usr/bin/python3 bench/text_baselines.py runs/text-cv/folds.tsv --focus scratch=runs/text-cv/cv.json \
 	  --focus pretrained=runs/text-cv-mlm/cv.json --json runs/text-cv-mlm/baselines.json
 
-# Spam (docs/RESULTS.md): the SpamAssassin corpus as text (focus text-import spam: GMime +
+# Spam (docs/RESULTS_TEXT.md): the SpamAssassin corpus as text (focus text-import spam: GMime +
 # libxml2), text-transformer on the random and the time split, and TF-IDF + LR / naive Bayes on
 # the same texts and splits. ~15 minutes on 2 cores.
 SPAM_FLAGS ?= --src-tokenizer word --min-count 2 --max-len 512 --epochs 10 --patience 4 --batch 32 \
