@@ -17,6 +17,7 @@
 #include "focus/ops/reduce.hpp"
 #include "focus/ops/view.hpp"
 #include "focus/tensor/rng.hpp"
+#include "support/attention_isas.hpp"
 #include "support/gradcheck.hpp"
 
 using namespace focus;
@@ -140,16 +141,6 @@ std::vector<Case> random_cases() {
   return cs;
 }
 
-// The paths this run may take: the active ISA's and those below it (FOCUS_FORCE_ISA=avx2 on an
-// AVX-512 machine runs no AVX-512 path, so it lists none).
-std::vector<AttentionIsa> isas() {
-  std::vector<AttentionIsa> out{AttentionIsa::Scalar};
-  const Isa cpu = active_isa();
-  if (cpu == Isa::Avx2 || cpu == Isa::Avx512) out.push_back(AttentionIsa::Avx2);
-  if (cpu == Isa::Avx512) out.push_back(AttentionIsa::Avx512);
-  return out;
-}
-
 // Forces `isa` for its scope; the path the kernel will take must be the one forced, so a trace
 // that names a path names the path that ran.
 struct IsaGuard {
@@ -169,7 +160,7 @@ TEST(FusedAttention, MatchesReferenceOverShapesMasksAndIsas) {
   for (const Case& c : random_cases()) {
     const Inputs in = make_inputs(c, rng);
     const Result ref = run(c, in, AttentionKernel::Reference, DType::F64);
-    for (AttentionIsa isa : isas()) {
+    for (AttentionIsa isa : focus::testing::attention_isas()) {
       // The scalar path runs the small cases only (it is the slow one).
       if (isa == AttentionIsa::Scalar && c.Lq * c.Lk > 70000) continue;
       IsaGuard guard(isa);
