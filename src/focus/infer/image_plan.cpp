@@ -330,7 +330,7 @@ class CnnSePlan final : public ImagePlan {
   struct Net {
     std::vector<Step> steps;
     size_t ping_bytes = 0;  // the largest activation routed to a ping-pong slot
-    size_t scratch_bytes = 0;  // the largest convolution scratchpad
+    size_t scratch_bytes = 0;  // the largest scratchpad of a step
   };
 
   // Routes argument `arg` of `st`, an activation laid out as `md`, to `slot` (its handle set per call).
@@ -340,6 +340,26 @@ class CnnSePlan final : public ImagePlan {
     st.routed.emplace_back(m, slot);
     if (slot == kPing || slot == kPong) net.ping_bytes = std::max(net.ping_bytes, md.get_size());
     if (slot == kScratch) net.scratch_bytes = std::max(net.scratch_bytes, md.get_size());
+  }
+  // Every primitive of the plan takes its scratchpad from the plan (kScratch), none from oneDNN:
+  // the library's one is thread-local, set up by the thread that made the primitive, and a
+  // primitive made in one thread and run in another crashed (Winograd convolutions, measured).
+  static dnnl::primitive_attr plan_scratchpad(dnnl::primitive_attr attr = {}) {
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    return attr;
+  }
+  static void add_scratchpad(Step& st, const dnnl::primitive_desc_base& pd, Net& net) {
+    if (pd.scratchpad_desc().get_size() > 0)
+      add_routed(st, DNNL_ARG_SCRATCHPAD, pd.scratchpad_desc(), kScratch, net);
+  }
+  // A reorder step cur -> want (attr: output scales) with the plan's scratchpad.
+  static Step reorder_step(const memory::desc& from, const memory::desc& to, Net& net,
+                           const dnnl::primitive_attr& attr = {}) {
+    const dnnl::reorder::primitive_desc rpd(dnnl_state().eng, from, dnnl_state().eng, to,
+                                            plan_scratchpad(attr));
+    Step r{dnnl::reorder(rpd), {}, {}};
+    add_scratchpad(r, rpd, net);
+    return r;
   }
   static memory own(const memory::desc& md) { return memory(md, dnnl_state().eng); }
   static bool is_reference(const dnnl::primitive_desc_base& pd) {
@@ -369,7 +389,7 @@ class CnnSePlan final : public ImagePlan {
       const memory::desc want(cur.dims(), to, tag::nhwc);
       dnnl::primitive_attr attr;
       attr.set_output_scales(0, {scale});
-      Step r{dnnl::reorder(dnnl::reorder::primitive_desc(d.eng, cur, d.eng, want, attr)), {}, {}};
+      Step r = reorder_step(cur, want, net, attr);
       const Slot to_slot = other(cur_slot);
       add_routed(r, DNNL_ARG_FROM, cur, cur_slot, net);
       add_routed(r, DNNL_ARG_TO, want, to_slot, net);
@@ -392,9 +412,7 @@ class CnnSePlan final : public ImagePlan {
             {1, 1}, {1, 1}, {1, 1});
         dnnl::primitive_attr attr;  // a fresh one: copies of an attr share its handle
         attr.set_post_ops(relu_ops);
-        // The plan's own scratchpad: oneDNN's (library) one is thread-local, set up by the thread
-        // that made the primitive, and a Winograd convolution made in one thread and run in
-        // another crashed in its kernel (ImagePlan.ConcurrentCallsRunOneAtATime).
+        // The plan's scratchpad (plan_scratchpad; the crash was ImagePlan.ConcurrentCallsRunOneAtATime).
         attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
         if (cw.int8) attr.set_output_scales(1 << 1, cw.out_scales);  // per output channel
         return dnnl::convolution_forward::primitive_desc(cd, attr, d.eng);
@@ -420,7 +438,7 @@ class CnnSePlan final : public ImagePlan {
       }
       note(pd, "convolution");
       if (pd.src_desc() != cur) {  // the first layer, Winograd: the input into the layout it wants
-        Step r{dnnl::reorder(dnnl::reorder::primitive_desc(d.eng, cur, d.eng, pd.src_desc())), {}, {}};
+        Step r = reorder_step(cur, pd.src_desc(), net);
         add_routed(r, DNNL_ARG_FROM, cur, cur_slot, net);
         const Slot to = cur_slot == kPing ? kPong : kPing;
         add_routed(r, DNNL_ARG_TO, pd.src_desc(), to, net);
@@ -435,14 +453,13 @@ class CnnSePlan final : public ImagePlan {
       const Slot to = other(cur_slot);
       add_routed(st, DNNL_ARG_SRC, cur, cur_slot, net);
       add_routed(st, DNNL_ARG_DST, pd.dst_desc(), to, net);
-      if (pd.scratchpad_desc().get_size() > 0)
-        add_routed(st, DNNL_ARG_SCRATCHPAD, pd.scratchpad_desc(), kScratch, net);
+      add_scratchpad(st, pd, net);
       net.steps.push_back(std::move(st));
       cur = pd.dst_desc();
       cur_slot = to;
       cur_range = cw.range;
       if (cur != nhwc_dst) {
-        Step r{dnnl::reorder(dnnl::reorder::primitive_desc(d.eng, cur, d.eng, nhwc_dst)), {}, {}};
+        Step r = reorder_step(cur, nhwc_dst, net);
         add_routed(r, DNNL_ARG_FROM, cur, cur_slot, net);
         add_routed(r, DNNL_ARG_TO, nhwc_dst, other(cur_slot), net);
         net.steps.push_back(std::move(r));
@@ -494,13 +511,14 @@ class CnnSePlan final : public ImagePlan {
           dnnl::inner_product_forward::desc(dnnl::prop_kind::forward_inference, src.get_desc(),
                                             memory::desc(w.dims, dt::f32, tag::any),
                                             memory::desc(b.dims, dt::f32, tag::x), dst),
-          attr, d.eng);
+          plan_scratchpad(attr), d.eng);
       note(pd, "inner product");
       Step st{dnnl::inner_product_forward(pd),
               {{DNNL_ARG_SRC, src},
                {DNNL_ARG_WEIGHTS, w.get(pd.weights_desc())},
                {DNNL_ARG_BIAS, b.get(pd.bias_desc())}},
               {}};
+      add_scratchpad(st, pd, net);
       memory out;
       if (to_output) {
         add_routed(st, DNNL_ARG_DST, dst, kOutput, net);
@@ -526,9 +544,10 @@ class CnnSePlan final : public ImagePlan {
           dnnl::pooling_forward::desc(dnnl::prop_kind::forward_inference, algorithm::pooling_max,
                                       cur, memory::desc({N, sw.O, H, W}, cur.data_type(), tag::nhwc),
                                       {2, 2}, {2, 2}, {0, 0}, {0, 0}),
-          d.eng);
+          plan_scratchpad(), d.eng);
       note(pp, "pooling");
       Step ps{dnnl::pooling_forward(pp), {}, {}};
+      add_scratchpad(ps, pp, net);
       const Slot to = other(cur_slot);
       add_routed(ps, DNNL_ARG_SRC, cur, cur_slot, net);
       add_routed(ps, DNNL_ARG_DST, pp.dst_desc(), to, net);
@@ -539,9 +558,10 @@ class CnnSePlan final : public ImagePlan {
       const memory g4(memory::desc({N, sw.O, 1, 1}, dt::f32, tag::nchw), d.eng,
                       gates.get_data_handle());
       const dnnl::binary::primitive_desc bp(
-          dnnl::binary::desc(algorithm::binary_mul, cur, g4.get_desc(), cur), d.eng);
+          dnnl::binary::desc(algorithm::binary_mul, cur, g4.get_desc(), cur), plan_scratchpad(), d.eng);
       note(bp, "binary");
       Step bs{dnnl::binary(bp), {{DNNL_ARG_SRC_1, g4}}, {}};
+      add_scratchpad(bs, bp, net);
       add_routed(bs, DNNL_ARG_SRC_0, cur, cur_slot, net);
       add_routed(bs, DNNL_ARG_DST, cur, cur_slot, net);
       net.steps.push_back(std::move(bs));
