@@ -338,8 +338,8 @@ struct Kern : simd::Simd<T, W> {
     T* Ot = take(ws, Dv * W);    // (Dv, W): the group's outputs
     T* stat = take(ws, 2 * W);   // the lanes' max and sum (for the LSE)
     const T scale = static_cast<T>(p.scale);
-    int64_t visible = 0;
-    for (int64_t j = 0; j < len; ++j) visible += !(pad && pad[j]);
+    bool any_visible = false;
+    for (int64_t j = 0; j < len && !any_visible; ++j) any_visible = !(pad && pad[j]);
     for (int64_t i0 = 0; i0 < p.Lq; i0 += W) {
       const int64_t lanes = std::min<int64_t>(W, p.Lq - i0);
       if (lanes <= kFewRows && W > 1) {  // a short tail: a whole vector pass costs more
@@ -354,7 +354,7 @@ struct Kern : simd::Simd<T, W> {
       }
       T* orow = o + b * os.b + h * os.h + i0 * os.l;
       T* lrow = lse ? lse + (b * p.H + h) * p.Lq + i0 : nullptr;
-      if (visible == 0) {  // nothing to attend to: zero output, LSE -inf
+      if (!any_visible) {  // nothing to attend to: zero output, LSE -inf
         for (int64_t l = 0; l < lanes; ++l) {
           std::fill(orow + l * os.l, orow + l * os.l + Dv, T(0));
           if (lrow) lrow[l] = kNegInf;

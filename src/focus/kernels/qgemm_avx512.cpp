@@ -172,12 +172,25 @@ void run(const TileOut& out, const int8_t* qa, int64_t lda, int64_t M, const QWe
   }
 }
 
+// A row's scale (max |x| / 127, stored) and the factor that maps it onto [-127, 127].
+inline __m512 row_scale(float amax, float* scale) {
+  *scale = amax / 127.0f;
+  return _mm512_set1_ps(amax > 0 ? 127.0f / amax : 0.0f);
+}
+
+// 16 values (mask: the valid lanes) times inv, rounded to nearest even (the default MXCSR mode,
+// as the scalar nearbyint), clamped to [-127, 127], stored as int8.
+inline void store_quantized(int8_t* out, __m512 v, __m512 inv, __mmask16 mask) {
+  __m512i r = _mm512_cvtps_epi32(_mm512_mul_ps(v, inv));
+  r = _mm512_min_epi32(_mm512_max_epi32(r, _mm512_set1_epi32(-127)), _mm512_set1_epi32(127));
+  _mm512_mask_cvtepi32_storeu_epi8(out, mask, r);
+}
+
 }  // namespace
 
 void quantize_rows_avx512(int8_t* q, int64_t ldq, float* scale, const float* x, int64_t ldx,
                           int64_t M, int64_t K) {
-  const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127),
-                absmask = _mm512_set1_epi32(0x7FFFFFFF);
+  const __m512i absmask = _mm512_set1_epi32(0x7FFFFFFF);
   // Two passes over a block of rows, each row's work independent of the others' (the core
   // overlaps rows instead of waiting on one row's reduction and division): the rows' max |x|,
   // then their scales and integers.
@@ -197,16 +210,11 @@ void quantize_rows_avx512(int8_t* q, int64_t ldq, float* scale, const float* x, 
     }
     for (int64_t i = 0; i < mb; ++i) {
       const float* row = x + (m0 + i) * ldx;
-      scale[m0 + i] = amax[i] / 127.0f;
-      const __m512 inv = _mm512_set1_ps(amax[i] > 0 ? 127.0f / amax[i] : 0.0f);
+      const __m512 inv = row_scale(amax[i], scale + m0 + i);
       int8_t* out = q + (m0 + i) * ldq;
       for (int64_t k = 0; k < K; k += 16) {
         const __mmask16 mask = K - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (K - k)) - 1);
-        // Round to nearest even (the default MXCSR mode), as the scalar nearbyint.
-        const __m512 xv = _mm512_castsi512_ps(_mm512_maskz_loadu_epi32(mask, row + k));
-        __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(xv, inv));
-        v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
-        _mm512_mask_cvtepi32_storeu_epi8(out + k, mask, v);
+        store_quantized(out + k, _mm512_maskz_loadu_ps(mask, row + k), inv, mask);
       }
     }
   }
@@ -224,7 +232,6 @@ void layer_norm_quantize_rows(int8_t* q, int64_t ldq, float* scale, const float*
   constexpr int64_t K = 16 * NV, kRows = 64;
   float mean[kRows], rstd[kRows];
   const __m512i absmask = _mm512_set1_epi32(0x7FFFFFFF);
-  const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
   for (int64_t m0 = 0; m0 < M; m0 += kRows) {
     const int64_t mb = std::min(kRows, M - m0);
     for (int64_t i = 0; i < mb; ++i) {
@@ -254,16 +261,10 @@ void layer_norm_quantize_rows(int8_t* q, int64_t ldq, float* scale, const float*
                                _mm512_loadu_ps(w + 16 * j), _mm512_loadu_ps(b + 16 * j));
         vmax = _mm512_max_ps(vmax, _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v[j]), absmask)));
       }
-      const float amax = _mm512_reduce_max_ps(vmax);
-      scale[m0 + i] = amax / 127.0f;
-      const __m512 inv = _mm512_set1_ps(amax > 0 ? 127.0f / amax : 0.0f);
+      const __m512 inv = row_scale(_mm512_reduce_max_ps(vmax), scale + m0 + i);
       int8_t* out = q + (m0 + i) * ldq;
       #pragma GCC unroll 16
-      for (int j = 0; j < NV; ++j) {
-        __m512i r = _mm512_cvtps_epi32(_mm512_mul_ps(v[j], inv));
-        r = _mm512_min_epi32(_mm512_max_epi32(r, lo), hi);
-        _mm512_mask_cvtepi32_storeu_epi8(out + 16 * j, __mmask16(0xFFFF), r);
-      }
+      for (int j = 0; j < NV; ++j) store_quantized(out + 16 * j, v[j], inv, __mmask16(0xFFFF));
     }
   }
 }
