@@ -1,12 +1,14 @@
 // The fast text-transformer inference path (infer/text_fast.hpp) against the model's reference
 // forward: logits within 1e-4 + 1e-4 |x| and pooling weights within 1e-5, at several lengths
-// and batch sizes, padded or not, with and without the n-gram branch (and NB-weighted), with every
+// and batch sizes, padded or not, with and without the n-gram branch (NB-weighted; with TF-IDF
+// weights, rows longer than the encoder's max_len and the convex fit), with every
 // parameter perturbed off its initial value (so biases and LayerNorm affine terms count); the model's input checks with the same error types;
 // TextPredictor's two paths agree on logits and predictions. CTest reruns it under
 // FOCUS_FORCE_ISA=avx2 and scalar.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 
 #include "data/temp_dir.hpp"
 #include "focus/autograd/node.hpp"
@@ -57,7 +59,8 @@ double worst_ratio(const Tensor& a, const Tensor& b) {
   return w;
 }
 
-// Fits m's NB ratios on 40 random rows with random labels (non-zero ratios on many buckets).
+// Fits what m's n-gram branch learns from data (NB ratios, IDF, the convex fit of the table) on
+// 40 random rows with random labels (non-zero values on many buckets).
 void fit_random_ratios(TextTransformer& m, uint64_t seed) {
   Rng rng(seed);
   std::vector<std::vector<int64_t>> rows;
@@ -68,7 +71,9 @@ void fit_random_ratios(TextTransformer& m, uint64_t seed) {
     rows.push_back(r);
     labels.push_back(rng.randint(m.cfg().num_classes));
   }
-  m.fit_ngram_nb(rows, labels);
+  if (m.cfg().ngram_nb > 0) m.fit_ngram_nb(rows, labels);
+  if (m.cfg().ngram_idf) m.fit_ngram_idf(rows);
+  if (m.cfg().ngram_fit > 0) m.fit_ngram_table(rows, labels);
 }
 
 }  // namespace
@@ -88,12 +93,14 @@ TEST(TextFastPath, EqualsTheReferenceForwardAtSeveralLengthsAndBatches) {
   d.ngram_buckets = 97, d.ngram_order = 3, d.ngram_scale = 4.0;
   TextTransformerConfig e = d;  // NB-weighted n-grams: the ratios fitted on random rows below
   e.ngram_nb = 0.5;
+  TextTransformerConfig f = e;  // + TF-IDF weights, whole-text rows past max_len, convex fit
+  f.max_len = 24, f.ngram_idf = true, f.ngram_len = 70, f.ngram_fit = 2.0;
   const std::vector<std::vector<int64_t>> batches = {
       {1}, {5}, {64}, {70}, {17, 17, 3}, {64, 40, 17, 5}, {33, 1, 33, 20, 9, 33, 2, 30, 31}};
   uint64_t seed = 1;
-  for (const TextTransformerConfig& cfg : {a, b, c, d, e}) {
+  for (const TextTransformerConfig& cfg : {a, b, c, d, e, f}) {
     auto m = make_model(cfg, seed++);
-    if (cfg.ngram_nb > 0) fit_random_ratios(*m, seed);
+    if (cfg.ngram_buckets > 0) fit_random_ratios(*m, seed);
     auto fast = TextFastPath::build(*m);
     ASSERT_NE(fast, nullptr);
     Rng rng(seed++);
@@ -125,6 +132,25 @@ TEST(TextFastPath, ChecksItsInputLikeTheModel) {
   expect_error<ShapeError>([&] { fast->logits(Tensor::from_vector(std::vector<int64_t>(9, 1), {1, 9})); },
                            {"9 tokens", "max_len = 8"});
   expect_error<ShapeError>([&] { fast->logits(Tensor::zeros({1, 4})); }, {"I64"});
+  // Rows past max_len (ngram_len): the ids after the encoder's window are checked too, and the
+  // encoder's window must hold a token.
+  cfg.ngram_buckets = 31, cfg.ngram_len = 12;
+  auto w = make_model(cfg, 4);
+  auto wf = TextFastPath::build(*w);
+  ASSERT_NE(wf, nullptr);
+  std::vector<int64_t> v(12, 1);
+  v[11] = 20;
+  for (auto run : {std::function<void()>([&] { wf->logits(Tensor::from_vector(v, {1, 12})); }),
+                   std::function<void()>([&] { w->forward(Tensor::from_vector(v, {1, 12})); })})
+    expect_error<ValueError>(run, {"token id 20", "row 0, position 11"});
+  expect_error<ShapeError>([&] { wf->logits(Tensor::from_vector(std::vector<int64_t>(13, 1), {1, 13})); },
+                           {"13 tokens", "ngram_len = 12"});
+  expect_error<ShapeError>([&] { w->forward(Tensor::from_vector(std::vector<int64_t>(13, 1), {1, 13})); },
+                           {"13 tokens", "ngram_len = 12"});
+  std::vector<int64_t> late(12, 0);
+  late[10] = 3;  // a token only past the encoder's 8
+  expect_error<ValueError>([&] { wf->logits(Tensor::from_vector(late, {1, 12})); }, {"row 0 holds only padding"});
+  expect_error<ValueError>([&] { w->forward(Tensor::from_vector(late, {1, 12})); }, {"row 0 holds only padding"});
 }
 
 TEST(TextFastPath, PredictorPathsAgree) {

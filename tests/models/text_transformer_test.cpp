@@ -63,8 +63,8 @@ TEST(TextTransformer, ConfigDefaultsAndErrors) {
   focus::testing::expect_error<ValueError>(
       [] { TextTransformerConfig::from_json(json{{"ngram_buckets", -1}}); }, {"ngram_buckets", ">= 0"});
   focus::testing::expect_error<ValueError>(
-      [] { TextTransformerConfig::from_json(json{{"ngram_buckets", 8}, {"ngram_order", 5}}); },
-      {"ngram_order", "[1, 4]"});
+      [] { TextTransformerConfig::from_json(json{{"ngram_buckets", 8}, {"ngram_order", 7}}); },
+      {"ngram_order", "[1, 6]"});
   focus::testing::expect_error<ValueError>(
       [] { TextTransformerConfig::from_json(json{{"ngram_buckets", 8}, {"ngram_scale", 0}}); },
       {"ngram_scale", "positive"});

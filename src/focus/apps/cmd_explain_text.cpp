@@ -28,7 +28,7 @@ int explain_text_model(const std::string& model_path, const std::string& text, i
   FOCUS_CHECK(model != nullptr, FormatError, "'{}' holds a {} model, not text_transformer",
               model_path, lc.model->name());
   const auto tok = tokenizer_from_json(nlohmann::json::parse(lc.info.tokenizer));
-  const auto ids = encode_for_classification(*tok, text, model->cfg().max_len);
+  const auto ids = encode_for_classification(*tok, text, model->cfg().input_len());
   const TextExplanation e = explain_text(*model, *tok, ids, target);
   const auto& names = lc.info.class_names;
   nlohmann::json j = {{"text", text},

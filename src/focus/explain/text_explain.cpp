@@ -32,13 +32,15 @@ std::vector<double> to_doubles(const Tensor& t) {
 
 TextExplanation explain_text(TextTransformer& model, const Tokenizer& tok,
                              const std::vector<int64_t>& ids, int64_t target) {
-  FOCUS_CHECK(!ids.empty() && int64_t(ids.size()) <= model.cfg().max_len, ValueError,
-              "explain_text: {} tokens; the model takes 1 to {}", ids.size(), model.cfg().max_len);
+  FOCUS_CHECK(!ids.empty() && int64_t(ids.size()) <= model.cfg().input_len(), ValueError,
+              "explain_text: {} tokens; the model takes 1 to {}", ids.size(), model.cfg().input_len());
   model.eval();
   TextExplanation e;
   e.ids = ids;
   for (int64_t id : ids) e.tokens.push_back(tok.vocab().token(id));
-  const int64_t L = int64_t(ids.size());
+  const int64_t Lall = int64_t(ids.size());
+  // The encoder's tokens: the first max_len (the n-gram branch reads all Lall).
+  const int64_t L = std::min(Lall, model.cfg().max_len);
   ForwardTrace trace;
   Tensor logits;
   {
@@ -79,17 +81,20 @@ TextExplanation explain_text(TextTransformer& model, const Tokenizer& tok,
   for (int64_t l = 0; l < L; ++l)
     for (int64_t d = 0; d < D; ++d) e.grad_input[size_t(l)] += g[size_t(l * D + d)] * x[size_t(l * D + d)];
   model.zero_grad();
+  for (auto* v : {&e.pooling, &e.rollout, &e.grad_input}) v->resize(size_t(Lall), 0.0);
   // The n-gram branch's share of the centred target logit, split over each n-gram's tokens.
   if (model.ngram_table().defined()) {
     const TextTransformerConfig& c = model.cfg();
     const Tensor table = model.ngram_effective_table();  // (B, K) F64, NB ratios applied
     const double* t = table.data<double>();
-    const int64_t S = L * c.ngram_order;
+    const int64_t S = Lall * c.ngram_order;
     std::vector<int64_t> bucket(static_cast<size_t>(S));
     std::vector<double> w(static_cast<size_t>(S));
-    text_ngram_features(ids.data(), 1, L, c.ngram_order, c.ngram_buckets, bucket.data(), w.data());
-    e.ngram.assign(size_t(L), 0.0);
-    for (int64_t l = 0; l < L; ++l)
+    const Tensor& idf = model.ngram_idf();
+    text_ngram_features(ids.data(), 1, Lall, c.ngram_order, c.ngram_buckets, bucket.data(), w.data(),
+                        idf.defined() ? idf.data<float>() : nullptr);
+    e.ngram.assign(size_t(Lall), 0.0);
+    for (int64_t l = 0; l < Lall; ++l)
       for (int64_t n = 1; n <= c.ngram_order; ++n) {
         const int64_t s = l * c.ngram_order + n - 1;
         if (w[size_t(s)] == 0) continue;

@@ -33,10 +33,12 @@ struct TextExplanation {
   std::vector<double> probs;        // softmax of the logits (temperature 1)
   std::vector<double> pooling, rollout, grad_input;  // per token (see above)
   std::vector<double> ngram;        // per token; empty without the n-gram branch
-  Tensor rollout_matrix;            // (L, L) R, each row summing to 1
+  Tensor rollout_matrix;            // (L', L') R over the encoder's tokens, rows summing to 1
 };
 
-// Explains `ids` (one non-empty sequence, at most the model's max_len). The model is put in eval
+// Explains `ids` (one non-empty sequence, at most the model's input_len). With ngram_len past
+// max_len the encoder reads the first L' = min(L, max_len) tokens: pooling, rollout and
+// grad_input are 0 on the tokens after them, which only the n-gram branch reads. The model is put in eval
 // mode (and left so). target -1 = the predicted class; ValueError for a target out of range.
 TextExplanation explain_text(TextTransformer& model, const Tokenizer& tok,
                              const std::vector<int64_t>& ids, int64_t target = -1);

@@ -94,13 +94,17 @@ std::unique_ptr<TextFastPath> TextFastPath::build(const TextTransformer& model) 
   f->pool_wkv_ = stack({&wk, &wv});
   f->pool_bkv_ = stack({&bk, &bv});
   if (c.ngram_buckets > 0) {
-    f->ngram_ = get("ngram_table", {c.ngram_buckets, c.num_classes});
-    if (!f->ngram_.defined()) return nullptr;
-    // NB-weighted: the table times the ratios once, here (the reference multiplies per slot).
-    if (c.ngram_nb > 0) f->ngram_ = model.ngram_effective_table().to(DType::F32).contiguous();
+    // The table (a parameter, or data with ngram_fit) times the NB ratios when on, once here
+    // (the reference multiplies per slot).
+    f->ngram_ = model.ngram_effective_table().to(DType::F32).contiguous();
     f->ngram_order_ = c.ngram_order;
     f->ngram_scale_ = c.ngram_scale;
+    if (c.ngram_idf) {
+      const Tensor idf = model.ngram_idf().contiguous();  // (B) F32
+      f->ngram_idf_.assign(idf.data<float>(), idf.data<float>() + idf.numel());
+    }
   }
+  f->Lin_ = c.input_len();
   return f;
 }
 
@@ -108,22 +112,29 @@ Tensor TextFastPath::logits(const Tensor& ids, Tensor* pooling) const {
   FOCUS_CHECK(ids.dim() == 2 && ids.dtype() == DType::I64, ShapeError,
               "text_transformer: input {} {} must be (N, L) I64 token ids", to_string(ids.shape()),
               dtype_name(ids.dtype()));
-  const int64_t N = ids.size(0), L = ids.size(1), D = D_, H = H_, Dh = D_ / H_, F = F_, R = N * L;
-  FOCUS_CHECK(L >= 1 && L <= Lmax_, ShapeError,
-              "text_transformer: {} tokens per row; the model takes 1 to max_len = {}", L, Lmax_);
+  const int64_t N = ids.size(0), Lall = ids.size(1);
+  FOCUS_CHECK(Lall >= 1 && Lall <= Lin_, ShapeError,
+              "text_transformer: {} tokens per row; the model takes 1 to {} = {}", Lall,
+              Lin_ > Lmax_ ? "ngram_len" : "max_len", Lin_);
   FOCUS_CHECK(N >= 1, ShapeError, "text_transformer: no rows");
-  const Tensor idc = ids.contiguous();
+  const Tensor all = ids.contiguous();
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t l = 0; l < Lall; ++l) {
+      const int64_t v = all.data<int64_t>()[n * Lall + l];
+      FOCUS_CHECK(v >= 0 && v < V_, ValueError,
+                  "text_transformer: token id {} (row {}, position {}) not in [0, {})", v, n, l, V_);
+    }
+  // The encoder reads the first max_len ids of each row; the n-gram branch all of them.
+  const Tensor idc = Lall > Lmax_ ? all.slice(1, 0, Lmax_).contiguous() : all;  // (N, L)
+  const int64_t L = idc.size(1), D = D_, H = H_, Dh = D_ / H_, F = F_, R = N * L;
   const int64_t* id = idc.data<int64_t>();
   std::lock_guard<std::mutex> lock(mu_);
   grow(pad_, size_t(R));
   for (int64_t n = 0; n < N; ++n) {
     bool any = false;
     for (int64_t l = 0; l < L; ++l) {
-      const int64_t v = id[n * L + l];
-      FOCUS_CHECK(v >= 0 && v < V_, ValueError,
-                  "text_transformer: token id {} (row {}, position {}) not in [0, {})", v, n, l, V_);
-      pad_[size_t(n * L + l)] = v == 0;
-      any = any || v != 0;
+      pad_[size_t(n * L + l)] = id[n * L + l] == 0;
+      any = any || id[n * L + l] != 0;
     }
     FOCUS_CHECK(any, ValueError, "text_transformer: row {} holds only padding", n);
   }
@@ -194,11 +205,12 @@ Tensor TextFastPath::logits(const Tensor& ids, Tensor* pooling) const {
   linear_rows(pooled2_.data(), N, D, head_w_.data<float>(), head_b_.data<float>(), K_, z.data<float>(),
          false);
   if (ngram_.defined()) {  // the n-gram branch: sum of weight * table row, in double, per row
-    const int64_t S = L * ngram_order_;
+    const int64_t S = Lall * ngram_order_;
     grow(ngram_bucket_, size_t(N * S));
     grow(ngram_weight_, size_t(N * S));
-    text_ngram_features(id, N, L, ngram_order_, ngram_.size(0), ngram_bucket_.data(),
-                        ngram_weight_.data());
+    text_ngram_features(all.data<int64_t>(), N, Lall, ngram_order_, ngram_.size(0),
+                        ngram_bucket_.data(), ngram_weight_.data(),
+                        ngram_idf_.empty() ? nullptr : ngram_idf_.data());
     const float* table = ngram_.data<float>();
     float* zp = z.data<float>();
     for (int64_t n = 0; n < N; ++n)

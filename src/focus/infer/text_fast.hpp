@@ -6,8 +6,9 @@
 //   strides (no head transposes) with the padding mask -> out_proj GEMM accumulated into h ->
 //   LayerNorm -> linear1 + GELU -> linear2 accumulated into h; final LayerNorm; pooling: the
 //   query projected once per call, K/V of the tokens in one GEMM, fused attention of one query,
-//   out_proj, head; with the n-gram branch, the mean of the n-grams' table rows added to the logits
-//   (models/text_transformer.hpp text_ngram_features).
+//   out_proj, head; with the n-gram branch, its weighted sum of the n-grams' table rows added to
+//   the logits (models/text_ngram.hpp text_ngram_features), over the whole row when the model
+//   takes rows longer than the encoder's max_len (ngram_len).
 // It gives the model's forward() logits up to float rounding (tests/infer/text_fast_test.cpp:
 // within 1e-4 + 1e-4 |x| at several lengths and batch sizes, padded or not). The reference path
 // (the model's forward through ops and layers) stays selectable: TextPredictor::set_path.
@@ -32,9 +33,9 @@ class TextFastPath {
   // the caller then keeps the reference path.
   static std::unique_ptr<TextFastPath> build(const TextTransformer& model);
   // ids (N, L) I64 right-padded with 0 -> logits (N, K) F32. The model's checks, the same
-  // messages: ShapeError for a bad shape or L outside [1, max_len], ValueError for an id outside
+  // messages: ShapeError for a bad shape or L outside [1, input_len], ValueError for an id outside
   // [0, vocab) or a row of only padding. pooling (optional) receives the pooling weights averaged
-  // over heads, (N, L) F32, 0 on padding (TextTransformer::pooling_weights), recomputed from the
+  // over heads, (N, min(L, max_len)) F32, 0 on padding (TextTransformer::pooling_weights), recomputed from the
   // fused attention's log-sum-exp (kernels/attention.hpp attention_probs).
   Tensor logits(const Tensor& ids, Tensor* pooling = nullptr) const;
 
@@ -53,6 +54,8 @@ class TextFastPath {
   Tensor ngram_;                            // (buckets, K); undefined without the n-gram branch
   int64_t ngram_order_ = 0;
   double ngram_scale_ = 1;
+  std::vector<float> ngram_idf_;  // (buckets) with TF-IDF weights; empty otherwise
+  int64_t Lin_ = 0;               // the ids a row may hold (input_len); the encoder reads Lmax_
   // Workspace, grown to the largest batch seen.
   mutable std::vector<float> h_, t_, qkv_, o_, f_, g_, mean_, rstd_, lse_, q1_, pooled_, pooled2_, probs_;
   mutable std::vector<uint8_t> pad_;

@@ -23,7 +23,7 @@ TextPredictor::TextPredictor(LoadedClassifier lm, bool calibrated)
   FOCUS_CHECK(text_ != nullptr, FormatError, "TextPredictor: the file holds a {} model of {} input, not a text model",
               model_->name(), model_->input_kind());
   tok_ = tokenizer_from_json(nlohmann::json::parse(info_.tokenizer));
-  max_len_ = text_->cfg().max_len;
+  max_len_ = text_->cfg().input_len();
   temperature_ = calibrated ? info_.temperature : 1.0;
   model_->eval();
   fast_ = TextFastPath::build(*text_);

@@ -57,6 +57,7 @@ class TextPredictor {
   const ModelInfo& info() const { return info_; }
   const Tokenizer& tokenizer() const { return *tok_; }
   int64_t num_classes() const { return int64_t(info_.class_names.size()); }
+  // The ids a text is cut to (the model's input_len: max_len, or ngram_len for the n-gram branch).
   int64_t max_len() const { return max_len_; }
 
  private:

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "focus/autograd/node.hpp"
 #include "focus/models/config_reader.hpp"
 #include "focus/nn/layers.hpp"
 #include "focus/ops/elementwise.hpp"
@@ -31,6 +32,9 @@ TextTransformerConfig TextTransformerConfig::from_json(const nlohmann::json& j) 
   c.ngram_order = r.get("ngram_order", c.ngram_order);
   c.ngram_scale = r.get("ngram_scale", c.ngram_scale);
   c.ngram_nb = r.get("ngram_nb", c.ngram_nb);
+  c.ngram_idf = r.get("ngram_idf", c.ngram_idf);
+  c.ngram_len = r.get("ngram_len", c.ngram_len);
+  c.ngram_fit = r.get("ngram_fit", c.ngram_fit);
   r.finish();
   const std::pair<const char*, int64_t> sizes[] = {{"vocab_size", c.vocab_size},
                                                    {"max_len", c.max_len},
@@ -45,11 +49,18 @@ TextTransformerConfig TextTransformerConfig::from_json(const nlohmann::json& j) 
   r.require(c.dropout >= 0.0 && c.dropout < 1.0, "dropout", "must be in [0, 1)");
   r.require(c.attn_dropout >= 0.0 && c.attn_dropout < 1.0, "attn_dropout", "must be in [0, 1)");
   r.require(c.ngram_buckets >= 0, "ngram_buckets", "must be >= 0 (0: no n-gram branch)");
-  r.require(c.ngram_order >= 1 && c.ngram_order <= 4, "ngram_order", "must be in [1, 4]");
+  r.require(c.ngram_order >= 1 && c.ngram_order <= 6, "ngram_order", "must be in [1, 6]");
+  r.require(c.ngram_buckets <= INT32_MAX, "ngram_buckets", "must be < 2^31");
   r.require(c.ngram_scale > 0 && std::isfinite(c.ngram_scale), "ngram_scale", "must be positive");
   r.require(c.ngram_nb >= 0 && std::isfinite(c.ngram_nb), "ngram_nb", "must be >= 0 (0: off)");
   r.require(c.ngram_nb == 0 || c.ngram_buckets > 0, "ngram_nb",
             "needs the n-gram branch (ngram_buckets > 0)");
+  r.require(!c.ngram_idf || c.ngram_buckets > 0, "ngram_idf",
+            "needs the n-gram branch (ngram_buckets > 0)");
+  r.require(c.ngram_len == 0 || (c.ngram_buckets > 0 && c.ngram_len >= c.max_len), "ngram_len",
+            fmt::format("must be 0 or >= max_len {}, with the n-gram branch", c.max_len));
+  r.require(c.ngram_fit >= 0 && std::isfinite(c.ngram_fit) && (c.ngram_fit == 0 || c.ngram_buckets > 0),
+            "ngram_fit", "must be >= 0 (0: off; > 0 needs the n-gram branch)");
   return c;
 }
 
@@ -62,92 +73,11 @@ nlohmann::json TextTransformerConfig::to_json() const {
     j["ngram_order"] = ngram_order;
     j["ngram_scale"] = ngram_scale;
     if (ngram_nb > 0) j["ngram_nb"] = ngram_nb;
+    if (ngram_idf) j["ngram_idf"] = true;
+    if (ngram_len > 0) j["ngram_len"] = ngram_len;
+    if (ngram_fit > 0) j["ngram_fit"] = ngram_fit;
   }
   return j;
-}
-
-int64_t text_ngram_bucket(const int64_t* ids, int64_t n, int64_t buckets) {
-  auto mix = [](uint64_t x) {  // splitmix64's finaliser
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-  };
-  uint64_t h = mix(uint64_t(n));
-  for (int64_t i = 0; i < n; ++i) h = mix(h ^ uint64_t(ids[i]));
-  return int64_t(h % uint64_t(buckets));
-}
-
-void text_ngram_features(const int64_t* ids, int64_t N, int64_t L, int64_t order, int64_t buckets,
-                         int64_t* bucket, double* weight) {
-  for (int64_t r = 0; r < N; ++r) {
-    const int64_t* row = ids + r * L;
-    int64_t* b = bucket + r * L * order;
-    double* w = weight + r * L * order;
-    int64_t count = 0;
-    for (int64_t l = 0; l < L; ++l) {
-      int64_t run = 0;  // non-padding ids from l on, up to order
-      while (run < order && l + run < L && row[l + run] != 0) ++run;
-      for (int64_t n = 1; n <= order; ++n) {
-        const bool valid = n <= run;
-        b[l * order + n - 1] = valid ? text_ngram_bucket(row + l, n, buckets) : 0;
-        w[l * order + n - 1] = valid ? 1.0 : 0.0;
-        count += valid;
-      }
-    }
-    const double norm = std::sqrt(double(std::max<int64_t>(count, 1)));
-    for (int64_t s = 0; s < L * order; ++s) w[s] /= norm;
-  }
-}
-
-std::vector<double> text_ngram_nb_ratios(const std::vector<std::vector<int64_t>>& rows,
-                                         const std::vector<int64_t>& labels, int64_t K,
-                                         int64_t order, int64_t buckets, double alpha) {
-  FOCUS_CHECK(rows.size() == labels.size(), ValueError,
-              "text_ngram_nb_ratios: {} rows but {} labels", rows.size(), labels.size());
-  FOCUS_CHECK(K >= 2 && order >= 1 && buckets >= 1 && alpha > 0 && std::isfinite(alpha), ValueError,
-              "text_ngram_nb_ratios: K {} (>= 2), order {} (>= 1), buckets {} (>= 1), alpha {} (> 0)",
-              K, order, buckets, alpha);
-  std::vector<double> count(size_t(buckets * K), 0.0);  // (buckets, K): rows holding the bucket
-  std::vector<int64_t> bucket;
-  std::vector<double> weight;
-  std::vector<int64_t> seen;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const int64_t k = labels[i], L = int64_t(rows[i].size());
-    FOCUS_CHECK(k >= 0 && k < K, ValueError, "text_ngram_nb_ratios: row {} has label {} not in [0, {})",
-                i, k, K);
-    if (L == 0) continue;
-    bucket.resize(size_t(L * order));
-    weight.resize(size_t(L * order));
-    text_ngram_features(rows[i].data(), 1, L, order, buckets, bucket.data(), weight.data());
-    seen.clear();
-    for (size_t s = 0; s < bucket.size(); ++s)
-      if (weight[s] != 0) seen.push_back(bucket[s]);
-    std::sort(seen.begin(), seen.end());
-    seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
-    for (int64_t b : seen) count[size_t(b * K + k)] += 1;
-  }
-  std::vector<double> total(size_t(buckets), 0.0);  // rows of any class holding the bucket
-  for (int64_t b = 0; b < buckets; ++b)
-    for (int64_t k = 0; k < K; ++k) total[size_t(b)] += count[size_t(b * K + k)];
-  std::vector<double> norm_k(size_t(K), 0.0), norm_rest(size_t(K), 0.0);
-  for (int64_t b = 0; b < buckets; ++b) {
-    if (total[size_t(b)] == 0) continue;
-    for (int64_t k = 0; k < K; ++k) {
-      norm_k[size_t(k)] += count[size_t(b * K + k)] + alpha;
-      norm_rest[size_t(k)] += total[size_t(b)] - count[size_t(b * K + k)] + alpha;
-    }
-  }
-  std::vector<double> r(size_t(buckets * K), 0.0);
-  for (int64_t b = 0; b < buckets; ++b) {
-    if (total[size_t(b)] == 0) continue;
-    for (int64_t k = 0; k < K; ++k) {
-      const double ck = count[size_t(b * K + k)], rest = total[size_t(b)] - ck;
-      r[size_t(b * K + k)] = std::log((ck + alpha) / norm_k[size_t(k)]) -
-                             std::log((rest + alpha) / norm_rest[size_t(k)]);
-    }
-  }
-  return r;
 }
 
 TextEncoderModel::TextEncoderModel(const TextTransformerConfig& cfg, Rng& rng) : cfg_(cfg) {
@@ -181,10 +111,16 @@ TextTransformer::TextTransformer(const TextTransformerConfig& cfg, Rng& rng)
       "pool", std::make_shared<AttentionPooling>(
                   MultiHeadAttentionOptions{D, cfg.heads, 0, true, cfg.attn_dropout}, rng));
   head_ = register_module("head", std::make_shared<Linear>(D, cfg.num_classes, rng));
-  if (cfg.ngram_buckets > 0)  // last, and drawing nothing: the other tensors are as without it
+  // Last, and drawing nothing: the other tensors are as without the branch. With ngram_fit the
+  // table is data (fit_ngram_table), not a parameter.
+  if (cfg.ngram_buckets > 0 && cfg.ngram_fit > 0)
+    ngram_ = register_buffer("ngram_table", Tensor::zeros({cfg.ngram_buckets, cfg.num_classes}));
+  else if (cfg.ngram_buckets > 0)
     ngram_ = register_parameter("ngram_table", Tensor::zeros({cfg.ngram_buckets, cfg.num_classes}));
   if (cfg.ngram_nb > 0)  // filled by fit_ngram_nb (or a model file)
     nb_ = register_buffer("ngram_nb_ratio", Tensor::zeros({cfg.ngram_buckets, cfg.num_classes}));
+  if (cfg.ngram_idf)  // filled by fit_ngram_idf (or a model file); 1 until then
+    idf_ = register_buffer("ngram_idf", Tensor::full({cfg.ngram_buckets}, 1.0f));
 }
 
 Tensor padding_mask(const Tensor& ids) {
@@ -208,7 +144,7 @@ Tensor TextTransformer::forward_embedded(const Tensor& ids, Tensor& embedded) {
 }
 
 Tensor TextTransformer::ngram_logits(const Tensor& ids) {
-  checked_padding_mask(ids);
+  checked_padding_mask(checked_input(ids));
   if (!ngram_.defined()) return Tensor::zeros({ids.size(0), cfg_.num_classes}, head_->weight.dtype());
   return wide(ids);
 }
@@ -219,7 +155,8 @@ Tensor TextTransformer::wide(const Tensor& ids) const {
   Tensor bucket = Tensor::empty({N, S}, DType::I64);   // (N, S)
   Tensor weight = Tensor::empty({N, S, 1}, DType::F64);  // (N, S, 1)
   text_ngram_features(c.data<int64_t>(), N, L, cfg_.ngram_order, cfg_.ngram_buckets,
-                      bucket.data<int64_t>(), weight.data<double>());
+                      bucket.data<int64_t>(), weight.data<double>(),
+                      idf_.defined() ? idf_.data<float>() : nullptr);
   if (cfg_.ngram_scale != 1.0) weight = mul(weight, cfg_.ngram_scale);
   Tensor rows = embedding(ngram_, bucket);  // (N, S, K)
   if (nb_.defined()) rows = mul(rows, embedding(nb_.detach().to(ngram_.dtype()), bucket));  // (N, S, K)
@@ -232,23 +169,62 @@ Tensor TextTransformer::ngram_effective_table() const {
   return nb_.defined() ? mul(t, nb_.detach().to(DType::F64)).contiguous() : t.contiguous();
 }
 
+void TextTransformer::check_fit_rows(const char* what,
+                                     const std::vector<std::vector<int64_t>>& rows) const {
+  FOCUS_CHECK(!rows.empty(), ValueError, "text_transformer: {}: no rows", what);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    FOCUS_CHECK(!rows[i].empty(), ValueError, "text_transformer: {}: row {} is empty", what, i);
+    for (int64_t id : rows[i])
+      FOCUS_CHECK(id >= 0 && id < cfg_.vocab_size, ValueError,
+                  "text_transformer: {}: token id {} (row {}) not in [0, {})", what, id, i,
+                  cfg_.vocab_size);
+  }
+}
+
 void TextTransformer::fit_ngram_nb(const std::vector<std::vector<int64_t>>& rows,
                                    const std::vector<int64_t>& labels) {
   FOCUS_CHECK(nb_.defined(), ValueError,
               "text_transformer: fit_ngram_nb needs ngram_nb > 0 in the model config");
-  FOCUS_CHECK(!rows.empty(), ValueError, "text_transformer: fit_ngram_nb: no rows");
-  for (size_t i = 0; i < rows.size(); ++i) {
-    FOCUS_CHECK(!rows[i].empty(), ValueError, "text_transformer: fit_ngram_nb: row {} is empty", i);
-    for (int64_t id : rows[i])
-      FOCUS_CHECK(id >= 0 && id < cfg_.vocab_size, ValueError,
-                  "text_transformer: fit_ngram_nb: token id {} (row {}) not in [0, {})", id, i,
-                  cfg_.vocab_size);
-  }
+  check_fit_rows("fit_ngram_nb", rows);
   const std::vector<double> r = text_ngram_nb_ratios(rows, labels, cfg_.num_classes, cfg_.ngram_order,
                                                      cfg_.ngram_buckets, cfg_.ngram_nb);
   Tensor t = Tensor::empty({cfg_.ngram_buckets, cfg_.num_classes}, DType::F64);  // (B, K)
   std::copy(r.begin(), r.end(), t.data<double>());
   nb_.copy_(t.to(nb_.dtype()));
+}
+
+void TextTransformer::fit_ngram_idf(const std::vector<std::vector<int64_t>>& rows) {
+  FOCUS_CHECK(idf_.defined(), ValueError,
+              "text_transformer: fit_ngram_idf needs \"ngram_idf\": true in the model config");
+  check_fit_rows("fit_ngram_idf", rows);
+  const std::vector<float> idf = text_ngram_idf(rows, cfg_.ngram_order, cfg_.ngram_buckets);
+  std::copy(idf.begin(), idf.end(), idf_.data<float>());
+}
+
+NgramFit TextTransformer::fit_ngram_table(const std::vector<std::vector<int64_t>>& rows,
+                                          const std::vector<int64_t>& labels,
+                                          const std::vector<double>& class_weights) {
+  FOCUS_CHECK(cfg_.ngram_fit > 0, ValueError,
+              "text_transformer: fit_ngram_table needs ngram_fit > 0 in the model config");
+  check_fit_rows("fit_ngram_table", rows);
+  const int64_t K = cfg_.num_classes;
+  NgramFitOptions opt;
+  opt.C = cfg_.ngram_fit;
+  const Tensor nb = nb_.defined() ? nb_.to(DType::F64).contiguous() : Tensor();  // (B, K)
+  opt.nb = nb.defined() ? nb.data<double>() : nullptr;
+  opt.idf = idf_.defined() ? idf_.data<float>() : nullptr;
+  opt.class_weights = class_weights;
+  NgramFit fit = text_ngram_fit(rows, labels, K, cfg_.ngram_order, cfg_.ngram_buckets, opt);
+  Tensor t = Tensor::empty({cfg_.ngram_buckets, K}, DType::F64);  // (B, K) = w / scale
+  double* tp = t.data<double>();
+  for (size_t q = 0; q < fit.w.size(); ++q) tp[q] = fit.w[q] / cfg_.ngram_scale;
+  ngram_.copy_(t.to(ngram_.dtype()));
+  Tensor bias = head_->bias.detach().to(DType::F64).contiguous();  // (K)
+  for (int64_t k = 0; k < K; ++k) bias.data<double>()[k] += fit.intercept[size_t(k)];
+  NoGradGuard ng;
+  Tensor hb = head_->bias;  // shares the parameter's storage
+  hb.copy_(bias.to(hb.dtype()));
+  return fit;
 }
 
 Tensor TextTransformer::pooling_weights(const Tensor& ids) {
@@ -303,9 +279,28 @@ Tensor TextEncoderModel::run_encoder(const Tensor& ids, AttentionMask& am,
   return norm_->forward(h);
 }
 
+Tensor TextTransformer::checked_input(const Tensor& ids) const {
+  FOCUS_CHECK(ids.dim() == 2 && ids.dtype() == DType::I64, ShapeError,
+              "{}: input {} {} must be (N, L) I64 token ids", name(), to_string(ids.shape()),
+              dtype_name(ids.dtype()));
+  const int64_t N = ids.size(0), L = ids.size(1), E = cfg_.max_len;
+  if (L <= E) return ids;
+  FOCUS_CHECK(L <= cfg_.input_len(), ShapeError, "{}: {} tokens per row; the model takes 1 to {} = {}",
+              name(), L, cfg_.input_len() > E ? "ngram_len" : "max_len", cfg_.input_len());
+  const Tensor c = ids.contiguous();
+  const int64_t* p = c.data<int64_t>();
+  for (int64_t n = 0; n < N; ++n)  // the encoder checks the first E of each row
+    for (int64_t l = E; l < L; ++l)
+      FOCUS_CHECK(p[n * L + l] >= 0 && p[n * L + l] < cfg_.vocab_size, ValueError,
+                  "{}: token id {} (row {}, position {}) not in [0, {})", name(), p[n * L + l], n,
+                  l, cfg_.vocab_size);
+  return c.slice(1, 0, E).contiguous();  // (N, max_len)
+}
+
 Tensor TextTransformer::run(const Tensor& ids, std::vector<Tensor>* maps, Tensor* embedded) {
   AttentionMask am;
-  const Tensor h = run_encoder(ids, am, maps, embedded);  // (N, L, D)
+  const Tensor enc = checked_input(ids);                  // (N, min(L, max_len))
+  const Tensor h = run_encoder(enc, am, maps, embedded);  // (N, L', D)
   Tensor w;
   Tensor pooled = pool_->forward(h, am, maps ? &w : nullptr);  // (N, D)
   if (maps) maps->push_back(w);                                // (N, H, 1, L)

@@ -20,19 +20,33 @@
 //     ngram_nb_ratio (buckets, classes), text_ngram_nb_ratios) learned from the training rows by
 //     fit_ngram_nb before training: logit_k += scale x sum_s w_s r[b_s, k] T[b_s, k]. The ratios
 //     are data, not parameters: no gradient, no weight decay; they are saved in the model file.
+//   TF-IDF weights (ngram_idf = true): the slots weighted as scikit-learn's sublinear, L2-normalised
+//     TF-IDF (models/text_ngram.hpp text_ngram_features) with the IDF of the training rows
+//     (buffer ngram_idf (buckets), fit_ngram_idf) instead of sqrt-normalised counts.
+//   Whole-text input (ngram_len > max_len): rows may hold up to ngram_len ids; the encoder reads
+//     the first max_len, the branch all of them (a long e-mail's n-grams past the encoder's
+//     window still count). input_len() = max(max_len, ngram_len) is what callers encode to.
+//   Convex fit (ngram_fit = C > 0): the table is fitted before training, alone and to
+//     convergence, as the L2-regularised logistic regression of its features (text_ngram_fit,
+//     L-BFGS; fit_ngram_table, whose intercepts go into the head's bias), and is then data (a
+//     buffer): training moves the encoder, pooling and head on top of it, never the table, so
+//     early stopping cannot cut the linear model short and the table cannot memorise.
 // Padding: a padded position is never attended to, and every other computation is per token, so
 // a sequence's logits do not depend on how much padding follows it (or where it is). Inputs are
-// (N, L) I64 with L <= max_len; every row must hold at least one non-padding id (ValueError).
+// (N, L) I64 with L <= input_len(); every row must hold at least one non-padding id among its
+// first max_len (ValueError).
 // Letters: N batch, L tokens, D = dim, H heads, V vocabulary.
 // Parameter names: tok_embed.weight, pos_embed.weight, blocks.{i}.*, norm.*, pool.*, head.*,
-// ngram_table (only with ngram_buckets > 0: files without it load unchanged); the buffer
-// ngram_nb_ratio (only with ngram_nb > 0).
+// ngram_table (only with ngram_buckets > 0: files without it load unchanged; a buffer with
+// ngram_fit); the buffers ngram_nb_ratio (only with ngram_nb > 0) and ngram_idf (ngram_idf).
 #pragma once
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "focus/models/classifier.hpp"
+#include "focus/models/text_ngram.hpp"
 
 namespace focus {
 
@@ -56,9 +70,15 @@ struct TextTransformerConfig {
   double dropout = 0.1;       // after the positions, in residual branches and the MLP
   double attn_dropout = 0.0;  // on attention probabilities (encoder and pooling)
   int64_t ngram_buckets = 0;  // rows of the n-gram branch's hashed table; 0: no branch
-  int64_t ngram_order = 2;    // n-grams of orders 1..ngram_order (1 to 4)
+  int64_t ngram_order = 2;    // n-grams of orders 1..ngram_order (1 to 6)
   double ngram_scale = 1.0;   // the branch's logits = ngram_scale x sum / sqrt(count) (> 0)
   double ngram_nb = 0.0;      // NB weighting's smoothing alpha (> 0: on; needs ngram_buckets > 0)
+  bool ngram_idf = false;     // sublinear TF-IDF slot weights (needs ngram_buckets > 0)
+  int64_t ngram_len = 0;      // ids a row may hold for the branch (0: max_len; else >= max_len)
+  double ngram_fit = 0.0;     // > 0: the table fitted convexly with this C, then frozen
+
+  // The ids a row may hold: max(max_len, ngram_len).
+  int64_t input_len() const { return std::max(max_len, ngram_len); }
 
   static TextTransformerConfig from_json(const nlohmann::json& j);  // ValueError on bad keys/values
   // The n-gram keys are written only when the branch is on (files without it stay as they were).
@@ -107,8 +127,10 @@ class TextTransformer : public TextEncoderModel {
   // Records depth maps (N, H, L, L) in trace.attention, then the pooling query's map
   // (N, H, 1, L) (zero on padding).
   Tensor forward_traced(const Tensor& ids, ForwardTrace& trace) override;
-  // The pooling weights averaged over heads: (N, L), each row summing to 1 over its tokens and
-  // 0 on padding. Runs a forward in the model's current mode.
+  // The pooling weights averaged over heads: (N, L') with L' = min(L, max_len) (the encoder's
+  // tokens), each row summing to 1 over its tokens and 0 on padding. Runs a forward in the
+  // model's current mode. The maps of forward_traced and the embeddings of forward_embedded are
+  // over those L' tokens too.
   Tensor pooling_weights(const Tensor& ids);
   // Logits (N, classes) and the token embeddings (N, L, D) they were computed from, attached to
   // the graph (gradient x input: d logit / d embedded).
@@ -132,36 +154,31 @@ class TextTransformer : public TextEncoderModel {
   // with the model's order, buckets and alpha) into ngram_nb_ratio. ValueError when ngram_nb is
   // off, on a size mismatch, an empty row or a label outside [0, classes).
   void fit_ngram_nb(const std::vector<std::vector<int64_t>>& rows, const std::vector<int64_t>& labels);
+  // Learns the IDF of training rows into ngram_idf (ValueError unless ngram_idf, or an empty row).
+  void fit_ngram_idf(const std::vector<std::vector<int64_t>>& rows);
+  // Fits the table convexly (text_ngram_fit with C = ngram_fit, the NB ratios and IDF as fitted
+  // so far: call fit_ngram_nb / fit_ngram_idf first) on training rows, writes table = w / scale,
+  // and adds the intercepts to the head's bias. class_weights: (classes) or empty. ValueError
+  // unless ngram_fit > 0, and as fit_ngram_nb.
+  NgramFit fit_ngram_table(const std::vector<std::vector<int64_t>>& rows,
+                           const std::vector<int64_t>& labels,
+                           const std::vector<double>& class_weights = {});
+  // The IDF buffer (ngram_buckets) F32; undefined unless ngram_idf.
+  const Tensor& ngram_idf() const { return idf_; }
 
  private:
   Tensor run(const Tensor& ids, std::vector<Tensor>* maps, Tensor* embedded = nullptr);
   Tensor wide(const Tensor& ids) const;  // (N, classes); ids already checked
+  // Checks what the encoder does not see (L <= input_len(), the ids past max_len) and returns
+  // the encoder's part of ids: its first max_len columns (ids itself when L <= max_len).
+  Tensor checked_input(const Tensor& ids) const;
   std::shared_ptr<AttentionPooling> pool_;
   std::shared_ptr<Linear> head_;
   Tensor ngram_;  // (ngram_buckets, classes), undefined when the branch is off
   Tensor nb_;     // (ngram_buckets, classes) buffer, undefined unless ngram_nb > 0
+  Tensor idf_;    // (ngram_buckets) buffer, undefined unless ngram_idf
+  void check_fit_rows(const char* what, const std::vector<std::vector<int64_t>>& rows) const;
 };
-
-// The bucket in [0, buckets) of the n-gram ids[0..n) (n >= 1, buckets >= 1): a fixed 64-bit
-// mix (splitmix64's finaliser over the order and each id), the same on every platform: saved
-// models depend on it.
-int64_t text_ngram_bucket(const int64_t* ids, int64_t n, int64_t buckets);
-// The n-gram features of ids (N, L), row-major: slot (row r, position l, order n) at
-// r * L * order + l * order + (n - 1) gets the bucket of ids[l..l+n) and the weight
-// 1 / sqrt(the row's number of such n-grams) when those n ids are all non-padding (inside the
-// row), else bucket 0 and weight 0. A row's non-zero slots do not depend on padding after its last token.
-void text_ngram_features(const int64_t* ids, int64_t N, int64_t L, int64_t order, int64_t buckets,
-                         int64_t* bucket, double* weight);
-
-// NB log-count ratios of the n-grams of `rows` (token ids; a 0 id ends nothing, it is skipped
-// like padding) with labels in [0, K): each row counts each bucket once (binary features, as
-// NBSVM). For class k against the rest, with c_k(b) the number of class-k rows holding bucket b
-// and c_rest(b) that of the other rows, over the buckets B+ seen in any row:
-//   r[b, k] = log( (c_k(b) + alpha) / sum_{B+} (c_k + alpha) ) - log( (c_rest(b) + alpha) / sum_{B+} (c_rest + alpha) )
-// and r = 0 on buckets no row holds. Returns (buckets, K) row-major. alpha > 0.
-std::vector<double> text_ngram_nb_ratios(const std::vector<std::vector<int64_t>>& rows,
-                                         const std::vector<int64_t>& labels, int64_t K,
-                                         int64_t order, int64_t buckets, double alpha);
 
 // The padding mask of token ids (N, L) I64: (N, L) F32, 1 where the id is Vocab::kPad (0).
 Tensor padding_mask(const Tensor& ids);

@@ -166,12 +166,36 @@ std::unique_ptr<Tokenizer> learn_text_tokenizer(const TextCorpus& corpus,
 }
 
 TextClassificationData encode_corpus(const TextCorpus& corpus, const Tokenizer& tok,
-                                     const TrainConfig& cfg) {
+                                     int64_t len, double token_dropout) {
   std::vector<std::vector<int64_t>> ids;
   ids.reserve(corpus.rows.size());
-  for (const auto& r : corpus.rows) ids.push_back(encode_for_classification(tok, r.text, cfg.max_len));
-  return TextClassificationData(std::move(ids), corpus.labels, corpus.class_names, cfg.token_dropout);
+  for (const auto& r : corpus.rows) ids.push_back(encode_for_classification(tok, r.text, len));
+  return TextClassificationData(std::move(ids), corpus.labels, corpus.class_names, token_dropout);
 }
+
+namespace {
+// What the n-gram branch learns from the training rows before training, in order: the NB ratios,
+// the IDF, the convex fit of the table (which uses both). Never from valid/test rows.
+void fit_ngram_branch(TextTransformer& tt, const TextClassificationData& data,
+                      const std::vector<int64_t>& train, const std::vector<int64_t>& labels,
+                      const std::vector<double>& class_weights, bool root) {
+  const TextTransformerConfig& c = tt.cfg();
+  if (c.ngram_nb <= 0 && !c.ngram_idf && c.ngram_fit <= 0) return;
+  std::vector<std::vector<int64_t>> rows;
+  std::vector<int64_t> y;
+  for (int64_t i : train) rows.push_back(data.ids(i)), y.push_back(labels[size_t(i)]);
+  if (c.ngram_nb > 0) tt.fit_ngram_nb(rows, y);
+  if (c.ngram_idf) tt.fit_ngram_idf(rows);
+  if (c.ngram_fit > 0) {
+    const NgramFit f = tt.fit_ngram_table(rows, y, class_weights);
+    if (root)
+      std::fprintf(stderr, "n-gram branch fitted (C %g): %s after %lld iterations, |g|inf %.2e, "
+                   "training accuracy %.2f%%\n", c.ngram_fit, f.solver.stop.c_str(),
+                   static_cast<long long>(f.solver.iterations), f.solver.grad_inf,
+                   100 * f.train_accuracy);
+  }
+}
+}  // namespace
 
 // ---- one run -------------------------------------------------------------------------------------
 
@@ -199,14 +223,9 @@ TextRunResult run_text_classification(const TrainConfig& cfg, const TextCorpus& 
     Rng rng(cfg.seed);
     model = make_classifier("text_transformer", mc, rng);
   }
-  const TextClassificationData data = encode_corpus(corpus, *tok, cfg);
-  // NB-weighted n-grams: the log-count ratios from the training rows only (never valid/test).
-  if (auto* tt = dynamic_cast<TextTransformer*>(model.get()); tt && tt->cfg().ngram_nb > 0) {
-    std::vector<std::vector<int64_t>> rows;
-    std::vector<int64_t> y;
-    for (int64_t i : train) rows.push_back(data.ids(i)), y.push_back(corpus.labels[size_t(i)]);
-    tt->fit_ngram_nb(rows, y);
-  }
+  auto* tt = dynamic_cast<TextTransformer*>(model.get());
+  const TextClassificationData data =
+      encode_corpus(corpus, *tok, tt ? tt->cfg().input_len() : cfg.max_len, cfg.token_dropout);
   ModelInfo info;
   info.tokenizer = tok->to_json().dump();
   std::vector<double> weights;
@@ -215,6 +234,7 @@ TextRunResult run_text_classification(const TrainConfig& cfg, const TextCorpus& 
     for (int64_t i : train) y.push_back(corpus.labels[size_t(i)]);
     weights = balanced_class_weights(y, K);
   }
+  if (tt) fit_ngram_branch(*tt, data, train, corpus.labels, weights, !comm || comm->rank() == 0);
   Trainer trainer(cfg, *model, data, comm, TrainValSplit{train, valid}, info, weights);
   const auto history = trainer.fit();
   TextRunResult res;

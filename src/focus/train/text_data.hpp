@@ -4,7 +4,8 @@
 // TextClassificationData (the token-id ClassificationData the one trainer takes), and one whole
 // run: train text-transformer with train/Trainer, fit the temperature on the validation rows
 // (infer/calibration.hpp), score the test rows (accuracy, macro-F1, per-class P/R/F1, ROC-AUC
-// for two classes). `focus train --task text` runs one; `focus cv` runs one per fold.
+// for two classes). Before training, the n-gram branch learns what its config asks from the
+// training rows (NB ratios, IDF, the convex fit of its table: models/text_ngram.hpp). `focus train --task text` runs one; `focus cv` runs one per fold.
 #pragma once
 #include <memory>
 #include <string>
@@ -64,9 +65,9 @@ std::vector<std::string> sorted_class_names(const std::vector<LabelledText>& row
 std::unique_ptr<Tokenizer> learn_text_tokenizer(const TextCorpus& corpus,
                                                 const std::vector<int64_t>& train,
                                                 const TrainConfig& cfg);
-// Every row encoded by `tok` (encode_for_classification, cfg.max_len), cfg.token_dropout.
-TextClassificationData encode_corpus(const TextCorpus& corpus, const Tokenizer& tok,
-                                     const TrainConfig& cfg);
+// Every row encoded by `tok` (encode_for_classification: the first `len` ids), token_dropout.
+TextClassificationData encode_corpus(const TextCorpus& corpus, const Tokenizer& tok, int64_t len,
+                                     double token_dropout);
 
 // What one run scored on its test rows (the best model, at the fitted temperature).
 struct TextRunResult {
