@@ -24,6 +24,7 @@ import sys
 
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.svm import LinearSVC
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 from sklearn.naive_bayes import MultinomialNB
 
@@ -65,6 +66,11 @@ def models():
         "naive Bayes": lambda: (CountVectorizer(ngram_range=(1, 2), min_df=2, token_pattern=TOKENS,
                                                 lowercase=True),
                                 MultinomialNB(alpha=0.1)),
+        # Character n-grams within words (2-5, case kept, sublinear TF-IDF) + a linear SVM (C=1):
+        # the strongest spam pipeline of bench/spam_probe.py's inner cross-validation.
+        "char_wb TF-IDF + SVM": lambda: (TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5),
+                                                         sublinear_tf=True, lowercase=False),
+                                         LinearSVC(C=1.0)),
         # NBSVM (LR variant, bench/nbsvm.py): binary word 1-2 grams scaled by NB log-count ratios.
         "NBSVM": lambda: (CountVectorizer(ngram_range=(1, 2), min_df=2, token_pattern=TOKENS,
                                           lowercase=True, binary=True),
@@ -89,13 +95,18 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dir", help="the folder of focus text-import spam")
     ap.add_argument("--splits", default="random,time")
-    ap.add_argument("--focus", action="append", default=[], metavar="SPLIT=FILE",
-                    help="focus's test_metrics.json for a split (repeatable)")
+    ap.add_argument("--focus", action="append", default=[], metavar="SPLIT[:LABEL]=FILE",
+                    help="focus's test_metrics.json for a split, shown as 'focus LABEL' "
+                         "(default: text-transformer); repeatable, several per split")
     ap.add_argument("--json", help="write every figure as JSON here")
     args = ap.parse_args()
-    focus = dict(s.split("=", 1) for s in args.focus)
+    focus = []  # (split, label, file)
+    for s in args.focus:
+        key, path = s.split("=", 1)
+        split, _, label = key.partition(":")
+        focus.append((split, label or "text-transformer", path))
     out = {}
-    print(f"{'split':<7} {'method':<24} {'test':>5} {'accuracy':>9} {'pos P':>7} {'pos R':>7} {'pos F1':>8}  positive")
+    print(f"{'split':<7} {'method':<30} {'test':>5} {'accuracy':>9} {'pos P':>7} {'pos R':>7} {'pos F1':>8}  positive")
     for split in args.splits.split(","):
         d = os.path.join(args.dir, split)
         positive = []
@@ -107,10 +118,11 @@ def main():
             vec, clf = make()
             clf.fit(vec.fit_transform(xtr + xva), ytr + yva)
             out[split][name] = scores(yte, clf.predict(vec.transform(xte)))
-        if split in focus:
-            out[split]["focus text-transformer"] = focus_scores(focus[split], positive[0])
+        for fsplit, label, path in focus:
+            if fsplit == split:
+                out[split]["focus " + label] = focus_scores(path, positive[0])
         for name, s in out[split].items():
-            print(f"{split:<7} {name:<24} {s['test']:>5} {100 * s['accuracy']:>8.2f}% {100 * s['precision']:>6.2f}%"
+            print(f"{split:<7} {name:<30} {s['test']:>5} {100 * s['accuracy']:>8.2f}% {100 * s['precision']:>6.2f}%"
                   f" {100 * s['recall']:>6.2f}% {100 * s['f1']:>7.2f}%  {positive[0]}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

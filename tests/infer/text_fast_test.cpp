@@ -98,7 +98,9 @@ TEST(TextFastPath, EqualsTheReferenceForwardAtSeveralLengthsAndBatches) {
   const std::vector<std::vector<int64_t>> batches = {
       {1}, {5}, {64}, {70}, {17, 17, 3}, {64, 40, 17, 5}, {33, 1, 33, 20, 9, 33, 2, 30, 31}};
   uint64_t seed = 1;
-  for (const TextTransformerConfig& cfg : {a, b, c, d, e, f}) {
+  TextTransformerConfig g = f;  // + word-bounded n-grams, a squared-hinge fit
+  g.ngram_boundary = 7, g.ngram_fit_loss = "squared_hinge";
+  for (const TextTransformerConfig& cfg : {a, b, c, d, e, f, g}) {
     auto m = make_model(cfg, seed++);
     if (cfg.ngram_buckets > 0) fit_random_ratios(*m, seed);
     auto fast = TextFastPath::build(*m);

@@ -1,7 +1,8 @@
 // The n-gram branch's data side (models/text_ngram.hpp) and what text-transformer does with it:
-// sublinear TF-IDF slot weights against a hand computation; the smooth IDF; the convex fit of the
-// table, whose result must zero the gradient of an independently written loss (central
-// differences in double), be antisymmetric for two classes and respond to class weights; the
+// sublinear TF-IDF slot weights against a hand computation; word-bounded n-grams; the smooth IDF;
+// the convex fit of the table (logistic and squared hinge), whose result must zero the gradient
+// of an independently written loss (central differences in double) and be antisymmetric for two
+// classes; the
 // model's fitted table as a buffer (not trained, saved and loaded); rows longer than max_len
 // (ngram_len): the encoder's logits equal those of the first max_len ids, the branch reads all;
 // the config's checks.
@@ -55,17 +56,24 @@ double fit_loss(const std::vector<std::vector<int64_t>>& rows, const std::vector
                 const std::vector<double>& w, const std::vector<double>& c) {
   double v = 0;
   for (size_t i = 0; i < rows.size(); ++i) {
-    const NgramRow r = text_ngram_row(rows[i], order, B, o.idf);
+    const NgramRow r = text_ngram_row(rows[i], order, B, o.idf, o.boundary);
     std::vector<double> z(c);
     for (size_t j = 0; j < r.bucket.size(); ++j)
       for (int64_t k = 0; k < K; ++k) {
         const double f = o.nb ? o.nb[r.bucket[j] * K + k] : 1.0;
         z[size_t(k)] += r.value[j] * f * w[size_t(r.bucket[j] * K + k)];
       }
+    const double s = o.class_weights.empty() ? 1.0 : o.class_weights[size_t(y[i])];
+    if (o.loss == "squared_hinge") {
+      for (int64_t k = 0; k < K; ++k) {
+        const double t = k == y[i] ? 1 : -1, h = std::max(0.0, 1 - t * z[size_t(k)]);
+        v += s * h * h;
+      }
+      continue;
+    }
     double m = z[0], se = 0;
     for (double zk : z) m = std::max(m, zk);
     for (double zk : z) se += std::exp(zk - m);
-    const double s = o.class_weights.empty() ? 1.0 : o.class_weights[size_t(y[i])];
     v += s * (m + std::log(se) - z[size_t(y[i])]);
   }
   double r2 = 0;
@@ -104,6 +112,28 @@ TEST(TextNgram, TfIdfWeightsEqualAHandComputation) {
   EXPECT_NEAR(w[0], 1 / std::sqrt(3.0), 1e-12);
 }
 
+TEST(TextNgram, WordBoundedNgramsNeverSpanABoundary) {
+  // 7 is the boundary: row 4 5 7 6 8 with orders 1-3 keeps 4, 5, 7, 6, 8; 4 5, 5 7, 7 6, 6 8;
+  // 4 5 7 and 7 6 8 (the boundary at an end), not 5 7 6 (inside).
+  const int64_t B = 1000003;
+  const std::vector<int64_t> row = {4, 5, 7, 6, 8};
+  std::vector<int64_t> bucket(15);
+  std::vector<double> w(15);
+  text_ngram_features(row.data(), 1, 5, 3, B, bucket.data(), w.data(), nullptr, 7);
+  std::vector<std::vector<int64_t>> kept;
+  for (int64_t l = 0; l < 5; ++l)
+    for (int64_t n = 1; n <= 3; ++n)
+      if (w[size_t(l * 3 + n - 1)] != 0) kept.emplace_back(row.begin() + l, row.begin() + l + n);
+  const std::vector<std::vector<int64_t>> want = {{4}, {4, 5}, {4, 5, 7}, {5}, {5, 7}, {7}, {7, 6},
+                                                  {7, 6, 8}, {6}, {6, 8}, {8}};
+  EXPECT_EQ(kept, want);
+  for (size_t s = 0; s < 15; ++s)
+    if (w[s] != 0) EXPECT_NEAR(w[s], 1 / std::sqrt(11.0), 1e-12);
+  // Off (-1): 12 n-grams, 5 7 6 among them.
+  text_ngram_features(row.data(), 1, 5, 3, B, bucket.data(), w.data());
+  EXPECT_NEAR(w[1 * 3 + 2], 1 / std::sqrt(12.0), 1e-12);
+}
+
 TEST(TextNgram, IdfIsScikitLearnsSmoothIdf) {
   const int64_t B = 101;
   const std::vector<std::vector<int64_t>> rows = {{4, 4, 5}, {4}, {6}};
@@ -122,13 +152,15 @@ TEST(TextNgram, ConvexFitZeroesTheGradientOfTheLoss) {
     const int64_t B = 31, order = 2;  // collisions included
     const std::vector<float> idf = text_ngram_idf(rows, order, B);
     const std::vector<double> nb = text_ngram_nb_ratios(rows, y, K, order, B, 1.0);
-    for (int variant = 0; variant < 3; ++variant) {
+    for (int variant = 0; variant < 5; ++variant) {
       NgramFitOptions o;
       o.C = 4.0;
       o.lbfgs.tol_grad = 1e-10;
       o.lbfgs.tol_value = 0;
       if (variant >= 1) o.idf = idf.data();
       if (variant == 2) o.nb = nb.data(), o.class_weights.assign(size_t(K), 1.0), o.class_weights[0] = 3.0;
+      if (variant >= 3) o.loss = "squared_hinge";  // one-vs-rest, a linear SVM's objective
+      if (variant == 4) o.boundary = 9, o.idf = nullptr;  // id 9 ends words
       const NgramFit f = text_ngram_fit(rows, y, K, order, B, o);
       // Converged: the gradient test, or no further decrease at rounding level.
       EXPECT_TRUE(f.solver.stop == "gradient" || f.solver.stop == "value") << f.solver.stop;
@@ -149,7 +181,7 @@ TEST(TextNgram, ConvexFitZeroesTheGradientOfTheLoss) {
       }
       EXPECT_LT(worst, 1e-7) << K << " " << variant;
       EXPECT_NEAR(f.solver.value, fit_loss(rows, y, K, order, B, o, w, c), 1e-12);
-      if (K == 2 && variant < 2) {  // two classes, no per-class ratios: w_1 = -w_0
+      if (K == 2 && variant != 2) {  // two classes, no per-class ratios: w_1 = -w_0
         for (int64_t b = 0; b < B; ++b) EXPECT_NEAR(f.w[size_t(2 * b)], -f.w[size_t(2 * b + 1)], 1e-6);
       }
     }
@@ -165,6 +197,8 @@ TEST(TextNgram, ConvexFitRejectsBadInput) {
   expect_error<ValueError>([&] { text_ngram_fit({{1}, {2}}, {0, 1}, 2, 1, 7, o); }, {"C 0"});
   o.C = 1, o.class_weights = {1.0};
   expect_error<ValueError>([&] { text_ngram_fit({{1}, {2}}, {0, 1}, 2, 1, 7, o); }, {"1 class weights"});
+  o.class_weights.clear(), o.loss = "hinge";
+  expect_error<ValueError>([&] { text_ngram_fit({{1}, {2}}, {0, 1}, 2, 1, 7, o); }, {"loss 'hinge'"});
 }
 
 TEST(TextNgram, ModelsFittedTableIsDataItsLogitsAreTheFitsAndItSurvivesAFile) {
@@ -183,11 +217,10 @@ TEST(TextNgram, ModelsFittedTableIsDataItsLogitsAreTheFitsAndItSurvivesAFile) {
   for (const auto& [name, t] : m.named_buffers()) buffer = buffer || name == "ngram_table";
   EXPECT_TRUE(buffer);
   const Tensor x = Tensor::from_vector(std::vector<int64_t>{1, 2, 3, 0, 4, 9, 9, 5}, {2, 4});
-  Tensor before;
-  {
-    NoGradGuard ng;
-    before = m.forward(x);
-  }
+  std::vector<float> head_bias;  // the head's initial bias (the intercepts are added to it)
+  for (const auto& [name, t] : m.named_parameters())
+    if (name == "head.bias") head_bias = t.to_vector<float>();
+  ASSERT_EQ(head_bias.size(), 3u);
   m.fit_ngram_nb(rows, y);
   m.fit_ngram_idf(rows);
   const NgramFit f = m.fit_ngram_table(rows, y);
@@ -210,9 +243,9 @@ TEST(TextNgram, ModelsFittedTableIsDataItsLogitsAreTheFitsAndItSurvivesAFile) {
       for (size_t j = 0; j < fr.bucket.size(); ++j)
         z += fr.value[j] * nb.data<double>()[fr.bucket[j] * 3 + k] * f.w[size_t(fr.bucket[j] * 3 + k)];
       EXPECT_NEAR(wide.to_vector<float>()[size_t(n * 3 + k)], z, 1e-4);
-      // The head's bias took the intercepts: after - before = branch + intercept.
-      EXPECT_NEAR(after.to_vector<float>()[size_t(n * 3 + k)] - before.to_vector<float>()[size_t(n * 3 + k)],
-                  z + f.intercept[size_t(k)], 1e-4);
+      // The head's weight is zero and its bias took the intercepts: the logits are the fit's.
+      EXPECT_NEAR(after.to_vector<float>()[size_t(n * 3 + k)],
+                  z + f.intercept[size_t(k)] + head_bias[size_t(k)], 1e-4);
     }
   }
   // Saved and loaded: the same logits (the table, the ratios and the IDF travel as buffers).
@@ -281,6 +314,10 @@ TEST(TextNgram, ConfigChecksTheNewKeysAndWritesThemOnlyWhenOn) {
   expect_error<ValueError>([] { TextTransformerConfig::from_json(json{{"max_len", 8}, {"ngram_len", 20}}); },
                            {"ngram_len"});
   expect_error<ValueError>([] { TextTransformerConfig::from_json(json{{"ngram_idf", true}}); }, {"ngram_idf"});
+  expect_error<ValueError>([] { TextTransformerConfig::from_json(json{{"vocab_size", 10}, {"ngram_buckets", 5}, {"ngram_boundary", 10}}); },
+                           {"ngram_boundary", "[0, 10)"});
+  expect_error<ValueError>([] { TextTransformerConfig::from_json(json{{"ngram_buckets", 5}, {"ngram_fit_loss", "hinge"}}); },
+                           {"ngram_fit_loss"});
   expect_error<ValueError>([] { TextTransformerConfig::from_json(json{{"ngram_fit", 1.0}}); }, {"ngram_fit"});
   expect_error<ValueError>([] { TextTransformerConfig::from_json(json{{"ngram_buckets", 10}, {"ngram_fit", -1.0}}); },
                            {"ngram_fit"});

@@ -274,7 +274,7 @@ Command add_cv_command(CLI::App& app) {
           std::printf("%-10s held-out run: accuracy %.2f%%, best epoch %d of %d\n",
                       fold_names[k].c_str(), 100 * r.accuracy, r.best_epoch, r.epochs);
           TrainConfig rc = mc;
-          rc.epochs = std::max(1, r.best_epoch);
+          rc.epochs = mc.epochs == 0 ? 0 : std::max(1, r.best_epoch);  // 0: the fit alone
           rc.patience = 0;
           rc.out = mc.out + "/refit";
           std::vector<int64_t> all = s.train;

@@ -92,7 +92,7 @@ TextExplanation explain_text(TextTransformer& model, const Tokenizer& tok,
     std::vector<double> w(static_cast<size_t>(S));
     const Tensor& idf = model.ngram_idf();
     text_ngram_features(ids.data(), 1, Lall, c.ngram_order, c.ngram_buckets, bucket.data(), w.data(),
-                        idf.defined() ? idf.data<float>() : nullptr);
+                        idf.defined() ? idf.data<float>() : nullptr, c.ngram_boundary);
     e.ngram.assign(size_t(Lall), 0.0);
     for (int64_t l = 0; l < Lall; ++l)
       for (int64_t n = 1; n <= c.ngram_order; ++n) {

@@ -99,6 +99,7 @@ std::unique_ptr<TextFastPath> TextFastPath::build(const TextTransformer& model) 
     f->ngram_ = model.ngram_effective_table().to(DType::F32).contiguous();
     f->ngram_order_ = c.ngram_order;
     f->ngram_scale_ = c.ngram_scale;
+    f->ngram_boundary_ = c.ngram_boundary;
     if (c.ngram_idf) {
       const Tensor idf = model.ngram_idf().contiguous();  // (B) F32
       f->ngram_idf_.assign(idf.data<float>(), idf.data<float>() + idf.numel());
@@ -210,7 +211,7 @@ Tensor TextFastPath::logits(const Tensor& ids, Tensor* pooling) const {
     grow(ngram_weight_, size_t(N * S));
     text_ngram_features(all.data<int64_t>(), N, Lall, ngram_order_, ngram_.size(0),
                         ngram_bucket_.data(), ngram_weight_.data(),
-                        ngram_idf_.empty() ? nullptr : ngram_idf_.data());
+                        ngram_idf_.empty() ? nullptr : ngram_idf_.data(), ngram_boundary_);
     const float* table = ngram_.data<float>();
     float* zp = z.data<float>();
     for (int64_t n = 0; n < N; ++n)

@@ -55,6 +55,7 @@ class TextFastPath {
   int64_t ngram_order_ = 0;
   double ngram_scale_ = 1;
   std::vector<float> ngram_idf_;  // (buckets) with TF-IDF weights; empty otherwise
+  int64_t ngram_boundary_ = -1;   // word-bounded n-grams (models/text_ngram.hpp)
   int64_t Lin_ = 0;               // the ids a row may hold (input_len); the encoder reads Lmax_
   // Workspace, grown to the largest batch seen.
   mutable std::vector<float> h_, t_, qkv_, o_, f_, g_, mean_, rstd_, lse_, q1_, pooled_, pooled2_, probs_;

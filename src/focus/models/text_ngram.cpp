@@ -53,7 +53,7 @@ void weigh_row(const int64_t* b, double* w, int64_t S, int64_t count, const floa
 }  // namespace
 
 void text_ngram_features(const int64_t* ids, int64_t N, int64_t L, int64_t order, int64_t buckets,
-                         int64_t* bucket, double* weight, const float* idf) {
+                         int64_t* bucket, double* weight, const float* idf, int64_t boundary) {
   std::vector<std::pair<int64_t, int64_t>> order_buf;
   for (int64_t r = 0; r < N; ++r) {
     const int64_t* row = ids + r * L;
@@ -61,8 +61,11 @@ void text_ngram_features(const int64_t* ids, int64_t N, int64_t L, int64_t order
     double* w = weight + r * L * order;
     int64_t count = 0;
     for (int64_t l = 0; l < L; ++l) {
-      int64_t run = 0;  // non-padding ids from l on, up to order
-      while (run < order && l + run < L && row[l + run] != 0) ++run;
+      int64_t run = 0;  // non-padding ids from l on, up to order (and within a word)
+      while (run < order && l + run < L && row[l + run] != 0) {
+        ++run;
+        if (boundary >= 0 && run >= 2 && row[l + run - 1] == boundary) break;  // ends a word
+      }
       for (int64_t n = 1; n <= order; ++n) {
         const bool valid = n <= run;
         b[l * order + n - 1] = valid ? text_ngram_bucket(row + l, n, buckets) : 0;
@@ -75,13 +78,13 @@ void text_ngram_features(const int64_t* ids, int64_t N, int64_t L, int64_t order
 }
 
 NgramRow text_ngram_row(const std::vector<int64_t>& ids, int64_t order, int64_t buckets,
-                        const float* idf) {
+                        const float* idf, int64_t boundary) {
   NgramRow out;
   const int64_t L = int64_t(ids.size());
   if (L == 0) return out;
   std::vector<int64_t> bucket(size_t(L * order));
   std::vector<double> weight(size_t(L * order));
-  text_ngram_features(ids.data(), 1, L, order, buckets, bucket.data(), weight.data(), idf);
+  text_ngram_features(ids.data(), 1, L, order, buckets, bucket.data(), weight.data(), idf, boundary);
   std::vector<std::pair<int64_t, double>> slots;
   slots.reserve(bucket.size());
   for (size_t s = 0; s < bucket.size(); ++s)
@@ -101,7 +104,8 @@ NgramRow text_ngram_row(const std::vector<int64_t>& ids, int64_t order, int64_t 
 
 std::vector<double> text_ngram_nb_ratios(const std::vector<std::vector<int64_t>>& rows,
                                          const std::vector<int64_t>& labels, int64_t K,
-                                         int64_t order, int64_t buckets, double alpha) {
+                                         int64_t order, int64_t buckets, double alpha,
+                                         int64_t boundary) {
   FOCUS_CHECK(rows.size() == labels.size(), ValueError,
               "text_ngram_nb_ratios: {} rows but {} labels", rows.size(), labels.size());
   FOCUS_CHECK(K >= 2 && order >= 1 && buckets >= 1 && alpha > 0 && std::isfinite(alpha), ValueError,
@@ -118,7 +122,8 @@ std::vector<double> text_ngram_nb_ratios(const std::vector<std::vector<int64_t>>
     if (L == 0) continue;
     bucket.resize(size_t(L * order));
     weight.resize(size_t(L * order));
-    text_ngram_features(rows[i].data(), 1, L, order, buckets, bucket.data(), weight.data());
+    text_ngram_features(rows[i].data(), 1, L, order, buckets, bucket.data(), weight.data(), nullptr,
+                        boundary);
     seen.clear();
     for (size_t s = 0; s < bucket.size(); ++s)
       if (weight[s] != 0) seen.push_back(bucket[s]);
@@ -151,12 +156,12 @@ std::vector<double> text_ngram_nb_ratios(const std::vector<std::vector<int64_t>>
 
 
 std::vector<float> text_ngram_idf(const std::vector<std::vector<int64_t>>& rows, int64_t order,
-                                  int64_t buckets) {
+                                  int64_t buckets, int64_t boundary) {
   FOCUS_CHECK(order >= 1 && buckets >= 1 && buckets <= INT32_MAX, ValueError,
               "text_ngram_idf: order {} (>= 1), buckets {} (1 to 2^31 - 1)", order, buckets);
   std::vector<double> df(size_t(buckets), 0.0);
   for (const auto& r : rows)
-    for (int32_t b : text_ngram_row(r, order, buckets).bucket) df[size_t(b)] += 1;
+    for (int32_t b : text_ngram_row(r, order, buckets, nullptr, boundary).bucket) df[size_t(b)] += 1;
   const double n = double(rows.size());
   std::vector<float> idf(static_cast<size_t>(buckets));
   for (int64_t b = 0; b < buckets; ++b)
@@ -174,6 +179,9 @@ NgramFit text_ngram_fit(const std::vector<std::vector<int64_t>>& rows,
               buckets);
   FOCUS_CHECK(opt.C > 0 && std::isfinite(opt.C), ValueError, "text_ngram_fit: C {} must be positive",
               opt.C);
+  const bool hinge = opt.loss == "squared_hinge";
+  FOCUS_CHECK(hinge || opt.loss == "logistic", ValueError,
+              "text_ngram_fit: loss '{}' (logistic or squared_hinge)", opt.loss);
   FOCUS_CHECK(opt.class_weights.empty() || int64_t(opt.class_weights.size()) == K, ValueError,
               "text_ngram_fit: {} class weights for {} classes", opt.class_weights.size(), K);
   // The rows' features, buckets renumbered densely over those some row holds.
@@ -185,7 +193,7 @@ NgramFit text_ngram_fit(const std::vector<std::vector<int64_t>>& rows,
     FOCUS_CHECK(!rows[i].empty(), ValueError, "text_ngram_fit: row {} is empty", i);
     FOCUS_CHECK(labels[i] >= 0 && labels[i] < K, ValueError,
                 "text_ngram_fit: row {} has label {} not in [0, {})", i, labels[i], K);
-    x[i] = text_ngram_row(rows[i], order, buckets, opt.idf);
+    x[i] = text_ngram_row(rows[i], order, buckets, opt.idf, opt.boundary);
     for (int32_t& b : x[i].bucket) {
       if (dense[size_t(b)] < 0) dense[size_t(b)] = int32_t(present.size()), present.push_back(b);
       b = dense[size_t(b)];
@@ -222,13 +230,21 @@ NgramFit text_ngram_fit(const std::vector<std::vector<int64_t>>& rows,
     for (int64_t k = 0; k < K; ++k) g[size_t(P * K + k)] = 0;
     for (size_t i = 0; i < n; ++i) {
       logits(v, i);
-      const double m = *std::max_element(z.begin(), z.end());
-      double se = 0;
-      for (int64_t k = 0; k < K; ++k) se += std::exp(z[size_t(k)] - m);
-      const double lse = m + std::log(se);
-      loss += s[i] * (lse - z[size_t(labels[i])]);
-      for (int64_t k = 0; k < K; ++k)
-        p[size_t(k)] = s[i] * (std::exp(z[size_t(k)] - lse) - (k == labels[i] ? 1.0 : 0.0));
+      if (hinge) {  // p = d loss / d z
+        for (int64_t k = 0; k < K; ++k) {
+          const double t = k == labels[i] ? 1.0 : -1.0, m = std::max(0.0, 1.0 - t * z[size_t(k)]);
+          loss += s[i] * m * m;
+          p[size_t(k)] = -2.0 * s[i] * t * m;
+        }
+      } else {
+        const double m = *std::max_element(z.begin(), z.end());
+        double se = 0;
+        for (int64_t k = 0; k < K; ++k) se += std::exp(z[size_t(k)] - m);
+        const double lse = m + std::log(se);
+        loss += s[i] * (lse - z[size_t(labels[i])]);
+        for (int64_t k = 0; k < K; ++k)
+          p[size_t(k)] = s[i] * (std::exp(z[size_t(k)] - lse) - (k == labels[i] ? 1.0 : 0.0));
+      }
       const NgramRow& r = x[i];
       for (size_t j = 0; j < r.bucket.size(); ++j) {
         const int64_t b = r.bucket[j];

@@ -35,6 +35,8 @@ TextTransformerConfig TextTransformerConfig::from_json(const nlohmann::json& j) 
   c.ngram_idf = r.get("ngram_idf", c.ngram_idf);
   c.ngram_len = r.get("ngram_len", c.ngram_len);
   c.ngram_fit = r.get("ngram_fit", c.ngram_fit);
+  c.ngram_fit_loss = r.get("ngram_fit_loss", c.ngram_fit_loss);
+  c.ngram_boundary = r.get("ngram_boundary", c.ngram_boundary);
   r.finish();
   const std::pair<const char*, int64_t> sizes[] = {{"vocab_size", c.vocab_size},
                                                    {"max_len", c.max_len},
@@ -61,6 +63,12 @@ TextTransformerConfig TextTransformerConfig::from_json(const nlohmann::json& j) 
             fmt::format("must be 0 or >= max_len {}, with the n-gram branch", c.max_len));
   r.require(c.ngram_fit >= 0 && std::isfinite(c.ngram_fit) && (c.ngram_fit == 0 || c.ngram_buckets > 0),
             "ngram_fit", "must be >= 0 (0: off; > 0 needs the n-gram branch)");
+  r.require(c.ngram_fit_loss == "logistic" || c.ngram_fit_loss == "squared_hinge", "ngram_fit_loss",
+            "must be logistic or squared_hinge");
+  r.require(c.ngram_boundary == -1 || (c.ngram_buckets > 0 && c.ngram_boundary >= 0 &&
+                                       c.ngram_boundary < c.vocab_size),
+            "ngram_boundary", fmt::format("must be -1 (off) or a token id in [0, {}), with the n-gram branch",
+                                          c.vocab_size));
   return c;
 }
 
@@ -76,6 +84,8 @@ nlohmann::json TextTransformerConfig::to_json() const {
     if (ngram_idf) j["ngram_idf"] = true;
     if (ngram_len > 0) j["ngram_len"] = ngram_len;
     if (ngram_fit > 0) j["ngram_fit"] = ngram_fit;
+    if (ngram_fit > 0 && ngram_fit_loss != "logistic") j["ngram_fit_loss"] = ngram_fit_loss;
+    if (ngram_boundary >= 0) j["ngram_boundary"] = ngram_boundary;
   }
   return j;
 }
@@ -156,7 +166,7 @@ Tensor TextTransformer::wide(const Tensor& ids) const {
   Tensor weight = Tensor::empty({N, S, 1}, DType::F64);  // (N, S, 1)
   text_ngram_features(c.data<int64_t>(), N, L, cfg_.ngram_order, cfg_.ngram_buckets,
                       bucket.data<int64_t>(), weight.data<double>(),
-                      idf_.defined() ? idf_.data<float>() : nullptr);
+                      idf_.defined() ? idf_.data<float>() : nullptr, cfg_.ngram_boundary);
   if (cfg_.ngram_scale != 1.0) weight = mul(weight, cfg_.ngram_scale);
   Tensor rows = embedding(ngram_, bucket);  // (N, S, K)
   if (nb_.defined()) rows = mul(rows, embedding(nb_.detach().to(ngram_.dtype()), bucket));  // (N, S, K)
@@ -187,7 +197,8 @@ void TextTransformer::fit_ngram_nb(const std::vector<std::vector<int64_t>>& rows
               "text_transformer: fit_ngram_nb needs ngram_nb > 0 in the model config");
   check_fit_rows("fit_ngram_nb", rows);
   const std::vector<double> r = text_ngram_nb_ratios(rows, labels, cfg_.num_classes, cfg_.ngram_order,
-                                                     cfg_.ngram_buckets, cfg_.ngram_nb);
+                                                     cfg_.ngram_buckets, cfg_.ngram_nb,
+                                                     cfg_.ngram_boundary);
   Tensor t = Tensor::empty({cfg_.ngram_buckets, cfg_.num_classes}, DType::F64);  // (B, K)
   std::copy(r.begin(), r.end(), t.data<double>());
   nb_.copy_(t.to(nb_.dtype()));
@@ -197,7 +208,8 @@ void TextTransformer::fit_ngram_idf(const std::vector<std::vector<int64_t>>& row
   FOCUS_CHECK(idf_.defined(), ValueError,
               "text_transformer: fit_ngram_idf needs \"ngram_idf\": true in the model config");
   check_fit_rows("fit_ngram_idf", rows);
-  const std::vector<float> idf = text_ngram_idf(rows, cfg_.ngram_order, cfg_.ngram_buckets);
+  const std::vector<float> idf =
+      text_ngram_idf(rows, cfg_.ngram_order, cfg_.ngram_buckets, cfg_.ngram_boundary);
   std::copy(idf.begin(), idf.end(), idf_.data<float>());
 }
 
@@ -210,6 +222,8 @@ NgramFit TextTransformer::fit_ngram_table(const std::vector<std::vector<int64_t>
   const int64_t K = cfg_.num_classes;
   NgramFitOptions opt;
   opt.C = cfg_.ngram_fit;
+  opt.loss = cfg_.ngram_fit_loss;
+  opt.boundary = cfg_.ngram_boundary;
   const Tensor nb = nb_.defined() ? nb_.to(DType::F64).contiguous() : Tensor();  // (B, K)
   opt.nb = nb.defined() ? nb.data<double>() : nullptr;
   opt.idf = idf_.defined() ? idf_.data<float>() : nullptr;
@@ -222,8 +236,9 @@ NgramFit TextTransformer::fit_ngram_table(const std::vector<std::vector<int64_t>
   Tensor bias = head_->bias.detach().to(DType::F64).contiguous();  // (K)
   for (int64_t k = 0; k < K; ++k) bias.data<double>()[k] += fit.intercept[size_t(k)];
   NoGradGuard ng;
-  Tensor hb = head_->bias;  // shares the parameter's storage
+  Tensor hb = head_->bias, hw = head_->weight;  // share the parameters' storage
   hb.copy_(bias.to(hb.dtype()));
+  hw.copy_(Tensor::zeros(hw.shape(), hw.dtype()));  // the encoder starts adding nothing
   return fit;
 }
 

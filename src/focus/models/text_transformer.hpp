@@ -26,9 +26,13 @@
 //   Whole-text input (ngram_len > max_len): rows may hold up to ngram_len ids; the encoder reads
 //     the first max_len, the branch all of them (a long e-mail's n-grams past the encoder's
 //     window still count). input_len() = max(max_len, ngram_len) is what callers encode to.
+//   Word-bounded n-grams (ngram_boundary = the id of the char tokenizer's space): no n-gram spans
+//     a word boundary, as scikit-learn's char_wb analyzer (`focus train` resolves the symbol
+//     written as "ngram_boundary": " " to its id).
 //   Convex fit (ngram_fit = C > 0): the table is fitted before training, alone and to
 //     convergence, as the L2-regularised logistic regression of its features (text_ngram_fit,
-//     L-BFGS; fit_ngram_table, whose intercepts go into the head's bias), and is then data (a
+//     L-BFGS; or ngram_fit_loss = squared_hinge, a linear SVM's; fit_ngram_table, whose
+//     intercepts go into the head's bias, its weight to zero), and is then data (a
 //     buffer): training moves the encoder, pooling and head on top of it, never the table, so
 //     early stopping cannot cut the linear model short and the table cannot memorise.
 // Padding: a padded position is never attended to, and every other computation is per token, so
@@ -76,6 +80,8 @@ struct TextTransformerConfig {
   bool ngram_idf = false;     // sublinear TF-IDF slot weights (needs ngram_buckets > 0)
   int64_t ngram_len = 0;      // ids a row may hold for the branch (0: max_len; else >= max_len)
   double ngram_fit = 0.0;     // > 0: the table fitted convexly with this C, then frozen
+  std::string ngram_fit_loss = "logistic";  // the fit's loss: logistic or squared_hinge
+  int64_t ngram_boundary = -1;  // a word-ending id: n-grams stay within words (-1: off)
 
   // The ids a row may hold: max(max_len, ngram_len).
   int64_t input_len() const { return std::max(max_len, ngram_len); }
@@ -158,7 +164,8 @@ class TextTransformer : public TextEncoderModel {
   void fit_ngram_idf(const std::vector<std::vector<int64_t>>& rows);
   // Fits the table convexly (text_ngram_fit with C = ngram_fit, the NB ratios and IDF as fitted
   // so far: call fit_ngram_nb / fit_ngram_idf first) on training rows, writes table = w / scale,
-  // and adds the intercepts to the head's bias. class_weights: (classes) or empty. ValueError
+  // adds the intercepts to the head's bias and zeroes the head's weight: the model's logits are
+  // then exactly the fitted linear model's, and training adds what the encoder finds on top. class_weights: (classes) or empty. ValueError
   // unless ngram_fit > 0, and as fit_ngram_nb.
   NgramFit fit_ngram_table(const std::vector<std::vector<int64_t>>& rows,
                            const std::vector<int64_t>& labels,

@@ -118,7 +118,9 @@ void validate(const TrainConfig& c) {
   }
   choice("optimizer", c.optimizer, {"sgd", "adam", "adamw", "rmsprop"});
   choice("schedule", c.schedule, {"cosine", "step", "constant", "inverse-sqrt"});
-  FOCUS_CHECK(c.epochs >= 1, ValueError, "--epochs must be >= 1, got {}", c.epochs);
+  FOCUS_CHECK(c.epochs >= 1 || (c.task == "text" && c.epochs == 0), ValueError,
+              "--epochs must be >= 1 (0 only for --task text: a convexly fitted n-gram branch "
+              "alone), got {}", c.epochs);
   FOCUS_CHECK(c.batch >= 1, ValueError, "--batch must be >= 1, got {}", c.batch);
   FOCUS_CHECK(c.accum >= 1 && (is_seq2seq_task(c.task) || c.batch % c.accum == 0), ValueError,
               "--accum {} must be >= 1 and divide --batch {}", c.accum, c.batch);

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -220,6 +221,13 @@ TextRunResult run_text_classification(const TrainConfig& cfg, const TextCorpus& 
     mc["vocab_size"] = tok->vocab().size();
     mc["num_classes"] = K;
     if (!mc.contains("max_len")) mc["max_len"] = cfg.max_len;
+    if (mc.contains("ngram_boundary") && mc["ngram_boundary"].is_string()) {  // a symbol: its id
+      const std::string sym = mc["ngram_boundary"].get<std::string>();
+      FOCUS_CHECK(tok->vocab().contains(sym), ValueError,
+                  "--model-config: ngram_boundary '{}' is not a symbol of the {} tokenizer (the char "
+                  "tokenizer's \" \" ends words)", sym, tok->kind());
+      mc["ngram_boundary"] = tok->vocab().id(sym);
+    }
     Rng rng(cfg.seed);
     model = make_classifier("text_transformer", mc, rng);
   }
@@ -235,19 +243,35 @@ TextRunResult run_text_classification(const TrainConfig& cfg, const TextCorpus& 
     weights = balanced_class_weights(y, K);
   }
   if (tt) fit_ngram_branch(*tt, data, train, corpus.labels, weights, !comm || comm->rank() == 0);
-  Trainer trainer(cfg, *model, data, comm, TrainValSplit{train, valid}, info, weights);
-  const auto history = trainer.fit();
   TextRunResult res;
-  res.epochs = int(history.size());
-  double best = -1;
-  for (size_t e = 0; e < history.size(); ++e) {
-    const double acc = history[e].value("val_acc", 0.0);
-    if (acc > best) best = acc, res.best_epoch = int(e) + 1;
-  }
-  res.best_val_accuracy = std::max(best, 0.0);
-  res.train_seconds = history.empty() ? 0 : history.back().value("train_seconds_total", 0.0);
   res.model_path = cfg.out + (last_epoch ? "/model_last.safetensors" : "/model_best.safetensors");
-  if (comm && comm->rank() != 0) return res;
+  if (cfg.epochs == 0) {  // the convexly fitted n-gram branch alone: nothing to train
+    FOCUS_CHECK(tt && tt->cfg().ngram_fit > 0, ValueError,
+                "--epochs 0 trains nothing; it scores a model whose n-gram branch is fitted "
+                "convexly before training (\"ngram_fit\" in --model-config)");
+    if (comm && comm->rank() != 0) return res;
+    info.class_names = corpus.class_names;
+    info.task = cfg.task;
+    std::filesystem::create_directories(cfg.out);
+    for (const char* f : {"/model_best.safetensors", "/model_last.safetensors"})
+      save_model(cfg.out + f, *model, info);
+    model->eval();
+    res.best_val_accuracy = evaluate(*model, data, valid).accuracy();
+    std::fprintf(stderr, "--epochs 0: the fitted n-gram branch alone; validation accuracy %.2f%%\n",
+                 100 * res.best_val_accuracy);
+  } else {
+    Trainer trainer(cfg, *model, data, comm, TrainValSplit{train, valid}, info, weights);
+    const auto history = trainer.fit();
+    res.epochs = int(history.size());
+    double best = -1;
+    for (size_t e = 0; e < history.size(); ++e) {
+      const double acc = history[e].value("val_acc", 0.0);
+      if (acc > best) best = acc, res.best_epoch = int(e) + 1;
+    }
+    res.best_val_accuracy = std::max(best, 0.0);
+    res.train_seconds = history.empty() ? 0 : history.back().value("train_seconds_total", 0.0);
+    if (comm && comm->rank() != 0) return res;
+  }
   // Temperature on the validation rows, written into the scored model file.
   LoadedClassifier lc = load_classifier(res.model_path);
   std::vector<double> z;
