@@ -98,19 +98,28 @@ TEXT_NB_FLAGS ?= --epochs 60 --patience 15 --batch 32 --optimizer sgd --momentum
   --weight-decay 0.01 --label-smoothing 0.1 --token-dropout 0.1 --src-tokenizer bpe --bpe-merges 1500 \
   --threads 1 --refit --seeds 5 --model-config '{"dim": 16, "depth": 0, "heads": 2, "dropout": 0.3, \
   "ngram_buckets": 200000, "ngram_order": 2, "ngram_scale": 10, "ngram_nb": 1.0}'
+# TEXT_FIT_FLAGS: the n-gram branch (word 1-2 grams, NB ratios, TF-IDF) fitted to convergence by
+# L-BFGS with C = 15, then the encoder trained on top of it; refit (docs/RESULTS_TEXT.md "fitted to
+# convergence", chosen on held-out validation); ~2 more minutes of one thread.
+TEXT_FIT_FLAGS ?= --epochs 30 --patience 6 --batch 32 --lr 3e-3 --weight-decay 0.5 --label-smoothing 0.1 \
+  --token-dropout 0.1 --src-tokenizer word --min-count 1 --threads 1 --refit \
+  --model-config '{"dim": 16, "depth": 0, "heads": 2, "dropout": 0.3, "ngram_buckets": 200000, \
+  "ngram_order": 2, "ngram_scale": 10, "ngram_nb": 1.0, "ngram_idf": true, "ngram_fit": 15}'
 bench-text: configure data
 	@tools/install-deps.sh python3-sklearn
 	cmake --build $(BUILD) -j $(JOBS) --target focus
 	$(BUILD)/focus cv --data sentiment --folds 10 $(TEXT_CV_FLAGS) --out runs/text-cv --folds-out runs/text-cv/folds.tsv
 	$(BUILD)/focus cv --data sentiment --folds 10 $(TEXT_WIDE_FLAGS) --out runs/text-cv-wide
 	$(BUILD)/focus cv --data sentiment --folds 10 $(TEXT_NB_FLAGS) --out runs/text-cv-nb
+	$(BUILD)/focus cv --data sentiment --folds 10 $(TEXT_FIT_FLAGS) --out runs/text-cv-fit
 	/usr/bin/python3 bench/text_baselines.py runs/text-cv/folds.tsv --focus plain=runs/text-cv/cv.json \
-	  --focus wide=runs/text-cv-wide/cv.json --focus nb=runs/text-cv-nb/cv.json
+	  --focus wide=runs/text-cv-wide/cv.json --focus nb=runs/text-cv-nb/cv.json --focus fit=runs/text-cv-fit/cv.json
 	$(BUILD)/focus cv --data sentiment --cross-site $(TEXT_CV_FLAGS) --out runs/text-sites --folds-out runs/text-sites/folds.tsv
 	$(BUILD)/focus cv --data sentiment --cross-site $(TEXT_WIDE_FLAGS) --out runs/text-sites-wide
 	$(BUILD)/focus cv --data sentiment --cross-site $(TEXT_NB_FLAGS) --out runs/text-sites-nb
+	$(BUILD)/focus cv --data sentiment --cross-site $(TEXT_FIT_FLAGS) --out runs/text-sites-fit
 	/usr/bin/python3 bench/text_baselines.py runs/text-sites/folds.tsv --focus plain=runs/text-sites/cv.json \
-	  --focus wide=runs/text-sites-wide/cv.json --focus nb=runs/text-sites-nb/cv.json
+	  --focus wide=runs/text-sites-wide/cv.json --focus nb=runs/text-sites-nb/cv.json --focus fit=runs/text-sites-fit/cv.json
 
 # Masked-token pretraining (docs/RESULTS_TEXT.md, issue 20): `focus pretrain` on the unlabelled text
 # (Moby-Dick, SOTU, SpamAssassin ham; 22 minutes of one thread), then the same 10 folds fine-tuned
@@ -129,11 +138,17 @@ bench-text-pretrain: configure data
 	  --focus pretrained=runs/text-cv-mlm/cv.json --json runs/text-cv-mlm/baselines.json
 
 # Spam (docs/RESULTS_TEXT.md): the SpamAssassin corpus as text (focus text-import spam: GMime +
-# libxml2), text-transformer on the random and the time split, and TF-IDF + LR / naive Bayes on
-# the same texts and splits. ~15 minutes on 2 cores.
+# libxml2), text-transformer on the random and the time split (SPAM_FLAGS, the word encoder;
+# SPAM_FIT_FLAGS, the n-gram branch over the whole text's word-bounded character 1-5 grams,
+# TF-IDF, fitted as a linear SVM, scored alone), and the scikit-learn baselines on the same texts
+# and splits. ~20 minutes on 2 cores.
 SPAM_FLAGS ?= --src-tokenizer word --min-count 2 --max-len 512 --epochs 10 --patience 4 --batch 32 \
   --lr 3e-3 --weight-decay 0.5 --token-dropout 0.1 --threads 2 \
   --model-config '{"dim": 64, "depth": 1, "heads": 2, "dropout": 0.2}'
+SPAM_FIT_FLAGS ?= --src-tokenizer char --min-count 1 --max-len 256 --epochs 0 --threads 1 \
+  --model-config '{"dim": 32, "depth": 0, "heads": 2, "ngram_buckets": 4000037, "ngram_order": 5, \
+  "ngram_idf": true, "ngram_len": 4000, "ngram_boundary": " ", "ngram_fit": 1, \
+  "ngram_fit_loss": "squared_hinge"}'
 # Text classification speed against the PyTorch 1.13 twin (bench/compare_text.py, issue 20):
 # batch-1 inference on 64 token ids (median, p99, requests/s) and training tokens/s, interleaved
 # rounds at 1 and 2 threads; ~3 minutes (QUICK=1: ~40 s).
@@ -148,9 +163,12 @@ bench-spam: configure data
 	$(BUILD)/focus text-import spam --out runs/spam
 	for split in random time; do \
 	  $(BUILD)/focus train --task text --train runs/spam/$$split/train.tsv --valid runs/spam/$$split/valid.tsv \
-	    --test runs/spam/$$split/test.tsv --out runs/spam-$$split $(SPAM_FLAGS) || exit 1; done
+	    --test runs/spam/$$split/test.tsv --out runs/spam-$$split $(SPAM_FLAGS) || exit 1; \
+	  $(BUILD)/focus train --task text --train runs/spam/$$split/train.tsv --valid runs/spam/$$split/valid.tsv \
+	    --test runs/spam/$$split/test.tsv --out runs/spam-fit-$$split $(SPAM_FIT_FLAGS) || exit 1; done
 	/usr/bin/python3 bench/split_baselines.py runs/spam --focus random=runs/spam-random/test_metrics.json \
-	  --focus time=runs/spam-time/test_metrics.json --json runs/spam/baselines.json
+	  --focus time=runs/spam-time/test_metrics.json --focus random:fit=runs/spam-fit-random/test_metrics.json \
+	  --focus time:fit=runs/spam-fit-time/test_metrics.json --json runs/spam/baselines.json
 
 fixtures:
 	@tools/install-deps.sh python3-torch python3-numpy
