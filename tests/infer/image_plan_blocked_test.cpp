@@ -56,7 +56,7 @@ TEST(ImagePlanBlocked, MeanAndHeadMatchPlainMaths) {
     const std::vector<double> m = means(x, g.N, g.C, HW);
     std::vector<float> got(size_t(g.N * g.C)), logits(size_t(g.N * K));
     plane_mean_blocked16(got.data(), xb.data(), g.N, g.C, HW);
-    head_blocked16(logits.data(), xb.data(), g.N, g.C, HW, w.data(), b.data(), K);
+    head_blocked16(logits.data(), xb.data(), g.N, g.C, HW, transposed(w, K, g.C).data(), b.data(), K);
     for (int64_t i = 0; i < g.N * g.C; ++i) EXPECT_NEAR(got[size_t(i)], m[size_t(i)], 1e-5) << g.C << " " << i;
     for (int64_t n = 0; n < g.N; ++n)
       for (int64_t k = 0; k < K; ++k) {
@@ -76,7 +76,8 @@ TEST(ImagePlanBlocked, SeGatesMatchPlainMaths) {
     const std::vector<float> xb = to_blocked(x, g.N, g.C, HW, 1e30f);
     const std::vector<double> m = means(x, g.N, g.C, HW);
     std::vector<float> gates(size_t(g.N * g.C));
-    se_gates_blocked16(gates.data(), xb.data(), g.N, g.C, HW, w1.data(), b1.data(), Cr, w2.data(), b2.data());
+    se_gates_blocked16(gates.data(), xb.data(), g.N, g.C, HW, transposed(w1, Cr, g.C).data(), b1.data(), Cr,
+                       transposed(w2, g.C, Cr).data(), b2.data());
     for (int64_t n = 0; n < g.N; ++n) {
       std::vector<double> h(static_cast<size_t>(Cr));
       for (int64_t r = 0; r < Cr; ++r) {

@@ -183,6 +183,7 @@ struct StageWeights {
   int64_t C, O, Cr;
   ConvWeights conv1, conv2;
   Weight fc1_w, fc1_b, fc2_w, fc2_b;
+  std::vector<float> fc1_t = {}, fc2_t = {};  // the weights transposed, for the host loops
 };
 
 // What a plan is compiled for: the activations' type, the convolutions run in int8, measured
@@ -231,6 +232,8 @@ class CnnSePlan final : public ImagePlan {
       w.fc1_b = {{Cr}, tag::x, values(sd, p + "se.fc1.bias", size_t(Cr)), {}};
       w.fc2_w = {{O, Cr}, tag::oi, values(sd, p + "se.fc2.weight", size_t(O * Cr)), {}};
       w.fc2_b = {{O}, tag::x, values(sd, p + "se.fc2.bias", size_t(O)), {}};
+      w.fc1_t = transposed(w.fc1_w.data, Cr, O);
+      w.fc2_t = transposed(w.fc2_w.data, O, Cr);
       stages_.push_back(std::move(w));
       flops_per_pixel_ += double(in * O + O * O) / double(int64_t(1) << (2 * s));  // plane / 4^s
       in = O;
@@ -238,6 +241,7 @@ class CnnSePlan final : public ImagePlan {
     const int64_t K = cfg.num_classes;
     head_w_ = {{K, in}, tag::oi, values(sd, "head.weight", size_t(K * in)), {}};
     head_b_ = {{K}, tag::x, values(sd, "head.bias", size_t(K)), {}};
+    head_t_ = transposed(head_w_.data, K, in);
     const int weight_max = int8_vnni() ? 127 : 63;
     const ConvWeights* prev = nullptr;
     for (StageWeights& st : stages_)
@@ -589,8 +593,8 @@ class CnnSePlan final : public ImagePlan {
         const int64_t HW = H * W;
         Step st;
         st.host = [g, w, N, HW](void* x, void*) {
-          se_gates_blocked16(g, static_cast<const float*>(x), N, w->O, HW, w->fc1_w.data.data(),
-                             w->fc1_b.data.data(), w->Cr, w->fc2_w.data.data(), w->fc2_b.data.data());
+          se_gates_blocked16(g, static_cast<const float*>(x), N, w->O, HW, w->fc1_t.data(),
+                             w->fc1_b.data.data(), w->Cr, w->fc2_t.data(), w->fc2_b.data.data());
         };
         st.args.emplace(DNNL_ARG_DST, gates);  // keeps the buffer alive: the lambda holds a pointer
         add_routed(st, DNNL_ARG_SRC, cur, cur_slot, net);
@@ -646,12 +650,12 @@ class CnnSePlan final : public ImagePlan {
       net.steps.push_back(std::move(bs));
     }
     if (is_blocked16(cur) && N <= kHostDenseMax) {  // features and logits in one host step
-      const Weight* w = &head_w_;
+      const float* w = head_t_.data();
       const float* b = head_b_.data.data();
       const int64_t C = stages_.back().O, HW = H * W, K = cfg_.num_classes;
       Step st;
       st.host = [w, b, N, C, HW, K](void* x, void* y) {
-        head_blocked16(static_cast<float*>(y), static_cast<const float*>(x), N, C, HW, w->data.data(), b, K);
+        head_blocked16(static_cast<float*>(y), static_cast<const float*>(x), N, C, HW, w, b, K);
       };
       add_routed(st, DNNL_ARG_SRC, cur, cur_slot, net);
       add_routed(st, DNNL_ARG_DST, memory::desc({N, K}, dt::f32, tag::nc), kOutput, net);
@@ -714,6 +718,7 @@ class CnnSePlan final : public ImagePlan {
   std::map<std::string, float> observed_;  // observe_: each convolution's largest output so far
   std::set<std::string> reference_;  // the kinds of primitive built so far that run a reference loop
   Weight head_w_, head_b_;
+  std::vector<float> head_t_;  // head_w_ transposed, for the host loop
   double flops_per_pixel_ = 0;  // multiply-adds per input pixel / 9, summed over the convs
   std::map<std::tuple<int64_t, int64_t, int64_t, int>, Net> nets_;  // (chunk, H, W, threads)
   std::vector<float> ping_, pong_, scratch_;
