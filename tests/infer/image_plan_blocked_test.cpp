@@ -45,7 +45,8 @@ std::vector<double> means(const std::vector<float>& x, int64_t N, int64_t C, int
 struct Geometry {
   int64_t N, C, H, W;
 };
-const Geometry kGeometries[] = {{1, 32, 28, 28}, {1, 24, 7, 7}, {3, 8, 15, 15}, {5, 48, 14, 13}, {64, 40, 9, 9}};
+const Geometry kGeometries[] = {
+    {1, 32, 28, 28}, {1, 24, 7, 7}, {3, 8, 15, 15}, {5, 48, 14, 13}, {64, 40, 9, 9}};
 
 TEST(ImagePlanBlocked, MeanAndHeadMatchPlainMaths) {
   for (const Geometry& g : kGeometries) {

@@ -469,11 +469,11 @@ class CnnSePlan final : public ImagePlan {
         if (!is_reference(bpd)) pd = bpd;
       }
       // F32 from 16 input channels on: oneDNN's Winograd (for inference `jit_fp32_wino_2x3`) in
-      // its own blocked layout (PlanLayout::Nhwc: the reorders from and to NHWC around it). cnn_se, batch 1, one
-      // thread, per call: conv 32->32 at 28x28 0.071 ms against 0.11 direct (brgconv NHWC),
-      // 64->64 at 14x14 0.072 against 0.115, 128->128 at 7x7 0.081 against 0.105 (DNNL_VERBOSE);
-      // the whole batch-1 plan about +28% (docs/BENCHMARKS.md). AVX-512 only; elsewhere it
-      // stays direct.
+      // its own blocked layout (PlanLayout::Nhwc: with reorders from and to NHWC around it).
+      // cnn_se, batch 1, one thread, per call: conv 32->32 at 28x28 0.071 ms against 0.11 direct
+      // (brgconv NHWC), 64->64 at 14x14 0.072 against 0.115, 128->128 at 7x7 0.081 against 0.105
+      // (DNNL_VERBOSE); the whole batch-1 plan about +28% (docs/BENCHMARKS.md). AVX-512 only;
+      // elsewhere it stays direct.
       if (!first && !cw.int8 && act_ == dt::f32 && cur.dims()[1] >= 16) {
         try {
           const dnnl::convolution_forward::primitive_desc wpd =
@@ -485,7 +485,7 @@ class CnnSePlan final : public ImagePlan {
       note(pd, "convolution");
       if (same_bytes(pd.src_desc(), cur)) {  // one input channel: NCHW is NHWC
         cur = pd.src_desc();
-      } else if (pd.src_desc() != cur) {  // the first layer, Winograd: the input into the layout it wants
+      } else if (pd.src_desc() != cur) {  // the first layer, Winograd: the input into its layout
         Step r = reorder_step(cur, pd.src_desc(), net);
         add_routed(r, DNNL_ARG_FROM, cur, cur_slot, net);
         const Slot to = cur_slot == kPing ? kPong : kPing;
@@ -540,7 +540,9 @@ class CnnSePlan final : public ImagePlan {
       else if (cur.data_type() == dt::u8)
         st.host = [o, N, C, HW, step](const void* x, void*) { plane_mean(o, static_cast<const uint8_t*>(x), N, C, HW, step); };
       else if (is_blocked16(cur))
-        st.host = [o, N, C, HW](const void* x, void*) { plane_mean_blocked16(o, static_cast<const float*>(x), N, C, HW); };
+        st.host = [o, N, C, HW](const void* x, void*) {
+          plane_mean_blocked16(o, static_cast<const float*>(x), N, C, HW);
+        };
       else
         st.host = [o, N, C, HW](const void* x, void*) { plane_mean(o, static_cast<const float*>(x), N, C, HW); };
       add_routed(st, DNNL_ARG_SRC, cur, cur_slot, net);
