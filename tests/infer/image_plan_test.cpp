@@ -28,10 +28,11 @@ using testing::expect_error;
 
 // A cnn_se whose batch norms have running statistics and affine parameters away from 0 / 1, so
 // that folding them into the convolutions is exercised.
-std::unique_ptr<CnnSe> model_with_stats(int64_t in_channels, uint64_t seed) {
+std::unique_ptr<CnnSe> model_with_stats(int64_t in_channels, uint64_t seed,
+                                        std::vector<int64_t> channels = {8, 16, 32}) {
   CnnSeConfig c;
   c.in_channels = in_channels;
-  c.channels = {8, 16, 32};
+  c.channels = std::move(channels);
   c.se_reduction = 4;
   Rng rng(seed);
   auto m = std::make_unique<CnnSe>(c, rng);
@@ -86,6 +87,33 @@ TEST(ImagePlan, MatchesTheModelsForward) {
   // Every primitive built has a jit kernel (under AVX2, oneDNN's one-input-channel convolution
   // into NHWC had none: a reference loop 15x slower than the whole rest of the net).
   EXPECT_EQ(plan->describe().find("reference"), std::string::npos) << plan->describe();
+}
+
+// Both layouts (PlanLayout) against the model: channel counts on and off the 16-channel block
+// (Winograd on some layers and direct on others where the ISA has Winograd, so the blocked plan
+// moves between nChw16c and NHWC), chunks of 1 to 4 images (host SE layers and head) and of 8
+// (oneDNN's inner products), odd planes; describe() names the layout.
+TEST(ImagePlan, BothLayoutsMatchTheModel) {
+  const PlanLayout was = plan_layout();
+  const std::vector<std::vector<int64_t>> nets = {{8, 16, 32}, {16, 24, 40}, {16, 32, 64}};
+  for (const PlanLayout layout : {PlanLayout::Blocked, PlanLayout::Nhwc}) {
+    set_plan_layout(layout);
+    for (size_t i = 0; i < nets.size(); ++i) {
+      auto m = model_with_stats(1, 40 + i, nets[i]);
+      const auto plan = compile_image_plan(*m);
+      if (!onednn_expected()) {
+        EXPECT_EQ(plan, nullptr);
+        continue;
+      }
+      ASSERT_NE(plan, nullptr);
+      const std::string name = layout == PlanLayout::Blocked ? "layout blocked" : "layout nhwc";
+      EXPECT_NE(plan->describe().find(name), std::string::npos) << plan->describe();
+      for (int64_t n : {1, 3, 9}) EXPECT_LT(plan_error(*plan, *m, images(n, 1, 28, 50 + n)), 1e-5) << n << " " << i;
+      EXPECT_LT(plan_error(*plan, *m, images(2, 1, 30, 8)), 1e-5) << i;  // 30 -> 15 -> 7 -> 3
+      EXPECT_EQ(plan->describe().find("reference"), std::string::npos) << plan->describe();
+    }
+  }
+  set_plan_layout(was);
 }
 
 TEST(ImagePlan, ThreeInputChannelsAndLargeBatch) {

@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "focus/infer/image_plan_blocked.hpp"
 #include "focus/infer/vit_plan.hpp"
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/onednn.hpp"
@@ -46,6 +47,10 @@ constexpr int64_t kMaxChunk = 256;
 // Zen 5: batch 1 one thread 3,499 images/s, two 1,909; batch 4 3,662 vs 4,289; batch 8 3,631 vs
 // 4,992 (docs/BENCHMARKS.md): one thread for batches 1 and 2.
 constexpr double kSerialFlops = 150e6;
+// Chunks up to this size on the blocked layout run the SE layers and the head as host loops
+// (infer/image_plan_blocked.hpp) instead of oneDNN inner products: at batch 1 a primitive's call
+// costs about as much as its arithmetic.
+constexpr int64_t kHostDenseMax = 4;
 
 std::atomic<int> g_engine{-1};  // -1: not read yet
 
@@ -55,6 +60,16 @@ ImageEngine engine_from_env() {
   if (std::strcmp(v, "native") == 0) return ImageEngine::Native;
   FOCUS_CHECK(false, ValueError, "FOCUS_INFER_ENGINE='{}': must be native or onednn", v);
   return ImageEngine::OneDnn;
+}
+
+std::atomic<int> g_layout{-1};  // -1: not read yet
+
+PlanLayout layout_from_env() {
+  const char* v = std::getenv("FOCUS_PLAN_LAYOUT");
+  if (!v || !*v || std::strcmp(v, "blocked") == 0) return PlanLayout::Blocked;
+  if (std::strcmp(v, "nhwc") == 0) return PlanLayout::Nhwc;
+  FOCUS_CHECK(false, ValueError, "FOCUS_PLAN_LAYOUT='{}': must be blocked or nhwc", v);
+  return PlanLayout::Blocked;
 }
 
 // oneDNN's engine and stream, made after its ISA cap (kernels/onednn.hpp).
@@ -121,7 +136,8 @@ struct Step {
   dnnl::primitive prim;  // empty for a host step
   Args args;             // every argument, built once (weights, biases, own scratch, activations)
   std::vector<std::pair<memory, Slot>> routed;     // the activations: handles set per call
-  std::function<void(const void* src)> host = {};  // host step: reads routed[0]'s slot
+  // A host step: reads routed[0]'s slot, writes routed[1]'s where there is one (else nullptr).
+  std::function<void(void* src, void* dst)> host = {};
 };
 
 float to_float(float v) { return v; }
@@ -167,6 +183,7 @@ struct StageWeights {
   int64_t C, O, Cr;
   ConvWeights conv1, conv2;
   Weight fc1_w, fc1_b, fc2_w, fc2_b;
+  std::vector<float> fc1_t = {}, fc2_t = {};  // the weights transposed, for the host loops
 };
 
 // What a plan is compiled for: the activations' type, the convolutions run in int8, measured
@@ -177,6 +194,7 @@ struct PlanOptions {
   std::set<std::string> int8;
   std::map<std::string, float> ranges;
   bool observe = false;
+  PlanLayout layout = PlanLayout::Blocked;
 };
 
 // Standard deviations above the mean that bound a channel's folded output (see fold).
@@ -194,7 +212,8 @@ class CnnSePlan final : public ImagePlan {
  public:
   // opt.int8: the convolutions (named "stages.S.convK") that run int8; any other runs in opt.act.
   CnnSePlan(const CnnSeConfig& cfg, const StateDict& sd, const PlanOptions& opt)
-      : cfg_(cfg), act_(opt.act), observe_(opt.observe) {
+      : cfg_(cfg), act_(opt.act), observe_(opt.observe),
+        blocked_(opt.layout == PlanLayout::Blocked && !opt.observe) {
     dnnl_state();  // the ISA cap before int8_vnni() reads it
     int64_t in = cfg.in_channels;
     for (size_t s = 0; s < cfg.channels.size(); ++s) {
@@ -213,6 +232,8 @@ class CnnSePlan final : public ImagePlan {
       w.fc1_b = {{Cr}, tag::x, values(sd, p + "se.fc1.bias", size_t(Cr)), {}};
       w.fc2_w = {{O, Cr}, tag::oi, values(sd, p + "se.fc2.weight", size_t(O * Cr)), {}};
       w.fc2_b = {{O}, tag::x, values(sd, p + "se.fc2.bias", size_t(O)), {}};
+      w.fc1_t = transposed(w.fc1_w.data, Cr, O);
+      w.fc2_t = transposed(w.fc2_w.data, O, Cr);
       stages_.push_back(std::move(w));
       flops_per_pixel_ += double(in * O + O * O) / double(int64_t(1) << (2 * s));  // plane / 4^s
       in = O;
@@ -220,6 +241,7 @@ class CnnSePlan final : public ImagePlan {
     const int64_t K = cfg.num_classes;
     head_w_ = {{K, in}, tag::oi, values(sd, "head.weight", size_t(K * in)), {}};
     head_b_ = {{K}, tag::x, values(sd, "head.bias", size_t(K)), {}};
+    head_t_ = transposed(head_w_.data, K, in);
     const int weight_max = int8_vnni() ? 127 : 63;
     const ConvWeights* prev = nullptr;
     for (StageWeights& st : stages_)
@@ -255,7 +277,9 @@ class CnnSePlan final : public ImagePlan {
                         : (act_ == dt::bf16 ? "bf16" : "f32");
     std::string slow;
     for (const std::string& r : reference_) slow += (slow.empty() ? "; reference kernels: " : ", ") + r;
-    return "onednn cnn_se " + what + " (isa " + isa_label() + slow + ")";
+    // The layout only differs where a Winograd convolution runs (F32 on AVX-512).
+    const std::string layout = blocked_ ? ", layout blocked" : ", layout nhwc";
+    return "onednn cnn_se " + what + " (isa " + isa_label() + layout + slow + ")";
   }
 
   Tensor forward(const Tensor& x_in) override {
@@ -361,6 +385,18 @@ class CnnSePlan final : public ImagePlan {
     add_scratchpad(r, rpd, net);
     return r;
   }
+  // Whether md is oneDNN's nChw16c (the Winograd convolutions' layout).
+  static bool is_blocked16(const memory::desc& md) {
+    return md.dims().size() == 4 && md == memory::desc(md.dims(), md.data_type(), tag::nChw16c);
+  }
+  // Whether a and b lay out the same bytes: one channel in NCHW and NHWC.
+  static bool same_bytes(const memory::desc& a, const memory::desc& b) {
+    const auto plain = [](const memory::desc& m) {
+      return m.dims().size() == 4 && m.dims()[1] == 1 && m.data_type() == dt::f32 &&
+             (m == memory::desc(m.dims(), dt::f32, tag::nchw) || m == memory::desc(m.dims(), dt::f32, tag::nhwc));
+    };
+    return a.dims() == b.dims() && plain(a) && plain(b);
+  }
   static memory own(const memory::desc& md) { return memory(md, dnnl_state().eng); }
   static bool is_reference(const dnnl::primitive_desc_base& pd) {
     return std::string(pd.impl_info_str()).rfind("ref", 0) == 0;
@@ -374,8 +410,11 @@ class CnnSePlan final : public ImagePlan {
   Net build(int64_t N, int64_t H, int64_t W) {
     Dnnl& d = dnnl_state();
     Net net;
-    // Activations are NHWC throughout (what oneDNN's brgemm convolutions want on AVX-512 and
-    // its jit ones take on AVX2); one input channel is the same bytes in NCHW and NHWC.
+    // Activations are NHWC (what oneDNN's brgemm convolutions want on AVX-512 and its jit ones
+    // take on AVX2), except after a Winograd convolution on the blocked layout (blocked_): there
+    // they stay in its nChw16c up to the head, and the SE layers, pooling and gates run as host
+    // loops on it (infer/image_plan_blocked.hpp), the SE layers and head as oneDNN inner products
+    // above kHostDenseMax images. One input channel is the same bytes in NCHW and NHWC.
     memory::desc cur({N, cfg_.in_channels, H, W}, dt::f32,
                      cfg_.in_channels == 1 ? tag::nhwc : tag::nchw);
     Slot cur_slot = kInput;
@@ -404,7 +443,7 @@ class CnnSePlan final : public ImagePlan {
       const memory::desc nhwc_dst({N, O, H, W}, type, tag::nhwc);
       auto make = [&](tag dst_tag, algorithm alg = algorithm::convolution_direct) {
         const memory::desc any_src(cur.dims(), act_, tag::any);
-        const bool own_src = first || alg == algorithm::convolution_winograd;
+        const bool own_src = first || alg == algorithm::convolution_winograd || is_blocked16(cur);
         const dnnl::convolution_forward::desc cd(
             dnnl::prop_kind::forward_inference, alg,
             own_src ? any_src : cur, memory::desc(cw.w.dims, cw.int8 ? dt::s8 : act_, tag::any),
@@ -422,12 +461,19 @@ class CnnSePlan final : public ImagePlan {
       // to its reference loop (870 ms for 256 images on conv 1x32, measured): let the first
       // layer write the blocked layout its jit kernel wants, reordered to NHWC after.
       if (first && is_reference(pd)) pd = make(tag::any);
+      // The blocked layout: the first layer writes nChw16c for the Winograd convolution after it
+      // (from 16 channels) with oneDNN's jit direct kernel (batch 1: 6.6 us against brgconv's
+      // 7.6 into NHWC and a 2 us reorder).
+      if (first && blocked_ && act_ == dt::f32 && O >= 16) {
+        const dnnl::convolution_forward::primitive_desc bpd = make(tag::nChw16c);
+        if (!is_reference(bpd)) pd = bpd;
+      }
       // F32 from 16 input channels on: oneDNN's Winograd (for inference `jit_fp32_wino_2x3`) in
-      // its own blocked layout, the reorders from and to NHWC around it. cnn_se, batch 1, one
-      // thread, per call: conv 32->32 at 28x28 0.071 ms against 0.11 direct (brgconv NHWC),
-      // 64->64 at 14x14 0.072 against 0.115, 128->128 at 7x7 0.081 against 0.105 (DNNL_VERBOSE);
-      // the whole batch-1 plan about +28% (docs/BENCHMARKS.md). AVX-512 only; elsewhere it
-      // stays direct.
+      // its own blocked layout (PlanLayout::Nhwc: with reorders from and to NHWC around it).
+      // cnn_se, batch 1, one thread, per call: conv 32->32 at 28x28 0.071 ms against 0.11 direct
+      // (brgconv NHWC), 64->64 at 14x14 0.072 against 0.115, 128->128 at 7x7 0.081 against 0.105
+      // (DNNL_VERBOSE); the whole batch-1 plan about +28% (docs/BENCHMARKS.md). AVX-512 only;
+      // elsewhere it stays direct.
       if (!first && !cw.int8 && act_ == dt::f32 && cur.dims()[1] >= 16) {
         try {
           const dnnl::convolution_forward::primitive_desc wpd =
@@ -437,7 +483,9 @@ class CnnSePlan final : public ImagePlan {
         }
       }
       note(pd, "convolution");
-      if (pd.src_desc() != cur) {  // the first layer, Winograd: the input into the layout it wants
+      if (same_bytes(pd.src_desc(), cur)) {  // one input channel: NCHW is NHWC
+        cur = pd.src_desc();
+      } else if (pd.src_desc() != cur) {  // the first layer, Winograd: the input into its layout
         Step r = reorder_step(cur, pd.src_desc(), net);
         add_routed(r, DNNL_ARG_FROM, cur, cur_slot, net);
         const Slot to = cur_slot == kPing ? kPong : kPing;
@@ -458,7 +506,7 @@ class CnnSePlan final : public ImagePlan {
       cur = pd.dst_desc();
       cur_slot = to;
       cur_range = cw.range;
-      if (cur != nhwc_dst) {
+      if (cur != nhwc_dst && !(blocked_ && is_blocked16(cur))) {
         Step r = reorder_step(cur, nhwc_dst, net);
         add_routed(r, DNNL_ARG_FROM, cur, cur_slot, net);
         add_routed(r, DNNL_ARG_TO, nhwc_dst, other(cur_slot), net);
@@ -470,7 +518,7 @@ class CnnSePlan final : public ImagePlan {
         float* seen = &observed_[cw.name];
         const size_t count = cur.get_size() / sizeof(float);
         Step st;
-        st.host = [seen, count](const void* x) {
+        st.host = [seen, count](const void* x, void*) {
           const float* v = static_cast<const float*>(x);
           for (size_t i = 0; i < count; ++i) *seen = std::max(*seen, v[i]);
         };
@@ -488,11 +536,15 @@ class CnnSePlan final : public ImagePlan {
       Step st;
       const float step = cur_range / 255.f;
       if (cur.data_type() == dt::bf16)
-        st.host = [o, N, C, HW](const void* x) { plane_mean(o, static_cast<const uint16_t*>(x), N, C, HW); };
+        st.host = [o, N, C, HW](const void* x, void*) { plane_mean(o, static_cast<const uint16_t*>(x), N, C, HW); };
       else if (cur.data_type() == dt::u8)
-        st.host = [o, N, C, HW, step](const void* x) { plane_mean(o, static_cast<const uint8_t*>(x), N, C, HW, step); };
+        st.host = [o, N, C, HW, step](const void* x, void*) { plane_mean(o, static_cast<const uint8_t*>(x), N, C, HW, step); };
+      else if (is_blocked16(cur))
+        st.host = [o, N, C, HW](const void* x, void*) {
+          plane_mean_blocked16(o, static_cast<const float*>(x), N, C, HW);
+        };
       else
-        st.host = [o, N, C, HW](const void* x) { plane_mean(o, static_cast<const float*>(x), N, C, HW); };
+        st.host = [o, N, C, HW](const void* x, void*) { plane_mean(o, static_cast<const float*>(x), N, C, HW); };
       add_routed(st, DNNL_ARG_SRC, cur, cur_slot, net);
       net.steps.push_back(std::move(st));
       return out;
@@ -535,9 +587,42 @@ class CnnSePlan final : public ImagePlan {
       conv(sw.conv1, sw.O, s == 0);
       conv(sw.conv2, sw.O, false);
       // SE gates (N, O) from the conv output; the pool runs on the ungated map.
-      const memory squeezed = mean(sw.O);
-      const memory hidden = dense(squeezed, sw.fc1_w, sw.fc1_b, algorithm::eltwise_relu, false);
-      const memory gates = dense(hidden, sw.fc2_w, sw.fc2_b, algorithm::eltwise_logistic, false);
+      memory gates;
+      if (is_blocked16(cur) && N <= kHostDenseMax) {
+        gates = own(memory::desc({N, sw.O}, dt::f32, tag::nc));
+        float* g = static_cast<float*>(gates.get_data_handle());
+        const StageWeights* w = &sw;
+        const int64_t HW = H * W;
+        Step st;
+        st.host = [g, w, N, HW](void* x, void*) {
+          se_gates_blocked16(g, static_cast<const float*>(x), N, w->O, HW, w->fc1_t.data(),
+                             w->fc1_b.data.data(), w->Cr, w->fc2_t.data(), w->fc2_b.data.data());
+        };
+        st.args.emplace(DNNL_ARG_DST, gates);  // keeps the buffer alive: the lambda holds a pointer
+        add_routed(st, DNNL_ARG_SRC, cur, cur_slot, net);
+        net.steps.push_back(std::move(st));
+      } else {
+        const memory squeezed = mean(sw.O);
+        const memory hidden = dense(squeezed, sw.fc1_w, sw.fc1_b, algorithm::eltwise_relu, false);
+        gates = dense(hidden, sw.fc2_w, sw.fc2_b, algorithm::eltwise_logistic, false);
+      }
+      if (is_blocked16(cur)) {  // pool and gates in one host pass on nChw16c
+        const float* g = static_cast<const float*>(gates.get_data_handle());
+        const int64_t O = sw.O, Hi = H, Wi = W;
+        Step st;
+        st.host = [g, N, O, Hi, Wi](void* x, void* y) {
+          pool_gate_blocked16(static_cast<float*>(y), static_cast<const float*>(x), g, N, O, Hi, Wi);
+        };
+        const memory::desc pooled({N, sw.O, H / 2, W / 2}, dt::f32, tag::nChw16c);
+        add_routed(st, DNNL_ARG_SRC, cur, cur_slot, net);
+        add_routed(st, DNNL_ARG_DST, pooled, other(cur_slot), net);
+        net.steps.push_back(std::move(st));
+        cur = pooled;
+        cur_slot = other(cur_slot);
+        H /= 2;
+        W /= 2;
+        continue;
+      }
       H /= 2;
       W /= 2;
       const dnnl::pooling_forward::primitive_desc pp(
@@ -565,6 +650,19 @@ class CnnSePlan final : public ImagePlan {
       add_routed(bs, DNNL_ARG_SRC_0, cur, cur_slot, net);
       add_routed(bs, DNNL_ARG_DST, cur, cur_slot, net);
       net.steps.push_back(std::move(bs));
+    }
+    if (is_blocked16(cur) && N <= kHostDenseMax) {  // features and logits in one host step
+      const float* w = head_t_.data();
+      const float* b = head_b_.data.data();
+      const int64_t C = stages_.back().O, HW = H * W, K = cfg_.num_classes;
+      Step st;
+      st.host = [w, b, N, C, HW, K](void* x, void* y) {
+        head_blocked16(static_cast<float*>(y), static_cast<const float*>(x), N, C, HW, w, b, K);
+      };
+      add_routed(st, DNNL_ARG_SRC, cur, cur_slot, net);
+      add_routed(st, DNNL_ARG_DST, memory::desc({N, K}, dt::f32, tag::nc), kOutput, net);
+      net.steps.push_back(std::move(st));
+      return net;
     }
     const memory pooled = mean(stages_.back().O);  // (N, C_last)
     dense(pooled, head_w_, head_b_, algorithm::undef, true);
@@ -602,7 +700,7 @@ class CnnSePlan final : public ImagePlan {
     };
     for (Step& st : net.steps) {
       if (st.host) {  // oneDNN's CPU stream has finished the steps before (in-order, blocking)
-        st.host(where(st.routed[0].second));
+        st.host(where(st.routed[0].second), st.routed.size() > 1 ? where(st.routed[1].second) : nullptr);
         continue;
       }
       for (auto& [m, slot] : st.routed) m.set_data_handle(where(slot));
@@ -616,9 +714,13 @@ class CnnSePlan final : public ImagePlan {
   std::vector<StageWeights> stages_;
   int int8_count_ = 0;  // convolutions run in int8
   bool observe_ = false;
+  // PlanLayout::Blocked: a Winograd convolution's output stays in its nChw16c (no reorders to
+  // NHWC and back; SE mean, pooling and gates read it as it is). Off for observing plans.
+  bool blocked_ = false;
   std::map<std::string, float> observed_;  // observe_: each convolution's largest output so far
   std::set<std::string> reference_;  // the kinds of primitive built so far that run a reference loop
   Weight head_w_, head_b_;
+  std::vector<float> head_t_;  // head_w_ transposed, for the host loop
   double flops_per_pixel_ = 0;  // multiply-adds per input pixel / 9, summed over the convs
   std::map<std::tuple<int64_t, int64_t, int64_t, int>, Net> nets_;  // (chunk, H, W, threads)
   std::vector<float> ping_, pong_, scratch_;
@@ -637,6 +739,17 @@ ImageEngine image_engine() {
 }
 
 void set_image_engine(ImageEngine engine) { g_engine.store(int(engine)); }
+
+PlanLayout plan_layout() {
+  int l = g_layout.load();
+  if (l < 0) {
+    l = int(layout_from_env());
+    g_layout.store(l);
+  }
+  return PlanLayout(l);
+}
+
+void set_plan_layout(PlanLayout layout) { g_layout.store(int(layout)); }
 
 bool bf16_plan_supported() {
   if (image_engine() != ImageEngine::OneDnn || active_isa() == Isa::Scalar) return false;
@@ -666,6 +779,7 @@ std::unique_ptr<ImagePlan> compile_image_plan(const ImageClassifier& model, DTyp
   opt.act = precision == DType::BF16 ? dt::bf16 : dt::f32;
   if (precision == DType::I8) opt.int8.insert(int8_layers.begin(), int8_layers.end());
   opt.ranges = activation_ranges;
+  opt.layout = plan_layout();
   return std::make_unique<CnnSePlan>(CnnSeConfig::from_json(model.config()), sd, opt);
 }
 

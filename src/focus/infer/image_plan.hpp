@@ -10,6 +10,8 @@
 // Switch: FOCUS_INFER_ENGINE=native (or set_image_engine) turns compiling off everywhere: the
 // model's own forward (the reference) runs instead. FOCUS_FORCE_ISA=avx2 caps oneDNN at AVX2;
 // FOCUS_FORCE_ISA=scalar turns the cnn_se plan off (oneDNN has no scalar path).
+// FOCUS_PLAN_LAYOUT=nhwc (or set_plan_layout) keeps every F32 activation in NHWC, reordered around
+// each Winograd convolution (the layout before the blocked one; describe() names the layout).
 // Batches are split into power-of-two chunks (1, 2, 4, ... up to the largest power <= 256) so
 // that at most nine primitive lists exist (per thread count), each built on first use; the
 // activations of every chunk live in two buffers shared by all lists (sized by the largest chunk
@@ -35,6 +37,15 @@ enum class ImageEngine { Native, OneDnn };
 // ValueError naming the variable for another value.
 ImageEngine image_engine();
 void set_image_engine(ImageEngine engine);
+
+// How the F32 cnn_se plan lays out the activations around its Winograd convolutions (AVX-512):
+// Blocked keeps them in the convolutions' own nChw16c (SE mean, pooling and gates read it), Nhwc
+// reorders every one to NHWC and back (the layout before; the reference for the change).
+// FOCUS_PLAN_LAYOUT=blocked|nhwc (default blocked) unless set_plan_layout() was called; read when
+// a plan is compiled. ValueError naming the variable for another value.
+enum class PlanLayout { Nhwc, Blocked };
+PlanLayout plan_layout();
+void set_plan_layout(PlanLayout layout);
 
 class ImagePlan {
  public:
