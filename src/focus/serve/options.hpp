@@ -28,6 +28,7 @@ struct ServeOptions {
   int http_threads = 0;              // handler threads (0 = queue capacities + 2 per core)
   int max_connections = 4096;        // open connections at once
   int threads = 0;                   // compute threads (0 = FOCUS_NUM_THREADS, else cores - 1)
+  int executors = 0;                 // batches computing at once (0 = the compute threads; 1 = the reference)
   int http_nice = 10;                // handler threads run this much nicer than compute (0 = same)
   int64_t drain_timeout_ms = 10000;  // SIGTERM: how long queued and running work may take
   int64_t poll_ms = 0;               // reload a model when its file changes, checked this often (0 = off)
@@ -79,6 +80,10 @@ void visit_fields(ServeOptions& o, V&& v) {
     "its batch (0 = the models' queue capacities + 2 per core); connections need none");
   v("max-connections", o.max_connections, "open connections at once (more are closed at once)");
   v("threads", o.threads, "compute threads (0 = FOCUS_NUM_THREADS, else one fewer than the cores)");
+  v("executors", o.executors,
+    "batch executors: batches computing at once, each on threads / executors threads and its own "
+    "copy of an image model (0 = one per compute thread; 1 = one executor, each batch on all the "
+    "compute threads)");
   v("http-nice", o.http_nice,
     "scheduling priority of the handler threads below the compute thread (0-19): under "
     "overload the cores go to batches first");
