@@ -121,16 +121,18 @@ void Server::Impl::poll_files() {
 Server::Server(const ServeOptions& options) : impl_(std::make_unique<Impl>(options)) {
   Impl& s = *impl_;
   validate(s.opt);
-  // Compute threads: --threads, else FOCUS_NUM_THREADS, else one core fewer than the machine
-  // has (at least 1): the other core reads, parses and writes requests. On 2 cores two compute
+  // Compute threads: --threads, else FOCUS_NUM_THREADS, else every core with several executors
+  // (each runs its batches on one thread: no OpenMP team waits on a core the HTTP threads hold),
+  // and one core fewer than the machine has (at least 1) with `--executors 1`, the reference
+  // policy: there the other core reads, parses and writes requests, and on 2 cores two compute
   // threads made batch-1 cnn-se 6x slower (11.8 vs 2.0 ms per batch), their OpenMP team waiting
   // on a core the HTTP threads held (docs/BENCHMARKS.md, "Serving").
   if (s.opt.threads > 0)
     set_num_threads(s.opt.threads);
   else if (!std::getenv("FOCUS_NUM_THREADS"))
-    set_num_threads(std::max(1, hardware_threads() - 1));
-  // Executors: each batch on threads / executors of them, so that they never add up to more than
-  // the compute threads (serve/scheduler.hpp).
+    set_num_threads(s.opt.executors == 1 ? std::max(1, hardware_threads() - 1) : hardware_threads());
+  // Executors (serve/scheduler.hpp): one per compute thread unless told, each batch on threads /
+  // executors of them, so that they never add up to more than the compute threads.
   const int budget = num_threads();
   const int executors = s.opt.executors > 0 ? s.opt.executors : budget;
   FOCUS_CHECK(executors <= budget, ValueError,
