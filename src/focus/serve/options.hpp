@@ -85,7 +85,7 @@ void visit_fields(ServeOptions& o, V&& v) {
     "copy of an image model (0 = one per compute thread; 1 = the reference policy: one executor, "
     "each batch on all the compute threads)");
   v("http-nice", o.http_nice,
-    "scheduling priority of the handler threads below the compute thread (0-19): under "
+    "scheduling priority of the handler threads below the compute threads (0-19): under "
     "overload the cores go to batches first");
   v("drain-timeout-ms", o.drain_timeout_ms, "on SIGTERM, how long admitted work may take to finish");
   v("poll-ms", o.poll_ms, "reload a model when its file changes, checking this often (0 = off)");
