@@ -8,8 +8,8 @@ fixed-rate open-loop run of build/serve_load whose every request is refused on t
              headers; the few admitted requests are computed and answered 200, so their cost is in
              the figure too: the table says how many there were).
 For each --rates R: the server's utime + stime (/proc/PID/stat) over the run, serve_load's own CPU
-seconds, the requests answered, and per answered refusal the server's (less --served-us per 200)
-and the client's (per request) microseconds of CPU. Then the arithmetic of the 10x target: at 10x capacity C (10 C offered), the
+seconds, the requests answered, and per answered refusal the server's (less the served requests'
+share, --sat-cores / --capacity per 200) and the client's (per request) microseconds of CPU. Then the arithmetic of the 10x target: at 10x capacity C (10 C offered), the
 server computing 0.9 C and refusing the other 9.1 C, the cores that refusals and the client take
 beside the compute.
 Usage: /usr/bin/python3 bench/refusal_cost.py [--build build] [--model cnn_se] [--kind 401]
@@ -34,16 +34,15 @@ def main():
     ap.add_argument("--seconds", type=float, default=6)
     ap.add_argument("--connections", type=int, default=1024)
     ap.add_argument("--capacity", type=float, default=3244,
-                    help="req/s the server computes at saturation (for the 10x arithmetic)")
-    ap.add_argument("--served-cores", type=float, default=1.44,
-                    help="cores the server takes serving 0.9 x capacity (for the arithmetic; default: "
-                         "0.9 x the 1.60 cores of a saturation run)")
-    ap.add_argument("--served-us", type=float, default=493,
-                    help="server CPU us per served request (saturation: server cores / capacity; default "
-                         "1.60 / 3,244): subtracted for the 200s of a --kind 429 run")
+                    help="req/s the server answers at saturation (for the 10x arithmetic; default: cnn_se, "
+                         "docs/BENCHMARKS.md, run of 2026-12-07 07:44 UTC)")
+    ap.add_argument("--sat-cores", type=float, default=1.31,
+                    help="the server's cores at that capacity (saturation run): with --capacity, its CPU "
+                         "per served request")
     ap.add_argument("--focus-args", default="")
     ap.add_argument("--json")
     a = ap.parse_args()
+    served_us = 1e6 * a.sat_cores / a.capacity  # server CPU per served request
     work = a.work or os.path.join(a.build, "serve-bench")
     model = os.path.join(work, a.model, "model_best.safetensors")
     bodies = os.path.join(work, "bodies.jsonl")
@@ -76,7 +75,7 @@ def main():
             ok = st.get("200", 0)
             rows.append({"rate": rate, "refused": refused, "ok": ok, "unsent": st.get("unsent", 0),
                          "server_cpu_s": server_s, "client_cpu_s": r["client_cpu_s"], "wall_s": wall,
-                         "server_us_per_refusal": (1e6 * server_s - a.served_us * ok) / max(1, refused),
+                         "server_us_per_refusal": (1e6 * server_s - served_us * ok) / max(1, refused),
                          "client_us_per_refusal": 1e6 * r["client_cpu_s"] / max(1, refused + ok),
                          "reject_p99_from_send_ms": (r.get("service_ms_reject") or {}).get("p99"),
                          "load1": os.getloadavg()[0]})
@@ -91,17 +90,21 @@ def main():
     for w in rows:
         print(f"| {w['rate']:,.0f} | {w['refused']:,} | {w['ok']:,} | {w['unsent']:,} | {w['server_cpu_s']:.2f} | "
               f"{w['client_cpu_s']:.2f} | {w['server_us_per_refusal']:.1f} | {w['client_us_per_refusal']:.1f} | "
-              f"{w['reject_p99_from_send_ms'] if w['reject_p99_from_send_ms'] is not None else '-'} |")
-    # The 10x arithmetic with the highest-rate row's unit costs.
+              + (f"{w['reject_p99_from_send_ms']:.2f}" if w['reject_p99_from_send_ms'] is not None else '-') + " |")
+    # The 10x arithmetic with the highest-rate row's unit costs: serving x req/s of the 10 C offered
+    # takes x * served_us + (10 C - x) * refusal_us on the server and 10 C * client_us on the client.
     w = max(rows, key=lambda x: x["rate"])
-    refusals = 10 * a.capacity - 0.9 * a.capacity
-    srv_cores = refusals * w["server_us_per_refusal"] / 1e6
-    cli_cores = 10 * a.capacity * w["client_us_per_refusal"] / 1e6
-    print(f"\nAt 10x of {a.capacity:,.0f} req/s: {10 * a.capacity:,.0f} offered, {0.9 * a.capacity:,.0f} served "
-          f"(90%), {refusals:,.0f} refused a second x {w['server_us_per_refusal']:.1f} us = {srv_cores:.2f} "
-          f"server cores; the client {10 * a.capacity:,.0f} x {w['client_us_per_refusal']:.1f} us = "
-          f"{cli_cores:.2f} cores; with the serving of the 90% ({a.served_cores:.2f} cores): "
-          f"{srv_cores + cli_cores + a.served_cores:.2f} cores of the machine's 2.")
+    offered, served = 10 * a.capacity, 0.9 * a.capacity
+    ref_us, cli_us = w["server_us_per_refusal"], w["client_us_per_refusal"]
+    srv_cores = (offered - served) * ref_us / 1e6
+    cli_cores = offered * cli_us / 1e6
+    serve_cores = served * served_us / 1e6
+    most = (2 - cli_cores - offered * ref_us / 1e6) / ((served_us - ref_us) / 1e6)
+    print(f"\nAt 10x of {a.capacity:,.0f} req/s ({offered:,.0f} offered), serving 90% ({served:,.0f} req/s x "
+          f"{served_us:.0f} us = {serve_cores:.2f} cores) and refusing {offered - served:,.0f} a second x "
+          f"{ref_us:.1f} us = {srv_cores:.2f} cores, with the client at {offered:,.0f} x {cli_us:.1f} us = "
+          f"{cli_cores:.2f} cores: {serve_cores + srv_cores + cli_cores:.2f} cores of the machine's 2. "
+          f"Two cores serve at most {max(0, most):,.0f} req/s = {max(0, most) / a.capacity:.0%} of capacity.")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"kind": a.kind, "model": a.model, "focus_args": a.focus_args, "rows": rows}, f, indent=1)
