@@ -1,6 +1,7 @@
 // The batcher with several executors (batch parallelism, serve/scheduler.hpp): batched answers
 // equal single ones, two batches compute at once on one thread each and never more threads than
-// the budget, a model with one replica runs one batch at a time, deadlines and drain hold.
+// the budget; a model with one replica, and an explanation, run one batch at a time on every
+// compute thread, after the running batches; deadlines and drain hold.
 #include "focus/serve/scheduler.hpp"
 
 #include <gtest/gtest.h>
@@ -88,17 +89,23 @@ TEST(SchedulerExecutors, BatchedAnswersEqualSingleOnesAndTwoBatchesRunAtOnce) {
   EXPECT_LE(s.peak_threads(), 2);  // two executors on one thread each: the budget of 2
 }
 
-TEST(SchedulerExecutors, EachBatchRunsOnItsExecutorsThreads) {
+TEST(SchedulerExecutors, AnExplanationRunsOnEveryComputeThreadAfterTheRunningBatches) {
   Scheduler s(two_executors(), nullptr);
-  auto j = image_job(two_replicas(), 1, 1);
+  std::vector<std::shared_ptr<Job>> jobs;
+  for (int i = 0; i < 8; ++i) jobs.push_back(image_job(two_replicas(), 16, 200 + i));
+  auto explain = image_job(two_replicas(), 1, 1);
   int seen = 0;
-  j->run_alone = [&seen](Job&) { seen = num_threads(); };
-  ASSERT_EQ(s.submit(j), Admit::Ok);
-  wait(*j);
-  EXPECT_EQ(seen, 1);
+  explain->run_alone = [&seen](Job&) { seen = num_threads(); };
+  for (auto& j : jobs) ASSERT_EQ(s.submit(j), Admit::Ok);
+  ASSERT_EQ(s.submit(explain), Admit::Ok);
+  for (auto& j : jobs) wait(*j);
+  wait(*explain);
+  EXPECT_EQ(explain->status, 0) << explain->error;
+  EXPECT_EQ(seen, 2);  // both executors' threads
+  EXPECT_LE(s.peak_threads(), 2);
 }
 
-TEST(SchedulerExecutors, AModelWithOneReplicaRunsOneBatchAtATime) {
+TEST(SchedulerExecutors, AModelWithOneReplicaRunsOneBatchAtATimeOnEveryThread) {
   static const auto one = model_with(1);
   Scheduler s(two_executors(), nullptr);
   std::vector<std::shared_ptr<Job>> jobs;
@@ -109,6 +116,7 @@ TEST(SchedulerExecutors, AModelWithOneReplicaRunsOneBatchAtATime) {
     EXPECT_EQ(j->status, 0) << j->error;
   }
   EXPECT_EQ(s.peak_batches(), 1);
+  EXPECT_EQ(s.peak_threads(), 2);
 }
 
 TEST(SchedulerExecutors, DeadlinesAndDrainHold) {

@@ -187,10 +187,21 @@ void Scheduler::loop(size_t worker) {
       cv_.wait_until(lock, ready_at);
       continue;
     }
+    // Its threads: an executor's share, or every compute thread for a model with fewer replicas
+    // than executors (text, seq2seq, recsys) and for explanations, which then wait until the
+    // running batches are done (the oldest head goes first: no other batch starts meanwhile).
+    const int budget = opt_.executors * opt_.executor_threads;
+    const bool wide = opt_.executor_threads > 0 && opt_.executors > 1 &&
+                      (head->run_alone || head->model->replicas() < opt_.executors);
+    const int threads = opt_.executor_threads == 0 ? num_threads() : wide ? budget : opt_.executor_threads;
+    if (opt_.executor_threads > 0 && threads_busy_ + threads > budget) {
+      cv_.wait_for(lock, std::chrono::milliseconds(50));
+      continue;
+    }
     // Several executors free: this one takes its share of the queue, the others the rest.
     int free_replicas = 0;
     const int replica = free_replica(*head, &free_replicas);
-    const int share = std::min(opt_.executors - busy_, free_replicas);
+    const int share = wide ? 1 : std::min(opt_.executors - busy_, free_replicas);
     if (share > 1) max_items = std::max<int64_t>(1, std::min(max_items, (best->items + share - 1) / share));
     // Take the head's companions, in order, up to max_items.
     std::vector<std::shared_ptr<Job>> batch;
@@ -225,7 +236,6 @@ void Scheduler::loop(size_t worker) {
     publish_depth(best_name, *best);
     if (batch.empty()) continue;
     if (!best->jobs.empty() && opt_.executors > 1) cv_.notify_one();  // the rest, for another executor
-    const int threads = opt_.executor_threads > 0 ? opt_.executor_threads : num_threads();
     ++busy_;
     threads_busy_ += threads;
     peak_batches_ = std::max(peak_batches_, busy_);
@@ -236,7 +246,7 @@ void Scheduler::loop(size_t worker) {
                                                            std::chrono::duration<double, std::milli>(estimate))
                                                : SteadyClock::time_point::min();
     lock.unlock();
-    run_batch(batch, rung, replica);
+    run_batch(batch, rung, replica, threads);
     lock.lock();
     --busy_;
     threads_busy_ -= threads;
@@ -254,9 +264,9 @@ double Scheduler::per_item_ms(const std::string& model, int rung) const {
   return it == ms_per_item_.end() || size_t(rung) >= it->second.size() ? 0 : it->second[size_t(rung)];
 }
 
-void Scheduler::run_batch(std::vector<std::shared_ptr<Job>>& batch, int rung, int replica) {
-  std::optional<ScopedThreads> threads;  // several executors: each batch on its share of the cores
-  if (opt_.executor_threads > 0) threads.emplace(opt_.executor_threads);
+void Scheduler::run_batch(std::vector<std::shared_ptr<Job>>& batch, int rung, int replica, int threads) {
+  std::optional<ScopedThreads> scope;  // several executors: each batch on its share of the cores
+  if (opt_.executor_threads > 0) scope.emplace(threads);
   const auto start = SteadyClock::now();
   int64_t items = 0;
   for (auto& j : batch) items += j->items;
@@ -315,7 +325,7 @@ void Scheduler::run_batch(std::vector<std::shared_ptr<Job>>& batch, int rung, in
     if (batch.size() > 1) {
       for (auto& j : batch) {
         std::vector<std::shared_ptr<Job>> one{j};
-        run_batch(one, rung, replica);
+        run_batch(one, rung, replica, threads);
       }
       return;
     }

@@ -15,9 +15,11 @@
 //     keeps N x executor_threads within the thread budget), so under moderate load small batches
 //     compute side by side instead of queueing behind one batch that splits each layer over the
 //     cores. A batch needs a free replica of its model (ServedModel::replicas: image models load
-//     one predictor per executor; other models have one, so their batches run one at a time;
-//     explanations, `run_alone`, use replica 0). With k executors free, an executor takes at most
-//     1/k of the head's queue, leaving the rest to the others.
+//     one predictor per executor). A model with fewer replicas than executors (text, seq2seq,
+//     recsys: one) and an explanation (`run_alone`, on replica 0) run on all N x executor_threads
+//     threads once the running batches are done; meanwhile no other batch starts (the oldest head
+//     goes first). With k executors free, an executor takes at most 1/k of the head's queue,
+//     leaving the rest to the others.
 // Limits: a full queue refuses at once (queue_full -> 429); a job whose deadline passes before
 // its batch starts is not run (504, by an executor or by the waiting thread, whichever sees it
 // first); a job cancelled while queued (its client went away) is dropped. A job that has
@@ -136,8 +138,8 @@ class Scheduler {
   };
   void loop(size_t worker);
   // `rung`: the SLO ladder's rung an image batch runs on (0 without an SLO); `replica`: the
-  // model's predictor it runs on.
-  void run_batch(std::vector<std::shared_ptr<Job>>& batch, int rung, int replica);
+  // model's predictor it runs on; `threads`: its compute threads (with executor_threads > 0).
+  void run_batch(std::vector<std::shared_ptr<Job>>& batch, int rung, int replica, int threads);
   // Under mu_: a free replica of `head`'s model for a batch it leads (-1: none), and how many.
   int free_replica(const Job& head, int* free_count) const;
   void publish_depth(const std::string& model, const Queue& q);
