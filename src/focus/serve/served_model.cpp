@@ -6,10 +6,9 @@
 #include <iterator>
 #include <optional>
 
-#include "focus/kernels/cpu.hpp"
-
 #include "focus/infer/file_metadata.hpp"
 #include "focus/io/sha256.hpp"
+#include "focus/kernels/cpu.hpp"
 
 namespace focus {
 
