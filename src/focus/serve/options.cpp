@@ -68,6 +68,7 @@ void validate(const ServeOptions& o) {
               "--max-queue-delay-ms {} must be in [0, 10000]", o.max_queue_delay_ms);
   FOCUS_CHECK(o.threads >= 0 && o.drain_timeout_ms >= 0 && o.poll_ms >= 0, ValueError,
               "--threads, --drain-timeout-ms and --poll-ms must be >= 0");
+  FOCUS_CHECK(o.executors >= 0 && o.executors <= 32, ValueError, "--executors {} must be in [0, 32]", o.executors);
   FOCUS_CHECK(o.http_nice >= 0 && o.http_nice <= 19, ValueError, "--http-nice {} must be in [0, 19]", o.http_nice);
   FOCUS_CHECK(o.weights == "f32" || o.weights == "bf16" || o.weights == "int8", ValueError,
               "--weights '{}' must be f32, bf16 or int8", o.weights);

@@ -27,7 +27,8 @@ struct ServeOptions {
   int64_t max_text_bytes = 4096;
   int http_threads = 0;              // handler threads (0 = queue capacities + 2 per core)
   int max_connections = 4096;        // open connections at once
-  int threads = 0;                   // compute threads (0 = FOCUS_NUM_THREADS, else cores - 1)
+  int threads = 0;                   // compute threads (0 = FOCUS_NUM_THREADS, else cores; cores - 1 with executors 1)
+  int executors = 0;                 // batches computing at once (0 = the compute threads; 1 = the reference)
   int http_nice = 10;                // handler threads run this much nicer than compute (0 = same)
   int64_t drain_timeout_ms = 10000;  // SIGTERM: how long queued and running work may take
   int64_t poll_ms = 0;               // reload a model when its file changes, checked this often (0 = off)
@@ -78,9 +79,13 @@ void visit_fields(ServeOptions& o, V&& v) {
     "handler threads: requests handled at once, an admitted request holds one while it waits for "
     "its batch (0 = the models' queue capacities + 2 per core); connections need none");
   v("max-connections", o.max_connections, "open connections at once (more are closed at once)");
-  v("threads", o.threads, "compute threads (0 = FOCUS_NUM_THREADS, else one fewer than the cores)");
+  v("threads", o.threads, "compute threads (0 = FOCUS_NUM_THREADS, else the cores; one fewer with --executors 1)");
+  v("executors", o.executors,
+    "batch executors: batches computing at once, each on threads / executors threads and its own "
+    "copy of an image model (0 = one per compute thread; 1 = the reference policy: one executor, "
+    "each batch on all the compute threads)");
   v("http-nice", o.http_nice,
-    "scheduling priority of the handler threads below the compute thread (0-19): under "
+    "scheduling priority of the handler threads below the compute threads (0-19): under "
     "overload the cores go to batches first");
   v("drain-timeout-ms", o.drain_timeout_ms, "on SIGTERM, how long admitted work may take to finish");
   v("poll-ms", o.poll_ms, "reload a model when its file changes, checking this often (0 = off)");

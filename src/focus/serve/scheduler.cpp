@@ -2,8 +2,10 @@
 #include "focus/serve/scheduler.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
+#include "focus/kernels/cpu.hpp"
 #include "focus/serve/metrics.hpp"
 
 namespace focus {
@@ -29,7 +31,35 @@ Scheduler::Scheduler(const SchedulerOptions& opt, Metrics* metrics) : opt_(opt),
   FOCUS_CHECK(opt_.max_batch >= 1 && opt_.queue_capacity >= 1 && opt_.max_queue_delay_ms >= 0,
               ValueError, "scheduler: max_batch {} and queue_capacity {} must be >= 1, "
               "max_queue_delay_ms {} >= 0", opt_.max_batch, opt_.queue_capacity, opt_.max_queue_delay_ms);
-  thread_ = std::thread([this] { loop(); });
+  FOCUS_CHECK(opt_.executors >= 1 && opt_.executors <= 32 && opt_.executor_threads >= 0, ValueError,
+              "scheduler: executors {} must be in [1, 32], executor_threads {} >= 0", opt_.executors,
+              opt_.executor_threads);
+  batch_end_estimate_.assign(size_t(opt_.executors), SteadyClock::time_point::min());
+  for (int w = 0; w < opt_.executors; ++w) threads_.emplace_back([this, w] { loop(size_t(w)); });
+}
+
+int Scheduler::peak_batches() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return peak_batches_;
+}
+
+int Scheduler::peak_threads() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return peak_threads_;
+}
+
+int Scheduler::free_replica(const Job& head, int* free_count) const {
+  const auto it = replicas_busy_.find(head.model.get());
+  const unsigned used = it == replicas_busy_.end() ? 0u : it->second;
+  const int n = head.run_alone ? 1 : std::min(head.model->replicas(), 32);  // explanations: replica 0
+  int first = -1, count = 0;
+  for (int r = 0; r < n; ++r)
+    if (!(used & (1u << r))) {
+      if (first < 0) first = r;
+      ++count;
+    }
+  if (free_count) *free_count = count;
+  return first;
 }
 
 Scheduler::~Scheduler() {
@@ -38,7 +68,7 @@ Scheduler::~Scheduler() {
     stop_ = true;
   }
   cv_.notify_all();
-  thread_.join();
+  for (std::thread& t : threads_) t.join();
   // Anything still queued (a stop without drain) is answered, never left waiting.
   for (auto& [name, q] : queues_)
     for (auto& j : q.jobs)
@@ -69,10 +99,19 @@ Admit Scheduler::submit(const std::shared_ptr<Job>& job) {
       const double factor = f == shed_factor_.end() ? opt_.slo_shed_at : f->second;
       const auto now = SteadyClock::now();
       const double spent = std::chrono::duration<double, std::milli>(job->admitted - job->arrived()).count();
-      const double left = batch_end_estimate_ == SteadyClock::time_point::min()
-                              ? 0 : std::chrono::duration<double, std::milli>(batch_end_estimate_ - now).count();
+      // The wait for an executor: none when one is idle, else the earliest estimated end; the
+      // items ahead are shared by the executors.
+      double left = 0;
+      if (busy_ >= opt_.executors) {
+        auto first = SteadyClock::time_point::max();
+        for (const auto& end : batch_end_estimate_)
+          if (end != SteadyClock::time_point::min()) first = std::min(first, end);
+        if (first != SteadyClock::time_point::max())
+          left = std::max(0.0, std::chrono::duration<double, std::milli>(first - now).count());
+      }
+      const int64_t ahead = q.items / opt_.executors;
       if (per_item > 0 &&
-          slo_estimated_latency_ms(spent, left, q.items, job->items, per_item) > factor * opt_.slo_p99_ms) {
+          slo_estimated_latency_ms(spent, left, ahead, job->items, per_item) > factor * opt_.slo_p99_ms) {
         ++shed_since_[name];
         return Admit::Shed;
       }
@@ -91,7 +130,7 @@ bool Scheduler::drain(std::chrono::milliseconds timeout) {
   const auto until = SteadyClock::now() + timeout;
   std::unique_lock<std::mutex> lock(mu_);
   const auto idle = [&] {
-    if (busy_) return false;
+    if (busy_ > 0) return false;
     for (const auto& [name, q] : queues_)
       for (const auto& j : q.jobs)
         if (j->state.load() == Job::Queued) return false;
@@ -104,25 +143,31 @@ bool Scheduler::drain(std::chrono::milliseconds timeout) {
   return true;
 }
 
-void Scheduler::loop() {
+void Scheduler::loop(size_t worker) {
   std::unique_lock<std::mutex> lock(mu_);
   const auto delay = std::chrono::duration_cast<SteadyClock::duration>(
       std::chrono::duration<double, std::milli>(opt_.max_queue_delay_ms));
   while (!stop_) {
-    // Drop cancelled heads; pick the queue whose head has waited longest.
+    // Drop cancelled heads; pick the queue whose head has waited longest, among those whose
+    // model has a free replica (another executor may be running the rest).
     Queue* best = nullptr;
     std::string best_name;
+    bool waiting = false;  // jobs queued for a model with no free replica
     for (auto& [name, q] : queues_) {
       while (!q.jobs.empty() && q.jobs.front()->state.load() == Job::Cancelled) {
         q.items -= q.jobs.front()->items;
         q.jobs.pop_front();
         publish_depth(name, q);
       }
-      if (!q.jobs.empty() && (!best || q.jobs.front()->admitted < best->jobs.front()->admitted))
-        best = &q, best_name = name;
+      if (q.jobs.empty()) continue;
+      if (free_replica(*q.jobs.front(), nullptr) < 0) {
+        waiting = true;
+        continue;
+      }
+      if (!best || q.jobs.front()->admitted < best->jobs.front()->admitted) best = &q, best_name = name;
     }
     if (!best) {
-      idle_cv_.notify_all();
+      if (!waiting && busy_ == 0) idle_cv_.notify_all();
       cv_.wait_for(lock, std::chrono::milliseconds(50));
       continue;
     }
@@ -142,6 +187,22 @@ void Scheduler::loop() {
       cv_.wait_until(lock, ready_at);
       continue;
     }
+    // Its threads: an executor's share, or every compute thread for a model with fewer replicas
+    // than executors (text, seq2seq, recsys) and for explanations, which then wait until the
+    // running batches are done (the oldest head goes first: no other batch starts meanwhile).
+    const int budget = opt_.executors * opt_.executor_threads;
+    const bool wide = opt_.executor_threads > 0 && opt_.executors > 1 &&
+                      (head->run_alone || head->model->replicas() < opt_.executors);
+    const int threads = opt_.executor_threads == 0 ? num_threads() : wide ? budget : opt_.executor_threads;
+    if (opt_.executor_threads > 0 && threads_busy_ + threads > budget) {
+      cv_.wait_for(lock, std::chrono::milliseconds(50));
+      continue;
+    }
+    // Several executors free: this one takes its share of the queue, the others the rest.
+    int free_replicas = 0;
+    const int replica = free_replica(*head, &free_replicas);
+    const int share = wide ? 1 : std::min(opt_.executors - busy_, free_replicas);
+    if (share > 1) max_items = std::max<int64_t>(1, std::min(max_items, (best->items + share - 1) / share));
     // Take the head's companions, in order, up to max_items.
     std::vector<std::shared_ptr<Job>> batch;
     int64_t items = 0;
@@ -174,16 +235,26 @@ void Scheduler::loop() {
     }
     publish_depth(best_name, *best);
     if (batch.empty()) continue;
-    busy_ = true;
+    if (!best->jobs.empty() && opt_.executors > 1) cv_.notify_one();  // the rest, for another executor
+    ++busy_;
+    threads_busy_ += threads;
+    peak_batches_ = std::max(peak_batches_, busy_);
+    peak_threads_ = std::max(peak_threads_, threads_busy_);
+    replicas_busy_[head->model.get()] |= 1u << replica;
     const double estimate = double(items) * per_item_ms(best_name, rung);
-    batch_end_estimate_ = estimate > 0 ? now + std::chrono::duration_cast<SteadyClock::duration>(
-                                                   std::chrono::duration<double, std::milli>(estimate))
-                                       : SteadyClock::time_point::min();
+    batch_end_estimate_[worker] = estimate > 0 ? now + std::chrono::duration_cast<SteadyClock::duration>(
+                                                           std::chrono::duration<double, std::milli>(estimate))
+                                               : SteadyClock::time_point::min();
     lock.unlock();
-    run_batch(batch, rung);
+    run_batch(batch, rung, replica, threads);
     lock.lock();
-    busy_ = false;
-    batch_end_estimate_ = SteadyClock::time_point::min();
+    --busy_;
+    threads_busy_ -= threads;
+    if (auto r = replicas_busy_.find(head->model.get()); r != replicas_busy_.end() &&
+                                                         (r->second &= ~(1u << replica)) == 0)
+      replicas_busy_.erase(r);
+    batch_end_estimate_[worker] = SteadyClock::time_point::min();
+    if (opt_.executors > 1) cv_.notify_all();  // a replica is free again
     idle_cv_.notify_all();
   }
 }
@@ -193,7 +264,9 @@ double Scheduler::per_item_ms(const std::string& model, int rung) const {
   return it == ms_per_item_.end() || size_t(rung) >= it->second.size() ? 0 : it->second[size_t(rung)];
 }
 
-void Scheduler::run_batch(std::vector<std::shared_ptr<Job>>& batch, int rung) {
+void Scheduler::run_batch(std::vector<std::shared_ptr<Job>>& batch, int rung, int replica, int threads) {
+  std::optional<ScopedThreads> scope;  // several executors: each batch on its share of the cores
+  if (opt_.executor_threads > 0) scope.emplace(threads);
   const auto start = SteadyClock::now();
   int64_t items = 0;
   for (auto& j : batch) items += j->items;
@@ -212,7 +285,7 @@ void Scheduler::run_batch(std::vector<std::shared_ptr<Job>>& batch, int rung) {
         std::copy(x.data<float>(), x.data<float>() + j->items * D, all.data<float>() + row * D);
         row += j->items;
       }
-      const Tensor probs = m.image_rung(rung).probabilities(all);  // (items, K)
+      const Tensor probs = m.image_rung(rung, replica).probabilities(all);  // (items, K)
       const int64_t K = probs.size(1);
       row = 0;
       for (auto& j : batch) {
@@ -252,7 +325,7 @@ void Scheduler::run_batch(std::vector<std::shared_ptr<Job>>& batch, int rung) {
     if (batch.size() > 1) {
       for (auto& j : batch) {
         std::vector<std::shared_ptr<Job>> one{j};
-        run_batch(one, rung);
+        run_batch(one, rung, replica, threads);
       }
       return;
     }
@@ -301,6 +374,7 @@ int Scheduler::slo_rung(const ServedModel& m, SteadyClock::time_point now, doubl
 
 void Scheduler::slo_done(const ServedModel& m, const std::vector<std::shared_ptr<Job>>& batch,
                          SteadyClock::time_point end) {
+  std::unique_lock<std::mutex> lock(mu_);
   auto it = slo_.find(m.name);
   if (it == slo_.end()) return;
   SloController& c = it->second;
@@ -311,7 +385,6 @@ void Scheduler::slo_done(const ServedModel& m, const std::vector<std::shared_ptr
   double shed = opt_.slo_shed_at;
   int64_t cap = opt_.max_batch;
   {  // AIMD on the shedding factor, once per closed window with requests
-    std::lock_guard<std::mutex> lock(mu_);
     auto [f, fresh] = shed_factor_.emplace(m.name, opt_.slo_shed_at);
     int64_t& seen = slo_windows_seen_[m.name];
     if (c.stats().windows > seen) {

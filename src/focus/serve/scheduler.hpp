@@ -1,16 +1,27 @@
-// The dynamic batcher: one bounded queue per model and ONE executor thread for all of them, so
-// the kernels' threads (num_threads(), OpenMP) are the only compute threads and never compete
-// with another batch; the HTTP threads only parse, wait and write.
+// The dynamic batcher: one bounded queue per model and a fixed set of executor threads that
+// run the batches; the HTTP threads only parse, wait and write.
 //
-// A request becomes a Job (its items: images or sentences) and waits in its model's queue. The
-// executor takes the queue whose head has waited longest and, once that head has waited
-// max_queue_delay (0: at once) or the queue holds max_batch items, runs one batch made of the
-// queued jobs that share the head's model version and batch key (same search options), in
-// arrival order, up to max_batch items (a single job larger than that runs alone; under an SLO an
-// image batch is capped lower, by its estimated compute). Batches therefore grow with load by
-// themselves: while one batch computes, the next one queues.
+// A request becomes a Job (its items: images or sentences) and waits in its model's queue. A free
+// executor takes the queue whose head has waited longest (among the models it may run now, see
+// below) and, once that head has waited max_queue_delay (0: at once) or the queue holds max_batch
+// items, runs one batch made of the queued jobs that share the head's model version and batch key
+// (same search options), in arrival order, up to max_batch items (a single job larger than that
+// runs alone; under an SLO an image batch is capped lower, by its estimated compute). Batches
+// therefore grow with load by themselves: while one batch computes, the next one queues.
+// Executors (SchedulerOptions::executors):
+//   1 (the reference policy): one executor for all models; a batch runs on the thread policy's
+//     threads (num_threads(), OpenMP), the only compute threads.
+//   N > 1 (batch parallelism): N executors, each batch on executor_threads threads (the server
+//     keeps N x executor_threads within the thread budget), so under moderate load small batches
+//     compute side by side instead of queueing behind one batch that splits each layer over the
+//     cores. A batch needs a free replica of its model (ServedModel::replicas: image models load
+//     one predictor per executor). A model with fewer replicas than executors (text, seq2seq,
+//     recsys: one) and an explanation (`run_alone`, on replica 0) run on all N x executor_threads
+//     threads once the running batches are done; meanwhile no other batch starts (the oldest head
+//     goes first). With k executors free, an executor takes at most 1/k of the head's queue,
+//     leaving the rest to the others.
 // Limits: a full queue refuses at once (queue_full -> 429); a job whose deadline passes before
-// its batch starts is not run (504, by the executor or by the waiting thread, whichever sees it
+// its batch starts is not run (504, by an executor or by the waiting thread, whichever sees it
 // first); a job cancelled while queued (its client went away) is dropped. A job that has
 // started always finishes. drain() stops admitting and waits until every admitted job is done.
 #pragma once
@@ -55,6 +66,10 @@ struct SchedulerOptions {
   // And an image model's batches are capped (slo_batch_cap): their estimated compute within
   // slo_batch_share x SLO.
   double slo_batch_share = 0.25;
+  // Executors (see the top of this file): how many batches may compute at once, and the threads
+  // each runs on (0: the thread policy's count, unscoped, as the single executor always has).
+  int executors = 1;
+  int executor_threads = 0;
 };
 
 using SteadyClock = std::chrono::steady_clock;
@@ -101,7 +116,7 @@ enum class Admit { Ok, QueueFull, Draining, Shed };  // Shed: it would wait past
 class Scheduler {
  public:
   Scheduler(const SchedulerOptions& opt, Metrics* metrics);
-  ~Scheduler();  // stops the executor (after drain() when graceful)
+  ~Scheduler();  // stops the executors (after drain() when graceful)
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
@@ -112,20 +127,26 @@ class Scheduler {
   bool drain(std::chrono::milliseconds timeout);
   bool draining() const { return draining_.load(); }
   const SchedulerOptions& options() const { return opt_; }
+  // The most batches, and compute threads, busy at once so far (the budget's check).
+  int peak_batches() const;
+  int peak_threads() const;
 
  private:
   struct Queue {
     std::deque<std::shared_ptr<Job>> jobs;
     int64_t items = 0;
   };
-  void loop();
-  // `rung`: the SLO ladder's rung an image batch runs on (0 without an SLO).
-  void run_batch(std::vector<std::shared_ptr<Job>>& batch, int rung);
+  void loop(size_t worker);
+  // `rung`: the SLO ladder's rung an image batch runs on (0 without an SLO); `replica`: the
+  // model's predictor it runs on; `threads`: its compute threads (with executor_threads > 0).
+  void run_batch(std::vector<std::shared_ptr<Job>>& batch, int rung, int replica, int threads);
+  // Under mu_: a free replica of `head`'s model for a batch it leads (-1: none), and how many.
+  int free_replica(const Job& head, int* free_count) const;
   void publish_depth(const std::string& model, const Queue& q);
   // The model's SLO rung for a batch starting now whose oldest request queued head_wait_ms (0
   // without an SLO); slo_done feeds it the
-  // batch's latencies (from each request's arrival). Executor thread only; slo_rung under mu_
-  // (it passes on the sheds admission counted).
+  // batch's latencies (from each request's arrival). slo_rung under mu_ (it passes on the sheds
+  // admission counted); slo_done takes mu_.
   int slo_rung(const ServedModel& m, SteadyClock::time_point now, double head_wait_ms);
   void slo_done(const ServedModel& m, const std::vector<std::shared_ptr<Job>>& batch, SteadyClock::time_point end);
 
@@ -135,19 +156,23 @@ class Scheduler {
   std::condition_variable cv_, idle_cv_;
   std::map<std::string, Queue> queues_;
   std::atomic<bool> stop_{false}, draining_{false};
-  bool busy_ = false;  // under mu_: a batch is running
-  std::map<std::string, SloController> slo_;  // by model name (executor thread)
+  // Under mu_: batches running, their compute threads, the peaks; the replicas in use, a bit each,
+  // by model version (erased when none is).
+  int busy_ = 0, threads_busy_ = 0, peak_batches_ = 0, peak_threads_ = 0;
+  std::map<const ServedModel*, unsigned> replicas_busy_;
+  std::map<std::string, SloController> slo_;  // by model name (under mu_)
   // Under mu_: recent compute time per item, by model and rung (0: not measured yet); the rung the
-  // model's latest batch ran on; the estimated end of the batch in progress (none: min()).
+  // model's latest batch ran on; per executor, the estimated end of its batch in progress (none
+  // or unknown: min()).
   std::map<std::string, std::vector<double>> ms_per_item_;
   std::map<std::string, int> rung_now_;
-  SteadyClock::time_point batch_end_estimate_ = SteadyClock::time_point::min();
+  std::vector<SteadyClock::time_point> batch_end_estimate_;
   double per_item_ms(const std::string& model, int rung) const;  // under mu_; 0 when unknown
   std::map<std::string, double> shed_factor_;  // under mu_: the adaptive f above, by model
   std::map<std::string, int64_t> shed_since_;   // under mu_: sheds not yet told to the controller
-  std::map<std::string, int64_t> slo_windows_seen_;  // executor thread: windows already acted on
+  std::map<std::string, int64_t> slo_windows_seen_;  // under mu_: windows already acted on
   const SteadyClock::time_point t0_ = SteadyClock::now();
-  std::thread thread_;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace focus

@@ -4,9 +4,11 @@
 #include <chrono>
 #include <fstream>
 #include <iterator>
+#include <optional>
 
 #include "focus/infer/file_metadata.hpp"
 #include "focus/io/sha256.hpp"
+#include "focus/kernels/cpu.hpp"
 
 namespace focus {
 
@@ -39,10 +41,17 @@ std::shared_ptr<const ServedModel> load_served_model(const std::string& name,
       io.weights = opt.image_ladder[i];
       m->faster.push_back(std::make_unique<ImagePredictor>(path, io));
     }
-    // Every batch size built now: no request waits for a compilation, memory does not grow
-    // under load (the load time includes it).
-    m->image->warm_up();
-    for (const auto& f : m->faster) f->warm_up();
+    for (int r = 1; r < opt.replicas; ++r)
+      for (int k = 0; k < m->rungs(); ++k) {
+        io.weights = opt.image_ladder.empty() ? opt.image_weights : opt.image_ladder[size_t(k)];
+        m->copies.push_back(std::make_unique<ImagePredictor>(path, io));
+      }
+    // Every batch size built now, on the threads the batches will run on: no request waits for
+    // a compilation, memory does not grow under load (the load time includes it).
+    std::optional<ScopedThreads> threads;
+    if (opt.replica_threads > 0) threads.emplace(opt.replica_threads);
+    for (int r = 0; r < m->replicas(); ++r)
+      for (int k = 0; k < m->rungs(); ++k) m->image_rung(k, r).warm_up();
   }
   {
     std::ifstream f(path, std::ios::binary);

@@ -3,7 +3,11 @@
 // replicas serving the same bytes report the same version) and load time. Immutable once loaded
 // and shared (shared_ptr<const ServedModel>): a reload builds a new one and swaps the pointer, and
 // requests admitted before the swap finish on the version they were admitted to.
+// Image models served by several executors (serve/scheduler.hpp) hold one predictor per executor
+// and rung (`replicas`): ImagePredictor runs one call at a time, so two batches computing at once
+// each need their own plan, activations and scratch; the replicas share nothing mutable.
 #pragma once
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -30,6 +34,11 @@ struct ServedModelOptions {
   // Image models under an SLO: the ladder's weights, most accurate first (rung 0 replaces
   // image_weights); each rung is loaded once. Empty: one variant.
   std::vector<std::string> image_ladder;
+  // Image models: predictors per rung (>= 1: one per executor that may run the model at once),
+  // each warmed up on `replica_threads` threads (0: the thread policy's count), the count its
+  // batches will run on.
+  int replicas = 1;
+  int replica_threads = 0;
 };
 
 struct ServedModel {
@@ -42,6 +51,14 @@ struct ServedModel {
   int rungs() const { return 1 + int(faster.size()); }
   const ImagePredictor& image_rung(int i) const {
     return i <= 0 || faster.empty() ? *image : *faster[size_t(std::min<int>(i, int(faster.size())) - 1)];
+  }
+  // Image models: replica r's (0 <= r < replicas()) rung i; replica 0 is image / faster above.
+  std::vector<std::unique_ptr<ImagePredictor>> copies;  // replica r >= 1, rung k at (r - 1) * rungs() + k
+  int replicas() const { return kind == ModelKind::Image ? 1 + int(copies.size()) / rungs() : 1; }
+  const ImagePredictor& image_rung(int i, int replica) const {
+    if (replica <= 0 || copies.empty()) return image_rung(i);
+    const int k = std::clamp(i, 0, rungs() - 1);
+    return *copies[size_t((std::min(replica, replicas() - 1) - 1) * rungs() + k)];
   }
   std::unique_ptr<Translator> translator;  // kind == Seq2Seq
   std::unique_ptr<TextPredictor> text;     // kind == Text

@@ -121,14 +121,24 @@ void Server::Impl::poll_files() {
 Server::Server(const ServeOptions& options) : impl_(std::make_unique<Impl>(options)) {
   Impl& s = *impl_;
   validate(s.opt);
-  // Compute threads: --threads, else FOCUS_NUM_THREADS, else one core fewer than the machine
-  // has (at least 1): the other core reads, parses and writes requests. On 2 cores two compute
+  // Compute threads: --threads, else FOCUS_NUM_THREADS, else every core with several executors
+  // (each runs its batches on one thread: no OpenMP team waits on a core the HTTP threads hold),
+  // and one core fewer than the machine has (at least 1) with `--executors 1`, the reference
+  // policy: there the other core reads, parses and writes requests, and on 2 cores two compute
   // threads made batch-1 cnn-se 6x slower (11.8 vs 2.0 ms per batch), their OpenMP team waiting
   // on a core the HTTP threads held (docs/BENCHMARKS.md, "Serving").
   if (s.opt.threads > 0)
     set_num_threads(s.opt.threads);
   else if (!std::getenv("FOCUS_NUM_THREADS"))
-    set_num_threads(std::max(1, hardware_threads() - 1));
+    set_num_threads(s.opt.executors == 1 ? std::max(1, hardware_threads() - 1) : hardware_threads());
+  // Executors (serve/scheduler.hpp): one per compute thread unless told, each batch on threads /
+  // executors of them, so that they never add up to more than the compute threads.
+  const int budget = num_threads();
+  const int executors = s.opt.executors > 0 ? s.opt.executors : budget;
+  FOCUS_CHECK(executors <= budget, ValueError,
+              "--executors {} is more than the {} compute threads (--threads): each executor needs one",
+              executors, budget);
+  const int executor_threads = executors > 1 ? budget / executors : 0;
   s.decode_slots = std::make_unique<std::counting_semaphore<4096>>(std::clamp(hardware_threads(), 1, 4096));
   s.limits.max_items = s.opt.max_items;
   s.limits.max_image_pixels = s.opt.max_image_pixels;
@@ -144,6 +154,8 @@ Server::Server(const ServeOptions& options) : impl_(std::make_unique<Impl>(optio
                                                   : DType::F32;
   s.model_opt.max_batch = s.opt.max_batch;
   s.model_opt.image_weights = s.opt.image_weights;
+  s.model_opt.replicas = executors;
+  s.model_opt.replica_threads = executor_threads;
   if (s.opt.slo_p99_ms > 0) s.model_opt.image_ladder = slo_ladder_of(s.opt);
   for (const std::string& arg : s.opt.models) {
     const auto [name, path] = split_model_arg(arg);
@@ -166,6 +178,8 @@ Server::Server(const ServeOptions& options) : impl_(std::make_unique<Impl>(optio
   so.slo_window_ms = s.opt.slo_window_ms;
   so.slo_ladder = s.opt.slo_ladder;  // empty: each model's rungs name themselves
   so.slo_accuracy = s.opt.slo_accuracy;
+  so.executors = executors;
+  so.executor_threads = executor_threads;
   s.sched = std::make_unique<Scheduler>(so, &s.metrics);
   if (!s.opt.review_store.empty()) {
     s.review = std::make_unique<ReviewDesk>(

@@ -1,7 +1,7 @@
 // `focus serve`: the HTTP inference server. HTTP/1.1 with keep-alive (cpp-httplib, optionally
 // TLS through OpenSSL), JSON bodies (nlohmann-json). The endpoints, roles and limits are listed
 // in docs/SERVING.md; the parts live beside this file: decode (request bodies), keys (API keys,
-// rate and quota), scheduler (the dynamic batcher and its single compute thread), metrics
+// rate and quota), scheduler (the dynamic batcher and its executor threads), metrics
 // (Prometheus), access_log (JSON lines, masking), served_model (models and their versions).
 // The server holds no state a request needs from an earlier one (keys, quotas and metrics are
 // per replica), so replicas scale out behind a load balancer (docs/SERVING.md: nginx).

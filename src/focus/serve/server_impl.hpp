@@ -60,7 +60,7 @@ struct Server::Impl {
 
   // Admission before decoding: per model, the requests being decoded, queued or computed
   // (at most queue_capacity; more get 429 without their body being parsed), and the decode slots
-  // (one per core: parsing bodies must not crowd out the compute thread).
+  // (one per core: parsing bodies must not crowd out the compute threads).
   std::map<std::string, std::unique_ptr<std::atomic<int64_t>>> pending;
   std::unique_ptr<std::counting_semaphore<4096>> decode_slots;
 
@@ -255,7 +255,7 @@ struct Server::Impl {
   }
 
   // The handler's start of a work endpoint: the screen's admission, and a decode slot (one per
-  // core: parsing bodies must not crowd out the compute thread) taken before the deadline (504).
+  // core: parsing bodies must not crowd out the compute threads) taken before the deadline (504).
   // The model, or nullptr after answering.
   std::shared_ptr<const ServedModel> begin_work(Ctx& c, SteadyClock::time_point& deadline, Place*& place) {
     auto* a = static_cast<Admitted*>(c.req.state.get());
