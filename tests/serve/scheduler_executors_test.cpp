@@ -11,6 +11,7 @@
 #include "focus/kernels/cpu.hpp"
 #include "focus/serve/metrics.hpp"
 #include "infer/infer_fixtures.hpp"
+#include "serve/scheduler_jobs.hpp"
 
 namespace focus {
 namespace {
@@ -31,26 +32,9 @@ std::shared_ptr<const ServedModel> two_replicas() {
   return m;
 }
 
-Tensor random_pixels(int64_t n, uint64_t seed) {
-  Rng rng(seed);
-  std::vector<float> v(size_t(n * 784));
-  for (float& x : v) x = float(rng.uniform());
-  return Tensor::from_vector(v, {n, 1, 28, 28});  // (n, C, S, S)
-}
-
-std::shared_ptr<Job> image_job(const std::shared_ptr<const ServedModel>& m, int64_t n, uint64_t seed,
-                               std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
-  auto j = std::make_shared<Job>();
-  j->model = m;
-  j->batch_key = "image";
-  j->items = n;
-  j->pixels = random_pixels(n, seed);
-  j->admitted = SteadyClock::now();
-  j->deadline = j->admitted + timeout;
-  return j;
-}
-
-void wait(Job& j) { ASSERT_TRUE(j.wait_until(SteadyClock::now() + std::chrono::seconds(60))); }
+using testing::image_job;
+using testing::random_pixels;
+using testing::wait;
 
 SchedulerOptions two_executors() {
   SchedulerOptions so;

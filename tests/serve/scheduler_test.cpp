@@ -10,6 +10,7 @@
 
 #include "focus/serve/metrics.hpp"
 #include "infer/infer_fixtures.hpp"
+#include "serve/scheduler_jobs.hpp"
 
 namespace focus {
 namespace {
@@ -23,25 +24,12 @@ std::shared_ptr<const ServedModel> image_model() {
   return m;
 }
 
-Tensor random_pixels(int64_t n, uint64_t seed) {
-  Rng rng(seed);
-  std::vector<float> v(size_t(n * 784));
-  for (float& x : v) x = float(rng.uniform());
-  return Tensor::from_vector(v, {n, 1, 28, 28});
-}
-
 std::shared_ptr<Job> image_job(int64_t n, uint64_t seed, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
-  auto j = std::make_shared<Job>();
-  j->model = image_model();
-  j->batch_key = "image";
-  j->items = n;
-  j->pixels = random_pixels(n, seed);
-  j->admitted = SteadyClock::now();
-  j->deadline = j->admitted + timeout;
-  return j;
+  return testing::image_job(image_model(), n, seed, timeout);
 }
 
-void wait(Job& j) { ASSERT_TRUE(j.wait_until(SteadyClock::now() + std::chrono::seconds(60))); }
+using testing::random_pixels;
+using testing::wait;
 
 TEST(Scheduler, BatchedAnswersEqualSingleOnes) {
   Metrics metrics;
