@@ -94,7 +94,7 @@ TEST(TextFastPath, EqualsTheReferenceForwardAtSeveralLengthsAndBatches) {
   TextTransformerConfig e = d;  // NB-weighted n-grams: the ratios fitted on random rows below
   e.ngram_nb = 0.5;
   TextTransformerConfig f = e;  // + TF-IDF weights, whole-text rows past max_len, convex fit
-  f.max_len = 24, f.ngram_idf = true, f.ngram_len = 70, f.ngram_fit = 2.0;
+  f.max_len = 8, f.ngram_idf = true, f.ngram_len = 70, f.ngram_fit = 2.0;
   const std::vector<std::vector<int64_t>> batches = {
       {1}, {5}, {64}, {70}, {17, 17, 3}, {64, 40, 17, 5}, {33, 1, 33, 20, 9, 33, 2, 30, 31}};
   uint64_t seed = 1;
@@ -103,6 +103,14 @@ TEST(TextFastPath, EqualsTheReferenceForwardAtSeveralLengthsAndBatches) {
   for (const TextTransformerConfig& cfg : {a, b, c, d, e, f, g}) {
     auto m = make_model(cfg, seed++);
     if (cfg.ngram_buckets > 0) fit_random_ratios(*m, seed);
+    if (cfg.ngram_fit > 0)  // the fit zeroed the head's weight: give the encoder a say again
+      for (auto& [name, t] : m->named_parameters())
+        if (name == "head.weight") {
+          Rng r(seed + 77);
+          std::vector<float> u(size_t(t.numel()));
+          r.fill_uniform(u.data(), t.numel(), -0.5f, 0.5f);
+          std::copy(u.begin(), u.end(), t.data<float>());
+        }
     auto fast = TextFastPath::build(*m);
     ASSERT_NE(fast, nullptr);
     Rng rng(seed++);
@@ -151,19 +159,22 @@ TEST(TextFastPath, ChecksItsInputLikeTheModel) {
                            {"13 tokens", "ngram_len = 12"});
   std::vector<int64_t> late(12, 0);
   late[10] = 3;  // a token only past the encoder's 8
-  expect_error<ValueError>([&] { wf->logits(Tensor::from_vector(late, {1, 12})); }, {"row 0 holds only padding"});
-  expect_error<ValueError>([&] { w->forward(Tensor::from_vector(late, {1, 12})); }, {"row 0 holds only padding"});
+  expect_error<ValueError>([&] { wf->logits(Tensor::from_vector(late, {1, 12})); }, {"row 0 holds no token", "first max_len = 8"});
+  expect_error<ValueError>([&] { w->forward(Tensor::from_vector(late, {1, 12})); }, {"row 0 holds no token", "first max_len = 8"});
 }
 
 TEST(TextFastPath, PredictorPathsAgree) {
   focus::testing::TempDir dir;
   auto tok = train_tokenizer("word", {"good phone", "bad phone", "great battery", "awful screen"});
-  // Without the n-gram branch (as files before it), with it, with it NB-weighted (64 + 1).
-  for (int64_t buckets : {0, 64, 65}) {
+  // Without the n-gram branch (as files before it), with it, with it NB-weighted (64 + 1), with
+  // rows longer than the encoder's max_len (66: ngram_len 12, the texts below reach 9 tokens).
+  for (int64_t buckets : {0, 64, 65, 66}) {
     TextTransformerConfig cfg;
-    cfg.vocab_size = tok->vocab().size(), cfg.max_len = 6, cfg.dim = 8, cfg.depth = 1, cfg.heads = 2;
+    cfg.vocab_size = tok->vocab().size(), cfg.max_len = buckets == 66 ? 3 : 6, cfg.dim = 8, cfg.depth = 1,
+    cfg.heads = 2;
     cfg.ngram_buckets = buckets;
     cfg.ngram_nb = buckets == 65 ? 1.0 : 0.0;
+    cfg.ngram_len = buckets == 66 ? 12 : 0;
     auto m = make_model(cfg, 5);
     if (cfg.ngram_nb > 0) fit_random_ratios(*m, 6);
     ModelInfo info;
@@ -185,7 +196,8 @@ TEST(TextFastPath, PredictorPathsAgree) {
       EXPECT_EQ(max_abs_diff(tt->ngram_nb_ratio(), m->ngram_nb_ratio()), 0.0);
       EXPECT_GT(max_abs_diff(tt->ngram_nb_ratio(), Tensor::zeros({65, 2})), 0.1);
     }
-    const std::vector<std::string> texts = {"Good phone!", "awful, awful screen", "unseen words"};
+    const std::vector<std::string> texts = {"Good phone!", "awful, awful screen", "unseen words",
+                                            "good phone , great battery , awful screen"};
     const Tensor zf = p.logits(texts);
     const auto pf = p.predict(texts);
     p.set_path(TextPath::Reference);
@@ -197,6 +209,13 @@ TEST(TextFastPath, PredictorPathsAgree) {
     for (size_t i = 0; i < pf.size(); ++i) {
       EXPECT_EQ(pf[i].tokens, pr[i].tokens);
       ASSERT_EQ(pf[i].pooling.size(), pr[i].pooling.size());
+      ASSERT_EQ(pf[i].pooling.size(), pf[i].tokens.size());
+      double sum = 0;  // the pooling weights sum to 1 over the encoder's tokens, 0 after them
+      for (size_t t = 0; t < pf[i].pooling.size(); ++t) {
+        sum += pf[i].pooling[t];
+        if (int64_t(t) >= cfg.max_len) EXPECT_EQ(pf[i].pooling[t], 0.0);
+      }
+      EXPECT_NEAR(sum, 1.0, 1e-5);
       for (size_t t = 0; t < pf[i].pooling.size(); ++t) EXPECT_NEAR(pf[i].pooling[t], pr[i].pooling[t], 1e-5);
       for (size_t k = 0; k < pf[i].probs.size(); ++k) EXPECT_NEAR(pf[i].probs[k], pr[i].probs[k], 1e-5);
     }

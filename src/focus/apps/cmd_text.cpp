@@ -246,6 +246,9 @@ Command add_cv_command(CLI::App& app) {
       if (!parent.empty()) std::filesystem::create_directories(parent);
       write_file_atomic(st->folds_out, tsv);
     }
+    FOCUS_CHECK(cfg.epochs > 0 || st->seeds == 1, ValueError,
+                "--seeds {} with --epochs 0: the convex fit does not depend on the seed (every "
+                "member would be the same model)", st->seeds);
     const std::string base = cfg.out;
     std::vector<double> accs;
     double val_sum = 0;  // the members' best held-out accuracies (inner validation: choose on this)

@@ -90,7 +90,7 @@ TextExplanation explain_text(TextTransformer& model, const Tokenizer& tok,
     const int64_t S = Lall * c.ngram_order;
     std::vector<int64_t> bucket(static_cast<size_t>(S));
     std::vector<double> w(static_cast<size_t>(S));
-    const Tensor& idf = model.ngram_idf();
+    const Tensor idf = model.ngram_idf().defined() ? model.ngram_idf().to(DType::F32).contiguous() : Tensor();
     text_ngram_features(ids.data(), 1, Lall, c.ngram_order, c.ngram_buckets, bucket.data(), w.data(),
                         idf.defined() ? idf.data<float>() : nullptr, c.ngram_boundary);
     e.ngram.assign(size_t(Lall), 0.0);

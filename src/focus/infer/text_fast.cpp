@@ -101,7 +101,7 @@ std::unique_ptr<TextFastPath> TextFastPath::build(const TextTransformer& model) 
     f->ngram_scale_ = c.ngram_scale;
     f->ngram_boundary_ = c.ngram_boundary;
     if (c.ngram_idf) {
-      const Tensor idf = model.ngram_idf().contiguous();  // (B) F32
+      const Tensor idf = model.ngram_idf().to(DType::F32).contiguous();  // (B)
       f->ngram_idf_.assign(idf.data<float>(), idf.data<float>() + idf.numel());
     }
   }
@@ -119,12 +119,18 @@ Tensor TextFastPath::logits(const Tensor& ids, Tensor* pooling) const {
               Lin_ > Lmax_ ? "ngram_len" : "max_len", Lin_);
   FOCUS_CHECK(N >= 1, ShapeError, "text_transformer: no rows");
   const Tensor all = ids.contiguous();
-  for (int64_t n = 0; n < N; ++n)
+  const int64_t* all_ids = all.data<int64_t>();
+  for (int64_t n = 0; n < N; ++n) {
+    bool any = false;
     for (int64_t l = 0; l < Lall; ++l) {
-      const int64_t v = all.data<int64_t>()[n * Lall + l];
+      const int64_t v = all_ids[n * Lall + l];
       FOCUS_CHECK(v >= 0 && v < V_, ValueError,
                   "text_transformer: token id {} (row {}, position {}) not in [0, {})", v, n, l, V_);
+      any = any || (l < Lmax_ && v != 0);
     }
+    FOCUS_CHECK(any || Lall <= Lmax_, ValueError,
+                "text_transformer: row {} holds no token among its first max_len = {} ids", n, Lmax_);
+  }
   // The encoder reads the first max_len ids of each row; the n-gram branch all of them.
   const Tensor idc = Lall > Lmax_ ? all.slice(1, 0, Lmax_).contiguous() : all;  // (N, L)
   const int64_t L = idc.size(1), D = D_, H = H_, Dh = D_ / H_, F = F_, R = N * L;
@@ -209,7 +215,7 @@ Tensor TextFastPath::logits(const Tensor& ids, Tensor* pooling) const {
     const int64_t S = Lall * ngram_order_;
     grow(ngram_bucket_, size_t(N * S));
     grow(ngram_weight_, size_t(N * S));
-    text_ngram_features(all.data<int64_t>(), N, Lall, ngram_order_, ngram_.size(0),
+    text_ngram_features(all_ids, N, Lall, ngram_order_, ngram_.size(0),
                         ngram_bucket_.data(), ngram_weight_.data(),
                         ngram_idf_.empty() ? nullptr : ngram_idf_.data(), ngram_boundary_);
     const float* table = ngram_.data<float>();

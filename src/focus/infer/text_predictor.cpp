@@ -68,7 +68,7 @@ std::vector<TextPrediction> TextPredictor::predict(const std::vector<std::string
   std::vector<std::vector<int64_t>> ids;
   const Tensor x = encode(texts, &ids);  // (N, L)
   ScopedThreads threads(inference_threads(x.size(0)));
-  Tensor z, w;  // (N, K) logits, (N, L) pooling weights
+  Tensor z, w;  // (N, K) logits, (N, L') pooling weights over the encoder's L' = min(L, max_len)
   if (path() == TextPath::Fast) {
     z = fast_->logits(x, &w);
   } else {
@@ -79,7 +79,7 @@ std::vector<TextPrediction> TextPredictor::predict(const std::vector<std::string
   }
   z = z.to(DType::F64).contiguous();
   w = w.to(DType::F64).contiguous();
-  const int64_t K = z.size(1), L = x.size(1);
+  const int64_t K = z.size(1), Lw = w.size(1);
   const double* zp = z.data<double>();
   const double* wp = w.data<double>();
   std::vector<TextPrediction> out(texts.size());
@@ -92,7 +92,7 @@ std::vector<TextPrediction> TextPredictor::predict(const std::vector<std::string
     p.label = int64_t(std::max_element(p.probs.begin(), p.probs.end()) - p.probs.begin());
     for (size_t t = 0; t < ids[i].size(); ++t) {
       p.tokens.push_back(tok_->vocab().token(ids[i][t]));
-      p.pooling.push_back(wp[int64_t(i) * L + int64_t(t)]);
+      p.pooling.push_back(int64_t(t) < Lw ? wp[int64_t(i) * Lw + int64_t(t)] : 0.0);  // 0 past the encoder
     }
   }
   return out;

@@ -54,6 +54,8 @@ void weigh_row(const int64_t* b, double* w, int64_t S, int64_t count, const floa
 
 void text_ngram_features(const int64_t* ids, int64_t N, int64_t L, int64_t order, int64_t buckets,
                          int64_t* bucket, double* weight, const float* idf, int64_t boundary) {
+  FOCUS_CHECK(order >= 1 && buckets >= 1, ValueError,
+              "text_ngram_features: order {} and buckets {} must be >= 1", order, buckets);
   std::vector<std::pair<int64_t, int64_t>> order_buf;
   for (int64_t r = 0; r < N; ++r) {
     const int64_t* row = ids + r * L;
@@ -184,6 +186,9 @@ NgramFit text_ngram_fit(const std::vector<std::vector<int64_t>>& rows,
               "text_ngram_fit: loss '{}' (logistic or squared_hinge)", opt.loss);
   FOCUS_CHECK(opt.class_weights.empty() || int64_t(opt.class_weights.size()) == K, ValueError,
               "text_ngram_fit: {} class weights for {} classes", opt.class_weights.size(), K);
+  for (double w : opt.class_weights)
+    FOCUS_CHECK(w > 0 && std::isfinite(w), ValueError,
+                "text_ngram_fit: class weight {} must be positive and finite", w);
   // The rows' features, buckets renumbered densely over those some row holds.
   const size_t n = rows.size();
   std::vector<NgramRow> x(n);

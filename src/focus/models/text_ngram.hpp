@@ -67,7 +67,8 @@ std::vector<float> text_ngram_idf(const std::vector<std::vector<int64_t>>& rows,
 // loss: "logistic", the multinomial cross-entropy (with two classes a binary logistic
 // regression of C' = 2 C, w_1 = -w_0); or "squared_hinge", one-vs-rest, per class
 // max(0, 1 - t_ik z_ik)^2 with t_ik = +1 for the row's class and -1 for the others (with two
-// classes, per class scikit-learn's LinearSVC objective of the same C; its logits are margins).
+// classes, per class scikit-learn's LinearSVC objective of the same C, except that LinearSVC
+// also penalises its intercept; its logits are margins).
 // Only buckets some row holds are variables (the others stay 0).
 struct NgramFitOptions {
   double C = 1.0;                      // > 0

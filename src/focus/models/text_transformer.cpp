@@ -65,9 +65,9 @@ TextTransformerConfig TextTransformerConfig::from_json(const nlohmann::json& j) 
             "ngram_fit", "must be >= 0 (0: off; > 0 needs the n-gram branch)");
   r.require(c.ngram_fit_loss == "logistic" || c.ngram_fit_loss == "squared_hinge", "ngram_fit_loss",
             "must be logistic or squared_hinge");
-  r.require(c.ngram_boundary == -1 || (c.ngram_buckets > 0 && c.ngram_boundary >= 0 &&
+  r.require(c.ngram_boundary == -1 || (c.ngram_buckets > 0 && c.ngram_boundary >= 1 &&
                                        c.ngram_boundary < c.vocab_size),
-            "ngram_boundary", fmt::format("must be -1 (off) or a token id in [0, {}), with the n-gram branch",
+            "ngram_boundary", fmt::format("must be -1 (off) or a token id in [1, {}), with the n-gram branch",
                                           c.vocab_size));
   return c;
 }
@@ -162,11 +162,12 @@ Tensor TextTransformer::ngram_logits(const Tensor& ids) {
 Tensor TextTransformer::wide(const Tensor& ids) const {
   const int64_t N = ids.size(0), L = ids.size(1), S = L * cfg_.ngram_order;
   const Tensor c = ids.contiguous();
+  const Tensor idf = idf_.defined() ? idf_.to(DType::F32).contiguous() : Tensor();  // (B)
   Tensor bucket = Tensor::empty({N, S}, DType::I64);   // (N, S)
   Tensor weight = Tensor::empty({N, S, 1}, DType::F64);  // (N, S, 1)
   text_ngram_features(c.data<int64_t>(), N, L, cfg_.ngram_order, cfg_.ngram_buckets,
                       bucket.data<int64_t>(), weight.data<double>(),
-                      idf_.defined() ? idf_.data<float>() : nullptr, cfg_.ngram_boundary);
+                      idf.defined() ? idf.data<float>() : nullptr, cfg_.ngram_boundary);
   if (cfg_.ngram_scale != 1.0) weight = mul(weight, cfg_.ngram_scale);
   Tensor rows = embedding(ngram_, bucket);  // (N, S, K)
   if (nb_.defined()) rows = mul(rows, embedding(nb_.detach().to(ngram_.dtype()), bucket));  // (N, S, K)
@@ -210,7 +211,9 @@ void TextTransformer::fit_ngram_idf(const std::vector<std::vector<int64_t>>& row
   check_fit_rows("fit_ngram_idf", rows);
   const std::vector<float> idf =
       text_ngram_idf(rows, cfg_.ngram_order, cfg_.ngram_buckets, cfg_.ngram_boundary);
-  std::copy(idf.begin(), idf.end(), idf_.data<float>());
+  Tensor t = Tensor::empty({cfg_.ngram_buckets}, DType::F32);  // (B)
+  std::copy(idf.begin(), idf.end(), t.data<float>());
+  idf_.copy_(t.to(idf_.dtype()));
 }
 
 NgramFit TextTransformer::fit_ngram_table(const std::vector<std::vector<int64_t>>& rows,
@@ -226,15 +229,16 @@ NgramFit TextTransformer::fit_ngram_table(const std::vector<std::vector<int64_t>
   opt.boundary = cfg_.ngram_boundary;
   const Tensor nb = nb_.defined() ? nb_.to(DType::F64).contiguous() : Tensor();  // (B, K)
   opt.nb = nb.defined() ? nb.data<double>() : nullptr;
-  opt.idf = idf_.defined() ? idf_.data<float>() : nullptr;
+  const Tensor idf = idf_.defined() ? idf_.to(DType::F32).contiguous() : Tensor();  // (B)
+  opt.idf = idf.defined() ? idf.data<float>() : nullptr;
   opt.class_weights = class_weights;
   NgramFit fit = text_ngram_fit(rows, labels, K, cfg_.ngram_order, cfg_.ngram_buckets, opt);
   Tensor t = Tensor::empty({cfg_.ngram_buckets, K}, DType::F64);  // (B, K) = w / scale
   double* tp = t.data<double>();
   for (size_t q = 0; q < fit.w.size(); ++q) tp[q] = fit.w[q] / cfg_.ngram_scale;
   ngram_.copy_(t.to(ngram_.dtype()));
-  Tensor bias = head_->bias.detach().to(DType::F64).contiguous();  // (K)
-  for (int64_t k = 0; k < K; ++k) bias.data<double>()[k] += fit.intercept[size_t(k)];
+  Tensor bias = Tensor::empty({K}, DType::F64);  // (K): the fit's intercepts
+  for (int64_t k = 0; k < K; ++k) bias.data<double>()[k] = fit.intercept[size_t(k)];
   NoGradGuard ng;
   Tensor hb = head_->bias, hw = head_->weight;  // share the parameters' storage
   hb.copy_(bias.to(hb.dtype()));
@@ -304,11 +308,17 @@ Tensor TextTransformer::checked_input(const Tensor& ids) const {
               name(), L, cfg_.input_len() > E ? "ngram_len" : "max_len", cfg_.input_len());
   const Tensor c = ids.contiguous();
   const int64_t* p = c.data<int64_t>();
-  for (int64_t n = 0; n < N; ++n)  // the encoder checks the first E of each row
-    for (int64_t l = E; l < L; ++l)
+  for (int64_t n = 0; n < N; ++n) {  // the encoder checks the first E of each row
+    bool any = false;
+    for (int64_t l = 0; l < L; ++l) {
       FOCUS_CHECK(p[n * L + l] >= 0 && p[n * L + l] < cfg_.vocab_size, ValueError,
                   "{}: token id {} (row {}, position {}) not in [0, {})", name(), p[n * L + l], n,
                   l, cfg_.vocab_size);
+      any = any || (l < E && p[n * L + l] != 0);
+    }
+    FOCUS_CHECK(any, ValueError, "{}: row {} holds no token among its first max_len = {} ids",
+                name(), n, E);
+  }
   return c.slice(1, 0, E).contiguous();  // (N, max_len)
 }
 

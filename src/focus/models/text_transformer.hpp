@@ -27,12 +27,13 @@
 //     the first max_len, the branch all of them (a long e-mail's n-grams past the encoder's
 //     window still count). input_len() = max(max_len, ngram_len) is what callers encode to.
 //   Word-bounded n-grams (ngram_boundary = the id of the char tokenizer's space): no n-gram spans
-//     a word boundary, as scikit-learn's char_wb analyzer (`focus train` resolves the symbol
+//     a word boundary, like scikit-learn's char_wb analyzer (which also pads the text's first and
+//     last words with a space; this does not) (`focus train` resolves the symbol
 //     written as "ngram_boundary": " " to its id).
 //   Convex fit (ngram_fit = C > 0): the table is fitted before training, alone and to
 //     convergence, as the L2-regularised logistic regression of its features (text_ngram_fit,
 //     L-BFGS; or ngram_fit_loss = squared_hinge, a linear SVM's; fit_ngram_table, whose
-//     intercepts go into the head's bias, its weight to zero), and is then data (a
+//     intercepts become the head's bias, its weight zero), and is then data (a
 //     buffer): training moves the encoder, pooling and head on top of it, never the table, so
 //     early stopping cannot cut the linear model short and the table cannot memorise.
 // Padding: a padded position is never attended to, and every other computation is per token, so
@@ -75,7 +76,7 @@ struct TextTransformerConfig {
   double attn_dropout = 0.0;  // on attention probabilities (encoder and pooling)
   int64_t ngram_buckets = 0;  // rows of the n-gram branch's hashed table; 0: no branch
   int64_t ngram_order = 2;    // n-grams of orders 1..ngram_order (1 to 6)
-  double ngram_scale = 1.0;   // the branch's logits = ngram_scale x sum / sqrt(count) (> 0)
+  double ngram_scale = 1.0;   // the branch's logits = ngram_scale x its weighted sum (> 0)
   double ngram_nb = 0.0;      // NB weighting's smoothing alpha (> 0: on; needs ngram_buckets > 0)
   bool ngram_idf = false;     // sublinear TF-IDF slot weights (needs ngram_buckets > 0)
   int64_t ngram_len = 0;      // ids a row may hold for the branch (0: max_len; else >= max_len)
@@ -164,7 +165,7 @@ class TextTransformer : public TextEncoderModel {
   void fit_ngram_idf(const std::vector<std::vector<int64_t>>& rows);
   // Fits the table convexly (text_ngram_fit with C = ngram_fit, the NB ratios and IDF as fitted
   // so far: call fit_ngram_nb / fit_ngram_idf first) on training rows, writes table = w / scale,
-  // adds the intercepts to the head's bias and zeroes the head's weight: the model's logits are
+  // sets the head's bias to the intercepts and zeroes its weight: the model's logits are
   // then exactly the fitted linear model's, and training adds what the encoder finds on top. class_weights: (classes) or empty. ValueError
   // unless ngram_fit > 0, and as fit_ngram_nb.
   NgramFit fit_ngram_table(const std::vector<std::vector<int64_t>>& rows,

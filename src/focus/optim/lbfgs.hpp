@@ -1,7 +1,7 @@
 // L-BFGS (Nocedal & Wright, "Numerical Optimization", algorithm 7.4 with the two-loop recursion
 // 7.5): the deterministic minimiser for smooth convex problems solved to convergence, where a
 // stochastic optimizer's early stopping is the wrong tool (the text models' n-gram branch fitted
-// as a regularised logistic regression, models/text_ngram_fit.hpp). Double precision
+// as a regularised logistic regression, models/text_ngram.hpp). Double precision
 // throughout; the caller's objective computes the value and writes the gradient.
 // Line search: backtracking from step 1 (the first iteration from 1 / |g|) under the Armijo
 // condition (c1 = 1e-4), halving; a pair (s, y) with s.y <= 1e-10 |s||y| is not stored (the

@@ -11,6 +11,7 @@
 #include "focus/dist/communicator.hpp"
 #include "focus/infer/calibration.hpp"
 #include "focus/infer/model_file.hpp"
+#include "focus/io/atomic_file.hpp"
 #include "focus/models/classifier.hpp"
 #include "focus/tensor/rng.hpp"
 #include "focus/text/vocab.hpp"
@@ -232,8 +233,14 @@ TextRunResult run_text_classification(const TrainConfig& cfg, const TextCorpus& 
     model = make_classifier("text_transformer", mc, rng);
   }
   auto* tt = dynamic_cast<TextTransformer*>(model.get());
-  const TextClassificationData data =
-      encode_corpus(corpus, *tok, tt ? tt->cfg().input_len() : cfg.max_len, cfg.token_dropout);
+  // Rows are cut to --max-len (at most the encoder's max_len), or to ngram_len for the branch.
+  int64_t len = cfg.max_len;
+  if (tt) len = std::max(std::min<int64_t>(cfg.max_len, tt->cfg().max_len), tt->cfg().ngram_len);
+  const TextClassificationData data = encode_corpus(corpus, *tok, len, cfg.token_dropout);
+  FOCUS_CHECK(cfg.epochs > 0 || (tt && tt->cfg().ngram_fit > 0), ValueError,
+              "--epochs 0 trains nothing; it scores a model whose n-gram branch is fitted "
+              "convexly before training (\"ngram_fit\" in --model-config)");
+  FOCUS_CHECK(!valid.empty(), ValueError, "the validation split is empty");
   ModelInfo info;
   info.tokenizer = tok->to_json().dump();
   std::vector<double> weights;
@@ -242,21 +249,25 @@ TextRunResult run_text_classification(const TrainConfig& cfg, const TextCorpus& 
     for (int64_t i : train) y.push_back(corpus.labels[size_t(i)]);
     weights = balanced_class_weights(y, K);
   }
-  if (tt) fit_ngram_branch(*tt, data, train, corpus.labels, weights, !comm || comm->rank() == 0);
   TextRunResult res;
   res.model_path = cfg.out + (last_epoch ? "/model_last.safetensors" : "/model_best.safetensors");
+  const bool root = !comm || comm->rank() == 0;
+  if (cfg.epochs == 0 && !root) return res;  // the fit alone: rank 0's work
+  if (tt) fit_ngram_branch(*tt, data, train, corpus.labels, weights, root);
   if (cfg.epochs == 0) {  // the convexly fitted n-gram branch alone: nothing to train
-    FOCUS_CHECK(tt && tt->cfg().ngram_fit > 0, ValueError,
-                "--epochs 0 trains nothing; it scores a model whose n-gram branch is fitted "
-                "convexly before training (\"ngram_fit\" in --model-config)");
-    if (comm && comm->rank() != 0) return res;
     info.class_names = corpus.class_names;
     info.task = cfg.task;
     std::filesystem::create_directories(cfg.out);
+    write_file_atomic(cfg.out + "/config.json", to_json(cfg).dump(2) + "\n");
     for (const char* f : {"/model_best.safetensors", "/model_last.safetensors"})
       save_model(cfg.out + f, *model, info);
     model->eval();
-    res.best_val_accuracy = evaluate(*model, data, valid).accuracy();
+    const EvalResult v = evaluate(*model, data, valid);
+    res.best_val_accuracy = v.accuracy();
+    write_file_atomic(cfg.out + "/metrics.jsonl",
+                      nlohmann::json{{"epoch", 0}, {"val_loss", v.loss}, {"val_acc", v.accuracy()},
+                                     {"note", "the fitted n-gram branch alone (--epochs 0)"}}
+                              .dump() + "\n");
     std::fprintf(stderr, "--epochs 0: the fitted n-gram branch alone; validation accuracy %.2f%%\n",
                  100 * res.best_val_accuracy);
   } else {
