@@ -213,6 +213,25 @@ TEST(Conv2d, MatchesNaiveAndGradients) {
   EXPECT_THROW(Conv2d(2, 3, 0, rng), ValueError);
 }
 
+namespace {
+struct WithFixedBuffer : Module {
+  WithFixedBuffer() {
+    register_buffer("stat", Tensor::zeros({2}));
+    register_fixed_buffer("table", Tensor::ones({3}));
+    register_module("bn", std::make_shared<BatchNorm2d>(1));
+  }
+};
+}  // namespace
+
+TEST(Module, FixedBuffersAreSavedButNotUpdatedBuffers) {
+  WithFixedBuffer m;
+  EXPECT_EQ(names(m.named_buffers()),
+            (std::vector<std::string>{"stat", "table", "bn.running_mean", "bn.running_var"}));
+  EXPECT_EQ(names(m.named_updated_buffers()),
+            (std::vector<std::string>{"stat", "bn.running_mean", "bn.running_var"}));
+  EXPECT_EQ(m.state_dict().count("table"), 1u);
+}
+
 TEST(BatchNorm2d, TrainNormalisesAndUpdatesRunningStats) {
   Rng rng(7);
   BatchNorm2d bn(2);

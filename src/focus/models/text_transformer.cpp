@@ -124,13 +124,13 @@ TextTransformer::TextTransformer(const TextTransformerConfig& cfg, Rng& rng)
   // Last, and drawing nothing: the other tensors are as without the branch. With ngram_fit the
   // table is data (fit_ngram_table), not a parameter.
   if (cfg.ngram_buckets > 0 && cfg.ngram_fit > 0)
-    ngram_ = register_buffer("ngram_table", Tensor::zeros({cfg.ngram_buckets, cfg.num_classes}));
+    ngram_ = register_fixed_buffer("ngram_table", Tensor::zeros({cfg.ngram_buckets, cfg.num_classes}));
   else if (cfg.ngram_buckets > 0)
     ngram_ = register_parameter("ngram_table", Tensor::zeros({cfg.ngram_buckets, cfg.num_classes}));
   if (cfg.ngram_nb > 0)  // filled by fit_ngram_nb (or a model file)
-    nb_ = register_buffer("ngram_nb_ratio", Tensor::zeros({cfg.ngram_buckets, cfg.num_classes}));
+    nb_ = register_fixed_buffer("ngram_nb_ratio", Tensor::zeros({cfg.ngram_buckets, cfg.num_classes}));
   if (cfg.ngram_idf)  // filled by fit_ngram_idf (or a model file); 1 until then
-    idf_ = register_buffer("ngram_idf", Tensor::full({cfg.ngram_buckets}, 1.0f));
+    idf_ = register_fixed_buffer("ngram_idf", Tensor::full({cfg.ngram_buckets}, 1.0f));
 }
 
 Tensor padding_mask(const Tensor& ids) {

@@ -18,9 +18,16 @@ Tensor Module::register_buffer(const std::string& name, Tensor t) {
   return t;
 }
 
-void Module::collect(const std::string& prefix, NamedTensors& out, bool buffers) const {
-  for (const auto& [n, t] : buffers ? buffers_ : params_) out.emplace_back(prefix + n, t);
-  for (const auto& [n, m] : children_) m->collect(prefix + n + ".", out, buffers);
+Tensor Module::register_fixed_buffer(const std::string& name, Tensor t) {
+  register_buffer(name, t);
+  fixed_.insert(name);
+  return t;
+}
+
+void Module::collect(const std::string& prefix, NamedTensors& out, bool buffers, bool updated_only) const {
+  for (const auto& [n, t] : buffers ? buffers_ : params_)
+    if (!updated_only || !fixed_.count(n)) out.emplace_back(prefix + n, t);
+  for (const auto& [n, m] : children_) m->collect(prefix + n + ".", out, buffers, updated_only);
 }
 
 NamedTensors Module::named_parameters() const {
@@ -38,6 +45,12 @@ std::vector<Tensor> Module::parameters() const {
 NamedTensors Module::named_buffers() const {
   NamedTensors out;
   collect("", out, true);
+  return out;
+}
+
+NamedTensors Module::named_updated_buffers() const {
+  NamedTensors out;
+  collect("", out, true, true);
   return out;
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,6 +31,9 @@ class Module {
   NamedTensors named_parameters() const;  // registration order, children after own
   std::vector<Tensor> parameters() const;
   NamedTensors named_buffers() const;
+  // The buffers training writes (batch-norm statistics), without the fixed ones (data fitted
+  // before training: register_fixed_buffer): what data-parallel replicas must keep in step.
+  NamedTensors named_updated_buffers() const;
   StateDict state_dict() const;  // parameters and buffers
   // Copies every entry into the module's tensors. Throws FormatError naming a missing or
   // unexpected tensor (strict) and ShapeError naming a tensor whose shape differs.
@@ -67,6 +71,9 @@ class Module {
   // Registers a leaf parameter (marked requires_grad) and returns it for the member to keep.
   Tensor register_parameter(const std::string& name, Tensor t);
   Tensor register_buffer(const std::string& name, Tensor t);
+  // A buffer no training step writes (set before training, e.g. fitted ratios or a frozen table):
+  // saved and loaded as any buffer, left out of named_updated_buffers.
+  Tensor register_fixed_buffer(const std::string& name, Tensor t);
   // Registers a random stream that lives as long as the module (a member).
   void register_rng(const std::string& name, Rng* rng) { rngs_.emplace_back(name, rng); }
   template <class M>
@@ -76,8 +83,9 @@ class Module {
   }
 
  private:
-  void collect(const std::string& prefix, NamedTensors& out, bool buffers) const;
+  void collect(const std::string& prefix, NamedTensors& out, bool buffers, bool updated_only = false) const;
   NamedTensors params_, buffers_;
+  std::set<std::string> fixed_;  // names of this module's fixed buffers
   std::vector<std::pair<std::string, Rng*>> rngs_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;

@@ -251,7 +251,7 @@ void ReplicaGroup::after_step(int64_t step) {
     Tensor p = model_.parameters().front();
     p.data<float>()[0] += 1e-3f;
   }
-  const auto buffers = model_.named_buffers();
+  const auto buffers = model_.named_updated_buffers();  // fixed ones never change in training
   if (!buffers.empty()) {
     comm_.set_activity(fmt::format("the broadcast of the buffers after step {}", step));
     for (auto& [name, b] : buffers) {

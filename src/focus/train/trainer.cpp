@@ -192,7 +192,7 @@ Trainer::Trainer(TrainConfig cfg, Classifier& model, std::unique_ptr<Classificat
   }
   group_ = std::make_unique<ReplicaGroup>(*comm, model_, cfg_);
   // Threads running parts at once would race on BatchNorm's running statistics.
-  FOCUS_CHECK(!cfg_.data_parallel || num_threads() == 1 || model_.named_buffers().empty(),
+  FOCUS_CHECK(!cfg_.data_parallel || num_threads() == 1 || model_.named_updated_buffers().empty(),
               ValueError,
               "--data-parallel with {} threads: the {} model has buffers (BatchNorm running "
               "statistics) that parts running at once would race on; use one thread per process "
