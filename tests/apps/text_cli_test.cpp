@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "focus/infer/model_file.hpp"
 #include "focus/io/safetensors.hpp"
 #include "support/run_command.hpp"
 
@@ -152,10 +153,44 @@ TEST_F(TextCli, CvRefitsAndEnsemblesSeedsWithTheNgramBranch) {
   // The refit's scored model is its last epoch's; the model file carries the n-gram branch.
   EXPECT_TRUE(fs::exists(path("cv/fold_0/refit/model_last.safetensors")));
   EXPECT_TRUE(fs::exists(path("cv/fold_0/seed_1/refit/model_last.safetensors")));
+  // The refit keeps the held-out run's temperature (its own validation rows were trained on).
+  EXPECT_EQ(focus::load_classifier(path("cv/fold_0/refit/model_last.safetensors")).info.temperature,
+            focus::load_classifier(path("cv/fold_0/model_best.safetensors")).info.temperature);
   const auto e = run_command(focus("explain --model " + path("cv/fold_0/refit/model_last.safetensors") +
                                    " --input 'the battery was great' --json"));
   ASSERT_EQ(e.code, 0) << e.out;
   EXPECT_EQ(nlohmann::json::parse(e.out)["ngram"].size(), 4u) << e.out;
+}
+
+TEST_F(TextCli, EpochsZeroScoresTheConvexFitAlone) {
+  const std::string mc = " --model-config '{\"dim\": 8, \"depth\": 0, \"heads\": 1, \"max_len\": 4,"
+                         " \"ngram_buckets\": 1000, \"ngram_len\": 64, \"ngram_idf\": true, \"ngram_fit\": 1.0}'";
+  const auto t = run_command(focus(
+      "train --task text --train " + path("train.tsv") + " --valid " + path("valid.jsonl") +
+      " --test " + path("test.tsv") + " --epochs 0 --threads 1 --min-count 1" + mc + " --out " + path("fit")));
+  ASSERT_EQ(t.code, 0) << t.out;
+  EXPECT_TRUE(contains(t.out, "n-gram branch fitted")) << t.out;
+  EXPECT_TRUE(contains(t.out, "--epochs 0: the fitted n-gram branch alone")) << t.out;
+  for (const char* f : {"model_best.safetensors", "model_last.safetensors", "metrics.jsonl", "config.json",
+                        "test_metrics.json"})
+    EXPECT_TRUE(fs::exists(path("fit/") + f)) << f;
+  std::ifstream m(path("fit/test_metrics.json"));
+  EXPECT_GE(nlohmann::json::parse(m)["accuracy"].get<double>(), 0.9);
+  // A text longer than the encoder's 4 ids: the branch reads all of it.
+  const auto p = run_command(focus("predict --model " + path("fit/model_best.safetensors") +
+                                   " --text 'the battery was great and the screen was great too'"));
+  ASSERT_EQ(p.code, 0) << p.out;
+  // Refused: nothing to train without the fit; seeds that would all be the same fit.
+  const auto none = run_command(focus(
+      "train --task text --train " + path("train.tsv") + " --valid " + path("valid.jsonl") +
+      " --epochs 0 --threads 1 --model-config '{\"dim\": 8, \"depth\": 0, \"heads\": 1}' --out " + path("none")));
+  EXPECT_NE(none.code, 0);
+  EXPECT_TRUE(contains(none.out, "--epochs 0 trains nothing")) << none.out;
+  const auto seeds = run_command(focus(
+      "cv --task text --train " + path("train.tsv") + " --valid " + path("valid.jsonl") +
+      " --folds 3 --seeds 2 --epochs 0 --threads 1 --min-count 1" + mc + " --out " + path("cvfit")));
+  EXPECT_NE(seeds.code, 0);
+  EXPECT_TRUE(contains(seeds.out, "--seeds 2 with --epochs 0")) << seeds.out;
 }
 
 TEST_F(TextCli, CvWithNbWeightedNgramsFitsSavesAndReportsValidation) {

@@ -284,7 +284,8 @@ Command add_cv_command(CLI::App& app) {
           all.insert(all.end(), s.val.begin(), s.val.end());
           trained = all.size();
           const double first_seconds = r.train_seconds;
-          r = run_text_classification(rc, corpus, all, s.val, test, nullptr, true);
+          // The held-out run's temperature: the refit trains on s.val, which would flatter it.
+          r = run_text_classification(rc, corpus, all, s.val, test, nullptr, true, r.temperature);
           r.train_seconds += first_seconds;
           m["refit_accuracy"] = r.accuracy;
         }

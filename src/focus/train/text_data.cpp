@@ -205,7 +205,7 @@ TextRunResult run_text_classification(const TrainConfig& cfg, const TextCorpus& 
                                       const std::vector<int64_t>& train,
                                       const std::vector<int64_t>& valid,
                                       const std::vector<int64_t>& test, Communicator* comm,
-                                      bool last_epoch) {
+                                      bool last_epoch, double temperature) {
   const int64_t K = int64_t(corpus.class_names.size());
   std::unique_ptr<Tokenizer> tok;
   std::unique_ptr<Classifier> model;
@@ -283,13 +283,17 @@ TextRunResult run_text_classification(const TrainConfig& cfg, const TextCorpus& 
     res.train_seconds = history.empty() ? 0 : history.back().value("train_seconds_total", 0.0);
     if (comm && comm->rank() != 0) return res;
   }
-  // Temperature on the validation rows, written into the scored model file.
+  // Temperature on the validation rows (or the one given), written into the scored model file.
   LoadedClassifier lc = load_classifier(res.model_path);
-  std::vector<double> z;
-  evaluate(*lc.model, data, valid, 256, &z);
-  std::vector<int64_t> yv;
-  for (int64_t i : valid) yv.push_back(corpus.labels[size_t(i)]);
-  lc.info.temperature = fit_temperature(z, yv, K);
+  if (temperature > 0) {
+    lc.info.temperature = temperature;
+  } else {
+    std::vector<double> z;
+    evaluate(*lc.model, data, valid, 256, &z);
+    std::vector<int64_t> yv;
+    for (int64_t i : valid) yv.push_back(corpus.labels[size_t(i)]);
+    lc.info.temperature = fit_temperature(z, yv, K);
+  }
   save_model(res.model_path, *lc.model, lc.info);
   res.temperature = lc.info.temperature;
   // Test rows (or the validation rows when there are none).

@@ -89,11 +89,14 @@ struct TextRunResult {
 // on rows `valid`, and scores rows `test` (none: the validation rows are scored). The tokenizer is
 // learned on `train`. Files go to cfg.out (train/trainer.hpp); the model file carries the
 // tokenizer. `last_epoch`: score the last epoch's model (model_last) instead of the best one (a
-// refit whose validation rows are among its training rows: `focus cv --refit`).
+// refit whose validation rows are among its training rows: `focus cv --refit`). `temperature` > 0:
+// use it instead of fitting one on `valid` (the refit's: its validation rows were trained on, so
+// the held-out run's temperature is the honest one).
 TextRunResult run_text_classification(const TrainConfig& cfg, const TextCorpus& corpus,
                                       const std::vector<int64_t>& train,
                                       const std::vector<int64_t>& valid,
                                       const std::vector<int64_t>& test,
-                                      Communicator* comm = nullptr, bool last_epoch = false);
+                                      Communicator* comm = nullptr, bool last_epoch = false,
+                                      double temperature = 0);
 
 }  // namespace focus
