@@ -120,31 +120,14 @@ Tensor TextFastPath::logits(const Tensor& ids, Tensor* pooling) const {
   FOCUS_CHECK(N >= 1, ShapeError, "text_transformer: no rows");
   const Tensor all = ids.contiguous();
   const int64_t* all_ids = all.data<int64_t>();
-  for (int64_t n = 0; n < N; ++n) {
-    bool any = false;
-    for (int64_t l = 0; l < Lall; ++l) {
-      const int64_t v = all_ids[n * Lall + l];
-      FOCUS_CHECK(v >= 0 && v < V_, ValueError,
-                  "text_transformer: token id {} (row {}, position {}) not in [0, {})", v, n, l, V_);
-      any = any || (l < Lmax_ && v != 0);
-    }
-    FOCUS_CHECK(any || Lall <= Lmax_, ValueError,
-                "text_transformer: row {} holds no token among its first max_len = {} ids", n, Lmax_);
-  }
+  check_token_ids(all_ids, N, Lall, V_, Lmax_, "text_transformer");  // the model's checks
   // The encoder reads the first max_len ids of each row; the n-gram branch all of them.
   const Tensor idc = Lall > Lmax_ ? all.slice(1, 0, Lmax_).contiguous() : all;  // (N, L)
   const int64_t L = idc.size(1), D = D_, H = H_, Dh = D_ / H_, F = F_, R = N * L;
   const int64_t* id = idc.data<int64_t>();
   std::lock_guard<std::mutex> lock(mu_);
   grow(pad_, size_t(R));
-  for (int64_t n = 0; n < N; ++n) {
-    bool any = false;
-    for (int64_t l = 0; l < L; ++l) {
-      pad_[size_t(n * L + l)] = id[n * L + l] == 0;
-      any = any || id[n * L + l] != 0;
-    }
-    FOCUS_CHECK(any, ValueError, "text_transformer: row {} holds only padding", n);
-  }
+  for (int64_t r = 0; r < R; ++r) pad_[size_t(r)] = id[r] == 0;
   for (auto* v : {&h_, &t_, &o_}) grow(*v, size_t(R * D));
   grow(qkv_, size_t(R * 3 * D));
   grow(f_, size_t(R * F));

@@ -266,21 +266,27 @@ Tensor TextEncoderModel::checked_padding_mask(const Tensor& ids) const {
   FOCUS_CHECK(L >= 1 && L <= cfg_.max_len, ShapeError,
               "{}: {} tokens per row; the model takes 1 to max_len = {}", name(), L,
               cfg_.max_len);
-  const Tensor mask = padding_mask(ids);  // (N, L)
-  const float* m = mask.data<float>();
   const Tensor c = ids.contiguous();
-  const int64_t* p = c.data<int64_t>();
+  check_token_ids(c.data<int64_t>(), N, L, cfg_.vocab_size, cfg_.max_len, name());
+  return padding_mask(c);  // (N, L)
+}
+
+void check_token_ids(const int64_t* ids, int64_t N, int64_t L, int64_t vocab, int64_t window,
+                     const std::string& who) {
   for (int64_t n = 0; n < N; ++n) {
     bool any = false;
     for (int64_t l = 0; l < L; ++l) {
-      any = any || m[n * L + l] == 0.f;
-      FOCUS_CHECK(p[n * L + l] >= 0 && p[n * L + l] < cfg_.vocab_size, ValueError,
-                  "{}: token id {} (row {}, position {}) not in [0, {})", name(),
-                  p[n * L + l], n, l, cfg_.vocab_size);
+      const int64_t v = ids[n * L + l];
+      FOCUS_CHECK(v >= 0 && v < vocab, ValueError, "{}: token id {} (row {}, position {}) not in [0, {})",
+                  who, v, n, l, vocab);
+      any = any || (l < window && v != 0);
     }
-    FOCUS_CHECK(any, ValueError, "{}: row {} holds only padding", name(), n);
+    if (L <= window)
+      FOCUS_CHECK(any, ValueError, "{}: row {} holds only padding", who, n);
+    else
+      FOCUS_CHECK(any, ValueError, "{}: row {} holds no token among its first max_len = {} ids", who,
+                  n, window);
   }
-  return mask;
 }
 
 Tensor TextEncoderModel::run_encoder(const Tensor& ids, AttentionMask& am,
@@ -307,18 +313,7 @@ Tensor TextTransformer::checked_input(const Tensor& ids) const {
   FOCUS_CHECK(L <= cfg_.input_len(), ShapeError, "{}: {} tokens per row; the model takes 1 to {} = {}",
               name(), L, cfg_.input_len() > E ? "ngram_len" : "max_len", cfg_.input_len());
   const Tensor c = ids.contiguous();
-  const int64_t* p = c.data<int64_t>();
-  for (int64_t n = 0; n < N; ++n) {  // the encoder checks the first E of each row
-    bool any = false;
-    for (int64_t l = 0; l < L; ++l) {
-      FOCUS_CHECK(p[n * L + l] >= 0 && p[n * L + l] < cfg_.vocab_size, ValueError,
-                  "{}: token id {} (row {}, position {}) not in [0, {})", name(), p[n * L + l], n,
-                  l, cfg_.vocab_size);
-      any = any || (l < E && p[n * L + l] != 0);
-    }
-    FOCUS_CHECK(any, ValueError, "{}: row {} holds no token among its first max_len = {} ids",
-                name(), n, E);
-  }
+  check_token_ids(c.data<int64_t>(), N, L, cfg_.vocab_size, E, name());
   return c.slice(1, 0, E).contiguous();  // (N, max_len)
 }
 

@@ -188,6 +188,12 @@ class TextTransformer : public TextEncoderModel {
   void check_fit_rows(const char* what, const std::vector<std::vector<int64_t>>& rows) const;
 };
 
+// The checks every text_transformer path makes of token ids (N, L) row-major, with the same
+// messages (ValueError): each id in [0, vocab), and each row holding a non-padding id among its
+// first `window` (the encoder's max_len) ids. `who` prefixes the messages.
+void check_token_ids(const int64_t* ids, int64_t N, int64_t L, int64_t vocab, int64_t window,
+                     const std::string& who);
+
 // The padding mask of token ids (N, L) I64: (N, L) F32, 1 where the id is Vocab::kPad (0).
 Tensor padding_mask(const Tensor& ids);
 
