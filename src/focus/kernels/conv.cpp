@@ -21,6 +21,7 @@
 #include "focus/kernels/conv_gemm.hpp"
 #include "focus/kernels/conv_onednn.hpp"
 #include "focus/kernels/onednn.hpp"
+#include "focus/kernels/precision.hpp"
 
 namespace focus {
 
@@ -140,15 +141,26 @@ bool conv_onednn_wins(const ConvGeom& g) {
 namespace {
 
 // The oneDNN options kernel k takes for g, or nothing where it runs im2col (or the reference).
+// At bf16 precision oneDNN runs only on bf16 hardware (its bf16 kernels elsewhere are its
+// reference loops); im2col's GEMMs emulate it otherwise.
 std::optional<OneDnnConvOptions> onednn_options(ConvKernel k, const ConvGeom& g) {
+  const bool bf16 = compute_precision() == Precision::Bf16;
+  if (bf16 && !bf16_hardware()) return std::nullopt;
   switch (k) {
-    case ConvKernel::OneDnn: return OneDnnConvOptions{false, true};
-    case ConvKernel::Winograd: return OneDnnConvOptions{true, true};
+    case ConvKernel::OneDnn: return OneDnnConvOptions{false, true, bf16};
+    case ConvKernel::Winograd: return OneDnnConvOptions{true, true, bf16};
     case ConvKernel::Auto:
       if (!conv_onednn_wins(g)) return std::nullopt;
-      return OneDnnConvOptions{true, false};
+      return OneDnnConvOptions{!bf16, false, bf16};
     default: return std::nullopt;
   }
+}
+
+// A copy of n floats rounded to bf16: the reference kernel's inputs at bf16 precision.
+std::vector<float> rounded(const float* p, int64_t n) {
+  std::vector<float> r(static_cast<size_t>(n));
+  round_to_bf16(r.data(), p, n);
+  return r;
 }
 
 }  // namespace
@@ -156,6 +168,12 @@ std::optional<OneDnnConvOptions> onednn_options(ConvKernel k, const ConvGeom& g)
 template <class T>
 void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeom& g) {
   const ConvKernel k = conv_kernel();
+  if constexpr (std::is_same_v<T, float>) {
+    if (k == ConvKernel::Reference && compute_precision() == Precision::Bf16) {
+      const auto rx = rounded(x, g.N * g.C * g.H * g.W), rw = rounded(w, g.O * g.C * g.KH * g.KW);
+      return conv2d_forward_reference(y, rx.data(), rw.data(), b, g);
+    }
+  }
   if (k == ConvKernel::Reference) return conv2d_forward_reference(y, x, w, b, g);
   if constexpr (std::is_same_v<T, float>) {
     const auto opt = onednn_options(k, g);
@@ -167,6 +185,13 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeom& g)
 template <class T>
 void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const ConvGeom& g) {
   const ConvKernel k = conv_kernel();
+  if constexpr (std::is_same_v<T, float>) {
+    if (k == ConvKernel::Reference && compute_precision() == Precision::Bf16) {
+      const auto rdy = rounded(dy, g.N * g.O * g.OH() * g.OW()),
+                 rx = rounded(x, g.N * g.C * g.H * g.W), rw = rounded(w, g.O * g.C * g.KH * g.KW);
+      return conv2d_backward_reference(dx, dw, db, rdy.data(), rx.data(), rw.data(), g);
+    }
+  }
   if (k == ConvKernel::Reference) return conv2d_backward_reference(dx, dw, db, dy, x, w, g);
   if constexpr (std::is_same_v<T, float>) {
     const auto opt = onednn_options(k, g);

@@ -13,6 +13,7 @@
 
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/gemm.hpp"
+#include "focus/kernels/precision.hpp"
 
 #include <immintrin.h>
 
@@ -142,7 +143,7 @@ ConvGemmPath conv_gemm_path(bool transb, int64_t M, int64_t N, int64_t K) {
   // Outside a parallel region with threads to spare, OpenBLAS's threading splits the product.
   const bool serial = omp_in_parallel() || num_threads() == 1;
   return !transb && serial && active_isa() == Isa::Avx512 && gemm_kernel() == GemmKernel::Auto &&
-                 M > 0 && N > 0 && K > 0
+                 compute_precision() == Precision::F32 && M > 0 && N > 0 && K > 0
              ? ConvGemmPath::Blocked
              : ConvGemmPath::Gemm;
 }

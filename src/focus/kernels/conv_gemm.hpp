@@ -6,7 +6,7 @@
 // Everything else calls gemm() (kernels/gemm.hpp): a call outside an OpenMP parallel region with
 // several threads (OpenBLAS splits it), a transposed B (the weight gradient, whose packing
 // OpenBLAS does faster), F64, other CPUs or a forced lower ISA (FOCUS_FORCE_ISA),
-// FOCUS_GEMM=reference|small|blas|onednn or set_gemm_kernel.
+// FOCUS_GEMM=reference|small|blas|onednn or set_gemm_kernel, bf16 precision (gemm() rounds).
 // bench/conv2d_bench.cpp compares it with OpenBLAS inside the convolution.
 #pragma once
 #include <cstdint>

@@ -115,8 +115,13 @@ struct Prims {
     w = memory::desc({g.O, g.C, g.KH, g.KW}, dt::f32, tag::oihw);
     y = memory::desc({g.N, g.O, g.OH(), g.OW()}, dt::f32, tag::nchw);
     b = memory::desc({g.O}, dt::f32, tag::x);
+    // The primitives' side: at bf16 the products' inputs (x, w, dy) are bf16, their outputs
+    // (y, dx, dw, db) F32; the reorders from the plain F32 buffers round.
+    const dt lo = opt.bf16 ? dt::bf16 : dt::f32;
     const memory::desc xa(x.dims(), dt::f32, tag::any), wa(w.dims(), dt::f32, tag::any),
         ya(y.dims(), dt::f32, tag::any), ba(b.dims(), dt::f32, tag::any);
+    const memory::desc xl(x.dims(), lo, tag::any), wl(w.dims(), lo, tag::any),
+        yl(y.dims(), lo, tag::any);
     // Each pass tries Winograd first where asked, and falls back to direct where oneDNN has none.
     auto first_of = [](bool wino, auto make) {
       if (wino) try {
@@ -127,19 +132,19 @@ struct Prims {
     };
     fwd_pd = first_of(opt.winograd, [&](dnnl::algorithm alg) {
       const auto fd = bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg,
-                                                             xa, wa, ba, ya, strides, pad, pad)
+                                                             xl, wl, ba, ya, strides, pad, pad)
                            : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg,
-                                                             xa, wa, ya, strides, pad, pad);
+                                                             xl, wl, ya, strides, pad, pad);
       return dnnl::convolution_forward::primitive_desc(fd, user_scratchpad(), engine());
     });
     bd_pd = first_of(opt.winograd, [&](dnnl::algorithm alg) {
       return dnnl::convolution_backward_data::primitive_desc(
-          dnnl::convolution_backward_data::desc(alg, xa, wa, ya, strides, pad, pad), user_scratchpad(),
+          dnnl::convolution_backward_data::desc(alg, xa, wl, yl, strides, pad, pad), user_scratchpad(),
           engine(), fwd_pd);
     });
     bw_pd = first_of(opt.winograd, [&](dnnl::algorithm alg) {
-      const auto bwd = bias ? dnnl::convolution_backward_weights::desc(alg, xa, wa, ba, ya, strides, pad, pad)
-                            : dnnl::convolution_backward_weights::desc(alg, xa, wa, ya, strides, pad, pad);
+      const auto bwd = bias ? dnnl::convolution_backward_weights::desc(alg, xl, wa, ba, yl, strides, pad, pad)
+                            : dnnl::convolution_backward_weights::desc(alg, xl, wa, yl, strides, pad, pad);
       return dnnl::convolution_backward_weights::primitive_desc(bwd, user_scratchpad(), engine(), fwd_pd);
     });
     for (const char* impl : {fwd_pd.impl_info_str(), bd_pd.impl_info_str(), bw_pd.impl_info_str()})
@@ -161,9 +166,9 @@ struct Prims {
 };
 
 using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                       int64_t, bool, bool, int>;
+                       int64_t, bool, bool, bool, int>;
 
-// The cached primitives for (g, bias, Winograd or not, the thread count), made on first use
+// The cached primitives for (g, bias, Winograd or not, bf16 or not, the thread count), made on first use
 // (oneDNN's kernels size their work and scratch for the thread count they were created with, so
 // a call under another count gets its own); null where oneDNN has none (or only its reference
 // loop and the caller does not allow it). Entries are never evicted: a process sees a handful of
@@ -173,7 +178,7 @@ std::shared_ptr<const Prims> prims(const ConvGeom& g, bool bias, const OneDnnCon
   static std::mutex mu;
   static std::map<Key, std::shared_ptr<const Prims>> cache;  // null: oneDNN cannot
   const Key key{g.N,         g.C,       g.H,    g.W, g.O, g.KH, g.KW, g.stride, g.padding,
-                bias, opt.winograd, omp_get_max_threads()};
+                bias, opt.winograd, opt.bf16, omp_get_max_threads()};
   std::shared_ptr<const Prims> p;
   {
     std::lock_guard<std::mutex> lock(mu);

@@ -10,6 +10,8 @@
 // (3x3, stride 1, AVX-512: `jit_wino_4x3`; elsewhere the pass quietly stays direct). Winograd does
 // about half the multiply-adds of the direct convolution; its transforms cost some precision
 // (relative errors near 1e-5 instead of 1e-6 in F32, tests/kernels/conv_test.cpp).
+// bf16 (kernels/precision.hpp): the reorders into the primitives' layouts round x, w and dy to
+// bf16; y, dx, dw and db come out F32. oneDNN has no bf16 Winograd: those passes run direct.
 // Each function returns false, having written nothing, where oneDNN cannot take the geometry
 // (no oneDNN on this ISA, no primitive, or only oneDNN's reference loop when `allow_reference`
 // is false); the dispatcher (kernels/conv.cpp) then runs the im2col kernel.
@@ -22,6 +24,7 @@ namespace focus {
 struct OneDnnConvOptions {
   bool winograd = false;
   bool allow_reference = true;
+  bool bf16 = false;  // bf16 inputs (x, w, dy), F32 outputs and accumulation; direct only
 };
 
 bool conv2d_forward_onednn(float* y, const float* x, const float* w, const float* b,

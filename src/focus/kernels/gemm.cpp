@@ -19,6 +19,7 @@
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/gemv.hpp"
 #include "focus/kernels/onednn.hpp"
+#include "focus/kernels/precision.hpp"
 #include "focus/tensor/error.hpp"
 
 namespace focus {
@@ -130,8 +131,6 @@ bool onednn_wins(int64_t N, int64_t K) {
 template <class T>
 void gemm_dispatch(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
                    int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
-  check_args<T>("gemm", M, N, K, ta, tb, lda, ldb, ldc);
-  if (M == 0 || N == 0) return;
   GemmKernel k = g_kernel.load();
   constexpr bool f32 = std::is_same_v<T, float>;
   if (k == GemmKernel::Auto)
@@ -148,6 +147,26 @@ void gemm_dispatch(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, c
       [[fallthrough]];
     default: return gemm_blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   }
+}
+
+// bf16 precision (kernels/precision.hpp): oneDNN's bf16 matmul where it runs on bf16 hardware,
+// else the emulation: the inputs rounded to bf16 (compact per-thread copies), then the F32 kernels.
+// Small products are emulated too: a primitive call costs more than their arithmetic.
+void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+               int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  const GemmKernel k = g_kernel.load();
+  if ((k == GemmKernel::Auto || k == GemmKernel::OneDnn) && M * N * K > kSmallWork &&
+      bf16_hardware() && !omp_in_parallel() &&
+      gemm_bf16_onednn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+    return;
+  thread_local std::vector<float> ra, rb;
+  const int64_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+  ra.resize(static_cast<size_t>(ar * ac));
+  rb.resize(static_cast<size_t>(br * bc));
+  for (int64_t r = 0; r < ar; ++r) round_to_bf16(ra.data() + r * ac, A + r * lda, ac);
+  for (int64_t r = 0; r < br; ++r) round_to_bf16(rb.data() + r * bc, B + r * ldb, bc);
+  gemm_dispatch<float>(ta, tb, M, N, K, alpha, ra.data(), std::max<int64_t>(1, ac), rb.data(),
+                       std::max<int64_t>(1, bc), beta, C, ldc);
 }
 
 }  // namespace
@@ -180,10 +199,16 @@ std::string gemm_backend_info() {
 
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  check_args<float>("gemm", M, N, K, ta, tb, lda, ldb, ldc);
+  if (M == 0 || N == 0) return;
+  if (compute_precision() == Precision::Bf16)
+    return gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   gemm_dispatch<float>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
           int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+  check_args<double>("gemm", M, N, K, ta, tb, lda, ldb, ldc);
+  if (M == 0 || N == 0) return;
   gemm_dispatch<double>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 

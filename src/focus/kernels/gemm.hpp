@@ -16,6 +16,10 @@
 // smaller of N and K is at most 128), and blas otherwise; FOCUS_GEMM=reference|small|blas|onednn (or
 // set_gemm_kernel) forces one (onednn falls back to blas for F64). If OpenBLAS cannot be loaded,
 // gemm() says so once on stderr and uses `small` where it would have used blas.
+// At bf16 precision (kernels/precision.hpp) an F32 gemm() runs oneDNN's bf16 matmul
+// (gemm_bf16_onednn, kernels/gemm_bf16.cpp) where the CPU has bf16 units, the switch is auto or
+// onednn, the product is above the small kernel's size and the call is outside a parallel region;
+// otherwise it rounds the inputs to bf16 and runs the F32 kernel the switch picks (the emulation).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -55,6 +59,11 @@ void gemm_small(bool transa, bool transb, int64_t M, int64_t N, int64_t K, T alp
 void gemm_onednn(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha,
                  const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                  int64_t ldc);
+// op(A), op(B) converted to bf16, F32 accumulation and output; false, having written nothing,
+// where oneDNN has no bf16 kernel for the product (or only its reference loop) or does not run.
+bool gemm_bf16_onednn(bool transa, bool transb, int64_t M, int64_t N, int64_t K, float alpha,
+                      const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+                      float* C, int64_t ldc);
 template <class T>
 void gemm_blas(bool transa, bool transb, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
                int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
