@@ -35,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include "focus/kernels/precision.hpp"
 #include "focus/autograd/node.hpp"
 #include "focus/infer/image_plan.hpp"
 #include "focus/infer/image_predictor.hpp"
@@ -273,10 +274,17 @@ int main(int argc, char** argv) {
   app.add_option("--save-weights", save_weights, "write the seeded, settled model to FILE and exit");
   app.add_option("--dump-logits", dump, "IN OUT: raw float32 batch in, raw float32 outputs out")
       ->expected(2);
+  std::string precision = "f32";
+  app.add_option("--precision", precision,
+                 "f32 | bf16: the GEMMs and convolutions at bf16 with F32 accumulation "
+                 "(kernels/precision.hpp; refused without AVX512-BF16 or AMX)")
+      ->capture_default_str();
   app.add_flag("--json", json, "print JSON");
   CLI11_PARSE(app, argc, argv);
   ensure_passive_omp_wait(argv);  // as the focus CLI: idle OpenMP threads sleep (kernels/cpu.hpp)
   try {
+    set_compute_precision(parse_precision(precision));
+    check_precision_supported(compute_precision());
     if (threads > 0) set_num_threads(threads);
     Rng rng(1);
     std::unique_ptr<ImageClassifier> m;
@@ -303,6 +311,7 @@ int main(int argc, char** argv) {
                        {"model", model},
                        {"threads", num_threads()},
                        {"isa", isa_name(active_isa())},
+                       {"precision", precision},
                        {"blas", gemm_backend_info()},
                        {"omp_wait_policy", std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : ""},
                        {"params", m->num_parameters()},

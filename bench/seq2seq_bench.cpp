@@ -40,6 +40,7 @@
 #include <string>
 #include <vector>
 
+#include "focus/kernels/precision.hpp"
 #include "focus/autograd/node.hpp"
 #include "focus/io/safetensors.hpp"
 #include "focus/kernels/cpu.hpp"
@@ -315,10 +316,17 @@ int main(int argc, char** argv) {
   app.add_flag("--breakdown", breakdown, "time forward / backward / clip / optimizer apart");
   app.add_flag("--data-parallel", data_parallel,
                "split each batch across the threads, one single-threaded step part each");
+  std::string precision = "f32";
+  app.add_option("--precision", precision,
+                 "f32 | bf16: the GEMMs and convolutions at bf16 with F32 accumulation "
+                 "(kernels/precision.hpp; refused without AVX512-BF16 or AMX)")
+      ->capture_default_str();
   app.add_flag("--json", json, "print JSON");
   CLI11_PARSE(app, argc, argv);
   ensure_passive_omp_wait(argv);  // as the focus CLI: idle OpenMP threads sleep (kernels/cpu.hpp)
   try {
+    set_compute_precision(parse_precision(precision));
+    check_precision_supported(compute_precision());
     if (threads > 0) set_num_threads(threads);
     nlohmann::json cj{{"src_vocab", 32}, {"tgt_vocab", 44}, {"d_model", 256},
                       {"n_enc_layers", 3}, {"n_dec_layers", 3}, {"n_heads", 4},
@@ -338,6 +346,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     nlohmann::json out{{"framework", "focus"},
+                       {"precision", precision},
                        {"threads", num_threads()},
                        {"isa", isa_name(active_isa())},
                        {"blas", gemm_backend_info()},

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
+#include "focus/kernels/precision.hpp"
 #include "focus/apps/calibration_cli.hpp"
 
 #include "focus/apps/commands.hpp"
@@ -27,7 +28,7 @@ Command add_eval_command(CLI::App& app) {
               "CMUdict test split (WER, PER, worst errors); translation models on --input TSV");
   struct Opts {
     std::string model, data_dir = kFashionMnistDir, split = "test", task, input, cmudict,
-        weights = "auto", reliability;
+        weights = "auto", reliability, precision = "f32";
     bool json = false;
     int threads = 0, beam = 5, worst = 20;
     double length_penalty = 1.0;
@@ -53,9 +54,20 @@ Command add_eval_command(CLI::App& app) {
   sub->add_flag("--json", o->json, "print the metrics as JSON");
   sub->add_option("--threads", o->threads, "threads (0 = all cores)");
   add_weights_option(sub, o->weights);
+  sub->add_option("--precision", o->precision,
+                  "image and text models: f32 | bf16, the layers' GEMMs and convolutions at bf16 "
+                  "with F32 accumulation (needs AVX512-BF16 or AMX)")
+      ->capture_default_str();
   return [o] {
     if (o->threads > 0) set_num_threads(o->threads);
-    if (model_file_format(o->model).rfind("focus-seq2seq", 0) == 0)
+    const Precision precision = parse_precision(o->precision);
+    check_precision_supported(precision);
+    const ScopedPrecision scoped(precision);
+    const bool seq2seq = model_file_format(o->model).rfind("focus-seq2seq", 0) == 0;
+    FOCUS_CHECK(!seq2seq || precision == Precision::F32, ValueError,
+                "--precision bf16 is for image and text models: seq2seq decoding runs on packed "
+                "weight panels (use --weights bf16)");
+    if (seq2seq)
       return eval_seq2seq(o->model, o->task, o->split, o->input, o->cmudict, o->beam,
                           o->length_penalty, o->worst, o->json, o->weights);
     if (is_text_model_file(o->model)) return eval_text(o->model, o->input, o->json);

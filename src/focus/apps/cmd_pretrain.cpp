@@ -43,6 +43,7 @@ Command add_pretrain_command(CLI::App& app) {
       std::printf("%s\n", to_json(cfg).dump(2).c_str());
       return 0;
     }
+    const ScopedPrecision precision(checked_precision(cfg));
     if (cfg.threads > 0) set_num_threads(cfg.threads);
     const auto texts = unlabelled_sentences(cfg.corpus);
     std::fprintf(stderr, "focus: %zu sentences of unlabelled text (%s); %d threads\n", texts.size(),

@@ -142,6 +142,8 @@ int train_recsys_and_report(const TrainConfig& cfg);  // below
 
 int train_and_report(const TrainConfig& cfg_in) {
   const TrainConfig cfg = with_task_defaults(cfg_in);
+  // Training, its validations and the final test evaluation run at the precision asked for.
+  const ScopedPrecision precision(checked_precision(cfg));
   for (const auto& [flag, value] : {std::pair{"--extra-labels", &cfg.extra_labels}, std::pair{"--reviewed", &cfg.reviewed}})
     FOCUS_CHECK(value->empty() || (!is_seq2seq_task(cfg.task) && cfg.task != "text"), ValueError,
                 "{}: reviewed labels are images; the {} task cannot use them", flag, cfg.task);

@@ -194,7 +194,10 @@ std::string gemm_backend_info() {
   std::string s = "OpenBLAS";
   if (b.config) s += std::string(" [") + b.config() + "]";
   if (b.corename) s += std::string(" core ") + b.corename();
-  return s + ", " + std::to_string(num_threads()) + " threads";
+  s += ", " + std::to_string(num_threads()) + " threads";
+  if (compute_precision() == Precision::Bf16)
+    s += bf16_hardware() ? ", bf16 precision (oneDNN bf16)" : ", bf16 precision (emulated)";
+  return s;
 }
 
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,

@@ -31,7 +31,7 @@ namespace focus {
 enum class GemmKernel { Auto, Blas, Small, Reference, OneDnn };
 void set_gemm_kernel(GemmKernel k);  // Auto restores size-based choice
 GemmKernel gemm_kernel();
-std::string gemm_backend_info();     // e.g. "OpenBLAS 0.3.21 (core SkylakeX, 2 threads)"
+std::string gemm_backend_info();     // e.g. "OpenBLAS 0.3.21 (core SkylakeX, 2 threads)", and the bf16 precision when set
 void blas_set_num_threads(int n);
 bool blas_available();
 // The OpenBLAS core loaded for each ISA level: SkylakeX (AVX-512), Haswell (AVX2 + FMA), Nehalem

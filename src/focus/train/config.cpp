@@ -117,6 +117,7 @@ void validate(const TrainConfig& c) {
     choice("model", c.model, {"cnn-se", "vit"});
   }
   choice("optimizer", c.optimizer, {"sgd", "adam", "adamw", "rmsprop"});
+  choice("precision", c.precision, {"f32", "bf16"});
   choice("schedule", c.schedule, {"cosine", "step", "constant", "inverse-sqrt"});
   FOCUS_CHECK(c.epochs >= 1 || (c.task == "text" && c.epochs == 0), ValueError,
               "--epochs must be >= 1 (0 only for --task text: a convexly fitted n-gram branch "
@@ -151,6 +152,12 @@ void validate(const TrainConfig& c) {
   }
   FOCUS_CHECK(mc.is_object(), ValueError, "--model-config must be a JSON object, got {}",
               c.model_config);
+}
+
+Precision checked_precision(const TrainConfig& c) {
+  const Precision p = parse_precision(c.precision);
+  check_precision_supported(p);
+  return p;
 }
 
 }  // namespace focus

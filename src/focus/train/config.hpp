@@ -7,6 +7,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "focus/kernels/precision.hpp"
+
 namespace CLI { class App; }
 
 namespace focus {
@@ -42,6 +44,7 @@ struct TrainConfig {
   std::string time_clock = "wall";     // the budget's clock: wall | unstolen (budget_clock.hpp)
   bool schedule_by_time = false;       // seq2seq: the schedule runs over the time limit, not epochs
   int threads = 0;                     // 0 = FOCUS_NUM_THREADS or all cores
+  std::string precision = "f32";       // f32 | bf16: the GEMMs' and convolutions' (kernels/precision.hpp)
   uint64_t seed = 1;
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
   std::string out = "runs/latest";
@@ -132,6 +135,9 @@ void visit_fields(TrainConfig& c, V&& v) {
     "seq2seq: with --time-limit-min, the LR schedule advances with the time spent (it ends when "
     "the time runs out) or the steps taken, whichever is further");
   v("threads", c.threads, "threads (0 = FOCUS_NUM_THREADS or all cores)");
+  v("precision", c.precision,
+    "f32 | bf16: mixed precision, the GEMMs' and convolutions' inputs rounded to bfloat16 with F32 "
+    "accumulation, F32 master weights and everything else (needs AVX512-BF16 or AMX)");
   v("seed", c.seed, "random seed");
   v("data-dir", c.data_dir, "Fashion-MNIST directory (Debian's dataset-fashion-mnist)");
   v("out", c.out, "output directory for checkpoints and metrics");
@@ -202,5 +208,7 @@ void load_config_file(TrainConfig& c, const std::string& path);
 nlohmann::json to_json(const TrainConfig& c);
 // Checks ranges and choices; throws ValueError naming the field and the value.
 void validate(const TrainConfig& c);
+// c.precision, refused (ValueError) where this CPU has no bf16 units (kernels/precision.hpp).
+Precision checked_precision(const TrainConfig& c);
 
 }  // namespace focus
