@@ -1,5 +1,5 @@
 // `--precision bf16` through the `focus` binary: a bad value names itself; the dumped config
-// carries the key; on a CPU with bf16 units (and the active ISA AVX-512) a tiny Fashion-MNIST run
+// carries the key; `bench gemm --precision bf16` runs (verified) or refuses; on a CPU with bf16 units (and the active ISA AVX-512) a tiny Fashion-MNIST run
 // trains at bf16, records it in config.json and in its checkpoint, and `eval --precision bf16`
 // scores its model close to `eval --precision f32`; without them (a CPU without AVX512-BF16/AMX,
 // or FOCUS_FORCE_ISA=avx2|scalar, which the child inherits) train and eval refuse with a message
@@ -45,6 +45,17 @@ TEST(PrecisionCli, ValuesAndTheDumpedConfig) {
   r = run("eval --precision half --model /nonexistent.safetensors");
   EXPECT_NE(r.code, 0);
   EXPECT_TRUE(contains(r.out, "half")) << r.out;
+  // bench gemm verifies the bf16 product against the rounded inputs' before timing it.
+  r = run("bench gemm --precision bf16 --sizes 96,200x72x130 --reps 3 --json");
+  if (focus::bf16_hardware()) {
+    ASSERT_EQ(r.code, 0) << r.out;
+    const nlohmann::json j = json_of(r.out);
+    EXPECT_EQ(j["precision"], "bf16");
+    EXPECT_EQ(j["results"].size(), 2u);
+  } else {
+    EXPECT_NE(r.code, 0);
+    EXPECT_TRUE(contains(r.out, "AVX512-BF16")) << r.out;
+  }
 }
 
 TEST(PrecisionCli, TrainsAndEvaluatesAtBf16OrRefuses) {

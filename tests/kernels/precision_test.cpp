@@ -4,6 +4,7 @@
 // every backward output, with a check that the result really moved off the F32 one; oneDNN's bf16
 // matmul called directly where the CPU has bf16 units.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <cstring>
@@ -229,4 +230,29 @@ TEST(Precision, EveryConvKernelAtBf16MatchesTheOracle) {
                               ConvGeom{2, 128, 7, 7, 128, 3, 3, 1, 1}, ConvGeom{2, 17, 10, 11, 9, 3, 3, 2, 1},
                               ConvGeom{2, 24, 6, 5, 19, 1, 1, 1, 0}})
       check_conv_bf16(k, name, g, rng);
+}
+
+TEST(Precision, GemmAtBf16InsideAParallelRegion) {
+  // Data-parallel training calls gemm() from every thread of a parallel region at once: each
+  // call gets a one-thread primitive and its own scratch, and the results match the oracle.
+  const int64_t M = 64, N = 96, K = 128;
+  std::vector<std::vector<float>> A(2), B(2), C(2), R(2);
+  Rng rng(29);
+  for (int t = 0; t < 2; ++t) {
+    A[t] = randn(M * K, rng);
+    B[t] = randn(N * K, rng);
+    C[t].assign(M * N, 0.f);
+    R[t].assign(M * N, 0.f);
+    gemm_reference<float>(false, true, M, N, K, 1.f, rounded(A[t]).data(), K, rounded(B[t]).data(), K,
+                          0.f, R[t].data(), N);
+  }
+  {
+    ScopedPrecision p(Precision::Bf16);
+#pragma omp parallel num_threads(2)
+    for (int rep = 0; rep < 20; ++rep) {
+      const int t = omp_get_thread_num();
+      gemm(false, true, M, N, K, 1.f, A[t].data(), K, B[t].data(), K, 0.f, C[t].data(), N);
+    }
+  }
+  for (int t = 0; t < 2; ++t) EXPECT_LT(max_rel(C[t], R[t]), 2e-5) << "thread " << t;
 }

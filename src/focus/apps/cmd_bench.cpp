@@ -3,6 +3,10 @@
 // against the reference kernel on sampled entries before it is timed; the figure is the median of
 // repeated runs. `--kernel panels-f32|panels-bf16` times the packed-panel kernel of inference
 // weights (kernels/panel_gemm.hpp) on A (M, K) @ B (N, K)^T instead, B packed once before timing.
+// `--precision bf16` times gemm() at bf16 precision (kernels/precision.hpp: inputs rounded and
+// converted on every call, F32 accumulation), verified against the double product of the rounded
+// inputs, its % of peak against twice the FMA peak (a bf16 dot-product instruction does two
+// multiply-adds per F32 lane).
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -15,6 +19,7 @@
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/gemm.hpp"
 #include "focus/kernels/panel_gemm.hpp"
+#include "focus/kernels/precision.hpp"
 #include "focus/kernels/qgemm.hpp"
 #include "focus/tensor/error.hpp"
 #include "focus/tensor/rng.hpp"
@@ -93,19 +98,24 @@ int run_gemm_bench(const std::vector<std::string>& sizes, bool json, int reps, b
                    const std::string& panels) {
   FOCUS_CHECK(panels.empty() || (!ta && tb), ValueError,
               "bench gemm: the panel kernels compute A @ B^T: use --trans nt");
+  const bool bf16 = compute_precision() == Precision::Bf16;
+  FOCUS_CHECK(!bf16 || panels.empty(), ValueError, "bench gemm: --precision bf16 times gemm(), not --kernel {}",
+              panels == "int8" ? "int8" : "panels-" + panels);
   for (const std::string& s : sizes) parse_shape(s);  // reject bad input before measuring
-  const double peak = measure_fma_peak_gflops();
+  const double peak = measure_fma_peak_gflops() * (bf16 ? 2 : 1);
   nlohmann::json out;
   out["backend"] = gemm_backend_info();
   out["threads"] = num_threads();
   out["isa"] = isa_name(detect_isa());
   out["fma_peak_gflops"] = peak;
+  out["precision"] = precision_name(compute_precision());
   out["trans"] = std::string(ta ? "t" : "n") + (tb ? "t" : "n");
   out["kernel"] = panels.empty() ? std::string("gemm") : panels == "int8" ? std::string("int8") : "panels-" + panels;
   if (panels == "int8") out["int8_path"] = qpath_name(qgemm_path());
   if (!json)
-    std::printf("backend: %s\nmeasured FMA peak: %.1f GFLOP/s (%d threads, %s)\n\n%-18s %10s %10s %8s\n",
-                gemm_backend_info().c_str(), peak, num_threads(), isa_name(detect_isa()).c_str(),
+    std::printf("backend: %s\n%s: %.1f GFLOP/s (%d threads, %s)\n\n%-18s %10s %10s %8s\n",
+                gemm_backend_info().c_str(), bf16 ? "bf16 peak, twice the measured FMA peak" : "measured FMA peak",
+                peak, num_threads(), isa_name(detect_isa()).c_str(),
                 "M x N x K", "ms", "GFLOP/s", "% peak");
   Rng rng(42);
   for (const std::string& s : sizes) {
@@ -117,12 +127,17 @@ int run_gemm_bench(const std::vector<std::string>& sizes, bool json, int reps, b
     Product product{panels, {}, {}, {}};
     product.prepare(g, B);
     product.run(g, ta, tb, A.data(), lda, B.data(), ldb, C.data());
-    // Verify sampled entries against a double-precision dot product.
+    // Verify sampled entries against a double-precision dot product (at bf16, of the inputs
+    // rounded as the product rounds them).
+    auto in = [bf16](float x) {
+      if (bf16) round_to_bf16(&x, &x, 1);
+      return double(x);
+    };
     for (int t = 0; t < 64; ++t) {
       const int64_t i = rng.randint(g.M), j = rng.randint(g.N);
       double ref = 0;
       for (int64_t k = 0; k < g.K; ++k)
-        ref += double(ta ? A[k * lda + i] : A[i * lda + k]) * (tb ? B[j * ldb + k] : B[k * ldb + j]);
+        ref += in(ta ? A[k * lda + i] : A[i * lda + k]) * in(tb ? B[j * ldb + k] : B[k * ldb + j]);
       // int8: within quantisation error (|dot| ~ sqrt(K) for these normal values).
       const double tol = panels == "int8" ? 0.1 * std::sqrt(double(g.K))
                                           : 1e-3 * std::sqrt(double(g.K)) + 1e-4 * std::abs(ref);
@@ -162,7 +177,7 @@ Command add_bench_command(CLI::App& app) {
                                    "6272x128x1152"};
     bool json = false;
     int threads = 0, reps = 0;
-    std::string kernel = "auto", trans = "nn";
+    std::string kernel = "auto", trans = "nn", precision = "f32";
   };
   auto o = std::make_shared<Opts>();
   g->add_option("--sizes", o->sizes, "shapes: N (square) or MxNxK")->delimiter(',')->capture_default_str();
@@ -177,6 +192,9 @@ Command add_bench_command(CLI::App& app) {
   g->add_option("--trans", o->trans, "nn | nt | tn | tt: op(A) op(B) (t = stored transposed)")
       ->check(CLI::IsMember({"nn", "nt", "tn", "tt"}))
       ->capture_default_str();
+  g->add_option("--precision", o->precision,
+                "f32 | bf16: gemm() at bf16 precision (needs AVX512-BF16 or AMX)")
+      ->capture_default_str();
   Command attention = add_bench_attention_command(*bench);
   Command infer = add_bench_infer_command(*bench);
   Command text = add_bench_text_command(*bench);
@@ -187,6 +205,9 @@ Command add_bench_command(CLI::App& app) {
       return rc != -1 ? rc : attention();
     }
     if (o->threads > 0) set_num_threads(o->threads);
+    const Precision precision = parse_precision(o->precision);
+    check_precision_supported(precision);
+    set_compute_precision(precision);
     set_gemm_kernel(o->kernel == "blas"      ? GemmKernel::Blas
                     : o->kernel == "onednn"  ? GemmKernel::OneDnn
                     : o->kernel == "small"   ? GemmKernel::Small

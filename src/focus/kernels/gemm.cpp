@@ -151,14 +151,16 @@ void gemm_dispatch(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, c
 
 // bf16 precision (kernels/precision.hpp): oneDNN's bf16 matmul where it runs on bf16 hardware,
 // else the emulation: the inputs rounded to bf16 (compact per-thread copies), then the F32 kernels.
-// Small products are emulated too: a primitive call costs more than their arithmetic.
+// Small products are emulated too: a primitive call costs more than their arithmetic. A call
+// inside a parallel region (data-parallel training's per-thread steps, the convolutions' image
+// groups) gets a primitive made for one thread.
 void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   const GemmKernel k = g_kernel.load();
-  if ((k == GemmKernel::Auto || k == GemmKernel::OneDnn) && M * N * K > kSmallWork &&
-      bf16_hardware() && !omp_in_parallel() &&
-      gemm_bf16_onednn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
-    return;
+  if ((k == GemmKernel::Auto || k == GemmKernel::OneDnn) && M * N * K > kSmallWork && bf16_hardware()) {
+    const ScopedThreads threads(omp_in_parallel() ? 1 : num_threads());
+    if (gemm_bf16_onednn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
+  }
   thread_local std::vector<float> ra, rb;
   const int64_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
   ra.resize(static_cast<size_t>(ar * ac));

@@ -18,8 +18,8 @@
 // gemm() says so once on stderr and uses `small` where it would have used blas.
 // At bf16 precision (kernels/precision.hpp) an F32 gemm() runs oneDNN's bf16 matmul
 // (gemm_bf16_onednn, kernels/gemm_bf16.cpp) where the CPU has bf16 units, the switch is auto or
-// onednn, the product is above the small kernel's size and the call is outside a parallel region;
-// otherwise it rounds the inputs to bf16 and runs the F32 kernel the switch picks (the emulation).
+// onednn and the product is above the small kernel's size (inside a parallel region, on one
+// thread); otherwise it rounds the inputs to bf16 and runs the F32 kernel the switch picks (the emulation).
 #pragma once
 #include <cstdint>
 #include <string>
