@@ -9,6 +9,11 @@
 //         GEMM conv2d (kernels/conv), oneDNN with NCHW tensors (what focus's autograd holds) and
 //         with NHWC (what the compiled plan, infer/image_plan, keeps between layers); weights in
 //         the layout oneDNN picks, reordered before timing.
+//   bf16  where the CPU has bf16 units: focus's gemm() and conv2d at bf16 precision
+//         (kernels/precision.hpp: oneDNN's bf16 matmul / direct convolution, the inputs converted
+//         on every call, F32 accumulation), verified against the double product of the rounded
+//         inputs, as a share of twice the FMA peak (a bf16 dot-product instruction does two
+//         multiply-adds per F32 lane); a column of its own, outside the F32 choice.
 // Verify first: every engine's output against a double-precision reference on 64 sampled entries
 // (tolerance 1e-3 sqrt(K) + 1e-4 |ref|); then the median of repeated calls, engines interleaved
 // call by call so that drifts in load hit all alike.
@@ -30,6 +35,7 @@
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/gemm.hpp"
 #include "focus/kernels/onednn.hpp"
+#include "focus/kernels/precision.hpp"
 #include "focus/tensor/error.hpp"
 #include "focus/tensor/rng.hpp"
 
@@ -62,6 +68,11 @@ std::vector<double> interleaved(const std::vector<std::function<void()>>& fs, do
   return med;
 }
 
+double bf16(float x) {
+  round_to_bf16(&x, &x, 1);
+  return x;
+}
+
 void check_close(double got, double ref, double K, const std::string& what) {
   FOCUS_CHECK(std::abs(got - ref) <= 1e-3 * std::sqrt(K) + 1e-4 * std::abs(ref), StateError,
               "kernel_table: {}: {} vs reference {}", what, got, ref);
@@ -89,23 +100,37 @@ nlohmann::json gemm_row(Dnnl& d, int64_t M, int64_t N, int64_t K, double peak, b
         d.s.wait();
       },
       [&] { gemm_onednn(false, false, M, N, K, 1.f, A.data(), K, B.data(), N, 0.f, C4.data(), N); }};
-  for (auto& f : fs) f();
+  std::vector<std::function<void()>> all = fs;
+  std::vector<float> C5(C1.size());
+  const bool with_bf16 = bf16_hardware();
+  if (with_bf16)
+    all.push_back([&] {
+      const ScopedPrecision p(Precision::Bf16);
+      gemm(false, false, M, N, K, 1.f, A.data(), K, B.data(), N, 0.f, C5.data(), N);
+    });
+  for (auto& f : all) f();
   for (int t = 0; t < 64; ++t) {
     const int64_t i = rng.randint(M), j = rng.randint(N);
-    double ref = 0;
-    for (int64_t k = 0; k < K; ++k) ref += double(A[size_t(i * K + k)]) * B[size_t(k * N + j)];
+    double ref = 0, ref16 = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      ref += double(A[size_t(i * K + k)]) * B[size_t(k * N + j)];
+      ref16 += bf16(A[size_t(i * K + k)]) * bf16(B[size_t(k * N + j)]);
+    }
     const size_t at = size_t(i * N + j);
     check_close(C1[at], ref, double(K), "OpenBLAS gemm");
     check_close(C2[at], ref, double(K), "focus conv_gemm");
     check_close(C3[at], ref, double(K), "oneDNN matmul");
     check_close(C4[at], ref, double(K), "oneDNN sgemm");
+    if (with_bf16) check_close(C5[at], ref16, double(K), "focus gemm at bf16");
   }
   const double flops = 2.0 * M * N * K;
-  const std::vector<double> t = interleaved(fs, flops, quick);
-  return {{"kind", "gemm"}, {"shape", fmt::format("{}x{}x{}", M, N, K)},
-          {"gflops", {{"openblas", flops / t[0] / 1e9}, {"focus", flops / t[1] / 1e9},
-                      {"onednn", flops / t[2] / 1e9}, {"onednn_sgemm", flops / t[3] / 1e9}}},
-          {"peak", peak}};
+  const std::vector<double> t = interleaved(all, flops, quick);
+  nlohmann::json row = {{"kind", "gemm"}, {"shape", fmt::format("{}x{}x{}", M, N, K)},
+                        {"gflops", {{"openblas", flops / t[0] / 1e9}, {"focus", flops / t[1] / 1e9},
+                                    {"onednn", flops / t[2] / 1e9}, {"onednn_sgemm", flops / t[3] / 1e9}}},
+                        {"peak", peak}};
+  if (with_bf16) row["bf16_gflops"] = flops / t[4] / 1e9;
+  return row;
 }
 
 // oneDNN conv with src / dst in `layout` (nchw or nhwc); x and y in NCHW, reordered outside the
@@ -157,31 +182,45 @@ nlohmann::json conv_row(Dnnl& d, const ConvGeom& g, double peak, bool quick, Rng
       [&] { conv2d_forward<float>(y.data(), x.data(), w.data(), nullptr, g); },
       [&] { plain.run(d); },
       [&] { nhwc.run(d); }};
-  for (auto& f : fs) f();
+  std::vector<std::function<void()>> all = fs;
+  std::vector<float> y5(y.size());
+  const bool with_bf16 = bf16_hardware();
+  if (with_bf16)
+    all.push_back([&] {
+      const ScopedPrecision p(Precision::Bf16);
+      conv2d_forward<float>(y5.data(), x.data(), w.data(), nullptr, g);
+    });
+  for (auto& f : all) f();
   const std::vector<float> y2 = plain.nchw(d, g), y3 = nhwc.nchw(d, g);
   const int64_t OH = g.OH(), OW = g.OW(), K = g.C * 9;
   for (int t = 0; t < 64; ++t) {
     const int64_t n = rng.randint(g.N), o = rng.randint(g.O), i = rng.randint(OH), j = rng.randint(OW);
-    double ref = 0;
+    double ref = 0, ref16 = 0;
     for (int64_t c = 0; c < g.C; ++c)
       for (int64_t a = 0; a < 3; ++a)
         for (int64_t b = 0; b < 3; ++b) {
           const int64_t h = i + a - 1, v = j + b - 1;
           if (h < 0 || h >= g.H || v < 0 || v >= g.W) continue;
-          ref += double(x[size_t(((n * g.C + c) * g.H + h) * g.W + v)]) * w[size_t(((o * g.C + c) * 3 + a) * 3 + b)];
+          const float xv = x[size_t(((n * g.C + c) * g.H + h) * g.W + v)],
+                      wv = w[size_t(((o * g.C + c) * 3 + a) * 3 + b)];
+          ref += double(xv) * wv;
+          ref16 += bf16(xv) * bf16(wv);
         }
     const size_t at = size_t(((n * g.O + o) * OH + i) * OW + j);
     check_close(y[at], ref, double(K), "focus conv2d");
     check_close(y2[at], ref, double(K), "oneDNN conv nchw");
     check_close(y3[at], ref, double(K), "oneDNN conv nhwc");
+    if (with_bf16) check_close(y5[at], ref16, double(K), "focus conv2d at bf16");
   }
   const double flops = 2.0 * g.N * g.O * OH * OW * K;
-  const std::vector<double> t = interleaved(fs, flops, quick);
-  return {{"kind", "conv"},
-          {"shape", fmt::format("N{} {}->{} {}x{}", g.N, g.C, g.O, g.H, g.W)},
-          {"gflops", {{"focus", flops / t[0] / 1e9}, {"onednn_nchw", flops / t[1] / 1e9},
-                      {"onednn_nhwc", flops / t[2] / 1e9}}},
-          {"peak", peak}};
+  const std::vector<double> t = interleaved(all, flops, quick);
+  nlohmann::json row = {{"kind", "conv"},
+                        {"shape", fmt::format("N{} {}->{} {}x{}", g.N, g.C, g.O, g.H, g.W)},
+                        {"gflops", {{"focus", flops / t[0] / 1e9}, {"onednn_nchw", flops / t[1] / 1e9},
+                                    {"onednn_nhwc", flops / t[2] / 1e9}}},
+                        {"peak", peak}};
+  if (with_bf16) row["bf16_gflops"] = flops / t[3] / 1e9;
+  return row;
 }
 
 }  // namespace
@@ -216,7 +255,9 @@ int main(int argc, char** argv) {
     }
     std::printf("measured FMA peak %.0f GFLOP/s (%d threads, %s); GFLOP/s (%% of peak)\n\n", peak,
                 num_threads(), isa_name(active_isa()).c_str());
-    std::printf("| kind | shape | engines | best |\n|---|---|---|---|\n");
+    const bool with_bf16 = bf16_hardware();
+    std::printf("| kind | shape | engines (F32) | best F32 |%s\n|---|---|---|---|%s\n",
+                with_bf16 ? " focus at bf16 (% of 2x peak), x best F32 |" : "", with_bf16 ? "---|" : "");
     for (const auto& r : rows) {
       std::string cells, best;
       double top = 0;
@@ -225,8 +266,13 @@ int main(int argc, char** argv) {
         cells += fmt::format("{} {:.0f} ({:.0f}%); ", name, g, 100 * g / peak);
         if (g > top) top = g, best = name;
       }
-      std::printf("| %s | %s | %s | %s |\n", r["kind"].get<std::string>().c_str(),
-                  r["shape"].get<std::string>().c_str(), cells.c_str(), best.c_str());
+      const std::string b16 =
+          r.contains("bf16_gflops")
+              ? fmt::format(" {:.0f} ({:.0f}%), {:.2f}x |", r["bf16_gflops"].get<double>(),
+                            50 * r["bf16_gflops"].get<double>() / peak, r["bf16_gflops"].get<double>() / top)
+              : "";
+      std::printf("| %s | %s | %s | %s |%s\n", r["kind"].get<std::string>().c_str(),
+                  r["shape"].get<std::string>().c_str(), cells.c_str(), best.c_str(), b16.c_str());
     }
     return 0;
   } catch (const std::exception& e) {
