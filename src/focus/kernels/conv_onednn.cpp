@@ -15,6 +15,7 @@
 
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/onednn.hpp"
+#include "focus/kernels/onednn_common.hpp"
 
 namespace focus {
 
@@ -24,43 +25,11 @@ using dnnl::memory;
 using tag = memory::format_tag;
 using dt = memory::data_type;
 
-dnnl::engine& engine() {
-  static dnnl::engine* e = [] {
-    onednn_init();  // the ISA cap before the first primitive
-    return new dnnl::engine(dnnl::engine::kind::cpu, 0);  // leaked: outlives static destruction
-  }();
-  return *e;
-}
+dnnl::engine& engine() { return onednn_engine(); }
 
-// Every primitive here takes its scratch memory from the caller (scratchpad_mode::user): oneDNN's
-// own (library) scratchpad is thread-local and set up by the thread that made the primitive, and
-// a primitive made in one thread and run in another crashed in its kernel (Winograd, measured).
-dnnl::primitive_attr user_scratchpad() {
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  return attr;
-}
-
-// Per-thread scratch for the blocked copies, kept between calls (a fresh 13 MB buffer per call
-// would page-fault its way in every time). Slot i holds one argument of one call.
-constexpr int kSlots = 7;  // 0..5 the arguments, 6 the primitives' scratchpad
-struct Scratch {
-  struct Free {
-    void operator()(void* p) const { std::free(p); }
-  };
-  std::unique_ptr<void, Free> buf[kSlots];
-  size_t cap[kSlots] = {};
-  void* get(int slot, size_t bytes) {
-    if (bytes > cap[slot]) {
-      const size_t rounded = (bytes + 63) / 64 * 64;
-      buf[slot].reset(std::aligned_alloc(64, rounded));
-      if (!buf[slot]) throw std::bad_alloc();
-      cap[slot] = rounded;
-    }
-    return buf[slot].get();
-  }
-};
-thread_local Scratch t_scratch;
+// Per-thread scratch for the blocked copies: slot i holds one argument of one call, 0..5 the
+// arguments, 6 the primitives' scratchpad.
+thread_local ScratchSlots<7> t_scratch;
 
 // The argument a primitive wants laid out as `want`: the caller's buffer itself where `want` is
 // its plain layout, else scratch slot `slot`.

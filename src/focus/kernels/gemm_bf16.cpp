@@ -19,6 +19,7 @@
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/gemm.hpp"
 #include "focus/kernels/onednn.hpp"
+#include "focus/kernels/onednn_common.hpp"
 #include "focus/kernels/precision.hpp"
 
 namespace focus {
@@ -28,13 +29,7 @@ namespace {
 using dnnl::memory;
 using dt = memory::data_type;
 
-dnnl::engine& engine() {
-  static dnnl::engine* e = [] {
-    onednn_init();  // the ISA cap before the first primitive
-    return new dnnl::engine(dnnl::engine::kind::cpu, 0);  // leaked: outlives static destruction
-  }();
-  return *e;
-}
+dnnl::engine& engine() { return onednn_engine(); }
 
 // One cached product: the primitive, or null where oneDNN has only its reference loop.
 struct Prim {
@@ -58,8 +53,7 @@ std::shared_ptr<const Prim> make(bool ta, bool tb, int64_t M, int64_t N, int64_t
   const memory::desc a({M, K}, dt::bf16, ta ? memory::dims{1, M} : memory::dims{K, 1});
   const memory::desc b({K, N}, dt::bf16, tb ? memory::dims{1, K} : memory::dims{N, 1});
   const memory::desc c({M, N}, dt::f32, memory::dims{ldc, 1});
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  dnnl::primitive_attr attr = user_scratchpad();
   if (alpha != 1.f) attr.set_output_scales(0, {alpha});
   if (beta != 0.f) {
     dnnl::post_ops po;
@@ -95,23 +89,7 @@ std::shared_ptr<const Prim> prim(bool ta, bool tb, int64_t M, int64_t N, int64_t
 }
 
 // Per-thread buffers kept between calls: 0 op(A) in bf16, 1 op(B), 2 the primitive's scratchpad.
-struct Scratch {
-  struct Free {
-    void operator()(void* p) const { std::free(p); }
-  };
-  std::unique_ptr<void, Free> buf[3];
-  size_t cap[3] = {};
-  void* get(int slot, size_t bytes) {
-    if (bytes > cap[slot]) {
-      const size_t rounded = (bytes + 63) / 64 * 64;
-      buf[slot].reset(std::aligned_alloc(64, rounded));
-      if (!buf[slot]) throw std::bad_alloc();
-      cap[slot] = rounded;
-    }
-    return buf[slot].get();
-  }
-};
-thread_local Scratch t_scratch;
+thread_local ScratchSlots<3> t_scratch;
 
 // rows x cols of src (leading dim ld) into dst, compact, as bf16 bits.
 void convert(uint16_t* dst, const float* src, int64_t rows, int64_t cols, int64_t ld) {
