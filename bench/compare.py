@@ -7,13 +7,19 @@ drifts in the machine's state hit both sides alike):
   GEMM:   `focus bench gemm --json` and bench/gemm_torch.py at the same shapes;
   models: bench_models and bench/torch_models.py for cnn_se and vit (training images/s at batch
           128, inference images/s at batch 1 and 256, peak resident memory per phase).
+--precision bf16 measures mixed-precision training instead: per model, `bench_models --precision
+bf16`, torch_models.py in f32 and torch_models.py --autocast bf16 (PyTorch's own bf16 recipe),
+in that order (reversed on odd rounds); the table gives training images/s and training peak
+memory of the three with the ratios focus-bf16/torch-f32 and focus-bf16/torch-autocast-bf16, and
+no GEMM or inference rows.
 Each program verifies its results before timing and reports medians of repeated calls; the table
 gives the median over rounds (and the spread, min..max). PyTorch runs with its fair settings
 (OpenBLAS on focus's core for the CPU, OMP_WAIT_POLICY=PASSIVE, 2 threads; see torch_common.py); focus runs
 with its defaults. The 1-minute load average is recorded before every run: other processes on
 the machine distort the figures (--max-load waits for a quiet machine first).
 Run with Debian's python (torch lives there):
-  /usr/bin/python3 bench/compare.py --build build [--rounds 3] [--out table.md] [--json-out raw.json]
+  /usr/bin/python3 bench/compare.py --build build [--rounds 3] [--precision f32|bf16] [--out table.md]
+      [--json-out raw.json]
 """
 import argparse
 import json
@@ -41,6 +47,8 @@ GEMM_NOTES = {
 MODELS = ["cnn_se", "vit"]
 # The OpenBLAS core is set by torch_common.py (the one focus picks for this CPU).
 TORCH_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+# The runs of one round and one benchmark, per --precision: focus, then torch's.
+FRAMEWORKS = {"f32": ["focus", "torch"], "bf16": ["focus", "torch", "torch_bf16"]}
 
 
 def load1():
@@ -87,7 +95,7 @@ def run_json(cmd, env_extra, log):
         sys.stderr.write(p.stderr)
         raise SystemExit(f"compare: {' '.join(cmd)} failed with status {p.returncode}")
     prog = os.path.basename(cmd[1] if cmd[0] == TORCH_PY else cmd[0])
-    what = " ".join(c for c in cmd[1:] if c in MODELS or c == "gemm")
+    what = " ".join(c for c in cmd[1:] if c in MODELS or c in ("gemm", "bf16"))
     log(f"  {prog} {what} ({wall:.0f} s, load before {load:.2f}, other processes {others:.2f} "
         f"cores, stolen {stolen:.2f} cores)")
     out = json.loads(p.stdout)
@@ -116,7 +124,7 @@ def write_outputs(md, raw, args):
 
 
 def one_round(r, args, log, shapes_file):
-    focus_first = r % 2 == 0
+    order = FRAMEWORKS[args.precision] if r % 2 == 0 else FRAMEWORKS[args.precision][::-1]
     sizes = ",".join(args.gemm_sizes)
     jobs = {
         ("gemm", "focus"): ([os.path.join(args.build, "focus"), "bench", "gemm", "--json",
@@ -129,13 +137,16 @@ def one_round(r, args, log, shapes_file):
     for m in MODELS:
         common = ["--model", m, "--batch", str(args.batch), "--iters", str(args.iters),
                   "--threads", str(args.threads), "--json"]
-        jobs[(m, "focus")] = ([os.path.join(args.build, "bench_models")] + common, args.focus_env)
+        jobs[(m, "focus")] = ([os.path.join(args.build, "bench_models")] + common
+                              + (["--precision", "bf16"] if args.precision == "bf16" else []),
+                              args.focus_env)
         jobs[(m, "torch")] = ([TORCH_PY, os.path.join(HERE, "torch_models.py")] + common, TORCH_ENV)
+        jobs[(m, "torch_bf16")] = (jobs[(m, "torch")][0] + ["--autocast", "bf16"], TORCH_ENV)
     res = {}
-    for bench in ["gemm"] + MODELS:
-        for fw in (["focus", "torch"] if focus_first else ["torch", "focus"]):
+    for bench in (["gemm"] if args.precision == "f32" else []) + MODELS:
+        for fw in order:
             cmd, env = jobs[(bench, fw)]
-            if fw == "torch" and bench in MODELS:
+            if fw != "focus" and bench in MODELS:
                 cmd = cmd + ["--expect-shapes", shapes_file[bench]]
             for attempt in range(args.retries + 1):
                 res[(bench, fw)] = run_json(cmd, env, log)
@@ -158,13 +169,14 @@ def gemm_key(s):
     return (p[0], p[0], p[0]) if len(p) == 1 else tuple(p)
 
 
-def metrics(res, gemm_sizes):
-    """{(section, label): value} for one round and one framework's results."""
+def metrics(res, args):
+    """{(framework, section, label): value} for one round's results."""
     out = {}
-    for fw in ("focus", "torch"):
-        g = {(x["M"], x["N"], x["K"]): x["gflops"] for x in res[("gemm", fw)]["results"]}
-        for s in gemm_sizes:
-            out[(fw, "gemm", s)] = g[gemm_key(s)]
+    for fw in FRAMEWORKS[args.precision]:
+        if ("gemm", fw) in res:
+            g = {(x["M"], x["N"], x["K"]): x["gflops"] for x in res[("gemm", fw)]["results"]}
+            for s in args.gemm_sizes:
+                out[(fw, "gemm", s)] = g[gemm_key(s)]
         for m in MODELS:
             r = res[(m, fw)]
             out[(fw, m, "train")] = r["train"]["images_per_s"]
@@ -179,11 +191,32 @@ def fmt(v):
     return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
 
 
-def table(rounds, args, env_info):
+def summary(rounds):
+    """(median, min, max) over rounds, each {key: value}."""
     keys = rounds[0].keys()
-    med = {k: statistics.median(r[k] for r in rounds) for k in keys}
-    lo = {k: min(r[k] for r in rounds) for k in keys}
-    hi = {k: max(r[k] for r in rounds) for k in keys}
+    return ({k: statistics.median(r[k] for r in rounds) for k in keys},
+            {k: min(r[k] for r in rounds) for k in keys},
+            {k: max(r[k] for r in rounds) for k in keys})
+
+
+def machine_note(env_info):
+    loads = env_info["loads"]
+    return (f"1-minute load average before the runs: median {statistics.median(loads):.2f}, "
+            f"max {max(loads):.2f} (it includes the previous run's own threads); CPU used by other "
+            f"processes during the runs: median {statistics.median(env_info['others']):.2f} cores, "
+            f"max {max(env_info['others']):.2f} (of {os.cpu_count()}); CPU taken by the hypervisor "
+            f"(steal): median {statistics.median(env_info['stolen']):.2f} cores, "
+            f"max {max(env_info['stolen']):.2f}.")
+
+
+def focus_note(args, env_info):
+    return (f"focus: {env_info['focus_blas']}"
+            + (f"; extra environment {args.focus_env}" if args.focus_env
+               else "; default environment (the programs set OMP_WAIT_POLICY=PASSIVE, as the CLI)"))
+
+
+def table(rounds, args, env_info):
+    med, lo, hi = summary(rounds)
     rows = []
 
     def row(label, key, unit, target=None, higher_better=True):
@@ -215,23 +248,43 @@ def table(rounds, args, env_info):
         row(f"{m} peak RSS, inference batch 256", (m, "infer256_mem"), "MiB", higher_better=False)
     head = ["| benchmark | unit | focus | torch 1.13 | focus/torch | target | spread focus / torch (min..max) |",
             "|---|---|---:|---:|---:|---|---|"]
-    loads = env_info["loads"]
     notes = [
         f"Medians over {len(rounds)} rounds (focus and torch interleaved); "
         f"{args.threads} threads each; measured FMA peak (focus bench gemm) {peak:.0f} GFLOP/s.",
-        f"1-minute load average before the runs: median {statistics.median(loads):.2f}, "
-        f"max {max(loads):.2f} (it includes the previous run's own threads); CPU used by other "
-        f"processes during the runs: median {statistics.median(env_info['others']):.2f} cores, "
-        f"max {max(env_info['others']):.2f} (of {os.cpu_count()}); CPU taken by the hypervisor "
-        f"(steal): median {statistics.median(env_info['stolen']):.2f} cores, "
-        f"max {max(env_info['stolen']):.2f}.",
-        f"focus: {env_info['focus_blas']}"
-        + (f"; extra environment {args.focus_env}" if args.focus_env
-           else "; default environment (the programs set OMP_WAIT_POLICY=PASSIVE, as the CLI)"),
+        machine_note(env_info),
+        focus_note(args, env_info),
         f"torch {env_info['torch']}: OpenBLAS core {env_info['torch_blas_core']}, "
         "OMP_WAIT_POLICY=PASSIVE.",
     ]
     return "\n".join(head + rows) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+
+
+def table_bf16(rounds, args, env_info):
+    """The --precision bf16 table: training rows of focus bf16, torch f32, torch autocast bf16."""
+    med, lo, hi = summary(rounds)
+    rows = ["| benchmark | unit | focus bf16 | torch f32 | torch autocast bf16 | focus-bf16/torch-f32 "
+            "| focus-bf16/torch-bf16 | spread focus / torch f32 / torch bf16 (min..max) |",
+            "|---|---|---:|---:|---:|---:|---:|---|"]
+    for m in MODELS:
+        for label, key, unit, higher in ((f"{m} training, batch {args.batch}", "train", "images/s", True),
+                                         (f"{m} peak RSS, training", "train_mem", "MiB", False)):
+            f, t, b = (med[(fw, m, key)] for fw in FRAMEWORKS["bf16"])
+            note = "" if higher else " (lower is better)"
+            spread = " / ".join(f"{fmt(lo[(fw, m, key)])}..{fmt(hi[(fw, m, key)])}"
+                                for fw in FRAMEWORKS["bf16"])
+            rows.append(f"| {label} | {unit} | {fmt(f)} | {fmt(t)} | {fmt(b)} | {f / t:.2f}{note} "
+                        f"| {f / b:.2f}{note} | {spread} |")
+    notes = [
+        f"Medians over {len(rounds)} rounds (focus bf16, torch f32 and torch autocast bf16 "
+        f"interleaved); {args.threads} threads each; {args.iters} timed training steps per run. "
+        "focus: bench_models --precision bf16; torch autocast bf16: forward and loss under "
+        "torch.autocast(\"cpu\", dtype=torch.bfloat16), backward and AdamW on f32 master weights.",
+        machine_note(env_info),
+        focus_note(args, env_info),
+        f"torch {env_info['torch']}: OpenBLAS core {env_info['torch_blas_core']}, "
+        "OMP_WAIT_POLICY=PASSIVE.",
+    ]
+    return "\n".join(rows) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
 
 
 def main():
@@ -241,6 +294,9 @@ def main():
     ap.add_argument("--iters", type=int, default=10, help="timed training steps per run")
     ap.add_argument("--batch", type=int, default=128, help="training batch")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--precision", choices=["f32", "bf16"], default="f32",
+                    help="bf16: focus's models with --precision bf16 beside torch f32 and torch "
+                         "autocast bf16, training rows only (no GEMM or inference rows)")
     ap.add_argument("--gemm-sizes", default=",".join(GEMM_SHAPES))
     ap.add_argument("--gemm-reps", type=int, default=20,
                     help="timed calls per GEMM shape (the programs' own default gives 2048^3 only 3)")
@@ -258,7 +314,7 @@ def main():
     args.gemm_sizes = args.gemm_sizes.split(",")
     args.focus_env = dict(kv.split("=", 1) for kv in args.focus_env)
     args.workdir = args.workdir or args.build
-    for exe in ("focus", "bench_models"):
+    for exe in ("focus", "bench_models") if args.precision == "f32" else ("bench_models",):
         if not os.access(os.path.join(args.build, exe), os.X_OK):
             raise SystemExit(f"compare: {args.build}/{exe} missing (build first: make build)")
 
@@ -271,14 +327,23 @@ def main():
             wait_for_quiet(args.max_load, args.max_wait, log)
         log(f"round {r + 1}/{args.rounds} (load {load1():.2f})")
         res = one_round(r, args, log, shapes_file)
-        rounds.append(metrics(res, args.gemm_sizes))
+        rounds.append(metrics(res, args))
         raw.append({f"{b}/{fw}": v for (b, fw), v in res.items()})
         note_machine(res, loads, others, stolen)
-        peaks.append(res[("gemm", "focus")]["fma_peak_gflops"])
-    env_info = {"loads": loads, "others": others, "stolen": stolen, "fma_peak": peaks, "focus_blas": raw[0]["gemm/focus"]["backend"],
-                "torch": raw[0]["gemm/torch"]["torch"],
-                "torch_blas_core": raw[0]["gemm/torch"]["blas_core"]}
-    write_outputs(table(rounds, args, env_info), {"rounds": raw, "env": env_info}, args)
+        if args.precision == "f32":
+            peaks.append(res[("gemm", "focus")]["fma_peak_gflops"])
+    if args.precision == "f32":
+        env_info = {"loads": loads, "others": others, "stolen": stolen, "fma_peak": peaks, "focus_blas": raw[0]["gemm/focus"]["backend"],
+                    "torch": raw[0]["gemm/torch"]["torch"],
+                    "torch_blas_core": raw[0]["gemm/torch"]["blas_core"]}
+        md = table(rounds, args, env_info)
+    else:
+        t = raw[0][f"{MODELS[0]}/torch"]
+        env_info = {"loads": loads, "others": others, "stolen": stolen,
+                    "focus_blas": raw[0][f"{MODELS[0]}/focus"]["blas"], "torch": t["torch"],
+                    "torch_blas_core": t["blas_core"]}
+        md = table_bf16(rounds, args, env_info)
+    write_outputs(md, {"rounds": raw, "env": env_info}, args)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,14 @@ optimizer apart. Checks as seq2seq_bench: the eval-mode loss of batch 0 must be 
 below log(V) - 1 (it starts near 9.9 at V = 44, not log(V): see seq2seq_bench.cpp), and with the
 dumped weights equal focus's (compare_seq2seq.py checks that); the training losses must be
 finite and the last 10 average within 1 nat of log(V).
+--autocast bf16 gives PyTorch's own mixed precision (the twin of seq2seq_bench --precision bf16):
+the step's forward and loss run under torch.autocast("cpu", dtype=torch.bfloat16) (the loss itself
+in f32, as autocast does), backward, clipping and AdamW outside it on f32 master weights; the
+eval-mode loss of batch 0 is taken under autocast too, so it carries bf16's rounding of the
+logits (compare_seq2seq.py widens its tolerance for it); the other checks stay as they are.
 Run with Debian's python (torch lives there):
   /usr/bin/python3 bench/seq2seq_torch.py --batches FILE [--steps 30] [--warmup 3] [--threads 2]
+      [--autocast off|bf16]
 Limits: Linux only (peak memory from /proc); the file's batch count bounds warmup + steps.
 """
 import argparse
@@ -102,6 +108,8 @@ def main():
     ap.add_argument("--label-smoothing", type=float, default=0.1)
     ap.add_argument("--clip", type=float, default=1.0)
     ap.add_argument("--breakdown", action="store_true")
+    ap.add_argument("--autocast", choices=["off", "bf16"], default="off",
+                    help="bf16: forward and loss under torch.autocast (bf16), f32 master weights")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     threads = tc.setup_threads(args.threads)
@@ -122,7 +130,8 @@ def main():
 
     def loss_of(b):
         src, src_len, tgt_in, tgt_out = b
-        return crit(model(src, src_len, tgt_in).reshape(-1, V), tgt_out.reshape(-1))
+        with tc.autocast(args.autocast):
+            return crit(model(src, src_len, tgt_in).reshape(-1, V), tgt_out.reshape(-1))
 
     model.eval()
     with torch.no_grad():
@@ -176,13 +185,14 @@ def main():
     if args.breakdown:
         train["breakdown_ms"] = {k: tc.median(ph[k]) * 1e3
                                  for k in ("forward", "backward", "clip", "optimizer")}
-    out = {"framework": "torch", **tc.environment(threads),
+    out = {"framework": "torch", **tc.environment(threads), "autocast": args.autocast,
            "params": sum(p.numel() for p in params), "config": cfg, "train": train}
     if args.json:
         print(json.dumps(out, indent=2))
         return
     t = train
-    print(f"torch {torch.__version__} seq2seq: {out['params']} parameters, {threads} threads")
+    print(f"torch {torch.__version__} seq2seq: {out['params']} parameters, {threads} threads, "
+          f"autocast {args.autocast}")
     print(f"training: {t['tgt_tokens_per_s']:.0f} target tokens/s, {t['tokens_per_s']:.0f} "
           f"source+target tokens/s, {t['sentences_per_s']:.1f} sentences/s, {t['median_ms']:.1f} "
           f"ms/step (median of {args.steps}), loss {t['loss_first']:.3f} (eval "

@@ -1,5 +1,6 @@
-"""Shared setup for the PyTorch twins of focus's benchmarks (gemm_torch.py, torch_models.py), and
-reading focus's .safetensors files into them (read_safetensors, focus_state_dict).
+"""Shared setup for the PyTorch twins of focus's benchmarks (gemm_torch.py, torch_models.py),
+their bf16 mixed precision (autocast), and reading focus's .safetensors files into them
+(read_safetensors, focus_state_dict).
 
 PyTorch gets its fair settings here, before torch is imported: OpenBLAS on the core focus picks for
 the same CPU (SkylakeX on AVX-512, Haswell on AVX2; the AVX-512 machines export Haswell, and
@@ -49,6 +50,22 @@ else:
 os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 import torch  # noqa: E402  (after the environment is set)
+
+
+# torch 1.13's nn.MultiheadAttention, TransformerEncoderLayer and TransformerEncoder mean to leave
+# their fused inference paths under autocast, but they ask only CUDA's flag (is_autocast_enabled):
+# under CPU autocast the fused kernels get bf16 activations beside f32 weights and fail ("expected
+# scalar type BFloat16 but found Float"). Here the flag answers for CPU autocast too (nothing else
+# the twins run asks it; without CPU autocast it answers as before).
+_cuda_autocast_enabled = torch.is_autocast_enabled
+torch.is_autocast_enabled = lambda: _cuda_autocast_enabled() or torch.is_autocast_cpu_enabled()
+
+
+def autocast(mode):
+    """The context a forward pass (and its loss) runs in: torch's CPU autocast to bf16 for mode
+    "bf16" (matmuls and convolutions in bf16, cross-entropy in f32, the other ops in their inputs'
+    type), else a no-op."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16")
 
 
 def setup_threads(threads):
