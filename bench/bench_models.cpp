@@ -276,15 +276,16 @@ int main(int argc, char** argv) {
       ->expected(2);
   std::string precision = "f32";
   app.add_option("--precision", precision,
-                 "f32 | bf16: the GEMMs and convolutions at bf16 with F32 accumulation "
-                 "(kernels/precision.hpp; refused without AVX512-BF16 or AMX)")
+                 "f32 | bf16: the training steps' GEMMs and convolutions at bf16 with F32 "
+                 "accumulation (kernels/precision.hpp; refused without AVX512-BF16 or AMX); the "
+                 "inference rows keep their F32 paths")
       ->capture_default_str();
   app.add_flag("--json", json, "print JSON");
   CLI11_PARSE(app, argc, argv);
   ensure_passive_omp_wait(argv);  // as the focus CLI: idle OpenMP threads sleep (kernels/cpu.hpp)
   try {
-    set_compute_precision(parse_precision(precision));
-    check_precision_supported(compute_precision());
+    const Precision train_precision = parse_precision(precision);
+    check_precision_supported(train_precision);
     if (threads > 0) set_num_threads(threads);
     Rng rng(1);
     std::unique_ptr<ImageClassifier> m;
@@ -321,7 +322,10 @@ int main(int argc, char** argv) {
       out["param_shapes"][name] = std::vector<int64_t>(p.shape().begin(), p.shape().end());
     for (int64_t b : infer_batch)
       out["infer"].push_back(bench_inference(*m, b, iters, classes, rng));
-    if (!skip_train) out["train"] = bench_train(*m, batch, iters, classes, rng);
+    if (!skip_train) {
+      const ScopedPrecision scoped(train_precision);
+      out["train"] = bench_train(*m, batch, iters, classes, rng);
+    }
     if (json) {
       std::printf("%s\n", out.dump(2).c_str());
       return 0;
