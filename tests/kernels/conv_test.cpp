@@ -20,8 +20,10 @@
 #include "focus/kernels/onednn.hpp"
 #include "focus/kernels/gemm.hpp"
 #include "focus/tensor/rng.hpp"
+#include "support/vector_diff.hpp"
 
 using namespace focus;
+using focus::testing::max_rel_diff;
 
 namespace {
 
@@ -30,17 +32,6 @@ std::vector<T> randn(int64_t n, Rng& rng) {
   std::vector<T> v(static_cast<size_t>(n));
   for (auto& x : v) x = static_cast<T>(rng.normal());
   return v;
-}
-
-template <class T>
-double rel_diff(const std::vector<T>& a, const std::vector<T>& b) {
-  double m = 0, scale = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double d = std::abs(double(a[i]) - double(b[i]));
-    if (!(d <= m)) m = d;  // NaN propagates
-    scale = std::max(scale, std::abs(double(b[i])));
-  }
-  return scale > 0 ? m / scale : m;
 }
 
 // Forward and backward of the im2col kernel against the reference for one geometry.
@@ -54,17 +45,17 @@ void check_conv(const ConvGeom& g, Rng& rng, double tol) {
   const auto where = ::testing::Message() << "N=" << g.N << " C=" << g.C << " H=" << g.H << " W=" << g.W
                                           << " O=" << g.O << " K=" << g.KH << "x" << g.KW
                                           << " s=" << g.stride << " p=" << g.padding;
-  EXPECT_LT(rel_diff(y, yr), tol) << "forward " << where;
+  EXPECT_LT(max_rel_diff(y, yr), tol) << "forward " << where;
   conv2d_forward_im2col(y.data(), x.data(), w.data(), static_cast<const T*>(nullptr), g);
   conv2d_forward_reference(yr.data(), x.data(), w.data(), static_cast<const T*>(nullptr), g);
-  EXPECT_LT(rel_diff(y, yr), tol) << "forward without bias " << where;
+  EXPECT_LT(max_rel_diff(y, yr), tol) << "forward without bias " << where;
 
   std::vector<T> dx(xn), dw(wn), db(g.O), dxr(xn), dwr(wn), dbr(g.O);
   conv2d_backward_im2col(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), g);
   conv2d_backward_reference(dxr.data(), dwr.data(), dbr.data(), dy.data(), x.data(), w.data(), g);
-  EXPECT_LT(rel_diff(dx, dxr), tol) << "dx " << where;
-  EXPECT_LT(rel_diff(dw, dwr), tol) << "dw " << where;
-  EXPECT_LT(rel_diff(db, dbr), tol) << "db " << where;
+  EXPECT_LT(max_rel_diff(dx, dxr), tol) << "dx " << where;
+  EXPECT_LT(max_rel_diff(dw, dwr), tol) << "dw " << where;
+  EXPECT_LT(max_rel_diff(db, dbr), tol) << "db " << where;
   // Each output alone (the others null) gives the same values.
   std::vector<T> dx1(xn), dw1(wn);
   conv2d_backward_im2col(dx1.data(), static_cast<T*>(nullptr), static_cast<T*>(nullptr), dy.data(),
@@ -143,7 +134,7 @@ TEST(ConvKernel, ConvGemmMatchesReferenceGemm) {
             std::vector<float> C = C0, Cr = C0;
             conv_gemm<float>(ta, tb, M, N, K, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
             gemm_reference<float>(ta, tb, M, N, K, 1.0f, A.data(), lda, B.data(), ldb, beta, Cr.data(), ldc);
-            EXPECT_LT(rel_diff(C, Cr), 1e-5) << M << "x" << N << "x" << K << " ta=" << ta
+            EXPECT_LT(max_rel_diff(C, Cr), 1e-5) << M << "x" << N << "x" << K << " ta=" << ta
                                              << " tb=" << tb << " beta=" << beta << " threads=" << threads;
           }
   }
@@ -172,7 +163,7 @@ void check_onednn(const ConvGeom& g, Rng& rng, const OneDnnConvOptions& opt, dou
     ASSERT_EQ(conv2d_forward_onednn(y.data(), x.data(), w.data(), bias, g, opt), on) << where;
     if (!on) return;
     conv2d_forward_reference(yr.data(), x.data(), w.data(), bias, g);
-    EXPECT_LT(rel_diff(y, yr), tol) << "forward, bias " << (bias != nullptr) << " " << where;
+    EXPECT_LT(max_rel_diff(y, yr), tol) << "forward, bias " << (bias != nullptr) << " " << where;
   }
   std::vector<float> dxr(xn), dwr(wn), dbr(g.O);
   conv2d_backward_reference(dxr.data(), dwr.data(), dbr.data(), dy.data(), x.data(), w.data(), g);
@@ -181,9 +172,9 @@ void check_onednn(const ConvGeom& g, Rng& rng, const OneDnnConvOptions& opt, dou
     ASSERT_TRUE(conv2d_backward_onednn(mask & 1 ? dx.data() : nullptr, mask & 2 ? dw.data() : nullptr,
                                        mask & 4 ? db.data() : nullptr, dy.data(), x.data(), w.data(), g, opt))
         << where;
-    if (mask & 1) EXPECT_LT(rel_diff(dx, dxr), tol) << "dx, mask " << mask << " " << where;
-    if (mask & 2) EXPECT_LT(rel_diff(dw, dwr), tol) << "dw, mask " << mask << " " << where;
-    if (mask & 4) EXPECT_LT(rel_diff(db, dbr), tol) << "db, mask " << mask << " " << where;
+    if (mask & 1) EXPECT_LT(max_rel_diff(dx, dxr), tol) << "dx, mask " << mask << " " << where;
+    if (mask & 2) EXPECT_LT(max_rel_diff(dw, dwr), tol) << "dw, mask " << mask << " " << where;
+    if (mask & 4) EXPECT_LT(max_rel_diff(db, dbr), tol) << "db, mask " << mask << " " << where;
   }
 }
 
@@ -330,11 +321,11 @@ TEST(PoolKernel, MatchesNaiveLoops) {
     for (int64_t p = 0; p < g.planes; ++p)
       for (int64_t i = 0; i < g.OH() * g.OW(); ++i)
         dxn[p * g.H * g.W + argn[p * g.OH() * g.OW() + i]] += dy[p * g.OH() * g.OW() + i];
-    EXPECT_LT(rel_diff(dx, dxn), 1e-14) << "max backward trial " << trial;
+    EXPECT_LT(max_rel_diff(dx, dxn), 1e-14) << "max backward trial " << trial;
 
     naive_pool(x, g, false, yn, argn);
     avg_pool2d_forward(y.data(), x.data(), g);
-    EXPECT_LT(rel_diff(y, yn), 1e-14) << "avg trial " << trial;
+    EXPECT_LT(max_rel_diff(y, yn), 1e-14) << "avg trial " << trial;
     // Avg backward: each output's gradient / K^2 spread over its window's inside positions.
     std::fill(dxn.begin(), dxn.end(), 0.0);
     for (int64_t p = 0; p < g.planes; ++p)
@@ -347,7 +338,7 @@ TEST(PoolKernel, MatchesNaiveLoops) {
                 dxn[(p * g.H + h) * g.W + w] += dy[(p * g.OH() + oh) * g.OW() + ow] / double(g.K * g.K);
             }
     avg_pool2d_backward(dx.data(), dy.data(), g);
-    EXPECT_LT(rel_diff(dx, dxn), 1e-14) << "avg backward trial " << trial;
+    EXPECT_LT(max_rel_diff(dx, dxn), 1e-14) << "avg backward trial " << trial;
   }
 }
 

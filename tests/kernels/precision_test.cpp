@@ -20,8 +20,10 @@
 #include "focus/tensor/bf16.hpp"
 #include "focus/tensor/error.hpp"
 #include "focus/tensor/rng.hpp"
+#include "support/vector_diff.hpp"
 
 using namespace focus;
+using focus::testing::max_rel_diff;
 
 namespace {
 
@@ -34,16 +36,6 @@ std::vector<float> randn(int64_t n, Rng& rng) {
 std::vector<float> rounded(std::vector<float> v) {
   round_to_bf16(v.data(), v.data(), static_cast<int64_t>(v.size()));
   return v;
-}
-
-double max_rel(const std::vector<float>& a, const std::vector<float>& b) {
-  double m = 0, scale = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double d = std::abs(double(a[i]) - double(b[i]));
-    if (!(d <= m)) m = d;  // NaN propagates
-    scale = std::max(scale, std::abs(double(b[i])));
-  }
-  return scale > 0 ? m / scale : m;
 }
 
 uint32_t bits(float x) {
@@ -181,7 +173,7 @@ TEST(Precision, OneDnnBf16MatmulWhereTheCpuHasBf16) {
     const auto rA = rounded(A), rB = rounded(B);
     gemm_reference<float>(ta, tb, M, N, K, 1.f, rA.data(), ta ? M : K, rB.data(), tb ? K : N, 0.5f,
                           R.data(), N);
-    EXPECT_LT(max_rel(C, R), 2e-5) << "ta=" << ta << " tb=" << tb;
+    EXPECT_LT(max_rel_diff(C, R), 2e-5) << "ta=" << ta << " tb=" << tb;
   }
 }
 
@@ -212,12 +204,12 @@ void check_conv_bf16(ConvKernel k, const char* name, const ConvGeom& g, Rng& rng
   ASSERT_EQ(yr, yo);
   const auto where = ::testing::Message() << name << " N=" << g.N << " C=" << g.C << " H=" << g.H
                                           << " O=" << g.O << " K=" << g.KH << " s=" << g.stride;
-  EXPECT_LT(max_rel(y, yr), 2e-5) << "forward " << where;
-  EXPECT_LT(max_rel(dx, dxr), 2e-5) << "dx " << where;
-  EXPECT_LT(max_rel(dw, dwr), 2e-5) << "dw " << where;
+  EXPECT_LT(max_rel_diff(y, yr), 2e-5) << "forward " << where;
+  EXPECT_LT(max_rel_diff(dx, dxr), 2e-5) << "dx " << where;
+  EXPECT_LT(max_rel_diff(dw, dwr), 2e-5) << "dw " << where;
   // The im2col kernel sums db from dy unrounded (it needs no product): bf16's rounding apart.
-  EXPECT_LT(max_rel(db, dbr), 1e-2) << "db " << where;
-  EXPECT_GT(max_rel(y, yf), 1e-4) << "bf16 not applied: " << where;
+  EXPECT_LT(max_rel_diff(db, dbr), 1e-2) << "db " << where;
+  EXPECT_GT(max_rel_diff(y, yf), 1e-4) << "bf16 not applied: " << where;
 }
 
 }  // namespace
@@ -254,5 +246,5 @@ TEST(Precision, GemmAtBf16InsideAParallelRegion) {
       gemm(false, true, M, N, K, 1.f, A[t].data(), K, B[t].data(), K, 0.f, C[t].data(), N);
     }
   }
-  for (int t = 0; t < 2; ++t) EXPECT_LT(max_rel(C[t], R[t]), 2e-5) << "thread " << t;
+  for (int t = 0; t < 2; ++t) EXPECT_LT(max_rel_diff(C[t], R[t]), 2e-5) << "thread " << t;
 }
