@@ -284,8 +284,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   ensure_passive_omp_wait(argv);  // as the focus CLI: idle OpenMP threads sleep (kernels/cpu.hpp)
   try {
-    const Precision train_precision = parse_precision(precision);
-    check_precision_supported(train_precision);
+    const Precision train_precision = supported_precision(precision);
     if (threads > 0) set_num_threads(threads);
     Rng rng(1);
     std::unique_ptr<ImageClassifier> m;

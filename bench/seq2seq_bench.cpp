@@ -325,8 +325,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   ensure_passive_omp_wait(argv);  // as the focus CLI: idle OpenMP threads sleep (kernels/cpu.hpp)
   try {
-    set_compute_precision(parse_precision(precision));
-    check_precision_supported(compute_precision());
+    set_compute_precision(supported_precision(precision));
     if (threads > 0) set_num_threads(threads);
     nlohmann::json cj{{"src_vocab", 32}, {"tgt_vocab", 44}, {"d_model", 256},
                       {"n_enc_layers", 3}, {"n_dec_layers", 3}, {"n_heads", 4},

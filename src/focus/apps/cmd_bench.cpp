@@ -205,9 +205,7 @@ Command add_bench_command(CLI::App& app) {
       return rc != -1 ? rc : attention();
     }
     if (o->threads > 0) set_num_threads(o->threads);
-    const Precision precision = parse_precision(o->precision);
-    check_precision_supported(precision);
-    set_compute_precision(precision);
+    set_compute_precision(supported_precision(o->precision));
     set_gemm_kernel(o->kernel == "blas"      ? GemmKernel::Blas
                     : o->kernel == "onednn"  ? GemmKernel::OneDnn
                     : o->kernel == "small"   ? GemmKernel::Small

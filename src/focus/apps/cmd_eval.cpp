@@ -60,8 +60,7 @@ Command add_eval_command(CLI::App& app) {
       ->capture_default_str();
   return [o] {
     if (o->threads > 0) set_num_threads(o->threads);
-    const Precision precision = parse_precision(o->precision);
-    check_precision_supported(precision);
+    const Precision precision = supported_precision(o->precision);
     const ScopedPrecision scoped(precision);
     const bool seq2seq = model_file_format(o->model).rfind("focus-seq2seq", 0) == 0;
     FOCUS_CHECK(!seq2seq || precision == Precision::F32, ValueError,

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "focus/kernels/precision.hpp"
 #include "focus/apps/commands.hpp"
 #include "focus/io/atomic_file.hpp"
 #include "focus/kernels/cpu.hpp"
@@ -43,7 +44,7 @@ Command add_pretrain_command(CLI::App& app) {
       std::printf("%s\n", to_json(cfg).dump(2).c_str());
       return 0;
     }
-    const ScopedPrecision precision(checked_precision(cfg));
+    const ScopedPrecision precision(supported_precision(cfg.precision));
     if (cfg.threads > 0) set_num_threads(cfg.threads);
     const auto texts = unlabelled_sentences(cfg.corpus);
     std::fprintf(stderr, "focus: %zu sentences of unlabelled text (%s); %d threads\n", texts.size(),

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "focus/kernels/precision.hpp"
 #include "focus/apps/commands.hpp"
 #include "focus/dist/communicator.hpp"
 #include "focus/infer/calibration.hpp"
@@ -214,7 +215,7 @@ Command add_cv_command(CLI::App& app) {
     cfg = with_task_defaults(cfg);
     FOCUS_CHECK(cfg.task == "text", ValueError, "focus cv: --task {} (only text)", cfg.task);
     validate(cfg);
-    const ScopedPrecision precision(checked_precision(cfg));
+    const ScopedPrecision precision(supported_precision(cfg.precision));
     if (cfg.threads > 0) set_num_threads(cfg.threads);
     const TextCorpus corpus = load_text_corpus(cfg);
     std::vector<int64_t> rows = corpus.train;

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "focus/kernels/precision.hpp"
 #include "focus/apps/commands.hpp"
 #include "focus/data/dataset.hpp"
 #include "focus/dist/communicator.hpp"
@@ -143,7 +144,7 @@ int train_recsys_and_report(const TrainConfig& cfg);  // below
 int train_and_report(const TrainConfig& cfg_in) {
   const TrainConfig cfg = with_task_defaults(cfg_in);
   // Training, its validations and the final test evaluation run at the precision asked for.
-  const ScopedPrecision precision(checked_precision(cfg));
+  const ScopedPrecision precision(supported_precision(cfg.precision));
   for (const auto& [flag, value] : {std::pair{"--extra-labels", &cfg.extra_labels}, std::pair{"--reviewed", &cfg.reviewed}})
     FOCUS_CHECK(value->empty() || (!is_seq2seq_task(cfg.task) && cfg.task != "text"), ValueError,
                 "{}: reviewed labels are images; the {} task cannot use them", flag, cfg.task);

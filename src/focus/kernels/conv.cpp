@@ -168,13 +168,15 @@ std::vector<float> rounded(const float* p, int64_t n) {
 template <class T>
 void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeom& g) {
   const ConvKernel k = conv_kernel();
-  if constexpr (std::is_same_v<T, float>) {
-    if (k == ConvKernel::Reference && compute_precision() == Precision::Bf16) {
-      const auto rx = rounded(x, g.N * g.C * g.H * g.W), rw = rounded(w, g.O * g.C * g.KH * g.KW);
-      return conv2d_forward_reference(y, rx.data(), rw.data(), b, g);
+  if (k == ConvKernel::Reference) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (compute_precision() == Precision::Bf16) {
+        const auto rx = rounded(x, g.N * g.C * g.H * g.W), rw = rounded(w, g.O * g.C * g.KH * g.KW);
+        return conv2d_forward_reference(y, rx.data(), rw.data(), b, g);
+      }
     }
+    return conv2d_forward_reference(y, x, w, b, g);
   }
-  if (k == ConvKernel::Reference) return conv2d_forward_reference(y, x, w, b, g);
   if constexpr (std::is_same_v<T, float>) {
     const auto opt = onednn_options(k, g);
     if (opt && conv2d_forward_onednn(y, x, w, b, g, *opt)) return;
@@ -185,14 +187,16 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const ConvGeom& g)
 template <class T>
 void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, const ConvGeom& g) {
   const ConvKernel k = conv_kernel();
-  if constexpr (std::is_same_v<T, float>) {
-    if (k == ConvKernel::Reference && compute_precision() == Precision::Bf16) {
-      const auto rdy = rounded(dy, g.N * g.O * g.OH() * g.OW()),
-                 rx = rounded(x, g.N * g.C * g.H * g.W), rw = rounded(w, g.O * g.C * g.KH * g.KW);
-      return conv2d_backward_reference(dx, dw, db, rdy.data(), rx.data(), rw.data(), g);
+  if (k == ConvKernel::Reference) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (compute_precision() == Precision::Bf16) {
+        const auto rdy = rounded(dy, g.N * g.O * g.OH() * g.OW()),
+                   rx = rounded(x, g.N * g.C * g.H * g.W), rw = rounded(w, g.O * g.C * g.KH * g.KW);
+        return conv2d_backward_reference(dx, dw, db, rdy.data(), rx.data(), rw.data(), g);
+      }
     }
+    return conv2d_backward_reference(dx, dw, db, dy, x, w, g);
   }
-  if (k == ConvKernel::Reference) return conv2d_backward_reference(dx, dw, db, dy, x, w, g);
   if constexpr (std::is_same_v<T, float>) {
     const auto opt = onednn_options(k, g);
     if (opt && conv2d_backward_onednn(dx, dw, db, dy, x, w, g, *opt)) return;

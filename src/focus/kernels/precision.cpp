@@ -65,6 +65,12 @@ void check_precision_supported(Precision p) {
       forced ? "FOCUS_FORCE_ISA lowered this CPU" : "this CPU has neither", isa_name(active_isa())));
 }
 
+Precision supported_precision(std::string_view name) {
+  const Precision p = parse_precision(name);
+  check_precision_supported(p);
+  return p;
+}
+
 void round_to_bf16(float* dst, const float* src, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {

@@ -32,6 +32,8 @@ Precision parse_precision(std::string_view name); // ValueError naming the value
 bool bf16_hardware();
 // Throws ValueError, naming the CPU's lack, for bf16 without bf16_hardware().
 void check_precision_supported(Precision p);
+// parse_precision, then check_precision_supported: what a --precision flag takes.
+Precision supported_precision(std::string_view name);
 
 // dst[i] = src[i] rounded to the nearest bfloat16 (kept as a float); dst may equal src.
 void round_to_bf16(float* dst, const float* src, int64_t n);

@@ -154,10 +154,4 @@ void validate(const TrainConfig& c) {
               c.model_config);
 }
 
-Precision checked_precision(const TrainConfig& c) {
-  const Precision p = parse_precision(c.precision);
-  check_precision_supported(p);
-  return p;
-}
-
 }  // namespace focus

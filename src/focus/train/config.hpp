@@ -7,8 +7,6 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "focus/kernels/precision.hpp"
-
 namespace CLI { class App; }
 
 namespace focus {
@@ -208,7 +206,5 @@ void load_config_file(TrainConfig& c, const std::string& path);
 nlohmann::json to_json(const TrainConfig& c);
 // Checks ranges and choices; throws ValueError naming the field and the value.
 void validate(const TrainConfig& c);
-// c.precision, refused (ValueError) where this CPU has no bf16 units (kernels/precision.hpp).
-Precision checked_precision(const TrainConfig& c);
 
 }  // namespace focus
