@@ -2,7 +2,8 @@
 // answered without the handler and keeps the connection alive for the next request; bodies over
 // the limit (by Content-Length, or chunked) are refused and never handed over whole; a throwing
 // handler is a 500 and the server goes on; idle connections hold no handler thread; stop() lets
-// a running handler answer first; addresses and TLS files that cannot be used are IOErrors.
+// a running handler answer first; a deferred answer is sent from another thread; addresses and
+// TLS files that cannot be used are IOErrors.
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <mutex>
 #include <thread>
 
 #include "focus/serve/http.hpp"
@@ -192,6 +194,52 @@ TEST(Http, StopLetsARunningHandlerAnswer) {
   const std::string a = c.answer();
   stopper.join();
   EXPECT_NE(a.find("late"), std::string::npos) << a;
+}
+
+// A handler that defers returns at once (its thread is free); the answer goes out when another
+// thread sends the reply, on the kept-alive connection. A reply dropped unsent is a 500, never
+// a connection left hanging; defer() outside a handler is a logic_error.
+TEST(Http, ADeferredAnswerIsSentFromAnotherThread) {
+  std::mutex mu;
+  std::vector<std::thread> senders;
+  std::atomic<int> returned{0};
+  HttpServer::Options o;
+  o.handler_threads = 1;  // one handler thread: the second request needs the first one's returned
+  HttpServer::Callbacks cb{[](HttpRequest&, HttpResponse&) { return false; },
+                           [&](HttpRequest& q, HttpResponse& r) {
+                             HttpReply reply = q.defer();
+                             if (q.path == "/drop") return;  // never sent: 500
+                             std::lock_guard<std::mutex> lock(mu);
+                             ++returned;
+                             senders.emplace_back([reply, &r, &returned, body = q.body] {
+                               // No answer before both first requests were handed over: the one
+                               // handler thread must be free again while an answer is pending.
+                               for (int i = 0; i < 500 && returned.load() < 2; ++i)
+                                 std::this_thread::sleep_for(std::chrono::milliseconds(10));
+                               if (returned.load() < 2) return;  // dropped: a 500 fails the test
+                               r.set_content("later:" + body, "text/plain");
+                               reply.send();
+                               reply.send();  // a second send does nothing
+                             });
+                           }};
+  {
+    Running s(o, cb);
+    Conn a(s.http.port()), b(s.http.port());
+    a.send(post("/x", "one"));
+    b.send(post("/x", "two"));
+    const std::string ra = a.answer(), rb = b.answer();
+    EXPECT_NE(ra.find("later:one"), std::string::npos) << ra;
+    EXPECT_NE(rb.find("later:two"), std::string::npos) << rb;
+    a.send(post("/x", "again"));  // the connection goes on
+    EXPECT_NE(a.answer().find("later:again"), std::string::npos);
+    Conn d(s.http.port());
+    d.send(post("/drop", ""));
+    EXPECT_EQ(d.answer().rfind("HTTP/1.1 500", 0), 0u);
+    for (std::thread& t : senders) t.join();
+  }
+  EXPECT_EQ(returned.load(), 3);
+  HttpRequest outside;
+  EXPECT_THROW(outside.defer(), std::logic_error);
 }
 
 TEST(Http, UnusableAddressesAndTlsFilesAreIOErrors) {

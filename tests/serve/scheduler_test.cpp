@@ -1,6 +1,7 @@
 // The dynamic batcher: batched answers equal single ones, batches form under load and respect
 // max_batch, a full queue refuses, a job past its deadline does not run, a cancelled job is
-// dropped, one bad input fails only its own job, and drain waits for admitted work.
+// dropped, one bad input fails only its own job, and drain waits for admitted work; asynchronous
+// jobs are ended by the scheduler itself (executor, or the watch at a deadline or a departure).
 #include "focus/serve/scheduler.hpp"
 
 #include <gtest/gtest.h>
@@ -77,6 +78,60 @@ TEST(Scheduler, FullQueueRefusesAndDeadlinesAndCancelsAreHonoured) {
   EXPECT_EQ(ok->status, 0);
   EXPECT_EQ(cancelled->state.load(), Job::Cancelled);
   EXPECT_FALSE(cancelled->probs.defined());
+}
+
+// Asynchronous jobs (on_done, no waiting thread): the watch ends a queued one at its deadline
+// and one whose client left, while the only executor is busy; one that runs is answered by its
+// executor. Each on_done runs once, with the outcome in place.
+TEST(Scheduler, AsynchronousJobsEndAtTheirDeadlinesOrWhenTheirClientsLeave) {
+  SchedulerOptions so;
+  so.executors = 1;
+  Scheduler s(so, nullptr);
+  auto busy = image_job(1, 30);
+  busy->run_alone = [](Job&) { std::this_thread::sleep_for(std::chrono::milliseconds(400)); };
+  ASSERT_EQ(s.submit(busy), Admit::Ok);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the executor has taken it
+  struct Seen {
+    std::atomic<int> calls{0}, status{-1};
+    std::atomic<bool> had_probs{false};
+    SteadyClock::time_point at;
+  };
+  auto watched = [](const std::shared_ptr<Job>& j, Seen& seen) {
+    j->on_done = [&seen](Job& done) {
+      seen.at = SteadyClock::now();
+      seen.status = done.status;
+      seen.had_probs = done.probs.defined();
+      ++seen.calls;
+    };
+  };
+  Seen late, left, ran;
+  std::atomic<bool> gone{false};
+  auto j_late = image_job(1, 31, std::chrono::milliseconds(60));
+  auto j_left = image_job(1, 32);
+  auto j_ran = image_job(2, 33);
+  watched(j_late, late), watched(j_left, left), watched(j_ran, ran);
+  j_left->client_left = [&gone] { return gone.load(); };
+  const auto t0 = SteadyClock::now();
+  ASSERT_EQ(s.submit(j_late), Admit::Ok);
+  ASSERT_EQ(s.submit(j_left), Admit::Ok);
+  ASSERT_EQ(s.submit(j_ran), Admit::Ok);
+  gone = true;
+  wait(*busy);
+  wait(*j_late), wait(*j_left), wait(*j_ran);
+  for (int i = 0; i < 100 && ran.calls.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(late.calls.load(), 1);
+  EXPECT_EQ(late.status.load(), 504);
+  EXPECT_FALSE(late.had_probs.load());
+  // Ended by the watch, not when the busy executor came to it (400 ms).
+  EXPECT_LT(late.at - t0, std::chrono::milliseconds(300));
+  EXPECT_EQ(left.calls.load(), 1);
+  EXPECT_EQ(left.status.load(), 499);
+  EXPECT_LT(left.at - t0, std::chrono::milliseconds(300));
+  EXPECT_EQ(ran.calls.load(), 1);
+  EXPECT_EQ(ran.status.load(), 0);
+  EXPECT_TRUE(ran.had_probs.load());
+  EXPECT_EQ(j_ran->probs.size(0), 2);
+  EXPECT_FALSE(j_ran->on_done);  // called once, then let go
 }
 
 TEST(Scheduler, ABadInputFailsOnlyItsOwnJob) {

@@ -4,7 +4,8 @@
 // A request's life: first call (headers in) -> screen; body chunks appended (or dropped when
 // screened out or over the limit); last call -> the screened answer is queued, or the connection
 // is suspended and the request posted to the pool; the handler fills the answer and resumes the
-// connection; libmicrohttpd calls again and the answer is queued. MHD_OPTION_NOTIFY_COMPLETED
+// connection (or defers: then HttpReply::send resumes it, from whichever thread holds the reply);
+// libmicrohttpd calls again and the answer is queued. MHD_OPTION_NOTIFY_COMPLETED
 // frees the request.
 #include "focus/serve/http.hpp"
 
@@ -131,6 +132,33 @@ std::string HttpRequest::get_param_value(const char* name) const {
   return v ? *v : std::string();
 }
 
+namespace {
+
+// Behind an HttpReply: resumes its exchange once; dropped unsent, it answers 500 first.
+struct PendingReply {
+  std::function<void()> resume, fail;
+  std::atomic<bool> sent{false};
+  void send() {
+    if (!sent.exchange(true)) resume();
+  }
+  ~PendingReply() {
+    if (sent.load()) return;
+    fail();
+    send();
+  }
+};
+
+}  // namespace
+
+void HttpReply::send() const {
+  if (state_) static_cast<PendingReply*>(state_.get())->send();
+}
+
+HttpReply HttpRequest::defer() const {
+  if (!defer_) throw std::logic_error("HttpRequest::defer() outside a handler, or twice");
+  return std::exchange(defer_, nullptr)();
+}
+
 struct HttpServer::Impl {
   enum class Phase { Reading, Screened, Handling, Answered };
   struct Exchange {
@@ -138,8 +166,22 @@ struct HttpServer::Impl {
     Phase phase = Phase::Reading;
     HttpRequest req;
     HttpResponse res;
+    bool deferred = false;  // the handler deferred: its reply resumes the connection
   };
   using ExchangePtr = std::shared_ptr<Exchange>;
+
+  // The handler's answer is in x.res: resume the connection (libmicrohttpd queues it).
+  void answered(Exchange& x) {
+    x.phase = Phase::Answered;
+    MHD_resume_connection(x.conn);
+    bool wake;  // only stop() waits for in_flight to fall: no wake-up of run() per request
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      --in_flight;
+      wake = stopping;
+    }
+    if (wake) state_cv.notify_all();
+  }
 
   Options opt;
   Callbacks cb;
@@ -168,20 +210,28 @@ struct HttpServer::Impl {
         x = std::move(work.front());
         work.pop_front();
       }
+      x->req.defer_ = [this, x] {
+        x->deferred = true;
+        auto p = std::make_shared<PendingReply>();
+        p->resume = [this, x] { answered(*x); };
+        p->fail = [x] {
+          x->res = HttpResponse{};
+          x->res.status = 500;
+          x->res.set_content(std::string("{\"error\":\"internal error: the answer was never sent\"}"), "application/json");
+        };
+        return HttpReply(std::move(p));
+      };
       try {
         cb.handle(x->req, x->res);
       } catch (const std::exception& e) {
-        x->res = HttpResponse{};
-        x->res.status = 500;
-        x->res.set_content(std::string("{\"error\":\"internal error\"}"), "application/json");
+        if (!x->deferred) {  // a deferred answer belongs to its reply's holder
+          x->res = HttpResponse{};
+          x->res.status = 500;
+          x->res.set_content(std::string("{\"error\":\"internal error\"}"), "application/json");
+        }
       }
-      x->phase = Phase::Answered;
-      MHD_resume_connection(x->conn);
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        --in_flight;
-      }
-      state_cv.notify_all();
+      x->req.defer_ = nullptr;
+      if (!x->deferred) answered(*x);
     }
   }
 

@@ -9,6 +9,9 @@
 //           connection. It must be quick: it holds up every connection.
 //   handle  runs on a handler thread with the whole body; the connection is suspended meanwhile
 //           (it costs no thread and no polling while it waits) and resumed with the answer.
+//           A handler whose answer comes later (a queued batch) calls req.defer() and returns:
+//           the thread is free at once, and whoever holds the returned Reply fills the response
+//           and sends it, from any thread (the batch's executor: no thread waits per request).
 // So refusals under overload cost microseconds of one thread, and a thread is held only by
 // requests that were admitted (the server bounds those), never by an idle connection.
 //
@@ -26,6 +29,8 @@
 
 namespace focus {
 
+class HttpReply;
+
 struct HttpRequest {
   std::string method, path, body;
   std::vector<std::pair<std::string, std::string>> headers, params;  // in arrival order
@@ -42,6 +47,11 @@ struct HttpRequest {
   std::string get_header_value(const char* name) const;
   bool has_param(const char* name) const;
   std::string get_param_value(const char* name) const;
+
+  // In `handle` only: the answer is sent later, by HttpReply::send(). Once per request; the
+  // request and its response stay valid until then. Outside a handler: std::logic_error.
+  HttpReply defer() const;
+  mutable std::function<HttpReply()> defer_;  // set by HttpServer for the handler's call
 };
 
 struct HttpResponse {
@@ -50,6 +60,20 @@ struct HttpResponse {
   std::vector<std::pair<std::string, std::string>> headers;
   void set_header(const std::string& name, const std::string& value) { headers.emplace_back(name, value); }
   void set_content(std::string b, const char* type) { body = std::move(b), content_type = type; }
+};
+
+// A deferred answer (HttpRequest::defer): send() resumes the connection with the response as it
+// stands. Copyable; the first send() counts, later ones do nothing; a reply never sent (every
+// copy gone) sends a 500, so a connection is never left suspended.
+class HttpReply {
+ public:
+  HttpReply() = default;
+  explicit HttpReply(std::shared_ptr<void> state) : state_(std::move(state)) {}
+  void send() const;
+  explicit operator bool() const { return bool(state_); }
+
+ private:
+  std::shared_ptr<void> state_;
 };
 
 class HttpServer {

@@ -20,6 +20,7 @@ void Job::finish(int st, std::string err) {
     done = true;
   }
   cv.notify_all();
+  if (on_done) std::exchange(on_done, nullptr)(*this);
 }
 
 bool Job::wait_until(SteadyClock::time_point until) {
@@ -36,6 +37,7 @@ Scheduler::Scheduler(const SchedulerOptions& opt, Metrics* metrics) : opt_(opt),
               opt_.executor_threads);
   batch_end_estimate_.assign(size_t(opt_.executors), SteadyClock::time_point::min());
   for (int w = 0; w < opt_.executors; ++w) threads_.emplace_back([this, w] { loop(size_t(w)); });
+  watch_thread_ = std::thread([this] { watch(); });
 }
 
 int Scheduler::peak_batches() const {
@@ -68,7 +70,9 @@ Scheduler::~Scheduler() {
     stop_ = true;
   }
   cv_.notify_all();
+  watch_cv_.notify_all();
   for (std::thread& t : threads_) t.join();
+  watch_thread_.join();
   // Anything still queued (a stop without drain) is answered, never left waiting.
   for (auto& [name, q] : queues_)
     for (auto& j : q.jobs)
@@ -85,8 +89,9 @@ Admit Scheduler::submit(const std::shared_ptr<Job>& job) {
     if (draining_) return Admit::Draining;
     Queue& q = queues_[job->model->name];
     if (int64_t(q.jobs.size()) >= opt_.queue_capacity) {
-      // Cancelled jobs still hold places until the executor passes them: purge them first.
-      std::erase_if(q.jobs, [](const std::shared_ptr<Job>& j) { return j->state.load() == Job::Cancelled; });
+      // Cancelled (or, asynchronous, already ended) jobs still hold places until the executor
+      // passes them: purge them first.
+      std::erase_if(q.jobs, [](const std::shared_ptr<Job>& j) { return j->state.load() != Job::Queued; });
       q.items = 0;
       for (const auto& j : q.jobs) q.items += j->items;
       if (int64_t(q.jobs.size()) >= opt_.queue_capacity) return Admit::QueueFull;
@@ -119,9 +124,41 @@ Admit Scheduler::submit(const std::shared_ptr<Job>& job) {
     q.jobs.push_back(job);
     q.items += job->items;
     publish_depth(job->model->name, q);
+    if (job->on_done && job->deadline < watch_next_) watch_cv_.notify_one();
   }
   cv_.notify_one();
   return Admit::Ok;
+}
+
+void Scheduler::watch() {
+  // A tick every 20 ms (or sooner for an earlier deadline): woken by submit() only for a job
+  // whose deadline comes before the next tick, so a busy queue costs it no wake-ups.
+  using namespace std::chrono_literals;
+  std::unique_lock<std::mutex> lock(mu_);
+  std::vector<std::shared_ptr<Job>> late, ask;  // past their deadlines; to ask client_left()
+  while (!stop_) {
+    const auto now = SteadyClock::now();
+    late.clear(), ask.clear();
+    watch_next_ = now + 20ms;
+    for (auto& [name, q] : queues_)
+      for (const auto& j : q.jobs) {
+        if (!j->on_done || j->state.load() != Job::Queued) continue;
+        if (j->deadline <= now)
+          late.push_back(j);
+        else if (j->client_left && now - j->admitted >= 50ms)
+          ask.push_back(j);
+        if (j->deadline > now) watch_next_ = std::min(watch_next_, j->deadline);
+      }
+    if (!late.empty() || !ask.empty()) {
+      lock.unlock();  // the answers are written outside the lock (on_done replies)
+      for (const auto& j : late)
+        if (j->cancel()) j->finish(504, "deadline exceeded before the request could start");
+      for (const auto& j : ask)
+        if (j->client_left() && j->cancel()) j->finish(499, "the client closed the connection while queued");
+      lock.lock();
+    }
+    if (!stop_) watch_cv_.wait_until(lock, watch_next_);
+  }
 }
 
 bool Scheduler::drain(std::chrono::milliseconds timeout) {
@@ -154,7 +191,7 @@ void Scheduler::loop(size_t worker) {
     std::string best_name;
     bool waiting = false;  // jobs queued for a model with no free replica
     for (auto& [name, q] : queues_) {
-      while (!q.jobs.empty() && q.jobs.front()->state.load() == Job::Cancelled) {
+      while (!q.jobs.empty() && q.jobs.front()->state.load() != Job::Queued) {  // cancelled or ended
         q.items -= q.jobs.front()->items;
         q.jobs.pop_front();
         publish_depth(name, q);
@@ -219,10 +256,7 @@ void Scheduler::loop(size_t worker) {
       best->items -= j.items;
       it = best->jobs.erase(it);
       if (taken->deadline <= now) {
-        if (taken->cancel()) {
-          if (metrics_) metrics_->rejection("deadline");
-          taken->finish(504, "deadline exceeded before the request could start");
-        }
+        if (taken->cancel()) taken->finish(504, "deadline exceeded before the request could start");  // counted by its answer
         if (taken.get() == head.get()) break;
         continue;
       }

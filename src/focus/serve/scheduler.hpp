@@ -24,6 +24,10 @@
 // its batch starts is not run (504, by an executor or by the waiting thread, whichever sees it
 // first); a job cancelled while queued (its client went away) is dropped. A job that has
 // started always finishes. drain() stops admitting and waits until every admitted job is done.
+// Asynchronous jobs (Job::on_done set: no thread waits for them) are watched instead by the
+// scheduler's watch thread while queued (a tick every 20 ms, sooner for an earlier deadline): at
+// its deadline a job is ended with 504, and one whose client_left() says so (asked from 50 ms in
+// the queue) with 499; on_done then runs there, as it runs on the executor for a job that ran.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -95,6 +99,10 @@ struct Job {
   // Text classification jobs: texts -> one prediction each (probabilities, tokens, pooling).
   std::vector<TextPrediction> text_predictions;
   std::function<void(Job&)> run_alone;
+  // Asynchronous jobs: called once when the job ends (finish()), on the thread that ends it;
+  // client_left (optional) tells the watch that nobody waits for the answer any more.
+  std::function<void(Job&)> on_done;
+  std::function<bool()> client_left;
   // Outcome.
   int status = 0;            // 0 = ok, else the HTTP status of the failure (500, 504, ...)
   std::string error;         // message for a failure
@@ -137,6 +145,7 @@ class Scheduler {
     int64_t items = 0;
   };
   void loop(size_t worker);
+  void watch();  // the asynchronous jobs' deadlines and departed clients (see the top)
   // `rung`: the SLO ladder's rung an image batch runs on (0 without an SLO); `replica`: the
   // model's predictor it runs on; `threads`: its compute threads (with executor_threads > 0).
   void run_batch(std::vector<std::shared_ptr<Job>>& batch, int rung, int replica, int threads);
@@ -153,7 +162,8 @@ class Scheduler {
   SchedulerOptions opt_;
   Metrics* metrics_;
   mutable std::mutex mu_;
-  std::condition_variable cv_, idle_cv_;
+  std::condition_variable cv_, idle_cv_, watch_cv_;
+  SteadyClock::time_point watch_next_{};  // under mu_: when the watch wakes next
   std::map<std::string, Queue> queues_;
   std::atomic<bool> stop_{false}, draining_{false};
   // Under mu_: batches running, their compute threads, the peaks; the replicas in use, a bit each,
@@ -173,6 +183,7 @@ class Scheduler {
   std::map<std::string, int64_t> slo_windows_seen_;  // under mu_: windows already acted on
   const SteadyClock::time_point t0_ = SteadyClock::now();
   std::vector<std::thread> threads_;
+  std::thread watch_thread_;
 };
 
 }  // namespace focus

@@ -272,12 +272,11 @@ struct Server::Impl {
     return a->model;
   }
 
-  // Queues the job and waits for it. False when it has answered (429, 503, 504, a failed job),
-  // or the client left.
-  bool run_job(Ctx& c, const std::shared_ptr<Job>& job) {
+  // Queues the job. False when it has answered (429, 503).
+  bool submit_job(Ctx& c, const std::shared_ptr<Job>& job) {
     job->admitted = SteadyClock::now();
     switch (sched->submit(job)) {
-      case Admit::Ok: break;
+      case Admit::Ok: return true;
       case Admit::QueueFull:
         c.res.set_header("Retry-After", std::to_string(opt.retry_after_s));
         refuse(c, 429, "queue_full", fmt::format("model '{}' has {} requests queued, its limit: retry later",
@@ -292,6 +291,41 @@ struct Server::Impl {
         refuse(c, 503, "draining", "the server is shutting down");
         return false;
     }
+    return false;
+  }
+
+  // An ended job's outcome: its times in the access record, and the answer to a job that did
+  // not run (504, 499) or failed. False when it has answered.
+  bool job_outcome(Ctx& c, const Job& job) {
+    if (job.status == 499) {
+      metrics.rejection("cancelled");
+      c.rec.error = job.error;
+      finish(c, 499, "", "text/plain");
+      return false;
+    }
+    if (job.status == 504 && job.started == SteadyClock::time_point{}) {
+      refuse(c, 504, "deadline", fmt::format("the request could not start within {:.0f} ms",
+                                             std::chrono::duration<double, std::milli>(job.deadline - c.t0).count()));
+      return false;
+    }
+    c.rec.queue_ms = std::chrono::duration<double, std::milli>(job.started - job.admitted).count();
+    c.rec.compute_ms = std::chrono::duration<double, std::milli>(job.finished - job.started).count();
+    c.rec.batch = job.batch_items;
+    if (job.status != 0) {
+      if (job.status == 504) {
+        refuse(c, 504, "deadline", job.error);
+      } else {
+        refuse(c, job.status, job.status < 500 ? "bad_request" : "error", job.error);
+      }
+      return false;
+    }
+    return true;
+  }
+
+  // Queues the job and waits for it. False when it has answered (429, 503, 504, a failed job),
+  // or the client left.
+  bool run_job(Ctx& c, const std::shared_ptr<Job>& job) {
+    if (!submit_job(c, job)) return false;
     while (!job->wait_until(std::min(job->deadline, SteadyClock::now() + std::chrono::milliseconds(20)))) {
       const auto now = SteadyClock::now();
       if (now >= job->deadline) {
@@ -312,18 +346,27 @@ struct Server::Impl {
         }
       }
     }
-    c.rec.queue_ms = std::chrono::duration<double, std::milli>(job->started - job->admitted).count();
-    c.rec.compute_ms = std::chrono::duration<double, std::milli>(job->finished - job->started).count();
-    c.rec.batch = job->batch_items;
-    if (job->status != 0) {
-      if (job->status == 504) {
-        refuse(c, 504, "deadline", job->error);
-      } else {
-        refuse(c, job->status, job->status < 500 ? "bad_request" : "error", job->error);
-      }
-      return false;
+    return job_outcome(c, *job);
+  }
+
+  // run_job without a waiting thread: the request is deferred (HttpRequest::defer) and the
+  // handler returns at once; answer(ctx, job) writes the answer to a job that ran, on the thread
+  // that ends it (its batch's executor; the scheduler's watch for a deadline or a departed
+  // client). For answers that are quick to write (no files, no database): they hold up the batch.
+  template <class F>
+  void run_job_deferred(Ctx& c, const std::shared_ptr<Job>& job, F answer) {
+    const HttpReply reply = c.req.defer();
+    auto ctx = std::make_shared<Ctx>(c);  // the request and its response live until the reply is sent
+    const int fd = c.req.fd;
+    job->client_left = [fd] { return fd >= 0 && client_gone(fd); };
+    job->on_done = [this, ctx, reply, answer = std::move(answer)](Job& j) {
+      if (job_outcome(*ctx, j)) guarded(*ctx, [&](Ctx& cc) { answer(cc, j); });
+      reply.send();
+    };
+    if (!submit_job(c, job)) {
+      job->on_done = nullptr;
+      reply.send();
     }
-    return true;
   }
 
   // A request's job: the SLO's latencies run from the request's arrival (c.t0).
