@@ -1,7 +1,8 @@
 // The batcher with several executors (batch parallelism, serve/scheduler.hpp): batched answers
 // equal single ones, two batches compute at once on one thread each and never more threads than
 // the budget; a model with one replica, and an explanation, run one batch at a time on every
-// compute thread, after the running batches; deadlines and drain hold.
+// compute thread, after the running batches; deadlines and drain hold; with a busy queue delay,
+// jobs queued while a batch computes wait for company.
 #include "focus/serve/scheduler.hpp"
 
 #include <gtest/gtest.h>
@@ -101,6 +102,35 @@ TEST(SchedulerExecutors, AModelWithOneReplicaRunsOneBatchAtATimeOnEveryThread) {
   }
   EXPECT_EQ(s.peak_batches(), 1);
   EXPECT_EQ(s.peak_threads(), 2);
+}
+
+// busy_queue_delay: while another batch computes, a free executor waits for company (here until
+// that batch ends), so the small jobs queued meanwhile run batched, not one by one beside it; an
+// idle server never waits.
+TEST(SchedulerExecutors, WhileAnotherBatchComputesSmallJobsWaitForCompany) {
+  SchedulerOptions so = two_executors();
+  so.busy_queue_delay_ms = 5000;  // longer than the big batch computes, on any ISA
+  Scheduler s(so, nullptr);
+  auto lone = image_job(two_replicas(), 1, 40);
+  ASSERT_EQ(s.submit(lone), Admit::Ok);
+  wait(*lone);
+  EXPECT_EQ(lone->status, 0) << lone->error;
+  EXPECT_LT(lone->started - lone->admitted, std::chrono::milliseconds(150));  // idle: no wait
+  auto big = image_job(two_replicas(), 3000, 41);  // over max_batch: a batch of its own
+  std::vector<std::shared_ptr<Job>> small;
+  for (int i = 0; i < 3; ++i) small.push_back(image_job(two_replicas(), 1, 42 + i));
+  ASSERT_EQ(s.submit(big), Admit::Ok);
+  for (auto& j : small) ASSERT_EQ(s.submit(j), Admit::Ok);
+  wait(*big);
+  int64_t largest = 0;
+  for (auto& j : small) {
+    wait(*j);
+    EXPECT_EQ(j->status, 0) << j->error;
+    EXPECT_GE(j->started, big->finished);  // none ran alone beside the big batch
+    largest = std::max(largest, j->batch_items);
+  }
+  EXPECT_GE(largest, 2);  // split between the two executors once both are free: 2 + 1
+  EXPECT_EQ(big->batch_items, 3000);
 }
 
 TEST(SchedulerExecutors, DeadlinesAndDrainHold) {

@@ -66,6 +66,8 @@ void validate(const ServeOptions& o) {
   positive("retry-after-s", o.retry_after_s);
   FOCUS_CHECK(o.max_queue_delay_ms >= 0 && o.max_queue_delay_ms <= 10000, ValueError,
               "--max-queue-delay-ms {} must be in [0, 10000]", o.max_queue_delay_ms);
+  FOCUS_CHECK(o.busy_queue_delay_ms >= 0 && o.busy_queue_delay_ms <= 10000, ValueError,
+              "--busy-queue-delay-ms {} must be in [0, 10000]", o.busy_queue_delay_ms);
   FOCUS_CHECK(o.threads >= 0 && o.drain_timeout_ms >= 0 && o.poll_ms >= 0, ValueError,
               "--threads, --drain-timeout-ms and --poll-ms must be >= 0");
   FOCUS_CHECK(o.executors >= 0 && o.executors <= 32, ValueError, "--executors {} must be in [0, 32]", o.executors);

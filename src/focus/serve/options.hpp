@@ -18,6 +18,7 @@ struct ServeOptions {
   std::string keys;                  // key file (focus keys create); required
   int64_t max_batch = 64;            // items per batch
   double max_queue_delay_ms = 0;     // a batch head's wait for company (0: batch what queued)
+  double busy_queue_delay_ms = 0;    // the same while another batch computes (the larger counts)
   int64_t queue_capacity = 256;      // requests in progress per model (decoding, queued, computing); more -> 429
   int64_t timeout_ms = 2000;         // default deadline to start a request; full -> 504
   int64_t max_timeout_ms = 60000;    // the most a client may ask for (?timeout_ms=)
@@ -66,6 +67,9 @@ void visit_fields(ServeOptions& o, V&& v) {
   v("max-batch", o.max_batch, "items (images, sentences) per batch");
   v("max-queue-delay-ms", o.max_queue_delay_ms,
     "how long a queued request may wait for others to batch with (0: batch what has queued)");
+  v("busy-queue-delay-ms", o.busy_queue_delay_ms,
+    "how long a queued request may wait for others while another batch is computing (the server "
+    "is busy): batches of a few cost less per item than batches of one; an idle server never waits");
   v("queue-capacity", o.queue_capacity,
     "requests in progress per model (being decoded, queued or computed); more get 429 unparsed");
   v("timeout-ms", o.timeout_ms, "default deadline: a request not started by then gets 504");

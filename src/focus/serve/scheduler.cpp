@@ -29,9 +29,11 @@ bool Job::wait_until(SteadyClock::time_point until) {
 }
 
 Scheduler::Scheduler(const SchedulerOptions& opt, Metrics* metrics) : opt_(opt), metrics_(metrics) {
-  FOCUS_CHECK(opt_.max_batch >= 1 && opt_.queue_capacity >= 1 && opt_.max_queue_delay_ms >= 0,
+  FOCUS_CHECK(opt_.max_batch >= 1 && opt_.queue_capacity >= 1 && opt_.max_queue_delay_ms >= 0 &&
+                  opt_.busy_queue_delay_ms >= 0,
               ValueError, "scheduler: max_batch {} and queue_capacity {} must be >= 1, "
-              "max_queue_delay_ms {} >= 0", opt_.max_batch, opt_.queue_capacity, opt_.max_queue_delay_ms);
+              "max_queue_delay_ms {} and busy_queue_delay_ms {} >= 0", opt_.max_batch, opt_.queue_capacity,
+              opt_.max_queue_delay_ms, opt_.busy_queue_delay_ms);
   FOCUS_CHECK(opt_.executors >= 1 && opt_.executors <= 32 && opt_.executor_threads >= 0, ValueError,
               "scheduler: executors {} must be in [1, 32], executor_threads {} >= 0", opt_.executors,
               opt_.executor_threads);
@@ -184,6 +186,8 @@ void Scheduler::loop(size_t worker) {
   std::unique_lock<std::mutex> lock(mu_);
   const auto delay = std::chrono::duration_cast<SteadyClock::duration>(
       std::chrono::duration<double, std::milli>(opt_.max_queue_delay_ms));
+  const auto busy_delay = std::max(delay, std::chrono::duration_cast<SteadyClock::duration>(
+                                              std::chrono::duration<double, std::milli>(opt_.busy_queue_delay_ms)));
   while (!stop_) {
     // Drop cancelled heads; pick the queue whose head has waited longest, among those whose
     // model has a free replica (another executor may be running the rest).
@@ -219,7 +223,7 @@ void Scheduler::loop(size_t worker) {
       rung = slo_rung(*head->model, now, std::max(0.0, waited - opt_.max_queue_delay_ms));
       max_items = slo_batch_cap(opt_.slo_p99_ms, opt_.slo_batch_share, per_item_ms(best_name, rung), opt_.max_batch);
     }
-    const auto ready_at = head->admitted + delay;
+    const auto ready_at = head->admitted + (busy_ > 0 ? busy_delay : delay);
     if (best->items < max_items && now < ready_at && !draining_) {
       cv_.wait_until(lock, ready_at);
       continue;

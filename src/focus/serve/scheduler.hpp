@@ -3,7 +3,8 @@
 //
 // A request becomes a Job (its items: images or sentences) and waits in its model's queue. A free
 // executor takes the queue whose head has waited longest (among the models it may run now, see
-// below) and, once that head has waited max_queue_delay (0: at once) or the queue holds max_batch
+// below) and, once that head has waited max_queue_delay (0: at once; busy_queue_delay instead when
+// it is longer and another batch is computing) or the queue holds max_batch
 // items, runs one batch made of the queued jobs that share the head's model version and batch key
 // (same search options), in arrival order, up to max_batch items (a single job larger than that
 // runs alone; under an SLO an image batch is capped lower, by its estimated compute). Batches
@@ -52,6 +53,9 @@ class Metrics;
 struct SchedulerOptions {
   int64_t max_batch = 64;          // items per batch
   double max_queue_delay_ms = 0;   // how long a head may wait for company
+  // ... and while another batch is computing (busy: an idle server never waits). Under load a
+  // batch of a few costs less per item than one of one, and the cores are then the bottleneck.
+  double busy_queue_delay_ms = 0;
   int64_t queue_capacity = 256;    // queued jobs per model
   // The latency SLO (slo_controller.hpp): > 0 runs image batches on the rung the model's
   // controller picks, and feeds it each request's latency (admission to answer).

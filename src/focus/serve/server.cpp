@@ -173,6 +173,7 @@ Server::Server(const ServeOptions& options) : impl_(std::make_unique<Impl>(optio
   SchedulerOptions so;
   so.max_batch = s.opt.max_batch;
   so.max_queue_delay_ms = s.opt.max_queue_delay_ms;
+  so.busy_queue_delay_ms = s.opt.busy_queue_delay_ms;
   so.queue_capacity = s.opt.queue_capacity;
   so.slo_p99_ms = s.opt.slo_p99_ms;
   so.slo_window_ms = s.opt.slo_window_ms;
