@@ -25,7 +25,8 @@ What a team would reasonably do, and what this twin does:
     the model call to the same threadpool (run_in_threadpool).
   - pydantic models for the V2 request structure (FastAPI's idiom); the `data` array is turned
     into a tensor by numpy (validating 784 floats one by one in pydantic would be slower still).
-  - model.eval(), torch.inference_mode() around every call, the model file's mean / std applied
+  - model.eval(), torch.inference_mode() around every call, the model file's mean / std and
+    calibration temperature applied
     as focus does, softmax in torch.
   - no dynamic batching and no queue limit: each request runs alone as it arrives (batching is
     what focus brings; a team without it would not write one for a first version), and uvicorn
@@ -105,6 +106,9 @@ class Served:
         self.model.load_state_dict(torch_common.focus_state_dict(self.model, tensors, path, "serve_twin"))
         self.model.eval()
         self.mean, self.std = float(norm["mean"]), float(norm["std"])
+        # The calibration temperature focus fits on the validation split and applies to every
+        # answer (softmax(logits / T); files without one: 1).
+        self.temperature = float(meta.get("temperature", "1"))
         self.channels = cfg.get("in_channels", 1)
         self.size = cfg.get("image_size", 28)
         self.classes = json.loads(meta.get("class_names", "[]"))
@@ -113,7 +117,7 @@ class Served:
         """pixels float32 (N, C, S, S) in [0, 1] -> probabilities float32 (N, K)."""
         with torch.inference_mode():
             x = (torch.from_numpy(pixels) - self.mean) / self.std  # (N, C, S, S)
-            return torch.softmax(self.model(x), 1).numpy()         # (N, K)
+            return torch.softmax(self.model(x) / self.temperature, 1).numpy()  # (N, K)
 
     def metadata(self):
         shape = [-1, self.channels, self.size, self.size]
