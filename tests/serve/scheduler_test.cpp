@@ -118,7 +118,9 @@ TEST(Scheduler, AsynchronousJobsEndAtTheirDeadlinesOrWhenTheirClientsLeave) {
   gone = true;
   wait(*busy);
   wait(*j_late), wait(*j_left), wait(*j_ran);
-  for (int i = 0; i < 100 && ran.calls.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  // finish() wakes waiters before it calls on_done: give the three calls their moment.
+  for (int i = 0; i < 400 && (late.calls.load() == 0 || left.calls.load() == 0 || ran.calls.load() == 0); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   EXPECT_EQ(late.calls.load(), 1);
   EXPECT_EQ(late.status.load(), 504);
   EXPECT_FALSE(late.had_probs.load());
