@@ -172,8 +172,9 @@ TEST(Png, AncillaryChunksAreSkippedWithoutAllocatingTheirClaimedLength) {
   const size_t before = max_mmap_bytes();
   EXPECT_TRUE(throws_with<FormatError>([&] { decode_png(bomb, "bomb"); },
                                        "bomb: corrupt or truncated PNG (truncated"));
-  if (before < (size_t(1) << 30))  // glibc serves a 2 GB malloc by mmap, counted here
+  if (before < (size_t(1) << 30)) {  // glibc serves a 2 GB malloc by mmap, counted here
     EXPECT_LT(max_mmap_bytes(), size_t(1) << 30) << "the claimed 2 GB were allocated";
+  }
 }
 
 // A decompression bomb: 16384x16384 black pixels at 1 bit deflate to ~33 KB, and decoding them
@@ -206,7 +207,7 @@ TEST(Png, MaxPixelsRefusesABombFromItsHeader) {
   EXPECT_TRUE(throws_with<ImageTooLargeError>([&] { decode_png(big, "body", 4096 * 4096); },
                                               "body: 16384x16384 pixels, over the limit of "
                                               "16777216 pixels"));
-  if (before < (size_t(128) << 20)) EXPECT_LT(max_mmap_bytes(), size_t(128) << 20);
+  if (before < (size_t(128) << 20)) { EXPECT_LT(max_mmap_bytes(), size_t(128) << 20); }
 
   const std::string small = bomb(64);
   EXPECT_TRUE(throws_with<FormatError>([&] { decode_png(small, "s", 64 * 64 - 1); }, "64x64"));

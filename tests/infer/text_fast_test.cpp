@@ -213,7 +213,7 @@ TEST(TextFastPath, PredictorPathsAgree) {
       double sum = 0;  // the pooling weights sum to 1 over the encoder's tokens, 0 after them
       for (size_t t = 0; t < pf[i].pooling.size(); ++t) {
         sum += pf[i].pooling[t];
-        if (int64_t(t) >= cfg.max_len) EXPECT_EQ(pf[i].pooling[t], 0.0);
+        if (int64_t(t) >= cfg.max_len) { EXPECT_EQ(pf[i].pooling[t], 0.0); }
       }
       EXPECT_NEAR(sum, 1.0, 1e-5);
       for (size_t t = 0; t < pf[i].pooling.size(); ++t) EXPECT_NEAR(pf[i].pooling[t], pr[i].pooling[t], 1e-5);

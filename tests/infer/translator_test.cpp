@@ -156,8 +156,9 @@ TEST(Translator, Int8WeightsRunEveryLinearAndTheDecoderSteps) {
     size_t same = 0;
     for (size_t i = 0; i < kInputs.size(); ++i) {
       same += got[i].nbest[0].tokens == want[i].nbest[0].tokens;
-      if (got[i].nbest[0].tokens == want[i].nbest[0].tokens)
+      if (got[i].nbest[0].tokens == want[i].nbest[0].tokens) {
         EXPECT_NEAR(got[i].nbest[0].score, want[i].nbest[0].score, 0.05) << kInputs[i];
+      }
     }
     EXPECT_GE(same, kInputs.size() - 1) << "beam " << beam;
   }

@@ -172,9 +172,9 @@ void check_onednn(const ConvGeom& g, Rng& rng, const OneDnnConvOptions& opt, dou
     ASSERT_TRUE(conv2d_backward_onednn(mask & 1 ? dx.data() : nullptr, mask & 2 ? dw.data() : nullptr,
                                        mask & 4 ? db.data() : nullptr, dy.data(), x.data(), w.data(), g, opt))
         << where;
-    if (mask & 1) EXPECT_LT(max_rel_diff(dx, dxr), tol) << "dx, mask " << mask << " " << where;
-    if (mask & 2) EXPECT_LT(max_rel_diff(dw, dwr), tol) << "dw, mask " << mask << " " << where;
-    if (mask & 4) EXPECT_LT(max_rel_diff(db, dbr), tol) << "db, mask " << mask << " " << where;
+    if (mask & 1) { EXPECT_LT(max_rel_diff(dx, dxr), tol) << "dx, mask " << mask << " " << where; }
+    if (mask & 2) { EXPECT_LT(max_rel_diff(dw, dwr), tol) << "dw, mask " << mask << " " << where; }
+    if (mask & 4) { EXPECT_LT(max_rel_diff(db, dbr), tol) << "db, mask " << mask << " " << where; }
   }
 }
 

@@ -16,7 +16,8 @@ TEST(OneDnn, FollowsTheActiveIsa) {
   EXPECT_EQ(onednn_enabled(), active_isa() != Isa::Scalar);
   const unsigned effective = unsigned(dnnl::get_effective_cpu_isa());
   const unsigned avx512 = unsigned(dnnl::cpu_isa::avx512_core);
-  if (active_isa() == Isa::Avx2)  // capped: no AVX-512 kernel may run
+  if (active_isa() == Isa::Avx2) {  // capped: no AVX-512 kernel may run
     EXPECT_NE(effective & avx512, avx512) << "oneDNN runs AVX-512 under FOCUS_FORCE_ISA=avx2";
-  if (active_isa() == Isa::Avx512) EXPECT_EQ(effective & avx512, avx512);
+  }
+  if (active_isa() == Isa::Avx512) { EXPECT_EQ(effective & avx512, avx512); }
 }

@@ -167,8 +167,8 @@ TEST(Precision, OneDnnBf16MatmulWhereTheCpuHasBf16) {
     std::vector<float> C(M * N, 1.f), R(M * N, 1.f);
     const bool ran = gemm_bf16_onednn(ta, tb, M, N, K, 1.f, A.data(), ta ? M : K, B.data(),
                                       tb ? K : N, 0.5f, C.data(), N);
-    if (bf16_hardware()) EXPECT_TRUE(ran) << "oneDNN refused a bf16 matmul on bf16 hardware";
-    if (!onednn_enabled()) EXPECT_FALSE(ran);
+    if (bf16_hardware()) { EXPECT_TRUE(ran) << "oneDNN refused a bf16 matmul on bf16 hardware"; }
+    if (!onednn_enabled()) { EXPECT_FALSE(ran); }
     if (!ran) continue;
     const auto rA = rounded(A), rB = rounded(B);
     gemm_reference<float>(ta, tb, M, N, K, 1.f, rA.data(), ta ? M : K, rB.data(), tb ? K : N, 0.5f,

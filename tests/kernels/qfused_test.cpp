@@ -90,7 +90,7 @@ TEST(QFused, LinearEqualsTheComposedPrimitives) {
               quantize_rows_layer_norm_for(w, q.data(), s.K, sx.data(), X.data(), s.K, s.M,
                                            norm.weight, norm.bias, norm.eps);
               qgemm_dequant(mine.data(), s.N, q.data(), s.K, s.M, w, sx.data(), b.data(), acc);
-              if (ep == QEpilogue::None) EXPECT_EQ(got, mine) << s.M << "x" << s.N << "x" << s.K;
+              if (ep == QEpilogue::None) { EXPECT_EQ(got, mine) << s.M << "x" << s.N << "x" << s.K; }
               float step = 0;
               for (float v : sx) step = std::max(step, v);
               tol = step * *std::max_element(w.scale.begin(), w.scale.end()) * 127.f;

@@ -152,7 +152,7 @@ TEST(QGemm, LayerNormQuantiserMatchesComposition) {
         }
       }
       EXPECT_LE(differ, M * K / 100) << qpath_name(p) << " K " << K;
-      if (p != QPath::Vnni512) EXPECT_EQ(differ, 0) << qpath_name(p);
+      if (p != QPath::Vnni512) { EXPECT_EQ(differ, 0) << qpath_name(p); }
     }
   }
   if (qpath_supported(QPath::Vnni512)) {

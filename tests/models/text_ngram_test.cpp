@@ -128,7 +128,7 @@ TEST(TextNgram, WordBoundedNgramsNeverSpanABoundary) {
                                                   {7, 6, 8}, {6}, {6, 8}, {8}};
   EXPECT_EQ(kept, want);
   for (size_t s = 0; s < 15; ++s)
-    if (w[s] != 0) EXPECT_NEAR(w[s], 1 / std::sqrt(11.0), 1e-12);
+    if (w[s] != 0) { EXPECT_NEAR(w[s], 1 / std::sqrt(11.0), 1e-12); }
   // Off (-1): 12 n-grams, 5 7 6 among them.
   text_ngram_features(row.data(), 1, 5, 3, B, bucket.data(), w.data());
   EXPECT_NEAR(w[1 * 3 + 2], 1 / std::sqrt(12.0), 1e-12);

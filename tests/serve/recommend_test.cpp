@@ -54,7 +54,7 @@ TEST(ServeRecommend, TopKExcludesTheHistoryAndMatchesThePredictor) {
     EXPECT_EQ(items[i]["item"], want[i].item);
     EXPECT_NEAR(items[i]["score"].get<double>(), want[i].score, 1e-6);
     EXPECT_EQ(std::count(history.begin(), history.end(), items[i]["item"].get<std::string>()), 0);
-    if (i > 0) EXPECT_GE(items[i - 1]["score"].get<double>(), items[i]["score"].get<double>());
+    if (i > 0) { EXPECT_GE(items[i - 1]["score"].get<double>(), items[i]["score"].get<double>()); }
   }
   // k larger than the unseen items: all 5 of them, none of the history.
   const auto all = c->Post("/v1/models/rec/recommend", f.auth("infer"), json{{"history", history}, {"k", 100}}.dump(),
