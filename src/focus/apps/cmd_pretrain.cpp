@@ -6,10 +6,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "focus/kernels/precision.hpp"
 #include "focus/apps/commands.hpp"
 #include "focus/io/atomic_file.hpp"
 #include "focus/kernels/cpu.hpp"
+#include "focus/kernels/precision.hpp"
 #include "focus/train/config.hpp"
 #include "focus/train/pretrain.hpp"
 

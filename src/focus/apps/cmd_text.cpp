@@ -14,7 +14,6 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "focus/kernels/precision.hpp"
 #include "focus/apps/commands.hpp"
 #include "focus/dist/communicator.hpp"
 #include "focus/infer/calibration.hpp"
@@ -23,6 +22,7 @@
 #include "focus/io/atomic_file.hpp"
 #include "focus/io/safetensors.hpp"
 #include "focus/kernels/cpu.hpp"
+#include "focus/kernels/precision.hpp"
 #include "focus/train/text_data.hpp"
 
 namespace focus {

@@ -13,7 +13,6 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "focus/kernels/precision.hpp"
 #include "focus/apps/commands.hpp"
 #include "focus/data/dataset.hpp"
 #include "focus/dist/communicator.hpp"
@@ -22,6 +21,7 @@
 #include "focus/io/safetensors.hpp"
 #include "focus/kernels/cpu.hpp"
 #include "focus/kernels/gemm.hpp"
+#include "focus/kernels/precision.hpp"
 #include "focus/review/reviewed_labels.hpp"
 #include "focus/tensor/rng.hpp"
 #include "focus/train/fine_tune.hpp"

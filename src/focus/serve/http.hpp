@@ -70,7 +70,6 @@ class HttpReply {
   HttpReply() = default;
   explicit HttpReply(std::shared_ptr<void> state) : state_(std::move(state)) {}
   void send() const;
-  explicit operator bool() const { return bool(state_); }
 
  private:
   std::shared_ptr<void> state_;

@@ -311,12 +311,8 @@ struct Server::Impl {
     c.rec.queue_ms = std::chrono::duration<double, std::milli>(job.started - job.admitted).count();
     c.rec.compute_ms = std::chrono::duration<double, std::milli>(job.finished - job.started).count();
     c.rec.batch = job.batch_items;
-    if (job.status != 0) {
-      if (job.status == 504) {
-        refuse(c, 504, "deadline", job.error);
-      } else {
-        refuse(c, job.status, job.status < 500 ? "bad_request" : "error", job.error);
-      }
+    if (job.status != 0) {  // a 504 never started: answered above
+      refuse(c, job.status, job.status < 500 ? "bad_request" : "error", job.error);
       return false;
     }
     return true;
